@@ -1,0 +1,89 @@
+"""Frozen server settings: defaults < FLOOM_*/WORKEROS_* environment < command-line flags.
+
+Only this module and cli.py read the environment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "workspace_template"
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Path("./floom-data")
+    template_dir: Path = DEFAULT_TEMPLATE_DIR
+    # Shared secret (x-floom-secret). When unset, the server generates one in system/.
+    secret: str | None = None
+    shared_secret_role: str = "member"
+    # Limits on what a request may carry.
+    max_json_bytes: int = 1024 * 1024
+    max_file_bytes: int = 25 * 1024 * 1024
+    max_upload_bytes: int = 50 * 1024 * 1024
+    max_archive_entries: int = 2000
+    # Live on-disk edits.
+    watch: bool = True
+    sync_quiet_seconds: float = 1.0
+    sync_author_name: str = "floom-sync"
+    sync_author_email: str = "sync@floom.local"
+    # Git over HTTP.
+    git_binary: str = "git"
+    git_remote: str | None = None
+
+    @property
+    def workspaces_dir(self) -> Path:
+        return self.data_dir / "workspaces"
+
+    @property
+    def system_dir(self) -> Path:
+        return self.data_dir / "system"
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.data_dir / "spool"
+
+    def replace(self, **changes: object) -> Settings:
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _bool(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def from_env(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Build Settings from the environment, then apply non-None overrides (CLI flags)."""
+    env = os.environ if env is None else env
+    values: dict[str, object] = {}
+    if "FLOOM_HOST" in env:
+        values["host"] = env["FLOOM_HOST"]
+    if "FLOOM_PORT" in env:
+        values["port"] = int(env["FLOOM_PORT"])
+    if "FLOOM_DATA_DIR" in env:
+        values["data_dir"] = Path(env["FLOOM_DATA_DIR"])
+    if "FLOOM_TEMPLATE_DIR" in env:
+        values["template_dir"] = Path(env["FLOOM_TEMPLATE_DIR"])
+    if env.get("FLOOM_SECRET"):
+        values["secret"] = env["FLOOM_SECRET"]
+    if "WORKEROS_SHARED_SECRET_ROLE" in env:
+        values["shared_secret_role"] = env["WORKEROS_SHARED_SECRET_ROLE"]
+    if "FLOOM_WATCH" in env:
+        values["watch"] = _bool(env["FLOOM_WATCH"])
+    if "FLOOM_SYNC_QUIET_SECONDS" in env:
+        values["sync_quiet_seconds"] = float(env["FLOOM_SYNC_QUIET_SECONDS"])
+    if "FLOOM_SYNC_AUTHOR_NAME" in env:
+        values["sync_author_name"] = env["FLOOM_SYNC_AUTHOR_NAME"]
+    if "FLOOM_SYNC_AUTHOR_EMAIL" in env:
+        values["sync_author_email"] = env["FLOOM_SYNC_AUTHOR_EMAIL"]
+    if env.get("WORKEROS_GIT_REMOTE"):
+        values["git_remote"] = env["WORKEROS_GIT_REMOTE"]
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    if "data_dir" in values:
+        values["data_dir"] = Path(str(values["data_dir"])).resolve()
+    return Settings(**values)  # type: ignore[arg-type]

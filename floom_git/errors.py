@@ -1,0 +1,65 @@
+"""Domain errors raised by storage and services; http/errors.py maps each class to a status.
+
+    FloomError
+      ├── InvalidInput        bad field, path or file content   (400)
+      │     └── InvalidManifest  a worker.yml that does not validate
+      ├── Unauthenticated     missing or wrong credential      (401)
+      ├── Forbidden           known caller, not allowed        (403)
+      ├── NotFound            no such resource, or not visible (404)
+      ├── Conflict            exists already / wrong state     (409)
+      ├── PayloadTooLarge     body, file or archive too big    (413)
+      ├── Unprocessable       well-formed but semantically bad (422)
+      └── RateLimited         too many requests                (429)
+"""
+
+from __future__ import annotations
+
+
+class FloomError(Exception):
+    """Base of every domain error; `message` is what the user reads in `detail`."""
+
+    code = "error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInput(FloomError):
+    code = "invalid_input"
+
+
+class InvalidManifest(InvalidInput):
+    code = "invalid_manifest"
+
+
+class Unauthenticated(FloomError):
+    code = "unauthenticated"
+
+
+class Forbidden(FloomError):
+    code = "forbidden"
+
+
+class NotFound(FloomError):
+    code = "not_found"
+
+
+class Conflict(FloomError):
+    code = "conflict"
+
+
+class PayloadTooLarge(FloomError):
+    code = "payload_too_large"
+
+
+class Unprocessable(FloomError):
+    code = "unprocessable"
+
+
+class RateLimited(FloomError):
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -1,0 +1,1 @@
+"""HTTP: decode requests, call services, encode responses. Never imports pygit2."""

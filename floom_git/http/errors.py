@@ -1,0 +1,45 @@
+"""Domain error -> HTTP status, in one table, and the one error body: {"detail": "..."}."""
+
+from __future__ import annotations
+
+import msgspec
+from aiohttp import web
+
+from floom_git import errors
+
+STATUS: dict[type[errors.FloomError], int] = {
+    errors.InvalidInput: 400,
+    errors.InvalidManifest: 400,
+    errors.Unauthenticated: 401,
+    errors.Forbidden: 403,
+    errors.NotFound: 404,
+    errors.Conflict: 409,
+    errors.PayloadTooLarge: 413,
+    errors.Unprocessable: 422,
+    errors.RateLimited: 429,
+}
+
+
+def status_for(exc: errors.FloomError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]  # type: ignore[index]
+    return 400
+
+
+def error_response(status: int, detail: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        status=status,
+        body=msgspec.json.encode({"detail": detail}),
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+def from_domain(exc: errors.FloomError) -> web.Response:
+    headers: dict[str, str] = {}
+    if isinstance(exc, errors.RateLimited):
+        headers["Retry-After"] = str(exc.retry_after)
+    if isinstance(exc, errors.Unauthenticated):
+        headers["WWW-Authenticate"] = 'Bearer realm="floom"'
+    return error_response(status_for(exc), exc.message, headers or None)

@@ -1,0 +1,167 @@
+"""Context pack routes: packs, files (raw or JSON bodies), multipart upload, history."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import urllib.parse
+
+import msgspec
+from aiohttp import web
+
+from floom_git.errors import InvalidInput, PayloadTooLarge
+from floom_git.http import wire
+from floom_git.http.handlers.common import actor, settings, workspace
+from floom_git.schemas.api import ContextCreate, ContextFileIn, ContextVisibility
+from floom_git.storage import paths
+from floom_git.services import contexts
+
+
+async def list_contexts(request: web.Request) -> web.Response:
+    items = await asyncio.to_thread(contexts.list_contexts, workspace(request))
+    return wire.json(items, headers={"X-Total-Count": str(len(items))})
+
+
+async def create_context(request: web.Request) -> web.Response:
+    body = ContextCreate()
+    if request.body_exists:
+        raw = await wire.read_body(request, 64 * 1024)
+        if raw.strip():
+            try:
+                body = msgspec.json.decode(raw, type=ContextCreate)
+            except msgspec.ValidationError as exc:
+                raise InvalidInput(f"request body: {exc}") from None
+            except msgspec.DecodeError as exc:
+                raise InvalidInput(f"request body: malformed JSON ({exc})") from None
+    result = await contexts.create(workspace(request), actor(request), request.match_info["name"], body)
+    return wire.json(result, 201)
+
+
+async def get_context(request: web.Request) -> web.Response:
+    prefix = request.query.get("path_prefix")
+    result = await asyncio.to_thread(contexts.detail, workspace(request), request.match_info["name"], prefix)
+    return wire.json(result)
+
+
+async def delete_context(request: web.Request) -> web.Response:
+    return wire.json(await contexts.delete(workspace(request), actor(request), request.match_info["name"]))
+
+
+async def read_file(request: web.Request) -> web.Response:
+    data, ctype = await asyncio.to_thread(
+        contexts.read_file, workspace(request), request.match_info["name"], request.match_info["path"]
+    )
+    headers = {"X-Content-Type-Options": "nosniff"}
+    if ctype in ("text/html", "image/svg+xml", "application/xhtml+xml"):
+        headers["Content-Disposition"] = "attachment"  # active markup is downloaded, not rendered
+    if ctype.startswith("text/") or ctype in ("application/json", "application/yaml"):
+        return web.Response(body=data, headers=headers, content_type=ctype, charset="utf-8")
+    return web.Response(body=data, headers=headers, content_type=ctype)
+
+
+async def put_file(request: web.Request) -> web.Response:
+    """Raw body = file bytes; `Content-Type: application/json` = {content, encoding?}."""
+    cfg = settings(request)
+    raw = await wire.read_body(request, cfg.max_file_bytes * 2)
+    if request.content_type == "application/json":
+        try:
+            body = msgspec.json.decode(raw, type=ContextFileIn)
+        except msgspec.ValidationError as exc:
+            raise InvalidInput(f"request body: {exc} (a JSON body must be {{content, encoding?}}; "
+                               "send other Content-Types to store bytes as they are)") from None
+        except msgspec.DecodeError as exc:
+            raise InvalidInput(f"request body: malformed JSON ({exc})") from None
+        if body.encoding == "base64":
+            try:
+                data = base64.b64decode(body.content, validate=True)
+            except (binascii.Error, ValueError):
+                raise InvalidInput("content: not valid base64") from None
+        else:
+            data = body.content.encode("utf-8")
+    else:
+        data = raw
+    result = await contexts.put_file(
+        workspace(request), actor(request), request.match_info["name"], request.match_info["path"],
+        data, cfg.max_file_bytes,
+    )
+    return wire.json(result)
+
+
+async def delete_file(request: web.Request) -> web.Response:
+    result = await contexts.delete_file(
+        workspace(request), actor(request), request.match_info["name"], request.match_info["path"]
+    )
+    return wire.json(result)
+
+
+async def upload(request: web.Request) -> web.Response:
+    """multipart/form-data: file parts (their filename is the path), optional `path_prefix` and
+    `create_if_missing` fields. All files land in one commit."""
+    cfg = settings(request)
+    if not request.content_type.startswith("multipart/"):
+        raise InvalidInput("Content-Type must be multipart/form-data")
+    if request.content_length is not None and request.content_length > cfg.max_upload_bytes:
+        raise PayloadTooLarge(f"upload is larger than {cfg.max_upload_bytes} bytes")
+    reader = await request.multipart()
+    prefix = ""
+    create_if_missing = False
+    pending: list[tuple[str, bytes]] = []
+    total = 0
+    while True:
+        part = await reader.next()
+        if part is None:
+            break
+        if isinstance(part, type(reader)):
+            raise InvalidInput("nested multipart bodies are not supported")
+        if part.filename is None:
+            value = (await part.read(decode=True))[:4096].decode("utf-8", errors="replace")
+            if part.name == "path_prefix":
+                prefix = value.strip().strip("/")
+            elif part.name == "create_if_missing":
+                create_if_missing = value.strip().lower() in ("1", "true", "yes")
+            continue
+        chunks = []
+        while chunk := await part.read_chunk(65536):
+            total += len(chunk)
+            if total > cfg.max_upload_bytes:
+                raise PayloadTooLarge(f"upload is larger than {cfg.max_upload_bytes} bytes")
+            chunks.append(chunk)
+        if len(pending) >= cfg.max_archive_entries:
+            raise PayloadTooLarge(f"upload holds more than {cfg.max_archive_entries} files")
+        pending.append((urllib.parse.unquote(part.filename), b"".join(chunks)))
+    files: dict[str, bytes] = {}
+    for name, data in pending:
+        rel = paths.clean_relpath(f"{prefix}/{name}" if prefix else name, field="filename")
+        if rel in files:
+            raise InvalidInput(f"filename: '{rel}' is uploaded twice")
+        files[rel] = data
+    result = await contexts.upload(workspace(request), actor(request), request.match_info["name"],
+                                   files, cfg.max_upload_bytes, create_if_missing)
+    return wire.json(result, 201)
+
+
+async def set_visibility(request: web.Request) -> web.Response:
+    body = await wire.decode(request, ContextVisibility, 4096)
+    result = await contexts.set_visibility(workspace(request), actor(request),
+                                           request.match_info["name"], body.visibility)
+    return wire.json(result)
+
+
+async def list_versions(request: web.Request) -> web.Response:
+    items = await contexts.versions(workspace(request), request.match_info["name"],
+                                    wire.q_int(request, "limit", 50, 1, 500),
+                                    wire.q_int(request, "offset", 0, 0))
+    return wire.json(items)
+
+
+async def version_files(request: web.Request) -> web.Response:
+    result = await asyncio.to_thread(contexts.version_files, workspace(request),
+                                     request.match_info["name"], request.match_info["sha"])
+    return wire.json(result)
+
+
+async def rollback(request: web.Request) -> web.Response:
+    result = await contexts.rollback(workspace(request), actor(request),
+                                     request.match_info["name"], request.match_info["sha"])
+    return wire.json(result)

@@ -1,0 +1,63 @@
+"""Workspace instructions (workspace.md) and the workspace changelog."""
+
+from __future__ import annotations
+
+import asyncio
+
+import msgspec
+from aiohttp import web
+
+from floom_git.errors import InvalidInput
+from floom_git.http import wire
+from floom_git.http.handlers.common import actor, settings, workspace
+from floom_git.schemas.api import WorkspacePut
+from floom_git.services import instructions
+
+
+async def get_instructions(request: web.Request) -> web.Response:
+    content = await asyncio.to_thread(instructions.read, workspace(request))
+    if "application/json" in request.headers.get("Accept", ""):
+        tip = workspace(request).repo.tip()
+        return wire.json({"content": content, "sha": str(tip.id)[:7] if tip else None})
+    return web.Response(text=content, content_type="text/markdown", charset="utf-8")
+
+
+async def put_instructions(request: web.Request) -> web.Response:
+    """Raw markdown body, or JSON {content} with Content-Type: application/json."""
+    cfg = settings(request)
+    raw = await wire.read_body(request, cfg.max_file_bytes)
+    if request.content_type == "application/json":
+        try:
+            content = msgspec.json.decode(raw, type=WorkspacePut).content
+        except msgspec.ValidationError as exc:
+            raise InvalidInput(f"request body: {exc}") from None
+        except msgspec.DecodeError as exc:
+            raise InvalidInput(f"request body: malformed JSON ({exc})") from None
+    else:
+        try:
+            content = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidInput("body: workspace instructions must be UTF-8 text") from None
+    return wire.json(await instructions.write(workspace(request), actor(request), content, cfg.max_file_bytes))
+
+
+async def list_versions(request: web.Request) -> web.Response:
+    return wire.json(await instructions.versions(workspace(request),
+                                                 wire.q_int(request, "limit", 50, 1, 500),
+                                                 wire.q_int(request, "offset", 0, 0)))
+
+
+async def get_version(request: web.Request) -> web.Response:
+    doc = await asyncio.to_thread(instructions.version, workspace(request), request.match_info["sha"])
+    return wire.json(doc)
+
+
+async def rollback(request: web.Request) -> web.Response:
+    return wire.json(await instructions.rollback(workspace(request), actor(request), request.match_info["sha"]))
+
+
+async def changelog(request: web.Request) -> web.Response:
+    raw = request.query.get("asset_types")
+    types = [t.strip() for t in raw.split(",") if t.strip()] if raw else None
+    items = await instructions.changelog(workspace(request), wire.q_int(request, "limit", 50, 1, 200), types)
+    return wire.json(items)

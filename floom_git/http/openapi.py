@@ -1,0 +1,122 @@
+"""/openapi.json built from the route table and the msgspec schemas, and /docs: a self-contained
+HTML page (no CDN, works offline) listing every route with its schemas."""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from floom_git import __version__
+from floom_git.schemas.api import Error
+
+ROUTES_KEY = web.AppKey("routes", list)
+_PARAM = re.compile(r"\{(\w+)(?::[^}]*)?\}")
+
+
+def build_spec(routes: list) -> dict[str, Any]:
+    types: list[Any] = [Error]
+    for r in routes:
+        for t in (r.body, r.response):
+            if t is not None and t not in types:
+                types.append(t)
+    schemas, components = msgspec.json.schema_components(types, ref_template="#/components/schemas/{name}")
+    by_type = dict(zip(types, schemas))
+    paths: dict[str, dict[str, Any]] = {}
+    for r in routes:
+        path = _PARAM.sub(r"{\1}", r.path)
+        op: dict[str, Any] = {
+            "summary": r.summary,
+            "tags": [r.tag],
+            "operationId": f"{r.method.lower()}_{re.sub(r'[^a-z0-9]+', '_', path.lower()).strip('_')}",
+        }
+        params = [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
+                  for n in _PARAM.findall(r.path)]
+        params += [{"name": n, "in": "query", "required": False, "schema": {"type": t},
+                    "description": d} for n, t, d in r.query]
+        if r.perm not in ("public", "git"):
+            params.append({"name": "x-workeros-workspace", "in": "header", "required": False,
+                           "schema": {"type": "string"}, "description": "workspace id (default: default)"})
+        if params:
+            op["parameters"] = params
+        if r.body is not None:
+            content: dict[str, Any] = {"application/json": {"schema": by_type[r.body]}}
+            if r.extra.get("raw_body"):
+                content["application/octet-stream"] = {"schema": {"type": "string", "format": "binary"}}
+            op["requestBody"] = {"required": True, "content": content}
+        elif r.extra.get("multipart"):
+            op["requestBody"] = {"required": True, "content": {"multipart/form-data": {"schema": {
+                "type": "object", "properties": {
+                    "file": {"type": "string", "format": "binary"},
+                    "path_prefix": {"type": "string"}, "create_if_missing": {"type": "string"}}}}}}
+        ok: dict[str, Any] = {"description": "OK"}
+        if r.response is not None:
+            ok["content"] = {"application/json": {"schema": by_type[r.response]}}
+        elif r.content_type != "application/json":
+            ok["content"] = {r.content_type: {"schema": {"type": "string"}}}
+        err = {"description": "Error", "content": {"application/json": {"schema": by_type[Error]}}}
+        responses: dict[str, Any] = {str(r.status): ok}
+        codes = ["400", "404", "409", "413", "422", "429"]
+        if r.perm not in ("public",):
+            codes[:0] = ["401", "403"]
+        for code in codes:
+            responses[code] = err
+        op["responses"] = responses
+        if r.perm not in ("public",):
+            op["security"] = [{"floomSecret": []}, {"floomToken": []}, {"bearer": []}]
+        paths.setdefault(path, {})[r.method.lower()] = op
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "floom-git", "version": __version__,
+                 "description": "Every route is also served under /api, /v1 and /api/v1. "
+                                "Errors are {\"detail\": \"...\"}."},
+        "paths": paths,
+        "components": {
+            "schemas": components,
+            "securitySchemes": {
+                "floomSecret": {"type": "apiKey", "in": "header", "name": "x-floom-secret"},
+                "floomToken": {"type": "apiKey", "in": "header", "name": "x-floom-token"},
+                "bearer": {"type": "http", "scheme": "bearer"},
+            },
+        },
+    }
+
+
+async def openapi_json(request: web.Request) -> web.Response:
+    spec = build_spec(request.app[ROUTES_KEY])
+    return web.Response(body=msgspec.json.encode(spec), content_type="application/json")
+
+
+async def docs(request: web.Request) -> web.Response:
+    spec = build_spec(request.app[ROUTES_KEY])
+    rows = []
+    for path, ops in spec["paths"].items():
+        for method, op in ops.items():
+            detail = html.escape(msgspec.json.format(msgspec.json.encode(op), indent=2).decode())
+            rows.append(f"<details><summary><code>{method.upper()} {html.escape(path)}</code> "
+                        f"{html.escape(op['summary'])}</summary><pre>{detail}</pre></details>")
+    schemas = html.escape(msgspec.json.format(msgspec.json.encode(spec["components"]), indent=2).decode())
+    page = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>floom-git API</title>"
+        "<style>body{font-family:sans-serif;max-width:60rem;margin:2rem auto}"
+        "summary{cursor:pointer;padding:.2rem}pre{background:#f5f5f5;padding:.5rem;overflow:auto}"
+        "</style></head><body><h1>floom-git API</h1>"
+        "<p>Machine-readable spec: <a href='/openapi.json'>/openapi.json</a>. Every route is also "
+        "served under <code>/api</code>, <code>/v1</code> and <code>/api/v1</code>.</p>"
+        + "".join(rows) + f"<h2>Schemas</h2><pre>{schemas}</pre></body></html>"
+    )
+    return web.Response(text=page, content_type="text/html")
+
+
+def routes() -> list:
+    from floom_git.http.routes import Route
+
+    return [
+        Route("GET", "/openapi.json", openapi_json, "public", "This OpenAPI document", "system",
+              aliases=False),
+        Route("GET", "/docs", docs, "public", "Human-readable API reference (offline)", "system",
+              content_type="text/html", aliases=False),
+    ]

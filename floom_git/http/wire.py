@@ -1,0 +1,84 @@
+"""Request decoding and response encoding shared by handlers: bounded bodies, msgspec decoding
+with `$.path` messages, query parameters with bounds, JSON responses."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import msgspec
+from aiohttp import web
+
+from floom_git.errors import InvalidInput, PayloadTooLarge
+
+T = TypeVar("T")
+MAX_INT = 10**9
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The whole body, refusing (413) anything over `limit` bytes before reading it all."""
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"request body is larger than {limit} bytes")
+    chunks = []
+    size = 0
+    async for chunk in request.content.iter_chunked(65536):
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request body is larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def decode(request: web.Request, type_: type[T], limit: int) -> T:
+    """Decode a JSON body into `type_`; 400 naming the field on malformed or invalid input."""
+    ctype = request.content_type
+    if ctype not in ("application/json", "application/octet-stream", "text/plain") and request.body_exists:
+        if not ctype.endswith("+json"):
+            raise InvalidInput(f"Content-Type must be application/json, not {ctype}")
+    body = await read_body(request, limit)
+    if not body.strip():
+        raise InvalidInput("request body: expected a JSON object, got an empty body")
+    try:
+        return msgspec.json.decode(body, type=type_)
+    except msgspec.ValidationError as exc:
+        raise InvalidInput(f"request body: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise InvalidInput(f"request body: malformed JSON ({exc})") from None
+
+
+def json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(body=msgspec.json.encode(data), status=status,
+                        content_type="application/json", headers=headers)
+
+
+def q_int(request: web.Request, name: str, default: int, lo: int = 0, hi: int = MAX_INT) -> int:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidInput(f"{name}: expected an integer, got '{raw[:40]}'") from None
+    if not lo <= value <= hi:
+        raise InvalidInput(f"{name}: must be between {lo} and {hi}")
+    return value
+
+
+def q_bool(request: web.Request, name: str) -> bool | None:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return None
+    value = raw.lower()
+    if value in ("1", "true", "yes"):
+        return True
+    if value in ("0", "false", "no"):
+        return False
+    raise InvalidInput(f"{name}: expected true or false, got '{raw[:40]}'")
+
+
+def q_choice(request: web.Request, name: str, choices: tuple[str, ...], default: str | None) -> str | None:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw not in choices:
+        raise InvalidInput(f"{name}: must be one of {', '.join(choices)}")
+    return raw

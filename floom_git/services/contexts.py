@@ -1,0 +1,269 @@
+"""Context packs: folders under contexts/<name>/ with optional context.yml metadata.
+
+Files are read from the working tree (what people edit) and written through the workspace
+writer, one commit per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Any
+
+from floom_git.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
+from floom_git.schemas.api import (
+    ContextCreate,
+    ContextDetail,
+    ContextSummary,
+    Deleted,
+    UploadResult,
+    Version,
+    VersionFiles,
+    WriteResult,
+)
+from floom_git.services.actor import Actor
+from floom_git.services.files import content_type, file_out
+from floom_git.services.workspaces import Workspace
+from floom_git.storage import history, paths
+from floom_git.storage.codec import dump_yaml, load_yaml
+from floom_git.storage.repo import Changeset, WorkspaceRepo
+
+NOT_FOUND = "Context not found"
+SKIP = {"__pycache__", ".venv", "node_modules"}
+
+
+def _dir(ws: Workspace, name: str) -> Path:
+    return ws.path / paths.context_dir(name)
+
+
+def _exists(ws: Workspace, name: str) -> bool:
+    folder = _dir(ws, name)
+    return paths.CONTEXT_NAME_RE.match(name or "") is not None and folder.is_dir() and not folder.is_symlink()
+
+
+def _require(ws: Workspace, name: str) -> Path:
+    if not _exists(ws, name):
+        raise NotFound(NOT_FOUND)
+    return _dir(ws, name)
+
+
+def _files(ws: Workspace, folder: Path) -> list[str]:
+    out = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = sorted(d for d in dirnames if d not in SKIP)
+        for fname in filenames:
+            full = Path(dirpath) / fname
+            if full.is_symlink() or fname.startswith(".floom-"):
+                continue
+            if ws.repo.repo.path_is_ignored(full.relative_to(ws.path).as_posix()):
+                continue
+            out.append(full.relative_to(folder).as_posix())
+    return sorted(out)
+
+
+def _meta(folder: Path, name: str) -> dict[str, Any]:
+    meta_file = folder / paths.CONTEXT_META
+    if not meta_file.is_file():
+        return {}
+    try:
+        meta = load_yaml(meta_file.read_bytes(), where=f"{paths.context_dir(name)}/{paths.CONTEXT_META}")
+    except InvalidInput:
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def _summary(ws: Workspace, name: str) -> tuple[ContextSummary, list[str], dict[str, Any]]:
+    folder = _dir(ws, name)
+    files = _files(ws, folder)
+    meta = _meta(folder, name)
+    size = sum((folder / f).stat().st_size for f in files)
+    summary = ContextSummary(
+        name=name,
+        description=meta.get("description") if isinstance(meta.get("description"), str) else None,
+        visibility=str(meta.get("visibility", "workspace")),
+        writeable=bool(meta.get("writeable", False)),
+        category=meta.get("category") if isinstance(meta.get("category"), str) else None,
+        file_count=len([f for f in files if f != paths.CONTEXT_META]),
+        size_bytes=size,
+    )
+    return summary, files, meta
+
+
+def list_contexts(ws: Workspace) -> list[ContextSummary]:
+    base = ws.path / paths.CONTEXTS_DIR
+    if not base.is_dir():
+        return []
+    names = sorted(p.name for p in base.iterdir() if p.is_dir() and not p.is_symlink())
+    return [_summary(ws, n)[0] for n in names if paths.CONTEXT_NAME_RE.match(n)]
+
+
+def detail(ws: Workspace, name: str, path_prefix: str | None = None) -> ContextDetail:
+    folder = _require(ws, name)
+    summary, files, meta = _summary(ws, name)
+    if path_prefix:
+        files = [f for f in files if f.startswith(path_prefix)]
+    outs = [file_out(f, (folder / f).read_bytes(), with_content=False) for f in files]
+    return ContextDetail(**{f: getattr(summary, f) for f in summary.__struct_fields__},
+                         files=outs, metadata=meta)
+
+
+def _meta_bytes(body: ContextCreate) -> bytes:
+    meta: dict[str, Any] = {}
+    if body.description:
+        meta["description"] = body.description
+    meta["visibility"] = body.visibility
+    if body.writeable:
+        meta["writeable"] = True
+    if body.category:
+        meta["category"] = body.category
+    return dump_yaml(meta)
+
+
+async def create(ws: Workspace, actor: Actor, name: str, body: ContextCreate) -> ContextDetail:
+    paths.check_context_name(name)
+    base = paths.context_dir(name)
+
+    def build(repo: WorkspaceRepo) -> Changeset:
+        if repo.entry(repo.tip(), base) is not None or _exists(ws, name):
+            raise Conflict(f"Context {name} already exists")
+        return Changeset({f"{base}/{paths.CONTEXT_META}": _meta_bytes(body)}, f"context {name}: create")
+
+    await ws.writer.write(build, actor.signature)
+    return detail(ws, name)
+
+
+async def delete(ws: Workspace, actor: Actor, name: str) -> Deleted:
+    _require(ws, name)
+    base = paths.context_dir(name)
+    result = await ws.writer.write(
+        lambda repo: Changeset({base: None}, f"context {name}: delete"), actor.signature
+    )
+    return Deleted(deleted=True, id=name, sha=result.short)
+
+
+def _file_path(ws: Workspace, name: str, path: str) -> tuple[Path, str]:
+    folder = _require(ws, name)
+    rel = paths.clean_relpath(path)
+    full = folder / rel
+    if full.is_symlink():
+        raise NotFound(f"File not found: {rel}")
+    return full, rel
+
+
+def read_file(ws: Workspace, name: str, path: str) -> tuple[bytes, str]:
+    full, rel = _file_path(ws, name, path)
+    if not full.is_file() or ws.repo.repo.path_is_ignored(full.relative_to(ws.path).as_posix()):
+        raise NotFound(f"File not found: {rel}")
+    return full.read_bytes(), content_type(rel)
+
+
+def _check_write(name: str, rel: str, data: bytes, max_bytes: int) -> None:
+    if len(data) > max_bytes:
+        raise PayloadTooLarge(f"{rel}: file is larger than {max_bytes} bytes")
+    if paths.is_secret_file(rel):
+        raise InvalidInput(f"path: '{rel}' looks like a secret-bearing file; use secrets")
+    if rel == paths.CONTEXT_META:
+        meta = load_yaml(data, where=f"{paths.context_dir(name)}/{paths.CONTEXT_META}")
+        if meta is not None and not isinstance(meta, dict):
+            raise InvalidInput(f"{paths.context_dir(name)}/{paths.CONTEXT_META}: expected a mapping")
+
+
+async def put_file(
+    ws: Workspace, actor: Actor, name: str, path: str, data: bytes, max_bytes: int
+) -> WriteResult:
+    _, rel = _file_path(ws, name, path)
+    _check_write(name, rel, data, max_bytes)
+    full = f"{paths.context_dir(name)}/{rel}"
+    result = await ws.writer.write(
+        lambda repo: Changeset({full: data}, f"context {name}: update {rel}"), actor.signature
+    )
+    return WriteResult(path=rel, sha=result.short, changed=result.sha is not None, size=len(data))
+
+
+async def delete_file(ws: Workspace, actor: Actor, name: str, path: str) -> WriteResult:
+    full_path, rel = _file_path(ws, name, path)
+    if not full_path.is_file():
+        raise NotFound(f"File not found: {rel}")
+    full = f"{paths.context_dir(name)}/{rel}"
+    result = await ws.writer.write(
+        lambda repo: Changeset({full: None}, f"context {name}: delete {rel}"), actor.signature
+    )
+    return WriteResult(path=rel, sha=result.short, changed=result.sha is not None)
+
+
+async def upload(
+    ws: Workspace, actor: Actor, name: str, files: dict[str, bytes], max_bytes: int,
+    create_if_missing: bool = False,
+) -> UploadResult:
+    """Write many files in one commit. `files` keys are already-cleaned relative paths."""
+    if not files:
+        raise InvalidInput("files: the upload holds no files")
+    paths.check_context_name(name)
+    missing = not _exists(ws, name)
+    if missing and not create_if_missing:
+        raise NotFound(NOT_FOUND)
+    total = 0
+    for rel, data in files.items():
+        _check_write(name, rel, data, max_bytes)
+        total += len(data)
+        if total > max_bytes:
+            raise PayloadTooLarge(f"files: the upload is larger than {max_bytes} bytes")
+    base = paths.context_dir(name)
+    changes: dict[str, bytes | None] = {f"{base}/{rel}": d for rel, d in files.items()}
+    if missing:
+        changes.setdefault(f"{base}/{paths.CONTEXT_META}", _meta_bytes(ContextCreate()))
+    result = await ws.writer.write(
+        lambda repo: Changeset(dict(changes), f"context {name}: upload {len(files)} file(s)"),
+        actor.signature,
+    )
+    return UploadResult(uploaded=sorted(files), sha=result.short, changed=result.sha is not None)
+
+
+async def set_visibility(ws: Workspace, actor: Actor, name: str, visibility: str) -> ContextDetail:
+    _require(ws, name)
+    where = f"{paths.context_dir(name)}/{paths.CONTEXT_META}"
+
+    def build(repo: WorkspaceRepo) -> Changeset:
+        current = repo.read_blob(repo.tip(), where)
+        meta = load_yaml(current, where=where) if current else {}
+        meta = dict(meta) if isinstance(meta, dict) else {}
+        meta["visibility"] = visibility
+        return Changeset({where: dump_yaml(meta)}, f"context {name}: set visibility to {visibility}")
+
+    await ws.writer.write(build, actor.signature)
+    return detail(ws, name)
+
+
+async def versions(ws: Workspace, name: str, limit: int, offset: int) -> list[Version]:
+    if not paths.CONTEXT_NAME_RE.match(name or ""):
+        raise NotFound(NOT_FOUND)
+    entries = await asyncio.to_thread(
+        history.log, ws.path, [paths.context_dir(name)], limit=limit, skip=offset,
+        git=ws.settings.git_binary,
+    )
+    if not entries and not _exists(ws, name):
+        raise NotFound(NOT_FOUND)
+    return [Version(id=e.sha[:7], sha=e.sha[:7], message=e.message, author=e.author,
+                    email=e.email, timestamp=e.timestamp, asset_type="context", asset_id=name)
+            for e in entries]
+
+
+def version_files(ws: Workspace, name: str, sha: str) -> VersionFiles:
+    base = paths.context_dir(name)
+    commit = history.version_of(ws.repo, sha, base)
+    files = ws.repo.files_at(commit, base)
+    return VersionFiles(sha=str(commit.id)[:7],
+                        files=[file_out(p, b.data) for p, b in sorted(files.items())])
+
+
+async def rollback(ws: Workspace, actor: Actor, name: str, sha: str) -> ContextDetail:
+    paths.check_context_name(name)
+    base = paths.context_dir(name)
+
+    def build(repo: WorkspaceRepo) -> Changeset:
+        commit = history.version_of(repo, sha, base)
+        return history.restore(repo, sha, base, f"rollback: restore context {name} to {str(commit.id)[:7]}")
+
+    await ws.writer.write(build, actor.signature)
+    return detail(ws, name)

@@ -1,0 +1,111 @@
+"""Workspace instructions (workspace.md), their versions and rollback, and the workspace
+changelog that merges the history of workers, contexts and instructions."""
+
+from __future__ import annotations
+
+import asyncio
+
+from floom_git.errors import InvalidInput, NotFound
+from floom_git.schemas.api import ChangelogEntry, Version, WorkspaceDoc
+from floom_git.services.actor import Actor
+from floom_git.services.workspaces import Workspace
+from floom_git.storage import history, paths
+from floom_git.storage.repo import Changeset, WorkspaceRepo
+
+ASSET_TYPES = ("worker", "context", "workspace_instructions")
+
+
+def read(ws: Workspace) -> str:
+    path = ws.path / paths.WORKSPACE_MD
+    if not path.is_file():
+        return ""
+    return path.read_bytes().decode("utf-8", errors="replace")
+
+
+async def write(ws: Workspace, actor: Actor, content: str, max_bytes: int) -> WorkspaceDoc:
+    if not content.strip():
+        raise InvalidInput("content: workspace instructions must not be empty")
+    data = content.encode("utf-8")
+    if len(data) > max_bytes:
+        from floom_git.errors import PayloadTooLarge
+
+        raise PayloadTooLarge(f"content: larger than {max_bytes} bytes")
+    result = await ws.writer.write(
+        lambda repo: Changeset({paths.WORKSPACE_MD: data}, "workspace: update instructions"),
+        actor.signature,
+    )
+    return WorkspaceDoc(content=content, sha=result.short)
+
+
+async def versions(ws: Workspace, limit: int, offset: int) -> list[Version]:
+    entries = await asyncio.to_thread(
+        history.log, ws.path, [paths.WORKSPACE_MD], limit=limit, skip=offset,
+        git=ws.settings.git_binary,
+    )
+    return [Version(id=e.sha[:7], sha=e.sha[:7], message=e.message, author=e.author,
+                    email=e.email, timestamp=e.timestamp, asset_type="workspace_instructions",
+                    asset_id="workspace") for e in entries]
+
+
+def version(ws: Workspace, sha: str) -> WorkspaceDoc:
+    commit = history.version_of(ws.repo, sha, paths.WORKSPACE_MD)
+    data = ws.repo.read_blob(commit, paths.WORKSPACE_MD)
+    if data is None:
+        raise NotFound(f"workspace.md did not exist at {sha}")
+    return WorkspaceDoc(content=data.decode("utf-8", errors="replace"), sha=str(commit.id)[:7])
+
+
+async def rollback(ws: Workspace, actor: Actor, sha: str) -> WorkspaceDoc:
+    def build(repo: WorkspaceRepo) -> Changeset:
+        commit = history.version_of(repo, sha, paths.WORKSPACE_MD)
+        return history.restore(repo, sha, paths.WORKSPACE_MD,
+                               f"workspace: rollback to {str(commit.id)[:7]}")
+
+    result = await ws.writer.write(build, actor.signature)
+    return WorkspaceDoc(content=read(ws), sha=result.short)
+
+
+def _assets(repo: WorkspaceRepo, sha: str) -> list[tuple[str, str]]:
+    """(asset_type, asset_id) pairs a commit touched, in path order."""
+    commit = repo.repo[sha]
+    new = commit.tree
+    old = commit.parents[0].tree if commit.parents else None
+    diff = repo.repo.diff(old, new) if old is not None else new.diff_to_tree(swap=True)
+    seen: list[tuple[str, str]] = []
+    for delta in diff.deltas:
+        for p in {delta.old_file.path, delta.new_file.path}:
+            parts = p.split("/")
+            if parts[0] == paths.WORKERS_DIR and len(parts) > 2:
+                asset = ("worker", parts[1])
+            elif parts[0] == paths.CONTEXTS_DIR and len(parts) > 2:
+                asset = ("context", parts[1])
+            elif p == paths.WORKSPACE_MD:
+                asset = ("workspace_instructions", "workspace")
+            else:
+                continue
+            if asset not in seen:
+                seen.append(asset)
+    return seen
+
+
+async def changelog(ws: Workspace, limit: int, asset_types: list[str] | None) -> list[ChangelogEntry]:
+    wanted = set(asset_types or ASSET_TYPES)
+    unknown = wanted - set(ASSET_TYPES)
+    if unknown:
+        raise InvalidInput(f"asset_types: unknown type(s) {', '.join(sorted(unknown))}")
+    watched = {"worker": paths.WORKERS_DIR, "context": paths.CONTEXTS_DIR,
+               "workspace_instructions": paths.WORKSPACE_MD}
+
+    def collect() -> list[ChangelogEntry]:
+        entries = history.log(ws.path, [watched[t] for t in sorted(wanted)], limit=limit,
+                              git=ws.settings.git_binary)
+        out = []
+        for e in entries:
+            for kind, asset_id in _assets(ws.repo, e.sha):
+                if kind in wanted:
+                    out.append(ChangelogEntry(asset_type=kind, asset_id=asset_id,
+                                              asset_name=asset_id, sha=e.sha[:7], message=e.message,
+                                              author=e.author, committed_at=e.timestamp))
+        return out[:limit]
+
+    return await asyncio.to_thread(collect)

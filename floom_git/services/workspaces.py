@@ -1,0 +1,138 @@
+"""Workspaces: one git repository each under data/workspaces/<id>, with its writer, worker
+registry and event bus. Creating one seeds it from workspace_template/ in a single commit."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from floom_git.config import Settings
+from floom_git.errors import Conflict, InvalidInput, NotFound
+from floom_git.services.actor import SYSTEM, Actor
+from floom_git.services.events import EventBus
+from floom_git.services.registry import WorkerRegistry
+from floom_git.storage import history, paths
+from floom_git.storage.codec import dump_yaml, load_yaml
+from floom_git.storage.repo import CommitResult, WorkspaceRepo
+from floom_git.storage.writer import Writer
+
+COMMIT_GRAPH_EVERY = 200
+
+
+@dataclass
+class Workspace:
+    id: str
+    repo: WorkspaceRepo
+    writer: Writer
+    workers: WorkerRegistry
+    events: EventBus
+    settings: Settings
+
+    @property
+    def path(self) -> Path:
+        return self.repo.path
+
+    def _on_commit(self, result: CommitResult, ref: str) -> None:
+        if ref.endswith("/main"):
+            ids = self.workers.reload_paths(result.files)
+            self.events.emit(
+                "commit", sha=result.sha, ref="main", paths=list(result.paths), workers=sorted(ids)
+            )
+        if self.writer.commits % COMMIT_GRAPH_EVERY == 0:
+            threading.Thread(
+                target=history.write_commit_graph, args=(self.path, self.settings.git_binary),
+                daemon=True,
+            ).start()
+
+    def name(self) -> str:
+        data = (self.path / paths.WORKSPACE_YML)
+        try:
+            meta = load_yaml(data.read_bytes(), where=paths.WORKSPACE_YML)
+            if isinstance(meta, dict) and isinstance(meta.get("name"), str):
+                return meta["name"]
+        except (OSError, InvalidInput):
+            pass
+        return self.id
+
+
+def template_files(template_dir: Path, ws_id: str) -> dict[str, bytes]:
+    """The files of workspace_template/, with workspace.yml naming the new workspace."""
+    files: dict[str, bytes] = {}
+    for dirpath, dirnames, filenames in os.walk(template_dir):
+        dirnames[:] = sorted(d for d in dirnames if d not in {"__pycache__", ".git"})
+        for name in filenames:
+            full = Path(dirpath) / name
+            if full.is_symlink() or name.endswith(".pyc"):
+                continue
+            files[full.relative_to(template_dir).as_posix()] = full.read_bytes()
+    meta = {"name": ws_id, "description": f"floom-git workspace {ws_id}"}
+    if paths.WORKSPACE_YML in files:
+        loaded = load_yaml(files[paths.WORKSPACE_YML], where=paths.WORKSPACE_YML)
+        if isinstance(loaded, dict):
+            meta = {**loaded, "name": ws_id}
+    files[paths.WORKSPACE_YML] = dump_yaml(meta)
+    return files
+
+
+class WorkspaceManager:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._spaces: dict[str, Workspace] = {}
+        self._create_lock = asyncio.Lock()
+
+    def open_all(self) -> None:
+        """Open every workspace on disk, finishing any interrupted working-tree sync."""
+        root = self.settings.workspaces_dir
+        root.mkdir(parents=True, exist_ok=True)
+        for child in sorted(root.iterdir()):
+            if child.name.startswith(".creating-"):
+                shutil.rmtree(child, ignore_errors=True)  # a create that crashed midway
+            elif (child / ".git").is_dir() and paths.WORKSPACE_ID_RE.match(child.name):
+                self._open(child.name)
+
+    def _open(self, ws_id: str) -> Workspace:
+        repo = WorkspaceRepo(self.settings.workspaces_dir / ws_id)
+        repo.recover()
+        ws = Workspace(ws_id, repo, Writer(repo), WorkerRegistry(repo), EventBus(), self.settings)
+        ws.writer.listeners.append(ws._on_commit)
+        ws.workers.reload_all()
+        self._spaces[ws_id] = ws
+        return ws
+
+    def ids(self) -> list[str]:
+        return sorted(self._spaces)
+
+    def all(self) -> list[Workspace]:
+        return [self._spaces[k] for k in sorted(self._spaces)]
+
+    def get(self, ws_id: str) -> Workspace:
+        ws = self._spaces.get(ws_id)
+        if ws is None:
+            raise NotFound("Workspace not found")
+        return ws
+
+    def exists(self, ws_id: str) -> bool:
+        return ws_id in self._spaces
+
+    def create_sync(self, ws_id: str, actor: Actor = SYSTEM) -> Workspace:
+        paths.check_workspace_id(ws_id)
+        target = self.settings.workspaces_dir / ws_id
+        if ws_id in self._spaces or target.exists():
+            raise Conflict(f"Workspace {ws_id} already exists")
+        tmp = self.settings.workspaces_dir / f".creating-{ws_id}-{os.getpid()}"
+        files = template_files(self.settings.template_dir, ws_id)
+        WorkspaceRepo.create(tmp, files, f"workspace: create {ws_id}", actor.signature)
+        history.write_commit_graph(tmp, self.settings.git_binary)
+        os.rename(tmp, target)  # a half-created workspace never appears under its id
+        return self._open(ws_id)
+
+    async def create(self, ws_id: str, actor: Actor = SYSTEM) -> Workspace:
+        async with self._create_lock:
+            return await asyncio.to_thread(self.create_sync, ws_id, actor)
+
+    def ensure(self, ws_id: str) -> Workspace:
+        return self._spaces.get(ws_id) or self.create_sync(ws_id)

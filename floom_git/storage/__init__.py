@@ -1,0 +1,1 @@
+"""Git and files: repositories, the serialised writer, paths, encodings and history. No HTTP here."""

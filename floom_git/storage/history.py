@@ -1,0 +1,94 @@
+"""History shared by every resource: the log of a path (git log over a commit-graph with
+changed-path Bloom filters, ENGINEERING-NOTES §2.3), version membership, and tree restore."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pygit2
+
+from floom_git.errors import Conflict, NotFound
+from floom_git.storage.repo import MAIN, Changeset, TreeRef, WorkspaceRepo
+
+SEP = "\x1f"
+REC = "\x1e"
+MAX_LIMIT = 500
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    sha: str
+    author: str
+    email: str
+    timestamp: str
+    message: str
+
+
+def git_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env["GIT_CONFIG_NOSYSTEM"] = "1"
+    env.setdefault("HOME", "/tmp")
+    return env
+
+
+def log(
+    repo_path: Path,
+    paths: list[str],
+    *,
+    limit: int = 100,
+    skip: int = 0,
+    ref: str = MAIN,
+    git: str = "git",
+) -> list[LogEntry]:
+    """Commits on `ref` touching any of `paths` (all commits if empty), newest first."""
+    limit = max(1, min(limit, MAX_LIMIT))
+    cmd = [
+        git, "-C", str(repo_path), "log", f"--max-count={limit}", f"--skip={max(0, skip)}",
+        f"--format={REC}%H{SEP}%an{SEP}%ae{SEP}%aI{SEP}%s", ref, "--",
+        *paths,
+    ]
+    proc = subprocess.run(cmd, capture_output=True, env=git_env(), check=False)
+    if proc.returncode != 0:
+        err = proc.stderr.decode(errors="replace")
+        if "unknown revision" in err or "bad revision" in err or "does not have any commits" in err:
+            return []
+        raise RuntimeError(f"git log failed: {err.strip()}")
+    out = []
+    for rec in proc.stdout.decode("utf-8", errors="replace").split(REC):
+        rec = rec.strip("\n")
+        if not rec:
+            continue
+        sha, name, email, ts, msg = rec.split(SEP, 4)
+        out.append(LogEntry(sha, name, email, ts, msg))
+    return out
+
+
+def write_commit_graph(repo_path: Path, git: str = "git") -> None:
+    """Refresh the commit-graph with changed-path Bloom filters (keeps path history fast)."""
+    subprocess.run(
+        [git, "-C", str(repo_path), "commit-graph", "write", "--reachable", "--changed-paths",
+         "--split", "--size-multiple=4"],
+        capture_output=True, env=git_env(), check=False,
+    )
+
+
+def version_of(repo: WorkspaceRepo, sha: str, asset_path: str) -> pygit2.Commit:
+    """The commit `sha` if it is on main and changed `asset_path`; NotFound otherwise."""
+    commit = repo.resolve(sha)
+    if not repo.is_ancestor(commit) or not repo.touched(commit, asset_path):
+        raise NotFound(f"Commit {sha} not found in the history of {asset_path}")
+    return commit
+
+
+def restore(repo: WorkspaceRepo, sha: str, asset_path: str, message: str) -> Changeset:
+    """A changeset that puts `asset_path` back exactly as it was at `sha` (later files removed)."""
+    commit = version_of(repo, sha, asset_path)
+    obj = repo.entry(commit, asset_path)
+    if obj is None:
+        raise Conflict(f"{asset_path} did not exist at {sha}; nothing to restore")
+    if obj.type == pygit2.enums.ObjectType.TREE:
+        return Changeset({asset_path: TreeRef(obj.id)}, message, result=commit)
+    return Changeset({asset_path: obj.data}, message, result=commit)

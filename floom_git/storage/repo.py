@@ -1,0 +1,395 @@
+"""WorkspaceRepo: one non-bare workspace repository over pygit2.
+
+Commits are built with TreeBuilder from the branch tip (no index involved), the branch moves by
+compare-and-swap, and only then are the touched paths written into the working tree and the
+on-disk index (ENGINEERING-NOTES §2.2). A small journal in .git makes that last step redoable
+after a crash. Every function here is blocking: callers run it off the event loop.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pygit2
+from pygit2.enums import FileMode, ObjectType
+
+from floom_git.errors import Conflict, InvalidInput, NotFound
+
+MAIN = "refs/heads/main"
+RUNS = "refs/heads/floom/runs"
+JOURNAL = "floom-sync.json"
+HEX = set("0123456789abcdef")
+
+
+@dataclass(frozen=True)
+class TreeRef:
+    """A change value that sets a path to an existing tree (restores a whole folder)."""
+
+    oid: pygit2.Oid
+
+
+Change = bytes | TreeRef | None  # None deletes the path (file or whole folder)
+
+
+@dataclass
+class Changeset:
+    """What one commit changes, its message, and a value handed back to the caller."""
+
+    changes: dict[str, Change]
+    message: str
+    result: object = None
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    sha: str | None  # None when the changeset changed nothing
+    paths: tuple[str, ...] = ()
+    result: object = None
+    files: tuple[str, ...] = field(default=())  # concrete file paths touched
+
+    @property
+    def short(self) -> str | None:
+        return self.sha[:7] if self.sha else None
+
+
+def signature(name: str, email: str) -> pygit2.Signature:
+    return pygit2.Signature(name or "floom", email or "floom@floom.local")
+
+
+class WorkspaceRepo:
+    """A workspace repository; `path` is its working tree."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.repo = pygit2.Repository(str(self.path))
+
+    # -- creation -------------------------------------------------------------------------
+    @classmethod
+    def create(
+        cls, path: Path, files: Mapping[str, bytes], message: str, author: pygit2.Signature
+    ) -> WorkspaceRepo:
+        """Create a repository at `path` whose first commit on main holds `files`."""
+        path.mkdir(parents=True, exist_ok=True)
+        pygit2.init_repository(str(path), bare=False, initial_head="main")
+        ws = cls(path)
+        cfg = ws.repo.config
+        cfg["receive.denyDeletes"] = True
+        cfg["receive.denyNonFastForwards"] = True
+        cfg["receive.fsckObjects"] = True
+        cfg["core.commitGraph"] = True
+        cfg["gc.writeCommitGraph"] = True
+        cfg["uploadpack.allowFilter"] = True
+        ws.commit(Changeset(dict(files), message), author, check_worktree=False)
+        return ws
+
+    # -- reads ----------------------------------------------------------------------------
+    def tip(self, ref: str = MAIN) -> pygit2.Commit | None:
+        try:
+            return self.repo.lookup_reference(ref).peel(pygit2.Commit)
+        except (KeyError, pygit2.GitError):
+            return None
+
+    def resolve(self, rev: str) -> pygit2.Commit:
+        """A commit from a full sha or an unambiguous prefix (>= 4 hex digits); NotFound otherwise."""
+        rev = (rev or "").lower()
+        if not (4 <= len(rev) <= 40) or not set(rev) <= HEX:
+            raise NotFound(f"Commit {rev[:40]} not found")
+        try:
+            obj = self.repo.revparse_single(rev)
+            return obj.peel(pygit2.Commit)
+        except (KeyError, ValueError, pygit2.GitError, pygit2.InvalidSpecError) as exc:
+            raise NotFound(f"Commit {rev} not found") from exc
+
+    def entry(self, commit: pygit2.Commit | None, path: str) -> pygit2.Object | None:
+        if commit is None:
+            return None
+        try:
+            return commit.tree[path] if path else commit.tree
+        except KeyError:
+            return None
+
+    def read_blob(self, commit: pygit2.Commit | None, path: str) -> bytes | None:
+        obj = self.entry(commit, path)
+        if obj is None or obj.type != ObjectType.BLOB:
+            return None
+        return obj.data
+
+    def walk_tree(self, tree: pygit2.Tree, prefix: str = "") -> Iterator[tuple[str, pygit2.Object]]:
+        """Yield (path, blob) for every file under `tree`, paths joined to `prefix`."""
+        for item in tree:
+            path = f"{prefix}/{item.name}" if prefix else item.name
+            if item.type == ObjectType.TREE:
+                yield from self.walk_tree(self.repo[item.id], path)
+            elif item.type == ObjectType.BLOB:
+                yield path, item
+
+    def files_at(self, commit: pygit2.Commit | None, prefix: str) -> dict[str, pygit2.Object]:
+        """Every file under folder `prefix` at `commit`, keyed by path relative to `prefix`."""
+        obj = self.entry(commit, prefix)
+        if obj is None or obj.type != ObjectType.TREE:
+            return {}
+        return dict(self.walk_tree(obj))
+
+    def touched(self, commit: pygit2.Commit, path: str) -> bool:
+        """True when `commit` changed `path` compared with one of its parents (or created it)."""
+        mine = self.entry(commit, path)
+        if not commit.parents:
+            return mine is not None
+        return any(
+            (self.entry(parent, path) or _MISSING).id != (mine or _MISSING).id
+            for parent in commit.parents
+        )
+
+    def is_ancestor(self, commit: pygit2.Commit, ref: str = MAIN) -> bool:
+        tip = self.tip(ref)
+        if tip is None:
+            return False
+        return tip.id == commit.id or self.repo.descendant_of(tip.id, commit.id)
+
+    # -- writes ---------------------------------------------------------------------------
+    def commit(
+        self,
+        changeset: Changeset,
+        author: pygit2.Signature,
+        *,
+        ref: str = MAIN,
+        check_worktree: bool = True,
+    ) -> CommitResult:
+        """Commit `changeset` on `ref`; on main also sync the working tree and index.
+
+        Raises Conflict when a touched file has uncommitted on-disk edits or the branch moved
+        under us. A changeset that changes nothing returns CommitResult(sha=None).
+        """
+        parent = self.tip(ref)
+        base_tree = parent.tree if parent else None
+        changes = {_norm(p): v for p, v in changeset.changes.items()}
+        new_tree_id = self._build(base_tree, _nest(changes))
+        if new_tree_id is None:
+            new_tree_id = self.repo.TreeBuilder().write()
+        if parent is not None and new_tree_id == parent.tree_id:
+            return CommitResult(None, result=changeset.result)
+        new_tree = self.repo[new_tree_id]
+        worktree = ref == MAIN and not self.repo.is_bare
+        files = self._expand(base_tree, new_tree, changes)
+        if worktree and check_worktree:
+            self._check_clean(base_tree, new_tree, files)
+        if worktree:
+            self._write_journal(files)
+        try:
+            oid = self.repo.create_commit(
+                ref, author, author, changeset.message, new_tree_id, [parent.id] if parent else []
+            )
+        except (pygit2.GitError, OSError) as exc:
+            self._clear_journal()
+            raise Conflict(f"branch {ref} moved while committing; retry ({exc})") from exc
+        if worktree:
+            self.sync_worktree(files)
+            self._clear_journal()
+        return CommitResult(str(oid), tuple(changes), changeset.result, tuple(files))
+
+    def _build(self, tree: pygit2.Tree | None, nested: dict) -> pygit2.Oid | None:
+        tb = self.repo.TreeBuilder(tree) if tree is not None else self.repo.TreeBuilder()
+        for name, value in nested.items():
+            existing = tree[name] if tree is not None and name in tree else None
+            if isinstance(value, dict):
+                sub = existing if existing is not None and existing.type == ObjectType.TREE else None
+                if value.get(_REPLACE):
+                    sub = None
+                value = {k: v for k, v in value.items() if k is not _REPLACE}
+                sub_id = self._build(self.repo[sub.id] if sub is not None else None, value)
+                if sub_id is None:
+                    if existing is not None:
+                        tb.remove(name)
+                else:
+                    tb.insert(name, sub_id, FileMode.TREE)
+            elif value is None:
+                if existing is not None:
+                    tb.remove(name)
+            elif isinstance(value, TreeRef):
+                if len(self.repo[value.oid]) == 0:
+                    if existing is not None:
+                        tb.remove(name)
+                else:
+                    tb.insert(name, value.oid, FileMode.TREE)
+            else:
+                mode = FileMode.BLOB
+                if existing is not None and existing.filemode == FileMode.BLOB_EXECUTABLE:
+                    mode = FileMode.BLOB_EXECUTABLE
+                tb.insert(name, self.repo.create_blob(value), mode)
+        if len(tb) == 0:
+            return None
+        return tb.write()
+
+    def _expand(
+        self, old: pygit2.Tree | None, new: pygit2.Tree, changes: Mapping[str, Change]
+    ) -> list[str]:
+        """Concrete file paths whose content may differ between `old` and `new` for `changes`."""
+        out: set[str] = set()
+        for path in changes:
+            for tree in (old, new):
+                if tree is None:
+                    continue
+                try:
+                    obj = tree[path]
+                except KeyError:
+                    continue
+                if obj.type == ObjectType.TREE:
+                    out.update(p for p, _ in self.walk_tree(self.repo[obj.id], path))
+                else:
+                    out.add(path)
+            if isinstance(changes[path], bytes):
+                out.add(path)
+        return sorted(out)
+
+    def _check_clean(self, old: pygit2.Tree | None, new: pygit2.Tree, files: list[str]) -> None:
+        dirty = []
+        for path in files:
+            disk = self.path / path
+            before = _blob_id(old, path)
+            after = _blob_id(new, path)
+            if disk.is_symlink() or disk.is_dir():
+                dirty.append(path)
+                continue
+            now = pygit2.hashfile(str(disk)) if disk.is_file() else None
+            if now not in (before, after):
+                dirty.append(path)
+        if dirty:
+            shown = ", ".join(dirty[:10]) + (" ..." if len(dirty) > 10 else "")
+            raise Conflict(
+                f"uncommitted on-disk edits in {shown}; they are synced after a short quiet "
+                "period (or POST /workers/reload), then retry"
+            )
+
+    def sync_worktree(self, files: list[str]) -> None:
+        """Make working tree and index match HEAD for `files` (overwrites those paths)."""
+        head = self.tip(MAIN)
+        index = self.repo.index
+        index.read(False)
+        for path in files:
+            obj = self.entry(head, path)
+            disk = self.path / path
+            if obj is not None and obj.type == ObjectType.BLOB:
+                _atomic_write(disk, obj.data, obj.filemode == FileMode.BLOB_EXECUTABLE)
+                index.add(path)
+            else:
+                if disk.is_symlink() or disk.is_file():
+                    disk.unlink()
+                if path in index:
+                    index.remove(path)
+                _prune_dirs(disk.parent, self.path)
+        index.write()
+
+    def _write_journal(self, files: list[str]) -> None:
+        _atomic_write(Path(self.repo.path) / JOURNAL, json.dumps({"files": files}).encode(), False)
+
+    def _clear_journal(self) -> None:
+        try:
+            (Path(self.repo.path) / JOURNAL).unlink()
+        except FileNotFoundError:
+            pass
+
+    def recover(self) -> list[str]:
+        """After a crash: finish a working-tree sync that a commit started. Returns the files."""
+        journal = Path(self.repo.path) / JOURNAL
+        if not journal.exists():
+            return []
+        try:
+            files = list(json.loads(journal.read_text())["files"])
+        except (ValueError, KeyError, TypeError):
+            files = []
+        self.sync_worktree([f for f in files if isinstance(f, str)])
+        self._clear_journal()
+        return files
+
+    def worktree_changes(self, prefix: str = "") -> list[str]:
+        """Paths under `prefix` whose working-tree state differs from HEAD (ignored files skipped)."""
+        flags = pygit2.enums.FileStatus
+        out = []
+        for path, status in self.repo.status(untracked_files="all").items():
+            if prefix and not (path == prefix or path.startswith(prefix.rstrip("/") + "/")):
+                continue
+            if status & flags.IGNORED or status == flags.CURRENT:
+                continue
+            out.append(path)
+        return sorted(out)
+
+
+_REPLACE = object()  # key in a nested change dict: build that folder from empty
+
+
+class _Missing:
+    id = None
+
+
+_MISSING = _Missing()
+
+
+def _blob_id(tree: pygit2.Tree | None, path: str) -> pygit2.Oid | None:
+    if tree is None:
+        return None
+    try:
+        obj = tree[path]
+    except KeyError:
+        return None
+    return obj.id if obj.type == ObjectType.BLOB else None
+
+
+def _norm(path: str) -> str:
+    path = path.strip("/")
+    if not path:
+        raise InvalidInput("empty path in changeset")
+    return path
+
+
+def _nest(changes: Mapping[str, Change]) -> dict:
+    """{'a/b/c': v} -> {'a': {'b': {'c': v}}}; a folder set or deleted wins over files inside it."""
+    root: dict = {}
+    for path in sorted(changes, key=lambda p: p.count("/")):
+        parts = path.split("/")
+        node = root
+        for part in parts[:-1]:
+            nxt = node.setdefault(part, {})
+            if not isinstance(nxt, dict):  # a shallower change covers this path
+                if nxt is None:  # folder deleted, then files written into it: replace it
+                    nxt = node[part] = {_REPLACE: True}
+                else:
+                    break
+            node = nxt
+        else:
+            node[parts[-1]] = changes[path]
+    return root
+
+
+def _atomic_write(path: Path, data: bytes, executable: bool) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir() and not path.is_symlink():
+        raise Conflict(f"{path.name} is a folder on disk")
+    fd, tmp = tempfile.mkstemp(prefix=".floom-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp, 0o755 if executable else 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def _prune_dirs(folder: Path, root: Path) -> None:
+    """Remove now-empty folders from `folder` up to (not including) `root`."""
+    root = root.resolve()
+    folder = folder.resolve() if folder.exists() else folder
+    while folder != root and root in folder.parents:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+        folder = folder.parent

@@ -1,0 +1,61 @@
+"""Shared fixtures: a real server on a port over a real data dir in tmp_path."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from floom_git.config import Settings
+from floom_git.http.app import create_app
+
+SECRET = "test-secret"
+AUTH = {"x-floom-secret": SECRET}
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "data", secret=SECRET, watch=False)
+
+
+@pytest.fixture
+async def client(aiohttp_client, settings: Settings) -> TestClient:
+    app = create_app(settings)
+    return await aiohttp_client(app, headers=AUTH)
+
+
+@pytest.fixture
+def ws_path(settings: Settings) -> Path:
+    return settings.workspaces_dir / "default"
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True,
+                          text=True).stdout
+
+
+def commit_count(repo: Path) -> int:
+    return int(git(repo, "rev-list", "--count", "main").strip())
+
+
+WORKER_YML = """schema_version: "0.3"
+name: {name}
+title: {title}
+description: A test worker.
+version: 1.0.0
+exec:
+  entry: run.py
+  runtime: python311
+  inputs:
+    - name: text
+      type: string
+      required: true
+example_input:
+  text: hello
+"""
+
+
+def worker_body(name: str = "hello-world", title: str = "Hello", run_py: str = "print('hi')\n") -> dict:
+    return {"worker_yml": WORKER_YML.format(name=name, title=title), "run_py": run_py}

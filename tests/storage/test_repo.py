@@ -1,0 +1,118 @@
+"""WorkspaceRepo and Writer on real repositories in tmp_path."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pygit2
+import pytest
+
+from floom_git.errors import Conflict
+from floom_git.storage.repo import JOURNAL, Changeset, WorkspaceRepo, signature
+from floom_git.storage.writer import Writer
+from tests.conftest import commit_count, git
+
+SIG = signature("tester", "tester@example.com")
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> WorkspaceRepo:
+    return WorkspaceRepo.create(tmp_path / "ws", {"a.txt": b"a\n", "dir/b.txt": b"b\n"}, "init", SIG)
+
+
+def test_create_has_one_commit_and_clean_tree(repo):
+    assert commit_count(repo.path) == 1
+    assert git(repo.path, "status", "--porcelain") == ""
+    assert (repo.path / "dir/b.txt").read_bytes() == b"b\n"
+
+
+def test_commit_updates_worktree_and_index(repo):
+    result = repo.commit(Changeset({"dir/c.txt": b"c", "a.txt": None}, "change"), SIG)
+    assert result.sha and len(result.short) == 7
+    assert not (repo.path / "a.txt").exists()
+    assert (repo.path / "dir/c.txt").read_bytes() == b"c"
+    assert git(repo.path, "status", "--porcelain") == ""
+    assert git(repo.path, "log", "-1", "--format=%an <%ae> %s").strip() == "tester <tester@example.com> change"
+
+
+def test_noop_commit_returns_none(repo):
+    assert repo.commit(Changeset({"a.txt": b"a\n"}, "same"), SIG).sha is None
+    assert commit_count(repo.path) == 1
+
+
+def test_delete_folder_then_write_inside_replaces_it(repo):
+    repo.commit(Changeset({"dir": None, "dir/new.txt": b"n"}, "replace"), SIG)
+    assert sorted(p.name for p in (repo.path / "dir").iterdir()) == ["new.txt"]
+    assert git(repo.path, "status", "--porcelain") == ""
+
+
+def test_commit_refuses_dirty_file(repo):
+    (repo.path / "a.txt").write_text("user edit")
+    with pytest.raises(Conflict, match="a.txt"):
+        repo.commit(Changeset({"a.txt": b"server"}, "x"), SIG)
+    assert (repo.path / "a.txt").read_text() == "user edit"
+    assert commit_count(repo.path) == 1
+
+
+def test_executable_bit_survives_update(repo):
+    git(repo.path, "update-index", "--chmod=+x", "a.txt")
+    git(repo.path, "commit", "-qm", "exec")
+    (repo.path / "a.txt").chmod(0o755)
+    repo.commit(Changeset({"a.txt": b"new"}, "edit"), SIG)
+    assert git(repo.path, "ls-tree", "HEAD", "a.txt").startswith("100755")
+    assert git(repo.path, "status", "--porcelain") == ""
+
+
+def test_recover_finishes_interrupted_worktree_sync(repo):
+    # Simulate a crash after the branch moved but before the working tree was written.
+    head = repo.tip()
+    blob = repo.repo.create_blob(b"committed")
+    tb = repo.repo.TreeBuilder(head.tree)
+    tb.insert("a.txt", blob, pygit2.enums.FileMode.BLOB)
+    repo.repo.create_commit("refs/heads/main", SIG, SIG, "crash", tb.write(), [head.id])
+    (Path(repo.repo.path) / JOURNAL).write_text(json.dumps({"files": ["a.txt"]}))
+    assert git(repo.path, "status", "--porcelain") != ""
+    reopened = WorkspaceRepo(repo.path)
+    assert reopened.recover() == ["a.txt"]
+    assert (repo.path / "a.txt").read_bytes() == b"committed"
+    assert git(repo.path, "status", "--porcelain") == ""
+
+
+def test_resolve_prefix_and_unknown(repo):
+    sha = str(repo.tip().id)
+    assert repo.resolve(sha[:7]).id == repo.tip().id
+    from floom_git.errors import NotFound
+
+    for bad in ("zz", "123", "g" * 7, "0" * 40):
+        with pytest.raises(NotFound):
+            repo.resolve(bad)
+
+
+async def test_concurrent_writers_lose_nothing(repo):
+    writer = Writer(repo)
+    n = 40
+
+    async def write(i: int) -> str | None:
+        res = await writer.write(lambda r: Changeset({f"files/f{i}.txt": str(i).encode()}, f"w {i}"), SIG)
+        return res.sha
+
+    shas = await asyncio.gather(*(write(i) for i in range(n)))
+    assert all(shas)
+    assert commit_count(repo.path) == n + 1
+    assert sorted(p.name for p in (repo.path / "files").iterdir()) == sorted(f"f{i}.txt" for i in range(n))
+    assert git(repo.path, "status", "--porcelain") == ""
+    git(repo.path, "fsck", "--strict")
+
+
+def test_cas_conflict_when_branch_moves_underneath(repo):
+    other = pygit2.Repository(str(repo.path))
+    head = other.head.peel(pygit2.Commit)
+    moved = other.create_commit("refs/heads/main", SIG, SIG, "elsewhere", head.tree_id, [head.id])
+    assert moved
+    # repo computed its parent before; a commit built on the old tip must not drop `moved`.
+    writer = Writer(repo)
+    res = asyncio.run(writer.write(lambda r: Changeset({"z.txt": b"z"}, "z"), SIG))
+    log = git(repo.path, "log", "--format=%s").split()
+    assert res.sha and "elsewhere" in log and "z" in log
