@@ -8,7 +8,7 @@ import secrets
 
 from aiohttp import web
 
-from floom_git.errors import FloomError, Forbidden
+from floom_git.errors import FloomError
 from floom_git.http.errors import error_response, from_domain
 from floom_git.http.keys import ACTOR, AUTH, MANAGER, WORKSPACE
 from floom_git.http.routes import Handler, Route
@@ -55,9 +55,7 @@ async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     actor = request.app[AUTH].authenticate(request.headers)
     ws_id = request.headers.get(WORKSPACE_HEADER) or request.cookies.get(WORKSPACE_COOKIE) or "default"
     ws = request.app[MANAGER].get(ws_id)
-    needed = ROLE_FOR[route.perm]
-    if not actor.can(needed):
-        raise Forbidden(f"Requires the {needed} role; you are {actor.role}")
+    actor = request.app[AUTH].authorize(actor, ws_id, ROLE_FOR[route.perm])
     request[ACTOR] = actor
     request[WORKSPACE] = ws
     return await handler(request)

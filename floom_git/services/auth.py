@@ -9,7 +9,7 @@ import secrets
 from collections.abc import Mapping
 from pathlib import Path
 
-from floom_git.errors import Unauthenticated
+from floom_git.errors import Forbidden, Unauthenticated
 from floom_git.services.actor import Actor
 
 SECRET_FILE = "shared-secret"
@@ -41,6 +41,21 @@ class Authenticator:
         if hmac.compare_digest(value.encode(), self._secret):
             return self._actor
         raise Unauthenticated("Invalid credentials")
+
+    def authenticate_basic(self, password: str) -> Actor:
+        """git over HTTP: any user name, the password is the shared secret (later also a token)."""
+        if not password:
+            raise Unauthenticated("Missing credentials")
+        return self.check_secret(password)
+
+    def authorize(self, actor: Actor, ws_id: str, needed: str) -> Actor:
+        """The actor as it acts in workspace `ws_id`; Forbidden when its role there is too low.
+
+        With only the shared secret every workspace is reachable with the secret's role.
+        """
+        if not actor.can(needed):
+            raise Forbidden(f"Requires the {needed} role; you are {actor.role}")
+        return actor
 
     def authenticate(self, headers: Mapping[str, str]) -> Actor:
         """Resolve the caller from request headers; Unauthenticated when absent or wrong."""
