@@ -1,0 +1,75 @@
+"""The workspace issue file format (`.floom/issues/ISSUE-NNNN.md`), byte-compatible with
+REFERENCE.md §4.2: YAML front matter in a fixed key order (unknown keys kept, after the known
+ones; None values omitted), a blank line, then the markdown body."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import yaml
+
+from floom_git.errors import InvalidInput
+from floom_git.storage.codec import load_yaml
+
+ID_RE = re.compile(r"^ISSUE-\d{4,}$")
+FILE_RE = re.compile(r"^ISSUE-(\d+)\.md$")
+COMMENTS_RE = re.compile(r"^ISSUE-(\d+)\.comments\.ndjson$")
+FRONT_RE = re.compile(r"^---\s*\n(.*?)\n---\s*\n?(.*)$", re.DOTALL)
+KEY_ORDER = ("id", "status", "title", "asset_type", "asset_id", "source", "labels", "created_by",
+             "created_at", "updated_at")
+STATUSES = ("open", "closed")
+ASSET_TYPES = ("worker", "context", "run", "connection", "approval", "mcp")
+
+
+def split(text: str, *, where: str) -> tuple[dict[str, Any], str]:
+    """(front matter, body) of an issue file; no front matter -> ({}, whole text)."""
+    match = FRONT_RE.match(text)
+    if not match:
+        return {}, text
+    meta = load_yaml(match.group(1), where=where)
+    if meta is None:
+        meta = {}
+    if not isinstance(meta, dict):
+        raise InvalidInput(f"{where}: front matter must be a YAML mapping")
+    return meta, match.group(2)
+
+
+def render(meta: dict[str, Any], body: str) -> bytes:
+    """The exact bytes of an issue file: known keys in order, then unknown ones, then the body."""
+    ordered = {k: meta[k] for k in KEY_ORDER if meta.get(k) is not None}
+    ordered.update({k: v for k, v in meta.items() if k not in KEY_ORDER and v is not None})
+    front = yaml.safe_dump(ordered, sort_keys=False, allow_unicode=True, default_flow_style=False)
+    return f"---\n{front.rstrip(chr(10))}\n---\n\n{body.strip()}\n".encode("utf-8")
+
+
+def parse_issue_file(data: bytes, *, where: str) -> tuple[dict[str, Any], str]:
+    """Validate an issue file as pushed or written; InvalidInput naming `where` and the field."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput(f"{where}: not valid UTF-8") from None
+    meta, body = split(text, where=where)
+    if not meta:
+        raise InvalidInput(f"{where}: missing YAML front matter (--- ... ---)")
+    name = where.rsplit("/", 1)[-1]
+    file_match = FILE_RE.match(name)
+    issue_id = meta.get("id")
+    if not isinstance(issue_id, str) or not ID_RE.match(issue_id):
+        raise InvalidInput(f"{where}: `id` must look like ISSUE-0001 - at `$.id`")
+    if file_match and issue_id != name[:-3]:
+        raise InvalidInput(f"{where}: id {issue_id} does not match the file name - at `$.id`")
+    if meta.get("status", "open") not in STATUSES:
+        raise InvalidInput(f"{where}: status must be open or closed - at `$.status`")
+    title = meta.get("title")
+    if not isinstance(title, str) or not title.strip():
+        raise InvalidInput(f"{where}: `title` must be a non-empty string - at `$.title`")
+    labels = meta.get("labels", [])
+    if labels is not None and (not isinstance(labels, list) or not all(isinstance(x, str) for x in labels)):
+        raise InvalidInput(f"{where}: `labels` must be a list of strings - at `$.labels`")
+    asset_type, asset_id = meta.get("asset_type"), meta.get("asset_id")
+    if (asset_type is None) != (asset_id is None):
+        raise InvalidInput(f"{where}: asset_type and asset_id go together - at `$.asset_type`")
+    if asset_type is not None and asset_type not in ASSET_TYPES:
+        raise InvalidInput(f"{where}: unknown asset_type '{asset_type}' - at `$.asset_type`")
+    return meta, body
