@@ -3,6 +3,7 @@ with `$.path` messages, query parameters with bounds, JSON responses."""
 
 from __future__ import annotations
 
+import json as _json
 from typing import Any, TypeVar
 
 import msgspec
@@ -34,15 +35,35 @@ async def decode(request: web.Request, type_: type[T], limit: int) -> T:
     if ctype not in ("application/json", "application/octet-stream", "text/plain") and request.body_exists:
         if not ctype.endswith("+json"):
             raise InvalidInput(f"Content-Type must be application/json, not {ctype}")
-    body = await read_body(request, limit)
+    return decode_bytes(await read_body(request, limit), type_)
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise InvalidInput(f"request body: duplicate key `{key[:64]}` in a JSON object")
+        seen[key] = value
+    return seen
+
+
+def decode_bytes(body: bytes, type_: type[T]) -> T:
+    """Decode JSON bytes into `type_`: 400 on empty, malformed, too deep, duplicate-key or
+    invalid input, with msgspec's `$.path` naming the field."""
     if not body.strip():
         raise InvalidInput("request body: expected a JSON object, got an empty body")
     try:
-        return msgspec.json.decode(body, type=type_)
+        value = msgspec.json.decode(body, type=type_)
+        # msgspec keeps the last of duplicate keys silently; a person sending two values for
+        # one field made a mistake worth naming.
+        _json.loads(body, object_pairs_hook=_no_duplicates)
+        return value
     except msgspec.ValidationError as exc:
         raise InvalidInput(f"request body: {exc}") from None
     except msgspec.DecodeError as exc:
         raise InvalidInput(f"request body: malformed JSON ({exc})") from None
+    except RecursionError:
+        raise InvalidInput("request body: JSON is nested too deeply") from None
 
 
 def json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:

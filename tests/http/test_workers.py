@@ -224,3 +224,25 @@ async def test_legacy_top_level_inputs_are_lifted(client):
     resp = await client.post("/api/workers", json={"worker_yml": yml, "run_py": "x"})
     assert resp.status == 201, await resp.text()
     assert (await resp.json())["inputs"][0]["name"] == "text"
+
+
+async def test_create_worker_duplicate_json_keys_is_400(client, ws_path):
+    before = commit_count(ws_path)
+    body = b'{"worker_yml": "x", "worker_yml": "y"}'
+    resp = await client.post("/api/workers", data=body, headers={"Content-Type": "application/json"})
+    assert resp.status == 400
+    assert "duplicate key `worker_yml`" in (await resp.json())["detail"]
+    assert commit_count(ws_path) == before
+
+
+async def test_create_worker_deeply_nested_json_is_400(client):
+    body = b'{"manifest": ' + b"[" * 50000 + b"]" * 50000 + b"}"
+    resp = await client.post("/api/workers", data=body, headers={"Content-Type": "application/json"})
+    assert resp.status == 400
+    assert "nested too deeply" in (await resp.json())["detail"]
+
+
+async def test_create_worker_wrong_content_type_is_400(client):
+    resp = await client.post("/api/workers", data=b"<xml/>", headers={"Content-Type": "text/xml"})
+    assert resp.status == 400
+    assert "Content-Type" in (await resp.json())["detail"]

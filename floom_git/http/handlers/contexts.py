@@ -7,7 +7,6 @@ import base64
 import binascii
 import urllib.parse
 
-import msgspec
 from aiohttp import web
 
 from floom_git.errors import InvalidInput, PayloadTooLarge
@@ -28,12 +27,7 @@ async def create_context(request: web.Request) -> web.Response:
     if request.body_exists:
         raw = await wire.read_body(request, 64 * 1024)
         if raw.strip():
-            try:
-                body = msgspec.json.decode(raw, type=ContextCreate)
-            except msgspec.ValidationError as exc:
-                raise InvalidInput(f"request body: {exc}") from None
-            except msgspec.DecodeError as exc:
-                raise InvalidInput(f"request body: malformed JSON ({exc})") from None
+            body = wire.decode_bytes(raw, ContextCreate)
     result = await contexts.create(workspace(request), actor(request), request.match_info["name"], body)
     return wire.json(result, 201)
 
@@ -66,12 +60,10 @@ async def put_file(request: web.Request) -> web.Response:
     raw = await wire.read_body(request, cfg.max_file_bytes * 2)
     if request.content_type == "application/json":
         try:
-            body = msgspec.json.decode(raw, type=ContextFileIn)
-        except msgspec.ValidationError as exc:
-            raise InvalidInput(f"request body: {exc} (a JSON body must be {{content, encoding?}}; "
-                               "send other Content-Types to store bytes as they are)") from None
-        except msgspec.DecodeError as exc:
-            raise InvalidInput(f"request body: malformed JSON ({exc})") from None
+            body = wire.decode_bytes(raw, ContextFileIn)
+        except InvalidInput as exc:
+            raise InvalidInput(f"{exc.message} (a JSON body must be {{content, encoding?}}; send "
+                               "another Content-Type to store the bytes as they are)") from None
         if body.encoding == "base64":
             try:
                 data = base64.b64decode(body.content, validate=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 
-import msgspec
 from aiohttp import web
 
 from floom_git.errors import InvalidInput
@@ -27,12 +26,7 @@ async def put_instructions(request: web.Request) -> web.Response:
     cfg = settings(request)
     raw = await wire.read_body(request, cfg.max_file_bytes)
     if request.content_type == "application/json":
-        try:
-            content = msgspec.json.decode(raw, type=WorkspacePut).content
-        except msgspec.ValidationError as exc:
-            raise InvalidInput(f"request body: {exc}") from None
-        except msgspec.DecodeError as exc:
-            raise InvalidInput(f"request body: malformed JSON ({exc})") from None
+        content = wire.decode_bytes(raw, WorkspacePut).content
     else:
         try:
             content = raw.decode("utf-8")
