@@ -236,7 +236,7 @@ async def test_create_worker_duplicate_json_keys_is_400(client, ws_path):
 
 
 async def test_create_worker_deeply_nested_json_is_400(client):
-    body = b'{"manifest": ' + b"[" * 50000 + b"]" * 50000 + b"}"
+    body = b'{"manifest": ' + b'{"a": ' * 50000 + b"1" + b"}" * 50000 + b"}"
     resp = await client.post("/api/workers", data=body, headers={"Content-Type": "application/json"})
     assert resp.status == 400
     assert "nested too deeply" in (await resp.json())["detail"]
