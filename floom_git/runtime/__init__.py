@@ -1,0 +1,1 @@
+"""Background machinery: run executor and queue, scheduler, watcher; uses services."""
