@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +36,25 @@ class Settings:
     # Git over HTTP.
     git_binary: str = "git"
     git_remote: str | None = None
+    # Runs (issue 5).
+    max_concurrent_runs: int = 4
+    max_run_timeout_seconds: int = 3600
+    run_kill_grace_seconds: float = 5.0
+    run_commit_delay: float = 0.05  # group run-record commits made within this window
+    run_max_result_bytes: int = 5 * 1024 * 1024
+    run_max_log_lines: int = 10_000
+    run_max_artifact_bytes: int = 50 * 1024 * 1024
+    run_memory_mb: int = 2048
+    run_file_size_mb: int = 100
+    approval_ttl_seconds: float = 24 * 3600
+    approval_sweep_seconds: float = 30.0
+    scheduler: bool = True
+    scheduler_tick_seconds: float = 30.0
+    webhook_rate_limit: int = 60
+    webhook_rate_window: float = 60.0
+    sse_keepalive_seconds: float = 15.0
+    alert_retry_delays: tuple[float, ...] = (1.0, 5.0, 30.0)
+    alert_allow_private_urls: bool = False
 
     @property
     def workspaces_dir(self) -> Path:
@@ -49,12 +68,29 @@ class Settings:
     def spool_dir(self) -> Path:
         return self.data_dir / "spool"
 
+    @property
+    def envs_dir(self) -> Path:
+        return self.data_dir / "envs"
+
     def replace(self, **changes: object) -> Settings:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
 
 def _bool(value: str) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+# (environment variable, Settings field, parser) for the run engine's knobs.
+_RUN_ENV: tuple[tuple[str, str, Callable[[str], object]], ...] = (
+    ("WORKEROS_MAX_CONCURRENT_RUNS", "max_concurrent_runs", int),
+    ("FLOOM_MAX_CONCURRENT_RUNS", "max_concurrent_runs", int),
+    ("FLOOM_MAX_RUN_TIMEOUT", "max_run_timeout_seconds", int),
+    ("FLOOM_APPROVAL_TTL_SECONDS", "approval_ttl_seconds", float),
+    ("FLOOM_SCHEDULER", "scheduler", _bool),
+    ("FLOOM_WH_RATE_LIMIT", "webhook_rate_limit", int),
+    ("FLOOM_WH_RATE_WINDOW", "webhook_rate_window", float),
+    ("WORKEROS_ALLOW_PRIVATE_ALERT_URLS", "alert_allow_private_urls", _bool),
+)
 
 
 def from_env(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -83,6 +119,9 @@ def from_env(env: Mapping[str, str] | None = None, **overrides: object) -> Setti
         values["sync_author_email"] = env["FLOOM_SYNC_AUTHOR_EMAIL"]
     if env.get("WORKEROS_GIT_REMOTE"):
         values["git_remote"] = env["WORKEROS_GIT_REMOTE"]
+    for name, key, cast in _RUN_ENV:
+        if env.get(name):
+            values[key] = cast(env[name])
     values.update({k: v for k, v in overrides.items() if v is not None})
     if "data_dir" in values:
         values["data_dir"] = Path(str(values["data_dir"])).resolve()
