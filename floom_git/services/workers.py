@@ -28,6 +28,7 @@ from floom_git.schemas.api import (
     WorkerSummary,
 )
 from floom_git.schemas.manifest import parse_manifest
+from floom_git.services import sync
 from floom_git.services.actor import Actor
 from floom_git.services.files import decode_files, file_out
 from floom_git.services.registry import WorkerEntry, validate_worker
@@ -283,7 +284,10 @@ def bundle_zip(ws: Workspace, worker_id: str) -> bytes:
     return buf.getvalue()
 
 
-def reload(ws: Workspace) -> ReloadResult:
-    count = ws.workers.reload_all()
+async def reload(ws: Workspace) -> ReloadResult:
+    """Force the watcher's reconciliation: reload every worker, commit valid on-disk edits."""
+    synced = await sync.reconcile(ws)
     errors = [e.error for e in ws.workers.all() if e.error]
-    return ReloadResult(status="success", workers_loaded=count, errors=errors)
+    errors += [why for why in synced.invalid.values() if why not in errors]
+    return ReloadResult(status="success", workers_loaded=len(ws.workers), committed=synced.committed,
+                        errors=errors)

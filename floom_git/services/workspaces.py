@@ -7,6 +7,7 @@ import asyncio
 import os
 import shutil
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,6 +84,8 @@ class WorkspaceManager:
         self.settings = settings
         self._spaces: dict[str, Workspace] = {}
         self._create_lock = asyncio.Lock()
+        # Called with each workspace once it is open (from any thread), e.g. to start watching it.
+        self.on_open: list[Callable[[Workspace], None]] = []
 
     def open_all(self) -> None:
         """Open every workspace on disk, finishing any interrupted working-tree sync."""
@@ -101,6 +104,8 @@ class WorkspaceManager:
         ws.writer.listeners.append(ws._on_commit)
         ws.workers.reload_all()
         self._spaces[ws_id] = ws
+        for listener in list(self.on_open):
+            listener(ws)
         return ws
 
     def ids(self) -> list[str]:

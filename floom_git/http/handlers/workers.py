@@ -112,4 +112,4 @@ async def bundle(request: web.Request) -> web.Response:
 
 
 async def reload(request: web.Request) -> web.Response:
-    return wire.json(await asyncio.to_thread(workers.reload, workspace(request)))
+    return wire.json(await workers.reload(workspace(request)))

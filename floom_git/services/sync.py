@@ -1,0 +1,286 @@
+"""Reconciliation of a workspace's working tree with `main`: find real on-disk differences,
+reload the workers they touch, and commit the valid ones as `sync: on-disk edit to <paths>`.
+
+Used by the file watcher (runtime/watcher.py) and by POST /workers/reload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import stat
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pygit2
+from pygit2.enums import ObjectType
+
+from floom_git.errors import FloomError
+from floom_git.schemas.issue import FILE_RE, parse_issue_file
+from floom_git.services.registry import SKIP_DIRS, validate_worker, worker_files
+from floom_git.services.workspaces import Workspace
+from floom_git.storage import paths
+from floom_git.storage.repo import Changeset, WorkspaceRepo, signature
+
+log = logging.getLogger("floom_git.sync")
+
+SHOWN_PATHS = 3
+# Names that are never content: the server's own temp files and editors' swap/backup files.
+TRANSIENT_RE = re.compile(r"^\.floom-|\.sw.$|~$|^\.#|^\.DS_Store$|\.py[cod]$")
+
+
+@dataclass
+class SyncResult:
+    sha: str | None = None
+    committed: list[str] = field(default_factory=list)
+    # Where on-disk changes were left uncommitted, and why (a worker folder or a file path).
+    invalid: dict[str, str] = field(default_factory=dict)
+    workers: set[str] = field(default_factory=set)
+
+    @property
+    def short(self) -> str | None:
+        return self.sha[:7] if self.sha else None
+
+
+def is_transient(rel: str) -> bool:
+    """True for paths reconciliation never looks at (temp files, caches, .git)."""
+    parts = rel.split("/")
+    if any(p == ".git" or p in SKIP_DIRS for p in parts[:-1]) or parts[-1] == ".git":
+        return True
+    return bool(TRANSIENT_RE.search(parts[-1]))
+
+
+def message(changed: list[str]) -> str:
+    """`sync: on-disk edit to a, b, c` or, past three paths, `a, b and 12 more`."""
+    if len(changed) <= SHOWN_PATHS:
+        shown = ", ".join(changed)
+    else:
+        shown = f"{', '.join(changed[:SHOWN_PATHS - 1])} and {len(changed) - SHOWN_PATHS + 1} more"
+    return f"sync: on-disk edit to {shown}"
+
+
+async def reconcile(
+    ws: Workspace, candidates: Iterable[str] | None = None, *, reload: bool = True
+) -> SyncResult:
+    """Commit the valid on-disk differences from `main` among `candidates` (None: the whole tree).
+
+    Workers touched are reloaded first, so an invalid manifest shows as `status: "error"` with
+    its message; that worker's changes stay on disk, uncommitted, while other valid changes in
+    the batch are committed. Secret-bearing, gitignored and symlinked files are never committed.
+    """
+    wanted = None if candidates is None else {c.strip("/") for c in candidates if c.strip("/")}
+    if reload:
+        if wanted is None:
+            await asyncio.to_thread(ws.workers.reload_all)
+        else:
+            await asyncio.to_thread(ws.workers.reload_paths, wanted)
+    out = SyncResult()
+    max_bytes = ws.settings.max_file_bytes
+
+    def build(repo: WorkspaceRepo) -> Changeset | None:
+        changes, invalid = plan(repo, wanted, max_bytes)
+        out.invalid = invalid
+        if not changes:
+            return None
+        out.committed = sorted(changes)
+        return Changeset(dict(changes), message(out.committed))
+
+    author = signature(ws.settings.sync_author_name, ws.settings.sync_author_email)
+    result = await ws.writer.write(build, author, check_worktree=False)
+    out.sha = result.sha
+    if not out.sha:
+        out.committed = []
+    out.workers = {p.split("/")[1] for p in out.committed if _worker_id(p)}
+    if out.sha or out.invalid:
+        ws.events.emit("sync", sha=out.short, paths=out.committed, workers=sorted(out.workers),
+                       invalid=dict(out.invalid))
+    if out.sha:
+        log.info("workspace %s: %s (%s)", ws.id, message(out.committed), out.short)
+    for where, why in out.invalid.items():
+        log.warning("workspace %s: on-disk change to %s not committed: %s", ws.id, where, why)
+    return out
+
+
+def plan(
+    repo: WorkspaceRepo, candidates: set[str] | None, max_bytes: int
+) -> tuple[dict[str, bytes | None], dict[str, str]]:
+    """The changes that make `main` match the disk for `candidates`, and what was refused.
+
+    Blocking; runs inside the writer's lock so the comparison is against the current tip and
+    the bytes committed are the bytes on disk now. Files of a worker folder are always taken
+    together, so an edit held back while its manifest was invalid goes in once it is fixed.
+    """
+    tip = repo.tip()
+    root = repo.path
+    if candidates is None:
+        found = set(repo.worktree_changes())
+    else:
+        found = _expand(repo, tip, candidates)
+    for wid in {w for w in map(_worker_id, found) if w}:
+        found |= _expand(repo, tip, {paths.worker_dir(wid)})
+    disk = _Disk(root)
+    changes: dict[str, bytes | None] = {}
+    invalid: dict[str, str] = {}
+    for path in sorted(found):
+        if is_transient(path):
+            continue
+        head = _blob(repo, tip, path)
+        kind, data = disk.read(path, max_bytes)
+        if kind in ("missing", "dir"):
+            if head is not None:
+                changes[path] = None
+            continue
+        if kind == "file" and head is not None and pygit2.hash(data) == head:
+            continue
+        if kind == "too-large" and head is not None and pygit2.hashfile(str(root / path)) == head:
+            continue
+        if head is None and repo.repo.path_is_ignored(path):
+            continue
+        refusal = _refusal(path, kind, data)
+        if refusal:
+            invalid[path] = refusal if refusal.startswith(path) else f"{path}: {refusal}"
+            continue
+        changes[path] = data
+    for wid in sorted({w for w in map(_worker_id, changes) if w}):
+        why = _worker_invalid(repo, wid)
+        if why:
+            invalid[paths.worker_dir(wid)] = why
+            for path in [p for p in changes if _worker_id(p) == wid]:
+                del changes[path]
+    return changes, invalid
+
+
+def _refusal(path: str, kind: str, data: bytes | None) -> str | None:
+    if kind == "symlink":
+        return "symlinks are not committed"
+    if kind == "too-large":
+        return "file is over the size limit"
+    if kind != "file":
+        return "not a regular file"
+    try:
+        paths.clean_relpath(path)
+    except FloomError as exc:
+        return exc.message
+    if paths.is_secret_file(path):
+        return "secret-bearing files are never committed; use secrets"
+    if path.startswith(paths.ISSUES_DIR + "/") and FILE_RE.match(path.rsplit("/", 1)[-1]):
+        try:
+            parse_issue_file(data or b"", where=path)
+        except FloomError as exc:
+            return exc.message
+    return None
+
+
+def _worker_invalid(repo: WorkspaceRepo, wid: str) -> str | None:
+    """Why the worker folder as it is on disk must not be committed (None: fine or deleted)."""
+    folder = repo.path / paths.worker_dir(wid)
+    if folder.is_symlink():
+        return f"{paths.worker_dir(wid)}: symlinks are not committed"
+    if not folder.is_dir():
+        return None
+    files = worker_files(repo.path, folder, repo)
+    if not files:
+        return None
+    try:
+        manifest = (folder / paths.MANIFEST).read_bytes() if paths.MANIFEST in files else b""
+        validate_worker(wid, {f: manifest if f == paths.MANIFEST else b"" for f in files})
+    except FloomError as exc:
+        return exc.message
+    except OSError as exc:
+        return f"{paths.worker_dir(wid)}/{paths.MANIFEST}: {exc.strerror}"
+    return None
+
+
+def _worker_id(path: str) -> str | None:
+    parts = path.split("/")
+    if len(parts) >= 3 and parts[0] == paths.WORKERS_DIR and parts[1]:
+        return parts[1]
+    return None
+
+
+def _blob(repo: WorkspaceRepo, tip: pygit2.Commit | None, path: str) -> pygit2.Oid | None:
+    obj = repo.entry(tip, path)
+    return obj.id if obj is not None and obj.type == ObjectType.BLOB else None
+
+
+def _expand(repo: WorkspaceRepo, tip: pygit2.Commit | None, candidates: set[str]) -> set[str]:
+    """Candidate paths as files: a folder stands for every file under it on disk and in `main`.
+
+    Walking folders on disk also catches files created before the watcher saw their folder.
+    """
+    out: set[str] = set()
+    for rel in candidates:
+        obj = repo.entry(tip, rel)
+        in_main = obj is not None and obj.type == ObjectType.TREE
+        on_disk = (repo.path / rel).is_dir() and not (repo.path / rel).is_symlink()
+        if in_main:
+            out.update(p for p, _ in repo.walk_tree(repo.repo[obj.id], rel))
+        if on_disk:
+            out.update(_walk(repo.path, repo.path / rel))
+        if not (in_main and on_disk):  # a file on one side at least
+            out.add(rel)
+    return out
+
+
+def _walk(root: Path, folder: Path) -> Iterable[str]:
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = [d for d in dirnames if d not in SKIP_DIRS and d != ".git"]
+        base = Path(dirpath).relative_to(root).as_posix()
+        for name in filenames:
+            yield f"{base}/{name}" if base != "." else name
+
+
+class _Disk:
+    """lstat-based reads that never follow a symlink, in the file or in any folder above it."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._dirs: dict[str, str] = {"": "dir"}
+
+    def _dir_kind(self, rel: str) -> str:
+        if rel in self._dirs:
+            return self._dirs[rel]
+        parent, _, _ = rel.rpartition("/")
+        kind = self._dir_kind(parent)
+        if kind == "dir":
+            kind = _kind(self.root / rel)
+        self._dirs[rel] = kind
+        return kind
+
+    def read(self, rel: str, max_bytes: int) -> tuple[str, bytes | None]:
+        parent = self._dir_kind(rel.rpartition("/")[0])
+        if parent == "symlink":
+            return "symlink", None
+        if parent != "dir":
+            return "missing", None
+        full = self.root / rel
+        try:
+            st = os.lstat(full)
+        except (FileNotFoundError, NotADirectoryError):
+            return "missing", None
+        if stat.S_ISLNK(st.st_mode):
+            return "symlink", None
+        if stat.S_ISDIR(st.st_mode):
+            return "dir", None
+        if not stat.S_ISREG(st.st_mode):
+            return "other", None
+        if st.st_size > max_bytes:
+            return "too-large", None
+        try:
+            with open(full, "rb") as fh:
+                return "file", fh.read()
+        except (FileNotFoundError, NotADirectoryError):
+            return "missing", None
+
+
+def _kind(full: Path) -> str:
+    try:
+        st = os.lstat(full)
+    except (FileNotFoundError, NotADirectoryError):
+        return "missing"
+    if stat.S_ISLNK(st.st_mode):
+        return "symlink"
+    return "dir" if stat.S_ISDIR(st.st_mode) else "other"
