@@ -55,6 +55,15 @@ class Settings:
     sse_keepalive_seconds: float = 15.0
     alert_retry_delays: tuple[float, ...] = (1.0, 5.0, 30.0)
     alert_allow_private_urls: bool = False
+    # Identity and tenancy (issue 4).
+    argon2_profile: str = "RFC_9106_LOW_MEMORY"  # argon2.profiles name; CHEAPEST only for tests
+    session_ttl_seconds: int = 7 * 86400
+    magic_link_ttl_seconds: int = 900
+    device_code_ttl_seconds: int = 600
+    public_url: str | None = None  # base of magic-link and device-verification URLs
+    rate_list_per_minute: int = 240  # list endpoints, per identity
+    rate_auth_per_minute: int = 10  # magic links, device flow, token minting, per identity or IP
+    rate_login_per_minute: int = 5  # password sign-in, per user name and IP
 
     @property
     def workspaces_dir(self) -> Path:
@@ -90,6 +99,14 @@ _RUN_ENV: tuple[tuple[str, str, Callable[[str], object]], ...] = (
     ("FLOOM_WH_RATE_LIMIT", "webhook_rate_limit", int),
     ("FLOOM_WH_RATE_WINDOW", "webhook_rate_window", float),
     ("WORKEROS_ALLOW_PRIVATE_ALERT_URLS", "alert_allow_private_urls", _bool),
+    ("FLOOM_ARGON2_PROFILE", "argon2_profile", str),
+    ("FLOOM_SESSION_TTL_SECONDS", "session_ttl_seconds", int),
+    ("FLOOM_MAGIC_LINK_TTL_SECONDS", "magic_link_ttl_seconds", int),
+    ("FLOOM_DEVICE_CODE_TTL_SECONDS", "device_code_ttl_seconds", int),
+    ("FLOOM_PUBLIC_URL", "public_url", str),
+    ("FLOOM_RATE_LIST_PER_MINUTE", "rate_list_per_minute", int),
+    ("FLOOM_RATE_AUTH_PER_MINUTE", "rate_auth_per_minute", int),
+    ("FLOOM_RATE_LOGIN_PER_MINUTE", "rate_login_per_minute", int),
 )
 
 

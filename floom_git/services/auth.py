@@ -1,18 +1,40 @@
-"""Deciding who a request is: the shared secret for now (x-floom-secret), in one small table
-that fails closed. The server-generated secret lives in system/, never in a workspace."""
+"""Deciding who a request is and what it may do in a workspace, in one small table that fails
+closed: API tokens (x-floom-token, Bearer, git Basic password), the session cookie and the shared
+secret (x-floom-secret). The first credential present decides; a wrong one is 401, never a
+fall-through to another method. The server-generated secret lives in system/, never in a repo.
+
+    credential                      identity                     role in workspace W
+    x-floom-token / Bearer (user)   the token's user             user's membership role in W
+    x-floom-token / Bearer (ws)     the workspace token          token's role, only in its W
+    cookie floom_session            the session's user           user's membership role in W
+    x-floom-secret                  local-user                   member (admin if configured)
+    server admin (user add --admin) that user                    owner in every workspace
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import dataclasses
 import hmac
 import os
 import secrets
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from floom_git.errors import Forbidden, Unauthenticated
-from floom_git.services.actor import Actor
+from floom_git.services.actor import ROLES, Actor
+from floom_git.services.identity import Identity
+from floom_git.services.identity.tokens import INVALID, looks_like_token
+from floom_git.storage.system_store import TokenRow, UserRow
 
 SECRET_FILE = "shared-secret"
+SESSION_COOKIE = "floom_session"
+NOT_MEMBER = "Not a member of the workspace"
+MISSING = "Missing credentials: send x-floom-token, Authorization: Bearer or x-floom-secret"
+# authorize() takes a role; route permissions are accepted too, so callers cannot mix them up.
+PERM_ROLE = {"read": "viewer", "write": "member", "admin": "admin", "owner": "owner"}
 
 
 def load_or_create_secret(system_dir: Path) -> str:
@@ -28,44 +50,143 @@ def load_or_create_secret(system_dir: Path) -> str:
     return value
 
 
+@dataclass(frozen=True)
+class Principal(Actor):
+    """An authenticated caller. `role` is only meaningful after authorize() for a workspace."""
+
+    is_admin: bool = False  # server administrator: owner in every workspace
+    is_user: bool = False  # a stored user (can own tokens, sessions, memberships)
+    token_id: str | None = None
+    home_workspace: str | None = None  # the one workspace a bound token may act in
+    fixed_role: str | None = None  # workspace tokens and the shared secret carry their role
+    role_cap: str | None = None  # a personal token minted with a lower role
+
+
+def _min_role(a: str, b: str) -> str:
+    return a if ROLES.index(a) <= ROLES.index(b) else b
+
+
 class Authenticator:
-    def __init__(self, secret: str, shared_secret_role: str = "member") -> None:
+    def __init__(self, secret: str, shared_secret_role: str = "member",
+                 identity: Identity | None = None) -> None:
         if not secret:
             raise ValueError("a shared secret is required")
         self._secret = secret.encode()
         role = shared_secret_role if shared_secret_role in ("member", "admin") else "member"
-        self._actor = Actor("local-user", "local-user", "local-user@floom.local", role=role,
-                            auth_method="secret")
+        self._actor = Principal("local-user", "local-user", "local-user@floom.local", role=role,
+                                auth_method="secret", fixed_role=role)
+        self.identity = identity
 
+    # -- who ------------------------------------------------------------------------------
     def check_secret(self, value: str) -> Actor:
         if hmac.compare_digest(value.encode(), self._secret):
             return self._actor
         raise Unauthenticated("Invalid credentials")
 
+    def _credential(self, value: str) -> Actor:
+        """A token or the shared secret (the generated secret also starts with floom_)."""
+        if self.identity is not None and looks_like_token(value):
+            try:
+                return self._token_actor(self.identity.tokens.resolve(value))
+            except Unauthenticated as exc:
+                if exc.message != INVALID:
+                    raise  # expired or revoked: say so, do not try the value as the secret
+        return self.check_secret(value)
+
+    def _user_actor(self, user: UserRow, method: str, **extra: object) -> Principal:
+        return Principal(user.id, user.username, user.email or f"{user.username}@floom.local",
+                         role="owner" if user.is_admin else "viewer", auth_method=method,
+                         is_admin=user.is_admin, is_user=True, **extra)  # type: ignore[arg-type]
+
+    def _token_actor(self, row: TokenRow) -> Principal:
+        if row.kind == "workspace":
+            return Principal(row.id, f"token:{row.name}", f"{row.id}@tokens.floom.local",
+                             role=row.role or "member", auth_method="workspace_token",
+                             token_id=row.id, home_workspace=row.workspace_id,
+                             fixed_role=row.role or "member")
+        assert self.identity is not None
+        user = self.identity.store.user(row.user_id)
+        if user is None:
+            raise Unauthenticated("Invalid credentials: the token's user no longer exists")
+        return self._user_actor(user, "token", token_id=row.id, home_workspace=row.workspace_id,
+                                role_cap=row.role)
+
+    def session_actor(self, value: str) -> Principal:
+        if self.identity is None:
+            raise Unauthenticated("Sessions are not enabled")
+        user = self.identity.store.user(self.identity.sessions.resolve(value))
+        if user is None:
+            raise Unauthenticated("Session not found; sign in again")
+        return self._user_actor(user, "session")
+
     def authenticate_basic(self, password: str) -> Actor:
-        """git over HTTP: any user name, the password is the shared secret (later also a token)."""
+        """git over HTTP (and curl -u): any user name, the password is a token or the secret."""
         if not password:
             raise Unauthenticated("Missing credentials")
-        return self.check_secret(password)
+        return self._credential(password)
+
+    def authenticate(self, headers: Mapping[str, str], cookies: Mapping[str, str] | None = None) -> Actor:
+        """Resolve the caller; Unauthenticated when absent or wrong. Headers win over the cookie."""
+        value = headers.get("x-floom-token")
+        if value is not None:
+            return self._credential(value.strip())
+        auth = headers.get("Authorization")
+        if auth is not None:
+            scheme, _, rest = auth.partition(" ")
+            if scheme.lower() == "bearer":
+                return self._credential(rest.strip())
+            if scheme.lower() == "basic":
+                try:
+                    _, _, password = base64.b64decode(rest.strip(), validate=True).decode().partition(":")
+                except (binascii.Error, UnicodeDecodeError):
+                    raise Unauthenticated("Invalid credentials: malformed Basic authorization") from None
+                return self.authenticate_basic(password)
+            raise Unauthenticated(f"Unsupported Authorization scheme {scheme[:20]!r}; use Bearer")
+        value = headers.get("x-floom-secret")
+        if value is not None:
+            return self._credential(value.strip())
+        session = (cookies or {}).get(SESSION_COOKIE)
+        if session:
+            return self.session_actor(session)
+        raise Unauthenticated(MISSING)
+
+    # -- what -----------------------------------------------------------------------------
+    def role_in(self, actor: Actor, ws_id: str) -> str | None:
+        """The actor's role in workspace `ws_id`, or None when it is not a member."""
+        if not isinstance(actor, Principal):
+            return actor.role  # server-internal actors (e.g. SYSTEM)
+        if actor.home_workspace is not None and actor.home_workspace != ws_id:
+            return None
+        if actor.fixed_role is not None:
+            return actor.fixed_role
+        if actor.is_admin:
+            role: str | None = "owner"
+        elif self.identity is None:
+            return None
+        else:
+            role = self.identity.store.role_of(ws_id, actor.user_id)
+        if role is not None and actor.role_cap is not None:
+            role = _min_role(role, actor.role_cap)
+        return role
 
     def authorize(self, actor: Actor, ws_id: str, needed: str) -> Actor:
-        """The actor as it acts in workspace `ws_id`; Forbidden when its role there is too low.
+        """The actor as it acts in workspace `ws_id` (its role set); Forbidden when it is not a
+        member there or its role is lower than `needed` (a role, or a route permission)."""
+        needed = PERM_ROLE.get(needed, needed)
+        role = self.role_in(actor, ws_id)
+        if role is None:
+            raise Forbidden(NOT_MEMBER)
+        if ROLES.index(role) < ROLES.index(needed):
+            raise Forbidden(f"Requires the {needed} role in workspace {ws_id}; you are {role}")
+        return dataclasses.replace(actor, role=role)
 
-        With only the shared secret every workspace is reachable with the secret's role.
-        """
-        if not actor.can(needed):
-            raise Forbidden(f"Requires the {needed} role; you are {actor.role}")
-        return actor
-
-    def authenticate(self, headers: Mapping[str, str]) -> Actor:
-        """Resolve the caller from request headers; Unauthenticated when absent or wrong."""
-        value = headers.get("x-floom-secret")
-        if value is None:
-            value = headers.get("x-floom-token")
-        if value is None:
-            auth = headers.get("Authorization", "")
-            if auth[:7].lower() == "bearer ":
-                value = auth[7:].strip()
-        if not value:
-            raise Unauthenticated("Missing credentials: send x-floom-secret, x-floom-token or Authorization: Bearer")
-        return self.check_secret(value)
+    def visible_workspaces(self, actor: Actor, ws_ids: list[str]) -> dict[str, str]:
+        """workspace id -> role, for the workspaces among `ws_ids` the actor can read."""
+        if isinstance(actor, Principal) and actor.is_user and actor.home_workspace is None \
+                and not actor.is_admin and self.identity is not None:
+            mine = self.identity.members.workspaces_of(actor.user_id)
+            out = {w: mine[w] for w in ws_ids if w in mine}
+            if actor.role_cap is not None:
+                out = {w: _min_role(r, actor.role_cap) for w, r in out.items()}
+            return out
+        return {w: r for w in ws_ids if (r := self.role_in(actor, w)) is not None}
