@@ -36,6 +36,8 @@ class Settings:
     # Git over HTTP.
     git_binary: str = "git"
     git_remote: str | None = None
+    git_timeout_seconds: float = 3600.0  # wall clock for one upload-pack/receive-pack request
+    git_max_processes: int = 16  # concurrent git processes serving HTTP on this node
     # Runs (issue 5).
     max_concurrent_runs: int = 4
     max_run_timeout_seconds: int = 3600
@@ -107,6 +109,8 @@ _RUN_ENV: tuple[tuple[str, str, Callable[[str], object]], ...] = (
     ("FLOOM_RATE_LIST_PER_MINUTE", "rate_list_per_minute", int),
     ("FLOOM_RATE_AUTH_PER_MINUTE", "rate_auth_per_minute", int),
     ("FLOOM_RATE_LOGIN_PER_MINUTE", "rate_login_per_minute", int),
+    ("FLOOM_GIT_TIMEOUT_SECONDS", "git_timeout_seconds", float),
+    ("FLOOM_GIT_MAX_PROCESSES", "git_max_processes", int),
 )
 
 

@@ -299,12 +299,58 @@ class WorkspaceRepo:
         if not journal.exists():
             return []
         try:
-            files = list(json.loads(journal.read_text())["files"])
+            data = json.loads(journal.read_text())
+            files = list(data["files"])
         except (ValueError, KeyError, TypeError):
-            files = []
+            data, files = {}, []
+        if isinstance(data.get("from"), str):  # a push was moving main (begin_ref_move)
+            files += self.changed_files(data["from"], self._main_sha())
         self.sync_worktree([f for f in files if isinstance(f, str)])
         self._clear_journal()
         return files
+
+    # -- refs moved by another program (receive-pack) ----------------------------------------
+    def begin_ref_move(self, old_main: str | None) -> None:
+        """Journal that main may move from `old_main` outside this class, so that recover()
+        brings the working tree up to date even if the server dies before finish_ref_move."""
+        _atomic_write(
+            Path(self.repo.path) / JOURNAL, json.dumps({"files": [], "from": old_main}).encode(), False
+        )
+
+    def finish_ref_move(self, old_main: str | None) -> list[str]:
+        """After main moved from `old_main` (or not): sync working tree and index for the files
+        that changed, clear the journal, return those files."""
+        new_main = self._main_sha()
+        files = self.changed_files(old_main, new_main) if new_main != old_main else []
+        if files:
+            self.sync_worktree(files)
+        self._clear_journal()
+        return files
+
+    def changed_files(self, old: str | None, new: str | None) -> list[str]:
+        """File paths that differ (content, mode, added or removed) between two commits;
+        None stands for the empty tree."""
+        if old == new:
+            return []
+        old_tree = self.repo[old].peel(pygit2.Tree) if old else None
+        new_tree = self.repo[new].peel(pygit2.Tree) if new else None
+        if new_tree is None and old_tree is None:
+            return []
+        if new_tree is None:
+            diff = old_tree.diff_to_tree()
+        elif old_tree is None:
+            diff = new_tree.diff_to_tree(swap=True)
+        else:
+            diff = old_tree.diff_to_tree(new_tree)
+        out = set()
+        for delta in diff.deltas:
+            out.add(delta.old_file.path)
+            out.add(delta.new_file.path)
+        return sorted(out)
+
+    def _main_sha(self) -> str | None:
+        tip = self.tip(MAIN)
+        return str(tip.id) if tip is not None else None
 
     def worktree_changes(self, prefix: str = "") -> list[str]:
         """Paths under `prefix` whose working-tree state differs from HEAD (ignored files skipped)."""
