@@ -60,8 +60,9 @@ class Workspace:
         return self.id
 
 
-def template_files(template_dir: Path, ws_id: str) -> dict[str, bytes]:
-    """The files of workspace_template/, with workspace.yml naming the new workspace."""
+def template_files(template_dir: Path, ws_id: str, meta_overrides: dict | None = None) -> dict[str, bytes]:
+    """The files of workspace_template/, with workspace.yml naming the new workspace (plus any
+    `meta_overrides`, e.g. a display name and description)."""
     files: dict[str, bytes] = {}
     for dirpath, dirnames, filenames in os.walk(template_dir):
         dirnames[:] = sorted(d for d in dirnames if d not in {"__pycache__", ".git"})
@@ -75,6 +76,7 @@ def template_files(template_dir: Path, ws_id: str) -> dict[str, bytes]:
         loaded = load_yaml(files[paths.WORKSPACE_YML], where=paths.WORKSPACE_YML)
         if isinstance(loaded, dict):
             meta = {**loaded, "name": ws_id}
+    meta.update({k: v for k, v in (meta_overrides or {}).items() if v is not None})
     files[paths.WORKSPACE_YML] = dump_yaml(meta)
     return files
 
@@ -86,14 +88,17 @@ class WorkspaceManager:
         self._create_lock = asyncio.Lock()
         # Called with each workspace once it is open (from any thread), e.g. to start watching it.
         self.on_open: list[Callable[[Workspace], None]] = []
+        # Called with each workspace just before it is deleted (on the event loop), e.g. to stop
+        # watching it; its writer lock is held, so nothing else writes to it meanwhile.
+        self.on_close: list[Callable[[Workspace], None]] = []
 
     def open_all(self) -> None:
         """Open every workspace on disk, finishing any interrupted working-tree sync."""
         root = self.settings.workspaces_dir
         root.mkdir(parents=True, exist_ok=True)
         for child in sorted(root.iterdir()):
-            if child.name.startswith(".creating-"):
-                shutil.rmtree(child, ignore_errors=True)  # a create that crashed midway
+            if child.name.startswith((".creating-", ".deleting-")):
+                shutil.rmtree(child, ignore_errors=True)  # a create or delete that crashed midway
             elif (child / ".git").is_dir() and paths.WORKSPACE_ID_RE.match(child.name):
                 self._open(child.name)
 
@@ -123,21 +128,38 @@ class WorkspaceManager:
     def exists(self, ws_id: str) -> bool:
         return ws_id in self._spaces
 
-    def create_sync(self, ws_id: str, actor: Actor = SYSTEM) -> Workspace:
+    def create_sync(self, ws_id: str, actor: Actor = SYSTEM, meta: dict | None = None) -> Workspace:
         paths.check_workspace_id(ws_id)
         target = self.settings.workspaces_dir / ws_id
         if ws_id in self._spaces or target.exists():
             raise Conflict(f"Workspace {ws_id} already exists")
         tmp = self.settings.workspaces_dir / f".creating-{ws_id}-{os.getpid()}"
-        files = template_files(self.settings.template_dir, ws_id)
+        files = template_files(self.settings.template_dir, ws_id, meta)
         WorkspaceRepo.create(tmp, files, f"workspace: create {ws_id}", actor.signature)
         history.write_commit_graph(tmp, self.settings.git_binary)
         os.rename(tmp, target)  # a half-created workspace never appears under its id
         return self._open(ws_id)
 
-    async def create(self, ws_id: str, actor: Actor = SYSTEM) -> Workspace:
+    async def create(self, ws_id: str, actor: Actor = SYSTEM, meta: dict | None = None) -> Workspace:
         async with self._create_lock:
-            return await asyncio.to_thread(self.create_sync, ws_id, actor)
+            return await asyncio.to_thread(self.create_sync, ws_id, actor, meta)
+
+    async def delete(self, ws_id: str) -> None:
+        """Close workspace `ws_id` and remove its repository directory; NotFound if unknown.
+
+        Waits for the writer so no commit is cut short; the directory is first renamed out of
+        the way, so a crash midway never leaves a half-deleted workspace under its id.
+        """
+        ws = self.get(ws_id)
+        async with ws.writer.locked():
+            if self._spaces.get(ws_id) is not ws:
+                raise NotFound("Workspace not found")
+            for listener in list(self.on_close):
+                listener(ws)
+            del self._spaces[ws_id]
+            trash = self.settings.workspaces_dir / f".deleting-{ws_id}-{os.getpid()}"
+            await asyncio.to_thread(os.rename, ws.path, trash)
+        await asyncio.to_thread(shutil.rmtree, trash, True)
 
     def ensure(self, ws_id: str) -> Workspace:
         return self._spaces.get(ws_id) or self.create_sync(ws_id)
