@@ -1,0 +1,444 @@
+"""Run records of one workspace: the durable spool, the in-memory index, and grouped commits of
+records onto the server-owned branch refs/heads/floom/runs.
+
+Durability: a record change is first written to `<spool>/<ws>/<run_id>/record.json` (fsync'ed)
+and only then acknowledged; a records writer commits every changed record after a short delay
+(`run_commit_delay`), many runs in one commit, then drops the spool copy. At start-up the index
+is rebuilt from the branch and the spool is laid over it, so a crash loses nothing acknowledged.
+Logs of a run live in the spool (`logs.ndjson`) until its process ends; then they, the artifacts
+and the final record are committed together. Everything here runs on the event loop except the
+git reads and commits, which go through threads and the workspace writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import logging
+import os
+import shutil
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import msgspec
+from pygit2.enums import ObjectType
+
+from floom_git.errors import NotFound
+from floom_git.schemas.run import IndexEntry, LogLine, RunRecord
+from floom_git.services.actor import SYSTEM
+from floom_git.storage.repo import RUNS, Changeset, WorkspaceRepo
+
+if TYPE_CHECKING:
+    from floom_git.services.workspaces import Workspace
+
+log = logging.getLogger("floom_git.runs")
+RUNS_DIR = "runs"
+RECORD = "run.json"
+LOGS = "logs.ndjson"
+ARTIFACTS = "artifacts"
+SPOOL_RECORD = "record.json"
+APPEND_DIR = "append"  # spool/<run>/append/<name>: lines to append to runs/.../<name>
+_decode_entry = msgspec.json.Decoder(IndexEntry)
+_decode_record = msgspec.json.Decoder(RunRecord)
+_decode_line = msgspec.json.Decoder(LogLine)
+
+
+class Hooks(Protocol):
+    """What the run engine (runtime/queue.py) offers the services: dispatch and cancellation."""
+
+    def submit(self, ws_id: str, run_id: str) -> None: ...
+
+    def cancel(self, ws_id: str, run_id: str) -> bool: ...
+
+    def queue_position(self, run_id: str) -> int | None: ...
+
+    def finished(self, ws_id: str, record: RunRecord) -> None: ...
+
+
+def encode_record(record: RunRecord) -> bytes:
+    return msgspec.json.format(msgspec.json.encode(record), indent=2) + b"\n"
+
+
+def record_dir(record: RunRecord | IndexEntry) -> str:
+    return f"{RUNS_DIR}/{record.created_at[:10]}/{record.id}"
+
+
+def _fsync_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def _key(entry: IndexEntry | RunRecord) -> tuple[str, str]:
+    return (entry.created_at, entry.id)
+
+
+@dataclass
+class _Snapshot:
+    version: int
+    record: RunRecord
+    data: bytes
+
+
+class RunStore:
+    """The run records of one workspace (index, live records, spool, commits)."""
+
+    def __init__(self, ws: Workspace) -> None:
+        self.ws = ws
+        self.settings = ws.settings
+        self.spool = ws.settings.spool_dir / ws.id
+        self.index: dict[str, IndexEntry] = {}
+        self._keys: list[tuple[str, str]] = []
+        self._by_worker: dict[str, list[tuple[str, str]]] = {}
+        self.live: dict[str, RunRecord] = {}
+        self._logs: dict[str, list[LogLine]] = {}
+        self._log_files: dict[str, Any] = {}
+        self._versions: dict[str, int] = {}
+        self._dirty: set[str] = set()
+        self._waiters: dict[str, asyncio.Event] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._flush_task: asyncio.Task[None] | None = None
+        self._flush_lock = asyncio.Lock()
+        self._failures = 0
+        self.hooks: Hooks | None = None
+        self.loaded = False
+
+    @classmethod
+    def of(cls, ws: Workspace) -> RunStore:
+        """The store of `ws`, created on first use. It rides on the Workspace object so that
+        `services.runs.get_run(ws, run_id)` needs nothing but the workspace."""
+        store = vars(ws).get("_run_store")
+        if store is None:
+            store = cls(ws)
+            vars(ws)["_run_store"] = store
+        return store
+
+    # -- start-up -----------------------------------------------------------------------------
+    def load(self) -> list[RunRecord]:
+        """Build the index from floom/runs and lay the spool over it (blocking; call once at
+        start-up, in a thread). Returns the spool records, which the caller re-registers."""
+        entries = list(self._read_branch_index(self.ws.repo))
+        spooled: list[RunRecord] = []
+        if self.spool.is_dir():
+            for child in sorted(self.spool.iterdir()):
+                rec_path = child / SPOOL_RECORD
+                if not child.name.startswith("run_"):
+                    continue
+                if rec_path.is_file():
+                    try:
+                        record = _decode_record.decode(rec_path.read_bytes())
+                    except msgspec.DecodeError:
+                        log.error("unreadable spool record %s; left in place", rec_path)
+                        continue
+                    record.seq = max(record.seq, self._last_log_seq(child / LOGS))
+                    spooled.append(record)
+                elif not (child / LOGS).exists() and not (child / APPEND_DIR).exists():
+                    shutil.rmtree(child, ignore_errors=True)  # committed; cleanup was cut short
+        self._replace_index(entries)
+        return spooled
+
+    def _read_branch_index(self, repo: WorkspaceRepo) -> Iterator[IndexEntry]:
+        tip = repo.tip(RUNS)
+        if tip is None:
+            return
+        root = repo.entry(tip, RUNS_DIR)
+        if root is None or root.type != ObjectType.TREE:
+            return
+        odb = repo.repo
+        for day in odb[root.id]:
+            if day.type != ObjectType.TREE:
+                continue
+            for run in odb[day.id]:
+                if run.type != ObjectType.TREE:
+                    continue
+                tree = odb[run.id]
+                if RECORD not in tree:
+                    continue
+                try:
+                    yield _decode_entry.decode(odb[tree[RECORD].id].data)
+                except msgspec.DecodeError:
+                    log.error("unreadable run record %s/%s/%s", RUNS_DIR, day.name, run.name)
+
+    def _replace_index(self, entries: list[IndexEntry]) -> None:
+        self.index = {e.id: e for e in entries}
+        self._keys = sorted(_key(e) for e in entries)
+        self._by_worker = {}
+        for key in self._keys:
+            self._by_worker.setdefault(self.index[key[1]].worker_id, []).append(key)
+        self.loaded = True
+
+    def _last_log_seq(self, path: Path) -> int:
+        last = 0
+        try:
+            with open(path, "rb") as fh:
+                for line in fh:
+                    try:
+                        last = max(last, _decode_line.decode(line).seq)
+                    except msgspec.DecodeError:
+                        continue
+        except FileNotFoundError:
+            pass
+        return last
+
+    # -- reads ----------------------------------------------------------------------------------
+    def get(self, run_id: str) -> RunRecord:
+        """The current record; NotFound when there is no such run."""
+        record = self.live.get(run_id)
+        if record is not None:
+            return record
+        entry = self.index.get(run_id)
+        if entry is None:
+            raise NotFound("Run not found")
+        data = self.ws.repo.read_blob(self.ws.repo.tip(RUNS), f"{record_dir(entry)}/{RECORD}")
+        if data is None:
+            raise NotFound("Run not found")
+        return _decode_record.decode(data)
+
+    def exists(self, run_id: str) -> bool:
+        return run_id in self.index
+
+    def logs(self, run_id: str) -> list[LogLine]:
+        record = self.get(run_id)
+        if run_id in self._logs:
+            return list(self._logs[run_id])
+        spooled = self.spool / run_id / LOGS
+        if spooled.is_file():
+            return list(_read_lines(spooled.read_bytes()))
+        data = self.ws.repo.read_blob(self.ws.repo.tip(RUNS), f"{record_dir(record)}/{LOGS}")
+        return list(_read_lines(data or b""))
+
+    def read_file(self, run_id: str, rel: str) -> bytes | None:
+        """A file of the run's folder (e.g. artifacts/x.md), from the spool if still there."""
+        record = self.get(run_id)
+        spooled = self.spool / run_id / rel
+        if spooled.is_file():
+            return spooled.read_bytes()
+        data = self.ws.repo.read_blob(self.ws.repo.tip(RUNS), f"{record_dir(record)}/{rel}")
+        pending = self.spool / run_id / APPEND_DIR / rel
+        if pending.is_file():
+            data = (data or b"") + pending.read_bytes()
+        return data
+
+    def entries(self, worker_id: str | None = None) -> Iterator[IndexEntry]:
+        """Index entries newest first (by created_at, then id)."""
+        keys = self._keys if worker_id is None else self._by_worker.get(worker_id, [])
+        for key in reversed(keys):
+            yield self.index[key[1]]
+
+    def entries_before(self, cursor: tuple[str, str], worker_id: str | None = None) -> Iterator[IndexEntry]:
+        keys = self._keys if worker_id is None else self._by_worker.get(worker_id, [])
+        pos = bisect.bisect_left(keys, cursor)
+        for key in reversed(keys[:pos]):
+            yield self.index[key[1]]
+
+    def count(self, worker_id: str | None = None) -> int:
+        return len(self._keys) if worker_id is None else len(self._by_worker.get(worker_id, []))
+
+    # -- writes -----------------------------------------------------------------------------------
+    def put(self, record: RunRecord, *, durable: bool = True) -> None:
+        """Make `record` the current state: spool it (fsync'ed when `durable`), index it, and
+        schedule its commit. Returns once the state survives a crash."""
+        data = encode_record(record)
+        path = self.spool / record.id / SPOOL_RECORD
+        if durable:
+            _fsync_write(path, data)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+        self.live[record.id] = record
+        self._index(record)
+        self._versions[record.id] = self._versions.get(record.id, 0) + 1
+        self._dirty.add(record.id)
+        self._schedule()
+        self.notify(record.id)
+
+    def _index(self, record: RunRecord) -> None:
+        entry = msgspec.convert(msgspec.to_builtins(record), IndexEntry)
+        if record.id not in self.index:
+            key = _key(record)
+            bisect.insort(self._keys, key)
+            bisect.insort(self._by_worker.setdefault(record.worker_id, []), key)
+        self.index[record.id] = entry
+
+    def append_log(self, record: RunRecord, level: str, message: str, timestamp: str) -> LogLine | None:
+        """Add a log line to a live run (spool file + memory); None once the cap is reached."""
+        lines = self._logs.setdefault(record.id, [])
+        cap = self.settings.run_max_log_lines
+        if len(lines) > cap:
+            return None
+        if len(lines) == cap:
+            level, message = "warning", f"log truncated: more than {cap} lines"
+        record.seq += 1
+        line = LogLine(seq=record.seq, level=level, message=message, timestamp=timestamp)
+        lines.append(line)
+        fh = self._log_files.get(record.id)
+        if fh is None:
+            (self.spool / record.id).mkdir(parents=True, exist_ok=True)
+            fh = self._log_files[record.id] = open(self.spool / record.id / LOGS, "ab")  # noqa: SIM115
+        fh.write(msgspec.json.encode(line) + b"\n")
+        fh.flush()
+        self.notify(record.id)
+        return line
+
+    def close_logs(self, run_id: str) -> None:
+        fh = self._log_files.pop(run_id, None)
+        if fh is not None:
+            fh.flush()
+            os.fsync(fh.fileno())
+            fh.close()
+
+    def spool_dir(self, run_id: str) -> Path:
+        return self.spool / run_id
+
+    def append_line(self, run_id: str, name: str, line: bytes) -> None:
+        """Append one line to runs/<date>/<run_id>/<name> (durable now, committed soon)."""
+        record = self.get(run_id)
+        path = self.spool / run_id / APPEND_DIR / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "ab") as fh:
+            fh.write(line.rstrip(b"\n") + b"\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        self.live.setdefault(run_id, record)
+        self._versions[run_id] = self._versions.get(run_id, 0) + 1
+        self._dirty.add(run_id)
+        self._schedule()
+
+    # -- notification ---------------------------------------------------------------------------
+    def notify(self, run_id: str) -> None:
+        event = self._waiters.pop(run_id, None)
+        if event is not None:
+            event.set()
+
+    async def wait(self, run_id: str, seen_seq: int, timeout: float) -> None:
+        """Return when the run has an event newer than `seen_seq`, or after `timeout`."""
+        record = self.live.get(run_id)
+        if record is not None and record.seq > seen_seq:
+            return
+        event = self._waiters.setdefault(run_id, asyncio.Event())
+        try:
+            await asyncio.wait_for(event.wait(), timeout)
+        except TimeoutError:
+            pass
+
+    # -- commits --------------------------------------------------------------------------------
+    def _schedule(self) -> None:
+        if self._timer is not None or (self._flush_task is not None and not self._flush_task.done()):
+            return
+        loop = asyncio.get_running_loop()
+        delay = self.settings.run_commit_delay * (2 ** min(self._failures, 8))
+        self._timer = loop.call_later(delay, self._start_flush)
+
+    def _start_flush(self) -> None:
+        self._timer = None
+        self._flush_task = asyncio.get_running_loop().create_task(self._flush_logged())
+
+    async def _flush_logged(self) -> None:
+        try:
+            await self.flush()
+            self._failures = 0
+        except Exception:
+            self._failures += 1
+            log.exception("committing run records of workspace %s failed; retrying", self.ws.id)
+        finally:
+            self._flush_task = None
+            if self._dirty:
+                self._schedule()
+
+    async def flush(self) -> None:
+        """Commit every changed record now (one commit); then drop what the spool no longer needs."""
+        async with self._flush_lock:
+            if not self._dirty:
+                return
+            snaps = {rid: _Snapshot(self._versions[rid], self.live[rid], encode_record(self.live[rid]))
+                     for rid in sorted(self._dirty) if rid in self.live}
+            ended = {rid for rid, s in snaps.items() if s.record.ended}
+            spool = self.spool
+
+            def build(repo: WorkspaceRepo) -> Changeset:
+                changes: dict[str, bytes | None] = {}
+                tip = repo.tip(RUNS)
+                for rid, snap in snaps.items():
+                    base = record_dir(snap.record)
+                    changes[f"{base}/{RECORD}"] = snap.data
+                    run_spool = spool / rid
+                    if rid in ended:
+                        logs = run_spool / LOGS
+                        if logs.is_file():
+                            changes[f"{base}/{LOGS}"] = logs.read_bytes()
+                        for rel, data in _files_under(run_spool / ARTIFACTS):
+                            changes[f"{base}/{ARTIFACTS}/{rel}"] = data
+                    for rel, data in _files_under(run_spool / APPEND_DIR):
+                        changes[f"{base}/{rel}"] = (repo.read_blob(tip, f"{base}/{rel}") or b"") + data
+                return Changeset(changes, _message(snaps))
+
+            await self.ws.writer.write(build, SYSTEM.signature, ref=RUNS, check_worktree=False)
+            for rid, snap in snaps.items():
+                if self._versions.get(rid) != snap.version:
+                    continue
+                self._dirty.discard(rid)
+                run_spool = self.spool / rid
+                shutil.rmtree(run_spool / APPEND_DIR, ignore_errors=True)
+                if rid in ended and rid not in self._log_files:
+                    shutil.rmtree(run_spool, ignore_errors=True)
+                    self.live.pop(rid, None)
+                    self._logs.pop(rid, None)
+                    self._versions.pop(rid, None)
+                else:
+                    try:
+                        (run_spool / SPOOL_RECORD).unlink()
+                    except FileNotFoundError:
+                        pass
+
+    async def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._flush_task is not None:
+            await asyncio.gather(self._flush_task, return_exceptions=True)
+        for rid in list(self._log_files):
+            self.close_logs(rid)
+        try:
+            await self.flush()
+        except Exception:
+            log.exception("final commit of run records of %s failed; the spool keeps them", self.ws.id)
+
+
+def _message(snaps: dict[str, _Snapshot]) -> str:
+    if len(snaps) == 1:
+        rid, snap = next(iter(snaps.items()))
+        return f"runs: {rid} {snap.record.status} ({snap.record.worker_id})"
+    counts: dict[str, int] = {}
+    for snap in snaps.values():
+        counts[snap.record.status] = counts.get(snap.record.status, 0) + 1
+    detail = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    return f"runs: record {len(snaps)} runs ({detail})"
+
+
+def _files_under(folder: Path) -> Iterable[tuple[str, bytes]]:
+    if not folder.is_dir():
+        return []
+    out = []
+    for dirpath, _dirs, names in os.walk(folder):
+        for name in sorted(names):
+            full = Path(dirpath) / name
+            if full.is_file() and not full.is_symlink():
+                out.append((full.relative_to(folder).as_posix(), full.read_bytes()))
+    return out
+
+
+def _read_lines(data: bytes) -> Iterator[LogLine]:
+    for raw in data.splitlines():
+        if raw.strip():
+            try:
+                yield _decode_line.decode(raw)
+            except msgspec.DecodeError:
+                continue

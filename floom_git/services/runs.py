@@ -1,0 +1,612 @@
+"""Runs: trigger (inputs checked against the manifest of the pinned commit), read, list, cancel,
+approvals, and the state transitions the engine drives (start, finish, expire).
+
+Entry points other features use: `create_run(ws, worker_id, inputs, ...)` starts a run (the
+benchmark and the scheduler call it); `get_run(ws, run_id)` returns a record or raises NotFound;
+`add_feedback` / `list_feedback` keep run feedback in `feedback.ndjson` beside the record.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from floom_git.errors import Conflict, InvalidInput, NotFound
+from floom_git.schemas.manifest import Field, Manifest, parse_manifest
+from floom_git.schemas.run import (
+    STATUSES,
+    TERMINAL,
+    Approval,
+    ApproveBody,
+    Artifact,
+    IndexEntry,
+    LogLine,
+    RejectBody,
+    RunDetail,
+    RunRecord,
+    RunSummary,
+    TimelineEvent,
+)
+from floom_git.services.actor import Actor
+from floom_git.services.run_records import RunStore
+from floom_git.services.workspaces import Workspace
+from floom_git.storage import paths
+
+RESERVED_INPUTS = ("decision", "approved_output")
+PREVIEW_CHARS = 2000
+_manifests: dict[str, Manifest] = {}  # blob id -> parsed manifest (blobs never change)
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def iso(when: dt.datetime) -> str:
+    return when.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_iso(value: str, field_name: str) -> dt.datetime:
+    """An ISO-8601 timestamp (naive means UTC); InvalidInput naming `field_name` otherwise."""
+    try:
+        when = dt.datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise InvalidInput(f"{field_name}: expected an ISO-8601 timestamp, got '{value[:40]}'") from None
+    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(6)}"
+
+
+def store(ws: Workspace) -> RunStore:
+    return RunStore.of(ws)
+
+
+# -- for other features -----------------------------------------------------------------------
+def get_run(ws: Workspace, run_id: str) -> RunRecord:
+    """The run record `run_id` of `ws`; raises NotFound("Run not found")."""
+    return store(ws).get(run_id)
+
+
+def add_feedback(ws: Workspace, run_id: str, item: dict[str, Any]) -> None:
+    """Append `item` (one JSON object) to runs/<date>/<run_id>/feedback.ndjson on floom/runs.
+    Durable on return; committed with the next group of records. Raises NotFound."""
+    store(ws).append_line(run_id, "feedback.ndjson", msgspec.json.encode(item))
+
+
+def list_feedback(ws: Workspace, run_id: str) -> list[dict[str, Any]]:
+    data = store(ws).read_file(run_id, "feedback.ndjson") or b""
+    return [json.loads(line) for line in data.splitlines() if line.strip()]
+
+
+# -- manifests and inputs ---------------------------------------------------------------------
+def committed_manifest(ws: Workspace, worker_id: str, sha: str | None = None) -> tuple[Manifest, str]:
+    """The worker's manifest at commit `sha` (default: tip of main) and that commit's full sha."""
+    commit = ws.repo.resolve(sha) if sha else ws.repo.tip()
+    where = f"{paths.worker_dir(worker_id)}/{paths.MANIFEST}"
+    blob = ws.repo.entry(commit, where)
+    if commit is None or blob is None:
+        raise Conflict(f"Worker {worker_id} is not committed yet (on-disk edits are synced after a "
+                       "short quiet period); retry in a moment")
+    key = str(blob.id)
+    manifest = _manifests.get(key)
+    if manifest is None:
+        manifest = parse_manifest(blob.data, where=where, folder=worker_id)
+        if len(_manifests) > 4096:
+            _manifests.clear()
+        _manifests[key] = manifest
+    return manifest, str(commit.id)
+
+
+def _empty(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and value.strip() == "")
+
+
+def _choices(f: Field) -> list[Any] | None:
+    raw = f.enum or f.options
+    if not raw:
+        return None
+    return [o.get("value") if isinstance(o, dict) else o for o in raw]
+
+
+def _check_value(f: Field, value: Any) -> Any:
+    at = f"inputs.{f.name}"
+    kind = f.type or "string"
+    if f.kind == "file":
+        if not isinstance(value, str):
+            raise InvalidInput(f"{at}: expected a file path or upload id (a string)")
+        return value
+    if kind in ("number", "integer"):
+        if isinstance(value, str):
+            try:
+                value = float(value) if kind == "number" else int(value)
+            except ValueError:
+                raise InvalidInput(f"{at}: expected a number, got '{value[:40]}'") from None
+            if kind == "number" and float(value).is_integer():
+                value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise InvalidInput(f"{at}: expected a number")
+        if kind == "integer" and not float(value).is_integer():
+            raise InvalidInput(f"{at}: expected an integer")
+        b = f.bounds
+        if b and b.minimum is not None and value < b.minimum:
+            raise InvalidInput(f"{at}: must be >= {b.minimum:g}")
+        if b and b.maximum is not None and value > b.maximum:
+            raise InvalidInput(f"{at}: must be <= {b.maximum:g}")
+    elif kind == "boolean":
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            value = value.lower() == "true"
+        if not isinstance(value, bool):
+            raise InvalidInput(f"{at}: expected true or false")
+    elif kind != "json":
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str):
+            raise InvalidInput(f"{at}: expected a string")
+        if kind == "url" and not value.startswith(("http://", "https://")):
+            raise InvalidInput(f"{at}: expected an http(s) URL")
+        b = f.bounds
+        if b and b.min_length is not None and len(value) < b.min_length:
+            raise InvalidInput(f"{at}: must be at least {b.min_length} characters")
+        if b and b.max_length is not None and len(value) > b.max_length:
+            raise InvalidInput(f"{at}: must be at most {b.max_length} characters")
+    choices = _choices(f)
+    if choices is not None and value not in choices:
+        shown = ", ".join(str(c) for c in choices[:20])
+        raise InvalidInput(f"{at}: must be one of {shown}")
+    return value
+
+
+def validate_inputs(manifest: Manifest, given: dict[str, Any]) -> dict[str, Any]:
+    """Effective inputs: given values checked and converted, defaults filled in. Raises
+    InvalidInput `Missing required inputs: a, b` or naming the bad input."""
+    out = dict(given)
+    missing = [f.name for f in manifest.exec.inputs
+               if f.required and _empty(out.get(f.name)) and f.default is None]
+    if missing:
+        raise InvalidInput("Missing required inputs: " + ", ".join(missing))
+    for f in manifest.exec.inputs:
+        if _empty(out.get(f.name)):
+            if f.default is not None:
+                out[f.name] = f.default
+            continue
+        out[f.name] = _check_value(f, out[f.name])
+    return out
+
+
+def missing_required(manifest: Manifest, given: dict[str, Any]) -> list[str]:
+    return [f.name for f in manifest.exec.inputs
+            if f.required and _empty(given.get(f.name)) and f.default is None]
+
+
+# -- lifecycle ----------------------------------------------------------------------------------
+def transition(record: RunRecord, status: str, **data: Any) -> None:
+    """Set the status and number the change as an event (SSE replays these)."""
+    record.status = status
+    record.seq += 1
+    payload = {"status": status, **{k: v for k, v in data.items() if v is not None}}
+    record.timeline.append(TimelineEvent(seq=record.seq, type="status", at=iso(now()), data=payload))
+
+
+def _check_worker(ws: Workspace, worker_id: str) -> None:
+    entry = ws.workers.get(worker_id) if paths.WORKER_ID_RE.match(worker_id or "") else None
+    if entry is None:
+        raise NotFound("Worker not found")
+    if entry.manifest is None:
+        raise InvalidInput(f"Worker {worker_id} is in error state: {entry.error}")
+    if entry.manifest.archived:
+        raise Conflict(f"Worker {worker_id} is archived")
+    if entry.manifest.paused or entry.manifest.enabled is False:
+        raise Conflict(f"Worker {worker_id} is paused")
+
+
+def create_run(
+    ws: Workspace,
+    worker_id: str,
+    inputs: dict[str, Any] | None = None,
+    *,
+    trigger_source: str = "manual",
+    trigger_ref: str | None = None,
+    actor: Actor | None = None,
+    approval_of: RunRecord | None = None,
+    approved_output: dict[str, Any] | None = None,
+) -> RunRecord:
+    """Validate and queue a run; durable (spooled with fsync) when this returns.
+
+    Raises NotFound (worker), Conflict (paused/archived/not committed), InvalidInput (worker in
+    error, missing or bad inputs).
+    """
+    if approval_of is None:
+        _check_worker(ws, worker_id)
+        manifest, sha = committed_manifest(ws, worker_id)
+        effective = validate_inputs(manifest, inputs or {})
+        if manifest.approvals.required:
+            for key in RESERVED_INPUTS:
+                effective.pop(key, None)
+            effective["decision"] = "proposed"
+    else:
+        manifest, sha = committed_manifest(ws, worker_id, approval_of.worker_sha)
+        effective = {k: v for k, v in approval_of.inputs.items() if k not in RESERVED_INPUTS}
+        effective["decision"] = "approved"
+        effective["approved_output"] = approved_output
+    record = RunRecord(
+        id=new_id("run"), worker_id=worker_id, worker_name=manifest.title, worker_sha=sha,
+        trigger_source=(trigger_source or "manual")[:64], trigger_ref=trigger_ref,
+        created_by=actor.user_id if actor else None, inputs=effective, created_at=iso(now()),
+        approval_of=approval_of.id if approval_of else None,
+    )
+    transition(record, "queued")
+    s = store(ws)
+    s.put(record)
+    if s.hooks is not None:
+        s.hooks.submit(ws.id, record.id)
+    return record
+
+
+def start(ws: Workspace, run_id: str) -> RunRecord | None:
+    """queued -> running; None when the run is no longer queued (cancelled meanwhile)."""
+    s = store(ws)
+    try:
+        record = s.get(run_id)
+    except NotFound:
+        return None
+    if record.status != "queued":
+        return None
+    record.started_at = iso(now())
+    transition(record, "running")
+    s.put(record)
+    return record
+
+
+@dataclass
+class Outcome:
+    """What an execution ended with; `finish` turns it into the record's final state."""
+
+    status: str  # completed | failed | cancelled
+    outputs: dict[str, Any] | None = None
+    error: str | None = None
+    error_code: str | None = None
+    exit_code: int | None = None
+    artifacts: list[Artifact] = field(default_factory=list)
+    decision_required: dict[str, Any] | None = None
+
+
+def _duration(record: RunRecord, end: dt.datetime) -> int | None:
+    if not record.started_at:
+        return None
+    return max(0, int((end - parse_iso(record.started_at, "started_at")).total_seconds() * 1000))
+
+
+def finish(ws: Workspace, record: RunRecord, outcome: Outcome, manifest: Manifest | None) -> None:
+    """Apply an execution's outcome: completed, failed, cancelled, or pending_approval when the
+    worker requires approval and this is not the approved follow-up run."""
+    s = store(ws)
+    s.close_logs(record.id)
+    end = now()
+    record.outputs = outcome.outputs
+    record.exit_code = outcome.exit_code
+    record.artifacts = outcome.artifacts
+    record.duration_ms = _duration(record, end)
+    status = outcome.status
+    if status == "failed":
+        record.error = outcome.error or "Run failed"
+        record.error_code = outcome.error_code or "unknown_error"
+    elif status == "cancelled":
+        record.error = outcome.error or "Cancelled by user"
+        record.error_code = outcome.error_code or "user_cancel"
+    needs_approval = (status == "completed" and manifest is not None and manifest.approvals.required
+                      and record.inputs.get("decision") != "approved")
+    if needs_approval:
+        assert manifest is not None
+        asked = outcome.decision_required or {}
+        preview = asked.get("preview")
+        if not isinstance(preview, str):
+            preview = json.dumps(record.outputs or {}, indent=2, ensure_ascii=False)[:PREVIEW_CHARS]
+        ttl = (manifest.approvals.expires_hours * 3600 if manifest.approvals.expires_hours
+               else ws.settings.approval_ttl_seconds)
+        record.approval = Approval(
+            id=new_id("apr"), label=str(asked.get("label") or manifest.approvals.label),
+            preview=preview, preview_type=asked.get("preview_type"),
+            preview_payload=asked.get("preview_payload"), created_at=iso(end),
+            expires_at=iso(end + dt.timedelta(seconds=ttl)),
+        )
+        transition(record, "pending_approval", approval_id=record.approval.id,
+                   label=record.approval.label)
+    else:
+        record.completed_at = iso(end)
+        transition(record, status, error=record.error, error_code=record.error_code,
+                   completed_at=record.completed_at, duration_ms=record.duration_ms)
+    s.put(record)
+    if s.hooks is not None and record.status in TERMINAL:
+        s.hooks.finished(ws.id, record)
+
+
+def fail(ws: Workspace, record: RunRecord, code: str, message: str) -> None:
+    finish(ws, record, Outcome("failed", error=message, error_code=code), None)
+
+
+def recover(ws: Workspace, spooled: list[RunRecord]) -> list[str]:
+    """After a restart: re-register spooled records, fail runs that were running
+    (`interrupted_by_restart`) and return the ids of queued runs, oldest first."""
+    s = store(ws)
+    for record in spooled:
+        s.put(record, durable=False)
+    queued: list[tuple[str, str]] = []
+    for entry in list(s.index.values()):
+        if entry.status == "running":
+            record = s.get(entry.id)
+            end = now()
+            record.error = "The server restarted while the run was running"
+            record.error_code = "interrupted_by_restart"
+            record.completed_at = iso(end)
+            record.duration_ms = _duration(record, end)
+            transition(record, "failed", error=record.error, error_code=record.error_code,
+                       completed_at=record.completed_at)
+            s.put(record)
+        elif entry.status == "queued":
+            if entry.id not in s.live:
+                s.live[entry.id] = s.get(entry.id)
+            queued.append((entry.created_at, entry.id))
+    return [rid for _, rid in sorted(queued)]
+
+
+def cancel(ws: Workspace, run_id: str, actor: Actor) -> str:
+    """Cancel a queued, running or pending run: "cancelled", or "cancel_requested" while the
+    process is being stopped. Conflict when the run has already ended."""
+    s = store(ws)
+    record = s.get(run_id)
+    if record.status in TERMINAL:
+        raise Conflict(f"Run {run_id} is already {record.status}")
+    if record.status == "running" and s.hooks is not None and s.hooks.cancel(ws.id, run_id):
+        return "cancel_requested"
+    if record.status == "queued" and s.hooks is not None:
+        s.hooks.cancel(ws.id, run_id)
+    code = "cancelled_queued" if record.status == "queued" else "user_cancel"
+    if record.approval is not None and record.approval.status == "pending":
+        record.approval.status = "cancelled"
+        record.approval.decided_at = iso(now())
+        record.approval.decided_by = actor.user_id
+    record.error, record.error_code = f"Cancelled by {actor.name}", code
+    record.completed_at = iso(now())
+    transition(record, "cancelled", error=record.error, error_code=code,
+               completed_at=record.completed_at)
+    s.put(record)
+    if s.hooks is not None:
+        s.hooks.finished(ws.id, record)
+    return "cancelled"
+
+
+# -- approvals ----------------------------------------------------------------------------------
+def _pending(ws: Workspace, run_id: str) -> tuple[RunStore, RunRecord, Approval]:
+    s = store(ws)
+    record = s.get(run_id)
+    approval = record.approval
+    if approval is None:
+        raise Conflict(f"Run {run_id} is not awaiting approval")
+    if approval.status != "pending":
+        raise Conflict(f"Approval {approval.id} already decided ({approval.status})")
+    if record.status != "pending_approval":
+        raise Conflict(f"Run {run_id} is not awaiting approval")
+    return s, record, approval
+
+
+def _decided(record: RunRecord, decision: str, approval: Approval, **data: Any) -> None:
+    record.seq += 1
+    payload = {"decision": decision, "approval_id": approval.id,
+               **{k: v for k, v in data.items() if v is not None}}
+    record.timeline.append(TimelineEvent(seq=record.seq, type="approval_decided", at=iso(now()),
+                                         data=payload))
+
+
+def approve(ws: Workspace, run_id: str, body: ApproveBody, actor: Actor) -> tuple[RunRecord, RunRecord]:
+    """Approve: start the follow-up run (decision "approved", approved_output = edited or proposed
+    outputs) and complete the original. Returns (original, follow-up). Conflict if decided."""
+    s, record, approval = _pending(ws, run_id)
+    output = body.edited_output if body.edited_output is not None else (record.outputs or {})
+    follow = create_run(ws, record.worker_id, trigger_source="approval", trigger_ref=approval.id,
+                        actor=actor, approval_of=record, approved_output=output)
+    end = now()
+    approval.status = "approved"
+    approval.decided_at, approval.decided_by = iso(end), actor.user_id
+    approval.reason = body.reason
+    approval.annotation = body.annotation if body.annotation is not None else body.annotations
+    approval.edited_output = body.edited_output
+    approval.follow_up_run_id = follow.id
+    _decided(record, "approved", approval, follow_up_run_id=follow.id)
+    record.completed_at = iso(end)
+    transition(record, "completed", follow_up_run_id=follow.id, completed_at=record.completed_at)
+    s.put(record)
+    return record, follow
+
+
+def reject(ws: Workspace, run_id: str, body: RejectBody, actor: Actor) -> RunRecord:
+    """Reject: the run ends failed with `approval_rejected` and the reason. Conflict if decided."""
+    s, record, approval = _pending(ws, run_id)
+    end = now()
+    approval.status = "rejected"
+    approval.decided_at, approval.decided_by = iso(end), actor.user_id
+    approval.reason = body.reason
+    approval.annotation = body.annotation if body.annotation is not None else body.annotations
+    _decided(record, "rejected", approval, reason=body.reason)
+    record.error = f"Rejected: {body.reason}" if body.reason else "Rejected by reviewer"
+    record.error_code = "approval_rejected"
+    record.completed_at = iso(end)
+    transition(record, "failed", error=record.error, error_code=record.error_code,
+               completed_at=record.completed_at)
+    s.put(record)
+    if s.hooks is not None:
+        s.hooks.finished(ws.id, record)
+    return record
+
+
+def expire_due(ws: Workspace, when: dt.datetime | None = None) -> list[str]:
+    """Expire pending approvals past their expires_at: the run fails `approval_expired`."""
+    s = store(ws)
+    stamp = iso(when or now())
+    expired = []
+    for entry in list(s.index.values()):
+        a = entry.approval
+        if entry.status != "pending_approval" or a is None or a.status != "pending":
+            continue
+        if a.expires_at > stamp:
+            continue
+        record = s.get(entry.id)
+        assert record.approval is not None
+        record.approval.status = "expired"
+        record.approval.decided_at = stamp
+        _decided(record, "expired", record.approval)
+        record.error = f"Approval {record.approval.id} expired at {record.approval.expires_at}"
+        record.error_code = "approval_expired"
+        record.completed_at = stamp
+        transition(record, "failed", error=record.error, error_code=record.error_code,
+                   completed_at=stamp)
+        s.put(record)
+        if s.hooks is not None:
+            s.hooks.finished(ws.id, record)
+        expired.append(record.id)
+    return expired
+
+
+def approval_run_id(ws: Workspace, approval_id: str) -> str:
+    for entry in store(ws).index.values():
+        if entry.approval is not None and entry.approval.id == approval_id:
+            return entry.id
+    raise NotFound("Approval not found")
+
+
+def list_approvals(ws: Workspace, status: str | None, run_id: str | None,
+                   limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
+    matched = []
+    for entry in store(ws).entries():
+        a = entry.approval
+        if a is None or (status and a.status != status) or (run_id and entry.id != run_id):
+            continue
+        matched.append({**msgspec.to_builtins(a), "run_id": entry.id, "worker_id": entry.worker_id,
+                        "worker_name": entry.worker_name})
+    return matched[offset:offset + limit], len(matched)
+
+
+def pending_count(ws: Workspace) -> int:
+    return sum(1 for e in store(ws).index.values()
+               if e.approval is not None and e.approval.status == "pending")
+
+
+# -- reads --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RunQuery:
+    worker_id: str | None = None
+    statuses: tuple[str, ...] = ()
+    since: str | None = None
+    until: str | None = None
+    before: tuple[str, str] | None = None
+    limit: int = 50
+    offset: int = 0
+
+
+def parse_statuses(raw: str | None) -> tuple[str, ...]:
+    if not raw:
+        return ()
+    values = tuple(v.strip() for v in raw.split(",") if v.strip())
+    for v in values:
+        if v not in STATUSES:
+            raise InvalidInput(f"status: '{v[:40]}' is not one of {', '.join(STATUSES)}")
+    return values
+
+
+def matching(ws: Workspace, q: RunQuery) -> list[IndexEntry]:
+    """Every index entry matching `q` (filters and cursor), newest first; no paging."""
+    s = store(ws)
+    source = s.entries_before(q.before, q.worker_id) if q.before else s.entries(q.worker_id)
+    out = []
+    for e in source:
+        if q.statuses and e.status not in q.statuses:
+            continue
+        if q.until and e.created_at >= q.until:
+            continue
+        if q.since and e.created_at < q.since:
+            break
+        out.append(e)
+    return out
+
+
+def summary(ws: Workspace, e: IndexEntry) -> RunSummary:
+    hooks = store(ws).hooks
+    position = hooks.queue_position(e.id) if hooks is not None and e.status == "queued" else None
+    return RunSummary(id=e.id, worker_id=e.worker_id, worker_name=e.worker_name, status=e.status,
+                      trigger_source=e.trigger_source, created_at=e.created_at,
+                      started_at=e.started_at, completed_at=e.completed_at,
+                      duration_ms=e.duration_ms, error=e.error, error_code=e.error_code,
+                      queue_position=position)
+
+
+def list_runs(ws: Workspace, q: RunQuery) -> tuple[list[RunSummary], int]:
+    if not q.statuses and not q.since and not q.until and not q.before:
+        total = store(ws).count(q.worker_id)
+        page = []
+        for i, e in enumerate(store(ws).entries(q.worker_id)):
+            if i >= q.offset + q.limit:
+                break
+            if i >= q.offset:
+                page.append(e)
+        return [summary(ws, e) for e in page], total
+    found = matching(ws, q)
+    return [summary(ws, e) for e in found[q.offset:q.offset + q.limit]], len(found)
+
+
+def detail(ws: Workspace, run_id: str) -> RunDetail:
+    s = store(ws)
+    record = s.get(run_id)
+    position = (s.hooks.queue_position(run_id) if s.hooks is not None and record.status == "queued"
+                else None)
+    fields = {f: getattr(record, f) for f in RunDetail.__struct_fields__
+              if f not in ("queue_position", "logs", "can_replay", "worker_sha")}
+    return RunDetail(**fields, worker_sha=record.worker_sha[:7], queue_position=position,
+                     logs=s.logs(run_id), can_replay=record.status in ("completed", "failed"))
+
+
+def logs(ws: Workspace, run_id: str, level: str | None, limit: int) -> list[LogLine]:
+    from floom_git.schemas.run import LEVELS
+
+    lines = store(ws).logs(run_id)
+    if level:
+        if level not in LEVELS:
+            raise InvalidInput(f"level: must be one of {', '.join(LEVELS)}")
+        floor = LEVELS.index(level)
+        lines = [ln for ln in lines if ln.level in LEVELS and LEVELS.index(ln.level) >= floor]
+    return lines[:limit]
+
+
+def artifact(ws: Workspace, run_id: str, artifact_id: str) -> tuple[Artifact, bytes]:
+    s = store(ws)
+    record = s.get(run_id)
+    for a in record.artifacts:
+        if a.id == artifact_id:
+            data = s.read_file(run_id, f"artifacts/{a.path}")
+            if data is None:
+                break
+            return a, data
+    raise NotFound("Artifact not found")
+
+
+def events_since(ws: Workspace, run_id: str, after: int) -> tuple[list[tuple[int, dict[str, Any]]], RunRecord]:
+    """The run's numbered events after `after` (status changes, logs, decisions), in order."""
+    s = store(ws)
+    record = s.get(run_id)
+    events: list[tuple[int, dict[str, Any]]] = []
+    for t in record.timeline:
+        if t.seq > after:
+            events.append((t.seq, {"type": t.type, "run_id": run_id, **t.data}))
+    if record.seq > after:
+        for line in s.logs(run_id):
+            if line.seq > after:
+                events.append((line.seq, {"type": "log", "run_id": run_id, "seq": line.seq,
+                                          "level": line.level, "message": line.message,
+                                          "timestamp": line.timestamp}))
+    events.sort(key=lambda item: item[0])
+    return events, record
+
