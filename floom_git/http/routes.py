@@ -130,6 +130,11 @@ ROUTES: list[Route] = [
 ]
 
 
+from floom_git.http.handlers import issues as _issues  # noqa: E402  (its routes() needs Route)
+
+ROUTES += _issues.routes()
+
+
 def register(app: web.Application, routes: list[Route]) -> dict[Handler, Route]:
     """Add every route under each prefix; return handler -> Route for the middleware."""
     specs: dict[Handler, Route] = {}

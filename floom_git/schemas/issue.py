@@ -1,16 +1,19 @@
 """The workspace issue file format (`.floom/issues/ISSUE-NNNN.md`), byte-compatible with
-REFERENCE.md §4.2: YAML front matter in a fixed key order (unknown keys kept, after the known
-ones; None values omitted), a blank line, then the markdown body."""
+REFERENCE.md §4.2 (front matter in a fixed key order, unknown keys kept after the known ones,
+None values omitted; then the body), the comment log format (§4.4), and the issues API bodies."""
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
+import msgspec
 import yaml
 
 from floom_git.errors import InvalidInput
 from floom_git.storage.codec import load_yaml
+from floom_git.storage.paths import ISSUES_DIR
 
 ID_RE = re.compile(r"^ISSUE-\d{4,}$")
 FILE_RE = re.compile(r"^ISSUE-(\d+)\.md$")
@@ -20,6 +23,18 @@ KEY_ORDER = ("id", "status", "title", "asset_type", "asset_id", "source", "label
              "created_at", "updated_at")
 STATUSES = ("open", "closed")
 ASSET_TYPES = ("worker", "context", "run", "connection", "approval", "mcp")
+
+
+def md_path(issue_id: str) -> str:
+    return f"{ISSUES_DIR}/{issue_id}.md"
+
+
+def comments_path(issue_id: str) -> str:
+    return f"{ISSUES_DIR}/{issue_id}.comments.ndjson"
+
+
+def format_id(number: int) -> str:
+    return f"ISSUE-{number:04d}"
 
 
 def split(text: str, *, where: str) -> tuple[dict[str, Any], str]:
@@ -73,3 +88,104 @@ def parse_issue_file(data: bytes, *, where: str) -> tuple[dict[str, Any], str]:
     if asset_type is not None and asset_type not in ASSET_TYPES:
         raise InvalidInput(f"{where}: unknown asset_type '{asset_type}' - at `$.asset_type`")
     return meta, body
+
+
+def comment_line(comment: dict[str, Any]) -> bytes:
+    """One line of a comments log, as the reference writes it (json.dumps, unicode kept)."""
+    return (json.dumps(comment, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def parse_comments(data: bytes) -> list[dict[str, Any]]:
+    """The comments in a log; blank, non-JSON and malformed lines are skipped (§4.4)."""
+    out = []
+    for line in data.decode("utf-8", errors="replace").splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            item = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(item, dict) and isinstance(item.get("id"), str) and isinstance(item.get("body"), str):
+            out.append(item)
+    return out
+
+
+def check_comments_file(data: bytes, *, where: str) -> None:
+    """Validate a comments log as pushed or imported: UTF-8, and every JSON line an object
+    with string `id` and `body`; InvalidInput naming `where` and the line otherwise."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput(f"{where}: not valid UTF-8") from None
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except ValueError:
+            raise InvalidInput(f"{where}: line {number} is not JSON") from None
+        if not isinstance(item, dict) or not isinstance(item.get("id"), str) \
+                or not isinstance(item.get("body"), str):
+            raise InvalidInput(f"{where}: line {number} must be an object with string id and body")
+
+
+# -- API bodies ---------------------------------------------------------------------------
+class IssueCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    title: str
+    body: str = ""
+    asset_type: str | None = None
+    asset_id: str | None = None
+    source: str | None = None
+    labels: list[str] = []
+
+
+class IssueUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    title: str | None = None
+    body: str | None = None
+    status: str | None = None
+    labels: list[str] | None = None
+    asset_type: str | None = None
+    asset_id: str | None = None
+    clear_asset: bool = False
+
+
+class CommentCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    body: str
+
+
+class Comment(msgspec.Struct, kw_only=True):
+    id: str
+    body: str
+    created_by: str | None = None
+    created_at: str | None = None
+
+
+class IssueOut(msgspec.Struct, kw_only=True):
+    id: str
+    status: str
+    title: str
+    body: str
+    asset_type: str | None
+    asset_id: str | None
+    source: str | None
+    labels: list[str]
+    created_by: str | None
+    created_at: str | None
+    updated_at: str | None
+    comment_count: int
+
+
+class IssueDetail(IssueOut, kw_only=True):
+    comments: list[Comment]
+
+
+class IssueProblem(msgspec.Struct, kw_only=True):
+    path: str
+    error: str
+
+
+class IssueList(msgspec.Struct, kw_only=True):
+    issues: list[IssueOut]
+    errors: list[IssueProblem] = []
+    total: int = 0
