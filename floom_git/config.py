@@ -66,6 +66,9 @@ class Settings:
     rate_list_per_minute: int = 240  # list endpoints, per identity
     rate_auth_per_minute: int = 10  # magic links, device flow, token minting, per identity or IP
     rate_login_per_minute: int = 5  # password sign-in, per user name and IP
+    # Workspace export/import bundles and share links (issue 6).
+    import_max_entries: int = 5000
+    import_max_bytes: int = 200 * 1024 * 1024  # uncompressed total of one bundle
 
     @property
     def workspaces_dir(self) -> Path:
@@ -111,6 +114,8 @@ _RUN_ENV: tuple[tuple[str, str, Callable[[str], object]], ...] = (
     ("FLOOM_RATE_LOGIN_PER_MINUTE", "rate_login_per_minute", int),
     ("FLOOM_GIT_TIMEOUT_SECONDS", "git_timeout_seconds", float),
     ("FLOOM_GIT_MAX_PROCESSES", "git_max_processes", int),
+    ("FLOOM_IMPORT_MAX_ENTRIES", "import_max_entries", int),
+    ("FLOOM_IMPORT_MAX_BYTES", "import_max_bytes", int),
 )
 
 
