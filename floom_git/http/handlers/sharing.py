@@ -1,0 +1,88 @@
+"""Worker share links: create/revoke (members), the public read-only views, import from a share."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from floom_git.errors import NotFound
+from floom_git.http import wire
+from floom_git.http.handlers.common import actor, settings, workspace
+from floom_git.http.keys import MANAGER
+from floom_git.schemas.sharing import ImportFromShare, ShareLink, ShareLinkCreate, ShareRevoked
+from floom_git.services import sharing
+from floom_git.storage import paths
+
+
+def _store(request: web.Request) -> sharing.ShareStore:
+    return sharing.ShareStore(settings(request).system_dir)
+
+
+def _base_url(request: web.Request) -> str:
+    configured = settings(request).public_url
+    return configured.rstrip("/") if configured else f"{request.scheme}://{request.host}"
+
+
+async def create_link(request: web.Request) -> web.Response:
+    body = ShareLinkCreate()
+    raw = await wire.read_body(request, 4096) if request.body_exists else b""
+    if raw.strip():
+        body = wire.decode_bytes(raw, ShareLinkCreate)
+    wid = request.match_info["id"]
+    token, share = await asyncio.to_thread(
+        sharing.create_link, _store(request), workspace(request), actor(request), wid,
+        body.expires_in_days,
+    )
+    return wire.json(ShareLink(token=token, url=f"{_base_url(request)}/s/{token}", worker_id=wid,
+                               expires_at=share.expires_at), 201)
+
+
+async def revoke_links(request: web.Request) -> web.Response:
+    wid = request.match_info["id"]
+    if not paths.WORKER_ID_RE.match(wid):
+        raise NotFound("Worker not found")
+    count = await asyncio.to_thread(_store(request).revoke, workspace(request).id, wid)
+    return wire.json(ShareRevoked(revoked=count > 0, count=count))
+
+
+async def public_worker(request: web.Request) -> web.Response:
+    token = request.query.get("token", "")
+    view = await asyncio.to_thread(sharing.public_worker, request.app[MANAGER], _store(request), token,
+                                   request.match_info["id"])
+    return wire.json(view)
+
+
+async def public_by_token(request: web.Request) -> web.Response:
+    view = await asyncio.to_thread(sharing.public_worker, request.app[MANAGER], _store(request),
+                                   request.match_info["token"])
+    return wire.json(view)
+
+
+async def import_from_share(request: web.Request) -> web.Response:
+    body = await wire.decode(request, ImportFromShare, 4096)
+    result = await sharing.import_from_share(request.app[MANAGER], _store(request), workspace(request),
+                                             actor(request), body.token)
+    return wire.json(result, 201)
+
+
+def routes() -> list:
+    from floom_git.http.routes import Route
+    from floom_git.schemas.sharing import PublicWorker, ShareImported
+
+    tag = "sharing"
+    return [
+        Route("POST", "/workers/import-from-share", import_from_share, "write",
+              "Copy a shared worker into this workspace (a taken id gets -2, -3...)", tag,
+              body=ImportFromShare, response=ShareImported, status=201),
+        Route("POST", "/workers/{id}/share-link", create_link, "write",
+              "Create a public read-only share link (the token is shown once)", tag,
+              body=ShareLinkCreate, response=ShareLink, status=201),
+        Route("DELETE", "/workers/{id}/share-link", revoke_links, "write",
+              "Revoke every share link of this worker", tag, response=ShareRevoked),
+        Route("GET", "/workers/public/{id}", public_worker, "public",
+              "Public view of a shared worker (manifest and files, no secrets)", tag,
+              response=PublicWorker, query=(("token", "string", "the share token (fls_...)"),)),
+        Route("GET", "/s/{token}", public_by_token, "public", "Resolve a share link", tag,
+              response=PublicWorker),
+    ]
