@@ -4,6 +4,7 @@ middleware and background tasks (started and stopped in cleanup_ctx)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 
@@ -11,12 +12,16 @@ from aiohttp import web
 
 from floom_git.config import Settings
 from floom_git.http import middleware, openapi
-from floom_git.http.keys import AUTH, MANAGER, SETTINGS
+from floom_git.http.keys import AUTH, IDENTITY, MANAGER, SECRETS, SETTINGS
+from floom_git.http.ratelimit import LIMITER, Limiter
 from floom_git.http.routes import ROUTES, register
 from floom_git.services.auth import Authenticator, load_or_create_secret
+from floom_git.services.identity import Identity, Lifetimes
+from floom_git.services.secrets import SecretStore
 from floom_git.services.workspaces import WorkspaceManager
 
 log = logging.getLogger("floom_git")
+USAGE_FLUSH_SECONDS = 30
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -29,11 +34,18 @@ def create_app(settings: Settings) -> web.Application:
     manager = WorkspaceManager(settings)
     app[MANAGER] = manager
     secret = settings.secret or load_or_create_secret(settings.system_dir)
-    app[AUTH] = Authenticator(secret, settings.shared_secret_role)
+    identity = Identity(settings.system_dir, password_profile=settings.argon2_profile,
+                        lifetimes=Lifetimes(settings.session_ttl_seconds, settings.magic_link_ttl_seconds,
+                                            settings.device_code_ttl_seconds))
+    app[IDENTITY] = identity
+    app[SECRETS] = SecretStore(settings.system_dir)
+    app[LIMITER] = Limiter(settings)
+    app[AUTH] = Authenticator(secret, settings.shared_secret_role, identity)
     routes = list(ROUTES) + openapi.routes()
     app[middleware.SPECS] = register(app, routes)
     app[openapi.ROUTES_KEY] = routes
     app.cleanup_ctx.append(_workspaces)
+    app.cleanup_ctx.append(_identity)
     return app
 
 
@@ -44,3 +56,23 @@ async def _workspaces(app: web.Application) -> AsyncIterator[None]:
         await manager.create("default")
         log.info("created workspace 'default' from %s", app[SETTINGS].template_dir)
     yield
+
+
+async def _identity(app: web.Application) -> AsyncIterator[None]:
+    """Flush tokens' last-use times now and then (requests never write), and close the store."""
+    identity = app[IDENTITY]
+
+    async def flush_forever() -> None:
+        while True:
+            await asyncio.sleep(USAGE_FLUSH_SECONDS)
+            try:
+                await asyncio.to_thread(identity.tokens.flush_usage)
+            except Exception:
+                log.exception("could not record token use")
+
+    task = asyncio.create_task(flush_forever())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await asyncio.to_thread(identity.close)

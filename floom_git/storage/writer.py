@@ -2,7 +2,9 @@
 
 One writer per workspace holds an asyncio.Lock (in-process) and an fcntl.flock on
 .git/floom-writer.lock (across processes) around every commit and every receive-pack.
-Blocking git work runs in a thread; listeners run on the event loop after a commit lands.
+Writes that queue up while the lock is busy are committed together (group commit): one lock
+hold and one thread hop make a chain of commits, one per write, so every write keeps its own
+commit and message. Listeners run on the event loop after the commits land.
 """
 
 from __future__ import annotations
@@ -10,38 +12,63 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import logging
 import os
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pygit2
 
-from floom_git.errors import Conflict
+from floom_git.errors import Conflict, FloomError
 from floom_git.storage.repo import MAIN, Changeset, CommitResult, WorkspaceRepo
 
 BuildFn = Callable[[WorkspaceRepo], Changeset | None]
 Listener = Callable[[CommitResult, str], None]
 RETRIES = 3
+MAX_BATCH = 64  # bounds how long one thread hop holds the lock
+
+log = logging.getLogger("floom_git.writer")
+
+
+@dataclass
+class _Pending:
+    build: BuildFn
+    author: pygit2.Signature
+    ref: str
+    check_worktree: bool
+    future: asyncio.Future[CommitResult]
+    outcome: CommitResult | BaseException | None = None
 
 
 class Writer:
-    def __init__(self, repo: WorkspaceRepo) -> None:
+    def __init__(self, repo: WorkspaceRepo, max_batch: int = MAX_BATCH) -> None:
         self.repo = repo
+        self.max_batch = max_batch
         self._lock = asyncio.Lock()
         self._lock_path = Path(repo.repo.path) / "floom-writer.lock"
+        self._queue: list[_Pending] = []
+        self._drainer: asyncio.Task[None] | None = None
+        # listeners(result, ref): once per commit made through write(), in commit order.
         self.listeners: list[Listener] = []
+        # released(): whenever the write lock is let go; refs may have moved (any writer,
+        # including a receive-pack run through run_locked).
+        self.released: list[Callable[[], None]] = []
         self.commits = 0
+        self.batches = 0  # thread hops made by write(); commits / batches = mean group size
 
     @contextlib.asynccontextmanager
     async def locked(self) -> AsyncIterator[None]:
         """Hold the workspace write lock (in-process and on the lock file)."""
-        async with self._lock:
-            fd = await asyncio.to_thread(_flock, self._lock_path)
-            try:
-                yield
-            finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
-                os.close(fd)
+        try:
+            async with self._lock:
+                fd = await asyncio.to_thread(_flock, self._lock_path)
+                try:
+                    yield
+                finally:
+                    _unflock(fd)
+        finally:
+            self._notify_released()
 
     async def write(
         self,
@@ -53,17 +80,81 @@ class Writer:
     ) -> CommitResult:
         """Run `build` against the current tip under the lock and commit what it returns.
 
-        `build` raises domain errors to refuse the write (nothing is committed) or returns None
-        for "nothing to do". The branch compare-and-swap stays as a backstop: if it fails, the
-        changeset is rebuilt on the new tip, a few times at most.
+        `build` raises domain errors to refuse the write (nothing is committed, and only this
+        write fails) or returns None for "nothing to do". Writes waiting for the lock are
+        committed in the next batch, each as its own commit on top of the one before. The branch
+        compare-and-swap stays as a backstop: if it fails, the changeset is rebuilt on the new
+        tip, a few times at most.
         """
-        async with self.locked():
-            result = await asyncio.to_thread(self._write_sync, build, author, ref, check_worktree)
-        if result.sha:
-            self.commits += 1
-            for listener in list(self.listeners):
-                listener(result, ref)
-        return result
+        loop = asyncio.get_running_loop()
+        item = _Pending(build, author, ref, check_worktree, loop.create_future())
+        self._queue.append(item)
+        if self._drainer is None or self._drainer.done():
+            self._drainer = loop.create_task(self._drain())
+        return await item.future
+
+    async def _drain(self) -> None:
+        # The batch is taken only once the lock is ours, so everything that queued behind a
+        # busy lock (another batch, a receive-pack) goes in together.
+        while self._queue:
+            async with self._lock:
+                batch = [p for p in self._queue[: self.max_batch] if not p.future.done()]
+                del self._queue[: self.max_batch]
+                if not batch:
+                    continue
+                self.batches += 1
+                try:
+                    await asyncio.to_thread(self._commit_batch, batch)
+                except BaseException as exc:  # e.g. cancelled at shutdown: nobody waits forever
+                    for p in batch:
+                        if p.outcome is None:
+                            p.outcome = exc
+                    self._finish(batch)
+                    raise
+            self._finish(batch)
+
+    def _commit_batch(self, batch: list[_Pending]) -> None:
+        fd = _flock(self._lock_path)
+        try:
+            self.repo.recover()  # a sync left unfinished by a failed write or receive-pack
+            for p in batch:
+                try:
+                    p.outcome = self._write_sync(p.build, p.author, p.ref, p.check_worktree)
+                except FloomError as exc:  # a refused write: nothing was written
+                    p.outcome = exc
+                except Exception as exc:
+                    p.outcome = exc
+                    self.repo.recover()  # leave the next write a synced working tree
+        finally:
+            _unflock(fd)
+
+    def _finish(self, batch: list[_Pending]) -> None:
+        """On the loop: run listeners in commit order, then answer each writer."""
+        for p in batch:
+            if isinstance(p.outcome, CommitResult) and p.outcome.sha:
+                self.commits += 1
+                for listener in list(self.listeners):
+                    try:
+                        listener(p.outcome, p.ref)
+                    except Exception:  # the commit landed; a listener must not un-acknowledge it
+                        log.exception("commit listener failed for %s", p.outcome.sha)
+        self._notify_released()
+        for p in batch:
+            if p.future.done():
+                continue
+            if isinstance(p.outcome, asyncio.CancelledError):
+                p.future.cancel()
+            elif isinstance(p.outcome, BaseException):
+                p.future.set_exception(p.outcome)
+            elif p.outcome is not None:
+                p.future.set_result(p.outcome)
+
+    def _notify_released(self) -> None:
+        for callback in list(self.released):
+            try:
+                callback()
+            except Exception:
+                log.exception("write-lock release listener failed")
 
     def _write_sync(
         self, build: BuildFn, author: pygit2.Signature, ref: str, check_worktree: bool
@@ -89,3 +180,8 @@ def _flock(path: Path) -> int:
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     fcntl.flock(fd, fcntl.LOCK_EX)
     return fd
+
+
+def _unflock(fd: int) -> None:
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    os.close(fd)
