@@ -38,6 +38,10 @@ class Settings:
     git_remote: str | None = None
     git_timeout_seconds: float = 3600.0  # wall clock for one upload-pack/receive-pack request
     git_max_processes: int = 16  # concurrent git processes serving HTTP on this node
+    # Remote mirror: "{workspace}" in git_remote names one remote per workspace.
+    mirror_retry_seconds: float = 1.0  # first retry after a failed push; doubles per failure
+    mirror_retry_max_seconds: float = 300.0
+    min_free_gb: float = 1.0  # /health/details reports the disk as not ok below this
     # Runs (issue 5).
     max_concurrent_runs: int = 4
     max_run_timeout_seconds: int = 3600
@@ -145,6 +149,11 @@ def from_env(env: Mapping[str, str] | None = None, **overrides: object) -> Setti
         values["sync_author_email"] = env["FLOOM_SYNC_AUTHOR_EMAIL"]
     if env.get("WORKEROS_GIT_REMOTE"):
         values["git_remote"] = env["WORKEROS_GIT_REMOTE"]
+    for name, key in (("FLOOM_MIRROR_RETRY_SECONDS", "mirror_retry_seconds"),
+                      ("FLOOM_MIRROR_RETRY_MAX_SECONDS", "mirror_retry_max_seconds"),
+                      ("FLOOM_MIN_FREE_GB", "min_free_gb")):
+        if env.get(name):
+            values[key] = float(env[name])
     for name, key, cast in _RUN_ENV:
         if env.get(name):
             values[key] = cast(env[name])
