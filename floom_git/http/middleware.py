@@ -11,7 +11,10 @@ from aiohttp import web
 from floom_git.errors import FloomError
 from floom_git.http.errors import error_response, from_domain
 from floom_git.http.keys import ACTOR, AUTH, MANAGER, WORKSPACE
+from floom_git.http.ratelimit import LIMITER, bucket_of, client_ip
 from floom_git.http.routes import Handler, Route
+from floom_git.http.selection import selected_workspace
+from floom_git.services.actor import Actor
 
 log = logging.getLogger("floom_git.http")
 ROLE_FOR = {"read": "viewer", "write": "member", "admin": "admin", "owner": "owner"}
@@ -47,15 +50,32 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     return response
 
 
+def _rate_limit(request: web.Request, route: Route, actor: Actor | None) -> None:
+    """Spend one request of the route's bucket, per identity (per client IP when anonymous)."""
+    bucket = bucket_of(route.method, route.response, route.extra)
+    if bucket is not None and LIMITER in request.app:
+        request.app[LIMITER].hit(bucket, actor.user_id if actor is not None else client_ip(request))
+
+
 @web.middleware
 async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Authenticate, then authorize the route's `perm` in the workspace it acts on (the path's
+    `workspace_param` or the selected workspace). perm "user" needs only a credential.
+    Membership is checked before existence, so a non-member learns nothing from 403 vs 404."""
     route: Route | None = request.app[SPECS].get(request.match_info.route.handler)
     if route is None or route.perm in ("public", "git"):
+        if route is not None:
+            _rate_limit(request, route, None)
         return await handler(request)
-    actor = request.app[AUTH].authenticate(request.headers)
-    ws_id = request.headers.get(WORKSPACE_HEADER) or request.cookies.get(WORKSPACE_COOKIE) or "default"
-    ws = request.app[MANAGER].get(ws_id)
+    actor = request.app[AUTH].authenticate(request.headers, request.cookies)
+    _rate_limit(request, route, actor)
+    request[ACTOR] = actor
+    if route.perm == "user":
+        return await handler(request)
+    param = route.extra.get("workspace_param")
+    ws_id = request.match_info[param] if param else selected_workspace(request, actor)
     actor = request.app[AUTH].authorize(actor, ws_id, ROLE_FOR[route.perm])
+    ws = request.app[MANAGER].get(ws_id)
     request[ACTOR] = actor
     request[WORKSPACE] = ws
     return await handler(request)

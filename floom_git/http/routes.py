@@ -135,6 +135,10 @@ from floom_git.http.handlers import sharing as _sharing  # noqa: E402
 
 ROUTES += _issues.routes() + _sharing.routes()
 
+from floom_git.http.handlers import access_routes as _access  # noqa: E402  (its routes() needs Route)
+
+ROUTES += _access.routes()
+
 
 def register(app: web.Application, routes: list[Route]) -> dict[Handler, Route]:
     """Add every route under each prefix; return handler -> Route for the middleware."""

@@ -90,6 +90,11 @@ class SecretStore:
             del data[name]
             self._save(ws_id, data)
 
+    def drop(self, ws_id: str) -> None:
+        """Forget every secret of a deleted workspace."""
+        with self._lock:
+            self._file(ws_id).unlink(missing_ok=True)
+
     def names(self, ws_id: str) -> dict[str, dict]:
         """name -> metadata (no values)."""
         return {k: {"updated_by": v.get("updated_by"), "updated_at": v.get("updated_at")}

@@ -1,0 +1,187 @@
+"""Sign-in routes: password login and the session cookie, logout, refresh, magic links, /auth/me
+and the CLI device flow (start, approve/deny, exchange for a token)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from floom_git.errors import Forbidden, InvalidInput, NotFound
+from floom_git.http import wire
+from floom_git.http.keys import ACTOR, AUTH, IDENTITY, MANAGER, SETTINGS
+from floom_git.http.ratelimit import LIMITER, client_ip
+from floom_git.http.selection import selected_workspace
+from floom_git.schemas.identity import (
+    DeviceDecision,
+    DeviceExchange,
+    DeviceOut,
+    DeviceStart,
+    DeviceToken,
+    Done,
+    LoginIn,
+    MagicLinkOut,
+    Me,
+    SessionOut,
+    UserOut,
+    WorkspaceRef,
+)
+from floom_git.services.auth import SESSION_COOKIE, Principal
+from floom_git.services.identity import Identity
+from floom_git.services.tenancy import describe, iso
+from floom_git.storage.system_store import UserRow
+
+CLI_TOKEN_DAYS = 90
+POLL_SECONDS = 2
+SMALL_BODY = 16 * 1024
+
+
+def identity(request: web.Request) -> Identity:
+    return request.app[IDENTITY]
+
+
+def require_user(request: web.Request) -> Principal:
+    """The caller as a stored user; Forbidden for the shared secret and workspace tokens."""
+    actor = request[ACTOR]
+    if not (isinstance(actor, Principal) and actor.is_user):
+        raise Forbidden(f"This needs a signed-in user (a session or a personal token), "
+                        f"not {actor.auth_method.replace('_', ' ')}")
+    return actor
+
+
+def user_out(row: UserRow) -> UserOut:
+    return UserOut(id=row.id, username=row.username, email=row.email, display_name=row.display_name,
+                   is_admin=row.is_admin, created_at=iso(row.created_at) or "")
+
+
+def base_url(request: web.Request) -> str:
+    configured = request.app[SETTINGS].public_url
+    return configured.rstrip("/") if configured else f"{request.scheme}://{request.host}"
+
+
+def _active(request: web.Request, actor: object) -> tuple[WorkspaceRef | None, str | None]:
+    ws_id = selected_workspace(request, actor)  # type: ignore[arg-type]
+    manager = request.app[MANAGER]
+    role = request.app[AUTH].role_in(actor, ws_id)  # type: ignore[arg-type]
+    if role is None or not manager.exists(ws_id):
+        return None, None
+    return WorkspaceRef(id=ws_id, name=describe(manager.get(ws_id))[0]), role
+
+
+def _with_session(request: web.Request, user: UserRow, value: str) -> web.Response:
+    ident = identity(request)
+    principal = request.app[AUTH].session_actor(value)
+    workspace, role = _active(request, principal)
+    body = SessionOut(user=user_out(user), expires_at=iso(ident.sessions.now() + ident.sessions.ttl) or "",
+                      workspace=workspace, role=role)
+    response = wire.json(body)
+    response.set_cookie(SESSION_COOKIE, value, max_age=ident.sessions.ttl, path="/", httponly=True,
+                        samesite="Lax", secure=request.secure)
+    return response
+
+
+async def login(request: web.Request) -> web.Response:
+    body = await wire.decode(request, LoginIn, SMALL_BODY)
+    request.app[LIMITER].hit("login", f"{body.username.strip().lower()[:200]}|{client_ip(request)}")
+    ident = identity(request)
+    user = await asyncio.to_thread(ident.users.login, body.username, body.password)
+    value = await asyncio.to_thread(ident.sessions.create, user.id)
+    return _with_session(request, user, value)
+
+
+async def logout(request: web.Request) -> web.Response:
+    value = request.cookies.get(SESSION_COOKIE)
+    ended = bool(value) and await asyncio.to_thread(identity(request).sessions.end, value)
+    response = wire.json(Done(ok=bool(ended)))
+    response.del_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+async def refresh(request: web.Request) -> web.Response:
+    """A fresh session for the signed-in user; the old session (if that was the credential) ends."""
+    actor = require_user(request)
+    ident = identity(request)
+    if actor.auth_method == "session":
+        await asyncio.to_thread(ident.sessions.end, request.cookies.get(SESSION_COOKIE, ""))
+    value = await asyncio.to_thread(ident.sessions.create, actor.user_id)
+    return _with_session(request, ident.users.get(actor.user_id), value)
+
+
+async def magic_link(request: web.Request) -> web.Response:
+    actor = require_user(request)
+    ident = identity(request)
+    token = await asyncio.to_thread(ident.magic.issue, actor.user_id)
+    return wire.json(MagicLinkOut(url=f"{base_url(request)}/auth/magic/{token}",
+                                  expires_in=ident.magic.ttl))
+
+
+async def magic_consume(request: web.Request) -> web.Response:
+    ident = identity(request)
+    user_id = await asyncio.to_thread(ident.magic.consume, request.match_info["token"])
+    user = ident.users.get(user_id)
+    if user.email:
+        await asyncio.to_thread(ident.store.claim_invites, user.id, user.email, ident.magic.now())
+    value = await asyncio.to_thread(ident.sessions.create, user.id)
+    return _with_session(request, user, value)
+
+
+async def me(request: web.Request) -> web.Response:
+    actor = request[ACTOR]
+    user = None
+    if isinstance(actor, Principal) and actor.is_user:
+        user = user_out(identity(request).users.get(actor.user_id))
+    workspace, role = _active(request, actor)
+    return wire.json(Me(user=user, identity=actor.user_id, auth_method=actor.auth_method,
+                        workspace=workspace, role=role,
+                        token_id=getattr(actor, "token_id", None)))
+
+
+# -- CLI device flow ---------------------------------------------------------------------------
+async def device_start(request: web.Request) -> web.Response:
+    body = await wire.decode(request, DeviceStart, SMALL_BODY) if request.body_exists else DeviceStart()
+    ident = identity(request)
+    device_code, user_code = await asyncio.to_thread(ident.devices.start, body.client_name)
+    return wire.json(DeviceOut(device_code=device_code, user_code=user_code,
+                               verification_url=f"{base_url(request)}/api/cli-auth/approve",
+                               expires_in_seconds=ident.devices.ttl,
+                               polling_interval_seconds=POLL_SECONDS), 201)
+
+
+async def _decide(request: web.Request, approve: bool) -> web.Response:
+    actor = require_user(request)
+    body = await wire.decode(request, DeviceDecision, SMALL_BODY)
+    await asyncio.to_thread(identity(request).devices.decide, body.user_code, actor.user_id, approve)
+    return wire.json(Done(ok=True))
+
+
+async def device_approve(request: web.Request) -> web.Response:
+    return await _decide(request, True)
+
+
+async def device_deny(request: web.Request) -> web.Response:
+    return await _decide(request, False)
+
+
+async def cli_exchange(request: web.Request) -> web.Response:
+    """Trade an approved device code for a personal token of the approving user, exactly once.
+
+    The token acts as the approver, so it can never do more than the approver can.
+    """
+    body = await wire.decode(request, DeviceExchange, SMALL_BODY)
+    ident = identity(request)
+    user_id = ident.devices.approved_user(body.device_code)
+    try:
+        user = ident.users.get(user_id)
+    except NotFound:
+        raise InvalidInput("device_code: the approving user no longer exists") from None
+    device = ident.store.device(ident.devices.device_digest(body.device_code))
+    assert device is not None
+    value, row = ident.tokens.new(user_id=user.id, kind="cli", name=device.client_name,
+                                  expires_days=CLI_TOKEN_DAYS)
+    try:
+        await asyncio.to_thread(ident.store.exchange_device, ident.devices.device_digest(body.device_code),
+                                row, ident.tokens.digest(value))
+    except LookupError:
+        raise InvalidInput("device_code: already exchanged for a token") from None
+    return wire.json(DeviceToken(token=value, token_id=row.id, user=user_out(user),
+                                 api_base=f"{base_url(request)}/api"))

@@ -1,0 +1,198 @@
+"""Request and response bodies of the identity and tenancy API: sign-in, tokens, the device flow,
+workspaces, members and secrets. Timestamps are ISO-8601 UTC strings."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+Role = Literal["viewer", "member", "admin", "owner"]
+TokenRole = Literal["viewer", "member", "admin"]
+
+
+class Strict(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class Out(msgspec.Struct, kw_only=True):
+    pass
+
+
+# -- sign-in ---------------------------------------------------------------------------------
+class LoginIn(Strict, kw_only=True):
+    username: str  # or the email address
+    password: str
+
+
+class UserOut(Out, kw_only=True):
+    id: str
+    username: str
+    email: str | None
+    display_name: str | None
+    is_admin: bool
+    created_at: str
+
+
+class WorkspaceRef(Out, kw_only=True):
+    id: str
+    name: str
+
+
+class Me(Out, kw_only=True):
+    user: UserOut | None
+    identity: str
+    auth_method: str
+    workspace: WorkspaceRef | None
+    role: str | None
+    token_id: str | None = None
+
+
+class SessionOut(Out, kw_only=True):
+    user: UserOut
+    expires_at: str
+    workspace: WorkspaceRef | None = None
+    role: str | None = None
+
+
+class Done(Out, kw_only=True):
+    ok: bool
+
+
+class MagicLinkOut(Out, kw_only=True):
+    url: str
+    expires_in: int
+
+
+# -- tokens ----------------------------------------------------------------------------------
+class TokenCreate(Strict, kw_only=True):
+    name: str
+    expires_days: int | None = None
+    role: TokenRole | None = None  # personal: a cap below your own; workspace: the token's role
+
+
+class TokenOut(Out, kw_only=True):
+    id: str
+    name: str
+    kind: str
+    user_id: str
+    workspace_id: str | None
+    role: str | None
+    created_at: str
+    expires_at: str | None
+    last_used_at: str | None
+    revoked: bool
+    revoked_at: str | None
+
+
+class TokenCreated(TokenOut, kw_only=True):
+    token: str  # shown once
+
+
+# -- CLI device flow -------------------------------------------------------------------------
+class DeviceStart(Strict, kw_only=True):
+    client_name: str = "floom-cli"
+    scopes: list[str] = []
+
+
+class DeviceOut(Out, kw_only=True):
+    device_code: str
+    user_code: str
+    verification_url: str
+    expires_in_seconds: int
+    polling_interval_seconds: int
+
+
+class DeviceDecision(Strict, kw_only=True):
+    user_code: str
+
+
+class DeviceExchange(Strict, kw_only=True):
+    device_code: str
+
+
+class DeviceToken(Out, kw_only=True):
+    token: str
+    token_id: str
+    user: UserOut
+    api_base: str
+
+
+# -- workspaces and members ------------------------------------------------------------------
+class WorkspaceCreate(Strict, kw_only=True):
+    id: str | None = None  # default: derived from name
+    name: str | None = None
+    description: str | None = None
+
+
+class WorkspacePatch(Strict, kw_only=True):
+    name: str | None = None
+    description: str | None = None
+
+
+class WorkspaceOut(Out, kw_only=True):
+    id: str
+    name: str
+    description: str | None
+    role: str | None
+    active: bool = False
+    sha: str | None = None
+
+
+class MemberInvite(Strict, kw_only=True):
+    email: str
+    role: Role = "member"
+
+
+class MemberRoleIn(Strict, kw_only=True):
+    role: Role
+
+
+class MemberOut(Out, kw_only=True):
+    workspace_id: str
+    user_id: str | None
+    username: str | None
+    email: str | None
+    display_name: str | None
+    role: str
+    status: str  # active | pending
+    invited_by: str | None
+    created_at: str
+    updated_at: str
+
+
+class MemberList(Out, kw_only=True):
+    workspace_id: str
+    members: list[MemberOut]
+    my_user_id: str
+    my_role: str | None
+
+
+# -- secrets ---------------------------------------------------------------------------------
+class SecretIn(Strict, kw_only=True):
+    value: str
+
+
+class SecretOut(Out, kw_only=True):
+    name: str
+    status: Literal["set", "missing"]
+    used_by: list[str]
+    updated_at: str | None = None
+    updated_by: str | None = None
+
+
+class SecretTest(Out, kw_only=True):
+    name: str
+    status: Literal["set", "missing"]
+    ok: bool
+    reason: str
+
+
+class PlatformConfig(Out, kw_only=True):
+    providers: list[str]
+    runner: str
+    all_required_set: bool
+    missing: list[str]
+    set_count: int
+    required_count: int
+    secrets: list[SecretOut]
