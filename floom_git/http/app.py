@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from floom_git.config import Settings
-from floom_git.http import middleware, openapi
+from floom_git.http import git_http, middleware, openapi
 from floom_git.http.keys import AUTH, IDENTITY, MANAGER, SECRETS, SETTINGS
 from floom_git.http.ratelimit import LIMITER, Limiter
 from floom_git.http.routes import ROUTES, register
@@ -41,6 +41,7 @@ def create_app(settings: Settings) -> web.Application:
     app[SECRETS] = SecretStore(settings.system_dir)
     app[LIMITER] = Limiter(settings)
     app[AUTH] = Authenticator(secret, settings.shared_secret_role, identity)
+    git_http.setup(app)
     routes = list(ROUTES) + openapi.routes()
     app[middleware.SPECS] = register(app, routes)
     app[openapi.ROUTES_KEY] = routes

@@ -30,13 +30,16 @@ class Limiter:
             "auth": settings.rate_auth_per_minute,
             "login": settings.rate_login_per_minute,
             # a CLI polls the device exchange every few seconds while its user approves
-            "poll": max(60, settings.rate_auth_per_minute),
+            "poll": max(60, settings.rate_auth_per_minute) if settings.rate_auth_per_minute > 0 else 0,
         }
         self._buckets: dict[tuple[str, str], _Bucket] = {}
         self.clock = time.monotonic
 
     def hit(self, bucket: str, key: str, per_minute: int | None = None) -> None:
-        """Spend one request of `key` in `bucket`; RateLimited when the budget is used up."""
+        """Spend one request of `key` in `bucket`; RateLimited when the budget is used up.
+
+        A limit of 0 (or less) switches the bucket off.
+        """
         limit = per_minute if per_minute is not None else self.per_minute[bucket]
         if limit <= 0:
             return

@@ -135,6 +135,10 @@ from floom_git.http.handlers import sharing as _sharing  # noqa: E402
 
 ROUTES += _issues.routes() + _sharing.routes()
 
+from floom_git.http import git_http as _git_http  # noqa: E402  (its routes() needs Route)
+
+ROUTES += _git_http.routes()
+
 from floom_git.http.handlers import access_routes as _access  # noqa: E402  (its routes() needs Route)
 
 ROUTES += _access.routes()

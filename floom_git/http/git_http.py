@@ -1,0 +1,182 @@
+"""Smart HTTP for `git clone/fetch/push` at /git/<ws>[.git]: Basic auth, the workspace gate,
+content types and streaming. The git processes belong to services.git_transport; no dumb HTTP."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+
+from aiohttp import web
+
+from floom_git.errors import FloomError, Forbidden, NotFound, Unauthenticated
+from floom_git.http.errors import error_response
+from floom_git.http.keys import AUTH, MANAGER, SETTINGS
+from floom_git.services.actor import Actor
+from floom_git.services.git_transport import (
+    CHUNK,
+    RECEIVE,
+    SERVICES,
+    UPLOAD,
+    GitTransport,
+    valid_protocol,
+)
+from floom_git.services.workspaces import Workspace
+from floom_git.storage.paths import WORKSPACE_ID_RE
+
+log = logging.getLogger("floom_git.git")
+TRANSPORT = web.AppKey("git_transport", GitTransport)
+REALM = 'Basic realm="floom-git"'
+NO_CACHE = {
+    "Cache-Control": "no-cache, max-age=0, must-revalidate",
+    "Pragma": "no-cache",
+    "Expires": "Fri, 01 Jan 1980 00:00:00 GMT",
+}
+
+
+class Refused(Exception):
+    def __init__(self, response: web.Response) -> None:
+        super().__init__(response.status)
+        self.response = response
+
+
+def _basic_password(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, rest = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        _, _, password = base64.b64decode(rest.strip(), validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return ""
+    return password
+
+
+def _unauthorized(detail: str) -> Refused:
+    return Refused(error_response(401, detail, {"WWW-Authenticate": REALM}))
+
+
+def _not_found() -> Refused:
+    return Refused(error_response(404, "Repository not found"))
+
+
+def _gate(request: web.Request, service: str) -> tuple[Workspace, Actor]:
+    """Who is asking, for which workspace; raises Refused with the answer to send.
+
+    Any user name; the password goes to the authenticator (shared secret or API token). A
+    workspace that does not exist or that the caller may not see is 404 alike.
+    """
+    auth = request.app[AUTH]
+    password = _basic_password(request)
+    if password is None:
+        raise _unauthorized("Authentication required: use any user name and an API token or the "
+                            "shared secret as the password")
+    try:
+        actor = auth.authenticate_basic(password)
+    except Unauthenticated as exc:
+        raise _unauthorized(exc.message) from None
+    name = request.match_info["ws"]
+    if "/" in name or ".." in name or name.startswith(".") or not WORKSPACE_ID_RE.match(name):
+        raise _not_found()
+    try:
+        ws = request.app[MANAGER].get(name)
+        actor = auth.authorize(actor, name, "viewer")
+    except (NotFound, Forbidden):
+        raise _not_found() from None
+    if service == RECEIVE:
+        try:
+            actor = auth.authorize(actor, name, "member")
+        except Forbidden as exc:
+            raise Refused(error_response(403, f"Pushing needs write access: {exc.message}")) from None
+    return ws, actor
+
+
+async def info_refs(request: web.Request) -> web.StreamResponse:
+    service = request.query.get("service")
+    if service not in SERVICES:
+        return error_response(403, "service: only smart HTTP is served (git-upload-pack or "
+                                   "git-receive-pack); dumb HTTP is not supported")
+    try:
+        ws, actor = _gate(request, service)
+    except Refused as refused:
+        return refused.response
+    resp = web.StreamResponse(headers={
+        "Content-Type": f"application/x-{service}-advertisement", **NO_CACHE})
+    await resp.prepare(request)
+    transport = request.app[TRANSPORT]
+    protocol = valid_protocol(request.headers.get("Git-Protocol"))
+    await _stream(transport.advertise(ws, actor, service, protocol, resp.write), resp)
+    return resp
+
+
+def _rpc(service: str):  # type: ignore[no-untyped-def]
+    async def handler(request: web.Request) -> web.StreamResponse:
+        expected = f"application/x-{service}-request"
+        if request.content_type != expected:
+            return error_response(415, f"Content-Type must be {expected}")
+        try:
+            ws, actor = _gate(request, service)
+        except Refused as refused:
+            return refused.response
+        resp = web.StreamResponse(headers={
+            "Content-Type": f"application/x-{service}-result", **NO_CACHE})
+        await resp.prepare(request)
+        transport = request.app[TRANSPORT]
+        protocol = valid_protocol(request.headers.get("Git-Protocol"))
+        # aiohttp has already undone Content-Encoding: gzip; gunzipping again would corrupt it.
+        body = request.content.iter_chunked(CHUNK)
+        run = transport.receive_pack if service == RECEIVE else transport.upload_pack
+        await _stream(run(ws, actor, protocol, body, resp.write), resp)
+        return resp
+
+    handler.__name__ = service.replace("-", "_")
+    return handler
+
+
+async def _stream(work, resp: web.StreamResponse) -> None:  # type: ignore[no-untyped-def]
+    """Await the transport; once the response has started, a failure can only drop the
+    connection (a clean end would let git take a truncated answer as complete)."""
+    try:
+        await work
+    except (ConnectionResetError, FloomError) as exc:
+        raise ConnectionResetError(f"git stream aborted: {exc}") from exc
+    except TimeoutError as exc:
+        log.warning("git request timed out; the git process was killed")
+        raise ConnectionResetError("git request timed out") from exc
+    except Exception as exc:
+        log.exception("git request failed")
+        raise ConnectionResetError("git request failed") from exc
+    await resp.write_eof()
+
+
+upload_pack = _rpc(UPLOAD)
+receive_pack = _rpc(RECEIVE)
+
+
+def setup(app: web.Application) -> None:
+    """Make the transport available to the handlers (call from create_app)."""
+    transport = GitTransport(app[SETTINGS])
+    transport.ensure_hooks()
+    app[TRANSPORT] = transport
+
+
+def routes() -> list:
+    from floom_git.http.routes import Route
+
+    out = []
+    for suffix in (".git", ""):
+        base = "/git/{ws}" + suffix
+        out += [
+            Route("GET", base + "/info/refs", info_refs, "git",
+                  "git smart HTTP: ref advertisement (?service=git-upload-pack|git-receive-pack); "
+                  "HTTP Basic auth, password = API token or shared secret", "git",
+                  content_type="application/x-git-upload-pack-advertisement", aliases=False,
+                  query=(("service", "string", "git-upload-pack or git-receive-pack"),)),
+            Route("POST", base + "/git-upload-pack", upload_pack, "git",
+                  "git smart HTTP: fetch/clone (needs read access)", "git",
+                  content_type="application/x-git-upload-pack-result", aliases=False),
+            Route("POST", base + "/git-receive-pack", receive_pack, "git",
+                  "git smart HTTP: push, validated before any ref moves (needs write access)",
+                  "git", content_type="application/x-git-receive-pack-result", aliases=False),
+        ]
+    return out

@@ -1,0 +1,294 @@
+"""git smart HTTP as a service: one `git upload-pack|receive-pack --stateless-rpc` process per
+request, with an explicit environment, the request body streamed in and the output streamed out.
+A receive-pack runs under the workspace writer lock with the server-owned pre-receive hook, and
+the server catches up (working tree, index, workers, events) before the push's answer ends."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import shlex
+import shutil
+import sys
+from collections.abc import AsyncIterable, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import floom_git
+from floom_git.config import Settings
+from floom_git.services.actor import Actor
+from floom_git.services.push import PushPolicy, unsynced_edits
+from floom_git.services.workspaces import Workspace
+from floom_git.storage.repo import MAIN
+
+log = logging.getLogger("floom_git.git")
+
+UPLOAD = "git-upload-pack"
+RECEIVE = "git-receive-pack"
+SERVICES = (UPLOAD, RECEIVE)
+# What Gitea accepts from the Git-Protocol header before handing it to git as GIT_PROTOCOL.
+PROTOCOL_RE = re.compile(r"^[0-9a-zA-Z]+=[0-9a-zA-Z]+(:[0-9a-zA-Z]+=[0-9a-zA-Z]+)*$")
+CHUNK = 65536
+MAX_STDERR = 64 * 1024
+EVENT_PATHS = 200
+
+Sink = Callable[[bytes], Awaitable[None]]
+
+
+@dataclass
+class PushOutcome:
+    refs: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)  # ref -> (old, new)
+    files: list[str] = field(default_factory=list)  # files on main the push changed
+    workers: set[str] = field(default_factory=set)
+
+
+def valid_protocol(value: str | None) -> str | None:
+    """The Git-Protocol header if it is safe to pass on (e.g. `version=2`), else None."""
+    return value if value and PROTOCOL_RE.match(value) else None
+
+
+def pkt_line(text: str) -> bytes:
+    data = text.encode()
+    return f"{len(data) + 4:04x}".encode() + data
+
+
+class GitTransport:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.git = shutil.which(settings.git_binary) or settings.git_binary
+        self.hooks_dir = settings.system_dir / "hooks"
+        self.home = settings.system_dir / "git-home"
+        self._slots = asyncio.Semaphore(max(1, settings.git_max_processes))
+        self._hooks_ready = False
+
+    # -- setup ----------------------------------------------------------------------------
+    def ensure_hooks(self) -> Path:
+        """Write the server-owned hooks folder (core.hooksPath); workspace repos carry none."""
+        script = (
+            "#!/bin/sh\n"
+            "# Written by floom-git at start-up: validates every push before any ref moves.\n"
+            f"exec {shlex.quote(sys.executable)} -m floom_git.hooks.pre_receive\n"
+        )
+        self.hooks_dir.mkdir(parents=True, exist_ok=True)
+        self.home.mkdir(parents=True, exist_ok=True)
+        hook = self.hooks_dir / "pre-receive"
+        if not hook.exists() or hook.read_text() != script:
+            tmp = hook.with_name(".pre-receive.tmp")
+            tmp.write_text(script)
+            tmp.chmod(0o755)
+            os.replace(tmp, hook)
+        self._hooks_ready = True
+        return self.hooks_dir
+
+    def env(self, ws: Workspace, actor: Actor, protocol: str | None) -> dict[str, str]:
+        """The whole environment git runs with: nothing leaks in from the server's own."""
+        env = {
+            "PATH": os.pathsep.join([str(Path(self.git).parent), os.defpath]),
+            "HOME": str(self.home),
+            "GIT_CONFIG_NOSYSTEM": "1",
+            "GIT_CONFIG_GLOBAL": os.devnull,
+            "LC_ALL": "C",
+            # The hook imports floom_git even when the package is not installed.
+            "PYTHONPATH": str(Path(floom_git.__file__).resolve().parent.parent),
+            "PYTHONDONTWRITEBYTECODE": "1",
+            # Who pushed shows in the reflog; the hook may use them in messages.
+            "GIT_COMMITTER_NAME": actor.name or "floom",
+            "GIT_COMMITTER_EMAIL": actor.email or "floom@floom.local",
+            "REMOTE_USER": actor.user_id,
+            "FLOOM_WORKSPACE": ws.id,
+        }
+        if protocol:
+            env["GIT_PROTOCOL"] = protocol
+        return env
+
+    def argv(self, service: str, ws: Workspace, *, advertise: bool = False) -> list[str]:
+        argv = [self.git]
+        if service == RECEIVE:
+            argv += [
+                "-c", f"core.hooksPath={self.hooks_dir}",
+                # The server updates its own working tree after the push (finish_ref_move).
+                "-c", "receive.denyCurrentBranch=ignore",
+                "-c", "receive.fsckObjects=true",
+                "-c", "receive.denyNonFastForwards=true",
+            ]
+        argv += [service.removeprefix("git-"), "--stateless-rpc"]
+        if advertise:
+            argv.append("--advertise-refs")
+        return argv + [str(ws.path)]
+
+    # -- the three requests -----------------------------------------------------------------
+    async def advertise(self, ws: Workspace, actor: Actor, service: str, protocol: str | None,
+                        sink: Sink) -> None:
+        """GET info/refs: the `# service=` header (clients accept it for v2 too), then the refs."""
+        await sink(pkt_line(f"# service={service}\n") + b"0000")
+        code, err, _ = await self._exchange(
+            self.argv(service, ws, advertise=True), self.env(ws, actor, protocol), None, sink
+        )
+        if code != 0:
+            log.warning("%s --advertise-refs for %s exited %s: %s", service, ws.id, code, err[-500:])
+
+    async def upload_pack(self, ws: Workspace, actor: Actor, protocol: str | None,
+                          body: AsyncIterable[bytes], sink: Sink) -> None:
+        """POST git-upload-pack: fetch and clone. Reads never take the writer lock."""
+        code, err, _ = await self._exchange(
+            self.argv(UPLOAD, ws), self.env(ws, actor, protocol), body, sink
+        )
+        if code != 0:
+            log.info("upload-pack for %s exited %s: %s", ws.id, code, err[-500:])
+
+    async def receive_pack(self, ws: Workspace, actor: Actor, protocol: str | None,
+                           body: AsyncIterable[bytes], sink: Sink) -> PushOutcome:
+        """POST git-receive-pack: the whole push holds the workspace writer lock. The last chunk
+        of git's answer is held back until the server has caught up, so when `git push` returns
+        the working tree, the workers and the events already reflect it."""
+        if not self._hooks_ready:
+            await asyncio.to_thread(self.ensure_hooks)
+        env = self.env(ws, actor, protocol)
+        async with ws.writer.locked():
+            before, dirty = await asyncio.to_thread(_begin_push, ws)
+            env.update(PushPolicy.for_worktree(self.settings.max_file_bytes, dirty).to_env())
+            held = None
+            try:
+                code, err, held = await self._exchange(
+                    self.argv(RECEIVE, ws), env, body, sink, hold_last=True
+                )
+                if code != 0:
+                    log.info("receive-pack for %s exited %s: %s", ws.id, code, err[-500:])
+            finally:
+                # Also when the client went away: refs may have moved all the same.
+                outcome = await asyncio.to_thread(_finish_push, ws, before)
+                self._announce(ws, actor, before, outcome)
+        if held:
+            await sink(held)
+        return outcome
+
+    # -- process plumbing -------------------------------------------------------------------
+    async def _exchange(
+        self,
+        argv: list[str],
+        env: dict[str, str],
+        body: AsyncIterable[bytes] | None,
+        sink: Sink,
+        *,
+        hold_last: bool = False,
+    ) -> tuple[int, str, bytes | None]:
+        """Run git, feeding `body` to stdin while streaming stdout to `sink`. Returns the exit
+        code, the tail of stderr, and (with hold_last) the last stdout chunk, not yet sent.
+        The process is killed if the client goes away, the body fails, or the time runs out."""
+        async with self._slots:
+            proc = await asyncio.create_subprocess_exec(
+                *argv, env=env, cwd=str(self.home),
+                stdin=asyncio.subprocess.PIPE if body is not None else asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            )
+            feeder = asyncio.create_task(_feed(proc, body)) if body is not None else None
+            errors = asyncio.create_task(_drain(proc.stderr))
+            pending: bytes | None = None
+            try:
+                async with asyncio.timeout(self.settings.git_timeout_seconds):
+                    assert proc.stdout is not None
+                    while chunk := await proc.stdout.read(CHUNK):
+                        if not hold_last:
+                            await sink(chunk)
+                            continue
+                        if pending is not None:
+                            await sink(pending)
+                        pending = chunk
+                    if feeder is not None:
+                        await feeder
+                    code = await proc.wait()
+                    err = await errors
+            except BaseException:
+                _kill(proc)
+                for task in (feeder, errors):
+                    if task is not None:
+                        task.cancel()
+                with contextlib.suppress(BaseException):
+                    await asyncio.shield(proc.wait())
+                raise
+        return code, err.decode("utf-8", "replace"), pending
+
+    def _announce(self, ws: Workspace, actor: Actor, before: dict[str, str],
+                  outcome: PushOutcome) -> None:
+        if not outcome.refs:
+            return
+        old, new = outcome.refs.get(MAIN, (before.get(MAIN), before.get(MAIN)))
+        ws.events.emit(
+            "push",
+            actor=actor.user_id,
+            refs=[{"ref": r, "old": o, "new": n} for r, (o, n) in sorted(outcome.refs.items())],
+            sha=new,
+            before=old,
+            paths=outcome.files[:EVENT_PATHS],
+            paths_truncated=len(outcome.files) > EVENT_PATHS,
+            workers=sorted(outcome.workers),
+        )
+        log.info("push to %s by %s: %s", ws.id, actor.user_id,
+                 ", ".join(f"{r} {(o or '0')[:7]}..{(n or '0')[:7]}"
+                           for r, (o, n) in sorted(outcome.refs.items())))
+
+
+def _snapshot(ws: Workspace) -> dict[str, str]:
+    repo = ws.repo.repo
+    out = {}
+    for name in repo.references:
+        if name.startswith(("refs/heads/", "refs/tags/")):
+            with contextlib.suppress(KeyError, ValueError):
+                out[name] = str(repo.references[name].resolve().target)
+    return out
+
+
+def _begin_push(ws: Workspace) -> tuple[dict[str, str], list[str]]:
+    """Under the writer lock, before receive-pack starts: refs, unsynced edits, and a journal
+    so a crash between the ref move and the working-tree update is repaired at start-up."""
+    before = _snapshot(ws)
+    dirty = unsynced_edits(ws.repo)
+    ws.repo.begin_ref_move(before.get(MAIN))
+    return before, dirty
+
+
+def _finish_push(ws: Workspace, before: dict[str, str]) -> PushOutcome:
+    after = _snapshot(ws)
+    outcome = PushOutcome()
+    for ref in sorted(set(before) | set(after)):
+        if before.get(ref) != after.get(ref):
+            outcome.refs[ref] = (before.get(ref), after.get(ref))
+    outcome.files = ws.repo.finish_ref_move(before.get(MAIN))
+    if outcome.files:
+        outcome.workers = ws.workers.reload_paths(outcome.files)
+    return outcome
+
+
+async def _feed(proc: asyncio.subprocess.Process, body: AsyncIterable[bytes]) -> None:
+    assert proc.stdin is not None
+    try:
+        async for chunk in body:
+            proc.stdin.write(chunk)
+            await proc.stdin.drain()
+    except (BrokenPipeError, ConnectionResetError):
+        return  # git stopped reading (it answers on stdout, e.g. with an error)
+    except BaseException:
+        _kill(proc)  # the client went away mid-upload: never act on half a request
+        raise
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+        proc.stdin.close()
+        await proc.stdin.wait_closed()
+
+
+async def _drain(stream: asyncio.StreamReader | None) -> bytes:
+    """Read stderr to the end (so git never blocks on it), keeping the tail."""
+    tail = b""
+    if stream is None:
+        return tail
+    while chunk := await stream.read(CHUNK):
+        tail = (tail + chunk)[-MAX_STDERR:]
+    return tail
+
+
+def _kill(proc: asyncio.subprocess.Process) -> None:
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()

@@ -1,0 +1,296 @@
+"""What a push must satisfy before any ref moves: pure checks over a pygit2 repository (the
+pre-receive hook opens it with the quarantined objects) and the ref updates git reports. Also the
+seam for on-disk edits that a push must never overwrite."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import msgspec
+import pygit2
+from pygit2.enums import DeltaStatus, FileMode, ObjectType
+
+from floom_git.errors import FloomError
+from floom_git.schemas.issue import FILE_RE, parse_issue_file
+from floom_git.services.registry import validate_worker
+from floom_git.storage import paths
+from floom_git.storage.repo import MAIN, WorkspaceRepo
+
+ZERO = "0" * 40
+SERVER_OWNED = "refs/heads/floom/"
+POLICY_ENV = "FLOOM_PUSH_POLICY"
+MAX_DIRTY_SHOWN = 200  # dirty paths handed to the hook; more than that blocks any main update
+MAX_LINES = 50  # problems printed to the pushing person
+
+
+class PushPolicy(msgspec.Struct, frozen=True):
+    """The server's settings for one push, handed to the hook through its environment."""
+
+    max_file_bytes: int
+    dirty: tuple[str, ...] = ()  # uncommitted on-disk edits in the server's working tree
+    dirty_truncated: bool = False
+
+    def to_env(self) -> dict[str, str]:
+        return {POLICY_ENV: msgspec.json.encode(self).decode()}
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> PushPolicy:
+        return msgspec.json.decode(env[POLICY_ENV], type=cls)
+
+    @classmethod
+    def for_worktree(cls, max_file_bytes: int, dirty: list[str]) -> PushPolicy:
+        return cls(max_file_bytes, tuple(dirty[:MAX_DIRTY_SHOWN]), len(dirty) > MAX_DIRTY_SHOWN)
+
+
+@dataclass(frozen=True)
+class RefUpdate:
+    old: str | None  # None: the ref is created
+    new: str | None  # None: the ref is deleted
+    ref: str
+
+    @property
+    def is_branch(self) -> bool:
+        return self.ref.startswith("refs/heads/")
+
+
+def parse_updates(text: str) -> list[RefUpdate]:
+    """The `<old> <new> <ref>` lines git feeds pre-receive."""
+    out = []
+    for line in text.splitlines():
+        parts = line.split(" ", 2)
+        if len(parts) != 3:
+            continue
+        old, new, ref = parts
+        out.append(RefUpdate(None if old == ZERO else old, None if new == ZERO else new, ref))
+    return out
+
+
+def unsynced_edits(repo: WorkspaceRepo) -> list[str]:
+    """On-disk edits in the server's working tree that are not committed yet.
+
+    The seam for live sync: the caller already holds the workspace writer lock, so a sync service
+    could commit these here (with repo.commit, not writer.write) and return []. Today a push that
+    touches any of them is refused, naming the files, so they are never overwritten.
+    """
+    return repo.worktree_changes()
+
+
+def validate_push(
+    repo: pygit2.Repository, updates: list[RefUpdate], policy: PushPolicy
+) -> list[str]:
+    """Every reason to refuse `updates`, each line naming the ref or file; [] means accept."""
+    problems = check_refs(repo, updates)
+    refused = {p.split(":", 1)[0] for p in problems}
+    updates = [u for u in updates if u.ref not in refused]
+    problems += check_new_objects(repo, new_commits(repo, updates), policy.max_file_bytes)
+    for update in updates:
+        if not update.is_branch or update.new is None:
+            continue
+        base = update.old or _ref_target(repo, MAIN)
+        changed = diff_paths(repo, base, update.new)
+        problems += check_workspace_files(repo, update.new, changed)
+        if update.ref == MAIN:
+            problems += check_unsynced(changed, policy)
+    return _dedupe(problems)
+
+
+def check_refs(repo: pygit2.Repository, updates: list[RefUpdate]) -> list[str]:
+    """Refs a person may not move: server-owned or unknown namespaces, main deleted or rewound,
+    and refs that moved on the server since the client looked."""
+    problems = []
+    for u in updates:
+        if not u.ref.startswith(("refs/heads/", "refs/tags/")):
+            problems.append(f"{u.ref}: only branches (refs/heads/*) and tags (refs/tags/*) can be pushed")
+            continue
+        if u.ref.startswith(SERVER_OWNED):
+            problems.append(f"{u.ref}: branch is owned by the server (runs are recorded there); "
+                            "fetch it, but push your work to main or another branch")
+            continue
+        if u.ref == MAIN and u.new is None:
+            problems.append(f"{u.ref}: deleting main is not allowed")
+            continue
+        current = _ref_target(repo, u.ref)
+        if current != u.old:
+            now = f"now at {current[:7]}" if current else "it does not exist"
+            problems.append(f"{u.ref}: changed on the server while you pushed ({now}); "
+                            "pull and push again")
+            continue
+        if u.is_branch and u.new is not None:
+            commit = _commit(repo, u.new)
+            if commit is None:
+                problems.append(f"{u.ref}: a branch must point to a commit")
+            elif u.old is not None and u.old != u.new and not repo.descendant_of(commit.id, u.old):
+                problems.append(f"{u.ref}: non-fast-forward update (force push) is not allowed; "
+                                "pull, merge or rebase, and push again")
+    return problems
+
+
+def new_commits(repo: pygit2.Repository, updates: Iterable[RefUpdate]) -> list[pygit2.Commit]:
+    """Commits the push brings that no existing ref reaches (oldest first)."""
+    tips = [c.id for u in updates if u.new and (c := _commit(repo, u.new)) is not None]
+    if not tips:
+        return []
+    walker = repo.walk(tips[0], pygit2.enums.SortMode.TOPOLOGICAL | pygit2.enums.SortMode.REVERSE)
+    for tip in tips[1:]:
+        walker.push(tip)
+    for name in repo.references:
+        target = _commit(repo, _ref_target(repo, name))
+        if target is not None:
+            walker.hide(target.id)
+    return list(walker)
+
+
+def check_new_objects(
+    repo: pygit2.Repository, commits: list[pygit2.Commit], max_file_bytes: int
+) -> list[str]:
+    """Files added or changed by any new commit (history included, not only the tip): no
+    secret-bearing names, nothing over the size limit, no symlinks or submodules."""
+    problems = []
+    sizes: dict[pygit2.Oid, int] = {}
+    for commit in commits:
+        parent = commit.parents[0].tree if commit.parents else None
+        diff = parent.diff_to_tree(commit.tree) if parent is not None else commit.tree.diff_to_tree(swap=True)
+        where = f"(commit {str(commit.id)[:7]})"
+        for delta in diff.deltas:
+            if delta.status == DeltaStatus.DELETED:
+                continue
+            path, mode = delta.new_file.path, delta.new_file.mode
+            if mode == FileMode.COMMIT:
+                problems.append(f"{path}: submodules are not supported {where}")
+                continue
+            if mode == FileMode.LINK:
+                problems.append(f"{path}: symbolic links are not supported {where}")
+                continue
+            if paths.is_secret_file(path):
+                problems.append(f"{path}: secret-bearing files (.env, .env.*, *.pem, *.key) cannot be "
+                                f"pushed; store the value with the secrets API {where}")
+            oid = delta.new_file.id
+            if oid not in sizes:
+                sizes[oid] = repo.odb.read_header(oid)[1]
+            if sizes[oid] > max_file_bytes:
+                problems.append(f"{path}: {sizes[oid]} bytes is over the {max_file_bytes}-byte "
+                                f"file size limit {where}")
+    return problems
+
+
+def check_workspace_files(repo: pygit2.Repository, rev: str, changed: list[str]) -> list[str]:
+    """As of commit `rev`: each worker folder the push touched validates as a whole (manifest,
+    folder == name, entry file), and each touched issue file parses."""
+    commit = _commit(repo, rev)
+    if commit is None:
+        return []
+    problems = []
+    workers = sorted({p.split("/")[1] for p in changed
+                      if p.startswith(paths.WORKERS_DIR + "/") and p.count("/") >= 2})
+    for wid in workers:
+        files = _files_under(repo, commit.tree, f"{paths.WORKERS_DIR}/{wid}")
+        if not files:
+            continue  # the worker was deleted
+        # Only worker.yml's content matters; the other files need to exist, not be read.
+        manifest = files.get(paths.MANIFEST)
+        contents = {f: b"" for f in files}
+        if manifest is not None:
+            contents[paths.MANIFEST] = repo[manifest].data
+        try:
+            validate_worker(wid, contents)
+        except FloomError as exc:
+            problems.append(exc.message)
+    for path in changed:
+        folder, _, name = path.rpartition("/")
+        if folder != paths.ISSUES_DIR or not (name.startswith("ISSUE-") and name.endswith(".md")):
+            continue
+        try:
+            blob = commit.tree[path]
+        except KeyError:
+            continue  # deleted
+        if not FILE_RE.match(name):
+            problems.append(f"{path}: issue files are named ISSUE-<number>.md")
+            continue
+        try:
+            parse_issue_file(repo[blob.id].data, where=path)
+        except FloomError as exc:
+            problems.append(exc.message)
+    return problems
+
+
+def check_unsynced(changed: list[str], policy: PushPolicy) -> list[str]:
+    """A push to main may not overwrite on-disk edits the server has not committed yet."""
+    if not changed:
+        return []
+    if policy.dirty_truncated:
+        return [f"{policy.dirty[0]}: the server's working tree has more than {MAX_DIRTY_SHOWN} "
+                "uncommitted on-disk edits; wait until they are synced, pull, and push again"]
+    hit = [d for d in policy.dirty if any(_overlaps(d, c) for c in changed)]
+    return [f"{d}: has uncommitted on-disk edits on the server that this push would overwrite; "
+            "wait until they are synced (or POST /workers/reload), pull, and push again"
+            for d in hit]
+
+
+def format_rejection(problems: list[str]) -> str:
+    """The text the hook prints; git shows each line to the pushing person as `remote: ...`."""
+    lines = ["push rejected: nothing was changed on the server"]
+    lines += [f"  - {p}" for p in problems[:MAX_LINES]]
+    if len(problems) > MAX_LINES:
+        lines.append(f"  ... and {len(problems) - MAX_LINES} more")
+    return "\n".join(lines) + "\n"
+
+
+def diff_paths(repo: pygit2.Repository, old: str | None, new: str | None) -> list[str]:
+    """File paths that differ between two commits (None: the empty tree)."""
+    a = _commit(repo, old)
+    b = _commit(repo, new)
+    if a is None and b is None:
+        return []
+    if b is None:
+        diff = a.tree.diff_to_tree()
+    elif a is None:
+        diff = b.tree.diff_to_tree(swap=True)
+    else:
+        diff = a.tree.diff_to_tree(b.tree)
+    return sorted({d.new_file.path for d in diff.deltas} | {d.old_file.path for d in diff.deltas})
+
+
+def _files_under(repo: pygit2.Repository, tree: pygit2.Tree, folder: str) -> dict[str, pygit2.Oid]:
+    try:
+        obj = tree[folder]
+    except KeyError:
+        return {}
+    if obj.type != ObjectType.TREE:
+        return {}
+    out: dict[str, pygit2.Oid] = {}
+    stack = [("", repo[obj.id])]
+    while stack:
+        prefix, sub = stack.pop()
+        for item in sub:
+            rel = f"{prefix}{item.name}"
+            if item.type == ObjectType.TREE:
+                stack.append((rel + "/", repo[item.id]))
+            else:
+                out[rel] = item.id
+    return out
+
+
+def _ref_target(repo: pygit2.Repository, name: str) -> str | None:
+    try:
+        ref = repo.references[name].resolve()
+    except (KeyError, pygit2.GitError):
+        return None
+    return str(ref.target)
+
+
+def _commit(repo: pygit2.Repository, rev: str | None) -> pygit2.Commit | None:
+    if not rev:
+        return None
+    try:
+        return repo[rev].peel(pygit2.Commit)
+    except (KeyError, ValueError, pygit2.GitError, pygit2.InvalidSpecError):
+        return None
+
+
+def _overlaps(a: str, b: str) -> bool:
+    return a == b or a.startswith(b + "/") or b.startswith(a + "/")
+
+
+def _dedupe(items: list[str]) -> list[str]:
+    return list(dict.fromkeys(items))
