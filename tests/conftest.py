@@ -6,10 +6,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from floom_git.config import Settings
 from floom_git.http.app import create_app
+from floom_git.http.keys import IDENTITY
 
 SECRET = "test-secret"
 AUTH = {"x-floom-secret": SECRET}
@@ -27,6 +29,24 @@ def settings(tmp_path: Path) -> Settings:
 async def client(aiohttp_client, settings: Settings) -> TestClient:
     app = create_app(settings)
     return await aiohttp_client(app, headers=AUTH)
+
+
+@pytest.fixture
+async def anon(aiohttp_client, settings: Settings) -> TestClient:
+    """A client of a real server that sends no credential; each request brings its own."""
+    return await aiohttp_client(create_app(settings))
+
+
+def add_member(app: web.Application, ws_id: str, role: str | None, username: str,
+               *, admin: bool = False) -> tuple[str, dict[str, str]]:
+    """A user (email <username>@example.com) with `role` in `ws_id` (none if None) and a personal
+    token: (user id, headers that authenticate as them)."""
+    identity = app[IDENTITY]
+    user = identity.users.create(username, email=f"{username}@example.com", is_admin=admin)
+    if role is not None:
+        identity.members.add(ws_id, user.id, role)
+    value, _ = identity.tokens.mint(user_id=user.id, kind="personal", name="test")
+    return user.id, {"x-floom-token": value}
 
 
 @pytest.fixture

@@ -14,9 +14,11 @@ from floom_git.config import Settings
 from floom_git.http import git_http, middleware, openapi
 from floom_git.http.keys import AUTH, IDENTITY, MANAGER, SECRETS, SETTINGS
 from floom_git.http.ratelimit import LIMITER, Limiter
+from floom_git.http.handlers.health import MIRROR
 from floom_git.http.routes import ROUTES, register
 from floom_git.services.auth import Authenticator, load_or_create_secret
 from floom_git.services.identity import Identity, Lifetimes
+from floom_git.services.mirror import Mirror
 from floom_git.services.secrets import SecretStore
 from floom_git.services.workspaces import WorkspaceManager
 
@@ -46,6 +48,8 @@ def create_app(settings: Settings) -> web.Application:
     app[middleware.SPECS] = register(app, routes)
     app[openapi.ROUTES_KEY] = routes
     app.cleanup_ctx.append(_workspaces)
+    app[MIRROR] = Mirror(manager, settings)
+    app.cleanup_ctx.append(_mirror)
     app.cleanup_ctx.append(_identity)
     return app
 
@@ -77,3 +81,10 @@ async def _identity(app: web.Application) -> AsyncIterator[None]:
     with contextlib.suppress(asyncio.CancelledError):
         await task
     await asyncio.to_thread(identity.close)
+
+
+async def _mirror(app: web.Application) -> AsyncIterator[None]:
+    """Push every workspace to WORKEROS_GIT_REMOTE in the background (no-op when unset)."""
+    app[MIRROR].start()
+    yield
+    await app[MIRROR].stop()
