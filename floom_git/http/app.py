@@ -15,6 +15,7 @@ from floom_git.http import git_http, middleware, openapi
 from floom_git.http.keys import AUTH, IDENTITY, MANAGER, SECRETS, SETTINGS
 from floom_git.http.ratelimit import LIMITER, Limiter
 from floom_git.http.handlers.health import MIRROR
+from floom_git.http.handlers import runs as runs_handlers
 from floom_git.http.routes import ROUTES, register
 from floom_git.services.auth import Authenticator, load_or_create_secret
 from floom_git.services.identity import Identity, Lifetimes
@@ -51,6 +52,7 @@ def create_app(settings: Settings) -> web.Application:
     app[MIRROR] = Mirror(manager, settings)
     app.cleanup_ctx.append(_mirror)
     app.cleanup_ctx.append(_identity)
+    runs_handlers.install(app)  # run engine, scheduler, alerts (after workspaces open)
     return app
 
 

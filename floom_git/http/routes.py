@@ -143,6 +143,11 @@ from floom_git.http.handlers import access_routes as _access  # noqa: E402  (its
 
 ROUTES += _access.routes()
 
+from floom_git.http.handlers import automation as _automation  # noqa: E402  (routes() needs Route)
+from floom_git.http.handlers import runs as _runs  # noqa: E402
+
+ROUTES += _automation.routes() + _runs.routes()  # export.csv before /runs/{id}
+
 
 def register(app: web.Application, routes: list[Route]) -> dict[Handler, Route]:
     """Add every route under each prefix; return handler -> Route for the middleware."""

@@ -20,8 +20,9 @@ class Out(msgspec.Struct, kw_only=True):
     pass
 
 
-class Record(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """Base of structs stored in files: unknown fields from newer servers are ignored."""
+class Record(msgspec.Struct, kw_only=True):
+    """Base of structs stored in files (every field written, so a reader of run.json sees
+    nulls too); unknown fields from newer servers are ignored when reading."""
 
 
 class LogLine(Record, kw_only=True):

@@ -261,7 +261,7 @@ class RunStore:
         self.notify(record.id)
 
     def _index(self, record: RunRecord) -> None:
-        entry = msgspec.convert(msgspec.to_builtins(record), IndexEntry)
+        entry = IndexEntry(**{f: getattr(record, f) for f in IndexEntry.__struct_fields__})
         if record.id not in self.index:
             key = _key(record)
             bisect.insort(self._keys, key)

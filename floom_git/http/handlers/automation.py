@@ -1,0 +1,194 @@
+"""Routes around runs: webhooks (public, own token check), webhook secret rotation, alerts,
+worker run stats, timeseries and logs, the system overview and the runs CSV export."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from floom_git.errors import NotFound
+from floom_git.http import wire
+from floom_git.http.handlers.common import settings, workspace
+from floom_git.http.handlers.runs import ALERTS, ENGINE, WEBHOOKS, attached, run_query
+from floom_git.http.keys import MANAGER
+from floom_git.schemas import run as schema
+from floom_git.services import run_stats, runs, workers
+from floom_git.services.workspaces import Workspace
+
+WORKSPACE_HEADER = "x-workeros-workspace"  # as the auth middleware reads it
+WORKSPACE_COOKIE = "floom_workspace"
+DELIVERY_HEADERS = ("X-Request-ID", "X-Delivery-ID", "X-Floom-Delivery", "X-GitHub-Delivery")
+
+
+def _webhook_url(request: web.Request, worker_id: str, token: str) -> str:
+    return f"{request.scheme}://{request.host}/api/webhooks/{worker_id}?token={token}"
+
+
+def _has_webhook(ws: Workspace, worker_id: str) -> bool:
+    entry = workers.entry_or_404(ws, worker_id)
+    return bool(entry.manifest and any(t.type == "webhook" for t in entry.manifest.all_triggers))
+
+
+async def _rotated(request: web.Request, ws: Workspace, worker_id: str) -> schema.WebhookSecret:
+    workers.entry_or_404(ws, worker_id)
+    raw, token = await asyncio.to_thread(request.app[WEBHOOKS].rotate, ws.id, worker_id)
+    return schema.WebhookSecret(worker_id=worker_id, webhook_secret=raw, webhook_token=token,
+                                webhook_url=_webhook_url(request, worker_id, token))
+
+
+async def rotate_secret(request: web.Request) -> web.Response:
+    ws = workspace(request)
+    return wire.json(await _rotated(request, ws, request.match_info["id"]))
+
+
+async def patch_worker(request: web.Request) -> web.Response:
+    """Instance settings of a worker; today: `webhook_secret_rotate`."""
+    ws = workspace(request)
+    wid = request.match_info["id"]
+    body = await wire.decode(request, schema.WorkerPatch, settings(request).max_json_bytes)
+    detail = msgspec.to_builtins(workers.detail(ws, wid))
+    if body.webhook_secret_rotate:
+        secret = await _rotated(request, ws, wid)
+        detail.update(new_webhook_secret=secret.webhook_secret, webhook_url=secret.webhook_url)
+    return wire.json(detail)
+
+
+def _webhook_inputs(body: bytes) -> dict[str, Any]:
+    if not body.strip():
+        return {}
+    try:
+        value = msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        return {"raw": body.decode("utf-8", "replace")}
+    return value if isinstance(value, dict) else {"event": value}
+
+
+async def webhook(request: web.Request) -> web.Response:
+    """Start a run from a webhook delivery; the JSON body becomes the inputs."""
+    ws_id = (request.headers.get(WORKSPACE_HEADER) or request.query.get("workspace")
+             or request.cookies.get(WORKSPACE_COOKIE) or "default")
+    ws = request.app[MANAGER].get(ws_id)
+    await request.app[ENGINE].attach(ws)
+    wid = request.match_info["worker_id"]
+    if not _has_webhook(ws, wid):
+        raise NotFound(f"Worker {wid} has no webhook trigger")
+    cfg = settings(request)
+    store = request.app[WEBHOOKS]
+    store.check_rate(ws.id, wid, request.remote or "?", cfg.webhook_rate_limit, cfg.webhook_rate_window)
+    body = await wire.read_body(request, cfg.max_json_bytes)
+    store.verify(ws.id, wid, request.query.get("token"), request.headers.get("X-Floom-Signature"), body)
+    delivery = next((request.headers[h] for h in DELIVERY_HEADERS if request.headers.get(h)), None)
+    if delivery:
+        earlier = store.seen(ws.id, wid, delivery[:200])
+        if earlier:
+            return wire.json(schema.WebhookAccepted(status="queued", run_id=earlier, deduped=True))
+    record = runs.create_run(ws, wid, _webhook_inputs(body), trigger_source="webhook",
+                             trigger_ref=delivery[:200] if delivery else None)
+    if delivery:
+        await asyncio.to_thread(store.remember, ws.id, wid, delivery[:200], record.id)
+    return wire.json(schema.WebhookAccepted(status=record.status, run_id=record.id))
+
+
+# -- alerts -------------------------------------------------------------------------------------
+async def list_alerts(request: web.Request) -> web.Response:
+    ws = workspace(request)
+    wid = request.match_info["id"]
+    workers.entry_or_404(ws, wid)
+    return wire.json(await asyncio.to_thread(request.app[ALERTS].list, ws.id, wid))
+
+
+async def create_alert(request: web.Request) -> web.Response:
+    ws = workspace(request)
+    wid = request.match_info["id"]
+    workers.entry_or_404(ws, wid)
+    body = await wire.decode(request, schema.AlertCreate, settings(request).max_json_bytes)
+    alert = await asyncio.to_thread(request.app[ALERTS].create, ws.id, wid, body,
+                                    settings(request).alert_allow_private_urls)
+    return wire.json(alert, status=201)
+
+
+async def delete_alert(request: web.Request) -> web.Response:
+    ws = workspace(request)
+    await asyncio.to_thread(request.app[ALERTS].delete, ws.id, request.match_info["id"],
+                            request.match_info["alert_id"])
+    return web.Response(status=204)
+
+
+# -- numbers ------------------------------------------------------------------------------------
+async def worker_stats(request: web.Request) -> web.Response:
+    ws = await attached(request)
+    return wire.json(run_stats.worker_stats(ws, request.match_info["id"]))
+
+
+async def worker_timeseries(request: web.Request) -> web.Response:
+    ws = await attached(request)
+    days = wire.q_int(request, "days", 30, 1, 90)
+    return wire.json(run_stats.timeseries(ws, request.match_info["id"], days))
+
+
+async def worker_logs(request: web.Request) -> web.Response:
+    ws = await attached(request)
+    level = wire.q_choice(request, "level", schema.LEVELS, None)
+    since = request.query.get("since")
+    lines = await asyncio.to_thread(
+        run_stats.worker_logs, ws, request.match_info["id"], level,
+        runs.iso(runs.parse_iso(since, "since")) if since else None,
+        wire.q_int(request, "limit", 200, 1, 1000))
+    return wire.json(lines)
+
+
+async def system_overview(request: web.Request) -> web.Response:
+    ws = await attached(request)
+    return wire.json(run_stats.overview(ws, runs.pending_count(ws)))
+
+
+async def export_csv(request: web.Request) -> web.Response:
+    ws = await attached(request)
+    query = run_query(request, max_limit=10_000, default_limit=1000)
+    text = run_stats.export_csv(ws, query)
+    return web.Response(text=text, content_type="text/csv",
+                        headers={"Content-Disposition": 'attachment; filename="runs.csv"'})
+
+
+def routes() -> list:
+    from floom_git.http.routes import PAGE, Route
+
+    w, r, s = "workers", "runs", "system"
+    return [
+        Route("GET", "/runs/export.csv", export_csv, "read", "Export runs as CSV", r,
+              content_type="text/csv",
+              query=PAGE + (("worker_id", "string", "only this worker"),
+                            ("status", "string", "comma list of statuses"),
+                            ("since", "string", "ISO-8601"), ("until", "string", "ISO-8601"))),
+        Route("POST", "/webhooks/{worker_id}", webhook, "public",
+              "Start a run from a webhook (?token= or X-Floom-Signature; X-Request-ID dedups)",
+              "webhooks", response=schema.WebhookAccepted,
+              query=(("token", "string", "the worker's webhook URL token"),
+                     ("workspace", "string", "workspace id (default: default)"))),
+        Route("POST", "/workers/{id}/webhook-secret/rotate", rotate_secret, "write",
+              "New webhook secret (shown once)", w, response=schema.WebhookSecret),
+        Route("PATCH", "/workers/{id}", patch_worker, "write",
+              "Worker instance settings ({webhook_secret_rotate: true})", w, body=schema.WorkerPatch,
+              response=dict[str, Any]),
+        Route("GET", "/workers/{id}/alerts", list_alerts, "read", "List the worker's alerts", w,
+              response=list[schema.Alert]),
+        Route("POST", "/workers/{id}/alerts", create_alert, "write",
+              "Create an alert (its signing secret is shown once)", w, body=schema.AlertCreate,
+              response=schema.Alert, status=201),
+        Route("DELETE", "/workers/{id}/alerts/{alert_id}", delete_alert, "write", "Delete an alert",
+              w, status=204),
+        Route("GET", "/workers/{id}/stats", worker_stats, "read", "Run stats of a worker", w,
+              response=schema.WorkerStats),
+        Route("GET", "/workers/{id}/runs/timeseries", worker_timeseries, "read",
+              "Daily run counts, zero-filled", w, response=list[schema.TimeseriesPoint],
+              query=(("days", "integer", "1-90, default 30"),)),
+        Route("GET", "/workers/{id}/logs", worker_logs, "read", "Log lines across the worker's runs",
+              w, response=list[schema.WorkerLogLine],
+              query=(("level", "string", "minimum level"), ("since", "string", "ISO-8601"),
+                     ("limit", "integer", "at most 1000 (default 200)"))),
+        Route("GET", "/system/overview", system_overview, "read",
+              "Workspace overview: run counts, recent runs, alerts", s, response=schema.Overview),
+    ]

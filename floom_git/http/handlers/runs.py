@@ -1,0 +1,348 @@
+"""Runs and approvals routes: trigger, list, detail, cancel, logs, SSE streams, downloads,
+approve/reject. `install(app)` wires the run engine, scheduler and alert notifier into the app."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import zipfile
+from collections.abc import AsyncIterator
+from typing import Any, TypeVar
+
+import msgspec
+from aiohttp import web
+
+from floom_git.errors import InvalidInput
+from floom_git.http import sse, wire
+from floom_git.http.handlers.common import actor, settings, workspace
+from floom_git.http.keys import MANAGER, SECRETS, SETTINGS
+from floom_git.runtime.alerts import Notifier
+from floom_git.runtime.queue import RunEngine
+from floom_git.runtime.scheduler import Scheduler
+from floom_git.schemas import run as schema
+from floom_git.services import runs
+from floom_git.services.alerts import AlertStore
+from floom_git.services.run_records import RunStore
+from floom_git.services.webhooks import WebhookStore
+from floom_git.services.workspaces import Workspace
+
+ENGINE = web.AppKey("run_engine", RunEngine)
+SCHEDULER = web.AppKey("run_scheduler", Scheduler)
+NOTIFIER = web.AppKey("alert_notifier", Notifier)
+WEBHOOKS = web.AppKey("webhook_store", WebhookStore)
+ALERTS = web.AppKey("alert_store", AlertStore)
+T = TypeVar("T")
+
+
+def install(app: web.Application) -> None:
+    """Create the run engine and its companions; start and stop them with the app."""
+    cfg = app[SETTINGS]
+    engine = RunEngine(cfg, app[MANAGER], app[SECRETS])
+    alerts = AlertStore(cfg.system_dir)
+    notifier = Notifier(cfg, alerts)
+    engine.on_finished.append(notifier.notify)
+    app[ENGINE] = engine
+    app[SCHEDULER] = Scheduler(cfg, app[MANAGER], engine)
+    app[NOTIFIER] = notifier
+    app[ALERTS] = alerts
+    app[WEBHOOKS] = WebhookStore(cfg.system_dir)
+    app.cleanup_ctx.append(_engine_ctx)
+
+
+async def _engine_ctx(app: web.Application) -> AsyncIterator[None]:
+    engine, scheduler, notifier = app[ENGINE], app[SCHEDULER], app[NOTIFIER]
+    await engine.start()
+    if app[SETTINGS].scheduler:
+        scheduler.start()
+    yield
+    await scheduler.stop()
+    await engine.stop()
+    await notifier.close()
+
+
+async def attached(request: web.Request) -> Workspace:
+    ws = workspace(request)
+    await request.app[ENGINE].attach(ws)
+    return ws
+
+
+async def decode_optional(request: web.Request, type_: type[T]) -> T:
+    """Decode a JSON body, or the type's defaults when the body is empty."""
+    body = await wire.read_body(request, settings(request).max_json_bytes)
+    if not body.strip():
+        return type_()
+    return wire.decode_bytes(body, type_)
+
+
+# -- trigger, list, detail ----------------------------------------------------------------------
+async def create_run(request: web.Request) -> web.Response:
+    ws = await attached(request)
+    body = await decode_optional(request, schema.RunCreate)
+    record = runs.create_run(ws, request.match_info["id"], body.inputs,
+                             trigger_source=body.trigger_source or "manual", actor=actor(request))
+    return wire.json(schema.RunCreated(status=record.status, run_id=record.id))
+
+
+def _iso_query(request: web.Request, name: str) -> str | None:
+    raw = request.query.get(name)
+    return runs.iso(runs.parse_iso(raw, name)) if raw else None
+
+
+def run_query(request: web.Request, max_limit: int = 200, default_limit: int = 50) -> runs.RunQuery:
+    before_at = _iso_query(request, "before_created_at")
+    before_id = request.query.get("before_id") or None
+    if before_id and not before_at:
+        raise InvalidInput("before_id: pass it together with before_created_at")
+    return runs.RunQuery(
+        worker_id=request.query.get("worker_id") or None,
+        statuses=runs.parse_statuses(request.query.get("status")),
+        since=_iso_query(request, "since"), until=_iso_query(request, "until"),
+        before=(before_at, before_id or "") if before_at else None,
+        limit=wire.q_int(request, "limit", default_limit, 1, max_limit),
+        offset=wire.q_int(request, "offset", 0, 0),
+    )
+
+
+async def list_runs(request: web.Request) -> web.Response:
+    ws = await attached(request)
+    items, total = runs.list_runs(ws, run_query(request))
+    return wire.json(items, headers={"X-Total-Count": str(total)})
+
+
+async def _in_thread_unless_live(ws: Workspace, run_id: str, fn: Any, *args: Any) -> Any:
+    """Reads of a finished run touch git; keep them off the event loop."""
+    if run_id in RunStore.of(ws).live:
+        return fn(*args)
+    return await asyncio.to_thread(fn, *args)
+
+
+async def get_run(request: web.Request) -> web.Response:
+    ws = await attached(request)
+    rid = request.match_info["id"]
+    return wire.json(await _in_thread_unless_live(ws, rid, runs.detail, ws, rid))
+
+
+async def cancel_run(request: web.Request) -> web.Response:
+    ws = await attached(request)
+    rid = request.match_info["id"]
+    status = runs.cancel(ws, rid, actor(request))
+    return wire.json(schema.CancelResult(status=status, run_id=rid))
+
+
+async def run_logs(request: web.Request) -> web.Response:
+    ws = await attached(request)
+    rid = request.match_info["id"]
+    lines = await _in_thread_unless_live(
+        ws, rid, runs.logs, ws, rid, request.query.get("level") or None,
+        wire.q_int(request, "limit", 1000, 1, 100_000))
+    body = b"".join(msgspec.json.encode(line) + b"\n" for line in lines)
+    return web.Response(body=body, content_type="application/x-ndjson")
+
+
+# -- streams ------------------------------------------------------------------------------------
+def _fetcher(ws: Workspace, rid: str, frames_of: Any) -> sse.Fetch:
+    async def fetch(after: int) -> tuple[list[sse.Frame], bool]:
+        events, record = await _in_thread_unless_live(ws, rid, runs.events_since, ws, rid, after)
+        return frames_of(events, record)
+
+    return fetch
+
+
+def _waiter(ws: Workspace, rid: str) -> sse.Wait:
+    store = RunStore.of(ws)
+
+    async def wait(after: int, timeout: float) -> None:
+        await store.wait(rid, after, timeout)
+
+    return wait
+
+
+async def run_events(request: web.Request) -> web.StreamResponse:
+    """status | log | approval_decided | close, as JSON with a `type`; ends when the run ends."""
+    ws = await attached(request)
+    rid = request.match_info["id"]
+
+    def frames(events: list[tuple[int, dict]], record: schema.RunRecord) -> tuple[list[sse.Frame], bool]:
+        out = [sse.Frame(seq, data) for seq, data in events]
+        done = record.status in schema.TERMINAL
+        if done:
+            out.append(sse.Frame(record.seq + 1, {"type": "close", "run_id": rid, "status": record.status}))
+        return out, done
+
+    return await sse.stream(request, _fetcher(ws, rid, frames), _waiter(ws, rid),
+                            settings(request).sse_keepalive_seconds)
+
+
+async def run_log_stream(request: web.Request) -> web.StreamResponse:
+    """Log lines only (ids are the lines' seq); ends when the run's process has ended."""
+    ws = await attached(request)
+    rid = request.match_info["id"]
+
+    def frames(events: list[tuple[int, dict]], record: schema.RunRecord) -> tuple[list[sse.Frame], bool]:
+        out = [sse.Frame(seq, {k: data[k] for k in ("seq", "level", "message", "timestamp")})
+               for seq, data in events if data["type"] == "log"]
+        if record.ended:
+            out.append(sse.Frame(record.seq + 1, {"status": record.status}, event="close"))
+        return out, record.ended
+
+    return await sse.stream(request, _fetcher(ws, rid, frames), _waiter(ws, rid),
+                            settings(request).sse_keepalive_seconds)
+
+
+async def run_parts(request: web.Request) -> web.StreamResponse:
+    """The run as parts: step-start (queued, running), text (log lines), finish."""
+    ws = await attached(request)
+    rid = request.match_info["id"]
+
+    def frames(events: list[tuple[int, dict]], record: schema.RunRecord) -> tuple[list[sse.Frame], bool]:
+        out = []
+        for seq, data in events:
+            if data["type"] == "log":
+                out.append(sse.Frame(seq, {"type": "text", "text": data["message"], "level": data["level"]}))
+            elif data["type"] == "status" and data["status"] in ("queued", "running"):
+                out.append(sse.Frame(seq, {"type": "step-start", "status": data["status"]}))
+            elif data["type"] == "status":
+                out.append(sse.Frame(seq, {"type": "finish", "status": data["status"],
+                                           "error": record.error, "error_code": record.error_code,
+                                           "outputs": record.outputs}))
+                return out, True
+        return out, False
+
+    return await sse.stream(request, _fetcher(ws, rid, frames), _waiter(ws, rid),
+                            settings(request).sse_keepalive_seconds)
+
+
+# -- downloads ----------------------------------------------------------------------------------
+def _zip(ws: Workspace, rid: str) -> bytes:
+    record = runs.get_run(ws, rid)
+    store = RunStore.of(ws)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("run.json", msgspec.json.format(msgspec.json.encode(record), indent=2))
+        zf.writestr("outputs.json", msgspec.json.format(msgspec.json.encode(record.outputs or {}), indent=2))
+        zf.writestr("logs.ndjson", b"".join(msgspec.json.encode(x) + b"\n" for x in store.logs(rid)))
+        for a in record.artifacts:
+            data = store.read_file(rid, f"artifacts/{a.path}")
+            if data is not None:
+                zf.writestr(f"artifacts/{a.path}", data)
+    return buf.getvalue()
+
+
+async def download_run(request: web.Request) -> web.Response:
+    ws = await attached(request)
+    rid = request.match_info["id"]
+    data = await asyncio.to_thread(_zip, ws, rid)
+    return web.Response(body=data, content_type="application/zip",
+                        headers={"Content-Disposition": f'attachment; filename="{rid}.zip"'})
+
+
+async def download_artifact(request: web.Request) -> web.Response:
+    ws = await attached(request)
+    rid = request.match_info["id"]
+    art, data = await asyncio.to_thread(runs.artifact, ws, rid, request.match_info["artifact_id"])
+    return web.Response(body=data, content_type=art.media_type,
+                        headers={"Content-Disposition": f'attachment; filename="{art.name}"'})
+
+
+# -- approvals ----------------------------------------------------------------------------------
+async def _approve(request: web.Request, ws: Workspace, rid: str) -> web.Response:
+    body = await decode_optional(request, schema.ApproveBody)
+    original, follow = runs.approve(ws, rid, body, actor(request))
+    assert original.approval is not None
+    return wire.json(schema.Decision(status="approved", run_id=follow.id,
+                                     approval_id=original.approval.id, follow_up_run_id=follow.id))
+
+
+async def _reject(request: web.Request, ws: Workspace, rid: str) -> web.Response:
+    body = await decode_optional(request, schema.RejectBody)
+    record = runs.reject(ws, rid, body, actor(request))
+    assert record.approval is not None
+    return wire.json(schema.Decision(status="rejected", run_id=rid, approval_id=record.approval.id))
+
+
+async def approve_run(request: web.Request) -> web.Response:
+    ws = await attached(request)
+    return await _approve(request, ws, request.match_info["id"])
+
+
+async def reject_run(request: web.Request) -> web.Response:
+    ws = await attached(request)
+    return await _reject(request, ws, request.match_info["id"])
+
+
+async def approve_by_id(request: web.Request) -> web.Response:
+    ws = await attached(request)
+    return await _approve(request, ws, runs.approval_run_id(ws, request.match_info["approval_id"]))
+
+
+async def reject_by_id(request: web.Request) -> web.Response:
+    ws = await attached(request)
+    return await _reject(request, ws, runs.approval_run_id(ws, request.match_info["approval_id"]))
+
+
+async def list_approvals(request: web.Request) -> web.Response:
+    ws = await attached(request)
+    status = wire.q_choice(request, "status", ("pending", "approved", "rejected", "expired",
+                                               "cancelled", "all"), "pending")
+    items, total = runs.list_approvals(
+        ws, None if status == "all" else status, request.query.get("run_id") or None,
+        wire.q_int(request, "limit", 50, 1, 500), wire.q_int(request, "offset", 0, 0))
+    return wire.json(items, headers={"X-Total-Count": str(total)})
+
+
+async def count_approvals(request: web.Request) -> web.Response:
+    ws = await attached(request)
+    return wire.json(schema.ApprovalCount(pending=runs.pending_count(ws)))
+
+
+def routes() -> list:
+    from floom_git.http.routes import PAGE, Route
+
+    r, a = "runs", "approvals"
+    run_filters = PAGE + (
+        ("worker_id", "string", "only runs of this worker"),
+        ("status", "string", "comma list of statuses"),
+        ("since", "string", "created at or after (ISO-8601)"),
+        ("until", "string", "created before (ISO-8601)"),
+        ("before_created_at", "string", "cursor: runs created before this timestamp"),
+        ("before_id", "string", "cursor: with before_created_at, the id at that timestamp"))
+    resume = (("last_event_id", "integer", "resume after this event id (or Last-Event-ID)"),)
+    return [
+        Route("POST", "/workers/{id}/runs", create_run, "write", "Trigger a run", r,
+              body=schema.RunCreate, response=schema.RunCreated),
+        Route("GET", "/runs", list_runs, "read", "List runs (X-Total-Count)", r,
+              response=list[schema.RunSummary], query=run_filters),
+        Route("GET", "/runs/{id}", get_run, "read", "Run detail", r, response=schema.RunDetail),
+        Route("POST", "/runs/{id}/cancel", cancel_run, "write", "Cancel a queued or running run", r,
+              response=schema.CancelResult),
+        Route("GET", "/runs/{id}/logs", run_logs, "read", "Run logs as NDJSON", r,
+              content_type="application/x-ndjson",
+              query=(("level", "string", "minimum level: debug|info|warning|error|critical"),
+                     ("limit", "integer", "at most this many lines (default 1000)"))),
+        Route("GET", "/runs/{id}/events", run_events, "read",
+              "SSE: status, log, approval_decided and close events", r,
+              content_type="text/event-stream", query=resume),
+        Route("GET", "/runs/{id}/logs/stream", run_log_stream, "read", "SSE: log lines", r,
+              content_type="text/event-stream", query=resume),
+        Route("GET", "/runs/{id}/stream", run_parts, "read", "SSE: run parts (queued, running, output)",
+              r, content_type="text/event-stream", query=resume),
+        Route("GET", "/runs/{id}/download", download_run, "read", "The run as a ZIP", r,
+              content_type="application/zip"),
+        Route("GET", "/runs/{id}/artifacts/{artifact_id}/download", download_artifact, "read",
+              "Download one artifact", r, content_type="application/octet-stream"),
+        Route("POST", "/runs/{id}/approve", approve_run, "write",
+              "Approve a pending run (starts the follow-up run)", a, body=schema.ApproveBody,
+              response=schema.Decision),
+        Route("POST", "/runs/{id}/reject", reject_run, "write", "Reject a pending run", a,
+              body=schema.RejectBody, response=schema.Decision),
+        Route("GET", "/approvals", list_approvals, "read", "List approvals (default: pending)", a,
+              response=list[schema.ApprovalOut],
+              query=PAGE + (("status", "string", "pending|approved|rejected|expired|cancelled|all"),
+                            ("run_id", "string", "only this run's approval"))),
+        Route("GET", "/approvals/count", count_approvals, "read", "Count pending approvals", a,
+              response=schema.ApprovalCount),
+        Route("POST", "/approvals/{approval_id}/approve", approve_by_id, "write",
+              "Approve by approval id", a, body=schema.ApproveBody, response=schema.Decision),
+        Route("POST", "/approvals/{approval_id}/reject", reject_by_id, "write",
+              "Reject by approval id", a, body=schema.RejectBody, response=schema.Decision),
+    ]

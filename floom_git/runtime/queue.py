@@ -1,0 +1,219 @@
+"""The run engine: one FIFO queue for the server with a concurrency cap, the task that drives each
+run (start -> execute -> finish), cancellation, restart recovery, and the approval-expiry sweep.
+
+Restart recovery (DESIGN invariant 8): at start-up every workspace's record store is loaded;
+runs still `running` fail with `interrupted_by_restart`, `queued` runs are queued again in their
+original order, and `pending_approval` runs stay pending (their approval is in the record).
+On shutdown running processes are killed and their records are left `running`, so the next
+start treats them exactly like a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from collections.abc import Callable
+
+from pygit2.enums import FileMode
+
+from floom_git.config import Settings
+from floom_git.errors import FloomError, NotFound
+from floom_git.runtime.executor import Executor, Job
+from floom_git.schemas.manifest import Manifest
+from floom_git.schemas.run import RunRecord
+from floom_git.services import runs
+from floom_git.services.run_records import ARTIFACTS, RunStore
+from floom_git.services.secrets import SecretStore
+from floom_git.services.workspaces import Workspace, WorkspaceManager
+from floom_git.storage import paths
+
+log = logging.getLogger("floom_git.runs")
+SKIP_PARTS = {"__pycache__", ".venv", "node_modules", "inputs"}
+Finished = Callable[[Workspace, RunRecord], None]
+
+
+class RunEngine:
+    """Implements services.run_records.Hooks for every workspace it is attached to."""
+
+    def __init__(self, settings: Settings, manager: WorkspaceManager, secrets: SecretStore) -> None:
+        self.settings = settings
+        self.manager = manager
+        self.secrets = secrets
+        self.executor = Executor(settings)
+        self._queue: collections.deque[tuple[str, str]] = collections.deque()
+        self._running: dict[str, tuple[asyncio.Task[None], asyncio.Event]] = {}
+        self._attach_lock = asyncio.Lock()
+        self._stores: dict[str, RunStore] = {}
+        self._sweeper: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.on_finished: list[Finished] = []
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    async def start(self) -> None:
+        for ws in self.manager.all():
+            await self.attach(ws)
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep_loop())
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        self._queue.clear()
+        tasks = [task for task, _ in self._running.values()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._sweeper is not None:
+            await asyncio.gather(self._sweeper, return_exceptions=True)
+        for store in list(self._stores.values()):
+            await store.close()
+
+    async def attach(self, ws: Workspace) -> RunStore:
+        """The workspace's record store, loaded and recovered on first use."""
+        store = RunStore.of(ws)
+        if store.hooks is self:
+            return store
+        async with self._attach_lock:
+            if store.hooks is self:
+                return store
+            spooled = await asyncio.to_thread(store.load)
+            queued = runs.recover(ws, spooled)
+            store.hooks = self
+            self._stores[ws.id] = store
+            for run_id in queued:
+                self.submit(ws.id, run_id)
+            if queued:
+                log.info("workspace %s: %d queued runs resumed after restart", ws.id, len(queued))
+        return store
+
+    # -- Hooks ----------------------------------------------------------------------------------
+    def submit(self, ws_id: str, run_id: str) -> None:
+        if self._stopping:
+            return
+        self._queue.append((ws_id, run_id))
+        self._pump()
+
+    def cancel(self, ws_id: str, run_id: str) -> bool:
+        running = self._running.get(run_id)
+        if running is not None:
+            running[1].set()
+            return True
+        for i, item in enumerate(self._queue):
+            if item == (ws_id, run_id):
+                del self._queue[i]
+                return True
+        return False
+
+    def queue_position(self, run_id: str) -> int | None:
+        for i, (_ws, rid) in enumerate(self._queue):
+            if rid == run_id:
+                return i + 1
+        return None
+
+    def finished(self, ws_id: str, record: RunRecord) -> None:
+        try:
+            ws = self.manager.get(ws_id)
+        except NotFound:
+            return
+        for listener in list(self.on_finished):
+            try:
+                listener(ws, record)
+            except Exception:
+                log.exception("run-finished listener failed for %s", record.id)
+
+    # -- execution ------------------------------------------------------------------------------
+    @property
+    def active(self) -> int:
+        return len(self._running)
+
+    def _pump(self) -> None:
+        while self._queue and len(self._running) < max(1, self.settings.max_concurrent_runs):
+            ws_id, run_id = self._queue.popleft()
+            cancel = asyncio.Event()
+            task = asyncio.get_running_loop().create_task(self._drive(ws_id, run_id, cancel))
+            self._running[run_id] = (task, cancel)
+
+    async def _drive(self, ws_id: str, run_id: str, cancel: asyncio.Event) -> None:
+        record: RunRecord | None = None
+        ws: Workspace | None = None
+        try:
+            ws = self.manager.get(ws_id)
+            record = runs.start(ws, run_id)
+            if record is None:
+                return
+            store = RunStore.of(ws)
+            rec = record
+
+            def emit(level: str, message: str) -> None:
+                store.append_log(rec, level, message, runs.iso(runs.now()))
+
+            emit("info", f"Run started (worker {record.worker_id} at {record.worker_sha[:7]})")
+            manifest, _sha = runs.committed_manifest(ws, record.worker_id, record.worker_sha)
+            if manifest.mode == "agent":
+                emit("error", "Agent-mode workers (SKILL.md) need an LLM runner, which this server "
+                              "does not have")
+                runs.finish(ws, record, runs.Outcome(
+                    "failed", error_code="agent_runner_unavailable",
+                    error="Agent-mode workers (SKILL.md) cannot run here: no agent runner is "
+                          "configured; use a script entry (run.py)"), manifest)
+                return
+            declared = list(manifest.exec.secrets)
+            values = await asyncio.to_thread(self.secrets.values, ws_id, declared)
+            missing = [name for name in declared if name not in values]
+            if missing:
+                runs.finish(ws, record, runs.Outcome(
+                    "failed", error_code="missing_secret",
+                    error=f"Secrets not set: {', '.join(missing)} (POST /api/secrets/<name>)"), manifest)
+                return
+            job = await asyncio.to_thread(self._job, ws, record, manifest, values)
+            outcome = await self.executor.run(job, emit, cancel)
+            runs.finish(ws, record, outcome, manifest)
+        except asyncio.CancelledError:
+            raise  # shutdown: the record stays `running`; the next start recovers it
+        except Exception as exc:
+            log.exception("run %s failed inside the engine", run_id)
+            if ws is not None and record is not None and not record.ended:
+                message = exc.message if isinstance(exc, FloomError) else f"{type(exc).__name__}: {exc}"
+                runs.fail(ws, record, "run_execution_exception", message)
+        finally:
+            self._running.pop(run_id, None)
+            if not self._stopping:
+                self._pump()
+
+    def _job(self, ws: Workspace, record: RunRecord, manifest: Manifest,
+             secrets: dict[str, str]) -> Job:
+        repo = ws.repo
+        commit = repo.resolve(record.worker_sha)
+        files: dict[str, tuple[bytes, bool]] = {}
+        for rel, blob in repo.files_at(commit, paths.worker_dir(record.worker_id)).items():
+            parts = rel.split("/")
+            if (blob.filemode == FileMode.LINK or SKIP_PARTS & set(parts[:-1])
+                    or rel.endswith((".pyc", ".pyo")) or paths.is_secret_file(rel)):
+                continue
+            files[rel] = (blob.data, blob.filemode == FileMode.BLOB_EXECUTABLE)
+        contexts: dict[str, dict[str, bytes]] = {}
+        for item in list(manifest.contexts) + list(manifest.exec.contexts):
+            name = item if isinstance(item, str) else item.get("name") if isinstance(item, dict) else None
+            if isinstance(name, str) and paths.CONTEXT_NAME_RE.match(name):
+                contexts[name] = {rel: b.data
+                                  for rel, b in repo.files_at(commit, paths.context_dir(name)).items()
+                                  if b.filemode != FileMode.LINK and not paths.is_secret_file(rel)}
+        timeout = min(manifest.limits.timeout_seconds, self.settings.max_run_timeout_seconds)
+        spool = RunStore.of(ws).spool_dir(record.id)
+        return Job(
+            run_id=record.id, worker_id=record.worker_id, command=manifest.command or "python run.py",
+            workdir=spool / "work", artifacts_dir=spool / ARTIFACTS, files=files,
+            inputs=record.inputs, timeout=float(timeout), secrets=secrets, contexts=contexts,
+            memory_mb=manifest.limits.memory_mb, extra_env={"FLOOM_WORKSPACE_ID": ws.id},
+        )
+
+    # -- approvals ------------------------------------------------------------------------------
+    async def _sweep_loop(self) -> None:
+        while True:
+            for ws_id, _store in list(self._stores.items()):
+                try:
+                    runs.expire_due(self.manager.get(ws_id))
+                except Exception:
+                    log.exception("approval expiry sweep failed in workspace %s", ws_id)
+            await asyncio.sleep(self.settings.approval_sweep_seconds)

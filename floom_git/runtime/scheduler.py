@@ -1,0 +1,146 @@
+"""Cron triggers: each schedule trigger fires in its IANA timezone (croniter + zoneinfo).
+Missed ticks collapse into one fire; a tick is skipped while the worker is paused, archived, in
+error, already queued/running, or missing required inputs. State (next/last fire per trigger)
+lives in system/schedules/<ws>.json, outside git."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import croniter
+
+from floom_git.config import Settings
+from floom_git.errors import FloomError
+from floom_git.runtime.queue import RunEngine
+from floom_git.services import runs
+from floom_git.services.workspaces import Workspace, WorkspaceManager
+
+log = logging.getLogger("floom_git.scheduler")
+SCHEDULE_TYPES = ("schedule", "cron", "scheduled")
+ACTIVE = ("queued", "running")
+ACTIVE_SCAN = 50  # newest runs of a worker checked for one still active
+
+
+def next_fire(cron: str, timezone: str | None, after: dt.datetime) -> dt.datetime:
+    """The first fire time of `cron` strictly after `after`, evaluated in `timezone` (IANA; UTC
+    when None), returned in UTC. Raises ValueError for a bad expression or zone."""
+    try:
+        zone = ZoneInfo(timezone or "UTC")
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown timezone {timezone!r}") from exc
+    if not croniter.is_valid(cron):
+        raise ValueError(f"invalid cron expression {cron!r}")
+    local = after.astimezone(zone)
+    nxt = croniter(cron, local).get_next(dt.datetime)
+    return nxt.astimezone(dt.UTC)
+
+
+class Scheduler:
+    def __init__(self, settings: Settings, manager: WorkspaceManager, engine: RunEngine) -> None:
+        self.settings = settings
+        self.manager = manager
+        self.engine = engine
+        self._dir = settings.system_dir / "schedules"
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except Exception:
+                log.exception("scheduler tick failed")
+            await asyncio.sleep(self.settings.scheduler_tick_seconds)
+
+    def _path(self, ws_id: str) -> Path:
+        return self._dir / f"{ws_id}.json"
+
+    def state(self, ws_id: str) -> dict[str, dict[str, Any]]:
+        try:
+            return json.loads(self._path(ws_id).read_text())
+        except (FileNotFoundError, ValueError):
+            return {}
+
+    def _save(self, ws_id: str, state: dict[str, dict[str, Any]]) -> None:
+        path = self._path(ws_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=1, sort_keys=True))
+        os.replace(tmp, path)
+
+    async def tick(self, when: dt.datetime | None = None) -> list[tuple[str, str, str]]:
+        """Evaluate every schedule trigger at `when` (default now). Returns (workspace, trigger
+        key, action) for each trigger that was due: a run id, or `skipped: <reason>`."""
+        when = when or runs.now()
+        actions: list[tuple[str, str, str]] = []
+        for ws in self.manager.all():
+            await self.engine.attach(ws)
+            state = self.state(ws.id)
+            fresh = self._tick_workspace(ws, state, when, actions)
+            if fresh != state:
+                await asyncio.to_thread(self._save, ws.id, fresh)
+        return actions
+
+    def _tick_workspace(self, ws: Workspace, state: dict[str, dict[str, Any]], when: dt.datetime,
+                        actions: list[tuple[str, str, str]]) -> dict[str, dict[str, Any]]:
+        fresh: dict[str, dict[str, Any]] = {}
+        for entry in ws.workers.all():
+            if entry.manifest is None:
+                continue
+            for i, trig in enumerate(entry.manifest.all_triggers):
+                if trig.type not in SCHEDULE_TYPES or not trig.cron:
+                    continue
+                key = f"{entry.id}#{i}"
+                st = dict(state.get(key) or {})
+                try:
+                    if st.get("cron") != trig.cron or st.get("timezone") != trig.timezone:
+                        # First sight (or the schedule changed): plan, don't fire.
+                        st = {"cron": trig.cron, "timezone": trig.timezone,
+                              "next_run_at": runs.iso(next_fire(trig.cron, trig.timezone, when))}
+                    elif runs.parse_iso(st["next_run_at"], key) <= when:
+                        st["next_run_at"] = runs.iso(next_fire(trig.cron, trig.timezone, when))
+                        st["last_due_at"] = runs.iso(when)
+                        action = self._fire(ws, entry.id, key)
+                        st["last_result"] = action
+                        if not action.startswith("skipped"):
+                            st["last_fired_at"] = runs.iso(when)
+                        actions.append((ws.id, key, action))
+                except ValueError as exc:
+                    st = {"cron": trig.cron, "timezone": trig.timezone, "error": str(exc)}
+                fresh[key] = st
+        return fresh
+
+    def _fire(self, ws: Workspace, worker_id: str, key: str) -> str:
+        entry = ws.workers.get(worker_id)
+        if entry is None or entry.status != "ready":
+            return f"skipped: worker is {entry.status if entry else 'gone'}"
+        store = runs.store(ws)
+        for i, e in enumerate(store.entries(worker_id)):
+            if i >= ACTIVE_SCAN:
+                break
+            if e.status in ACTIVE:
+                return f"skipped: run {e.id} is still {e.status}"
+        try:
+            manifest, _sha = runs.committed_manifest(ws, worker_id)
+            missing = runs.missing_required(manifest, {})
+            if missing:
+                return "skipped: missing required inputs: " + ", ".join(missing)
+            record = runs.create_run(ws, worker_id, {}, trigger_source="schedule", trigger_ref=key)
+        except FloomError as exc:
+            return f"skipped: {exc.message}"
+        log.info("schedule %s started run %s", key, record.id)
+        return record.id

@@ -1,0 +1,108 @@
+"""Worker alerts: a URL that receives a signed JSON notification when a run of the worker ends
+`failed` or `completed`. Kept in system/alerts/<ws>.json (each alert's signing secret is server
+state, not workspace content) with the last deliveries of each alert, so failures show in the API."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import json
+import os
+import secrets
+import threading
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import msgspec
+
+from floom_git.errors import InvalidInput, NotFound
+from floom_git.schemas.run import Alert, AlertCreate, AlertDelivery
+
+KEEP_DELIVERIES = 20
+
+
+def is_private_host(host: str) -> bool:
+    """Loopback, private, link-local or unspecified addresses (and `localhost`)."""
+    if host.lower() in ("localhost", "localhost.localdomain") or host.lower().endswith(".localhost"):
+        return True
+    try:
+        ip = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_unspecified or ip.is_reserved
+
+
+def check_url(url: str, allow_private: bool) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidInput("url: must be an http(s) URL with a host")
+    if not allow_private and is_private_host(parts.hostname):
+        raise InvalidInput("url: private, loopback and link-local addresses are not allowed")
+    return url
+
+
+class AlertStore:
+    def __init__(self, system_dir: Path) -> None:
+        self._dir = system_dir / "alerts"
+        self._lock = threading.Lock()
+
+    def _path(self, ws_id: str) -> Path:
+        return self._dir / f"{ws_id}.json"
+
+    def _load(self, ws_id: str) -> dict[str, Alert]:
+        try:
+            raw = json.loads(self._path(ws_id).read_text())
+        except (FileNotFoundError, ValueError):
+            return {}
+        return {k: msgspec.convert(v, Alert) for k, v in raw.items()}
+
+    def _save(self, ws_id: str, data: dict[str, Alert]) -> None:
+        path = self._path(ws_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(msgspec.json.format(msgspec.json.encode(data), indent=1))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+
+    def list(self, ws_id: str, worker_id: str) -> list[Alert]:
+        """The worker's alerts, without their secrets."""
+        return [msgspec.structs.replace(a, secret=None) for a in self._load(ws_id).values()
+                if a.worker_id == worker_id]
+
+    def create(self, ws_id: str, worker_id: str, body: AlertCreate, allow_private: bool) -> Alert:
+        """A new alert; the response carries its signing secret (shown once)."""
+        check_url(body.url, allow_private)
+        if not body.on:
+            raise InvalidInput("on: list at least one of failed, completed")
+        alert = Alert(id=f"alrt_{secrets.token_hex(6)}", worker_id=worker_id, url=body.url,
+                      on=sorted(set(body.on)), description=body.description,
+                      created_at=dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+                      .replace("+00:00", "Z"), secret=secrets.token_hex(32))
+        with self._lock:
+            data = self._load(ws_id)
+            data[alert.id] = alert
+            self._save(ws_id, data)
+        return alert
+
+    def delete(self, ws_id: str, worker_id: str, alert_id: str) -> None:
+        with self._lock:
+            data = self._load(ws_id)
+            if alert_id not in data or data[alert_id].worker_id != worker_id:
+                raise NotFound("Alert not found")
+            del data[alert_id]
+            self._save(ws_id, data)
+
+    def matching(self, ws_id: str, worker_id: str, event: str) -> list[Alert]:
+        return [a for a in self._load(ws_id).values() if a.worker_id == worker_id and event in a.on]
+
+    def record(self, ws_id: str, alert_id: str, delivery: AlertDelivery) -> None:
+        with self._lock:
+            data = self._load(ws_id)
+            alert = data.get(alert_id)
+            if alert is None:
+                return
+            alert.deliveries = ([delivery] + list(alert.deliveries))[:KEEP_DELIVERIES]
+            self._save(ws_id, data)

@@ -1,0 +1,116 @@
+"""Worker webhook secrets and deliveries (REFERENCE.md §2.9), kept in system/webhooks/ (never in a
+workspace repository): the secret's SHA-256 digest, delivery-id receipts for 24 h so a replayed
+delivery starts no second run, and an in-memory per-(worker, client) rate window.
+
+URL token = HMAC-SHA256(key=digest, msg=worker_id)[:32]; the alternative header is
+`X-Floom-Signature: sha256=<HMAC-SHA256(key=digest, msg=raw body)>`. The digest is the hex
+SHA-256 of the raw secret, used as ASCII key bytes.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import threading
+import time
+from pathlib import Path
+
+from floom_git.errors import RateLimited, Unauthenticated
+
+RECEIPT_TTL = 24 * 3600
+
+
+def url_token(digest: str, worker_id: str) -> str:
+    return hmac.new(digest.encode(), worker_id.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def body_signature(digest: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(digest.encode(), body, hashlib.sha256).hexdigest()
+
+
+class WebhookStore:
+    def __init__(self, system_dir: Path) -> None:
+        self._dir = system_dir / "webhooks"
+        self._lock = threading.Lock()
+        self._hits: dict[tuple[str, str, str], collections.deque[float]] = {}
+
+    def _path(self, ws_id: str, kind: str) -> Path:
+        return self._dir / f"{ws_id}.{kind}.json"
+
+    def _load(self, path: Path) -> dict:
+        try:
+            return json.loads(path.read_text())
+        except (FileNotFoundError, ValueError):
+            return {}
+
+    def _save(self, path: Path, data: dict) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, indent=1, sort_keys=True)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+
+    # -- secrets --------------------------------------------------------------------------------
+    def rotate(self, ws_id: str, worker_id: str) -> tuple[str, str]:
+        """A new secret for the worker: returns (raw secret, URL token). Only the digest is kept."""
+        raw = secrets.token_hex(32)
+        digest = hashlib.sha256(raw.encode()).hexdigest()
+        with self._lock:
+            path = self._path(ws_id, "secrets")
+            data = self._load(path)
+            data[worker_id] = {"digest": digest, "rotated_at": time.time()}
+            self._save(path, data)
+        return raw, url_token(digest, worker_id)
+
+    def digest(self, ws_id: str, worker_id: str) -> str | None:
+        item = self._load(self._path(ws_id, "secrets")).get(worker_id)
+        return item.get("digest") if isinstance(item, dict) else None
+
+    def verify(self, ws_id: str, worker_id: str, token: str | None, signature: str | None,
+               body: bytes) -> None:
+        """Raise Unauthenticated unless the URL token or the body signature matches."""
+        digest = self.digest(ws_id, worker_id)
+        if digest is None:
+            raise Unauthenticated(f"Worker {worker_id} has no webhook secret yet; create one with "
+                                  f"POST /api/workers/{worker_id}/webhook-secret/rotate")
+        if token and hmac.compare_digest(token.encode(), url_token(digest, worker_id).encode()):
+            return
+        if signature and hmac.compare_digest(signature.strip().encode(),
+                                             body_signature(digest, body).encode()):
+            return
+        raise Unauthenticated("Invalid webhook token or signature")
+
+    # -- deliveries and rate ------------------------------------------------------------------------
+    def seen(self, ws_id: str, worker_id: str, delivery_id: str) -> str | None:
+        """The run started by an earlier delivery with this id (within 24 h), if any."""
+        item = self._load(self._path(ws_id, "deliveries")).get(f"{worker_id}/{delivery_id}")
+        if isinstance(item, dict) and time.time() - item.get("at", 0) < RECEIPT_TTL:
+            return item.get("run_id")
+        return None
+
+    def remember(self, ws_id: str, worker_id: str, delivery_id: str, run_id: str) -> None:
+        cutoff = time.time() - RECEIPT_TTL
+        with self._lock:
+            path = self._path(ws_id, "deliveries")
+            data = {k: v for k, v in self._load(path).items()
+                    if isinstance(v, dict) and v.get("at", 0) >= cutoff}
+            data[f"{worker_id}/{delivery_id}"] = {"run_id": run_id, "at": time.time()}
+            self._save(path, data)
+
+    def check_rate(self, ws_id: str, worker_id: str, client: str, limit: int, window: float) -> None:
+        """RateLimited once `limit` deliveries for (worker, client) fall within `window` seconds."""
+        now = time.monotonic()
+        hits = self._hits.setdefault((ws_id, worker_id, client), collections.deque())
+        while hits and now - hits[0] >= window:
+            hits.popleft()
+        if len(hits) >= limit:
+            retry = max(1, int(window - (now - hits[0])) + 1)
+            raise RateLimited(f"Too many webhook deliveries for {worker_id}; retry later", retry)
+        hits.append(now)
