@@ -59,7 +59,8 @@ def _check_entry(info: zipfile.ZipInfo, field: str) -> str | None:
     mode = info.external_attr >> 16
     if stat.S_ISLNK(mode):
         raise InvalidInput(f"{field}: '{shown}' is a symbolic link; links are not allowed")
-    if mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+    kind = stat.S_IFMT(mode)  # 0 when the archiver stored permission bits only
+    if kind and kind not in (stat.S_IFREG, stat.S_IFDIR):
         raise InvalidInput(f"{field}: '{shown}' is not a regular file")
     if info.flag_bits & 0x1:
         raise InvalidInput(f"{field}: '{shown}' is encrypted")
