@@ -18,15 +18,15 @@ from floom_git.config import Settings
 from floom_git.http.app import create_app
 from floom_git.http.keys import MANAGER
 from floom_git.storage.repo import MAIN, RUNS, Changeset, signature
-from tests.conftest import AUTH, SECRET, WORKER_YML, git
+from tests.conftest import AUTH, SECRET, WORKER_YML, add_member, git
 
 MAX_FILE = 64 * 1024
 DEADLINE = 20.0
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "data", secret=SECRET, watch=False, max_file_bytes=MAX_FILE)
+def settings(settings: Settings) -> Settings:
+    return settings.replace(max_file_bytes=MAX_FILE)
 
 
 @pytest.fixture
@@ -129,6 +129,30 @@ async def test_clone_workspace_refused_without_valid_credentials(gitc, password,
     result = await gitc("clone", gitc.url(password=password), "c", check=False)
     assert result.code != 0 and message in result.err
     assert not (gitc.tmp / "c" / "workspace.md").exists()
+
+
+@pytest.mark.parametrize("role, can_clone, can_push", [
+    ("member", True, True),
+    ("viewer", True, False),
+    (None, False, False),  # not a member: the workspace does not exist for them
+])
+async def test_git_access_with_api_token_follows_role(gitc, server, role, can_clone, can_push):
+    _, headers = add_member(server.app, "default", role, f"user-{role}")
+    token = headers["x-floom-token"]
+    result = await gitc("clone", "-q", gitc.url(password=token), "c", check=False)
+    if not can_clone:
+        assert result.code != 0 and "not found" in result.err
+        return
+    assert result.code == 0, result.err
+    repo = gitc.tmp / "c"
+    sha = await gitc.commit(repo, {"workspace.md": f"# by {role}\n"})
+    pushed = await gitc("push", "origin", "main", cwd=repo, check=False)
+    if can_push:
+        assert pushed.code == 0, pushed.err
+        assert gitc.server_main() == sha
+    else:
+        assert pushed.code != 0 and "403" in pushed.err
+        assert gitc.server_main() != sha
 
 
 @pytest.mark.parametrize("headers", [{}, basic("wrong")], ids=["missing", "wrong"])
