@@ -17,6 +17,7 @@ from floom_git.http.ratelimit import LIMITER, Limiter
 from floom_git.http.handlers.health import MIRROR
 from floom_git.http.handlers import runs as runs_handlers
 from floom_git.http.routes import ROUTES, register
+from floom_git.runtime.watcher import Watcher
 from floom_git.services.auth import Authenticator, load_or_create_secret
 from floom_git.services.identity import Identity, Lifetimes
 from floom_git.services.mirror import Mirror
@@ -25,6 +26,7 @@ from floom_git.services.workspaces import WorkspaceManager
 
 log = logging.getLogger("floom_git")
 USAGE_FLUSH_SECONDS = 30
+WATCHER = web.AppKey("watcher", Watcher)
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -53,6 +55,8 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_mirror)
     app.cleanup_ctx.append(_identity)
     runs_handlers.install(app)  # run engine, scheduler, alerts (after workspaces open)
+    if settings.watch:
+        app.cleanup_ctx.append(_watcher)
     return app
 
 
@@ -83,6 +87,14 @@ async def _identity(app: web.Application) -> AsyncIterator[None]:
     with contextlib.suppress(asyncio.CancelledError):
         await task
     await asyncio.to_thread(identity.close)
+
+
+async def _watcher(app: web.Application) -> AsyncIterator[None]:
+    watcher = Watcher(app[MANAGER], app[SETTINGS])
+    app[WATCHER] = watcher
+    await watcher.start()
+    yield
+    await watcher.stop()
 
 
 async def _mirror(app: web.Application) -> AsyncIterator[None]:

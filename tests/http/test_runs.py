@@ -1,0 +1,475 @@
+"""Runs API against the real server: real workers created through the API, real subprocesses,
+records read back from floom/runs with the real git client. Waits poll with a deadline."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from floom_git.http.app import create_app
+from floom_git.http.keys import SECRETS
+from tests.conftest import AUTH, git
+
+DEADLINE = 20.0
+ENDED = ("completed", "failed", "cancelled", "pending_approval")
+
+YML = """schema_version: "0.3"
+name: {name}
+title: {name}
+description: A test worker.
+version: 1.0.0
+exec:
+  entry: run.py
+  runtime: python311
+{exec_extra}{extra}"""
+
+RESULT_OK = """import json
+inputs = json.load(open("inputs.json"))
+json.dump({"status": "success", "outputs": {"echo": inputs}}, open("result.json", "w"))
+"""
+
+
+def yml(name: str, *, inputs: str = "", secrets: list[str] | None = None, extra: str = "") -> str:
+    exec_extra = ""
+    if inputs:
+        exec_extra += "  inputs:\n" + inputs
+    if secrets:
+        exec_extra += f"  secrets: [{', '.join(secrets)}]\n"
+    return YML.format(name=name, exec_extra=exec_extra, extra=extra)
+
+
+async def make_worker(client, name: str, run_py: str, *, files: dict[str, str] | None = None,
+                      **kw) -> None:
+    body = {"worker_yml": yml(name, **kw), "run_py": run_py,
+            "files": [{"path": p, "content": c} for p, c in (files or {}).items()]}
+    resp = await client.post("/api/workers", json=body)
+    assert resp.status == 201, await resp.text()
+
+
+async def trigger(client, worker: str, inputs: dict | None = None, status: int = 200) -> dict:
+    resp = await client.post(f"/api/workers/{worker}/runs", json={"inputs": inputs or {}})
+    body = await resp.json()
+    assert resp.status == status, body
+    return body
+
+
+async def wait_run(client, run_id: str, until: tuple[str, ...] = ENDED) -> dict:
+    """Poll the run until its status is one of `until`; fail only after a generous deadline."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + DEADLINE
+    while True:
+        resp = await client.get(f"/api/runs/{run_id}")
+        body = await resp.json()
+        assert resp.status == 200, body
+        if body["status"] in until:
+            return body
+        assert loop.time() < end, f"run {run_id} stayed {body['status']}: {body}"
+        await asyncio.sleep(0.05)
+
+
+async def wait_for(predicate, what: str) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + DEADLINE
+    while not await predicate():
+        assert loop.time() < end, f"never happened: {what}"
+        await asyncio.sleep(0.05)
+
+
+async def wait_log(client, run_id: str, text: str) -> None:
+    async def seen() -> bool:
+        body = await (await client.get(f"/api/runs/{run_id}")).json()
+        return any(text in line["message"] for line in body.get("logs", []))
+
+    await wait_for(seen, f"log line {text!r} in {run_id}")
+
+
+async def committed(ws_path: Path, run_id: str, status: str) -> dict:
+    """The run.json of `run_id` on floom/runs once it shows `status` (records commit shortly)."""
+    found: dict = {}
+
+    async def check() -> bool:
+        try:
+            listing = git(ws_path, "ls-tree", "-r", "--name-only", "floom/runs")
+        except Exception:
+            return False
+        path = next((p for p in listing.splitlines() if p.endswith(f"/{run_id}/run.json")), None)
+        if path is None:
+            return False
+        found.update(json.loads(git(ws_path, "show", f"floom/runs:{path}")), _path=path)
+        return found["status"] == status
+
+    await wait_for(check, f"{run_id} committed as {status}")
+    return found
+
+
+# -- trigger and finish ---------------------------------------------------------------------------
+async def test_create_run_template_worker_completes_with_record_in_git(client, ws_path):
+    body = await trigger(client, "word-count", {"text": "the workspace is a repo"})
+    assert body["status"] == "queued" and body["run_id"].startswith("run_")
+    run = await wait_run(client, body["run_id"])
+    assert run["status"] == "completed", run
+    assert run["outputs"] == {"words": 5, "lines": 1, "longest": "workspace"}
+    assert run["inputs"]["min_length"] == 1  # default applied
+    main_sha = git(ws_path, "rev-parse", "main").strip()
+    assert run["worker_sha"] == main_sha[:7]
+    assert any(line["message"] == "counted 5 words" for line in run["logs"])
+
+    record = await committed(ws_path, body["run_id"], "completed")
+    assert record["worker_sha"] == main_sha
+    assert record["_path"].startswith(f"runs/{record['created_at'][:10]}/")
+    logs = git(ws_path, "show", f"floom/runs:{record['_path'].replace('run.json', 'logs.ndjson')}")
+    assert "counted 5 words" in logs
+    assert git(ws_path, "log", "-1", "--format=%s", "floom/runs").startswith("runs: ")
+    assert git(ws_path, "status", "--porcelain") == ""
+
+
+async def test_create_run_missing_required_inputs_is_400_without_record(client, ws_path):
+    inputs = ("    - {name: a, type: string, required: true}\n"
+              "    - {name: b, type: number, required: true}\n"
+              "    - {name: c, type: string, required: true, default: x}\n")
+    await make_worker(client, "needs-inputs", RESULT_OK, inputs=inputs)
+    resp = await client.post("/api/workers/needs-inputs/runs", json={"inputs": {"a": ""}})
+    assert resp.status == 400
+    assert (await resp.json())["detail"] == "Missing required inputs: a, b"
+    resp = await client.get("/api/runs")
+    assert resp.headers["X-Total-Count"] == "0"
+    assert "floom/runs" not in git(ws_path, "branch", "--list", "floom/runs")
+
+
+@pytest.mark.parametrize(("inputs", "detail"), [
+    ({"n": "abc"}, "inputs.n: expected a number, got 'abc'"),
+    ({"n": 50}, "inputs.n: must be <= 10"),
+    ({"n": 1, "mode": "other"}, "inputs.mode: must be one of fast, slow"),
+    ({"n": 1, "flag": "maybe"}, "inputs.flag: expected true or false"),
+])
+async def test_create_run_bad_input_value_is_400_naming_it(client, inputs, detail):
+    spec = ("    - {name: n, type: number, required: true, bounds: {maximum: 10}}\n"
+            "    - {name: mode, type: select, options: [fast, slow], default: fast}\n"
+            "    - {name: flag, type: boolean}\n")
+    await make_worker(client, "typed-inputs", RESULT_OK, inputs=spec)
+    resp = await client.post("/api/workers/typed-inputs/runs", json={"inputs": inputs})
+    assert resp.status == 400
+    assert (await resp.json())["detail"] == detail
+
+
+async def test_create_run_converts_inputs_and_fills_defaults(client):
+    spec = ("    - {name: n, type: number, required: true}\n"
+            "    - {name: mode, type: select, options: [fast, slow], default: slow}\n")
+    await make_worker(client, "typed-ok", RESULT_OK, inputs=spec)
+    run = await wait_run(client, (await trigger(client, "typed-ok", {"n": "7", "extra": 1}))["run_id"])
+    assert run["outputs"]["echo"] == {"n": 7, "mode": "slow", "extra": 1}
+
+
+@pytest.mark.parametrize("verb", ["pause", "archive"])
+async def test_create_run_paused_or_archived_worker_is_409(client, verb):
+    await make_worker(client, "held-worker", RESULT_OK)
+    assert (await client.post(f"/api/workers/held-worker/{verb}")).status == 200
+    resp = await client.post("/api/workers/held-worker/runs", json={"inputs": {}})
+    assert resp.status == 409
+    assert "held-worker is" in (await resp.json())["detail"]
+
+
+async def test_create_run_worker_in_error_is_400_with_reason(client, ws_path):
+    folder = ws_path / "workers" / "broken-one"
+    folder.mkdir()
+    (folder / "worker.yml").write_text("schema_version: '0.3'\nname: broken-one\n")
+    (folder / "run.py").write_text("print(1)\n")
+    await client.post("/api/workers/reload")
+    resp = await client.post("/api/workers/broken-one/runs", json={})
+    assert resp.status == 400
+    detail = (await resp.json())["detail"]
+    assert detail.startswith("Worker broken-one is in error state: workers/broken-one/worker.yml")
+
+
+async def test_create_run_unknown_worker_is_404(client):
+    resp = await client.post("/api/workers/no-such-worker/runs", json={"inputs": {}})
+    assert resp.status == 404
+    assert (await resp.json())["detail"] == "Worker not found"
+
+
+async def test_create_run_agent_worker_fails_agent_runner_unavailable(client):
+    run = await wait_run(client, (await trigger(client, "research-brief", {"topic": "x"}))["run_id"])
+    assert run["status"] == "failed"
+    assert run["error_code"] == "agent_runner_unavailable"
+    assert "SKILL.md" in run["error"]
+
+
+# -- secrets ----------------------------------------------------------------------------------------
+SHOW_ENV = """import json, os
+env = {k: os.environ.get(k) for k in ("API_KEY", "OTHER_KEY", "LEAKY_SERVER_VAR", "FLOOM_RUN_ID")}
+print("key is " + str(os.environ.get("API_KEY")))
+json.dump({"status": "success", "outputs": {"env": env, "env_local": open(".env.local").read(),
+           "home": os.environ["HOME"] == os.getcwd()}}, open("result.json", "w"))
+"""
+
+
+async def test_run_sees_only_declared_secrets(client, monkeypatch):
+    monkeypatch.setenv("LEAKY_SERVER_VAR", "server-only")
+    store = client.server.app[SECRETS]
+    store.set("default", "API_KEY", "sk-declared-123", "test")
+    store.set("default", "OTHER_KEY", "sk-undeclared-456", "test")
+    await make_worker(client, "secret-user", SHOW_ENV, secrets=["API_KEY"])
+    run = await wait_run(client, (await trigger(client, "secret-user"))["run_id"])
+    assert run["status"] == "completed", run
+    env = run["outputs"]["env"]
+    assert env["OTHER_KEY"] is None and env["LEAKY_SERVER_VAR"] is None
+    assert env["FLOOM_RUN_ID"] == run["id"]
+    assert env["API_KEY"] == "<REDACTED:API_KEY>"  # outputs are scrubbed of secret values
+    assert run["outputs"]["env_local"] == "API_KEY=<REDACTED:API_KEY>\n"
+    assert run["outputs"]["home"] is True
+    assert any(line["message"] == "key is <REDACTED:API_KEY>" for line in run["logs"])
+
+
+async def test_run_missing_declared_secret_fails(client):
+    await make_worker(client, "secret-missing", RESULT_OK, secrets=["NOT_SET_KEY"])
+    run = await wait_run(client, (await trigger(client, "secret-missing"))["run_id"])
+    assert run["status"] == "failed" and run["error_code"] == "missing_secret"
+    assert "NOT_SET_KEY" in run["error"]
+
+
+# -- reading ----------------------------------------------------------------------------------------
+async def test_list_runs_filters_paging_and_cursor(client):
+    await make_worker(client, "lister", RESULT_OK)
+    ids = []
+    for _ in range(3):
+        ids.append((await trigger(client, "lister"))["run_id"])
+    failing = (await trigger(client, "research-brief", {"topic": "t"}))["run_id"]
+    for rid in ids + [failing]:
+        await wait_run(client, rid)
+    resp = await client.get("/api/runs?limit=2")
+    page = await resp.json()
+    assert resp.headers["X-Total-Count"] == "4"
+    assert [r["id"] for r in page] == [failing, ids[2]]
+    resp = await client.get("/api/runs?worker_id=lister&offset=1")
+    assert [r["id"] for r in await resp.json()] == [ids[1], ids[0]]
+    assert resp.headers["X-Total-Count"] == "3"
+    resp = await client.get("/api/runs?status=failed")
+    assert [r["id"] for r in await resp.json()] == [failing]
+    last = page[-1]
+    resp = await client.get("/api/runs", params={"before_created_at": last["created_at"],
+                                                 "before_id": last["id"]})
+    assert [r["id"] for r in await resp.json()] == [ids[1], ids[0]]
+
+
+@pytest.mark.parametrize(("query", "detail"), [
+    ("status=done", "status: 'done' is not one of"),
+    ("limit=500", "limit: must be between 1 and 200"),
+    ("before_id=run_x", "before_id: pass it together with before_created_at"),
+    ("since=yesterday", "since: expected an ISO-8601 timestamp"),
+])
+async def test_list_runs_bad_query_is_400(client, query, detail):
+    resp = await client.get(f"/api/runs?{query}")
+    assert resp.status == 400
+    assert (await resp.json())["detail"].startswith(detail)
+
+
+async def test_get_run_unknown_is_404(client):
+    resp = await client.get("/api/runs/run_000000000000")
+    assert resp.status == 404
+    assert (await resp.json())["detail"] == "Run not found"
+
+
+LOGGER = """import json, sys
+print("out line")
+print("err line", file=sys.stderr)
+json.dump({"status": "success", "outputs": {}}, open("result.json", "w"))
+"""
+
+
+async def test_get_run_logs_ndjson_filtered_by_level(client):
+    await make_worker(client, "logger", LOGGER)
+    rid = (await trigger(client, "logger"))["run_id"]
+    await wait_run(client, rid)
+    resp = await client.get(f"/api/runs/{rid}/logs")
+    assert resp.content_type == "application/x-ndjson"
+    lines = [json.loads(x) for x in (await resp.text()).splitlines()]
+    assert {"out line", "err line"} <= {x["message"] for x in lines}
+    resp = await client.get(f"/api/runs/{rid}/logs?level=warning")
+    warned = [json.loads(x) for x in (await resp.text()).splitlines()]
+    assert [x["message"] for x in warned] == ["err line"]
+    resp = await client.get(f"/api/runs/{rid}/logs?limit=1")
+    assert len((await resp.text()).splitlines()) == 1
+
+
+ARTIFACT = """import json, os
+os.makedirs("out/sub", exist_ok=True)
+open("out/report.md", "w").write("# Report\\n")
+open("out/sub/data.csv", "w").write("a,b\\n1,2\\n")
+open("extra.txt", "w").write("listed")
+json.dump({"status": "success", "outputs": {"report": "out/report.md"},
+           "artifacts": ["extra.txt"]}, open("result.json", "w"))
+"""
+
+
+async def test_download_run_zip_and_artifacts(client, ws_path):
+    await make_worker(client, "artifacter", ARTIFACT)
+    rid = (await trigger(client, "artifacter"))["run_id"]
+    run = await wait_run(client, rid)
+    arts = {a["path"]: a for a in run["artifacts"]}
+    assert set(arts) == {"out/report.md", "out/sub/data.csv", "extra.txt"}
+    assert arts["out/report.md"]["media_type"] == "text/markdown"
+    resp = await client.get(f"/api/runs/{rid}/artifacts/{arts['out/sub/data.csv']['id']}/download")
+    assert resp.status == 200 and await resp.read() == b"a,b\n1,2\n"
+    resp = await client.get(f"/api/runs/{rid}/artifacts/art_nope/download")
+    assert resp.status == 404
+    record = await committed(ws_path, rid, "completed")
+    base = record["_path"].rsplit("/", 1)[0]
+    assert git(ws_path, "show", f"floom/runs:{base}/artifacts/out/report.md") == "# Report\n"
+    resp = await client.get(f"/api/runs/{rid}/download")
+    with zipfile.ZipFile(io.BytesIO(await resp.read())) as zf:
+        names = set(zf.namelist())
+        assert {"run.json", "outputs.json", "logs.ndjson", "artifacts/out/report.md"} <= names
+        assert json.loads(zf.read("run.json"))["id"] == rid
+
+
+# -- cancellation -----------------------------------------------------------------------------------
+SLEEPER = """import json, subprocess, sys, time
+child = subprocess.Popen(["sleep", "300"])
+print(f"child {child.pid}", flush=True)
+time.sleep(300)
+"""
+
+
+@pytest.fixture
+def settings(settings):
+    return settings.replace(max_concurrent_runs=1, run_kill_grace_seconds=2.0)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie (not yet reaped by its parent) counts as gone
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+async def test_cancel_queued_then_running_run(client):
+    await make_worker(client, "sleeper", SLEEPER)
+    first = (await trigger(client, "sleeper"))["run_id"]
+    second = (await trigger(client, "sleeper"))["run_id"]
+    await wait_log(client, first, "child ")
+    queued = await (await client.get(f"/api/runs/{second}")).json()
+    assert queued["status"] == "queued" and queued["queue_position"] == 1
+
+    resp = await client.post(f"/api/runs/{second}/cancel")
+    assert (await resp.json()) == {"status": "cancelled", "run_id": second}
+    cancelled = await wait_run(client, second)
+    assert cancelled["status"] == "cancelled" and cancelled["error_code"] == "cancelled_queued"
+
+    run = await (await client.get(f"/api/runs/{first}")).json()
+    child = int(next(x["message"] for x in run["logs"] if x["message"].startswith("child ")).split()[1])
+    resp = await client.post(f"/api/runs/{first}/cancel")
+    assert (await resp.json())["status"] == "cancel_requested"
+    run = await wait_run(client, first)
+    assert run["status"] == "cancelled" and run["error_code"] == "user_cancel"
+
+    async def child_gone() -> bool:
+        return not _alive(child)
+
+    await wait_for(child_gone, "the run's child process is killed with its group")
+    resp = await client.post(f"/api/runs/{first}/cancel")
+    assert resp.status == 409
+    assert (await resp.json())["detail"] == f"Run {first} is already cancelled"
+
+
+# -- live streams -----------------------------------------------------------------------------------
+async def _sse(client, path: str, headers: dict | None = None, stop_after: int | None = None) -> list[dict]:
+    """Read an SSE response into [{id, event, data}] (all of it, or the first `stop_after`)."""
+    frames: list[dict] = []
+    async with client.get(path, headers=headers or {}) as resp:
+        assert resp.status == 200, await resp.text()
+        assert resp.content_type == "text/event-stream"
+        current: dict = {}
+        async for raw in resp.content:
+            line = raw.decode().rstrip("\r\n")
+            if not line:
+                if "data" in current:
+                    frames.append(current)
+                    if stop_after and len(frames) >= stop_after:
+                        break
+                current = {}
+            elif line.startswith(":"):
+                continue
+            else:
+                key, _, value = line.partition(":")
+                current[key] = json.loads(value.strip()) if key == "data" else value.strip()
+    return frames
+
+
+CHATTY = """import json, time
+for i in range(6):
+    print(f"line {i}", flush=True)
+    time.sleep(0.05)
+json.dump({"status": "success", "outputs": {"n": 6}}, open("result.json", "w"))
+"""
+
+
+async def test_run_events_resume_with_last_event_id_misses_nothing(client):
+    await make_worker(client, "chatty", CHATTY)
+    rid = (await trigger(client, "chatty"))["run_id"]
+    first = await _sse(client, f"/api/runs/{rid}/events", stop_after=3)
+    assert [f["data"]["type"] for f in first[:2]] == ["status", "status"]
+    rest = await _sse(client, f"/api/runs/{rid}/events", headers={"Last-Event-ID": first[-1]["id"]})
+    frames = first + rest
+    ids = [int(f["id"]) for f in frames]
+    assert ids == list(range(1, len(ids) + 1))  # no gap, no repeat
+    assert frames[-1]["data"] == {"type": "close", "run_id": rid, "status": "completed"}
+    assert frames[-2]["data"]["status"] == "completed"
+    logs = [f["data"]["message"] for f in frames if f["data"]["type"] == "log"]
+    assert [m for m in logs if m.startswith("line ")] == [f"line {i}" for i in range(6)]
+    replay = await _sse(client, f"/api/runs/{rid}/events")
+    assert replay == frames  # a finished run replays the same events, then closes
+
+
+async def test_run_log_stream_resumes_from_query_param(client):
+    await make_worker(client, "chatty", CHATTY)
+    rid = (await trigger(client, "chatty"))["run_id"]
+    await wait_run(client, rid)
+    full = await _sse(client, f"/api/runs/{rid}/logs/stream")
+    assert full[-1]["event"] == "close"
+    lines = full[:-1]
+    assert all(set(f["data"]) == {"seq", "level", "message", "timestamp"} for f in lines)
+    cut = lines[2]["id"]
+    rest = await _sse(client, f"/api/runs/{rid}/logs/stream?last_event_id={cut}")
+    assert rest == full[3:]
+
+
+async def test_run_stream_parts_queued_running_finish(client):
+    rid = (await trigger(client, "word-count", {"text": "a b"}))["run_id"]
+    parts = [f["data"] for f in await _sse(client, f"/api/runs/{rid}/stream")]
+    assert parts[0] == {"type": "step-start", "status": "queued"}
+    assert parts[1] == {"type": "step-start", "status": "running"}
+    assert {"type": "text", "text": "counted 2 words", "level": "info"} in parts
+    assert parts[-1]["type"] == "finish" and parts[-1]["status"] == "completed"
+    assert parts[-1]["outputs"]["words"] == 2
+
+
+# -- restart ----------------------------------------------------------------------------------------
+async def test_restart_fails_running_runs_and_runs_queued_ones(aiohttp_client, settings, ws_path):
+    client = await aiohttp_client(create_app(settings), headers=AUTH)
+    await make_worker(client, "sleeper", SLEEPER)
+    await make_worker(client, "quick", RESULT_OK)
+    running = (await trigger(client, "sleeper"))["run_id"]
+    queued = (await trigger(client, "quick"))["run_id"]
+    await wait_log(client, running, "child ")
+    await client.close()  # stops the app: processes killed, records stay as they were
+
+    client = await aiohttp_client(create_app(settings), headers=AUTH)
+    failed = await wait_run(client, running)
+    assert failed["status"] == "failed" and failed["error_code"] == "interrupted_by_restart"
+    assert failed["error"]
+    done = await wait_run(client, queued)
+    assert done["status"] == "completed"
+    resp = await client.get("/api/runs")
+    assert resp.headers["X-Total-Count"] == "2"  # the index came back from floom/runs + spool
+    await committed(ws_path, running, "failed")
+    await committed(ws_path, queued, "completed")
