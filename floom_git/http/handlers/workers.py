@@ -8,6 +8,7 @@ from aiohttp import web
 
 from floom_git.http import wire
 from floom_git.http.handlers.common import actor, settings, workspace
+from floom_git.http.keys import SECRETS
 from floom_git.schemas.api import WorkerCreate, WorkerFilesPut, WorkerVisibility
 from floom_git.services import workers
 
@@ -33,7 +34,9 @@ async def create_worker(request: web.Request) -> web.Response:
 
 
 async def get_worker(request: web.Request) -> web.Response:
-    return wire.json(workers.detail(workspace(request), request.match_info["id"]))
+    ws = workspace(request)
+    secret_names = request.app[SECRETS].names(ws.id)
+    return wire.json(workers.detail(ws, request.match_info["id"], secret_names=secret_names))
 
 
 async def put_files(request: web.Request) -> web.Response:
