@@ -58,7 +58,7 @@ def message(changed: list[str]) -> str:
     if len(changed) <= SHOWN_PATHS:
         shown = ", ".join(changed)
     else:
-        shown = f"{', '.join(changed[:SHOWN_PATHS - 1])} and {len(changed) - SHOWN_PATHS + 1} more"
+        shown = f"{', '.join(changed[: SHOWN_PATHS - 1])} and {len(changed) - SHOWN_PATHS + 1} more"
     return f"sync: on-disk edit to {shown}"
 
 
@@ -95,8 +95,13 @@ async def reconcile(
         out.committed = []
     out.workers = {p.split("/")[1] for p in out.committed if _worker_id(p)}
     if out.sha or out.invalid:
-        ws.events.emit("sync", sha=out.short, paths=out.committed, workers=sorted(out.workers),
-                       invalid=dict(out.invalid))
+        ws.events.emit(
+            "sync",
+            sha=out.short,
+            paths=out.committed,
+            workers=sorted(out.workers),
+            invalid=dict(out.invalid),
+        )
     if out.sha:
         log.info("workspace %s: %s (%s)", ws.id, message(out.committed), out.short)
     for where, why in out.invalid.items():
@@ -114,20 +119,22 @@ def plan(
     together, so an edit held back while its manifest was invalid goes in once it is fixed.
     """
     tip = repo.tip()
+    tree = _Head(tip.tree if tip is not None else None)
     root = repo.path
-    if candidates is None:
-        found = set(repo.worktree_changes())
-    else:
-        found = _expand(repo, tip, candidates)
-    for wid in {w for w in map(_worker_id, found) if w}:
-        found |= _expand(repo, tip, {paths.worker_dir(wid)})
     disk = _Disk(root)
+    if candidates is None:
+        found = set(repo.worktree_changes()) | _head_vs_main(repo, tip)
+    else:
+        found = _expand(repo, tree, disk, candidates)
+    for wid in {w for w in map(_worker_id, found) if w}:
+        found |= _expand(repo, tree, disk, {paths.worker_dir(wid)})
     changes: dict[str, bytes | None] = {}
     invalid: dict[str, str] = {}
     for path in sorted(found):
         if is_transient(path):
             continue
-        head = _blob(repo, tip, path)
+        obj = tree.get(path)
+        head = obj.id if obj is not None and obj.type == ObjectType.BLOB else None
         kind, data = disk.read(path, max_bytes)
         if kind in ("missing", "dir"):
             if head is not None:
@@ -151,6 +158,19 @@ def plan(
             for path in [p for p in changes if _worker_id(p) == wid]:
                 del changes[path]
     return changes, invalid
+
+
+def _head_vs_main(repo: WorkspaceRepo, tip: pygit2.Commit | None) -> set[str]:
+    """Files where HEAD differs from main: status compares with HEAD, and a person may have
+    checked out another branch in the working tree."""
+    try:
+        head = repo.repo.head.peel(pygit2.Commit)
+    except (pygit2.GitError, KeyError):
+        return set()
+    if tip is None or head.tree_id == tip.tree_id:
+        return set()
+    diff = head.tree.diff_to_tree(tip.tree)
+    return {p for d in diff.deltas for p in (d.old_file.path, d.new_file.path)}
 
 
 def _refusal(path: str, kind: str, data: bytes | None) -> str | None:
@@ -201,62 +221,78 @@ def _worker_id(path: str) -> str | None:
     return None
 
 
-def _blob(repo: WorkspaceRepo, tip: pygit2.Commit | None, path: str) -> pygit2.Oid | None:
-    obj = repo.entry(tip, path)
-    return obj.id if obj is not None and obj.type == ObjectType.BLOB else None
+class _Head:
+    """Path lookups in main's tree with each folder resolved once (a storm asks for 30k paths,
+    and a path lookup from the root costs ~80 us)."""
+
+    def __init__(self, tree: pygit2.Tree | None) -> None:
+        self._dirs: dict[str, pygit2.Tree | None] = {"": tree}
+
+    def folder(self, rel: str) -> pygit2.Tree | None:
+        if rel not in self._dirs:
+            parent, _, name = rel.rpartition("/")
+            obj = self.get_in(self.folder(parent), name)
+            self._dirs[rel] = obj if obj is not None and obj.type == ObjectType.TREE else None
+        return self._dirs[rel]
+
+    def get(self, rel: str) -> pygit2.Object | None:
+        parent, _, name = rel.rpartition("/")
+        return self.get_in(self.folder(parent), name)
+
+    @staticmethod
+    def get_in(tree: pygit2.Tree | None, name: str) -> pygit2.Object | None:
+        return tree[name] if tree is not None and name in tree else None
 
 
-def _expand(repo: WorkspaceRepo, tip: pygit2.Commit | None, candidates: set[str]) -> set[str]:
+def _expand(repo: WorkspaceRepo, tree: _Head, disk: _Disk, candidates: set[str]) -> set[str]:
     """Candidate paths as files: a folder stands for every file under it on disk and in `main`.
 
     Walking folders on disk also catches files created before the watcher saw their folder.
     """
     out: set[str] = set()
     for rel in candidates:
-        obj = repo.entry(tip, rel)
+        obj = tree.get(rel)
         in_main = obj is not None and obj.type == ObjectType.TREE
-        on_disk = (repo.path / rel).is_dir() and not (repo.path / rel).is_symlink()
-        if in_main:
+        on_disk = disk.kind(rel) == "dir"
+        if obj is not None and in_main:
             out.update(p for p, _ in repo.walk_tree(repo.repo[obj.id], rel))
         if on_disk:
-            out.update(_walk(repo.path, repo.path / rel))
+            out.update(disk.walk(rel))
         if not (in_main and on_disk):  # a file on one side at least
             out.add(rel)
     return out
-
-
-def _walk(root: Path, folder: Path) -> Iterable[str]:
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = [d for d in dirnames if d not in SKIP_DIRS and d != ".git"]
-        base = Path(dirpath).relative_to(root).as_posix()
-        for name in filenames:
-            yield f"{base}/{name}" if base != "." else name
 
 
 class _Disk:
     """lstat-based reads that never follow a symlink, in the file or in any folder above it."""
 
     def __init__(self, root: Path) -> None:
-        self.root = root
-        self._dirs: dict[str, str] = {"": "dir"}
+        self.root = str(root)
+        self._kinds: dict[str, str] = {"": "dir"}
 
-    def _dir_kind(self, rel: str) -> str:
-        if rel in self._dirs:
-            return self._dirs[rel]
-        parent, _, _ = rel.rpartition("/")
-        kind = self._dir_kind(parent)
-        if kind == "dir":
-            kind = _kind(self.root / rel)
-        self._dirs[rel] = kind
-        return kind
+    def kind(self, rel: str) -> str:
+        """dir, file, symlink (also anything under a symlinked folder), other or missing."""
+        if rel not in self._kinds:
+            parent = self.kind(rel.rpartition("/")[0])
+            if parent == "dir":
+                self._kinds[rel] = _kind(os.path.join(self.root, rel))
+            else:
+                self._kinds[rel] = "symlink" if parent == "symlink" else "missing"
+        return self._kinds[rel]
+
+    def walk(self, rel: str) -> Iterable[str]:
+        cut = len(self.root) + 1
+        for dirpath, dirnames, filenames in os.walk(os.path.join(self.root, rel)):
+            dirnames[:] = [d for d in dirnames if d not in SKIP_DIRS and d != ".git"]
+            base = dirpath[cut:]
+            for name in filenames:
+                yield f"{base}/{name}"
 
     def read(self, rel: str, max_bytes: int) -> tuple[str, bytes | None]:
-        parent = self._dir_kind(rel.rpartition("/")[0])
-        if parent == "symlink":
-            return "symlink", None
-        if parent != "dir":
-            return "missing", None
-        full = self.root / rel
+        kind = self.kind(rel.rpartition("/")[0])
+        if kind != "dir":
+            return ("symlink" if kind == "symlink" else "missing"), None
+        full = os.path.join(self.root, rel)
         try:
             st = os.lstat(full)
         except (FileNotFoundError, NotADirectoryError):
@@ -276,11 +312,13 @@ class _Disk:
             return "missing", None
 
 
-def _kind(full: Path) -> str:
+def _kind(full: str) -> str:
     try:
         st = os.lstat(full)
     except (FileNotFoundError, NotADirectoryError):
         return "missing"
     if stat.S_ISLNK(st.st_mode):
         return "symlink"
-    return "dir" if stat.S_ISDIR(st.st_mode) else "other"
+    if stat.S_ISDIR(st.st_mode):
+        return "dir"
+    return "file" if stat.S_ISREG(st.st_mode) else "other"

@@ -18,8 +18,13 @@ MANIFEST = "workers/word-count/worker.yml"
 
 @pytest.fixture
 def ws(tmp_path: Path) -> Workspace:
-    settings = Settings(data_dir=tmp_path / "data", watch=False, sync_author_name="Disk Editor",
-                        sync_author_email="disk@example.com", max_file_bytes=1000)
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        watch=False,
+        sync_author_name="Disk Editor",
+        sync_author_email="disk@example.com",
+        max_file_bytes=1000,
+    )
     manager = WorkspaceManager(settings)
     manager.open_all()
     return manager.create_sync("default")
@@ -40,14 +45,16 @@ def assert_consistent(ws: Workspace) -> None:
     git(ws.path, "fsck", "--strict")
 
 
-@pytest.mark.parametrize("candidates", [[RUN_PY], ["workers/word-count"], None],
-                         ids=["file", "folder", "whole-tree"])
+@pytest.mark.parametrize(
+    "candidates", [[RUN_PY], ["workers/word-count"], None], ids=["file", "folder", "whole-tree"]
+)
 async def test_reconcile_edit_commits_as_sync_author(ws, candidates):
     write(ws, RUN_PY, "print('edited on disk')\n")
     result = await sync.reconcile(ws, candidates)
     assert result.committed == [RUN_PY]
     assert git(ws.path, "log", "-1", "--format=%s|%an|%ae").strip() == (
-        f"sync: on-disk edit to {RUN_PY}|Disk Editor|disk@example.com")
+        f"sync: on-disk edit to {RUN_PY}|Disk Editor|disk@example.com"
+    )
     assert git(ws.path, "show", "HEAD:" + RUN_PY) == "print('edited on disk')\n"
     assert result.workers == {"word-count"}
     event = ws.events.since(0)[0][-1]
@@ -76,7 +83,9 @@ async def test_reconcile_invalid_manifest_shows_error_and_commits_other_changes(
     assert entry.status == "error" and "$.version" in entry.error
     assert commit_count(ws.path) == before + 1
     assert sorted(git(ws.path, "status", "--porcelain", "workers").splitlines()) == [
-        f" M {RUN_PY}", f" M {MANIFEST}"]
+        f" M {RUN_PY}",
+        f" M {MANIFEST}",
+    ]
 
     # Fixing the manifest commits it together with the run.py edit that was held back.
     write(ws, MANIFEST, (ws.path / MANIFEST).read_text().replace("version: one", "version: 1.1.0"))
@@ -88,14 +97,17 @@ async def test_reconcile_invalid_manifest_shows_error_and_commits_other_changes(
     assert_consistent(ws)
 
 
-@pytest.mark.parametrize("rel,why", [
-    ("contexts/company/.env", None),  # gitignored: silently left alone
-    ("contexts/company/.env.local", None),
-    ("contexts/company/server.pem", "secret-bearing"),
-    ("contexts/company/id.key", "secret-bearing"),
-    ("contexts/company/big.txt", "size limit"),
-    (".floom/issues/ISSUE-0001.md", "front matter"),
-])
+@pytest.mark.parametrize(
+    "rel,why",
+    [
+        ("contexts/company/.env", None),  # gitignored: silently left alone
+        ("contexts/company/.env.local", None),
+        ("contexts/company/server.pem", "secret-bearing"),
+        ("contexts/company/id.key", "secret-bearing"),
+        ("contexts/company/big.txt", "size limit"),
+        (".floom/issues/ISSUE-0001.md", "front matter"),
+    ],
+)
 async def test_reconcile_refused_file_is_never_committed(ws, rel, why):
     before = commit_count(ws.path)
     write(ws, rel, "x" * 2000 if "big" in rel else "TOKEN=1\n")
@@ -123,10 +135,15 @@ async def test_reconcile_deleted_files_become_deletions(ws):
         f.unlink()
     (ws.path / "workers/research-brief").rmdir()
     result = await sync.reconcile(ws, ["contexts/company/about.md", "workers/research-brief"])
-    assert result.committed == ["contexts/company/about.md", "workers/research-brief/SKILL.md",
-                                "workers/research-brief/worker.yml"]
-    assert subjects(ws)[0] == ("sync: on-disk edit to contexts/company/about.md, "
-                               "workers/research-brief/SKILL.md, workers/research-brief/worker.yml")
+    assert result.committed == [
+        "contexts/company/about.md",
+        "workers/research-brief/SKILL.md",
+        "workers/research-brief/worker.yml",
+    ]
+    assert subjects(ws)[0] == (
+        "sync: on-disk edit to contexts/company/about.md, "
+        "workers/research-brief/SKILL.md, workers/research-brief/worker.yml"
+    )
     tracked = git(ws.path, "ls-files").splitlines()
     assert "contexts/company/about.md" not in tracked
     assert not any(p.startswith("workers/research-brief/") for p in tracked)
@@ -135,8 +152,11 @@ async def test_reconcile_deleted_files_become_deletions(ws):
 
 
 async def test_reconcile_new_worker_folder_is_committed_whole(ws):
-    write(ws, "workers/new-one/worker.yml",
-          (ws.path / MANIFEST).read_text().replace("name: word-count", "name: new-one"))
+    write(
+        ws,
+        "workers/new-one/worker.yml",
+        (ws.path / MANIFEST).read_text().replace("name: word-count", "name: new-one"),
+    )
     write(ws, "workers/new-one/run.py", "print('new')\n")
     write(ws, "workers/new-one/__pycache__/run.cpython-311.pyc", "cache")
     write(ws, "workers/new-one/.run.py.swp", "swap")
@@ -151,8 +171,9 @@ async def test_reconcile_symlinks_are_not_followed(ws, tmp_path):
     (outside / "secret.txt").write_text("outside the workspace\n")
     os.symlink(outside, ws.path / "contexts/linked")
     os.symlink(outside / "secret.txt", ws.path / "contexts/company/link.txt")
-    result = await sync.reconcile(ws, ["contexts/linked", "contexts/linked/secret.txt",
-                                       "contexts/company/link.txt"])
+    result = await sync.reconcile(
+        ws, ["contexts/linked", "contexts/linked/secret.txt", "contexts/company/link.txt"]
+    )
     assert result.sha is None
     assert "symlinks are not committed" in result.invalid["contexts/company/link.txt"]
     assert "linked" not in git(ws.path, "ls-files")
@@ -174,29 +195,47 @@ async def test_reconcile_many_files_makes_one_commit(ws):
     result = await sync.reconcile(ws, None)
     assert len(result.committed) == 300
     assert commit_count(ws.path) == before + 1
-    assert subjects(ws)[0] == ("sync: on-disk edit to contexts/bulk/f000.md, "
-                               "contexts/bulk/f001.md and 298 more")
+    assert subjects(ws)[0] == (
+        "sync: on-disk edit to contexts/bulk/f000.md, contexts/bulk/f001.md and 298 more"
+    )
     assert_consistent(ws)
 
 
-@pytest.mark.parametrize("changed,shown", [
-    (["a"], "a"),
-    (["a", "b", "c"], "a, b, c"),
-    (["a", "b", "c", "d"], "a, b and 2 more"),
-    ([f"p{i}" for i in range(14)], "p0, p1 and 12 more"),
-])
+@pytest.mark.parametrize(
+    "changed,shown",
+    [
+        (["a"], "a"),
+        (["a", "b", "c"], "a, b, c"),
+        (["a", "b", "c", "d"], "a, b and 2 more"),
+        ([f"p{i}" for i in range(14)], "p0, p1 and 12 more"),
+    ],
+)
 def test_message_shortens_long_path_lists(changed, shown):
     assert sync.message(changed) == f"sync: on-disk edit to {shown}"
 
 
-@pytest.mark.parametrize("rel,transient", [
-    ("workers/x/run.py", False),
-    ("workers/x/.floom-abc123", True),
-    ("workers/x/__pycache__/run.cpython-311.pyc", True),
-    ("workers/x/.run.py.swp", True),
-    ("workers/x/run.py~", True),
-    (".git/index", True),
-    (".floom/issues/ISSUE-0001.md", False),
-])
+@pytest.mark.parametrize(
+    "rel,transient",
+    [
+        ("workers/x/run.py", False),
+        ("workers/x/.floom-abc123", True),
+        ("workers/x/__pycache__/run.cpython-311.pyc", True),
+        ("workers/x/.run.py.swp", True),
+        ("workers/x/run.py~", True),
+        (".git/index", True),
+        (".floom/issues/ISSUE-0001.md", False),
+    ],
+)
 def test_is_transient_classifies_paths(rel, transient):
     assert sync.is_transient(rel) is transient
+
+
+async def test_reconcile_whole_tree_after_branch_checkout_on_disk(ws):
+    """A person checks out another branch in the working tree: main takes the disk state."""
+    git(ws.path, "checkout", "-qb", "elsewhere")
+    (ws.path / "workspace.md").write_text("# Elsewhere\n")
+    git(ws.path, "commit", "-qam", "elsewhere")
+    result = await sync.reconcile(ws, None)
+    assert result.committed == ["workspace.md"]
+    assert git(ws.path, "rev-parse", "main^{tree}") == git(ws.path, "rev-parse", "elsewhere^{tree}")
+    assert_consistent(ws)

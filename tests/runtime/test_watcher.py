@@ -1,0 +1,259 @@
+"""The file watcher against the real server: on-disk edits show at once and are committed after
+the quiet period; the server's own writes commit nothing; a checkout storm ends consistent.
+
+Nothing here depends on timing: every wait polls observable state up to a generous deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from floom_git.config import Settings
+from floom_git.http.app import WATCHER, create_app
+from floom_git.services.workspaces import WorkspaceManager
+from tests.conftest import AUTH, SECRET, commit_count, git
+
+DEADLINE = 20.0
+RUN_PY = "workers/word-count/run.py"
+MANIFEST = "workers/word-count/worker.yml"
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "data",
+        secret=SECRET,
+        watch=True,
+        sync_quiet_seconds=0.2,
+        sync_author_name="Disk Editor",
+        sync_author_email="disk@example.com",
+    )
+
+
+@pytest.fixture
+async def live(aiohttp_client, settings):
+    """A running server whose watcher on workspace `default` is live."""
+    client = await aiohttp_client(create_app(settings), headers=AUTH)
+    await asyncio.wait_for(watch_of(client, "default").ready.wait(), DEADLINE)
+    return client
+
+
+def watch_of(client, ws_id: str):
+    watch = client.server.app[WATCHER].get(ws_id)
+    assert watch is not None, f"workspace {ws_id} is not watched"
+    return watch
+
+
+async def until(check: Callable[[], object], what: str) -> object:
+    """Poll `check` (sync or async) until it returns something truthy; fail after DEADLINE."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + DEADLINE
+    while True:
+        value = check()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if loop.time() > end:
+            pytest.fail(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+def sync_subjects(ws: Path) -> list[str]:
+    return [s for s in git(ws, "log", "--format=%s", "main").splitlines() if s.startswith("sync:")]
+
+
+def synced(client, ws_id: str = "default", subject: str | None = None) -> Callable[[], bool]:
+    """True once main's tip is a sync commit (with `subject`) whose sync event was emitted,
+    i.e. the sync is complete, working tree and index included."""
+    ws = client.server.app[WATCHER].manager.get(ws_id)
+
+    def check() -> bool:
+        sha, _, subj = git(ws.path, "log", "-1", "--format=%H %s", "main").strip().partition(" ")
+        if subject is not None and subj != subject:
+            return False
+        events = ws.events.since(0)[0]
+        return any(e.type == "sync" and e.data["sha"] == sha[:7] for e in events)
+
+    return check
+
+
+def assert_consistent(ws: Path) -> None:
+    assert git(ws, "--no-optional-locks", "status", "--porcelain") == ""
+    git(ws, "fsck", "--strict")
+
+
+async def worker(client, wid: str) -> dict:
+    return await (await client.get(f"/api/workers/{wid}")).json()
+
+
+async def test_edit_worker_file_on_disk_shows_then_commits(live, ws_path):
+    (ws_path / RUN_PY).write_text("print('edited on disk')\n")
+
+    async def shown():
+        files = {f["path"]: f["content"] for f in (await worker(live, "word-count"))["files"]}
+        return files["run.py"] == "print('edited on disk')\n"
+
+    await until(shown, "the edit in GET /workers/word-count")
+    await until(synced(live, subject=f"sync: on-disk edit to {RUN_PY}"), "the sync commit")
+    assert (
+        git(ws_path, "log", "-1", "--format=%an <%ae>").strip() == "Disk Editor <disk@example.com>"
+    )
+    assert git(ws_path, "show", f"main:{RUN_PY}") == "print('edited on disk')\n"
+    assert_consistent(ws_path)
+    assert not (ws_path / ".git/floom-watch-probe").exists()
+
+
+async def test_edit_manifest_invalid_on_disk_shows_error_until_fixed(live, ws_path):
+    text = (ws_path / MANIFEST).read_text()
+    before = commit_count(ws_path)
+    (ws_path / MANIFEST).write_text(text.replace("version: 1.0.0", "version: one"))
+
+    async def errored():
+        body = await worker(live, "word-count")
+        return body["status"] == "error" and "$.version" in (body["error"] or "")
+
+    await until(errored, "status error with the validation message")
+    (ws_path / "workspace.md").write_text("# Marker edit\n")  # committed; the bad manifest not
+    await until(synced(live, subject="sync: on-disk edit to workspace.md"), "the marker commit")
+    assert commit_count(ws_path) == before + 1
+
+    (ws_path / MANIFEST).write_text(text.replace("version: 1.0.0", "version: 1.2.0"))
+    await until(
+        synced(live, subject=f"sync: on-disk edit to {MANIFEST}"), "the fixed manifest commit"
+    )
+    assert (await worker(live, "word-count"))["version"] == "1.2.0"
+    assert "version: one" not in git(ws_path, "log", "-p", "main")
+    assert_consistent(ws_path)
+
+
+async def test_api_write_makes_no_sync_commit(live, ws_path):
+    resp = await live.post("/api/workers/word-count/pause")
+    assert resp.status == 200
+    resp = await live.put("/api/contexts/company/files/notes.md", data=b"from the API\n")
+    assert resp.status in (200, 201), await resp.text()
+    # A later on-disk edit is the marker: once it is committed, every earlier event was handled.
+    (ws_path / "workspace.md").write_text("# Marker edit\n")
+    await until(synced(live, subject="sync: on-disk edit to workspace.md"), "the marker commit")
+    assert sync_subjects(ws_path) == ["sync: on-disk edit to workspace.md"]
+    assert git(ws_path, "show", "--format=", "--name-only", "main").split() == ["workspace.md"]
+    assert_consistent(ws_path)
+
+
+async def test_secret_files_on_disk_are_never_committed(live, ws_path):
+    (ws_path / "workers/word-count/.env").write_text("API_KEY=secret\n")
+    (ws_path / "contexts/company/.env.local").write_text("TOKEN=secret\n")
+    (ws_path / "contexts/company/server.pem").write_text("-----BEGIN PRIVATE KEY-----\n")
+    (ws_path / "workspace.md").write_text("# Marker edit\n")
+    await until(synced(live, subject="sync: on-disk edit to workspace.md"), "the marker commit")
+    tracked = git(ws_path, "ls-files").split()
+    assert not [p for p in tracked if p.endswith((".env", ".env.local", ".pem"))]
+    assert (await worker(live, "word-count"))["status"] == "ready"
+    patches = git(ws_path, "log", "-p", "main")
+    assert "=secret" not in patches and "PRIVATE KEY" not in patches
+
+
+async def test_delete_file_on_disk_commits_deletion(live, ws_path):
+    (ws_path / "contexts/company/about.md").unlink()
+    await until(
+        synced(live, subject="sync: on-disk edit to contexts/company/about.md"), "the deletion"
+    )
+    assert "contexts/company/about.md" not in git(ws_path, "ls-files")
+    assert_consistent(ws_path)
+
+
+async def test_new_workspace_is_watched(live):
+    manager = live.server.app[WATCHER].manager
+    other = await manager.create("second")
+    await until(lambda: live.server.app[WATCHER].get("second"), "a watch on the new workspace")
+    await asyncio.wait_for(watch_of(live, "second").ready.wait(), DEADLINE)
+    (other.path / "workspace.md").write_text("# Second\n")
+    await until(synced(live, "second", "sync: on-disk edit to workspace.md"), "the sync commit")
+
+
+@pytest.mark.timeout(90)
+async def test_checkout_storm_ends_consistent(aiohttp_client, settings, ws_path, tmp_path):
+    """git checkout of a branch that rewrites ~2,000 files, inside the watched working tree."""
+    # Before the server starts: main gets 1,200 bulk files; branch storm modifies 700 of
+    # them, deletes 300, adds 1,000 in new folders and edits a worker's manifest.
+    WorkspaceManager(settings).create_sync("default")
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(ws_path), str(clone))
+    for i in range(1200):
+        _write(clone / f"contexts/bulk/d{i % 12:02}/f{i:04}.md", f"base {i}\n")
+    git(clone, "add", "-A")
+    git(clone, "commit", "-qm", "base")
+    git(clone, "push", "-q", "origin", "HEAD:refs/heads/base")
+    git(ws_path, "merge", "-q", "--ff-only", "base")
+    git(clone, "checkout", "-qb", "storm")
+    for i in range(700):
+        _write(clone / f"contexts/bulk/d{i % 12:02}/f{i:04}.md", f"storm {i}\n")
+    for i in range(900, 1200):
+        (clone / f"contexts/bulk/d{i % 12:02}/f{i:04}.md").unlink()
+    for i in range(1000):
+        _write(clone / f"contexts/fresh/n{i % 20:02}/g{i:04}.md", f"new {i}\n")
+    manifest = clone / MANIFEST
+    manifest.write_text(manifest.read_text().replace("title: Word count", "title: Storm count"))
+    git(clone, "add", "-A")
+    git(clone, "commit", "-qm", "storm")
+    git(clone, "push", "-q", "origin", "storm")
+    storm_tree = git(clone, "rev-parse", "storm^{tree}").strip()
+
+    client = await aiohttp_client(create_app(settings), headers=AUTH)
+    await asyncio.wait_for(watch_of(client, "default").ready.wait(), DEADLINE)
+    before = commit_count(ws_path)
+    done = await asyncio.to_thread(
+        subprocess.run,
+        ["git", "-C", str(ws_path), "checkout", "-q", "storm"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+
+    landed = synced(client)
+    await until(
+        lambda: git(ws_path, "rev-parse", "main^{tree}").strip() == storm_tree and landed(),
+        "main to hold every file of the checkout",
+    )
+    made = commit_count(ws_path) - before
+    assert 1 <= made <= 5, f"{made} sync commits"
+    assert all(s.startswith("sync: on-disk edit to ") for s in sync_subjects(ws_path))
+    assert (await worker(client, "word-count"))["name"] == "Storm count"
+    assert_consistent(ws_path)
+    await client.close()
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+async def test_reload_commits_pending_valid_edits_and_reports(client, ws_path):
+    """POST /workers/reload runs the same reconciliation (the default fixture does not watch)."""
+    before = commit_count(ws_path)
+    (ws_path / RUN_PY).write_text("print('edited')\n")
+    (ws_path / "contexts/company/notes.md").write_text("new notes\n")
+    brief = ws_path / "workers/research-brief/worker.yml"
+    brief.write_text(brief.read_text().replace("name: research-brief", "name: Bad Name"))
+    resp = await client.post("/api/workers/reload")
+    assert resp.status == 200
+    body = await resp.json()
+    assert body["status"] == "success" and body["workers_loaded"] == 2
+    assert body["committed"] == ["contexts/company/notes.md", RUN_PY]
+    assert any(e.startswith("workers/research-brief/worker.yml:") for e in body["errors"])
+    assert commit_count(ws_path) == before + 1
+    assert git(ws_path, "log", "-1", "--format=%s").strip() == (
+        f"sync: on-disk edit to contexts/company/notes.md, {RUN_PY}"
+    )
+    assert git(ws_path, "status", "--porcelain").split() == [
+        "M",
+        "workers/research-brief/worker.yml",
+    ]
+    resp = await client.post("/api/workers/reload")
+    assert (await resp.json())["committed"] == []
+    assert commit_count(ws_path) == before + 1
