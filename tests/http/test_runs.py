@@ -7,6 +7,7 @@ import asyncio
 import io
 import json
 import os
+import subprocess
 import zipfile
 from pathlib import Path
 
@@ -96,7 +97,7 @@ async def committed(ws_path: Path, run_id: str, status: str) -> dict:
     async def check() -> bool:
         try:
             listing = git(ws_path, "ls-tree", "-r", "--name-only", "floom/runs")
-        except Exception:
+        except subprocess.CalledProcessError:  # no floom/runs branch yet
             return False
         path = next((p for p in listing.splitlines() if p.endswith(f"/{run_id}/run.json")), None)
         if path is None:
