@@ -20,7 +20,7 @@ def main() -> int:
         # the quarantine; without it the pushed objects are invisible (ENGINEERING-NOTES §1.3).
         repo = pygit2.Repository(os.environ.get("GIT_DIR", "."), flags=RepositoryOpenFlag.FROM_ENV)
         problems = validate_push(repo, parse_updates(sys.stdin.read()), policy)
-    except Exception as exc:  # fail closed: an unchecked push never lands
+    except Exception as exc:  # noqa: BLE001  (fail closed: an unchecked push never lands)
         sys.stderr.write(f"push rejected: the server could not check this push ({exc!r})\n")
         return 1
     if problems:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -69,8 +70,10 @@ def _gate(request: web.Request, service: str) -> tuple[Workspace, Actor]:
     auth = request.app[AUTH]
     password = _basic_password(request)
     if password is None:
-        raise _unauthorized("Authentication required: use any user name and an API token or the "
-                            "shared secret as the password")
+        raise _unauthorized(
+            "Authentication required: use any user name and an API token or the "
+            "shared secret as the password"
+        )
     try:
         actor = auth.authenticate_basic(password)
     except Unauthenticated as exc:
@@ -87,21 +90,27 @@ def _gate(request: web.Request, service: str) -> tuple[Workspace, Actor]:
         try:
             actor = auth.authorize(actor, name, "member")
         except Forbidden as exc:
-            raise Refused(error_response(403, f"Pushing needs write access: {exc.message}")) from None
+            raise Refused(
+                error_response(403, f"Pushing needs write access: {exc.message}")
+            ) from None
     return ws, actor
 
 
 async def info_refs(request: web.Request) -> web.StreamResponse:
     service = request.query.get("service")
     if service not in SERVICES:
-        return error_response(403, "service: only smart HTTP is served (git-upload-pack or "
-                                   "git-receive-pack); dumb HTTP is not supported")
+        return error_response(
+            403,
+            "service: only smart HTTP is served (git-upload-pack or "
+            "git-receive-pack); dumb HTTP is not supported",
+        )
     try:
         ws, actor = _gate(request, service)
     except Refused as refused:
         return refused.response
-    resp = web.StreamResponse(headers={
-        "Content-Type": f"application/x-{service}-advertisement", **NO_CACHE})
+    resp = web.StreamResponse(
+        headers={"Content-Type": f"application/x-{service}-advertisement", **NO_CACHE}
+    )
     await resp.prepare(request)
     transport = request.app[TRANSPORT]
     protocol = valid_protocol(request.headers.get("Git-Protocol"))
@@ -109,7 +118,7 @@ async def info_refs(request: web.Request) -> web.StreamResponse:
     return resp
 
 
-def _rpc(service: str):  # type: ignore[no-untyped-def]
+def _rpc(service: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handler(request: web.Request) -> web.StreamResponse:
         expected = f"application/x-{service}-request"
         if request.content_type != expected:
@@ -118,8 +127,9 @@ def _rpc(service: str):  # type: ignore[no-untyped-def]
             ws, actor = _gate(request, service)
         except Refused as refused:
             return refused.response
-        resp = web.StreamResponse(headers={
-            "Content-Type": f"application/x-{service}-result", **NO_CACHE})
+        resp = web.StreamResponse(
+            headers={"Content-Type": f"application/x-{service}-result", **NO_CACHE}
+        )
         await resp.prepare(request)
         transport = request.app[TRANSPORT]
         protocol = valid_protocol(request.headers.get("Git-Protocol"))
@@ -133,7 +143,7 @@ def _rpc(service: str):  # type: ignore[no-untyped-def]
     return handler
 
 
-async def _stream(work, resp: web.StreamResponse) -> None:  # type: ignore[no-untyped-def]
+async def _stream(work: Awaitable[object], resp: web.StreamResponse) -> None:
     """Await the transport; once the response has started, a failure can only drop the
     connection (a clean end would let git take a truncated answer as complete)."""
     try:
@@ -167,16 +177,37 @@ def routes() -> list:
     for suffix in (".git", ""):
         base = "/git/{ws}" + suffix
         out += [
-            Route("GET", base + "/info/refs", info_refs, "git",
-                  "git smart HTTP: ref advertisement (?service=git-upload-pack|git-receive-pack); "
-                  "HTTP Basic auth, password = API token or shared secret", "git",
-                  content_type="application/x-git-upload-pack-advertisement", aliases=False,
-                  query=(("service", "string", "git-upload-pack or git-receive-pack"),)),
-            Route("POST", base + "/git-upload-pack", upload_pack, "git",
-                  "git smart HTTP: fetch/clone (needs read access)", "git",
-                  content_type="application/x-git-upload-pack-result", aliases=False),
-            Route("POST", base + "/git-receive-pack", receive_pack, "git",
-                  "git smart HTTP: push, validated before any ref moves (needs write access)",
-                  "git", content_type="application/x-git-receive-pack-result", aliases=False),
+            Route(
+                "GET",
+                base + "/info/refs",
+                info_refs,
+                "git",
+                "git smart HTTP: ref advertisement (?service=git-upload-pack|git-receive-pack); "
+                "HTTP Basic auth, password = API token or shared secret",
+                "git",
+                content_type="application/x-git-upload-pack-advertisement",
+                aliases=False,
+                query=(("service", "string", "git-upload-pack or git-receive-pack"),),
+            ),
+            Route(
+                "POST",
+                base + "/git-upload-pack",
+                upload_pack,
+                "git",
+                "git smart HTTP: fetch/clone (needs read access)",
+                "git",
+                content_type="application/x-git-upload-pack-result",
+                aliases=False,
+            ),
+            Route(
+                "POST",
+                base + "/git-receive-pack",
+                receive_pack,
+                "git",
+                "git smart HTTP: push, validated before any ref moves (needs write access)",
+                "git",
+                content_type="application/x-git-receive-pack-result",
+                aliases=False,
+            ),
         ]
     return out

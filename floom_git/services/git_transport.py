@@ -40,7 +40,9 @@ Sink = Callable[[bytes], Awaitable[None]]
 
 @dataclass
 class PushOutcome:
-    refs: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)  # ref -> (old, new)
+    refs: dict[str, tuple[str | None, str | None]] = field(
+        default_factory=dict
+    )  # ref -> (old, new)
     files: list[str] = field(default_factory=list)  # files on main the push changed
     workers: set[str] = field(default_factory=set)
 
@@ -108,11 +110,15 @@ class GitTransport:
         argv = [self.git]
         if service == RECEIVE:
             argv += [
-                "-c", f"core.hooksPath={self.hooks_dir}",
+                "-c",
+                f"core.hooksPath={self.hooks_dir}",
                 # The server updates its own working tree after the push (finish_ref_move).
-                "-c", "receive.denyCurrentBranch=ignore",
-                "-c", "receive.fsckObjects=true",
-                "-c", "receive.denyNonFastForwards=true",
+                "-c",
+                "receive.denyCurrentBranch=ignore",
+                "-c",
+                "receive.fsckObjects=true",
+                "-c",
+                "receive.denyNonFastForwards=true",
             ]
         argv += [service.removeprefix("git-"), "--stateless-rpc"]
         if advertise:
@@ -120,18 +126,27 @@ class GitTransport:
         return argv + [str(ws.path)]
 
     # -- the three requests -----------------------------------------------------------------
-    async def advertise(self, ws: Workspace, actor: Actor, service: str, protocol: str | None,
-                        sink: Sink) -> None:
+    async def advertise(
+        self, ws: Workspace, actor: Actor, service: str, protocol: str | None, sink: Sink
+    ) -> None:
         """GET info/refs: the `# service=` header (clients accept it for v2 too), then the refs."""
         await sink(pkt_line(f"# service={service}\n") + b"0000")
         code, err, _ = await self._exchange(
             self.argv(service, ws, advertise=True), self.env(ws, actor, protocol), None, sink
         )
         if code != 0:
-            log.warning("%s --advertise-refs for %s exited %s: %s", service, ws.id, code, err[-500:])
+            log.warning(
+                "%s --advertise-refs for %s exited %s: %s", service, ws.id, code, err[-500:]
+            )
 
-    async def upload_pack(self, ws: Workspace, actor: Actor, protocol: str | None,
-                          body: AsyncIterable[bytes], sink: Sink) -> None:
+    async def upload_pack(
+        self,
+        ws: Workspace,
+        actor: Actor,
+        protocol: str | None,
+        body: AsyncIterable[bytes],
+        sink: Sink,
+    ) -> None:
         """POST git-upload-pack: fetch and clone. Reads never take the writer lock."""
         code, err, _ = await self._exchange(
             self.argv(UPLOAD, ws), self.env(ws, actor, protocol), body, sink
@@ -139,8 +154,14 @@ class GitTransport:
         if code != 0:
             log.info("upload-pack for %s exited %s: %s", ws.id, code, err[-500:])
 
-    async def receive_pack(self, ws: Workspace, actor: Actor, protocol: str | None,
-                           body: AsyncIterable[bytes], sink: Sink) -> PushOutcome:
+    async def receive_pack(
+        self,
+        ws: Workspace,
+        actor: Actor,
+        protocol: str | None,
+        body: AsyncIterable[bytes],
+        sink: Sink,
+    ) -> PushOutcome:
         """POST git-receive-pack: the whole push holds the workspace writer lock. The last chunk
         of git's answer is held back until the server has caught up, so when `git push` returns
         the working tree, the workers and the events already reflect it."""
@@ -180,9 +201,12 @@ class GitTransport:
         The process is killed if the client goes away, the body fails, or the time runs out."""
         async with self._slots:
             proc = await asyncio.create_subprocess_exec(
-                *argv, env=env, cwd=str(self.home),
+                *argv,
+                env=env,
+                cwd=str(self.home),
                 stdin=asyncio.subprocess.PIPE if body is not None else asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
             )
             feeder = asyncio.create_task(_feed(proc, body)) if body is not None else None
             errors = asyncio.create_task(_drain(proc.stderr))
@@ -211,8 +235,9 @@ class GitTransport:
                 raise
         return code, err.decode("utf-8", "replace"), pending
 
-    def _announce(self, ws: Workspace, actor: Actor, before: dict[str, str],
-                  outcome: PushOutcome) -> None:
+    def _announce(
+        self, ws: Workspace, actor: Actor, before: dict[str, str], outcome: PushOutcome
+    ) -> None:
         if not outcome.refs:
             return
         old, new = outcome.refs.get(MAIN, (before.get(MAIN), before.get(MAIN)))
@@ -226,9 +251,15 @@ class GitTransport:
             paths_truncated=len(outcome.files) > EVENT_PATHS,
             workers=sorted(outcome.workers),
         )
-        log.info("push to %s by %s: %s", ws.id, actor.user_id,
-                 ", ".join(f"{r} {(o or '0')[:7]}..{(n or '0')[:7]}"
-                           for r, (o, n) in sorted(outcome.refs.items())))
+        log.info(
+            "push to %s by %s: %s",
+            ws.id,
+            actor.user_id,
+            ", ".join(
+                f"{r} {(o or '0')[:7]}..{(n or '0')[:7]}"
+                for r, (o, n) in sorted(outcome.refs.items())
+            ),
+        )
 
 
 def _snapshot(ws: Workspace) -> dict[str, str]:
@@ -251,12 +282,18 @@ def _begin_push(ws: Workspace) -> tuple[dict[str, str], list[str]]:
 
 
 def _finish_push(ws: Workspace, before: dict[str, str]) -> PushOutcome:
+    """After receive-pack exits (whatever happened): which refs moved, and the working tree,
+    index and workers brought up to date with main."""
     after = _snapshot(ws)
     outcome = PushOutcome()
     for ref in sorted(set(before) | set(after)):
         if before.get(ref) != after.get(ref):
             outcome.refs[ref] = (before.get(ref), after.get(ref))
-    outcome.files = ws.repo.finish_ref_move(before.get(MAIN))
+    try:
+        outcome.files = ws.repo.finish_ref_move(before.get(MAIN))
+    except Exception:  # the push has landed; the journal repairs the tree on the next write
+        log.exception("push to %s landed but the working tree could not be updated", ws.id)
+        outcome.files = ws.repo.changed_files(before.get(MAIN), after.get(MAIN))
     if outcome.files:
         outcome.workers = ws.workers.reload_paths(outcome.files)
     return outcome

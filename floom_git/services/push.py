@@ -101,11 +101,15 @@ def check_refs(repo: pygit2.Repository, updates: list[RefUpdate]) -> list[str]:
     problems = []
     for u in updates:
         if not u.ref.startswith(("refs/heads/", "refs/tags/")):
-            problems.append(f"{u.ref}: only branches (refs/heads/*) and tags (refs/tags/*) can be pushed")
+            problems.append(
+                f"{u.ref}: only branches (refs/heads/*) and tags (refs/tags/*) can be pushed"
+            )
             continue
         if u.ref.startswith(SERVER_OWNED):
-            problems.append(f"{u.ref}: branch is owned by the server (runs are recorded there); "
-                            "fetch it, but push your work to main or another branch")
+            problems.append(
+                f"{u.ref}: branch is owned by the server (runs are recorded there); "
+                "fetch it, but push your work to main or another branch"
+            )
             continue
         if u.ref == MAIN and u.new is None:
             problems.append(f"{u.ref}: deleting main is not allowed")
@@ -113,16 +117,19 @@ def check_refs(repo: pygit2.Repository, updates: list[RefUpdate]) -> list[str]:
         current = _ref_target(repo, u.ref)
         if current != u.old:
             now = f"now at {current[:7]}" if current else "it does not exist"
-            problems.append(f"{u.ref}: changed on the server while you pushed ({now}); "
-                            "pull and push again")
+            problems.append(
+                f"{u.ref}: changed on the server while you pushed ({now}); pull and push again"
+            )
             continue
         if u.is_branch and u.new is not None:
             commit = _commit(repo, u.new)
             if commit is None:
                 problems.append(f"{u.ref}: a branch must point to a commit")
             elif u.old is not None and u.old != u.new and not repo.descendant_of(commit.id, u.old):
-                problems.append(f"{u.ref}: non-fast-forward update (force push) is not allowed; "
-                                "pull, merge or rebase, and push again")
+                problems.append(
+                    f"{u.ref}: non-fast-forward update (force push) is not allowed; "
+                    "pull, merge or rebase, and push again"
+                )
     return problems
 
 
@@ -150,7 +157,11 @@ def check_new_objects(
     sizes: dict[pygit2.Oid, int] = {}
     for commit in commits:
         parent = commit.parents[0].tree if commit.parents else None
-        diff = parent.diff_to_tree(commit.tree) if parent is not None else commit.tree.diff_to_tree(swap=True)
+        diff = (
+            parent.diff_to_tree(commit.tree)
+            if parent is not None
+            else commit.tree.diff_to_tree(swap=True)
+        )
         where = f"(commit {str(commit.id)[:7]})"
         for delta in diff.deltas:
             if delta.status == DeltaStatus.DELETED:
@@ -163,14 +174,18 @@ def check_new_objects(
                 problems.append(f"{path}: symbolic links are not supported {where}")
                 continue
             if paths.is_secret_file(path):
-                problems.append(f"{path}: secret-bearing files (.env, .env.*, *.pem, *.key) cannot be "
-                                f"pushed; store the value with the secrets API {where}")
+                problems.append(
+                    f"{path}: secret-bearing files (.env, .env.*, *.pem, *.key) cannot be "
+                    f"pushed; store the value with the secrets API {where}"
+                )
             oid = delta.new_file.id
             if oid not in sizes:
                 sizes[oid] = repo.odb.read_header(oid)[1]
             if sizes[oid] > max_file_bytes:
-                problems.append(f"{path}: {sizes[oid]} bytes is over the {max_file_bytes}-byte "
-                                f"file size limit {where}")
+                problems.append(
+                    f"{path}: {sizes[oid]} bytes is over the {max_file_bytes}-byte "
+                    f"file size limit {where}"
+                )
     return problems
 
 
@@ -181,8 +196,13 @@ def check_workspace_files(repo: pygit2.Repository, rev: str, changed: list[str])
     if commit is None:
         return []
     problems = []
-    workers = sorted({p.split("/")[1] for p in changed
-                      if p.startswith(paths.WORKERS_DIR + "/") and p.count("/") >= 2})
+    workers = sorted(
+        {
+            p.split("/")[1]
+            for p in changed
+            if p.startswith(paths.WORKERS_DIR + "/") and p.count("/") >= 2
+        }
+    )
     for wid in workers:
         files = _files_under(repo, commit.tree, f"{paths.WORKERS_DIR}/{wid}")
         if not files:
@@ -219,12 +239,18 @@ def check_unsynced(changed: list[str], policy: PushPolicy) -> list[str]:
     if not changed:
         return []
     if policy.dirty_truncated:
-        return [f"{policy.dirty[0]}: the server's working tree has more than {MAX_DIRTY_SHOWN} "
-                "uncommitted on-disk edits; wait until they are synced, pull, and push again"]
+        return [
+            (
+                f"{policy.dirty[0]}: the server's working tree has more than {MAX_DIRTY_SHOWN} "
+                "uncommitted on-disk edits; wait until they are synced, pull, and push again"
+            )
+        ]
     hit = [d for d in policy.dirty if any(_overlaps(d, c) for c in changed)]
-    return [f"{d}: has uncommitted on-disk edits on the server that this push would overwrite; "
-            "wait until they are synced (or POST /workers/reload), pull, and push again"
-            for d in hit]
+    return [
+        f"{d}: has uncommitted on-disk edits on the server that this push would overwrite; "
+        "wait until they are synced (or POST /workers/reload), pull, and push again"
+        for d in hit
+    ]
 
 
 def format_rejection(problems: list[str]) -> str:

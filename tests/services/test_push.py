@@ -29,15 +29,21 @@ ISSUE = render({"id": "ISSUE-0001", "status": "open", "title": "Fix it"}, "Body"
 def ws(tmp_path: Path) -> WorkspaceRepo:
     files = {
         "workspace.md": b"# ws\n",
-        "workers/hello-world/worker.yml": WORKER_YML.format(name="hello-world", title="Hi").encode(),
+        "workers/hello-world/worker.yml": WORKER_YML.format(
+            name="hello-world", title="Hi"
+        ).encode(),
         "workers/hello-world/run.py": b"print('hi')\n",
         ".floom/issues/ISSUE-0001.md": ISSUE,
     }
     return WorkspaceRepo.create(tmp_path / "ws", files, "init", SIG)
 
 
-def commit_on(repo: pygit2.Repository, parent: str, changes: dict[str, bytes | None],
-              mode: int = FileMode.BLOB) -> str:
+def commit_on(
+    repo: pygit2.Repository,
+    parent: str,
+    changes: dict[str, bytes | None],
+    mode: int = FileMode.BLOB,
+) -> str:
     """A commit on top of `parent` that no ref points to (as a push would bring it)."""
     index = pygit2.Index()
     index.read_tree(repo[parent].peel(pygit2.Commit).tree)
@@ -54,8 +60,12 @@ def main_sha(ws: WorkspaceRepo) -> str:
     return str(ws.tip().id)
 
 
-def check(ws: WorkspaceRepo, changes: dict[str, bytes | None], policy: PushPolicy = POLICY,
-          ref: str = MAIN) -> list[str]:
+def check(
+    ws: WorkspaceRepo,
+    changes: dict[str, bytes | None],
+    policy: PushPolicy = POLICY,
+    ref: str = MAIN,
+) -> list[str]:
     old = main_sha(ws)
     new = commit_on(ws.repo, old, changes)
     return validate_push(ws.repo, [RefUpdate(old if ref == MAIN else None, new, ref)], policy)
@@ -68,53 +78,122 @@ def manifest(name: str = "hello-world", **extra: str) -> bytes:
     return text.encode()
 
 
-@pytest.mark.parametrize("changes", [
-    {"workers/hello-world/worker.yml": manifest().replace(b"Hi", b"Hello there")},
-    {"workers/new-one/worker.yml": manifest("new-one"), "workers/new-one/run.py": b"x = 1\n"},
-    {"workers/hello-world/worker.yml": None, "workers/hello-world/run.py": None},
-    {"contexts/notes/a.md": b"# notes\n", "workspace.md": b"# new\n"},
-    {".floom/issues/ISSUE-0002.md": render({"id": "ISSUE-0002", "title": "Two"}, "b")},
-    {".floom/issues/ISSUE-0001.comments.ndjson": b'{"body": "hi"}\n'},
-    {"big.bin": b"x" * 1000},
-], ids=["edit-worker", "add-worker", "delete-worker", "context-and-md", "add-issue", "comments",
-        "at-size-limit"])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"workers/hello-world/worker.yml": manifest().replace(b"Hi", b"Hello there")},
+        {"workers/new-one/worker.yml": manifest("new-one"), "workers/new-one/run.py": b"x = 1\n"},
+        {"workers/hello-world/worker.yml": None, "workers/hello-world/run.py": None},
+        {"contexts/notes/a.md": b"# notes\n", "workspace.md": b"# new\n"},
+        {".floom/issues/ISSUE-0002.md": render({"id": "ISSUE-0002", "title": "Two"}, "b")},
+        {".floom/issues/ISSUE-0001.comments.ndjson": b'{"body": "hi"}\n'},
+        {"big.bin": b"x" * 1000},
+    ],
+    ids=[
+        "edit-worker",
+        "add-worker",
+        "delete-worker",
+        "context-and-md",
+        "add-issue",
+        "comments",
+        "at-size-limit",
+    ],
+)
 def test_validate_push_accepts_valid_changes(ws, changes):
     assert check(ws, changes) == []
 
 
-@pytest.mark.parametrize("changes, expected", [
-    ({"workers/hello-world/worker.yml": manifest(triggers="[{type: cronn}]")},
-     "workers/hello-world/worker.yml: Invalid enum value 'cronn' - at `$.triggers[0].type`"),
-    ({"workers/hello-world/worker.yml": b"name: [unclosed\n"}, "workers/hello-world/worker.yml:"),
-    ({"workers/other-name/worker.yml": manifest("hello-world"), "workers/other-name/run.py": b""},
-     "workers/other-name/worker.yml: name 'hello-world' must equal its folder name 'other-name'"),
-    ({"workers/Bad_Folder/worker.yml": manifest("bad-folder"), "workers/Bad_Folder/run.py": b""},
-     "workers/Bad_Folder: folder name must be a slug"),
-    ({"workers/hello-world/run.py": None}, "entry file 'run.py' is missing"),
-    ({"workers/no-manifest/run.py": b"x"}, "workers/no-manifest/worker.yml: file is missing"),
-    ({".floom/issues/ISSUE-0001.md": b"no front matter\n"},
-     ".floom/issues/ISSUE-0001.md: missing YAML front matter"),
-    ({".floom/issues/ISSUE-0003.md": render({"id": "ISSUE-0003", "status": "done", "title": "x"}, "")},
-     ".floom/issues/ISSUE-0003.md: status must be open or closed"),
-    ({".floom/issues/ISSUE-abc.md": ISSUE}, ".floom/issues/ISSUE-abc.md: issue files are named"),
-    ({".env": b"A=1\n"}, ".env: secret-bearing files"),
-    ({"workers/hello-world/.env.local": b"A=1\n"}, "workers/hello-world/.env.local: secret-bearing"),
-    ({"contexts/c/server.pem": b"-----BEGIN\n"}, "contexts/c/server.pem: secret-bearing"),
-    ({"contexts/c/id.KEY": b"k"}, "contexts/c/id.KEY: secret-bearing"),
-    ({"contexts/c/big.bin": b"x" * 1001}, "contexts/c/big.bin: 1001 bytes is over the 1000-byte"),
-], ids=["bad-enum", "bad-yaml", "folder-not-name", "bad-folder", "missing-entry", "no-manifest",
-        "issue-no-front", "issue-bad-status", "issue-bad-name", "dotenv", "dotenv-local", "pem",
-        "key", "oversize"])
+@pytest.mark.parametrize(
+    "changes, expected",
+    [
+        (
+            {"workers/hello-world/worker.yml": manifest(triggers="[{type: cronn}]")},
+            "workers/hello-world/worker.yml: Invalid enum value 'cronn' - at `$.triggers[0].type`",
+        ),
+        (
+            {"workers/hello-world/worker.yml": b"name: [unclosed\n"},
+            "workers/hello-world/worker.yml:",
+        ),
+        (
+            {
+                "workers/other-name/worker.yml": manifest("hello-world"),
+                "workers/other-name/run.py": b"",
+            },
+            "workers/other-name/worker.yml: name 'hello-world' must equal its folder name 'other-name'",
+        ),
+        (
+            {
+                "workers/Bad_Folder/worker.yml": manifest("bad-folder"),
+                "workers/Bad_Folder/run.py": b"",
+            },
+            "workers/Bad_Folder: folder name must be a slug",
+        ),
+        ({"workers/hello-world/run.py": None}, "entry file 'run.py' is missing"),
+        ({"workers/no-manifest/run.py": b"x"}, "workers/no-manifest/worker.yml: file is missing"),
+        (
+            {".floom/issues/ISSUE-0001.md": b"no front matter\n"},
+            ".floom/issues/ISSUE-0001.md: missing YAML front matter",
+        ),
+        (
+            {
+                ".floom/issues/ISSUE-0003.md": render(
+                    {"id": "ISSUE-0003", "status": "done", "title": "x"}, ""
+                )
+            },
+            ".floom/issues/ISSUE-0003.md: status must be open or closed",
+        ),
+        (
+            {".floom/issues/ISSUE-abc.md": ISSUE},
+            ".floom/issues/ISSUE-abc.md: issue files are named",
+        ),
+        ({".env": b"A=1\n"}, ".env: secret-bearing files"),
+        (
+            {"workers/hello-world/.env.local": b"A=1\n"},
+            "workers/hello-world/.env.local: secret-bearing",
+        ),
+        ({"contexts/c/server.pem": b"-----BEGIN\n"}, "contexts/c/server.pem: secret-bearing"),
+        ({"contexts/c/id.KEY": b"k"}, "contexts/c/id.KEY: secret-bearing"),
+        (
+            {"contexts/c/big.bin": b"x" * 1001},
+            "contexts/c/big.bin: 1001 bytes is over the 1000-byte",
+        ),
+    ],
+    ids=[
+        "bad-enum",
+        "bad-yaml",
+        "folder-not-name",
+        "bad-folder",
+        "missing-entry",
+        "no-manifest",
+        "issue-no-front",
+        "issue-bad-status",
+        "issue-bad-name",
+        "dotenv",
+        "dotenv-local",
+        "pem",
+        "key",
+        "oversize",
+    ],
+)
 def test_validate_push_refuses_bad_files(ws, changes, expected):
     problems = check(ws, changes)
     assert any(expected in p for p in problems), problems
 
 
 def test_validate_push_names_every_bad_file(ws):
-    problems = check(ws, {".env": b"A=1\n", "workers/hello-world/worker.yml": b"name: 1\n",
-                          "contexts/c/big.bin": b"x" * 2000})
+    problems = check(
+        ws,
+        {
+            ".env": b"A=1\n",
+            "workers/hello-world/worker.yml": b"name: 1\n",
+            "contexts/c/big.bin": b"x" * 2000,
+        },
+    )
     assert [p.split(":")[0] for p in problems] == [
-        ".env", "contexts/c/big.bin", "workers/hello-world/worker.yml"]
+        ".env",
+        "contexts/c/big.bin",
+        "workers/hello-world/worker.yml",
+    ]
     text = format_rejection(problems)
     assert text.splitlines()[0].startswith("push rejected")
     assert all(line.startswith("  - ") for line in text.splitlines()[1:])
@@ -142,12 +221,15 @@ def test_validate_push_ignores_untouched_invalid_worker(ws):
     assert check(ws, {"workers/broken/notes.md": b"x"})[0].startswith("workers/broken/worker.yml")
 
 
-@pytest.mark.parametrize("ref, expected", [
-    (RUNS, "refs/heads/floom/runs: branch is owned by the server"),
-    ("refs/heads/floom/anything", "refs/heads/floom/anything: branch is owned by the server"),
-    ("refs/notes/commits", "refs/notes/commits: only branches"),
-    ("refs/pull/1/head", "refs/pull/1/head: only branches"),
-])
+@pytest.mark.parametrize(
+    "ref, expected",
+    [
+        (RUNS, "refs/heads/floom/runs: branch is owned by the server"),
+        ("refs/heads/floom/anything", "refs/heads/floom/anything: branch is owned by the server"),
+        ("refs/notes/commits", "refs/notes/commits: only branches"),
+        ("refs/pull/1/head", "refs/pull/1/head: only branches"),
+    ],
+)
 def test_validate_push_refuses_server_owned_refs(ws, ref, expected):
     assert check(ws, {"a.txt": b"a"}, ref=ref) == [expected + check_tail(expected)]
 
@@ -167,7 +249,9 @@ def test_validate_push_refuses_main_deletion_and_rewind(ws):
     rewound = validate_push(ws.repo, [RefUpdate(second, first, MAIN)], POLICY)
     assert rewound and "non-fast-forward" in rewound[0]
     sideways = commit_on(ws.repo, first, {"b.txt": b"b"})
-    assert "non-fast-forward" in validate_push(ws.repo, [RefUpdate(second, sideways, MAIN)], POLICY)[0]
+    assert (
+        "non-fast-forward" in validate_push(ws.repo, [RefUpdate(second, sideways, MAIN)], POLICY)[0]
+    )
 
 
 def test_validate_push_refuses_stale_old_value(ws):
@@ -175,8 +259,12 @@ def test_validate_push_refuses_stale_old_value(ws):
     ws.commit(Changeset({"a.txt": b"a"}, "api write"), SIG)
     new = commit_on(ws.repo, stale, {"b.txt": b"b"})
     problems = validate_push(ws.repo, [RefUpdate(stale, new, MAIN)], POLICY)
-    assert problems == [f"refs/heads/main: changed on the server while you pushed (now at "
-                        f"{main_sha(ws)[:7]}); pull and push again"]
+    assert problems == [
+        (
+            f"refs/heads/main: changed on the server while you pushed (now at "
+            f"{main_sha(ws)[:7]}); pull and push again"
+        )
+    ]
 
 
 def test_validate_push_checks_new_branches_against_main(ws):
@@ -188,19 +276,26 @@ def test_validate_push_checks_new_branches_against_main(ws):
     assert validate_push(ws.repo, [RefUpdate(None, ok, "refs/tags/v1")], POLICY) == []
 
 
-@pytest.mark.parametrize("dirty, refused", [
-    (("workers/hello-world/run.py",), True),
-    (("workers/hello-world",), True),  # an untracked folder where the push writes files
-    (("workspace.md",), False),
-    ((), False),
-])
+@pytest.mark.parametrize(
+    "dirty, refused",
+    [
+        (("workers/hello-world/run.py",), True),
+        (("workers/hello-world",), True),  # an untracked folder where the push writes files
+        (("workspace.md",), False),
+        ((), False),
+    ],
+)
 def test_validate_push_protects_unsynced_edits(ws, dirty, refused):
     policy = PushPolicy(max_file_bytes=1000, dirty=dirty)
     problems = check(ws, {"workers/hello-world/run.py": b"print(2)\n"}, policy)
     if refused:
-        assert problems == [f"{dirty[0]}: has uncommitted on-disk edits on the server that this "
-                            "push would overwrite; wait until they are synced (or POST "
-                            "/workers/reload), pull, and push again"]
+        assert problems == [
+            (
+                f"{dirty[0]}: has uncommitted on-disk edits on the server that "
+                "this push would overwrite; wait until they are synced (or POST "
+                "/workers/reload), pull, and push again"
+            )
+        ]
     else:
         assert problems == []
 
@@ -215,8 +310,10 @@ def test_validate_push_refuses_main_when_too_many_unsynced_edits(ws):
 
 def test_parse_updates_reads_hook_input():
     text = f"{ZERO} {'a' * 40} refs/heads/x\n{'b' * 40} {ZERO} refs/tags/t\ngarbage\n"
-    assert parse_updates(text) == [RefUpdate(None, "a" * 40, "refs/heads/x"),
-                                   RefUpdate("b" * 40, None, "refs/tags/t")]
+    assert parse_updates(text) == [
+        RefUpdate(None, "a" * 40, "refs/heads/x"),
+        RefUpdate("b" * 40, None, "refs/tags/t"),
+    ]
 
 
 def test_recover_syncs_worktree_after_interrupted_push(ws):
