@@ -132,9 +132,10 @@ ROUTES: list[Route] = [
 
 from floom_git.http.handlers import issues as _issues  # noqa: E402  (its routes() needs Route)
 from floom_git.http.handlers import export as _export  # noqa: E402
+from floom_git.http.handlers import feedback as _feedback  # noqa: E402
 from floom_git.http.handlers import sharing as _sharing  # noqa: E402
 
-ROUTES += _issues.routes() + _sharing.routes() + _export.routes()
+ROUTES += _issues.routes() + _sharing.routes() + _export.routes() + _feedback.routes()
 
 from floom_git.http import git_http as _git_http  # noqa: E402  (its routes() needs Route)
 

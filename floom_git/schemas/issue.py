@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 import yaml
@@ -189,3 +189,38 @@ class IssueList(msgspec.Struct, kw_only=True):
     issues: list[IssueOut]
     errors: list[IssueProblem] = []
     total: int = 0
+
+
+# -- run feedback (REFERENCE §4.6) ----------------------------------------------------------
+Rating = Literal["up", "down"] | Annotated[int, msgspec.Meta(ge=1, le=5)]
+
+
+class FeedbackCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    content: str
+    rating: Rating | None = None
+
+
+class Feedback(msgspec.Struct, kw_only=True):
+    id: str
+    run_id: str
+    worker_id: str | None = None
+    content: str
+    rating: str | int | None = None
+    author_id: str | None = None
+    author_name: str | None = None
+    created_at: str | None = None
+    issue_id: str | None = None
+
+
+class FeedbackIssueCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    feedback_text: str | None = None
+    feedback_id: Annotated[str, msgspec.Meta(min_length=1, max_length=128)] | None = None
+    rating: Rating | None = None
+    title: str | None = None
+
+
+class FeedbackIssue(msgspec.Struct, kw_only=True):
+    created: bool
+    issue_id: str
+    issue: IssueOut
+    feedback: Feedback | None = None

@@ -261,10 +261,13 @@ def taken_numbers(repo: WorkspaceRepo, tip: pygit2.Commit | None, ws: Workspace)
 
 @dataclass(frozen=True)
 class Dedup:
-    """Find an existing issue whose front matter has `key: value` instead of creating one."""
+    """Find an existing issue whose front matter has all these `key: value` pairs instead of
+    creating one."""
 
-    key: str
-    value: str
+    match: dict[str, str]
+
+    def __call__(self, meta: dict[str, Any]) -> bool:
+        return all(_text(meta.get(k)) == v for k, v in self.match.items())
 
 
 async def create(
@@ -278,7 +281,7 @@ async def create(
     """Create an issue (id = highest + 1, chosen under the lock); (issue, created).
 
     `extra` front-matter keys are written after the known ones. With `dedup`, an issue that
-    already carries that key and value is returned instead (created=False, no commit).
+    already matches it is returned instead (created=False, no commit).
     Raises InvalidInput for a blank title, a half binding or bad labels.
     """
     title = clean_title(body.title)
@@ -291,7 +294,7 @@ async def create(
         tip = repo.tip()
         if dedup is not None:
             for meta, old_body in tip_issues(repo, tip).values():
-                if _text(meta.get(dedup.key)) == dedup.value:
+                if dedup(meta):
                     log = repo.read_blob(tip, comments_path(meta["id"])) or b""
                     return Changeset({}, "", result=(to_out(meta, old_body, len(parse_comments(log))), False))
         issue_id = format_id(max(taken_numbers(repo, tip, ws), default=0) + 1)

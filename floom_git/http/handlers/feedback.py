@@ -1,0 +1,53 @@
+"""Run feedback routes: list and leave feedback on a run, and turn feedback into an issue."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from floom_git.http import wire
+from floom_git.http.handlers.common import actor, settings
+from floom_git.http.handlers.runs import attached
+from floom_git.schemas.issue import FeedbackCreate, FeedbackIssueCreate
+from floom_git.services import run_feedback
+
+
+async def list_feedback(request: web.Request) -> web.Response:
+    ws = await attached(request)
+    items = await asyncio.to_thread(run_feedback.list_feedback, ws, request.match_info["id"])
+    return wire.json(items)
+
+
+async def add_feedback(request: web.Request) -> web.Response:
+    ws = await attached(request)
+    body = await wire.decode(request, FeedbackCreate, settings(request).max_json_bytes)
+    return wire.json(run_feedback.add(ws, actor(request), request.match_info["id"], body), 201)
+
+
+async def feedback_issue(request: web.Request) -> web.Response:
+    ws = await attached(request)
+    run_id = request.match_info["id"]
+    raw = await wire.read_body(request, settings(request).max_json_bytes)
+    body = wire.decode_bytes(raw, FeedbackIssueCreate) if raw.strip() else FeedbackIssueCreate()
+    stored = await asyncio.to_thread(run_feedback.list_feedback, ws, run_id)
+    result = await run_feedback.to_issue(ws, actor(request), run_id, body, stored)
+    return wire.json(result, 201 if result.created else 200)
+
+
+def routes() -> list:
+    from floom_git.http.routes import Route
+    from floom_git.schemas.issue import Feedback, FeedbackIssue
+
+    tag = "runs"
+    return [
+        Route("GET", "/runs/{id}/feedback", list_feedback, "read", "Feedback left on a run", tag,
+              response=list[Feedback]),
+        Route("POST", "/runs/{id}/feedback", add_feedback, "write",
+              "Leave lightweight feedback (text and rating); never becomes an issue by itself", tag,
+              body=FeedbackCreate, response=Feedback, status=201),
+        Route("POST", "/runs/{id}/feedback/issue", feedback_issue, "write",
+              "Turn feedback into an issue bound to the run (201; the same feedback_id again: "
+              "200 with created=false)", tag, body=FeedbackIssueCreate, response=FeedbackIssue,
+              status=201),
+    ]
