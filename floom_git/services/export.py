@@ -99,7 +99,7 @@ def export_zip(ws: Workspace) -> bytes:
         entries[f"{ISSUES_PREFIX}/{name}"] = data
     summary = {
         "schema_version": 1,
-        "exported_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+        "exported_at": dt.datetime.now(dt.UTC).isoformat(),
         "workspace_id": ws.id,
         "sha": str(tip.id)[:7] if tip else None,
         "workers": workers,

@@ -58,7 +58,7 @@ def check_id(issue_id: str) -> str:
 
 
 def now_iso() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat()
+    return dt.datetime.now(dt.UTC).isoformat()
 
 
 # -- input rules ---------------------------------------------------------------------------

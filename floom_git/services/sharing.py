@@ -121,7 +121,7 @@ class ShareStore:
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 # -- copying a worker into a workspace ---------------------------------------------------------

@@ -44,9 +44,9 @@ async def run_git(env: dict[str, str], *args: str, cwd: Path, check: bool = True
 
 
 async def api(server, method: str, path: str, **kw) -> tuple[int, dict]:
-    async with aiohttp.ClientSession(headers=AUTH) as session:
-        async with session.request(method, f"http://127.0.0.1:{server.port}{path}", **kw) as resp:
-            return resp.status, await resp.json()
+    url = f"http://127.0.0.1:{server.port}{path}"
+    async with aiohttp.ClientSession(headers=AUTH) as session, session.request(method, url, **kw) as resp:
+        return resp.status, await resp.json()
 
 
 async def eventually(check, what: str) -> None:
@@ -87,8 +87,8 @@ async def test_push_edited_issue_shows_in_api(server, git_env, tmp_path):
 
     await eventually(visible, "pushed issues in the API")
     # The next API write builds on the pushed files and keeps their unknown keys.
-    status, issue = await api(server, "POST", "/api/workspace/issues/ISSUE-0002/comments",
-                              json={"body": "seen"})
+    status, _ = await api(server, "POST", "/api/workspace/issues/ISSUE-0002/comments",
+                          json={"body": "seen"})
     assert status == 201
     ws_path = server.app[MANAGER].get("default").path
     assert "custom: kept\n" in (ws_path / ".floom/issues/ISSUE-0002.md").read_text()
