@@ -14,7 +14,7 @@ from floom_git.services.identity import Identity
 from floom_git.services.secrets import PLATFORM, SecretStore
 from floom_git.services.workspaces import Workspace, WorkspaceManager
 from floom_git.storage import paths
-from floom_git.storage.codec import load_yaml, set_top_level
+from floom_git.storage.codec import dump_yaml, load_yaml, set_top_level
 from floom_git.storage.repo import Changeset, WorkspaceRepo
 
 DEFAULT = "default"
@@ -90,13 +90,19 @@ async def update_workspace(manager: WorkspaceManager, ws: Workspace, actor: Acto
         tip = repo.tip()
         raw = repo.read_blob(tip, paths.WORKSPACE_YML) or b""
         text = raw.decode("utf-8", errors="replace")
-        fields = [k for k, v in (("name", name), ("description", description)) if v is not None]
-        for key in fields:
-            text = set_top_level(text, key, name if key == "name" else description)
-        if text.encode() == raw:
+        changes = {k: v for k, v in (("name", name), ("description", description)) if v is not None}
+        try:  # a one-line edit keeps a person's comments and layout
+            for key, value in changes.items():
+                text = set_top_level(text, key, value)
+            data = text.encode()
+        except InvalidInput:  # a folded or block value: rewrite the file from its data
+            meta = load_yaml(raw, where=paths.WORKSPACE_YML) if raw.strip() else {}
+            if not isinstance(meta, dict):
+                raise InvalidInput(f"{paths.WORKSPACE_YML}: expected a mapping at the top") from None
+            data = dump_yaml({**meta, **changes})
+        if data == raw:
             return None
-        return Changeset({paths.WORKSPACE_YML: text.encode()},
-                         f"workspace: update {' and '.join(fields)}")
+        return Changeset({paths.WORKSPACE_YML: data}, f"workspace: update {' and '.join(changes)}")
 
     result = await ws.writer.write(build, actor.signature)
     return result.short
