@@ -145,6 +145,10 @@ from floom_git.http.handlers import access_routes as _access  # noqa: E402  (its
 
 ROUTES += _access.routes()
 
+from floom_git.http.handlers import health as _health  # noqa: E402  (its routes() needs Route)
+
+ROUTES += _health.routes()
+
 from floom_git.http.handlers import automation as _automation  # noqa: E402  (routes() needs Route)
 from floom_git.http.handlers import runs as _runs  # noqa: E402
 

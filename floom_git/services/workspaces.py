@@ -1,5 +1,6 @@
 """Workspaces: one git repository each under data/workspaces/<id>, with its writer, worker
-registry and event bus. Creating one seeds it from workspace_template/ in a single commit."""
+registry and event bus. Creating one seeds it from workspace_template/ in a single commit, or
+clones it from the mirror remote when one is configured and holds a `main`."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from floom_git.config import Settings
 from floom_git.errors import Conflict, InvalidInput, NotFound
+from floom_git.services import mirror
 from floom_git.services.actor import SYSTEM, Actor
 from floom_git.services.events import EventBus
 from floom_git.services.registry import WorkerRegistry
@@ -135,7 +137,8 @@ class WorkspaceManager:
             raise Conflict(f"Workspace {ws_id} already exists")
         tmp = self.settings.workspaces_dir / f".creating-{ws_id}-{os.getpid()}"
         files = template_files(self.settings.template_dir, ws_id, meta)
-        WorkspaceRepo.create(tmp, files, f"workspace: create {ws_id}", actor.signature)
+        if not mirror.clone_into(self.settings, ws_id, tmp):  # WORKEROS_GIT_REMOTE first
+            WorkspaceRepo.create(tmp, files, f"workspace: create {ws_id}", actor.signature)
         history.write_commit_graph(tmp, self.settings.git_binary)
         os.rename(tmp, target)  # a half-created workspace never appears under its id
         return self._open(ws_id)

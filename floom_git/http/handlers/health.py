@@ -1,0 +1,49 @@
+"""GET /health/details (admin): disk space and the remote mirror state of every workspace."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import shutil
+
+from aiohttp import web
+
+from floom_git.http import wire
+from floom_git.http.keys import SETTINGS
+from floom_git.schemas.health import DiskCheck, HealthChecks, HealthDetails, MirrorCheck
+from floom_git.services.mirror import Mirror
+
+MIRROR = web.AppKey("mirror", Mirror)
+GB = 1024**3
+
+
+def _disk(request: web.Request) -> DiskCheck:
+    settings = request.app[SETTINGS]
+    path = settings.data_dir if settings.data_dir.exists() else settings.data_dir.parent
+    usage = shutil.disk_usage(path)
+    free = usage.free / GB
+    return DiskCheck(ok=free >= settings.min_free_gb, path=str(settings.data_dir),
+                     free_gb=round(free, 2), total_gb=round(usage.total / GB, 2),
+                     min_free_gb=settings.min_free_gb)
+
+
+async def details(request: web.Request) -> web.Response:
+    disk = await asyncio.to_thread(_disk, request)
+    mirror = request.app[MIRROR]
+    states = mirror.states()
+    mirror_ok = all(s.failures == 0 for s in states.values())
+    checks = HealthChecks(disk=disk, mirror=MirrorCheck(ok=mirror_ok, enabled=mirror.enabled,
+                                                        workspaces=states))
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    status = "ok" if disk.ok and mirror_ok else "degraded"
+    return wire.json(HealthDetails(status=status, checked_at=now, checks=checks))
+
+
+def routes() -> list:
+    from floom_git.http.routes import Route
+
+    return [
+        Route("GET", "/health/details", details, "admin",
+              "Disk space and remote mirror state per workspace (admin)", "system",
+              response=HealthDetails),
+    ]

@@ -1,0 +1,44 @@
+"""Bodies of GET /health/details: server checks (disk space, the remote mirror per workspace)."""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class MirrorStatus(msgspec.Struct, kw_only=True):
+    workspace: str
+    enabled: bool  # False when WORKEROS_GIT_REMOTE names no remote for this workspace
+    remote: str | None = None  # credentials in the URL are masked
+    pending: bool = False  # commits on main or floom/runs not yet confirmed on the remote
+    pushing: bool = False
+    last_ok_at: str | None = None
+    last_error: str | None = None  # the error of the latest attempt; cleared by a success
+    last_error_at: str | None = None
+    failures: int = 0  # consecutive failed pushes
+    next_retry_at: str | None = None
+    pushed: dict[str, str] = {}  # ref -> sha the remote is known to hold
+
+
+class DiskCheck(msgspec.Struct, kw_only=True):
+    ok: bool
+    path: str
+    free_gb: float
+    total_gb: float
+    min_free_gb: float
+
+
+class MirrorCheck(msgspec.Struct, kw_only=True):
+    ok: bool  # no mirrored workspace has a failing push
+    enabled: bool
+    workspaces: dict[str, MirrorStatus]
+
+
+class HealthChecks(msgspec.Struct, kw_only=True):
+    disk: DiskCheck
+    mirror: MirrorCheck
+
+
+class HealthDetails(msgspec.Struct, kw_only=True):
+    status: str  # "ok" or "degraded"
+    checked_at: str
+    checks: HealthChecks
