@@ -14,14 +14,13 @@ from floom_git.config import Settings
 from floom_git.http import git_http, middleware, openapi
 from floom_git.http.keys import AUTH, IDENTITY, MANAGER, SECRETS, SETTINGS
 from floom_git.http.ratelimit import LIMITER, Limiter
-from floom_git.http.handlers.health import MIRROR
 from floom_git.http.handlers import runs as runs_handlers
 from floom_git.http.handlers.health import MIRROR
+from floom_git.http.handlers import runs as runs_handlers
 from floom_git.http.routes import ROUTES, register
 from floom_git.runtime.watcher import Watcher
 from floom_git.services.auth import Authenticator, load_or_create_secret
 from floom_git.services.identity import Identity, Lifetimes
-from floom_git.services.mirror import Mirror
 from floom_git.services.mirror import Mirror
 from floom_git.services.secrets import SecretStore
 from floom_git.services.workspaces import WorkspaceManager
@@ -53,8 +52,6 @@ def create_app(settings: Settings) -> web.Application:
     app[middleware.SPECS] = register(app, routes)
     app[openapi.ROUTES_KEY] = routes
     app.cleanup_ctx.append(_workspaces)
-    app[MIRROR] = Mirror(manager, settings)
-    app.cleanup_ctx.append(_mirror)
     app[MIRROR] = Mirror(manager, settings)
     app.cleanup_ctx.append(_mirror)
     app.cleanup_ctx.append(_identity)
@@ -99,13 +96,6 @@ async def _watcher(app: web.Application) -> AsyncIterator[None]:
     await watcher.start()
     yield
     await watcher.stop()
-
-
-async def _mirror(app: web.Application) -> AsyncIterator[None]:
-    """Push every workspace to WORKEROS_GIT_REMOTE in the background (no-op when unset)."""
-    app[MIRROR].start()
-    yield
-    await app[MIRROR].stop()
 
 
 async def _mirror(app: web.Application) -> AsyncIterator[None]:
