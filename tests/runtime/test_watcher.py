@@ -7,6 +7,7 @@ Nothing here depends on timing: every wait polls observable state up to a genero
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -176,11 +177,36 @@ async def test_new_workspace_is_watched(live):
     await until(synced(live, "second", "sync: on-disk edit to workspace.md"), "the sync commit")
 
 
+def _write(path: Path, text: str, atomic: bool = False) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if atomic:  # how editors and many scripts save: a temp file renamed over the old one
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    else:
+        path.write_text(text)
+
+
+def _storm(root: Path, atomic: bool = False) -> None:
+    """~2,000 file changes: modify 700 bulk files, delete 300, add 1,000 in new folders, and
+    retitle a worker."""
+    for i in range(700):
+        _write(root / f"contexts/bulk/d{i % 12:02}/f{i:04}.md", f"storm {i}\n", atomic)
+    for i in range(900, 1200):
+        (root / f"contexts/bulk/d{i % 12:02}/f{i:04}.md").unlink()
+    for i in range(1000):
+        _write(root / f"contexts/fresh/n{i % 20:02}/g{i:04}.md", f"new {i}\n", atomic)
+    manifest = root / MANIFEST
+    _write(
+        manifest, manifest.read_text().replace("title: Word count", "title: Storm count"), atomic
+    )
+
+
 @pytest.mark.timeout(90)
-async def test_checkout_storm_ends_consistent(aiohttp_client, settings, ws_path, tmp_path):
-    """git checkout of a branch that rewrites ~2,000 files, inside the watched working tree."""
-    # Before the server starts: main gets 1,200 bulk files; branch storm modifies 700 of
-    # them, deletes 300, adds 1,000 in new folders and edits a worker's manifest.
+@pytest.mark.parametrize("how", ["git checkout", "script"])
+async def test_checkout_storm_ends_consistent(aiohttp_client, settings, ws_path, tmp_path, how):
+    """Thousands of files change under the watcher at once; main ends holding all of them."""
+    # Before the server starts: main gets 1,200 bulk files, and branch storm the storm's result.
     WorkspaceManager(settings).create_sync("default")
     clone = tmp_path / "clone"
     git(tmp_path, "clone", "-q", str(ws_path), str(clone))
@@ -191,14 +217,7 @@ async def test_checkout_storm_ends_consistent(aiohttp_client, settings, ws_path,
     git(clone, "push", "-q", "origin", "HEAD:refs/heads/base")
     git(ws_path, "merge", "-q", "--ff-only", "base")
     git(clone, "checkout", "-qb", "storm")
-    for i in range(700):
-        _write(clone / f"contexts/bulk/d{i % 12:02}/f{i:04}.md", f"storm {i}\n")
-    for i in range(900, 1200):
-        (clone / f"contexts/bulk/d{i % 12:02}/f{i:04}.md").unlink()
-    for i in range(1000):
-        _write(clone / f"contexts/fresh/n{i % 20:02}/g{i:04}.md", f"new {i}\n")
-    manifest = clone / MANIFEST
-    manifest.write_text(manifest.read_text().replace("title: Word count", "title: Storm count"))
+    _storm(clone)
     git(clone, "add", "-A")
     git(clone, "commit", "-qm", "storm")
     git(clone, "push", "-q", "origin", "storm")
@@ -207,18 +226,21 @@ async def test_checkout_storm_ends_consistent(aiohttp_client, settings, ws_path,
     client = await aiohttp_client(create_app(settings), headers=AUTH)
     await asyncio.wait_for(watch_of(client, "default").ready.wait(), DEADLINE)
     before = commit_count(ws_path)
-    done = await asyncio.to_thread(
-        subprocess.run,
-        ["git", "-C", str(ws_path), "checkout", "-q", "storm"],
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 0, done.stderr
+    if how == "git checkout":
+        done = await asyncio.to_thread(
+            subprocess.run,
+            ["git", "-C", str(ws_path), "checkout", "-q", "storm"],
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, done.stderr
+    else:
+        await asyncio.to_thread(_storm, ws_path, True)
 
     landed = synced(client)
     await until(
         lambda: git(ws_path, "rev-parse", "main^{tree}").strip() == storm_tree and landed(),
-        "main to hold every file of the checkout",
+        "main to hold every file of the storm",
     )
     made = commit_count(ws_path) - before
     assert 1 <= made <= 5, f"{made} sync commits"
@@ -226,11 +248,6 @@ async def test_checkout_storm_ends_consistent(aiohttp_client, settings, ws_path,
     assert (await worker(client, "word-count"))["name"] == "Storm count"
     assert_consistent(ws_path)
     await client.close()
-
-
-def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
 
 
 async def test_reload_commits_pending_valid_edits_and_reports(client, ws_path):
