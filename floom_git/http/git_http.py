@@ -97,17 +97,17 @@ def _gate(request: web.Request, service: str) -> tuple[Workspace, Actor]:
 
 
 async def info_refs(request: web.Request) -> web.StreamResponse:
-    service = request.query.get("service")
+    service = request.query.get("service") or ""
+    try:
+        ws, actor = _gate(request, service)
+    except Refused as refused:
+        return refused.response
     if service not in SERVICES:
         return error_response(
             403,
             "service: only smart HTTP is served (git-upload-pack or "
             "git-receive-pack); dumb HTTP is not supported",
         )
-    try:
-        ws, actor = _gate(request, service)
-    except Refused as refused:
-        return refused.response
     resp = web.StreamResponse(
         headers={"Content-Type": f"application/x-{service}-advertisement", **NO_CACHE}
     )
@@ -120,13 +120,13 @@ async def info_refs(request: web.Request) -> web.StreamResponse:
 
 def _rpc(service: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handler(request: web.Request) -> web.StreamResponse:
-        expected = f"application/x-{service}-request"
-        if request.content_type != expected:
-            return error_response(415, f"Content-Type must be {expected}")
         try:
             ws, actor = _gate(request, service)
         except Refused as refused:
             return refused.response
+        expected = f"application/x-{service}-request"
+        if request.content_type != expected:
+            return error_response(415, f"Content-Type must be {expected}")
         resp = web.StreamResponse(
             headers={"Content-Type": f"application/x-{service}-result", **NO_CACHE}
         )

@@ -28,7 +28,7 @@ async def test_every_route_requires_auth(aiohttp_client, settings, route):
 
     client = await aiohttp_client(create_app(settings))
     path = route.path.replace("{id}", "word-count").replace("{name}", "company").replace(
-        "{sha}", "abcdef1").replace("{path:.+}", "about.md")
+        "{sha}", "abcdef1").replace("{path:.+}", "about.md").replace("{ws}", "default")
     resp = await client.request(route.method, path)
     assert resp.status == 401
     assert set(await resp.json()) == {"detail"}
