@@ -27,9 +27,14 @@ DEFAULT_WORKSPACE = "default"
 GIT_TIMEOUT = 300.0
 DEBOUNCE = 0.05  # lets a burst of commits go out in one push
 # Same repository settings WorkspaceRepo.create gives a seeded workspace.
-REPO_CONFIG = ("receive.denyDeletes=true", "receive.denyNonFastForwards=true",
-               "receive.fsckObjects=true", "core.commitGraph=true", "gc.writeCommitGraph=true",
-               "uploadpack.allowFilter=true")
+REPO_CONFIG = (
+    "receive.denyDeletes=true",
+    "receive.denyNonFastForwards=true",
+    "receive.fsckObjects=true",
+    "core.commitGraph=true",
+    "gc.writeCommitGraph=true",
+    "uploadpack.allowFilter=true",
+)
 
 log = logging.getLogger("floom_git.mirror")
 
@@ -47,7 +52,7 @@ def remote_for(setting: str | None, ws_id: str) -> str | None:
 
 def redact(url: str) -> str:
     """`url` with any password in it masked (https://user:secret@host -> https://user:***@host)."""
-    return re.sub(r"^([a-z][a-z0-9+.-]*://[^/@:]*):[^/@]*@", r"\1:***@", url, flags=re.I)
+    return re.sub(r"^([a-z][a-z0-9+.-]*://[^/@:]*):[^/@]*@", r"\1:***@", url, flags=re.IGNORECASE)
 
 
 def _now() -> str:
@@ -77,32 +82,48 @@ def clone_into(settings: Settings, ws_id: str, target: Path) -> bool:
         return False
     git = settings.git_binary
     try:
-        listing = subprocess.run([git, "ls-remote", url, *REFS], capture_output=True,
-                                 env=_env(), timeout=GIT_TIMEOUT, check=False)
+        listing = subprocess.run(
+            [git, "ls-remote", url, *REFS],
+            capture_output=True,
+            env=_env(),
+            timeout=GIT_TIMEOUT,
+            check=False,
+        )
     except subprocess.TimeoutExpired:
         log.warning("mirror remote %s did not answer; seeding workspace %s", redact(url), ws_id)
         return False
     if listing.returncode != 0:
-        log.warning("mirror remote %s unreachable (%s); seeding workspace %s from the template",
-                    redact(url), _short_error(listing.stderr, url), ws_id)
+        log.warning(
+            "mirror remote %s unreachable (%s); seeding workspace %s from the template",
+            redact(url),
+            _short_error(listing.stderr, url),
+            ws_id,
+        )
         return False
-    heads = {line.split("\t", 1)[1] for line in listing.stdout.decode().splitlines() if "\t" in line}
+    heads = {
+        line.split("\t", 1)[1] for line in listing.stdout.decode().splitlines() if "\t" in line
+    }
     if MAIN not in heads:
         log.info("mirror remote %s is empty; seeding workspace %s", redact(url), ws_id)
         return False
     config = [arg for item in REPO_CONFIG for arg in ("-c", item)]
     steps = [[git, "clone", "--quiet", "--no-tags", "--branch", "main", *config, url, str(target)]]
     if RUNS in heads:
-        steps.append([git, "-C", str(target), "fetch", "--quiet", "--no-tags", url,
-                      f"+{RUNS}:{RUNS}"])
+        steps.append(
+            [git, "-C", str(target), "fetch", "--quiet", "--no-tags", url, f"+{RUNS}:{RUNS}"]
+        )
     # The workspace keeps no remote: the URL may hold credentials, and people clone this repo.
     steps.append([git, "-C", str(target), "remote", "remove", "origin"])
     for cmd in steps:
-        proc = subprocess.run(cmd, capture_output=True, env=_env(), timeout=GIT_TIMEOUT, check=False)
+        proc = subprocess.run(
+            cmd, capture_output=True, env=_env(), timeout=GIT_TIMEOUT, check=False
+        )
         if proc.returncode != 0:
             shutil.rmtree(target, ignore_errors=True)
-            raise RuntimeError(f"cloning workspace {ws_id} from {redact(url)} failed: "
-                               f"{_short_error(proc.stderr, url)}")
+            raise RuntimeError(
+                f"cloning workspace {ws_id} from {redact(url)} failed: "
+                f"{_short_error(proc.stderr, url)}"
+            )
     log.info("cloned workspace %s from mirror remote %s", ws_id, redact(url))
     return True
 
@@ -126,10 +147,15 @@ class _WorkspaceMirror:
             self.wake.clear()
             while not await self.push_once():
                 st = self.status
-                delay = min(self.settings.mirror_retry_seconds * 2 ** (st.failures - 1),
-                            self.settings.mirror_retry_max_seconds)
-                st.next_retry_at = (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=delay)) \
-                    .isoformat(timespec="seconds").replace("+00:00", "Z")
+                delay = min(
+                    self.settings.mirror_retry_seconds * 2 ** (st.failures - 1),
+                    self.settings.mirror_retry_max_seconds,
+                )
+                st.next_retry_at = (
+                    (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=delay))
+                    .isoformat(timespec="seconds")
+                    .replace("+00:00", "Z")
+                )
                 await asyncio.sleep(delay)
                 self.wake.clear()  # this retry covers the commits that arrived meanwhile
             self.status.next_retry_at = None
@@ -138,8 +164,14 @@ class _WorkspaceMirror:
         """Push main and floom/runs as they are now; True when the remote holds them."""
         st = self.status
         try:
-            code, out, err = await _git(self.settings.git_binary, "-C", str(self.path),
-                                        "for-each-ref", "--format=%(refname) %(objectname)", *REFS)
+            code, out, err = await _git(
+                self.settings.git_binary,
+                "-C",
+                str(self.path),
+                "for-each-ref",
+                "--format=%(refname) %(objectname)",
+                *REFS,
+            )
             if code != 0:
                 raise OSError(_short_error(err, self.url))
             local = dict(line.split(" ", 1) for line in out.decode().splitlines() if " " in line)
@@ -148,16 +180,29 @@ class _WorkspaceMirror:
                 return True
             st.pending, st.pushing = True, True
             refspecs = [f"{sha}:{ref}" for ref, sha in sorted(local.items())]
-            code, _, err = await _git(self.settings.git_binary, "-C", str(self.path), "push",
-                                      "--atomic", "--quiet", self.url, *refspecs)
+            code, _, err = await _git(
+                self.settings.git_binary,
+                "-C",
+                str(self.path),
+                "push",
+                "--atomic",
+                "--quiet",
+                self.url,
+                *refspecs,
+            )
             if code != 0:
                 raise OSError(_short_error(err, self.url))
-        except (OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError) as exc:
             st.failures += 1
             st.last_error = str(exc) or type(exc).__name__
             st.last_error_at = _now()
-            log.warning("mirror push of workspace %s to %s failed (attempt %d): %s",
-                        st.workspace, st.remote, st.failures, st.last_error)
+            log.warning(
+                "mirror push of workspace %s to %s failed (attempt %d): %s",
+                st.workspace,
+                st.remote,
+                st.failures,
+                st.last_error,
+            )
             return False
         finally:
             st.pushing = False
@@ -171,8 +216,12 @@ class _WorkspaceMirror:
 
 async def _git(git: str, *args: str) -> tuple[int, bytes, bytes]:
     proc = await asyncio.create_subprocess_exec(
-        git, *args, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE, env=_env(),
+        git,
+        *args,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=_env(),
     )
     try:
         out, err = await asyncio.wait_for(proc.communicate(), GIT_TIMEOUT)
@@ -207,8 +256,10 @@ class Mirror:
         self.manager.on_close.append(self._closed)
 
     async def stop(self) -> None:
-        for callbacks, fn in ((self.manager.on_open, self._opened),
-                              (self.manager.on_close, self._closed)):
+        for callbacks, fn in (
+            (self.manager.on_open, self._opened),
+            (self.manager.on_close, self._closed),
+        ):
             if fn in callbacks:
                 callbacks.remove(fn)
         tasks = [m.task for m in self._mirrors.values() if m.task is not None]
@@ -240,6 +291,9 @@ class Mirror:
         out = {}
         for ws_id in self.manager.ids():
             mirror = self._mirrors.get(ws_id)
-            out[ws_id] = mirror.status if mirror is not None else MirrorStatus(
-                workspace=ws_id, enabled=False)
+            out[ws_id] = (
+                mirror.status
+                if mirror is not None
+                else MirrorStatus(workspace=ws_id, enabled=False)
+            )
         return out

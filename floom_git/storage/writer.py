@@ -122,7 +122,7 @@ class Writer:
                     p.outcome = self._write_sync(p.build, p.author, p.ref, p.check_worktree)
                 except FloomError as exc:  # a refused write: nothing was written
                     p.outcome = exc
-                except Exception as exc:
+                except Exception as exc:  # a bug fails its own write, not the batch
                     p.outcome = exc
                     self.repo.recover()  # leave the next write a synced working tree
         finally:

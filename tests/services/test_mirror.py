@@ -23,9 +23,16 @@ DEADLINE = 20.0
 
 
 def mirror_settings(tmp_path: Path, remote: str, **extra: object) -> Settings:
-    return Settings(data_dir=tmp_path / "data", secret=SECRET, watch=False, shared_secret_role="admin",
-                    git_remote=remote, mirror_retry_seconds=0.05, mirror_retry_max_seconds=0.2,
-                    **extra)  # type: ignore[arg-type]
+    return Settings(
+        data_dir=tmp_path / "data",
+        secret=SECRET,
+        watch=False,
+        shared_secret_role="admin",
+        git_remote=remote,
+        mirror_retry_seconds=0.05,
+        mirror_retry_max_seconds=0.2,
+        **extra,
+    )  # type: ignore[arg-type]
 
 
 def bare(path: Path) -> Path:
@@ -34,8 +41,12 @@ def bare(path: Path) -> Path:
 
 
 def ref(repo: Path, name: str) -> str | None:
-    proc = subprocess.run(["git", "-C", str(repo), "rev-parse", "--verify", "-q", name],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        ["git", "-C", str(repo), "rev-parse", "--verify", "-q", name],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     return proc.stdout.strip() or None
 
 
@@ -49,22 +60,32 @@ async def until(check: Callable[[], object], what: str) -> None:
     raise AssertionError(f"never happened within {DEADLINE:.0f} s: {what}")
 
 
-@pytest.mark.parametrize(("setting", "ws_id", "expected"), [
-    (None, "default", None),
-    ("/srv/mirror.git", "default", "/srv/mirror.git"),
-    ("/srv/mirror.git", "team", None),
-    ("/srv/{workspace}.git", "team", "/srv/team.git"),
-    ("https://git.example.com/org/{workspace}.git", "default", "https://git.example.com/org/default.git"),
-])
+@pytest.mark.parametrize(
+    ("setting", "ws_id", "expected"),
+    [
+        (None, "default", None),
+        ("/srv/mirror.git", "default", "/srv/mirror.git"),
+        ("/srv/mirror.git", "team", None),
+        ("/srv/{workspace}.git", "team", "/srv/team.git"),
+        (
+            "https://git.example.com/org/{workspace}.git",
+            "default",
+            "https://git.example.com/org/default.git",
+        ),
+    ],
+)
 def test_remote_for_workspace_follows_placeholder_rule(setting, ws_id, expected):
     assert remote_for(setting, ws_id) == expected
 
 
-@pytest.mark.parametrize(("url", "shown"), [
-    ("https://bot:s3cret@git.example.com/x.git", "https://bot:***@git.example.com/x.git"),
-    ("https://git.example.com/x.git", "https://git.example.com/x.git"),
-    ("/srv/mirror.git", "/srv/mirror.git"),
-])
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://bot:s3cret@git.example.com/x.git", "https://bot:***@git.example.com/x.git"),
+        ("https://git.example.com/x.git", "https://git.example.com/x.git"),
+        ("/srv/mirror.git", "/srv/mirror.git"),
+    ],
+)
 def test_redact_remote_masks_password(url, shown):
     assert redact(url) == shown
 
@@ -75,16 +96,22 @@ async def test_push_commits_to_empty_remote(aiohttp_client, tmp_path):
     ws = tmp_path / "data" / "workspaces" / "default"
     await until(lambda: ref(remote, "main") == ref(ws, "main"), "seeded main pushed")
 
-    resp = await client.put("/api/contexts/company/files/mirror.md", data=b"mirrored\n",
-                            headers={"content-type": "text/markdown"})
+    resp = await client.put(
+        "/api/contexts/company/files/mirror.md",
+        data=b"mirrored\n",
+        headers={"content-type": "text/markdown"},
+    )
     assert resp.status == 200
     new_main = ref(ws, "main")
     await until(lambda: ref(remote, "main") == new_main, "API commit pushed")
     assert git(remote, "show", "main:contexts/company/mirror.md") == "mirrored\n"
 
     app_ws = client.server.app[MIRROR].manager.get("default")
-    await app_ws.writer.write(lambda r: Changeset({"runs/r.json": b"{}"}, "runs: record r"),
-                              signature("floom", "floom@floom.local"), ref=RUNS)
+    await app_ws.writer.write(
+        lambda r: Changeset({"runs/r.json": b"{}"}, "runs: record r"),
+        signature("floom", "floom@floom.local"),
+        ref=RUNS,
+    )
     await until(lambda: ref(remote, "floom/runs") == ref(ws, "floom/runs"), "floom/runs pushed")
 
     body = await (await client.get("/api/health/details")).json()
@@ -96,10 +123,19 @@ async def test_push_commits_to_empty_remote(aiohttp_client, tmp_path):
 
 async def test_create_workspace_clones_from_remote(aiohttp_client, tmp_path):
     sig = signature("origin", "origin@example.com")
-    source = WorkspaceRepo.create(tmp_path / "source", {
-        "workspace.yml": b"name: default\n", "workspace.md": b"# From the remote\n",
-        "contexts/notes/a.md": b"remote note\n"}, "workspace: create default", sig)
-    source.commit(Changeset({"runs/2026-01-01/run_1/run.json": b"{}"}, "runs: record"), sig, ref=RUNS)
+    source = WorkspaceRepo.create(
+        tmp_path / "source",
+        {
+            "workspace.yml": b"name: default\n",
+            "workspace.md": b"# From the remote\n",
+            "contexts/notes/a.md": b"remote note\n",
+        },
+        "workspace: create default",
+        sig,
+    )
+    source.commit(
+        Changeset({"runs/2026-01-01/run_1/run.json": b"{}"}, "runs: record"), sig, ref=RUNS
+    )
     remote = bare(tmp_path / "remote.git")
     git(source.path, "push", "-q", str(remote), "main", "floom/runs")
 
@@ -116,12 +152,17 @@ async def test_create_workspace_clones_from_remote(aiohttp_client, tmp_path):
 
 async def test_failing_remote_shows_error_and_server_keeps_working(aiohttp_client, tmp_path):
     missing = tmp_path / "no-such-remote.git"
-    client = await aiohttp_client(create_app(mirror_settings(tmp_path, str(missing))), headers=ADMIN)
+    client = await aiohttp_client(
+        create_app(mirror_settings(tmp_path, str(missing))), headers=ADMIN
+    )
     mirror = client.server.app[MIRROR]
     await until(lambda: mirror.states()["default"].failures >= 2, "push retried after failing")
 
-    resp = await client.put("/api/contexts/company/files/still-works.md", data=b"ok\n",
-                            headers={"content-type": "text/markdown"})
+    resp = await client.put(
+        "/api/contexts/company/files/still-works.md",
+        data=b"ok\n",
+        headers={"content-type": "text/markdown"},
+    )
     assert resp.status == 200  # a failing mirror never blocks a write
     body = await (await client.get("/api/health/details")).json()
     assert body["status"] == "degraded" and not body["checks"]["mirror"]["ok"]
@@ -138,16 +179,36 @@ async def test_failing_remote_shows_error_and_server_keeps_working(aiohttp_clien
 
 
 async def test_health_details_without_mirror_reports_disk(aiohttp_client, tmp_path):
-    settings = Settings(data_dir=tmp_path / "data", secret=SECRET, watch=False,
-                        shared_secret_role="admin", min_free_gb=0.0)
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        secret=SECRET,
+        watch=False,
+        shared_secret_role="admin",
+        min_free_gb=0.0,
+    )
     client = await aiohttp_client(create_app(settings), headers=ADMIN)
     body = await (await client.get("/v1/health/details")).json()
     assert body["status"] == "ok"
     assert body["checks"]["disk"]["ok"] and body["checks"]["disk"]["free_gb"] > 0
-    assert body["checks"]["mirror"] == {"ok": True, "enabled": False, "workspaces": {
-        "default": {"workspace": "default", "enabled": False, "remote": None, "pending": False,
-                    "pushing": False, "last_ok_at": None, "last_error": None,
-                    "last_error_at": None, "failures": 0, "next_retry_at": None, "pushed": {}}}}
+    assert body["checks"]["mirror"] == {
+        "ok": True,
+        "enabled": False,
+        "workspaces": {
+            "default": {
+                "workspace": "default",
+                "enabled": False,
+                "remote": None,
+                "pending": False,
+                "pushing": False,
+                "last_ok_at": None,
+                "last_error": None,
+                "last_error_at": None,
+                "failures": 0,
+                "next_retry_at": None,
+                "pushed": {},
+            }
+        },
+    }
 
 
 async def test_health_details_needs_admin(client):

@@ -28,7 +28,10 @@ async def test_write_concurrent_writers_get_one_commit_each_in_few_batches(repo)
     writer = Writer(repo)
     n = 30
     results = await asyncio.gather(
-        *(writer.write(put(f"notes/n{i}.txt", f"{i}\n".encode(), f"note {i}"), SIG) for i in range(n))
+        *(
+            writer.write(put(f"notes/n{i}.txt", f"{i}\n".encode(), f"note {i}"), SIG)
+            for i in range(n)
+        )
     )
     assert writer.batches < n  # they queued up and were committed together
     assert commit_count(repo.path) == n + 1
@@ -44,8 +47,9 @@ async def test_write_concurrent_writers_get_one_commit_each_in_few_batches(repo)
     git(repo.path, "fsck", "--strict")
 
 
-@pytest.mark.parametrize("error", [InvalidInput("bad field"), Conflict("exists"), NotFound("gone"),
-                                   RuntimeError("boom")])
+@pytest.mark.parametrize(
+    "error", [InvalidInput("bad field"), Conflict("exists"), NotFound("gone"), RuntimeError("boom")]
+)
 async def test_write_failing_build_fails_only_its_own_write(repo, error):
     writer = Writer(repo)
 
@@ -76,7 +80,9 @@ async def test_write_noop_in_batch_makes_no_commit(repo):
 
 async def test_write_same_path_in_batch_each_commit_holds_its_version(repo):
     writer = Writer(repo)
-    results = await asyncio.gather(*(writer.write(put("a.txt", f"v{i}".encode()), SIG) for i in range(5)))
+    results = await asyncio.gather(
+        *(writer.write(put("a.txt", f"v{i}".encode()), SIG) for i in range(5))
+    )
     for i, result in enumerate(results):
         assert repo.repo[result.sha].tree["a.txt"].data == f"v{i}".encode()
     assert (repo.path / "a.txt").read_bytes() == b"v4"
@@ -91,8 +97,9 @@ async def test_write_build_sees_earlier_commits_of_its_batch(repo):
             raise Conflict("only.txt already exists")
         return Changeset({"only.txt": b"1"}, "create only")
 
-    outcomes = await asyncio.gather(writer.write(create_once, SIG), writer.write(create_once, SIG),
-                                    return_exceptions=True)
+    outcomes = await asyncio.gather(
+        writer.write(create_once, SIG), writer.write(create_once, SIG), return_exceptions=True
+    )
     assert isinstance(outcomes[0], CommitResult) and isinstance(outcomes[1], Conflict)
 
 

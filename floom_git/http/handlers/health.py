@@ -22,9 +22,13 @@ def _disk(request: web.Request) -> DiskCheck:
     path = settings.data_dir if settings.data_dir.exists() else settings.data_dir.parent
     usage = shutil.disk_usage(path)
     free = usage.free / GB
-    return DiskCheck(ok=free >= settings.min_free_gb, path=str(settings.data_dir),
-                     free_gb=round(free, 2), total_gb=round(usage.total / GB, 2),
-                     min_free_gb=settings.min_free_gb)
+    return DiskCheck(
+        ok=free >= settings.min_free_gb,
+        path=str(settings.data_dir),
+        free_gb=round(free, 2),
+        total_gb=round(usage.total / GB, 2),
+        min_free_gb=settings.min_free_gb,
+    )
 
 
 async def details(request: web.Request) -> web.Response:
@@ -32,8 +36,9 @@ async def details(request: web.Request) -> web.Response:
     mirror = request.app[MIRROR]
     states = mirror.states()
     mirror_ok = all(s.failures == 0 for s in states.values())
-    checks = HealthChecks(disk=disk, mirror=MirrorCheck(ok=mirror_ok, enabled=mirror.enabled,
-                                                        workspaces=states))
+    checks = HealthChecks(
+        disk=disk, mirror=MirrorCheck(ok=mirror_ok, enabled=mirror.enabled, workspaces=states)
+    )
     now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     status = "ok" if disk.ok and mirror_ok else "degraded"
     return wire.json(HealthDetails(status=status, checked_at=now, checks=checks))
@@ -43,7 +48,13 @@ def routes() -> list:
     from floom_git.http.routes import Route
 
     return [
-        Route("GET", "/health/details", details, "admin",
-              "Disk space and remote mirror state per workspace (admin)", "system",
-              response=HealthDetails),
+        Route(
+            "GET",
+            "/health/details",
+            details,
+            "admin",
+            "Disk space and remote mirror state per workspace (admin)",
+            "system",
+            response=HealthDetails,
+        ),
     ]

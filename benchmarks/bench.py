@@ -1,0 +1,302 @@
+"""`scripts/bench [--quick]`: start the real server as a subprocess on a temp data dir, measure
+writes, reads, history, clone, push, live edits and run starts side by side with baselines, and
+print one table. Numbers vary with the machine; compare the ratios."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmarks import fixtures, measure
+from benchmarks.server import Server, start_baseline, start_floom
+
+
+@dataclass(frozen=True)
+class Sizes:
+    writes: int = 400
+    workers: int = 200
+    history: int = 20_000
+    clone_history: int = 10_000
+    list_requests: int = 400
+    version_requests: int = 200
+    clone_repeats: int = 3
+    pushes: int = 10
+    edits: int = 5
+    runs: int = 5
+
+
+QUICK = Sizes(
+    writes=16,
+    workers=10,
+    history=300,
+    clone_history=200,
+    list_requests=20,
+    version_requests=10,
+    clone_repeats=1,
+    pushes=2,
+    edits=1,
+    runs=1,
+)
+
+
+@dataclass
+class Row:
+    measure: str
+    floom: str
+    baseline: str = ""
+    comparison: str = ""
+    note: str = ""
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gitv = subprocess.run(
+        ["git", "--version"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    return (
+        f"{os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}, {gitv}, "
+        f"{platform.system()} {platform.release()}"
+    )
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms"
+
+
+def print_table(rows: list[Row]) -> None:
+    head = Row("measure", "floom-git", "baseline", "comparison", "note")
+    cols = ["measure", "floom", "baseline", "comparison", "note"]
+    widths = [max(len(getattr(r, c)) for r in [head, *rows]) for c in cols]
+    for i, row in enumerate([head, *rows]):
+        print("| " + " | ".join(getattr(row, c).ljust(w) for c, w in zip(cols, widths)) + " |")
+        if i == 0:
+            print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+
+
+def bench_writes(sizes: Sizes, floom: Server, baseline: Server, rows: list[Row]) -> None:
+    for clients in (1, 8):
+        ours = measure.writes_per_second(floom, clients, sizes.writes, f"c{clients}")
+        theirs = measure.writes_per_second(baseline, clients, sizes.writes, f"c{clients}")
+        rows.append(
+            Row(
+                f"API writes/s, {clients} client{'s' if clients > 1 else ''} ({sizes.writes} PUTs)",
+                f"{ours:.0f}/s",
+                f"{theirs:.0f}/s",
+                f"{ours / theirs:.1f}x",
+                "baseline: git add + git commit per write",
+            )
+        )
+
+
+def bench_group_commit(sizes: Sizes, work: Path, rows: list[Row]) -> None:
+    r = measure.group_commit(work, sizes.writes, 8)
+    rows.append(
+        Row(
+            "Writer alone (no HTTP), 8 concurrent writers",
+            f"{r['chain']:.0f}/s",
+            f"{r['serial']:.0f}/s",
+            f"{r['chain'] / r['serial']:.1f}x",
+            f"baseline: same writes one at a time; mean group {r['batch']:.1f} commits",
+        )
+    )
+    rows.append(
+        Row(
+            "  alternative: squash each group of 8 into 1 commit",
+            f"{r['squash']:.0f}/s",
+            note="not shipped: a write must stay its own commit",
+        )
+    )
+
+
+def check_writes(data: Path, sizes: Sizes, rows: list[Row]) -> None:
+    repo = data / "workspaces" / "bench-writes"
+    commits = int(fixtures.git(repo, "rev-list", "--count", "main"))
+    clean = fixtures.git(repo, "status", "--porcelain") == ""
+    fixtures.git(repo, "fsck", "--no-progress")
+    rows.append(
+        Row(
+            "  acknowledged writes in history",
+            f"{commits - 1}/{2 * sizes.writes}",
+            note=f"git status clean: {clean}; git fsck: ok",
+        )
+    )
+
+
+def bench_reads(sizes: Sizes, floom: Server, rows: list[Row]) -> None:
+    for clients in (1, 8):
+        rate = measure.gets_per_second(
+            floom, "/api/workers?limit=500", clients, sizes.list_requests
+        )
+        rows.append(
+            Row(
+                f"GET /workers, {sizes.workers + 3} workers, {clients} client"
+                f"{'s' if clients > 1 else ''}",
+                f"{rate:.0f} req/s",
+            )
+        )
+    path = f"/api/workers/{fixtures.TARGET}/versions"
+    lat = measure.get_latencies(floom, path, sizes.version_requests)
+    p50, p99 = measure.quantiles(lat)
+    rows.append(
+        Row(
+            f"GET /workers/{{id}}/versions, {sizes.history} commits",
+            f"p50 {ms(p50)}",
+            comparison=f"p99 {ms(p99)}",
+            note="aim < 50 ms; commit-graph + Bloom filters",
+        )
+    )
+
+
+def bench_git(sizes: Sizes, floom: Server, data: Path, work: Path, rows: list[Row]) -> None:
+    repo = data / "workspaces" / "bench-clone"
+    file_url = f"file://{repo}"
+    local = measure.clone_seconds(file_url, sizes.clone_repeats)
+    label = f"git clone, {sizes.clone_history} commits"
+    if not measure.git_http_available(floom, "bench-clone"):
+        rows.append(
+            Row(
+                label,
+                "n/a",
+                f"{local:.2f} s",
+                "",
+                "file:// clone; /git/<ws>.git not served by this build",
+            )
+        )
+        rows.append(Row("git push latency (with hook)", "n/a", note="needs /git/<ws>.git"))
+        return
+    served = measure.clone_seconds(floom.git_url("bench-clone"), sizes.clone_repeats)
+    rows.append(
+        Row(
+            label,
+            f"{served:.2f} s",
+            f"{local:.2f} s",
+            f"{served / local:.2f}x time",
+            "baseline: file:// clone; aim <= 1.2x",
+        )
+    )
+    pushes = measure.push_latencies(floom.git_url("bench-writes"), sizes.pushes, work)
+    bare = work / "push-baseline.git"
+    subprocess.run(
+        [
+            "git",
+            "clone",
+            "-q",
+            "--bare",
+            f"file://{data / 'workspaces' / 'bench-writes'}",
+            str(bare),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    local_pushes = measure.push_latencies(f"file://{bare}", sizes.pushes, work)
+    p50, _ = measure.quantiles(pushes)
+    b50, _ = measure.quantiles(local_pushes)
+    rows.append(
+        Row(
+            "git push latency (with hook), p50",
+            ms(p50),
+            ms(b50),
+            f"{p50 / b50:.1f}x time",
+            "baseline: push to a file:// bare repository, no hook",
+        )
+    )
+
+
+def bench_live(sizes: Sizes, floom: Server, data: Path, rows: list[Row]) -> None:
+    lat = measure.edit_to_visible(floom, data / "workspaces" / "default", sizes.edits)
+    if lat is None:
+        rows.append(
+            Row(
+                "on-disk edit -> visible in API",
+                "n/a",
+                note=f"not visible within {measure.WAIT:.0f} s: no watcher in this build",
+            )
+        )
+    else:
+        p50, p99 = measure.quantiles(lat)
+        rows.append(
+            Row(
+                "on-disk edit -> visible in API, p50",
+                ms(p50),
+                comparison=f"p99 {ms(p99)}",
+                note="aim about 1 s",
+            )
+        )
+    runs = measure.run_start_latencies(floom, sizes.runs)
+    if runs is None:
+        rows.append(Row("run start latency", "n/a", note="no run engine (POST /workers/{id}/runs)"))
+    else:
+        p50, p99 = measure.quantiles(runs)
+        rows.append(
+            Row("run start latency (POST -> not queued), p50", ms(p50), comparison=f"p99 {ms(p99)}")
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="scripts/bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
+    parser.add_argument("--keep", action="store_true", help="keep the temp data dir")
+    args = parser.parse_args(argv)
+    sizes = QUICK if args.quick else Sizes()
+    for key, value in (("NAME", "floom-bench"), ("EMAIL", "bench@floom.local")):
+        os.environ.setdefault(f"GIT_AUTHOR_{key}", value)
+        os.environ.setdefault(f"GIT_COMMITTER_{key}", value)
+    work = Path(tempfile.mkdtemp(prefix="floom-bench-"))
+    data = work / "data"
+    started = time.perf_counter()
+    rows: list[Row] = []
+    servers: list[Server] = []
+    try:
+        print(f"machine: {machine()}", flush=True)
+        print(f"preparing data in {work} ...", flush=True)
+        fixtures.create_workspaces(data, ["default", "bench-writes", "bench-clone"])
+        fixtures.add_history(data / "workspaces" / "default", sizes.history, sizes.workers)
+        fixtures.add_history(data / "workspaces" / "bench-clone", sizes.clone_history)
+        baseline_repo = work / "baseline"
+        fixtures.git(
+            work, "clone", "-q", str(data / "workspaces" / "bench-writes"), str(baseline_repo)
+        )
+        print(f"data ready in {time.perf_counter() - started:.1f} s; starting servers", flush=True)
+        floom = start_floom(data, work / "floom.log")
+        servers.append(floom)
+        baseline = start_baseline(baseline_repo, work / "baseline.log")
+        servers.append(baseline)
+        bench_writes(sizes, floom, baseline, rows)
+        baseline.stop()
+        check_writes(data, sizes, rows)
+        bench_group_commit(sizes, work, rows)
+        bench_reads(sizes, floom, rows)
+        bench_git(sizes, floom, data, work, rows)
+        bench_live(sizes, floom, data, rows)
+    except Exception:
+        for server in servers:
+            print(f"--- {server.name} log ---\n{server.log_tail()}", file=sys.stderr)
+        raise
+    finally:
+        for server in servers:
+            server.stop()
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    print()
+    print_table(rows)
+    print(f"\ntotal {time.perf_counter() - started:.0f} s; machine: {machine()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,240 @@
+"""The individual measurements: each drives a running server with real HTTP clients or the real
+git client and returns plain numbers (or None when the feature is not available)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import aiohttp
+
+from benchmarks.fixtures import TARGET, git
+from benchmarks.server import HEADERS, Server
+
+WAIT = 20.0  # generous deadline for anything asynchronous (a watcher, a run starting)
+
+
+def quantiles(samples: list[float]) -> tuple[float, float]:
+    """(p50, p99) of `samples`."""
+    if len(samples) == 1:
+        return samples[0], samples[0]
+    cuts = statistics.quantiles(samples, n=100, method="inclusive")
+    return statistics.median(samples), cuts[98]
+
+
+async def _clients(
+    n_clients: int, total: int, one: Callable[[aiohttp.ClientSession, int], Awaitable[None]]
+) -> float:
+    """Run `total` calls of `one` spread over `n_clients` sessions; return calls per second."""
+    counter = itertools.count()
+    sessions = [aiohttp.ClientSession(headers=HEADERS) for _ in range(n_clients)]
+
+    async def client(session: aiohttp.ClientSession) -> None:
+        while (i := next(counter)) < total:
+            await one(session, i)
+
+    try:
+        start = time.perf_counter()
+        await asyncio.gather(*(client(s) for s in sessions))
+        return total / (time.perf_counter() - start)
+    finally:
+        await asyncio.gather(*(s.close() for s in sessions))
+
+
+def writes_per_second(
+    server: Server, n_clients: int, total: int, tag: str, ws: str = "bench-writes"
+) -> float:
+    """PUT `total` distinct context files with `n_clients` concurrent clients."""
+
+    async def one(session: aiohttp.ClientSession, i: int) -> None:
+        url = f"{server.base}/api/contexts/company/files/{tag}/f{i:05d}.md"
+        body = f"# note {i}\n\nwritten by the benchmark\n".encode()
+        headers = {"x-workeros-workspace": ws, "content-type": "text/markdown"}
+        async with session.put(url, data=body, headers=headers) as resp:
+            if resp.status != 200:
+                raise RuntimeError(f"PUT {url}: {resp.status} {await resp.text()}")
+            await resp.read()
+
+    return asyncio.run(_clients(n_clients, total, one))
+
+
+def gets_per_second(server: Server, path: str, n_clients: int, total: int) -> float:
+    async def one(session: aiohttp.ClientSession, i: int) -> None:
+        async with session.get(server.base + path) as resp:
+            if resp.status != 200:
+                raise RuntimeError(f"GET {path}: {resp.status} {await resp.text()}")
+            await resp.read()
+
+    return asyncio.run(_clients(n_clients, total, one))
+
+
+def get_latencies(server: Server, path: str, total: int) -> list[float]:
+    """Sequential GETs of `path`; seconds per request."""
+
+    async def run() -> list[float]:
+        out = []
+        async with aiohttp.ClientSession(headers=HEADERS) as session:
+            for _ in range(total):
+                start = time.perf_counter()
+                async with session.get(server.base + path) as resp:
+                    await resp.read()
+                    if resp.status != 200:
+                        raise RuntimeError(f"GET {path}: {resp.status}")
+                out.append(time.perf_counter() - start)
+        return out
+
+    return asyncio.run(run())
+
+
+def git_http_available(server: Server, ws_id: str) -> bool:
+    async def probe() -> bool:
+        url = f"{server.base}/git/{ws_id}.git/info/refs?service=git-upload-pack"
+        auth = aiohttp.BasicAuth("bench", HEADERS["x-floom-secret"])
+        async with aiohttp.ClientSession() as session, session.get(url, auth=auth) as resp:
+            return resp.status == 200 and "git-upload-pack" in resp.content_type
+
+    return asyncio.run(probe())
+
+
+def clone_seconds(url: str, repeats: int) -> float:
+    """Median wall time of `git clone --bare` from `url`."""
+    times = []
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory(prefix="floom-bench-clone-") as tmp:
+            start = time.perf_counter()
+            subprocess.run(
+                ["git", "clone", "-q", "--bare", url, str(Path(tmp) / "c.git")],
+                check=True,
+                capture_output=True,
+            )
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def push_latencies(url: str, pushes: int, workdir: Path) -> list[float]:
+    """Clone `url`, then commit one worker edit and `git push` it, `pushes` times."""
+    checkout = workdir / "push-checkout"
+    shutil.rmtree(checkout, ignore_errors=True)
+    subprocess.run(["git", "clone", "-q", url, str(checkout)], check=True, capture_output=True)
+    out = []
+    for i in range(pushes):
+        path = checkout / "workers" / "word-count" / "notes.md"
+        path.write_text(f"push {i}\n")
+        git(checkout, "add", "-A")
+        git(checkout, "commit", "-q", "-m", f"bench push {i}")
+        start = time.perf_counter()
+        git(checkout, "push", "-q", "origin", "main")
+        out.append(time.perf_counter() - start)
+    return out
+
+
+def edit_to_visible(server: Server, ws_path: Path, edits: int) -> list[float] | None:
+    """Edit TARGET's worker.yml on disk; seconds until GET /workers/TARGET shows the new
+    description. None when the edit never shows (no watcher running)."""
+    manifest = ws_path / "workers" / TARGET / "worker.yml"
+
+    async def run() -> list[float] | None:
+        out = []
+        async with aiohttp.ClientSession(headers=HEADERS) as session:
+            for i in range(edits):
+                wanted = f"Edited on disk {i} ({os.getpid()})"
+                lines = [
+                    f"description: {wanted}" if ln.startswith("description:") else ln
+                    for ln in manifest.read_text().splitlines()
+                ]
+                start = time.perf_counter()
+                manifest.write_text("\n".join(lines) + "\n")
+                while time.perf_counter() - start < WAIT:
+                    async with session.get(f"{server.base}/api/workers/{TARGET}") as resp:
+                        if resp.status == 200 and (await resp.json()).get("description") == wanted:
+                            break
+                    await asyncio.sleep(0.01)
+                else:
+                    return None
+                out.append(time.perf_counter() - start)
+        return out
+
+    return asyncio.run(run())
+
+
+def run_start_latencies(server: Server, runs: int) -> list[float] | None:
+    """POST /workers/word-count/runs; seconds until the run is no longer `queued`.
+    None when the server has no run engine yet."""
+
+    async def run() -> list[float] | None:
+        out = []
+        async with aiohttp.ClientSession(headers=HEADERS) as session:
+            for _ in range(runs):
+                start = time.perf_counter()
+                async with session.post(
+                    f"{server.base}/api/workers/word-count/runs",
+                    json={"inputs": {"text": "one two three"}},
+                ) as resp:
+                    if resp.status in (404, 405):
+                        return None
+                    if resp.status >= 300:
+                        raise RuntimeError(f"start run: {resp.status} {await resp.text()}")
+                    run_id = (await resp.json()).get("run_id") or ""
+                status = "queued"
+                while status == "queued" and time.perf_counter() - start < WAIT:
+                    async with session.get(f"{server.base}/api/runs/{run_id}") as resp:
+                        status = (await resp.json()).get("status", "queued")
+                    if status == "queued":
+                        await asyncio.sleep(0.005)
+                if status == "queued":
+                    return None
+                out.append(time.perf_counter() - start)
+        return out
+
+    return asyncio.run(run())
+
+
+def group_commit(work: Path, writes: int, concurrency: int) -> dict[str, float]:
+    """In process, no HTTP: writes/s through the Writer one at a time, with `concurrency`
+    concurrent writers (group commit: a chain of commits per batch), and the same writes
+    squashed into one commit per `concurrency` changes (the alternative we did not ship)."""
+    from floom_git.config import DEFAULT_TEMPLATE_DIR
+    from floom_git.services.workspaces import template_files
+    from floom_git.storage.repo import Changeset, WorkspaceRepo, signature
+    from floom_git.storage.writer import Writer
+
+    sig = signature("bench", "bench@floom.local")
+    files = template_files(DEFAULT_TEMPLATE_DIR, "bench")
+
+    def fresh(name: str) -> WorkspaceRepo:
+        return WorkspaceRepo.create(work / f"group-{name}", files, "init", sig)
+
+    def change(i: int) -> dict[str, bytes | None]:
+        return {f"contexts/company/g/f{i:05d}.md": f"# note {i}\n".encode()}
+
+    async def through_writer(clients: int) -> tuple[float, float]:
+        writer = Writer(fresh(f"writer-{clients}"))
+        counter = itertools.count()
+
+        async def client() -> None:
+            while (i := next(counter)) < writes:
+                await writer.write(lambda r, i=i: Changeset(change(i), f"note {i}"), sig)
+
+        start = time.perf_counter()
+        await asyncio.gather(*(client() for _ in range(clients)))
+        return writes / (time.perf_counter() - start), writer.commits / max(1, writer.batches)
+
+    serial, _ = asyncio.run(through_writer(1))
+    chain, batch = asyncio.run(through_writer(concurrency))
+    repo = fresh("squash")
+    start = time.perf_counter()
+    for first in range(0, writes, concurrency):
+        merged: dict[str, bytes | None] = {}
+        for i in range(first, min(writes, first + concurrency)):
+            merged.update(change(i))
+        repo.commit(Changeset(merged, f"notes {first}.."), sig)
+    squash = writes / (time.perf_counter() - start)
+    return {"serial": serial, "chain": chain, "batch": batch, "squash": squash}
