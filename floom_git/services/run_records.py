@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
-from pygit2.enums import ObjectType
+from pygit2.enums import DeltaStatus, ObjectType
 
 from floom_git.errors import NotFound
 from floom_git.schemas.run import IndexEntry, LogLine, RunRecord
@@ -40,9 +40,18 @@ LOGS = "logs.ndjson"
 ARTIFACTS = "artifacts"
 SPOOL_RECORD = "record.json"
 APPEND_DIR = "append"  # spool/<run>/append/<name>: lines to append to runs/.../<name>
+INDEX_CACHE = "index.cache"  # spool/<ws>/index.cache: the index as of a floom/runs commit
 _decode_entry = msgspec.json.Decoder(IndexEntry)
 _decode_record = msgspec.json.Decoder(RunRecord)
 _decode_line = msgspec.json.Decoder(LogLine)
+
+
+class _IndexCache(msgspec.Struct):
+    tip: str
+    entries: list[IndexEntry]
+
+
+_decode_cache = msgspec.msgpack.Decoder(_IndexCache)
 
 
 class Hooks(Protocol):
@@ -125,7 +134,7 @@ class RunStore:
     def load(self) -> list[RunRecord]:
         """Build the index from floom/runs and lay the spool over it (blocking; call once at
         start-up, in a thread). Returns the spool records, which the caller re-registers."""
-        entries = list(self._read_branch_index(self.ws.repo))
+        entries = self._branch_index()
         spooled: list[RunRecord] = []
         if self.spool.is_dir():
             for child in sorted(self.spool.iterdir()):
@@ -144,6 +153,65 @@ class RunStore:
                     shutil.rmtree(child, ignore_errors=True)  # committed; cleanup was cut short
         self._replace_index(entries)
         return spooled
+
+    def _branch_index(self) -> list[IndexEntry]:
+        """Index entries of every record on floom/runs: from the cache written at the last
+        shutdown plus the records changed since (a tree diff), else by reading every record."""
+        repo = self.ws.repo
+        tip = repo.tip(RUNS)
+        if tip is None:
+            return []
+        cache = self._read_cache()
+        if cache is not None and cache.tip == str(tip.id):
+            return cache.entries
+        if cache is not None:
+            try:
+                old = repo.resolve(cache.tip)
+                if repo.is_ancestor(old, RUNS):
+                    return self._apply_diff(cache.entries, old, tip)
+            except NotFound:
+                pass
+        entries = list(self._read_branch_index(repo))
+        self.write_cache(str(tip.id), entries)
+        return entries
+
+    def _read_cache(self) -> _IndexCache | None:
+        try:
+            return _decode_cache.decode((self.spool / INDEX_CACHE).read_bytes())
+        except (FileNotFoundError, msgspec.DecodeError):
+            return None
+
+    def write_cache(self, tip: str | None = None, entries: list[IndexEntry] | None = None) -> None:
+        """Save the index as of floom/runs' tip, so the next start-up reads one file."""
+        if tip is None:
+            commit = self.ws.repo.tip(RUNS)
+            if commit is None:
+                return
+            tip = str(commit.id)
+            entries = list(self.index.values())  # uncommitted states are in the spool too
+        data = msgspec.msgpack.encode(_IndexCache(tip=tip, entries=entries or []))
+        path = self.spool / INDEX_CACHE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{INDEX_CACHE}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+
+    def _apply_diff(self, entries: list[IndexEntry], old: Any, new: Any) -> list[IndexEntry]:
+        by_id = {e.id: e for e in entries}
+        diff = self.ws.repo.repo.diff(old.tree, new.tree)
+        for delta in diff.deltas:
+            path = delta.new_file.path
+            if not path.endswith("/" + RECORD):
+                continue
+            rid = path.split("/")[-2]
+            if delta.status == DeltaStatus.DELETED:
+                by_id.pop(rid, None)
+                continue
+            try:
+                by_id[rid] = _decode_entry.decode(self.ws.repo.repo[delta.new_file.id].data)
+            except msgspec.DecodeError:
+                log.error("unreadable run record %s", path)
+        return list(by_id.values())
 
     def _read_branch_index(self, repo: WorkspaceRepo) -> Iterator[IndexEntry]:
         tip = repo.tip(RUNS)
@@ -410,6 +478,8 @@ class RunStore:
             await self.flush()
         except Exception:
             log.exception("final commit of run records of %s failed; the spool keeps them", self.ws.id)
+        if self.loaded:
+            await asyncio.to_thread(self.write_cache)
 
 
 def _message(snaps: dict[str, _Snapshot]) -> str:

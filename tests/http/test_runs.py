@@ -474,3 +474,26 @@ async def test_restart_fails_running_runs_and_runs_queued_ones(aiohttp_client, s
     assert resp.headers["X-Total-Count"] == "2"  # the index came back from floom/runs + spool
     await committed(ws_path, running, "failed")
     await committed(ws_path, queued, "completed")
+
+
+async def test_restart_with_stale_index_cache_catches_up_from_git(aiohttp_client, settings):
+    client = await aiohttp_client(create_app(settings), headers=AUTH)
+    first = (await trigger(client, "word-count", {"text": "one"}))["run_id"]
+    await wait_run(client, first)
+    await client.close()
+    cache = settings.spool_dir / "default" / "index.cache"
+    stale = cache.read_bytes()
+
+    client = await aiohttp_client(create_app(settings), headers=AUTH)
+    second = (await trigger(client, "word-count", {"text": "two words"}))["run_id"]
+    await wait_run(client, second)
+    await client.close()
+    cache.write_bytes(stale)  # as if the server had crashed before saving its index
+
+    client = await aiohttp_client(create_app(settings), headers=AUTH)
+    listed = await (await client.get("/api/runs")).json()
+    assert [(r["id"], r["status"]) for r in listed] == [(second, "completed"), (first, "completed")]
+    await client.close()
+    cache.unlink()  # no cache at all: every record is read from floom/runs
+    client = await aiohttp_client(create_app(settings), headers=AUTH)
+    assert (await client.get("/api/runs")).headers["X-Total-Count"] == "2"
