@@ -4,6 +4,7 @@ and token-minting routes a tight one. Over budget raises RateLimited (429 + Retr
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 import typing
@@ -68,13 +69,18 @@ class Limiter:
             self._buckets.clear()
 
 
+@functools.lru_cache(maxsize=1024)
+def _returns_list(response: object) -> bool:
+    return typing.get_origin(response) is list
+
+
 def bucket_of(method: str, response: object, extra: dict[str, object]) -> str | None:
     """The bucket a route falls in: declared in `extra["rate"]`, or "list" for a GET returning a
     list (so list routes added later are limited without anyone remembering to)."""
     declared = extra.get("rate")
     if isinstance(declared, str):
         return declared
-    if method == "GET" and typing.get_origin(response) is list:
+    if method == "GET" and _returns_list(response):
         return "list"
     return None
 

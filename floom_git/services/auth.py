@@ -26,6 +26,7 @@ from pathlib import Path
 from floom_git.errors import Forbidden, Unauthenticated
 from floom_git.services.actor import ROLES, Actor
 from floom_git.services.identity import Identity
+from floom_git.services.identity.cache import ReadCache
 from floom_git.services.identity.tokens import INVALID, looks_like_token
 from floom_git.storage.system_store import TokenRow, UserRow
 
@@ -61,6 +62,15 @@ class Principal(Actor):
     fixed_role: str | None = None  # workspace tokens and the shared secret carry their role
     role_cap: str | None = None  # a personal token minted with a lower role
 
+    def with_role(self, role: str) -> Principal:
+        """This principal acting with `role` (dataclasses.replace costs more than the whole
+        token lookup; this runs on every request)."""
+        if role == self.role:
+            return self
+        clone = object.__new__(Principal)
+        clone.__dict__.update(self.__dict__, role=role)
+        return clone
+
 
 def _min_role(a: str, b: str) -> str:
     return a if ROLES.index(a) <= ROLES.index(b) else b
@@ -76,6 +86,17 @@ class Authenticator:
         self._actor = Principal("local-user", "local-user", "local-user@floom.local", role=role,
                                 auth_method="secret", fixed_role=role)
         self.identity = identity
+        self._users = ReadCache(identity.store) if identity else None
+        self._roles = ReadCache(identity.store) if identity else None
+
+    def _user(self, user_id: str) -> UserRow | None:
+        assert self.identity is not None and self._users is not None
+        user = self._users.get(user_id)
+        if user is None:
+            user = self.identity.store.user(user_id)
+            if user is not None:
+                self._users.put(user_id, user)
+        return user
 
     # -- who ------------------------------------------------------------------------------
     def check_secret(self, value: str) -> Actor:
@@ -104,8 +125,7 @@ class Authenticator:
                              role=row.role or "member", auth_method="workspace_token",
                              token_id=row.id, home_workspace=row.workspace_id,
                              fixed_role=row.role or "member")
-        assert self.identity is not None
-        user = self.identity.store.user(row.user_id)
+        user = self._user(row.user_id)
         if user is None:
             raise Unauthenticated("Invalid credentials: the token's user no longer exists")
         return self._user_actor(user, "token", token_id=row.id, home_workspace=row.workspace_id,
@@ -114,7 +134,7 @@ class Authenticator:
     def session_actor(self, value: str) -> Principal:
         if self.identity is None:
             raise Unauthenticated("Sessions are not enabled")
-        user = self.identity.store.user(self.identity.sessions.resolve(value))
+        user = self._user(self.identity.sessions.resolve(value))
         if user is None:
             raise Unauthenticated("Session not found; sign in again")
         return self._user_actor(user, "session")
@@ -164,7 +184,12 @@ class Authenticator:
         elif self.identity is None:
             return None
         else:
-            role = self.identity.store.role_of(ws_id, actor.user_id)
+            assert self._roles is not None
+            role = self._roles.get((ws_id, actor.user_id))
+            if role is None:  # only roles are cached, so a new membership shows at once
+                role = self.identity.store.role_of(ws_id, actor.user_id)
+                if role is not None:
+                    self._roles.put((ws_id, actor.user_id), role)
         if role is not None and actor.role_cap is not None:
             role = _min_role(role, actor.role_cap)
         return role
@@ -178,6 +203,8 @@ class Authenticator:
             raise Forbidden(NOT_MEMBER)
         if ROLES.index(role) < ROLES.index(needed):
             raise Forbidden(f"Requires the {needed} role in workspace {ws_id}; you are {role}")
+        if isinstance(actor, Principal):
+            return actor.with_role(role)
         return dataclasses.replace(actor, role=role)
 
     def visible_workspaces(self, actor: Actor, ws_ids: list[str]) -> dict[str, str]:

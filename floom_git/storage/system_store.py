@@ -151,6 +151,8 @@ class SystemStore:
         self._conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
         self._write_lock = threading.Lock()
+        # Bumped by every write this process commits: in-memory caches drop what they hold.
+        self.generation = 0
         with self.transaction() as conn:
             if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
                 for statement in SCHEMA.split(";"):
@@ -189,6 +191,7 @@ class SystemStore:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+            self.generation += 1
 
     def _all(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         return self._conn().execute(sql, params).fetchall()

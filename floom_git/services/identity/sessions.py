@@ -12,6 +12,7 @@ import secrets
 import time
 
 from floom_git.errors import Forbidden, InvalidInput, Unauthenticated
+from floom_git.services.identity.cache import ReadCache
 from floom_git.storage.system_store import SystemStore
 
 USER_CODE_ALPHABET = "BCDFGHJKLMNPQRSTVWXZ"  # no vowels (no words), no look-alikes
@@ -33,7 +34,7 @@ class Keyed:
         self._pepper = pepper
 
     def digest(self, label: str, value: str) -> bytes:
-        return hmac.new(self._pepper, f"{label}\0{value}".encode(), hashlib.sha256).digest()
+        return hmac.digest(self._pepper, f"{label}\0{value}".encode(), hashlib.sha256)
 
 
 class Sessions:
@@ -41,6 +42,7 @@ class Sessions:
         self.store = store
         self._keyed = keyed
         self.ttl = ttl_seconds
+        self._cache = ReadCache(store)
         self.now = time.time
 
     def create(self, user_id: str) -> str:
@@ -52,7 +54,12 @@ class Sessions:
 
     def resolve(self, value: str) -> str:
         """The user id of a live session; Unauthenticated when unknown or expired."""
-        found = self.store.session(self._keyed.digest("session", value)) if value else None
+        digest = self._keyed.digest("session", value)
+        found = self._cache.get(digest)
+        if found is None and value:
+            found = self.store.session(digest)
+            if found is not None:
+                self._cache.put(digest, found)
         if found is None:
             raise Unauthenticated("Session not found; sign in again")
         user_id, expires_at = found

@@ -12,6 +12,7 @@ import time
 from dataclasses import replace
 
 from floom_git.errors import InvalidInput, NotFound, Unauthenticated
+from floom_git.services.identity.cache import ReadCache
 from floom_git.storage.system_store import SystemStore, TokenRow
 
 PREFIX = "floom_"
@@ -31,10 +32,11 @@ class Tokens:
         self._pepper = pepper
         self._used: dict[str, float] = {}
         self._used_lock = threading.Lock()
+        self._cache = ReadCache(store)
         self.now = time.time
 
     def digest(self, value: str) -> bytes:
-        return hmac.new(self._pepper, value.encode(), hashlib.sha256).digest()
+        return hmac.digest(self._pepper, value.encode(), hashlib.sha256)
 
     def new(self, *, user_id: str, kind: str, name: str, workspace_id: str | None = None,
             role: str | None = None, expires_days: int | None = None,
@@ -64,9 +66,13 @@ class Tokens:
 
     def resolve(self, value: str) -> TokenRow:
         """The live token with this value; Unauthenticated when unknown, expired or revoked."""
-        row = self.store.token_by_digest(self.digest(value))
+        digest = self.digest(value)
+        row = self._cache.get(digest)
         if row is None:
-            raise Unauthenticated(INVALID)
+            row = self.store.token_by_digest(digest)
+            if row is None:
+                raise Unauthenticated(INVALID)
+            self._cache.put(digest, row)
         now = self.now()
         if row.revoked_at is not None:
             raise Unauthenticated("Token revoked")
