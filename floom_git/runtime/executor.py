@@ -381,6 +381,11 @@ def _listed_artifacts(workdir: Path) -> list[str]:
 
 async def _pump(stream: asyncio.StreamReader, emit: Callable[[str], None]) -> None:
     """Read a pipe to its end, emitting each line (over-long lines are split)."""
+    def lines(data: bytes) -> None:
+        # Pieces are cut at multiples of MAX_LINE from the line start, however reads split it.
+        for start in range(0, max(len(data), 1), MAX_LINE):
+            emit(data[start:start + MAX_LINE].decode("utf-8", "replace").rstrip("\r"))
+
     buf = b""
     while True:
         chunk = await stream.read(READ_CHUNK)
@@ -389,9 +394,9 @@ async def _pump(stream: asyncio.StreamReader, emit: Callable[[str], None]) -> No
         buf += chunk
         while b"\n" in buf:
             line, buf = buf.split(b"\n", 1)
-            emit(line.decode("utf-8", "replace").rstrip("\r"))
+            lines(line)
         while len(buf) > MAX_LINE:
             emit(buf[:MAX_LINE].decode("utf-8", "replace"))
             buf = buf[MAX_LINE:]
     if buf:
-        emit(buf.decode("utf-8", "replace").rstrip("\r"))
+        lines(buf)
