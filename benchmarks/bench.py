@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks import fixtures, measure
+from benchmarks import auth_overhead, fixtures, measure
 from benchmarks.server import Server, start_baseline, start_floom
 
 
@@ -247,6 +247,12 @@ def bench_live(sizes: Sizes, floom: Server, data: Path, rows: list[Row]) -> None
         )
 
 
+def bench_auth(quick: bool, rows: list[Row]) -> None:
+    """Token authentication against an unauthenticated request (its own server; aim < 5 %)."""
+    for name, value in auth_overhead.run(quick):
+        rows.append(Row(name, value, note="aim < 5 % of a request" if "in process" in name else ""))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scripts/bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
@@ -283,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         bench_reads(sizes, floom, rows)
         bench_git(sizes, floom, data, work, rows)
         bench_live(sizes, floom, data, rows)
+        bench_auth(args.quick, rows)
     except Exception:
         for server in servers:
             print(f"--- {server.name} log ---\n{server.log_tail()}", file=sys.stderr)
