@@ -318,3 +318,17 @@ async def test_shared_secret_lists_every_workspace(client):
     assert [(w["id"], w["role"]) for w in listed] == [("default", "member"), ("second", "member")]
     assert (await client.get("/api/workers", headers={"x-workeros-workspace": "second"})).status == 200
     assert SECRET
+
+
+async def test_role_change_and_removal_apply_to_the_next_request(anon):
+    app = anon.server.app
+    _, owner = add_member(app, "default", "owner", "olivia")
+    bob_id, bob = add_member(app, "default", "admin", "bob")
+    assert (await anon.get("/api/workspace/tokens", headers=bob)).status == 200  # cached as admin
+    await anon.patch(f"/api/workspaces/default/members/{bob_id}/role", json={"role": "viewer"},
+                     headers=owner)
+    resp = await anon.get("/api/workspace/tokens", headers=bob)
+    assert resp.status == 403 and "you are viewer" in (await resp.json())["detail"]
+    assert (await anon.delete(f"/api/workspaces/default/members/{bob_id}", headers=owner)).status == 200
+    resp = await anon.get("/api/workers", headers=bob)
+    assert resp.status == 403 and (await resp.json())["detail"] == "Not a member of the workspace"
