@@ -62,9 +62,7 @@ def message(changed: list[str]) -> str:
     return f"sync: on-disk edit to {shown}"
 
 
-async def reconcile(
-    ws: Workspace, candidates: Iterable[str] | None = None, *, reload: bool = True
-) -> SyncResult:
+async def reconcile(ws: Workspace, candidates: Iterable[str] | None = None) -> SyncResult:
     """Commit the valid on-disk differences from `main` among `candidates` (None: the whole tree).
 
     Workers touched are reloaded first, so an invalid manifest shows as `status: "error"` with
@@ -72,11 +70,10 @@ async def reconcile(
     the batch are committed. Secret-bearing, gitignored and symlinked files are never committed.
     """
     wanted = None if candidates is None else {c.strip("/") for c in candidates if c.strip("/")}
-    if reload:
-        if wanted is None:
-            await asyncio.to_thread(ws.workers.reload_all)
-        else:
-            await asyncio.to_thread(ws.workers.reload_paths, wanted)
+    if wanted is None:
+        await asyncio.to_thread(ws.workers.reload_all)
+    else:
+        await asyncio.to_thread(ws.workers.reload_paths, wanted)
     out = SyncResult()
     max_bytes = ws.settings.max_file_bytes
 
@@ -178,6 +175,8 @@ def _refusal(path: str, kind: str, data: bytes | None) -> str | None:
         return "symlinks are not committed"
     if kind == "too-large":
         return "file is over the size limit"
+    if kind == "unreadable":
+        return "file cannot be read by the server"
     if kind != "file":
         return "not a regular file"
     try:
@@ -310,6 +309,8 @@ class _Disk:
                 return "file", fh.read()
         except (FileNotFoundError, NotADirectoryError):
             return "missing", None
+        except OSError:
+            return "unreadable", None
 
 
 def _kind(full: str) -> str:
@@ -317,6 +318,8 @@ def _kind(full: str) -> str:
         st = os.lstat(full)
     except (FileNotFoundError, NotADirectoryError):
         return "missing"
+    except OSError:
+        return "other"
     if stat.S_ISLNK(st.st_mode):
         return "symlink"
     if stat.S_ISDIR(st.st_mode):

@@ -146,6 +146,29 @@ async def test_api_write_makes_no_sync_commit(live, ws_path):
     assert_consistent(ws_path)
 
 
+async def test_push_makes_no_sync_commit(live, ws_path, tmp_path):
+    """A push moves main, then the server updates its working tree: the watcher sees those
+    writes and finds nothing that differs from main."""
+    url = f"http://floom:{SECRET}@127.0.0.1:{live.server.port}/git/default.git"
+    clone = tmp_path / "clone"
+
+    def push() -> None:
+        git(tmp_path, "clone", "-q", url, str(clone))
+        (clone / RUN_PY).write_text("print('pushed')\n")
+        (clone / "contexts/company/pushed.md").write_text("pushed\n")
+        git(clone, "add", "-A")
+        git(clone, "commit", "-qm", "from a clone")
+        git(clone, "push", "-q", "origin", "main")
+
+    await asyncio.to_thread(push)
+    assert (ws_path / RUN_PY).read_text() == "print('pushed')\n"
+    (ws_path / "workspace.md").write_text("# Marker edit\n")
+    await until(synced(live, subject="sync: on-disk edit to workspace.md"), "the marker commit")
+    assert sync_subjects(ws_path) == ["sync: on-disk edit to workspace.md"]
+    assert git(ws_path, "log", "-2", "--format=%s", "main").splitlines()[1] == "from a clone"
+    assert_consistent(ws_path)
+
+
 async def test_secret_files_on_disk_are_never_committed(live, ws_path):
     (ws_path / "workers/word-count/.env").write_text("API_KEY=secret\n")
     (ws_path / "contexts/company/.env.local").write_text("TOKEN=secret\n")
