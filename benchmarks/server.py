@@ -32,6 +32,7 @@ def server_env(extra: dict[str, str] | None = None) -> dict[str, str]:
         {
             "FLOOM_SECRET": SECRET,
             "WORKEROS_SHARED_SECRET_ROLE": "admin",  # /health/details is admin-only
+            "FLOOM_RATE_LIST_PER_MINUTE": "0",  # measure the server, not its rate limit
             "PYTHONUNBUFFERED": "1",
         }
     )
