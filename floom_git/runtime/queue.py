@@ -214,6 +214,8 @@ class RunEngine:
             for ws_id, _store in list(self._stores.items()):
                 try:
                     runs.expire_due(self.manager.get(ws_id))
+                except NotFound:  # the workspace was deleted
+                    self._stores.pop(ws_id, None)
                 except Exception:
                     log.exception("approval expiry sweep failed in workspace %s", ws_id)
             await asyncio.sleep(self.settings.approval_sweep_seconds)

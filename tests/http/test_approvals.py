@@ -31,7 +31,7 @@ def approvals(hours: float | None = None) -> str:
 
 @pytest.fixture
 def settings(settings):
-    return settings.replace(approval_sweep_seconds=0.1)
+    return settings.replace(approval_sweep_seconds=0.1, sse_keepalive_seconds=0.2)
 
 
 async def pending_run(client, name: str = "mailer", hours: float | None = None) -> dict:
@@ -143,3 +143,25 @@ async def test_pending_approval_survives_restart(aiohttp_client, settings):
     assert resp.status == 200
     follow = await wait_run(client, (await resp.json())["run_id"])
     assert follow["outputs"] == {"sent": {"draft": "Hello Ada"}}
+
+
+async def test_cancel_pending_run_cancels_its_approval(client):
+    run = await pending_run(client)
+    resp = await client.post(f"/api/runs/{run['id']}/cancel")
+    assert await resp.json() == {"status": "cancelled", "run_id": run["id"]}
+    done = await (await client.get(f"/api/runs/{run['id']}")).json()
+    assert done["status"] == "cancelled" and done["approval"]["status"] == "cancelled"
+    assert (await client.post(f"/api/runs/{run['id']}/approve")).status == 409
+
+
+async def test_events_stream_sends_keepalives_while_pending(client):
+    run = await pending_run(client)
+
+    async def first_ping() -> bytes:
+        async with client.get(f"/api/runs/{run['id']}/events") as resp:
+            async for raw in resp.content:
+                if raw.startswith(b":"):
+                    return raw
+        return b""
+
+    assert (await asyncio.wait_for(first_ping(), 20)).startswith(b": ping")
