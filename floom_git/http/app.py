@@ -12,6 +12,7 @@ from aiohttp import web
 
 from floom_git.config import Settings
 from floom_git.http import git_http, middleware, openapi
+from floom_git.http import metrics
 from floom_git.http.keys import AUTH, IDENTITY, MANAGER, SECRETS, SETTINGS
 from floom_git.http.ratelimit import LIMITER, Limiter
 from floom_git.http.handlers import runs as runs_handlers
@@ -32,7 +33,7 @@ WATCHER = web.AppKey("watcher", Watcher)
 
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
-        middlewares=[middleware.errors, middleware.auth],
+        middlewares=[metrics.middleware, middleware.errors, middleware.auth],
         client_max_size=settings.max_upload_bytes,
         handler_args={"max_field_size": 16384, "max_line_size": 16384},
     )
@@ -48,6 +49,7 @@ def create_app(settings: Settings) -> web.Application:
     app[LIMITER] = Limiter(settings)
     app[AUTH] = Authenticator(secret, settings.shared_secret_role, identity)
     git_http.setup(app)
+    metrics.setup(app)  # before the workspaces open: it counts their commits
     routes = list(ROUTES) + openapi.routes()
     app[middleware.SPECS] = register(app, routes)
     app[openapi.ROUTES_KEY] = routes

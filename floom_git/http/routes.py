@@ -149,6 +149,10 @@ from floom_git.http.handlers import health as _health  # noqa: E402  (its routes
 
 ROUTES += _health.routes()
 
+from floom_git.http import metrics as _metrics  # noqa: E402  (its routes() needs Route)
+
+ROUTES += _metrics.routes()
+
 from floom_git.http.handlers import automation as _automation  # noqa: E402  (routes() needs Route)
 from floom_git.http.handlers import runs as _runs  # noqa: E402
 
