@@ -6,8 +6,12 @@ import itertools
 
 import pytest
 
+from floom_git.schemas.run import RunRecord
+from floom_git.services import runs
+from floom_git.services.run_records import RunStore
+from floom_git.services.workspaces import WorkspaceManager
 from tests.conftest import git
-from tests.http.test_runs import RESULT_OK, committed, make_worker, trigger, wait_run
+from tests.http.test_runs import RESULT_OK, make_worker, trigger, wait_run
 
 
 @pytest.fixture
@@ -37,12 +41,40 @@ async def test_queue_runs_fifo_under_concurrency_cap(client):
     await wait_run(client, blockers[1], until=("cancelled",))
 
 
-async def test_record_commits_group_many_runs(client, ws_path):
-    ids = [(await trigger(client, "word-count", {"text": f"n {i}"}))["run_id"] for i in range(6)]
-    for rid in ids:
-        await wait_run(client, rid)
-    for rid in ids:
-        await committed(ws_path, rid, "completed")
-    commits = int(git(ws_path, "rev-list", "--count", "floom/runs").strip())
-    assert commits < 3 * len(ids)  # without grouping: queued, running and completed per run
-    git(ws_path, "fsck", "--no-progress")
+def _record(i: int) -> RunRecord:
+    record = RunRecord(id=f"run_{i:012x}", worker_id="word-count", worker_name="Word count",
+                       worker_sha="0" * 40, created_at=f"2026-05-01T10:00:0{i}.000Z")
+    runs.transition(record, "queued")
+    return record
+
+
+@pytest.fixture
+async def workspace(settings):
+    manager = WorkspaceManager(settings)
+    manager.open_all()
+    return await manager.create("default")
+
+
+async def test_record_store_groups_changes_into_one_commit(workspace):
+    store = RunStore(workspace)
+    store.load()
+    for i in range(5):
+        store.put(_record(i))
+    await store.flush()
+    log = git(workspace.path, "log", "--format=%s", "floom/runs").splitlines()
+    assert log == ["runs: record 5 runs (5 queued)"]
+    files = git(workspace.path, "ls-tree", "-r", "--name-only", "floom/runs").split()
+    assert files == [f"runs/2026-05-01/run_{i:012x}/run.json" for i in range(5)]
+    assert not list((workspace.settings.spool_dir / "default").glob("run_*/record.json"))
+    await store.close()
+
+
+async def test_record_store_spool_survives_crash_before_commit(workspace):
+    store = RunStore(workspace)
+    store.load()
+    store.put(_record(1))  # acknowledged: on disk, not committed; then the process "dies"
+    store._timer.cancel()
+    again = RunStore(workspace)
+    spooled = again.load()
+    assert [r.id for r in spooled] == ["run_000000000001"]
+    assert spooled[0].status == "queued"
