@@ -28,6 +28,7 @@ LogFn = Callable[[str, str], None]  # (level, message)
 MAX_LINE = 16 * 1024
 READ_CHUNK = 65536
 ENV_OK = ".floom-ok"
+PGID_FILE = "pgid"
 
 
 @dataclass
@@ -139,6 +140,22 @@ def _limits(cpu_seconds: int, memory_bytes: int | None, file_bytes: int) -> Call
             clamp(resource.RLIMIT_AS, memory_bytes)
 
     return apply
+
+
+def reap_orphans(spool: Path) -> list[int]:
+    """Kill process groups that runs of a crashed server left behind: a spool run folder with a
+    `pgid` file whose group leader still works in that run's scratch dir. Returns the pgids."""
+    killed = []
+    for pgid_file in spool.glob(f"run_*/{PGID_FILE}"):
+        try:
+            pgid = int(pgid_file.read_text())
+            cwd = Path(os.readlink(f"/proc/{pgid}/cwd"))
+        except (OSError, ValueError):
+            continue
+        if cwd == (pgid_file.parent / "work").resolve():
+            _kill_group(pgid, signal.SIGKILL)
+            killed.append(pgid)
+    return killed
 
 
 def _kill_group(pid: int, sig: int) -> None:
@@ -281,6 +298,8 @@ class Executor:
             stderr=asyncio.subprocess.PIPE, start_new_session=True,
             preexec_fn=_limits(int(job.timeout) + 5, memory, s.run_file_size_mb * 1024 * 1024),
         )
+        # Remembered so that a restart after a crash can stop a process group left behind.
+        (job.workdir.parent / PGID_FILE).write_text(str(proc.pid))
         log("info", f"Started `{job.command}` (pid {proc.pid}, timeout {job.timeout:g}s)")
         stderr_tail: list[str] = []
 

@@ -19,7 +19,7 @@ from pygit2.enums import FileMode
 
 from floom_git.config import Settings
 from floom_git.errors import FloomError, NotFound
-from floom_git.runtime.executor import Executor, Job
+from floom_git.runtime.executor import Executor, Job, reap_orphans
 from floom_git.schemas.manifest import Manifest
 from floom_git.schemas.run import RunRecord
 from floom_git.services import runs
@@ -78,6 +78,8 @@ class RunEngine:
             if store.hooks is self:
                 return store
             spooled = await asyncio.to_thread(store.load)
+            for pgid in await asyncio.to_thread(reap_orphans, store.spool):
+                log.warning("workspace %s: killed process group %d left by a crashed run", ws.id, pgid)
             queued = runs.recover(ws, spooled)
             store.hooks = self
             self._stores[ws.id] = store

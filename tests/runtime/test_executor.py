@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from floom_git.config import Settings
-from floom_git.runtime.executor import Executor, Job
+from floom_git.runtime.executor import Executor, Job, reap_orphans
 
 
 @pytest.fixture
@@ -155,3 +155,25 @@ def test_job_inputs_json_written(settings):
     ex._prepare(j)
     assert json.loads((j.workdir / "inputs.json").read_text()) == {"a": [1, "b"]}
     assert not (j.workdir / ".env.local").exists()
+
+
+def test_reap_orphans_kills_group_left_in_run_scratch_dir(settings, tmp_path):
+    import subprocess
+
+    spool = settings.spool_dir / "default"
+    work = spool / "run_abc" / "work"
+    work.mkdir(parents=True)
+    orphan = subprocess.Popen(["sleep", "300"], cwd=work, start_new_session=True)
+    (spool / "run_abc" / "pgid").write_text(str(orphan.pid))
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    bystander = subprocess.Popen(["sleep", "300"], cwd=other, start_new_session=True)
+    (spool / "run_def").mkdir()
+    (spool / "run_def" / "pgid").write_text(str(bystander.pid))  # not in its run's dir: spared
+    try:
+        assert reap_orphans(spool) == [orphan.pid]
+        assert orphan.wait(timeout=20) == -9
+        assert bystander.poll() is None
+    finally:
+        bystander.kill()
+        bystander.wait()
