@@ -17,6 +17,15 @@ ROUTES_KEY = web.AppKey("routes", list)
 _PARAM = re.compile(r"\{(\w+)(?::[^}]*)?\}")
 
 
+def error_statuses(route: Any) -> list[int]:
+    """Every error status the route can answer: the common ones, 401/403 where a credential is
+    checked (by the middleware, or by a public route itself: `extra["errors"]`)."""
+    codes = {400, 404, 409, 413, 422, 429} | set(route.extra.get("errors", ()))
+    if route.perm != "public":
+        codes |= {401, 403}
+    return sorted(codes)
+
+
 def build_spec(routes: list) -> dict[str, Any]:
     types: list[Any] = [Error]
     for r in routes:
@@ -32,6 +41,7 @@ def build_spec(routes: list) -> dict[str, Any]:
             "summary": r.summary,
             "tags": [r.tag],
             "operationId": f"{r.method.lower()}_{re.sub(r'[^a-z0-9]+', '_', path.lower()).strip('_')}",
+            "x-floom-permission": r.perm,
         }
         params = [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
                   for n in _PARAM.findall(r.path)]
@@ -59,13 +69,12 @@ def build_spec(routes: list) -> dict[str, Any]:
             ok["content"] = {r.content_type: {"schema": {"type": "string"}}}
         err = {"description": "Error", "content": {"application/json": {"schema": by_type[Error]}}}
         responses: dict[str, Any] = {str(r.status): ok}
-        codes = ["400", "404", "409", "413", "422", "429"]
-        if r.perm not in ("public",):
-            codes[:0] = ["401", "403"]
-        for code in codes:
-            responses[code] = err
+        for code in error_statuses(r):
+            responses[str(code)] = err
         op["responses"] = responses
-        if r.perm not in ("public",):
+        if r.perm == "git":
+            op["security"] = [{"gitBasic": []}]
+        elif r.perm != "public":
             op["security"] = [{"floomSecret": []}, {"floomToken": []}, {"bearer": []}]
         paths.setdefault(path, {})[r.method.lower()] = op
     return {
@@ -80,6 +89,8 @@ def build_spec(routes: list) -> dict[str, Any]:
                 "floomSecret": {"type": "apiKey", "in": "header", "name": "x-floom-secret"},
                 "floomToken": {"type": "apiKey", "in": "header", "name": "x-floom-token"},
                 "bearer": {"type": "http", "scheme": "bearer"},
+                "gitBasic": {"type": "http", "scheme": "basic",
+                             "description": "any user name; an API token or the shared secret"},
             },
         },
     }

@@ -28,7 +28,7 @@ def routes() -> list[Any]:
         # sign-in and sessions
         Route("POST", "/auth/login", auth.login, "public",
               "Password sign-in; sets the floom_session cookie", A, body=s.LoginIn,
-              response=s.SessionOut),
+              response=s.SessionOut, extra={"errors": (401,)}),
         Route("POST", "/auth/logout", auth.logout, "public", "End the session and clear its cookie", A,
               response=s.Done),
         Route("POST", "/auth/refresh", auth.refresh, "user", "Mint a fresh session cookie", A,
@@ -37,7 +37,8 @@ def routes() -> list[Any]:
               "A short-lived, one-time sign-in URL for yourself", A, response=s.MagicLinkOut,
               extra={"rate": "auth"}),
         Route("GET", "/auth/magic/{token}", auth.magic_consume, "public",
-              "Use a magic link: starts a session", A, response=s.SessionOut, extra={"rate": "auth"}),
+              "Use a magic link: starts a session", A, response=s.SessionOut,
+              extra={"rate": "auth", "errors": (401,)}),
         Route("GET", "/auth/me", auth.me, "user", "Who you are, the active workspace and your role", A,
               response=s.Me),
         # personal and workspace tokens
