@@ -7,6 +7,7 @@ import logging
 import secrets
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from floom_git.errors import FloomError
 from floom_git.http.errors import error_response, from_domain
@@ -40,6 +41,9 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         for key in ("Allow", "WWW-Authenticate", "Retry-After"):
             if key in exc.headers:
                 response.headers[key] = exc.headers[key]
+    except HttpProcessingError as exc:
+        # aiohttp's parsers raise these while a handler reads a malformed multipart body
+        response = error_response(400, f"request body: malformed ({str(exc.message)[:200]})")
     except (ConnectionResetError, __import__("asyncio").CancelledError):
         raise
     except Exception:
