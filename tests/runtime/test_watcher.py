@@ -50,10 +50,10 @@ def watch_of(client, ws_id: str):
     return watch
 
 
-async def until(check: Callable[[], object], what: str) -> object:
-    """Poll `check` (sync or async) until it returns something truthy; fail after DEADLINE."""
+async def until(check: Callable[[], object], what: str, deadline: float = DEADLINE) -> object:
+    """Poll `check` (sync or async) until it returns something truthy; fail after `deadline`."""
     loop = asyncio.get_running_loop()
-    end = loop.time() + DEADLINE
+    end = loop.time() + deadline
     while True:
         value = check()
         if asyncio.iscoroutine(value):
@@ -225,10 +225,15 @@ def _storm(root: Path, atomic: bool = False) -> None:
     )
 
 
-@pytest.mark.timeout(90)
+@pytest.mark.timeout(180)
 @pytest.mark.parametrize("how", ["git checkout", "script"])
 async def test_checkout_storm_ends_consistent(aiohttp_client, settings, ws_path, tmp_path, how):
-    """Thousands of files change under the watcher at once; main ends holding all of them."""
+    """Thousands of files change under the watcher at once; main ends holding all of them.
+
+    A checkout is settled by its .git/index.lock, so it ends in very few commits; a script has
+    no such marker and may be committed in a few steps (each a real intermediate state).
+    """
+    settings = settings.replace(sync_quiet_seconds=1.0)
     # Before the server starts: main gets 1,200 bulk files, and branch storm the storm's result.
     WorkspaceManager(settings).create_sync("default")
     clone = tmp_path / "clone"
@@ -264,9 +269,10 @@ async def test_checkout_storm_ends_consistent(aiohttp_client, settings, ws_path,
     await until(
         lambda: git(ws_path, "rev-parse", "main^{tree}").strip() == storm_tree and landed(),
         "main to hold every file of the storm",
+        deadline=3 * DEADLINE,
     )
     made = commit_count(ws_path) - before
-    assert 1 <= made <= 5, f"{made} sync commits"
+    assert 1 <= made <= (3 if how == "git checkout" else 20), f"{made} sync commits"
     assert all(s.startswith("sync: on-disk edit to ") for s in sync_subjects(ws_path))
     assert (await worker(client, "word-count"))["name"] == "Storm count"
     assert_consistent(ws_path)
