@@ -4,7 +4,6 @@ content types and streaming. The git processes belong to services.git_transport;
 from __future__ import annotations
 
 import base64
-import binascii
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -48,8 +47,9 @@ def _basic_password(request: web.Request) -> str | None:
         return None
     try:
         _, _, password = base64.b64decode(rest.strip(), validate=True).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError):
-        return ""
+    except (ValueError, UnicodeDecodeError):  # binascii.Error, or non-ASCII header bytes
+        raise _unauthorized("Invalid credentials: malformed Basic authorization "
+                            "(expected base64 of user:password)") from None
     return password
 
 

@@ -14,7 +14,6 @@ fall-through to another method. The server-generated secret lives in system/, ne
 from __future__ import annotations
 
 import base64
-import binascii
 import dataclasses
 import hmac
 import os
@@ -72,6 +71,14 @@ class Principal(Actor):
         return clone
 
 
+def _require_text(value: str, what: str = "credential") -> None:
+    """Header bytes that are not UTF-8 arrive as lone surrogates and cannot be hashed or compared."""
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise Unauthenticated(f"Invalid credentials: the {what} is not UTF-8 text") from None
+
+
 def _min_role(a: str, b: str) -> str:
     return a if ROLES.index(a) <= ROLES.index(b) else b
 
@@ -106,6 +113,7 @@ class Authenticator:
 
     def _credential(self, value: str) -> Actor:
         """A token or the shared secret (the generated secret also starts with floom_)."""
+        _require_text(value)
         if self.identity is not None and looks_like_token(value):
             try:
                 return self._token_actor(self.identity.tokens.resolve(value))
@@ -134,6 +142,7 @@ class Authenticator:
     def session_actor(self, value: str) -> Principal:
         if self.identity is None:
             raise Unauthenticated("Sessions are not enabled")
+        _require_text(value, "session cookie")
         user = self._user(self.identity.sessions.resolve(value))
         if user is None:
             raise Unauthenticated("Session not found; sign in again")
@@ -158,7 +167,7 @@ class Authenticator:
             if scheme.lower() == "basic":
                 try:
                     _, _, password = base64.b64decode(rest.strip(), validate=True).decode().partition(":")
-                except (binascii.Error, UnicodeDecodeError):
+                except (ValueError, UnicodeDecodeError):  # binascii.Error, non-ASCII input
                     raise Unauthenticated("Invalid credentials: malformed Basic authorization") from None
                 return self.authenticate_basic(password)
             raise Unauthenticated(f"Unsupported Authorization scheme {scheme[:20]!r}; use Bearer")

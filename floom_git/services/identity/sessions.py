@@ -95,7 +95,8 @@ class MagicLinks:
     def consume(self, token: str) -> str:
         """The user id the link signs in; Unauthenticated when forged, expired or used before."""
         payload, _, sig = token.partition(".")
-        if not payload or not sig or len(token) > MAX_MAGIC_LEN:
+        # a real link is ASCII; compare_digest and the digest refuse other text (500, not 401)
+        if not payload or not sig or len(token) > MAX_MAGIC_LEN or not token.isascii():
             raise Unauthenticated("Invalid magic link")
         if not hmac.compare_digest(sig, self._sign(payload)):
             raise Unauthenticated("Invalid magic link")
