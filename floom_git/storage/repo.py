@@ -19,10 +19,12 @@ import pygit2
 from pygit2.enums import FileMode, ObjectType
 
 from floom_git.errors import Conflict, InvalidInput, NotFound
+from floom_git.storage import leftovers
 
 MAIN = "refs/heads/main"
 RUNS = "refs/heads/floom/runs"
 JOURNAL = "floom-sync.json"
+TEMP_PREFIX = ".floom-"  # _atomic_write's temporary files, next to the file they replace
 HEX = set("0123456789abcdef")
 
 
@@ -67,6 +69,7 @@ class WorkspaceRepo:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.repo = pygit2.Repository(str(self.path))
+        self._leftovers_cleared = False
 
     # -- creation -------------------------------------------------------------------------
     @classmethod
@@ -294,7 +297,14 @@ class WorkspaceRepo:
             pass
 
     def recover(self) -> list[str]:
-        """After a crash: finish a working-tree sync that a commit started. Returns the files."""
+        """After a crash: finish a working-tree sync that a commit started. Returns the files.
+
+        The first call on a newly opened repository (start-up, before this process writes it)
+        also removes what a killed process left in .git (storage/leftovers.py).
+        """
+        if not self._leftovers_cleared:
+            self._leftovers_cleared = True
+            leftovers.clear(Path(self.repo.path), TEMP_PREFIX)
         journal = Path(self.repo.path) / JOURNAL
         if not journal.exists():
             return []
@@ -305,9 +315,23 @@ class WorkspaceRepo:
             data, files = {}, []
         if isinstance(data.get("from"), str):  # a push was moving main (begin_ref_move)
             files += self.changed_files(data["from"], self._main_sha())
-        self.sync_worktree([f for f in files if isinstance(f, str)])
+        files = [f for f in files if isinstance(f, str)]
+        self.sync_worktree(files)
+        self._remove_temp_files(files)
         self._clear_journal()
         return files
+
+    def _remove_temp_files(self, files: list[str]) -> None:
+        """Delete the untracked temporary files a sync of `files` may have left when killed."""
+        head = self.tip(MAIN)
+        for folder in sorted({(self.path / f).parent for f in files}):
+            if folder.is_symlink() or not folder.is_dir():
+                continue
+            for tmp in folder.glob(TEMP_PREFIX + "*"):
+                rel = tmp.relative_to(self.path).as_posix()
+                if tmp.is_file() and not tmp.is_symlink() and self.entry(head, rel) is None:
+                    tmp.unlink(missing_ok=True)
+            _prune_dirs(folder, self.path)
 
     # -- refs moved by another program (receive-pack) ----------------------------------------
     def begin_ref_move(self, old_main: str | None) -> None:
@@ -415,7 +439,7 @@ def _atomic_write(path: Path, data: bytes, executable: bool) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.is_dir() and not path.is_symlink():
         raise Conflict(f"{path.name} is a folder on disk")
-    fd, tmp = tempfile.mkstemp(prefix=".floom-", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)

@@ -1,0 +1,43 @@
+"""What a process killed mid-write leaves in a repository's .git, and its removal at start-up:
+stale lock files, half-written temporary objects, the quarantine of an unfinished push."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+log = logging.getLogger("floom_git.storage")
+
+# git never removes a lock file by itself, and a stale index.lock or refs/heads/main.lock would
+# refuse every later write (and the start-up sync of the working tree).
+LOCKS = ("index.lock", "HEAD.lock", "packed-refs.lock", "config.lock",
+         "objects/info/commit-graph.lock", "objects/info/commit-graphs/commit-graph-chain.lock")
+
+
+def clear(git_dir: Path, temp_prefix: str) -> list[str]:
+    """Remove crash leftovers from `git_dir`; returns them (relative to it).
+
+    Only while nothing else writes the repository: the server's writes and pushes run under its
+    writer lock, and none has started yet at start-up. A lock file holds no data (the file it
+    guards is intact), a temporary object was never referenced, and a quarantined push was never
+    accepted. `temp_prefix` names the server's own temporary files (a journal write cut short).
+    """
+    found = [git_dir / name for name in LOCKS]
+    found += (git_dir / "refs").rglob("*.lock")
+    found += git_dir.glob("objects/??/tmp_obj*")  # libgit2's tmp_object_git2_*, git's tmp_obj_*
+    found += git_dir.glob("objects/incoming-*")  # receive-pack's quarantine
+    found += git_dir.glob(temp_prefix + "*")
+    removed = []
+    for path in found:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        elif path.is_file() or path.is_symlink():
+            path.unlink(missing_ok=True)
+        else:
+            continue
+        removed.append(path.relative_to(git_dir).as_posix())
+    if removed:
+        log.warning("%s: removed what an interrupted write left behind: %s", git_dir,
+                    ", ".join(removed[:20]) + (" ..." if len(removed) > 20 else ""))
+    return removed
