@@ -56,7 +56,12 @@ def parse_iso(value: str, field_name: str) -> dt.datetime:
         when = dt.datetime.fromisoformat(value.strip())
     except ValueError:
         raise InvalidInput(f"{field_name}: expected an ISO-8601 timestamp, got '{value[:40]}'") from None
-    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+    when = when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+    try:
+        when.astimezone(dt.UTC)  # year 1 or 9999 with an offset falls off the calendar
+    except OverflowError:
+        raise InvalidInput(f"{field_name}: '{value[:40]}' is out of range") from None
+    return when
 
 
 def new_id(prefix: str) -> str:
