@@ -4,6 +4,7 @@ with `$.path` messages, query parameters with bounds, JSON responses."""
 from __future__ import annotations
 
 import json as _json
+import re
 from typing import Any, TypeVar
 
 import msgspec
@@ -64,6 +65,19 @@ def decode_bytes(body: bytes, type_: type[T]) -> T:
         raise InvalidInput(f"request body: malformed JSON ({exc})") from None
     except RecursionError:
         raise InvalidInput("request body: JSON is nested too deeply") from None
+
+
+_ENCODED_TWICE = re.compile(r"%(2e|2f|5c|00)", re.IGNORECASE)
+
+
+def path_param(request: web.Request, name: str) -> str:
+    """A free-form path taken from the URL (decoded once by aiohttp). An encoded dot, slash,
+    backslash or NUL left after that decoding was encoded twice: a traversal attempt through
+    any layer that decodes again, so it is refused rather than stored as a literal name."""
+    value = request.match_info[name]
+    if _ENCODED_TWICE.search(value):
+        raise InvalidInput(f"{name}: '{value[:80]}' is percent-encoded twice; encode a path once")
+    return value
 
 
 def json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:

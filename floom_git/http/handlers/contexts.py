@@ -44,7 +44,8 @@ async def delete_context(request: web.Request) -> web.Response:
 
 async def read_file(request: web.Request) -> web.Response:
     data, ctype = await asyncio.to_thread(
-        contexts.read_file, workspace(request), request.match_info["name"], request.match_info["path"]
+        contexts.read_file, workspace(request), request.match_info["name"],
+        wire.path_param(request, "path"),
     )
     headers = {"X-Content-Type-Options": "nosniff"}
     if ctype in ("text/html", "image/svg+xml", "application/xhtml+xml"):
@@ -74,7 +75,7 @@ async def put_file(request: web.Request) -> web.Response:
     else:
         data = raw
     result = await contexts.put_file(
-        workspace(request), actor(request), request.match_info["name"], request.match_info["path"],
+        workspace(request), actor(request), request.match_info["name"], wire.path_param(request, "path"),
         data, cfg.max_file_bytes,
     )
     return wire.json(result)
@@ -82,7 +83,7 @@ async def put_file(request: web.Request) -> web.Response:
 
 async def delete_file(request: web.Request) -> web.Response:
     result = await contexts.delete_file(
-        workspace(request), actor(request), request.match_info["name"], request.match_info["path"]
+        workspace(request), actor(request), request.match_info["name"], wire.path_param(request, "path")
     )
     return wire.json(result)
 
