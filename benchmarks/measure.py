@@ -20,6 +20,7 @@ from benchmarks.fixtures import TARGET, git
 from benchmarks.server import HEADERS, Server
 
 WAIT = 20.0  # generous deadline for anything asynchronous (a watcher, a run starting)
+ROUNDS = 4  # methods compared side by side alternate this many times
 
 
 def quantiles(samples: list[float]) -> tuple[float, float]:
@@ -31,28 +32,32 @@ def quantiles(samples: list[float]) -> tuple[float, float]:
 
 
 async def _clients(
-    n_clients: int, total: int, one: Callable[[aiohttp.ClientSession, int], Awaitable[None]]
+    n_clients: int,
+    total: int,
+    one: Callable[[aiohttp.ClientSession, int], Awaitable[None]],
+    offset: int = 0,
 ) -> float:
-    """Run `total` calls of `one` spread over `n_clients` sessions; return calls per second."""
-    counter = itertools.count()
+    """Run calls `offset`..`offset + total - 1` of `one` spread over `n_clients` sessions;
+    return the seconds it took."""
+    counter = itertools.count(offset)
     sessions = [aiohttp.ClientSession(headers=HEADERS) for _ in range(n_clients)]
 
     async def client(session: aiohttp.ClientSession) -> None:
-        while (i := next(counter)) < total:
+        while (i := next(counter)) < offset + total:
             await one(session, i)
 
     try:
         start = time.perf_counter()
         await asyncio.gather(*(client(s) for s in sessions))
-        return total / (time.perf_counter() - start)
+        return time.perf_counter() - start
     finally:
         await asyncio.gather(*(s.close() for s in sessions))
 
 
-def writes_per_second(
-    server: Server, n_clients: int, total: int, tag: str, ws: str = "bench-writes"
+def write_seconds(
+    server: Server, n_clients: int, total: int, tag: str, offset: int = 0, ws: str = "bench-writes"
 ) -> float:
-    """PUT `total` distinct context files with `n_clients` concurrent clients."""
+    """Seconds to PUT `total` distinct context files with `n_clients` concurrent clients."""
 
     async def one(session: aiohttp.ClientSession, i: int) -> None:
         url = f"{server.base}/api/contexts/company/files/{tag}/f{i:05d}.md"
@@ -63,7 +68,7 @@ def writes_per_second(
                 raise RuntimeError(f"PUT {url}: {resp.status} {await resp.text()}")
             await resp.read()
 
-    return asyncio.run(_clients(n_clients, total, one))
+    return asyncio.run(_clients(n_clients, total, one, offset))
 
 
 def gets_per_second(server: Server, path: str, n_clients: int, total: int) -> float:
@@ -73,7 +78,7 @@ def gets_per_second(server: Server, path: str, n_clients: int, total: int) -> fl
                 raise RuntimeError(f"GET {path}: {resp.status} {await resp.text()}")
             await resp.read()
 
-    return asyncio.run(_clients(n_clients, total, one))
+    return total / asyncio.run(_clients(n_clients, total, one))
 
 
 def get_latencies(server: Server, path: str, total: int) -> list[float]:
@@ -215,26 +220,39 @@ def group_commit(work: Path, writes: int, concurrency: int) -> dict[str, float]:
     def change(i: int) -> dict[str, bytes | None]:
         return {f"contexts/company/g/f{i:05d}.md": f"# note {i}\n".encode()}
 
-    async def through_writer(clients: int) -> tuple[float, float]:
-        writer = Writer(fresh(f"writer-{clients}"))
-        counter = itertools.count()
+    writers = {
+        "serial": (Writer(fresh("serial")), 1),
+        "chain": (Writer(fresh("chain")), concurrency),
+    }
+    squash_repo = fresh("squash")
+    spent = dict.fromkeys(("serial", "chain", "squash"), 0.0)
+
+    async def through_writer(name: str, first: int, count: int) -> None:
+        writer, clients = writers[name]
+        counter = itertools.count(first)
 
         async def client() -> None:
-            while (i := next(counter)) < writes:
+            while (i := next(counter)) < first + count:
                 await writer.write(lambda r, i=i: Changeset(change(i), f"note {i}"), sig)
 
         start = time.perf_counter()
         await asyncio.gather(*(client() for _ in range(clients)))
-        return writes / (time.perf_counter() - start), writer.commits / max(1, writer.batches)
+        spent[name] += time.perf_counter() - start
 
-    serial, _ = asyncio.run(through_writer(1))
-    chain, batch = asyncio.run(through_writer(concurrency))
-    repo = fresh("squash")
-    start = time.perf_counter()
-    for first in range(0, writes, concurrency):
-        merged: dict[str, bytes | None] = {}
-        for i in range(first, min(writes, first + concurrency)):
-            merged.update(change(i))
-        repo.commit(Changeset(merged, f"notes {first}.."), sig)
-    squash = writes / (time.perf_counter() - start)
-    return {"serial": serial, "chain": chain, "batch": batch, "squash": squash}
+    # Alternate in rounds so a load spike on a shared machine hits every method alike.
+    per_round = max(concurrency, writes // ROUNDS)
+    for first in range(0, writes, per_round):
+        count = min(per_round, writes - first)
+        asyncio.run(through_writer("serial", first, count))
+        asyncio.run(through_writer("chain", first, count))
+        start = time.perf_counter()
+        for group in range(first, first + count, concurrency):
+            merged: dict[str, bytes | None] = {}
+            for i in range(group, min(first + count, group + concurrency)):
+                merged.update(change(i))
+            squash_repo.commit(Changeset(merged, f"notes {group}.."), sig)
+        spent["squash"] += time.perf_counter() - start
+    chain_writer = writers["chain"][0]
+    out = {name: writes / seconds for name, seconds in spent.items()}
+    out["batch"] = chain_writer.commits / max(1, chain_writer.batches)
+    return out
