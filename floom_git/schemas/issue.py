@@ -15,9 +15,9 @@ from floom_git.errors import InvalidInput
 from floom_git.storage.codec import load_yaml
 from floom_git.storage.paths import ISSUES_DIR
 
-ID_RE = re.compile(r"^ISSUE-\d{4,}$")
-FILE_RE = re.compile(r"^ISSUE-(\d+)\.md$")
-COMMENTS_RE = re.compile(r"^ISSUE-(\d+)\.comments\.ndjson$")
+ID_RE = re.compile(r"^ISSUE-[0-9]{4,}\Z")
+FILE_RE = re.compile(r"^ISSUE-([0-9]+)\.md\Z")
+COMMENTS_RE = re.compile(r"^ISSUE-([0-9]+)\.comments\.ndjson\Z")
 FRONT_RE = re.compile(r"^---\s*\n(.*?)\n---\s*\n?(.*)$", re.DOTALL)
 KEY_ORDER = ("id", "status", "title", "asset_type", "asset_id", "source", "labels", "created_by",
              "created_at", "updated_at")

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from floom_git.errors import InvalidInput, NotFound
 
-NAME_RE = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
+NAME_RE = re.compile(r"^[A-Z][A-Z0-9_]{0,63}\Z")
 RESERVED = {"PATH", "HOME", "LD_PRELOAD", "LD_LIBRARY_PATH", "PYTHONPATH", "PYTHONHOME",
             "NODE_OPTIONS", "SHELL", "USER", "LANG", "TZ", "PWD", "TMPDIR"}
 PLATFORM = {"FLOOM_SECRET", "WORKEROS_SHARED_SECRET_ROLE", "FLOOM_DATA_DIR"}

@@ -165,7 +165,8 @@ async def create(ws: Workspace, actor: Actor, body: WorkerCreate, max_bytes: int
     if worker_id is None:
         # Let the parser produce the precise message (bad YAML, missing or invalid name).
         parse_manifest(files[paths.MANIFEST], where="worker.yml")
-        raise InvalidManifest("worker.yml: `name` is required - at `$.name`")
+        raise InvalidManifest("worker.yml: `name` is required and must be a slug of 3-64 "
+                              "characters (a-z, 0-9, '-') - at `$.name`")
     validate_worker(worker_id, files)
     base = paths.worker_dir(worker_id)
 

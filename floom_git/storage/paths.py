@@ -9,9 +9,9 @@ import re
 
 from floom_git.errors import InvalidInput
 
-WORKER_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}[a-z0-9]$")
-CONTEXT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-WORKSPACE_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+WORKER_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}[a-z0-9]\Z")
+CONTEXT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
+WORKSPACE_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}\Z")
 
 WORKERS_DIR = "workers"
 CONTEXTS_DIR = "contexts"

@@ -11,8 +11,8 @@ from floom_git.errors import Conflict, InvalidInput, NotFound, Unauthenticated
 from floom_git.services.identity.passwords import Passwords
 from floom_git.storage.system_store import SystemStore, UserRow
 
-USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
-EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
+USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}\Z")
+EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}\Z")
 MIN_PASSWORD = 12
 MAX_PASSWORD = 1024
 BAD_LOGIN = "Invalid username or password"
