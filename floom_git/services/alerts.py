@@ -67,7 +67,7 @@ class AlertStore:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
 
-    def list(self, ws_id: str, worker_id: str) -> list[Alert]:
+    def for_worker(self, ws_id: str, worker_id: str) -> list[Alert]:
         """The worker's alerts, without their secrets."""
         return [msgspec.structs.replace(a, secret=None) for a in self._load(ws_id).values()
                 if a.worker_id == worker_id]

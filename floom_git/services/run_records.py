@@ -28,7 +28,7 @@ from pygit2.enums import DeltaStatus, ObjectType
 from floom_git.errors import NotFound
 from floom_git.schemas.run import IndexEntry, LogLine, RunRecord
 from floom_git.services.actor import SYSTEM
-from floom_git.storage.repo import RUNS, Changeset, WorkspaceRepo
+from floom_git.storage.repo import RUNS, Change, Changeset, WorkspaceRepo
 
 if TYPE_CHECKING:
     from floom_git.services.workspaces import Workspace
@@ -432,7 +432,7 @@ class RunStore:
             spool = self.spool
 
             def build(repo: WorkspaceRepo) -> Changeset:
-                changes: dict[str, bytes | None] = {}
+                changes: dict[str, Change] = {}
                 tip = repo.tip(RUNS)
                 for rid, snap in snaps.items():
                     base = record_dir(snap.record)

@@ -97,7 +97,7 @@ async def list_alerts(request: web.Request) -> web.Response:
     ws = workspace(request)
     wid = request.match_info["id"]
     workers.entry_or_404(ws, wid)
-    return wire.json(await asyncio.to_thread(request.app[ALERTS].list, ws.id, wid))
+    return wire.json(await asyncio.to_thread(request.app[ALERTS].for_worker, ws.id, wid))
 
 
 async def create_alert(request: web.Request) -> web.Response:
