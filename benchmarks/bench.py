@@ -91,22 +91,39 @@ def print_table(rows: list[Row]) -> None:
 def bench_writes(sizes: Sizes, floom: Server, baseline: Server, rows: list[Row]) -> None:
     for clients in (1, 8):
         spent = {"floom": 0.0, "baseline": 0.0}
+        cpu: dict[str, float | None] = {"floom": 0.0, "baseline": 0.0}
         # Alternate in rounds so a load spike on a shared machine hits both servers alike.
         per_round = max(clients, sizes.writes // measure.ROUNDS)
         for first in range(0, sizes.writes, per_round):
             count = min(per_round, sizes.writes - first)
             for name, server in (("floom", floom), ("baseline", baseline)):
+                before = measure.cpu_seconds(server.proc.pid)
                 spent[name] += measure.write_seconds(server, clients, count, f"c{clients}", first)
+                after = measure.cpu_seconds(server.proc.pid)
+                used = cpu[name]
+                cpu[name] = None if None in (before, after, used) else used + after - before
         ours, theirs = sizes.writes / spent["floom"], sizes.writes / spent["baseline"]
+        plural = "s" if clients > 1 else ""
         rows.append(
             Row(
-                f"API writes/s, {clients} client{'s' if clients > 1 else ''} ({sizes.writes} PUTs)",
+                f"API writes/s, {clients} client{plural} ({sizes.writes} PUTs)",
                 f"{ours:.0f}/s",
                 f"{theirs:.0f}/s",
                 f"{ours / theirs:.1f}x",
                 "baseline: git add + git commit per write",
             )
         )
+        ours_cpu, theirs_cpu = cpu["floom"], cpu["baseline"]
+        if ours_cpu and theirs_cpu:
+            rows.append(
+                Row(
+                    f"  server CPU per write, {clients} client{plural}",
+                    ms(ours_cpu / sizes.writes),
+                    ms(theirs_cpu / sizes.writes),
+                    f"{theirs_cpu / ours_cpu:.1f}x less",
+                    "server process + its git children; steadier than wall time",
+                )
+            )
 
 
 def bench_group_commit(sizes: Sizes, work: Path, rows: list[Row]) -> None:
@@ -122,8 +139,17 @@ def bench_group_commit(sizes: Sizes, work: Path, rows: list[Row]) -> None:
     )
     rows.append(
         Row(
+            "  CPU per write",
+            ms(r["chain_cpu"]),
+            ms(r["serial_cpu"]),
+            f"{r['serial_cpu'] / r['chain_cpu']:.1f}x less",
+        )
+    )
+    rows.append(
+        Row(
             "  alternative: squash each group of 8 into 1 commit",
             f"{r['squash']:.0f}/s",
+            comparison=f"CPU {ms(r['squash_cpu'])}",
             note="not shipped: a write must stay its own commit",
         )
     )

@@ -54,6 +54,17 @@ async def _clients(
         await asyncio.gather(*(s.close() for s in sessions))
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system) used so far by process `pid` and its waited-for children (its git
+    subprocesses); None where /proc is missing. On a shared machine CPU per operation is far
+    steadier than wall time."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
 def write_seconds(
     server: Server, n_clients: int, total: int, tag: str, offset: int = 0, ws: str = "bench-writes"
 ) -> float:
@@ -226,6 +237,7 @@ def group_commit(work: Path, writes: int, concurrency: int) -> dict[str, float]:
     }
     squash_repo = fresh("squash")
     spent = dict.fromkeys(("serial", "chain", "squash"), 0.0)
+    cpu = dict.fromkeys(("serial", "chain", "squash"), 0.0)
 
     async def through_writer(name: str, first: int, count: int) -> None:
         writer, clients = writers[name]
@@ -235,9 +247,10 @@ def group_commit(work: Path, writes: int, concurrency: int) -> dict[str, float]:
             while (i := next(counter)) < first + count:
                 await writer.write(lambda r, i=i: Changeset(change(i), f"note {i}"), sig)
 
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         await asyncio.gather(*(client() for _ in range(clients)))
         spent[name] += time.perf_counter() - start
+        cpu[name] += time.process_time() - cpu_start
 
     # Alternate in rounds so a load spike on a shared machine hits every method alike.
     per_round = max(concurrency, writes // ROUNDS)
@@ -245,14 +258,16 @@ def group_commit(work: Path, writes: int, concurrency: int) -> dict[str, float]:
         count = min(per_round, writes - first)
         asyncio.run(through_writer("serial", first, count))
         asyncio.run(through_writer("chain", first, count))
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         for group in range(first, first + count, concurrency):
             merged: dict[str, bytes | None] = {}
             for i in range(group, min(first + count, group + concurrency)):
                 merged.update(change(i))
             squash_repo.commit(Changeset(merged, f"notes {group}.."), sig)
         spent["squash"] += time.perf_counter() - start
+        cpu["squash"] += time.process_time() - cpu_start
     chain_writer = writers["chain"][0]
     out = {name: writes / seconds for name, seconds in spent.items()}
+    out.update({f"{name}_cpu": seconds / writes for name, seconds in cpu.items()})
     out["batch"] = chain_writer.commits / max(1, chain_writer.batches)
     return out
