@@ -22,7 +22,7 @@ from floom_git.errors import FloomError, NotFound
 from floom_git.runtime.executor import Executor, Job, reap_orphans
 from floom_git.schemas.manifest import Manifest
 from floom_git.schemas.run import RunRecord
-from floom_git.services import runs
+from floom_git.services import approvals, runs
 from floom_git.services.run_records import ARTIFACTS, RunStore
 from floom_git.services.secrets import SecretStore
 from floom_git.services.workspaces import Workspace, WorkspaceManager
@@ -215,7 +215,7 @@ class RunEngine:
         while True:
             for ws_id, _store in list(self._stores.items()):
                 try:
-                    runs.expire_due(self.manager.get(ws_id))
+                    approvals.expire_due(self.manager.get(ws_id))
                 except NotFound:  # the workspace was deleted
                     self._stores.pop(ws_id, None)
                 except Exception:

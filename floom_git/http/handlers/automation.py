@@ -15,7 +15,7 @@ from floom_git.http.handlers.common import settings, workspace
 from floom_git.http.handlers.runs import ALERTS, ENGINE, WEBHOOKS, attached, run_query
 from floom_git.http.keys import MANAGER
 from floom_git.schemas import run as schema
-from floom_git.services import run_stats, runs, workers
+from floom_git.services import approvals, run_stats, runs, workers
 from floom_git.services.workspaces import Workspace
 
 WORKSPACE_HEADER = "x-workeros-workspace"  # as the auth middleware reads it
@@ -142,7 +142,7 @@ async def worker_logs(request: web.Request) -> web.Response:
 
 async def system_overview(request: web.Request) -> web.Response:
     ws = await attached(request)
-    return wire.json(run_stats.overview(ws, runs.pending_count(ws)))
+    return wire.json(run_stats.overview(ws, approvals.pending_count(ws)))
 
 
 async def export_csv(request: web.Request) -> web.Response:

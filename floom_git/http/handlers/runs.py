@@ -20,7 +20,7 @@ from floom_git.runtime.alerts import Notifier
 from floom_git.runtime.queue import RunEngine
 from floom_git.runtime.scheduler import Scheduler
 from floom_git.schemas import run as schema
-from floom_git.services import runs
+from floom_git.services import approvals, runs
 from floom_git.services.alerts import AlertStore
 from floom_git.services.run_records import RunStore
 from floom_git.services.webhooks import WebhookStore
@@ -247,7 +247,7 @@ async def download_artifact(request: web.Request) -> web.Response:
 # -- approvals ----------------------------------------------------------------------------------
 async def _approve(request: web.Request, ws: Workspace, rid: str) -> web.Response:
     body = await decode_optional(request, schema.ApproveBody)
-    original, follow = runs.approve(ws, rid, body, actor(request))
+    original, follow = approvals.approve(ws, rid, body, actor(request))
     assert original.approval is not None
     return wire.json(schema.Decision(status="approved", run_id=follow.id,
                                      approval_id=original.approval.id, follow_up_run_id=follow.id))
@@ -255,7 +255,7 @@ async def _approve(request: web.Request, ws: Workspace, rid: str) -> web.Respons
 
 async def _reject(request: web.Request, ws: Workspace, rid: str) -> web.Response:
     body = await decode_optional(request, schema.RejectBody)
-    record = runs.reject(ws, rid, body, actor(request))
+    record = approvals.reject(ws, rid, body, actor(request))
     assert record.approval is not None
     return wire.json(schema.Decision(status="rejected", run_id=rid, approval_id=record.approval.id))
 
@@ -272,19 +272,19 @@ async def reject_run(request: web.Request) -> web.Response:
 
 async def approve_by_id(request: web.Request) -> web.Response:
     ws = await attached(request)
-    return await _approve(request, ws, runs.approval_run_id(ws, request.match_info["approval_id"]))
+    return await _approve(request, ws, approvals.approval_run_id(ws, request.match_info["approval_id"]))
 
 
 async def reject_by_id(request: web.Request) -> web.Response:
     ws = await attached(request)
-    return await _reject(request, ws, runs.approval_run_id(ws, request.match_info["approval_id"]))
+    return await _reject(request, ws, approvals.approval_run_id(ws, request.match_info["approval_id"]))
 
 
 async def list_approvals(request: web.Request) -> web.Response:
     ws = await attached(request)
     status = wire.q_choice(request, "status", ("pending", "approved", "rejected", "expired",
                                                "cancelled", "all"), "pending")
-    items, total = runs.list_approvals(
+    items, total = approvals.list_approvals(
         ws, None if status == "all" else status, request.query.get("run_id") or None,
         wire.q_int(request, "limit", 50, 1, 500), wire.q_int(request, "offset", 0, 0))
     return wire.json(items, headers={"X-Total-Count": str(total)})
@@ -292,7 +292,7 @@ async def list_approvals(request: web.Request) -> web.Response:
 
 async def count_approvals(request: web.Request) -> web.Response:
     ws = await attached(request)
-    return wire.json(schema.ApprovalCount(pending=runs.pending_count(ws)))
+    return wire.json(schema.ApprovalCount(pending=approvals.pending_count(ws)))
 
 
 def routes() -> list:

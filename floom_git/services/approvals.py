@@ -1,0 +1,131 @@
+"""Approvals (REFERENCE §3.4, decided differently where DESIGN asks for one explicit model):
+a pending approval lives in its run's record; approving completes the run and starts the
+follow-up run, rejecting fails it (`approval_rejected`), expiry fails it (`approval_expired`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import msgspec
+
+from floom_git.errors import Conflict, NotFound
+from floom_git.schemas.run import Approval, ApproveBody, RejectBody, RunRecord, TimelineEvent
+from floom_git.services.actor import Actor
+from floom_git.services.run_records import RunStore
+from floom_git.services.runs import create_run, iso, now, store, transition
+from floom_git.services.workspaces import Workspace
+
+
+def _pending(ws: Workspace, run_id: str) -> tuple[RunStore, RunRecord, Approval]:
+    s = store(ws)
+    record = s.get(run_id)
+    approval = record.approval
+    if approval is None:
+        raise Conflict(f"Run {run_id} is not awaiting approval")
+    if approval.status != "pending":
+        raise Conflict(f"Approval {approval.id} already decided ({approval.status})")
+    if record.status != "pending_approval":
+        raise Conflict(f"Run {run_id} is not awaiting approval")
+    return s, record, approval
+
+
+def _decided(record: RunRecord, decision: str, approval: Approval, **data: Any) -> None:
+    record.seq += 1
+    payload = {"decision": decision, "approval_id": approval.id,
+               **{k: v for k, v in data.items() if v is not None}}
+    record.timeline.append(TimelineEvent(seq=record.seq, type="approval_decided", at=iso(now()),
+                                         data=payload))
+
+
+def approve(ws: Workspace, run_id: str, body: ApproveBody, actor: Actor) -> tuple[RunRecord, RunRecord]:
+    """Approve: start the follow-up run (decision "approved", approved_output = edited or proposed
+    outputs) and complete the original. Returns (original, follow-up). Conflict if decided."""
+    s, record, approval = _pending(ws, run_id)
+    output = body.edited_output if body.edited_output is not None else (record.outputs or {})
+    follow = create_run(ws, record.worker_id, trigger_source="approval", trigger_ref=approval.id,
+                        actor=actor, approval_of=record, approved_output=output)
+    end = now()
+    approval.status = "approved"
+    approval.decided_at, approval.decided_by = iso(end), actor.user_id
+    approval.reason = body.reason
+    approval.annotation = body.annotation if body.annotation is not None else body.annotations
+    approval.edited_output = body.edited_output
+    approval.follow_up_run_id = follow.id
+    _decided(record, "approved", approval, follow_up_run_id=follow.id)
+    record.completed_at = iso(end)
+    transition(record, "completed", follow_up_run_id=follow.id, completed_at=record.completed_at)
+    s.put(record)
+    return record, follow
+
+
+def reject(ws: Workspace, run_id: str, body: RejectBody, actor: Actor) -> RunRecord:
+    """Reject: the run ends failed with `approval_rejected` and the reason. Conflict if decided."""
+    s, record, approval = _pending(ws, run_id)
+    end = now()
+    approval.status = "rejected"
+    approval.decided_at, approval.decided_by = iso(end), actor.user_id
+    approval.reason = body.reason
+    approval.annotation = body.annotation if body.annotation is not None else body.annotations
+    _decided(record, "rejected", approval, reason=body.reason)
+    record.error = f"Rejected: {body.reason}" if body.reason else "Rejected by reviewer"
+    record.error_code = "approval_rejected"
+    record.completed_at = iso(end)
+    transition(record, "failed", error=record.error, error_code=record.error_code,
+               completed_at=record.completed_at)
+    s.put(record)
+    if s.hooks is not None:
+        s.hooks.finished(ws.id, record)
+    return record
+
+
+def expire_due(ws: Workspace, when: dt.datetime | None = None) -> list[str]:
+    """Expire pending approvals past their expires_at: the run fails `approval_expired`."""
+    s = store(ws)
+    stamp = iso(when or now())
+    expired = []
+    for entry in list(s.index.values()):
+        a = entry.approval
+        if entry.status != "pending_approval" or a is None or a.status != "pending":
+            continue
+        if a.expires_at > stamp:
+            continue
+        record = s.get(entry.id)
+        assert record.approval is not None
+        record.approval.status = "expired"
+        record.approval.decided_at = stamp
+        _decided(record, "expired", record.approval)
+        record.error = f"Approval {record.approval.id} expired at {record.approval.expires_at}"
+        record.error_code = "approval_expired"
+        record.completed_at = stamp
+        transition(record, "failed", error=record.error, error_code=record.error_code,
+                   completed_at=stamp)
+        s.put(record)
+        if s.hooks is not None:
+            s.hooks.finished(ws.id, record)
+        expired.append(record.id)
+    return expired
+
+
+def approval_run_id(ws: Workspace, approval_id: str) -> str:
+    for entry in store(ws).index.values():
+        if entry.approval is not None and entry.approval.id == approval_id:
+            return entry.id
+    raise NotFound("Approval not found")
+
+
+def list_approvals(ws: Workspace, status: str | None, run_id: str | None,
+                   limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
+    matched = []
+    for entry in store(ws).entries():
+        a = entry.approval
+        if a is None or (status and a.status != status) or (run_id and entry.id != run_id):
+            continue
+        matched.append({**msgspec.to_builtins(a), "run_id": entry.id, "worker_id": entry.worker_id,
+                        "worker_name": entry.worker_name})
+    return matched[offset:offset + limit], len(matched)
+
+
+def pending_count(ws: Workspace) -> int:
+    return sum(1 for e in store(ws).index.values()
+               if e.approval is not None and e.approval.status == "pending")
