@@ -17,7 +17,6 @@ from floom_git.http.keys import AUTH, IDENTITY, MANAGER, SECRETS, SETTINGS
 from floom_git.http.ratelimit import LIMITER, Limiter
 from floom_git.http.handlers import runs as runs_handlers
 from floom_git.http.handlers.health import MIRROR
-from floom_git.http.handlers import runs as runs_handlers
 from floom_git.http.routes import ROUTES, register
 from floom_git.runtime.watcher import Watcher
 from floom_git.services.auth import Authenticator, load_or_create_secret
