@@ -67,7 +67,7 @@ def routes() -> list[Any]:
               body=s.DeviceDecision, response=s.Done, extra={"rate": "auth"}),
         Route("POST", "/auth/cli-exchange", auth.cli_exchange, "public",
               "Exchange an approved device code for a token (once)", A, body=s.DeviceExchange,
-              response=s.DeviceToken, extra={"rate": "poll"}),
+              response=s.DeviceToken, extra={"rate": "poll", "errors": (403,)}),
         # workspaces and members
         Route("GET", "/workspaces", workspaces_api.list_workspaces, "user",
               "Workspaces you belong to", WS, response=list[s.WorkspaceOut]),
