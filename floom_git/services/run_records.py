@@ -430,6 +430,7 @@ class RunStore:
                      for rid in sorted(self._dirty) if rid in self.live}
             ended = {rid for rid, s in snaps.items() if s.record.ended}
             spool = self.spool
+            consumed: dict[tuple[str, str], int] = {}  # appended bytes this commit carries
 
             def build(repo: WorkspaceRepo) -> Changeset:
                 changes: dict[str, Change] = {}
@@ -445,16 +446,21 @@ class RunStore:
                         for rel, data in _files_under(run_spool / ARTIFACTS):
                             changes[f"{base}/{ARTIFACTS}/{rel}"] = data
                     for rel, data in _files_under(run_spool / APPEND_DIR):
-                        changes[f"{base}/{rel}"] = (repo.read_blob(tip, f"{base}/{rel}") or b"") + data
+                        consumed[(rid, rel)] = len(data)
+                        have = repo.read_blob(tip, f"{base}/{rel}") or b""
+                        fresh = _unapplied(have, data)
+                        if fresh:
+                            changes[f"{base}/{rel}"] = have + fresh
                 return Changeset(changes, _message(snaps))
 
             await self.ws.writer.write(build, SYSTEM.signature, ref=RUNS, check_worktree=False)
+            for (rid, rel), size in consumed.items():
+                _drop_prefix(self.spool / rid / APPEND_DIR / rel, size)  # keep lines added since
             for rid, snap in snaps.items():
                 if self._versions.get(rid) != snap.version:
                     continue
                 self._dirty.discard(rid)
                 run_spool = self.spool / rid
-                shutil.rmtree(run_spool / APPEND_DIR, ignore_errors=True)
                 if rid in ended and rid not in self._log_files:
                     shutil.rmtree(run_spool, ignore_errors=True)
                     self.live.pop(rid, None)
@@ -491,6 +497,27 @@ def _message(snaps: dict[str, _Snapshot]) -> str:
         counts[snap.record.status] = counts.get(snap.record.status, 0) + 1
     detail = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
     return f"runs: record {len(snaps)} runs ({detail})"
+
+
+def _unapplied(have: bytes, pending: bytes) -> bytes:
+    """The lines of `pending` not yet at the end of `have`: a crash between a commit and the
+    spool cleanup leaves already-committed lines at the start of `pending`."""
+    lines = pending.splitlines(keepends=True)
+    for k in range(len(lines), 0, -1):
+        if have.endswith(b"".join(lines[:k])):
+            return b"".join(lines[k:])
+    return pending
+
+
+def _drop_prefix(path: Path, size: int) -> None:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return
+    if len(data) <= size:
+        path.unlink()
+    else:
+        _fsync_write(path, data[size:])
 
 
 def _files_under(folder: Path) -> Iterable[tuple[str, bytes]]:

@@ -78,3 +78,23 @@ async def test_record_store_spool_survives_crash_before_commit(workspace):
     spooled = again.load()
     assert [r.id for r in spooled] == ["run_000000000001"]
     assert spooled[0].status == "queued"
+
+
+async def test_record_store_appends_each_line_once(workspace):
+    store = RunStore(workspace)
+    store.load()
+    rid = "run_000000000002"
+    store.put(_record(2))
+    store.append_line(rid, "feedback.ndjson", b'{"n": 1}')
+    await store.flush()
+    pending = workspace.settings.spool_dir / "default" / rid / "append" / "feedback.ndjson"
+    assert not pending.exists()
+    # A crash after a commit but before the spool cleanup leaves committed lines behind.
+    pending.parent.mkdir(parents=True, exist_ok=True)
+    pending.write_bytes(b'{"n": 1}\n')
+    store.append_line(rid, "feedback.ndjson", b'{"n": 2}')
+    await store.flush()
+    path = f"floom/runs:runs/2026-05-01/{rid}/feedback.ndjson"
+    assert git(workspace.path, "show", path) == '{"n": 1}\n{"n": 2}\n'
+    assert store.read_file(rid, "feedback.ndjson") == b"{\"n\": 1}\n{\"n\": 2}\n"
+    await store.close()
