@@ -199,13 +199,13 @@ async def test_expired_and_revoked_tokens_are_401(anon):
     user, headers = add_member(app, "default", "member", "alice")
     assert (await anon.get("/api/workers", headers=headers)).status == 200
     identity = app[IDENTITY]
-    value, row = identity.tokens.mint(user_id=user, kind="personal", name="short", expires_days=1)
+    value, _row = identity.tokens.mint(user_id=user, kind="personal", name="short", expires_days=1)
     identity.tokens.now = lambda: time.time() + 2 * 86400
     resp = await anon.get("/api/workers", headers={"x-floom-token": value})
     assert resp.status == 401 and "expired" in (await resp.json())["detail"]
     identity.tokens.now = time.time
     tokens = await (await anon.get("/auth/tokens", headers=headers)).json()
-    first = [t for t in tokens if t["name"] == "test"][0]
+    first = next(t for t in tokens if t["name"] == "test")
     assert (await anon.delete(f"/auth/tokens/{first['id']}", headers=headers)).status == 200
     resp = await anon.get("/api/workers", headers=headers)
     assert resp.status == 401 and "revoked" in (await resp.json())["detail"]

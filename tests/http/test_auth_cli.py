@@ -24,7 +24,7 @@ PASSWORD = "correct horse battery staple"
 def floom(settings, *args: str, stdin: str = "") -> subprocess.CompletedProcess:
     env = {**os.environ, "FLOOM_DATA_DIR": str(settings.data_dir), "FLOOM_ARGON2_PROFILE": "CHEAPEST"}
     return subprocess.run([sys.executable, "-m", "floom_git", *args], input=stdin, env=env,
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=60, check=False)
 
 
 async def _serve(aiohttp_server, settings) -> TestServer:

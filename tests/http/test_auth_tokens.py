@@ -23,7 +23,7 @@ async def test_create_personal_token_shows_value_once(anon):
     resp = await anon.get("/api/workers", headers={"Authorization": f"Bearer {created['token']}"})
     assert resp.status == 200
     listed = await (await anon.get("/auth/tokens", headers=headers)).json()
-    assert [t for t in listed if t["name"] == "laptop"][0]["last_used_at"] is not None
+    assert next(t for t in listed if t["name"] == "laptop")["last_used_at"] is not None
 
 
 @pytest.mark.parametrize("body", [{}, {"name": ""}, {"name": "x", "expires_days": 0},

@@ -88,9 +88,9 @@ async def test_patch_workspace_bad_body_is_400(anon, settings, body):
 
 async def test_delete_workspace_owner_only_and_cleans_up(anon, settings):
     app = anon.server.app
-    alice_id, alice = add_member(app, "default", "member", "alice")
+    _alice_id, alice = add_member(app, "default", "member", "alice")
     await _create(anon, alice, id="temp")
-    bob_id, bob = add_member(app, "temp", "admin", "bob")
+    _bob_id, bob = add_member(app, "temp", "admin", "bob")
     token = await (await anon.post("/api/workspace/tokens", json={"name": "ci"},
                                    headers={**bob, "x-workeros-workspace": "temp"})).json()
     assert (await anon.post("/api/secrets/API_KEY", json={"value": "s3cr3t-value"},
@@ -155,7 +155,7 @@ async def test_invite_member_pending_until_sign_in(anon):
     login = await anon.post("/auth/login", json={"username": "carol", "password": PASSWORD})
     assert (await login.json())["role"] == "viewer"
     members = (await (await anon.get("/api/workspaces/default/members", headers=admin)).json())["members"]
-    carol = [m for m in members if m["email"] == "carol@example.com"][0]
+    carol = next(m for m in members if m["email"] == "carol@example.com")
     assert carol["status"] == "active" and carol["username"] == "carol"
 
 

@@ -39,8 +39,9 @@ async def create_workspace(request: web.Request) -> web.Response:
     owner = who.user_id if isinstance(who, Principal) and who.is_user else None
     ws = await tenancy.create_workspace(request.app[MANAGER], identity(request), who, body,
                                         owner_user_id=owner)
+    tip = ws.repo.tip()
     role = request.app[AUTH].role_in(who, ws.id)
-    return wire.json(_out(ws, role, False, ws.repo.tip() and str(ws.repo.tip().id)[:7]), 201)
+    return wire.json(_out(ws, role, False, str(tip.id)[:7] if tip else None), 201)
 
 
 async def update_workspace(request: web.Request) -> web.Response:

@@ -7,7 +7,6 @@ import hashlib
 import threading
 import time
 
-import argon2
 from argon2 import PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerificationError
 
@@ -17,8 +16,8 @@ CACHE_SIZE = 1024
 
 class Passwords:
     def __init__(self, profile: str = "RFC_9106_LOW_MEMORY") -> None:
-        params = getattr(profiles, profile, None)
-        if not isinstance(params, argon2.Parameters):
+        params = getattr(profiles, profile, None) if profile.isupper() else None
+        if params is None:
             raise ValueError(f"unknown argon2 profile {profile!r}")
         self._hasher = PasswordHasher.from_parameters(params)
         self._ok: dict[bytes, tuple[str, float]] = {}
