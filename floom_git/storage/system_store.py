@@ -144,6 +144,7 @@ class SystemStore:
 
     def __init__(self, system_dir: Path) -> None:
         system_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(system_dir, 0o700)  # it may have been made earlier with the umask's mode
         self.path = system_dir / DB_NAME
         if not self.path.exists():
             os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
