@@ -39,6 +39,14 @@ async def decode(request: web.Request, type_: type[T], limit: int) -> T:
     return decode_bytes(await read_body(request, limit), type_)
 
 
+async def multipart(request: web.Request) -> web.MultipartReader:
+    """The reader of a multipart body; 400 when the Content-Type has no usable boundary."""
+    try:
+        return await request.multipart()
+    except ValueError as exc:  # aiohttp: "boundary missed for Content-Type: ..."
+        raise InvalidInput(f"Content-Type: {exc}") from None
+
+
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     seen: dict[str, Any] = {}
     for key, value in pairs:
@@ -63,6 +71,8 @@ def decode_bytes(body: bytes, type_: type[T]) -> T:
         raise InvalidInput(f"request body: {exc}") from None
     except msgspec.DecodeError as exc:
         raise InvalidInput(f"request body: malformed JSON ({exc})") from None
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"request body: JSON text is not valid UTF-8 ({exc.reason})") from None
     except RecursionError:
         raise InvalidInput("request body: JSON is nested too deeply") from None
 

@@ -96,7 +96,7 @@ async def upload(request: web.Request) -> web.Response:
         raise InvalidInput("Content-Type must be multipart/form-data")
     if request.content_length is not None and request.content_length > cfg.max_upload_bytes:
         raise PayloadTooLarge(f"upload is larger than {cfg.max_upload_bytes} bytes")
-    reader = await request.multipart()
+    reader = await wire.multipart(request)
     prefix = ""
     create_if_missing = False
     pending: list[tuple[str, bytes]] = []

@@ -26,7 +26,7 @@ async def _read_bundle(request: web.Request, limit: int) -> bytes:
         raise InvalidInput("Content-Type must be multipart/form-data with a `bundle` file field")
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"bundle: larger than {limit} bytes")
-    reader = await request.multipart()
+    reader = await wire.multipart(request)
     while (part := await reader.next()) is not None:
         if isinstance(part, type(reader)) or part.name != "bundle":
             continue
