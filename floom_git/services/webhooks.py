@@ -80,9 +80,12 @@ class WebhookStore:
         if digest is None:
             raise Unauthenticated(f"Worker {worker_id} has no webhook secret yet; create one with "
                                   f"POST /api/workers/{worker_id}/webhook-secret/rotate")
-        if token and hmac.compare_digest(token.encode(), url_token(digest, worker_id).encode()):
+        # errors="replace": header bytes that are not UTF-8 arrive as surrogates; such a value
+        # can only fail the comparison, never raise
+        if token and hmac.compare_digest(token.encode(errors="replace"),
+                                         url_token(digest, worker_id).encode()):
             return
-        if signature and hmac.compare_digest(signature.strip().encode(),
+        if signature and hmac.compare_digest(signature.strip().encode(errors="replace"),
                                              body_signature(digest, body).encode()):
             return
         raise Unauthenticated("Invalid webhook token or signature")
