@@ -160,8 +160,9 @@ async def _finish(server: ServerProcess, load: Load, report: Report) -> None:
     report.runs_by_status = await checks.runs_by_status(server, list(load.workspaces))
     code = server.stop()
     report.phase_seconds["graceful stop"] += time.monotonic() - clock
-    if code not in (0, None):
-        _add(report, [f"graceful stop exited {code}"])
+    if code != 0:
+        _add(report, ["graceful stop (SIGTERM): " + ("did not end in time" if code is None
+                                                     else f"exit code {code}")])
     data = server.data_dir
     missing = await asyncio.to_thread(checks.missing_acks, data, load.acks)
     _add(report, [f"final: {m}" for ack, m in missing if ack.marker not in report.lost])

@@ -95,8 +95,8 @@ class ServerProcess:
 
     def kill(self) -> None:
         """SIGKILL the server and everything in its process group (a crash, not a shutdown)."""
-        if self.proc is None:
-            return
+        if self.proc is None or self.proc.poll() is not None:
+            return  # already gone: its group id may belong to someone else by now
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -104,10 +104,10 @@ class ServerProcess:
         self.proc.wait()
 
     def stop(self, timeout: float = 30.0) -> int | None:
-        """Graceful stop (SIGINT, as Ctrl-C); SIGKILL if it does not end in time."""
+        """Graceful stop (SIGTERM, as systemd or docker send); SIGKILL if it does not end in time."""
         if self.proc is None or self.proc.poll() is not None:
             return self.proc.returncode if self.proc else None
-        self.proc.send_signal(signal.SIGINT)
+        self.proc.send_signal(signal.SIGTERM)
         try:
             return self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
