@@ -15,6 +15,7 @@ from pathlib import Path
 from watchfiles import Change, DefaultFilter, awatch
 
 from floom_git.config import Settings
+from floom_git.errors import Conflict
 from floom_git.services import sync
 from floom_git.services.workspaces import Workspace, WorkspaceManager
 
@@ -144,18 +145,21 @@ class WorkspaceWatch:
             batch, self._pending = self._pending, set()
             self._dirty.clear()
             self._syncing = True
+            failed = True
             try:
                 await sync.reconcile(self.ws, None if full else batch)
                 failed = False
+            except Conflict as exc:  # the disk changed while committing: wait for quiet again
+                log.info("workspace %s: sync postponed: %s", self.ws.id, exc.message)
             except Exception:
                 log.exception("workspace %s: sync of on-disk edits failed; retrying", self.ws.id)
-                self._pending |= batch
-                self._full = self._full or full
-                self._dirty.set()
-                failed = True
             finally:
                 self._syncing = False
             if failed:
+                self._pending |= batch
+                self._full = self._full or full
+                self._last = asyncio.get_running_loop().time()
+                self._dirty.set()
                 await asyncio.sleep(max(self.quiet, RETRY_AFTER))
 
 
