@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import msgspec
 
+from floom_git.schemas.repo_health import RepositoriesCheck, SchedulerCheck
+
 
 class MirrorStatus(msgspec.Struct, kw_only=True):
     workspace: str
@@ -36,6 +38,8 @@ class MirrorCheck(msgspec.Struct, kw_only=True):
 class HealthChecks(msgspec.Struct, kw_only=True):
     disk: DiskCheck
     mirror: MirrorCheck
+    repositories: RepositoriesCheck | None = None  # per workspace: main readable, locks, sync
+    scheduler: SchedulerCheck | None = None
 
 
 class HealthDetails(msgspec.Struct, kw_only=True):

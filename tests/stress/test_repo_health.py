@@ -73,3 +73,20 @@ async def test_check_scheduler_reports_loop_and_next_fire(tmp_path: Path):
     stopped = repo_health.check_scheduler(FakeScheduler(None, {}), True, 30.0, m.all())
     assert not stopped.ok and not stopped.running
     assert repo_health.check_scheduler(FakeScheduler(None, {}), False, 30.0, m.all()).ok
+
+
+async def test_get_health_details_reports_repositories_and_scheduler(client):
+    from tests.conftest import add_member
+
+    _, admin = add_member(client.server.app, "default", None, "root", admin=True)
+    resp = await client.get("/api/health/details", headers=admin)
+    assert resp.status == 200, await resp.text()
+    body = await resp.json()
+    repos, scheduler = body["checks"]["repositories"], body["checks"]["scheduler"]
+    assert repos["ok"] and repos["workspaces"]["default"]["ok"]
+    assert len(repos["workspaces"]["default"]["main"]) == 7
+    assert scheduler == {"ok": True, "enabled": True, "running": True,
+                         "tick_seconds": scheduler["tick_seconds"],
+                         "workspaces": {"default": {"schedules": 0, "next_run_at": None,
+                                                    "errors": 0}}}
+    assert body["status"] == "ok"

@@ -1,4 +1,5 @@
-"""GET /health/details (admin): disk space and the remote mirror state of every workspace."""
+"""GET /health/details (admin): disk space, the remote mirror state and the repository health of
+every workspace, and the scheduler's state."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import shutil
 from aiohttp import web
 
 from floom_git.http import wire
-from floom_git.http.keys import SETTINGS
+from floom_git.http.keys import MANAGER, SETTINGS
 from floom_git.schemas.health import DiskCheck, HealthChecks, HealthDetails, MirrorCheck
+from floom_git.schemas.repo_health import RepositoriesCheck, SchedulerCheck
+from floom_git.services import repo_health
 from floom_git.services.mirror import Mirror
 
 MIRROR = web.AppKey("mirror", Mirror)
@@ -31,16 +34,28 @@ def _disk(request: web.Request) -> DiskCheck:
     )
 
 
+def _repositories_and_scheduler(request: web.Request) -> tuple[RepositoriesCheck, SchedulerCheck]:
+    from floom_git.http.handlers.runs import SCHEDULER
+
+    settings, spaces = request.app[SETTINGS], request.app[MANAGER].all()
+    scheduler = request.app.get(SCHEDULER)
+    return (repo_health.check_repositories(spaces),
+            repo_health.check_scheduler(scheduler, settings.scheduler and scheduler is not None,
+                                        settings.scheduler_tick_seconds, spaces))
+
+
 async def details(request: web.Request) -> web.Response:
     disk = await asyncio.to_thread(_disk, request)
+    repos, scheduler = await asyncio.to_thread(_repositories_and_scheduler, request)
     mirror = request.app[MIRROR]
     states = mirror.states()
     mirror_ok = all(s.failures == 0 for s in states.values())
     checks = HealthChecks(
-        disk=disk, mirror=MirrorCheck(ok=mirror_ok, enabled=mirror.enabled, workspaces=states)
+        disk=disk, mirror=MirrorCheck(ok=mirror_ok, enabled=mirror.enabled, workspaces=states),
+        repositories=repos, scheduler=scheduler,
     )
     now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-    status = "ok" if disk.ok and mirror_ok else "degraded"
+    status = "ok" if disk.ok and mirror_ok and repos.ok and scheduler.ok else "degraded"
     return wire.json(HealthDetails(status=status, checked_at=now, checks=checks))
 
 
