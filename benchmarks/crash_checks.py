@@ -31,13 +31,6 @@ def workspace_dirs(data_dir: Path) -> dict[str, Path]:
 
 
 # -- acknowledged writes and pushes ----------------------------------------------------------------
-def _commit(repo: pygit2.Repository, sha: str) -> pygit2.Commit | None:
-    try:
-        return repo.revparse_single(sha).peel(pygit2.Commit)
-    except (KeyError, ValueError, pygit2.GitError):
-        return None
-
-
 def _blob(commit: pygit2.Commit | None, path: str) -> bytes | None:
     if commit is None:
         return None
@@ -48,32 +41,52 @@ def _blob(commit: pygit2.Commit | None, path: str) -> bytes | None:
     return obj.data if obj.type == pygit2.enums.ObjectType.BLOB else None
 
 
+class _History:
+    """The commits reachable from main in one workspace, found by sha or 7-digit prefix."""
+
+    def __init__(self, path: Path) -> None:
+        self.repo = pygit2.Repository(str(path))
+        self.tip = self.repo.lookup_reference(MAIN).peel(pygit2.Commit)
+        self.by_prefix: dict[str, list[pygit2.Commit]] = {}
+        for commit in self.repo.walk(self.tip.id):
+            self.by_prefix.setdefault(str(commit.id)[:7], []).append(commit)
+
+    def reachable(self, sha: str) -> pygit2.Commit | None:
+        found = [c for c in self.by_prefix.get(sha[:7], []) if str(c.id).startswith(sha)]
+        return found[0] if len(found) == 1 else None
+
+    def exists(self, sha: str) -> bool:
+        try:
+            self.repo.revparse_single(sha)
+            return True
+        except (KeyError, ValueError, pygit2.GitError):
+            return False
+
+
 def missing_acks(data_dir: Path, acks: list[Ack]) -> list[tuple[Ack, str]]:
     """Acknowledged writes that are not in history, each with the reason: its commit must be
     reachable from main and hold the marker; a path written once must still hold it at the tip."""
     problems = []
-    repos = {ws: pygit2.Repository(str(p)) for ws, p in workspace_dirs(data_dir).items()}
-    tips = {ws: repo.lookup_reference(MAIN).peel(pygit2.Commit) for ws, repo in repos.items()}
+    histories = {ws: _History(p) for ws, p in workspace_dirs(data_dir).items()}
     for ack in acks:
-        reason = _missing(repos.get(ack.workspace), tips.get(ack.workspace), ack)
+        reason = _missing(histories.get(ack.workspace), ack)
         if reason:
             problems.append((ack, f"acknowledged {ack.kind} {ack.marker} lost: {reason}"))
     return problems
 
 
-def _missing(repo: pygit2.Repository | None, tip: pygit2.Commit | None, ack: Ack) -> str | None:
-    if repo is None or tip is None:
+def _missing(history: _History | None, ack: Ack) -> str | None:
+    if history is None:
         return f"workspace {ack.workspace} is gone"
     if ack.sha:
-        commit = _commit(repo, ack.sha)
+        commit = history.reachable(ack.sha)
         if commit is None:
-            return f"commit {ack.sha} does not exist"
-        if commit.id != tip.id and not repo.descendant_of(tip.id, commit.id):
-            return f"commit {ack.sha} is not reachable from main"
+            where = "is not reachable from main" if history.exists(ack.sha) else "does not exist"
+            return f"commit {ack.sha} {where}"
         if ack.marker.encode() not in (_blob(commit, ack.path) or b""):
             return f"{ack.path} at {ack.sha} lacks the marker"
-    if ack.unique and ack.marker.encode() not in (_blob(tip, ack.path) or b""):
-        return f"{ack.path} at main ({str(tip.id)[:7]}) lacks the marker"
+    if ack.unique and ack.marker.encode() not in (_blob(history.tip, ack.path) or b""):
+        return f"{ack.path} at main ({str(history.tip.id)[:7]}) lacks the marker"
     return None
 
 
