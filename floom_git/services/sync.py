@@ -18,7 +18,7 @@ from pathlib import Path
 import pygit2
 from pygit2.enums import ObjectType
 
-from floom_git.errors import Conflict, FloomError
+from floom_git.errors import FloomError
 from floom_git.schemas.issue import FILE_RE, parse_issue_file
 from floom_git.services.registry import SKIP_DIRS, validate_worker, worker_files
 from floom_git.services.workspaces import Workspace
@@ -76,27 +76,19 @@ async def reconcile(ws: Workspace, candidates: Iterable[str] | None = None) -> S
         await asyncio.to_thread(ws.workers.reload_paths, wanted)
     out = SyncResult()
     max_bytes = ws.settings.max_file_bytes
-    folder_over_file = False
 
     def build(repo: WorkspaceRepo) -> Changeset | None:
-        nonlocal folder_over_file
-        changes, invalid, folder_over_file = plan(repo, wanted, max_bytes)
+        changes, invalid = plan(repo, wanted, max_bytes)
         out.invalid = invalid
         if not changes:
             return None
         out.committed = sorted(changes)
-        return Changeset(dict(changes), message(out.committed))
+        return Changeset(dict(changes), message(out.committed), from_disk=True)
 
     author = signature(ws.settings.sync_author_name, ws.settings.sync_author_email)
-    # repo.commit rewrites the touched files from the new commit. Its clean check (disk still
-    # holds main's or the just-read bytes) refuses the commit when a file changed after it was
-    # read, rather than overwrite that newer edit; the caller retries after a quiet period.
-    try:
-        result = await ws.writer.write(build, author)
-    except Conflict:
-        if not folder_over_file:  # the check cannot tell a folder where a file was from an edit
-            raise
-        result = await ws.writer.write(build, author, check_worktree=False)
+    # A from_disk commit never writes the files back, so an edit made after they were read
+    # stays on disk as a difference that the next sync commits.
+    result = await ws.writer.write(build, author)
     out.sha = result.sha
     if not out.sha:
         out.committed = []
@@ -118,9 +110,8 @@ async def reconcile(ws: Workspace, candidates: Iterable[str] | None = None) -> S
 
 def plan(
     repo: WorkspaceRepo, candidates: set[str] | None, max_bytes: int
-) -> tuple[dict[str, bytes | None], dict[str, str], bool]:
-    """The changes that make `main` match the disk for `candidates`, what was refused, and
-    whether a folder on disk took the place of a file of main.
+) -> tuple[dict[str, bytes | None], dict[str, str]]:
+    """The changes that make `main` match the disk for `candidates`, and what was refused.
 
     Blocking; runs inside the writer's lock so the comparison is against the current tip and
     the bytes committed are the bytes on disk now. Files of a worker folder are always taken
@@ -138,7 +129,6 @@ def plan(
         found |= _expand(repo, tree, disk, {paths.worker_dir(wid)})
     changes: dict[str, bytes | None] = {}
     invalid: dict[str, str] = {}
-    folder_over_file = False
     for path in sorted(found):
         if is_transient(path):
             continue
@@ -148,7 +138,6 @@ def plan(
         if kind in ("missing", "dir"):
             if head is not None:
                 changes[path] = None
-                folder_over_file = folder_over_file or kind == "dir"
             continue
         if kind == "file" and head is not None and pygit2.hash(data) == head:
             continue
@@ -167,7 +156,7 @@ def plan(
             invalid[paths.worker_dir(wid)] = why
             for path in [p for p in changes if _worker_id(p) == wid]:
                 del changes[path]
-    return changes, invalid, folder_over_file
+    return changes, invalid
 
 
 def _head_vs_main(repo: WorkspaceRepo, tip: pygit2.Commit | None) -> set[str]:

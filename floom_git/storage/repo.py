@@ -45,6 +45,10 @@ class Changeset:
     changes: dict[str, Change]
     message: str
     result: object = None
+    # The changes were read from the working tree (an on-disk edit being synced): the commit
+    # leaves the files alone and only points the index at them, so an edit made after they
+    # were read is never overwritten; it simply stays a difference for the next sync.
+    from_disk: bool = False
 
 
 @dataclass(frozen=True)
@@ -179,10 +183,10 @@ class WorkspaceRepo:
         new_tree = self.repo[new_tree_id]
         worktree = ref == MAIN and not self.repo.is_bare
         files = self._expand(base_tree, new_tree, changes)
-        if worktree and check_worktree:
+        if worktree and check_worktree and not changeset.from_disk:
             self._check_clean(base_tree, new_tree, files)
         if worktree:
-            self._write_journal(files)
+            self._write_journal(files, index_only=changeset.from_disk)
         try:
             oid = self.repo.create_commit(
                 ref, author, author, changeset.message, new_tree_id, [parent.id] if parent else []
@@ -191,7 +195,7 @@ class WorkspaceRepo:
             self._clear_journal()
             raise Conflict(f"branch {ref} moved while committing; retry ({exc})") from exc
         if worktree:
-            self.sync_worktree(files)
+            self.sync_worktree(files, write=not changeset.from_disk)
             self._clear_journal()
         return CommitResult(str(oid), tuple(changes), changeset.result, tuple(files))
 
@@ -268,14 +272,21 @@ class WorkspaceRepo:
                 "period (or POST /workers/reload), then retry"
             )
 
-    def sync_worktree(self, files: list[str]) -> None:
-        """Make working tree and index match HEAD for `files` (overwrites those paths)."""
+    def sync_worktree(self, files: list[str], *, write: bool = True) -> None:
+        """Make working tree and index match HEAD for `files` (overwrites those paths).
+
+        With write=False the files on disk are left as they are: the index records HEAD's
+        blob, with stat data only where the disk already holds exactly that content.
+        """
         head = self.tip(MAIN)
         index = self.repo.index
         index.read(False)
         for path in files:
             obj = self.entry(head, path)
             disk = self.path / path
+            if not write:
+                self._point_index(index, path, obj, disk)
+                continue
             if obj is not None and obj.type == ObjectType.BLOB:
                 _atomic_write(disk, obj.data, obj.filemode == FileMode.BLOB_EXECUTABLE)
                 index.add(path)
@@ -287,8 +298,21 @@ class WorkspaceRepo:
                 _prune_dirs(disk.parent, self.path)
         index.write()
 
-    def _write_journal(self, files: list[str]) -> None:
-        _atomic_write(Path(self.repo.path) / JOURNAL, json.dumps({"files": files}).encode(), False)
+    @staticmethod
+    def _point_index(index: pygit2.Index, path: str, obj: pygit2.Object | None, disk: Path) -> None:
+        if obj is None or obj.type != ObjectType.BLOB:
+            if path in index:
+                index.remove(path)
+            return
+        on_disk = disk.is_file() and not disk.is_symlink()
+        if on_disk and pygit2.hashfile(str(disk)) == obj.id:
+            index.add(path)  # stats the file: `git status` sees it clean
+        else:
+            index.add(pygit2.IndexEntry(path, obj.id, obj.filemode))
+
+    def _write_journal(self, files: list[str], *, index_only: bool = False) -> None:
+        data = {"files": files, "index_only": index_only}
+        _atomic_write(Path(self.repo.path) / JOURNAL, json.dumps(data).encode(), False)
 
     def _clear_journal(self) -> None:
         try:
@@ -316,7 +340,7 @@ class WorkspaceRepo:
         if isinstance(data.get("from"), str):  # a push was moving main (begin_ref_move)
             files += self.changed_files(data["from"], self._main_sha())
         files = [f for f in files if isinstance(f, str)]
-        self.sync_worktree(files)
+        self.sync_worktree(files, write=not data.get("index_only", False))
         self._remove_temp_files(files)
         self._clear_journal()
         return files

@@ -116,3 +116,21 @@ def test_cas_conflict_when_branch_moves_underneath(repo):
     res = asyncio.run(writer.write(lambda r: Changeset({"z.txt": b"z"}, "z"), SIG))
     log = git(repo.path, "log", "--format=%s").split()
     assert res.sha and "elsewhere" in log and "z" in log
+
+
+def test_from_disk_commit_never_overwrites_a_later_edit(repo):
+    # The sync read "first" from disk; the person saved "second" before the commit landed.
+    (repo.path / "a.txt").write_text("second")
+    result = repo.commit(Changeset({"a.txt": b"first"}, "sync", from_disk=True), SIG)
+    assert result.sha
+    assert (repo.path / "a.txt").read_text() == "second"
+    assert git(repo.path, "show", "HEAD:a.txt") == "first"
+    # Index matches HEAD; the newer edit is an ordinary unstaged change for the next sync.
+    assert git(repo.path, "status", "--porcelain").strip() == "M a.txt"
+
+
+def test_from_disk_commit_leaves_clean_status_when_disk_matches(repo):
+    (repo.path / "new.txt").write_text("n")
+    (repo.path / "a.txt").unlink()
+    repo.commit(Changeset({"new.txt": b"n", "a.txt": None}, "sync", from_disk=True), SIG)
+    assert git(repo.path, "status", "--porcelain") == ""
