@@ -188,6 +188,7 @@ def routes() -> list:
                 content_type="application/x-git-upload-pack-advertisement",
                 aliases=False,
                 query=(("service", "string", "git-upload-pack or git-receive-pack"),),
+                extra={"also": {"application/x-git-receive-pack-advertisement": None}},
             ),
             Route(
                 "POST",
@@ -198,6 +199,7 @@ def routes() -> list:
                 "git",
                 content_type="application/x-git-upload-pack-result",
                 aliases=False,
+                extra={"raw_body": ("application/x-git-upload-pack-request",), "errors": (415,)},
             ),
             Route(
                 "POST",
@@ -208,6 +210,7 @@ def routes() -> list:
                 "git",
                 content_type="application/x-git-receive-pack-result",
                 aliases=False,
+                extra={"raw_body": ("application/x-git-receive-pack-request",), "errors": (415,)},
             ),
         ]
     return out

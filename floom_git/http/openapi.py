@@ -15,21 +15,98 @@ from floom_git.schemas.api import Error
 
 ROUTES_KEY = web.AppKey("routes", list)
 _PARAM = re.compile(r"\{(\w+)(?::[^}]*)?\}")
+TEXT = re.compile(r"^text/|\+json$|^application/(json|x-ndjson)$")
+# Values that exist in every new workspace (workspace_template/): documented as examples, so a
+# reader (and schemathesis) can try a route on something real, not only on ids that 404.
+EXAMPLES: dict[tuple[str, str], str] = {
+    ("git", "ws"): "default",
+    ("workers", "id"): "word-count",
+    ("workers", "worker_id"): "word-count",
+    ("webhooks", "worker_id"): "word-count",
+    ("contexts", "name"): "company",
+    ("contexts", "path"): "about.md",
+    ("workspaces", "id"): "default",
+    ("issues", "id"): "ISSUE-0001",
+}
+UPLOAD_FIELDS = {"file": "binary", "path_prefix": "string", "create_if_missing": "string"}
+ERROR_STATUSES = (400, 404, 409, 413, 422, 429)
 
 
 def error_statuses(route: Any) -> list[int]:
     """Every error status the route can answer: the common ones, 401/403 where a credential is
-    checked (by the middleware, or by a public route itself: `extra["errors"]`)."""
-    codes = {400, 404, 409, 413, 422, 429} | set(route.extra.get("errors", ()))
+    checked (by the middleware, or by a public route itself), and any the route declares in
+    `extra["errors"]` (e.g. 415 on git's RPC routes)."""
+    codes = set(ERROR_STATUSES) | set(route.extra.get("errors", ()))
     if route.perm != "public":
         codes |= {401, 403}
     return sorted(codes)
 
 
+def _media(content_type: str, schema: dict[str, Any] | None) -> dict[str, Any]:
+    if schema is not None:
+        return {"schema": schema}
+    text = bool(TEXT.search(content_type))
+    return {"schema": {"type": "string"} if text else {"type": "string", "format": "binary"}}
+
+
+def _parameters(r: Any) -> list[dict[str, Any]]:
+    params = []
+    for name in _PARAM.findall(r.path):
+        param: dict[str, Any] = {"name": name, "in": "path", "required": True,
+                                 "schema": {"type": "string"}}
+        if (r.tag, name) in EXAMPLES:
+            param["example"] = EXAMPLES[(r.tag, name)]
+        params.append(param)
+    params += [{"name": n, "in": "query", "required": False, "schema": {"type": t},
+                "description": d} for n, t, d in r.query]
+    if r.perm not in ("public", "git"):
+        params.append({"name": "x-workeros-workspace", "in": "header", "required": False,
+                       "schema": {"type": "string"}, "description": "workspace id (default: default)"})
+    return params
+
+
+def _request_body(r: Any, by_type: dict[Any, Any]) -> dict[str, Any] | None:
+    """JSON (`body`), raw bytes (`extra["raw_body"]`: True, or the content types taken) and
+    multipart forms (`extra["multipart"]`: True for the upload fields, or {field: type})."""
+    content: dict[str, Any] = {}
+    if r.body is not None:
+        content["application/json"] = {"schema": by_type[r.body]}
+    raw = r.extra.get("raw_body")
+    for ctype in (("application/octet-stream", "text/plain") if raw is True else raw or ()):
+        content[ctype] = _media(ctype, None)
+    form = r.extra.get("multipart")
+    if form:
+        fields = UPLOAD_FIELDS if form is True else form
+        content["multipart/form-data"] = {"schema": {"type": "object", "properties": {
+            name: {"type": "string", **({"format": "binary"} if kind == "binary" else {})}
+            for name, kind in fields.items()}}}
+    return {"required": True, "content": content} if content else None
+
+
+def _responses(r: Any, by_type: dict[Any, Any]) -> dict[str, Any]:
+    """The success status with every content type it may carry (`extra["also"]`: more content
+    types, each with a msgspec type or None), then the error statuses."""
+    ok: dict[str, Any] = {"description": "OK"}
+    content: dict[str, Any] = {}
+    if r.response is not None:
+        content["application/json"] = {"schema": by_type[r.response]}
+    elif r.content_type != "application/json":
+        content[r.content_type] = _media(r.content_type, None)
+    for ctype, kind in r.extra.get("also", {}).items():
+        content[ctype] = _media(ctype, by_type[kind] if kind is not None else None)
+    if content and r.status != 204:
+        ok["content"] = content
+    err = {"description": "Error", "content": {"application/json": {"schema": by_type[Error]}}}
+    responses: dict[str, Any] = {str(r.status): ok}
+    for code in error_statuses(r):
+        responses[str(code)] = err
+    return responses
+
+
 def build_spec(routes: list) -> dict[str, Any]:
     types: list[Any] = [Error]
     for r in routes:
-        for t in (r.body, r.response):
+        for t in (r.body, r.response, *r.extra.get("also", {}).values()):
             if t is not None and t not in types:
                 types.append(t)
     schemas, components = msgspec.json.schema_components(types, ref_template="#/components/schemas/{name}")
@@ -43,35 +120,13 @@ def build_spec(routes: list) -> dict[str, Any]:
             "operationId": f"{r.method.lower()}_{re.sub(r'[^a-z0-9]+', '_', path.lower()).strip('_')}",
             "x-floom-permission": r.perm,
         }
-        params = [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
-                  for n in _PARAM.findall(r.path)]
-        params += [{"name": n, "in": "query", "required": False, "schema": {"type": t},
-                    "description": d} for n, t, d in r.query]
-        if r.perm not in ("public", "git"):
-            params.append({"name": "x-workeros-workspace", "in": "header", "required": False,
-                           "schema": {"type": "string"}, "description": "workspace id (default: default)"})
+        params = _parameters(r)
         if params:
             op["parameters"] = params
-        if r.body is not None:
-            content: dict[str, Any] = {"application/json": {"schema": by_type[r.body]}}
-            if r.extra.get("raw_body"):
-                content["application/octet-stream"] = {"schema": {"type": "string", "format": "binary"}}
-            op["requestBody"] = {"required": True, "content": content}
-        elif r.extra.get("multipart"):
-            op["requestBody"] = {"required": True, "content": {"multipart/form-data": {"schema": {
-                "type": "object", "properties": {
-                    "file": {"type": "string", "format": "binary"},
-                    "path_prefix": {"type": "string"}, "create_if_missing": {"type": "string"}}}}}}
-        ok: dict[str, Any] = {"description": "OK"}
-        if r.response is not None:
-            ok["content"] = {"application/json": {"schema": by_type[r.response]}}
-        elif r.content_type != "application/json":
-            ok["content"] = {r.content_type: {"schema": {"type": "string"}}}
-        err = {"description": "Error", "content": {"application/json": {"schema": by_type[Error]}}}
-        responses: dict[str, Any] = {str(r.status): ok}
-        for code in error_statuses(r):
-            responses[str(code)] = err
-        op["responses"] = responses
+        body = _request_body(r, by_type)
+        if body is not None:
+            op["requestBody"] = body
+        op["responses"] = _responses(r, by_type)
         if r.perm == "git":
             op["security"] = [{"gitBasic": []}]
         elif r.perm != "public":

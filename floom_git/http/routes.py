@@ -112,10 +112,10 @@ ROUTES: list[Route] = [
     # workspace instructions
     Route("GET", "/workspace", workspace.get_instructions, "read",
           "workspace.md (text/markdown; JSON with Accept: application/json)", S,
-          content_type="text/markdown"),
+          content_type="text/markdown", extra={"also": {"application/json": api.WorkspaceDoc}}),
     Route("PUT", "/workspace", workspace.put_instructions, "write",
           "Replace workspace.md (raw markdown, or JSON {content})", S, body=api.WorkspacePut,
-          response=api.WorkspaceDoc, extra={"raw_body": True}),
+          response=api.WorkspaceDoc, extra={"raw_body": ("text/markdown", "text/plain")}),
     Route("GET", "/workspace/versions", workspace.list_versions, "read", "Versions of workspace.md", S,
           response=list[api.Version], query=PAGE),
     Route("GET", "/workspace/versions/{sha}", workspace.get_version, "read",

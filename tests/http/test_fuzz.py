@@ -129,6 +129,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     live.stop()
 
 
+# Raw bodies (ZIP bundles, git's pkt-line requests) are bytes like application/octet-stream.
+for _media in ("application/zip", "application/x-git-upload-pack-request",
+               "application/x-git-receive-pack-request"):
+    schemathesis.serializer.alias(_media, "application/octet-stream")
+
 # Built at import so that each operation is its own test item; the server serves the same
 # document (test_get_openapi_live_spec_matches_fuzzed_spec), so this is the server's own spec.
 SPEC = openapi.build_spec(list(ROUTES) + openapi.routes())

@@ -61,5 +61,6 @@ def routes() -> list:
               content_type="application/zip"),
         Route("POST", "/workspace/import", import_bundle, "write",
               "Import a bundle (multipart field `bundle`) in one commit; never overwrites", tag,
-              response=ImportResult),
+              response=ImportResult,
+              extra={"multipart": {"bundle": "binary"}, "raw_body": ("application/zip",)}),
     ]
