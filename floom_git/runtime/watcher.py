@@ -171,6 +171,7 @@ class Watcher:
         self.settings = settings
         self._watches: dict[str, WorkspaceWatch] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         # watchfiles logs every batch at INFO (our own writes and the probe too); the sync
@@ -178,15 +179,18 @@ class Watcher:
         logging.getLogger("watchfiles").setLevel(logging.WARNING)
         self._loop = asyncio.get_running_loop()
         self.manager.on_open.append(self._opened)
+        self.manager.on_close.append(self._closed)
         for ws in self.manager.all():
             self._add(ws)
 
     async def stop(self) -> None:
         with contextlib.suppress(ValueError):
             self.manager.on_open.remove(self._opened)
+        with contextlib.suppress(ValueError):
+            self.manager.on_close.remove(self._closed)
         self._loop = None
         watches, self._watches = list(self._watches.values()), {}
-        await asyncio.gather(*(w.stop() for w in watches))
+        await asyncio.gather(*(w.stop() for w in watches), *self._stopping)
 
     def get(self, ws_id: str) -> WorkspaceWatch | None:
         return self._watches.get(ws_id)
@@ -196,6 +200,16 @@ class Watcher:
         loop = self._loop
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(self._add, ws)
+
+    def _closed(self, ws: Workspace) -> None:
+        # Called under the workspace's writer lock while it is deleted: stop the watch in the
+        # background (its sync loop may be waiting for that very lock).
+        watch = self._watches.pop(ws.id, None)
+        if watch is None or self._loop is None:
+            return
+        task = self._loop.create_task(watch.stop())
+        self._stopping.add(task)
+        task.add_done_callback(self._stopping.discard)
 
     def _add(self, ws: Workspace) -> None:
         if self._loop is None or ws.id in self._watches:

@@ -200,6 +200,21 @@ async def test_new_workspace_is_watched(live):
     await until(synced(live, "second", "sync: on-disk edit to workspace.md"), "the sync commit")
 
 
+async def test_deleted_workspace_stops_its_watch_and_a_new_one_is_watched(live):
+    manager = live.server.app[WATCHER].manager
+    await manager.create("second")
+    await until(lambda: live.server.app[WATCHER].get("second"), "a watch on the new workspace")
+    first_watch = watch_of(live, "second")
+    await manager.delete("second")
+    assert live.server.app[WATCHER].get("second") is None
+    again = await manager.create("second")
+    await until(lambda: live.server.app[WATCHER].get("second") not in (None, first_watch),
+                "a fresh watch on the re-created workspace")
+    await asyncio.wait_for(watch_of(live, "second").ready.wait(), DEADLINE)
+    (again.path / "workspace.md").write_text("# Again\n")
+    await until(synced(live, "second", "sync: on-disk edit to workspace.md"), "the sync commit")
+
+
 def _write(path: Path, text: str, atomic: bool = False) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     if atomic:  # how editors and many scripts save: a temp file renamed over the old one
