@@ -45,6 +45,7 @@ def create_app(settings: Settings) -> web.Application:
                                             settings.device_code_ttl_seconds))
     app[IDENTITY] = identity
     app[SECRETS] = SecretStore(settings.system_dir)
+    manager.secret_names = app[SECRETS].names
     app[LIMITER] = Limiter(settings)
     app[AUTH] = Authenticator(secret, settings.shared_secret_role, identity)
     git_http.setup(app)

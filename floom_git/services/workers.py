@@ -108,9 +108,11 @@ def list_workers(
     return [WorkerSummary(**_summary_fields(e, starred, query.shape)) for e in page], len(matched)
 
 
-def detail(ws: Workspace, worker_id: str, secret_names: Collection[str] = (),
+def detail(ws: Workspace, worker_id: str, secret_names: Collection[str] | None = None,
            starred: Collection[str] = ()) -> WorkerDetail:
     entry = entry_or_404(ws, worker_id)
+    if secret_names is None:
+        secret_names = ws.secret_names()
     folder = ws.path / paths.worker_dir(entry.id)
     files: list[FileOut] = []
     for rel in entry.files:

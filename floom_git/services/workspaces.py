@@ -8,7 +8,7 @@ import asyncio
 import os
 import shutil
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +34,8 @@ class Workspace:
     workers: WorkerRegistry
     events: EventBus
     settings: Settings
+    # Names of the secrets set for this workspace (values never leave the secret store).
+    secret_names: Callable[[], Collection[str]] = lambda: ()
 
     @property
     def path(self) -> Path:
@@ -93,6 +95,8 @@ class WorkspaceManager:
         # Called with each workspace just before it is deleted (on the event loop), e.g. to stop
         # watching it; its writer lock is held, so nothing else writes to it meanwhile.
         self.on_close: list[Callable[[Workspace], None]] = []
+        # workspace id -> names of its secrets; wired to the secret store by the app.
+        self.secret_names: Callable[[str], Collection[str]] = lambda ws_id: ()
 
     def open_all(self) -> None:
         """Open every workspace on disk, finishing any interrupted working-tree sync."""
@@ -107,7 +111,8 @@ class WorkspaceManager:
     def _open(self, ws_id: str) -> Workspace:
         repo = WorkspaceRepo(self.settings.workspaces_dir / ws_id)
         repo.recover()
-        ws = Workspace(ws_id, repo, Writer(repo), WorkerRegistry(repo), EventBus(), self.settings)
+        ws = Workspace(ws_id, repo, Writer(repo), WorkerRegistry(repo), EventBus(), self.settings,
+                       secret_names=lambda: self.secret_names(ws_id))
         ws.writer.listeners.append(ws._on_commit)
         ws.workers.reload_all()
         self._spaces[ws_id] = ws

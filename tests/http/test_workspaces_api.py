@@ -217,6 +217,8 @@ async def test_secrets_are_listed_by_name_and_never_returned(anon, settings):
     listed = _mine(await (await anon.get("/api/secrets", headers=admin)).json())
     assert listed[0]["status"] == "set" and listed[0]["updated_by"]
     assert (await (await anon.get("/api/workers/mailer", headers=admin)).json())["missing_secrets"] == []
+    paused = await anon.post("/api/workers/mailer/pause", headers=admin)
+    assert (await paused.json())["missing_secrets"] == []  # write responses see the store too
     config = await (await anon.get("/api/system/platform-config", headers=admin)).json()
     assert config["set_count"] == 1 and "SMTP_PASSWORD" not in config["missing"]
     test = await (await anon.post("/api/secrets/SMTP_PASSWORD/test", headers=admin)).json()

@@ -8,7 +8,6 @@ from aiohttp import web
 
 from floom_git.http import wire
 from floom_git.http.handlers.common import actor, settings, workspace
-from floom_git.http.keys import SECRETS
 from floom_git.schemas.api import WorkerCreate, WorkerFilesPut, WorkerVisibility
 from floom_git.services import workers
 
@@ -35,8 +34,7 @@ async def create_worker(request: web.Request) -> web.Response:
 
 async def get_worker(request: web.Request) -> web.Response:
     ws = workspace(request)
-    secret_names = request.app[SECRETS].names(ws.id)
-    return wire.json(workers.detail(ws, request.match_info["id"], secret_names=secret_names))
+    return wire.json(workers.detail(ws, request.match_info["id"]))
 
 
 async def put_files(request: web.Request) -> web.Response:
