@@ -74,8 +74,15 @@ async def reconcile(ws: Workspace, candidates: Iterable[str] | None = None) -> S
         await asyncio.to_thread(ws.workers.reload_all)
     else:
         await asyncio.to_thread(ws.workers.reload_paths, wanted)
-    out = SyncResult()
     max_bytes = ws.settings.max_file_bytes
+    if wanted is not None:
+        # Most batches are the server's own writes and pushes: the disk already equals main,
+        # and finding that out needs no lock. Only real differences queue for the writer,
+        # which plans again under the lock against the tip of that moment.
+        changes, invalid = await asyncio.to_thread(plan, ws.repo, wanted, max_bytes)
+        if not changes and not invalid:
+            return SyncResult()
+    out = SyncResult()
 
     def build(repo: WorkspaceRepo) -> Changeset | None:
         changes, invalid = plan(repo, wanted, max_bytes)
