@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,7 @@ from benchmarks import crash
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 
-@pytest.mark.timeout(300)  # about a minute on 2 busy cores; the margin is for slower machines
+@pytest.mark.timeout(300)  # under a minute on 2 busy cores; the margin is for slower machines
 def test_kill_server_under_load_loses_nothing(tmp_path: Path):
     seed = random.randrange(2**32)
     opts = crash.Options(cycles=10, seed=seed, burst_min=0.5, burst_max=2.0, quiet=True,
@@ -31,5 +33,14 @@ def test_kill_server_under_load_loses_nothing(tmp_path: Path):
     assert sum(report.runs_by_status.values()) >= report.runs_acknowledged, summary
 
 
-def test_crash_test_script_is_executable():
+@pytest.mark.timeout(300)
+def test_crash_test_script_prints_counts_and_exits_zero(tmp_path: Path):
     assert os.access(ROOT / "scripts" / "crash-test", os.X_OK)
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.crash", "--cycles", "1", "--seed", "7", "--burst-min",
+         "0.3", "--burst-max", "0.6", "--quiet", "--work-dir", str(tmp_path / "crash")],
+        cwd=ROOT, capture_output=True, text=True, timeout=240, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    for line in ("seed: 7", "cycles (SIGKILL + restart): 1", "writes acknowledged:",
+                 "pushes accepted:", "runs acknowledged:", "violations: 0"):
+        assert line in proc.stdout, proc.stdout
