@@ -20,6 +20,7 @@ import subprocess
 import tarfile
 import time
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -291,6 +292,15 @@ def gzipped(data: bytes, ctype: str = "text/markdown") -> dict:
     }
 
 
+def gzip_bomb(megabytes: int) -> dict:
+    """`megabytes` MiB of zeros as a gzip body of about 1/1000 of that, built without holding
+    the inflated bytes."""
+    deflate = zlib.compressobj(9, zlib.DEFLATED, 31)  # wbits 31: the gzip container
+    zeros = bytes(1 << 20)
+    body = b"".join(deflate.compress(zeros) for _ in range(megabytes)) + deflate.flush()
+    return {"body": body, "headers": (("Content-Encoding", "gzip"), ("Content-Type", "text/plain"))}
+
+
 def basic(raw: bytes) -> tuple[tuple[str, bytes], ...]:
     return (("Authorization", b"Basic " + raw),)
 
@@ -455,6 +465,7 @@ CASES = [
     # bombs and sizes: gzip bodies, YAML aliases and depth, deep JSON, huge lines
     H("gzip-bomb-workspace-md", "PUT", "/workspace", 413, "larger than",
       **gzipped(b"a" * (8 * 1024 * 1024))),
+    H("gzip-bomb-200-mib", "PUT", "/workspace", 413, "larger than", **gzip_bomb(200)),
     H("gzip-bomb-json", "POST", "/workspace/issues", 413, "larger than",
       **gzipped(b'{"title": "' + b"a" * (4 * 1024 * 1024) + b'"}', "application/json")),
     H("gzip-truncated", "PUT", "/workspace", 400, "empty", body=b"\x1f\x8b\x08\x00garbage",
