@@ -31,6 +31,7 @@ class Options:
     runners: int = 1
     workspaces: tuple[str, ...] = ("default", "crash-b")
     max_concurrent_runs: int = 1  # low, so that kills find runs both queued and running
+    startup_kills: float = 0.15  # chance that a restart is itself killed during its recovery
     work_dir: Path | None = None  # kept afterwards when given
     quiet: bool = False
 
@@ -46,6 +47,7 @@ class Report:
     pushes_rejected: int = 0
     runs_acknowledged: int = 0
     cut_by_kill: int = 0
+    startup_kills: int = 0
     runs_by_status: Counter = field(default_factory=Counter)
     recovered: Counter = field(default_factory=Counter)
     attempts: Counter = field(default_factory=Counter)
@@ -59,7 +61,8 @@ class Report:
         starts = sorted(self.start_seconds) or [0.0]
         return [
             f"seed: {self.seed}",
-            f"cycles (SIGKILL + restart): {self.cycles}",
+            (f"cycles (SIGKILL + restart): {self.cycles}, restarts killed during start-up: "
+            f"{self.startup_kills}"),
             f"writes acknowledged: {self.writes_acknowledged}, found in history: {self.writes_found}",
             (f"pushes accepted: {self.pushes_accepted}, found in history: {self.pushes_found} "
              f"(non-fast-forward retries: {self.pushes_rejected})"),
@@ -134,6 +137,14 @@ async def _cycle(opts: Options, server: ServerProcess, load: Load, report: Repor
     report.lost.update(ack.marker for ack, _ in missing)
     _add(report, [f"cycle {cycle}: {p}" for p in fresh + broken])
     phase("disk checks")
+    if rng.random() < opts.startup_kills:
+        # Recovery itself must survive a crash: start, kill it part-way, and look again.
+        server.start()
+        await asyncio.sleep(rng.uniform(0.05, 1.5))
+        server.kill()
+        report.startup_kills += 1
+        states = await asyncio.to_thread(checks.run_states, data)
+        phase("killed start-ups")
     started = time.monotonic()
     server.start()
     try:
@@ -198,13 +209,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="most seconds of load before a kill")
     parser.add_argument("--writers", type=int, default=Options.writers, help="concurrent API writers")
     parser.add_argument("--pushers", type=int, default=Options.pushers, help="concurrent git pushers")
+    parser.add_argument("--startup-kills", type=float, default=Options.startup_kills,
+                        help="chance that a restart is killed again during start-up")
     parser.add_argument("--work-dir", type=Path, default=None,
                         help="keep the data dir, clones and server log here")
     parser.add_argument("--quiet", action="store_true", help="print only the final counts")
     args = parser.parse_args(argv)
     opts = Options(cycles=args.cycles, seed=args.seed, burst_min=args.burst_min,
                    burst_max=max(args.burst_min, args.burst_max), writers=args.writers,
-                   pushers=args.pushers, work_dir=args.work_dir, quiet=args.quiet)
+                   pushers=args.pushers, startup_kills=args.startup_kills,
+                   work_dir=args.work_dir, quiet=args.quiet)
     report = asyncio.run(run(opts))
     print("\n".join(report.lines()))
     return 1 if report.violations else 0
