@@ -636,6 +636,20 @@ def test_send_hostile_request_is_refused_and_changes_nothing(world: World, case:
     assert_unchanged(before, snapshot(world.root))
 
 
+def test_snapshot_sees_a_commit_and_a_file_outside_the_data_dir(world: World) -> None:
+    """The harness itself: an accepted write and an escaped file both show as changes."""
+    before = snapshot(world.root)
+    world.call("PUT", "/contexts/notes/files/harness.md", {"content": "seen\n"})
+    after = snapshot(world.root)
+    assert after["refs:default"] != before["refs:default"]
+    assert "data/workspaces/default/contexts/notes/harness.md" in set(after) - set(before)
+    (world.root / "escaped.txt").write_text("x")
+    try:
+        assert "escaped.txt" in set(snapshot(world.root)) - set(after)
+    finally:
+        (world.root / "escaped.txt").unlink()
+
+
 def test_list_hostile_catalog_has_at_least_60_distinct_4xx_cases() -> None:
     assert len(CASES) + len(PUSHES) >= 60
     assert len({c.id for c in CASES}) == len(CASES)
