@@ -32,6 +32,10 @@ UPLOAD_FIELDS = {"file": "binary", "path_prefix": "string", "create_if_missing":
 ERROR_STATUSES = (400, 404, 409, 413, 422, 429)
 
 
+def _slug(path: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", path.lower()).strip("_")
+
+
 def error_statuses(route: Any) -> list[int]:
     """Every error status the route can answer: the common ones, 401/403 where a credential is
     checked (by the middleware, or by a public route itself), and any the route declares in
@@ -61,13 +65,15 @@ def _parameters(r: Any) -> list[dict[str, Any]]:
                 "description": d} for n, t, d in r.query]
     if r.perm not in ("public", "git"):
         params.append({"name": "x-workeros-workspace", "in": "header", "required": False,
-                       "schema": {"type": "string"}, "description": "workspace id (default: default)"})
+                       "schema": {"type": "string"},
+                       "description": "workspace id (default: default)"})
     return params
 
 
 def _request_body(r: Any, by_type: dict[Any, Any]) -> dict[str, Any] | None:
     """JSON (`body`), raw bytes (`extra["raw_body"]`: True, or the content types taken) and
-    multipart forms (`extra["multipart"]`: True for the upload fields, or {field: type})."""
+    multipart forms (`extra["multipart"]`: True for the upload fields, or {field: type}).
+    Required unless `extra["body_optional"]` (an empty body decodes to the defaults)."""
     content: dict[str, Any] = {}
     if r.body is not None:
         content["application/json"] = {"schema": by_type[r.body]}
@@ -80,7 +86,9 @@ def _request_body(r: Any, by_type: dict[Any, Any]) -> dict[str, Any] | None:
         content["multipart/form-data"] = {"schema": {"type": "object", "properties": {
             name: {"type": "string", **({"format": "binary"} if kind == "binary" else {})}
             for name, kind in fields.items()}}}
-    return {"required": True, "content": content} if content else None
+    if not content:
+        return None
+    return {"required": not r.extra.get("body_optional"), "content": content}
 
 
 def _responses(r: Any, by_type: dict[Any, Any]) -> dict[str, Any]:
@@ -109,7 +117,8 @@ def build_spec(routes: list) -> dict[str, Any]:
         for t in (r.body, r.response, *r.extra.get("also", {}).values()):
             if t is not None and t not in types:
                 types.append(t)
-    schemas, components = msgspec.json.schema_components(types, ref_template="#/components/schemas/{name}")
+    schemas, components = msgspec.json.schema_components(
+        types, ref_template="#/components/schemas/{name}")
     by_type = dict(zip(types, schemas))
     paths: dict[str, dict[str, Any]] = {}
     for r in routes:
@@ -117,7 +126,7 @@ def build_spec(routes: list) -> dict[str, Any]:
         op: dict[str, Any] = {
             "summary": r.summary,
             "tags": [r.tag],
-            "operationId": f"{r.method.lower()}_{re.sub(r'[^a-z0-9]+', '_', path.lower()).strip('_')}",
+            "operationId": f"{r.method.lower()}_{_slug(path)}",
             "x-floom-permission": r.perm,
         }
         params = _parameters(r)
@@ -164,7 +173,8 @@ async def docs(request: web.Request) -> web.Response:
             detail = html.escape(msgspec.json.format(msgspec.json.encode(op), indent=2).decode())
             rows.append(f"<details><summary><code>{method.upper()} {html.escape(path)}</code> "
                         f"{html.escape(op['summary'])}</summary><pre>{detail}</pre></details>")
-    schemas = html.escape(msgspec.json.format(msgspec.json.encode(spec["components"]), indent=2).decode())
+    components = msgspec.json.encode(spec["components"])
+    schemas = html.escape(msgspec.json.format(components, indent=2).decode())
     page = (
         "<!doctype html><html><head><meta charset='utf-8'><title>floom-git API</title>"
         "<style>body{font-family:sans-serif;max-width:60rem;margin:2rem auto}"

@@ -59,7 +59,7 @@ def routes() -> list[Any]:
         # CLI device flow
         Route("POST", "/cli-auth/devices", auth.device_start, "public",
               "Start a CLI device sign-in", A, body=s.DeviceStart, response=s.DeviceOut, status=201,
-              extra={"rate": "auth"}),
+              extra={"rate": "auth", "body_optional": True}),
         Route("POST", "/cli-auth/approve", auth.device_approve, "user",
               "Approve a device's user code as yourself", A, body=s.DeviceDecision,
               response=s.Done, extra={"rate": "auth"}),

@@ -49,5 +49,5 @@ def routes() -> list:
         Route("POST", "/runs/{id}/feedback/issue", feedback_issue, "write",
               "Turn feedback into an issue bound to the run (201; the same feedback_id again: "
               "200 with created=false)", tag, body=FeedbackIssueCreate, response=FeedbackIssue,
-              status=201),
+              status=201, extra={"body_optional": True}),
     ]

@@ -299,6 +299,7 @@ def routes() -> list:
     from floom_git.http.routes import PAGE, Route
 
     r, a = "runs", "approvals"
+    optional_body = {"body_optional": True}  # an empty body means the defaults
     run_filters = PAGE + (
         ("worker_id", "string", "only runs of this worker"),
         ("status", "string", "comma list of statuses"),
@@ -309,7 +310,7 @@ def routes() -> list:
     resume = (("last_event_id", "integer", "resume after this event id (or Last-Event-ID)"),)
     return [
         Route("POST", "/workers/{id}/runs", create_run, "write", "Trigger a run", r,
-              body=schema.RunCreate, response=schema.RunCreated),
+              body=schema.RunCreate, response=schema.RunCreated, extra=optional_body),
         Route("GET", "/runs", list_runs, "read", "List runs (X-Total-Count)", r,
               response=list[schema.RunSummary], query=run_filters),
         Route("GET", "/runs/{id}", get_run, "read", "Run detail", r, response=schema.RunDetail),
@@ -332,9 +333,9 @@ def routes() -> list:
               "Download one artifact", r, content_type="application/octet-stream"),
         Route("POST", "/runs/{id}/approve", approve_run, "write",
               "Approve a pending run (starts the follow-up run)", a, body=schema.ApproveBody,
-              response=schema.Decision),
+              response=schema.Decision, extra=optional_body),
         Route("POST", "/runs/{id}/reject", reject_run, "write", "Reject a pending run", a,
-              body=schema.RejectBody, response=schema.Decision),
+              body=schema.RejectBody, response=schema.Decision, extra=optional_body),
         Route("GET", "/approvals", list_approvals, "read", "List approvals (default: pending)", a,
               response=list[schema.ApprovalOut],
               query=PAGE + (("status", "string", "pending|approved|rejected|expired|cancelled|all"),
@@ -342,7 +343,9 @@ def routes() -> list:
         Route("GET", "/approvals/count", count_approvals, "read", "Count pending approvals", a,
               response=schema.ApprovalCount),
         Route("POST", "/approvals/{approval_id}/approve", approve_by_id, "write",
-              "Approve by approval id", a, body=schema.ApproveBody, response=schema.Decision),
+              "Approve by approval id", a, body=schema.ApproveBody, response=schema.Decision,
+              extra=optional_body),
         Route("POST", "/approvals/{approval_id}/reject", reject_by_id, "write",
-              "Reject by approval id", a, body=schema.RejectBody, response=schema.Decision),
+              "Reject by approval id", a, body=schema.RejectBody, response=schema.Decision,
+              extra=optional_body),
     ]

@@ -77,7 +77,7 @@ def routes() -> list:
               body=ImportFromShare, response=ShareImported, status=201),
         Route("POST", "/workers/{id}/share-link", create_link, "write",
               "Create a public read-only share link (the token is shown once)", tag,
-              body=ShareLinkCreate, response=ShareLink, status=201),
+              body=ShareLinkCreate, response=ShareLink, status=201, extra={"body_optional": True}),
         Route("DELETE", "/workers/{id}/share-link", revoke_links, "write",
               "Revoke every share link of this worker", tag, response=ShareRevoked),
         Route("GET", "/workers/public/{id}", public_worker, "public",
