@@ -1,6 +1,7 @@
 """API fuzzing with schemathesis against the server's own /openapi.json: every documented
 operation, authenticated as an admin, bounded and derandomized. A 5xx, an undocumented status,
-a wrong content type or a body that breaks its schema fails; so does a route missing from the spec."""
+a wrong content type, a body that breaks its schema or an accepted request that breaks the spec
+fails; so does a route missing from the spec."""
 
 from __future__ import annotations
 
@@ -18,9 +19,11 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
+    negative_data_rejection,
     response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
+    unsupported_method,
 )
 
 from floom_git.config import Settings
@@ -37,6 +40,8 @@ CHECKS = [
     content_type_conformance,
     response_headers_conformance,
     response_schema_conformance,
+    negative_data_rejection,  # a request that breaks the spec must not be accepted (2xx)
+    unsupported_method,  # a method the path does not serve is 405
 ]
 
 
