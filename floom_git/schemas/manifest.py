@@ -231,6 +231,14 @@ def parse_manifest(data: bytes | str, *, where: str, folder: str | None = None) 
 
 def _semantic_problems(m: Manifest) -> list[str]:
     out: list[str] = []
+    # The field patterns end in `$`, which also matches before a final newline; no name,
+    # secret or input may carry one.
+    named = [("$.name", m.name)] + [(f"$.exec.secrets[{i}]", s) for i, s in enumerate(m.exec.secrets)]
+    named += [(f"$.exec.inputs[{i}].name", f.name) for i, f in enumerate(m.exec.inputs)]
+    named += [(f"$.exec.outputs[{i}].name", f.name) for i, f in enumerate(m.exec.outputs)]
+    for at, value in named:
+        if value != value.strip():
+            out.append(f"'{value.strip()}' must not carry surrounding whitespace - at `{at}`")
     entry = m.exec.entry
     if entry is not None:
         if not _ENTRY_RE.match(entry) or ".." in entry.split("/"):

@@ -246,3 +246,11 @@ async def test_create_worker_wrong_content_type_is_400(client):
     resp = await client.post("/api/workers", data=b"<xml/>", headers={"Content-Type": "text/xml"})
     assert resp.status == 400
     assert "Content-Type" in (await resp.json())["detail"]
+
+
+async def test_create_worker_secret_name_with_trailing_newline_is_400(client):
+    yml = WORKER_YML.format(name="nl-secret", title="x").replace(
+        "  inputs:", '  secrets: ["API_KEY\\n"]\n  inputs:')
+    resp = await client.post("/api/workers", json={"worker_yml": yml, "run_py": "x"})
+    assert resp.status == 400
+    assert "$.exec.secrets[0]" in (await resp.json())["detail"]
