@@ -24,6 +24,12 @@ from floom_git.errors import RateLimited, Unauthenticated
 RECEIPT_TTL = 24 * 3600
 
 
+MAX_RATE_KEYS = 10_000
+# One answer for every refusal (unknown workspace or worker, no webhook trigger, no secret yet,
+# wrong token): a caller without the secret learns nothing about which workers exist.
+REFUSED = "Invalid webhook token or signature"
+
+
 def url_token(digest: str, worker_id: str) -> str:
     return hmac.new(digest.encode(), worker_id.encode(), hashlib.sha256).hexdigest()[:32]
 
@@ -78,8 +84,7 @@ class WebhookStore:
         """Raise Unauthenticated unless the URL token or the body signature matches."""
         digest = self.digest(ws_id, worker_id)
         if digest is None:
-            raise Unauthenticated(f"Worker {worker_id} has no webhook secret yet; create one with "
-                                  f"POST /api/workers/{worker_id}/webhook-secret/rotate")
+            raise Unauthenticated(REFUSED)
         # errors="replace": header bytes that are not UTF-8 arrive as surrogates; such a value
         # can only fail the comparison, never raise
         if token and hmac.compare_digest(token.encode(errors="replace"),
@@ -88,7 +93,7 @@ class WebhookStore:
         if signature and hmac.compare_digest(signature.strip().encode(errors="replace"),
                                              body_signature(digest, body).encode()):
             return
-        raise Unauthenticated("Invalid webhook token or signature")
+        raise Unauthenticated(REFUSED)
 
     # -- deliveries and rate ------------------------------------------------------------------------
     def seen(self, ws_id: str, worker_id: str, delivery_id: str) -> str | None:
@@ -110,6 +115,9 @@ class WebhookStore:
     def check_rate(self, ws_id: str, worker_id: str, client: str, limit: int, window: float) -> None:
         """RateLimited once `limit` deliveries for (worker, client) fall within `window` seconds."""
         now = time.monotonic()
+        if len(self._hits) > MAX_RATE_KEYS:  # anyone may call with made-up ids: stay bounded
+            for key in [k for k, d in self._hits.items() if not d or now - d[-1] >= window]:
+                del self._hits[key]
         hits = self._hits.setdefault((ws_id, worker_id, client), collections.deque())
         while hits and now - hits[0] >= window:
             hits.popleft()

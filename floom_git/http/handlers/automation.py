@@ -9,13 +9,13 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from floom_git.errors import NotFound
+from floom_git.errors import Unauthenticated
 from floom_git.http import wire
 from floom_git.http.handlers.common import settings, workspace
 from floom_git.http.handlers.runs import ALERTS, ENGINE, WEBHOOKS, attached, run_query
 from floom_git.http.keys import MANAGER
 from floom_git.schemas import run as schema
-from floom_git.services import approvals, run_stats, runs, workers
+from floom_git.services import approvals, run_stats, runs, webhooks, workers
 from floom_git.services.workspaces import Workspace
 
 WORKSPACE_HEADER = "x-workeros-workspace"  # as the auth middleware reads it
@@ -28,8 +28,8 @@ def _webhook_url(request: web.Request, worker_id: str, token: str) -> str:
 
 
 def _has_webhook(ws: Workspace, worker_id: str) -> bool:
-    entry = workers.entry_or_404(ws, worker_id)
-    return bool(entry.manifest and any(t.type == "webhook" for t in entry.manifest.all_triggers))
+    entry = ws.workers.get(worker_id)
+    return bool(entry and entry.manifest and any(t.type == "webhook" for t in entry.manifest.all_triggers))
 
 
 async def _rotated(request: web.Request, ws: Workspace, worker_id: str) -> schema.WebhookSecret:
@@ -70,15 +70,17 @@ async def webhook(request: web.Request) -> web.Response:
     """Start a run from a webhook delivery; the JSON body becomes the inputs."""
     ws_id = (request.headers.get(WORKSPACE_HEADER) or request.query.get("workspace")
              or request.cookies.get(WORKSPACE_COOKIE) or "default")
-    ws = request.app[MANAGER].get(ws_id)
-    await request.app[ENGINE].attach(ws)
     wid = request.match_info["worker_id"]
-    if not _has_webhook(ws, wid):
-        raise NotFound(f"Worker {wid} has no webhook trigger")
     cfg = settings(request)
     store = request.app[WEBHOOKS]
-    store.check_rate(ws.id, wid, request.remote or "?", cfg.webhook_rate_limit, cfg.webhook_rate_window)
+    store.check_rate(ws_id[:64], wid[:64], request.remote or "?", cfg.webhook_rate_limit,
+                     cfg.webhook_rate_window)
     body = await wire.read_body(request, cfg.max_json_bytes)
+    manager = request.app[MANAGER]
+    ws = manager.get(ws_id) if manager.exists(ws_id) else None
+    if ws is None or not _has_webhook(ws, wid):
+        raise Unauthenticated(webhooks.REFUSED)
+    await request.app[ENGINE].attach(ws)
     store.verify(ws.id, wid, request.query.get("token"), request.headers.get("X-Floom-Signature"), body)
     delivery = next((request.headers[h] for h in DELIVERY_HEADERS if request.headers.get(h)), None)
     if delivery:
