@@ -32,6 +32,7 @@ class Options:
     workspaces: tuple[str, ...] = ("default", "crash-b")
     max_concurrent_runs: int = 1  # low, so that kills find runs both queued and running
     startup_kills: float = 0.15  # chance that a restart is itself killed during its recovery
+    kill_group: bool = True  # False: SIGKILL the server alone; its git children live on
     work_dir: Path | None = None  # kept afterwards when given
     quiet: bool = False
 
@@ -125,7 +126,8 @@ async def _cycle(opts: Options, server: ServerProcess, load: Load, report: Repor
         report.phase_seconds[name] += now - clock
         clock = now
 
-    await burst(load, server, kill_after, opts.writers, opts.pushers, opts.runners)
+    await burst(load, server, kill_after, opts.writers, opts.pushers, opts.runners,
+                opts.kill_group)
     phase("load")
     report.cycles = cycle
     data = server.data_dir
@@ -211,6 +213,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pushers", type=int, default=Options.pushers, help="concurrent git pushers")
     parser.add_argument("--startup-kills", type=float, default=Options.startup_kills,
                         help="chance that a restart is killed again during start-up")
+    parser.add_argument("--kill-server-only", action="store_true",
+                        help="SIGKILL the server process alone (git children become orphans), "
+                             "as an OOM kill would; default: its whole process group")
     parser.add_argument("--work-dir", type=Path, default=None,
                         help="keep the data dir, clones and server log here")
     parser.add_argument("--quiet", action="store_true", help="print only the final counts")
@@ -218,6 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     opts = Options(cycles=args.cycles, seed=args.seed, burst_min=args.burst_min,
                    burst_max=max(args.burst_min, args.burst_max), writers=args.writers,
                    pushers=args.pushers, startup_kills=args.startup_kills,
+                   kill_group=not args.kill_server_only,
                    work_dir=args.work_dir, quiet=args.quiet)
     report = asyncio.run(run(opts))
     print("\n".join(report.lines()))

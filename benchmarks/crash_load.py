@@ -107,7 +107,7 @@ async def setup(load: Load, server: ServerProcess, pushers: int) -> None:
 
 
 async def burst(load: Load, server: ServerProcess, kill_after: float, writers: int,
-                pushers: int, runners: int) -> None:
+                pushers: int, runners: int, kill_group: bool = True) -> None:
     """Drive every kind of load until `kill_after` seconds have passed, then SIGKILL the server
     mid-flight and let each client notice."""
     stop = asyncio.Event()
@@ -116,7 +116,7 @@ async def burst(load: Load, server: ServerProcess, kill_after: float, writers: i
         tasks += [asyncio.create_task(_pusher(load, server, j, stop)) for j in range(pushers)]
         tasks += [asyncio.create_task(_runner(load, server, session, stop)) for _ in range(runners)]
         await asyncio.sleep(kill_after)
-        server.kill()
+        server.kill(group=kill_group)
         stop.set()
         await asyncio.gather(*tasks)
 

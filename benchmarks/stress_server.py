@@ -93,12 +93,16 @@ class ServerProcess:
         raise RuntimeError(f"server did not answer /healthz within {deadline:.0f} s:\n"
                            f"{self.log_tail()}")
 
-    def kill(self) -> None:
-        """SIGKILL the server and everything in its process group (a crash, not a shutdown)."""
+    def kill(self, group: bool = True) -> None:
+        """SIGKILL the server and everything in its process group (a crash, not a shutdown);
+        with group=False the server alone, leaving its git children running as orphans."""
         if self.proc is None or self.proc.poll() is not None:
             return  # already gone: its group id may belong to someone else by now
         try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
+            if group:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            else:
+                self.proc.kill()
         except ProcessLookupError:
             pass
         self.proc.wait()
