@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from prometheus_client import (
@@ -25,7 +26,9 @@ from prometheus_client.registry import Collector
 from floom_git.http.keys import MANAGER
 from floom_git.services.run_records import RunStore
 from floom_git.services.workspaces import Workspace
-from floom_git.storage.repo import CommitResult
+
+if TYPE_CHECKING:
+    from floom_git.storage.repo import CommitResult
 
 # Route latencies span ~1 ms reads to multi-second pushes and clones.
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
