@@ -160,6 +160,7 @@ async def _cycle(opts: Options, server: ServerProcess, load: Load, report: Repor
     sample = rng.sample(terminal, min(10, len(terminal)))
     problems = await checks.check_recovery(server, states, new_runs, report.recovered, sample)
     problems += await asyncio.to_thread(checks.dirty_worktrees, data)
+    problems += await checks.health_problems(server)
     phase("recovery checks")
     _add(report, [f"cycle {cycle}: {p}" for p in problems])
     _say(opts, f"cycle {cycle}: killed after {kill_after:.2f} s; {len(load.acks)} acks so far; "

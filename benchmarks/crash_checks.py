@@ -208,6 +208,25 @@ async def _check_run(session: aiohttp.ClientSession, server: ServerProcess, ws: 
     return None
 
 
+async def health_problems(server: ServerProcess) -> list[str]:
+    """After a restart, /health/details must find every repository readable and the scheduler
+    alive, and /metrics must answer."""
+    async with aiohttp.ClientSession(headers=HEADERS, timeout=CLIENT_TIMEOUT) as session:
+        async with session.get(server.base + "/api/health/details") as resp:
+            if resp.status != 200:
+                return [f"GET /health/details -> {resp.status} {await resp.text()}"]
+            checks = (await resp.json())["checks"]
+        async with session.get(server.base + "/metrics") as resp:
+            scraped = resp.status
+    problems = [f"repository {ws} unhealthy after the restart: {c}"
+                for ws, c in checks["repositories"]["workspaces"].items() if not c["ok"]]
+    if not checks["scheduler"]["ok"]:
+        problems.append(f"scheduler not running after the restart: {checks['scheduler']}")
+    if scraped != 200:
+        problems.append(f"GET /metrics -> {scraped} after the restart")
+    return problems
+
+
 async def runs_by_status(server: ServerProcess, workspaces: list[str]) -> Counter:
     counts: Counter = Counter()
     async with aiohttp.ClientSession(headers=HEADERS, timeout=CLIENT_TIMEOUT) as session:
