@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
 from aiohttp import web
 
-from floom_git import __version__, config
+from floom_git import __version__, config, logs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -125,9 +124,8 @@ def _serve(args: argparse.Namespace) -> int:
     from floom_git.http.app import create_app
     from floom_git.services.auth import load_or_create_secret
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     settings = config.from_env(host=args.host, port=args.port, data_dir=args.data_dir)
+    logs.setup(settings.log_format)
     app = create_app(settings)
     base = f"http://{'localhost' if settings.host in ('127.0.0.1', '0.0.0.0') else settings.host}:{settings.port}"
     if settings.secret:

@@ -17,6 +17,7 @@ DEFAULT_TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "workspace_templ
 @dataclass(frozen=True)
 class Settings:
     host: str = "127.0.0.1"
+    log_format: str = "json"  # json (one object per line) or text
     port: int = 8000
     data_dir: Path = Path("./floom-data")
     template_dir: Path = DEFAULT_TEMPLATE_DIR
@@ -129,6 +130,8 @@ def from_env(env: Mapping[str, str] | None = None, **overrides: object) -> Setti
     values: dict[str, object] = {}
     if "FLOOM_HOST" in env:
         values["host"] = env["FLOOM_HOST"]
+    if "FLOOM_LOG_FORMAT" in env:
+        values["log_format"] = env["FLOOM_LOG_FORMAT"]
     if "FLOOM_PORT" in env:
         values["port"] = int(env["FLOOM_PORT"])
     if "FLOOM_DATA_DIR" in env:

@@ -37,6 +37,7 @@ def create_app(settings: Settings) -> web.Application:
         handler_args={"max_field_size": 16384, "max_line_size": 16384},
     )
     app[SETTINGS] = settings
+    app.on_response_prepare.append(middleware.add_request_id)
     manager = WorkspaceManager(settings)
     app[MANAGER] = manager
     secret = settings.secret or load_or_create_secret(settings.system_dir)

@@ -4,11 +4,12 @@ auth + workspace selection + the role check declared on each route."""
 from __future__ import annotations
 
 import logging
-import secrets
+import time
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from floom_git import logs
 from floom_git.errors import FloomError
 from floom_git.http.errors import error_response, from_domain
 from floom_git.http.keys import ACTOR, AUTH, MANAGER, WORKSPACE
@@ -18,6 +19,8 @@ from floom_git.http.selection import selected_workspace
 from floom_git.services.actor import Actor
 
 log = logging.getLogger("floom_git.http")
+access = logging.getLogger("floom_git.access")
+REQUEST_ID = web.RequestKey("request_id", str)
 ROLE_FOR = {"read": "viewer", "write": "member", "admin": "admin", "owner": "owner"}
 SPECS = web.AppKey("route_specs", dict)
 WORKSPACE_HEADER = "x-workeros-workspace"
@@ -26,7 +29,10 @@ WORKSPACE_COOKIE = "floom_workspace"
 
 @web.middleware
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    request_id = request.headers.get("X-Request-ID") or secrets.token_hex(8)
+    request_id = logs.request_id_for(request.headers.get("X-Request-ID"))
+    request[REQUEST_ID] = request_id
+    token = logs.REQUEST_ID.set(request_id)
+    started = time.perf_counter()
     try:
         response = await handler(request)
     except FloomError as exc:
@@ -49,9 +55,20 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except Exception:
         log.exception("unhandled error on %s %s (request %s)", request.method, request.path, request_id)
         response = error_response(500, f"Internal server error (request {request_id})")
+    finally:
+        logs.REQUEST_ID.reset(token)
     if not response.prepared:
         response.headers.setdefault("X-Request-ID", request_id)
+    access.info("%s %s %s", request.method, request.path, response.status, extra={
+        "method": request.method, "path": request.path, "status": response.status,
+        "duration_ms": round((time.perf_counter() - started) * 1000, 2), "request_id": request_id})
     return response
+
+
+async def add_request_id(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: streamed responses (SSE, git) carry the request id too."""
+    if REQUEST_ID in request:
+        response.headers.setdefault("X-Request-ID", request[REQUEST_ID])
 
 
 def _rate_limit(request: web.Request, route: Route, actor: Actor | None) -> None:

@@ -25,8 +25,7 @@ RECEIPT_TTL = 24 * 3600
 
 
 MAX_RATE_KEYS = 10_000
-# One answer for every refusal (unknown workspace or worker, no webhook trigger, no secret yet,
-# wrong token): a caller without the secret learns nothing about which workers exist.
+# One answer for a missing secret and a wrong token alike.
 REFUSED = "Invalid webhook token or signature"
 
 

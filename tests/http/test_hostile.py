@@ -604,8 +604,8 @@ CASES = [
       auth=False, body=b"{}", headers=(("X-Floom-Signature", b"sha256=\xff\xfe"),)),
     H("webhook-token-non-ascii", "POST", "/webhooks/hooked?token=%ff%fe", 401, "token or signature",
       auth=False, body=b"{}"),
-    H("webhook-token-of-other-worker", "POST", "/webhooks/hello-world?token={hook_token}", 401,
-      "token or signature", auth=False, body=b"{}"),
+    H("webhook-token-of-other-worker", "POST", "/webhooks/hello-world?token={hook_token}", 404,
+      "no webhook", auth=False, body=b"{}"),
 ]
 # fmt: on
 

@@ -9,13 +9,13 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from floom_git.errors import Unauthenticated
+from floom_git.errors import NotFound
 from floom_git.http import wire
 from floom_git.http.handlers.common import settings, workspace
 from floom_git.http.handlers.runs import ALERTS, ENGINE, WEBHOOKS, attached, run_query
 from floom_git.http.keys import MANAGER
 from floom_git.schemas import run as schema
-from floom_git.services import approvals, run_stats, runs, webhooks, workers
+from floom_git.services import approvals, run_stats, runs, workers
 from floom_git.services.workspaces import Workspace
 
 WORKSPACE_HEADER = "x-workeros-workspace"  # as the auth middleware reads it
@@ -76,10 +76,9 @@ async def webhook(request: web.Request) -> web.Response:
     store.check_rate(ws_id[:64], wid[:64], request.remote or "?", cfg.webhook_rate_limit,
                      cfg.webhook_rate_window)
     body = await wire.read_body(request, cfg.max_json_bytes)
-    manager = request.app[MANAGER]
-    ws = manager.get(ws_id) if manager.exists(ws_id) else None
-    if ws is None or not _has_webhook(ws, wid):
-        raise Unauthenticated(webhooks.REFUSED)
+    ws = request.app[MANAGER].get(ws_id)
+    if not _has_webhook(ws, wid):  # the contract: no webhook trigger is 404
+        raise NotFound(f"Worker {wid} has no webhook trigger")
     await request.app[ENGINE].attach(ws)
     store.verify(ws.id, wid, request.query.get("token"), request.headers.get("X-Floom-Signature"), body)
     delivery = next((request.headers[h] for h in DELIVERY_HEADERS if request.headers.get(h)), None)
