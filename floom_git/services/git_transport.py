@@ -119,6 +119,10 @@ class GitTransport:
                 "receive.fsckObjects=true",
                 "-c",
                 "receive.denyNonFastForwards=true",
+                # No detached `git gc --auto` after a push: it would hold repository locks the
+                # server's start-up cleanup takes for crash leftovers. Upkeep runs in-process.
+                "-c",
+                "receive.autogc=false",
             ]
         argv += [service.removeprefix("git-"), "--stateless-rpc"]
         if advertise:

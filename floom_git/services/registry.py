@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import itertools
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -81,13 +82,22 @@ def load_entry(root: Path, worker_id: str, repo: WorkspaceRepo | None = None) ->
 
 
 class WorkerRegistry:
+    """Reloads run from many threads (commit listeners, the watcher, reload requests). Each
+    reload takes a ticket before it reads the disk; a result is applied only if no reload that
+    started later has already been applied, so an early read of a half-written folder can
+    never replace what a later read saw."""
+
     def __init__(self, repo: WorkspaceRepo) -> None:
         self.repo = repo
         self.root = repo.path
         self._entries: dict[str, WorkerEntry] = {}
         self._lock = threading.Lock()
+        self._tickets = itertools.count()
+        self._applied: dict[str, int] = {}  # worker id -> ticket of the reload applied last
+        self._applied_all = -1
 
     def reload_all(self) -> int:
+        ticket = next(self._tickets)
         base = self.root / paths.WORKERS_DIR
         ids = sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
         fresh = {}
@@ -96,13 +106,28 @@ class WorkerRegistry:
             if entry is not None:
                 fresh[wid] = entry
         with self._lock:
+            if ticket < self._applied_all:
+                return len(self._entries)
+            # Keep what single-worker reloads newer than this scan found.
+            for wid, applied in self._applied.items():
+                if applied > ticket:
+                    if wid in self._entries:
+                        fresh[wid] = self._entries[wid]
+                    else:
+                        fresh.pop(wid, None)
             self._entries = fresh
+            self._applied_all = ticket
+            self._applied = {w: t for w, t in self._applied.items() if t > ticket}
         return len(fresh)
 
     def reload(self, ids: Iterable[str]) -> None:
         for wid in set(ids):
+            ticket = next(self._tickets)
             entry = load_entry(self.root, wid, self.repo)
             with self._lock:
+                if ticket < max(self._applied.get(wid, -1), self._applied_all):
+                    continue
+                self._applied[wid] = ticket
                 if entry is None:
                     self._entries.pop(wid, None)
                 else:

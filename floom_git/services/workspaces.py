@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import threading
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from floom_git.storage.repo import CommitResult, WorkspaceRepo
 from floom_git.storage.writer import Writer
 
 COMMIT_GRAPH_EVERY = 200
+_UPKEEP: set[asyncio.Task[object]] = set()  # running upkeep tasks (kept referenced)
 
 
 @dataclass
@@ -48,10 +48,13 @@ class Workspace:
                 "commit", sha=result.sha, ref="main", paths=list(result.paths), workers=sorted(ids)
             )
         if self.writer.commits % COMMIT_GRAPH_EVERY == 0:
-            threading.Thread(
-                target=history.write_commit_graph, args=(self.path, self.settings.git_binary),
-                daemon=True,
-            ).start()
+            # Packing loose objects and refreshing the commit-graph (fast path history) take
+            # repository locks, so they run under the writer lock, in the background.
+            task = asyncio.get_running_loop().create_task(
+                self.writer.run_locked(lambda: history.upkeep(self.path, self.settings.git_binary))
+            )
+            _UPKEEP.add(task)
+            task.add_done_callback(_UPKEEP.discard)
 
     def name(self) -> str:
         data = (self.path / paths.WORKSPACE_YML)

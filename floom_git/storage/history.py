@@ -66,6 +66,15 @@ def log(
     return out
 
 
+def upkeep(repo_path: Path, git: str = "git") -> None:
+    """Pack loose objects when git thinks it is time, then refresh the commit-graph.
+    Run under the workspace writer lock: gc takes ref and pack locks."""
+    subprocess.run([git, "-C", str(repo_path), "-c", "gc.autoDetach=false", "-c",
+                    "gc.writeCommitGraph=false", "gc", "--auto",
+                    "--quiet"], capture_output=True, env=git_env(), check=False)
+    write_commit_graph(repo_path, git)
+
+
 def write_commit_graph(repo_path: Path, git: str = "git") -> None:
     """Refresh the commit-graph with changed-path Bloom filters (keeps path history fast)."""
     subprocess.run(

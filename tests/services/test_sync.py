@@ -239,3 +239,40 @@ async def test_reconcile_whole_tree_after_branch_checkout_on_disk(ws):
     assert result.committed == ["workspace.md"]
     assert git(ws.path, "rev-parse", "main^{tree}") == git(ws.path, "rev-parse", "elsewhere^{tree}")
     assert_consistent(ws)
+
+
+def test_registry_late_result_of_an_early_read_is_not_applied(tmp_path):
+    """A reload that read the disk first but finishes last must not win."""
+    import threading
+
+    from floom_git.services import registry as reg
+    from floom_git.services.registry import WorkerRegistry
+    from floom_git.storage.repo import Changeset, WorkspaceRepo, signature
+
+    repo = WorkspaceRepo.create(tmp_path / "ws", {"workspace.md": b"x"}, "init", signature("a", "a@b"))
+    workers = WorkerRegistry(repo)
+    slow_started, release = threading.Event(), threading.Event()
+    real = reg.load_entry
+
+    def slow_load(root, wid, r=None):  # the early reader sees no folder yet, then stalls
+        entry = real(root, wid, r)
+        slow_started.set()
+        release.wait(10)
+        return entry
+
+    reg.load_entry = slow_load
+    try:
+        early = threading.Thread(target=workers.reload, args=(["hello-world"],))
+        early.start()
+        assert slow_started.wait(10)
+    finally:
+        reg.load_entry = real
+    yml = ("schema_version: '0.3'\nname: hello-world\ntitle: H\nversion: 1.0.0\n"
+           "exec:\n  entry: run.py\n")
+    repo.commit(Changeset({"workers/hello-world/worker.yml": yml.encode(),
+                           "workers/hello-world/run.py": b"x"}, "create"), signature("a", "a@b"))
+    workers.reload(["hello-world"])
+    assert workers.get("hello-world") is not None
+    release.set()
+    early.join(10)
+    assert workers.get("hello-world") is not None

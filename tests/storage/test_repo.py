@@ -134,3 +134,17 @@ def test_from_disk_commit_leaves_clean_status_when_disk_matches(repo):
     (repo.path / "a.txt").unlink()
     repo.commit(Changeset({"new.txt": b"n", "a.txt": None}, "sync", from_disk=True), SIG)
     assert git(repo.path, "status", "--porcelain") == ""
+
+
+def test_upkeep_packs_loose_objects_and_writes_bloom_commit_graph(repo):
+    from floom_git.storage import history
+
+    git(repo.path, "config", "gc.auto", "20")  # git samples objects/17/: ~1,500 objects fill it
+    for i in range(300):
+        repo.commit(Changeset({f"many/f{i}.txt": str(i).encode()}, f"c{i}"), SIG)
+    history.upkeep(repo.path)
+    assert list((Path(repo.repo.path) / "objects/pack").glob("*.pack"))
+    graphs = Path(repo.repo.path) / "objects/info"
+    assert list(graphs.glob("commit-graph*")) or list(graphs.glob("commit-graphs/*"))
+    git(repo.path, "fsck", "--strict")
+    assert git(repo.path, "status", "--porcelain") == ""
