@@ -9,7 +9,6 @@ import asyncio
 import datetime as dt
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -21,6 +20,7 @@ from floom_git.errors import FloomError
 from floom_git.runtime.queue import RunEngine
 from floom_git.services import runs
 from floom_git.services.workspaces import Workspace, WorkspaceManager
+from floom_git.storage import private
 
 log = logging.getLogger("floom_git.scheduler")
 SCHEDULE_TYPES = ("schedule", "cron", "scheduled")
@@ -76,11 +76,7 @@ class Scheduler:
             return {}
 
     def _save(self, ws_id: str, state: dict[str, dict[str, Any]]) -> None:
-        path = self._path(ws_id)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state, indent=1, sort_keys=True))
-        os.replace(tmp, path)
+        private.write_json(self._path(ws_id), state)
 
     async def tick(self, when: dt.datetime | None = None) -> list[tuple[str, str, str]]:
         """Evaluate every schedule trigger at `when` (default now). Returns (workspace, trigger

@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import json
-import os
 import secrets
 import threading
 from pathlib import Path
@@ -17,6 +16,7 @@ import msgspec
 
 from floom_git.errors import InvalidInput, NotFound
 from floom_git.schemas.run import Alert, AlertCreate, AlertDelivery
+from floom_git.storage import private
 
 KEEP_DELIVERIES = 20
 
@@ -57,15 +57,7 @@ class AlertStore:
         return {k: msgspec.convert(v, Alert) for k, v in raw.items()}
 
     def _save(self, ws_id: str, data: dict[str, Alert]) -> None:
-        path = self._path(ws_id)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(msgspec.json.format(msgspec.json.encode(data), indent=1))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        private.write_bytes(self._path(ws_id), msgspec.json.format(msgspec.json.encode(data), indent=1))
 
     def for_worker(self, ws_id: str, worker_id: str) -> list[Alert]:
         """The worker's alerts, without their secrets."""

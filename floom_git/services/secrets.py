@@ -5,7 +5,6 @@ decrypted to hand them to a run; the API lists names and status, never values.""
 from __future__ import annotations
 
 import base64
-import json
 import os
 import re
 import threading
@@ -15,6 +14,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from floom_git.errors import InvalidInput, NotFound
+from floom_git.storage import private
 
 NAME_RE = re.compile(r"^[A-Z][A-Z0-9_]{0,63}\Z")
 RESERVED = {"PATH", "HOME", "LD_PRELOAD", "LD_LIBRARY_PATH", "PYTHONPATH", "PYTHONHOME",
@@ -54,18 +54,10 @@ class SecretStore:
         return self._dir / f"{ws_id}.json"
 
     def _load(self, ws_id: str) -> dict[str, dict]:
-        path = self._file(ws_id)
-        return json.loads(path.read_text()) if path.exists() else {}
+        return private.read_json(self._file(ws_id))
 
     def _save(self, ws_id: str, data: dict[str, dict]) -> None:
-        path = self._file(ws_id)
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=1, sort_keys=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        private.write_json(self._file(ws_id), data)
 
     def set(self, ws_id: str, name: str, value: str, user_id: str) -> None:
         check_name(name)

@@ -13,7 +13,6 @@ import json
 import os
 import secrets
 import string
-import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -30,7 +29,7 @@ from floom_git.services.actor import Actor
 from floom_git.services.files import file_out
 from floom_git.services.registry import validate_worker
 from floom_git.services.workspaces import Workspace, WorkspaceManager
-from floom_git.storage import paths
+from floom_git.storage import paths, private
 from floom_git.storage.codec import set_top_level
 from floom_git.storage.repo import Changeset, WorkspaceRepo
 
@@ -81,12 +80,7 @@ class ShareStore:
         return data if isinstance(data, dict) else {}
 
     def _save(self, data: dict[str, dict[str, Any]]) -> None:
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".share-")
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=1, sort_keys=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
+        private.write_json(self.path, data)
 
     def create(self, share: Share) -> str:
         token = PREFIX + "".join(secrets.choice(ALPHABET) for _ in range(24))

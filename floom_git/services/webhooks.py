@@ -13,13 +13,13 @@ import collections
 import hashlib
 import hmac
 import json
-import os
 import secrets
 import threading
 import time
 from pathlib import Path
 
 from floom_git.errors import RateLimited, Unauthenticated
+from floom_git.storage import private
 
 RECEIPT_TTL = 24 * 3600
 
@@ -53,14 +53,7 @@ class WebhookStore:
             return {}
 
     def _save(self, path: Path, data: dict) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=1, sort_keys=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        private.write_json(path, data)
 
     # -- secrets --------------------------------------------------------------------------------
     def rotate(self, ws_id: str, worker_id: str) -> tuple[str, str]:
