@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks import auth_overhead, fixtures, measure
-from benchmarks.server import Server, start_baseline, start_floom
+from benchmarks.server import Server, floom_args, spawn, start_baseline, start_floom
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,10 @@ class Sizes:
     pushes: int = 10
     edits: int = 5
     runs: int = 5
+    run_latency: int = 100  # sequential runs for trigger -> start and end-to-end latency
+    run_burst: int = 200  # runs fired by run_clients clients for runs/s
+    run_clients: int = 8
+    run_records: int = 100_000  # records on floom/runs for the start-up time
 
 
 QUICK = Sizes(
@@ -44,6 +48,10 @@ QUICK = Sizes(
     pushes=2,
     edits=1,
     runs=1,
+    run_latency=5,
+    run_burst=5,
+    run_clients=2,
+    run_records=1_000,
 )
 
 
@@ -279,6 +287,78 @@ def bench_live(sizes: Sizes, floom: Server, data: Path, rows: list[Row]) -> None
         )
 
 
+def bench_runs(sizes: Sizes, floom: Server, data: Path, rows: list[Row]) -> None:
+    """The run engine: trigger -> process start, end-to-end latency of the trivial word-count
+    script, and runs/s with every record committed to floom/runs."""
+    lat = measure.run_latencies(floom, sizes.run_latency)
+    if lat is None:
+        rows.append(Row("run engine", "n/a", note="no run engine (POST /workers/{id}/runs)"))
+        return
+    n = sizes.run_latency
+    p50, p99 = measure.quantiles(lat["to_start"])
+    c50, _ = measure.quantiles(lat["created_to_start"])
+    rows.append(
+        Row(
+            f"run trigger -> process started, p50 ({n} runs)",
+            ms(p50),
+            comparison=f"p99 {ms(p99)}",
+            note=f"POST sent -> 'Started' log line (ms clock); created_at -> it p50 {ms(c50)}",
+        )
+    )
+    p50, p99 = measure.quantiles(lat["e2e"])
+    rows.append(
+        Row(
+            f"run end to end (word-count), p50 ({n} runs)",
+            ms(p50),
+            comparison=f"p99 {ms(p99)}",
+            note="POST -> SSE close `completed`, one at a time; aim < 150 ms",
+        )
+    )
+    repo = data / "workspaces" / "default"
+    r = measure.run_throughput(floom, repo, sizes.run_burst, sizes.run_clients)
+    rows.append(
+        Row(
+            f"runs/s, {sizes.run_clients} clients ({sizes.run_burst} runs, {os.cpu_count()} CPUs)",
+            f"{r['rate']:.1f}/s",
+            comparison=f"{r['committed']:.0f}/{sizes.run_burst} on floom/runs",
+            note=f"completed {r['completed']:.0f}; all committed (checked) {ms(r['commit_lag'])} after the "
+            f"last ended, in {r['commits']:.0f} commits",
+        )
+    )
+
+
+def bench_startup(sizes: Sizes, work: Path, rows: list[Row]) -> None:
+    """Start-up with `run_records` records on floom/runs: cold (index read from every record),
+    then a restart (index cache written at shutdown)."""
+    data = work / "startup-data"
+    fixtures.create_workspaces(data, ["default"])
+    built = time.perf_counter()
+    fixtures.add_run_records(data / "workspaces" / "default", sizes.run_records)
+    print(
+        f"{sizes.run_records} run records written in {time.perf_counter() - built:.1f} s",
+        flush=True,
+    )
+    count = f"{sizes.run_records:,}"
+    for label in ("cold", "restart"):
+        server, healthy, listed = measure.startup_seconds(
+            lambda label=label: spawn("floom-git", floom_args(data), work / f"start-{label}.log"),
+            sizes.run_records,
+        )
+        server.stop()
+        rows.append(
+            Row(
+                f"start-up, {count} run records ({label}): /healthz",
+                f"{healthy:.2f} s",
+                comparison=f"runs listed {listed:.2f} s",
+                note=(
+                    "spawn -> GET /runs?limit=1 X-Total-Count right; aim < 3 s"
+                    if label == "cold"
+                    else "index cache from the last shutdown"
+                ),
+            )
+        )
+
+
 def bench_auth(quick: bool, rows: list[Row]) -> None:
     """Token authentication against an unauthenticated request (its own server; aim < 5 %)."""
     for name, value in auth_overhead.run(quick):
@@ -321,6 +401,9 @@ def main(argv: list[str] | None = None) -> int:
         bench_reads(sizes, floom, rows)
         bench_git(sizes, floom, data, work, rows)
         bench_live(sizes, floom, data, rows)
+        bench_runs(sizes, floom, data, rows)
+        floom.stop()
+        bench_startup(sizes, work, rows)
         bench_auth(args.quick, rows)
     except Exception:
         for server in servers:

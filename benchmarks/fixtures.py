@@ -4,6 +4,7 @@ quickly with `git fast-import` (before the server starts), plus a commit-graph w
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
 
 from floom_git.config import Settings
@@ -94,3 +95,55 @@ def add_history(repo: Path, commits: int, workers: int = 0, touch_every: int = 1
     # The server is not running yet: bring its working tree and index up to the new main.
     git(repo, "read-tree", "-m", "-u", parent, "main")
     git(repo, "commit-graph", "write", "--reachable", "--changed-paths")
+
+
+def _run_record(i: int, day: int) -> tuple[str, bytes]:
+    """The path and run.json of the `i`th synthetic completed word-count run (as the server
+    writes them: every RunRecord field, nulls included)."""
+    import json
+
+    run_id = f"run_{i:012x}"
+    created = BASE_TS + day * 86_400 + i % 86_000
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created))
+    record = {
+        "id": run_id,
+        "worker_id": "word-count",
+        "worker_name": "Word count",
+        "worker_sha": "0" * 40,
+        "status": "completed",
+        "trigger_source": "manual",
+        "trigger_ref": None,
+        "created_by": None,
+        "inputs": {"text": "a b c"},
+        "outputs": {"words": 3, "lines": 1, "longest": "a"},
+        "error": None,
+        "error_code": None,
+        "exit_code": 0,
+        "created_at": f"{stamp}.000Z",
+        "started_at": f"{stamp}.010Z",
+        "completed_at": f"{stamp}.090Z",
+        "duration_ms": 80,
+        "approval": None,
+        "approval_of": None,
+        "artifacts": [],
+        "timeline": [],
+        "seq": 3,
+    }
+    path = f"runs/{stamp[:10]}/{run_id}/run.json"
+    return path, json.dumps(record, indent=2).encode() + b"\n"
+
+
+def add_run_records(repo: Path, records: int, per_commit: int = 1_000) -> None:
+    """Write `records` completed run records onto refs/heads/floom/runs with `git fast-import`,
+    `per_commit` runs per commit (the server groups record commits too), 1,000 runs a day."""
+    out: list[bytes] = []
+    for first in range(0, records, per_commit):
+        who = b"floom <system@floom.local> %d +0000" % (BASE_TS + first)
+        out.append(b"commit refs/heads/floom/runs\nauthor %s\ncommitter %s\n" % (who, who))
+        out.append(_blob(b"runs: %d records" % min(per_commit, records - first)))
+        for i in range(first, min(records, first + per_commit)):
+            path, data = _run_record(i, i // 1_000)
+            out.append(b"M 100644 inline %s\n" % path.encode())
+            out.append(_blob(data))
+        out.append(b"\n")
+    git(repo, "fast-import", "--quiet", input=b"".join(out))

@@ -271,3 +271,152 @@ def group_commit(work: Path, writes: int, concurrency: int) -> dict[str, float]:
     out.update({f"{name}_cpu": seconds / writes for name, seconds in cpu.items()})
     out["batch"] = chain_writer.commits / max(1, chain_writer.batches)
     return out
+
+
+# -- run engine -------------------------------------------------------------------------------
+RUN_URL = "/api/workers/word-count/runs"
+RUN_BODY = {"inputs": {"text": "a b c"}}
+
+
+def _iso_seconds(value: str) -> float:
+    """Epoch seconds of the server's ISO timestamps (`2025-01-01T00:00:00.123Z`)."""
+    import datetime as dt
+
+    return dt.datetime.fromisoformat(value).timestamp()
+
+
+async def _trigger(session: aiohttp.ClientSession, server: Server) -> str:
+    async with session.post(server.base + RUN_URL, json=RUN_BODY) as resp:
+        if resp.status >= 300:
+            raise RuntimeError(f"start run: {resp.status} {await resp.text()}")
+        return str((await resp.json())["run_id"])
+
+
+async def _until_closed(session: aiohttp.ClientSession, server: Server, run_id: str) -> str:
+    """Follow GET /runs/{id}/events (SSE) to its `close` event; the run's final status."""
+    import json
+
+    timeout = aiohttp.ClientTimeout(total=WAIT)
+    async with session.get(f"{server.base}/api/runs/{run_id}/events", timeout=timeout) as resp:
+        if resp.status != 200:
+            raise RuntimeError(f"events of {run_id}: {resp.status} {await resp.text()}")
+        async for raw in resp.content:
+            line = raw.decode().strip()
+            if line.startswith("data:"):
+                data = json.loads(line[5:])
+                if data.get("type") == "close":
+                    return str(data.get("status"))
+    raise RuntimeError(f"events of {run_id} ended without a close event")
+
+
+def run_latencies(server: Server, runs: int) -> dict[str, list[float]] | None:
+    """`runs` word-count runs one after another. For each: seconds from the client sending the
+    POST to the executor's "Started `…` (pid …)" log line (server clock, ms resolution; same
+    machine), from the record's created_at to that line, and from the POST to the SSE `close`
+    event of a `completed` run (end to end). None when the server has no run engine."""
+
+    async def run() -> dict[str, list[float]] | None:
+        out: dict[str, list[float]] = {"to_start": [], "created_to_start": [], "e2e": []}
+        async with aiohttp.ClientSession(headers=HEADERS) as session:
+            async with session.post(server.base + RUN_URL, json=RUN_BODY) as resp:
+                if resp.status in (404, 405):
+                    return None  # (this warm-up run also fills the worker's environment)
+                run_id = str((await resp.json())["run_id"])
+            await _until_closed(session, server, run_id)
+            for _ in range(runs):
+                wall, start = time.time(), time.perf_counter()
+                run_id = await _trigger(session, server)
+                status = await _until_closed(session, server, run_id)
+                out["e2e"].append(time.perf_counter() - start)
+                if status != "completed":
+                    raise RuntimeError(f"run {run_id} ended {status}")
+                async with session.get(f"{server.base}/api/runs/{run_id}") as resp:
+                    detail = await resp.json()
+                started = [
+                    ln["timestamp"]
+                    for ln in detail.get("logs") or []
+                    if ln.get("message", "").startswith("Started ")
+                ]
+                begun = _iso_seconds(started[0] if started else detail["started_at"])
+                out["to_start"].append(max(0.0, begun - wall))
+                out["created_to_start"].append(begun - _iso_seconds(detail["created_at"]))
+        return out
+
+    return asyncio.run(run())
+
+
+def run_throughput(server: Server, repo: Path, total: int, clients: int) -> dict[str, float]:
+    """`clients` clients each trigger a run and follow it to its end, `total` runs in all.
+    Returns runs/s until every run ended, then the seconds until every one of them has its
+    final (`completed`) run.json on floom/runs, and how many floom/runs commits that took."""
+    ids: list[str] = []
+    statuses: list[str] = []
+    before = int(git(repo, "rev-list", "--count", "floom/runs") or 0)
+
+    async def one(session: aiohttp.ClientSession, i: int) -> None:
+        run_id = await _trigger(session, server)
+        ids.append(run_id)
+        statuses.append(await _until_closed(session, server, run_id))
+
+    seconds = asyncio.run(_clients(clients, total, one))
+    ended = time.perf_counter()
+    wanted = set(ids)
+    committed = 0
+    while time.perf_counter() - ended < WAIT:
+        listing = git(repo, "ls-tree", "-r", "--name-only", "floom/runs", "--", "runs")
+        dirs = {p.split("/")[-2] for p in listing.splitlines() if p.endswith("/run.json")}
+        if wanted <= dirs:
+            paths = [p for p in listing.splitlines() if p.split("/")[-2] in wanted]
+            done = [
+                p
+                for p in paths
+                if p.endswith("/run.json")
+                and '"status": "completed"' in git(repo, "show", f"floom/runs:{p}")
+            ]
+            committed = len(done)
+            if committed == len(wanted):
+                break
+        time.sleep(0.05)
+    return {
+        "rate": total / seconds,
+        "completed": float(statuses.count("completed")),
+        "committed": float(committed),
+        "commit_lag": time.perf_counter() - ended,
+        "commits": float(int(git(repo, "rev-list", "--count", "floom/runs")) - before),
+    }
+
+
+def startup_seconds(spawn: Callable[[], Server], expected: int) -> tuple[Server, float, float]:
+    """Spawn a server; seconds from spawn until /healthz answers 200 and until
+    GET /api/runs?limit=1 reports X-Total-Count == `expected`. Returns the running server."""
+    start = time.perf_counter()
+    server = spawn()
+
+    async def run() -> tuple[float, float]:
+        healthy = listed = 0.0
+        async with aiohttp.ClientSession(headers=HEADERS) as session:
+            while time.perf_counter() - start < 120:
+                if server.proc.poll() is not None:
+                    raise RuntimeError(f"server exited early:\n{server.log_tail()}")
+                try:
+                    if not healthy:
+                        async with session.get(server.base + "/healthz") as resp:
+                            if resp.status == 200:
+                                healthy = time.perf_counter() - start
+                    if healthy:
+                        async with session.get(server.base + "/api/runs?limit=1") as resp:
+                            await resp.read()
+                            if resp.headers.get("X-Total-Count") == str(expected):
+                                listed = time.perf_counter() - start
+                                return healthy, listed
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.01)
+        raise RuntimeError(f"X-Total-Count never reached {expected}:\n{server.log_tail()}")
+
+    try:
+        healthy, listed = asyncio.run(run())
+    except BaseException:
+        server.stop()
+        raise
+    return server, healthy, listed

@@ -70,8 +70,8 @@ class Server:
             return ""
 
 
-def start(name: str, args: list[str], log: Path, env: dict[str, str] | None = None) -> Server:
-    """Run `python <args> --port P` and wait until /healthz answers."""
+def spawn(name: str, args: list[str], log: Path, env: dict[str, str] | None = None) -> Server:
+    """Run `python <args> --port P`; do not wait for it."""
     port = free_port()
     fh = log.open("wb")
     proc = subprocess.Popen(
@@ -81,7 +81,12 @@ def start(name: str, args: list[str], log: Path, env: dict[str, str] | None = No
         env=env or server_env(),
         cwd=Path(__file__).resolve().parent.parent,
     )
-    server = Server(name, proc, port, log)
+    return Server(name, proc, port, log)
+
+
+def start(name: str, args: list[str], log: Path, env: dict[str, str] | None = None) -> Server:
+    """Run `python <args> --port P` and wait until /healthz answers."""
+    server = spawn(name, args, log, env)
     try:
         asyncio.run(_wait_ready(server))
     except BaseException:
@@ -90,13 +95,12 @@ def start(name: str, args: list[str], log: Path, env: dict[str, str] | None = No
     return server
 
 
+def floom_args(data_dir: Path) -> list[str]:
+    return ["-m", "floom_git", "serve", "--host", "127.0.0.1", "--data-dir", str(data_dir)]
+
+
 def start_floom(data_dir: Path, log: Path, env: dict[str, str] | None = None) -> Server:
-    return start(
-        "floom-git",
-        ["-m", "floom_git", "serve", "--host", "127.0.0.1", "--data-dir", str(data_dir)],
-        log,
-        env,
-    )
+    return start("floom-git", floom_args(data_dir), log, env)
 
 
 def start_baseline(repo: Path, log: Path) -> Server:
