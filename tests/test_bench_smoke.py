@@ -37,6 +37,10 @@ def test_run_bench_quick_prints_table():
         "git clone,",
         "on-disk edit",
         "run start latency",
+        "run trigger -> process started",
+        "run end to end (word-count)",
+        "runs/s,",
+        "start-up,",
     ):
         assert row in out, out
     assert "| measure" in out and "machine:" in out
