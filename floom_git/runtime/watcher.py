@@ -147,8 +147,12 @@ class WorkspaceWatch:
             self._syncing = True
             failed = True
             try:
-                await sync.reconcile(self.ws, None if full else batch)
+                result = await sync.reconcile(self.ws, None if full else batch)
                 failed = False
+                if result.changed_again:  # saved again while we committed: another round
+                    self._pending |= set(result.changed_again)
+                    self._last = asyncio.get_running_loop().time()
+                    self._dirty.set()
             except Conflict as exc:  # the disk changed while committing: wait for quiet again
                 log.info("workspace %s: sync postponed: %s", self.ws.id, exc.message)
             except Exception:

@@ -39,6 +39,8 @@ class SyncResult:
     # Where on-disk changes were left uncommitted, and why (a worker folder or a file path).
     invalid: dict[str, str] = field(default_factory=dict)
     workers: set[str] = field(default_factory=set)
+    # Committed paths whose file changed again while the commit was made: sync them again.
+    changed_again: list[str] = field(default_factory=list)
 
     @property
     def short(self) -> str | None:
@@ -97,6 +99,7 @@ async def reconcile(ws: Workspace, candidates: Iterable[str] | None = None) -> S
     # stays on disk as a difference that the next sync commits.
     result = await ws.writer.write(build, author)
     out.sha = result.sha
+    out.changed_again = list(result.unsynced)
     if not out.sha:
         out.committed = []
     out.workers = {p.split("/")[1] for p in out.committed if _worker_id(p)}

@@ -57,6 +57,8 @@ class CommitResult:
     paths: tuple[str, ...] = ()
     result: object = None
     files: tuple[str, ...] = field(default=())  # concrete file paths touched
+    # from_disk commits: paths whose disk content changed again after it was read (still dirty)
+    unsynced: tuple[str, ...] = ()
 
     @property
     def short(self) -> str | None:
@@ -183,8 +185,11 @@ class WorkspaceRepo:
         new_tree = self.repo[new_tree_id]
         worktree = ref == MAIN and not self.repo.is_bare
         files = self._expand(base_tree, new_tree, changes)
-        if worktree and check_worktree and not changeset.from_disk:
-            self._check_clean(base_tree, new_tree, files)
+        if worktree and check_worktree:
+            # For an on-disk edit this refuses a file saved again since it was read (the sync
+            # retries after quiet), which keeps half-saved files out of history; a save that
+            # slips in after this check is reported in `unsynced` instead of being overwritten.
+            self._check_clean(base_tree, new_tree, files, from_disk=changeset.from_disk)
         if worktree:
             self._write_journal(files, index_only=changeset.from_disk)
         try:
@@ -194,10 +199,12 @@ class WorkspaceRepo:
         except (pygit2.GitError, OSError) as exc:
             self._clear_journal()
             raise Conflict(f"branch {ref} moved while committing; retry ({exc})") from exc
+        unsynced: list[str] = []
         if worktree:
-            self.sync_worktree(files, write=not changeset.from_disk)
+            unsynced = self.sync_worktree(files, write=not changeset.from_disk)
             self._clear_journal()
-        return CommitResult(str(oid), tuple(changes), changeset.result, tuple(files))
+        return CommitResult(str(oid), tuple(changes), changeset.result, tuple(files),
+                            tuple(unsynced))
 
     def _build(self, tree: pygit2.Tree | None, nested: dict) -> pygit2.Oid | None:
         tb = self.repo.TreeBuilder(tree) if tree is not None else self.repo.TreeBuilder()
@@ -253,12 +260,16 @@ class WorkspaceRepo:
                 out.add(path)
         return sorted(out)
 
-    def _check_clean(self, old: pygit2.Tree | None, new: pygit2.Tree, files: list[str]) -> None:
+    def _check_clean(
+        self, old: pygit2.Tree | None, new: pygit2.Tree, files: list[str], *, from_disk: bool = False
+    ) -> None:
         dirty = []
         for path in files:
             disk = self.path / path
             before = _blob_id(old, path)
             after = _blob_id(new, path)
+            if from_disk and after is None and disk.is_dir() and not disk.is_symlink():
+                continue  # a folder took the place of the file: that is the edit being synced
             if disk.is_symlink() or disk.is_dir():
                 dirty.append(path)
                 continue
@@ -272,20 +283,23 @@ class WorkspaceRepo:
                 "period (or POST /workers/reload), then retry"
             )
 
-    def sync_worktree(self, files: list[str], *, write: bool = True) -> None:
+    def sync_worktree(self, files: list[str], *, write: bool = True) -> list[str]:
         """Make working tree and index match HEAD for `files` (overwrites those paths).
 
         With write=False the files on disk are left as they are: the index records HEAD's
-        blob, with stat data only where the disk already holds exactly that content.
+        blob, with stat data only where the disk already holds exactly that content; the paths
+        where it does not are returned.
         """
         head = self.tip(MAIN)
         index = self.repo.index
         index.read(False)
+        differ: list[str] = []
         for path in files:
             obj = self.entry(head, path)
             disk = self.path / path
             if not write:
-                self._point_index(index, path, obj, disk)
+                if not self._point_index(index, path, obj, disk):
+                    differ.append(path)
                 continue
             if obj is not None and obj.type == ObjectType.BLOB:
                 _atomic_write(disk, obj.data, obj.filemode == FileMode.BLOB_EXECUTABLE)
@@ -297,18 +311,21 @@ class WorkspaceRepo:
                     index.remove(path)
                 _prune_dirs(disk.parent, self.path)
         index.write()
+        return differ
 
     @staticmethod
-    def _point_index(index: pygit2.Index, path: str, obj: pygit2.Object | None, disk: Path) -> None:
+    def _point_index(index: pygit2.Index, path: str, obj: pygit2.Object | None, disk: Path) -> bool:
+        """Point the index at HEAD's version of `path`; False when the disk holds another."""
+        on_disk = disk.is_file() and not disk.is_symlink()
         if obj is None or obj.type != ObjectType.BLOB:
             if path in index:
                 index.remove(path)
-            return
-        on_disk = disk.is_file() and not disk.is_symlink()
+            return not (on_disk or disk.is_symlink())
         if on_disk and pygit2.hashfile(str(disk)) == obj.id:
             index.add(path)  # stats the file: `git status` sees it clean
-        else:
-            index.add(pygit2.IndexEntry(path, obj.id, obj.filemode))
+            return True
+        index.add(pygit2.IndexEntry(path, obj.id, obj.filemode))
+        return False
 
     def _write_journal(self, files: list[str], *, index_only: bool = False) -> None:
         data = {"files": files, "index_only": index_only}

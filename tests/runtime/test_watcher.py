@@ -102,10 +102,14 @@ async def test_edit_worker_file_on_disk_shows_then_commits(live, ws_path):
 
     await until(shown, "the edit in GET /workers/word-count")
     await until(synced(live, subject=f"sync: on-disk edit to {RUN_PY}"), "the sync commit")
+    # The start-up reconcile may read the file mid-write; the round after it commits the rest.
+    await until(lambda: git(ws_path, "show", f"main:{RUN_PY}") == "print('edited on disk')\n",
+                "the whole edit on main")
     assert (
         git(ws_path, "log", "-1", "--format=%an <%ae>").strip() == "Disk Editor <disk@example.com>"
     )
-    assert git(ws_path, "show", f"main:{RUN_PY}") == "print('edited on disk')\n"
+    await until(lambda: git(ws_path, "--no-optional-locks", "status", "--porcelain") == "",
+                "a clean working tree")
     assert_consistent(ws_path)
     assert not (ws_path / ".git/floom-watch-probe").exists()
 

@@ -118,11 +118,21 @@ def test_cas_conflict_when_branch_moves_underneath(repo):
     assert res.sha and "elsewhere" in log and "z" in log
 
 
-def test_from_disk_commit_never_overwrites_a_later_edit(repo):
-    # The sync read "first" from disk; the person saved "second" before the commit landed.
+def test_from_disk_commit_refuses_a_file_saved_again_since_it_was_read(repo):
     (repo.path / "a.txt").write_text("second")
-    result = repo.commit(Changeset({"a.txt": b"first"}, "sync", from_disk=True), SIG)
-    assert result.sha
+    with pytest.raises(Conflict, match="a.txt"):
+        repo.commit(Changeset({"a.txt": b"first"}, "sync", from_disk=True), SIG)
+    assert (repo.path / "a.txt").read_text() == "second"
+    assert commit_count(repo.path) == 1
+
+
+def test_from_disk_commit_never_overwrites_a_later_edit(repo):
+    # The sync read "first" from disk; the person saved "second" after the clean check passed
+    # (check_worktree=False stands in for that moment).
+    (repo.path / "a.txt").write_text("second")
+    result = repo.commit(Changeset({"a.txt": b"first"}, "sync", from_disk=True), SIG,
+                         check_worktree=False)
+    assert result.sha and result.unsynced == ("a.txt",)  # the caller syncs it again
     assert (repo.path / "a.txt").read_text() == "second"
     assert git(repo.path, "show", "HEAD:a.txt") == "first"
     # Index matches HEAD; the newer edit is an ordinary unstaged change for the next sync.
