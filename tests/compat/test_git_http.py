@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import gzip
-import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +14,6 @@ import aiohttp
 import pytest
 
 from floom_git.config import Settings
-from floom_git.http.app import create_app
 from floom_git.http.keys import MANAGER
 from floom_git.storage.repo import RUNS, Changeset, signature
 from tests.conftest import AUTH, SECRET, WORKER_YML, add_member, git
@@ -27,29 +25,6 @@ DEADLINE = 20.0
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
     return settings.replace(max_file_bytes=MAX_FILE)
-
-
-@pytest.fixture
-async def server(aiohttp_server, settings):
-    return await aiohttp_server(create_app(settings))
-
-
-@pytest.fixture
-def git_env(tmp_path: Path) -> dict[str, str]:
-    home = tmp_path / "home"
-    home.mkdir()
-    return {
-        "PATH": os.environ["PATH"],
-        "HOME": str(home),
-        "LC_ALL": "C",
-        "GIT_CONFIG_NOSYSTEM": "1",
-        "GIT_TERMINAL_PROMPT": "0",
-        "GIT_ASKPASS": "",
-        "GIT_AUTHOR_NAME": "Ada",
-        "GIT_AUTHOR_EMAIL": "ada@example.com",
-        "GIT_COMMITTER_NAME": "Ada",
-        "GIT_COMMITTER_EMAIL": "ada@example.com",
-    }
 
 
 @dataclass

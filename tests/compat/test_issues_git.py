@@ -5,7 +5,6 @@ refused with a message naming it."""
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import time
 from pathlib import Path
@@ -13,25 +12,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from floom_git.http.app import create_app
 from floom_git.http.keys import MANAGER
 from tests.conftest import AUTH, SECRET, git
 
 DEADLINE = 20.0
-
-
-@pytest.fixture
-async def server(aiohttp_server, settings):
-    return await aiohttp_server(create_app(settings))
-
-
-@pytest.fixture
-def git_env(tmp_path: Path) -> dict[str, str]:
-    home = tmp_path / "home"
-    home.mkdir()
-    return {"PATH": os.environ["PATH"], "HOME": str(home), "LC_ALL": "C", "GIT_CONFIG_NOSYSTEM": "1",
-            "GIT_TERMINAL_PROMPT": "0", "GIT_AUTHOR_NAME": "Ada", "GIT_AUTHOR_EMAIL": "ada@example.com",
-            "GIT_COMMITTER_NAME": "Ada", "GIT_COMMITTER_EMAIL": "ada@example.com"}
 
 
 async def run_git(env: dict[str, str], *args: str, cwd: Path, check: bool = True) -> tuple[int, str]:
