@@ -1,25 +1,40 @@
-"""`floom-git serve|user|token`: the command line; the only reader of argv."""
+"""`floom-git serve|user|token` and the client commands (`login`, `workers`, `run`, ... in
+floom_git/client/): the command line; the only reader of argv."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from collections.abc import Mapping
+from typing import IO
 
 from aiohttp import web
 
 from floom_git import __version__, config, logs
+from floom_git.client import main as client
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="floom-git", description="git-native workspace server")
+def main(argv: list[str] | None = None, *, environ: Mapping[str, str] | None = None,
+         stdin: IO[str] | None = None, stdout: IO[str] | None = None,
+         stderr: IO[str] | None = None) -> int:
+    """Parse argv and run the command. The keyword arguments replace the process's environment
+    and standard streams for the client commands (tests run them in-process)."""
+    parser = argparse.ArgumentParser(prog="floom-git", description="git-native workspace server "
+                                     "and its command-line client")
     parser.add_argument("--version", action="version", version=__version__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve = sub.add_parser("serve", help="start the HTTP server")
     serve.add_argument("--host", default=None, help="bind address (env FLOOM_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=None, help="port (env FLOOM_PORT, default 8000)")
     serve.add_argument("--data-dir", default=None, help="data directory (env FLOOM_DATA_DIR)")
     _identity_commands(sub)
+    client.register(sub)
     args = parser.parse_args(argv)
+    if getattr(args, "client_handler", None) is not None:
+        return client.run(args, environ=os.environ if environ is None else environ,
+                          stdin=stdin or sys.stdin, stdout=stdout or sys.stdout,
+                          stderr=stderr or sys.stderr)
     if args.command == "serve":
         return _serve(args)
     if args.command in ("user", "token"):

@@ -1,0 +1,43 @@
+"""The client's entry: adds its commands to the `floom-git` parser, and runs one of them with the
+target resolved, one HTTP session open, and every ClientError turned into `error: ...` + code."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import Mapping
+from typing import IO
+
+from floom_git.client.api import Api
+from floom_git.client.commands import Ctx, approvals, auth, issues, runs, workers, workspaces
+from floom_git.client.config import Store, config_dir, resolve
+from floom_git.client.errors import INTERRUPTED, ClientError
+from floom_git.client.output import Output
+
+MODULES = (auth, workspaces, workers, runs, approvals, issues)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    for module in MODULES:
+        module.register(sub)
+
+
+async def _dispatch(args: argparse.Namespace, ctx_parts: dict) -> int:
+    async with Api(ctx_parts["target"]) as api:
+        return await args.client_handler(Ctx(api=api, **ctx_parts), args)
+
+
+def run(args: argparse.Namespace, *, environ: Mapping[str, str], stdin: IO[str], stdout: IO[str],
+        stderr: IO[str]) -> int:
+    out = Output(stdout, stderr, environ, as_json=args.json)
+    try:
+        store = Store(config_dir(environ))
+        target = resolve(environ, store, server=args.server, workspace=args.workspace)
+        parts = {"out": out, "store": store, "target": target, "environ": environ, "stdin": stdin}
+        return asyncio.run(_dispatch(args, parts))
+    except ClientError as exc:
+        out.error(exc.message)
+        return exc.code
+    except KeyboardInterrupt:
+        out.note("interrupted")
+        return INTERRUPTED
