@@ -53,3 +53,11 @@ def test_only_config_and_cli_read_the_environment():
         if "os.environ[" in text or "os.getenv(" in text or "os.environ.get(" in text:
             readers.append(path.relative_to(PACKAGE).as_posix())
     assert readers == [], f"only config.py/cli.py may read the environment: {readers}"
+
+
+@pytest.mark.parametrize("path", _modules("client"), ids=lambda p: p.relative_to(PACKAGE).as_posix())
+def test_client_talks_to_the_server_only_over_http(path):
+    inner = ("floom_git.storage", "floom_git.services", "floom_git.runtime", "floom_git.http",
+             "pygit2")
+    bad = {n for n in _imports(path) if n.startswith(inner)}
+    assert not bad, f"{path.name} imports {bad}"

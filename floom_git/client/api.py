@@ -127,7 +127,7 @@ class Api:
         elif status == 429:
             message = f"{detail} (rate limited; retry after {resp.headers.get('Retry-After', '?')} s)"
         else:
-            message = f"{detail} (HTTP {status})"
+            message = f"{what + ': ' if what else ''}{detail} (HTTP {status})"
         return ClientError(message, status=status)
 
     # -- streams and bundles ----------------------------------------------------------------------
