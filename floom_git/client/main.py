@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
+import os
 from collections.abc import Mapping
 from typing import IO
 
 from floom_git.client.api import Api
 from floom_git.client.commands import Ctx, approvals, auth, issues, runs, workers, workspaces
 from floom_git.client.config import Store, config_dir, resolve
-from floom_git.client.errors import INTERRUPTED, ClientError
+from floom_git.client.errors import ERROR, INTERRUPTED, ClientError
 from floom_git.client.output import Output
 
 MODULES = (auth, workspaces, workers, runs, approvals, issues)
@@ -41,3 +43,15 @@ def run(args: argparse.Namespace, *, environ: Mapping[str, str], stdin: IO[str],
     except KeyboardInterrupt:
         out.note("interrupted")
         return INTERRUPTED
+    except BrokenPipeError:
+        _silence(stdout)  # the reader went away (`| head`): stop quietly, like other tools
+        return ERROR
+
+
+def _silence(stream: IO[str]) -> None:
+    """Point a closed pipe at /dev/null so the interpreter's final flush does not fail too."""
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        return
+    os.dup2(os.open(os.devnull, os.O_WRONLY), fd)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
 
 import pytest
 
@@ -181,3 +183,20 @@ async def test_reject_by_run_id_with_reason(cli, api, tmp_path):
     assert bad.code == 1 and "expected a JSON object" in bad.err
     missing = await cli("approvals", "approve", "apr_000000000000")
     assert missing.code == 1 and missing.err == "error: approval 'apr_000000000000' not found\n"
+
+
+@pytest.mark.parametrize("json_flag", [(), ("--json",)])
+async def test_output_into_a_closed_pipe_ends_quietly(cli, api, base_env, ada, json_flag):
+    """`floom-git runs logs R | head -1` on a long log."""
+    await make_worker(api, "chatty", 'for i in range(4000):\n    print("line", i, "." * 60)\n')
+    run_id = (await cli("run", "chatty", "--no-wait")).out.strip()
+    await wait_run(api, run_id)
+    read_end, write_end = os.pipe()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "floom_git", "runs", "logs", run_id, *json_flag, env={**base_env, "FLOOM_TOKEN": ada},
+        stdout=write_end, stderr=asyncio.subprocess.PIPE)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as reader:  # `| head -1`: read a line, then go away
+        assert (await asyncio.to_thread(reader.readline)).strip()
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 1 and b"Traceback" not in err and b"Exception ignored" not in err
