@@ -83,6 +83,13 @@ class Output:
     def pretty_json(self, data: Any) -> None:
         self.out.print_json(data=data) if self.out.is_terminal else self.json(data)
 
+    def done(self, data: Any, message: str) -> None:
+        """The end of a write: its response as JSON with --json, else one line for a person."""
+        if self.as_json:
+            self.json(data)
+        else:
+            self.note(message)
+
     # -- messages on stderr -----------------------------------------------------------------------
     def note(self, message: str, *, style: str = "") -> None:
         self.err.print(escape(message), style=style or None)

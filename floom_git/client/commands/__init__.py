@@ -4,6 +4,7 @@ sub-commands; each command is `async def handler(ctx, args) -> exit code`."""
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import IO, Any
@@ -11,6 +12,7 @@ from urllib.parse import quote
 
 from floom_git.client.api import Api
 from floom_git.client.config import Store, Target
+from floom_git.client.errors import ClientError
 from floom_git.client.output import Output
 
 
@@ -58,6 +60,25 @@ def group(sub: argparse._SubParsersAction, name: str, help: str) -> argparse._Su
 def seg(value: str) -> str:
     """A path segment from user input, so `a/b` or `?` cannot change which route is hit."""
     return quote(value, safe="")
+
+
+def query(**values: Any) -> dict[str, str]:
+    """Query parameters from options, leaving out those not given (None or False)."""
+    return {k: "true" if v is True else str(v) for k, v in values.items() if v is not None and v is not False}
+
+
+def json_object(where: str, read: Callable[[], str]) -> dict[str, Any]:
+    """The JSON object `read()` returns (from a file, stdin or an argument); a ClientError
+    naming `where` when it cannot be read, does not parse or is not an object."""
+    try:
+        value = json.loads(read())
+    except OSError as exc:
+        raise ClientError(f"{where}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise ClientError(f"{where}: not valid JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise ClientError(f"{where}: expected a JSON object")
+    return value
 
 
 def outputs_of(run: Mapping[str, Any]) -> Any:

@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 import argparse
-import json
+from pathlib import Path
 from typing import Any
 
-from floom_git.client.commands import Ctx, command, group, seg
+from floom_git.client.commands import Ctx, command, group, json_object, query, seg
 from floom_git.client.commands.runs import wait_and_report
-from floom_git.client.errors import OK, ClientError
+from floom_git.client.errors import OK
 
 STATUSES = ("pending", "approved", "rejected", "expired", "cancelled", "all")
 
@@ -39,9 +39,7 @@ def decision_path(approval_id: str, verb: str) -> str:
 
 
 async def list_approvals(ctx: Ctx, args: argparse.Namespace) -> int:
-    params = {"status": args.status, "limit": str(args.limit)}
-    if args.run:
-        params["run_id"] = args.run
+    params = query(status=args.status, limit=args.limit, run_id=args.run)
     rows = await ctx.api.get("/approvals", params=params)
     if args.json:
         ctx.out.json(rows)
@@ -55,20 +53,10 @@ async def list_approvals(ctx: Ctx, args: argparse.Namespace) -> int:
 def _edited_output(raw: str | None) -> dict[str, Any] | None:
     if raw is None:
         return None
-    where = "--edited-output"
-    try:
-        if raw.startswith("@"):
-            where = f"--edited-output {raw[1:]}"
-            with open(raw[1:], encoding="utf-8") as fh:
-                raw = fh.read()
-        value = json.loads(raw)
-    except OSError as exc:
-        raise ClientError(f"{where}: {exc.strerror}") from None
-    except ValueError as exc:
-        raise ClientError(f"{where}: not valid JSON ({exc})") from None
-    if not isinstance(value, dict):
-        raise ClientError(f"{where}: expected a JSON object")
-    return value
+    if raw.startswith("@"):
+        path = Path(raw[1:])
+        return json_object(f"--edited-output {path}", lambda: path.read_text(encoding="utf-8"))
+    return json_object("--edited-output", lambda: raw)
 
 
 async def approve(ctx: Ctx, args: argparse.Namespace) -> int:
@@ -84,10 +72,7 @@ async def approve(ctx: Ctx, args: argparse.Namespace) -> int:
     if args.wait:
         ctx.out.note(f"approved {decision.get('approval_id')}; following run {follow_up}", style="dim")
         return await wait_and_report(ctx, follow_up, args.json)
-    if args.json:
-        ctx.out.json(decision)
-    else:
-        ctx.out.note(f"approved {decision.get('approval_id')}; follow-up run {follow_up} started")
+    ctx.out.done(decision, f"approved {decision.get('approval_id')}; follow-up run {follow_up} started")
     return OK
 
 
@@ -95,8 +80,5 @@ async def reject(ctx: Ctx, args: argparse.Namespace) -> int:
     body = {"reason": args.reason} if args.reason is not None else {}
     decision = await ctx.api.post(decision_path(args.approval_id, "reject"), body,
                                   what=f"approval '{args.approval_id}'")
-    if args.json:
-        ctx.out.json(decision)
-    else:
-        ctx.out.note(f"rejected {decision.get('approval_id')} (run {decision.get('run_id')})")
+    ctx.out.done(decision, f"rejected {decision.get('approval_id')} (run {decision.get('run_id')})")
     return OK

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from floom_git.client.commands import Ctx, command, group, seg
+from floom_git.client.commands import Ctx, command, group, query, seg
 from floom_git.client.errors import OK, ClientError
 
 
@@ -55,11 +55,9 @@ def issue_path(issue_id: str) -> str:
 
 
 async def list_issues(ctx: Ctx, args: argparse.Namespace) -> int:
-    params = {} if args.status == "all" else {"status": args.status}
-    if args.label:
-        params["label"] = args.label
-    if args.worker:
-        params.update(asset_type="worker", asset_id=args.worker)
+    worker = args.worker
+    params = query(status=None if args.status == "all" else args.status, label=args.label,
+                   asset_type="worker" if worker else None, asset_id=worker)
     body = await ctx.api.get("/workspace/issues", params=params)
     rows: list[dict[str, Any]] = body.get("issues", []) if isinstance(body, dict) else list(body)
     if args.json:
@@ -101,20 +99,14 @@ async def create_issue(ctx: Ctx, args: argparse.Namespace) -> int:
     elif args.run:
         body.update(asset_type="run", asset_id=args.run)
     issue = await ctx.api.post("/workspace/issues", body)
-    if args.json:
-        ctx.out.json(issue)
-    else:
-        ctx.out.note(f"opened {issue.get('id')}: {issue.get('title')}")
+    ctx.out.done(issue, f"opened {issue.get('id')}: {issue.get('title')}")
     return OK
 
 
 async def comment_issue(ctx: Ctx, args: argparse.Namespace) -> int:
     comment = await ctx.api.post(f"{issue_path(args.issue_id)}/comments", {"body": _body(ctx, args)},
                                  what=f"issue '{args.issue_id}'")
-    if args.json:
-        ctx.out.json(comment)
-    else:
-        ctx.out.note(f"commented on {args.issue_id} ({comment.get('id')})")
+    ctx.out.done(comment, f"commented on {args.issue_id} ({comment.get('id')})")
     return OK
 
 
@@ -123,8 +115,5 @@ async def close_issue(ctx: Ctx, args: argparse.Namespace) -> int:
     if args.comment:
         await ctx.api.post(f"{issue_path(args.issue_id)}/comments", {"body": args.comment}, what=what)
     issue = await ctx.api.patch(issue_path(args.issue_id), {"status": "closed"}, what=what)
-    if args.json:
-        ctx.out.json(issue)
-    else:
-        ctx.out.note(f"closed {issue.get('id')}: {issue.get('title')}")
+    ctx.out.done(issue, f"closed {issue.get('id')}: {issue.get('title')}")
     return OK

@@ -8,10 +8,11 @@ import asyncio
 import json
 from collections.abc import Callable
 from contextlib import aclosing
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from floom_git.client.commands import Ctx, command, group, outputs_of, seg
+from floom_git.client.commands import Ctx, command, group, json_object, outputs_of, query, seg
 from floom_git.client.commands.workers import declared_inputs, worker_path
 from floom_git.client.errors import ERROR, OK, RUN_EXIT, ClientError
 from floom_git.client.output import size
@@ -70,17 +71,9 @@ def _coerce(key: str, raw: str, declared: dict[str, Any] | None) -> Any:
 def build_inputs(ctx: Ctx, args: argparse.Namespace, declared: list[dict[str, Any]]) -> dict[str, Any]:
     inputs: dict[str, Any] = {}
     for path in args.input_file:
+        read = ctx.stdin.read if str(path) == "-" else partial(path.read_text, encoding="utf-8")
         where = "stdin" if str(path) == "-" else str(path)
-        try:
-            text = ctx.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
-            data = json.loads(text)
-        except OSError as exc:
-            raise ClientError(f"--input-file {where}: {exc.strerror}") from None
-        except ValueError as exc:
-            raise ClientError(f"--input-file {where}: not valid JSON ({exc})") from None
-        if not isinstance(data, dict):
-            raise ClientError(f"--input-file {where}: expected a JSON object of inputs")
-        inputs.update(data)
+        inputs.update(json_object(f"--input-file {where}", read))
     by_name = {f.get("name"): f for f in declared}
     for item in args.input:
         key, sep, raw = item.partition("=")
@@ -182,11 +175,7 @@ async def run_worker(ctx: Ctx, args: argparse.Namespace) -> int:
 
 # -- runs ...----------------------------------------------------------------------------------
 async def list_runs(ctx: Ctx, args: argparse.Namespace) -> int:
-    params = {"limit": str(args.limit)}
-    if args.worker:
-        params["worker_id"] = args.worker
-    if args.status:
-        params["status"] = args.status
+    params = query(limit=args.limit, worker_id=args.worker, status=args.status)
     rows = await ctx.api.get("/runs", params=params)
     if args.json:
         ctx.out.json(rows)
@@ -245,7 +234,7 @@ async def run_logs(ctx: Ctx, args: argparse.Namespace) -> int:
 
         await follow(ctx, args.run_id, emit)
         return OK
-    params = {"level": args.level} if args.level else {}
+    params = query(level=args.level)
     async with ctx.api.send("GET", f"{path}/logs", params=params, what=f"run '{args.run_id}'") as resp:
         lines = parse_logs(await resp.read())
     if args.json:
@@ -258,8 +247,5 @@ async def run_logs(ctx: Ctx, args: argparse.Namespace) -> int:
 
 async def cancel_run(ctx: Ctx, args: argparse.Namespace) -> int:
     result = await ctx.api.post(f"{run_path(args.run_id)}/cancel", what=f"run '{args.run_id}'")
-    if args.json:
-        ctx.out.json(result)
-    else:
-        ctx.out.note(f"run {args.run_id}: {result.get('status')}")
+    ctx.out.done(result, f"run {args.run_id}: {result.get('status')}")
     return OK

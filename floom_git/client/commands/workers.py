@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from floom_git.client import folder
-from floom_git.client.commands import Ctx, command, group, seg
+from floom_git.client.commands import Ctx, command, group, query, seg
 from floom_git.client.errors import ERROR, OK, ClientError
 from floom_git.client.output import size
 
@@ -40,13 +40,8 @@ def worker_path(worker_id: str) -> str:
 
 
 async def list_workers(ctx: Ctx, args: argparse.Namespace) -> int:
-    params = {"shape": "list", "limit": str(args.limit)}
-    if args.status:
-        params["status"] = args.status
-    if args.query:
-        params["q"] = args.query
-    if args.all:
-        params["include_archived"] = "true"
+    params = query(shape="list", limit=args.limit, status=args.status, q=args.query,
+                   include_archived=args.all)
     rows = await ctx.api.get("/workers", params=params)
     if args.json:
         ctx.out.json(rows)
