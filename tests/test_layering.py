@@ -53,3 +53,13 @@ def test_only_config_and_cli_read_the_environment():
         if "os.environ[" in text or "os.getenv(" in text or "os.environ.get(" in text:
             readers.append(path.relative_to(PACKAGE).as_posix())
     assert readers == [], f"only config.py/cli.py may read the environment: {readers}"
+
+
+@pytest.mark.parametrize("path", _modules("agents"), ids=lambda p: p.relative_to(PACKAGE).as_posix())
+def test_agents_are_a_library_below_services(path):
+    """The agent runtime is called by the run engine and the chat; it never reaches up into
+    them, into HTTP, or into git."""
+    up = ("floom_git.http", "floom_git.runtime", "floom_git.services", "floom_git.hooks")
+    bad = {n for n in _imports(path)
+           if n.split(".")[0] in ("aiohttp", "pygit2") or n.startswith(up)}
+    assert not bad, f"{path.name} imports {bad}"

@@ -1,0 +1,108 @@
+"""Anthropic messages through the official `anthropic` SDK: streamed text and tool_use blocks."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anthropic
+import httpx2
+
+from floom_git.agents.messages import (
+    Message, ModelRequest, StreamEvent, TextDelta, ToolCall, TurnDone, Usage, decode_arguments,
+)
+from floom_git.agents.provider import ProviderError, connection_error, status_error
+
+DEFAULT_BASE_URL = "https://api.anthropic.com"
+
+
+class AnthropicProvider:
+    name = "anthropic"
+
+    def __init__(self, *, model: str, api_key: str, base_url: str | None, timeout: float) -> None:
+        self.model = model
+        # An explicit key and base_url keep ANTHROPIC_* variables and profile files of the
+        # server's account out of a workspace's calls; retries are ours (see Provider).
+        self._client = anthropic.AsyncAnthropic(
+            api_key=api_key, base_url=base_url or DEFAULT_BASE_URL, max_retries=0,
+            timeout=timeout, open_telemetry=False)
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
+        kwargs: dict[str, Any] = {}
+        if request.tools:
+            kwargs["tools"] = [{"name": t.name, "description": t.description,
+                                "input_schema": t.parameters} for t in request.tools]
+        text: list[str] = []
+        blocks: dict[int, dict[str, Any]] = {}
+        input_tokens = output_tokens = 0
+        stop: str | None = None
+        try:
+            stream = await self._client.messages.create(
+                model=self.model, system=request.system, messages=wire_messages(request),
+                max_tokens=request.max_output_tokens, stream=True, **kwargs)
+            async with stream:
+                async for event in stream:
+                    kind = event.type
+                    if kind == "message_start":
+                        input_tokens = event.message.usage.input_tokens or 0
+                        output_tokens = event.message.usage.output_tokens or 0
+                    elif kind == "content_block_start":
+                        block = event.content_block
+                        if block.type == "tool_use":
+                            blocks[event.index] = {"id": block.id, "name": block.name, "json": []}
+                    elif kind == "content_block_delta":
+                        delta = event.delta
+                        if delta.type == "text_delta" and delta.text:
+                            text.append(delta.text)
+                            yield TextDelta(text=delta.text)
+                        elif delta.type == "input_json_delta" and event.index in blocks:
+                            blocks[event.index]["json"].append(delta.partial_json)
+                    elif kind == "message_delta":
+                        # message_delta usage counts are cumulative for the whole message.
+                        output_tokens = event.usage.output_tokens or output_tokens
+                        input_tokens = event.usage.input_tokens or input_tokens
+                        stop = event.delta.stop_reason or stop
+        except anthropic.APIStatusError as exc:
+            raise status_error(exc.status_code, exc.body, exc.message, exc.response.headers) from None
+        except anthropic.APIConnectionError as exc:
+            raise connection_error(str(exc)) from None
+        except httpx2.HTTPError as exc:  # the SDK does not wrap a connection lost mid-stream
+            raise connection_error(f"{type(exc).__name__}: {exc}") from None
+        except anthropic.AnthropicError as exc:
+            raise ProviderError(f"bad answer from the provider: {exc}") from None
+        calls = [ToolCall(id=b["id"], name=b["name"], arguments="".join(b["json"]))
+                 for _, b in sorted(blocks.items())]
+        yield TurnDone(text="".join(text), tool_calls=calls, stop_reason=stop,
+                       usage=Usage(input_tokens=input_tokens, output_tokens=output_tokens))
+
+
+def wire_messages(request: ModelRequest) -> list[dict[str, Any]]:
+    """Anthropic turns: tool results go back as tool_result blocks of a user turn, and
+    neighbouring turns of one role are merged into one."""
+    out: list[dict[str, Any]] = []
+    for m in request.messages:
+        role = "assistant" if m.role == "assistant" else "user"
+        blocks = _blocks(m)
+        if out and out[-1]["role"] == role:
+            out[-1]["content"].extend(blocks)
+        else:
+            out.append({"role": role, "content": blocks})
+    return out
+
+
+def _blocks(m: Message) -> list[dict[str, Any]]:
+    if m.role == "tool":
+        block: dict[str, Any] = {"type": "tool_result", "tool_use_id": m.tool_call_id,
+                                 "content": m.content}
+        if m.is_error:
+            block["is_error"] = True
+        return [block]
+    blocks: list[dict[str, Any]] = [{"type": "text", "text": m.content}] if m.content else []
+    for call in m.tool_calls:
+        # A malformed call is replayed with empty input; its tool_result says what was wrong.
+        blocks.append({"type": "tool_use", "id": call.id, "name": call.name,
+                       "input": decode_arguments(call) or {}})
+    return blocks or [{"type": "text", "text": "(no reply)"}]
