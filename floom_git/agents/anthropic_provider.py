@@ -3,13 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import anthropic
 import httpx2
+from anthropic.types import (
+    InputJSONDelta,
+    RawContentBlockDeltaEvent,
+    RawContentBlockStartEvent,
+    RawMessageDeltaEvent,
+    RawMessageStartEvent,
+    ToolUseBlock,
+)
+from anthropic.types import TextDelta as AnthropicTextDelta
 
 from floom_git.agents.messages import (
-    Message, ModelRequest, StreamEvent, TextDelta, ToolCall, TurnDone, Usage, decode_arguments,
+    Message,
+    ModelRequest,
+    StreamEvent,
+    TextDelta,
+    ToolCall,
+    TurnDone,
+    Usage,
+    decode_arguments,
 )
 from floom_git.agents.provider import ProviderError, connection_error, status_error
 
@@ -41,26 +57,26 @@ class AnthropicProvider:
         stop: str | None = None
         try:
             stream = await self._client.messages.create(
-                model=self.model, system=request.system, messages=wire_messages(request),
-                max_tokens=request.max_output_tokens, stream=True, **kwargs)
+                model=self.model, system=request.system, stream=True,
+                messages=cast(Any, wire_messages(request)),
+                max_tokens=request.max_output_tokens, **kwargs)
             async with stream:
                 async for event in stream:
-                    kind = event.type
-                    if kind == "message_start":
+                    if isinstance(event, RawMessageStartEvent):
                         input_tokens = event.message.usage.input_tokens or 0
                         output_tokens = event.message.usage.output_tokens or 0
-                    elif kind == "content_block_start":
+                    elif isinstance(event, RawContentBlockStartEvent):
                         block = event.content_block
-                        if block.type == "tool_use":
+                        if isinstance(block, ToolUseBlock):
                             blocks[event.index] = {"id": block.id, "name": block.name, "json": []}
-                    elif kind == "content_block_delta":
+                    elif isinstance(event, RawContentBlockDeltaEvent):
                         delta = event.delta
-                        if delta.type == "text_delta" and delta.text:
+                        if isinstance(delta, AnthropicTextDelta) and delta.text:
                             text.append(delta.text)
                             yield TextDelta(text=delta.text)
-                        elif delta.type == "input_json_delta" and event.index in blocks:
+                        elif isinstance(delta, InputJSONDelta) and event.index in blocks:
                             blocks[event.index]["json"].append(delta.partial_json)
-                    elif kind == "message_delta":
+                    elif isinstance(event, RawMessageDeltaEvent):
                         # message_delta usage counts are cumulative for the whole message.
                         output_tokens = event.usage.output_tokens or output_tokens
                         input_tokens = event.usage.input_tokens or input_tokens

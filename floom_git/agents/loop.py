@@ -31,8 +31,15 @@ from typing import Any, Literal
 import msgspec
 
 from floom_git.agents.events import (
-    AgentEnd, AgentLog, ModelTurn, ProviderRetry, Sink, TextDeltaEvent, ToolCallRecord,
-    ToolCallStarted, TurnStarted,
+    AgentEnd,
+    AgentLog,
+    ModelTurn,
+    ProviderRetry,
+    Sink,
+    TextDeltaEvent,
+    ToolCallRecord,
+    ToolCallStarted,
+    TurnStarted,
 )
 from floom_git.agents.messages import Message, ModelRequest, ToolCall, Usage, decode_arguments
 from floom_git.agents.outputs import OutputSink
@@ -55,6 +62,10 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True):
     timeout_s: float = 300.0
 
 
+DEFAULT_LIMITS = Limits()
+DEFAULT_POLICY = RetryPolicy()
+
+
 class AgentResult(msgspec.Struct, kw_only=True):
     status: Status
     error_code: str | None = None
@@ -75,7 +86,7 @@ class _End(Exception):
 
 
 async def run_agent(provider: Provider, transcript: Transcript, tools: list[Tool], sink: Sink, *,
-                    limits: Limits = Limits(), policy: RetryPolicy = RetryPolicy(),
+                    limits: Limits = DEFAULT_LIMITS, policy: RetryPolicy = DEFAULT_POLICY,
                     outputs: OutputSink | None = None,
                     prices: PriceTable | None = None) -> AgentResult:
     """Run (or resume) the loop on `transcript`, which it updates in place.
@@ -200,6 +211,9 @@ class _Steps:
             shown: Any = args if args is not None else call.arguments
             await self.sink(ToolCallStarted(turn=turn, id=call.id, name=call.name, arguments=shown))
             began = time.monotonic()
+            result: Any
+            code: str | None
+            error: str | None
             if control is not None:
                 result, code, error = None, "skipped", (
                     "not run: the run is finished" if isinstance(control, Finished)
@@ -247,7 +261,7 @@ class _Steps:
             return None, "malformed_tool_call", f"invalid arguments: {exc}"
         except ToolError as exc:
             return None, "tool_error", str(exc)
-        except Exception as exc:  # a broken tool must not take the run down
+        except Exception as exc:  # noqa: BLE001 - a broken tool must not take the run down
             error = f"the tool failed: {type(exc).__name__}: {exc}"
             await self.sink(AgentLog(level="error", message=f"tool {call.name}: {error}"))
             return None, "tool_error", error

@@ -4,13 +4,19 @@ OpenAI, Ollama, vLLM, LM Studio, OpenRouter and LiteLLM proxies (anything at `ba
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import httpx2
 import openai
 
 from floom_git.agents.messages import (
-    Message, ModelRequest, StreamEvent, TextDelta, ToolCall, TurnDone, Usage,
+    Message,
+    ModelRequest,
+    StreamEvent,
+    TextDelta,
+    ToolCall,
+    TurnDone,
+    Usage,
 )
 from floom_git.agents.provider import ProviderError, connection_error, status_error
 
@@ -42,7 +48,7 @@ class OpenAIProvider:
         stop: str | None = None
         try:
             stream = await self._client.chat.completions.create(
-                model=self.model, messages=wire_messages(request), stream=True,
+                model=self.model, messages=cast(Any, wire_messages(request)), stream=True,
                 stream_options={"include_usage": True},
                 # Servers that do not know the field ignore it (Ollama, older vLLM).
                 max_completion_tokens=request.max_output_tokens, **kwargs)

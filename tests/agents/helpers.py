@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from floom_git.agents.loop import AgentResult, Limits, run_agent
+from floom_git.agents.loop import DEFAULT_LIMITS, AgentResult, Limits, run_agent
 from floom_git.agents.outputs import OutputSink
 from floom_git.agents.provider import Provider
 from floom_git.agents.run_tools import agent_run_tools
@@ -33,14 +33,14 @@ class AgentRun:
     def sink_for(self, values: dict[str, Any] | None = None) -> OutputSink:
         return OutputSink(self.fields, self.workdir, values)
 
-    async def start(self, provider: Provider, sink: Any, *, limits: Limits = Limits(),
+    async def start(self, provider: Provider, sink: Any, *, limits: Limits = DEFAULT_LIMITS,
                     policy: RetryPolicy = FAST, user: str = "Write the brief.") -> AgentResult:
         transcript = Transcript.start(provider=provider.name, model=provider.model,
                                       system="You write briefs.", user=user)
         return await self.resume(provider, sink, transcript, limits=limits, policy=policy)
 
     async def resume(self, provider: Provider, sink: Any, transcript: Transcript, *,
-                     limits: Limits = Limits(), policy: RetryPolicy = FAST) -> AgentResult:
+                     limits: Limits = DEFAULT_LIMITS, policy: RetryPolicy = FAST) -> AgentResult:
         outputs = self.sink_for(transcript.outputs)
         tools = agent_run_tools(mounts={"company": self.context}, outputs=outputs, sink=sink,
                                 disabled=self.disabled)

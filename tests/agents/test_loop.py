@@ -9,7 +9,13 @@ from pathlib import Path
 import msgspec
 
 from floom_git.agents.events import (
-    AgentEnd, AgentLog, ModelTurn, TextDeltaEvent, ToolCallRecord, ToolCallStarted, TurnStarted,
+    AgentEnd,
+    AgentLog,
+    ModelTurn,
+    TextDeltaEvent,
+    ToolCallRecord,
+    ToolCallStarted,
+    TurnStarted,
 )
 from floom_git.agents.loop import Limits, run_agent
 from floom_git.agents.provider import Provider
