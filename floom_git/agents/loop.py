@@ -48,6 +48,7 @@ from floom_git.agents.provider import Provider, ProviderError
 from floom_git.agents.tools import AwaitApproval, BadArguments, Finished, Tool, ToolError
 from floom_git.agents.transcript import PendingApproval, Transcript
 from floom_git.agents.turn import RetryPolicy, model_turn
+from floom_git.schemas.manifest import Limits as ManifestLimits
 
 Status = Literal["completed", "failed", "pending_approval"]
 
@@ -60,6 +61,13 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True):
     max_bad_calls: int = 3
     max_tool_result_chars: int = 50_000
     timeout_s: float = 300.0
+
+    @classmethod
+    def of(cls, manifest: ManifestLimits, timeout_s: float) -> Limits:
+        """A worker's `limits:` with the run's effective timeout (capped by the server)."""
+        return cls(max_tool_iterations=manifest.max_tool_iterations,
+                   max_total_tokens=manifest.max_total_tokens,
+                   max_output_tokens=manifest.max_output_tokens, timeout_s=timeout_s)
 
 
 DEFAULT_LIMITS = Limits()

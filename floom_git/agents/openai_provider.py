@@ -4,7 +4,7 @@ OpenAI, Ollama, vLLM, LM Studio, OpenRouter and LiteLLM proxies (anything at `ba
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any, cast
+from typing import Any
 
 import httpx2
 import openai
@@ -37,9 +37,12 @@ class OpenAIProvider:
         await self._client.close()
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
-        kwargs: dict[str, Any] = {}
+        # The conversation goes in `extra_body`, already in wire form: the SDK's walk over typed
+        # params costs milliseconds per message on the event loop, every turn, for a history
+        # that only grows. The SDK documents that extra_body wins over the named params.
+        body: dict[str, Any] = {"messages": wire_messages(request)}
         if request.tools:
-            kwargs["tools"] = [{"type": "function", "function": {
+            body["tools"] = [{"type": "function", "function": {
                 "name": t.name, "description": t.description, "parameters": t.parameters}}
                 for t in request.tools]
         text: list[str] = []
@@ -48,10 +51,10 @@ class OpenAIProvider:
         stop: str | None = None
         try:
             stream = await self._client.chat.completions.create(
-                model=self.model, messages=cast(Any, wire_messages(request)), stream=True,
+                model=self.model, messages=[], stream=True, extra_body=body,
                 stream_options={"include_usage": True},
                 # Servers that do not know the field ignore it (Ollama, older vLLM).
-                max_completion_tokens=request.max_output_tokens, **kwargs)
+                max_completion_tokens=request.max_output_tokens)
             async with stream:
                 async for chunk in stream:
                     if chunk.usage is not None:
