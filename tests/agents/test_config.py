@@ -10,6 +10,7 @@ from floom_git.agents.config import AgentConfig, NeedsSetup, resolve_agent_confi
 from floom_git.agents.messages import Usage
 from floom_git.agents.pricing import PriceTable
 from floom_git.errors import InvalidInput
+from floom_git.storage.codec import load_yaml
 
 SECRETS = {"OPENAI_API_KEY": "sk-test", "EMPTY": ""}
 OPENAI = {"provider": "openai", "model": "gpt-4.1", "api_key_secret": "OPENAI_API_KEY"}
@@ -86,3 +87,14 @@ def test_price_table_bad_operator_file_names_the_problem(tmp_path: Path, text: s
 def test_price_table_missing_operator_file(tmp_path: Path):
     with pytest.raises(InvalidInput, match="cannot read the price file"):
         PriceTable.load(tmp_path / "nope.yml")
+
+
+def test_readme_agent_examples_resolve():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    lines = [line.split("#")[0] for line in readme.splitlines() if line.startswith("agent: {")]
+    assert len(lines) == 3
+    keys = {"OPENAI_API_KEY": "sk-1", "ANTHROPIC_API_KEY": "sk-2"}
+    configs = [resolve_agent_config(load_yaml(line, where="README"), None, keys.get)
+               for line in lines]
+    assert [(c.provider, c.base_url) for c in configs if isinstance(c, AgentConfig)] == [
+        ("openai", None), ("anthropic", None), ("openai", "http://localhost:11434/v1")]
