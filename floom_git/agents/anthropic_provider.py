@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from typing import Any, cast
 
 import anthropic
-import httpx2
 from anthropic.types import (
     InputJSONDelta,
     RawContentBlockDeltaEvent,
@@ -27,7 +26,7 @@ from floom_git.agents.messages import (
     Usage,
     decode_arguments,
 )
-from floom_git.agents.provider import ProviderError, connection_error, status_error
+from floom_git.agents.provider import sdk_errors
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 
@@ -55,7 +54,7 @@ class AnthropicProvider:
         blocks: dict[int, dict[str, Any]] = {}
         input_tokens = output_tokens = 0
         stop: str | None = None
-        try:
+        with sdk_errors(anthropic, anthropic.AnthropicError):
             stream = await self._client.messages.create(
                 model=self.model, system=request.system, stream=True,
                 messages=cast(Any, wire_messages(request)),
@@ -81,14 +80,6 @@ class AnthropicProvider:
                         output_tokens = event.usage.output_tokens or output_tokens
                         input_tokens = event.usage.input_tokens or input_tokens
                         stop = event.delta.stop_reason or stop
-        except anthropic.APIStatusError as exc:
-            raise status_error(exc.status_code, exc.body, exc.message, exc.response.headers) from None
-        except anthropic.APIConnectionError as exc:
-            raise connection_error(str(exc)) from None
-        except httpx2.HTTPError as exc:  # the SDK does not wrap a connection lost mid-stream
-            raise connection_error(f"{type(exc).__name__}: {exc}") from None
-        except anthropic.AnthropicError as exc:
-            raise ProviderError(f"bad answer from the provider: {exc}") from None
         calls = [ToolCall(id=b["id"], name=b["name"], arguments="".join(b["json"]))
                  for _, b in sorted(blocks.items())]
         yield TurnDone(text="".join(text), tool_calls=calls, stop_reason=stop,

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx2
 import openai
 
 from floom_git.agents.messages import (
@@ -18,7 +17,7 @@ from floom_git.agents.messages import (
     TurnDone,
     Usage,
 )
-from floom_git.agents.provider import ProviderError, connection_error, status_error
+from floom_git.agents.provider import sdk_errors
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
@@ -49,7 +48,7 @@ class OpenAIProvider:
         calls: dict[int, dict[str, Any]] = {}
         usage = Usage()
         stop: str | None = None
-        try:
+        with sdk_errors(openai, openai.OpenAIError):
             stream = await self._client.chat.completions.create(
                 model=self.model, messages=[], stream=True, extra_body=body,
                 stream_options={"include_usage": True},
@@ -69,14 +68,6 @@ class OpenAIProvider:
                             _merge_call(calls, tc)
                         if choice.finish_reason:
                             stop = choice.finish_reason
-        except openai.APIStatusError as exc:
-            raise status_error(exc.status_code, exc.body, exc.message, exc.response.headers) from None
-        except openai.APIConnectionError as exc:
-            raise connection_error(str(exc)) from None
-        except httpx2.HTTPError as exc:  # the SDK does not wrap a connection lost mid-stream
-            raise connection_error(f"{type(exc).__name__}: {exc}") from None
-        except openai.OpenAIError as exc:
-            raise ProviderError(f"bad answer from the provider: {exc}") from None
         tool_calls = [ToolCall(id=c["id"] or f"call_{i}", name=c["name"], arguments="".join(c["args"]))
                       for i, c in sorted(calls.items())]
         yield TurnDone(text="".join(text), tool_calls=tool_calls, usage=usage, stop_reason=stop)

@@ -6,8 +6,9 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import math
-from collections.abc import AsyncIterator, Mapping
-from typing import Protocol
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, Protocol
 
 from floom_git.agents.messages import ModelRequest, StreamEvent
 
@@ -62,6 +63,24 @@ def status_error(status: int, body: object, fallback: str,
 
 def connection_error(message: str) -> ProviderError:
     return ProviderError(f"connection failed: {message}", retryable=True)
+
+
+@contextmanager
+def sdk_errors(sdk: Any, base: type[Exception]) -> Iterator[None]:
+    """Raise what the official SDK `sdk` (openai, anthropic: the same exception shapes; `base`
+    its root exception) raised as a ProviderError."""
+    import httpx2  # the SDKs' HTTP client; only a provider needs it loaded
+
+    try:
+        yield
+    except sdk.APIStatusError as exc:
+        raise status_error(exc.status_code, exc.body, exc.message, exc.response.headers) from None
+    except sdk.APIConnectionError as exc:
+        raise connection_error(str(exc)) from None
+    except httpx2.HTTPError as exc:  # the SDKs do not wrap a connection lost mid-stream
+        raise connection_error(f"{type(exc).__name__}: {exc}") from None
+    except base as exc:
+        raise ProviderError(f"bad answer from the provider: {exc}") from None
 
 
 def retry_after(headers: Mapping[str, str], now: dt.datetime | None = None) -> float | None:

@@ -99,12 +99,7 @@ class FakeLLM:
     async def _openai(self, request: web.Request) -> web.StreamResponse:
         if _bearer(request) != KEY:
             return wire.openai_error(401, "Incorrect API key provided")
-        body = await request.json()
-        self.requests.append(Seen("openai", dict(request.headers), body))
-        problem = wire.check_openai(body)
-        if problem:
-            return wire.openai_error(400, problem)
-        return await self._answer(request, "openai", body)
+        return await self._serve(request, "openai")
 
     async def _anthropic(self, request: web.Request) -> web.StreamResponse:
         # Anthropic takes the key as x-api-key or (newer SDKs) as a bearer token.
@@ -112,12 +107,17 @@ class FakeLLM:
             return wire.anthropic_error(401, "invalid x-api-key")
         if not request.headers.get("anthropic-version"):
             return wire.anthropic_error(400, "anthropic-version header is required")
+        return await self._serve(request, "anthropic")
+
+    async def _serve(self, request: web.Request, protocol: str) -> web.StreamResponse:
         body = await request.json()
-        self.requests.append(Seen("anthropic", dict(request.headers), body))
-        problem = wire.check_anthropic(body)
+        self.requests.append(Seen(protocol, dict(request.headers), body))
+        check, errors = ((wire.check_openai, wire.openai_error) if protocol == "openai"
+                         else (wire.check_anthropic, wire.anthropic_error))
+        problem = check(body)
         if problem:
-            return wire.anthropic_error(400, problem)
-        return await self._answer(request, "anthropic", body)
+            return errors(400, problem)
+        return await self._answer(request, protocol, body)
 
     async def _answer(self, request: web.Request, protocol: str,
                       body: dict[str, Any]) -> web.StreamResponse:
