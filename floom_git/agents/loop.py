@@ -121,7 +121,7 @@ async def run_agent(provider: Provider, transcript: Transcript, tools: list[Tool
         transcript.elapsed_s += clock.time() - started
     if outputs is not None:
         transcript.outputs = dict(outputs.values)
-    cost = prices.cost(provider.model, transcript.usage) if prices is not None else None
+    cost = prices.cost(transcript.model, transcript.usage) if prices is not None else None
     await sink(AgentEnd(status=end.status, error_code=end.code, error=end.message,
                         usage=transcript.usage, cost_usd=cost))
     return AgentResult(status=end.status, error_code=end.code, error=end.message,
