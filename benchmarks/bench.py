@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks import auth_overhead, fixtures, measure
+from benchmarks import agent_loop, auth_overhead, fixtures, measure
 from benchmarks.server import Server, floom_args, spawn, start_baseline, start_floom
 
 
@@ -365,6 +365,13 @@ def bench_auth(quick: bool, rows: list[Row]) -> None:
         rows.append(Row(name, value, note="aim < 5 % of a request" if "in process" in name else ""))
 
 
+def bench_agent(quick: bool, rows: list[Row]) -> None:
+    """The agent loop's own time per step against the fake LLM server (in process)."""
+    for name, own, provider in agent_loop.run(quick):
+        rows.append(Row(name, own, comparison=provider,
+                        note=f"aim <= {agent_loop.AIM_MS:g} ms beyond the provider"))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scripts/bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
@@ -405,6 +412,7 @@ def main(argv: list[str] | None = None) -> int:
         floom.stop()
         bench_startup(sizes, work, rows)
         bench_auth(args.quick, rows)
+        bench_agent(args.quick, rows)
     except Exception:
         for server in servers:
             print(f"--- {server.name} log ---\n{server.log_tail()}", file=sys.stderr)

@@ -41,6 +41,8 @@ def test_run_bench_quick_prints_table():
         "run end to end (word-count)",
         "runs/s,",
         "start-up,",
+        "agent loop overhead per step, openai",
+        "agent loop overhead per step, anthropic",
     ):
         assert row in out, out
     assert "| measure" in out and "machine:" in out

@@ -61,3 +61,13 @@ def test_client_talks_to_the_server_only_over_http(path):
              "pygit2")
     bad = {n for n in _imports(path) if n.startswith(inner)}
     assert not bad, f"{path.name} imports {bad}"
+
+
+@pytest.mark.parametrize("path", _modules("agents"), ids=lambda p: p.relative_to(PACKAGE).as_posix())
+def test_agents_are_a_library_below_services(path):
+    """The agent runtime is called by the run engine and the chat; it never reaches up into
+    them, into HTTP, or into git."""
+    up = ("floom_git.http", "floom_git.runtime", "floom_git.services", "floom_git.hooks")
+    bad = {n for n in _imports(path)
+           if n.split(".")[0] in ("aiohttp", "pygit2") or n.startswith(up)}
+    assert not bad, f"{path.name} imports {bad}"
