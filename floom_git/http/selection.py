@@ -18,7 +18,9 @@ def selected_workspace(request: web.Request, actor: Actor | None) -> str:
     header = request.headers.get(WORKSPACE_HEADER)
     if header:
         return header
+    manager = request.app[MANAGER]
     cookie = request.cookies.get(WORKSPACE_COOKIE)
-    if cookie and request.app[MANAGER].exists(cookie):
+    if cookie and manager.exists(cookie):
         return cookie
-    return getattr(actor, "home_workspace", None) or DEFAULT
+    home = manager.by_uid(getattr(actor, "home_workspace", None))  # bound: an internal id
+    return home.id if home is not None else DEFAULT

@@ -33,7 +33,7 @@ class Notifier:
         """Called when a run ends: start deliveries for the alerts that ask for its status."""
         if record.status not in ("failed", "completed"):
             return
-        alerts = self.store.matching(ws.id, record.worker_id, record.status)
+        alerts = self.store.matching(ws.uid, record.worker_id, record.status)
         if not alerts:
             return
         payload = msgspec.json.encode({
@@ -43,7 +43,7 @@ class Notifier:
             "completed_at": record.completed_at, "duration_ms": record.duration_ms,
         })
         for alert in alerts:
-            task = asyncio.get_running_loop().create_task(self._deliver(ws.id, alert, record, payload))
+            task = asyncio.get_running_loop().create_task(self._deliver(ws.uid, alert, record, payload))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 

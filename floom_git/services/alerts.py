@@ -1,6 +1,7 @@
 """Worker alerts: a URL that receives a signed JSON notification when a run of the worker ends
-`failed` or `completed`. Kept in system/alerts/<ws>.json (each alert's signing secret is server
-state, not workspace content) with the last deliveries of each alert, so failures show in the API."""
+`failed` or `completed`. Kept in system/alerts/<ws uid>.json (the workspace's internal id; each
+alert's signing secret is server state, not workspace content) with the last deliveries of each
+alert, so failures show in the API. Targets are shown with their credentials masked."""
 
 from __future__ import annotations
 
@@ -86,6 +87,11 @@ class AlertStore:
                 raise NotFound("Alert not found")
             del data[alert_id]
             self._save(ws_id, data)
+
+    def drop(self, ws_id: str) -> None:
+        """Forget every alert of a deleted workspace."""
+        with self._lock:
+            self._path(ws_id).unlink(missing_ok=True)
 
     def matching(self, ws_id: str, worker_id: str, event: str) -> list[Alert]:
         return [a for a in self._load(ws_id).values() if a.worker_id == worker_id and event in a.on]

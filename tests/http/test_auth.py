@@ -10,7 +10,7 @@ import pytest
 
 from floom_git.http.app import create_app
 from floom_git.http.keys import IDENTITY
-from tests.conftest import SECRET, add_member
+from tests.conftest import SECRET, add_member, uid
 
 PASSWORD = "correct horse battery staple"
 
@@ -19,7 +19,7 @@ def _user_with_password(app, role="member", username="alice"):
     identity = app[IDENTITY]
     user = identity.users.create(username, email=f"{username}@example.com", password=PASSWORD)
     if role:
-        identity.members.add("default", user.id, role)
+        identity.members.add(uid(app, "default"), user.id, role)
     return user
 
 

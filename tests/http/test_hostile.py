@@ -29,12 +29,12 @@ import aiohttp
 import pytest
 
 from floom_git.config import Settings
-from floom_git.http.keys import IDENTITY
+from floom_git.http.keys import IDENTITY, MANAGER
 from tests.conftest import WORKER_YML
 from tests.http.test_fuzz import LiveServer
 from tests.http.test_runs import RESULT_OK, wait_run, yml
 
-SECRET = "hostile-secret"
+SECRET = "hostile-secret-0123456789"
 MAX_JSON = 64 * 1024
 MAX_FILE = 256 * 1024
 MAX_UPLOAD = 512 * 1024
@@ -206,7 +206,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
     def user(name: str, ws: str, role: str) -> str:
         row = live.call(identity.users.create, name, email=f"{name}@example.com")
-        live.call(identity.members.add, ws, row.id, role)
+        live.call(identity.members.add, live.app[MANAGER].get(ws).uid, row.id, role)
         return row.id
 
     alice = user("alice", "default", "member")
@@ -218,7 +218,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     revoked, row = live.call(mint, user_id=alice, kind="personal", name="gone")
     live.call(identity.tokens.revoke, row.id)
     foreign, _ = live.call(
-        mint, user_id=outsider, kind="workspace", name="ci", workspace_id="elsewhere", role="admin"
+        mint, user_id=outsider, kind="workspace", name="ci",
+        workspace_id=live.app[MANAGER].get("elsewhere").uid, role="admin"
     )
     stranger, _ = live.call(mint, user_id=outsider, kind="personal", name="laptop")
     viewer_id = user("vic", "default", "viewer")

@@ -53,7 +53,7 @@ async def _team(app) -> dict[str, dict[str, str]]:
         creds[role] = add_member(app, TEAM, role, f"user-{role}")[1]
     creds["outsider"] = add_member(app, "elsewhere", "owner", "outsider")[1]
     value, _ = app[IDENTITY].tokens.mint(user_id="usr_x", kind="workspace", name="ci",
-                                         workspace_id="elsewhere", role="admin")
+                                         workspace_id=manager.get("elsewhere").uid, role="admin")
     creds["foreign_token"] = {"x-floom-token": value}
     return creds
 
