@@ -22,7 +22,7 @@ def settings(tmp_path: Path) -> Settings:
     # Rate limits off and the cheapest argon2 profile: tests exercise those on purpose only.
     return Settings(data_dir=tmp_path / "data", secret=SECRET, watch=False,
                     argon2_profile="CHEAPEST", rate_list_per_minute=0, rate_auth_per_minute=0,
-                    rate_login_per_minute=0)
+                    rate_login_per_minute=0, rate_auth_fail_per_minute=0)
 
 
 @pytest.fixture

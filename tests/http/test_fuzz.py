@@ -120,6 +120,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
             rate_list_per_minute=0,
             rate_auth_per_minute=0,
             rate_login_per_minute=0,
+            rate_auth_fail_per_minute=0,
             webhook_rate_limit=1_000_000,
             max_concurrent_runs=1,
         )
