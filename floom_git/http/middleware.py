@@ -81,7 +81,8 @@ def _rate_limit(request: web.Request, route: Route, actor: Actor | None) -> None
 @web.middleware
 async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Authenticate, then authorize the route's `perm` in the workspace it acts on (the path's
-    `workspace_param` or the selected workspace). perm "user" needs only a credential.
+    `workspace_param` or the selected workspace). perm "user" needs only a credential, and so
+    does "ops" (operational views, which scope what they show to the caller themselves).
     Membership is checked before existence, so a non-member learns nothing from 403 vs 404."""
     route: Route | None = request.app[SPECS].get(request.match_info.route.handler)
     if route is None or route.perm in ("public", "git"):
@@ -91,7 +92,7 @@ async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     actor = request.app[AUTH].authenticate(request.headers, request.cookies)
     _rate_limit(request, route, actor)
     request[ACTOR] = actor
-    if route.perm == "user":
+    if route.perm in ("user", "ops"):
         return await handler(request)
     param = route.extra.get("workspace_param")
     ws_id = request.match_info[param] if param else selected_workspace(request, actor)
