@@ -14,6 +14,7 @@ import aiohttp
 import msgspec
 
 from floom_git.config import Settings
+from floom_git.redaction import mask_urls_in
 from floom_git.schemas.run import Alert, AlertDelivery, RunRecord
 from floom_git.services.alerts import AlertStore, is_private_host
 from floom_git.services.runs import iso, now
@@ -71,7 +72,7 @@ class Notifier:
                         break
                     error = f"HTTP {resp.status}"
             except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
-                error = f"{type(exc).__name__}: {exc}"[:300]
+                error = mask_urls_in(f"{type(exc).__name__}: {exc}")[:300]
         delivery = AlertDelivery(run_id=record.id, event=f"run.{record.status}", at=iso(now()),
                                  ok=error is None, attempts=attempts, status=status, error=error)
         if error is not None:

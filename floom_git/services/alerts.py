@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import msgspec
 
 from floom_git.errors import InvalidInput, NotFound
+from floom_git.redaction import mask_url
 from floom_git.schemas.run import Alert, AlertCreate, AlertDelivery
 from floom_git.storage import private
 
@@ -42,6 +43,11 @@ def check_url(url: str, allow_private: bool) -> str:
     return url
 
 
+def shown(alert: Alert) -> Alert:
+    """The alert as the API shows it: credentials in its URL masked (the store keeps them)."""
+    return msgspec.structs.replace(alert, url=mask_url(alert.url))
+
+
 class AlertStore:
     def __init__(self, system_dir: Path) -> None:
         self._dir = system_dir / "alerts"
@@ -61,8 +67,8 @@ class AlertStore:
         private.write_bytes(self._path(ws_id), msgspec.json.format(msgspec.json.encode(data), indent=1))
 
     def for_worker(self, ws_id: str, worker_id: str) -> list[Alert]:
-        """The worker's alerts, without their secrets."""
-        return [msgspec.structs.replace(a, secret=None) for a in self._load(ws_id).values()
+        """The worker's alerts, without their secrets and with credentials in URLs masked."""
+        return [msgspec.structs.replace(shown(a), secret=None) for a in self._load(ws_id).values()
                 if a.worker_id == worker_id]
 
     def create(self, ws_id: str, worker_id: str, body: AlertCreate, allow_private: bool) -> Alert:
@@ -78,7 +84,7 @@ class AlertStore:
             data = self._load(ws_id)
             data[alert.id] = alert
             self._save(ws_id, data)
-        return alert
+        return shown(alert)
 
     def delete(self, ws_id: str, worker_id: str, alert_id: str) -> None:
         with self._lock:

@@ -112,3 +112,17 @@ async def test_credentials_in_remote_urls_are_masked_when_shown_or_logged(ops, c
 ])
 def test_mask_credentials_in_urls(url, shown):
     assert redact(url) == shown
+
+
+async def test_alert_targets_are_shown_with_credentials_masked(aiohttp_client, settings):
+    client = await aiohttp_client(create_app(settings.replace(alert_allow_private_urls=True)),
+                                  headers={"x-floom-secret": SECRET})
+    url = "https://bot:hunter2@alerts.example.com/hook?token=abc123&team=ops"
+    resp = await client.post("/api/workers/word-count/alerts", json={"url": url, "on": ["failed"]})
+    assert resp.status == 201, await resp.text()
+    masked = "https://bot:***@alerts.example.com/hook?token=***&team=ops"
+    assert (await resp.json())["url"] == masked
+    listed = await (await client.get("/api/workers/word-count/alerts")).json()
+    assert [a["url"] for a in listed] == [masked]
+    stored = next(settings.system_dir.glob("alerts/*.json")).read_text()
+    assert "hunter2" in stored  # deliveries need the real target; only views mask it
