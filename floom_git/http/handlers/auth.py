@@ -11,6 +11,7 @@ from aiohttp import web
 from floom_git.errors import Forbidden, InvalidInput, NotFound
 from floom_git.http import wire
 from floom_git.http.keys import ACTOR, AUTH, IDENTITY, MANAGER, SETTINGS
+from floom_git.http.origin import json_body, same_origin
 from floom_git.http.ratelimit import LIMITER, auth_attempt, client_ip
 from floom_git.http.selection import selected_workspace
 from floom_git.schemas.identity import (
@@ -87,6 +88,10 @@ def _with_session(request: web.Request, user: UserRow, grant: Grant = Grant()) -
 
 
 async def login(request: web.Request) -> web.Response:
+    # the answer sets the session cookie: a browser may only sign in from this server's pages
+    json_body(request)
+    if "Origin" in request.headers or "Sec-Fetch-Site" in request.headers:
+        same_origin(request)
     body = await wire.decode(request, LoginIn, SMALL_BODY)
     ident = identity(request)
     limiter = request.app[LIMITER]
@@ -101,6 +106,8 @@ async def login(request: web.Request) -> web.Response:
 
 async def logout(request: web.Request) -> web.Response:
     value = request.cookies.get(SESSION_COOKIE)
+    if value:
+        same_origin(request)
     ended = bool(value) and await asyncio.to_thread(identity(request).sessions.end, value)
     response = wire.json(Done(ok=bool(ended)))
     response.del_cookie(SESSION_COOKIE, path="/")

@@ -10,7 +10,7 @@ import msgspec
 from aiohttp import web
 
 from floom_git.errors import NotFound, Unauthenticated
-from floom_git.http import wire
+from floom_git.http import content, wire
 from floom_git.http.handlers.common import settings, workspace
 from floom_git.http.handlers.runs import ALERTS, ENGINE, WEBHOOKS, attached, run_query
 from floom_git.http.keys import MANAGER
@@ -162,8 +162,7 @@ async def export_csv(request: web.Request) -> web.Response:
     ws = await attached(request)
     query = run_query(request, max_limit=10_000, default_limit=1000)
     text = run_stats.export_csv(ws, query)
-    return web.Response(text=text, content_type="text/csv",
-                        headers={"Content-Disposition": 'attachment; filename="runs.csv"'})
+    return content.user_file(text.encode(), "text/csv", "runs.csv", charset="utf-8")
 
 
 def routes() -> list:
