@@ -129,7 +129,11 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = config.from_env(host=args.host, port=args.port, data_dir=args.data_dir)
     logs.setup(settings.log_format)
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except ValueError as exc:  # a setting the server refuses to start with
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     base = f"http://{'localhost' if settings.host in ('127.0.0.1', '0.0.0.0') else settings.host}:{settings.port}"
     if settings.secret:
         how = "x-floom-secret: $FLOOM_SECRET (the value you set)"

@@ -19,7 +19,7 @@ from floom_git.http.handlers import runs as runs_handlers
 from floom_git.http.handlers.health import MIRROR
 from floom_git.http.routes import ROUTES, register
 from floom_git.runtime.watcher import Watcher
-from floom_git.services.auth import Authenticator, load_or_create_secret
+from floom_git.services.auth import Authenticator, check_secret_strength, load_or_create_secret
 from floom_git.services.identity import Identity, Lifetimes
 from floom_git.services.mirror import Mirror
 from floom_git.services.secrets import SecretStore
@@ -32,6 +32,9 @@ WATCHER = web.AppKey("watcher", Watcher)
 
 
 def create_app(settings: Settings) -> web.Application:
+    """The server; ValueError (before anything is touched) for a FLOOM_SECRET too weak to use."""
+    if settings.secret:
+        check_secret_strength(settings.secret)
     app = web.Application(
         middlewares=[metrics.middleware, middleware.errors, middleware.auth],
         client_max_size=settings.max_upload_bytes,

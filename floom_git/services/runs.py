@@ -208,6 +208,22 @@ def _check_worker(ws: Workspace, worker_id: str) -> None:
         raise Conflict(f"Worker {worker_id} is paused")
 
 
+# What an API caller may say started a run; webhook, schedule and approval are the server's own
+# (the audit trail says which trigger really started a run).
+CALLER_TRIGGERS = ("manual", "api")
+
+
+def caller_trigger_source(value: str | None) -> str:
+    """The trigger_source an API caller asked for (default manual); InvalidInput for the
+    server's own sources or anything else."""
+    if value is None:
+        return "manual"
+    if value not in CALLER_TRIGGERS:
+        raise InvalidInput(f"trigger_source: must be one of {', '.join(CALLER_TRIGGERS)} "
+                           "(webhook, schedule and approval runs are started by the server)")
+    return value
+
+
 def create_run(
     ws: Workspace,
     worker_id: str,

@@ -79,7 +79,8 @@ async def create_run(request: web.Request) -> web.Response:
     ws = await attached(request)
     body = await decode_optional(request, schema.RunCreate)
     record = runs.create_run(ws, request.match_info["id"], body.inputs,
-                             trigger_source=body.trigger_source or "manual", actor=actor(request))
+                             trigger_source=runs.caller_trigger_source(body.trigger_source),
+                             actor=actor(request))
     return wire.json(schema.RunCreated(status=record.status, run_id=record.id))
 
 
