@@ -14,6 +14,7 @@ import logging
 import os
 import secrets
 import shutil
+import time
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ from floom_git.services import mirror
 from floom_git.services.actor import SYSTEM, Actor
 from floom_git.services.events import EventBus
 from floom_git.services.registry import WorkerRegistry
-from floom_git.storage import history, paths
+from floom_git.storage import history, paths, private
 from floom_git.storage.codec import dump_yaml, load_yaml
 from floom_git.storage.repo import CommitResult, WorkspaceRepo
 from floom_git.storage.writer import Writer
@@ -32,6 +33,9 @@ from floom_git.storage.writer import Writer
 log = logging.getLogger("floom_git.workspaces")
 COMMIT_GRAPH_EVERY = 200
 UID_FILE = "floom-workspace-id"  # in the repository's .git/, never in a commit
+# system/<this>: names of deleted workspaces. Their mirror remotes still hold the old tenant's
+# history, so a workspace created again under such a name is seeded, never cloned from there.
+DELETED_FILE = "deleted-workspaces.json"
 _UPKEEP: set[asyncio.Task[object]] = set()  # running upkeep tasks (kept referenced)
 
 
@@ -206,7 +210,11 @@ class WorkspaceManager:
             raise Conflict(f"Workspace {ws_id} already exists")
         tmp = self.settings.workspaces_dir / f".creating-{ws_id}-{os.getpid()}"
         files = template_files(self.settings.template_dir, ws_id, meta)
-        if not mirror.clone_into(self.settings, ws_id, tmp):  # WORKEROS_GIT_REMOTE first
+        reused = ws_id in private.read_json(self.settings.system_dir / DELETED_FILE)
+        if reused and mirror.remote_for(self.settings.git_remote, ws_id):
+            log.warning("workspace %s was deleted before: it starts from the template, not from "
+                        "its mirror remote (which holds the deleted workspace's history)", ws_id)
+        if reused or not mirror.clone_into(self.settings, ws_id, tmp):  # WORKEROS_GIT_REMOTE first
             WorkspaceRepo.create(tmp, files, f"workspace: create {ws_id}", actor.signature)
         history.write_commit_graph(tmp, self.settings.git_binary)
         _write_uid(tmp, new_uid())
@@ -229,6 +237,7 @@ class WorkspaceManager:
         ws = self.get(ws_id)
         del self._spaces[ws_id]
         self._uids.pop(ws.uid, None)
+        await asyncio.to_thread(self._remember_deleted, ws_id)
         for purge in list(self.on_delete):
             try:
                 await purge(ws)
@@ -240,6 +249,12 @@ class WorkspaceManager:
             trash = self.settings.workspaces_dir / f".deleting-{ws_id}-{os.getpid()}"
             await asyncio.to_thread(os.rename, ws.path, trash)
         await asyncio.to_thread(shutil.rmtree, trash, True)
+
+    def _remember_deleted(self, ws_id: str) -> None:
+        path = self.settings.system_dir / DELETED_FILE
+        deleted = private.read_json(path)
+        deleted[ws_id] = time.time()
+        private.write_json(path, deleted)
 
     def ensure(self, ws_id: str) -> Workspace:
         return self._spaces.get(ws_id) or self.create_sync(ws_id)

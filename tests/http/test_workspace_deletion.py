@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import subprocess
 from pathlib import Path
 
 from aiohttp import web
@@ -171,3 +172,34 @@ class _Headers:
     def get(self, path: str):
         return self._client.get(path, headers=self._headers)
 
+
+
+async def test_recreated_workspace_is_not_cloned_from_the_deleted_ones_mirror(
+        aiohttp_client, settings, tmp_path):
+    """With one mirror remote per workspace name, the remote still holds the deleted tenant's
+    history: a workspace created again under that name must not be seeded from it."""
+    remotes = tmp_path / "remotes"
+    remotes.mkdir()
+    for name in ("default", "x"):
+        subprocess.run(["git", "init", "-q", "--bare", "--initial-branch=main",
+                        str(remotes / f"{name}.git")], check=True)
+    app = create_app(settings.replace(git_remote=str(remotes / "{workspace}.git"),
+                                      mirror_retry_seconds=0.05, mirror_retry_max_seconds=0.2))
+    client = await aiohttp_client(app)
+    alice = await _user(app, "alice")
+    await _ok(await client.post("/api/workspaces", json={"id": "x"}, headers=alice), 201)
+    worker = {"worker_yml": yml("alices-worker"), "run_py": RESULT_OK}
+    await _ok(await client.post("/api/workers", json=worker, headers=alice), 201)
+
+    async def pushed() -> bool:
+        proc = subprocess.run(["git", "-C", str(remotes / "x.git"), "ls-tree", "-r", "--name-only",
+                               "main"], capture_output=True, text=True, check=False)
+        return "workers/alices-worker/worker.yml" in proc.stdout
+
+    await wait_for(pushed, "alice's worker reaches the mirror")
+    await _ok(await client.delete("/api/workspaces/x", headers=alice))
+    bob = await _user(app, "bob")
+    await _ok(await client.post("/api/workspaces", json={"id": "x"}, headers=bob), 201)
+    workers = await _ok(await client.get("/api/workers", headers=bob))
+    assert "alices-worker" not in {w["id"] for w in workers}
+    assert not (app[MANAGER].get("x").path / "workers" / "alices-worker").exists()
