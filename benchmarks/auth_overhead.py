@@ -20,8 +20,8 @@ from pathlib import Path
 
 import aiohttp
 
-from floom_git.services.auth import Authenticator
 from floom_git.config import Settings
+from floom_git.services.auth import Authenticator
 from floom_git.services.identity import Identity
 from floom_git.services.workspaces import WorkspaceManager, read_uid
 

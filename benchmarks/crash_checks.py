@@ -15,10 +15,9 @@ from pathlib import Path
 import aiohttp
 import pygit2
 
-from floom_git.services.workspaces import read_uid
-
 from benchmarks.crash_load import APPROVAL, CLIENT_TIMEOUT, Ack
 from benchmarks.stress_server import HEADERS, ServerProcess
+from floom_git.services.workspaces import read_uid
 
 MAIN = "refs/heads/main"
 RUNS = "refs/heads/floom/runs"

@@ -126,7 +126,7 @@ def test_serve_with_a_short_secret_exits_with_a_clear_message(tmp_path):
     env = {**os.environ, "FLOOM_SECRET": "hunter2", "FLOOM_DATA_DIR": str(tmp_path / "data"),
            "FLOOM_PORT": "1"}
     proc = subprocess.run([sys.executable, "-m", "floom_git", "serve"], env=env, capture_output=True,
-                          text=True, timeout=60)
+                          text=True, timeout=60, check=False)
     assert proc.returncode == 2
     assert "FLOOM_SECRET is 7 characters long; it must have at least 16" in proc.stderr
 

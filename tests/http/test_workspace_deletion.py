@@ -102,7 +102,8 @@ async def test_delete_workspace_then_recreate_as_another_user_sees_nothing(
     recorded: dict[str, str] = {}
 
     async def capture(ws) -> None:
-        listing = git(ws.path, "ls-tree", "-r", "--name-only", "floom/runs").split()
+        listing = (await asyncio.to_thread(git, ws.path, "ls-tree", "-r", "--name-only",
+                                           "floom/runs")).split()
         for path in listing:
             if path.endswith("/run.json"):
                 record = json.loads(git(ws.path, "show", f"floom/runs:{path}"))
@@ -192,8 +193,9 @@ async def test_recreated_workspace_is_not_cloned_from_the_deleted_ones_mirror(
     await _ok(await client.post("/api/workers", json=worker, headers=alice), 201)
 
     async def pushed() -> bool:
-        proc = subprocess.run(["git", "-C", str(remotes / "x.git"), "ls-tree", "-r", "--name-only",
-                               "main"], capture_output=True, text=True, check=False)
+        proc = await asyncio.to_thread(
+            subprocess.run, ["git", "-C", str(remotes / "x.git"), "ls-tree", "-r", "--name-only",
+                             "main"], capture_output=True, text=True, check=False)
         return "workers/alices-worker/worker.yml" in proc.stdout
 
     await wait_for(pushed, "alice's worker reaches the mirror")

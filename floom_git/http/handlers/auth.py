@@ -30,7 +30,7 @@ from floom_git.schemas.identity import (
 )
 from floom_git.services.auth import SESSION_COOKIE, Principal
 from floom_git.services.identity import Identity
-from floom_git.services.identity.grants import Grant, derive
+from floom_git.services.identity.grants import UNLIMITED, Grant, derive
 from floom_git.services.tenancy import describe, iso
 from floom_git.storage.system_store import UserRow
 
@@ -72,7 +72,7 @@ def _active(request: web.Request, actor: object) -> tuple[WorkspaceRef | None, s
     return WorkspaceRef(id=ws_id, name=describe(manager.get(ws_id))[0]), role
 
 
-def _with_session(request: web.Request, user: UserRow, grant: Grant = Grant()) -> web.Response:
+def _with_session(request: web.Request, user: UserRow, grant: Grant = UNLIMITED) -> web.Response:
     """Start a session for `user` limited by `grant`; answer with it and set its cookie."""
     ident = identity(request)
     expires_at = ident.sessions.expires_at(grant)

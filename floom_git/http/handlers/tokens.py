@@ -15,7 +15,7 @@ from floom_git.http.handlers.common import actor, workspace
 from floom_git.http.keys import MANAGER
 from floom_git.schemas.identity import TokenCreate, TokenCreated, TokenOut
 from floom_git.services.auth import Principal
-from floom_git.services.identity.grants import Grant, derive
+from floom_git.services.identity.grants import UNLIMITED, Grant, derive
 from floom_git.services.tenancy import iso
 from floom_git.storage.system_store import TokenRow
 
@@ -39,7 +39,7 @@ def _created(request: web.Request, value: str, row: TokenRow) -> web.Response:
 
 def _parent(request: web.Request) -> Grant:
     who = actor(request)
-    return who.grant() if isinstance(who, Principal) else Grant()
+    return who.grant() if isinstance(who, Principal) else UNLIMITED
 
 
 async def list_personal(request: web.Request) -> web.Response:

@@ -24,6 +24,9 @@ class Grant:
         return Grant(lowest(self.role_cap, role), self.expires_at, self.workspace_id)
 
 
+UNLIMITED = Grant()  # a password sign-in: the user's own authority
+
+
 def lowest(a: str | None, b: str | None) -> str | None:
     """The lower of two role caps; None is no cap."""
     if a is None or b is None:

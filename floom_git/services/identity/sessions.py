@@ -14,7 +14,7 @@ import time
 
 from floom_git.errors import Forbidden, InvalidInput, Unauthenticated
 from floom_git.services.identity.cache import ReadCache
-from floom_git.services.identity.grants import Grant, earliest
+from floom_git.services.identity.grants import UNLIMITED, Grant, earliest
 from floom_git.storage.system_store import SessionRow, SystemStore
 
 USER_CODE_ALPHABET = "BCDFGHJKLMNPQRSTVWXZ"  # no vowels (no words), no look-alikes
@@ -47,7 +47,7 @@ class Sessions:
         self._cache = ReadCache(store)
         self.now = time.time
 
-    def create(self, user_id: str, grant: Grant = Grant()) -> str:
+    def create(self, user_id: str, grant: Grant = UNLIMITED) -> str:
         """A new session for `user_id` limited by `grant` (it ends no later than the grant);
         the cookie value (shown once)."""
         value = secrets.token_urlsafe(32)
@@ -92,7 +92,7 @@ nonce table; r, w and x are the role cap, workspace and expiry the link's sessio
     def _sign(self, payload: str) -> str:
         return _b64(self._keyed.digest("magic-link", payload))
 
-    def issue(self, user_id: str, grant: Grant = Grant()) -> str:
+    def issue(self, user_id: str, grant: Grant = UNLIMITED) -> str:
         nonce = secrets.token_urlsafe(16)
         now = self.now()
         expires = int(now + self.ttl)
@@ -158,7 +158,7 @@ class Devices:
                               client_name, now, now + self.ttl)
         return device_code, f"{code[:4]}-{code[4:]}"
 
-    def decide(self, user_code: str, user_id: str, approve: bool, grant: Grant = Grant()) -> None:
+    def decide(self, user_code: str, user_id: str, approve: bool, grant: Grant = UNLIMITED) -> None:
         """Approve (or deny) a pending code as `user_id` holding `grant` (the token the device
         gets inherits it); InvalidInput if unknown or expired."""
         code = self.normalise(user_code)
