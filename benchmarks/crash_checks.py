@@ -17,6 +17,7 @@ import pygit2
 
 from benchmarks.crash_load import APPROVAL, CLIENT_TIMEOUT, Ack
 from benchmarks.stress_server import HEADERS, ServerProcess
+from floom_git.services.workspaces import read_uid
 
 MAIN = "refs/heads/main"
 RUNS = "refs/heads/floom/runs"
@@ -136,7 +137,7 @@ def run_states(data_dir: Path) -> dict[str, dict[str, tuple[str, str | None]]]:
                     tree = repo[run.id]
                     if "run.json" in tree:
                         states[run.name] = _state(repo[tree["run.json"].id].data)
-        spool = data_dir / "spool" / ws
+        spool = data_dir / "spool" / (read_uid(path) or ws)  # the spool is keyed by internal id
         if spool.is_dir():
             for record in spool.glob("run_*/record.json"):
                 states[record.parent.name] = _state(record.read_bytes())

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import aiohttp
 
-SECRET = "bench-secret"
+SECRET = "bench-secret-0123456789"
 HEADERS = {"x-floom-secret": SECRET}
 READY_DEADLINE = 90.0
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import aiohttp
 
 ROOT = Path(__file__).resolve().parent.parent
-SECRET = "stress-secret"
+SECRET = "stress-secret-0123456789"
 HEADERS = {"x-floom-secret": SECRET}
 
 

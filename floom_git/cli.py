@@ -77,6 +77,8 @@ def _identity(args: argparse.Namespace) -> int:
     from floom_git.services.actor import ROLES
     from floom_git.services.identity import Identity
     from floom_git.services.identity.users import generate_password
+    from floom_git.services.workspaces import read_uid
+    from floom_git.storage.paths import check_workspace_id
 
     settings = config.from_env(data_dir=args.data_dir)
     identity = Identity(settings.system_dir, password_profile=settings.argon2_profile)
@@ -86,7 +88,8 @@ def _identity(args: argparse.Namespace) -> int:
                 print(f"{u.id}\t{u.username}\t{u.email or '-'}\t{'admin' if u.is_admin else 'user'}")
             return 0
         workspace = getattr(args, "workspace", None)
-        if workspace and not (settings.workspaces_dir / workspace / ".git").is_dir():
+        uid = read_uid(settings.workspaces_dir / check_workspace_id(workspace)) if workspace else None
+        if workspace and uid is None:
             raise InvalidInput(f"workspace: {workspace} does not exist in {settings.workspaces_dir}")
         if args.command == "user":
             generated = None
@@ -100,8 +103,8 @@ def _identity(args: argparse.Namespace) -> int:
                 password = generated = generate_password()
             user = identity.users.create(args.username, email=args.email, password=password,
                                          is_admin=args.admin)
-            if workspace:
-                identity.members.add(workspace, user.id, args.role)
+            if uid:
+                identity.members.add(uid, user.id, args.role)
             print(f"created user {user.username} ({user.id})" + (" as server admin" if args.admin else ""),
                   file=sys.stderr)
             if generated:
@@ -112,14 +115,14 @@ def _identity(args: argparse.Namespace) -> int:
             print(f"revoked {row.id} ({row.name})", file=sys.stderr)
             return 0
         user = identity.users.find(args.user)
-        if workspace:
-            own = identity.members.role(workspace, user)
+        if uid:
+            own = identity.members.role(uid, user)
             role = args.role or "member"
             if own is None or ROLES.index(own) < ROLES.index(role):
                 raise InvalidInput(f"role: {user.username} is {own or 'not a member'} in {workspace}; "
                                    f"cannot mint a {role} token there")
             value, row = identity.tokens.mint(user_id=user.id, kind="workspace", name=args.name,
-                                              workspace_id=workspace, role=role,
+                                              workspace_id=uid, role=role,
                                               expires_days=args.expires_days)
         else:
             value, row = identity.tokens.mint(user_id=user.id, kind="personal", name=args.name,
@@ -141,7 +144,11 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = config.from_env(host=args.host, port=args.port, data_dir=args.data_dir)
     logs.setup(settings.log_format)
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except ValueError as exc:  # a setting the server refuses to start with
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     base = f"http://{'localhost' if settings.host in ('127.0.0.1', '0.0.0.0') else settings.host}:{settings.port}"
     if settings.secret:
         how = "x-floom-secret: $FLOOM_SECRET (the value you set)"

@@ -70,7 +70,8 @@ class Settings:
     public_url: str | None = None  # base of magic-link and device-verification URLs
     rate_list_per_minute: int = 240  # list endpoints, per identity
     rate_auth_per_minute: int = 10  # magic links, device flow, token minting, per identity or IP
-    rate_login_per_minute: int = 5  # password sign-in, per user name and IP
+    rate_login_per_minute: int = 5  # password sign-in, per user and per client IP
+    rate_auth_fail_per_minute: int = 30  # wrong credentials per client IP, then 429 for a while
     # Workspace export/import bundles and share links (issue 6).
     import_max_entries: int = 5000
     import_max_bytes: int = 200 * 1024 * 1024  # uncompressed total of one bundle
@@ -117,6 +118,7 @@ _RUN_ENV: tuple[tuple[str, str, Callable[[str], object]], ...] = (
     ("FLOOM_RATE_LIST_PER_MINUTE", "rate_list_per_minute", int),
     ("FLOOM_RATE_AUTH_PER_MINUTE", "rate_auth_per_minute", int),
     ("FLOOM_RATE_LOGIN_PER_MINUTE", "rate_login_per_minute", int),
+    ("FLOOM_RATE_AUTH_FAIL_PER_MINUTE", "rate_auth_fail_per_minute", int),
     ("FLOOM_GIT_TIMEOUT_SECONDS", "git_timeout_seconds", float),
     ("FLOOM_GIT_MAX_PROCESSES", "git_max_processes", int),
     ("FLOOM_IMPORT_MAX_ENTRIES", "import_max_entries", int),

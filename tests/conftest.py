@@ -11,9 +11,9 @@ from aiohttp.test_utils import TestClient
 
 from floom_git.config import Settings
 from floom_git.http.app import create_app
-from floom_git.http.keys import IDENTITY
+from floom_git.http.keys import IDENTITY, MANAGER
 
-SECRET = "test-secret"
+SECRET = "test-secret-0123456789"  # at least 16 characters, as the server demands
 AUTH = {"x-floom-secret": SECRET}
 
 
@@ -22,7 +22,7 @@ def settings(tmp_path: Path) -> Settings:
     # Rate limits off and the cheapest argon2 profile: tests exercise those on purpose only.
     return Settings(data_dir=tmp_path / "data", secret=SECRET, watch=False,
                     argon2_profile="CHEAPEST", rate_list_per_minute=0, rate_auth_per_minute=0,
-                    rate_login_per_minute=0)
+                    rate_login_per_minute=0, rate_auth_fail_per_minute=0)
 
 
 @pytest.fixture
@@ -37,6 +37,11 @@ async def anon(aiohttp_client, settings: Settings) -> TestClient:
     return await aiohttp_client(create_app(settings))
 
 
+def uid(app: web.Application, ws_id: str) -> str:
+    """The internal id of open workspace `ws_id`: memberships and tokens are keyed by it."""
+    return app[MANAGER].get(ws_id).uid
+
+
 def add_member(app: web.Application, ws_id: str, role: str | None, username: str,
                *, admin: bool = False) -> tuple[str, dict[str, str]]:
     """A user (email <username>@example.com) with `role` in `ws_id` (none if None) and a personal
@@ -44,7 +49,7 @@ def add_member(app: web.Application, ws_id: str, role: str | None, username: str
     identity = app[IDENTITY]
     user = identity.users.create(username, email=f"{username}@example.com", is_admin=admin)
     if role is not None:
-        identity.members.add(ws_id, user.id, role)
+        identity.members.add(uid(app, ws_id), user.id, role)
     value, _ = identity.tokens.mint(user_id=user.id, kind="personal", name="test")
     return user.id, {"x-floom-token": value}
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
@@ -19,11 +19,12 @@ from floom_git.http.handlers import runs as runs_handlers
 from floom_git.http.handlers.health import MIRROR
 from floom_git.http.routes import ROUTES, register
 from floom_git.runtime.watcher import Watcher
-from floom_git.services.auth import Authenticator, load_or_create_secret
+from floom_git.services.auth import Authenticator, check_secret_strength, load_or_create_secret
 from floom_git.services.identity import Identity, Lifetimes
 from floom_git.services.mirror import Mirror
 from floom_git.services.secrets import SecretStore
-from floom_git.services.workspaces import WorkspaceManager
+from floom_git.services.sharing import ShareStore
+from floom_git.services.workspaces import Workspace, WorkspaceManager
 
 log = logging.getLogger("floom_git")
 USAGE_FLUSH_SECONDS = 30
@@ -31,6 +32,9 @@ WATCHER = web.AppKey("watcher", Watcher)
 
 
 def create_app(settings: Settings) -> web.Application:
+    """The server; ValueError (before anything is touched) for a FLOOM_SECRET too weak to use."""
+    if settings.secret:
+        check_secret_strength(settings.secret)
     app = web.Application(
         middlewares=[metrics.middleware, middleware.errors, middleware.auth],
         client_max_size=settings.max_upload_bytes,
@@ -48,7 +52,8 @@ def create_app(settings: Settings) -> web.Application:
     app[SECRETS] = SecretStore(settings.system_dir)
     manager.secret_names = app[SECRETS].names
     app[LIMITER] = Limiter(settings)
-    app[AUTH] = Authenticator(secret, settings.shared_secret_role, identity)
+    app[AUTH] = Authenticator(secret, settings.shared_secret_role, identity,
+                              workspace_uid=manager.uid_of)
     git_http.setup(app)
     metrics.setup(app)  # before the workspaces open: it counts their commits
     routes = list(ROUTES) + openapi.routes()
@@ -59,9 +64,37 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_mirror)
     app.cleanup_ctx.append(_identity)
     runs_handlers.install(app)  # run engine, scheduler, alerts (after workspaces open)
+    _purge_on_delete(app)
     if settings.watch:
         app.cleanup_ctx.append(_watcher)
     return app
+
+
+def _purge_on_delete(app: web.Application) -> None:
+    """What deleting a workspace removes, in this order, before its repository goes: its runs
+    (queued and running ones cancelled as `workspace_deleted`, spool removed), schedules,
+    alerts, webhook secrets and receipts and rate windows, share links, secrets, and its
+    members, invites, bound tokens and sessions (with their rate-limit buckets)."""
+    manager, identity, limiter = app[MANAGER], app[IDENTITY], app[LIMITER]
+    shares = ShareStore(app[SETTINGS].system_dir)
+
+    def blocking(drop: Callable[[str], object]) -> Callable[[Workspace], Awaitable[None]]:
+        async def purge(ws: Workspace) -> None:
+            await asyncio.to_thread(drop, ws.uid)
+        return purge
+
+    def members_and_tokens(uid: str) -> None:
+        limiter.forget(set(identity.store.drop_workspace(uid)))
+
+    manager.on_delete += [
+        app[runs_handlers.ENGINE].drop_workspace,
+        blocking(app[runs_handlers.SCHEDULER].drop),
+        blocking(app[runs_handlers.ALERTS].drop),
+        blocking(app[runs_handlers.WEBHOOKS].drop),
+        blocking(shares.drop_workspace),
+        blocking(app[SECRETS].drop),
+        blocking(members_and_tokens),
+    ]
 
 
 async def _workspaces(app: web.Application) -> AsyncIterator[None]:

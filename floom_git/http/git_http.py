@@ -12,6 +12,7 @@ from aiohttp import web
 from floom_git.errors import FloomError, Forbidden, NotFound, Unauthenticated
 from floom_git.http.errors import error_response
 from floom_git.http.keys import AUTH, MANAGER, SETTINGS
+from floom_git.http.ratelimit import auth_attempt
 from floom_git.services.actor import Actor
 from floom_git.services.git_transport import (
     CHUNK,
@@ -75,7 +76,8 @@ def _gate(request: web.Request, service: str) -> tuple[Workspace, Actor]:
             "shared secret as the password"
         )
     try:
-        actor = auth.authenticate_basic(password)
+        with auth_attempt(request):
+            actor = auth.authenticate_basic(password)
     except Unauthenticated as exc:
         raise _unauthorized(exc.message) from None
     name = request.match_info["ws"]

@@ -1,6 +1,8 @@
-"""GET /metrics (admin): Prometheus text from one CollectorRegistry per app — requests and latency
-by route template, commits, pushes, runs by status, run queue depth, watcher lag, asyncio tasks
-and the process (memory, open fds). `setup(app)` wires it; `middleware` times every request."""
+"""GET /metrics: Prometheus text from one CollectorRegistry per app — requests and latency by
+route template, commits, pushes, runs by status, run queue depth, watcher lag, asyncio tasks and
+the process (memory, open fds). Samples labelled with a workspace are shown to that workspace's
+admins; the rest (server-wide) to server admins only. `setup(app)` wires it; `middleware` times
+every request."""
 
 from __future__ import annotations
 
@@ -21,9 +23,11 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from floom_git.http.keys import MANAGER
+from floom_git.http.keys import ACTOR, MANAGER
+from floom_git.http.selection import OpsScope, ops_scope
 from floom_git.services.run_records import RunStore
 from floom_git.services.workspaces import Workspace
 
@@ -74,9 +78,17 @@ class Metrics:
             loop.call_soon_threadsafe(self._follow, ws)
 
     def closed(self, ws: Workspace) -> None:
+        """Stop following a deleted workspace and forget its series: a workspace created later
+        under the same name starts counting from zero."""
         task = self._followers.pop(ws.id, None)
         if task is not None:
             task.cancel()
+        for counter, names in ((self.commits, ("workspace", "ref")), (self.pushes, ("workspace",)),
+                               (self.events, ("workspace", "type"))):
+            series = {tuple(s.labels[n] for n in names) for family in counter.collect()
+                      for s in family.samples if s.labels.get("workspace") == ws.id}
+            for labels in series:
+                counter.remove(*labels)
 
     def _follow(self, ws: Workspace) -> None:
         old = self._followers.get(ws.id)
@@ -216,8 +228,29 @@ async def middleware(request: web.Request, handler):  # type: ignore[no-untyped-
         metrics.latency.labels(request.method, route).observe(time.perf_counter() - started)
 
 
+class _Scoped:
+    """The registry as one caller may see it: samples of the workspaces in its scope, and the
+    server-wide ones (no workspace label) only for a server-wide scope."""
+
+    def __init__(self, registry: CollectorRegistry, scope: OpsScope) -> None:
+        self.registry = registry
+        self.scope = scope
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self.registry.collect():
+            samples = [s for s in family.samples if self._shows(s.labels.get("workspace"))]
+            if samples:
+                clone = Metric(family.name, family.documentation, family.type, family.unit)
+                clone.samples = samples
+                yield clone
+
+    def _shows(self, workspace: str | None) -> bool:
+        return self.scope.server_wide if workspace is None else workspace in self.scope.workspaces
+
+
 async def metrics_handler(request: web.Request) -> web.Response:
-    data = generate_latest(request.app[METRICS].registry)
+    scope = ops_scope(request, request[ACTOR])
+    data = generate_latest(_Scoped(request.app[METRICS].registry, scope))  # type: ignore[arg-type]
     return web.Response(body=data, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
@@ -240,8 +273,9 @@ def routes() -> list:
     from floom_git.http.routes import Route
 
     return [
-        Route("GET", "/metrics", metrics_handler, "admin",
-              "Prometheus metrics: requests and latency by route, commits, pushes, runs by status, "
-              "run queue depth, watcher lag, asyncio tasks, process memory and fds (admin)",
+        Route("GET", "/metrics", metrics_handler, "ops",
+              "Prometheus metrics: commits, pushes, runs by status and watcher lag of each "
+              "workspace you administer; requests and latency by route, run queue depth, asyncio "
+              "tasks, process memory and fds for server admins",
               "system", content_type="text/plain"),
     ]

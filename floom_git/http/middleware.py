@@ -1,5 +1,7 @@
 """Request middleware: request ids, the error mapping (every failure is {"detail": ...}) and
-auth + workspace selection + the role check declared on each route."""
+auth + workspace selection + the role check declared on each route; failed credentials are
+rate limited per client IP and cookie-authenticated writes must be same-origin. Every response
+carries `X-Content-Type-Options: nosniff`; logs never show tokens that sit in a path."""
 
 from __future__ import annotations
 
@@ -13,9 +15,11 @@ from floom_git import logs
 from floom_git.errors import FloomError
 from floom_git.http.errors import error_response, from_domain
 from floom_git.http.keys import ACTOR, AUTH, MANAGER, WORKSPACE
-from floom_git.http.ratelimit import LIMITER, bucket_of, client_ip
+from floom_git.http.origin import check_cookie_write
+from floom_git.http.ratelimit import LIMITER, auth_attempt, bucket_of, client_ip
 from floom_git.http.routes import Handler, Route
 from floom_git.http.selection import selected_workspace
+from floom_git.redaction import redact_path
 from floom_git.services.actor import Actor
 
 log = logging.getLogger("floom_git.http")
@@ -53,20 +57,24 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except (ConnectionResetError, __import__("asyncio").CancelledError):
         raise
     except Exception:
-        log.exception("unhandled error on %s %s (request %s)", request.method, request.path, request_id)
+        log.exception("unhandled error on %s %s (request %s)", request.method,
+                      redact_path(request.path), request_id)
         response = error_response(500, f"Internal server error (request {request_id})")
     finally:
         logs.REQUEST_ID.reset(token)
     if not response.prepared:
         response.headers.setdefault("X-Request-ID", request_id)
-    access.info("%s %s %s", request.method, request.path, response.status, extra={
-        "method": request.method, "path": request.path, "status": response.status,
+    path = redact_path(request.path)
+    access.info("%s %s %s", request.method, path, response.status, extra={
+        "method": request.method, "path": path, "status": response.status,
         "duration_ms": round((time.perf_counter() - started) * 1000, 2), "request_id": request_id})
     return response
 
 
 async def add_request_id(request: web.Request, response: web.StreamResponse) -> None:
-    """on_response_prepare: streamed responses (SSE, git) carry the request id too."""
+    """on_response_prepare: every response, streamed ones (SSE, git) too, carries the request id
+    and `nosniff` (no browser guesses a script out of a body)."""
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
     if REQUEST_ID in request:
         response.headers.setdefault("X-Request-ID", request[REQUEST_ID])
 
@@ -81,17 +89,21 @@ def _rate_limit(request: web.Request, route: Route, actor: Actor | None) -> None
 @web.middleware
 async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Authenticate, then authorize the route's `perm` in the workspace it acts on (the path's
-    `workspace_param` or the selected workspace). perm "user" needs only a credential.
+    `workspace_param` or the selected workspace). perm "user" needs only a credential, and so
+    does "ops" (operational views, which scope what they show to the caller themselves).
     Membership is checked before existence, so a non-member learns nothing from 403 vs 404."""
     route: Route | None = request.app[SPECS].get(request.match_info.route.handler)
     if route is None or route.perm in ("public", "git"):
         if route is not None:
             _rate_limit(request, route, None)
         return await handler(request)
-    actor = request.app[AUTH].authenticate(request.headers, request.cookies)
+    with auth_attempt(request):
+        actor = request.app[AUTH].authenticate(request.headers, request.cookies)
+    if actor.auth_method == "session":
+        check_cookie_write(request, multipart=bool(route.extra.get("multipart")))
     _rate_limit(request, route, actor)
     request[ACTOR] = actor
-    if route.perm == "user":
+    if route.perm in ("user", "ops"):
         return await handler(request)
     param = route.extra.get("workspace_param")
     ws_id = request.match_info[param] if param else selected_workspace(request, actor)

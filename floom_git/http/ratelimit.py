@@ -1,19 +1,24 @@
 """In-memory rate limits: a token bucket per (bucket, key), where the key is an identity or a
 client IP. List endpoints get a generous per-identity budget; sign-in, magic-link, device-flow
-and token-minting routes a tight one. Over budget raises RateLimited (429 + Retry-After)."""
+and token-minting routes a tight one. Wrong credentials spend a per-IP budget; once it is used
+up every credential from that IP is refused until it refills (`auth_attempt`), so guessing a
+secret is slow. Over budget raises RateLimited (429 + Retry-After)."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import time
 import typing
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from aiohttp import web
 
 from floom_git.config import Settings
-from floom_git.errors import RateLimited
+from floom_git.errors import RateLimited, Unauthenticated
+from floom_git.services.auth import NoCredential
 
 MAX_KEYS = 50_000
 
@@ -30,14 +35,17 @@ class Limiter:
             "list": settings.rate_list_per_minute,
             "auth": settings.rate_auth_per_minute,
             "login": settings.rate_login_per_minute,
+            "auth_fail": settings.rate_auth_fail_per_minute,
             # a CLI polls the device exchange every few seconds while its user approves
             "poll": max(60, settings.rate_auth_per_minute) if settings.rate_auth_per_minute > 0 else 0,
         }
         self._buckets: dict[tuple[str, str], _Bucket] = {}
         self.clock = time.monotonic
 
-    def hit(self, bucket: str, key: str, per_minute: int | None = None) -> None:
+    def hit(self, bucket: str, key: str, per_minute: int | None = None, *,
+            spend: bool = True, what: str = "requests") -> None:
         """Spend one request of `key` in `bucket`; RateLimited when the budget is used up.
+        With `spend=False` only check that one is left.
 
         A limit of 0 (or less) switches the bucket off.
         """
@@ -56,8 +64,14 @@ class Limiter:
             state.at = now
         if state.tokens < 1.0:
             wait = math.ceil((1.0 - state.tokens) / rate)
-            raise RateLimited(f"Too many requests; retry in {wait} s", retry_after=max(1, wait))
-        state.tokens -= 1.0
+            raise RateLimited(f"Too many {what}; retry in {wait} s", retry_after=max(1, wait))
+        if spend:
+            state.tokens -= 1.0
+
+    def forget(self, keys: set[str]) -> None:
+        """Drop the buckets of these keys (e.g. the tokens of a deleted workspace)."""
+        for name_key in [k for k in self._buckets if k[1] in keys]:
+            del self._buckets[name_key]
 
     def _prune(self, now: float) -> None:
         """Forget buckets that have refilled completely (they behave like new ones)."""
@@ -87,6 +101,27 @@ def bucket_of(method: str, response: object, extra: dict[str, object]) -> str | 
 
 def client_ip(request: web.Request) -> str:
     return request.remote or "unknown"
+
+
+@contextlib.contextmanager
+def auth_attempt(request: web.Request) -> Iterator[None]:
+    """Check a credential inside this block: refused (429) while the client IP has used up its
+    budget of failures, and a failure (Unauthenticated, but not a request that sent no
+    credential at all) spends one."""
+    limiter = request.app.get(LIMITER)
+    if limiter is None:
+        yield
+        return
+    ip = client_ip(request)
+    limiter.hit("auth_fail", ip, spend=False, what="failed sign-ins from your address")
+    try:
+        yield
+    except NoCredential:
+        raise
+    except Unauthenticated:
+        with contextlib.suppress(RateLimited):
+            limiter.hit("auth_fail", ip)
+        raise
 
 
 LIMITER = web.AppKey("limiter", Limiter)

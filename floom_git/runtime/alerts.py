@@ -14,6 +14,7 @@ import aiohttp
 import msgspec
 
 from floom_git.config import Settings
+from floom_git.redaction import mask_urls_in
 from floom_git.schemas.run import Alert, AlertDelivery, RunRecord
 from floom_git.services.alerts import AlertStore, is_private_host
 from floom_git.services.runs import iso, now
@@ -33,7 +34,7 @@ class Notifier:
         """Called when a run ends: start deliveries for the alerts that ask for its status."""
         if record.status not in ("failed", "completed"):
             return
-        alerts = self.store.matching(ws.id, record.worker_id, record.status)
+        alerts = self.store.matching(ws.uid, record.worker_id, record.status)
         if not alerts:
             return
         payload = msgspec.json.encode({
@@ -43,7 +44,7 @@ class Notifier:
             "completed_at": record.completed_at, "duration_ms": record.duration_ms,
         })
         for alert in alerts:
-            task = asyncio.get_running_loop().create_task(self._deliver(ws.id, alert, record, payload))
+            task = asyncio.get_running_loop().create_task(self._deliver(ws.uid, alert, record, payload))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
@@ -71,7 +72,7 @@ class Notifier:
                         break
                     error = f"HTTP {resp.status}"
             except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
-                error = f"{type(exc).__name__}: {exc}"[:300]
+                error = mask_urls_in(f"{type(exc).__name__}: {exc}")[:300]
         delivery = AlertDelivery(run_id=record.id, event=f"run.{record.status}", at=iso(now()),
                                  ok=error is None, attempts=attempts, status=status, error=error)
         if error is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import shutil
 from collections.abc import Callable
 
 from pygit2.enums import FileMode
@@ -23,6 +24,7 @@ from floom_git.runtime.executor import Executor, Job, reap_orphans
 from floom_git.schemas.manifest import Manifest
 from floom_git.schemas.run import RunRecord
 from floom_git.services import approvals, runs
+from floom_git.services.actor import SYSTEM
 from floom_git.services.run_records import ARTIFACTS, RunStore
 from floom_git.services.secrets import SecretStore
 from floom_git.services.workspaces import Workspace, WorkspaceManager
@@ -31,10 +33,13 @@ from floom_git.storage import paths
 log = logging.getLogger("floom_git.runs")
 SKIP_PARTS = {"__pycache__", ".venv", "node_modules", "inputs"}
 Finished = Callable[[Workspace, RunRecord], None]
+WORKSPACE_DELETED = "workspace_deleted"
 
 
 class RunEngine:
-    """Implements services.run_records.Hooks for every workspace it is attached to."""
+    """Implements services.run_records.Hooks for every workspace it is attached to. Workspaces
+are named by their internal id (`Workspace.uid`), so a run never lands in a workspace created
+later under the same name."""
 
     def __init__(self, settings: Settings, manager: WorkspaceManager, secrets: SecretStore) -> None:
         self.settings = settings
@@ -42,7 +47,8 @@ class RunEngine:
         self.secrets = secrets
         self.executor = Executor(settings)
         self._queue: collections.deque[tuple[str, str]] = collections.deque()
-        self._running: dict[str, tuple[asyncio.Task[None], asyncio.Event]] = {}
+        self._running: dict[str, tuple[asyncio.Task[None], asyncio.Event, str]] = {}
+        self._cancel_codes: dict[str, str] = {}  # run id -> error_code of a server-side cancel
         self._attach_lock = asyncio.Lock()
         self._stores: dict[str, RunStore] = {}
         self._sweeper: asyncio.Task[None] | None = None
@@ -60,7 +66,7 @@ class RunEngine:
         if self._sweeper is not None:
             self._sweeper.cancel()
         self._queue.clear()
-        tasks = [task for task, _ in self._running.values()]
+        tasks = [task for task, _, _ in self._running.values()]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -77,22 +83,48 @@ class RunEngine:
         async with self._attach_lock:
             if store.hooks is self:
                 return store
+            if self.manager.by_uid(ws.uid) is not ws:
+                raise NotFound("Workspace not found")  # deleted while this request ran
             spooled = await asyncio.to_thread(store.load)
             for pgid in await asyncio.to_thread(reap_orphans, store.spool):
                 log.warning("workspace %s: killed process group %d left by a crashed run", ws.id, pgid)
             queued = runs.recover(ws, spooled)
             store.hooks = self
-            self._stores[ws.id] = store
+            self._stores[ws.uid] = store
             for run_id in queued:
-                self.submit(ws.id, run_id)
+                self.submit(ws.uid, run_id)
             if queued:
                 log.info("workspace %s: %d queued runs resumed after restart", ws.id, len(queued))
         return store
 
+    async def drop_workspace(self, ws: Workspace) -> None:
+        """Stop everything of a workspace being deleted (it has already left the manager): its
+        queued runs are cancelled and its running runs stopped, all recorded `cancelled` with
+        error_code `workspace_deleted` while its repository still exists; then its record store
+        is closed and its spool removed, so nothing of it runs or waits any more."""
+        store = self._stores.pop(ws.uid, None) or RunStore.of(ws)
+        queued = [rid for uid, rid in self._queue if uid == ws.uid]
+        self._queue = collections.deque(item for item in self._queue if item[0] != ws.uid)
+        for run_id in queued:
+            try:
+                runs.cancel(ws, run_id, SYSTEM, code=WORKSPACE_DELETED,
+                            message="The workspace was deleted")
+            except FloomError:
+                pass  # ended meanwhile
+        stopping = []
+        for run_id, (task, cancel, uid) in list(self._running.items()):
+            if uid == ws.uid:
+                self._cancel_codes[run_id] = WORKSPACE_DELETED
+                cancel.set()
+                stopping.append(task)
+        await asyncio.gather(*stopping, return_exceptions=True)
+        await store.close()
+        await asyncio.to_thread(shutil.rmtree, store.spool, True)
+
     # -- Hooks ----------------------------------------------------------------------------------
     def submit(self, ws_id: str, run_id: str) -> None:
-        if self._stopping:
-            return
+        if self._stopping or self.manager.by_uid(ws_id) is None:
+            return  # the workspace is gone (or going): its run never starts
         self._queue.append((ws_id, run_id))
         self._pump()
 
@@ -114,9 +146,8 @@ class RunEngine:
         return None
 
     def finished(self, ws_id: str, record: RunRecord) -> None:
-        try:
-            ws = self.manager.get(ws_id)
-        except NotFound:
+        ws = self.manager.by_uid(ws_id)
+        if ws is None:  # deleted: nobody is notified about it any more
             return
         for listener in list(self.on_finished):
             try:
@@ -134,13 +165,15 @@ class RunEngine:
             ws_id, run_id = self._queue.popleft()
             cancel = asyncio.Event()
             task = asyncio.get_running_loop().create_task(self._drive(ws_id, run_id, cancel))
-            self._running[run_id] = (task, cancel)
+            self._running[run_id] = (task, cancel, ws_id)
 
     async def _drive(self, ws_id: str, run_id: str, cancel: asyncio.Event) -> None:
         record: RunRecord | None = None
         ws: Workspace | None = None
         try:
-            ws = self.manager.get(ws_id)
+            ws = self.manager.by_uid(ws_id)
+            if ws is None:
+                return
             record = runs.start(ws, run_id)
             if record is None:
                 return
@@ -161,7 +194,7 @@ class RunEngine:
                           "configured; use a script entry (run.py)"), manifest)
                 return
             declared = list(manifest.exec.secrets)
-            values = await asyncio.to_thread(self.secrets.values, ws_id, declared)
+            values = await asyncio.to_thread(self.secrets.values, ws.uid, declared)
             missing = [name for name in declared if name not in values]
             if missing:
                 runs.finish(ws, record, runs.Outcome(
@@ -170,6 +203,10 @@ class RunEngine:
                 return
             job = await asyncio.to_thread(self._job, ws, record, manifest, values)
             outcome = await self.executor.run(job, emit, cancel)
+            code = self._cancel_codes.pop(run_id, None)
+            if code is not None and outcome.status == "cancelled":
+                outcome = runs.Outcome("cancelled", error_code=code, error="The workspace was deleted",
+                                       exit_code=outcome.exit_code)
             runs.finish(ws, record, outcome, manifest)
         except asyncio.CancelledError:
             raise  # shutdown: the record stays `running`; the next start recovers it
@@ -180,6 +217,7 @@ class RunEngine:
                 runs.fail(ws, record, "run_execution_exception", message)
         finally:
             self._running.pop(run_id, None)
+            self._cancel_codes.pop(run_id, None)
             if not self._stopping:
                 self._pump()
 
@@ -213,11 +251,13 @@ class RunEngine:
     # -- approvals ------------------------------------------------------------------------------
     async def _sweep_loop(self) -> None:
         while True:
-            for ws_id, _store in list(self._stores.items()):
+            for uid in list(self._stores):
+                ws = self.manager.by_uid(uid)
+                if ws is None:  # the workspace was deleted
+                    self._stores.pop(uid, None)
+                    continue
                 try:
-                    approvals.expire_due(self.manager.get(ws_id))
-                except NotFound:  # the workspace was deleted
-                    self._stores.pop(ws_id, None)
+                    approvals.expire_due(ws)
                 except Exception:
-                    log.exception("approval expiry sweep failed in workspace %s", ws_id)
+                    log.exception("approval expiry sweep failed in workspace %s", ws.id)
             await asyncio.sleep(self.settings.approval_sweep_seconds)

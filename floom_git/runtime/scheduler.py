@@ -1,7 +1,7 @@
 """Cron triggers: each schedule trigger fires in its IANA timezone (croniter + zoneinfo).
 Missed ticks collapse into one fire; a tick is skipped while the worker is paused, archived, in
 error, already queued/running, or missing required inputs. State (next/last fire per trigger)
-lives in system/schedules/<ws>.json, outside git."""
+lives in system/schedules/<ws uid>.json (the workspace's internal id), outside git."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import croniter
 
 from floom_git.config import Settings
-from floom_git.errors import FloomError
+from floom_git.errors import FloomError, NotFound
 from floom_git.runtime.queue import RunEngine
 from floom_git.services import runs
 from floom_git.services.workspaces import Workspace, WorkspaceManager
@@ -66,17 +66,23 @@ class Scheduler:
                 log.exception("scheduler tick failed")
             await asyncio.sleep(self.settings.scheduler_tick_seconds)
 
-    def _path(self, ws_id: str) -> Path:
-        return self._dir / f"{ws_id}.json"
+    def _path(self, uid: str) -> Path:
+        return self._dir / f"{uid}.json"
 
-    def state(self, ws_id: str) -> dict[str, dict[str, Any]]:
+    def state(self, uid: str) -> dict[str, dict[str, Any]]:
+        """The planned and last fires of the workspace with internal id `uid`."""
         try:
-            return json.loads(self._path(ws_id).read_text())
+            return json.loads(self._path(uid).read_text())
         except (FileNotFoundError, ValueError):
             return {}
 
-    def _save(self, ws_id: str, state: dict[str, dict[str, Any]]) -> None:
-        private.write_json(self._path(ws_id), state)
+    def _save(self, uid: str, state: dict[str, dict[str, Any]]) -> None:
+        if self.manager.by_uid(uid) is not None:  # never write for a deleted workspace
+            private.write_json(self._path(uid), state)
+
+    def drop(self, uid: str) -> None:
+        """Forget the schedules of a deleted workspace (blocking)."""
+        self._path(uid).unlink(missing_ok=True)
 
     async def tick(self, when: dt.datetime | None = None) -> list[tuple[str, str, str]]:
         """Evaluate every schedule trigger at `when` (default now). Returns (workspace, trigger
@@ -84,11 +90,14 @@ class Scheduler:
         when = when or runs.now()
         actions: list[tuple[str, str, str]] = []
         for ws in self.manager.all():
-            await self.engine.attach(ws)
-            state = self.state(ws.id)
+            try:
+                await self.engine.attach(ws)
+            except NotFound:
+                continue  # deleted meanwhile
+            state = self.state(ws.uid)
             fresh = self._tick_workspace(ws, state, when, actions)
             if fresh != state:
-                await asyncio.to_thread(self._save, ws.id, fresh)
+                await asyncio.to_thread(self._save, ws.uid, fresh)
         return actions
 
     def _tick_workspace(self, ws: Workspace, state: dict[str, dict[str, Any]], when: dt.datetime,

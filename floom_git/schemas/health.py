@@ -36,7 +36,7 @@ class MirrorCheck(msgspec.Struct, kw_only=True):
 
 
 class HealthChecks(msgspec.Struct, kw_only=True):
-    disk: DiskCheck
+    disk: DiskCheck | None = None  # server-wide: for server admins only
     mirror: MirrorCheck
     repositories: RepositoriesCheck | None = None  # per workspace: main readable, locks, sync
     scheduler: SchedulerCheck | None = None

@@ -1,6 +1,7 @@
 """Worker alerts: a URL that receives a signed JSON notification when a run of the worker ends
-`failed` or `completed`. Kept in system/alerts/<ws>.json (each alert's signing secret is server
-state, not workspace content) with the last deliveries of each alert, so failures show in the API."""
+`failed` or `completed`. Kept in system/alerts/<ws uid>.json (the workspace's internal id; each
+alert's signing secret is server state, not workspace content) with the last deliveries of each
+alert, so failures show in the API. Targets are shown with their credentials masked."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from urllib.parse import urlsplit
 import msgspec
 
 from floom_git.errors import InvalidInput, NotFound
+from floom_git.redaction import mask_url
 from floom_git.schemas.run import Alert, AlertCreate, AlertDelivery
 from floom_git.storage import private
 
@@ -41,6 +43,11 @@ def check_url(url: str, allow_private: bool) -> str:
     return url
 
 
+def shown(alert: Alert) -> Alert:
+    """The alert as the API shows it: credentials in its URL masked (the store keeps them)."""
+    return msgspec.structs.replace(alert, url=mask_url(alert.url))
+
+
 class AlertStore:
     def __init__(self, system_dir: Path) -> None:
         self._dir = system_dir / "alerts"
@@ -60,8 +67,8 @@ class AlertStore:
         private.write_bytes(self._path(ws_id), msgspec.json.format(msgspec.json.encode(data), indent=1))
 
     def for_worker(self, ws_id: str, worker_id: str) -> list[Alert]:
-        """The worker's alerts, without their secrets."""
-        return [msgspec.structs.replace(a, secret=None) for a in self._load(ws_id).values()
+        """The worker's alerts, without their secrets and with credentials in URLs masked."""
+        return [msgspec.structs.replace(shown(a), secret=None) for a in self._load(ws_id).values()
                 if a.worker_id == worker_id]
 
     def create(self, ws_id: str, worker_id: str, body: AlertCreate, allow_private: bool) -> Alert:
@@ -77,7 +84,7 @@ class AlertStore:
             data = self._load(ws_id)
             data[alert.id] = alert
             self._save(ws_id, data)
-        return alert
+        return shown(alert)
 
     def delete(self, ws_id: str, worker_id: str, alert_id: str) -> None:
         with self._lock:
@@ -86,6 +93,11 @@ class AlertStore:
                 raise NotFound("Alert not found")
             del data[alert_id]
             self._save(ws_id, data)
+
+    def drop(self, ws_id: str) -> None:
+        """Forget every alert of a deleted workspace."""
+        with self._lock:
+            self._path(ws_id).unlink(missing_ok=True)
 
     def matching(self, ws_id: str, worker_id: str, event: str) -> list[Alert]:
         return [a for a in self._load(ws_id).values() if a.worker_id == worker_id and event in a.on]

@@ -75,7 +75,7 @@ def reject(ws: Workspace, run_id: str, body: RejectBody, actor: Actor) -> RunRec
                completed_at=record.completed_at)
     s.put(record)
     if s.hooks is not None:
-        s.hooks.finished(ws.id, record)
+        s.hooks.finished(ws.uid, record)
     return record
 
 
@@ -102,7 +102,7 @@ def expire_due(ws: Workspace, when: dt.datetime | None = None) -> list[str]:
                    completed_at=stamp)
         s.put(record)
         if s.hooks is not None:
-            s.hooks.finished(ws.id, record)
+            s.hooks.finished(ws.uid, record)
         expired.append(record.id)
     return expired
 

@@ -9,6 +9,11 @@ fall-through to another method. The server-generated secret lives in system/, ne
     cookie floom_session            the session's user           user's membership role in W
     x-floom-secret                  local-user                   member (admin if configured)
     server admin (user add --admin) that user                    owner in every workspace
+
+A personal token, a session or a workspace token may carry a grant (role cap, workspace, expiry;
+services/identity/grants.py) that lowers that role and that everything it mints inherits.
+Workspaces are matched by their internal id, so a credential never reaches a later workspace
+that reuses a deleted one's name.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import dataclasses
 import hmac
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +31,7 @@ from floom_git.errors import Forbidden, Unauthenticated
 from floom_git.services.actor import ROLES, Actor
 from floom_git.services.identity import Identity
 from floom_git.services.identity.cache import ReadCache
+from floom_git.services.identity.grants import Grant, lowest
 from floom_git.services.identity.tokens import INVALID, looks_like_token
 from floom_git.storage.system_store import TokenRow, UserRow
 
@@ -33,8 +39,23 @@ SECRET_FILE = "shared-secret"
 SESSION_COOKIE = "floom_session"
 NOT_MEMBER = "Not a member of the workspace"
 MISSING = "Missing credentials: send x-floom-token, Authorization: Bearer or x-floom-secret"
+MIN_SECRET_CHARS = 16
 # authorize() takes a role; route permissions are accepted too, so callers cannot mix them up.
 PERM_ROLE = {"read": "viewer", "write": "member", "admin": "admin", "owner": "owner"}
+
+
+class NoCredential(Unauthenticated):
+    """No credential was sent at all (as opposed to a wrong one, which counts as a failure)."""
+
+
+def check_secret_strength(secret: str) -> str:
+    """The shared secret, refused (ValueError with the reason) when it is too short to resist
+    guessing; the server does not start with it."""
+    if len(secret) < MIN_SECRET_CHARS:
+        raise ValueError(f"FLOOM_SECRET is {len(secret)} characters long; it must have at least "
+                         f"{MIN_SECRET_CHARS} (e.g. `openssl rand -hex 24`), or leave it unset to "
+                         "use the generated one in system/shared-secret")
+    return secret
 
 
 def load_or_create_secret(system_dir: Path) -> str:
@@ -59,7 +80,12 @@ class Principal(Actor):
     token_id: str | None = None
     home_workspace: str | None = None  # the one workspace a bound token may act in
     fixed_role: str | None = None  # workspace tokens and the shared secret carry their role
-    role_cap: str | None = None  # a personal token minted with a lower role
+    role_cap: str | None = None  # a personal token or session minted with a lower role
+    expires_at: float | None = None  # when this credential's authority ends (None: never)
+
+    def grant(self) -> Grant:
+        """The limits this credential passes on to what it mints (grants.derive)."""
+        return Grant(lowest(self.role_cap, self.fixed_role), self.expires_at, self.home_workspace)
 
     def with_role(self, role: str) -> Principal:
         """This principal acting with `role` (dataclasses.replace costs more than the whole
@@ -79,16 +105,13 @@ def _require_text(value: str, what: str = "credential") -> None:
         raise Unauthenticated(f"Invalid credentials: the {what} is not UTF-8 text") from None
 
 
-def _min_role(a: str, b: str) -> str:
-    return a if ROLES.index(a) <= ROLES.index(b) else b
-
-
 class Authenticator:
     def __init__(self, secret: str, shared_secret_role: str = "member",
-                 identity: Identity | None = None) -> None:
-        if not secret:
-            raise ValueError("a shared secret is required")
-        self._secret = secret.encode()
+                 identity: Identity | None = None,
+                 workspace_uid: Callable[[str], str | None] = lambda ws_id: ws_id) -> None:
+        self._secret = check_secret_strength(secret).encode()
+        # workspace name -> internal id (None when no such workspace is open)
+        self._uid = workspace_uid
         role = shared_secret_role if shared_secret_role in ("member", "admin") else "member"
         self._actor = Principal("local-user", "local-user", "local-user@floom.local", role=role,
                                 auth_method="secret", fixed_role=role)
@@ -132,21 +155,23 @@ class Authenticator:
             return Principal(row.id, f"token:{row.name}", f"{row.id}@tokens.floom.local",
                              role=row.role or "member", auth_method="workspace_token",
                              token_id=row.id, home_workspace=row.workspace_id,
-                             fixed_role=row.role or "member")
+                             fixed_role=row.role or "member", expires_at=row.expires_at)
         user = self._user(row.user_id)
         if user is None:
             raise Unauthenticated("Invalid credentials: the token's user no longer exists")
         return self._user_actor(user, "token", token_id=row.id, home_workspace=row.workspace_id,
-                                role_cap=row.role)
+                                role_cap=row.role, expires_at=row.expires_at)
 
     def session_actor(self, value: str) -> Principal:
         if self.identity is None:
             raise Unauthenticated("Sessions are not enabled")
         _require_text(value, "session cookie")
-        user = self._user(self.identity.sessions.resolve(value))
+        session = self.identity.sessions.resolve(value)
+        user = self._user(session.user_id)
         if user is None:
             raise Unauthenticated("Session not found; sign in again")
-        return self._user_actor(user, "session")
+        return self._user_actor(user, "session", role_cap=session.role_cap,
+                                home_workspace=session.workspace_id, expires_at=session.limit_at)
 
     def authenticate_basic(self, password: str) -> Actor:
         """git over HTTP (and curl -u): any user name, the password is a token or the secret."""
@@ -177,30 +202,44 @@ class Authenticator:
         session = (cookies or {}).get(SESSION_COOKIE)
         if session:
             return self.session_actor(session)
-        raise Unauthenticated(MISSING)
+        raise NoCredential(MISSING)
 
     # -- what -----------------------------------------------------------------------------
+    def is_server_admin(self, actor: Actor) -> bool:
+        """May see server-wide figures: a server admin acting with their full authority (not
+        through a workspace-bound or capped-below-admin credential), or the shared secret with
+        the admin role."""
+        if not isinstance(actor, Principal):
+            return False
+        if actor.auth_method == "secret":
+            return actor.fixed_role == "admin"
+        return (actor.is_admin and actor.home_workspace is None
+                and lowest(actor.role_cap, "admin") == "admin")
+
     def role_in(self, actor: Actor, ws_id: str) -> str | None:
-        """The actor's role in workspace `ws_id`, or None when it is not a member."""
+        """The actor's role in workspace `ws_id` (a name), or None when it is not a member."""
         if not isinstance(actor, Principal):
             return actor.role  # server-internal actors (e.g. SYSTEM)
-        if actor.home_workspace is not None and actor.home_workspace != ws_id:
+        return self._role_in_uid(actor, self._uid(ws_id))
+
+    def _role_in_uid(self, actor: Principal, uid: str | None) -> str | None:
+        if actor.home_workspace is not None and actor.home_workspace != uid:
             return None
         if actor.fixed_role is not None:
-            return actor.fixed_role
-        if actor.is_admin:
-            role: str | None = "owner"
-        elif self.identity is None:
+            role: str | None = actor.fixed_role
+        elif actor.is_admin:
+            role = "owner"
+        elif self.identity is None or uid is None:
             return None
         else:
             assert self._roles is not None
-            role = self._roles.get((ws_id, actor.user_id))
+            role = self._roles.get((uid, actor.user_id))
             if role is None:  # only roles are cached, so a new membership shows at once
-                role = self.identity.store.role_of(ws_id, actor.user_id)
+                role = self.identity.store.role_of(uid, actor.user_id)
                 if role is not None:
-                    self._roles.put((ws_id, actor.user_id), role)
+                    self._roles.put((uid, actor.user_id), role)
         if role is not None and actor.role_cap is not None:
-            role = _min_role(role, actor.role_cap)
+            role = lowest(role, actor.role_cap)
         return role
 
     def authorize(self, actor: Actor, ws_id: str, needed: str) -> Actor:
@@ -217,12 +256,12 @@ class Authenticator:
         return dataclasses.replace(actor, role=role)
 
     def visible_workspaces(self, actor: Actor, ws_ids: list[str]) -> dict[str, str]:
-        """workspace id -> role, for the workspaces among `ws_ids` the actor can read."""
+        """workspace id -> role, for the workspaces among `ws_ids` (names) the actor can read."""
         if isinstance(actor, Principal) and actor.is_user and actor.home_workspace is None \
                 and not actor.is_admin and self.identity is not None:
             mine = self.identity.members.workspaces_of(actor.user_id)
-            out = {w: mine[w] for w in ws_ids if w in mine}
+            out = {w: mine[u] for w in ws_ids if (u := self._uid(w)) is not None and u in mine}
             if actor.role_cap is not None:
-                out = {w: _min_role(r, actor.role_cap) for w, r in out.items()}
+                out = {w: lowest(r, actor.role_cap) or r for w, r in out.items()}
             return out
         return {w: r for w in ws_ids if (r := self.role_in(actor, w)) is not None}

@@ -7,13 +7,13 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import re
 import shutil
 import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from floom_git.config import Settings
+from floom_git.redaction import mask_url, mask_urls_in
 from floom_git.schemas.health import MirrorStatus
 from floom_git.storage.history import git_env
 from floom_git.storage.repo import MAIN, RUNS
@@ -51,8 +51,9 @@ def remote_for(setting: str | None, ws_id: str) -> str | None:
 
 
 def redact(url: str) -> str:
-    """`url` with any password in it masked (https://user:secret@host -> https://user:***@host)."""
-    return re.sub(r"^([a-z][a-z0-9+.-]*://[^/@:]*):[^/@]*@", r"\1:***@", url, flags=re.IGNORECASE)
+    """`url` with its credentials masked (https://user:secret@host -> https://user:***@host,
+    https://TOKEN@host -> https://***@host)."""
+    return mask_url(url)
 
 
 def _now() -> str:
@@ -66,7 +67,7 @@ def _env() -> dict[str, str]:
 def _short_error(stderr: bytes, url: str) -> str:
     lines = [ln.strip() for ln in stderr.decode(errors="replace").splitlines() if ln.strip()]
     text = " ".join(lines[-3:]) or "git failed without a message"
-    return text.replace(url, redact(url))[:500]
+    return mask_urls_in(text.replace(url, redact(url)))[:500]
 
 
 def clone_into(settings: Settings, ws_id: str, target: Path) -> bool:

@@ -1,7 +1,7 @@
 """Run records of one workspace: the durable spool, the in-memory index, and grouped commits of
 records onto the server-owned branch refs/heads/floom/runs.
 
-Durability: a record change is first written to `<spool>/<ws>/<run_id>/record.json` (fsync'ed)
+Durability: a record change is first written to `<spool>/<ws uid>/<run_id>/record.json` (fsync'ed)
 and only then acknowledged; a records writer commits every changed record after a short delay
 (`run_commit_delay`), many runs in one commit, then drops the spool copy. At start-up the index
 is rebuilt from the branch and the spool is laid over it, so a crash loses nothing acknowledged.
@@ -103,7 +103,7 @@ class RunStore:
     def __init__(self, ws: Workspace) -> None:
         self.ws = ws
         self.settings = ws.settings
-        self.spool = ws.settings.spool_dir / ws.id
+        self.spool = ws.settings.spool_dir / ws.uid  # the internal id: never reused
         self.index: dict[str, IndexEntry] = {}
         self._keys: list[tuple[str, str]] = []
         self._by_worker: dict[str, list[tuple[str, str]]] = {}

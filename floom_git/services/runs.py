@@ -208,6 +208,22 @@ def _check_worker(ws: Workspace, worker_id: str) -> None:
         raise Conflict(f"Worker {worker_id} is paused")
 
 
+# What an API caller may say started a run; webhook, schedule and approval are the server's own
+# (the audit trail says which trigger really started a run).
+CALLER_TRIGGERS = ("manual", "api")
+
+
+def caller_trigger_source(value: str | None) -> str:
+    """The trigger_source an API caller asked for (default manual); InvalidInput for the
+    server's own sources or anything else."""
+    if value is None:
+        return "manual"
+    if value not in CALLER_TRIGGERS:
+        raise InvalidInput(f"trigger_source: must be one of {', '.join(CALLER_TRIGGERS)} "
+                           "(webhook, schedule and approval runs are started by the server)")
+    return value
+
+
 def create_run(
     ws: Workspace,
     worker_id: str,
@@ -247,7 +263,7 @@ def create_run(
     s = store(ws)
     s.put(record)
     if s.hooks is not None:
-        s.hooks.submit(ws.id, record.id)
+        s.hooks.submit(ws.uid, record.id)
     return record
 
 
@@ -326,7 +342,7 @@ def finish(ws: Workspace, record: RunRecord, outcome: Outcome, manifest: Manifes
                    completed_at=record.completed_at, duration_ms=record.duration_ms)
     s.put(record)
     if s.hooks is not None and record.status in TERMINAL:
-        s.hooks.finished(ws.id, record)
+        s.hooks.finished(ws.uid, record)
 
 
 def fail(ws: Workspace, record: RunRecord, code: str, message: str) -> None:
@@ -358,29 +374,31 @@ def recover(ws: Workspace, spooled: list[RunRecord]) -> list[str]:
     return [rid for _, rid in sorted(queued)]
 
 
-def cancel(ws: Workspace, run_id: str, actor: Actor) -> str:
+def cancel(ws: Workspace, run_id: str, actor: Actor, *, code: str | None = None,
+           message: str | None = None) -> str:
     """Cancel a queued, running or pending run: "cancelled", or "cancel_requested" while the
-    process is being stopped. Conflict when the run has already ended."""
+    process is being stopped. Conflict when the run has already ended. `code` and `message`
+    replace the error_code and error of a cancel by a person (the server's own reasons)."""
     s = store(ws)
     record = s.get(run_id)
     if record.status in TERMINAL:
         raise Conflict(f"Run {run_id} is already {record.status}")
-    if record.status == "running" and s.hooks is not None and s.hooks.cancel(ws.id, run_id):
+    if record.status == "running" and s.hooks is not None and s.hooks.cancel(ws.uid, run_id):
         return "cancel_requested"
     if record.status == "queued" and s.hooks is not None:
-        s.hooks.cancel(ws.id, run_id)
-    code = "cancelled_queued" if record.status == "queued" else "user_cancel"
+        s.hooks.cancel(ws.uid, run_id)
+    code = code or ("cancelled_queued" if record.status == "queued" else "user_cancel")
     if record.approval is not None and record.approval.status == "pending":
         record.approval.status = "cancelled"
         record.approval.decided_at = iso(now())
         record.approval.decided_by = actor.user_id
-    record.error, record.error_code = f"Cancelled by {actor.name}", code
+    record.error, record.error_code = message or f"Cancelled by {actor.name}", code
     record.completed_at = iso(now())
     transition(record, "cancelled", error=record.error, error_code=code,
                completed_at=record.completed_at)
     s.put(record)
     if s.hooks is not None:
-        s.hooks.finished(ws.id, record)
+        s.hooks.finished(ws.uid, record)
     return "cancelled"
 
 

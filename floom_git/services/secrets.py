@@ -44,6 +44,8 @@ def check_name(name: str) -> str:
 
 
 class SecretStore:
+    """Encrypted secret values per workspace, keyed by the workspace's internal id (`Workspace.uid`)."""
+
     def __init__(self, system_dir: Path) -> None:
         self._dir = system_dir / "secrets"
         self._dir.mkdir(parents=True, exist_ok=True)

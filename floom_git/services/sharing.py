@@ -1,5 +1,5 @@
 """Worker share links: a random `fls_` token, stored only as a SHA-256 digest in system/ with
-its workspace and worker, gives a public read-only view of the worker's committed files and lets
+its workspace (internal id: a link never reaches a later workspace of the same name) and worker, gives a public read-only view of the worker's committed files and lets
 another workspace import a copy. Also the id rules for copying a worker into a workspace."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import os
 import secrets
 import string
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -42,7 +42,7 @@ _LOCK = threading.Lock()  # one writer of the share file per process; flock cove
 
 @dataclass(frozen=True)
 class Share:
-    workspace_id: str
+    workspace_id: str  # the workspace's internal id (Workspace.uid)
     worker_id: str
     created_by: str
     created_at: str
@@ -102,11 +102,18 @@ class ShareStore:
             raise NotFound(GONE)
         return share
 
+    def drop_workspace(self, workspace_id: str) -> int:
+        """Forget every link into a deleted workspace (internal id); how many there were."""
+        return self._remove(lambda v: v.get("workspace_id") == workspace_id)
+
     def revoke(self, workspace_id: str, worker_id: str) -> int:
         """Revoke every link to that worker; how many there were."""
+        return self._remove(lambda v: v.get("workspace_id") == workspace_id
+                            and v.get("worker_id") == worker_id)
+
+    def _remove(self, matches: Callable[[dict[str, Any]], bool]) -> int:
         with self._locked() as data:
-            gone = [k for k, v in data.items()
-                    if v.get("workspace_id") == workspace_id and v.get("worker_id") == worker_id]
+            gone = [k for k, v in data.items() if matches(v)]
             for key in gone:
                 del data[key]
             if gone:
@@ -172,15 +179,15 @@ def create_link(store: ShareStore, ws: Workspace, actor: Actor, worker_id: str,
     except NotFound:
         raise NotFound("Worker not found") from None
     expires = (_now() + dt.timedelta(days=expires_in_days)).isoformat() if expires_in_days else None
-    share = Share(ws.id, worker_id, actor.user_id, _now().isoformat(), expires)
+    share = Share(ws.uid, worker_id, actor.user_id, _now().isoformat(), expires)
     return store.create(share), share
 
 
 def _source(manager: WorkspaceManager, share: Share) -> Workspace:
-    try:
-        return manager.get(share.workspace_id)
-    except NotFound:
-        raise NotFound(GONE) from None
+    ws = manager.by_uid(share.workspace_id)
+    if ws is None:
+        raise NotFound(GONE)
+    return ws
 
 
 def public_worker(manager: WorkspaceManager, store: ShareStore, token: str,

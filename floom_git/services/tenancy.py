@@ -72,7 +72,7 @@ async def create_workspace(manager: WorkspaceManager, identity: Identity, actor:
         raise Conflict(f"name: a workspace named {name!r} already exists")
     ws = await manager.create(ws_id, actor, {"name": name or ws_id, "description": description})
     if owner_user_id is not None:
-        identity.members.add(ws_id, owner_user_id, "owner", invited_by=owner_user_id)
+        identity.members.add(ws.uid, owner_user_id, "owner", invited_by=owner_user_id)
     return ws
 
 
@@ -108,15 +108,14 @@ async def update_workspace(manager: WorkspaceManager, ws: Workspace, actor: Acto
     return result.short
 
 
-async def delete_workspace(manager: WorkspaceManager, identity: Identity, secrets: SecretStore,
-                           ws_id: str) -> None:
-    """Remove a workspace and everything the server keeps about it; `default` stays (Conflict)."""
+async def delete_workspace(manager: WorkspaceManager, ws_id: str) -> None:
+    """Remove a workspace and everything the server keeps about it (the manager's `on_delete`
+    purgers: runs, share links, webhook secrets, alerts, schedules, secrets, members, tokens);
+    `default` stays (Conflict)."""
     if ws_id == DEFAULT:
         raise Conflict("The default workspace cannot be deleted")
     manager.get(ws_id)
     await manager.delete(ws_id)
-    identity.store.drop_workspace(ws_id)
-    secrets.drop(ws_id)
 
 
 def secret_overview(ws: Workspace, secrets: SecretStore) -> list[SecretOut]:
@@ -126,7 +125,7 @@ def secret_overview(ws: Workspace, secrets: SecretStore) -> list[SecretOut]:
         if entry.manifest is not None:
             for name in entry.manifest.exec.secrets:
                 used_by.setdefault(name, []).append(entry.id)
-    stored = secrets.names(ws.id)
+    stored = secrets.names(ws.uid)
     out = []
     for name in sorted(set(used_by) | set(stored)):
         if name in PLATFORM:

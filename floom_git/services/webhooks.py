@@ -1,6 +1,7 @@
 """Worker webhook secrets and deliveries (REFERENCE.md §2.9), kept in system/webhooks/ (never in a
-workspace repository): the secret's SHA-256 digest, delivery-id receipts for 24 h so a replayed
-delivery starts no second run, and an in-memory per-(worker, client) rate window.
+workspace repository) under the workspace's internal id: the secret's SHA-256 digest,
+delivery-id receipts for 24 h so a replayed delivery starts no second run, and an in-memory
+per-(worker, client) rate window.
 
 URL token = HMAC-SHA256(key=digest, msg=worker_id)[:32]; the alternative header is
 `X-Floom-Signature: sha256=<HMAC-SHA256(key=digest, msg=raw body)>`. The digest is the hex
@@ -86,6 +87,14 @@ class WebhookStore:
                                              body_signature(digest, body).encode()):
             return
         raise Unauthenticated(REFUSED)
+
+    def drop(self, ws_id: str) -> None:
+        """Forget the secrets, receipts and rate windows of a deleted workspace (internal id)."""
+        with self._lock:
+            for kind in ("secrets", "deliveries"):
+                self._path(ws_id, kind).unlink(missing_ok=True)
+            for key in [k for k in self._hits if k[0] == ws_id]:
+                del self._hits[key]
 
     # -- deliveries and rate ------------------------------------------------------------------------
     def seen(self, ws_id: str, worker_id: str, delivery_id: str) -> str | None:

@@ -1,13 +1,21 @@
 """Workspaces: one git repository each under data/workspaces/<id>, with its writer, worker
 registry and event bus. Creating one seeds it from workspace_template/ in a single commit, or
-clones it from the mirror remote when one is configured and holds a `main`."""
+clones it from the mirror remote when one is configured and holds a `main`.
+
+Every workspace also has an internal id (`uid`, kept in `.git/floom-workspace-id`), random and
+never reused: all server-side state of a workspace (memberships, tokens, secrets, share links,
+webhook secrets, alerts, schedules, the run spool) is keyed by it, so a workspace created again
+under a deleted one's name starts with none of the old tenant's state."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import secrets
 import shutil
-from collections.abc import Callable, Collection
+import time
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,12 +25,17 @@ from floom_git.services import mirror
 from floom_git.services.actor import SYSTEM, Actor
 from floom_git.services.events import EventBus
 from floom_git.services.registry import WorkerRegistry
-from floom_git.storage import history, paths
+from floom_git.storage import history, paths, private
 from floom_git.storage.codec import dump_yaml, load_yaml
 from floom_git.storage.repo import CommitResult, WorkspaceRepo
 from floom_git.storage.writer import Writer
 
+log = logging.getLogger("floom_git.workspaces")
 COMMIT_GRAPH_EVERY = 200
+UID_FILE = "floom-workspace-id"  # in the repository's .git/, never in a commit
+# system/<this>: names of deleted workspaces. Their mirror remotes still hold the old tenant's
+# history, so a workspace created again under such a name is seeded, never cloned from there.
+DELETED_FILE = "deleted-workspaces.json"
 _UPKEEP: set[asyncio.Task[object]] = set()  # running upkeep tasks (kept referenced)
 
 
@@ -34,6 +47,7 @@ class Workspace:
     workers: WorkerRegistry
     events: EventBus
     settings: Settings
+    uid: str  # internal id, never reused (see the module docstring)
     # Names of the secrets set for this workspace (values never leave the secret store).
     secret_names: Callable[[], Collection[str]] = lambda: ()
 
@@ -67,6 +81,35 @@ class Workspace:
         return self.id
 
 
+def new_uid() -> str:
+    """A fresh internal id. The dot keeps it apart from every workspace name (ids written by
+    servers before internal ids existed are the workspace's name)."""
+    return "ws." + secrets.token_hex(12)
+
+
+def read_uid(repo_dir: Path) -> str | None:
+    """The internal id of the workspace repository at `repo_dir`; its name for a workspace made
+    before internal ids existed; None when `repo_dir` holds no workspace."""
+    git_dir = repo_dir / ".git"
+    if not git_dir.is_dir():
+        return None
+    try:
+        value = (git_dir / UID_FILE).read_text().strip()
+    except FileNotFoundError:
+        return repo_dir.name
+    return value or repo_dir.name
+
+
+def _write_uid(repo_dir: Path, uid: str) -> None:
+    path = repo_dir / ".git" / UID_FILE
+    tmp = path.with_name(UID_FILE + ".tmp")
+    with open(tmp, "w") as fh:
+        fh.write(uid + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
 def template_files(template_dir: Path, ws_id: str, meta_overrides: dict | None = None) -> dict[str, bytes]:
     """The files of workspace_template/, with workspace.yml naming the new workspace (plus any
     `meta_overrides`, e.g. a display name and description)."""
@@ -92,12 +135,17 @@ class WorkspaceManager:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._spaces: dict[str, Workspace] = {}
+        self._uids: dict[str, Workspace] = {}
         self._create_lock = asyncio.Lock()
         # Called with each workspace once it is open (from any thread), e.g. to start watching it.
         self.on_open: list[Callable[[Workspace], None]] = []
         # Called with each workspace just before it is deleted (on the event loop), e.g. to stop
         # watching it; its writer lock is held, so nothing else writes to it meanwhile.
         self.on_close: list[Callable[[Workspace], None]] = []
+        # Awaited in order with a workspace being deleted, after it has left the manager and
+        # before its repository goes: each removes what it keeps of the workspace (its runs,
+        # share links, webhook secrets, alerts, schedules, secrets, members, tokens, caches).
+        self.on_delete: list[Callable[[Workspace], Awaitable[None]]] = []
         # workspace id -> names of its secrets; wired to the secret store by the app.
         self.secret_names: Callable[[str], Collection[str]] = lambda ws_id: ()
 
@@ -112,13 +160,21 @@ class WorkspaceManager:
                 self._open(child.name)
 
     def _open(self, ws_id: str) -> Workspace:
-        repo = WorkspaceRepo(self.settings.workspaces_dir / ws_id)
+        path = self.settings.workspaces_dir / ws_id
+        uid = read_uid(path) or ws_id
+        if uid in self._uids:  # a copied folder: the copy must not share the other's state
+            log.warning("workspace %s carries the internal id of workspace %s; it gets a new one "
+                        "(and none of that workspace's server-side state)", ws_id, self._uids[uid].id)
+            uid = new_uid()
+            _write_uid(path, uid)
+        repo = WorkspaceRepo(path)
         repo.recover()
         ws = Workspace(ws_id, repo, Writer(repo), WorkerRegistry(repo), EventBus(), self.settings,
-                       secret_names=lambda: self.secret_names(ws_id))
+                       uid=uid, secret_names=lambda: self.secret_names(uid))
         ws.writer.listeners.append(ws._on_commit)
         ws.workers.reload_all()
         self._spaces[ws_id] = ws
+        self._uids[uid] = ws
         for listener in list(self.on_open):
             listener(ws)
         return ws
@@ -138,6 +194,15 @@ class WorkspaceManager:
     def exists(self, ws_id: str) -> bool:
         return ws_id in self._spaces
 
+    def uid_of(self, ws_id: str) -> str | None:
+        """The internal id of the open workspace named `ws_id`, or None."""
+        ws = self._spaces.get(ws_id)
+        return ws.uid if ws is not None else None
+
+    def by_uid(self, uid: str | None) -> Workspace | None:
+        """The open workspace with internal id `uid`, or None (deleted, or never existed)."""
+        return self._uids.get(uid) if uid is not None else None
+
     def create_sync(self, ws_id: str, actor: Actor = SYSTEM, meta: dict | None = None) -> Workspace:
         paths.check_workspace_id(ws_id)
         target = self.settings.workspaces_dir / ws_id
@@ -145,9 +210,14 @@ class WorkspaceManager:
             raise Conflict(f"Workspace {ws_id} already exists")
         tmp = self.settings.workspaces_dir / f".creating-{ws_id}-{os.getpid()}"
         files = template_files(self.settings.template_dir, ws_id, meta)
-        if not mirror.clone_into(self.settings, ws_id, tmp):  # WORKEROS_GIT_REMOTE first
+        reused = ws_id in private.read_json(self.settings.system_dir / DELETED_FILE)
+        if reused and mirror.remote_for(self.settings.git_remote, ws_id):
+            log.warning("workspace %s was deleted before: it starts from the template, not from "
+                        "its mirror remote (which holds the deleted workspace's history)", ws_id)
+        if reused or not mirror.clone_into(self.settings, ws_id, tmp):  # WORKEROS_GIT_REMOTE first
             WorkspaceRepo.create(tmp, files, f"workspace: create {ws_id}", actor.signature)
         history.write_commit_graph(tmp, self.settings.git_binary)
+        _write_uid(tmp, new_uid())
         os.rename(tmp, target)  # a half-created workspace never appears under its id
         return self._open(ws_id)
 
@@ -156,21 +226,35 @@ class WorkspaceManager:
             return await asyncio.to_thread(self.create_sync, ws_id, actor, meta)
 
     async def delete(self, ws_id: str) -> None:
-        """Close workspace `ws_id` and remove its repository directory; NotFound if unknown.
+        """Delete workspace `ws_id` and everything kept about it; NotFound if unknown.
 
-        Waits for the writer so no commit is cut short; the directory is first renamed out of
-        the way, so a crash midway never leaves a half-deleted workspace under its id.
+        It leaves the manager first (no request, run or schedule finds it any more), then every
+        `on_delete` purger removes its state, then the repository goes. Waits for the writer so
+        no commit is cut short; the directory is first renamed out of the way, so a crash midway
+        never leaves a half-deleted workspace under its id. A purger that fails is logged: what
+        it kept stays keyed by an internal id that no workspace will have again.
         """
         ws = self.get(ws_id)
+        del self._spaces[ws_id]
+        self._uids.pop(ws.uid, None)
+        await asyncio.to_thread(self._remember_deleted, ws_id)
+        for purge in list(self.on_delete):
+            try:
+                await purge(ws)
+            except Exception:
+                log.exception("deleting workspace %s: %r could not remove its state", ws_id, purge)
         async with ws.writer.locked():
-            if self._spaces.get(ws_id) is not ws:
-                raise NotFound("Workspace not found")
             for listener in list(self.on_close):
                 listener(ws)
-            del self._spaces[ws_id]
             trash = self.settings.workspaces_dir / f".deleting-{ws_id}-{os.getpid()}"
             await asyncio.to_thread(os.rename, ws.path, trash)
         await asyncio.to_thread(shutil.rmtree, trash, True)
+
+    def _remember_deleted(self, ws_id: str) -> None:
+        path = self.settings.system_dir / DELETED_FILE
+        deleted = private.read_json(path)
+        deleted[ws_id] = time.time()
+        private.write_json(path, deleted)
 
     def ensure(self, ws_id: str) -> Workspace:
         return self._spaces.get(ws_id) or self.create_sync(ws_id)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 DB_NAME = "identity.sqlite3"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS users (
@@ -46,7 +46,10 @@ CREATE TABLE IF NOT EXISTS sessions (
   digest BLOB PRIMARY KEY,
   user_id TEXT NOT NULL,
   created_at REAL NOT NULL,
-  expires_at REAL NOT NULL
+  expires_at REAL NOT NULL,
+  role_cap TEXT,
+  workspace_id TEXT,
+  limit_at REAL
 );
 CREATE TABLE IF NOT EXISTS magic_links (
   digest BLOB PRIMARY KEY,
@@ -61,7 +64,10 @@ CREATE TABLE IF NOT EXISTS devices (
   status TEXT NOT NULL,
   user_id TEXT,
   created_at REAL NOT NULL,
-  expires_at REAL NOT NULL
+  expires_at REAL NOT NULL,
+  role_cap TEXT,
+  workspace_id TEXT,
+  limit_at REAL
 );
 CREATE TABLE IF NOT EXISTS members (
   workspace_id TEXT NOT NULL,
@@ -78,6 +84,12 @@ CREATE UNIQUE INDEX IF NOT EXISTS members_user ON members(workspace_id, user_id)
 CREATE UNIQUE INDEX IF NOT EXISTS members_email ON members(workspace_id, email)
   WHERE user_id IS NULL;
 """
+# Columns added after version 1: what a session or an approved device code may pass on (the
+# grant of the credential it came from; limit_at is that credential's expiry).
+ADDED_COLUMNS = {
+    "sessions": ("role_cap TEXT", "workspace_id TEXT", "limit_at REAL"),
+    "devices": ("role_cap TEXT", "workspace_id TEXT", "limit_at REAL"),
+}
 
 
 @dataclass(frozen=True)
@@ -124,6 +136,18 @@ class DeviceRow:
     user_id: str | None
     created_at: float
     expires_at: float
+    role_cap: str | None = None  # the grant of the approving credential
+    workspace_id: str | None = None
+    limit_at: float | None = None
+
+
+@dataclass(frozen=True)
+class SessionRow:
+    user_id: str
+    expires_at: float
+    role_cap: str | None  # the grant of the credential that started the session
+    workspace_id: str | None
+    limit_at: float | None
 
 
 _TOKEN_COLS = "id, kind, name, user_id, workspace_id, role, created_at, expires_at, last_used_at, revoked_at"
@@ -159,6 +183,11 @@ class SystemStore:
                 for statement in SCHEMA.split(";"):
                     if statement.strip():
                         conn.execute(statement)
+                for table, columns in ADDED_COLUMNS.items():
+                    have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+                    for column in columns:
+                        if column.split()[0] not in have:
+                            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _conn(self) -> sqlite3.Connection:
@@ -269,15 +298,19 @@ class SystemStore:
                 [(at, tid) for tid, at in used.items()])
 
     # -- sessions -------------------------------------------------------------------------
-    def add_session(self, digest: bytes, user_id: str, created_at: float, expires_at: float) -> None:
+    def add_session(self, digest: bytes, user_id: str, created_at: float, expires_at: float,
+                    role_cap: str | None = None, workspace_id: str | None = None,
+                    limit_at: float | None = None) -> None:
         with self.transaction() as conn:
             conn.execute("DELETE FROM sessions WHERE expires_at < ?", (created_at,))
-            conn.execute("INSERT INTO sessions VALUES (?,?,?,?)", (digest, user_id, created_at, expires_at))
+            conn.execute("INSERT INTO sessions (digest, user_id, created_at, expires_at, role_cap, "
+                         "workspace_id, limit_at) VALUES (?,?,?,?,?,?,?)",
+                         (digest, user_id, created_at, expires_at, role_cap, workspace_id, limit_at))
 
-    def session(self, digest: bytes) -> tuple[str, float] | None:
-        """(user_id, expires_at) of a session."""
-        row = self._one("SELECT user_id, expires_at FROM sessions WHERE digest = ?", (digest,))
-        return None if row is None else (row[0], row[1])
+    def session(self, digest: bytes) -> SessionRow | None:
+        row = self._one("SELECT user_id, expires_at, role_cap, workspace_id, limit_at FROM sessions "
+                        "WHERE digest = ?", (digest,))
+        return None if row is None else SessionRow(*row)
 
     def delete_session(self, digest: bytes) -> bool:
         with self.transaction() as conn:
@@ -304,16 +337,20 @@ class SystemStore:
                    expires_at: float) -> None:
         with self.transaction() as conn:
             conn.execute("DELETE FROM devices WHERE expires_at < ?", (now - 86400,))
-            conn.execute("INSERT INTO devices VALUES (?,?,?,'pending',NULL,?,?)",
+            conn.execute("INSERT INTO devices (digest, user_code_digest, client_name, status, "
+                         "user_id, created_at, expires_at) VALUES (?,?,?,'pending',NULL,?,?)",
                          (digest, user_code_digest, client_name, now, expires_at))
 
     def device(self, digest: bytes) -> DeviceRow | None:
-        row = self._one("SELECT client_name, status, user_id, created_at, expires_at FROM devices "
-                        "WHERE digest = ?", (digest,))
+        row = self._one("SELECT client_name, status, user_id, created_at, expires_at, role_cap, "
+                        "workspace_id, limit_at FROM devices WHERE digest = ?", (digest,))
         return None if row is None else DeviceRow(*row)
 
-    def decide_device(self, user_code_digest: bytes, status: str, user_id: str, now: float) -> str:
-        """Approve or deny a pending, unexpired code: 'ok', 'unknown', 'expired' or the status it has."""
+    def decide_device(self, user_code_digest: bytes, status: str, user_id: str, now: float,
+                      role_cap: str | None = None, workspace_id: str | None = None,
+                      limit_at: float | None = None) -> str:
+        """Approve or deny a pending, unexpired code: 'ok', 'unknown', 'expired' or the status it
+        has. An approval records the approving credential's grant (cap, workspace, expiry)."""
         with self.transaction() as conn:
             row = conn.execute("SELECT status, expires_at FROM devices WHERE user_code_digest = ?",
                                (user_code_digest,)).fetchone()
@@ -323,8 +360,9 @@ class SystemStore:
                 return "expired"
             if row[0] != "pending":
                 return row[0]
-            conn.execute("UPDATE devices SET status = ?, user_id = ? WHERE user_code_digest = ?",
-                         (status, user_id, user_code_digest))
+            conn.execute("UPDATE devices SET status = ?, user_id = ?, role_cap = ?, workspace_id = ?, "
+                         "limit_at = ? WHERE user_code_digest = ?",
+                         (status, user_id, role_cap, workspace_id, limit_at, user_code_digest))
             return "ok"
 
     def exchange_device(self, digest: bytes, token: TokenRow | None, token_digest: bytes) -> None:
@@ -412,8 +450,14 @@ class SystemStore:
                                  "WHERE rowid = ?", (user_id, now, rowid))
             return len(rows)
 
-    def drop_workspace(self, workspace_id: str) -> None:
-        """Forget the memberships and workspace tokens of a deleted workspace."""
+    def drop_workspace(self, workspace_id: str) -> list[str]:
+        """Forget the memberships, invites, bound tokens, sessions and device approvals of a
+        deleted workspace (its internal id); the ids of the tokens removed."""
         with self.transaction() as conn:
+            gone = [r[0] for r in conn.execute("SELECT id FROM tokens WHERE workspace_id = ?",
+                                               (workspace_id,))]
             conn.execute("DELETE FROM members WHERE workspace_id = ?", (workspace_id,))
             conn.execute("DELETE FROM tokens WHERE workspace_id = ?", (workspace_id,))
+            conn.execute("DELETE FROM sessions WHERE workspace_id = ?", (workspace_id,))
+            conn.execute("DELETE FROM devices WHERE workspace_id = ?", (workspace_id,))
+        return gone

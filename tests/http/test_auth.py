@@ -10,7 +10,7 @@ import pytest
 
 from floom_git.http.app import create_app
 from floom_git.http.keys import IDENTITY
-from tests.conftest import SECRET, add_member
+from tests.conftest import SECRET, add_member, uid
 
 PASSWORD = "correct horse battery staple"
 
@@ -19,8 +19,13 @@ def _user_with_password(app, role="member", username="alice"):
     identity = app[IDENTITY]
     user = identity.users.create(username, email=f"{username}@example.com", password=PASSWORD)
     if role:
-        identity.members.add("default", user.id, role)
+        identity.members.add(uid(app, "default"), user.id, role)
     return user
+
+
+def same_origin(client) -> dict[str, str]:
+    """What a browser on the server's own pages sends with a write."""
+    return {"Origin": f"http://{client.host}:{client.port}"}
 
 
 async def _login(client, username="alice", password=PASSWORD):
@@ -100,7 +105,7 @@ async def test_logout_ends_the_session(anon):
     _user_with_password(anon.server.app)
     await _login(anon)
     session = anon.session.cookie_jar.filter_cookies(anon.make_url("/"))["floom_session"].value
-    resp = await anon.post("/auth/logout")
+    resp = await anon.post("/auth/logout", headers=same_origin(anon))
     assert resp.status == 200 and (await resp.json()) == {"ok": True}
     assert (await anon.get("/auth/me")).status == 401
     resp = await anon.get("/auth/me", cookies={"floom_session": session})
@@ -111,7 +116,7 @@ async def test_refresh_session_rotates_the_cookie(anon):
     _user_with_password(anon.server.app)
     await _login(anon)
     old = anon.session.cookie_jar.filter_cookies(anon.make_url("/"))["floom_session"].value
-    resp = await anon.post("/auth/refresh")
+    resp = await anon.post("/auth/refresh", json={}, headers=same_origin(anon))
     assert resp.status == 200
     new = anon.session.cookie_jar.filter_cookies(anon.make_url("/"))["floom_session"].value
     assert new != old

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from floom_git.http.keys import IDENTITY, MANAGER
-from tests.conftest import SECRET, add_member
+from tests.conftest import SECRET, add_member, uid
 
 
 async def test_create_personal_token_shows_value_once(anon):
@@ -98,7 +98,7 @@ async def test_workspace_token_of_another_workspace_cannot_be_revoked_here(anon)
     app = anon.server.app
     await app[MANAGER].create("other")
     user, admin = add_member(app, "default", "admin", "alice")
-    app[IDENTITY].members.add("other", user, "admin")
+    app[IDENTITY].members.add(uid(app, "other"), user, "admin")
     other = await (await anon.post("/api/workspace/tokens", json={"name": "x"},
                                    headers={**admin, "x-workeros-workspace": "other"})).json()
     resp = await anon.delete(f"/api/workspace/tokens/{other['id']}", headers=admin)

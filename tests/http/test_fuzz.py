@@ -29,10 +29,10 @@ from schemathesis.specs.openapi.checks import (
 from floom_git.config import Settings
 from floom_git.http import openapi
 from floom_git.http.app import create_app
-from floom_git.http.keys import IDENTITY
+from floom_git.http.keys import IDENTITY, MANAGER
 from floom_git.http.routes import PREFIXES, ROUTES
 
-SECRET = "fuzz-secret"
+SECRET = "fuzz-secret-0123456789"
 MAX_EXAMPLES = 15  # per operation; 121 operations take about 1-2 minutes on 2 busy cores
 CHECKS = [
     not_a_server_error,
@@ -120,6 +120,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
             rate_list_per_minute=0,
             rate_auth_per_minute=0,
             rate_login_per_minute=0,
+            rate_auth_fail_per_minute=0,
             webhook_rate_limit=1_000_000,
             max_concurrent_runs=1,
         )
@@ -134,7 +135,7 @@ def user_token(server: LiveServer) -> str:
     """A signed-in owner's personal token, for the routes the shared secret may not use."""
     identity = server.app[IDENTITY]
     user = server.call(identity.users.create, "fuzzer", email="fuzzer@example.com", is_admin=True)
-    server.call(identity.members.add, "default", user.id, "owner")
+    server.call(identity.members.add, server.app[MANAGER].get("default").uid, user.id, "owner")
     token, _ = server.call(identity.tokens.mint, user_id=user.id, kind="personal", name="fuzz")
     return token
 

@@ -29,12 +29,12 @@ import aiohttp
 import pytest
 
 from floom_git.config import Settings
-from floom_git.http.keys import IDENTITY
+from floom_git.http.keys import IDENTITY, MANAGER
 from tests.conftest import WORKER_YML
 from tests.http.test_fuzz import LiveServer
 from tests.http.test_runs import RESULT_OK, wait_run, yml
 
-SECRET = "hostile-secret"
+SECRET = "hostile-secret-0123456789"
 MAX_JSON = 64 * 1024
 MAX_FILE = 256 * 1024
 MAX_UPLOAD = 512 * 1024
@@ -175,6 +175,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             rate_list_per_minute=0,
             rate_auth_per_minute=0,
             rate_login_per_minute=0,
+            rate_auth_fail_per_minute=0,  # the catalog sends many wrong credentials on purpose
             webhook_rate_limit=100_000,
             max_json_bytes=MAX_JSON,
             max_file_bytes=MAX_FILE,
@@ -206,7 +207,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
     def user(name: str, ws: str, role: str) -> str:
         row = live.call(identity.users.create, name, email=f"{name}@example.com")
-        live.call(identity.members.add, ws, row.id, role)
+        live.call(identity.members.add, live.app[MANAGER].get(ws).uid, row.id, role)
         return row.id
 
     alice = user("alice", "default", "member")
@@ -218,7 +219,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     revoked, row = live.call(mint, user_id=alice, kind="personal", name="gone")
     live.call(identity.tokens.revoke, row.id)
     foreign, _ = live.call(
-        mint, user_id=outsider, kind="workspace", name="ci", workspace_id="elsewhere", role="admin"
+        mint, user_id=outsider, kind="workspace", name="ci",
+        workspace_id=live.app[MANAGER].get("elsewhere").uid, role="admin"
     )
     stranger, _ = live.call(mint, user_id=outsider, kind="personal", name="laptop")
     viewer_id = user("vic", "default", "viewer")
@@ -604,8 +606,8 @@ CASES = [
       auth=False, body=b"{}", headers=(("X-Floom-Signature", b"sha256=\xff\xfe"),)),
     H("webhook-token-non-ascii", "POST", "/webhooks/hooked?token=%ff%fe", 401, "token or signature",
       auth=False, body=b"{}"),
-    H("webhook-token-of-other-worker", "POST", "/webhooks/hello-world?token={hook_token}", 404,
-      "no webhook", auth=False, body=b"{}"),
+    H("webhook-token-of-other-worker", "POST", "/webhooks/hello-world?token={hook_token}", 401,
+      "token or signature", auth=False, body=b"{}"),
 ]
 # fmt: on
 

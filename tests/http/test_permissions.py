@@ -1,6 +1,7 @@
 """One permission matrix for every route in the route table (read at test time, so routes added
 later are covered) and for git over HTTP: each role, no credential, a user of another
-workspace and another workspace's token.
+workspace and another workspace's token, an owner's token capped at viewer, an expired token,
+and an owner's session cookie used from another site. Every answer carries nosniff.
 
     perm    viewer  member  admin  owner   none  outsider / other workspace's token
     read      ok      ok     ok     ok     401        403 Not a member of the workspace
@@ -8,12 +9,17 @@ workspace and another workspace's token.
     admin    403     403     ok     ok     401        403
     owner    403     403    403     ok     401        403
     user      ok      ok     ok     ok     401        ok (the secret or a workspace token may get 403)
+    ops      403     403     ok     ok     401        ok: shows only the workspaces it administers
+
+    capped (owner's token capped at viewer): as viewer. expired token: 401 everywhere.
+    cross_site (owner's cookie, text/plain, no Origin): GET as owner, every write 403.
 """
 
 from __future__ import annotations
 
 import base64
 import re
+import time
 
 import aiohttp
 import pytest
@@ -26,8 +32,11 @@ from tests.conftest import SECRET, add_member
 
 TEAM = "team"
 NEEDS = {"read": "viewer", "write": "member", "admin": "admin", "owner": "owner"}
-IDENTITIES = ("none", "viewer", "member", "admin", "owner", "secret", "outsider", "foreign_token")
-ROLE_OF = {"viewer": "viewer", "member": "member", "admin": "admin", "owner": "owner", "secret": "member"}
+IDENTITIES = ("none", "viewer", "member", "admin", "owner", "secret", "outsider", "foreign_token",
+              "capped", "expired", "cross_site")
+ROLE_OF = {"viewer": "viewer", "member": "member", "admin": "admin", "owner": "owner", "secret": "member",
+           "capped": "viewer", "cross_site": "owner"}
+SAFE = ("GET", "HEAD", "OPTIONS")
 PARAMS = {"sha": "abcdef1", "path": "notes/a.md", "user_id": "usr_nobody", "name": "NOPE_NAME",
           "token": "nope", "id": "nope-id", "ws": TEAM}
 NOT_MEMBER = "Not a member of the workspace"
@@ -52,19 +61,31 @@ async def _team(app) -> dict[str, dict[str, str]]:
     for role in ROLES:
         creds[role] = add_member(app, TEAM, role, f"user-{role}")[1]
     creds["outsider"] = add_member(app, "elsewhere", "owner", "outsider")[1]
-    value, _ = app[IDENTITY].tokens.mint(user_id="usr_x", kind="workspace", name="ci",
-                                         workspace_id="elsewhere", role="admin")
+    tokens = app[IDENTITY].tokens
+    value, _ = tokens.mint(user_id="usr_x", kind="workspace", name="ci",
+                           workspace_id=manager.get("elsewhere").uid, role="admin")
     creds["foreign_token"] = {"x-floom-token": value}
+    boss, _ = add_member(app, TEAM, "owner", "boss")
+    creds["capped"] = {"x-floom-token": tokens.mint(user_id=boss, kind="personal", name="ro",
+                                                    role="viewer")[0]}
+    creds["expired"] = {"x-floom-token": tokens.mint(user_id=boss, kind="personal", name="old",
+                                                     expires_at=time.time() - 60)[0]}
+    creds["cross_site"] = {"Cookie": f"floom_session={app[IDENTITY].sessions.create(boss)}"}
     return creds
 
 
-def _expected(perm: str, who: str) -> str:
-    """'ok' (passes auth), '401' or '403'."""
-    if who == "none":
+def _expected(perm: str, who: str, method: str = "GET") -> str:
+    """'ok' (passes auth), '401', '403', 'not-member' or 'cross-site'."""
+    if who in ("none", "expired"):
         return "401"
+    if who == "cross_site" and method not in SAFE:
+        return "cross-site"
     if perm == "user":
-        # personal tokens, sessions, device approval need a stored user, not a secret or a ws token
-        return "ok" if who not in ("foreign_token", "secret") else "any-authenticated"
+        # personal tokens, sessions, device approval need a stored user, not a secret or a ws
+        # token; a viewer-capped token may not create workspaces
+        return "ok" if who not in ("foreign_token", "secret", "capped") else "any-authenticated"
+    if perm == "ops":  # admins of some workspace see those; server-wide needs a server admin
+        return "ok" if who in ("admin", "owner", "outsider", "foreign_token", "cross_site") else "403"
     if who in ("outsider", "foreign_token"):
         return "not-member"
     return "ok" if ROLES.index(ROLE_OF[who]) >= ROLES.index(NEEDS[perm]) else "403"
@@ -76,7 +97,7 @@ async def test_every_route_follows_the_permission_matrix(aiohttp_client, setting
     client = await aiohttp_client(app)
     creds = (await _team(app))[who]
     routes = [r for r in app[openapi.ROUTES_KEY] if r.perm not in ("public", "git")]
-    assert {r.perm for r in routes} <= set(NEEDS) | {"user"}, "a route declares an unknown perm"
+    assert {r.perm for r in routes} <= set(NEEDS) | {"user", "ops"}, "a route declares an unknown perm"
     # destructive owner routes last, so earlier checks still find the workspace
     routes.sort(key=lambda r: (r.perm == "owner", r.method == "DELETE"))
     wrong = []
@@ -85,18 +106,25 @@ async def test_every_route_follows_the_permission_matrix(aiohttp_client, setting
         headers = dict(creds)
         if not route.extra.get("workspace_param"):
             headers["x-workeros-workspace"] = TEAM
-        kwargs = {"json": {}} if route.method in ("POST", "PUT", "PATCH") else {}
-        async with client.request(route.method, _fill(route), headers=headers, timeout=timeout,
-                                  **kwargs) as resp:
+        kwargs: dict = {"json": {}} if route.method in ("POST", "PUT", "PATCH") else {}
+        if who == "cross_site" and route.method not in SAFE:  # what a form on another site sends
+            kwargs = {"data": b"{}", "headers": {**headers, "Content-Type": "text/plain"}}
+        else:
+            kwargs["headers"] = headers
+        async with client.request(route.method, _fill(route), timeout=timeout, **kwargs) as resp:
             status = resp.status
             detail = (await resp.json()).get("detail") if status in (401, 403) else None
-        expected = _expected(route.perm, who)
+            if resp.headers.get("X-Content-Type-Options") != "nosniff":
+                wrong.append(f"{route.method} {route.path}: no X-Content-Type-Options: nosniff")
+        client.session.cookie_jar.clear()  # a route's Set-Cookie must not change the next identity
+        expected = _expected(route.perm, who, route.method)
         ok = {
             "ok": status not in (401, 403),
             "any-authenticated": status != 401,
             "401": status == 401,
             "403": status == 403,
             "not-member": status == 403 and detail == NOT_MEMBER,
+            "cross-site": status == 403 and (detail or "").startswith("Cross-site request refused"),
         }[expected]
         if not ok:
             wrong.append(f"{route.method} {route.path} (perm {route.perm}): expected {expected}, "
@@ -122,7 +150,8 @@ async def test_git_follows_the_permission_matrix(aiohttp_client, settings, who, 
     resp = await client.get(f"/git/{TEAM}.git/info/refs", params={"service": service},
                             headers=_basic(creds))
     await resp.read()
-    expected = _expected(perm, who)
+    assert resp.headers.get("X-Content-Type-Options") == "nosniff"
+    expected = "401" if who == "cross_site" else _expected(perm, who)  # git never reads cookies
     if expected == "ok":
         assert resp.status == 200
     elif expected == "401":

@@ -15,7 +15,8 @@ import pytest
 
 from floom_git.http.app import create_app
 from floom_git.http.keys import SECRETS
-from tests.conftest import AUTH, git
+from floom_git.services.workspaces import read_uid
+from tests.conftest import AUTH, git, uid
 
 DEADLINE = 20.0
 ENDED = ("completed", "failed", "cancelled", "pending_approval")
@@ -213,8 +214,8 @@ json.dump({"status": "success", "outputs": {"env": env, "env_local": open(".env.
 async def test_run_sees_only_declared_secrets(client, monkeypatch):
     monkeypatch.setenv("LEAKY_SERVER_VAR", "server-only")
     store = client.server.app[SECRETS]
-    store.set("default", "API_KEY", "sk-declared-123", "test")
-    store.set("default", "OTHER_KEY", "sk-undeclared-456", "test")
+    store.set(uid(client.server.app, "default"), "API_KEY", "sk-declared-123", "test")
+    store.set(uid(client.server.app, "default"), "OTHER_KEY", "sk-undeclared-456", "test")
     await make_worker(client, "secret-user", SHOW_ENV, secrets=["API_KEY"])
     run = await wait_run(client, (await trigger(client, "secret-user"))["run_id"])
     assert run["status"] == "completed", run
@@ -481,7 +482,7 @@ async def test_restart_with_stale_index_cache_catches_up_from_git(aiohttp_client
     first = (await trigger(client, "word-count", {"text": "one"}))["run_id"]
     await wait_run(client, first)
     await client.close()
-    cache = settings.spool_dir / "default" / "index.cache"
+    cache = settings.spool_dir / read_uid(settings.workspaces_dir / "default") / "index.cache"
     stale = cache.read_bytes()
 
     client = await aiohttp_client(create_app(settings), headers=AUTH)

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from floom_git.http.keys import MANAGER
-from tests.conftest import commit_count, git, worker_body
+from tests.conftest import commit_count, git, uid, worker_body
 
 SECOND = {"x-workeros-workspace": "second"}
 
@@ -26,7 +26,8 @@ async def test_create_share_link_stores_only_a_digest(client, settings):
     stored = (settings.system_dir / "share-links.json").read_text()
     assert link["token"] not in stored
     row = next(iter(json.loads(stored).values()))
-    assert (row["workspace_id"], row["worker_id"]) == ("default", "word-count")
+    # keyed by the internal id: a later workspace of the same name never matches it
+    assert (row["workspace_id"], row["worker_id"]) == (uid(client.app, "default"), "word-count")
 
 
 async def test_public_share_view_needs_no_credentials(client):

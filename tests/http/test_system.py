@@ -7,6 +7,7 @@ import re
 import pytest
 
 from floom_git.http.routes import ROUTES
+from tests.conftest import SECRET
 
 
 async def test_healthz_needs_no_auth(aiohttp_client, settings):
@@ -20,7 +21,7 @@ async def test_healthz_needs_no_auth(aiohttp_client, settings):
     assert "detail" in await resp.json()
     resp = await client.get("/api/workers", headers={"x-floom-secret": "wrong"})
     assert resp.status == 401
-    resp = await client.get("/api/workers", headers={"Authorization": "Bearer test-secret"})
+    resp = await client.get("/api/workers", headers={"Authorization": f"Bearer {SECRET}"})
     assert resp.status == 200
 
 

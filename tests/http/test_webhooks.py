@@ -107,12 +107,28 @@ async def test_webhook_repeated_delivery_id_is_deduplicated(client, anon):
     assert (await client.get("/api/runs")).headers["X-Total-Count"] == "2"
 
 
-async def test_webhook_worker_without_trigger_or_unknown_is_404(client, anon):
+async def test_webhook_probing_without_the_secret_is_one_uniform_401(client, anon):
+    """Without the secret nobody learns which workspaces exist or which workers take webhooks."""
     await make_worker(client, "manual-only", RESULT_OK)
-    resp = await anon.post("/api/webhooks/manual-only?token=x", json={})
+    await make_worker(client, "fresh-hook", RESULT_OK, extra=HOOKED)
+    await hooked(client)
+    probes = ["/api/webhooks/manual-only?token=x", "/api/webhooks/nobody-here?token=x",
+              "/api/webhooks/fresh-hook?token=x", "/api/webhooks/hooked?token=x",
+              "/api/webhooks/hooked?token=x&workspace=no-such-workspace",
+              "/api/webhooks/hooked?token=x&workspace=Bad..Name"]
+    answers = set()
+    for url in probes:
+        resp = await anon.post(url, json={})
+        answers.add((resp.status, await resp.text()))
+    assert answers == {(401, '{"detail":"Invalid webhook token or signature"}')}
+
+
+async def test_webhook_worker_without_trigger_is_404_once_the_secret_checks_out(client, anon):
+    await make_worker(client, "manual-only", RESULT_OK)
+    token = (await (await client.post("/api/workers/manual-only/webhook-secret/rotate")).json())["webhook_token"]
+    resp = await anon.post(f"/api/webhooks/manual-only?token={token}", json={})
     assert resp.status == 404
     assert (await resp.json())["detail"] == "Worker manual-only has no webhook trigger"
-    assert (await anon.post("/api/webhooks/nobody-here?token=x", json={})).status == 404
 
 
 async def test_webhook_without_secret_yet_is_401(client, anon):

@@ -293,17 +293,25 @@ async def test_list_endpoint_rate_limit_is_per_identity(aiohttp_client, settings
     assert (await client.get("/api/workers", headers=bob)).status == 200
 
 
-async def test_login_rate_limit_per_username(aiohttp_client, settings):
+async def test_login_rate_limit_per_person_whatever_they_type(aiohttp_client, settings):
     app = create_app(settings.replace(rate_login_per_minute=2))
     client = await aiohttp_client(app)
-    app[IDENTITY].users.create("alice", password=PASSWORD)
-    for _ in range(2):
-        resp = await client.post("/auth/login", json={"username": "alice", "password": "wrong-password!"})
+    app[IDENTITY].users.create("alice", email="alice@example.com", password=PASSWORD)
+    for name in ("alice", "ALICE"):
+        resp = await client.post("/auth/login", json={"username": name, "password": "wrong-password!"})
         assert resp.status == 401
-    resp = await client.post("/auth/login", json={"username": "alice", "password": PASSWORD})
+    resp = await client.post("/auth/login", json={"username": " Alice@Example.com", "password": PASSWORD})
     assert resp.status == 429 and "Retry-After" in resp.headers
     resp = await client.post("/auth/login", json={"username": "bob", "password": PASSWORD})
     assert resp.status == 401
+
+
+async def test_login_rate_limit_per_client_ip(aiohttp_client, settings):
+    """Per address the budget is four people's worth (an office shares one address)."""
+    client = await aiohttp_client(create_app(settings.replace(rate_login_per_minute=2)))
+    statuses = [(await client.post("/auth/login", json={"username": f"user{i}", "password": "x"})).status
+                for i in range(9)]
+    assert statuses == [401] * 8 + [429]
 
 
 async def test_device_flow_rate_limit_per_ip(aiohttp_client, settings):

@@ -65,7 +65,7 @@ async def test_record_store_groups_changes_into_one_commit(workspace):
     assert log == ["runs: record 5 runs (5 queued)"]
     files = git(workspace.path, "ls-tree", "-r", "--name-only", "floom/runs").split()
     assert files == [f"runs/2026-05-01/run_{i:012x}/run.json" for i in range(5)]
-    assert not list((workspace.settings.spool_dir / "default").glob("run_*/record.json"))
+    assert not list((workspace.settings.spool_dir / workspace.uid).glob("run_*/record.json"))
     await store.close()
 
 
@@ -87,7 +87,7 @@ async def test_record_store_appends_each_line_once(workspace):
     store.put(_record(2))
     store.append_line(rid, "feedback.ndjson", b'{"n": 1}')
     await store.flush()
-    pending = workspace.settings.spool_dir / "default" / rid / "append" / "feedback.ndjson"
+    pending = workspace.settings.spool_dir / workspace.uid / rid / "append" / "feedback.ndjson"
     assert not pending.exists()
     # A crash after a commit but before the spool cleanup leaves committed lines behind.
     pending.parent.mkdir(parents=True, exist_ok=True)

@@ -9,6 +9,7 @@ import pytest
 
 from floom_git.http.handlers.runs import SCHEDULER
 from floom_git.runtime.scheduler import next_fire
+from tests.conftest import uid
 from tests.http.test_runs import RESULT_OK, make_worker, wait_run
 
 UTC = dt.UTC
@@ -48,7 +49,7 @@ async def test_tick_plans_then_fires_once_for_missed_ticks(client):
     await make_worker(client, "daily", RESULT_OK, extra=SCHEDULED)
     scheduler = client.server.app[SCHEDULER]
     assert await scheduler.tick(at("2026-01-10T12:00:00")) == []  # first sight: plan only
-    state = scheduler.state("default")["daily#0"]
+    state = scheduler.state(uid(client.server.app, "default"))["daily#0"]
     assert state["next_run_at"] == "2026-01-11T08:00:00.000Z"
     assert await scheduler.tick(at("2026-01-11T07:59:00")) == []
     # Three days of missed 09:00 ticks collapse into one run.
@@ -56,7 +57,7 @@ async def test_tick_plans_then_fires_once_for_missed_ticks(client):
     assert len(fired) == 1 and fired[0][:2] == ("default", "daily#0")
     run = await wait_run(client, fired[0][2])
     assert run["trigger_source"] == "schedule" and run["status"] == "completed"
-    assert scheduler.state("default")["daily#0"]["next_run_at"] == "2026-01-15T08:00:00.000Z"
+    assert scheduler.state(uid(client.server.app, "default"))["daily#0"]["next_run_at"] == "2026-01-15T08:00:00.000Z"
     assert await scheduler.tick(at("2026-01-14T11:00:00")) == []
 
 

@@ -97,7 +97,7 @@ def test_flush_usage_records_last_used(tmp_path, ident):
 def test_session_expires_and_ends(ident):
     user = ident.users.create("alice")
     value = ident.sessions.create(user.id)
-    assert ident.sessions.resolve(value) == user.id
+    assert ident.sessions.resolve(value).user_id == user.id
     ident.sessions.now = later(8 * 86400)
     with pytest.raises(Unauthenticated, match="expired"):
         ident.sessions.resolve(value)
@@ -110,7 +110,7 @@ def test_session_expires_and_ends(ident):
 def test_consume_magic_link_once(ident):
     user = ident.users.create("alice")
     link = ident.magic.issue(user.id)
-    assert ident.magic.consume(link) == user.id
+    assert ident.magic.consume(link)[0] == user.id
     with pytest.raises(Unauthenticated, match="already used"):
         ident.magic.consume(link)
 
@@ -136,7 +136,7 @@ def test_device_flow_states(ident):
     with pytest.raises(InvalidInput, match="pending"):
         ident.devices.approved_user(device_code)
     ident.devices.decide(user_code.lower().replace("-", ""), user.id, approve=True)
-    assert ident.devices.approved_user(device_code) == user.id
+    assert ident.devices.approved_user(device_code)[0] == user.id
     with pytest.raises(InvalidInput, match="already approved"):
         ident.devices.decide(user_code, user.id, approve=False)
     with pytest.raises(InvalidInput, match="unknown device code"):

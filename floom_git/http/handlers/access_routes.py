@@ -27,10 +27,11 @@ def routes() -> list[Any]:
     return [
         # sign-in and sessions
         Route("POST", "/auth/login", auth.login, "public",
-              "Password sign-in; sets the floom_session cookie", A, body=s.LoginIn,
-              response=s.SessionOut, extra={"errors": (401,)}),
-        Route("POST", "/auth/logout", auth.logout, "public", "End the session and clear its cookie", A,
-              response=s.Done),
+              "Password sign-in (JSON; from a browser only on this origin); sets the floom_session "
+              "cookie", A, body=s.LoginIn, response=s.SessionOut, extra={"errors": (401, 403)}),
+        Route("POST", "/auth/logout", auth.logout, "public",
+              "End the session and clear its cookie (from this origin)", A, response=s.Done,
+              extra={"errors": (403,)}),
         Route("POST", "/auth/refresh", auth.refresh, "user", "Mint a fresh session cookie", A,
               response=s.SessionOut, extra={"rate": "auth"}),
         Route("POST", "/auth/magic-link", auth.magic_link, "user",

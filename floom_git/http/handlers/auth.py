@@ -1,5 +1,6 @@
 """Sign-in routes: password login and the session cookie, logout, refresh, magic links, /auth/me
-and the CLI device flow (start, approve/deny, exchange for a token)."""
+and the CLI device flow (start, approve/deny, exchange for a token). A session, magic link or
+device token minted from a credential inherits its grant (grants.derive): never stronger."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from aiohttp import web
 from floom_git.errors import Forbidden, InvalidInput, NotFound
 from floom_git.http import wire
 from floom_git.http.keys import ACTOR, AUTH, IDENTITY, MANAGER, SETTINGS
-from floom_git.http.ratelimit import LIMITER, client_ip
+from floom_git.http.origin import json_body, same_origin
+from floom_git.http.ratelimit import LIMITER, auth_attempt, client_ip
 from floom_git.http.selection import selected_workspace
 from floom_git.schemas.identity import (
     DeviceDecision,
@@ -28,10 +30,12 @@ from floom_git.schemas.identity import (
 )
 from floom_git.services.auth import SESSION_COOKIE, Principal
 from floom_git.services.identity import Identity
+from floom_git.services.identity.grants import UNLIMITED, Grant, derive
 from floom_git.services.tenancy import describe, iso
 from floom_git.storage.system_store import UserRow
 
 CLI_TOKEN_DAYS = 90
+LOGIN_IP_PEOPLE = 4
 POLL_SECONDS = 2
 SMALL_BODY = 16 * 1024
 
@@ -68,29 +72,42 @@ def _active(request: web.Request, actor: object) -> tuple[WorkspaceRef | None, s
     return WorkspaceRef(id=ws_id, name=describe(manager.get(ws_id))[0]), role
 
 
-def _with_session(request: web.Request, user: UserRow, value: str) -> web.Response:
+def _with_session(request: web.Request, user: UserRow, grant: Grant = UNLIMITED) -> web.Response:
+    """Start a session for `user` limited by `grant`; answer with it and set its cookie."""
     ident = identity(request)
+    expires_at = ident.sessions.expires_at(grant)
+    value = ident.sessions.create(user.id, grant)
     principal = request.app[AUTH].session_actor(value)
     workspace, role = _active(request, principal)
-    body = SessionOut(user=user_out(user), expires_at=iso(ident.sessions.now() + ident.sessions.ttl) or "",
-                      workspace=workspace, role=role)
+    body = SessionOut(user=user_out(user), expires_at=iso(expires_at) or "", workspace=workspace,
+                      role=role)
     response = wire.json(body)
-    response.set_cookie(SESSION_COOKIE, value, max_age=ident.sessions.ttl, path="/", httponly=True,
-                        samesite="Lax", secure=request.secure)
+    response.set_cookie(SESSION_COOKIE, value, max_age=max(1, int(expires_at - ident.sessions.now())),
+                        path="/", httponly=True, samesite="Lax", secure=request.secure)
     return response
 
 
 async def login(request: web.Request) -> web.Response:
+    # the answer sets the session cookie: a browser may only sign in from this server's pages
+    json_body(request)
+    if "Origin" in request.headers or "Sec-Fetch-Site" in request.headers:
+        same_origin(request)
     body = await wire.decode(request, LoginIn, SMALL_BODY)
-    request.app[LIMITER].hit("login", f"{body.username.strip().lower()[:200]}|{client_ip(request)}")
     ident = identity(request)
-    user = await asyncio.to_thread(ident.users.login, body.username, body.password)
-    value = await asyncio.to_thread(ident.sessions.create, user.id)
-    return _with_session(request, user, value)
+    limiter = request.app[LIMITER]
+    # one budget per person, whichever name or email they type, and per client IP a budget
+    # of LOGIN_IP_PEOPLE people (an office signs in from one address)
+    limiter.hit("login", "ip:" + client_ip(request), limiter.per_minute["login"] * LOGIN_IP_PEOPLE)
+    limiter.hit("login", "user:" + await asyncio.to_thread(ident.users.canonical_login, body.username))
+    with auth_attempt(request):
+        user = await asyncio.to_thread(ident.users.login, body.username, body.password)
+    return _with_session(request, user)  # the password is the user's own, uncapped authority
 
 
 async def logout(request: web.Request) -> web.Response:
     value = request.cookies.get(SESSION_COOKIE)
+    if value:
+        same_origin(request)
     ended = bool(value) and await asyncio.to_thread(identity(request).sessions.end, value)
     response = wire.json(Done(ok=bool(ended)))
     response.del_cookie(SESSION_COOKIE, path="/")
@@ -98,31 +115,31 @@ async def logout(request: web.Request) -> web.Response:
 
 
 async def refresh(request: web.Request) -> web.Response:
-    """A fresh session for the signed-in user; the old session (if that was the credential) ends."""
+    """A fresh session for the signed-in user, as limited as the credential that asks for it;
+    the old session (if that was the credential) ends."""
     actor = require_user(request)
     ident = identity(request)
     if actor.auth_method == "session":
         await asyncio.to_thread(ident.sessions.end, request.cookies.get(SESSION_COOKIE, ""))
-    value = await asyncio.to_thread(ident.sessions.create, actor.user_id)
-    return _with_session(request, ident.users.get(actor.user_id), value)
+    return _with_session(request, ident.users.get(actor.user_id), derive(actor.grant()))
 
 
 async def magic_link(request: web.Request) -> web.Response:
     actor = require_user(request)
     ident = identity(request)
-    token = await asyncio.to_thread(ident.magic.issue, actor.user_id)
+    token = await asyncio.to_thread(ident.magic.issue, actor.user_id, derive(actor.grant()))
     return wire.json(MagicLinkOut(url=f"{base_url(request)}/auth/magic/{token}",
                                   expires_in=ident.magic.ttl))
 
 
 async def magic_consume(request: web.Request) -> web.Response:
     ident = identity(request)
-    user_id = await asyncio.to_thread(ident.magic.consume, request.match_info["token"])
+    with auth_attempt(request):
+        user_id, grant = await asyncio.to_thread(ident.magic.consume, request.match_info["token"])
     user = ident.users.get(user_id)
     if user.email:
         await asyncio.to_thread(ident.store.claim_invites, user.id, user.email, ident.magic.now())
-    value = await asyncio.to_thread(ident.sessions.create, user.id)
-    return _with_session(request, user, value)
+    return _with_session(request, user, derive(grant))
 
 
 async def me(request: web.Request) -> web.Response:
@@ -150,7 +167,8 @@ async def device_start(request: web.Request) -> web.Response:
 async def _decide(request: web.Request, approve: bool) -> web.Response:
     actor = require_user(request)
     body = await wire.decode(request, DeviceDecision, SMALL_BODY)
-    await asyncio.to_thread(identity(request).devices.decide, body.user_code, actor.user_id, approve)
+    await asyncio.to_thread(identity(request).devices.decide, body.user_code, actor.user_id, approve,
+                            derive(actor.grant()))
     return wire.json(Done(ok=True))
 
 
@@ -165,19 +183,22 @@ async def device_deny(request: web.Request) -> web.Response:
 async def cli_exchange(request: web.Request) -> web.Response:
     """Trade an approved device code for a personal token of the approving user, exactly once.
 
-    The token acts as the approver, so it can never do more than the approver can.
+    The token acts as the approver and inherits the approving credential's grant (role cap,
+    workspace, expiry), so it can never do more, or for longer, than what approved it.
     """
     body = await wire.decode(request, DeviceExchange, SMALL_BODY)
     ident = identity(request)
-    user_id = ident.devices.approved_user(body.device_code)
+    user_id, approved = ident.devices.approved_user(body.device_code)
     try:
         user = ident.users.get(user_id)
     except NotFound:
         raise InvalidInput("device_code: the approving user no longer exists") from None
     device = ident.store.device(ident.devices.device_digest(body.device_code))
     assert device is not None
+    grant = derive(approved, expires_at=ident.tokens.now() + CLI_TOKEN_DAYS * 86400)
     value, row = ident.tokens.new(user_id=user.id, kind="cli", name=device.client_name,
-                                  expires_days=CLI_TOKEN_DAYS)
+                                  role=grant.role_cap, workspace_id=grant.workspace_id,
+                                  expires_at=grant.expires_at)
     try:
         await asyncio.to_thread(ident.store.exchange_device, ident.devices.device_digest(body.device_code),
                                 row, ident.tokens.digest(value))

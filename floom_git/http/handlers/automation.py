@@ -9,13 +9,15 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from floom_git.errors import NotFound
-from floom_git.http import wire
+from floom_git.errors import NotFound, Unauthenticated
+from floom_git.http import content, wire
 from floom_git.http.handlers.common import settings, workspace
 from floom_git.http.handlers.runs import ALERTS, ENGINE, WEBHOOKS, attached, run_query
 from floom_git.http.keys import MANAGER
+from floom_git.http.ratelimit import auth_attempt, client_ip
 from floom_git.schemas import run as schema
 from floom_git.services import approvals, run_stats, runs, workers
+from floom_git.services.webhooks import REFUSED
 from floom_git.services.workspaces import Workspace
 
 WORKSPACE_HEADER = "x-workeros-workspace"  # as the auth middleware reads it
@@ -34,7 +36,7 @@ def _has_webhook(ws: Workspace, worker_id: str) -> bool:
 
 async def _rotated(request: web.Request, ws: Workspace, worker_id: str) -> schema.WebhookSecret:
     workers.entry_or_404(ws, worker_id)
-    raw, token = await asyncio.to_thread(request.app[WEBHOOKS].rotate, ws.id, worker_id)
+    raw, token = await asyncio.to_thread(request.app[WEBHOOKS].rotate, ws.uid, worker_id)
     return schema.WebhookSecret(worker_id=worker_id, webhook_secret=raw, webhook_token=token,
                                 webhook_url=_webhook_url(request, worker_id, token))
 
@@ -67,29 +69,39 @@ def _webhook_inputs(body: bytes) -> dict[str, Any]:
 
 
 async def webhook(request: web.Request) -> web.Response:
-    """Start a run from a webhook delivery; the JSON body becomes the inputs."""
+    """Start a run from a webhook delivery; the JSON body becomes the inputs.
+
+    Until the token or signature checks out, every refusal is the same 401 (unknown workspace,
+    unknown worker, no webhook trigger, no secret, wrong token): a caller without the secret
+    learns nothing about which workspaces exist or which workers take webhooks.
+    """
     ws_id = (request.headers.get(WORKSPACE_HEADER) or request.query.get("workspace")
              or request.cookies.get(WORKSPACE_COOKIE) or "default")
     wid = request.match_info["worker_id"]
     cfg = settings(request)
     store = request.app[WEBHOOKS]
-    store.check_rate(ws_id[:64], wid[:64], request.remote or "?", cfg.webhook_rate_limit,
-                     cfg.webhook_rate_window)
-    body = await wire.read_body(request, cfg.max_json_bytes)
-    ws = request.app[MANAGER].get(ws_id)
-    if not _has_webhook(ws, wid):  # the issue's contract: no webhook trigger is 404
+    manager = request.app[MANAGER]
+    ws = manager.get(ws_id) if manager.exists(ws_id) else None
+    with auth_attempt(request):
+        store.check_rate(ws.uid if ws is not None else "?", wid[:64], client_ip(request),
+                         cfg.webhook_rate_limit, cfg.webhook_rate_window)
+        body = await wire.read_body(request, cfg.max_json_bytes)
+        if ws is None:
+            raise Unauthenticated(REFUSED)
+        store.verify(ws.uid, wid, request.query.get("token"), request.headers.get("X-Floom-Signature"),
+                     body)
+    if not _has_webhook(ws, wid):  # the secret checked out: the caller may learn why
         raise NotFound(f"Worker {wid} has no webhook trigger")
     await request.app[ENGINE].attach(ws)
-    store.verify(ws.id, wid, request.query.get("token"), request.headers.get("X-Floom-Signature"), body)
     delivery = next((request.headers[h] for h in DELIVERY_HEADERS if request.headers.get(h)), None)
     if delivery:
-        earlier = store.seen(ws.id, wid, delivery[:200])
+        earlier = store.seen(ws.uid, wid, delivery[:200])
         if earlier:
             return wire.json(schema.WebhookAccepted(status="queued", run_id=earlier, deduped=True))
     record = runs.create_run(ws, wid, _webhook_inputs(body), trigger_source="webhook",
                              trigger_ref=delivery[:200] if delivery else None)
     if delivery:
-        await asyncio.to_thread(store.remember, ws.id, wid, delivery[:200], record.id)
+        await asyncio.to_thread(store.remember, ws.uid, wid, delivery[:200], record.id)
     return wire.json(schema.WebhookAccepted(status=record.status, run_id=record.id))
 
 
@@ -98,7 +110,7 @@ async def list_alerts(request: web.Request) -> web.Response:
     ws = workspace(request)
     wid = request.match_info["id"]
     workers.entry_or_404(ws, wid)
-    return wire.json(await asyncio.to_thread(request.app[ALERTS].for_worker, ws.id, wid))
+    return wire.json(await asyncio.to_thread(request.app[ALERTS].for_worker, ws.uid, wid))
 
 
 async def create_alert(request: web.Request) -> web.Response:
@@ -106,14 +118,14 @@ async def create_alert(request: web.Request) -> web.Response:
     wid = request.match_info["id"]
     workers.entry_or_404(ws, wid)
     body = await wire.decode(request, schema.AlertCreate, settings(request).max_json_bytes)
-    alert = await asyncio.to_thread(request.app[ALERTS].create, ws.id, wid, body,
+    alert = await asyncio.to_thread(request.app[ALERTS].create, ws.uid, wid, body,
                                     settings(request).alert_allow_private_urls)
     return wire.json(alert, status=201)
 
 
 async def delete_alert(request: web.Request) -> web.Response:
     ws = workspace(request)
-    await asyncio.to_thread(request.app[ALERTS].delete, ws.id, request.match_info["id"],
+    await asyncio.to_thread(request.app[ALERTS].delete, ws.uid, request.match_info["id"],
                             request.match_info["alert_id"])
     return web.Response(status=204)
 
@@ -150,8 +162,7 @@ async def export_csv(request: web.Request) -> web.Response:
     ws = await attached(request)
     query = run_query(request, max_limit=10_000, default_limit=1000)
     text = run_stats.export_csv(ws, query)
-    return web.Response(text=text, content_type="text/csv",
-                        headers={"Content-Disposition": 'attachment; filename="runs.csv"'})
+    return content.user_file(text.encode(), "text/csv", "runs.csv", charset="utf-8")
 
 
 def routes() -> list:

@@ -10,7 +10,7 @@ import urllib.parse
 from aiohttp import web
 
 from floom_git.errors import InvalidInput, PayloadTooLarge
-from floom_git.http import wire
+from floom_git.http import content, wire
 from floom_git.http.handlers.common import actor, settings, workspace
 from floom_git.schemas.api import ContextCreate, ContextFileIn, ContextVisibility
 from floom_git.storage import paths
@@ -47,12 +47,9 @@ async def read_file(request: web.Request) -> web.Response:
         contexts.read_file, workspace(request), request.match_info["name"],
         wire.path_param(request, "path"),
     )
-    headers = {"X-Content-Type-Options": "nosniff"}
-    if ctype in ("text/html", "image/svg+xml", "application/xhtml+xml"):
-        headers["Content-Disposition"] = "attachment"  # active markup is downloaded, not rendered
-    if ctype.startswith("text/") or ctype in ("application/json", "application/yaml"):
-        return web.Response(body=data, headers=headers, content_type=ctype, charset="utf-8")
-    return web.Response(body=data, headers=headers, content_type=ctype)
+    textual = ctype.startswith("text/") or ctype in ("application/json", "application/yaml")
+    return content.user_file(data, ctype, wire.path_param(request, "path"),
+                             charset="utf-8" if textual else None)
 
 
 async def put_file(request: web.Request) -> web.Response:

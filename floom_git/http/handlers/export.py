@@ -8,15 +8,14 @@ import asyncio
 from aiohttp import web
 
 from floom_git.errors import InvalidInput, PayloadTooLarge
-from floom_git.http import wire
+from floom_git.http import content, wire
 from floom_git.http.handlers.common import actor, settings, workspace
 from floom_git.services import export
 
 
 async def export_bundle(request: web.Request) -> web.Response:
     data = await asyncio.to_thread(export.export_zip, workspace(request))
-    return web.Response(body=data, content_type="application/zip", headers={
-        "Content-Disposition": f'attachment; filename="{export.BUNDLE_NAME}"'})
+    return content.user_file(data, "application/zip", export.BUNDLE_NAME)
 
 
 async def _read_bundle(request: web.Request, limit: int) -> bytes:

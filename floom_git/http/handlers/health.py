@@ -1,5 +1,5 @@
-"""GET /health/details (admin): disk space, the remote mirror state and the repository health of
-every workspace, and the scheduler's state."""
+"""GET /health/details: disk space (server admins), and for each workspace the caller administers
+the remote mirror state, the repository health and the scheduler's state."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import shutil
 from aiohttp import web
 
 from floom_git.http import wire
-from floom_git.http.keys import MANAGER, SETTINGS
+from floom_git.http.keys import ACTOR, MANAGER, SETTINGS
+from floom_git.http.selection import ops_scope
 from floom_git.schemas.health import DiskCheck, HealthChecks, HealthDetails, MirrorCheck
 from floom_git.schemas.repo_health import RepositoriesCheck, SchedulerCheck
 from floom_git.services import repo_health
@@ -34,10 +35,12 @@ def _disk(request: web.Request) -> DiskCheck:
     )
 
 
-def _repositories_and_scheduler(request: web.Request) -> tuple[RepositoriesCheck, SchedulerCheck]:
+def _repositories_and_scheduler(request: web.Request, names: frozenset[str]
+                                ) -> tuple[RepositoriesCheck, SchedulerCheck]:
     from floom_git.http.handlers.runs import SCHEDULER
 
-    settings, spaces = request.app[SETTINGS], request.app[MANAGER].all()
+    settings = request.app[SETTINGS]
+    spaces = [ws for ws in request.app[MANAGER].all() if ws.id in names]
     scheduler = request.app.get(SCHEDULER)
     return (repo_health.check_repositories(spaces),
             repo_health.check_scheduler(scheduler, settings.scheduler and scheduler is not None,
@@ -45,18 +48,20 @@ def _repositories_and_scheduler(request: web.Request) -> tuple[RepositoriesCheck
 
 
 async def details(request: web.Request) -> web.Response:
-    disk = await asyncio.to_thread(_disk, request)
-    repos, scheduler = await asyncio.to_thread(_repositories_and_scheduler, request)
+    scope = ops_scope(request, request[ACTOR])
+    disk = await asyncio.to_thread(_disk, request) if scope.server_wide else None
+    repos, scheduler = await asyncio.to_thread(_repositories_and_scheduler, request, scope.workspaces)
     mirror = request.app[MIRROR]
-    states = mirror.states()
+    states = {w: s for w, s in mirror.states().items() if w in scope.workspaces}
     mirror_ok = all(s.failures == 0 for s in states.values())
     checks = HealthChecks(
         disk=disk, mirror=MirrorCheck(ok=mirror_ok, enabled=mirror.enabled, workspaces=states),
         repositories=repos, scheduler=scheduler,
     )
     now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-    status = "ok" if disk.ok and mirror_ok and repos.ok and scheduler.ok else "degraded"
-    return wire.json(HealthDetails(status=status, checked_at=now, checks=checks))
+    healthy = (disk is None or disk.ok) and mirror_ok and repos.ok and scheduler.ok
+    return wire.json(HealthDetails(status="ok" if healthy else "degraded", checked_at=now,
+                                   checks=checks))
 
 
 def routes() -> list:
@@ -67,8 +72,9 @@ def routes() -> list:
             "GET",
             "/health/details",
             details,
-            "admin",
-            "Disk space and remote mirror state per workspace (admin)",
+            "ops",
+            "Disk space (server admins), and the mirror, repository and scheduler state of each "
+            "workspace you administer",
             "system",
             response=HealthDetails,
         ),

@@ -16,8 +16,8 @@ from floom_git.services.tenancy import iso
 from floom_git.storage.system_store import MemberRow, UserRow
 
 
-def member_out(row: MemberRow, user: UserRow | None) -> MemberOut:
-    return MemberOut(workspace_id=row.workspace_id, user_id=row.user_id,
+def member_out(ws_id: str, row: MemberRow, user: UserRow | None) -> MemberOut:
+    return MemberOut(workspace_id=ws_id, user_id=row.user_id,
                      username=user.username if user else None,
                      email=(user.email if user else None) or row.email,
                      display_name=user.display_name if user else None, role=row.role,
@@ -26,34 +26,35 @@ def member_out(row: MemberRow, user: UserRow | None) -> MemberOut:
 
 
 def _one(request: web.Request, row: MemberRow) -> MemberOut:
-    return member_out(row, identity(request).store.user(row.user_id) if row.user_id else None)
+    return member_out(workspace(request).id, row,
+                      identity(request).store.user(row.user_id) if row.user_id else None)
 
 
 async def list_members(request: web.Request) -> web.Response:
     ws = workspace(request)
-    rows = identity(request).members.list(ws.id)
+    rows = identity(request).members.list(ws.uid)
     who = actor(request)
-    return wire.json(MemberList(workspace_id=ws.id, members=[member_out(m, u) for m, u in rows],
+    return wire.json(MemberList(workspace_id=ws.id, members=[member_out(ws.id, m, u) for m, u in rows],
                                 my_user_id=who.user_id, my_role=who.role))
 
 
 async def invite(request: web.Request) -> web.Response:
     body = await wire.decode(request, MemberInvite, SMALL_BODY)
     who = actor(request)
-    row = await asyncio.to_thread(identity(request).members.invite, workspace(request).id,
+    row = await asyncio.to_thread(identity(request).members.invite, workspace(request).uid,
                                   body.email, body.role, who.user_id, who.role)
     return wire.json(_one(request, row), 201)
 
 
 async def set_role(request: web.Request) -> web.Response:
     body = await wire.decode(request, MemberRoleIn, SMALL_BODY)
-    row = await asyncio.to_thread(identity(request).members.set_role, workspace(request).id,
+    row = await asyncio.to_thread(identity(request).members.set_role, workspace(request).uid,
                                   request.match_info["user_id"], body.role, actor(request).role)
     return wire.json(_one(request, row))
 
 
 async def remove(request: web.Request) -> web.Response:
     key = request.match_info["user_id"]
-    await asyncio.to_thread(identity(request).members.remove, workspace(request).id, key,
+    await asyncio.to_thread(identity(request).members.remove, workspace(request).uid, key,
                             actor(request).role)
     return wire.json(Deleted(deleted=True, id=key, sha=None))

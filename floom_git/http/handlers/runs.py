@@ -13,7 +13,7 @@ import msgspec
 from aiohttp import web
 
 from floom_git.errors import InvalidInput
-from floom_git.http import sse, wire
+from floom_git.http import content, sse, wire
 from floom_git.http.handlers.common import actor, settings, workspace
 from floom_git.http.keys import MANAGER, SECRETS, SETTINGS
 from floom_git.runtime.alerts import Notifier
@@ -79,7 +79,8 @@ async def create_run(request: web.Request) -> web.Response:
     ws = await attached(request)
     body = await decode_optional(request, schema.RunCreate)
     record = runs.create_run(ws, request.match_info["id"], body.inputs,
-                             trigger_source=body.trigger_source or "manual", actor=actor(request))
+                             trigger_source=runs.caller_trigger_source(body.trigger_source),
+                             actor=actor(request))
     return wire.json(schema.RunCreated(status=record.status, run_id=record.id))
 
 
@@ -136,7 +137,7 @@ async def run_logs(request: web.Request) -> web.Response:
         ws, rid, runs.logs, ws, rid, request.query.get("level") or None,
         wire.q_int(request, "limit", 1000, 1, 100_000))
     body = b"".join(msgspec.json.encode(line) + b"\n" for line in lines)
-    return web.Response(body=body, content_type="application/x-ndjson")
+    return content.user_file(body, "application/x-ndjson")
 
 
 # -- streams ------------------------------------------------------------------------------------
@@ -232,16 +233,14 @@ async def download_run(request: web.Request) -> web.Response:
     ws = await attached(request)
     rid = request.match_info["id"]
     data = await asyncio.to_thread(_zip, ws, rid)
-    return web.Response(body=data, content_type="application/zip",
-                        headers={"Content-Disposition": f'attachment; filename="{rid}.zip"'})
+    return content.user_file(data, "application/zip", f"{rid}.zip")
 
 
 async def download_artifact(request: web.Request) -> web.Response:
     ws = await attached(request)
     rid = request.match_info["id"]
     art, data = await asyncio.to_thread(runs.artifact, ws, rid, request.match_info["artifact_id"])
-    return web.Response(body=data, content_type=art.media_type,
-                        headers={"Content-Disposition": f'attachment; filename="{art.name}"'})
+    return content.user_file(data, art.media_type, art.name)
 
 
 # -- approvals ----------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ async def list_secrets(request: web.Request) -> web.Response:
 async def set_secret(request: web.Request) -> web.Response:
     name = check_name(request.match_info["name"])
     body = await wire.decode(request, SecretIn, BODY_LIMIT)
-    await asyncio.to_thread(request.app[SECRETS].set, workspace(request).id, name, body.value,
+    await asyncio.to_thread(request.app[SECRETS].set, workspace(request).uid, name, body.value,
                             actor(request).user_id)
     return wire.json(_status(request, name))
 
@@ -40,7 +40,7 @@ async def set_secret(request: web.Request) -> web.Response:
 async def test_secret(request: web.Request) -> web.Response:
     """No provider is wired in to call out to, so the test checks the value is stored and readable."""
     name = check_name(request.match_info["name"])
-    values = await asyncio.to_thread(request.app[SECRETS].values, workspace(request).id, [name])
+    values = await asyncio.to_thread(request.app[SECRETS].values, workspace(request).uid, [name])
     ok = name in values
     reason = ("stored and decrypts; no provider check is configured for this name" if ok
               else "not set")
@@ -49,7 +49,7 @@ async def test_secret(request: web.Request) -> web.Response:
 
 async def delete_secret(request: web.Request) -> web.Response:
     name = check_name(request.match_info["name"])
-    await asyncio.to_thread(request.app[SECRETS].delete, workspace(request).id, name)
+    await asyncio.to_thread(request.app[SECRETS].delete, workspace(request).uid, name)
     return wire.json(Deleted(deleted=True, id=name, sha=None))
 
 

@@ -42,7 +42,7 @@ async def revoke_links(request: web.Request) -> web.Response:
     wid = request.match_info["id"]
     if not paths.WORKER_ID_RE.match(wid):
         raise NotFound("Worker not found")
-    count = await asyncio.to_thread(_store(request).revoke, workspace(request).id, wid)
+    count = await asyncio.to_thread(_store(request).revoke, workspace(request).uid, wid)
     return wire.json(ShareRevoked(revoked=count > 0, count=count))
 
 

@@ -6,7 +6,7 @@ import asyncio
 
 from aiohttp import web
 
-from floom_git.http import wire
+from floom_git.http import content, wire
 from floom_git.http.handlers.common import actor, settings, workspace
 from floom_git.schemas.api import WorkerCreate, WorkerFilesPut, WorkerVisibility
 from floom_git.services import workers
@@ -108,8 +108,7 @@ async def sample_input(request: web.Request) -> web.Response:
 async def bundle(request: web.Request) -> web.Response:
     wid = request.match_info["id"]
     data = await asyncio.to_thread(workers.bundle_zip, workspace(request), wid)
-    return web.Response(body=data, content_type="application/zip",
-                        headers={"Content-Disposition": f'attachment; filename="{wid}.zip"'})
+    return content.user_file(data, "application/zip", f"{wid}.zip")
 
 
 async def reload(request: web.Request) -> web.Response:

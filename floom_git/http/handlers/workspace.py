@@ -8,9 +8,11 @@ from aiohttp import web
 
 from floom_git.errors import InvalidInput
 from floom_git.http import wire
+from floom_git.http.content import user_file
 from floom_git.http.handlers.common import actor, settings, workspace
 from floom_git.schemas.api import WorkspacePut
 from floom_git.services import instructions
+from floom_git.storage import paths
 
 
 async def get_instructions(request: web.Request) -> web.Response:
@@ -18,7 +20,7 @@ async def get_instructions(request: web.Request) -> web.Response:
     if "application/json" in request.headers.get("Accept", ""):
         tip = workspace(request).repo.tip()
         return wire.json({"content": content, "sha": str(tip.id)[:7] if tip else None})
-    return web.Response(text=content, content_type="text/markdown", charset="utf-8")
+    return user_file(content.encode(), "text/markdown", paths.WORKSPACE_MD, charset="utf-8")
 
 
 async def put_instructions(request: web.Request) -> web.Response:

@@ -9,7 +9,7 @@ from floom_git.errors import Forbidden
 from floom_git.http import wire
 from floom_git.http.handlers.auth import SMALL_BODY, identity
 from floom_git.http.handlers.common import actor, workspace
-from floom_git.http.keys import ACTOR, AUTH, MANAGER, SECRETS
+from floom_git.http.keys import ACTOR, AUTH, MANAGER
 from floom_git.http.selection import WORKSPACE_COOKIE, selected_workspace
 from floom_git.schemas.api import Deleted
 from floom_git.schemas.identity import WorkspaceCreate, WorkspaceOut, WorkspacePatch
@@ -35,6 +35,8 @@ async def create_workspace(request: web.Request) -> web.Response:
     who = request[ACTOR]
     if isinstance(who, Principal) and who.home_workspace is not None:
         raise Forbidden("A token bound to one workspace cannot create workspaces")
+    if isinstance(who, Principal) and who.role_cap == "viewer":
+        raise Forbidden("A credential capped at viewer is read-only; it cannot create workspaces")
     body = await wire.decode(request, WorkspaceCreate, SMALL_BODY)
     owner = who.user_id if isinstance(who, Principal) and who.is_user else None
     ws = await tenancy.create_workspace(request.app[MANAGER], identity(request), who, body,
@@ -53,7 +55,7 @@ async def update_workspace(request: web.Request) -> web.Response:
 
 async def delete_workspace(request: web.Request) -> web.Response:
     ws = workspace(request)
-    await tenancy.delete_workspace(request.app[MANAGER], identity(request), request.app[SECRETS], ws.id)
+    await tenancy.delete_workspace(request.app[MANAGER], ws.id)
     response = wire.json(Deleted(deleted=True, id=ws.id, sha=None))
     if request.cookies.get(WORKSPACE_COOKIE) == ws.id:
         response.del_cookie(WORKSPACE_COOKIE, path="/")

@@ -1,5 +1,6 @@
 """Browser sessions (the `floom_session` cookie), one-time magic sign-in links and the CLI device
-flow. Every secret handed out is random; only its HMAC digest is stored."""
+flow. Every secret handed out is random; only its HMAC digest is stored. Each carries the grant
+(role cap, workspace, expiry) of the credential it came from, and passes it on."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import time
 
 from floom_git.errors import Forbidden, InvalidInput, Unauthenticated
 from floom_git.services.identity.cache import ReadCache
-from floom_git.storage.system_store import SystemStore
+from floom_git.services.identity.grants import UNLIMITED, Grant, earliest
+from floom_git.storage.system_store import SessionRow, SystemStore
 
 USER_CODE_ALPHABET = "BCDFGHJKLMNPQRSTVWXZ"  # no vowels (no words), no look-alikes
 MAX_MAGIC_LEN = 512
@@ -45,15 +47,22 @@ class Sessions:
         self._cache = ReadCache(store)
         self.now = time.time
 
-    def create(self, user_id: str) -> str:
-        """A new session for `user_id`; the cookie value (shown once)."""
+    def create(self, user_id: str, grant: Grant = UNLIMITED) -> str:
+        """A new session for `user_id` limited by `grant` (it ends no later than the grant);
+        the cookie value (shown once)."""
         value = secrets.token_urlsafe(32)
         now = self.now()
-        self.store.add_session(self._keyed.digest("session", value), user_id, now, now + self.ttl)
+        self.store.add_session(self._keyed.digest("session", value), user_id, now,
+                               earliest(now + self.ttl, grant.expires_at) or now + self.ttl,
+                               grant.role_cap, grant.workspace_id, grant.expires_at)
         return value
 
-    def resolve(self, value: str) -> str:
-        """The user id of a live session; Unauthenticated when unknown or expired."""
+    def expires_at(self, grant: Grant) -> float:
+        """When a session created now with `grant` ends."""
+        return earliest(self.now() + self.ttl, grant.expires_at) or self.now() + self.ttl
+
+    def resolve(self, value: str) -> SessionRow:
+        """The live session; Unauthenticated when unknown or expired."""
         digest = self._keyed.digest("session", value)
         found = self._cache.get(digest)
         if found is None and value:
@@ -62,17 +71,17 @@ class Sessions:
                 self._cache.put(digest, found)
         if found is None:
             raise Unauthenticated("Session not found; sign in again")
-        user_id, expires_at = found
-        if expires_at <= self.now():
+        if found.expires_at <= self.now():
             raise Unauthenticated("Session expired; sign in again")
-        return user_id
+        return found
 
     def end(self, value: str) -> bool:
         return self.store.delete_session(self._keyed.digest("session", value))
 
 
 class MagicLinks:
-    """`b64url({u, n, e}).b64url(hmac)`: signed, short-lived, and one-time through a nonce table."""
+    """`b64url({u, n, e, r?, w?, x?}).b64url(hmac)`: signed, short-lived, one-time through a
+nonce table; r, w and x are the role cap, workspace and expiry the link's session inherits."""
 
     def __init__(self, store: SystemStore, keyed: Keyed, ttl_seconds: int) -> None:
         self.store = store
@@ -83,17 +92,21 @@ class MagicLinks:
     def _sign(self, payload: str) -> str:
         return _b64(self._keyed.digest("magic-link", payload))
 
-    def issue(self, user_id: str) -> str:
+    def issue(self, user_id: str, grant: Grant = UNLIMITED) -> str:
         nonce = secrets.token_urlsafe(16)
         now = self.now()
         expires = int(now + self.ttl)
-        payload = _b64(json.dumps({"u": user_id, "n": nonce, "e": expires},
-                                  separators=(",", ":")).encode())
+        fields: dict[str, object] = {"u": user_id, "n": nonce, "e": expires}
+        for key, value in (("r", grant.role_cap), ("w", grant.workspace_id), ("x", grant.expires_at)):
+            if value is not None:
+                fields[key] = value
+        payload = _b64(json.dumps(fields, separators=(",", ":")).encode())
         self.store.add_magic_link(self._keyed.digest("magic-nonce", nonce), user_id, expires, now)
         return f"{payload}.{self._sign(payload)}"
 
-    def consume(self, token: str) -> str:
-        """The user id the link signs in; Unauthenticated when forged, expired or used before."""
+    def consume(self, token: str) -> tuple[str, Grant]:
+        """The user the link signs in and the grant its session inherits; Unauthenticated when
+        forged, expired or used before."""
         payload, _, sig = token.partition(".")
         # a real link is ASCII; compare_digest and the digest refuse other text (500, not 401)
         if not payload or not sig or len(token) > MAX_MAGIC_LEN or not token.isascii():
@@ -103,7 +116,9 @@ class MagicLinks:
         try:
             data = json.loads(_unb64(payload))
             user_id, nonce, expires = str(data["u"]), str(data["n"]), float(data["e"])
-        except (ValueError, KeyError, TypeError, binascii.Error):
+            grant = Grant(role_cap=data.get("r"), workspace_id=data.get("w"),
+                          expires_at=float(data["x"]) if data.get("x") is not None else None)
+        except (ValueError, KeyError, TypeError, AttributeError, binascii.Error):
             raise Unauthenticated("Invalid magic link") from None
         now = self.now()
         if expires < now:
@@ -111,7 +126,7 @@ class MagicLinks:
         used_by = self.store.use_magic_link(self._keyed.digest("magic-nonce", nonce), now)
         if used_by is None or used_by != user_id:
             raise Unauthenticated("Magic link was already used")
-        return user_id
+        return user_id, grant
 
 
 class Devices:
@@ -143,11 +158,13 @@ class Devices:
                               client_name, now, now + self.ttl)
         return device_code, f"{code[:4]}-{code[4:]}"
 
-    def decide(self, user_code: str, user_id: str, approve: bool) -> None:
-        """Approve (or deny) a pending code as `user_id`; InvalidInput if unknown or expired."""
+    def decide(self, user_code: str, user_id: str, approve: bool, grant: Grant = UNLIMITED) -> None:
+        """Approve (or deny) a pending code as `user_id` holding `grant` (the token the device
+        gets inherits it); InvalidInput if unknown or expired."""
         code = self.normalise(user_code)
         outcome = self.store.decide_device(self._keyed.digest("user-code", code),
-                                           "approved" if approve else "denied", user_id, self.now())
+                                           "approved" if approve else "denied", user_id, self.now(),
+                                           grant.role_cap, grant.workspace_id, grant.expires_at)
         if outcome == "unknown":
             raise InvalidInput("user_code: unknown code; start the sign-in again")
         if outcome == "expired":
@@ -155,8 +172,9 @@ class Devices:
         if outcome != "ok":
             raise InvalidInput(f"user_code: the code was already {outcome}")
 
-    def approved_user(self, device_code: str) -> str:
-        """The approving user of an approved, unexpired device code, or the reason it is not."""
+    def approved_user(self, device_code: str) -> tuple[str, Grant]:
+        """The approving user of an approved, unexpired device code and the grant of the
+        credential that approved it, or the reason it is not."""
         row = self.store.device(self.device_digest(device_code)) if device_code else None
         if row is None:
             raise InvalidInput("device_code: unknown device code")
@@ -169,4 +187,4 @@ class Devices:
         if row.status == "pending":
             raise InvalidInput("device_code: authorization pending; approve the user code first")
         assert row.user_id is not None
-        return row.user_id
+        return row.user_id, Grant(row.role_cap, row.limit_at, row.workspace_id)

@@ -49,14 +49,21 @@ class Tokens:
             raise InvalidInput(f"name: must be 1-{MAX_NAME} printable characters")
         now = self.now()
         if expires_days is not None:
-            if not 1 <= expires_days <= MAX_DAYS:
-                raise InvalidInput(f"expires_days: must be between 1 and {MAX_DAYS}")
-            expires_at = now + expires_days * 86400
+            expires_at = self.expiry(expires_days)
         value = PREFIX + secrets.token_urlsafe(32)
         row = TokenRow(id="tok_" + secrets.token_hex(8), kind=kind, name=name, user_id=user_id,
                        workspace_id=workspace_id, role=role, created_at=now, expires_at=expires_at,
                        last_used_at=None, revoked_at=None)
         return value, row
+
+    def expiry(self, days: int | None) -> float | None:
+        """When a token asked to live `days` days from now ends (None: never); InvalidInput when
+        `days` is out of range."""
+        if days is None:
+            return None
+        if not 1 <= days <= MAX_DAYS:
+            raise InvalidInput(f"expires_days: must be between 1 and {MAX_DAYS}")
+        return self.now() + days * 86400
 
     def mint(self, **kwargs: object) -> tuple[str, TokenRow]:
         """Create and store a token (see `new`); the plaintext is returned once, never stored."""

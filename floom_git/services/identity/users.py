@@ -76,6 +76,12 @@ class Users:
             raise NotFound(f"User {login[:80]} not found")
         return user
 
+    def canonical_login(self, login: str) -> str:
+        """One key per person for whatever they type (user name or email, any case): the user
+        id, or the folded text when no such user exists. Sign-in limits count on it."""
+        user = self.store.user_by_login(login.strip()) if login.strip() else None
+        return user.id if user is not None else "?" + login.strip().casefold()[:200]
+
     def all(self) -> list[UserRow]:
         return self.store.users()
 
