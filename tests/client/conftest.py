@@ -18,6 +18,7 @@ from aiohttp.test_utils import TestServer
 
 from floom_git.cli import main
 from floom_git.http.app import create_app
+from tests.conftest import uid
 from floom_git.http.keys import IDENTITY
 
 PASSWORD = "correct horse battery staple"
@@ -81,7 +82,7 @@ def member_token(server: TestServer, username: str, role: str = "member") -> str
     """A user with a password and `role` in `default`; returns a personal token of theirs."""
     identity = server.app[IDENTITY]
     user = identity.users.create(username, email=f"{username}@example.com", password=PASSWORD)
-    identity.members.add("default", user.id, role)
+    identity.members.add(uid(server.app, "default"), user.id, role)
     value, _ = identity.tokens.mint(user_id=user.id, kind="personal", name="test")
     return value
 

@@ -28,9 +28,14 @@ async def _read_code(proc: asyncio.subprocess.Process) -> tuple[str, str]:
     return found["URL"], found["Code"]
 
 
+def session_origin(server) -> str:
+    """Writes signed in with the session cookie must come from this server's origin (CSRF rule)."""
+    return str(server.make_url("/")).rstrip("/")
+
+
 async def _signed_in(aiohttp_client, server) -> object:
     """A browser-like client holding ada's session cookie (password sign-in)."""
-    session = await aiohttp_client(server)
+    session = await aiohttp_client(server, headers={"Origin": str(session_origin(server))})
     resp = await session.post("/auth/login", json={"username": "ada", "password": PASSWORD})
     assert resp.status == 200, await resp.text()
     return session

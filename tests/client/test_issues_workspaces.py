@@ -10,7 +10,7 @@ import pytest
 
 from floom_git.http.keys import IDENTITY
 from tests.client.conftest import Cli, member_token
-from tests.conftest import AUTH, git
+from tests.conftest import AUTH, git, uid
 
 
 @pytest.fixture
@@ -76,7 +76,7 @@ async def test_workspaces_list_and_switch(cli, api, server, config_home):
     refused = await cli("workspaces", "switch", "second")
     assert refused.code == 1 and refused.err.startswith("error: ")
     identity = server.app[IDENTITY]
-    identity.members.add("second", identity.users.find("ada").id, "member")
+    identity.members.add(uid(server.app, "second"), identity.users.find("ada").id, "member")
 
     switched = await cli("workspaces", "switch", "second")
     assert switched.code == 0, switched.err
