@@ -14,6 +14,7 @@ from aiohttp import web
 
 from floom_git.http.handlers import contexts, system, workers, workspace
 from floom_git.schemas import api
+from floom_git.schemas.run import WorkerPatch
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PREFIXES = ("", "/api", "/v1", "/api/v1")
@@ -61,6 +62,10 @@ ROUTES: list[Route] = [
     Route("GET", "/workers/{id}", workers.get_worker, "read", "Worker detail", W, response=api.WorkerDetail),
     Route("DELETE", "/workers/{id}", workers.delete_worker, "write", "Delete a worker", W,
           response=api.Deleted),
+    Route("PATCH", "/workers/{id}", workers.patch_worker, "write",
+          "Worker settings: enabled, input_values, trigger_type + cron + timezone, visibility, "
+          "name, description (one worker.yml commit), starred, webhook_secret_rotate", W,
+          body=WorkerPatch, response=api.WorkerDetail),
     Route("PUT", "/workers/{id}/files", workers.put_files, "write", "Replace all files of a worker", W,
           body=api.WorkerFilesPut, response=api.WorkerDetail),
     Route("POST", "/workers/{id}/pause", workers.pause, "write", "Pause (no new runs)", W,
@@ -97,6 +102,9 @@ ROUTES: list[Route] = [
           response=api.UploadResult, status=201, extra={"multipart": True}),
     Route("PUT", "/contexts/{name}/visibility", contexts.set_visibility, "write", "Set visibility", C,
           body=api.ContextVisibility, response=api.ContextDetail),
+    Route("PATCH", "/contexts/{name}/sensitive", contexts.set_sensitive, "write",
+          "Mark a pack sensitive (left out of exports) or not", C, body=api.ContextSensitive,
+          response=api.ContextDetail),
     Route("GET", "/contexts/{name}/versions", contexts.list_versions, "read", "Context versions", C,
           response=list[api.Version], query=PAGE),
     Route("GET", "/contexts/{name}/versions/{sha}", contexts.version_files, "read",
@@ -104,7 +112,9 @@ ROUTES: list[Route] = [
     Route("POST", "/contexts/{name}/rollback/{sha}", contexts.rollback, "write",
           "Restore the context as of a version (a new commit)", C, response=api.ContextDetail),
     Route("GET", "/contexts/{name}/files/{path:.+}", contexts.read_file, "read",
-          "Read a file (text or binary)", C, content_type="application/octet-stream"),
+          "Read a file: raw bytes, or {path, content, is_binary, encoding, size} with "
+          "Accept: application/json", C, content_type="application/octet-stream",
+          extra={"also": {"application/json": api.ContextFileOut}}),
     Route("PUT", "/contexts/{name}/files/{path:.+}", contexts.put_file, "write",
           "Create or update a file (raw body, or JSON {content, encoding})", C,
           body=api.ContextFileIn, response=api.WriteResult, extra={"raw_body": True}),

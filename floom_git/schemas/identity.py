@@ -7,20 +7,16 @@ from typing import Literal
 
 import msgspec
 
+from floom_git.schemas.base import Body, Out
+
 Role = Literal["viewer", "member", "admin", "owner"]
 TokenRole = Literal["viewer", "member", "admin"]
 
 
-class Strict(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    pass
-
-
-class Out(msgspec.Struct, kw_only=True):
-    pass
 
 
 # -- sign-in ---------------------------------------------------------------------------------
-class LoginIn(Strict, kw_only=True):
+class LoginIn(Body, kw_only=True):
     username: str  # or the email address
     password: str
 
@@ -65,7 +61,7 @@ class MagicLinkOut(Out, kw_only=True):
 
 
 # -- tokens ----------------------------------------------------------------------------------
-class TokenCreate(Strict, kw_only=True):
+class TokenCreate(Body, kw_only=True):
     name: str
     expires_days: int | None = None
     role: TokenRole | None = None  # personal: a cap below your own; workspace: the token's role
@@ -90,7 +86,7 @@ class TokenCreated(TokenOut, kw_only=True):
 
 
 # -- CLI device flow -------------------------------------------------------------------------
-class DeviceStart(Strict, kw_only=True):
+class DeviceStart(Body, kw_only=True):
     client_name: str = "floom-cli"
     scopes: list[str] = []
 
@@ -103,11 +99,11 @@ class DeviceOut(Out, kw_only=True):
     polling_interval_seconds: int
 
 
-class DeviceDecision(Strict, kw_only=True):
+class DeviceDecision(Body, kw_only=True):
     user_code: str
 
 
-class DeviceExchange(Strict, kw_only=True):
+class DeviceExchange(Body, kw_only=True):
     device_code: str
 
 
@@ -119,13 +115,13 @@ class DeviceToken(Out, kw_only=True):
 
 
 # -- workspaces and members ------------------------------------------------------------------
-class WorkspaceCreate(Strict, kw_only=True):
+class WorkspaceCreate(Body, kw_only=True):
     id: str | None = None  # default: derived from name
     name: str | None = None
     description: str | None = None
 
 
-class WorkspacePatch(Strict, kw_only=True):
+class WorkspacePatch(Body, kw_only=True):
     name: str | None = None
     description: str | None = None
 
@@ -139,12 +135,17 @@ class WorkspaceOut(Out, kw_only=True):
     sha: str | None = None
 
 
-class MemberInvite(Strict, kw_only=True):
+class WorkspaceList(Out, kw_only=True):
+    workspaces: list[WorkspaceOut]
+    active_id: str  # the workspace requests act on when they name none
+
+
+class MemberInvite(Body, kw_only=True):
     email: str
     role: Role = "member"
 
 
-class MemberRoleIn(Strict, kw_only=True):
+class MemberRoleIn(Body, kw_only=True):
     role: Role
 
 
@@ -169,7 +170,7 @@ class MemberList(Out, kw_only=True):
 
 
 # -- secrets ---------------------------------------------------------------------------------
-class SecretIn(Strict, kw_only=True):
+class SecretIn(Body, kw_only=True):
     value: str
 
 

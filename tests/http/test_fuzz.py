@@ -18,12 +18,19 @@ from aiohttp import web
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
+    allow_header_conformance,
     content_type_conformance,
+    ensure_resource_availability,
+    ignored_auth,
+    missing_required_header,
     negative_data_rejection,
+    object_level_authorization,
+    positive_data_acceptance,
     response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
     unsupported_method,
+    use_after_free,
 )
 
 from floom_git.config import Settings
@@ -42,6 +49,13 @@ CHECKS = [
     response_schema_conformance,
     negative_data_rejection,  # a request that breaks the spec must not be accepted (2xx)
     unsupported_method,  # a method the path does not serve is 405
+    positive_data_acceptance,  # a request the spec allows must not be refused (400/413/422)
+    missing_required_header,
+    allow_header_conformance,
+    ignored_auth,  # a request without (or with a wrong) credential must be refused
+    use_after_free,
+    ensure_resource_availability,
+    object_level_authorization,
 ]
 
 

@@ -260,7 +260,7 @@ async def test_list_runs_filters_paging_and_cursor(client):
 
 @pytest.mark.parametrize(("query", "detail"), [
     ("status=done", "status: 'done' is not one of"),
-    ("limit=500", "limit: must be between 1 and 200"),
+    ("limit=0", "limit: must be at least 1"),
     ("before_id=run_x", "before_id: pass it together with before_created_at"),
     ("since=yesterday", "since: expected an ISO-8601 timestamp"),
 ])
@@ -268,6 +268,14 @@ async def test_list_runs_bad_query_is_400(client, query, detail):
     resp = await client.get(f"/api/runs?{query}")
     assert resp.status == 400
     assert (await resp.json())["detail"].startswith(detail)
+
+
+async def test_list_runs_limit_over_200_is_capped(client):
+    for _ in range(3):
+        await trigger(client, "word-count", {"text": "a b"})
+    resp = await client.get("/api/runs?limit=500")
+    assert resp.status == 200
+    assert len(await resp.json()) == 3 and resp.headers["X-Total-Count"] == "3"
 
 
 async def test_get_run_unknown_is_404(client):

@@ -70,7 +70,8 @@ def routes() -> list[Any]:
               response=s.DeviceToken, extra={"rate": "poll", "errors": (403,)}),
         # workspaces and members
         Route("GET", "/workspaces", workspaces_api.list_workspaces, "user",
-              "Workspaces you belong to", WS, response=list[s.WorkspaceOut]),
+              "Workspaces you belong to and the active one", WS, response=s.WorkspaceList,
+              extra={"rate": "list"}),
         Route("POST", "/workspaces", workspaces_api.create_workspace, "user",
               "Create a workspace (a new git repository; you become its owner)", WS,
               body=s.WorkspaceCreate, response=s.WorkspaceOut, status=201),

@@ -12,7 +12,7 @@ from aiohttp import web
 from floom_git.errors import NotFound
 from floom_git.http import wire
 from floom_git.http.handlers.common import settings, workspace
-from floom_git.http.handlers.runs import ALERTS, ENGINE, WEBHOOKS, attached, run_query
+from floom_git.http.handlers.runs import ALERTS, ENGINE, WEBHOOKS, attached, run_query, webhook_url
 from floom_git.http.keys import MANAGER
 from floom_git.schemas import run as schema
 from floom_git.services import approvals, run_stats, runs, workers
@@ -21,10 +21,6 @@ from floom_git.services.workspaces import Workspace
 WORKSPACE_HEADER = "x-workeros-workspace"  # as the auth middleware reads it
 WORKSPACE_COOKIE = "floom_workspace"
 DELIVERY_HEADERS = ("X-Request-ID", "X-Delivery-ID", "X-Floom-Delivery", "X-GitHub-Delivery")
-
-
-def _webhook_url(request: web.Request, worker_id: str, token: str) -> str:
-    return f"{request.scheme}://{request.host}/api/webhooks/{worker_id}?token={token}"
 
 
 def _has_webhook(ws: Workspace, worker_id: str) -> bool:
@@ -36,24 +32,12 @@ async def _rotated(request: web.Request, ws: Workspace, worker_id: str) -> schem
     workers.entry_or_404(ws, worker_id)
     raw, token = await asyncio.to_thread(request.app[WEBHOOKS].rotate, ws.id, worker_id)
     return schema.WebhookSecret(worker_id=worker_id, webhook_secret=raw, webhook_token=token,
-                                webhook_url=_webhook_url(request, worker_id, token))
+                                webhook_url=webhook_url(request, worker_id, token))
 
 
 async def rotate_secret(request: web.Request) -> web.Response:
     ws = workspace(request)
     return wire.json(await _rotated(request, ws, request.match_info["id"]))
-
-
-async def patch_worker(request: web.Request) -> web.Response:
-    """Instance settings of a worker; today: `webhook_secret_rotate`."""
-    ws = workspace(request)
-    wid = request.match_info["id"]
-    body = await wire.decode(request, schema.WorkerPatch, settings(request).max_json_bytes)
-    detail = msgspec.to_builtins(workers.detail(ws, wid))
-    if body.webhook_secret_rotate:
-        secret = await _rotated(request, ws, wid)
-        detail.update(new_webhook_secret=secret.webhook_secret, webhook_url=secret.webhook_url)
-    return wire.json(detail)
 
 
 def _webhook_inputs(body: bytes) -> dict[str, Any]:
@@ -106,8 +90,9 @@ async def create_alert(request: web.Request) -> web.Response:
     wid = request.match_info["id"]
     workers.entry_or_404(ws, wid)
     body = await wire.decode(request, schema.AlertCreate, settings(request).max_json_bytes)
+    cfg = settings(request)
     alert = await asyncio.to_thread(request.app[ALERTS].create, ws.id, wid, body,
-                                    settings(request).alert_allow_private_urls)
+                                    cfg.alert_allow_private_urls, bool(cfg.smtp_url))
     return wire.json(alert, status=201)
 
 
@@ -137,7 +122,7 @@ async def worker_logs(request: web.Request) -> web.Response:
     lines = await asyncio.to_thread(
         run_stats.worker_logs, ws, request.match_info["id"], level,
         runs.iso(runs.parse_iso(since, "since")) if since else None,
-        wire.q_int(request, "limit", 200, 1, 1000))
+        wire.q_limit(request, 200, 1000))
     return wire.json(lines)
 
 
@@ -172,13 +157,11 @@ def routes() -> list:
               extra={"errors": (401,)}),
         Route("POST", "/workers/{id}/webhook-secret/rotate", rotate_secret, "write",
               "New webhook secret (shown once)", w, response=schema.WebhookSecret),
-        Route("PATCH", "/workers/{id}", patch_worker, "write",
-              "Worker instance settings ({webhook_secret_rotate: true})", w, body=schema.WorkerPatch,
-              response=dict[str, Any]),
         Route("GET", "/workers/{id}/alerts", list_alerts, "read", "List the worker's alerts", w,
               response=list[schema.Alert]),
         Route("POST", "/workers/{id}/alerts", create_alert, "write",
-              "Create an alert (its signing secret is shown once)", w, body=schema.AlertCreate,
+              "Create an alert: a URL (signed POST; the secret is shown once) and/or email_to (SMTP), "
+              "on failed, completed or approval_required", w, body=schema.AlertCreate,
               response=schema.Alert, status=201),
         Route("DELETE", "/workers/{id}/alerts/{alert_id}", delete_alert, "write", "Delete an alert",
               w, status=204),

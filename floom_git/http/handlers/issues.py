@@ -18,7 +18,7 @@ async def list_issues(request: web.Request) -> web.Response:
         issues.list_issues, workspace(request),
         status=q.get("status") or None, label=q.get("label") or None,
         asset_type=q.get("asset_type") or None, asset_id=q.get("asset_id") or None,
-        limit=wire.q_int(request, "limit", 500, 1, 5000), offset=wire.q_int(request, "offset", 0, 0),
+        limit=wire.q_limit(request, 500, 5000), offset=wire.q_int(request, "offset", 0, 0),
     )
     return wire.json(result, headers={"X-Total-Count": str(result.total)})
 

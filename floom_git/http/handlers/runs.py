@@ -23,6 +23,7 @@ from floom_git.schemas import run as schema
 from floom_git.services import approvals, runs
 from floom_git.services.alerts import AlertStore
 from floom_git.services.run_records import RunStore
+from floom_git.services.stars import StarStore
 from floom_git.services.webhooks import WebhookStore
 from floom_git.services.workspaces import Workspace
 
@@ -31,6 +32,8 @@ SCHEDULER = web.AppKey("run_scheduler", Scheduler)
 NOTIFIER = web.AppKey("alert_notifier", Notifier)
 WEBHOOKS = web.AppKey("webhook_store", WebhookStore)
 ALERTS = web.AppKey("alert_store", AlertStore)
+STARS = web.AppKey("star_store", StarStore)
+LOG_TYPES = ("application/x-ndjson", "application/json")  # the seed's NDJSON unless JSON is asked
 T = TypeVar("T")
 
 
@@ -46,6 +49,7 @@ def install(app: web.Application) -> None:
     app[NOTIFIER] = notifier
     app[ALERTS] = alerts
     app[WEBHOOKS] = WebhookStore(cfg.system_dir)
+    app[STARS] = StarStore(cfg.system_dir)
     app.cleanup_ctx.append(_engine_ctx)
 
 
@@ -58,6 +62,10 @@ async def _engine_ctx(app: web.Application) -> AsyncIterator[None]:
     await scheduler.stop()
     await engine.stop()
     await notifier.close()
+
+
+def webhook_url(request: web.Request, worker_id: str, token: str) -> str:
+    return f"{request.scheme}://{request.host}/api/webhooks/{worker_id}?token={token}"
 
 
 async def attached(request: web.Request) -> Workspace:
@@ -98,7 +106,7 @@ def run_query(request: web.Request, max_limit: int = 200, default_limit: int = 5
         statuses=runs.parse_statuses(request.query.get("status")),
         since=_iso_query(request, "since"), until=_iso_query(request, "until"),
         before=(before_at, before_id or "") if before_at else None,
-        limit=wire.q_int(request, "limit", default_limit, 1, max_limit),
+        limit=wire.q_limit(request, default_limit, max_limit),
         offset=wire.q_int(request, "offset", 0, 0),
     )
 
@@ -134,7 +142,9 @@ async def run_logs(request: web.Request) -> web.Response:
     rid = request.match_info["id"]
     lines = await _in_thread_unless_live(
         ws, rid, runs.logs, ws, rid, request.query.get("level") or None,
-        wire.q_int(request, "limit", 1000, 1, 100_000))
+        wire.q_limit(request, 1000, 100_000))
+    if wire.negotiate(request, LOG_TYPES) == "application/json":
+        return wire.json(lines)
     body = b"".join(msgspec.json.encode(line) + b"\n" for line in lines)
     return web.Response(body=body, content_type="application/x-ndjson")
 
@@ -286,7 +296,7 @@ async def list_approvals(request: web.Request) -> web.Response:
                                                "cancelled", "all"), "pending")
     items, total = approvals.list_approvals(
         ws, None if status == "all" else status, request.query.get("run_id") or None,
-        wire.q_int(request, "limit", 50, 1, 500), wire.q_int(request, "offset", 0, 0))
+        wire.q_limit(request, 50, 500), wire.q_int(request, "offset", 0, 0))
     return wire.json(items, headers={"X-Total-Count": str(total)})
 
 
@@ -316,8 +326,10 @@ def routes() -> list:
         Route("GET", "/runs/{id}", get_run, "read", "Run detail", r, response=schema.RunDetail),
         Route("POST", "/runs/{id}/cancel", cancel_run, "write", "Cancel a queued or running run", r,
               response=schema.CancelResult),
-        Route("GET", "/runs/{id}/logs", run_logs, "read", "Run logs as NDJSON", r,
+        Route("GET", "/runs/{id}/logs", run_logs, "read",
+              "Run logs: NDJSON, or a JSON array with Accept: application/json", r,
               content_type="application/x-ndjson",
+              extra={"also": {"application/json": list[schema.LogLine]}},
               query=(("level", "string", "minimum level: debug|info|warning|error|critical"),
                      ("limit", "integer", "at most this many lines (default 1000)"))),
         Route("GET", "/runs/{id}/events", run_events, "read",
