@@ -30,6 +30,14 @@ EVENTS = {"failed": "failed", "completed": "completed", "pending_approval": "app
 Attempt = Callable[[], Awaitable[int | None]]  # raises on failure; returns an HTTP status or None
 
 
+class Refused(Exception):
+    """The target answered, but not with success (e.g. HTTP 500)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 class Notifier:
     def __init__(self, settings: Settings, store: AlertStore) -> None:
         self.settings = settings
@@ -75,6 +83,8 @@ class Notifier:
                 status = await attempt()
                 error = None
                 break
+            except Refused as exc:
+                status, error = exc.status, str(exc)
             except (aiohttp.ClientError, OSError, TimeoutError, ValueError, smtplib.SMTPException) as exc:
                 error = f"{type(exc).__name__}: {exc}"[:300]
         delivery = AlertDelivery(run_id=record.id, event=f"run.{event}", at=iso(now()),
@@ -96,7 +106,7 @@ class Notifier:
         async with self._session.post(alert.url, data=body, headers=headers,
                                       allow_redirects=False) as resp:
             if not 200 <= resp.status < 300:
-                raise ValueError(f"HTTP {resp.status}")
+                raise Refused(resp.status, f"HTTP {resp.status}")
             return resp.status
 
     async def _mail(self, alert: Alert, payload: dict[str, Any]) -> None:

@@ -86,7 +86,7 @@ async def test_alert_delivery_failure_is_retried_and_visible(client, receiver):
     failed = next(a for a in listed if a["deliveries"])
     assert failed["deliveries"][0] | {"at": None} == {
         "run_id": rid, "event": "run.failed", "at": None, "ok": False, "attempts": 3,
-        "status": 500, "error": "HTTP 500"}
+        "channel": "webhook", "target": failed["url"], "status": 500, "error": "HTTP 500"}
     assert [p for p, _, _ in receiver.received] == ["/fail"] * 3  # "completed" alert not called
 
 
