@@ -234,7 +234,9 @@ def patch_edits(body: WorkerPatch) -> tuple[Edit, list[str]]:
         if triggers is not None:
             out["triggers"] = triggers
             out["trigger"] = None
-        return out
+        # What worker.yml already says (or means by leaving it out) is no change.
+        current = {**{"visibility": "private"}, **raw}
+        return {k: v for k, v in out.items() if current.get(k) != v}
 
     return edits, touched
 
