@@ -256,7 +256,8 @@ async def set_meta(ws: Workspace, actor: Actor, name: str, key: str, value: Any)
         meta[key] = value
         if value is None:
             del meta[key]
-        shown = value if value is not None else "unset"
+            return Changeset({where: dump_yaml(meta)}, f"context {name}: unset {key}")
+        shown = str(value).lower() if isinstance(value, bool) else value
         return Changeset({where: dump_yaml(meta)}, f"context {name}: set {key} to {shown}")
 
     await ws.writer.write(build, actor.signature)

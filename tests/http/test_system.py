@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import platform
 import re
+import subprocess
 
 import pytest
 
@@ -70,3 +72,7 @@ async def test_openapi_describes_every_route(client):
 async def test_system_info(client):
     body = await (await client.get("/api/system/info")).json()
     assert body["version"] and body["workspaces"] == 1
+    assert body["environment"] == "production" and body["runner"] == "local"
+    git_says = subprocess.run(["git", "--version"], capture_output=True, text=True).stdout.split()[2]
+    assert body["git_version"] == git_says
+    assert body["python_version"] == platform.python_version() and body["started_at"].endswith("Z")
