@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from floom_git.schemas.base import Body, Out
+from floom_git.schemas.base import NOT_BLANK, Body, Out, documented
 from floom_git.schemas.run import RecentStats, RunSummary, WorkerStats
 
 
@@ -229,7 +229,7 @@ class WorkspaceDoc(Out, kw_only=True):
 
 
 class WorkspacePut(Body, kw_only=True):
-    content: str
+    content: Annotated[str, documented(NOT_BLANK)]
 
 
 class ChangelogEntry(Out, kw_only=True):

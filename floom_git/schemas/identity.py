@@ -3,11 +3,11 @@ workspaces, members and secrets. Timestamps are ISO-8601 UTC strings."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
-from floom_git.schemas.base import Body, Out
+from floom_git.schemas.base import WS, Body, Out, documented, one_line
 
 Role = Literal["viewer", "member", "admin", "owner"]
 TokenRole = Literal["viewer", "member", "admin"]
@@ -62,8 +62,8 @@ class MagicLinkOut(Out, kw_only=True):
 
 # -- tokens ----------------------------------------------------------------------------------
 class TokenCreate(Body, kw_only=True):
-    name: str
-    expires_days: int | None = None
+    name: Annotated[str, documented(one_line(100))]
+    expires_days: Annotated[int, documented(None, None, None, minimum=1, maximum=3650)] | None = None
     role: TokenRole | None = None  # personal: a cap below your own; workspace: the token's role
 
 
@@ -100,7 +100,9 @@ class DeviceOut(Out, kw_only=True):
 
 
 class DeviceDecision(Body, kw_only=True):
-    user_code: str
+    # 8 letters of BCDFGHJKLMNPQRSTVWXZ, any case, anything that is not a letter or digit between
+    user_code: Annotated[str, documented(r"^(?:[\W_]*[BCDFGHJKLMNPQRSTVWXZbcdfghjklmnpqrstvwxz]){8}[\W_]*$",
+                                         None, None)]
 
 
 class DeviceExchange(Body, kw_only=True):
@@ -115,15 +117,19 @@ class DeviceToken(Out, kw_only=True):
 
 
 # -- workspaces and members ------------------------------------------------------------------
+WorkspaceName = Annotated[str, documented(one_line(100))]
+WorkspaceDescription = Annotated[str, documented(one_line(500))]
+
+
 class WorkspaceCreate(Body, kw_only=True):
-    id: str | None = None  # default: derived from name
-    name: str | None = None
-    description: str | None = None
+    id: Annotated[str, documented(r"^[a-z0-9][a-z0-9_-]{0,62}$", None, None)] | None = None
+    name: WorkspaceName | None = None  # the id is derived from it when none is given
+    description: WorkspaceDescription | None = None
 
 
 class WorkspacePatch(Body, kw_only=True):
-    name: str | None = None
-    description: str | None = None
+    name: WorkspaceName | None = None
+    description: WorkspaceDescription | None = None
 
 
 class WorkspaceOut(Out, kw_only=True):
@@ -141,7 +147,7 @@ class WorkspaceList(Out, kw_only=True):
 
 
 class MemberInvite(Body, kw_only=True):
-    email: str
+    email: Annotated[str, documented(f"^[{WS}]*[^@{WS}]{{1,64}}@[^@{WS}]{{1,255}}[{WS}]*$", 320, None)]
     role: Role = "member"
 
 
@@ -171,7 +177,7 @@ class MemberList(Out, kw_only=True):
 
 # -- secrets ---------------------------------------------------------------------------------
 class SecretIn(Body, kw_only=True):
-    value: str
+    value: Annotated[str, documented(r"^[^\x00-\x08\x0a-\x1f]*$", 32768)]
 
 
 class SecretOut(Out, kw_only=True):

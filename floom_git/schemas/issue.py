@@ -12,7 +12,7 @@ import msgspec
 import yaml
 
 from floom_git.errors import InvalidInput
-from floom_git.schemas.base import Body
+from floom_git.schemas.base import NOT_BLANK, Body, documented, one_line
 from floom_git.storage.codec import load_yaml
 from floom_git.storage.paths import ISSUES_DIR
 
@@ -133,7 +133,7 @@ def check_comments_file(data: bytes, *, where: str) -> None:
 
 # -- API bodies ---------------------------------------------------------------------------
 class IssueCreate(Body, kw_only=True):
-    title: str
+    title: Annotated[str, documented(one_line(300, delete_ok=False))]
     body: str = ""
     asset_type: str | None = None
     asset_id: str | None = None
@@ -152,7 +152,7 @@ class IssueUpdate(Body, kw_only=True):
 
 
 class CommentCreate(Body, kw_only=True):
-    body: str
+    body: Annotated[str, documented(NOT_BLANK)]
 
 
 class Comment(msgspec.Struct, kw_only=True):
@@ -197,7 +197,7 @@ Rating = Literal["up", "down"] | Annotated[int, msgspec.Meta(ge=1, le=5)]
 
 
 class FeedbackCreate(Body, kw_only=True):
-    content: str
+    content: Annotated[str, documented(NOT_BLANK)]  # at most 10,000 characters, trimmed
     rating: Rating | None = None
 
 

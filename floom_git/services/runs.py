@@ -59,9 +59,12 @@ def parse_iso(value: str, field_name: str) -> dt.datetime:
         raise InvalidInput(f"{field_name}: expected an ISO-8601 timestamp, got '{value[:40]}'") from None
     when = when if when.tzinfo else when.replace(tzinfo=dt.UTC)
     try:
-        when.astimezone(dt.UTC)  # year 1 or 9999 with an offset falls off the calendar
+        when.astimezone(dt.UTC)
     except OverflowError:
-        raise InvalidInput(f"{field_name}: '{value[:40]}' is out of range") from None
+        # Year 1 or 9999 with an offset falls off the calendar in UTC: it is before (or after)
+        # every run, which is what a filter of that moment means.
+        edge = dt.datetime.min if when.year == 1 else dt.datetime.max
+        return edge.replace(tzinfo=dt.UTC)
     return when
 
 

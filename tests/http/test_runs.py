@@ -270,6 +270,16 @@ async def test_list_runs_bad_query_is_400(client, query, detail):
     assert (await resp.json())["detail"].startswith(detail)
 
 
+async def test_list_runs_timestamps_at_the_calendar_edges_filter_everything(client):
+    rid = (await trigger(client, "word-count", {"text": "a"}))["run_id"]
+    for query, ids in (("before_created_at=0001-01-01T00:00:00%2B01:00", []),
+                       ("since=0001-01-01T00:00:00%2B01:00", [rid]),
+                       ("until=9999-12-31T23:59:59-01:00", [rid])):
+        resp = await client.get(f"/api/runs?{query}")
+        assert resp.status == 200, await resp.text()
+        assert [r["id"] for r in await resp.json()] == ids, query
+
+
 async def test_list_runs_limit_over_200_is_capped(client):
     for _ in range(3):
         await trigger(client, "word-count", {"text": "a b"})

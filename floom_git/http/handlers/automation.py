@@ -12,7 +12,16 @@ from aiohttp import web
 from floom_git.errors import NotFound
 from floom_git.http import wire
 from floom_git.http.handlers.common import settings, workspace
-from floom_git.http.handlers.runs import ALERTS, ENGINE, WEBHOOKS, attached, run_query, webhook_url
+from floom_git.http.handlers.runs import (
+    ALERTS,
+    CURSOR,
+    ENGINE,
+    RUN_FILTERS,
+    WEBHOOKS,
+    attached,
+    run_query,
+    webhook_url,
+)
 from floom_git.http.keys import MANAGER
 from floom_git.schemas import run as schema
 from floom_git.services import approvals, run_stats, runs, workers
@@ -140,15 +149,14 @@ async def export_csv(request: web.Request) -> web.Response:
 
 
 def routes() -> list:
-    from floom_git.http.routes import PAGE, Route
+    from floom_git.http.routes import OFFSET, WHEN, Route, limit
 
     w, r, s = "workers", "runs", "system"
     return [
         Route("GET", "/runs/export.csv", export_csv, "read", "Export runs as CSV", r,
               content_type="text/csv",
-              query=PAGE + (("worker_id", "string", "only this worker"),
-                            ("status", "string", "comma list of statuses"),
-                            ("since", "string", "ISO-8601"), ("until", "string", "ISO-8601"))),
+              query=(limit("rows (default 1000, at most 10000)"), OFFSET) + RUN_FILTERS,
+              extra={"validates": CURSOR}),
         Route("POST", "/webhooks/{worker_id}", webhook, "public",
               "Start a run from a webhook (?token= or X-Floom-Signature; X-Request-ID dedups)",
               "webhooks", response=schema.WebhookAccepted,
@@ -162,18 +170,20 @@ def routes() -> list:
         Route("POST", "/workers/{id}/alerts", create_alert, "write",
               "Create an alert: a URL (signed POST; the secret is shown once) and/or email_to (SMTP), "
               "on failed, completed or approval_required", w, body=schema.AlertCreate,
-              response=schema.Alert, status=201),
+              response=schema.Alert, status=201,
+              extra={"validates": "url must be a public http(s) URL; email_to needs FLOOM_SMTP_URL"}),
         Route("DELETE", "/workers/{id}/alerts/{alert_id}", delete_alert, "write", "Delete an alert",
               w, status=204),
         Route("GET", "/workers/{id}/stats", worker_stats, "read", "Run stats of a worker", w,
               response=schema.WorkerStats),
         Route("GET", "/workers/{id}/runs/timeseries", worker_timeseries, "read",
               "Daily run counts, zero-filled", w, response=list[schema.TimeseriesPoint],
-              query=(("days", "integer", "1-90, default 30"),)),
+              query=(("days", "integer", "default 30", {"minimum": 1, "maximum": 90}),)),
         Route("GET", "/workers/{id}/logs", worker_logs, "read", "Log lines across the worker's runs",
               w, response=list[schema.WorkerLogLine],
-              query=(("level", "string", "minimum level"), ("since", "string", "ISO-8601"),
-                     ("limit", "integer", "at most 1000 (default 200)"))),
+              query=(("level", "string", "minimum level", {"enum": list(schema.LEVELS)}),
+                     ("since", "string", "ISO-8601", WHEN),
+                     limit("at most 1000 (default 200)"))),
         Route("GET", "/system/overview", system_overview, "read",
               "Workspace overview: run counts, recent runs, alerts", s, response=schema.Overview),
     ]

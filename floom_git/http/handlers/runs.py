@@ -33,6 +33,17 @@ NOTIFIER = web.AppKey("alert_notifier", Notifier)
 WEBHOOKS = web.AppKey("webhook_store", WebhookStore)
 ALERTS = web.AppKey("alert_store", AlertStore)
 STARS = web.AppKey("star_store", StarStore)
+STATUS_LIST = "(" + "|".join(schema.STATUSES) + ")"
+CURSOR = "before_id goes only with before_created_at"
+RUN_FILTERS = (  # the query of GET /runs and /runs/export.csv
+    ("worker_id", "string", "only runs of this worker"),
+    ("status", "string", "comma list of statuses",
+     {"pattern": f"^{STATUS_LIST}(,{STATUS_LIST})*$"}),
+    ("since", "string", "created at or after (ISO-8601)", {"format": "date-time"}),
+    ("until", "string", "created before (ISO-8601)", {"format": "date-time"}),
+    ("before_created_at", "string", "cursor: runs created before this timestamp",
+     {"format": "date-time"}),
+    ("before_id", "string", "cursor: with before_created_at, the id at that timestamp"))
 LOG_TYPES = ("application/x-ndjson", "application/json")  # the seed's NDJSON unless JSON is asked
 T = TypeVar("T")
 
@@ -306,23 +317,20 @@ async def count_approvals(request: web.Request) -> web.Response:
 
 
 def routes() -> list:
-    from floom_git.http.routes import PAGE, Route
+    from floom_git.http.routes import OFFSET, PAGE, Route, limit
 
     r, a = "runs", "approvals"
+    levels = {"enum": list(schema.LEVELS)}
     optional_body = {"body_optional": True}  # an empty body means the defaults
-    run_filters = PAGE + (
-        ("worker_id", "string", "only runs of this worker"),
-        ("status", "string", "comma list of statuses"),
-        ("since", "string", "created at or after (ISO-8601)"),
-        ("until", "string", "created before (ISO-8601)"),
-        ("before_created_at", "string", "cursor: runs created before this timestamp"),
-        ("before_id", "string", "cursor: with before_created_at, the id at that timestamp"))
-    resume = (("last_event_id", "integer", "resume after this event id (or Last-Event-ID)"),)
+    run_filters = (limit("page size (default 50, at most 200)"), OFFSET) + RUN_FILTERS
+    resume = (("last_event_id", "integer", "resume after this event id (or Last-Event-ID)",
+               {"minimum": 0}),)
     return [
         Route("POST", "/workers/{id}/runs", create_run, "write", "Trigger a run", r,
-              body=schema.RunCreate, response=schema.RunCreated, extra=optional_body),
+              body=schema.RunCreate, response=schema.RunCreated,
+              extra={**optional_body, "validates": "inputs must fit the worker's declared inputs"}),
         Route("GET", "/runs", list_runs, "read", "List runs (X-Total-Count)", r,
-              response=list[schema.RunSummary], query=run_filters),
+              response=list[schema.RunSummary], query=run_filters, extra={"validates": CURSOR}),
         Route("GET", "/runs/{id}", get_run, "read", "Run detail", r, response=schema.RunDetail),
         Route("POST", "/runs/{id}/cancel", cancel_run, "write", "Cancel a queued or running run", r,
               response=schema.CancelResult),
@@ -330,8 +338,8 @@ def routes() -> list:
               "Run logs: NDJSON, or a JSON array with Accept: application/json", r,
               content_type="application/x-ndjson",
               extra={"also": {"application/json": list[schema.LogLine]}},
-              query=(("level", "string", "minimum level: debug|info|warning|error|critical"),
-                     ("limit", "integer", "at most this many lines (default 1000)"))),
+              query=(("level", "string", "minimum level", levels),
+                     limit("at most this many lines (default 1000, at most 100000)"))),
         Route("GET", "/runs/{id}/events", run_events, "read",
               "SSE: status, log, approval_decided and close events", r,
               content_type="text/event-stream", query=resume),
@@ -350,7 +358,9 @@ def routes() -> list:
               body=schema.RejectBody, response=schema.Decision, extra=optional_body),
         Route("GET", "/approvals", list_approvals, "read", "List approvals (default: pending)", a,
               response=list[schema.ApprovalOut],
-              query=PAGE + (("status", "string", "pending|approved|rejected|expired|cancelled|all"),
+              query=PAGE + (("status", "string", "default pending",
+                             {"enum": ["pending", "approved", "rejected", "expired", "cancelled",
+                                       "all"]}),
                             ("run_id", "string", "only this run's approval"))),
         Route("GET", "/approvals/count", count_approvals, "read", "Count pending approvals", a,
               response=schema.ApprovalCount),
