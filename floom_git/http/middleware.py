@@ -48,7 +48,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
             if key in exc.headers:
                 response.headers[key] = exc.headers[key]
         if exc.status == 405:
-            response.headers["Allow"] = await _allowed(request) or exc.headers.get("Allow", "")
+            response.headers["Allow"] = await _allowed(request) or exc.headers.get("Allow") or ""
     except HttpProcessingError as exc:
         # aiohttp's parsers raise these while a handler reads a malformed multipart body
         response = error_response(400, f"request body: malformed ({str(exc.message)[:200]})")

@@ -33,7 +33,8 @@ class Route:
     response: Any = None
     status: int = 200
     content_type: str = "application/json"
-    query: tuple[tuple[str, str, str], ...] = ()  # (name, type, description)
+    # (name, type, description) or (name, type, description, {JSON-schema bounds})
+    query: tuple[tuple[Any, ...], ...] = ()
     aliases: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 

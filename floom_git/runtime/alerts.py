@@ -5,13 +5,14 @@ the configured delays, and record every delivery's outcome."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import json
 import logging
 import smtplib
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -59,14 +60,14 @@ class Notifier:
         for alert in alerts:
             if alert.url:
                 self._start(self._deliver(ws.id, alert, record, event, "webhook", alert.url,
-                                          lambda a=alert: self._post(a, event, body)))
+                                          functools.partial(self._post, alert, event, body)))
             if alert.email_to:
                 self._start(self._deliver(ws.id, alert, record, event, "email",
                                           ", ".join(alert.email_to),
-                                          lambda a=alert: self._mail(a, payload)))
+                                          functools.partial(self._mail, alert, payload)))
 
-    def _start(self, coro: Awaitable[None]) -> None:
-        task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+    def _start(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -109,14 +110,14 @@ class Notifier:
                 raise Refused(resp.status, f"HTTP {resp.status}")
             return resp.status
 
-    async def _mail(self, alert: Alert, payload: dict[str, Any]) -> None:
+    async def _mail(self, alert: Alert, payload: dict[str, Any]) -> int | None:
         url = self.settings.smtp_url
         if not url:
             raise ValueError("email alerts need FLOOM_SMTP_URL")
         subject, text = _message(payload, self.settings.public_url)
         await asyncio.to_thread(mail.send, url, self.settings.smtp_from, list(alert.email_to),
                                 subject, text)
-        return None
+        return None  # no HTTP status for an email
 
     async def _check_target(self, url: str) -> None:
         if self.settings.alert_allow_private_urls:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-import msgspec
-
 from floom_git.schemas.base import NOT_BLANK, Body, Out, documented
 from floom_git.schemas.run import RecentStats, RunSummary, WorkerStats
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-import msgspec
-
 from floom_git.schemas.base import WS, Body, Out, documented, one_line
 
 Role = Literal["viewer", "member", "admin", "owner"]

@@ -15,8 +15,6 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
-import msgspec
-
 from floom_git.errors import Conflict, InvalidInput, InvalidManifest, NotFound
 from floom_git.schemas.api import (
     Deleted,
@@ -235,7 +233,7 @@ def patch_edits(body: WorkerPatch) -> tuple[Edit, list[str]]:
             out["triggers"] = triggers
             out["trigger"] = None
         # What worker.yml already says (or means by leaving it out) is no change.
-        current = {**{"visibility": "private"}, **raw}
+        current = {"visibility": "private", **raw}
         return {k: v for k, v in out.items() if current.get(k) != v}
 
     return edits, touched

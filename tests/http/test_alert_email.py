@@ -26,7 +26,7 @@ class Inbox:
     def __init__(self) -> None:
         self.messages: list[tuple[list[str], email.message.EmailMessage]] = []
 
-    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 (aiosmtpd's name)
+    async def handle_DATA(self, server, session, envelope) -> str:  # aiosmtpd's hook name
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         self.messages.append((list(envelope.rcpt_tos), message))
         return "250 OK"
@@ -114,7 +114,7 @@ async def test_email_alert_on_failure_and_url_together(client, inbox):
 
 
 async def test_email_alert_smtp_down_is_recorded_as_failed(client, inbox):
-    box, port = inbox
+    box, _ = inbox
     await make_worker(client, "flaky", FAILING)
     await client.post("/api/workers/flaky/alerts", json={"email_to": ["ops@example.com"]})
     notifier = client.server.app[NOTIFIER]

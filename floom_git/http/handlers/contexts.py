@@ -13,8 +13,8 @@ from floom_git.errors import InvalidInput, PayloadTooLarge
 from floom_git.http import wire
 from floom_git.http.handlers.common import actor, settings, workspace
 from floom_git.schemas.api import ContextCreate, ContextFileIn, ContextSensitive, ContextVisibility
-from floom_git.storage import paths
 from floom_git.services import contexts
+from floom_git.storage import paths
 
 FILE_TYPES = ("application/octet-stream", "application/json")  # raw unless JSON is asked for
 
