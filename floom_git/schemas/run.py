@@ -163,24 +163,6 @@ class ArtifactOut(Artifact, kw_only=True):
     download_url: str
 
 
-class ApprovalTrail(Out, kw_only=True):
-    """The run's approval in the reference's shape (REFERENCE §3.2), plus the reviewer's
-    annotation and edited output."""
-
-    id: str
-    status: str
-    label: str
-    preview: str
-    created_at: str
-    decided_at: str | None
-    reason: str | None
-    follow_up_run_id: str | None
-    annotation: Any
-    edited_output: dict[str, Any] | None
-    expires_at: str
-    decided_by: str | None
-
-
 class OutputField(Out, kw_only=True):
     name: str
     type: str
@@ -215,7 +197,9 @@ class RunDetail(Out, kw_only=True):
     duration_ms: int | None
     queue_position: int | None
     approval: Approval | None
-    approval_trail: ApprovalTrail | None
+    # The reference's name for the same object: {id, status, label, preview, created_at,
+    # decided_at, reason, follow_up_run_id, annotation, edited_output, ...} or null.
+    approval_trail: Approval | None
     approval_of: str | None
     artifacts: list[ArtifactOut]
     tool_calls: list[ToolCall]

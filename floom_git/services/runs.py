@@ -22,7 +22,6 @@ from floom_git.schemas.run import (
     STATUSES,
     TERMINAL,
     Approval,
-    ApprovalTrail,
     Artifact,
     ArtifactOut,
     IndexEntry,
@@ -481,16 +480,6 @@ def _artifact_out(run_id: str, a: Artifact) -> ArtifactOut:
                        download_url=f"/api/runs/{run_id}/artifacts/{a.id}/download")
 
 
-def approval_trail(a: Approval | None) -> ApprovalTrail | None:
-    if a is None:
-        return None
-    return ApprovalTrail(id=a.id, status=a.status, label=a.label, preview=a.preview,
-                         created_at=a.created_at, decided_at=a.decided_at, reason=a.reason,
-                         follow_up_run_id=a.follow_up_run_id, annotation=a.annotation,
-                         edited_output=a.edited_output, expires_at=a.expires_at,
-                         decided_by=a.decided_by)
-
-
 def _output_schema(ws: Workspace, record: RunRecord) -> list[OutputField]:
     """The worker's declared outputs at the run's commit, with this run's values."""
     try:
@@ -518,7 +507,7 @@ def detail(ws: Workspace, run_id: str) -> RunDetail:
         error=record.error, error_code=record.error_code, exit_code=record.exit_code,
         created_at=record.created_at, started_at=record.started_at,
         completed_at=record.completed_at, duration_ms=record.duration_ms, queue_position=position,
-        approval=record.approval, approval_trail=approval_trail(record.approval),
+        approval=record.approval, approval_trail=record.approval,
         approval_of=record.approval_of,
         artifacts=[_artifact_out(record.id, a) for a in record.artifacts],
         tool_calls=record.tool_calls, transcript=[],

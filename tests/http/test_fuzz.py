@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 import re
 import threading
 from collections.abc import Iterator
@@ -41,7 +42,8 @@ from floom_git.http.routes import PREFIXES, ROUTES
 
 SECRET = "fuzz-secret"
 CREDENTIAL_HEADERS = ("x-floom-secret", "x-floom-token", "authorization")
-MAX_EXAMPLES = 15  # per operation; 121 operations take about 1-2 minutes on 2 busy cores
+# per operation (FLOOM_FUZZ_EXAMPLES to dig deeper); 122 operations take about 2 minutes on 2 busy cores
+MAX_EXAMPLES = int(os.environ.get("FLOOM_FUZZ_EXAMPLES", "15"))
 
 
 
