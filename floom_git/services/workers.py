@@ -9,6 +9,7 @@ there is one source of truth. Every write is one commit through the workspace wr
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import io
 import zipfile
 from collections.abc import Callable, Collection
@@ -27,8 +28,10 @@ from floom_git.schemas.manifest import Manifest, parse_manifest
 from floom_git.schemas.run import WorkerPatch
 from floom_git.services import sync
 from floom_git.services.actor import Actor
+from floom_git.services.cron import next_fire
 from floom_git.services.files import decode_files, file_out
 from floom_git.services.registry import WorkerEntry, validate_worker
+from floom_git.services.runs import check_given
 from floom_git.services.workspaces import Workspace
 from floom_git.storage import history, paths
 from floom_git.storage.codec import dump_yaml, load_yaml, set_top_level
@@ -202,6 +205,18 @@ def _triggers(raw: dict[str, Any], body: WorkerPatch) -> list[dict[str, Any]] | 
             raise InvalidInput("cron: a schedule trigger needs a cron expression")
         return [{"type": "schedule", "cron": cron, **({"timezone": zone} if zone else {})}]
     return [{"type": body.trigger_type}]
+
+
+def check_settings(manifest: Manifest) -> None:
+    """What a settings edit must leave valid beyond the manifest schema: every cron and zone
+    parse, and saved input values fit the declared inputs. InvalidInput naming the field."""
+    for i, t in enumerate(manifest.all_triggers):
+        if t.cron:
+            try:
+                next_fire(t.cron, t.timezone, dt.datetime.now(dt.UTC))
+            except ValueError as exc:
+                raise InvalidInput(f"triggers[{i}]: {exc}") from None
+    check_given(manifest, manifest.input_values or {})
 
 
 def patch_edits(body: WorkerPatch) -> tuple[Edit, list[str]]:

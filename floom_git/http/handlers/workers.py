@@ -7,15 +7,12 @@ import asyncio
 
 from aiohttp import web
 
-from floom_git.errors import InvalidInput
 from floom_git.http import wire
 from floom_git.http.handlers.common import actor, settings
 from floom_git.http.handlers.runs import STARS, WEBHOOKS, attached, webhook_url
-from floom_git.runtime.scheduler import next_fire
 from floom_git.schemas.api import WorkerCreate, WorkerFilesPut, WorkerVisibility
-from floom_git.schemas.manifest import Manifest
 from floom_git.schemas.run import WorkerPatch
-from floom_git.services import runs, worker_views, workers
+from floom_git.services import worker_views, workers
 from floom_git.services.webhooks import url_token
 from floom_git.services.workspaces import Workspace
 
@@ -101,16 +98,6 @@ async def set_visibility(request: web.Request) -> web.Response:
     return await respond(request, ws, wid)
 
 
-def _check_schedule(manifest: Manifest) -> None:
-    for i, t in enumerate(manifest.all_triggers):
-        if t.cron:
-            try:
-                next_fire(t.cron, t.timezone, runs.now())
-            except ValueError as exc:
-                raise InvalidInput(f"triggers[{i}]: {exc}") from None
-    runs.check_given(manifest, manifest.input_values or {})
-
-
 async def patch_worker(request: web.Request) -> web.Response:
     """The reference's instance settings, each an edit of worker.yml, all in one commit; plus
     `starred` (yours, kept on the server) and `webhook_secret_rotate` (the new secret is shown
@@ -122,7 +109,8 @@ async def patch_worker(request: web.Request) -> web.Response:
     edits, touched = workers.patch_edits(body)
     if touched:
         await workers.edit_manifest(ws, actor(request), wid, edits,
-                                    f"worker {wid}: update {', '.join(touched)}", check=_check_schedule)
+                                    f"worker {wid}: update {', '.join(touched)}",
+                                    check=workers.check_settings)
     if body.starred is not None:
         await asyncio.to_thread(request.app[STARS].set, ws.id, actor(request).user_id, wid,
                                 body.starred)
