@@ -135,12 +135,17 @@ def _responses(r: Any, by_type: dict[Any, Any]) -> dict[str, Any]:
         content[ctype] = _media(ctype, by_type[kind] if kind is not None else None)
     if content and r.status != 204:
         ok["content"] = content
+    if r.extra.get("total_count"):
+        ok["headers"] = {"X-Total-Count": {"description": "rows that match, over all pages",
+                                           "schema": {"type": "integer", "minimum": 0}}}
     err = {"description": "Error", "content": {"application/json": {"schema": by_type[Error]}}}
     responses: dict[str, Any] = {str(r.status): ok}
     for code in r.extra.get("also_status", ()):  # e.g. 200 for an answer that created nothing
         responses[str(code)] = ok
     for code in error_statuses(r):
         responses[str(code)] = err
+    responses["429"] = {**err, "headers": {"Retry-After": {
+        "description": "seconds to wait", "schema": {"type": "integer", "minimum": 0}}}}
     return responses
 
 

@@ -62,7 +62,7 @@ ROUTES: list[Route] = [
           response=api.SystemInfo),
     # workers
     Route("GET", "/workers", workers.list_workers, "read", "List workers", W,
-          response=list[api.WorkerSummary],
+          response=list[api.WorkerSummary], extra={"total_count": True},
           query=(limit("page size (default 100, at most 500)"), OFFSET,
                  ("status", "string", "only workers in this state",
                   {"enum": ["ready", "paused", "archived", "error"]}),
@@ -79,6 +79,10 @@ ROUTES: list[Route] = [
     Route("GET", "/workers/{id}", workers.get_worker, "read", "Worker detail", W, response=api.WorkerDetail),
     Route("DELETE", "/workers/{id}", workers.delete_worker, "write", "Delete a worker", W,
           response=api.Deleted),
+    Route("PUT", "/workers/{id}", workers.put_worker, "write",
+          "Update the worker's source ({worker_yml, run_py, skill_md, files}; other files stay)", W,
+          body=api.WorkerCreate, response=api.WorkerDetail,
+          extra={"validates": "the result must hold a valid worker.yml naming this worker"}),
     Route("PATCH", "/workers/{id}", workers.patch_worker, "write",
           "Worker settings: enabled, input_values, trigger_type + cron + timezone, visibility, "
           "name, description (one worker.yml commit), starred, webhook_secret_rotate", W,
@@ -109,7 +113,7 @@ ROUTES: list[Route] = [
           content_type="application/zip"),
     # contexts
     Route("GET", "/contexts", contexts.list_contexts, "read", "List context packs", C,
-          response=list[api.ContextSummary]),
+          response=list[api.ContextSummary], extra={"total_count": True}),
     Route("POST", "/contexts/{name}", contexts.create_context, "write", "Create a context pack", C,
           body=api.ContextCreate, response=api.ContextDetail, status=201,
           extra={"body_optional": True}),

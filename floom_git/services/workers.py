@@ -92,8 +92,9 @@ def _where_name(text: bytes) -> str | None:
     return name if isinstance(name, str) and paths.WORKER_ID_RE.match(name) else None
 
 
-async def create(ws: Workspace, actor: Actor, body: WorkerCreate, max_bytes: int) -> str:
-    """Create a worker from a manifest plus files in one commit; returns its id."""
+def _source_files(body: WorkerCreate, max_bytes: int) -> dict[str, bytes]:
+    """{path: bytes} of a create/update body: `files`, then worker_yml (or manifest), run_py and
+    skill_md on top. InvalidInput for bad paths or a manifest given twice."""
     files = decode_files(body.files, max_bytes)
     sources = [s for s in (body.worker_yml, body.manifest) if s is not None]
     if len(sources) > 1:
@@ -108,6 +109,12 @@ async def create(ws: Workspace, actor: Actor, body: WorkerCreate, max_bytes: int
         files["run.py"] = body.run_py.encode()
     if body.skill_md is not None:
         files["SKILL.md"] = body.skill_md.encode()
+    return files
+
+
+async def create(ws: Workspace, actor: Actor, body: WorkerCreate, max_bytes: int) -> str:
+    """Create a worker from a manifest plus files in one commit; returns its id."""
+    files = _source_files(body, max_bytes)
     worker_id = _where_name(files[paths.MANIFEST])
     if worker_id is None:
         # Let the parser produce the precise message (bad YAML, missing or invalid name).
@@ -124,6 +131,24 @@ async def create(ws: Workspace, actor: Actor, body: WorkerCreate, max_bytes: int
 
     await ws.writer.write(build, actor.signature)
     return worker_id
+
+
+async def update_source(
+    ws: Workspace, actor: Actor, worker_id: str, body: WorkerCreate, max_bytes: int
+) -> None:
+    """Write the given source files over the worker's (others stay) in one commit; the result
+    must validate and keep `name` equal to the id. No commit when nothing changes."""
+    entry_or_404(ws, worker_id)
+    files = _source_files(body, max_bytes)
+    base = paths.worker_dir(worker_id)
+
+    def build(repo: WorkspaceRepo) -> Changeset:
+        current = {p: b.data for p, b in repo.files_at(repo.tip(), base).items()}
+        validate_worker(worker_id, {**current, **files})
+        return Changeset({f"{base}/{p}": d for p, d in files.items()},
+                         f"worker {worker_id}: update source")
+
+    await ws.writer.write(build, actor.signature)
 
 
 async def replace_files(

@@ -129,6 +129,22 @@ async def test_python_cli_worker_create_then_run_prints_output(python_cli):
     assert run["error"] is None and run["approval_trail"] is None
 
 
+async def test_node_cli_workers_push_posts_or_puts(node_cli, settings):
+    """`workers push`: POST the source; on 409 (it exists) PUT it to /workers/{id}."""
+    body = {"worker_yml": ECHO_YML, "run_py": ECHO_PY}
+    assert (await node_cli.call("POST", "/workers", json=body))["id"] == "echo-offer"
+    await node_cli.call("POST", "/workers", json=body, status=409)
+    edited = {"worker_yml": ECHO_YML.replace("version: 1.0.0", "version: 1.1.0"),
+              "run_py": ECHO_PY.replace("Hello ", "Hi ")}
+    shown = await node_cli.call("PUT", "/workers/echo-offer", json=edited)
+    assert shown["version"] == "1.1.0" and "Hi " in shown["run_py_content"]
+    repo = settings.workspaces_dir / "default"
+    assert git(repo, "log", "-1", "--format=%s").strip() == "worker echo-offer: update source"
+    other = await node_cli.call("PUT", "/workers/echo-offer", status=400, json={
+        "worker_yml": ECHO_YML.replace("name: echo-offer", "name: other-name")})
+    assert "must equal its folder name" in other["detail"]
+
+
 async def test_python_cli_run_of_approval_worker_prints_approval_id(python_cli):
     await python_cli.call("POST", "/workers", json={"worker_yml": APPROVAL_YML, "run_py": APPROVAL_PY})
     started = await python_cli.call("POST", "/workers/send-offer/runs", json={"inputs": {"to": "Ada"}})

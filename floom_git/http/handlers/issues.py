@@ -60,7 +60,7 @@ def routes() -> list:
     return [
         Route("GET", "/workspace/issues", list_issues, "read",
               "List issues (files under .floom/issues/); unparseable files are listed in errors",
-              tag, response=IssueList, query=filters),
+              tag, response=IssueList, query=filters, extra={"total_count": True}),
         Route("POST", "/workspace/issues", create_issue, "write",
               "Create an issue (optionally bound to a worker, context or run)", tag,
               body=IssueCreate, response=IssueOut, status=201, extra={"validates": BINDING}),

@@ -63,6 +63,15 @@ async def get_worker(request: web.Request) -> web.Response:
     return await respond(request, ws, request.match_info["id"])
 
 
+async def put_worker(request: web.Request) -> web.Response:
+    cfg = settings(request)
+    ws = await attached(request)
+    body = await wire.decode(request, WorkerCreate, cfg.max_file_bytes * 2)
+    wid = request.match_info["id"]
+    await workers.update_source(ws, actor(request), wid, body, cfg.max_file_bytes)
+    return await respond(request, ws, wid)
+
+
 async def put_files(request: web.Request) -> web.Response:
     cfg = settings(request)
     ws = await attached(request)
