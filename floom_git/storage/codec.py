@@ -67,12 +67,15 @@ def dump_json(data: Any) -> bytes:
 
 
 def _continues(lines: list[str], i: int) -> bool:
-    """Whether line `i` still belongs to the block value of the top-level key above it: indented,
-    a `- ` item at column 0, or blank/comment lines followed by such a line."""
+    """Whether line `i` still belongs to the block value of the top-level key above it: indented
+    (an indented comment too), a `- ` item at column 0, or blank/column-0 comment lines followed
+    by such a line."""
     for line in lines[i:]:
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        return line[:1] in (" ", "\t", "-")
+        if line.strip() and line[:1] in (" ", "\t", "-"):
+            return True  # indented (comments too) or an item: still the block
+        if not line.strip() or line.startswith("#"):
+            continue  # blank or a column-0 comment: the next content line decides
+        return False
     return False
 
 
