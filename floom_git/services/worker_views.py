@@ -4,7 +4,7 @@ Write routes answer with the same detail, so a client sees one shape everywhere.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 from floom_git.schemas.api import (
@@ -71,12 +71,13 @@ def trigger_specs(m: Manifest) -> list[TriggerSpec]:
             for t in m.all_triggers]
 
 
-def summary(ws: Workspace, entry: WorkerEntry, viewer: Viewer, shape: str = "full") -> WorkerSummary:
+def summary(ws: Workspace, entry: WorkerEntry, viewer: Viewer, shape: str = "full",
+            secret_names: Collection[str] | None = None) -> WorkerSummary:
     m = entry.manifest
     index = runs.store(ws)
     last = next(iter(index.entries(entry.id)), None)
     declared = list(m.exec.secrets) if m else []
-    names = ws.secret_names() if declared else ()
+    names = () if not declared else ws.secret_names() if secret_names is None else secret_names
     return WorkerSummary(
         id=entry.id,
         name=m.title if m else entry.id,
@@ -116,7 +117,8 @@ def summary(ws: Workspace, entry: WorkerEntry, viewer: Viewer, shape: str = "ful
 def list_workers(ws: Workspace, query: workers.ListQuery,
                  viewer: Viewer) -> tuple[list[WorkerSummary], int]:
     page, total = workers.list_entries(ws, query, viewer.starred)
-    return [summary(ws, e, viewer, query.shape) for e in page], total
+    names = ws.secret_names()  # read once for the page
+    return [summary(ws, e, viewer, query.shape, names) for e in page], total
 
 
 def _contexts(ws: Workspace, m: Manifest) -> list[WorkerContext]:
