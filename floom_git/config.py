@@ -17,6 +17,7 @@ DEFAULT_TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "workspace_templ
 @dataclass(frozen=True)
 class Settings:
     host: str = "127.0.0.1"
+    environment: str = "production"  # shown by /system/info (e.g. staging, development)
     log_format: str = "json"  # json (one object per line) or text
     port: int = 8000
     data_dir: Path = Path("./floom-data")
@@ -62,6 +63,9 @@ class Settings:
     sse_keepalive_seconds: float = 15.0
     alert_retry_delays: tuple[float, ...] = (1.0, 5.0, 30.0)
     alert_allow_private_urls: bool = False
+    # Email alerts: smtp://[user:password@]host[:port] (smtps:// for TLS, ?starttls=true).
+    smtp_url: str | None = None
+    smtp_from: str = "floom-git@localhost"
     # Identity and tenancy (issue 4).
     argon2_profile: str = "RFC_9106_LOW_MEMORY"  # argon2.profiles name; CHEAPEST only for tests
     session_ttl_seconds: int = 7 * 86400
@@ -115,6 +119,9 @@ _RUN_ENV: tuple[tuple[str, str, Callable[[str], object]], ...] = (
     ("FLOOM_MAGIC_LINK_TTL_SECONDS", "magic_link_ttl_seconds", int),
     ("FLOOM_DEVICE_CODE_TTL_SECONDS", "device_code_ttl_seconds", int),
     ("FLOOM_PUBLIC_URL", "public_url", str),
+    ("FLOOM_ENVIRONMENT", "environment", str),
+    ("FLOOM_SMTP_URL", "smtp_url", str),
+    ("FLOOM_SMTP_FROM", "smtp_from", str),
     ("FLOOM_RATE_LIST_PER_MINUTE", "rate_list_per_minute", int),
     ("FLOOM_RATE_AUTH_PER_MINUTE", "rate_auth_per_minute", int),
     ("FLOOM_RATE_LOGIN_PER_MINUTE", "rate_login_per_minute", int),

@@ -73,7 +73,7 @@ def create_app(settings: Settings) -> web.Application:
 def _purge_on_delete(app: web.Application) -> None:
     """What deleting a workspace removes, in this order, before its repository goes: its runs
     (queued and running ones cancelled as `workspace_deleted`, spool removed), schedules,
-    alerts, webhook secrets and receipts and rate windows, share links, secrets, and its
+    alerts, webhook secrets and receipts and rate windows, stars, share links, secrets, and its
     members, invites, bound tokens and sessions (with their rate-limit buckets)."""
     manager, identity, limiter = app[MANAGER], app[IDENTITY], app[LIMITER]
     shares = ShareStore(app[SETTINGS].system_dir)
@@ -91,6 +91,7 @@ def _purge_on_delete(app: web.Application) -> None:
         blocking(app[runs_handlers.SCHEDULER].drop),
         blocking(app[runs_handlers.ALERTS].drop),
         blocking(app[runs_handlers.WEBHOOKS].drop),
+        blocking(app[runs_handlers.STARS].drop),
         blocking(shares.drop_workspace),
         blocking(app[SECRETS].drop),
         blocking(members_and_tokens),

@@ -189,7 +189,8 @@ def routes() -> list:
                 "git",
                 content_type="application/x-git-upload-pack-advertisement",
                 aliases=False,
-                query=(("service", "string", "git-upload-pack or git-receive-pack"),),
+                query=(("service", "string", "which service",
+                        {"enum": ["git-upload-pack", "git-receive-pack"]}),),
                 extra={"also": {"application/x-git-receive-pack-advertisement": None}},
             ),
             Route(

@@ -51,6 +51,8 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         for key in ("Allow", "WWW-Authenticate", "Retry-After"):
             if key in exc.headers:
                 response.headers[key] = exc.headers[key]
+        if exc.status == 405:
+            response.headers["Allow"] = await _allowed(request) or exc.headers.get("Allow") or ""
     except HttpProcessingError as exc:
         # aiohttp's parsers raise these while a handler reads a malformed multipart body
         response = error_response(400, f"request body: malformed ({str(exc.message)[:200]})")
@@ -69,6 +71,20 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         "method": request.method, "path": path, "status": response.status,
         "duration_ms": round((time.perf_counter() - started) * 1000, 2), "request_id": request_id})
     return response
+
+
+async def _allowed(request: web.Request) -> str | None:
+    """The methods of the path that owns this URL, as OpenAPI reads paths: a literal path before
+    a templated one (/workers/reload is POST only, though /workers/{id} matches it too), not the
+    union of every matching resource that aiohttp lists."""
+    resources = list(request.app.router.resources())
+    matching = [r for r in resources if (await r.resolve(request))[1]]
+    if not matching:
+        return None
+    owner = next((r for r in matching if isinstance(r, web.PlainResource)), matching[0])
+    # routes of one path may sit in several resources (registered apart)
+    return ",".join(sorted({route.method for r in resources if r.canonical == owner.canonical
+                            for route in r}))
 
 
 async def add_request_id(request: web.Request, response: web.StreamResponse) -> None:

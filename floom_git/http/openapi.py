@@ -12,6 +12,8 @@ from aiohttp import web
 
 from floom_git import __version__
 from floom_git.schemas.api import Error
+from floom_git.services.secrets import PLATFORM, RESERVED
+from floom_git.storage import paths
 
 ROUTES_KEY = web.AppKey("routes", list)
 _PARAM = re.compile(r"\{(\w+)(?::[^}]*)?\}")
@@ -27,6 +29,18 @@ EXAMPLES: dict[tuple[str, str], str] = {
     ("contexts", "path"): "about.md",
     ("workspaces", "id"): "default",
     ("issues", "id"): "ISSUE-0001",
+}
+# The rules the server applies to path parameters, keyed by (the segment before it, its name),
+# so a generated request is one the server reads (and a value outside them is refused).
+PATH_SCHEMAS: dict[tuple[str, str], dict[str, Any]] = {
+    ("workers", "id"): {"pattern": paths.WORKER_ID_RE.pattern.replace("\\Z", "$")},
+    ("contexts", "name"): {"pattern": paths.CONTEXT_NAME_RE.pattern.replace("\\Z", "$")},
+    ("workspaces", "id"): {"pattern": paths.WORKSPACE_ID_RE.pattern.replace("\\Z", "$")},
+    ("issues", "id"): {"pattern": "^ISSUE-[0-9]{4,}$"},
+    ("secrets", "name"): {"pattern": "^[A-Z][A-Z0-9_]{0,63}$",
+                          "not": {"enum": sorted(RESERVED | PLATFORM)}},
+    ("versions", "sha"): {"pattern": "^[0-9a-fA-F]{4,40}$"},
+    ("rollback", "sha"): {"pattern": "^[0-9a-fA-F]{4,40}$"},
 }
 UPLOAD_FIELDS = {"file": "binary", "path_prefix": "string", "create_if_missing": "string"}
 ERROR_STATUSES = (400, 404, 409, 413, 422, 429)
@@ -53,16 +67,27 @@ def _media(content_type: str, schema: dict[str, Any] | None) -> dict[str, Any]:
     return {"schema": {"type": "string"} if text else {"type": "string", "format": "binary"}}
 
 
+def _path_schema(path: str, name: str, r: Any) -> dict[str, Any]:
+    before = path.split("{" + name)[0].rstrip("/").rsplit("/", 1)[-1]
+    rule = r.extra.get("params", {}).get(name) or PATH_SCHEMAS.get((before, name), {})
+    return {"type": "string", **rule}
+
+
 def _parameters(r: Any) -> list[dict[str, Any]]:
+    """Path parameters with the server's rules, then query parameters: (name, type, description)
+    or (name, type, description, {JSON-schema bounds: minimum, enum, pattern, format...})."""
     params = []
     for name in _PARAM.findall(r.path):
         param: dict[str, Any] = {"name": name, "in": "path", "required": True,
-                                 "schema": {"type": "string"}}
+                                 "schema": _path_schema(_PARAM.sub(r"{\1}", r.path), name, r)}
         if (r.tag, name) in EXAMPLES:
             param["example"] = EXAMPLES[(r.tag, name)]
         params.append(param)
-    params += [{"name": n, "in": "query", "required": False, "schema": {"type": t},
-                "description": d} for n, t, d in r.query]
+    for name, kind, description, *rest in r.query:
+        # An empty value (`?status=`) means "not given", as in an HTML form.
+        params.append({"name": name, "in": "query", "required": False, "allowEmptyValue": True,
+                       "schema": {"type": kind, **(rest[0] if rest else {})},
+                       "description": description})
     if r.perm not in ("public", "git"):
         params.append({"name": "x-workeros-workspace", "in": "header", "required": False,
                        "schema": {"type": "string"},
@@ -79,13 +104,19 @@ def _request_body(r: Any, by_type: dict[Any, Any]) -> dict[str, Any] | None:
         content["application/json"] = {"schema": by_type[r.body]}
     raw = r.extra.get("raw_body")
     for ctype in (("application/octet-stream", "text/plain") if raw is True else raw or ()):
-        content[ctype] = _media(ctype, None)
+        media = _media(ctype, None)
+        if "raw_schema" in r.extra:
+            # Any bytes are text of the body's type: only the stated rule can be broken.
+            media = {"schema": dict(r.extra["raw_schema"])}
+        content[ctype] = media
     form = r.extra.get("multipart")
     if form:
         fields = UPLOAD_FIELDS if form is True else form
-        content["multipart/form-data"] = {"schema": {"type": "object", "properties": {
-            name: {"type": "string", **({"format": "binary"} if kind == "binary" else {})}
-            for name, kind in fields.items()}}}
+        content["multipart/form-data"] = {"schema": {
+            "type": "object",
+            "properties": {name: {"type": "string", **({"format": "binary"} if kind == "binary" else {})}
+                           for name, kind in fields.items()},
+            "required": [name for name, kind in fields.items() if kind == "binary"]}}
     if not content:
         return None
     return {"required": not r.extra.get("body_optional"), "content": content}
@@ -104,10 +135,17 @@ def _responses(r: Any, by_type: dict[Any, Any]) -> dict[str, Any]:
         content[ctype] = _media(ctype, by_type[kind] if kind is not None else None)
     if content and r.status != 204:
         ok["content"] = content
+    if r.extra.get("total_count"):
+        ok["headers"] = {"X-Total-Count": {"description": "rows that match, over all pages",
+                                           "schema": {"type": "integer", "minimum": 0}}}
     err = {"description": "Error", "content": {"application/json": {"schema": by_type[Error]}}}
     responses: dict[str, Any] = {str(r.status): ok}
+    for code in r.extra.get("also_status", ()):  # e.g. 200 for an answer that created nothing
+        responses[str(code)] = ok
     for code in error_statuses(r):
         responses[str(code)] = err
+    responses["429"] = {**err, "headers": {"Retry-After": {
+        "description": "seconds to wait", "schema": {"type": "integer", "minimum": 0}}}}
     return responses
 
 
@@ -129,6 +167,10 @@ def build_spec(routes: list) -> dict[str, Any]:
             "operationId": f"{r.method.lower()}_{_slug(path)}",
             "x-floom-permission": r.perm,
         }
+        if r.extra.get("validates"):
+            # Content rules a JSON schema cannot state (a manifest that must validate, a ZIP
+            # bundle, state such as an unknown device code): a well-formed request may be a 400.
+            op["x-floom-validates"] = r.extra["validates"]
         params = _parameters(r)
         if params:
             op["parameters"] = params

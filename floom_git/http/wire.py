@@ -90,6 +90,39 @@ def path_param(request: web.Request, name: str) -> str:
     return value
 
 
+def _accepted(header: str) -> list[tuple[str, float]]:
+    out = []
+    for item in header.split(","):
+        kind, *params = (part.strip() for part in item.split(";"))
+        q = 1.0
+        for param in params:
+            if param.startswith("q="):
+                try:
+                    q = float(param[2:])
+                except ValueError:
+                    q = 0.0
+        if kind:
+            out.append((kind.lower(), q))
+    return out
+
+
+def negotiate(request: web.Request, offered: tuple[str, ...]) -> str:
+    """The offered media type the Accept header prefers; the first one when there is no
+    header, a wildcard or a tie (a client asking for something else still gets an answer)."""
+    accepted = _accepted(request.headers.get("Accept", ""))
+    best, best_q = offered[0], -1.0
+    for kind in offered:
+        major = kind.split("/")[0] + "/*"
+        q = max((q for name, q in accepted if name == kind), default=None)
+        if q is None:
+            q = max((q for name, q in accepted if name == major), default=None)
+        if q is None or q <= 0:
+            continue  # only a wildcard names it (or q=0): the default decides
+        if q > best_q:
+            best, best_q = kind, q
+    return best
+
+
 def json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(body=msgspec.json.encode(data), status=status,
                         content_type="application/json", headers=headers)
@@ -106,6 +139,14 @@ def q_int(request: web.Request, name: str, default: int, lo: int = 0, hi: int = 
     if not lo <= value <= hi:
         raise InvalidInput(f"{name}: must be between {lo} and {hi}")
     return value
+
+
+def q_limit(request: web.Request, default: int, cap: int, name: str = "limit") -> int:
+    """A page size: at least 1; values above `cap` are capped, as the seeds' lists do."""
+    value = q_int(request, name, default, -MAX_INT)
+    if value < 1:
+        raise InvalidInput(f"{name}: must be at least 1")
+    return min(value, cap)
 
 
 def q_bool(request: web.Request, name: str) -> bool | None:

@@ -11,14 +11,12 @@ import json
 import logging
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-from croniter import croniter
 
 from floom_git.config import Settings
 from floom_git.errors import FloomError, NotFound
 from floom_git.runtime.queue import RunEngine
 from floom_git.services import runs
+from floom_git.services.cron import next_fire
 from floom_git.services.workspaces import Workspace, WorkspaceManager
 from floom_git.storage import private
 
@@ -26,20 +24,6 @@ log = logging.getLogger("floom_git.scheduler")
 SCHEDULE_TYPES = ("schedule", "cron", "scheduled")
 ACTIVE = ("queued", "running")
 ACTIVE_SCAN = 50  # newest runs of a worker checked for one still active
-
-
-def next_fire(cron: str, timezone: str | None, after: dt.datetime) -> dt.datetime:
-    """The first fire time of `cron` strictly after `after`, evaluated in `timezone` (IANA; UTC
-    when None), returned in UTC. Raises ValueError for a bad expression or zone."""
-    try:
-        zone = ZoneInfo(timezone or "UTC")
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(f"unknown timezone {timezone!r}") from exc
-    if not croniter.is_valid(cron):
-        raise ValueError(f"invalid cron expression {cron!r}")
-    local = after.astimezone(zone)
-    nxt = croniter(cron, local).get_next(dt.datetime)
-    return nxt.astimezone(dt.UTC)
 
 
 class Scheduler:

@@ -1,25 +1,19 @@
-"""API request and response bodies. Handlers decode requests into these; OpenAPI is built from them."""
+"""API request and response bodies of workers, contexts, workspace instructions and system
+routes. Handlers decode requests into these; OpenAPI is built from them (rules in schemas/base.py)."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-import msgspec
-
-
-class Strict(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    pass
-
-
-class Out(msgspec.Struct, kw_only=True):
-    pass
+from floom_git.schemas.base import NOT_BLANK, Body, Out, documented
+from floom_git.schemas.run import RecentStats, RunSummary, WorkerStats
 
 
 class Error(Out, kw_only=True):
     detail: str
 
 
-class FileIn(Strict, kw_only=True):
+class FileIn(Body, kw_only=True):
     path: str
     content: str
     encoding: Literal["utf-8", "base64"] = "utf-8"
@@ -34,7 +28,7 @@ class FileOut(Out, kw_only=True):
     content_type: str | None = None
 
 
-class WorkerCreate(Strict, kw_only=True):
+class WorkerCreate(Body, kw_only=True):
     worker_yml: str | None = None
     manifest: dict[str, Any] | None = None
     files: list[FileIn] = []
@@ -42,45 +36,99 @@ class WorkerCreate(Strict, kw_only=True):
     skill_md: str | None = None
 
 
-class WorkerFilesPut(Strict, kw_only=True):
+class WorkerFilesPut(Body, kw_only=True):
     files: list[FileIn]
 
 
-class WorkerVisibility(Strict, kw_only=True):
+class WorkerVisibility(Body, kw_only=True):
     visibility: Literal["private", "workspace", "shared", "public"]
 
 
+class TriggerSpec(Out, kw_only=True):
+    type: str  # manual | schedule | webhook | composio
+    cron: str | None
+    timezone: str | None
+    webhook: dict[str, Any] | None
+    composio: dict[str, Any] | None
+    label: str
+
+
+class Permissions(Out, kw_only=True):
+    """What the caller may do with the worker (from their role in the workspace)."""
+
+    is_owner: bool
+    can_view: bool
+    can_edit: bool
+    can_run: bool
+    can_delete: bool
+    can_share: bool
+
+
+class WorkerContext(Out, kw_only=True):
+    """A context pack the worker declares, and whether the workspace has it."""
+
+    name: str
+    writeable: bool
+    exists: bool
+    sensitive: bool
+
+
 class WorkerSummary(Out, kw_only=True):
+    """A worker in GET /workers (REFERENCE §2.2). With ?shape=list, `inputs` and
+    `long_description` are null (a trimmed payload, same fields)."""
+
     id: str
     name: str
     description: str | None
+    long_description: str | None
     version: str | None
     status: str
-    error: str | None = None
+    error: str | None
     visibility: str
     paused: bool
     archived: bool
+    archive_reason: str | None
+    enabled: bool
+    is_example: bool
+    system: bool
+    folder: str | None
     tags: list[str]
     trigger_type: str | None
+    triggers: list[str]  # human-readable labels, e.g. "schedule: 0 9 * * 1-5 (Europe/Berlin)"
+    triggers_spec: list[TriggerSpec]
     mode: str | None
     runtime: str | None
-    starred: bool = False
-    updated_at: str | None = None
-    inputs: list[dict[str, Any]] | msgspec.UnsetType = msgspec.UNSET
+    runner: str
+    starred: bool
+    updated_at: str | None
+    last_run: RunSummary | None
+    recent_stats: RecentStats
+    connections: list[str]
+    missing_secrets: list[str]
+    missing_connections: list[str]
+    inputs: list[dict[str, Any]] | None
+    permissions: Permissions
 
 
 class WorkerDetail(WorkerSummary, kw_only=True):
     manifest: dict[str, Any] | None
+    config: dict[str, Any] | None  # the whole manifest with every default filled in
     manifest_yaml: str
     entry: str | None
     command: str | None
     declared_secrets: list[str]
-    missing_secrets: list[str]
     outputs: list[dict[str, Any]]
-    triggers: list[dict[str, Any]]
     example_input: dict[str, Any] | None
+    input_values: dict[str, Any]  # saved inputs for automated triggers (worker.yml)
+    contexts: list[WorkerContext]
+    recent_runs: list[RunSummary]
+    stats: WorkerStats
+    run_py_content: str | None
+    skill_md_content: str | None
+    webhook_url: str | None  # when the worker has a webhook trigger and a secret
+    new_webhook_secret: str | None  # only in the answer that rotated it
     files: list[FileOut]
-    sha: str | None = None
+    sha: str | None
 
 
 class Version(Out, kw_only=True):
@@ -112,18 +160,23 @@ class Deleted(Out, kw_only=True):
     sha: str | None
 
 
-class ContextCreate(Strict, kw_only=True):
+class ContextCreate(Body, kw_only=True):
     description: str | None = None
     visibility: Literal["private", "workspace", "shared", "public"] = "workspace"
     writeable: bool = False
+    sensitive: bool = False  # left out of exports (context.yml `sensitive: true`)
     category: str | None = None
 
 
-class ContextVisibility(Strict, kw_only=True):
+class ContextSensitive(Body, kw_only=True):
+    sensitive: bool
+
+
+class ContextVisibility(Body, kw_only=True):
     visibility: Literal["private", "workspace", "shared", "public"]
 
 
-class ContextFileIn(Strict, kw_only=True):
+class ContextFileIn(Body, kw_only=True):
     content: str
     encoding: Literal["utf-8", "base64"] = "utf-8"
 
@@ -133,6 +186,7 @@ class ContextSummary(Out, kw_only=True):
     description: str | None
     visibility: str
     writeable: bool
+    sensitive: bool
     category: str | None = None
     file_count: int
     size_bytes: int
@@ -141,6 +195,17 @@ class ContextSummary(Out, kw_only=True):
 class ContextDetail(ContextSummary, kw_only=True):
     files: list[FileOut]
     metadata: dict[str, Any]
+
+
+class ContextFileOut(Out, kw_only=True):
+    """A context file as JSON (Accept: application/json): text as UTF-8, other bytes as base64."""
+
+    path: str
+    content: str
+    is_binary: bool
+    encoding: Literal["utf-8", "base64"]
+    size: int
+    content_type: str
 
 
 class WriteResult(Out, kw_only=True):
@@ -161,8 +226,8 @@ class WorkspaceDoc(Out, kw_only=True):
     sha: str | None
 
 
-class WorkspacePut(Strict, kw_only=True):
-    content: str
+class WorkspacePut(Body, kw_only=True):
+    content: Annotated[str, documented(NOT_BLANK)]
 
 
 class ChangelogEntry(Out, kw_only=True):
@@ -181,6 +246,9 @@ class Health(Out, kw_only=True):
 
 class SystemInfo(Out, kw_only=True):
     version: str
+    environment: str  # FLOOM_ENVIRONMENT, e.g. production, staging, development
     runner: str
-    git_version: str | None = None
-    workspaces: int | None = None
+    git_version: str | None  # `git --version` of the git the server runs; null if it is missing
+    python_version: str
+    started_at: str
+    workspaces: int

@@ -3,24 +3,18 @@ workspaces, members and secrets. Timestamps are ISO-8601 UTC strings."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-import msgspec
+from floom_git.schemas.base import WS, Body, Out, documented, one_line
 
 Role = Literal["viewer", "member", "admin", "owner"]
 TokenRole = Literal["viewer", "member", "admin"]
 
 
-class Strict(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    pass
-
-
-class Out(msgspec.Struct, kw_only=True):
-    pass
 
 
 # -- sign-in ---------------------------------------------------------------------------------
-class LoginIn(Strict, kw_only=True):
+class LoginIn(Body, kw_only=True):
     username: str  # or the email address
     password: str
 
@@ -65,9 +59,9 @@ class MagicLinkOut(Out, kw_only=True):
 
 
 # -- tokens ----------------------------------------------------------------------------------
-class TokenCreate(Strict, kw_only=True):
-    name: str
-    expires_days: int | None = None
+class TokenCreate(Body, kw_only=True):
+    name: Annotated[str, documented(one_line(100))]
+    expires_days: Annotated[int, documented(None, None, None, minimum=1, maximum=3650)] | None = None
     role: TokenRole | None = None  # personal: a cap below your own; workspace: the token's role
 
 
@@ -90,7 +84,7 @@ class TokenCreated(TokenOut, kw_only=True):
 
 
 # -- CLI device flow -------------------------------------------------------------------------
-class DeviceStart(Strict, kw_only=True):
+class DeviceStart(Body, kw_only=True):
     client_name: str = "floom-cli"
     scopes: list[str] = []
 
@@ -103,11 +97,13 @@ class DeviceOut(Out, kw_only=True):
     polling_interval_seconds: int
 
 
-class DeviceDecision(Strict, kw_only=True):
-    user_code: str
+class DeviceDecision(Body, kw_only=True):
+    # 8 letters of BCDFGHJKLMNPQRSTVWXZ, any case, anything that is not a letter or digit between
+    user_code: Annotated[str, documented(r"^(?:[\W_]*[BCDFGHJKLMNPQRSTVWXZbcdfghjklmnpqrstvwxz]){8}[\W_]*$",
+                                         None, None)]
 
 
-class DeviceExchange(Strict, kw_only=True):
+class DeviceExchange(Body, kw_only=True):
     device_code: str
 
 
@@ -119,15 +115,19 @@ class DeviceToken(Out, kw_only=True):
 
 
 # -- workspaces and members ------------------------------------------------------------------
-class WorkspaceCreate(Strict, kw_only=True):
-    id: str | None = None  # default: derived from name
-    name: str | None = None
-    description: str | None = None
+WorkspaceName = Annotated[str, documented(one_line(100))]
+WorkspaceDescription = Annotated[str, documented(one_line(500))]
 
 
-class WorkspacePatch(Strict, kw_only=True):
-    name: str | None = None
-    description: str | None = None
+class WorkspaceCreate(Body, kw_only=True):
+    id: Annotated[str, documented(r"^[a-z0-9][a-z0-9_-]{0,62}$", None, None)] | None = None
+    name: WorkspaceName | None = None  # the id is derived from it when none is given
+    description: WorkspaceDescription | None = None
+
+
+class WorkspacePatch(Body, kw_only=True):
+    name: WorkspaceName | None = None
+    description: WorkspaceDescription | None = None
 
 
 class WorkspaceOut(Out, kw_only=True):
@@ -139,12 +139,17 @@ class WorkspaceOut(Out, kw_only=True):
     sha: str | None = None
 
 
-class MemberInvite(Strict, kw_only=True):
-    email: str
+class WorkspaceList(Out, kw_only=True):
+    workspaces: list[WorkspaceOut]
+    active_id: str  # the workspace requests act on when they name none
+
+
+class MemberInvite(Body, kw_only=True):
+    email: Annotated[str, documented(f"^[{WS}]*[^@{WS}]{{1,64}}@[^@{WS}]{{1,255}}[{WS}]*$", 320, None)]
     role: Role = "member"
 
 
-class MemberRoleIn(Strict, kw_only=True):
+class MemberRoleIn(Body, kw_only=True):
     role: Role
 
 
@@ -169,8 +174,8 @@ class MemberList(Out, kw_only=True):
 
 
 # -- secrets ---------------------------------------------------------------------------------
-class SecretIn(Strict, kw_only=True):
-    value: str
+class SecretIn(Body, kw_only=True):
+    value: Annotated[str, documented(r"^[^\x00-\x08\x0a-\x1f]*$", 32768)]
 
 
 class SecretOut(Out, kw_only=True):

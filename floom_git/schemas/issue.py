@@ -12,6 +12,7 @@ import msgspec
 import yaml
 
 from floom_git.errors import InvalidInput
+from floom_git.schemas.base import NOT_BLANK, Body, documented, one_line
 from floom_git.storage.codec import load_yaml
 from floom_git.storage.paths import ISSUES_DIR
 
@@ -131,8 +132,8 @@ def check_comments_file(data: bytes, *, where: str) -> None:
 
 
 # -- API bodies ---------------------------------------------------------------------------
-class IssueCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    title: str
+class IssueCreate(Body, kw_only=True):
+    title: Annotated[str, documented(one_line(300, delete_ok=False))]
     body: str = ""
     asset_type: str | None = None
     asset_id: str | None = None
@@ -140,7 +141,7 @@ class IssueCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     labels: list[str] = []
 
 
-class IssueUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+class IssueUpdate(Body, kw_only=True):
     title: str | None = None
     body: str | None = None
     status: str | None = None
@@ -150,8 +151,8 @@ class IssueUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     clear_asset: bool = False
 
 
-class CommentCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    body: str
+class CommentCreate(Body, kw_only=True):
+    body: Annotated[str, documented(NOT_BLANK)]
 
 
 class Comment(msgspec.Struct, kw_only=True):
@@ -195,8 +196,8 @@ class IssueList(msgspec.Struct, kw_only=True):
 Rating = Literal["up", "down"] | Annotated[int, msgspec.Meta(ge=1, le=5)]
 
 
-class FeedbackCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    content: str
+class FeedbackCreate(Body, kw_only=True):
+    content: Annotated[str, documented(NOT_BLANK)]  # at most 10,000 characters, trimmed
     rating: Rating | None = None
 
 
@@ -212,7 +213,7 @@ class Feedback(msgspec.Struct, kw_only=True):
     issue_id: str | None = None
 
 
-class FeedbackIssueCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+class FeedbackIssueCreate(Body, kw_only=True):
     feedback_text: str | None = None
     feedback_id: Annotated[str, msgspec.Meta(min_length=1, max_length=128)] | None = None
     rating: Rating | None = None

@@ -149,6 +149,8 @@ class Manifest(Base, kw_only=True):
     llm_intensive: bool | None = None
     retry: dict[str, Any] | None = None
     notify: dict[str, Any] | None = None
+    # Saved inputs of automated runs (PATCH /workers/{id} `input_values`); a run's own inputs win.
+    input_values: dict[str, Any] | None = None
 
     # -- derived views --------------------------------------------------------------------
     @property
@@ -187,6 +189,29 @@ class Manifest(Base, kw_only=True):
     def trigger_type(self) -> str:
         kind = self.all_triggers[0].type
         return "schedule" if kind in ("cron", "scheduled") else kind
+
+    @property
+    def connection_slugs(self) -> list[str]:
+        """The app slug of each declared connection, in order, once each."""
+        out: list[str] = []
+        for item in self.connections:
+            slug = item if isinstance(item, str) else None
+            if isinstance(item, dict):
+                slug = next((item[k] for k in ("slug", "app", "name", "id")
+                             if isinstance(item.get(k), str)), None)
+            if slug and slug not in out:
+                out.append(slug)
+        return out
+
+    @property
+    def context_mounts(self) -> list[tuple[str, bool]]:
+        """(name, writeable) of each declared context pack (top level and under exec), once each."""
+        out: dict[str, bool] = {}
+        for item in [*self.contexts, *self.exec.contexts]:
+            name = item if isinstance(item, str) else item.get("name") if isinstance(item, dict) else None
+            if isinstance(name, str) and name not in out:
+                out[name] = bool(isinstance(item, dict) and item.get("writeable"))
+        return list(out.items())
 
     @property
     def effective_description(self) -> str:

@@ -3,21 +3,17 @@ and the API bodies of runs, approvals, webhooks, alerts and run statistics."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
+
+from floom_git.schemas.base import Body, Out
 
 STATUSES = ("queued", "running", "pending_approval", "completed", "failed", "cancelled")
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
 LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
-class Strict(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    pass
-
-
-class Out(msgspec.Struct, kw_only=True):
-    pass
 
 
 class Record(msgspec.Struct, kw_only=True):
@@ -58,6 +54,16 @@ class Approval(Record, kw_only=True):
     follow_up_run_id: str | None = None
 
 
+class ToolCall(Record, kw_only=True):
+    """One tool call of an agent run (REFERENCE §3.2); script runs have none."""
+
+    id: str
+    name: str
+    arguments: Any = None
+    result: Any = None
+    error: str | None = None
+
+
 class TimelineEvent(Record, kw_only=True):
     """A non-log event of the run (status change, approval decision), numbered with the logs."""
 
@@ -88,6 +94,9 @@ class RunRecord(Record, kw_only=True):
     approval: Approval | None = None
     approval_of: str | None = None  # the run whose approval started this follow-up run
     artifacts: list[Artifact] = []
+    tool_calls: list[ToolCall] = []
+    total_tokens: int | None = None  # model tokens of an agent run
+    cost_usd: float | None = None  # what the run's model calls cost
     timeline: list[TimelineEvent] = []
     seq: int = 0  # last event number used (logs and timeline share it)
 
@@ -116,10 +125,11 @@ class IndexEntry(Record, kw_only=True):
     error: str | None = None
     error_code: str | None = None
     approval: Approval | None = None
+    cost_usd: float | None = None
 
 
 # -- API bodies -------------------------------------------------------------------------------
-class RunCreate(Strict, kw_only=True):
+class RunCreate(Body, kw_only=True):
     inputs: dict[str, Any] = {}
     trigger_source: str | None = None
 
@@ -129,7 +139,7 @@ class RunCreated(Out, kw_only=True):
     run_id: str
 
 
-class RunSummary(Out, kw_only=True, omit_defaults=True):
+class RunSummary(Out, kw_only=True):
     id: str
     worker_id: str
     worker_name: str
@@ -144,29 +154,64 @@ class RunSummary(Out, kw_only=True, omit_defaults=True):
     queue_position: int | None = None
 
 
-class RunDetail(Out, kw_only=True, omit_defaults=True):
+class ArtifactOut(Artifact, kw_only=True):
+    """An artifact as the API shows it: the record's fields plus the reference's names."""
+
+    run_id: str
+    type: str  # file kind from the media type: markdown, csv, json, text, image, file
+    relative_path: str
+    download_url: str
+
+
+class OutputField(Out, kw_only=True):
+    name: str
+    type: str
+    label: str
+    value: Any
+
+
+class RunDetail(Out, kw_only=True):
+    """A run with its outputs, first log lines, artifacts, tool calls and approval. `output`
+    and `input` repeat `outputs` and `inputs` under the reference's names."""
+
     id: str
     worker_id: str
     worker_name: str
     worker_sha: str
     status: str
     trigger_source: str
-    trigger_ref: str | None = None
+    trigger_ref: str | None
+    runner: str
+    created_by: str | None
+    input: dict[str, Any]
     inputs: dict[str, Any]
-    outputs: dict[str, Any] | None = None
-    error: str | None = None
-    error_code: str | None = None
-    exit_code: int | None = None
+    output: dict[str, Any] | None
+    outputs: dict[str, Any] | None
+    output_schema: list[OutputField]
+    error: str | None
+    error_code: str | None
+    exit_code: int | None
     created_at: str
-    started_at: str | None = None
-    completed_at: str | None = None
-    duration_ms: int | None = None
-    queue_position: int | None = None
-    approval: Approval | None = None
-    approval_of: str | None = None
-    artifacts: list[Artifact] = []
-    logs: list[LogLine] = []
-    can_replay: bool = False
+    started_at: str | None
+    completed_at: str | None
+    duration_ms: int | None
+    queue_position: int | None
+    approval: Approval | None
+    # The reference's name for the same object: {id, status, label, preview, created_at,
+    # decided_at, reason, follow_up_run_id, annotation, edited_output, ...} or null.
+    approval_trail: Approval | None
+    approval_of: str | None
+    artifacts: list[ArtifactOut]
+    tool_calls: list[ToolCall]
+    transcript: list[dict[str, Any]]
+    logs: list[LogLine]  # the first `logs_limit` lines; the rest at logs_url / logs_stream_url
+    log_count: int
+    logs_truncated: bool
+    logs_url: str
+    logs_stream_url: str
+    total_tokens: int | None
+    total_cost_usd: float | None
+    can_replay: bool
 
 
 class CancelResult(Out, kw_only=True):
@@ -174,20 +219,37 @@ class CancelResult(Out, kw_only=True):
     run_id: str
 
 
-class ApproveBody(Strict, kw_only=True):
+class ApproveBody(Body, kw_only=True):
     edited_output: dict[str, Any] | None = None
     annotation: Any = None
     annotations: Any = None
     reason: str | None = None
+    comment: str | None = None  # the reference CLI's note: kept as the annotation
+
+    @property
+    def note(self) -> Any:
+        for value in (self.annotation, self.annotations, self.comment):
+            if value is not None:
+                return value
+        return None
 
 
-class RejectBody(Strict, kw_only=True):
+class RejectBody(Body, kw_only=True):
     reason: str | None = None
     annotation: Any = None
     annotations: Any = None
+    comment: str | None = None  # the reference CLI's note: the reason when none is given
+
+    @property
+    def why(self) -> str | None:
+        return self.reason if self.reason is not None else self.comment
+
+    @property
+    def note(self) -> Any:
+        return self.annotation if self.annotation is not None else self.annotations
 
 
-class Decision(Out, kw_only=True, omit_defaults=True):
+class Decision(Out, kw_only=True):
     status: str
     run_id: str
     approval_id: str
@@ -211,19 +273,39 @@ class WebhookSecret(Out, kw_only=True):
     webhook_url: str
 
 
-class WorkerPatch(Strict, kw_only=True):
+class WorkerPatch(Body, kw_only=True):
+    """PATCH /workers/{id}: the reference's instance settings. Each present field is an edit of
+    worker.yml (all in one commit), except `starred` (per person, server state) and
+    `webhook_secret_rotate` (the secret is server state)."""
+
+    enabled: bool | None = None
+    input_values: dict[str, Any] | None = None
+    trigger_type: Literal["manual", "schedule", "cron", "webhook"] | None = None
+    cron: str | None = None
+    cron_expr: str | None = None  # the reference's name for `cron`
+    timezone: str | None = None
+    cron_timezone: str | None = None  # the reference's name for `timezone`
+    visibility: Literal["private", "workspace", "shared", "public"] | None = None
+    starred: bool | None = None
     webhook_secret_rotate: bool = False
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=120)] | None = None  # the title
+    description: Annotated[str, msgspec.Meta(min_length=1, max_length=500)] | None = None
 
 
-class WebhookAccepted(Out, kw_only=True, omit_defaults=True):
+class WebhookAccepted(Out, kw_only=True):
     status: str
     run_id: str
     deduped: bool = False
 
 
-class AlertCreate(Strict, kw_only=True):
-    url: str
-    on: list[Literal["failed", "completed"]] = msgspec.field(default_factory=lambda: ["failed"])
+AlertEvent = Literal["failed", "completed", "approval_required"]
+Email = Annotated[str, msgspec.Meta(pattern=r"^[^@\s<>,;:\"]+@[^@\s<>,;:\"]+$", max_length=254)]
+
+
+class AlertCreate(Body, kw_only=True):
+    url: str | None = None
+    email_to: list[Email] = []
+    on: list[AlertEvent] = msgspec.field(default_factory=lambda: ["failed"])
     description: str | None = None
 
 
@@ -233,6 +315,8 @@ class AlertDelivery(Record, kw_only=True):
     at: str
     ok: bool
     attempts: int
+    channel: str = "webhook"  # webhook | email
+    target: str | None = None  # the URL or the email addresses
     status: int | None = None
     error: str | None = None
 
@@ -240,7 +324,8 @@ class AlertDelivery(Record, kw_only=True):
 class Alert(Record, kw_only=True):
     id: str
     worker_id: str
-    url: str
+    url: str | None = None
+    email_to: list[str] = []
     on: list[str]
     description: str | None = None
     created_at: str
@@ -265,6 +350,15 @@ class WorkerStats(Out, kw_only=True):
     last_error: str | None
     last_error_at: str | None
     counts: dict[str, int]
+    total_cost_usd: float  # sum over the worker's runs (script runs cost nothing)
+    avg_cost_usd: float | None
+
+
+class RecentStats(Out, kw_only=True):
+    last_run_at: str | None
+    runs_7d: int
+    success_rate_7d: float | None
+    success_rate_change_7d: float | None
 
 
 class TimeseriesPoint(Out, kw_only=True):

@@ -8,9 +8,10 @@ from typing import Annotated, Any
 import msgspec
 
 from floom_git.schemas.api import FileOut
+from floom_git.schemas.base import Body
 
 
-class ShareLinkCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+class ShareLinkCreate(Body, kw_only=True):
     expires_in_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] | None = None
 
 
@@ -45,7 +46,7 @@ class PublicWorker(msgspec.Struct, kw_only=True):
     sha: str | None
 
 
-class ImportFromShare(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+class ImportFromShare(Body, kw_only=True):
     token: str
 
 

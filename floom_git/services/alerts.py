@@ -1,5 +1,6 @@
-"""Worker alerts: a URL that receives a signed JSON notification when a run of the worker ends
-`failed` or `completed`. Kept in system/alerts/<ws uid>.json (the workspace's internal id; each
+"""Worker alerts: a URL that receives a signed JSON notification, and/or email addresses that
+receive a message, when a run of the worker ends `failed` or `completed` or stops for approval
+(`approval_required`). Kept in system/alerts/<ws uid>.json (the workspace's internal id; each
 alert's signing secret is server state, not workspace content) with the last deliveries of each
 alert, so failures show in the API. Targets are shown with their credentials masked."""
 
@@ -71,12 +72,20 @@ class AlertStore:
         return [msgspec.structs.replace(shown(a), secret=None) for a in self._load(ws_id).values()
                 if a.worker_id == worker_id]
 
-    def create(self, ws_id: str, worker_id: str, body: AlertCreate, allow_private: bool) -> Alert:
-        """A new alert; the response carries its signing secret (shown once)."""
-        check_url(body.url, allow_private)
+    def create(self, ws_id: str, worker_id: str, body: AlertCreate, allow_private: bool,
+               email_enabled: bool) -> Alert:
+        """A new alert; the response carries its signing secret (shown once). InvalidInput when
+        it has no target, a bad URL, or email targets while the server has no SMTP server."""
+        if body.url is None and not body.email_to:
+            raise InvalidInput("url: give a url, email_to, or both")
+        if body.url is not None:
+            check_url(body.url, allow_private)
+        if body.email_to and not email_enabled:
+            raise InvalidInput("email_to: this server sends no email (set FLOOM_SMTP_URL)")
         if not body.on:
-            raise InvalidInput("on: list at least one of failed, completed")
+            raise InvalidInput("on: list at least one of failed, completed, approval_required")
         alert = Alert(id=f"alrt_{secrets.token_hex(6)}", worker_id=worker_id, url=body.url,
+                      email_to=list(dict.fromkeys(body.email_to)),
                       on=sorted(set(body.on)), description=body.description,
                       created_at=dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
                       .replace("+00:00", "Z"), secret=secrets.token_hex(32))

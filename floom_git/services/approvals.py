@@ -49,7 +49,7 @@ def approve(ws: Workspace, run_id: str, body: ApproveBody, actor: Actor) -> tupl
     approval.status = "approved"
     approval.decided_at, approval.decided_by = iso(end), actor.user_id
     approval.reason = body.reason
-    approval.annotation = body.annotation if body.annotation is not None else body.annotations
+    approval.annotation = body.note
     approval.edited_output = body.edited_output
     approval.follow_up_run_id = follow.id
     _decided(record, "approved", approval, follow_up_run_id=follow.id)
@@ -65,10 +65,10 @@ def reject(ws: Workspace, run_id: str, body: RejectBody, actor: Actor) -> RunRec
     end = now()
     approval.status = "rejected"
     approval.decided_at, approval.decided_by = iso(end), actor.user_id
-    approval.reason = body.reason
-    approval.annotation = body.annotation if body.annotation is not None else body.annotations
-    _decided(record, "rejected", approval, reason=body.reason)
-    record.error = f"Rejected: {body.reason}" if body.reason else "Rejected by reviewer"
+    approval.reason = body.why
+    approval.annotation = body.note
+    _decided(record, "rejected", approval, reason=body.why)
+    record.error = f"Rejected: {body.why}" if body.why else "Rejected by reviewer"
     record.error_code = "approval_rejected"
     record.completed_at = iso(end)
     transition(record, "failed", error=record.error, error_code=record.error_code,

@@ -7,6 +7,7 @@ writer, one commit per request.
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from floom_git.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
 from floom_git.schemas.api import (
     ContextCreate,
     ContextDetail,
+    ContextFileOut,
     ContextSummary,
     Deleted,
     UploadResult,
@@ -23,7 +25,7 @@ from floom_git.schemas.api import (
     WriteResult,
 )
 from floom_git.services.actor import Actor
-from floom_git.services.files import content_type, file_out
+from floom_git.services.files import content_type, file_out, is_text
 from floom_git.services.workspaces import Workspace
 from floom_git.storage import history, paths
 from floom_git.storage.codec import dump_yaml, load_yaml
@@ -73,6 +75,15 @@ def _meta(folder: Path, name: str) -> dict[str, Any]:
     return meta if isinstance(meta, dict) else {}
 
 
+def exists(ws: Workspace, name: str) -> bool:
+    return _exists(ws, name)
+
+
+def is_sensitive(ws: Workspace, name: str) -> bool:
+    """Whether the pack is marked `sensitive: true` in its context.yml (left out of exports)."""
+    return _exists(ws, name) and _meta(_dir(ws, name), name).get("sensitive") is True
+
+
 def _summary(ws: Workspace, name: str) -> tuple[ContextSummary, list[str], dict[str, Any]]:
     folder = _dir(ws, name)
     files = _files(ws, folder)
@@ -83,6 +94,7 @@ def _summary(ws: Workspace, name: str) -> tuple[ContextSummary, list[str], dict[
         description=meta.get("description") if isinstance(meta.get("description"), str) else None,
         visibility=str(meta.get("visibility", "workspace")),
         writeable=bool(meta.get("writeable", False)),
+        sensitive=meta.get("sensitive") is True,
         category=meta.get("category") if isinstance(meta.get("category"), str) else None,
         file_count=len([f for f in files if f != paths.CONTEXT_META]),
         size_bytes=size,
@@ -115,6 +127,8 @@ def _meta_bytes(body: ContextCreate) -> bytes:
     meta["visibility"] = body.visibility
     if body.writeable:
         meta["writeable"] = True
+    if body.sensitive:
+        meta["sensitive"] = True
     if body.category:
         meta["category"] = body.category
     return dump_yaml(meta)
@@ -156,6 +170,16 @@ def read_file(ws: Workspace, name: str, path: str) -> tuple[bytes, str]:
     if not full.is_file() or ws.repo.repo.path_is_ignored(full.relative_to(ws.path).as_posix()):
         raise NotFound(f"File not found: {rel}")
     return full.read_bytes(), content_type(rel)
+
+
+def file_json(path: str, data: bytes, ctype: str) -> ContextFileOut:
+    """A file as JSON: UTF-8 text as it is, anything else base64."""
+    rel = paths.clean_relpath(path)
+    if is_text(data):
+        return ContextFileOut(path=rel, content=data.decode("utf-8"), is_binary=False,
+                              encoding="utf-8", size=len(data), content_type=ctype)
+    return ContextFileOut(path=rel, content=base64.b64encode(data).decode("ascii"), is_binary=True,
+                          encoding="base64", size=len(data), content_type=ctype)
 
 
 def _check_write(name: str, rel: str, data: bytes, max_bytes: int) -> None:
@@ -220,7 +244,8 @@ async def upload(
     return UploadResult(uploaded=sorted(files), sha=result.short, changed=result.sha is not None)
 
 
-async def set_visibility(ws: Workspace, actor: Actor, name: str, visibility: str) -> ContextDetail:
+async def set_meta(ws: Workspace, actor: Actor, name: str, key: str, value: Any) -> ContextDetail:
+    """Set one key of the pack's context.yml (None removes it) in one commit."""
     _require(ws, name)
     where = f"{paths.context_dir(name)}/{paths.CONTEXT_META}"
 
@@ -228,8 +253,12 @@ async def set_visibility(ws: Workspace, actor: Actor, name: str, visibility: str
         current = repo.read_blob(repo.tip(), where)
         meta = load_yaml(current, where=where) if current else {}
         meta = dict(meta) if isinstance(meta, dict) else {}
-        meta["visibility"] = visibility
-        return Changeset({where: dump_yaml(meta)}, f"context {name}: set visibility to {visibility}")
+        meta[key] = value
+        if value is None:
+            del meta[key]
+            return Changeset({where: dump_yaml(meta)}, f"context {name}: unset {key}")
+        shown = str(value).lower() if isinstance(value, bool) else value
+        return Changeset({where: dump_yaml(meta)}, f"context {name}: set {key} to {shown}")
 
     await ws.writer.write(build, actor.signature)
     return detail(ws, name)

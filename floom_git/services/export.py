@@ -34,17 +34,6 @@ ISSUES_PREFIX = "issues"
 KNOWN_TOP = {paths.WORKERS_DIR, paths.CONTEXTS_DIR, ISSUES_PREFIX, paths.WORKSPACE_MD, SUMMARY}
 
 
-def _connections(m: Manifest) -> list[str]:
-    out = []
-    for item in m.connections:
-        slug = item if isinstance(item, str) else None
-        if isinstance(item, dict):
-            slug = next((item[k] for k in ("slug", "app", "name", "id") if isinstance(item.get(k), str)), None)
-        if slug and slug not in out:
-            out.append(slug)
-    return out
-
-
 def _folders(repo: WorkspaceRepo, tip: pygit2.Commit | None, top: str) -> list[str]:
     tree = repo.entry(tip, top)
     if not isinstance(tree, pygit2.Tree):
@@ -75,7 +64,7 @@ def export_zip(ws: Workspace) -> bytes:
             continue
         for rel, data in files.items():
             entries[f"{base}/{rel}"] = data
-        conns = _connections(m)
+        conns = m.connection_slugs
         workers.append({"id": wid, "name": m.title, "trigger_type": m.trigger_type,
                         "required_secrets": list(m.exec.secrets), "required_connections": conns,
                         "file_count": len(files)})
@@ -87,6 +76,9 @@ def export_zip(ws: Workspace) -> bytes:
         base = paths.context_dir(name)
         files = {p: b.data for p, b in repo.files_at(tip, base).items() if not paths.is_secret_file(p)}
         meta = _context_meta(files.get(paths.CONTEXT_META), base)
+        if meta.get("sensitive") is True:  # marked to stay in this workspace (context.yml)
+            skipped.append({"type": "context", "id": name, "reason": "sensitive context pack"})
+            continue
         for rel, data in files.items():
             entries[f"{base}/{rel}"] = data
         contexts.append({"name": name, "file_count": len([p for p in files if p != paths.CONTEXT_META]),
@@ -253,7 +245,7 @@ async def import_bundle(ws: Workspace, actor: Actor, data: bytes, *, max_entries
             workers_imported=workers_in, contexts_imported=contexts_in,
             issues_imported=restored.imported, skipped=skipped, id_remaps=remaps,
             required_secrets=sorted({s for m in used for s in m.exec.secrets}),
-            required_connections=sorted({c for m in used for c in _connections(m)}),
+            required_connections=sorted({c for m in used for c in m.connection_slugs}),
             workspace_md_present=bundle.workspace_md, sha=None,
         )
         counts = (f"{len(workers_in)} worker(s), {len(contexts_in)} context(s), "

@@ -11,6 +11,7 @@ from floom_git.schemas.run import (
     LEVELS,
     IndexEntry,
     Overview,
+    RecentStats,
     TimeseriesPoint,
     WorkerLogLine,
     WorkerStats,
@@ -37,34 +38,67 @@ def _pct(values: list[int], q: float) -> int | None:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+def _windows(entries: list[IndexEntry]) -> tuple[list[IndexEntry], list[IndexEntry]]:
+    """(runs of the last 7 days, runs of the 7 days before), from newest-first entries."""
+    now = runs.now()
+    d7, d14 = (runs.iso(now - dt.timedelta(days=n)) for n in (7, 14))
+    return ([e for e in entries if e.created_at >= d7],
+            [e for e in entries if d14 <= e.created_at < d7])
+
+
+def _recent(all_runs: list[IndexEntry]) -> RecentStats:
+    last7, prev7 = _windows(all_runs)
+    r7, rp = _rate(last7), _rate(prev7)
+    return RecentStats(
+        last_run_at=all_runs[0].created_at if all_runs else None, runs_7d=len(last7),
+        success_rate_7d=r7,
+        success_rate_change_7d=None if r7 is None or rp is None else round(r7 - rp, 4))
+
+
+def recent_stats(ws: Workspace, worker_id: str) -> RecentStats:
+    """The list item's numbers: last run time and the 7-day success rate and its change.
+    Reads only the last 14 days of the worker's runs (entries are newest first)."""
+    d14 = runs.iso(runs.now() - dt.timedelta(days=14))
+    store = runs.store(ws)
+    recent: list[IndexEntry] = []
+    last_at = None
+    for e in store.entries(worker_id):
+        last_at = last_at or e.created_at
+        if e.created_at < d14:
+            break
+        recent.append(e)
+    stats = _recent(recent)
+    stats.last_run_at = last_at
+    return stats
+
+
 def worker_stats(ws: Workspace, worker_id: str) -> WorkerStats:
     if not runs.store(ws).count(worker_id):
         entry_or_404(ws, worker_id)
-    now = runs.now()
-    d7, d14, d30 = (runs.iso(now - dt.timedelta(days=n)) for n in (7, 14, 30))
+    d30 = runs.iso(runs.now() - dt.timedelta(days=30))
     all_runs = list(runs.store(ws).entries(worker_id))
-    last7 = [e for e in all_runs if e.created_at >= d7]
-    prev7 = [e for e in all_runs if d14 <= e.created_at < d7]
+    recent = _recent(all_runs)
     last30 = [e for e in all_runs if e.created_at >= d30]
     durations = [e.duration_ms for e in all_runs if e.duration_ms is not None and e.status == "completed"]
     failures = [e for e in all_runs if e.status == "failed"]
     counts: dict[str, int] = {}
     for e in all_runs:
         counts[e.status] = counts.get(e.status, 0) + 1
-    r7, rp = _rate(last7), _rate(prev7)
     rate_all = _rate(all_runs)
+    cost = sum(e.cost_usd or 0.0 for e in all_runs)
     return WorkerStats(
         worker_id=worker_id, total_runs=len(all_runs), total_failures=len(failures),
         error_rate=None if rate_all is None else round(1 - rate_all, 4),
-        runs_7d=len(last7), success_rate_7d=r7,
-        success_rate_change_7d=None if r7 is None or rp is None else round(r7 - rp, 4),
+        runs_7d=recent.runs_7d, success_rate_7d=recent.success_rate_7d,
+        success_rate_change_7d=recent.success_rate_change_7d,
         runs_30d=len(last30), success_rate_30d=_rate(last30),
         avg_duration_ms=int(sum(durations) / len(durations)) if durations else None,
         p50_duration_ms=_pct(durations, 0.5), p95_duration_ms=_pct(durations, 0.95),
-        last_run_at=all_runs[0].created_at if all_runs else None,
+        last_run_at=recent.last_run_at,
         last_error=failures[0].error if failures else None,
         last_error_at=(failures[0].completed_at or failures[0].created_at) if failures else None,
-        counts=counts,
+        counts=counts, total_cost_usd=round(cost, 6),
+        avg_cost_usd=round(cost / len(all_runs), 6) if all_runs else None,
     )
 
 

@@ -23,8 +23,10 @@ from floom_git.schemas.run import (
     TERMINAL,
     Approval,
     Artifact,
+    ArtifactOut,
     IndexEntry,
     LogLine,
+    OutputField,
     RunDetail,
     RunRecord,
     RunSummary,
@@ -56,9 +58,12 @@ def parse_iso(value: str, field_name: str) -> dt.datetime:
         raise InvalidInput(f"{field_name}: expected an ISO-8601 timestamp, got '{value[:40]}'") from None
     when = when if when.tzinfo else when.replace(tzinfo=dt.UTC)
     try:
-        when.astimezone(dt.UTC)  # year 1 or 9999 with an offset falls off the calendar
+        when.astimezone(dt.UTC)
     except OverflowError:
-        raise InvalidInput(f"{field_name}: '{value[:40]}' is out of range") from None
+        # Year 1 or 9999 with an offset falls off the calendar in UTC: it is before (or after)
+        # every run, which is what a filter of that moment means.
+        edge = dt.datetime.min if when.year == 1 else dt.datetime.max
+        return edge.replace(tzinfo=dt.UTC)
     return when
 
 
@@ -182,7 +187,24 @@ def validate_inputs(manifest: Manifest, given: dict[str, Any]) -> dict[str, Any]
     return out
 
 
+def check_given(manifest: Manifest, values: dict[str, Any], where: str = "input_values") -> None:
+    """Check the values given for declared inputs (none is required here); InvalidInput naming
+    the first bad one."""
+    for f in manifest.exec.inputs:
+        if not _empty(values.get(f.name)):
+            try:
+                _check_value(f, values[f.name])
+            except InvalidInput as exc:
+                raise InvalidInput(exc.message.replace("inputs.", f"{where}.", 1)) from None
+
+
+def with_saved(manifest: Manifest, given: dict[str, Any] | None) -> dict[str, Any]:
+    """The inputs a run starts from: the worker's saved `input_values`, then the run's own."""
+    return {**(manifest.input_values or {}), **(given or {})}
+
+
 def missing_required(manifest: Manifest, given: dict[str, Any]) -> list[str]:
+    given = with_saved(manifest, given)
     return [f.name for f in manifest.exec.inputs
             if f.required and _empty(given.get(f.name)) and f.default is None]
 
@@ -243,7 +265,7 @@ def create_run(
     if approval_of is None:
         _check_worker(ws, worker_id)
         manifest, sha = committed_manifest(ws, worker_id)
-        effective = validate_inputs(manifest, inputs or {})
+        effective = validate_inputs(manifest, with_saved(manifest, inputs))
         if manifest.approvals.required:
             for key in RESERVED_INPUTS:
                 effective.pop(key, None)
@@ -341,7 +363,7 @@ def finish(ws: Workspace, record: RunRecord, outcome: Outcome, manifest: Manifes
         transition(record, status, error=record.error, error_code=record.error_code,
                    completed_at=record.completed_at, duration_ms=record.duration_ms)
     s.put(record)
-    if s.hooks is not None and record.status in TERMINAL:
+    if s.hooks is not None and record.ended:  # pending_approval too: approval_required alerts
         s.hooks.finished(ws.uid, record)
 
 
@@ -464,15 +486,54 @@ def list_runs(ws: Workspace, q: RunQuery) -> tuple[list[RunSummary], int]:
     return [summary(ws, e) for e in found[q.offset:q.offset + q.limit]], len(found)
 
 
+DETAIL_LOG_LINES = 200  # log lines inlined in a run's detail; the rest via logs_url
+_KINDS = {"text/markdown": "markdown", "text/csv": "csv", "application/json": "json"}
+
+
+def _artifact_out(run_id: str, a: Artifact) -> ArtifactOut:
+    kind = _KINDS.get(a.media_type) or ("text" if a.media_type.startswith("text/") else
+                                        "image" if a.media_type.startswith("image/") else "file")
+    return ArtifactOut(**{f: getattr(a, f) for f in Artifact.__struct_fields__}, run_id=run_id,
+                       type=kind, relative_path=a.path,
+                       download_url=f"/api/runs/{run_id}/artifacts/{a.id}/download")
+
+
+def _output_schema(ws: Workspace, record: RunRecord) -> list[OutputField]:
+    """The worker's declared outputs at the run's commit, with this run's values."""
+    try:
+        manifest, _ = committed_manifest(ws, record.worker_id, record.worker_sha)
+    except (Conflict, InvalidInput, NotFound):
+        return []  # the commit is gone (a rewritten history) or never had a valid manifest
+    values = record.outputs or {}
+    return [OutputField(name=f.name, type=f.type or f.kind, label=f.label or f.name.replace("_", " ").title(),
+                        value=values.get(f.name))
+            for f in manifest.exec.outputs]
+
+
 def detail(ws: Workspace, run_id: str) -> RunDetail:
     s = store(ws)
     record = s.get(run_id)
     position = (s.hooks.queue_position(run_id) if s.hooks is not None and record.status == "queued"
                 else None)
-    fields = {f: getattr(record, f) for f in RunDetail.__struct_fields__
-              if f not in ("queue_position", "logs", "can_replay", "worker_sha")}
-    return RunDetail(**fields, worker_sha=record.worker_sha[:7], queue_position=position,
-                     logs=s.logs(run_id), can_replay=record.status in ("completed", "failed"))
+    lines = s.logs(run_id)
+    return RunDetail(
+        id=record.id, worker_id=record.worker_id, worker_name=record.worker_name,
+        worker_sha=record.worker_sha[:7], status=record.status,
+        trigger_source=record.trigger_source, trigger_ref=record.trigger_ref, runner="local",
+        created_by=record.created_by, input=record.inputs, inputs=record.inputs,
+        output=record.outputs, outputs=record.outputs, output_schema=_output_schema(ws, record),
+        error=record.error, error_code=record.error_code, exit_code=record.exit_code,
+        created_at=record.created_at, started_at=record.started_at,
+        completed_at=record.completed_at, duration_ms=record.duration_ms, queue_position=position,
+        approval=record.approval, approval_trail=record.approval,
+        approval_of=record.approval_of,
+        artifacts=[_artifact_out(record.id, a) for a in record.artifacts],
+        tool_calls=record.tool_calls, transcript=[],
+        logs=lines[:DETAIL_LOG_LINES], log_count=len(lines),
+        logs_truncated=len(lines) > DETAIL_LOG_LINES, logs_url=f"/api/runs/{record.id}/logs",
+        logs_stream_url=f"/api/runs/{record.id}/logs/stream", total_tokens=record.total_tokens,
+        total_cost_usd=record.cost_usd, can_replay=record.status in ("completed", "failed"),
+    )
 
 
 def logs(ws: Workspace, run_id: str, level: str | None, limit: int) -> list[LogLine]:

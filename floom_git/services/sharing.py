@@ -19,10 +19,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import pygit2
 
 from floom_git.errors import FloomError, InvalidInput, NotFound
+from floom_git.schemas.base import plain
 from floom_git.schemas.manifest import parse_manifest
 from floom_git.schemas.sharing import PublicWorker, ShareImported
 from floom_git.services.actor import Actor
@@ -211,8 +211,8 @@ def public_worker(manager: WorkspaceManager, store: ShareStore, token: str,
         mode=m.mode if m else None,
         runtime=m.exec.runtime if m else None,
         trigger_type=m.trigger_type if m else None,
-        inputs=[msgspec.to_builtins(f) for f in m.exec.inputs] if m else [],
-        outputs=[msgspec.to_builtins(f) for f in m.exec.outputs] if m else [],
+        inputs=[plain(f) for f in m.exec.inputs] if m else [],
+        outputs=[plain(f) for f in m.exec.outputs] if m else [],
         example_input=m.example_input if m else None,
         manifest_yaml=files[paths.MANIFEST].decode("utf-8", errors="replace"),
         files=[file_out(p, d) for p, d in sorted(files.items())],

@@ -1,5 +1,6 @@
-"""Workers: list, detail, create, replace files, flags kept in worker.yml (paused, archived,
-visibility), delete, versions, rollback, sample input and bundle.
+"""Workers: list, create, replace files, fields kept in worker.yml (paused, archived,
+visibility, triggers, input values), delete, versions, rollback, sample input and bundle.
+What a worker looks like in responses is services/worker_views.py.
 
 Flags are written into worker.yml as one-line edits, so they travel with the repository and
 there is one source of truth. Every write is one commit through the workspace writer.
@@ -8,30 +9,29 @@ there is one source of truth. Every write is one commit through the workspace wr
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import io
 import zipfile
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
-
-import msgspec
 
 from floom_git.errors import Conflict, InvalidInput, InvalidManifest, NotFound
 from floom_git.schemas.api import (
     Deleted,
-    FileOut,
     ReloadResult,
     Version,
     VersionFiles,
     WorkerCreate,
-    WorkerDetail,
-    WorkerSummary,
 )
-from floom_git.schemas.manifest import parse_manifest
+from floom_git.schemas.manifest import Manifest, parse_manifest
+from floom_git.schemas.run import WorkerPatch
 from floom_git.services import sync
 from floom_git.services.actor import Actor
+from floom_git.services.cron import next_fire
 from floom_git.services.files import decode_files, file_out
 from floom_git.services.registry import WorkerEntry, validate_worker
+from floom_git.services.runs import check_given
 from floom_git.services.workspaces import Workspace
 from floom_git.storage import history, paths
 from floom_git.storage.codec import dump_yaml, load_yaml, set_top_level
@@ -59,33 +59,9 @@ def entry_or_404(ws: Workspace, worker_id: str) -> WorkerEntry:
     return entry
 
 
-def _summary_fields(entry: WorkerEntry, starred: Collection[str], shape: str) -> dict[str, Any]:
-    m = entry.manifest
-    fields: dict[str, Any] = dict(
-        id=entry.id,
-        name=m.title if m else entry.id,
-        description=m.effective_description if m else None,
-        version=m.version if m else None,
-        status=entry.status,
-        error=entry.error,
-        visibility=m.visibility if m else "private",
-        paused=bool(m and m.paused),
-        archived=bool(m and m.archived),
-        tags=list(m.tags) if m else [],
-        trigger_type=m.trigger_type if m else None,
-        mode=m.mode if m else None,
-        runtime=m.exec.runtime if m else None,
-        starred=entry.id in starred,
-        updated_at=entry.updated_at,
-    )
-    if shape != "list":
-        fields["inputs"] = [msgspec.to_builtins(f) for f in m.exec.inputs] if m else []
-    return fields
-
-
-def list_workers(
+def list_entries(
     ws: Workspace, query: ListQuery, starred: Collection[str] = ()
-) -> tuple[list[WorkerSummary], int]:
+) -> tuple[list[WorkerEntry], int]:
     """Filtered page of workers and the total that matched (for X-Total-Count)."""
     if query.status is not None and query.status not in STATUSES:
         raise InvalidInput(f"status: must be one of {', '.join(sorted(STATUSES))}")
@@ -104,39 +80,7 @@ def list_workers(
             if needle not in hay.lower():
                 continue
         matched.append(entry)
-    page = matched[query.offset : query.offset + query.limit]
-    return [WorkerSummary(**_summary_fields(e, starred, query.shape)) for e in page], len(matched)
-
-
-def detail(ws: Workspace, worker_id: str, secret_names: Collection[str] | None = None,
-           starred: Collection[str] = ()) -> WorkerDetail:
-    entry = entry_or_404(ws, worker_id)
-    if secret_names is None:
-        secret_names = ws.secret_names()
-    folder = ws.path / paths.worker_dir(entry.id)
-    files: list[FileOut] = []
-    for rel in entry.files:
-        try:
-            files.append(file_out(rel, (folder / rel).read_bytes()))
-        except OSError:
-            continue  # deleted between listing and reading; the next reload drops it
-    m = entry.manifest
-    declared = list(m.exec.secrets) if m else []
-    tip = ws.repo.tip()
-    return WorkerDetail(
-        **_summary_fields(entry, starred, "full"),
-        manifest=msgspec.to_builtins(m) if m else None,
-        manifest_yaml=entry.manifest_text,
-        entry=m.entry if m else None,
-        command=m.command if m else None,
-        declared_secrets=declared,
-        missing_secrets=[s for s in declared if s not in secret_names],
-        outputs=[msgspec.to_builtins(f) for f in m.exec.outputs] if m else [],
-        triggers=[msgspec.to_builtins(t) for t in m.all_triggers] if m else [],
-        example_input=m.example_input if m else None,
-        files=files,
-        sha=str(tip.id)[:7] if tip else None,
-    )
+    return matched[query.offset : query.offset + query.limit], len(matched)
 
 
 def _where_name(text: bytes) -> str | None:
@@ -148,7 +92,9 @@ def _where_name(text: bytes) -> str | None:
     return name if isinstance(name, str) and paths.WORKER_ID_RE.match(name) else None
 
 
-async def create(ws: Workspace, actor: Actor, body: WorkerCreate, max_bytes: int) -> WorkerDetail:
+def _source_files(body: WorkerCreate, max_bytes: int) -> dict[str, bytes]:
+    """{path: bytes} of a create/update body: `files`, then worker_yml (or manifest), run_py and
+    skill_md on top. InvalidInput for bad paths or a manifest given twice."""
     files = decode_files(body.files, max_bytes)
     sources = [s for s in (body.worker_yml, body.manifest) if s is not None]
     if len(sources) > 1:
@@ -163,6 +109,12 @@ async def create(ws: Workspace, actor: Actor, body: WorkerCreate, max_bytes: int
         files["run.py"] = body.run_py.encode()
     if body.skill_md is not None:
         files["SKILL.md"] = body.skill_md.encode()
+    return files
+
+
+async def create(ws: Workspace, actor: Actor, body: WorkerCreate, max_bytes: int) -> str:
+    """Create a worker from a manifest plus files in one commit; returns its id."""
+    files = _source_files(body, max_bytes)
     worker_id = _where_name(files[paths.MANIFEST])
     if worker_id is None:
         # Let the parser produce the precise message (bad YAML, missing or invalid name).
@@ -178,12 +130,30 @@ async def create(ws: Workspace, actor: Actor, body: WorkerCreate, max_bytes: int
         return Changeset({f"{base}/{p}": d for p, d in files.items()}, f"worker: create {worker_id}")
 
     await ws.writer.write(build, actor.signature)
-    return detail(ws, worker_id)
+    return worker_id
+
+
+async def update_source(
+    ws: Workspace, actor: Actor, worker_id: str, body: WorkerCreate, max_bytes: int
+) -> None:
+    """Write the given source files over the worker's (others stay) in one commit; the result
+    must validate and keep `name` equal to the id. No commit when nothing changes."""
+    entry_or_404(ws, worker_id)
+    files = _source_files(body, max_bytes)
+    base = paths.worker_dir(worker_id)
+
+    def build(repo: WorkspaceRepo) -> Changeset:
+        current = {p: b.data for p, b in repo.files_at(repo.tip(), base).items()}
+        validate_worker(worker_id, {**current, **files})
+        return Changeset({f"{base}/{p}": d for p, d in files.items()},
+                         f"worker {worker_id}: update source")
+
+    await ws.writer.write(build, actor.signature)
 
 
 async def replace_files(
     ws: Workspace, actor: Actor, worker_id: str, files_in: list, max_bytes: int
-) -> WorkerDetail:
+) -> None:
     entry_or_404(ws, worker_id)
     files = decode_files(files_in, max_bytes)
     validate_worker(worker_id, files)
@@ -193,13 +163,19 @@ async def replace_files(
     await ws.writer.write(
         lambda repo: Changeset(changes, f"worker {worker_id}: replace files"), actor.signature
     )
-    return detail(ws, worker_id)
 
 
-async def set_field(
-    ws: Workspace, actor: Actor, worker_id: str, key: str, value: Any, message: str
-) -> WorkerDetail:
-    """Set one top-level field of worker.yml (a one-line edit) and commit it."""
+Edit = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+async def edit_manifest(
+    ws: Workspace, actor: Actor, worker_id: str, edits: dict[str, Any] | Edit, message: str,
+    check: Callable[[Manifest], None] | None = None,
+) -> bool:
+    """Set top-level fields of worker.yml (None removes one) in one commit, editing only their
+    lines. `edits` may be a function of the committed manifest (as a mapping) returning the
+    fields, so a change computed from the current value is made under the writer lock.
+    The result must validate. Returns whether anything changed (no commit otherwise)."""
     entry_or_404(ws, worker_id)
     where = f"{paths.worker_dir(worker_id)}/{paths.MANIFEST}"
 
@@ -207,12 +183,107 @@ async def set_field(
         current = repo.read_blob(repo.tip(), where)
         if current is None:
             raise NotFound(NOT_FOUND)
-        text = set_top_level(current.decode("utf-8"), key, value)
-        parse_manifest(text.encode(), where=where, folder=worker_id)
+        text = current.decode("utf-8")
+        if callable(edits):
+            raw = load_yaml(current, where=where)
+            fields = edits(raw if isinstance(raw, dict) else {})
+        else:
+            fields = edits
+        for key, value in fields.items():
+            text = set_top_level(text, key, value)
+        if text.encode() == current:
+            return None
+        manifest = parse_manifest(text.encode(), where=where, folder=worker_id)
+        if check is not None:
+            check(manifest)
         return Changeset({where: text.encode()}, message)
 
-    await ws.writer.write(build, actor.signature)
-    return detail(ws, worker_id)
+    result = await ws.writer.write(build, actor.signature)
+    return result is not None and result.sha is not None
+
+
+SCHEDULE_KINDS = ("schedule", "cron", "scheduled")
+
+
+def _triggers(raw: dict[str, Any], body: WorkerPatch) -> list[dict[str, Any]] | None:
+    """The new `triggers:` of a PATCH, or None when it leaves them alone. `trigger_type`
+    replaces every trigger with one of that type (a schedule keeps its cron and zone unless
+    new ones are given); `cron`/`timezone` alone edit the worker's schedule trigger."""
+    cron = body.cron if body.cron is not None else body.cron_expr
+    zone = body.timezone if body.timezone is not None else body.cron_timezone
+    if body.trigger_type is None and cron is None and zone is None:
+        return None
+    listed = raw.get("triggers") or ([raw["trigger"]] if isinstance(raw.get("trigger"), dict) else [])
+    current = [dict(t) for t in listed if isinstance(t, dict)]
+    at = next((i for i, t in enumerate(current) if t.get("type") in SCHEDULE_KINDS), None)
+    if body.trigger_type is None:
+        if at is None:
+            raise InvalidInput("cron: the worker has no schedule trigger; send trigger_type "
+                               "\"schedule\" with it")
+        current[at].update({k: v for k, v in (("cron", cron), ("timezone", zone)) if v is not None})
+        return current
+    if body.trigger_type in SCHEDULE_KINDS:
+        old = current[at] if at is not None else {}
+        cron = cron or old.get("cron")
+        zone = zone or old.get("timezone")
+        if not cron:
+            raise InvalidInput("cron: a schedule trigger needs a cron expression")
+        return [{"type": "schedule", "cron": cron, **({"timezone": zone} if zone else {})}]
+    return [{"type": body.trigger_type}]
+
+
+def check_settings(manifest: Manifest) -> None:
+    """What a settings edit must leave valid beyond the manifest schema: every cron and zone
+    parse, and saved input values fit the declared inputs. InvalidInput naming the field."""
+    for i, t in enumerate(manifest.all_triggers):
+        if t.cron:
+            try:
+                next_fire(t.cron, t.timezone, dt.datetime.now(dt.UTC))
+            except ValueError as exc:
+                raise InvalidInput(f"triggers[{i}]: {exc}") from None
+    check_given(manifest, manifest.input_values or {})
+
+
+def patch_edits(body: WorkerPatch) -> tuple[Edit, list[str]]:
+    """The worker.yml edits of PATCH /workers/{id} (a function of the committed manifest) and
+    the names of the settings it touches (for the commit message)."""
+    touched = [name for name, value in (("enabled", body.enabled), ("input_values", body.input_values),
+                                        ("visibility", body.visibility), ("title", body.name),
+                                        ("description", body.description)) if value is not None]
+    if any(v is not None for v in (body.trigger_type, body.cron, body.cron_expr, body.timezone,
+                                   body.cron_timezone)):
+        touched.append("triggers")
+
+    def edits(raw: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if body.enabled is not None:
+            out["paused"] = None if body.enabled else True
+            if body.enabled and raw.get("enabled") is False:
+                out["enabled"] = None
+        if body.input_values is not None:
+            out["input_values"] = body.input_values or None
+        if body.visibility is not None:
+            out["visibility"] = body.visibility
+        if body.name is not None:
+            out["title"] = body.name
+        if body.description is not None:
+            out["description"] = body.description
+        triggers = _triggers(raw, body)
+        if triggers is not None:
+            out["triggers"] = triggers
+            out["trigger"] = None
+        # What worker.yml already says (or means by leaving it out) is no change.
+        current = {"visibility": "private", **raw}
+        return {k: v for k, v in out.items() if current.get(k) != v}
+
+    return edits, touched
+
+
+async def set_field(
+    ws: Workspace, actor: Actor, worker_id: str, key: str, value: Any, message: str
+) -> None:
+    """Set one top-level field of worker.yml (a one-line edit) and commit it."""
+    await edit_manifest(ws, actor, worker_id, {key: value}, message)
 
 
 async def delete(ws: Workspace, actor: Actor, worker_id: str) -> Deleted:
@@ -253,7 +324,7 @@ def version_files(ws: Workspace, worker_id: str, sha: str) -> VersionFiles:
     )
 
 
-async def rollback(ws: Workspace, actor: Actor, worker_id: str, sha: str) -> WorkerDetail:
+async def rollback(ws: Workspace, actor: Actor, worker_id: str, sha: str) -> None:
     paths.check_worker_id(worker_id)
     base = paths.worker_dir(worker_id)
 
@@ -263,7 +334,6 @@ async def rollback(ws: Workspace, actor: Actor, worker_id: str, sha: str) -> Wor
 
     await ws.writer.write(build, actor.signature)
     ws.workers.reload([worker_id])
-    return detail(ws, worker_id)
 
 
 def sample_input(ws: Workspace, worker_id: str) -> dict[str, Any]:

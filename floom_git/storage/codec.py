@@ -66,26 +66,41 @@ def dump_json(data: Any) -> bytes:
     return (json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False) + "\n").encode()
 
 
-def set_top_level(text: str, key: str, value: Any) -> str:
-    """Set top-level `key: value` in YAML `text`, editing only that line (appended if absent).
+def _continues(lines: list[str], i: int) -> bool:
+    """Whether line `i` still belongs to the block value of the top-level key above it: indented
+    (an indented comment too), a `- ` item at column 0, or blank/column-0 comment lines followed
+    by such a line."""
+    for line in lines[i:]:
+        if line.strip() and line[:1] in (" ", "\t", "-"):
+            return True  # indented (comments too) or an item: still the block
+        if not line.strip() or line.startswith("#"):
+            continue  # blank or a column-0 comment: the next content line decides
+        return False
+    return False
 
-    Removes the line when `value` is None. Scalars only.
-    """
-    rendered = yaml.dump({key: value}, Dumper=_Dumper, default_flow_style=True, width=10_000)
-    line = rendered.strip().strip("{}")
-    pattern = re.compile(rf"^{re.escape(key)}\s*:.*$", re.MULTILINE)
-    if pattern.search(text):
-        # A block value (lines indented below the key) would be left dangling; refuse that.
-        match = pattern.search(text)
-        assert match is not None
-        rest = text[match.end():].split("\n", 2)
-        if len(rest) > 1 and rest[1][:1] in (" ", "\t", "-") and rest[1].strip():
-            raise InvalidInput(f"worker.yml: `{key}` is not a single-line value; edit it by hand")
-        if value is None:
-            return re.sub(rf"^{re.escape(key)}\s*:.*(\n|$)", "", text, count=1, flags=re.MULTILINE)
-        return pattern.sub(line.replace("\\", "\\\\"), text, count=1)
+
+def set_top_level(text: str, key: str, value: Any) -> str:
+    """Set top-level `key: value` in YAML `text`, replacing only that key's lines (its line and
+    a block value below it) and keeping every other line and comment as it was. Appended when
+    absent; removed when `value` is None. Scalars stay on one line; lists and mappings are
+    written in block style under the key."""
+    flow = yaml.dump({key: value}, Dumper=_Dumper, default_flow_style=True, width=10_000)
+    if isinstance(value, dict | list) and value or "\n" in flow.strip():
+        rendered = yaml.dump({key: value}, Dumper=_Dumper, default_flow_style=False,
+                             sort_keys=False, allow_unicode=True)
+    else:
+        rendered = flow.strip()[1:-1] + "\n"
+    lines = text.splitlines(keepends=True)
+    head = re.compile(rf"^{re.escape(key)}\s*:")
+    for i, line in enumerate(lines):
+        if head.match(line):
+            end = i + 1
+            while end < len(lines) and _continues(lines, end):
+                end += 1
+            tail = lines[end:]
+            return "".join(lines[:i] + ([] if value is None else [rendered]) + tail)
     if value is None:
         return text
     if text and not text.endswith("\n"):
         text += "\n"
-    return text + line + "\n"
+    return text + rendered

@@ -78,7 +78,8 @@ async def test_reject_run_by_approval_id_fails_it_with_reason(client):
     run = await pending_run(client)
     apr = run["approval"]["id"]
     resp = await client.post(f"/api/approvals/{apr}/reject", json={"reason": "wrong person"})
-    assert (await resp.json()) == {"status": "rejected", "run_id": run["id"], "approval_id": apr}
+    assert (await resp.json()) == {"status": "rejected", "run_id": run["id"], "approval_id": apr,
+                                   "follow_up_run_id": None}
     done = await (await client.get(f"/api/runs/{run['id']}")).json()
     assert done["status"] == "failed" and done["error_code"] == "approval_rejected"
     assert done["error"] == "Rejected: wrong person"

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from floom_git.http.keys import IDENTITY, MANAGER
-from tests.conftest import SECRET, add_member, uid
+from tests.conftest import SECRET, WORKER_YML, add_member, uid
 
 
 async def test_create_personal_token_shows_value_once(anon):
@@ -27,7 +27,7 @@ async def test_create_personal_token_shows_value_once(anon):
 
 
 @pytest.mark.parametrize("body", [{}, {"name": ""}, {"name": "x", "expires_days": 0},
-                                  {"name": "x", "role": "owner"}, {"name": "x", "extra": 1}])
+                                  {"name": "x", "role": "owner"}, {"name": "x", "expires_days": "soon"}])
 async def test_create_personal_token_bad_body_is_400(anon, body):
     _, headers = add_member(anon.server.app, "default", "member", "alice")
     resp = await anon.post("/auth/tokens", json=body, headers=headers)
@@ -82,6 +82,22 @@ async def test_workspace_token_acts_only_in_its_workspace(anon):
     resp = await anon.delete(f"/api/workspace/tokens/{created['id']}", headers=admin)
     assert resp.status == 200 and (await resp.json())["revoked"] is True
     assert (await anon.get("/api/workers", headers=ws_token)).status == 401
+
+
+@pytest.mark.parametrize(("role", "reads", "writes"), [("viewer", 200, 403), ("member", 200, 201)])
+async def test_workspace_token_may_do_what_its_role_allows(anon, role, reads, writes):
+    """The decision (README, "Workspace tokens"): the role an admin mints decides, as for a
+    member; the reference's read-and-run-only token is not copied, since CI pushes with these."""
+    _, admin = add_member(anon.server.app, "default", "admin", "alice")
+    created = await (await anon.post("/api/workspace/tokens", json={"name": "ci", "role": role},
+                                     headers=admin)).json()
+    token = {"x-floom-token": created["token"]}
+    assert (await anon.get("/api/workers/word-count", headers=token)).status == reads
+    run = await anon.post("/api/workers/word-count/runs", json={"inputs": {"text": "a"}}, headers=token)
+    assert run.status == (200 if role == "member" else 403)
+    body = {"worker_yml": WORKER_YML.format(name="ci-made", title="CI"), "run_py": "print(1)\n"}
+    assert (await anon.post("/api/workers", json=body, headers=token)).status == writes
+    assert (await anon.post("/api/workers/reload", headers=token)).status == (200 if role == "member" else 403)
 
 
 async def test_workspace_token_role_is_capped_by_creator(anon):

@@ -92,6 +92,23 @@ async def test_export_workspace_never_contains_secret_files(admin, ws_path):
     assert b"hunter2" not in data and b"PRIVATE KEY" not in data
 
 
+async def test_export_workspace_leaves_sensitive_context_out(admin, ws_path):
+    resp = await admin.post("/api/contexts/payroll", json={"sensitive": True})
+    assert resp.status == 201 and (await resp.json())["sensitive"] is True
+    await admin.put("/api/contexts/payroll/files/salaries.csv", data=b"ada,100\n")
+    marked = await admin.patch("/api/contexts/company/sensitive", json={"sensitive": True})
+    assert (await marked.json())["sensitive"] is True
+    assert git(ws_path, "log", "-1", "--format=%s").strip() == "context company: set sensitive to true"
+    files = read_zip(await _export(admin))
+    assert not [n for n in files if n.startswith(("contexts/payroll/", "contexts/company/"))]
+    summary = json.loads(files["workspace.json"])
+    assert summary["contexts"] == [] and summary["counts"]["contexts"] == 0
+    assert {"type": "context", "id": "payroll", "reason": "sensitive context pack"} in summary["skipped"]
+    unmarked = await admin.patch("/api/contexts/company/sensitive", json={"sensitive": False})
+    assert (await unmarked.json())["sensitive"] is False
+    assert "contexts/company/about.md" in read_zip(await _export(admin))
+
+
 async def test_export_workspace_needs_admin(client):
     resp = await client.get("/api/workspace/export")
     assert resp.status == 403

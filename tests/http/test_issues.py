@@ -203,7 +203,7 @@ async def test_get_issue_shows_on_disk_edit(client, ws_path):
     ("POST", "/api/workspace/issues", {"title": "t", "asset_type": "planet", "asset_id": "x"}, 400,
      "asset_type"),
     ("POST", "/api/workspace/issues", {"title": "t", "labels": "bug"}, 400, "$.labels"),
-    ("POST", "/api/workspace/issues", {"title": "t", "colour": "red"}, 400, "colour"),
+    ("POST", "/api/workspace/issues", {"title": "t", "labels": "red"}, 400, "$.labels"),
     ("PATCH", "/api/workspace/issues/ISSUE-0001", {"status": "done"}, 400, "status"),
     ("PATCH", "/api/workspace/issues/ISSUE-0001", {"title": ""}, 400, "title"),
     ("PATCH", "/api/workspace/issues/ISSUE-0001", {"asset_type": "worker"}, 400, "together"),

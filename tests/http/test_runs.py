@@ -261,7 +261,7 @@ async def test_list_runs_filters_paging_and_cursor(client):
 
 @pytest.mark.parametrize(("query", "detail"), [
     ("status=done", "status: 'done' is not one of"),
-    ("limit=500", "limit: must be between 1 and 200"),
+    ("limit=0", "limit: must be at least 1"),
     ("before_id=run_x", "before_id: pass it together with before_created_at"),
     ("since=yesterday", "since: expected an ISO-8601 timestamp"),
 ])
@@ -269,6 +269,24 @@ async def test_list_runs_bad_query_is_400(client, query, detail):
     resp = await client.get(f"/api/runs?{query}")
     assert resp.status == 400
     assert (await resp.json())["detail"].startswith(detail)
+
+
+async def test_list_runs_timestamps_at_the_calendar_edges_filter_everything(client):
+    rid = (await trigger(client, "word-count", {"text": "a"}))["run_id"]
+    for query, ids in (("before_created_at=0001-01-01T00:00:00%2B01:00", []),
+                       ("since=0001-01-01T00:00:00%2B01:00", [rid]),
+                       ("until=9999-12-31T23:59:59-01:00", [rid])):
+        resp = await client.get(f"/api/runs?{query}")
+        assert resp.status == 200, await resp.text()
+        assert [r["id"] for r in await resp.json()] == ids, query
+
+
+async def test_list_runs_limit_over_200_is_capped(client):
+    for _ in range(3):
+        await trigger(client, "word-count", {"text": "a b"})
+    resp = await client.get("/api/runs?limit=500")
+    assert resp.status == 200
+    assert len(await resp.json()) == 3 and resp.headers["X-Total-Count"] == "3"
 
 
 async def test_get_run_unknown_is_404(client):
@@ -381,6 +399,54 @@ async def test_cancel_queued_then_running_run(client):
     resp = await client.post(f"/api/runs/{first}/cancel")
     assert resp.status == 409
     assert (await resp.json())["detail"] == f"Run {first} is already cancelled"
+
+
+async def test_get_run_has_one_shape_in_every_state(client):
+    from floom_git.schemas.run import RunDetail
+
+    await make_worker(client, "sleeper", SLEEPER)
+    await make_worker(client, "asks", RESULT_OK, extra="approvals:\n  required: true\n")
+    await make_worker(client, "broken", "import sys\nsys.exit(3)\n")
+    running = (await trigger(client, "sleeper"))["run_id"]
+    queued = (await trigger(client, "sleeper"))["run_id"]
+    await wait_log(client, running, "child ")
+    seen = {"running": await (await client.get(f"/api/runs/{running}")).json(),
+            "queued": await (await client.get(f"/api/runs/{queued}")).json()}
+    for rid in (queued, running):
+        await client.post(f"/api/runs/{rid}/cancel")
+    seen["cancelled"] = await wait_run(client, running)
+    for worker, inputs in (("word-count", {"text": "a"}), ("asks", {}), ("broken", {})):
+        run = await wait_run(client, (await trigger(client, worker, inputs))["run_id"])
+        seen[run["status"]] = run
+    assert {k: v["status"] for k, v in seen.items()} == {
+        "running": "running", "queued": "queued", "cancelled": "cancelled",
+        "completed": "completed", "pending_approval": "pending_approval", "failed": "failed"}
+    for state, run in seen.items():
+        assert list(run) == list(RunDetail.__struct_fields__), state
+    assert seen["queued"]["output"] is None and seen["queued"]["approval_trail"] is None
+    assert seen["queued"]["queue_position"] == 1 and seen["completed"]["queue_position"] is None
+    assert seen["completed"]["output"] == seen["completed"]["outputs"] == {"words": 1, "lines": 1,
+                                                                           "longest": "a"}
+    assert seen["completed"]["output_schema"] == [
+        {"name": "words", "type": "number", "label": "Words", "value": 1},
+        {"name": "lines", "type": "number", "label": "Lines", "value": 1},
+        {"name": "longest", "type": "string", "label": "Longest", "value": "a"}]
+    assert seen["pending_approval"]["approval_trail"]["id"] == seen["pending_approval"]["approval"]["id"]
+
+
+@pytest.mark.parametrize(("accept", "ctype"), [
+    (None, "application/x-ndjson"), ("*/*", "application/x-ndjson"),
+    ("application/x-ndjson", "application/x-ndjson"), ("application/json", "application/json"),
+    ("application/json, application/x-ndjson;q=0.5", "application/json"),
+    ("text/html", "application/x-ndjson"),
+])
+async def test_get_run_logs_negotiates_json_or_ndjson(client, accept, ctype):
+    run = await wait_run(client, (await trigger(client, "word-count", {"text": "a b"}))["run_id"])
+    resp = await client.get(f"/api/runs/{run['id']}/logs", headers={"Accept": accept} if accept else {})
+    assert resp.status == 200 and resp.content_type == ctype
+    text = await resp.text()
+    lines = json.loads(text) if ctype == "application/json" else [json.loads(x) for x in text.splitlines()]
+    assert lines == run["logs"] and run["log_count"] == len(lines)
 
 
 # -- live streams -----------------------------------------------------------------------------------

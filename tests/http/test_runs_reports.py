@@ -69,6 +69,12 @@ async def test_alert_on_failure_posts_signed_json_and_records_delivery(client, r
     assert listed[0]["deliveries"][0]["run_id"] == rid
 
 
+async def test_create_email_alert_without_smtp_is_400(client):
+    resp = await client.post("/api/workers/word-count/alerts", json={"email_to": ["ops@example.com"]})
+    assert resp.status == 400
+    assert (await resp.json())["detail"] == "email_to: this server sends no email (set FLOOM_SMTP_URL)"
+
+
 async def test_alert_delivery_failure_is_retried_and_visible(client, receiver):
     await make_worker(client, "flaky", FAILING)
     await client.post("/api/workers/flaky/alerts", json={"url": str(receiver.make_url("/fail"))})
@@ -86,7 +92,7 @@ async def test_alert_delivery_failure_is_retried_and_visible(client, receiver):
     failed = next(a for a in listed if a["deliveries"])
     assert failed["deliveries"][0] | {"at": None} == {
         "run_id": rid, "event": "run.failed", "at": None, "ok": False, "attempts": 3,
-        "status": 500, "error": "HTTP 500"}
+        "channel": "webhook", "target": failed["url"], "status": 500, "error": "HTTP 500"}
     assert [p for p, _, _ in receiver.received] == ["/fail"] * 3  # "completed" alert not called
 
 

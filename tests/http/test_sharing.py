@@ -102,7 +102,7 @@ async def test_create_share_link_with_expiry(client):
 @pytest.mark.parametrize("worker_id,body,status", [
     ("no-such-worker", None, 404),
     ("word-count", {"expires_in_days": 0}, 400),
-    ("word-count", {"colour": 1}, 400),
+    ("word-count", {"expires_in_days": "soon"}, 400),
 ])
 async def test_create_share_link_bad_input(client, worker_id, body, status):
     resp = await client.post(f"/api/workers/{worker_id}/share-link", json=body)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import platform
 import re
+import subprocess
 
 import pytest
 
@@ -68,6 +70,13 @@ async def test_openapi_describes_every_route(client):
     assert "/workers/{id}/rollback/{sha}" in page and "http" not in page.split("<body>")[1].split("/openapi.json")[0].replace("href='", "")
 
 
+def _git_version() -> str:
+    return subprocess.run(["git", "--version"], capture_output=True, text=True, check=True).stdout.split()[2]
+
+
 async def test_system_info(client):
     body = await (await client.get("/api/system/info")).json()
     assert body["version"] and body["workspaces"] == 1
+    assert body["environment"] == "production" and body["runner"] == "local"
+    assert body["git_version"] == _git_version()
+    assert body["python_version"] == platform.python_version() and body["started_at"].endswith("Z")

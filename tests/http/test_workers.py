@@ -20,7 +20,10 @@ async def test_list_workers_under_every_prefix(client):
     for prefix in ("", "/api", "/v1", "/api/v1"):
         resp = await client.get(f"{prefix}/workers?shape=list")
         assert resp.status == 200, prefix
-        assert "inputs" not in (await resp.json())[0]
+        item = (await resp.json())[0]
+        assert item["inputs"] is None  # the trimmed payload keeps the field, null
+        full = (await (await client.get(f"{prefix}/workers")).json())[0]
+        assert set(item) == set(full) and isinstance(full["inputs"], list)
 
 
 async def test_create_worker_commits_and_shows(client, ws_path):
@@ -78,12 +81,21 @@ async def test_create_worker_malformed_json_is_400(client):
     assert "malformed JSON" in (await resp.json())["detail"]
 
 
-async def test_create_worker_unknown_field_is_400(client):
+async def test_create_worker_unknown_field_is_ignored(client):
     body = worker_body()
-    body["bogus"] = 1
+    body["bogus"] = 1  # the reference's clients send fields this server does not know
+    resp = await client.post("/api/workers", json=body)
+    assert resp.status == 201, await resp.text()
+
+
+async def test_create_worker_known_field_of_wrong_type_is_400(client, ws_path):
+    before = commit_count(ws_path)
+    body = worker_body()
+    body["run_py"] = 7
     resp = await client.post("/api/workers", json=body)
     assert resp.status == 400
-    assert "bogus" in (await resp.json())["detail"]
+    assert (await resp.json())["detail"] == "request body: Expected `str | null`, got `int` - at `$.run_py`"
+    assert commit_count(ws_path) == before
 
 
 async def test_create_worker_traversal_in_file_path_is_400(client, ws_path):

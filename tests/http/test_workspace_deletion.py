@@ -80,6 +80,8 @@ async def test_delete_workspace_then_recreate_as_another_user_sees_nothing(
     await _ok(await client.post("/api/secrets/API_KEY", json={"value": "old-tenant"}, headers=alice))
     hook = await _ok(await client.post("/api/workers/hooked/webhook-secret/rotate", headers=alice))
     share = await _ok(await client.post("/api/workers/hooked/share-link", headers=alice), 201)
+    await _ok(await client.patch("/api/workers/hooked", json={"starred": True}, headers=alice))
+    assert (settings.system_dir / "stars" / f"{old_uid}.json").exists()
     await _ok(await client.post("/api/workers/hooked/alerts", headers=alice,
                                 json={"url": alert_url, "on": ["completed", "failed"]}), 201)
     await _ok(await client.post("/api/workspaces/x/members/invite", headers=alice,
@@ -120,7 +122,7 @@ async def test_delete_workspace_then_recreate_as_another_user_sees_nothing(
     assert app[ENGINE].active == 0 and not app[ENGINE]._queue
     assert not (settings.spool_dir / old_uid).exists()
     assert not app[SCHEDULER].state(old_uid)
-    assert not list(settings.system_dir.glob(f"*/{old_uid}*"))  # webhooks, alerts, secrets
+    assert not list(settings.system_dir.glob(f"*/{old_uid}*"))  # webhooks, alerts, stars, secrets
 
     # another user creates a workspace with the same name
     bob = await _user(app, "bob")

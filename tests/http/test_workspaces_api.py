@@ -27,7 +27,9 @@ async def test_create_workspace_makes_creator_owner(anon, settings):
     assert "name: Sales Team" in (repo / "workspace.yml").read_text()
     assert git(repo, "log", "--format=%an %s").strip() == "alice workspace: create sales-team"
     listed = await (await anon.get("/api/workspaces", headers=alice)).json()
-    assert [(w["id"], w["role"]) for w in listed] == [("default", "member"), ("sales-team", "owner")]
+    assert [(w["id"], w["role"]) for w in listed["workspaces"]] == [("default", "member"),
+                                                                    ("sales-team", "owner")]
+    assert listed["active_id"] == "default"
     members = await (await anon.get("/api/workspaces/sales-team/members", headers=alice)).json()
     assert [(m["username"], m["role"]) for m in members["members"]] == [("alice", "owner")]
     assert members["my_role"] == "owner"
@@ -37,7 +39,7 @@ async def test_create_workspace_makes_creator_owner(anon, settings):
 
 @pytest.mark.parametrize("body,status", [
     ({"id": "Bad Id"}, 400), ({"id": "default"}, 409), ({}, 400), ({"name": "x" * 101}, 400),
-    ({"id": "ok", "surprise": 1}, 400), ({"name": "default"}, 409),
+    ({"id": "ok", "name": 5}, 400), ({"name": "default"}, 409),
 ])
 async def test_create_workspace_bad_input_changes_nothing(anon, settings, body, status):
     _, alice = add_member(anon.server.app, "default", "member", "alice")
@@ -51,8 +53,9 @@ async def test_list_workspaces_shows_only_mine(anon):
     await app[MANAGER].create("secret-project")
     _, alice = add_member(app, "default", "viewer", "alice")
     _, root = add_member(app, "default", None, "root", admin=True)
-    assert [w["id"] for w in await (await anon.get("/api/workspaces", headers=alice)).json()] == ["default"]
-    everything = await (await anon.get("/api/workspaces", headers=root)).json()
+    mine = (await (await anon.get("/api/workspaces", headers=alice)).json())["workspaces"]
+    assert [w["id"] for w in mine] == ["default"]
+    everything = (await (await anon.get("/api/workspaces", headers=root)).json())["workspaces"]
     assert {(w["id"], w["role"]) for w in everything} == {("default", "owner"), ("secret-project", "owner")}
     resp = await anon.get("/api/workers", headers={**alice, "x-workeros-workspace": "secret-project"})
     assert resp.status == 403 and (await resp.json())["detail"] == "Not a member of the workspace"
@@ -128,7 +131,8 @@ async def test_select_workspace_sets_the_active_one(anon):
     me = await (await anon.get("/auth/me", headers={**alice, "x-workeros-workspace": "default"})).json()
     assert me["workspace"]["id"] == "default" and me["role"] == "member"
     listed = await (await anon.get("/api/workspaces", headers=alice)).json()
-    assert [w["id"] for w in listed if w["active"]] == ["second"]
+    assert [w["id"] for w in listed["workspaces"] if w["active"]] == ["second"]
+    assert listed["active_id"] == "second"
 
 
 async def test_select_workspace_not_a_member_is_403(anon):
@@ -324,7 +328,7 @@ async def test_device_flow_rate_limit_per_ip(aiohttp_client, settings):
 
 async def test_shared_secret_lists_every_workspace(client):
     await client.app[MANAGER].create("second")
-    listed = await (await client.get("/api/workspaces")).json()
+    listed = (await (await client.get("/api/workspaces")).json())["workspaces"]
     assert [(w["id"], w["role"]) for w in listed] == [("default", "member"), ("second", "member")]
     assert (await client.get("/api/workers", headers={"x-workeros-workspace": "second"})).status == 200
     assert SECRET

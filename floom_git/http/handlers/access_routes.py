@@ -19,6 +19,7 @@ T = "tokens"
 WS = "workspaces"
 SEC = "secrets"
 ON_PATH = {"workspace_param": "id"}
+PENDING_CODE = "the user code must name a device sign-in that is still pending"
 
 
 def routes() -> list[Any]:
@@ -63,21 +64,27 @@ def routes() -> list[Any]:
               extra={"rate": "auth", "body_optional": True}),
         Route("POST", "/cli-auth/approve", auth.device_approve, "user",
               "Approve a device's user code as yourself", A, body=s.DeviceDecision,
-              response=s.Done, extra={"rate": "auth"}),
+              response=s.Done, extra={"rate": "auth", "validates": PENDING_CODE}),
         Route("POST", "/cli-auth/deny", auth.device_deny, "user", "Deny a device's user code", A,
-              body=s.DeviceDecision, response=s.Done, extra={"rate": "auth"}),
+              body=s.DeviceDecision, response=s.Done, extra={"rate": "auth", "validates": PENDING_CODE}),
         Route("POST", "/auth/cli-exchange", auth.cli_exchange, "public",
               "Exchange an approved device code for a token (once)", A, body=s.DeviceExchange,
-              response=s.DeviceToken, extra={"rate": "poll", "errors": (403,)}),
+              response=s.DeviceToken,
+              extra={"rate": "poll", "errors": (403,),
+                     "validates": "400 while the code is unknown, pending, expired or used "
+                                  "(RFC 8628 polling)"}),
         # workspaces and members
         Route("GET", "/workspaces", workspaces_api.list_workspaces, "user",
-              "Workspaces you belong to", WS, response=list[s.WorkspaceOut]),
+              "Workspaces you belong to and the active one", WS, response=s.WorkspaceList,
+              extra={"rate": "list"}),
         Route("POST", "/workspaces", workspaces_api.create_workspace, "user",
               "Create a workspace (a new git repository; you become its owner)", WS,
-              body=s.WorkspaceCreate, response=s.WorkspaceOut, status=201),
+              body=s.WorkspaceCreate, response=s.WorkspaceOut, status=201,
+              extra={"validates": "an id, or a name that yields one"}),
         Route("PATCH", "/workspaces/{id}", workspaces_api.update_workspace, "admin",
               "Rename or describe a workspace (a workspace.yml commit)", WS, body=s.WorkspacePatch,
-              response=s.WorkspaceOut, extra=ON_PATH),
+              response=s.WorkspaceOut,
+              extra={**ON_PATH, "validates": "give a name and/or a description"}),
         Route("DELETE", "/workspaces/{id}", workspaces_api.delete_workspace, "owner",
               "Delete a workspace and its repository (not `default`)", WS, response=Deleted,
               extra=ON_PATH),
@@ -99,7 +106,8 @@ def routes() -> list[Any]:
               "Secret names, status and the workers that declare them (never values)", SEC,
               response=list[s.SecretOut]),
         Route("POST", "/secrets/{name}", secrets.set_secret, "admin", "Set a secret ({value})", SEC,
-              body=s.SecretIn, response=s.SecretOut),
+              body=s.SecretIn, response=s.SecretOut,
+              extra={"validates": "the value is at most 32 KiB of UTF-8"}),
         Route("POST", "/secrets/{name}/test", secrets.test_secret, "admin", "Check a secret", SEC,
               response=s.SecretTest),
         Route("DELETE", "/secrets/{name}", secrets.delete_secret, "admin", "Delete a secret", SEC,

@@ -12,7 +12,16 @@ from aiohttp import web
 from floom_git.errors import NotFound, Unauthenticated
 from floom_git.http import content, wire
 from floom_git.http.handlers.common import settings, workspace
-from floom_git.http.handlers.runs import ALERTS, ENGINE, WEBHOOKS, attached, run_query
+from floom_git.http.handlers.runs import (
+    ALERTS,
+    CURSOR,
+    ENGINE,
+    RUN_FILTERS,
+    WEBHOOKS,
+    attached,
+    run_query,
+    webhook_url,
+)
 from floom_git.http.keys import MANAGER
 from floom_git.http.ratelimit import auth_attempt, client_ip
 from floom_git.schemas import run as schema
@@ -25,10 +34,6 @@ WORKSPACE_COOKIE = "floom_workspace"
 DELIVERY_HEADERS = ("X-Request-ID", "X-Delivery-ID", "X-Floom-Delivery", "X-GitHub-Delivery")
 
 
-def _webhook_url(request: web.Request, worker_id: str, token: str) -> str:
-    return f"{request.scheme}://{request.host}/api/webhooks/{worker_id}?token={token}"
-
-
 def _has_webhook(ws: Workspace, worker_id: str) -> bool:
     entry = ws.workers.get(worker_id)
     return bool(entry and entry.manifest and any(t.type == "webhook" for t in entry.manifest.all_triggers))
@@ -38,24 +43,12 @@ async def _rotated(request: web.Request, ws: Workspace, worker_id: str) -> schem
     workers.entry_or_404(ws, worker_id)
     raw, token = await asyncio.to_thread(request.app[WEBHOOKS].rotate, ws.uid, worker_id)
     return schema.WebhookSecret(worker_id=worker_id, webhook_secret=raw, webhook_token=token,
-                                webhook_url=_webhook_url(request, worker_id, token))
+                                webhook_url=webhook_url(request, worker_id, token))
 
 
 async def rotate_secret(request: web.Request) -> web.Response:
     ws = workspace(request)
     return wire.json(await _rotated(request, ws, request.match_info["id"]))
-
-
-async def patch_worker(request: web.Request) -> web.Response:
-    """Instance settings of a worker; today: `webhook_secret_rotate`."""
-    ws = workspace(request)
-    wid = request.match_info["id"]
-    body = await wire.decode(request, schema.WorkerPatch, settings(request).max_json_bytes)
-    detail = msgspec.to_builtins(workers.detail(ws, wid))
-    if body.webhook_secret_rotate:
-        secret = await _rotated(request, ws, wid)
-        detail.update(new_webhook_secret=secret.webhook_secret, webhook_url=secret.webhook_url)
-    return wire.json(detail)
 
 
 def _webhook_inputs(body: bytes) -> dict[str, Any]:
@@ -118,8 +111,9 @@ async def create_alert(request: web.Request) -> web.Response:
     wid = request.match_info["id"]
     workers.entry_or_404(ws, wid)
     body = await wire.decode(request, schema.AlertCreate, settings(request).max_json_bytes)
+    cfg = settings(request)
     alert = await asyncio.to_thread(request.app[ALERTS].create, ws.uid, wid, body,
-                                    settings(request).alert_allow_private_urls)
+                                    cfg.alert_allow_private_urls, bool(cfg.smtp_url))
     return wire.json(alert, status=201)
 
 
@@ -149,7 +143,7 @@ async def worker_logs(request: web.Request) -> web.Response:
     lines = await asyncio.to_thread(
         run_stats.worker_logs, ws, request.match_info["id"], level,
         runs.iso(runs.parse_iso(since, "since")) if since else None,
-        wire.q_int(request, "limit", 200, 1, 1000))
+        wire.q_limit(request, 200, 1000))
     return wire.json(lines)
 
 
@@ -166,15 +160,14 @@ async def export_csv(request: web.Request) -> web.Response:
 
 
 def routes() -> list:
-    from floom_git.http.routes import PAGE, Route
+    from floom_git.http.routes import OFFSET, WHEN, Route, limit
 
     w, r, s = "workers", "runs", "system"
     return [
         Route("GET", "/runs/export.csv", export_csv, "read", "Export runs as CSV", r,
               content_type="text/csv",
-              query=PAGE + (("worker_id", "string", "only this worker"),
-                            ("status", "string", "comma list of statuses"),
-                            ("since", "string", "ISO-8601"), ("until", "string", "ISO-8601"))),
+              query=(limit("rows (default 1000, at most 10000)"), OFFSET) + RUN_FILTERS,
+              extra={"validates": CURSOR}),
         Route("POST", "/webhooks/{worker_id}", webhook, "public",
               "Start a run from a webhook (?token= or X-Floom-Signature; X-Request-ID dedups)",
               "webhooks", response=schema.WebhookAccepted,
@@ -183,25 +176,25 @@ def routes() -> list:
               extra={"errors": (401,)}),
         Route("POST", "/workers/{id}/webhook-secret/rotate", rotate_secret, "write",
               "New webhook secret (shown once)", w, response=schema.WebhookSecret),
-        Route("PATCH", "/workers/{id}", patch_worker, "write",
-              "Worker instance settings ({webhook_secret_rotate: true})", w, body=schema.WorkerPatch,
-              response=dict[str, Any]),
         Route("GET", "/workers/{id}/alerts", list_alerts, "read", "List the worker's alerts", w,
               response=list[schema.Alert]),
         Route("POST", "/workers/{id}/alerts", create_alert, "write",
-              "Create an alert (its signing secret is shown once)", w, body=schema.AlertCreate,
-              response=schema.Alert, status=201),
+              "Create an alert: a URL (signed POST; the secret is shown once) and/or email_to (SMTP), "
+              "on failed, completed or approval_required", w, body=schema.AlertCreate,
+              response=schema.Alert, status=201,
+              extra={"validates": "url must be a public http(s) URL; email_to needs FLOOM_SMTP_URL"}),
         Route("DELETE", "/workers/{id}/alerts/{alert_id}", delete_alert, "write", "Delete an alert",
               w, status=204),
         Route("GET", "/workers/{id}/stats", worker_stats, "read", "Run stats of a worker", w,
               response=schema.WorkerStats),
         Route("GET", "/workers/{id}/runs/timeseries", worker_timeseries, "read",
               "Daily run counts, zero-filled", w, response=list[schema.TimeseriesPoint],
-              query=(("days", "integer", "1-90, default 30"),)),
+              query=(("days", "integer", "default 30", {"minimum": 1, "maximum": 90}),)),
         Route("GET", "/workers/{id}/logs", worker_logs, "read", "Log lines across the worker's runs",
               w, response=list[schema.WorkerLogLine],
-              query=(("level", "string", "minimum level"), ("since", "string", "ISO-8601"),
-                     ("limit", "integer", "at most 1000 (default 200)"))),
+              query=(("level", "string", "minimum level", {"enum": list(schema.LEVELS)}),
+                     ("since", "string", "ISO-8601", WHEN),
+                     limit("at most 1000 (default 200)"))),
         Route("GET", "/system/overview", system_overview, "read",
               "Workspace overview: run counts, recent runs, alerts", s, response=schema.Overview),
     ]

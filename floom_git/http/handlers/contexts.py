@@ -12,9 +12,11 @@ from aiohttp import web
 from floom_git.errors import InvalidInput, PayloadTooLarge
 from floom_git.http import content, wire
 from floom_git.http.handlers.common import actor, settings, workspace
-from floom_git.schemas.api import ContextCreate, ContextFileIn, ContextVisibility
-from floom_git.storage import paths
+from floom_git.schemas.api import ContextCreate, ContextFileIn, ContextSensitive, ContextVisibility
 from floom_git.services import contexts
+from floom_git.storage import paths
+
+FILE_TYPES = ("application/octet-stream", "application/json")  # raw unless JSON is asked for
 
 
 async def list_contexts(request: web.Request) -> web.Response:
@@ -43,13 +45,15 @@ async def delete_context(request: web.Request) -> web.Response:
 
 
 async def read_file(request: web.Request) -> web.Response:
+    """Raw bytes, or {path, content, is_binary, encoding, size} for Accept: application/json."""
+    path = wire.path_param(request, "path")
     data, ctype = await asyncio.to_thread(
-        contexts.read_file, workspace(request), request.match_info["name"],
-        wire.path_param(request, "path"),
+        contexts.read_file, workspace(request), request.match_info["name"], path,
     )
+    if wire.negotiate(request, FILE_TYPES) == "application/json":
+        return wire.json(contexts.file_json(path, data, ctype))
     textual = ctype.startswith("text/") or ctype in ("application/json", "application/yaml")
-    return content.user_file(data, ctype, wire.path_param(request, "path"),
-                             charset="utf-8" if textual else None)
+    return content.user_file(data, ctype, path, charset="utf-8" if textual else None)
 
 
 async def put_file(request: web.Request) -> web.Response:
@@ -133,14 +137,21 @@ async def upload(request: web.Request) -> web.Response:
 
 async def set_visibility(request: web.Request) -> web.Response:
     body = await wire.decode(request, ContextVisibility, 4096)
-    result = await contexts.set_visibility(workspace(request), actor(request),
-                                           request.match_info["name"], body.visibility)
+    result = await contexts.set_meta(workspace(request), actor(request),
+                                     request.match_info["name"], "visibility", body.visibility)
+    return wire.json(result)
+
+
+async def set_sensitive(request: web.Request) -> web.Response:
+    body = await wire.decode(request, ContextSensitive, 4096)
+    result = await contexts.set_meta(workspace(request), actor(request), request.match_info["name"],
+                                     "sensitive", body.sensitive or None)
     return wire.json(result)
 
 
 async def list_versions(request: web.Request) -> web.Response:
     items = await contexts.versions(workspace(request), request.match_info["name"],
-                                    wire.q_int(request, "limit", 50, 1, 500),
+                                    wire.q_limit(request, 50, 500),
                                     wire.q_int(request, "offset", 0, 0))
     return wire.json(items)
 

@@ -61,5 +61,6 @@ def routes() -> list:
         Route("POST", "/workspace/import", import_bundle, "write",
               "Import a bundle (multipart field `bundle`) in one commit; never overwrites", tag,
               response=ImportResult,
-              extra={"multipart": {"bundle": "binary"}, "raw_body": ("application/zip",)}),
+              extra={"multipart": {"bundle": "binary"}, "raw_body": ("application/zip",),
+                     "validates": "the bundle must be a ZIP of a workspace (no hostile entries)"}),
     ]

@@ -49,5 +49,7 @@ def routes() -> list:
         Route("POST", "/runs/{id}/feedback/issue", feedback_issue, "write",
               "Turn feedback into an issue bound to the run (201; the same feedback_id again: "
               "200 with created=false)", tag, body=FeedbackIssueCreate, response=FeedbackIssue,
-              status=201, extra={"body_optional": True}),
+              status=201, extra={"body_optional": True, "also_status": (200,),
+                                 "validates": "feedback_text, or a feedback_id of stored "
+                                              "feedback, is needed (422 otherwise)"}),
     ]

@@ -23,6 +23,7 @@ from floom_git.schemas import run as schema
 from floom_git.services import approvals, runs
 from floom_git.services.alerts import AlertStore
 from floom_git.services.run_records import RunStore
+from floom_git.services.stars import StarStore
 from floom_git.services.webhooks import WebhookStore
 from floom_git.services.workspaces import Workspace
 
@@ -31,6 +32,19 @@ SCHEDULER = web.AppKey("run_scheduler", Scheduler)
 NOTIFIER = web.AppKey("alert_notifier", Notifier)
 WEBHOOKS = web.AppKey("webhook_store", WebhookStore)
 ALERTS = web.AppKey("alert_store", AlertStore)
+STARS = web.AppKey("star_store", StarStore)
+STATUS_LIST = "(" + "|".join(schema.STATUSES) + ")"
+CURSOR = "before_id goes only with before_created_at"
+RUN_FILTERS = (  # the query of GET /runs and /runs/export.csv
+    ("worker_id", "string", "only runs of this worker"),
+    ("status", "string", "comma list of statuses",
+     {"pattern": f"^{STATUS_LIST}(,{STATUS_LIST})*$"}),
+    ("since", "string", "created at or after (ISO-8601)", {"format": "date-time"}),
+    ("until", "string", "created before (ISO-8601)", {"format": "date-time"}),
+    ("before_created_at", "string", "cursor: runs created before this timestamp",
+     {"format": "date-time"}),
+    ("before_id", "string", "cursor: with before_created_at, the id at that timestamp"))
+LOG_TYPES = ("application/x-ndjson", "application/json")  # the seed's NDJSON unless JSON is asked
 T = TypeVar("T")
 
 
@@ -46,6 +60,7 @@ def install(app: web.Application) -> None:
     app[NOTIFIER] = notifier
     app[ALERTS] = alerts
     app[WEBHOOKS] = WebhookStore(cfg.system_dir)
+    app[STARS] = StarStore(cfg.system_dir)
     app.cleanup_ctx.append(_engine_ctx)
 
 
@@ -58,6 +73,10 @@ async def _engine_ctx(app: web.Application) -> AsyncIterator[None]:
     await scheduler.stop()
     await engine.stop()
     await notifier.close()
+
+
+def webhook_url(request: web.Request, worker_id: str, token: str) -> str:
+    return f"{request.scheme}://{request.host}/api/webhooks/{worker_id}?token={token}"
 
 
 async def attached(request: web.Request) -> Workspace:
@@ -99,7 +118,7 @@ def run_query(request: web.Request, max_limit: int = 200, default_limit: int = 5
         statuses=runs.parse_statuses(request.query.get("status")),
         since=_iso_query(request, "since"), until=_iso_query(request, "until"),
         before=(before_at, before_id or "") if before_at else None,
-        limit=wire.q_int(request, "limit", default_limit, 1, max_limit),
+        limit=wire.q_limit(request, default_limit, max_limit),
         offset=wire.q_int(request, "offset", 0, 0),
     )
 
@@ -135,7 +154,9 @@ async def run_logs(request: web.Request) -> web.Response:
     rid = request.match_info["id"]
     lines = await _in_thread_unless_live(
         ws, rid, runs.logs, ws, rid, request.query.get("level") or None,
-        wire.q_int(request, "limit", 1000, 1, 100_000))
+        wire.q_limit(request, 1000, 100_000))
+    if wire.negotiate(request, LOG_TYPES) == "application/json":
+        return wire.json(lines)
     body = b"".join(msgspec.json.encode(line) + b"\n" for line in lines)
     return content.user_file(body, "application/x-ndjson")
 
@@ -285,7 +306,7 @@ async def list_approvals(request: web.Request) -> web.Response:
                                                "cancelled", "all"), "pending")
     items, total = approvals.list_approvals(
         ws, None if status == "all" else status, request.query.get("run_id") or None,
-        wire.q_int(request, "limit", 50, 1, 500), wire.q_int(request, "offset", 0, 0))
+        wire.q_limit(request, 50, 500), wire.q_int(request, "offset", 0, 0))
     return wire.json(items, headers={"X-Total-Count": str(total)})
 
 
@@ -295,30 +316,30 @@ async def count_approvals(request: web.Request) -> web.Response:
 
 
 def routes() -> list:
-    from floom_git.http.routes import PAGE, Route
+    from floom_git.http.routes import OFFSET, PAGE, Route, limit
 
     r, a = "runs", "approvals"
+    levels = {"enum": list(schema.LEVELS)}
     optional_body = {"body_optional": True}  # an empty body means the defaults
-    run_filters = PAGE + (
-        ("worker_id", "string", "only runs of this worker"),
-        ("status", "string", "comma list of statuses"),
-        ("since", "string", "created at or after (ISO-8601)"),
-        ("until", "string", "created before (ISO-8601)"),
-        ("before_created_at", "string", "cursor: runs created before this timestamp"),
-        ("before_id", "string", "cursor: with before_created_at, the id at that timestamp"))
-    resume = (("last_event_id", "integer", "resume after this event id (or Last-Event-ID)"),)
+    run_filters = (limit("page size (default 50, at most 200)"), OFFSET) + RUN_FILTERS
+    resume = (("last_event_id", "integer", "resume after this event id (or Last-Event-ID)",
+               {"minimum": 0}),)
     return [
         Route("POST", "/workers/{id}/runs", create_run, "write", "Trigger a run", r,
-              body=schema.RunCreate, response=schema.RunCreated, extra=optional_body),
+              body=schema.RunCreate, response=schema.RunCreated,
+              extra={**optional_body, "validates": "inputs must fit the worker's declared inputs"}),
         Route("GET", "/runs", list_runs, "read", "List runs (X-Total-Count)", r,
-              response=list[schema.RunSummary], query=run_filters),
+              response=list[schema.RunSummary], query=run_filters,
+              extra={"validates": CURSOR, "total_count": True}),
         Route("GET", "/runs/{id}", get_run, "read", "Run detail", r, response=schema.RunDetail),
         Route("POST", "/runs/{id}/cancel", cancel_run, "write", "Cancel a queued or running run", r,
               response=schema.CancelResult),
-        Route("GET", "/runs/{id}/logs", run_logs, "read", "Run logs as NDJSON", r,
+        Route("GET", "/runs/{id}/logs", run_logs, "read",
+              "Run logs: NDJSON, or a JSON array with Accept: application/json", r,
               content_type="application/x-ndjson",
-              query=(("level", "string", "minimum level: debug|info|warning|error|critical"),
-                     ("limit", "integer", "at most this many lines (default 1000)"))),
+              extra={"also": {"application/json": list[schema.LogLine]}},
+              query=(("level", "string", "minimum level", levels),
+                     limit("at most this many lines (default 1000, at most 100000)"))),
         Route("GET", "/runs/{id}/events", run_events, "read",
               "SSE: status, log, approval_decided and close events", r,
               content_type="text/event-stream", query=resume),
@@ -336,8 +357,10 @@ def routes() -> list:
         Route("POST", "/runs/{id}/reject", reject_run, "write", "Reject a pending run", a,
               body=schema.RejectBody, response=schema.Decision, extra=optional_body),
         Route("GET", "/approvals", list_approvals, "read", "List approvals (default: pending)", a,
-              response=list[schema.ApprovalOut],
-              query=PAGE + (("status", "string", "pending|approved|rejected|expired|cancelled|all"),
+              response=list[schema.ApprovalOut], extra={"total_count": True},
+              query=PAGE + (("status", "string", "default pending",
+                             {"enum": ["pending", "approved", "rejected", "expired", "cancelled",
+                                       "all"]}),
                             ("run_id", "string", "only this run's approval"))),
         Route("GET", "/approvals/count", count_approvals, "read", "Count pending approvals", a,
               response=schema.ApprovalCount),

@@ -1,4 +1,5 @@
-"""Workers routes."""
+"""Workers routes. Every route that answers with a worker answers with the same detail
+(services/worker_views.py), seen by the caller: their role, stars and the webhook URL."""
 
 from __future__ import annotations
 
@@ -7,14 +8,37 @@ import asyncio
 from aiohttp import web
 
 from floom_git.http import content, wire
-from floom_git.http.handlers.common import actor, settings, workspace
+from floom_git.http.handlers.common import actor, settings
+from floom_git.http.handlers.runs import STARS, WEBHOOKS, attached, webhook_url
 from floom_git.schemas.api import WorkerCreate, WorkerFilesPut, WorkerVisibility
-from floom_git.services import workers
+from floom_git.schemas.run import WorkerPatch
+from floom_git.services import worker_views, workers
+from floom_git.services.webhooks import url_token
+from floom_git.services.workspaces import Workspace
+
+
+def viewer(request: web.Request, ws: Workspace) -> worker_views.Viewer:
+    who = actor(request)
+    hooks = request.app[WEBHOOKS]
+
+    def url(worker_id: str) -> str | None:
+        digest = hooks.digest(ws.uid, worker_id)
+        return webhook_url(request, worker_id, url_token(digest, worker_id)) if digest else None
+
+    return worker_views.Viewer(role=who.role, starred=request.app[STARS].of(ws.uid, who.user_id),
+                               webhook_url=url)
+
+
+async def respond(request: web.Request, ws: Workspace, worker_id: str, status: int = 200,
+                  new_webhook_secret: str | None = None) -> web.Response:
+    detail = worker_views.detail(ws, worker_id, viewer(request, ws), new_webhook_secret)
+    return wire.json(detail, status)
 
 
 async def list_workers(request: web.Request) -> web.Response:
+    ws = await attached(request)
     query = workers.ListQuery(
-        limit=wire.q_int(request, "limit", 100, 1, 500),
+        limit=wire.q_limit(request, 100, 500),
         offset=wire.q_int(request, "offset", 0, 0),
         status=request.query.get("status") or None,
         starred=wire.q_bool(request, "starred"),
@@ -22,37 +46,47 @@ async def list_workers(request: web.Request) -> web.Response:
         shape=wire.q_choice(request, "shape", ("full", "list"), "full") or "full",
         include_archived=bool(wire.q_bool(request, "include_archived")),
     )
-    items, total = workers.list_workers(workspace(request), query)
+    items, total = worker_views.list_workers(ws, query, viewer(request, ws))
     return wire.json(items, headers={"X-Total-Count": str(total)})
 
 
 async def create_worker(request: web.Request) -> web.Response:
     cfg = settings(request)
+    ws = await attached(request)
     body = await wire.decode(request, WorkerCreate, cfg.max_file_bytes * 2)
-    return wire.json(await workers.create(workspace(request), actor(request), body, cfg.max_file_bytes), 201)
+    worker_id = await workers.create(ws, actor(request), body, cfg.max_file_bytes)
+    return await respond(request, ws, worker_id, 201)
 
 
 async def get_worker(request: web.Request) -> web.Response:
-    ws = workspace(request)
-    return wire.json(workers.detail(ws, request.match_info["id"]))
+    ws = await attached(request)
+    return await respond(request, ws, request.match_info["id"])
+
+
+async def put_worker(request: web.Request) -> web.Response:
+    cfg = settings(request)
+    ws = await attached(request)
+    body = await wire.decode(request, WorkerCreate, cfg.max_file_bytes * 2)
+    wid = request.match_info["id"]
+    await workers.update_source(ws, actor(request), wid, body, cfg.max_file_bytes)
+    return await respond(request, ws, wid)
 
 
 async def put_files(request: web.Request) -> web.Response:
     cfg = settings(request)
+    ws = await attached(request)
     body = await wire.decode(request, WorkerFilesPut, cfg.max_file_bytes * 2)
-    detail = await workers.replace_files(
-        workspace(request), actor(request), request.match_info["id"], body.files, cfg.max_file_bytes
-    )
-    return wire.json(detail)
+    wid = request.match_info["id"]
+    await workers.replace_files(ws, actor(request), wid, body.files, cfg.max_file_bytes)
+    return await respond(request, ws, wid)
 
 
 def _flag(key: str, value: object, verb: str):  # type: ignore[no-untyped-def]
     async def handler(request: web.Request) -> web.Response:
+        ws = await attached(request)
         wid = request.match_info["id"]
-        detail = await workers.set_field(
-            workspace(request), actor(request), wid, key, value, f"worker {wid}: {verb}"
-        )
-        return wire.json(detail)
+        await workers.set_field(ws, actor(request), wid, key, value, f"worker {wid}: {verb}")
+        return await respond(request, ws, wid)
 
     handler.__name__ = f"{verb}_worker"
     return handler
@@ -65,29 +99,55 @@ restore = _flag("archived", None, "restore")
 
 
 async def set_visibility(request: web.Request) -> web.Response:
+    ws = await attached(request)
     body = await wire.decode(request, WorkerVisibility, 4096)
     wid = request.match_info["id"]
-    detail = await workers.set_field(
-        workspace(request), actor(request), wid, "visibility", body.visibility,
-        f"worker {wid}: set visibility to {body.visibility}",
-    )
-    return wire.json(detail)
+    await workers.set_field(ws, actor(request), wid, "visibility", body.visibility,
+                            f"worker {wid}: set visibility to {body.visibility}")
+    return await respond(request, ws, wid)
+
+
+async def patch_worker(request: web.Request) -> web.Response:
+    """The reference's instance settings, each an edit of worker.yml, all in one commit; plus
+    `starred` (yours, kept on the server) and `webhook_secret_rotate` (the new secret is shown
+    once, in `new_webhook_secret`)."""
+    ws = await attached(request)
+    wid = request.match_info["id"]
+    body = await wire.decode(request, WorkerPatch, settings(request).max_json_bytes)
+    workers.entry_or_404(ws, wid)
+    edits, touched = workers.patch_edits(body)
+    if touched:
+        await workers.edit_manifest(ws, actor(request), wid, edits,
+                                    f"worker {wid}: update {', '.join(touched)}",
+                                    check=workers.check_settings)
+    if body.starred is not None:
+        await asyncio.to_thread(request.app[STARS].set, ws.uid, actor(request).user_id, wid,
+                                body.starred)
+    secret = None
+    if body.webhook_secret_rotate:
+        secret, _token = await asyncio.to_thread(request.app[WEBHOOKS].rotate, ws.uid, wid)
+    return await respond(request, ws, wid, new_webhook_secret=secret)
 
 
 async def delete_worker(request: web.Request) -> web.Response:
-    return wire.json(await workers.delete(workspace(request), actor(request), request.match_info["id"]))
+    ws = await attached(request)
+    wid = request.match_info["id"]
+    result = await workers.delete(ws, actor(request), wid)
+    await asyncio.to_thread(request.app[STARS].forget_worker, ws.uid, wid)
+    return wire.json(result)
 
 
 async def list_versions(request: web.Request) -> web.Response:
+    ws = await attached(request)
     items = await workers.versions(
-        workspace(request), request.match_info["id"],
-        wire.q_int(request, "limit", 50, 1, 500), wire.q_int(request, "offset", 0, 0),
+        ws, request.match_info["id"],
+        wire.q_limit(request, 50, 500), wire.q_int(request, "offset", 0, 0),
     )
     return wire.json(items)
 
 
 async def version_files(request: web.Request) -> web.Response:
-    ws = workspace(request)
+    ws = await attached(request)
     result = await asyncio.to_thread(
         workers.version_files, ws, request.match_info["id"], request.match_info["sha"]
     )
@@ -95,21 +155,24 @@ async def version_files(request: web.Request) -> web.Response:
 
 
 async def rollback(request: web.Request) -> web.Response:
-    detail = await workers.rollback(
-        workspace(request), actor(request), request.match_info["id"], request.match_info["sha"]
-    )
-    return wire.json(detail)
+    ws = await attached(request)
+    wid = request.match_info["id"]
+    await workers.rollback(ws, actor(request), wid, request.match_info["sha"])
+    return await respond(request, ws, wid)
 
 
 async def sample_input(request: web.Request) -> web.Response:
-    return wire.json(workers.sample_input(workspace(request), request.match_info["id"]))
+    ws = await attached(request)
+    return wire.json(workers.sample_input(ws, request.match_info["id"]))
 
 
 async def bundle(request: web.Request) -> web.Response:
+    ws = await attached(request)
     wid = request.match_info["id"]
-    data = await asyncio.to_thread(workers.bundle_zip, workspace(request), wid)
+    data = await asyncio.to_thread(workers.bundle_zip, ws, wid)
     return content.user_file(data, "application/zip", f"{wid}.zip")
 
 
 async def reload(request: web.Request) -> web.Response:
-    return wire.json(await workers.reload(workspace(request)))
+    ws = await attached(request)
+    return wire.json(await workers.reload(ws))

@@ -39,7 +39,7 @@ async def put_instructions(request: web.Request) -> web.Response:
 
 async def list_versions(request: web.Request) -> web.Response:
     return wire.json(await instructions.versions(workspace(request),
-                                                 wire.q_int(request, "limit", 50, 1, 500),
+                                                 wire.q_limit(request, 50, 500),
                                                  wire.q_int(request, "offset", 0, 0)))
 
 
@@ -55,5 +55,5 @@ async def rollback(request: web.Request) -> web.Response:
 async def changelog(request: web.Request) -> web.Response:
     raw = request.query.get("asset_types")
     types = [t.strip() for t in raw.split(",") if t.strip()] if raw else None
-    items = await instructions.changelog(workspace(request), wire.q_int(request, "limit", 50, 1, 200), types)
+    items = await instructions.changelog(workspace(request), wire.q_limit(request, 50, 200), types)
     return wire.json(items)

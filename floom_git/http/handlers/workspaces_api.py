@@ -12,7 +12,7 @@ from floom_git.http.handlers.common import actor, workspace
 from floom_git.http.keys import ACTOR, AUTH, MANAGER
 from floom_git.http.selection import WORKSPACE_COOKIE, selected_workspace
 from floom_git.schemas.api import Deleted
-from floom_git.schemas.identity import WorkspaceCreate, WorkspaceOut, WorkspacePatch
+from floom_git.schemas.identity import WorkspaceCreate, WorkspaceList, WorkspaceOut, WorkspacePatch
 from floom_git.services import tenancy
 from floom_git.services.auth import Principal
 from floom_git.services.workspaces import Workspace
@@ -28,7 +28,8 @@ async def list_workspaces(request: web.Request) -> web.Response:
     manager = request.app[MANAGER]
     visible = request.app[AUTH].visible_workspaces(who, manager.ids())
     active = selected_workspace(request, who)
-    return wire.json([_out(manager.get(w), role, w == active) for w, role in sorted(visible.items())])
+    items = [_out(manager.get(w), role, w == active) for w, role in sorted(visible.items())]
+    return wire.json(WorkspaceList(workspaces=items, active_id=active))
 
 
 async def create_workspace(request: web.Request) -> web.Response:

@@ -1,0 +1,173 @@
+"""What a worker looks like in responses (REFERENCE §2.2): list items and detail, computed from
+the worker registry (the working tree), the run index and the caller (role, stars, webhook URL).
+Write routes answer with the same detail, so a client sees one shape everywhere."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+
+from floom_git.schemas.api import (
+    FileOut,
+    Permissions,
+    TriggerSpec,
+    WorkerContext,
+    WorkerDetail,
+    WorkerSummary,
+)
+from floom_git.schemas.base import plain
+from floom_git.schemas.manifest import Manifest, Trigger
+from floom_git.services import contexts, run_stats, runs, workers
+from floom_git.services.actor import ROLES
+from floom_git.services.files import file_out
+from floom_git.services.registry import WorkerEntry
+from floom_git.services.workspaces import Workspace
+from floom_git.storage import paths
+
+RECENT_RUNS = 10
+SCHEDULE_KINDS = ("schedule", "cron", "scheduled")
+
+
+def _no_url(_worker_id: str) -> str | None:
+    return None
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who is looking: their role in the workspace, their stars, and how to build the webhook
+    URL of a worker (None while it has no secret)."""
+
+    role: str
+    starred: frozenset[str] = frozenset()
+    webhook_url: Callable[[str], str | None] = field(default=_no_url)
+
+
+def permissions(role: str) -> Permissions:
+    """Workers have no per-person owner here: the workspace role decides (README, permissions)."""
+    rank = ROLES.index(role) if role in ROLES else -1
+    writer = rank >= ROLES.index("member")
+    return Permissions(is_owner=role == "owner", can_view=rank >= 0, can_edit=writer,
+                       can_run=writer, can_delete=writer, can_share=writer)
+
+
+def _kind(t: Trigger) -> str:
+    return "schedule" if t.type in SCHEDULE_KINDS else t.type
+
+
+def trigger_label(t: Trigger) -> str:
+    kind = _kind(t)
+    if kind == "schedule":
+        when = t.cron or (f"every {t.every}" + (f" at {t.at}" if t.at else "") if t.every else "")
+        return f"schedule: {when} ({t.timezone or 'UTC'})"
+    if kind == "composio" and t.composio and isinstance(t.composio.get("event"), str):
+        return f"composio: {t.composio['event']}"
+    return kind
+
+
+def trigger_specs(m: Manifest) -> list[TriggerSpec]:
+    return [TriggerSpec(type=_kind(t), cron=t.cron, timezone=t.timezone,
+                        webhook=plain(t.webhook) if t.webhook else None, composio=t.composio,
+                        label=trigger_label(t))
+            for t in m.all_triggers]
+
+
+def summary(ws: Workspace, entry: WorkerEntry, viewer: Viewer, shape: str = "full",
+            secret_names: Collection[str] | None = None) -> WorkerSummary:
+    m = entry.manifest
+    index = runs.store(ws)
+    last = next(iter(index.entries(entry.id)), None)
+    declared = list(m.exec.secrets) if m else []
+    names = () if not declared else ws.secret_names() if secret_names is None else secret_names
+    return WorkerSummary(
+        id=entry.id,
+        name=m.title if m else entry.id,
+        description=m.effective_description if m else None,
+        long_description=m.long_description if m and shape != "list" else None,
+        version=m.version if m else None,
+        status=entry.status,
+        error=entry.error,
+        visibility=m.visibility if m else "private",
+        paused=bool(m and m.paused),
+        archived=bool(m and m.archived),
+        archive_reason=m.archive_reason if m else None,
+        enabled=entry.status == "ready",
+        is_example=bool(m and m.is_example),
+        system=bool(m and m.system_worker),
+        folder=m.folder if m else None,
+        tags=list(m.tags) if m else [],
+        trigger_type=m.trigger_type if m else None,
+        triggers=[trigger_label(t) for t in m.all_triggers] if m else [],
+        triggers_spec=trigger_specs(m) if m else [],
+        mode=m.mode if m else None,
+        runtime=m.exec.runtime if m else None,
+        runner="local",
+        starred=entry.id in viewer.starred,
+        updated_at=entry.updated_at,
+        last_run=runs.summary(ws, last) if last is not None else None,
+        recent_stats=run_stats.recent_stats(ws, entry.id),
+        connections=m.connection_slugs if m else [],
+        missing_secrets=[s for s in declared if s not in names],
+        # No connection store exists yet, so every declared connection is missing.
+        missing_connections=m.connection_slugs if m else [],
+        inputs=None if shape == "list" else [plain(f) for f in m.exec.inputs] if m else [],
+        permissions=permissions(viewer.role),
+    )
+
+
+def list_workers(ws: Workspace, query: workers.ListQuery,
+                 viewer: Viewer) -> tuple[list[WorkerSummary], int]:
+    page, total = workers.list_entries(ws, query, viewer.starred)
+    names = ws.secret_names()  # read once for the page
+    return [summary(ws, e, viewer, query.shape, names) for e in page], total
+
+
+def _contexts(ws: Workspace, m: Manifest) -> list[WorkerContext]:
+    return [WorkerContext(name=name, writeable=writeable, exists=contexts.exists(ws, name),
+                          sensitive=contexts.is_sensitive(ws, name))
+            for name, writeable in m.context_mounts]
+
+
+def _text(files: list[FileOut], path: str | None) -> str | None:
+    found = next((f for f in files if f.path == path), None)
+    return found.content if found is not None and not found.binary else None
+
+
+def detail(ws: Workspace, worker_id: str, viewer: Viewer,
+           new_webhook_secret: str | None = None) -> WorkerDetail:
+    """The worker's detail; NotFound("Worker not found")."""
+    entry = workers.entry_or_404(ws, worker_id)
+    folder = ws.path / paths.worker_dir(entry.id)
+    files: list[FileOut] = []
+    for rel in entry.files:
+        try:
+            files.append(file_out(rel, (folder / rel).read_bytes()))
+        except OSError:
+            continue  # deleted between listing and reading; the next reload drops it
+    m = entry.manifest
+    base = summary(ws, entry, viewer)
+    script = m.entry if m and m.mode == "script" else "run.py"
+    has_webhook = bool(m and any(t.type == "webhook" for t in m.all_triggers))
+    tip = ws.repo.tip()
+    config = plain(m) if m else None
+    return WorkerDetail(
+        **{f: getattr(base, f) for f in WorkerSummary.__struct_fields__},
+        manifest=config,  # this server's name; `config` is the reference's
+        config=config,
+        manifest_yaml=entry.manifest_text,
+        entry=m.entry if m else None,
+        command=m.command if m else None,
+        declared_secrets=list(m.exec.secrets) if m else [],
+        outputs=[plain(f) for f in m.exec.outputs] if m else [],
+        example_input=m.example_input if m else None,
+        input_values=dict(m.input_values or {}) if m else {},
+        contexts=_contexts(ws, m) if m else [],
+        recent_runs=[runs.summary(ws, e) for _, e in
+                     zip(range(RECENT_RUNS), runs.store(ws).entries(entry.id), strict=False)],
+        stats=run_stats.worker_stats(ws, entry.id),
+        run_py_content=_text(files, script),
+        skill_md_content=_text(files, "SKILL.md"),
+        webhook_url=viewer.webhook_url(entry.id) if has_webhook else None,
+        new_webhook_secret=new_webhook_secret,
+        files=files,
+        sha=str(tip.id)[:7] if tip else None,
+    )
