@@ -232,7 +232,7 @@ def _check_worker(ws: Workspace, worker_id: str) -> None:
 
 # What an API caller may say started a run; webhook, schedule and approval are the server's own
 # (the audit trail says which trigger really started a run).
-CALLER_TRIGGERS = ("manual", "api")
+CALLER_TRIGGERS = ("manual", "api", "cli")  # "cli": the reference Python CLI's label
 
 
 def caller_trigger_source(value: str | None) -> str:
@@ -242,7 +242,7 @@ def caller_trigger_source(value: str | None) -> str:
         return "manual"
     if value not in CALLER_TRIGGERS:
         raise InvalidInput(f"trigger_source: must be one of {', '.join(CALLER_TRIGGERS)} "
-                           "(webhook, schedule and approval runs are started by the server)")
+                           "(webhook, schedule, approval and the other sources are the server's own)")
     return value
 
 

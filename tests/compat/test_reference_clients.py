@@ -26,7 +26,7 @@ import aiohttp
 import pytest
 
 from floom_git.http.keys import IDENTITY, MANAGER
-from tests.conftest import SECRET, add_member, git
+from tests.conftest import SECRET, add_member, git, uid
 
 TERMINAL = ("completed", "failed", "cancelled", "pending_approval")
 
@@ -282,7 +282,7 @@ async def test_node_cli_contexts_create_sensitive_and_read_files_as_json(node_cl
 async def test_node_cli_workspaces_list_and_select(node_cli, server, session):
     await server.app[MANAGER].create("second")
     user = server.app[IDENTITY].users.find("ada")
-    server.app[IDENTITY].members.add("second", user.id, "member")
+    server.app[IDENTITY].members.add(uid(server.app, "second"), user.id, "member")
     cookie_cli = Client(session, node_cli.base, {"x-floom-token": node_cli.headers["x-floom-token"]})
     listed = await cookie_cli.call("GET", "/workspaces")
     assert listed["active_id"] == "default"

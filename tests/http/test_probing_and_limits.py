@@ -99,9 +99,9 @@ async def test_tokens_in_paths_are_redacted_in_the_access_log(anon, caplog, path
 
 # -- trigger_source -------------------------------------------------------------------------------
 @pytest.mark.parametrize("source,status", [(None, 200), ("manual", 200), ("api", 200),
-                                           ("webhook", 400), ("schedule", 400), ("approval", 400),
+                                           ("cli", 200), ("webhook", 400), ("schedule", 400), ("approval", 400),
                                            ("cron-job", 400)])
-async def test_api_callers_set_only_manual_or_api_trigger_source(client, source, status):
+async def test_api_callers_set_only_manual_api_or_cli_trigger_source(client, source, status):
     body = {"inputs": {"text": "a b"}}
     if source is not None:
         body["trigger_source"] = source
