@@ -189,15 +189,10 @@ def _safe(path: str) -> bool:
 
 
 def _prune(disk: _Disk, path: str) -> None:
-    """Remove the folders above `path` that are now empty (never the root)."""
+    """Remove the folders above `path` that hold nothing but expendable caches now (never the
+    root): git tracks no folders, and a deleted worker must not live on as its __pycache__."""
     parent = path.rpartition("/")[0]
-    while parent:
-        full = disk.full(parent)
-        try:
-            os.rmdir(full)
-        except OSError:
-            return
-        disk.forget(parent)
+    while parent and disk.kind(parent) == "dir" and disk.clear_dir(parent, dry_run=False):
         parent = parent.rpartition("/")[0]
 
 
