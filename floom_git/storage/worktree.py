@@ -10,6 +10,8 @@ then commits it on top, so history holds the server's version and then the perso
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import os
 import stat
 import tempfile
@@ -254,16 +256,28 @@ class _Disk:
                 os.chmod(self.full(rel), 0o755 if executable else 0o644)
 
     def unlink_if(self, rel: str, expected: Entry | None) -> bool:
-        """Delete `rel` if it still holds `expected` (compared just before)."""
+        """Delete `rel` if it still holds `expected`. The file is first taken aside atomically,
+        so a save landing meanwhile is never deleted: it is put back, or it already replaced it."""
         if not self.matches(rel, expected):
             return False
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.full(rel))
-        return True
+        full = self.full(rel)
+        aside = _temp_name(full)
+        try:
+            os.rename(full, aside)
+        except FileNotFoundError:
+            return True
+        if pygit2.hashfile(aside) == expected.oid:  # type: ignore[union-attr]
+            os.unlink(aside)
+            return True
+        _put_back(aside, full)
+        return False
 
     def replace_if(self, rel: str, expected: Entry | None, data: bytes, executable: bool) -> bool:
-        """Atomically put `data` at `rel` if the disk still holds `expected` there (None:
-        nothing). The new bytes are written first, so the compare sits right before the rename."""
+        """Put `data` at `rel` if the disk still holds `expected` there (None: nothing).
+
+        The new file is written aside first; then it is swapped in atomically and the swapped-out
+        file is compared (or, with nothing expected, linked in only if nothing appeared), so a
+        person's save is never replaced, however close to this moment it lands."""
         full = self.full(rel)
         os.makedirs(os.path.dirname(full), exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=os.path.dirname(full))
@@ -271,10 +285,18 @@ class _Disk:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
             os.chmod(tmp, 0o755 if executable else 0o644)
-            now = self.kind(rel)
-            if (now == "missing" and expected is None) or (now == "file" and self.matches(rel, expected)):
+            if expected is None:
+                return _link_new(tmp, full)
+            if not self.matches(rel, expected):
+                return False
+            if not _exchange(tmp, full):  # no atomic swap here: compare, then rename
+                if not self.matches(rel, expected):
+                    return False
                 os.replace(tmp, full)
                 return True
+            if pygit2.hashfile(tmp) == expected.oid:
+                return True  # what was swapped out was ours; the finally removes it
+            _exchange(tmp, full)  # a save landed just before the swap: it goes back in place
             return False
         finally:
             with contextlib.suppress(FileNotFoundError):
@@ -300,6 +322,52 @@ class _Disk:
                 os.unlink(os.path.join(dirpath, name))
             os.rmdir(dirpath)
         return True
+
+
+_LIBC = ctypes.CDLL(None, use_errno=True)
+_RENAMEAT2 = getattr(_LIBC, "renameat2", None)
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+
+
+def _exchange(a: str, b: str) -> bool:
+    """Swap two paths atomically (Linux renameat2); False where the system cannot, or when `b`
+    is gone (a person deleted it: nothing is swapped)."""
+    if _RENAMEAT2 is None:
+        return False
+    if _RENAMEAT2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOENT, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), b)
+
+
+def _link_new(tmp: str, full: str) -> bool:
+    """Create `full` from `tmp` only if nothing is there (a hard link never replaces)."""
+    try:
+        os.link(tmp, full)
+        return True
+    except FileExistsError:
+        return False
+    except OSError:  # a file system without hard links
+        if os.path.lexists(full):
+            return False
+        os.replace(tmp, full)
+        return True
+
+
+def _put_back(aside: str, full: str) -> None:
+    """Return a file taken aside to its place, unless a newer save took that place meanwhile."""
+    try:
+        os.link(aside, full)
+    except FileExistsError:
+        pass  # their newer save wins; the older one it replaced is dropped, as a save does
+    os.unlink(aside)
+
+
+def _temp_name(full: str) -> str:
+    return os.path.join(os.path.dirname(full), f"{TEMP_PREFIX}{os.urandom(6).hex()}")
 
 
 def _parents(rel: str) -> list[str]:
