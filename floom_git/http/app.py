@@ -67,7 +67,7 @@ def create_app(settings: Settings) -> web.Application:
 async def _workspaces(app: web.Application) -> AsyncIterator[None]:
     manager = app[MANAGER]
     await asyncio.to_thread(manager.open_all)
-    if not manager.exists("default"):
+    if not manager.known("default"):
         await manager.create("default")
         log.info("created workspace 'default' from %s", app[SETTINGS].template_dir)
     yield

@@ -19,6 +19,6 @@ def selected_workspace(request: web.Request, actor: Actor | None) -> str:
     if header:
         return header
     cookie = request.cookies.get(WORKSPACE_COOKIE)
-    if cookie and request.app[MANAGER].exists(cookie):
+    if cookie and request.app[MANAGER].known(cookie):  # a fenced one answers 503, not default
         return cookie
     return getattr(actor, "home_workspace", None) or DEFAULT

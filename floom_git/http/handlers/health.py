@@ -37,9 +37,10 @@ def _disk(request: web.Request) -> DiskCheck:
 def _repositories_and_scheduler(request: web.Request) -> tuple[RepositoriesCheck, SchedulerCheck]:
     from floom_git.http.handlers.runs import SCHEDULER
 
-    settings, spaces = request.app[SETTINGS], request.app[MANAGER].all()
+    settings, manager = request.app[SETTINGS], request.app[MANAGER]
+    spaces = manager.all()
     scheduler = request.app.get(SCHEDULER)
-    return (repo_health.check_repositories(spaces),
+    return (repo_health.check_repositories(spaces, dict(manager.fenced)),
             repo_health.check_scheduler(scheduler, settings.scheduler and scheduler is not None,
                                         settings.scheduler_tick_seconds, spaces))
 
