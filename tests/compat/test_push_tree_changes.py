@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from floom_git.http.app import create_app
 from floom_git.http.keys import MANAGER
 from floom_git.services import sync
 from floom_git.services.workspaces import WorkspaceManager
@@ -89,11 +88,6 @@ def remove(path: Path) -> None:
         shutil.rmtree(path)
     elif path.exists() or path.is_symlink():
         path.unlink()
-
-
-@pytest.fixture
-async def server(aiohttp_server, settings):
-    return await aiohttp_server(create_app(settings))
 
 
 @pytest.fixture

@@ -68,10 +68,7 @@ async def attached(request: web.Request) -> Workspace:
 
 async def decode_optional(request: web.Request, type_: type[T]) -> T:
     """Decode a JSON body, or the type's defaults when the body is empty."""
-    body = await wire.read_body(request, settings(request).max_json_bytes)
-    if not body.strip():
-        return type_()
-    return wire.decode_bytes(body, type_)
+    return await wire.decode_optional(request, type_, settings(request).max_json_bytes)
 
 
 # -- trigger, list, detail ----------------------------------------------------------------------
