@@ -157,8 +157,9 @@ def new_commits(repo: pygit2.Repository, updates: Iterable[RefUpdate]) -> list[p
 def check_new_objects(
     repo: pygit2.Repository, commits: list[pygit2.Commit], max_file_bytes: int
 ) -> list[str]:
-    """Files added or changed by any new commit (history included, not only the tip): no
-    secret-bearing names, nothing over the size limit, no symlinks or submodules."""
+    """Files added or changed by any new commit (history included, not only the tip): paths
+    git's own rules accept (the API's validator), no secret-bearing names, nothing over the size
+    limit, no symlinks or submodules."""
     problems = []
     sizes: dict[pygit2.Oid, int] = {}
     for commit in commits:
@@ -173,6 +174,10 @@ def check_new_objects(
             if delta.status == DeltaStatus.DELETED:
                 continue
             path, mode = delta.new_file.path, delta.new_file.mode
+            why = _path_refused(delta.new_file.raw_path, mode == FileMode.LINK)
+            if why:
+                problems.append(f"{path}: {why} {where}")
+                continue
             if mode == FileMode.COMMIT:
                 problems.append(f"{path}: submodules are not supported {where}")
                 continue
@@ -318,6 +323,14 @@ def _commit(repo: pygit2.Repository, rev: str | None) -> pygit2.Commit | None:
         return repo[rev].peel(pygit2.Commit)
     except (KeyError, ValueError, pygit2.GitError, pygit2.InvalidSpecError):
         return None
+
+
+def _path_refused(raw: bytes, symlink: bool) -> str | None:
+    """Why the path validator every door shares refuses `raw` (None: it accepts it)."""
+    try:
+        return paths.path_refusal(raw.decode("utf-8"), symlink=symlink)
+    except UnicodeDecodeError:
+        return "is not valid UTF-8"
 
 
 def _kind(repo: pygit2.Repository, rev: str) -> str:

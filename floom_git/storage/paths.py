@@ -110,47 +110,49 @@ def git_refuses(segment: str, *, symlink: bool = False) -> bool:
     return False
 
 
-def clean_relpath(path: str, *, field: str = "path", symlink: bool = False) -> str:
-    """Return `path` if it is a safe relative file path inside a resource, else raise InvalidInput.
+def path_refusal(path: str, *, symlink: bool = False) -> str | None:
+    """Why `path` may not enter a repository, phrased to follow the path, or None if it may.
 
-    Refused: empty, absolute, backslashes, NUL or control characters, text that is not valid
-    UTF-8, `.`/`..` segments, any segment git refuses (git_refuses), over-long names, a trailing
-    slash.
+    Refused: absolute, backslashes, NUL or control characters, text that is not valid UTF-8,
+    empty, `.` or `..` segments, any segment git refuses (git_refuses), over-long names.
     """
-    if not isinstance(path, str) or path == "":
-        raise InvalidInput(f"{field}: must be a non-empty relative path")
-    shown = path[:80].encode("unicode_escape").decode("ascii")
     try:
         path.encode("utf-8")
     except UnicodeEncodeError:
-        raise InvalidInput(f"{field}: '{shown}' is not valid UTF-8") from None
+        return "is not valid UTF-8"
     if len(path) > MAX_PATH_LEN:
-        raise InvalidInput(f"{field}: path is longer than {MAX_PATH_LEN} characters")
+        return f"is longer than {MAX_PATH_LEN} characters"
     if any(ord(ch) < 32 or ord(ch) == 127 for ch in path):
-        raise InvalidInput(f"{field}: '{shown}' contains a control or NUL character")
+        return "contains a control or NUL character"
     if "\\" in path:
-        raise InvalidInput(f"{field}: '{shown}' contains a backslash")
+        return "contains a backslash"
     if path.startswith("/") or re.match(r"^[A-Za-z]:", path):
-        raise InvalidInput(f"{field}: '{shown}' is an absolute path")
-    segments = path.split("/")
-    for seg in segments:
+        return "is an absolute path"
+    for seg in path.split("/"):
         if seg in ("", ".", ".."):
-            raise InvalidInput(f"{field}: '{shown}' has an empty, '.' or '..' segment")
+            return "has an empty, '.' or '..' segment"
         if git_refuses(seg, symlink=symlink):
-            raise InvalidInput(
-                f"{field}: '{shown}' has a segment git reads as .git (in some letter case, "
-                "spelling or file system); git refuses such paths")
+            return ("has a segment git reads as .git (in some letter case, spelling or file "
+                    "system); git refuses such paths")
         if len(seg) > MAX_SEGMENT_LEN:
-            raise InvalidInput(f"{field}: a segment of '{shown[:40]}' is too long")
+            return f"has a segment longer than {MAX_SEGMENT_LEN} characters"
+    return None
+
+
+def clean_relpath(path: str, *, field: str = "path", symlink: bool = False) -> str:
+    """Return `path` if it may enter a repository (path_refusal), else raise InvalidInput
+    naming `field` and the path."""
+    if not isinstance(path, str) or path == "":
+        raise InvalidInput(f"{field}: must be a non-empty relative path")
+    why = path_refusal(path, symlink=symlink)
+    if why:
+        shown = path[:80].encode("unicode_escape").decode("ascii")
+        raise InvalidInput(f"{field}: '{shown}' {why}")
     return path
 
 
 def is_clean_relpath(path: str) -> bool:
-    try:
-        clean_relpath(path)
-    except InvalidInput:
-        return False
-    return True
+    return bool(path) and path_refusal(path) is None
 
 
 def check_worker_id(worker_id: str) -> str:

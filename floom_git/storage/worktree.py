@@ -23,7 +23,6 @@ from pathlib import Path
 import pygit2
 from pygit2.enums import FileMode, ObjectType
 
-from floom_git.errors import FloomError
 from floom_git.storage import paths
 
 TEMP_PREFIX = ".floom-"  # temporary files, next to the file they replace
@@ -183,11 +182,7 @@ def _write_index(index: pygit2.Index, git_dir: Path) -> None:
 def _safe(path: str) -> bool:
     """Paths from a tree were checked on the way in; one that is not a plain relative path is
     never touched on disk."""
-    try:
-        paths.clean_relpath(path)
-    except FloomError:
-        return False
-    return True
+    return paths.is_clean_relpath(path)
 
 
 def _prune(disk: _Disk, path: str) -> None:
