@@ -138,9 +138,9 @@ async def run_logs(request: web.Request) -> web.Response:
 
 # -- streams ------------------------------------------------------------------------------------
 def _fetcher(ws: Workspace, rid: str, frames_of: Any) -> sse.Fetch:
-    async def fetch(after: int) -> tuple[list[sse.Frame], bool]:
+    async def fetch(after: int) -> tuple[list[sse.Frame], bool, int]:
         events, record = await _in_thread_unless_live(ws, rid, runs.events_since, ws, rid, after)
-        return frames_of(events, record)
+        return (*frames_of(events, record), record.seq)
 
     return fetch
 
@@ -148,8 +148,8 @@ def _fetcher(ws: Workspace, rid: str, frames_of: Any) -> sse.Fetch:
 def _waiter(ws: Workspace, rid: str) -> sse.Wait:
     store = RunStore.of(ws)
 
-    async def wait(after: int, timeout: float) -> None:
-        await store.wait(rid, after, timeout)
+    async def wait(position: int, timeout: float) -> None:
+        await store.wait(rid, position, timeout)
 
     return wait
 
