@@ -340,6 +340,9 @@ class WorkspaceRepo:
             old = str(tip.parents[0].id) if tip is not None and tip.parents else None
         try:
             files = sorted(set(files) | set(self.changed_files(old, head)))
+            for folder in sorted({(self.path / f).parent for f in files}):
+                if folder.is_dir() and not folder.is_symlink():
+                    worktree.restore_aside(folder)  # files a killed sync had taken aside
             old_tree = self.repo[old].peel(pygit2.Tree) if old else None
             new_tree = self.repo[head].peel(pygit2.Tree) if head else None
             worktree.sync(self.repo, self.path, old_tree, new_tree, files,

@@ -1,6 +1,8 @@
 """Bringing a working tree and its index from one commit's tree to another's without losing a
 person's edit: a file is overwritten or deleted only while its bytes on disk are still what the
-server committed there (or already what it commits now), checked just before the atomic rename.
+server committed there (or already what it commits now). The check is made on the file itself,
+taken aside by an atomic rename, so a save landing at that very moment is put back, never lost;
+a crash in between is undone by restore_aside() at recovery.
 
 Every tree change is handled: file <-> folder at any depth, the executable bit, deletes of whole
 folders, renames. A path the person changed is left as it is and reported (`kept`); the watcher
@@ -10,8 +12,6 @@ then commits it on top, so history holds the server's version and then the perso
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import errno
 import os
 import stat
 import tempfile
@@ -26,6 +26,7 @@ from pygit2.enums import FileMode, ObjectType
 from floom_git.storage import paths
 
 TEMP_PREFIX = ".floom-"  # temporary files, next to the file they replace
+ASIDE_PREFIX = TEMP_PREFIX + "aside-"  # a file taken aside for a moment: .floom-aside-<hex>-<name>
 INDEX_LOCK_WAIT = 2.0  # a person's `git status` holds .git/index.lock for a moment only
 CACHE_DIRS = {"__pycache__", ".pytest_cache", ".mypy_cache"}  # expendable, never content
 
@@ -251,14 +252,16 @@ class _Disk:
                 os.chmod(self.full(rel), 0o755 if executable else 0o644)
 
     def unlink_if(self, rel: str, expected: Entry | None) -> bool:
-        """Delete `rel` if it still holds `expected`. The file is first taken aside atomically,
-        so a save landing meanwhile is never deleted: it is put back, or it already replaced it."""
+        """Delete `rel` if it still holds `expected`; a save landing meanwhile stays."""
         if not self.matches(rel, expected):
             return False
         full = self.full(rel)
-        aside = _temp_name(full)
+        aside = _aside_name(full)
+        if aside is None:  # a name too long to carry along: compare, then delete
+            os.unlink(full)
+            return True
         try:
-            os.rename(full, aside)
+            os.rename(full, aside)  # what is there now, atomically ours to look at
         except FileNotFoundError:
             return True
         if pygit2.hashfile(aside) == expected.oid:  # type: ignore[union-attr]
@@ -270,32 +273,37 @@ class _Disk:
     def replace_if(self, rel: str, expected: Entry | None, data: bytes, executable: bool) -> bool:
         """Put `data` at `rel` if the disk still holds `expected` there (None: nothing).
 
-        The new file is written aside first; then it is swapped in atomically and the swapped-out
-        file is compared (or, with nothing expected, linked in only if nothing appeared), so a
-        person's save is never replaced, however close to this moment it lands."""
+        The new bytes are written aside first. The file in place is then renamed aside and
+        compared: ours goes in only if it was what we expected, and only by a hard link, which
+        never replaces a file a person saved in that instant; theirs is put back otherwise."""
         full = self.full(rel)
         os.makedirs(os.path.dirname(full), exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=os.path.dirname(full))
+        fd, new = tempfile.mkstemp(prefix=TEMP_PREFIX + "new-", dir=os.path.dirname(full))
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
-            os.chmod(tmp, 0o755 if executable else 0o644)
+            os.chmod(new, 0o755 if executable else 0o644)
             if expected is None:
-                return _link_new(tmp, full)
+                return _link_new(new, full)
             if not self.matches(rel, expected):
                 return False
-            if not _exchange(tmp, full):  # no atomic swap here: compare, then rename
-                if not self.matches(rel, expected):
-                    return False
-                os.replace(tmp, full)
+            aside = _aside_name(full)
+            if aside is None:  # a name too long to carry along: compare, then rename
+                os.replace(new, full)
                 return True
-            if pygit2.hashfile(tmp) == expected.oid:
-                return True  # what was swapped out was ours; the finally removes it
-            _exchange(tmp, full)  # a save landed just before the swap: it goes back in place
-            return False
+            try:
+                os.rename(full, aside)
+            except FileNotFoundError:
+                return False  # they deleted it just now: their deletion stands
+            if pygit2.hashfile(aside) != expected.oid:
+                _put_back(aside, full)  # a save landed just now: it stays
+                return False
+            placed = _link_new(new, full)  # False: they saved a new file in the gap
+            os.unlink(aside)
+            return placed
         finally:
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+                os.unlink(new)
 
     def clear_dir(self, rel: str, dry_run: bool) -> bool:
         """Remove folder `rel` if nothing of a person's is left in it (only expendable caches
@@ -319,50 +327,46 @@ class _Disk:
         return True
 
 
-_LIBC = ctypes.CDLL(None, use_errno=True)
-_RENAMEAT2 = getattr(_LIBC, "renameat2", None)
-_AT_FDCWD = -100
-_RENAME_EXCHANGE = 2
-
-
-def _exchange(a: str, b: str) -> bool:
-    """Swap two paths atomically (Linux renameat2); False where the system cannot, or when `b`
-    is gone (a person deleted it: nothing is swapped)."""
-    if _RENAMEAT2 is None:
-        return False
-    if _RENAMEAT2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
-        return True
-    err = ctypes.get_errno()
-    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOENT, errno.EOPNOTSUPP):
-        return False
-    raise OSError(err, os.strerror(err), b)
-
-
-def _link_new(tmp: str, full: str) -> bool:
-    """Create `full` from `tmp` only if nothing is there (a hard link never replaces)."""
+def _link_new(new: str, full: str) -> bool:
+    """Create `full` from `new` only if nothing is there (a hard link never replaces)."""
     try:
-        os.link(tmp, full)
+        os.link(new, full)
         return True
     except FileExistsError:
         return False
     except OSError:  # a file system without hard links
         if os.path.lexists(full):
             return False
-        os.replace(tmp, full)
+        os.replace(new, full)
         return True
 
 
 def _put_back(aside: str, full: str) -> None:
     """Return a file taken aside to its place, unless a newer save took that place meanwhile."""
-    try:
+    with contextlib.suppress(FileExistsError):
         os.link(aside, full)
-    except FileExistsError:
-        pass  # their newer save wins; the older one it replaced is dropped, as a save does
     os.unlink(aside)
 
 
-def _temp_name(full: str) -> str:
-    return os.path.join(os.path.dirname(full), f"{TEMP_PREFIX}{os.urandom(6).hex()}")
+def _aside_name(full: str) -> str | None:
+    name = f"{ASIDE_PREFIX}{os.urandom(4).hex()}-{os.path.basename(full)}"
+    return os.path.join(os.path.dirname(full), name) if len(name.encode()) <= 255 else None
+
+
+def restore_aside(folder: Path) -> list[str]:
+    """After a crash: put back the files a sync had taken aside in `folder` (where nothing took
+    their place since) and drop the others. Returns the names restored."""
+    restored = []
+    for aside in folder.glob(ASIDE_PREFIX + "*"):
+        target = folder / aside.name[len(ASIDE_PREFIX):].split("-", 1)[-1]
+        if not aside.is_file() or aside.is_symlink():
+            continue
+        if os.path.lexists(target):
+            aside.unlink()  # ours went in, or a newer save did: this one is superseded
+        else:
+            os.rename(aside, target)
+            restored.append(target.name)
+    return restored
 
 
 def _parents(rel: str) -> list[str]:

@@ -110,3 +110,18 @@ def test_recover_after_crash_keeps_edit_saved_meanwhile(repo):
     assert (repo.path / "a.txt").read_text() == "one\n"
     assert (repo.path / "dir/b.txt").read_text() == "person\n"
     assert status(repo) == " M dir/b.txt\n"
+
+
+def test_recover_puts_back_a_file_a_killed_sync_had_taken_aside(repo):
+    """Killed between taking a person's freshly saved file aside and putting it back: the
+    recovery restores it, and it stays (it is not what the server committed)."""
+    old = str(repo.tip().id)
+    repo.commit(Changeset({"a.txt": b"server\n"}, "api"), SIG)
+    (repo.path / "a.txt").unlink()
+    (repo.path / ".floom-aside-0a1b2c3d-a.txt").write_text("person\n")
+    (Path(repo.repo.path) / JOURNAL).write_text(
+        f'{{"from": "{old}", "files": ["a.txt"], "index_only": false}}')
+    WorkspaceRepo(repo.path).recover()
+    assert (repo.path / "a.txt").read_text() == "person\n"
+    assert not list(repo.path.glob(".floom-*"))
+    assert status(repo) == " M a.txt\n"
