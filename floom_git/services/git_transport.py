@@ -332,7 +332,10 @@ def _finish_push(ws: Workspace, before: dict[str, str]) -> PushOutcome:
         log.exception("push to %s landed but the working tree could not be updated", ws.id)
         outcome.files = ws.repo.changed_files(before.get(MAIN), after.get(MAIN))
     if outcome.files:
-        outcome.workers = ws.workers.reload_paths(outcome.files)
+        try:
+            outcome.workers = ws.workers.reload_paths(outcome.files)
+        except Exception:  # the push landed: a reload failure must not turn it into a failure
+            log.exception("push to %s landed but its workers could not be reloaded", ws.id)
     return outcome
 
 
