@@ -60,7 +60,7 @@ class Report:
     start_seconds: list[float] = field(default_factory=list)
     phase_seconds: Counter = field(default_factory=Counter)  # where the wall time went
     violations: list[str] = field(default_factory=list)
-    refusals: list[str] = field(default_factory=list)  # 4xx answers: reported, not violations
+    refusals: list[str] = field(default_factory=list)  # 4xx answers to valid requests
     lost: set[str] = field(default_factory=set)  # markers of writes already reported lost
 
     def lines(self) -> list[str]:
@@ -193,6 +193,9 @@ async def _finish(server: ServerProcess, load: Load, report: Report) -> None:
     _add(report, [f"final: {m}" for ack, m in missing if ack.marker not in report.lost])
     _add(report, [f"final: {p}" for p in await asyncio.to_thread(checks.fsck, data)])
     _add(report, [f"server error from a live server: {e}" for e in load.errors])
+    # Every request of the load is valid: a 4xx refused an acknowledged-worthy write (the old
+    # "shape is a folder on disk" 409s after a push turned a folder into a file).
+    _add(report, [f"valid request refused by a live server: {r}" for r in load.refusals])
     report.refusals = list(load.refusals)
     lost = report.lost | {ack.marker for ack, _ in missing}
     pushes = [a for a in load.acks if a.kind == "push"]
