@@ -229,7 +229,7 @@ async def _pusher(load: Load, server: ServerProcess, j: int, stop: asyncio.Event
     url = server.git_url(load.push_workspace)
     while not stop.is_set():
         marker = load.marker()
-        reshape = load.rng.random() < 0.3  # turn this pusher's `shape` into a folder or a file
+        reshape = load.rng.random() < 0.4  # turn this pusher's `shape` into a folder or a file
         load.attempts["push-reshape" if reshape else "push"] += 1
         while not stop.is_set():  # until accepted: a non-fast-forward lost a race, go again
             code, out = await git(repo, "fetch", "-q", url, "main")
