@@ -208,18 +208,10 @@ class _Disk:
         self._gone.add(rel)
 
     def kind(self, rel: str) -> str:
-        """file, dir, link, other or missing (also when a folder above is not a folder)."""
+        """file, dir, symlink, other or missing (also when a folder above is not a folder)."""
         if rel in self._gone or any(p in self._gone for p in _parents(rel)):
             return "missing"
-        try:
-            st = os.lstat(self.full(rel))
-        except (FileNotFoundError, NotADirectoryError):
-            return "missing"
-        if stat.S_ISLNK(st.st_mode):
-            return "link"
-        if stat.S_ISDIR(st.st_mode):
-            return "dir"
-        return "file" if stat.S_ISREG(st.st_mode) else "other"
+        return lstat_kind(self.full(rel))
 
     def parents_free(self, rel: str) -> bool:
         """Every folder above `rel` is a real folder or missing (to be created)."""
@@ -367,6 +359,21 @@ def restore_aside(folder: Path) -> list[str]:
             os.rename(aside, target)
             restored.append(target.name)
     return restored
+
+
+def lstat_kind(full: str) -> str:
+    """What is at `full`, never following a symlink: file, dir, symlink, other or missing."""
+    try:
+        st = os.lstat(full)
+    except (FileNotFoundError, NotADirectoryError):
+        return "missing"
+    except OSError:
+        return "other"
+    if stat.S_ISLNK(st.st_mode):
+        return "symlink"
+    if stat.S_ISDIR(st.st_mode):
+        return "dir"
+    return "file" if stat.S_ISREG(st.st_mode) else "other"
 
 
 def _parents(rel: str) -> list[str]:
