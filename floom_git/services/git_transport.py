@@ -213,8 +213,8 @@ class GitTransport:
                                             "workspace unavailable"), PushOutcome()
             env.update(PushPolicy.for_worktree(self.settings.max_file_bytes, dirty).to_env())
             try:
-                code, err = await self._exchange(self.argv(RECEIVE, ws), env, spooled.path,
-                                                    keep)
+                argv = self.argv(RECEIVE, ws)
+                code, err = await self._exchange(argv, env, spooled.path, keep)
                 if code != 0:
                     log.info("receive-pack for %s exited %s: %s", ws.id, code, err[-500:])
             finally:
