@@ -68,8 +68,11 @@ async def _workspaces(app: web.Application) -> AsyncIterator[None]:
     manager = app[MANAGER]
     await asyncio.to_thread(manager.open_all)
     if not manager.known("default"):
-        await manager.create("default")
-        log.info("created workspace 'default' from %s", app[SETTINGS].template_dir)
+        try:
+            await manager.create("default")
+            log.info("created workspace 'default' from %s", app[SETTINGS].template_dir)
+        except Exception as exc:  # e.g. a folder `default` that is no repository: serve the rest
+            manager.fence("default", exc)
     yield
 
 

@@ -75,3 +75,19 @@ async def test_workspace_failing_recovery_is_fenced_others_serve(aiohttp_server,
         assert body["checks"]["repositories"]["workspaces"]["default"]["ok"] is True
         async with s.get(f"{base}/healthz") as resp:
             assert resp.status == 200
+
+
+async def test_default_folder_that_is_no_repository_is_fenced(aiohttp_server, settings):
+    manager = WorkspaceManager(settings)
+    manager.create_sync("other")
+    (settings.workspaces_dir / "default").mkdir()  # no .git: not a repository
+    (settings.workspaces_dir / "default" / "notes.md").write_text("mine\n")
+    server = await aiohttp_server(create_app(settings))
+    base = f"http://127.0.0.1:{server.port}"
+    async with aiohttp.ClientSession() as s:
+        async with s.get(f"{base}/api/workers", headers=AUTH) as resp:
+            assert resp.status == 503
+            assert "default" in (await resp.json())["detail"]
+        async with s.get(f"{base}/api/workers", headers=OTHER) as resp:
+            assert resp.status == 200
+    assert (settings.workspaces_dir / "default" / "notes.md").read_text() == "mine\n"
