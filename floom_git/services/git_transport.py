@@ -251,7 +251,8 @@ class GitTransport:
                 if stdin_file is not None:
                     stdin_file.close()  # the child has its own copy
             streamed = body is not None and not isinstance(body, Path)
-            feeder = asyncio.create_task(_feed(proc, body)) if streamed else None  # type: ignore[arg-type]
+            feeder = (asyncio.create_task(_feed(proc, body))  # type: ignore[arg-type]
+                      if streamed else None)
             errors = asyncio.create_task(_drain(proc.stderr))
             try:
                 async with asyncio.timeout(self.settings.git_timeout_seconds):

@@ -119,7 +119,8 @@ def _remove(disk: _Disk, wanted: list[str], before: dict, after: dict, out: Outc
 
 def _write(repo: pygit2.Repository, disk: _Disk, wanted: list[str], before: dict, after: dict,
            out: Outcome, dry_run: bool) -> None:
-    """Write the files of `new` (shallowest first) where the disk holds ours or nothing of theirs."""
+    """Write the files of `new` (shallowest first) where the disk holds ours, or nothing of
+    theirs."""
     for path in sorted((p for p in wanted if after[p] is not None), key=lambda p: p.count("/")):
         target = after[path]
         if not disk.parents_free(path):
@@ -135,7 +136,8 @@ def _write(repo: pygit2.Repository, disk: _Disk, wanted: list[str], before: dict
         if kind == "missing" and before[path] is not None:
             out.kept.append(path)  # they deleted it: their deletion is the newer edit
             continue
-        if kind not in ("missing", "file") or (kind == "file" and not disk.matches(path, before[path])):
+        edited = kind == "file" and not disk.matches(path, before[path])
+        if kind not in ("missing", "file") or edited:
             out.kept.append(path)
             continue
         if dry_run:
@@ -313,7 +315,8 @@ class _Disk:
             self.forget(rel)
             return True
         for dirpath, dirnames, filenames in os.walk(full, topdown=False):
-            for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
+            links = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
+            for name in filenames + links:
                 os.unlink(os.path.join(dirpath, name))
             os.rmdir(dirpath)
         return True
