@@ -1,6 +1,7 @@
 """What the crash test checks on disk after a kill and through the API after a restart: every
-acknowledged write and accepted push in history, `git fsck --strict`, a clean working tree, and
-run recovery (queued runs run, running ones fail `interrupted_by_restart`, approvals stay pending)."""
+acknowledged write and accepted push in history, every file a person saved in a working tree in
+history once the watcher synced it, `git fsck --strict`, a clean working tree, and run recovery
+(queued runs run, running ones fail `interrupted_by_restart`, approvals stay pending)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pathlib import Path
 import aiohttp
 import pygit2
 
-from benchmarks.crash_load import APPROVAL, CLIENT_TIMEOUT, Ack
+from benchmarks.crash_load import APPROVAL, CLIENT_TIMEOUT, Ack, Edit
 from benchmarks.stress_server import HEADERS, ServerProcess
 from floom_git.services.workspaces import read_uid
 
@@ -91,6 +92,27 @@ def _missing(history: _History | None, ack: Ack) -> str | None:
     return None
 
 
+def missing_edits(data_dir: Path, edits: list[Edit]) -> list[tuple[Edit, str]]:
+    """Saved edits whose marker no commit on main holds at their path: last save wins, and
+    history holds both, so every save that was the last one of its file must be there."""
+    wanted: dict[tuple[str, str], set[str]] = {}
+    for edit in edits:
+        wanted.setdefault((edit.workspace, edit.path), set()).add(edit.marker)
+    seen: dict[tuple[str, str], bytes] = {}
+    for ws, path in workspace_dirs(data_dir).items():
+        repo = pygit2.Repository(str(path))
+        mine = {p for w, p in wanted if w == ws}
+        if not mine:
+            continue
+        for commit in repo.walk(repo.lookup_reference(MAIN).peel(pygit2.Commit).id):
+            for rel in mine:
+                data = _blob(commit, rel)
+                if data:
+                    seen[(ws, rel)] = seen.get((ws, rel), b"") + data
+    return [(e, f"saved edit {e.marker} of {e.workspace}/{e.path} is not in history")
+            for e in edits if e.marker.encode() not in seen.get((e.workspace, e.path), b"")]
+
+
 def fsck(data_dir: Path, *, crashed: bool = False) -> list[str]:
     """`git fsck --strict` of every workspace; one line per repository it does not accept. On a
     repository as a crash left it, half-written temporary objects are expected (start-up
@@ -108,7 +130,8 @@ def fsck(data_dir: Path, *, crashed: bool = False) -> list[str]:
 
 
 def dirty_worktrees(data_dir: Path) -> list[str]:
-    """Workspaces whose working tree or index differ from HEAD (nobody edits on disk here)."""
+    """Workspaces whose working tree or index differ from HEAD (once the watcher has synced
+    what people saved, nothing may)."""
     problems = []
     for ws, path in workspace_dirs(data_dir).items():
         proc = subprocess.run(["git", "--no-optional-locks", "-C", str(path), "status",
@@ -207,6 +230,17 @@ async def _check_run(session: aiohttp.ClientSession, server: ServerProcess, ws: 
     elif now != status:
         return f"run {rid} was {status} at the crash but is {now} after the restart"
     return None
+
+
+async def settled_worktrees(data_dir: Path, deadline: float = 30.0) -> list[str]:
+    """dirty_worktrees once the watcher has had time to commit the edits saved before the kill
+    (it reconciles the whole tree at start-up, then after each quiet period)."""
+    end = time.monotonic() + deadline
+    while True:
+        problems = await asyncio.to_thread(dirty_worktrees, data_dir)
+        if not problems or time.monotonic() > end:
+            return problems
+        await asyncio.sleep(0.2)
 
 
 async def health_problems(server: ServerProcess) -> list[str]:

@@ -1,6 +1,8 @@
 """The mixed load the crash test drives between kills: API writes to contexts, workers, issues and
-workspace.md, git pushes with the real git client, and runs. Every acknowledged write is recorded
-as an Ack (what it changed, a unique marker, the commit the server or git named)."""
+workspace.md, git pushes with the real git client (some turning a file into a folder or back),
+people saving files in the server's working trees (some that API writes and pushes also change),
+and runs. Every acknowledged write is recorded as an Ack (what it changed, a unique marker, the
+commit the server or git named); every saved edit as an Edit."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import itertools
 import os
 import random
 import secrets
+import shutil
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +54,15 @@ class Ack:
 
 
 @dataclass
+class Edit:
+    """A file a person saved in a workspace's working tree: `marker` must reach history."""
+
+    workspace: str
+    path: str
+    marker: str
+
+
+@dataclass
 class Load:
     """What all bursts produced (shared by every client task)."""
 
@@ -58,6 +70,9 @@ class Load:
     work: Path
     rng: random.Random
     acks: list[Ack] = field(default_factory=list)
+    edits: list[Edit] = field(default_factory=list)
+    data_dir: Path | None = None  # the server's, where people edit working trees
+    refused_over_edits: int = 0  # API writes or pushes refused over an unsynced edit (expected)
     runs: dict[str, tuple[str, str]] = field(default_factory=dict)  # run id -> (ws, worker)
     issues: dict[str, list[str]] = field(default_factory=dict)  # ws -> acknowledged issue ids
     errors: list[str] = field(default_factory=list)  # 5xx answers from a live server
@@ -81,6 +96,9 @@ class Load:
 
     def answer(self, what: str, status: int, body: bytes) -> None:
         line = f"{what} -> {status} {body[:300].decode(errors='replace')}"
+        if status == 409 and b"uncommitted on-disk edits" in body:
+            self.refused_over_edits += 1  # the rule working: the person's edit is synced first
+            return
         (self.errors if status >= 500 else self.refusals).append(line)
 
 
@@ -107,13 +125,14 @@ async def setup(load: Load, server: ServerProcess, pushers: int) -> None:
 
 
 async def burst(load: Load, server: ServerProcess, kill_after: float, writers: int,
-                pushers: int, runners: int, kill_group: bool = True) -> None:
+                pushers: int, runners: int, kill_group: bool = True, editors: int = 1) -> None:
     """Drive every kind of load until `kill_after` seconds have passed, then SIGKILL the server
     mid-flight and let each client notice."""
     stop = asyncio.Event()
     async with aiohttp.ClientSession(headers=HEADERS, timeout=CLIENT_TIMEOUT) as session:
         tasks = [asyncio.create_task(_writer(load, server, session, i, stop)) for i in range(writers)]
         tasks += [asyncio.create_task(_pusher(load, server, j, stop)) for j in range(pushers)]
+        tasks += [asyncio.create_task(_editor(load, k, stop)) for k in range(editors)]
         tasks += [asyncio.create_task(_runner(load, server, session, stop)) for _ in range(runners)]
         await asyncio.sleep(kill_after)
         server.kill(group=kill_group)
@@ -210,26 +229,28 @@ async def _pusher(load: Load, server: ServerProcess, j: int, stop: asyncio.Event
     url = server.git_url(load.push_workspace)
     while not stop.is_set():
         marker = load.marker()
-        rel = f"contexts/company/stress/push{j}/{marker}.md"
-        load.attempts["push"] += 1
+        reshape = load.rng.random() < 0.4  # turn this pusher's `shape` into a folder or a file
+        load.attempts["push-reshape" if reshape else "push"] += 1
         while not stop.is_set():  # until accepted: a non-fast-forward lost a race, go again
             code, out = await git(repo, "fetch", "-q", url, "main")
             if code != 0:
                 _cut(load)
                 return
             await git(repo, "reset", "-q", "--hard", "FETCH_HEAD")
-            target = repo / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(f"{marker}\n")
-            await git(repo, "add", rel)
+            rel = _reshape(repo, j, marker) if reshape else _new_file(repo, j, marker)
+            await git(repo, "add", "-A", "contexts/company/stress")
             await git(repo, "commit", "-q", "-m", f"stress: push {marker}")
             code, out = await git(repo, "push", "--porcelain", url, "HEAD:refs/heads/main")
             if code == 0:
                 _, sha = await git(repo, "rev-parse", "HEAD")
-                load.acks.append(Ack("push", load.push_workspace, rel, marker, sha.strip(), True))
+                load.acks.append(Ack("push", load.push_workspace, rel, marker, sha.strip(),
+                                     not reshape))
                 break
             if any(race in out for race in RACES):
                 load.pushes_rejected += 1
+                if "uncommitted on-disk edits" in out:
+                    load.refused_over_edits += 1
+                    await asyncio.sleep(0.2)  # the watcher commits the edit after its quiet time
                 continue
             if "remote rejected" in out or "pre-receive hook declined" in out:
                 load.refusals.append(f"git push refused: {out[-500:]}")
@@ -238,8 +259,68 @@ async def _pusher(load: Load, server: ServerProcess, j: int, stop: asyncio.Event
             return
 
 
+def _new_file(repo: Path, j: int, marker: str) -> str:
+    rel = f"contexts/company/stress/push{j}/{marker}.md"
+    (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+    (repo / rel).write_text(f"{marker}\n")
+    if j == 0:  # one pusher also changes the file a person edits on the server now and then
+        shared = repo / SHARED
+        shared.parent.mkdir(parents=True, exist_ok=True)
+        shared.write_text(f"{marker}\n")
+    return rel
+
+
+def _reshape(repo: Path, j: int, marker: str) -> str:
+    """`shape` a file -> a folder holding a file, or the folder -> a file again."""
+    shape = repo / f"contexts/company/stress/push{j}/shape"
+    if shape.is_dir():
+        shutil.rmtree(shape)
+        shape.write_text(f"{marker}\n")
+        return shape.relative_to(repo).as_posix()
+    if shape.exists():
+        shape.unlink()
+    inner = shape / "deeper" / f"{marker}.md"
+    inner.parent.mkdir(parents=True)
+    inner.write_text(f"{marker}\n")
+    return inner.relative_to(repo).as_posix()
+
+
+SHARED = "contexts/company/stress/shared.md"  # pushed by pusher 0, and edited on the server
+
+
+async def _editor(load: Load, k: int, stop: asyncio.Event) -> None:
+    """A person saving files in the server's working trees as an editor does (write, rename):
+    mostly new files, and once per burst a file that API writes or pushes also change."""
+    if load.data_dir is None:
+        return
+    shared = {(load.workspaces[0], "contexts/company/stress/hot-0.md"),
+              (load.push_workspace, SHARED)}
+    while not stop.is_set():
+        marker = load.marker()
+        if shared and load.rng.random() < 0.3:
+            ws, rel = shared.pop()
+        else:
+            ws, rel = load.rng.choice(load.workspaces), f"contexts/company/stress/disk{k}/{marker}.md"
+        target = load.data_dir / "workspaces" / ws / rel
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{target.name}.swp")
+            tmp.write_text(f"{marker}\n")
+            os.replace(tmp, target)
+        except OSError as exc:  # a folder the server was replacing at that moment: try another
+            load.refusals.append(f"disk edit of {ws}/{rel} failed: {exc}")
+            continue
+        load.edits.append(Edit(ws, rel, marker))
+        load.attempts["disk edit"] += 1
+        try:
+            await asyncio.wait_for(stop.wait(), load.rng.uniform(0.05, 0.3))
+        except TimeoutError:
+            pass
+
+
 # What git or the pre-receive hook answer when main moved between fetch and push.
-RACES = ("[rejected]", "non-fast-forward", "fetch first", "changed on the server while you pushed")
+RACES = ("[rejected]", "non-fast-forward", "fetch first", "changed on the server while you pushed",
+         "uncommitted on-disk edits")
 GIT_ENV = {
     "GIT_TERMINAL_PROMPT": "0",
     "GIT_AUTHOR_NAME": "stress", "GIT_AUTHOR_EMAIL": "stress@floom.local",

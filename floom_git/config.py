@@ -40,6 +40,7 @@ class Settings:
     git_remote: str | None = None
     git_timeout_seconds: float = 3600.0  # wall clock for one upload-pack/receive-pack request
     git_max_processes: int = 16  # concurrent git processes serving HTTP on this node
+    push_max_bytes: int = 200 * 1024 * 1024  # a whole push (its request body), spooled first
     # Remote mirror: "{workspace}" in git_remote names one remote per workspace.
     mirror_retry_seconds: float = 1.0  # first retry after a failed push; doubles per failure
     mirror_retry_max_seconds: float = 300.0
@@ -128,6 +129,7 @@ _RUN_ENV: tuple[tuple[str, str, Callable[[str], object]], ...] = (
     ("FLOOM_RATE_AUTH_FAIL_PER_MINUTE", "rate_auth_fail_per_minute", int),
     ("FLOOM_GIT_TIMEOUT_SECONDS", "git_timeout_seconds", float),
     ("FLOOM_GIT_MAX_PROCESSES", "git_max_processes", int),
+    ("FLOOM_PUSH_MAX_BYTES", "push_max_bytes", int),
     ("FLOOM_IMPORT_MAX_ENTRIES", "import_max_entries", int),
     ("FLOOM_IMPORT_MAX_BYTES", "import_max_bytes", int),
 )

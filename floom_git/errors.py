@@ -8,8 +8,10 @@
       ├── NotFound            no such resource, or not visible (404)
       ├── Conflict            exists already / wrong state     (409)
       ├── PayloadTooLarge     body, file or archive too big    (413)
+      ├── UnsupportedMediaType  body of the wrong Content-Type (415)
       ├── Unprocessable       well-formed but semantically bad (422)
-      └── RateLimited         too many requests                (429)
+      ├── RateLimited         too many requests                (429)
+      └── Unavailable         a workspace that cannot serve now (503)
 """
 
 from __future__ import annotations
@@ -53,6 +55,10 @@ class PayloadTooLarge(FloomError):
     code = "payload_too_large"
 
 
+class UnsupportedMediaType(FloomError):
+    code = "unsupported_media_type"
+
+
 class Unprocessable(FloomError):
     code = "unprocessable"
 
@@ -63,3 +69,10 @@ class RateLimited(FloomError):
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class Unavailable(FloomError):
+    """The workspace cannot serve right now (its repository could not be recovered, or its
+    working tree cannot be brought up to date): nothing was written."""
+
+    code = "unavailable"

@@ -101,9 +101,12 @@ def _purge_on_delete(app: web.Application) -> None:
 async def _workspaces(app: web.Application) -> AsyncIterator[None]:
     manager = app[MANAGER]
     await asyncio.to_thread(manager.open_all)
-    if not manager.exists("default"):
-        await manager.create("default")
-        log.info("created workspace 'default' from %s", app[SETTINGS].template_dir)
+    if not manager.known("default"):
+        try:
+            await manager.create("default")
+            log.info("created workspace 'default' from %s", app[SETTINGS].template_dir)
+        except Exception as exc:  # e.g. a folder `default` that is no repository: serve the rest
+            manager.fence("default", exc)
     yield
 
 

@@ -15,8 +15,10 @@ STATUS: dict[type[errors.FloomError], int] = {
     errors.NotFound: 404,
     errors.Conflict: 409,
     errors.PayloadTooLarge: 413,
+    errors.UnsupportedMediaType: 415,
     errors.Unprocessable: 422,
     errors.RateLimited: 429,
+    errors.Unavailable: 503,
 }
 
 

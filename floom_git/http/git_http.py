@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from floom_git.errors import FloomError, Forbidden, NotFound, Unauthenticated
+from floom_git.errors import FloomError, Forbidden, NotFound, Unauthenticated, Unavailable
 from floom_git.http.errors import error_response
 from floom_git.http.keys import AUTH, MANAGER, SETTINGS
 from floom_git.http.ratelimit import auth_attempt
@@ -84,10 +84,12 @@ def _gate(request: web.Request, service: str) -> tuple[Workspace, Actor]:
     if "/" in name or ".." in name or name.startswith(".") or not WORKSPACE_ID_RE.match(name):
         raise _not_found()
     try:
-        ws = request.app[MANAGER].get(name)
         actor = auth.authorize(actor, name, "viewer")
+        ws = request.app[MANAGER].get(name)
     except (NotFound, Forbidden):
         raise _not_found() from None
+    except Unavailable as exc:  # fenced: say so to those who may see it
+        raise Refused(error_response(503, exc.message)) from None
     if service == RECEIVE:
         try:
             actor = auth.authorize(actor, name, "member")

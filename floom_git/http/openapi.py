@@ -52,11 +52,16 @@ def _slug(path: str) -> str:
 
 def error_statuses(route: Any) -> list[int]:
     """Every error status the route can answer: the common ones, 401/403 where a credential is
-    checked (by the middleware, or by a public route itself), and any the route declares in
-    `extra["errors"]` (e.g. 415 on git's RPC routes)."""
+    checked (by the middleware, or by a public route itself), 503 where a workspace is acted
+    on, 415 where a JSON body is read, and any the route declares in `extra["errors"]` (e.g.
+    415 on git's RPC routes)."""
     codes = set(ERROR_STATUSES) | set(route.extra.get("errors", ()))
     if route.perm != "public":
         codes |= {401, 403}
+    if route.perm not in ("public", "user"):
+        codes.add(503)  # the workspace is fenced, or its working tree cannot follow main
+    if route.body is not None:
+        codes.add(415)  # a JSON body sent with another Content-Type
     return sorted(codes)
 
 

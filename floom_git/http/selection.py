@@ -24,7 +24,7 @@ def selected_workspace(request: web.Request, actor: Actor | None) -> str:
         return header
     manager = request.app[MANAGER]
     cookie = request.cookies.get(WORKSPACE_COOKIE)
-    if cookie and manager.exists(cookie):
+    if cookie and manager.known(cookie):  # a fenced one answers 503, not default
         return cookie
     home = manager.by_uid(getattr(actor, "home_workspace", None))  # bound: an internal id
     return home.id if home is not None else DEFAULT

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +15,9 @@ from aiohttp_sse import sse_response
 from floom_git.errors import InvalidInput
 
 
+IDLE_ROUND = 0.05  # seconds: the least a round of a stream takes when nothing changed
+
+
 @dataclass(frozen=True)
 class Frame:
     id: int | None
@@ -21,9 +25,11 @@ class Frame:
     event: str | None = None
 
 
-# fetch(after) -> (frames newer than `after`, done); wait(after, timeout) returns when there may
-# be more.
-Fetch = Callable[[int], Awaitable[tuple[list[Frame], bool]]]
+# fetch(after) -> (frames newer than `after`, done, position): `position` is how far the source
+# has been read (its own event counter), which may be past the last frame sent when a stream
+# shows only some events. wait(position, timeout) returns once the source moved past `position`
+# or after `timeout`, and must block until then: a stream never goes round without waiting.
+Fetch = Callable[[int], Awaitable[tuple[list[Frame], bool, int]]]
 Wait = Callable[[int, float], Awaitable[None]]
 
 
@@ -42,7 +48,7 @@ def last_event_id(request: web.Request) -> int:
 async def stream(request: web.Request, fetch: Fetch, wait: Wait, keepalive: float) -> web.StreamResponse:
     """Send frames after the client's last id until `fetch` reports done; ids never repeat."""
     after = last_event_id(request)
-    frames, done = await fetch(after)  # before the response starts, so errors stay JSON
+    frames, done, position = await fetch(after)  # before the response starts: errors stay JSON
     async with sse_response(request, ping_interval=keepalive) as resp:
         while True:
             for frame in frames:
@@ -55,6 +61,13 @@ async def stream(request: web.Request, fetch: Fetch, wait: Wait, keepalive: floa
                     after = frame.id
             if done or not resp.is_connected():
                 break
-            await wait(after, keepalive)
-            frames, done = await fetch(after)
+            # Wait on the source's position, not on the last id sent: events this stream does
+            # not show (a log stream of a queued run) must not make it go round at once.
+            await wait(position, keepalive)
+            before = position
+            frames, done, position = await fetch(after)
+            if not frames and position == before:
+                # Woken with nothing new (a timeout, or a record rewritten in place). A wait
+                # that cannot block would make this a busy loop: never faster than this.
+                await asyncio.sleep(IDLE_ROUND)
     return resp

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json as _json
 import re
+import urllib.parse
 from typing import Any, TypeVar
 
 import msgspec
 from aiohttp import web
 
-from floom_git.errors import InvalidInput, PayloadTooLarge
+from floom_git.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
 
 T = TypeVar("T")
 MAX_INT = 10**9
@@ -30,13 +31,30 @@ async def read_body(request: web.Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-async def decode(request: web.Request, type_: type[T], limit: int) -> T:
-    """Decode a JSON body into `type_`; 400 naming the field on malformed or invalid input."""
+def require_json(request: web.Request) -> None:
+    """415 unless the body is declared JSON (`application/json` or `*+json`) or not declared:
+    a body sent as text or a form was meant for something else, and is never guessed at."""
+    if "Content-Type" not in request.headers:
+        return
     ctype = request.content_type
-    if ctype not in ("application/json", "application/octet-stream", "text/plain") and request.body_exists:
-        if not ctype.endswith("+json"):
-            raise InvalidInput(f"Content-Type must be application/json, not {ctype}")
+    if ctype != "application/json" and not ctype.endswith("+json"):
+        raise UnsupportedMediaType(f"Content-Type must be application/json, not {ctype}")
+
+
+async def decode(request: web.Request, type_: type[T], limit: int) -> T:
+    """Decode a JSON body into `type_`; 415 for another content type, 400 naming the field on
+    malformed or invalid input."""
+    require_json(request)
     return decode_bytes(await read_body(request, limit), type_)
+
+
+async def decode_optional(request: web.Request, type_: type[T], limit: int) -> T:
+    """Like decode, but an empty body stands for the type's defaults."""
+    raw = await read_body(request, limit) if request.body_exists else b""
+    if not raw.strip():
+        return type_()
+    require_json(request)
+    return decode_bytes(raw, type_)
 
 
 async def multipart(request: web.Request) -> web.MultipartReader:
@@ -83,8 +101,14 @@ _ENCODED_TWICE = re.compile(r"%(2e|2f|5c|00)", re.IGNORECASE)
 def path_param(request: web.Request, name: str) -> str:
     """A free-form path taken from the URL (decoded once by aiohttp). An encoded dot, slash,
     backslash or NUL left after that decoding was encoded twice: a traversal attempt through
-    any layer that decodes again, so it is refused rather than stored as a literal name."""
+    any layer that decodes again, so it is refused rather than stored as a literal name. A path
+    whose percent-decoding is not UTF-8 is refused too (aiohttp would keep `%FF` literally)."""
     value = request.match_info[name]
+    try:
+        urllib.parse.unquote_to_bytes(request.rel_url.raw_path).decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput(f"{name}: the URL path is not valid UTF-8 once percent-decoded; "
+                           "encode file names as UTF-8") from None
     if _ENCODED_TWICE.search(value):
         raise InvalidInput(f"{name}: '{value[:80]}' is percent-encoded twice; encode a path once")
     return value

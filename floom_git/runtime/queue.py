@@ -58,7 +58,10 @@ later under the same name."""
     # -- lifecycle ------------------------------------------------------------------------------
     async def start(self) -> None:
         for ws in self.manager.all():
-            await self.attach(ws)
+            try:
+                await self.attach(ws)
+            except Exception as exc:  # its run spool cannot be read: fence it, serve the rest
+                self.manager.fence(ws.id, exc)
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep_loop())
 
     async def stop(self) -> None:

@@ -79,6 +79,10 @@ class WorkspaceWatch:
                     self.root, watch_filter=self._filter, stop_event=self._stop
                 ):
                     await self._batch(changes)
+                if not self._stop.is_set():  # the watch ended by itself: never restart in a spin
+                    self.ready.clear()
+                    restarted = True
+                    await asyncio.sleep(RETRY_AFTER)
             except Exception:
                 log.exception("workspace %s: file watch failed; restarting it", self.ws.id)
                 self.ready.clear()

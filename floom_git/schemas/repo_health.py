@@ -11,6 +11,7 @@ class RepoCheck(msgspec.Struct, kw_only=True):
     runs: str | None = None  # 7-character sha of floom/runs (None before the first run)
     sync_pending: bool = False  # a working-tree sync was cut short; the next write finishes it
     locks: list[str] = []  # git lock files present now: brief during a write, stale if they stay
+    fenced: bool = False  # could not be opened or recovered at start-up: its routes answer 503
     error: str | None = None
 
 

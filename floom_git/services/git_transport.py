@@ -1,7 +1,9 @@
 """git smart HTTP as a service: one `git upload-pack|receive-pack --stateless-rpc` process per
 request, with an explicit environment, the request body streamed in and the output streamed out.
-A receive-pack runs under the workspace writer lock with the server-owned pre-receive hook, and
-the server catches up (working tree, index, workers, events) before the push's answer ends."""
+A push is first received into a spool file (no lock held while a client uploads, and a total
+size limit); then receive-pack runs on it under the workspace writer lock with the server-owned
+pre-receive hook, and the server catches up (working tree, index, workers, events) before the
+push's answer is sent."""
 
 from __future__ import annotations
 
@@ -19,6 +21,8 @@ from pathlib import Path
 
 import floom_git
 from floom_git.config import Settings
+from floom_git.errors import FloomError
+from floom_git.services import receive_wire
 from floom_git.services.actor import Actor
 from floom_git.services.push import PushPolicy, unsynced_edits
 from floom_git.services.workspaces import Workspace
@@ -135,7 +139,7 @@ class GitTransport:
     ) -> None:
         """GET info/refs: the `# service=` header (clients accept it for v2 too), then the refs."""
         await sink(pkt_line(f"# service={service}\n") + b"0000")
-        code, err, _ = await self._exchange(
+        code, err = await self._exchange(
             self.argv(service, ws, advertise=True), self.env(ws, actor, protocol), None, sink
         )
         if code != 0:
@@ -152,7 +156,7 @@ class GitTransport:
         sink: Sink,
     ) -> None:
         """POST git-upload-pack: fetch and clone. Reads never take the writer lock."""
-        code, err, _ = await self._exchange(
+        code, err = await self._exchange(
             self.argv(UPLOAD, ws), self.env(ws, actor, protocol), body, sink
         )
         if code != 0:
@@ -166,65 +170,95 @@ class GitTransport:
         body: AsyncIterable[bytes],
         sink: Sink,
     ) -> PushOutcome:
-        """POST git-receive-pack: the whole push holds the workspace writer lock. The last chunk
-        of git's answer is held back until the server has caught up, so when `git push` returns
-        the working tree, the workers and the events already reflect it."""
+        """POST git-receive-pack. The request is spooled to disk first, without any lock: a slow
+        pusher never stalls other writers. Then receive-pack runs on the spool under the writer
+        lock; its answer is sent once the lock is let go and the server has caught up, so when
+        `git push` returns the working tree, the workers and the events already reflect it."""
         if not self._hooks_ready:
             await asyncio.to_thread(self.ensure_hooks)
+        limit = self.settings.push_max_bytes
+        async with asyncio.timeout(self.settings.git_timeout_seconds):
+            spooled = await receive_wire.spool(body, Path(ws.repo.repo.path), limit)
+        try:
+            if spooled.too_large:
+                log.info("push to %s by %s refused: %d bytes is over %d", ws.id, actor.user_id,
+                         spooled.size, limit)
+                await sink(receive_wire.refusal(spooled, [
+                    f"push rejected: the push is larger than {limit} bytes "
+                    f"(FLOOM_PUSH_MAX_BYTES); nothing was changed on the server",
+                    "  push in smaller parts, or keep large files out of the workspace",
+                ], "push too large"))
+                return PushOutcome()
+            answer, outcome = await self._receive_locked(ws, actor, protocol, spooled)
+        finally:
+            spooled.remove()
+        await sink(answer)
+        return outcome
+
+    async def _receive_locked(self, ws: Workspace, actor: Actor, protocol: str | None,
+                              spooled: receive_wire.Spooled) -> tuple[bytes, PushOutcome]:
+        """receive-pack on a spooled request under the writer lock; its whole answer (a report
+        and a few progress lines) is kept until the server has caught up."""
         env = self.env(ws, actor, protocol)
+        out: list[bytes] = []
+
+        async def keep(chunk: bytes) -> None:
+            out.append(chunk)
+
         async with ws.writer.locked():
-            before, dirty = await asyncio.to_thread(_begin_push, ws)
-            env.update(PushPolicy.for_worktree(self.settings.max_file_bytes, dirty).to_env())
-            held = None
             try:
-                code, err, held = await self._exchange(
-                    self.argv(RECEIVE, ws), env, body, sink, hold_last=True
-                )
+                before, dirty = await asyncio.to_thread(_begin_push, ws)
+            except FloomError as exc:  # the working tree cannot follow main right now
+                return receive_wire.refusal(spooled, [f"push rejected: {exc.message}"],
+                                            "workspace unavailable"), PushOutcome()
+            env.update(PushPolicy.for_worktree(self.settings.max_file_bytes, dirty).to_env())
+            try:
+                argv = self.argv(RECEIVE, ws)
+                code, err = await self._exchange(argv, env, spooled.path, keep)
                 if code != 0:
                     log.info("receive-pack for %s exited %s: %s", ws.id, code, err[-500:])
             finally:
-                # Also when the client went away: refs may have moved all the same.
+                # Also when it failed: refs may have moved all the same.
                 outcome = await asyncio.to_thread(_finish_push, ws, before)
                 self._announce(ws, actor, before, outcome)
-        if held:
-            await sink(held)
-        return outcome
+        return b"".join(out), outcome
 
     # -- process plumbing -------------------------------------------------------------------
     async def _exchange(
         self,
         argv: list[str],
         env: dict[str, str],
-        body: AsyncIterable[bytes] | None,
+        body: AsyncIterable[bytes] | Path | None,
         sink: Sink,
-        *,
-        hold_last: bool = False,
-    ) -> tuple[int, str, bytes | None]:
-        """Run git, feeding `body` to stdin while streaming stdout to `sink`. Returns the exit
-        code, the tail of stderr, and (with hold_last) the last stdout chunk, not yet sent.
-        The process is killed if the client goes away, the body fails, or the time runs out."""
+    ) -> tuple[int, str]:
+        """Run git, feeding `body` (a stream, or a spooled file) to stdin while streaming stdout
+        to `sink`. Returns the exit code and the tail of stderr. The process is killed if the
+        client goes away, the body fails, or the time runs out."""
         async with self._slots:
-            proc = await asyncio.create_subprocess_exec(
-                *argv,
-                env=env,
-                cwd=str(self.home),
-                stdin=asyncio.subprocess.PIPE if body is not None else asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-            )
-            feeder = asyncio.create_task(_feed(proc, body)) if body is not None else None
+            stdin_file = open(body, "rb") if isinstance(body, Path) else None  # noqa: SIM115
+            try:
+                proc = await asyncio.create_subprocess_exec(
+                    *argv,
+                    env=env,
+                    cwd=str(self.home),
+                    stdin=(stdin_file if stdin_file is not None else
+                           asyncio.subprocess.PIPE if body is not None else
+                           asyncio.subprocess.DEVNULL),
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.PIPE,
+                )
+            finally:
+                if stdin_file is not None:
+                    stdin_file.close()  # the child has its own copy
+            streamed = body is not None and not isinstance(body, Path)
+            feeder = (asyncio.create_task(_feed(proc, body))  # type: ignore[arg-type]
+                      if streamed else None)
             errors = asyncio.create_task(_drain(proc.stderr))
-            pending: bytes | None = None
             try:
                 async with asyncio.timeout(self.settings.git_timeout_seconds):
                     assert proc.stdout is not None
                     while chunk := await proc.stdout.read(CHUNK):
-                        if not hold_last:
-                            await sink(chunk)
-                            continue
-                        if pending is not None:
-                            await sink(pending)
-                        pending = chunk
+                        await sink(chunk)
                     if feeder is not None:
                         await feeder
                     code = await proc.wait()
@@ -237,7 +271,7 @@ class GitTransport:
                 with contextlib.suppress(BaseException):
                     await asyncio.shield(proc.wait())
                 raise
-        return code, err.decode("utf-8", "replace"), pending
+        return code, err.decode("utf-8", "replace")
 
     def _announce(
         self, ws: Workspace, actor: Actor, before: dict[str, str], outcome: PushOutcome
@@ -299,7 +333,10 @@ def _finish_push(ws: Workspace, before: dict[str, str]) -> PushOutcome:
         log.exception("push to %s landed but the working tree could not be updated", ws.id)
         outcome.files = ws.repo.changed_files(before.get(MAIN), after.get(MAIN))
     if outcome.files:
-        outcome.workers = ws.workers.reload_paths(outcome.files)
+        try:
+            outcome.workers = ws.workers.reload_paths(outcome.files)
+        except Exception:  # the push landed: a reload failure must not turn it into a failure
+            log.exception("push to %s landed but its workers could not be reloaded", ws.id)
     return outcome
 
 

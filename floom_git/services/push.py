@@ -121,11 +121,17 @@ def check_refs(repo: pygit2.Repository, updates: list[RefUpdate]) -> list[str]:
                 f"{u.ref}: changed on the server while you pushed ({now}); pull and push again"
             )
             continue
-        if u.is_branch and u.new is not None:
+        if u.new is not None:
             commit = _commit(repo, u.new)
             if commit is None:
-                problems.append(f"{u.ref}: a branch must point to a commit")
-            elif u.old is not None and u.old != u.new and not repo.descendant_of(commit.id, u.old):
+                # Only what hangs off commits is checked (every file of every new commit), so a
+                # tag of a tree or a blob (or a tag of one) would carry content past the checks.
+                problems.append(
+                    f"{u.ref}: points to a {_kind(repo, u.new)}, not a commit; only commits "
+                    "(and annotated tags of commits) can be pushed"
+                )
+            elif (u.is_branch and u.old is not None and u.old != u.new
+                  and not repo.descendant_of(commit.id, u.old)):
                 problems.append(
                     f"{u.ref}: non-fast-forward update (force push) is not allowed; "
                     "pull, merge or rebase, and push again"
@@ -151,8 +157,9 @@ def new_commits(repo: pygit2.Repository, updates: Iterable[RefUpdate]) -> list[p
 def check_new_objects(
     repo: pygit2.Repository, commits: list[pygit2.Commit], max_file_bytes: int
 ) -> list[str]:
-    """Files added or changed by any new commit (history included, not only the tip): no
-    secret-bearing names, nothing over the size limit, no symlinks or submodules."""
+    """Files added or changed by any new commit (history included, not only the tip): paths
+    git's own rules accept (the API's validator), no secret-bearing names, nothing over the size
+    limit, no symlinks or submodules."""
     problems = []
     sizes: dict[pygit2.Oid, int] = {}
     for commit in commits:
@@ -167,6 +174,10 @@ def check_new_objects(
             if delta.status == DeltaStatus.DELETED:
                 continue
             path, mode = delta.new_file.path, delta.new_file.mode
+            why = _path_refused(delta.new_file.raw_path, mode == FileMode.LINK)
+            if why:
+                problems.append(f"{path}: {why} {where}")
+                continue
             if mode == FileMode.COMMIT:
                 problems.append(f"{path}: submodules are not supported {where}")
                 continue
@@ -312,6 +323,27 @@ def _commit(repo: pygit2.Repository, rev: str | None) -> pygit2.Commit | None:
         return repo[rev].peel(pygit2.Commit)
     except (KeyError, ValueError, pygit2.GitError, pygit2.InvalidSpecError):
         return None
+
+
+def _path_refused(raw: bytes, symlink: bool) -> str | None:
+    """Why the path validator every door shares refuses `raw` (None: it accepts it)."""
+    try:
+        return paths.path_refusal(raw.decode("utf-8"), symlink=symlink)
+    except UnicodeDecodeError:
+        return "is not valid UTF-8"
+
+
+def _kind(repo: pygit2.Repository, rev: str) -> str:
+    """What `rev` finally names once tags are peeled: tree, blob, ..."""
+    try:
+        obj = repo[rev]
+        for _ in range(64):  # a chain of tags; git itself gives up far sooner
+            if obj.type != ObjectType.TAG:
+                break
+            obj = repo[obj.target]
+        return obj.type_str
+    except (KeyError, ValueError, pygit2.GitError):
+        return "missing object"
 
 
 def _overlaps(a: str, b: str) -> bool:

@@ -42,9 +42,12 @@ def check_repo(ws: Workspace) -> RepoCheck:
     return check
 
 
-def check_repositories(spaces: list[Workspace]) -> RepositoriesCheck:
-    """Blocking: call in a thread."""
+def check_repositories(spaces: list[Workspace],
+                       fenced: dict[str, str] | None = None) -> RepositoriesCheck:
+    """Blocking: call in a thread. `fenced`: workspaces out of service, and why."""
     checks = {ws.id: check_repo(ws) for ws in spaces}
+    for ws_id, why in (fenced or {}).items():
+        checks[ws_id] = RepoCheck(ok=False, fenced=True, error=why)
     return RepositoriesCheck(ok=all(c.ok for c in checks.values()), workspaces=checks)
 
 

@@ -28,6 +28,7 @@ from pygit2.enums import DeltaStatus, ObjectType
 from floom_git.errors import NotFound
 from floom_git.schemas.run import IndexEntry, LogLine, RunRecord
 from floom_git.services.actor import SYSTEM
+from floom_git.storage import paths
 from floom_git.storage.repo import RUNS, Change, Changeset, WorkspaceRepo
 
 if TYPE_CHECKING:
@@ -527,8 +528,10 @@ def _files_under(folder: Path) -> Iterable[tuple[str, bytes]]:
     for dirpath, _dirs, names in os.walk(folder):
         for name in sorted(names):
             full = Path(dirpath) / name
-            if full.is_file() and not full.is_symlink():
-                out.append((full.relative_to(folder).as_posix(), full.read_bytes()))
+            rel = full.relative_to(folder).as_posix()
+            # A name no commit may hold (git's path rules) would fail every later record commit.
+            if full.is_file() and not full.is_symlink() and paths.is_clean_relpath(rel):
+                out.append((rel, full.read_bytes()))
     return out
 
 

@@ -22,7 +22,7 @@ from floom_git.errors import FloomError
 from floom_git.schemas.issue import FILE_RE, parse_issue_file
 from floom_git.services.registry import SKIP_DIRS, validate_worker, worker_files
 from floom_git.services.workspaces import Workspace
-from floom_git.storage import paths
+from floom_git.storage import paths, worktree
 from floom_git.storage.repo import Changeset, WorkspaceRepo, signature
 
 log = logging.getLogger("floom_git.sync")
@@ -286,7 +286,7 @@ class _Disk:
         if rel not in self._kinds:
             parent = self.kind(rel.rpartition("/")[0])
             if parent == "dir":
-                self._kinds[rel] = _kind(os.path.join(self.root, rel))
+                self._kinds[rel] = worktree.lstat_kind(os.path.join(self.root, rel))
             else:
                 self._kinds[rel] = "symlink" if parent == "symlink" else "missing"
         return self._kinds[rel]
@@ -323,17 +323,3 @@ class _Disk:
             return "missing", None
         except OSError:
             return "unreadable", None
-
-
-def _kind(full: str) -> str:
-    try:
-        st = os.lstat(full)
-    except (FileNotFoundError, NotADirectoryError):
-        return "missing"
-    except OSError:
-        return "other"
-    if stat.S_ISLNK(st.st_mode):
-        return "symlink"
-    if stat.S_ISDIR(st.st_mode):
-        return "dir"
-    return "file" if stat.S_ISREG(st.st_mode) else "other"

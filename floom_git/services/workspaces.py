@@ -5,7 +5,10 @@ clones it from the mirror remote when one is configured and holds a `main`.
 Every workspace also has an internal id (`uid`, kept in `.git/floom-workspace-id`), random and
 never reused: all server-side state of a workspace (memberships, tokens, secrets, share links,
 webhook secrets, alerts, schedules, the run spool) is keyed by it, so a workspace created again
-under a deleted one's name starts with none of the old tenant's state."""
+under a deleted one's name starts with none of the old tenant's state.
+
+A workspace that cannot be opened or recovered is fenced: reported and unavailable, while the
+others serve."""
 
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from floom_git.config import Settings
-from floom_git.errors import Conflict, InvalidInput, NotFound
+from floom_git.errors import Conflict, FloomError, InvalidInput, NotFound, Unavailable
 from floom_git.services import mirror
 from floom_git.services.actor import SYSTEM, Actor
 from floom_git.services.events import EventBus
@@ -136,6 +139,8 @@ class WorkspaceManager:
         self.settings = settings
         self._spaces: dict[str, Workspace] = {}
         self._uids: dict[str, Workspace] = {}
+        # Workspaces that could not be opened or recovered: id -> why. Their routes answer 503.
+        self.fenced: dict[str, str] = {}
         self._create_lock = asyncio.Lock()
         # Called with each workspace once it is open (from any thread), e.g. to start watching it.
         self.on_open: list[Callable[[Workspace], None]] = []
@@ -157,7 +162,18 @@ class WorkspaceManager:
             if child.name.startswith((".creating-", ".deleting-")):
                 shutil.rmtree(child, ignore_errors=True)  # a create or delete that crashed midway
             elif (child / ".git").is_dir() and paths.WORKSPACE_ID_RE.match(child.name):
-                self._open(child.name)
+                try:
+                    self._open(child.name)
+                except Exception as exc:  # one workspace's contents never stop the server
+                    self.fence(child.name, exc)
+
+    def fence(self, ws_id: str, exc: BaseException) -> None:
+        """Take workspace `ws_id` out of service: its routes answer 503 naming `exc`."""
+        why = exc.message if isinstance(exc, FloomError) else f"{type(exc).__name__}: {exc}"
+        self._spaces.pop(ws_id, None)
+        self.fenced[ws_id] = why
+        log.error("workspace %s is fenced (its routes answer 503 until it is repaired and the "
+                  "server restarted): %s", ws_id, why)
 
     def _open(self, ws_id: str) -> Workspace:
         path = self.settings.workspaces_dir / ws_id
@@ -186,12 +202,20 @@ class WorkspaceManager:
         return [self._spaces[k] for k in sorted(self._spaces)]
 
     def get(self, ws_id: str) -> Workspace:
+        """The open workspace; NotFound, or Unavailable for a fenced one."""
         ws = self._spaces.get(ws_id)
         if ws is None:
+            if ws_id in self.fenced:
+                raise Unavailable(
+                    f"Workspace {ws_id} is unavailable: its repository could not be opened or "
+                    f"recovered at start-up ({self.fenced[ws_id]}); an administrator must repair "
+                    "it and restart the server"
+                )
             raise NotFound("Workspace not found")
         return ws
 
     def exists(self, ws_id: str) -> bool:
+        """An open workspace (a fenced one is `known`, not open)."""
         return ws_id in self._spaces
 
     def uid_of(self, ws_id: str) -> str | None:
@@ -202,6 +226,9 @@ class WorkspaceManager:
     def by_uid(self, uid: str | None) -> Workspace | None:
         """The open workspace with internal id `uid`, or None (deleted, or never existed)."""
         return self._uids.get(uid) if uid is not None else None
+    def known(self, ws_id: str) -> bool:
+        """The id names a workspace on this server, open or fenced."""
+        return ws_id in self._spaces or ws_id in self.fenced
 
     def create_sync(self, ws_id: str, actor: Actor = SYSTEM, meta: dict | None = None) -> Workspace:
         paths.check_workspace_id(ws_id)

@@ -2,13 +2,15 @@
 
 Commits are built with TreeBuilder from the branch tip (no index involved), the branch moves by
 compare-and-swap, and only then are the touched paths written into the working tree and the
-on-disk index (ENGINEERING-NOTES §2.2). A small journal in .git makes that last step redoable
-after a crash. Every function here is blocking: callers run it off the event loop.
+on-disk index (ENGINEERING-NOTES §2.2; storage/worktree.py never overwrites a person's edit). A
+journal in .git names the commit the tree was synced to, so that step is redone after a crash or
+a failure. Every function here is blocking: callers run it off the event loop.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -18,14 +20,16 @@ from pathlib import Path
 import pygit2
 from pygit2.enums import FileMode, ObjectType
 
-from floom_git.errors import Conflict, InvalidInput, NotFound
-from floom_git.storage import leftovers
+from floom_git.errors import Conflict, InvalidInput, NotFound, Unavailable
+from floom_git.storage import leftovers, paths, worktree
 
 MAIN = "refs/heads/main"
 RUNS = "refs/heads/floom/runs"
 JOURNAL = "floom-sync.json"
-TEMP_PREFIX = ".floom-"  # _atomic_write's temporary files, next to the file they replace
+TEMP_PREFIX = worktree.TEMP_PREFIX  # temporary files, next to the file they replace
 HEX = set("0123456789abcdef")
+
+log = logging.getLogger("floom_git.storage")
 
 
 @dataclass(frozen=True)
@@ -57,7 +61,8 @@ class CommitResult:
     paths: tuple[str, ...] = ()
     result: object = None
     files: tuple[str, ...] = field(default=())  # concrete file paths touched
-    # from_disk commits: paths whose disk content changed again after it was read (still dirty)
+    # Paths where the disk does not hold the commit: an edit a person saved while it was made
+    # (left alone, committed on top by the next sync), or a sync that failed and is redone.
     unsynced: tuple[str, ...] = ()
 
     @property
@@ -183,15 +188,15 @@ class WorkspaceRepo:
         if parent is not None and new_tree_id == parent.tree_id:
             return CommitResult(None, result=changeset.result)
         new_tree = self.repo[new_tree_id]
-        worktree = ref == MAIN and not self.repo.is_bare
+        worktree_ref = ref == MAIN and not self.repo.is_bare
         files = self._expand(base_tree, new_tree, changes)
-        if worktree and check_worktree:
-            # For an on-disk edit this refuses a file saved again since it was read (the sync
-            # retries after quiet), which keeps half-saved files out of history; a save that
-            # slips in after this check is reported in `unsynced` instead of being overwritten.
+        if worktree_ref and check_worktree:
+            # An API write to a file a person is editing is refused (409) rather than written
+            # over; an edit saved after this check is still never overwritten (worktree.sync).
             self._check_clean(base_tree, new_tree, files, from_disk=changeset.from_disk)
-        if worktree:
-            self._write_journal(files, index_only=changeset.from_disk)
+        if worktree_ref:
+            self._begin_sync(str(parent.id) if parent else None, files,
+                             index_only=changeset.from_disk)
         try:
             oid = self.repo.create_commit(
                 ref, author, author, changeset.message, new_tree_id, [parent.id] if parent else []
@@ -200,9 +205,9 @@ class WorkspaceRepo:
             self._clear_journal()
             raise Conflict(f"branch {ref} moved while committing; retry ({exc})") from exc
         unsynced: list[str] = []
-        if worktree:
-            unsynced = self.sync_worktree(files, write=not changeset.from_disk)
-            self._clear_journal()
+        if worktree_ref:
+            unsynced = self._sync_landed(base_tree, new_tree, files, str(oid),
+                                         write=not changeset.from_disk)
         return CommitResult(str(oid), tuple(changes), changeset.result, tuple(files),
                             tuple(unsynced))
 
@@ -245,6 +250,11 @@ class WorkspaceRepo:
         """Concrete file paths whose content may differ between `old` and `new` for `changes`."""
         out: set[str] = set()
         for path in changes:
+            parts = path.split("/")
+            for i in range(1, len(parts)):  # a file where a folder now is (or was)
+                prefix = "/".join(parts[:i])
+                if worktree.file_entry(old, prefix) or worktree.file_entry(new, prefix):
+                    out.add(prefix)
             for tree in (old, new):
                 if tree is None:
                     continue
@@ -263,72 +273,40 @@ class WorkspaceRepo:
     def _check_clean(
         self, old: pygit2.Tree | None, new: pygit2.Tree, files: list[str], *, from_disk: bool = False
     ) -> None:
-        dirty = []
-        for path in files:
-            disk = self.path / path
-            before = _blob_id(old, path)
-            after = _blob_id(new, path)
-            if from_disk and after is None and disk.is_dir() and not disk.is_symlink():
-                continue  # a folder took the place of the file: that is the edit being synced
-            if disk.is_symlink() or disk.is_dir():
-                dirty.append(path)
-                continue
-            now = pygit2.hashfile(str(disk)) if disk.is_file() else None
-            if now not in (before, after):
-                dirty.append(path)
-        if dirty:
+        """Conflict naming the files whose disk state this commit would have to leave alone: an
+        edit not synced yet, or (from_disk) a file saved again since it was read."""
+        plan = worktree.sync(self.repo, self.path, old, new, files, write=not from_disk,
+                             dry_run=True)
+        if plan.kept:
+            dirty = plan.kept
             shown = ", ".join(dirty[:10]) + (" ..." if len(dirty) > 10 else "")
             raise Conflict(
                 f"uncommitted on-disk edits in {shown}; they are synced after a short quiet "
                 "period (or POST /workers/reload), then retry"
             )
 
-    def sync_worktree(self, files: list[str], *, write: bool = True) -> list[str]:
-        """Make working tree and index match HEAD for `files` (overwrites those paths).
+    def _sync_landed(self, old: pygit2.Tree | None, new: pygit2.Tree, files: list[str], sha: str,
+                     *, write: bool) -> list[str]:
+        """After the ref moved: bring disk and index along. A failure here does not undo the
+        commit (it landed): it is logged and the journal makes the next write redo it."""
+        try:
+            outcome = worktree.sync(self.repo, self.path, old, new, files, write=write)
+        except Exception:
+            log.exception("%s: commit %s landed but the working tree could not be updated; "
+                          "the next write or start-up repairs it", self.path, sha[:7])
+            return list(files)
+        self._clear_journal()
+        if write and outcome.kept:
+            log.info("%s: commit %s left on-disk edits of %s in place; the next sync commits "
+                     "them on top", self.path, sha[:7], ", ".join(outcome.kept[:10]))
+        return outcome.kept
 
-        With write=False the files on disk are left as they are: the index records HEAD's
-        blob, with stat data only where the disk already holds exactly that content; the paths
-        where it does not are returned.
-        """
-        head = self.tip(MAIN)
-        index = self.repo.index
-        index.read(False)
-        differ: list[str] = []
-        for path in files:
-            obj = self.entry(head, path)
-            disk = self.path / path
-            if not write:
-                if not self._point_index(index, path, obj, disk):
-                    differ.append(path)
-                continue
-            if obj is not None and obj.type == ObjectType.BLOB:
-                _atomic_write(disk, obj.data, obj.filemode == FileMode.BLOB_EXECUTABLE)
-                index.add(path)
-            else:
-                if disk.is_symlink() or disk.is_file():
-                    disk.unlink()
-                if path in index:
-                    index.remove(path)
-                _prune_dirs(disk.parent, self.path)
-        index.write()
-        return differ
-
-    @staticmethod
-    def _point_index(index: pygit2.Index, path: str, obj: pygit2.Object | None, disk: Path) -> bool:
-        """Point the index at HEAD's version of `path`; False when the disk holds another."""
-        on_disk = disk.is_file() and not disk.is_symlink()
-        if obj is None or obj.type != ObjectType.BLOB:
-            if path in index:
-                index.remove(path)
-            return not (on_disk or disk.is_symlink())
-        if on_disk and pygit2.hashfile(str(disk)) == obj.id:
-            index.add(path)  # stats the file: `git status` sees it clean
-            return True
-        index.add(pygit2.IndexEntry(path, obj.id, obj.filemode))
-        return False
-
-    def _write_journal(self, files: list[str], *, index_only: bool = False) -> None:
-        data = {"files": files, "index_only": index_only}
+    def _begin_sync(self, old_main: str | None, files: list[str], *, index_only: bool) -> None:
+        """Journal that main moves from `old_main` (and the working tree must follow) before it
+        does. A journal left by an earlier failure is repaired first, so it is never lost."""
+        if (Path(self.repo.path) / JOURNAL).exists():
+            self.recover()
+        data = {"from": old_main, "files": files, "index_only": index_only}
         _atomic_write(Path(self.repo.path) / JOURNAL, json.dumps(data).encode(), False)
 
     def _clear_journal(self) -> None:
@@ -351,13 +329,29 @@ class WorkspaceRepo:
             return []
         try:
             data = json.loads(journal.read_text())
-            files = list(data["files"])
-        except (ValueError, KeyError, TypeError):
+            files = [f for f in data.get("files", []) if isinstance(f, str)]
+        except (ValueError, AttributeError, TypeError):
             data, files = {}, []
-        if isinstance(data.get("from"), str):  # a push was moving main (begin_ref_move)
-            files += self.changed_files(data["from"], self._main_sha())
-        files = [f for f in files if isinstance(f, str)]
-        self.sync_worktree(files, write=not data.get("index_only", False))
+        head = self._main_sha()
+        if "from" in data:
+            old = data["from"] if isinstance(data["from"], str) else None
+        else:  # a journal written before it named its commit: the commit was main's last
+            tip = self.tip(MAIN)
+            old = str(tip.parents[0].id) if tip is not None and tip.parents else None
+        try:
+            files = sorted(set(files) | set(self.changed_files(old, head)))
+            for folder in sorted({(self.path / f).parent for f in files}):
+                if folder.is_dir() and not folder.is_symlink():
+                    worktree.restore_aside(folder)  # files a killed sync had taken aside
+            old_tree = self.repo[old].peel(pygit2.Tree) if old else None
+            new_tree = self.repo[head].peel(pygit2.Tree) if head else None
+            worktree.sync(self.repo, self.path, old_tree, new_tree, files,
+                          write=not data.get("index_only", False))
+        except Exception as exc:
+            raise Unavailable(
+                f"the working tree of {self.path.name} could not be brought up to date with "
+                f"main ({type(exc).__name__}: {exc}); writes wait until it can"
+            ) from exc
         self._remove_temp_files(files)
         self._clear_journal()
         return files
@@ -378,17 +372,21 @@ class WorkspaceRepo:
     def begin_ref_move(self, old_main: str | None) -> None:
         """Journal that main may move from `old_main` outside this class, so that recover()
         brings the working tree up to date even if the server dies before finish_ref_move."""
-        _atomic_write(
-            Path(self.repo.path) / JOURNAL, json.dumps({"files": [], "from": old_main}).encode(), False
-        )
+        self._begin_sync(old_main, [], index_only=False)
 
     def finish_ref_move(self, old_main: str | None) -> list[str]:
         """After main moved from `old_main` (or not): sync working tree and index for the files
-        that changed, clear the journal, return those files."""
+        that changed (never over a person's edit), clear the journal, return those files.
+        Raises what the sync raised; the journal then stays for the next write to redo."""
         new_main = self._main_sha()
         files = self.changed_files(old_main, new_main) if new_main != old_main else []
         if files:
-            self.sync_worktree(files)
+            old_tree = self.repo[old_main].peel(pygit2.Tree) if old_main else None
+            new_tree = self.repo[new_main].peel(pygit2.Tree) if new_main else None
+            kept = worktree.sync(self.repo, self.path, old_tree, new_tree, files).kept
+            if kept:
+                log.info("%s: push left on-disk edits of %s in place; the next sync commits "
+                         "them on top", self.path, ", ".join(kept[:10]))
         self._clear_journal()
         return files
 
@@ -440,21 +438,13 @@ class _Missing:
 _MISSING = _Missing()
 
 
-def _blob_id(tree: pygit2.Tree | None, path: str) -> pygit2.Oid | None:
-    if tree is None:
-        return None
-    try:
-        obj = tree[path]
-    except KeyError:
-        return None
-    return obj.id if obj.type == ObjectType.BLOB else None
-
-
 def _norm(path: str) -> str:
+    """Every path entering a commit passes git's own rules (storage/paths.py): nothing that a
+    clone would refuse to check out, or that git refuses on push, reaches a branch."""
     path = path.strip("/")
     if not path:
         raise InvalidInput("empty path in changeset")
-    return path
+    return paths.clean_relpath(path)
 
 
 def _nest(changes: Mapping[str, Change]) -> dict:
@@ -478,8 +468,6 @@ def _nest(changes: Mapping[str, Change]) -> dict:
 
 def _atomic_write(path: Path, data: bytes, executable: bool) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    if path.is_dir() and not path.is_symlink():
-        raise Conflict(f"{path.name} is a folder on disk")
     fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:

@@ -116,17 +116,28 @@ class Writer:
     def _commit_batch(self, batch: list[_Pending]) -> None:
         fd = _flock(self._lock_path)
         try:
-            self.repo.recover()  # a sync left unfinished by a failed write or receive-pack
+            stuck = self._recover()  # a sync left unfinished by a failed write or receive-pack
             for p in batch:
+                if stuck is not None and p.ref == MAIN:
+                    p.outcome = stuck  # nothing moves main while its working tree lags behind
+                    continue
                 try:
                     p.outcome = self._write_sync(p.build, p.author, p.ref, p.check_worktree)
                 except FloomError as exc:  # a refused write: nothing was written
                     p.outcome = exc
                 except Exception as exc:  # a bug fails its own write, not the batch
                     p.outcome = exc
-                    self.repo.recover()  # leave the next write a synced working tree
+                    stuck = self._recover()  # leave the next write a synced working tree
         finally:
             _unflock(fd)
+
+    def _recover(self) -> FloomError | None:
+        try:
+            self.repo.recover()
+        except FloomError as exc:
+            log.error("%s", exc.message)
+            return exc
+        return None
 
     def _finish(self, batch: list[_Pending]) -> None:
         """On the loop: run listeners in commit order, then answer each writer."""

@@ -451,7 +451,7 @@ async def test_push_refused_over_unsynced_on_disk_edit(gitc, server):
     assert git(ws.path, "status", "--porcelain").split() == ["M", "workers/word-count/run.py"]
 
 
-async def test_receive_pack_client_disconnect_releases_writer_lock(server, gitc):
+async def test_receive_pack_client_disconnect_mid_upload_leaves_nothing(server, gitc):
     _, writer = await asyncio.open_connection("127.0.0.1", server.port)
     writer.write(
         b"POST /git/default.git/git-receive-pack HTTP/1.1\r\nHost: x\r\n"
@@ -461,12 +461,17 @@ async def test_receive_pack_client_disconnect_releases_writer_lock(server, gitc)
     )
     await writer.drain()
     ws = server.app[MANAGER].get("default")
+    git_dir = ws.path / ".git"
     loop = asyncio.get_running_loop()
     deadline = loop.time() + DEADLINE
-    while not ws.writer._lock.locked():  # the push is in progress and holds the lock
-        assert loop.time() < deadline, "receive-pack never started"
+    while not list(git_dir.glob(".floom-push-*")):  # the upload is being received
+        assert loop.time() < deadline, "the upload was never received"
         await asyncio.sleep(0.02)
+    assert not ws.writer._lock.locked()  # receiving a pack holds no lock
     writer.close()
+    while list(git_dir.glob(".floom-push-*")):  # half a request is dropped, never acted on
+        assert loop.time() < deadline, "the spool of a dropped upload stayed"
+        await asyncio.sleep(0.02)
     result = await asyncio.wait_for(
         ws.writer.write(
             lambda r: Changeset({"workspace.md": b"# after\n"}, "after"),

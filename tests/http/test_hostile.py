@@ -530,10 +530,20 @@ CASES = [
       **as_json(b'{"files": [{"path": "a", "path": "b", "content": "x"}]}')),
     H("json-known-field-wrong-type", "PATCH", "/workers/hello-world/visibility", 400,
       "$.visibility", **as_json(js({"visibility": ["private"], "admin": True}))),
-    H("ctype-form-on-json-route", "POST", "/workspace/issues", 400, "Content-Type", body=b"title=x",
+    H("ctype-form-on-json-route", "POST", "/workspace/issues", 415, "Content-Type", body=b"title=x",
       headers=(("Content-Type", "application/x-www-form-urlencoded"),)),
-    H("ctype-xml-on-json-route", "POST", "/workers", 400, "Content-Type", body=b"<worker/>",
+    H("ctype-xml-on-json-route", "POST", "/workers", 415, "Content-Type", body=b"<worker/>",
       headers=(("Content-Type", "application/xml"),)),
+    H("ctype-text-on-json-route", "POST", "/workspace/issues", 415, "Content-Type",
+      body=b'{"title": "x"}', headers=(("Content-Type", "text/plain"),)),
+    H("ctype-text-on-optional-json", "POST", "/workers/hello-world/runs", 415, "Content-Type",
+      body=b'{"inputs": {}}', headers=(("Content-Type", "text/plain"),)),
+    H("ctx-file-path-not-utf8", "PUT", "/contexts/notes/files/%FF%FE.txt", 400, "UTF-8", body=b"x",
+      headers=(("Content-Type", "text/plain"),)),
+    H("ctx-file-ntfs-dot-git", "PUT", "/contexts/notes/files/GIT~1/config", 400, ".git", body=b"x",
+      headers=(("Content-Type", "text/plain"),)),
+    H("ctx-file-hfs-dot-git", "PUT", "/contexts/notes/files/.g%E2%80%8Cit/config", 400, ".git",
+      body=b"x", headers=(("Content-Type", "text/plain"),)),
     H("ctype-json-on-upload", "POST", UPLOAD, 400, "multipart", **as_json(js({"file": "x"}))),
     H("ctype-text-on-import", "POST", "/workspace/import", 400, "Content-Type", body=b"x",
       headers=(("Content-Type", "text/plain"),)),
@@ -727,6 +737,12 @@ def _dotdot_tree(c: Clone) -> None:
     c.commit_tree_with(f"100644 blob {blob}\t..", "dot dot")
 
 
+def _tag_of_secret_tree(c: Clone) -> None:
+    blob = c("hash-object", "-w", "--stdin", stdin="TOKEN=abc\n").strip()
+    tree = c("mktree", stdin=f"100644 blob {blob}\t.env\n").strip()
+    c("tag", "-a", "-m", "not a commit", "sneaky", tree)
+
+
 def _secret_file(c: Clone) -> None:
     (c.path / "workers/hello-world/.env").write_text("TOKEN=abc\n")
     c("add", "-f", "workers/hello-world/.env")
@@ -750,6 +766,7 @@ PUSHES = [
     ("dot-git-tree", _dot_git_tree, ("main",), "hasDotgit"),
     ("dot-dot-tree-entry", _dotdot_tree, ("main",), "hasDotdot"),
     ("secret-file", _secret_file, ("main",), "secret-bearing"),
+    ("tag-of-secret-tree", _tag_of_secret_tree, ("refs/tags/sneaky",), "not a commit"),
     ("invalid-manifest", _bad_manifest, ("main",), "worker.yml"),
     ("force-push-main", _force, ("--force", "HEAD:main"), "non-fast-forward"),
     ("delete-main", lambda c: None, (":main",), "deleting main"),

@@ -254,9 +254,9 @@ async def test_create_worker_deeply_nested_json_is_400(client):
     assert "nested too deeply" in (await resp.json())["detail"]
 
 
-async def test_create_worker_wrong_content_type_is_400(client):
+async def test_create_worker_wrong_content_type_is_415(client):
     resp = await client.post("/api/workers", data=b"<xml/>", headers={"Content-Type": "text/xml"})
-    assert resp.status == 400
+    assert resp.status == 415
     assert "Content-Type" in (await resp.json())["detail"]
 
 

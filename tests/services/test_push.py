@@ -332,3 +332,26 @@ def test_finish_ref_move_without_change_clears_journal(ws):
     ws.begin_ref_move(main_sha(ws))
     assert ws.finish_ref_move(main_sha(ws)) == []
     assert WorkspaceRepo(ws.path).recover() == []
+
+
+def _mktree(ws: WorkspaceRepo, lines: str) -> str:
+    import subprocess
+
+    return subprocess.run(["git", "-C", str(ws.path), "mktree"], input=lines.encode(),
+                          capture_output=True, check=True).stdout.decode().strip()
+
+
+@pytest.mark.parametrize("name", [".git.", "GIT~1", ".g\u200cit", ".GIT", ".git\ufeff"])
+def test_validate_push_refuses_paths_git_refuses(ws, name):
+    """libgit2 refuses to build such trees; git mktree does not, and a push can carry them."""
+    old = main_sha(ws)
+    blob = ws.repo.create_blob(b"[core]\n")
+    inner = _mktree(ws, f"100644 blob {blob}\tconfig\n")
+    notes = _mktree(ws, f"040000 tree {inner}\t{name}\n")
+    root = git(ws.path, "ls-tree", "main") + f"040000 tree {notes}\tnotes\n"
+    tree = _mktree(ws, root)
+    new = str(ws.repo.create_commit(None, SIG, SIG, "sneaky", pygit2.Oid(hex=tree),
+                                    [pygit2.Oid(hex=old)]))
+    problems = validate_push(ws.repo, [RefUpdate(old, new, MAIN)], POLICY)
+    assert any(p.startswith(f"notes/{name}/config:") and "git reads as .git" in p
+               for p in problems), problems

@@ -25,11 +25,7 @@ async def list_contexts(request: web.Request) -> web.Response:
 
 
 async def create_context(request: web.Request) -> web.Response:
-    body = ContextCreate()
-    if request.body_exists:
-        raw = await wire.read_body(request, 64 * 1024)
-        if raw.strip():
-            body = wire.decode_bytes(raw, ContextCreate)
+    body = await wire.decode_optional(request, ContextCreate, 64 * 1024)
     result = await contexts.create(workspace(request), actor(request), request.match_info["name"], body)
     return wire.json(result, 201)
 

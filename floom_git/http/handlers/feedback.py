@@ -28,8 +28,8 @@ async def add_feedback(request: web.Request) -> web.Response:
 async def feedback_issue(request: web.Request) -> web.Response:
     ws = await attached(request)
     run_id = request.match_info["id"]
-    raw = await wire.read_body(request, settings(request).max_json_bytes)
-    body = wire.decode_bytes(raw, FeedbackIssueCreate) if raw.strip() else FeedbackIssueCreate()
+    limit = settings(request).max_json_bytes
+    body = await wire.decode_optional(request, FeedbackIssueCreate, limit)
     stored = await asyncio.to_thread(run_feedback.list_feedback, ws, run_id)
     result = await run_feedback.to_issue(ws, actor(request), run_id, body, stored)
     return wire.json(result, 201 if result.created else 200)

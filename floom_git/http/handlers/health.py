@@ -11,7 +11,7 @@ from aiohttp import web
 
 from floom_git.http import wire
 from floom_git.http.keys import ACTOR, MANAGER, SETTINGS
-from floom_git.http.selection import ops_scope
+from floom_git.http.selection import OpsScope, ops_scope
 from floom_git.schemas.health import DiskCheck, HealthChecks, HealthDetails, MirrorCheck
 from floom_git.schemas.repo_health import RepositoriesCheck, SchedulerCheck
 from floom_git.services import repo_health
@@ -35,14 +35,16 @@ def _disk(request: web.Request) -> DiskCheck:
     )
 
 
-def _repositories_and_scheduler(request: web.Request, names: frozenset[str]
+def _repositories_and_scheduler(request: web.Request, scope: OpsScope
                                 ) -> tuple[RepositoriesCheck, SchedulerCheck]:
     from floom_git.http.handlers.runs import SCHEDULER
 
-    settings = request.app[SETTINGS]
-    spaces = [ws for ws in request.app[MANAGER].all() if ws.id in names]
+    settings, manager = request.app[SETTINGS], request.app[MANAGER]
+    spaces = [ws for ws in manager.all() if ws.id in scope.workspaces]
+    # a fenced workspace has no membership to check against: server admins see it
+    fenced = dict(manager.fenced) if scope.server_wide else {}
     scheduler = request.app.get(SCHEDULER)
-    return (repo_health.check_repositories(spaces),
+    return (repo_health.check_repositories(spaces, fenced),
             repo_health.check_scheduler(scheduler, settings.scheduler and scheduler is not None,
                                         settings.scheduler_tick_seconds, spaces))
 
@@ -50,7 +52,7 @@ def _repositories_and_scheduler(request: web.Request, names: frozenset[str]
 async def details(request: web.Request) -> web.Response:
     scope = ops_scope(request, request[ACTOR])
     disk = await asyncio.to_thread(_disk, request) if scope.server_wide else None
-    repos, scheduler = await asyncio.to_thread(_repositories_and_scheduler, request, scope.workspaces)
+    repos, scheduler = await asyncio.to_thread(_repositories_and_scheduler, request, scope)
     mirror = request.app[MIRROR]
     states = {w: s for w, s in mirror.states().items() if w in scope.workspaces}
     mirror_ok = all(s.failures == 0 for s in states.values())

@@ -87,10 +87,7 @@ async def attached(request: web.Request) -> Workspace:
 
 async def decode_optional(request: web.Request, type_: type[T]) -> T:
     """Decode a JSON body, or the type's defaults when the body is empty."""
-    body = await wire.read_body(request, settings(request).max_json_bytes)
-    if not body.strip():
-        return type_()
-    return wire.decode_bytes(body, type_)
+    return await wire.decode_optional(request, type_, settings(request).max_json_bytes)
 
 
 # -- trigger, list, detail ----------------------------------------------------------------------
@@ -163,9 +160,9 @@ async def run_logs(request: web.Request) -> web.Response:
 
 # -- streams ------------------------------------------------------------------------------------
 def _fetcher(ws: Workspace, rid: str, frames_of: Any) -> sse.Fetch:
-    async def fetch(after: int) -> tuple[list[sse.Frame], bool]:
+    async def fetch(after: int) -> tuple[list[sse.Frame], bool, int]:
         events, record = await _in_thread_unless_live(ws, rid, runs.events_since, ws, rid, after)
-        return frames_of(events, record)
+        return (*frames_of(events, record), record.seq)
 
     return fetch
 
@@ -173,8 +170,8 @@ def _fetcher(ws: Workspace, rid: str, frames_of: Any) -> sse.Fetch:
 def _waiter(ws: Workspace, rid: str) -> sse.Wait:
     store = RunStore.of(ws)
 
-    async def wait(after: int, timeout: float) -> None:
-        await store.wait(rid, after, timeout)
+    async def wait(position: int, timeout: float) -> None:
+        await store.wait(rid, position, timeout)
 
     return wait
 

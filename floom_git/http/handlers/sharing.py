@@ -25,10 +25,7 @@ def _base_url(request: web.Request) -> str:
 
 
 async def create_link(request: web.Request) -> web.Response:
-    body = ShareLinkCreate()
-    raw = await wire.read_body(request, 4096) if request.body_exists else b""
-    if raw.strip():
-        body = wire.decode_bytes(raw, ShareLinkCreate)
+    body = await wire.decode_optional(request, ShareLinkCreate, 4096)
     wid = request.match_info["id"]
     token, share = await asyncio.to_thread(
         sharing.create_link, _store(request), workspace(request), actor(request), wid,

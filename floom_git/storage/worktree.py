@@ -1,0 +1,384 @@
+"""Bringing a working tree and its index from one commit's tree to another's without losing a
+person's edit: a file is overwritten or deleted only while its bytes on disk are still what the
+server committed there (or already what it commits now). The check is made on the file itself,
+taken aside by an atomic rename, so a save landing at that very moment is put back, never lost;
+a crash in between is undone by restore_aside() at recovery.
+
+Every tree change is handled: file <-> folder at any depth, the executable bit, deletes of whole
+folders, renames. A path the person changed is left as it is and reported (`kept`); the watcher
+then commits it on top, so history holds the server's version and then the person's. Blocking.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import tempfile
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pygit2
+from pygit2.enums import FileMode, ObjectType
+
+from floom_git.storage import paths
+
+TEMP_PREFIX = ".floom-"  # temporary files, next to the file they replace
+ASIDE_PREFIX = TEMP_PREFIX + "aside-"  # a file taken aside for a moment: .floom-aside-<hex>-<name>
+INDEX_LOCK_WAIT = 2.0  # a person's `git status` holds .git/index.lock for a moment only
+CACHE_DIRS = {"__pycache__", ".pytest_cache", ".mypy_cache"}  # expendable, never content
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A file of a tree: its blob and mode."""
+
+    oid: pygit2.Oid
+    mode: int
+
+    @property
+    def executable(self) -> bool:
+        return self.mode == FileMode.BLOB_EXECUTABLE
+
+
+@dataclass
+class Outcome:
+    written: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    # Paths where the disk holds something else than the new tree: a person's edit (or a folder
+    # of theirs in the way), left alone for the watcher to commit on top.
+    kept: list[str] = field(default_factory=list)
+
+
+def file_entry(tree: pygit2.Tree | None, path: str) -> Entry | None:
+    """The regular file at `path` in `tree` (None for a folder, a link, a submodule or nothing)."""
+    if tree is None:
+        return None
+    try:
+        obj = tree[path]
+    except KeyError:
+        return None
+    if obj.type != ObjectType.BLOB or obj.filemode not in (FileMode.BLOB, FileMode.BLOB_EXECUTABLE):
+        return None
+    return Entry(obj.id, obj.filemode)
+
+
+def sync(
+    repo: pygit2.Repository,
+    root: Path,
+    old: pygit2.Tree | None,
+    new: pygit2.Tree | None,
+    files: Iterable[str],
+    *,
+    write: bool = True,
+    dry_run: bool = False,
+) -> Outcome:
+    """Make disk and index hold `new` for `files` (every file path that may differ between `old`
+    and `new`); a file is replaced or removed only while the disk holds `old`'s or `new`'s
+    version of it. With write=False the disk is left alone and only the index follows `new`.
+    With dry_run=True nothing changes; the outcome says what would be kept.
+    """
+    disk = _Disk(root)
+    wanted = sorted({f for f in files if _safe(f)})
+    before = {p: file_entry(old, p) for p in wanted}
+    after = {p: file_entry(new, p) for p in wanted}
+    out = Outcome()
+    if write:
+        _remove(disk, wanted, before, after, out, dry_run)
+        _write(repo, disk, wanted, before, after, out, dry_run)
+    else:
+        out.kept = [p for p in wanted if not disk.holds(p, after[p])]
+    if not dry_run:
+        _update_index(repo, disk, wanted, after)
+    return out
+
+
+def _remove(disk: _Disk, wanted: list[str], before: dict, after: dict, out: Outcome,
+            dry_run: bool) -> None:
+    """Delete the files that `new` no longer has (deepest first), where the disk holds ours."""
+    for path in sorted((p for p in wanted if after[p] is None), key=lambda p: -p.count("/")):
+        kind = disk.kind(path)
+        if kind == "missing":
+            continue
+        if kind == "dir" and before[path] is None:
+            continue  # a folder stands where nothing of ours was: its files speak for it
+        if kind != "file" or not disk.matches(path, before[path]):
+            out.kept.append(path)
+            continue
+        if dry_run:
+            disk.forget(path)
+        elif disk.unlink_if(path, before[path]):
+            _prune(disk, path)
+        else:
+            out.kept.append(path)
+            continue
+        out.removed.append(path)
+
+
+def _write(repo: pygit2.Repository, disk: _Disk, wanted: list[str], before: dict, after: dict,
+           out: Outcome, dry_run: bool) -> None:
+    """Write the files of `new` (shallowest first) where the disk holds ours, or nothing of
+    theirs."""
+    for path in sorted((p for p in wanted if after[p] is not None), key=lambda p: p.count("/")):
+        target = after[path]
+        if not disk.parents_free(path):
+            out.kept.append(path)  # a file or link of theirs where a folder must be
+            continue
+        kind = disk.kind(path)
+        if kind == "dir" and before[path] is None and disk.clear_dir(path, dry_run):
+            kind = "missing"  # only expendable caches were left in a folder that became a file
+        if kind == "file" and disk.matches(path, target):
+            if not dry_run:
+                disk.set_mode(path, target.executable)
+            continue
+        if kind == "missing" and before[path] is not None:
+            out.kept.append(path)  # they deleted it: their deletion is the newer edit
+            continue
+        edited = kind == "file" and not disk.matches(path, before[path])
+        if kind not in ("missing", "file") or edited:
+            out.kept.append(path)
+            continue
+        if dry_run:
+            out.written.append(path)
+            continue
+        data = repo[target.oid].data
+        if disk.replace_if(path, before[path], data, target.executable):
+            out.written.append(path)
+        else:
+            out.kept.append(path)
+
+
+def _update_index(repo: pygit2.Repository, disk: _Disk, wanted: list[str], after: dict) -> None:
+    """The index records `new` for every path; with stat data only where the disk holds exactly
+    that content, so `git status` shows a person's edit as an unstaged change."""
+    index = repo.index
+    index.read(False)
+    for path in wanted:
+        if after[path] is None and path in index:
+            index.remove(path)
+    for path in wanted:
+        entry = after[path]
+        if entry is None:
+            continue
+        if disk.matches(path, entry) and disk.mode_is(path, entry.executable):
+            index.add(path)  # stats the file; re-checked below in case it changed meanwhile
+            if index[path].id == entry.oid:
+                continue
+        index.add(pygit2.IndexEntry(path, entry.oid, entry.mode))
+    _write_index(index, Path(repo.path))
+
+
+def _write_index(index: pygit2.Index, git_dir: Path) -> None:
+    deadline = time.monotonic() + INDEX_LOCK_WAIT
+    while True:
+        try:
+            index.write()
+            return
+        except pygit2.GitError:
+            if not (git_dir / "index.lock").exists() or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def _safe(path: str) -> bool:
+    """Paths from a tree were checked on the way in; one that is not a plain relative path is
+    never touched on disk."""
+    return paths.is_clean_relpath(path)
+
+
+def _prune(disk: _Disk, path: str) -> None:
+    """Remove the folders above `path` that hold nothing but expendable caches now (never the
+    root): git tracks no folders, and a deleted worker must not live on as its __pycache__."""
+    parent = path.rpartition("/")[0]
+    while parent and disk.kind(parent) == "dir" and disk.clear_dir(parent, dry_run=False):
+        parent = parent.rpartition("/")[0]
+
+
+class _Disk:
+    """lstat-based views of the working tree that never follow a symlink."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = str(root)
+        self._gone: set[str] = set()  # removed in a dry run
+
+    def full(self, rel: str) -> str:
+        return os.path.join(self.root, rel)
+
+    def forget(self, rel: str) -> None:
+        self._gone.add(rel)
+
+    def kind(self, rel: str) -> str:
+        """file, dir, symlink, other or missing (also when a folder above is not a folder)."""
+        if rel in self._gone or any(p in self._gone for p in _parents(rel)):
+            return "missing"
+        return lstat_kind(self.full(rel))
+
+    def parents_free(self, rel: str) -> bool:
+        """Every folder above `rel` is a real folder or missing (to be created)."""
+        return all(self.kind(p) in ("dir", "missing") for p in _parents(rel))
+
+    def hash(self, rel: str) -> pygit2.Oid | None:
+        try:
+            return pygit2.hashfile(self.full(rel))
+        except (OSError, pygit2.GitError):
+            return None
+
+    def matches(self, rel: str, entry: Entry | None) -> bool:
+        return entry is not None and self.kind(rel) == "file" and self.hash(rel) == entry.oid
+
+    def holds(self, rel: str, entry: Entry | None) -> bool:
+        """The disk holds exactly `entry` at `rel` (None: nothing is there)."""
+        if entry is None:
+            return self.kind(rel) in ("missing", "dir")
+        return self.matches(rel, entry)
+
+    def mode_is(self, rel: str, executable: bool) -> bool:
+        try:
+            return bool(os.lstat(self.full(rel)).st_mode & 0o100) == executable
+        except OSError:
+            return False
+
+    def set_mode(self, rel: str, executable: bool) -> None:
+        if not self.mode_is(rel, executable):
+            with contextlib.suppress(OSError):
+                os.chmod(self.full(rel), 0o755 if executable else 0o644)
+
+    def unlink_if(self, rel: str, expected: Entry | None) -> bool:
+        """Delete `rel` if it still holds `expected`; a save landing meanwhile stays."""
+        if not self.matches(rel, expected):
+            return False
+        full = self.full(rel)
+        aside = _aside_name(full)
+        if aside is None:  # a name too long to carry along: compare, then delete
+            os.unlink(full)
+            return True
+        try:
+            os.rename(full, aside)  # what is there now, atomically ours to look at
+        except FileNotFoundError:
+            return True
+        if pygit2.hashfile(aside) == expected.oid:  # type: ignore[union-attr]
+            os.unlink(aside)
+            return True
+        _put_back(aside, full)
+        return False
+
+    def replace_if(self, rel: str, expected: Entry | None, data: bytes, executable: bool) -> bool:
+        """Put `data` at `rel` if the disk still holds `expected` there (None: nothing).
+
+        The new bytes are written aside first. The file in place is then renamed aside and
+        compared: ours goes in only if it was what we expected, and only by a hard link, which
+        never replaces a file a person saved in that instant; theirs is put back otherwise."""
+        full = self.full(rel)
+        os.makedirs(os.path.dirname(full), exist_ok=True)
+        fd, new = tempfile.mkstemp(prefix=TEMP_PREFIX + "new-", dir=os.path.dirname(full))
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.chmod(new, 0o755 if executable else 0o644)
+            if expected is None:
+                return _link_new(new, full)
+            if not self.matches(rel, expected):
+                return False
+            aside = _aside_name(full)
+            if aside is None:  # a name too long to carry along: compare, then rename
+                os.replace(new, full)
+                return True
+            try:
+                os.rename(full, aside)
+            except FileNotFoundError:
+                return False  # they deleted it just now: their deletion stands
+            if pygit2.hashfile(aside) != expected.oid:
+                _put_back(aside, full)  # a save landed just now: it stays
+                return False
+            placed = _link_new(new, full)  # False: they saved a new file in the gap
+            os.unlink(aside)
+            return placed
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(new)
+
+    def clear_dir(self, rel: str, dry_run: bool) -> bool:
+        """Remove folder `rel` if nothing of a person's is left in it (only expendable caches
+        and files already removed); True if it is gone."""
+        full = self.full(rel)
+        for dirpath, dirnames, filenames in os.walk(full):
+            base = Path(dirpath).relative_to(self.root).as_posix()
+            if set(Path(base).parts) & CACHE_DIRS:
+                continue
+            if any(f"{base}/{name}" not in self._gone for name in filenames):
+                return False
+            if any(os.path.islink(os.path.join(dirpath, d)) for d in dirnames):
+                return False
+        if dry_run:
+            self.forget(rel)
+            return True
+        for dirpath, dirnames, filenames in os.walk(full, topdown=False):
+            links = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
+            for name in filenames + links:
+                os.unlink(os.path.join(dirpath, name))
+            os.rmdir(dirpath)
+        return True
+
+
+def _link_new(new: str, full: str) -> bool:
+    """Create `full` from `new` only if nothing is there (a hard link never replaces)."""
+    try:
+        os.link(new, full)
+        return True
+    except FileExistsError:
+        return False
+    except OSError:  # a file system without hard links
+        if os.path.lexists(full):
+            return False
+        os.replace(new, full)
+        return True
+
+
+def _put_back(aside: str, full: str) -> None:
+    """Return a file taken aside to its place, unless a newer save took that place meanwhile."""
+    with contextlib.suppress(FileExistsError):
+        os.link(aside, full)
+    os.unlink(aside)
+
+
+def _aside_name(full: str) -> str | None:
+    name = f"{ASIDE_PREFIX}{os.urandom(4).hex()}-{os.path.basename(full)}"
+    return os.path.join(os.path.dirname(full), name) if len(name.encode()) <= 255 else None
+
+
+def restore_aside(folder: Path) -> list[str]:
+    """After a crash: put back the files a sync had taken aside in `folder` (where nothing took
+    their place since) and drop the others. Returns the names restored."""
+    restored = []
+    for aside in folder.glob(ASIDE_PREFIX + "*"):
+        target = folder / aside.name[len(ASIDE_PREFIX):].split("-", 1)[-1]
+        if not aside.is_file() or aside.is_symlink():
+            continue
+        if os.path.lexists(target):
+            aside.unlink()  # ours went in, or a newer save did: this one is superseded
+        else:
+            os.rename(aside, target)
+            restored.append(target.name)
+    return restored
+
+
+def lstat_kind(full: str) -> str:
+    """What is at `full`, never following a symlink: file, dir, symlink, other or missing."""
+    try:
+        st = os.lstat(full)
+    except (FileNotFoundError, NotADirectoryError):
+        return "missing"
+    except OSError:
+        return "other"
+    if stat.S_ISLNK(st.st_mode):
+        return "symlink"
+    if stat.S_ISDIR(st.st_mode):
+        return "dir"
+    return "file" if stat.S_ISREG(st.st_mode) else "other"
+
+
+def _parents(rel: str) -> list[str]:
+    parts = rel.split("/")
+    return ["/".join(parts[:i]) for i in range(1, len(parts))]

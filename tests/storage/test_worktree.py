@@ -1,0 +1,127 @@
+"""The working tree follows main without losing a person's edit: storage/worktree.py through
+WorkspaceRepo.commit on real repositories (check_worktree=False stands for an edit saved after
+the API's clean check passed, i.e. at the moment of writing)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from floom_git.storage.repo import JOURNAL, Changeset, WorkspaceRepo, signature
+from tests.conftest import git
+
+SIG = signature("tester", "tester@example.com")
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> WorkspaceRepo:
+    files = {"a.txt": b"a\n", "dir/b.txt": b"b\n", "dir/sub/c.txt": b"c\n",
+             ".gitignore": b"__pycache__/\n"}
+    return WorkspaceRepo.create(tmp_path / "ws", files, "init", SIG)
+
+
+def status(repo: WorkspaceRepo) -> str:
+    return git(repo.path, "status", "--porcelain", "--untracked-files=all")
+
+
+def test_commit_keeps_edit_saved_after_the_check(repo):
+    (repo.path / "a.txt").write_text("person\n")
+    result = repo.commit(Changeset({"a.txt": b"server\n"}, "api"), SIG, check_worktree=False)
+    assert result.sha and result.unsynced == ("a.txt",)
+    assert (repo.path / "a.txt").read_text() == "person\n"
+    assert git(repo.path, "show", "HEAD:a.txt") == "server\n"
+    assert status(repo) == " M a.txt\n"  # an ordinary unstaged edit for the next sync
+
+
+def test_commit_delete_keeps_edited_file(repo):
+    (repo.path / "a.txt").write_text("person\n")
+    repo.commit(Changeset({"a.txt": None}, "api delete"), SIG, check_worktree=False)
+    assert (repo.path / "a.txt").read_text() == "person\n"
+    assert status(repo) == "?? a.txt\n"
+
+
+def test_commit_keeps_file_deleted_by_person(repo):
+    (repo.path / "a.txt").unlink()
+    repo.commit(Changeset({"a.txt": b"server\n"}, "api"), SIG, check_worktree=False)
+    assert not (repo.path / "a.txt").exists()  # their deletion is the newer edit
+    assert status(repo) == " D a.txt\n"
+
+
+def test_commit_refuses_folder_to_file_over_person_file_then_keeps_it(repo):
+    (repo.path / "dir/sub/new.txt").write_text("person\n")
+    repo.commit(Changeset({"dir": b"file now\n"}, "api"), SIG, check_worktree=False)
+    assert (repo.path / "dir/sub/new.txt").read_text() == "person\n"
+    assert not (repo.path / "dir/b.txt").exists()  # the server's files in the way are gone
+
+
+@pytest.mark.parametrize("changes", [
+    {"dir": b"a file where a folder was\n"},
+    {"dir/sub": b"deeper\n"},
+    {"a.txt/x/y.txt": b"a folder where a file was\n"},
+    {"dir": None},
+    {"dir/b.txt": None, "dir/sub/c.txt": None, "dir/sub": None},
+])
+def test_commit_type_changes_sync_exactly(repo, changes):
+    (repo.path / "dir/sub/__pycache__").mkdir()
+    (repo.path / "dir/sub/__pycache__/c.cpython-311.pyc").write_bytes(b"cache")
+    repo.commit(Changeset(changes, "types"), SIG)
+    assert status(repo) == ""
+    listed = git(repo.path, "ls-tree", "-r", "--name-only", "HEAD").split()
+    on_disk = sorted(p.relative_to(repo.path).as_posix() for p in repo.path.rglob("*")
+                     if p.is_file() and ".git" not in p.parts and "__pycache__" not in p.parts)
+    assert on_disk == sorted(listed)
+    if not any(p.startswith("dir/sub/") for p in listed):  # caches do not keep a folder alive
+        assert not (repo.path / "dir/sub").is_dir()
+
+
+def test_commit_never_writes_through_a_symlinked_folder(repo, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    os.rename(repo.path / "dir", tmp_path / "moved")
+    (repo.path / "dir").symlink_to(outside)
+    repo.commit(Changeset({"dir/b.txt": b"server\n"}, "api"), SIG, check_worktree=False)
+    assert list(outside.iterdir()) == []
+
+
+def test_commit_landed_when_index_is_locked_is_acknowledged_and_repaired(repo):
+    lock = Path(repo.repo.path) / "index.lock"
+    lock.write_bytes(b"")  # a person's git holds the index longer than we wait
+    result = repo.commit(Changeset({"a.txt": b"server\n"}, "api"), SIG)
+    assert result.sha and git(repo.path, "show", "HEAD:a.txt") == "server\n"
+    assert (Path(repo.repo.path) / JOURNAL).exists()
+    lock.unlink()
+    repo.commit(Changeset({"dir/b.txt": b"next\n"}, "next"), SIG)  # repairs the earlier one
+    assert status(repo) == ""
+    assert not (Path(repo.repo.path) / JOURNAL).exists()
+
+
+def test_recover_after_crash_keeps_edit_saved_meanwhile(repo):
+    """Crash after the ref moved: recovery writes what the server committed, except over a
+    file a person changed since."""
+    old = str(repo.tip().id)
+    repo.commit(Changeset({"a.txt": b"one\n", "dir/b.txt": b"two\n"}, "api"), SIG)
+    (repo.path / "a.txt").write_text("a\n")  # as before the commit: the sync never ran
+    (repo.path / "dir/b.txt").write_text("person\n")
+    journal = Path(repo.repo.path) / JOURNAL
+    journal.write_text(f'{{"from": "{old}", "files": ["a.txt", "dir/b.txt"], "index_only": false}}')
+    assert WorkspaceRepo(repo.path).recover() == ["a.txt", "dir/b.txt"]
+    assert (repo.path / "a.txt").read_text() == "one\n"
+    assert (repo.path / "dir/b.txt").read_text() == "person\n"
+    assert status(repo) == " M dir/b.txt\n"
+
+
+def test_recover_puts_back_a_file_a_killed_sync_had_taken_aside(repo):
+    """Killed between taking a person's freshly saved file aside and putting it back: the
+    recovery restores it, and it stays (it is not what the server committed)."""
+    old = str(repo.tip().id)
+    repo.commit(Changeset({"a.txt": b"server\n"}, "api"), SIG)
+    (repo.path / "a.txt").unlink()
+    (repo.path / ".floom-aside-0a1b2c3d-a.txt").write_text("person\n")
+    (Path(repo.repo.path) / JOURNAL).write_text(
+        f'{{"from": "{old}", "files": ["a.txt"], "index_only": false}}')
+    WorkspaceRepo(repo.path).recover()
+    assert (repo.path / "a.txt").read_text() == "person\n"
+    assert not list(repo.path.glob(".floom-*"))
+    assert status(repo) == " M a.txt\n"
