@@ -42,10 +42,6 @@ LINK_REFUSED = {"gitmodules": "gi7eba", "gitattributes": "gi7d29", "gitignore": 
                 "mailmap": "maba30"}
 
 
-def is_secret_file(path: str) -> bool:
-    return bool(SECRET_FILE_RE.search(path))
-
-
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 

@@ -62,9 +62,12 @@ def declared_inputs(detail: dict[str, Any]) -> list[dict[str, Any]]:
     return detail.get("inputs") or (manifest.get("exec") or {}).get("inputs") or []
 
 
-def _triggers(triggers: list[dict[str, Any]]) -> list[str]:
-    # A trigger's type is left out of the detail when it is the default (manual).
-    return [(t.get("type") or "manual") + (f" {t['cron']}" if t.get("cron") else "") for t in triggers]
+def _triggers(triggers: list[Any]) -> list[str]:
+    """Labels as the server gives them ("manual", "cron 0 9 * * *"); older servers sent trigger
+    objects, with the default type (manual) left out."""
+    return [t if isinstance(t, str)
+            else (t.get("type") or "manual") + (f" {t['cron']}" if t.get("cron") else "")
+            for t in triggers]
 
 
 async def show_worker(ctx: Ctx, args: argparse.Namespace) -> int:
