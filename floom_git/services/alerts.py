@@ -46,7 +46,7 @@ def check_url(url: str, allow_private: bool) -> str:
 
 def shown(alert: Alert) -> Alert:
     """The alert as the API shows it: credentials in its URL masked (the store keeps them)."""
-    return msgspec.structs.replace(alert, url=mask_url(alert.url))
+    return msgspec.structs.replace(alert, url=mask_url(alert.url) if alert.url else None)
 
 
 class AlertStore:
