@@ -33,6 +33,12 @@ SKIP_PARTS = {"__pycache__", ".venv", "node_modules", "inputs"}
 Finished = Callable[[Workspace, RunRecord], None]
 
 
+def egress(manifest: Manifest) -> bool:
+    """`capabilities.network.egress: true` (REFERENCE §1.8): the run shares the host's network."""
+    network = (manifest.capabilities or {}).get("network")
+    return isinstance(network, dict) and network.get("egress") is True
+
+
 class RunEngine:
     """Implements services.run_records.Hooks for every workspace it is attached to."""
 
@@ -51,6 +57,7 @@ class RunEngine:
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def start(self) -> None:
+        await self.executor.start()
         for ws in self.manager.all():
             await self.attach(ws)
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep_loop())
@@ -208,6 +215,7 @@ class RunEngine:
             workdir=spool / "work", artifacts_dir=spool / ARTIFACTS, files=files,
             inputs=record.inputs, timeout=float(timeout), secrets=secrets, contexts=contexts,
             memory_mb=manifest.limits.memory_mb, extra_env={"FLOOM_WORKSPACE_ID": ws.id},
+            network=egress(manifest),
         )
 
     # -- approvals ------------------------------------------------------------------------------
