@@ -32,8 +32,9 @@ def needles(value: str) -> set[str]:
     hexed = binascii.hexlify(raw).decode()
     whole = {hexed, hexed.upper(), urllib.parse.quote(value), urllib.parse.quote(value, safe=""),
              urllib.parse.quote_plus(value), "".join(f"%{b:02X}" for b in raw),
-             "".join(f"%{b:02x}" for b in raw), base64.b64encode(raw).decode(),
-             base64.urlsafe_b64encode(raw).decode()}
+             "".join(f"%{b:02x}" for b in raw)}
+    for b64 in (base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()):
+        whole |= {b64, b64.rstrip("=")}
     return {value} | {n for n in whole | _base64_cores(raw) if len(n) >= MIN_NEEDLE}
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import logging
 import os
 import subprocess
 import uuid
@@ -505,3 +506,35 @@ async def test_restart_with_stale_index_cache_catches_up_from_git(aiohttp_client
     cache.unlink()  # no cache at all: every record is read from floom/runs
     client = await aiohttp_client(create_app(settings), headers=AUTH)
     assert (await client.get("/api/runs")).headers["X-Total-Count"] == "2"
+
+
+# -- sandbox --------------------------------------------------------------------------------------
+async def test_run_without_bubblewrap_fails_sandbox_unavailable(aiohttp_client, settings, caplog):
+    broken = settings.replace(bwrap_binary="/nonexistent/bwrap", shared_secret_role="admin")
+    with caplog.at_level(logging.ERROR, logger="floom_git.runs"):
+        client = await aiohttp_client(create_app(broken), headers=AUTH)
+    assert any("runs will fail with sandbox_unavailable" in r.getMessage() for r in caplog.records)
+    run = await wait_run(client, (await trigger(client, "word-count", {"text": "a b"}))["run_id"])
+    assert run["status"] == "failed" and run["error_code"] == "sandbox_unavailable", run
+    assert "bubblewrap is not installed" in run["error"] and "FLOOM_SANDBOX=none" in run["error"]
+    health = await (await client.get("/api/health/details")).json()
+    assert health["status"] == "degraded"
+    sandbox = health["checks"]["sandbox"]
+    assert sandbox["ok"] is False and sandbox["mode"] == "bwrap"
+    assert sandbox["detail"].startswith("runs fail with sandbox_unavailable: bubblewrap is not installed")
+
+
+async def test_health_details_shows_runs_confined(aiohttp_client, settings):
+    client = await aiohttp_client(create_app(settings.replace(shared_secret_role="admin")), headers=AUTH)
+    health = await (await client.get("/api/health/details")).json()
+    assert health["checks"]["sandbox"] == {"ok": True, "mode": "bwrap", "detail": None}
+
+
+async def test_unconfined_server_warns_at_start_up(aiohttp_client, settings, caplog):
+    with caplog.at_level(logging.WARNING, logger="floom_git.runs"):
+        client = await aiohttp_client(create_app(settings.replace(sandbox="none")), headers=AUTH)
+    assert any(r.levelno == logging.WARNING and "FLOOM_SANDBOX=none: runs are NOT confined"
+               in r.getMessage() for r in caplog.records)
+    run = await wait_run(client, (await trigger(client, "word-count", {"text": "a b"}))["run_id"])
+    assert run["status"] == "completed"
+    assert any("NOT sandboxed" in line["message"] for line in run["logs"])

@@ -1,5 +1,5 @@
 """GET /health/details (admin): disk space, the remote mirror state and the repository health of
-every workspace, and the scheduler's state."""
+every workspace, the scheduler's state and whether runs are confined."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from aiohttp import web
 
 from floom_git.http import wire
 from floom_git.http.keys import MANAGER, SETTINGS
-from floom_git.schemas.health import DiskCheck, HealthChecks, HealthDetails, MirrorCheck
+from floom_git.schemas.health import DiskCheck, HealthChecks, HealthDetails, MirrorCheck, SandboxCheck
 from floom_git.schemas.repo_health import RepositoriesCheck, SchedulerCheck
 from floom_git.services import repo_health
 from floom_git.services.mirror import Mirror
@@ -44,18 +44,32 @@ def _repositories_and_scheduler(request: web.Request) -> tuple[RepositoriesCheck
                                         settings.scheduler_tick_seconds, spaces))
 
 
+def _sandbox(request: web.Request) -> SandboxCheck:
+    from floom_git.http.handlers.runs import ENGINE
+
+    executor = request.app[ENGINE].executor
+    if executor.sandbox is None:
+        return SandboxCheck(ok=False, mode="none",
+                            detail="FLOOM_SANDBOX=none: runs are not confined")
+    problem = executor.sandbox_problem
+    return SandboxCheck(ok=problem is None, mode="bwrap",
+                        detail=f"runs fail with sandbox_unavailable: {problem}" if problem else None)
+
+
 async def details(request: web.Request) -> web.Response:
     disk = await asyncio.to_thread(_disk, request)
     repos, scheduler = await asyncio.to_thread(_repositories_and_scheduler, request)
     mirror = request.app[MIRROR]
     states = mirror.states()
     mirror_ok = all(s.failures == 0 for s in states.values())
+    sandbox = _sandbox(request)
     checks = HealthChecks(
         disk=disk, mirror=MirrorCheck(ok=mirror_ok, enabled=mirror.enabled, workspaces=states),
-        repositories=repos, scheduler=scheduler,
+        sandbox=sandbox, repositories=repos, scheduler=scheduler,
     )
     now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-    status = "ok" if disk.ok and mirror_ok and repos.ok and scheduler.ok else "degraded"
+    healthy = disk.ok and mirror_ok and repos.ok and scheduler.ok and sandbox.ok
+    status = "ok" if healthy else "degraded"
     return wire.json(HealthDetails(status=status, checked_at=now, checks=checks))
 
 
@@ -68,7 +82,7 @@ def routes() -> list:
             "/health/details",
             details,
             "admin",
-            "Disk space and remote mirror state per workspace (admin)",
+            "Disk space, remote mirror state per workspace, run sandbox (admin)",
             "system",
             response=HealthDetails,
         ),
