@@ -309,8 +309,11 @@ time.sleep(60)
 def _run_processes(data: Path, run_id: str) -> int | None:
     """How many processes the sandbox of `run_id` holds now (None: none found yet)."""
     for pid in processes_with(f"{data}/spool/default/{run_id}/work"):
-        if Path(f"/proc/{pid}/comm").read_text().strip() == "bwrap":
-            return len(descendants(pid))
+        try:
+            if Path(f"/proc/{pid}/comm").read_text().strip() == "bwrap":
+                return len(descendants(pid))
+        except OSError:  # it ended meanwhile
+            continue
     return None
 
 
