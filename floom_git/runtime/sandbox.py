@@ -167,8 +167,10 @@ class Sandbox:
             parents(dest)
             out += ["--symlink", target, dest]
         parents(ENV_FILE)
+        # The root and /dev are tmpfs (in a user namespace, owned by the run): read-only, so
+        # the binds stay the only writable places.
         out += ["--perms", "0444", "--ro-bind-data", str(env_fd), ENV_FILE,
-                "--remount-ro", "/dev", "--chdir", spec.cwd,
+                "--remount-ro", "/dev", "--remount-ro", "/", "--chdir", spec.cwd,
                 "--clearenv", "--setenv", "PATH", UNPRIVILEGED_PATH, "--"]
         if self.privileged:
             if uid is None:

@@ -34,7 +34,7 @@ def run(sandbox: Sandbox, spec: Spec) -> subprocess.CompletedProcess[str]:
             argv = sandbox.argv(spec, fd, uid)
             assert SECRET not in " ".join(argv)  # the environment never travels in argv
             return subprocess.run(argv, pass_fds=(fd,), capture_output=True, text=True, timeout=60,
-                                  env={"PATH": UNPRIVILEGED_PATH, "LD_PRELOAD": "/nonexistent.so"})
+                                  env={"PATH": UNPRIVILEGED_PATH})
     finally:
         os.close(fd)
 
@@ -56,7 +56,8 @@ def test_spec_becomes_confining_bwrap_command(dirs, privileged):
     script = ('echo "env=$SECRET_VALUE"; echo "path=$PATH"; id -u; hostname; '
               'cat /data/data.txt; echo x > /data/new 2>/dev/null || echo ro-refused; '
               'echo y > out.txt && echo rw-ok; ls /proc | grep -c "^[0-9]"; '
-              f'ls {rw.parent} 2>/dev/null || echo host-hidden; ls /sys 2>/dev/null || echo no-sys')
+              f'ls {rw.parent} 2>/dev/null || echo host-hidden; ls /sys 2>/dev/null || echo no-sys; '
+              'for d in / /etc /run /dev /tmp; do touch $d/x 2>/dev/null && echo "$d writable"; done; true')
     spec = Spec(argv=["/bin/sh", "-c", script], cwd="/scratch",
                 env={"SECRET_VALUE": SECRET, "PATH": "/usr/bin:/bin"},
                 limits=Limits(cpu_seconds=10, file_bytes=1 << 20, processes=32),
@@ -72,6 +73,17 @@ def test_spec_becomes_confining_bwrap_command(dirs, privileged):
     assert int(lines[7]) <= 4  # its own PID namespace
     assert lines[8:] == ["host-hidden", "no-sys"]
     assert (rw / "out.txt").read_text() == "y\n" and not (ro / "new").exists()
+
+
+@pytest.mark.parametrize("privileged", FORMS)
+def test_spec_environment_reaches_only_the_command(dirs, privileged):
+    """A secret may be named LD_PRELOAD: it must not load into bwrap, setpriv or prlimit, which
+    run before the command with more rights (ld.so warns once per process it loads into)."""
+    spec = Spec(argv=["/bin/true"], cwd="/", env={"LD_PRELOAD": "/nowhere.so"},
+                limits=Limits(cpu_seconds=10, file_bytes=1 << 20))
+    proc = run(Sandbox(privileged=privileged), spec)
+    assert proc.returncode == 0
+    assert proc.stderr.count("/nowhere.so") == 1
 
 
 @pytest.mark.parametrize("privileged", FORMS)
