@@ -100,23 +100,27 @@ async def _start(cmd: Command, sandbox: Sandbox | None) -> asyncio.subprocess.Pr
         os.close(fd)
 
 
+def _children(pid: int) -> list[int]:
+    """The children of `pid` (of all its threads)."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return []
+    kids: list[int] = []
+    for tid in tasks:
+        with contextlib.suppress(OSError, ValueError):
+            kids += [int(k) for k in Path(f"/proc/{pid}/task/{tid}/children").read_text().split()]
+    return kids
+
+
 def descendants(pid: int) -> list[int]:
-    """Every process below `pid` (children of all its threads, recursively), parents first."""
+    """Every process below `pid`, parents first."""
     found: list[int] = []
     todo = [pid]
     while todo:
-        parent = todo.pop()
-        try:
-            tasks = os.listdir(f"/proc/{parent}/task")
-        except OSError:
-            continue
-        for tid in tasks:
-            try:
-                kids = [int(k) for k in Path(f"/proc/{parent}/task/{tid}/children").read_text().split()]
-            except OSError:
-                continue
-            found += kids
-            todo += kids
+        kids = _children(todo.pop())
+        found += kids
+        todo += kids
     return found
 
 
@@ -138,20 +142,30 @@ def _signal(pid: int, sig: int) -> None:
 
 
 def _kill(pid: int, confined: bool) -> None:
-    """SIGKILL: to bwrap, whose --die-with-parent then ends its PID namespace and so every
-    process of the run (setsid and double forks included); unconfined, to the process group."""
-    if confined:
-        _signal(pid, signal.SIGKILL)
-    else:
+    """SIGKILL to every process of the command. Confined: to the sandbox's init, the child of
+    bwrap, whose death ends the PID namespace and so every process in it (setsid and double forks
+    included); bwrap then reaps it and exits. bwrap is held stopped meanwhile so that it cannot
+    start that child unseen; killed itself only when it has none yet (--die-with-parent would
+    not cover a child whose setup had not got that far). Unconfined: to the process group."""
+    if not confined:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)
+        return
+    _signal(pid, signal.SIGSTOP)
+    init = _children(pid)
+    for child in init:
+        _signal(child, signal.SIGKILL)
+    _signal(pid, signal.SIGCONT if init else signal.SIGKILL)
 
 
 async def _stop(proc: asyncio.subprocess.Process, waiter: asyncio.Future[int], confined: bool,
                 grace: float) -> None:
     """SIGTERM to every process of the command, then SIGKILL after the grace period."""
     if confined:
-        for pid in _inside(proc.pid):
+        inside = _inside(proc.pid)
+        if not inside:  # still setting up: nothing to be gentle with
+            _kill(proc.pid, confined)
+        for pid in inside:
             _signal(pid, signal.SIGTERM)
     else:
         with contextlib.suppress(ProcessLookupError, PermissionError):
