@@ -62,7 +62,8 @@ def _artifact(rel: str, size: int, withheld: str | None = None) -> Artifact:
                     created_at=iso(now()), artifact_withheld=withheld)
 
 
-def collect(workdir: Path, dest: Path, redactor: Redactor, max_bytes: int, log: LogFn) -> list[Artifact]:
+def collect(workdir: Path, dest: Path, redactor: Redactor, max_bytes: int,
+            log: LogFn) -> list[Artifact]:
     """Copy the safe files of `workdir/out` to `dest` (same relative paths) and describe every
     artifact, withheld ones included. Call only once the run's processes are gone."""
     artifacts: list[Artifact] = []

@@ -317,7 +317,8 @@ class Executor:
         s = self.settings
         confined = self.sandbox is not None
         base = str(Path(getattr(sys, "_base_executable", sys.executable)).resolve())
-        path = [SHIMS if confined else str(self._python_shims()), "/usr/local/bin", "/usr/bin", "/bin"]
+        shims = SHIMS if confined else str(self._python_shims())
+        path = [shims, "/usr/local/bin", "/usr/bin", "/bin"]
         env = {
             "HOME": WORK if confined else str(job.workdir),
             "TMPDIR": "/tmp" if confined else str(job.workdir / TMP),

@@ -13,7 +13,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from floom_git.runtime.sandbox import UNPRIVILEGED_PATH, Sandbox, Spec, env_script, memfd_with, prlimit_argv
+from floom_git.runtime.sandbox import (
+    UNPRIVILEGED_PATH,
+    Sandbox,
+    Spec,
+    env_script,
+    memfd_with,
+    prlimit_argv,
+)
 
 MAX_LINE = 16 * 1024
 READ_CHUNK = 65536
@@ -89,8 +96,8 @@ async def _start(cmd: Command, sandbox: Sandbox | None) -> asyncio.subprocess.Pr
     if sandbox is None:
         # Unconfined the run shares the server's uid: a process count limit would count the server.
         limits = dataclasses.replace(cmd.spec.limits, processes=None)
-        return await asyncio.create_subprocess_exec(*prlimit_argv(limits), *cmd.spec.argv,
-                                                    env=cmd.spec.env, **pipes)  # type: ignore[arg-type]
+        return await asyncio.create_subprocess_exec(
+            *prlimit_argv(limits), *cmd.spec.argv, env=cmd.spec.env, **pipes)  # type: ignore[arg-type]
     fd = memfd_with(env_script(cmd.spec.env))
     try:
         return await asyncio.create_subprocess_exec(

@@ -70,5 +70,6 @@ class Redactor:
         if isinstance(value, list):
             return [self.value(v) for v in value]
         if isinstance(value, dict):
-            return {self.line(k) if isinstance(k, str) else k: self.value(v) for k, v in value.items()}
+            return {self.line(k) if isinstance(k, str) else k: self.value(v)
+                    for k, v in value.items()}
         return value

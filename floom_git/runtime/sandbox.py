@@ -101,7 +101,8 @@ def prlimit_argv(limits: Limits) -> list[str]:
 
 
 def _entries(folder: Path, names: tuple[str, ...]) -> list[Bind]:
-    return [Bind(folder / name, f"{folder}/{name}") for name in names if os.path.lexists(folder / name)]
+    return [Bind(folder / name, f"{folder}/{name}") for name in names
+            if os.path.lexists(folder / name)]
 
 
 class Sandbox:
@@ -134,7 +135,8 @@ class Sandbox:
         out = [self.bwrap, "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup",
                "--hostname", HOSTNAME, "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
         if self.privileged:
-            out += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SETPCAP"]
+            for cap in ("CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP"):  # for setpriv only
+                out += ["--cap-add", cap]
         else:
             out += ["--unshare-user", "--disable-userns"]
         if not spec.network:
@@ -186,21 +188,24 @@ class Sandbox:
         for tool in (PRLIMIT, SETPRIV) if self.privileged else (PRLIMIT,):
             if not os.access(tool, os.X_OK):
                 return f"{tool} is missing (Debian package util-linux)"
-        spec = Spec(argv=["/bin/true"], cwd="/", env={}, limits=Limits(cpu_seconds=10, file_bytes=1 << 20))
+        spec = Spec(argv=["/bin/true"], cwd="/", env={},
+                    limits=Limits(cpu_seconds=10, file_bytes=1 << 20))
         fd = os.memfd_create("floom-probe-env")
         try:
             with self.run_uid() as uid:
                 proc = subprocess.run(self.argv(spec, fd, uid), pass_fds=(fd,), capture_output=True,
                                       timeout=timeout, env={"PATH": UNPRIVILEGED_PATH}, check=False)
         except FileNotFoundError:
-            return f"bubblewrap is not installed ({self.bwrap} not found; Debian package bubblewrap)"
+            return (f"bubblewrap is not installed ({self.bwrap} not found; "
+                    "Debian package bubblewrap)")
         except (OSError, subprocess.SubprocessError) as exc:
             return f"{self.bwrap} could not be started: {exc}"
         finally:
             os.close(fd)
         if proc.returncode != 0:
             err = proc.stderr.decode("utf-8", "replace").strip().splitlines()
-            return f"{self.bwrap} cannot create a sandbox here: {err[-1] if err else f'exit {proc.returncode}'}"
+            why = err[-1] if err else f"exit {proc.returncode}"
+            return f"{self.bwrap} cannot create a sandbox here: {why}"
         return None
 
 

@@ -11,7 +11,13 @@ from aiohttp import web
 
 from floom_git.http import wire
 from floom_git.http.keys import MANAGER, SETTINGS
-from floom_git.schemas.health import DiskCheck, HealthChecks, HealthDetails, MirrorCheck, SandboxCheck
+from floom_git.schemas.health import (
+    DiskCheck,
+    HealthChecks,
+    HealthDetails,
+    MirrorCheck,
+    SandboxCheck,
+)
 from floom_git.schemas.repo_health import RepositoriesCheck, SchedulerCheck
 from floom_git.services import repo_health
 from floom_git.services.mirror import Mirror
@@ -52,8 +58,8 @@ def _sandbox(request: web.Request) -> SandboxCheck:
         return SandboxCheck(ok=False, mode="none",
                             detail="FLOOM_SANDBOX=none: runs are not confined")
     problem = executor.sandbox_problem
-    return SandboxCheck(ok=problem is None, mode="bwrap",
-                        detail=f"runs fail with sandbox_unavailable: {problem}" if problem else None)
+    detail = f"runs fail with sandbox_unavailable: {problem}" if problem else None
+    return SandboxCheck(ok=problem is None, mode="bwrap", detail=detail)
 
 
 async def details(request: web.Request) -> web.Response:
