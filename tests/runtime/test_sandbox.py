@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -134,3 +135,12 @@ def test_floom_sandbox_setting(value, mode):
 def test_floom_sandbox_setting_refuses_unknown_value():
     with pytest.raises(ValueError, match="FLOOM_SANDBOX must be one of bwrap, none, not 'off'"):
         config.from_env({"FLOOM_SANDBOX": "off"})
+
+
+def test_serve_with_unknown_floom_sandbox_says_so(tmp_path):
+    env = {**os.environ, "FLOOM_SANDBOX": "off"}
+    proc = subprocess.run([sys.executable, "-m", "floom_git", "serve", "--data-dir", str(tmp_path)],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "error: FLOOM_SANDBOX must be one of bwrap, none, not 'off'"
+    assert not (tmp_path / "system").exists()
