@@ -34,6 +34,7 @@ ETC_ENTRIES = (
 # no account has them, and RLIMIT_NPROC then counts one sandbox's processes only.
 ROOT_RUN_UID_BASE = 1_900_000_000
 UNPRIVILEGED_PATH = "/usr/local/bin:/usr/bin:/bin"
+MIN_VERSION = "0.8.0"  # --disable-userns, --perms with --dir (Debian 12 ships 0.8.0)
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,13 @@ def prlimit_argv(limits: Limits) -> list[str]:
     if limits.processes:
         argv.append(f"--nproc={_rlimit(resource.RLIMIT_NPROC, limits.processes)}")
     return [*argv, "--"]
+
+
+def _too_old(version: str) -> bool:
+    def parts(v: str) -> tuple[int, ...]:
+        return tuple(int(p) for p in v.split(".")[:3] if p.isdigit())
+
+    return parts(version) < parts(MIN_VERSION)
 
 
 def _entries(folder: Path, names: tuple[str, ...]) -> list[Bind]:
@@ -192,6 +200,10 @@ class Sandbox:
                     limits=Limits(cpu_seconds=10, file_bytes=1 << 20))
         fd = os.memfd_create("floom-probe-env")
         try:
+            version = subprocess.run([self.bwrap, "--version"], capture_output=True, text=True,
+                                     timeout=timeout, check=False).stdout.split()
+            if len(version) == 2 and _too_old(version[1]):
+                return f"bubblewrap {version[1]} is too old; {MIN_VERSION} or newer is needed"
             with self.run_uid() as uid:
                 proc = subprocess.run(self.argv(spec, fd, uid), pass_fds=(fd,), capture_output=True,
                                       timeout=timeout, env={"PATH": UNPRIVILEGED_PATH}, check=False)

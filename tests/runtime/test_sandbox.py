@@ -144,3 +144,10 @@ def test_serve_with_unknown_floom_sandbox_says_so(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip() == "error: FLOOM_SANDBOX must be one of bwrap, none, not 'off'"
     assert not (tmp_path / "system").exists()
+
+
+def test_probe_names_too_old_bubblewrap(tmp_path):
+    old = tmp_path / "bwrap"
+    old.write_text("#!/bin/sh\necho 'bubblewrap 0.6.1'\n")
+    old.chmod(0o755)
+    assert Sandbox(str(old)).probe() == "bubblewrap 0.6.1 is too old; 0.8.0 or newer is needed"
