@@ -22,14 +22,11 @@ HOSTNAME = "floom-run"
 # Top-level system folders: bound read-only, or re-created as the symlinks into /usr they are on
 # merged-/usr systems.
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
-# Only what programs need from /etc: name resolution, certificates, time zone, the dynamic
-# linker's cache, alternatives symlinks. Never all of /etc: it may hold the server's own config.
-ETC_ENTRIES = (
-    "alternatives", "ca-certificates", "ca-certificates.conf", "debian_version", "gai.conf",
-    "group", "host.conf", "hosts", "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime",
-    "mime.types", "nsswitch.conf", "os-release", "passwd", "pip.conf", "protocols", "services",
-    "ssl", "timezone", "resolv.conf",
-)
+# Only what programs need from /etc: users, name resolution, certificates, the dynamic linker's
+# cache, alternatives symlinks, pip's configuration. Never all of /etc: it may hold the server's
+# own configuration. (Each entry is a mount, and mounts are most of a sandbox's start-up cost.)
+ETC_ENTRIES = ("alternatives", "group", "hosts", "ld.so.cache", "nsswitch.conf", "os-release",
+               "passwd", "pip.conf", "protocols", "resolv.conf", "services", "ssl")
 # When the server runs as root, each concurrent sandbox runs as its own uid (and gid) from here:
 # no account has them, and RLIMIT_NPROC then counts one sandbox's processes only.
 ROOT_RUN_UID_BASE = 1_900_000_000
