@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import resource
+import secrets
 import shlex
 import subprocess
 import sys
@@ -27,9 +28,11 @@ SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 # own configuration. (Each entry is a mount, and mounts are most of a sandbox's start-up cost.)
 ETC_ENTRIES = ("alternatives", "group", "hosts", "ld.so.cache", "nsswitch.conf", "os-release",
                "passwd", "pip.conf", "protocols", "resolv.conf", "services", "ssl")
-# When the server runs as root, each concurrent sandbox runs as its own uid (and gid) from here:
-# no account has them, and RLIMIT_NPROC then counts one sandbox's processes only.
+# When the server runs as root, each sandbox runs as a uid (and gid) drawn from this range: no
+# account has them, and RLIMIT_NPROC then counts that one sandbox's processes only (drawn at
+# random, so that two servers on one machine do not share them either).
 ROOT_RUN_UID_BASE = 1_900_000_000
+ROOT_RUN_UIDS = 100_000_000
 UNPRIVILEGED_PATH = "/usr/local/bin:/usr/bin:/bin"
 MIN_VERSION = "0.8.0"  # --disable-userns, --perms with --dir (Debian 12 ships 0.8.0)
 
@@ -126,8 +129,9 @@ class Sandbox:
         if not self.privileged:
             yield None
             return
-        uid = next(u for u in range(ROOT_RUN_UID_BASE, ROOT_RUN_UID_BASE + 1_000_000)
-                   if u not in self._uids)
+        uid = ROOT_RUN_UID_BASE + secrets.randbelow(ROOT_RUN_UIDS)
+        while uid in self._uids:
+            uid = ROOT_RUN_UID_BASE + secrets.randbelow(ROOT_RUN_UIDS)
         self._uids.add(uid)
         try:
             yield uid
