@@ -341,7 +341,7 @@ def bench_sandbox(sizes: Sizes, work: Path, rows: list[Row]) -> None:
             ms(p50),
             ms(b50),
             f"+{ms(p50 - b50)}",
-            f"p99 {ms(p99)} vs {ms(b99)}; alternating rounds; aim <= 25 ms added",
+            f"p99 {ms(p99)} vs {ms(b99)}; one run on each in turn; aim <= 25 ms added",
         )
     )
     bare = sandbox_cost.bare_start(max(n, 10))

@@ -4,18 +4,22 @@ start of a confined `/bin/true` against a plain one."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import time
 from pathlib import Path
 
+import aiohttp
+
 from benchmarks import fixtures, measure
-from benchmarks.server import Server, server_env, start_floom
+from benchmarks.server import HEADERS, Server, server_env, start_floom
 from floom_git.runtime.sandbox import UNPRIVILEGED_PATH, Limits, Sandbox, Spec, memfd_with
 
 
 def run_e2e(work: Path, runs: int) -> dict[str, list[float]]:
-    """End-to-end seconds of `runs` word-count runs per server (POST -> SSE close `completed`)."""
+    """End-to-end seconds of `runs` word-count runs per server (POST -> SSE close `completed`),
+    one on each server in turn, so load from other programs hits both alike."""
     servers: dict[str, Server] = {}
     try:
         for mode in ("bwrap", "none"):
@@ -23,18 +27,25 @@ def run_e2e(work: Path, runs: int) -> dict[str, list[float]]:
             fixtures.create_workspaces(data, ["default"])
             servers[mode] = start_floom(data, work / f"sandbox-{mode}.log",
                                         server_env({"FLOOM_SANDBOX": mode}))
-        out: dict[str, list[float]] = {mode: [] for mode in servers}
-        per_round = max(1, runs // measure.ROUNDS)
-        for first in range(0, runs, per_round):
-            for mode, server in servers.items():  # alternate so load hits both alike
-                lat = measure.run_latencies(server, min(per_round, runs - first))
-                if lat is None:
-                    raise RuntimeError("the server has no run engine")
-                out[mode] += lat["e2e"]
-        return out
+        return asyncio.run(_alternate(servers, runs))
     finally:
         for server in servers.values():
             server.stop()
+
+
+async def _alternate(servers: dict[str, Server], runs: int) -> dict[str, list[float]]:
+    out: dict[str, list[float]] = {mode: [] for mode in servers}
+    async with aiohttp.ClientSession(headers=HEADERS) as session:
+        for i in range(runs + 1):
+            for mode, server in servers.items():
+                start = time.perf_counter()
+                run_id = await measure._trigger(session, server)
+                status = await measure._until_closed(session, server, run_id)
+                if status != "completed":
+                    raise RuntimeError(f"run {run_id} on the {mode} server ended {status}")
+                if i:  # the first run of each server is a warm-up
+                    out[mode].append(time.perf_counter() - start)
+    return out
 
 
 def bare_start(repeats: int) -> dict[str, list[float]]:
