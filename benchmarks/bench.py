@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks import agent_loop, auth_overhead, fixtures, measure
+from benchmarks import agent_loop, auth_overhead, fixtures, measure, sandbox_cost
 from benchmarks.server import Server, floom_args, spawn, start_baseline, start_floom
 
 
@@ -35,6 +35,7 @@ class Sizes:
     run_burst: int = 200  # runs fired by run_clients clients for runs/s
     run_clients: int = 8
     run_records: int = 100_000  # records on floom/runs for the start-up time
+    sandbox_runs: int = 100  # end-to-end runs per server, sandboxed and FLOOM_SANDBOX=none
 
 
 QUICK = Sizes(
@@ -52,6 +53,7 @@ QUICK = Sizes(
     run_burst=5,
     run_clients=2,
     run_records=1_000,
+    sandbox_runs=4,
 )
 
 
@@ -327,6 +329,30 @@ def bench_runs(sizes: Sizes, floom: Server, data: Path, rows: list[Row]) -> None
     )
 
 
+def bench_sandbox(sizes: Sizes, work: Path, rows: list[Row]) -> None:
+    """Confinement's cost: word-count end to end, bwrap against FLOOM_SANDBOX=none."""
+    n = sizes.sandbox_runs
+    lat = sandbox_cost.run_e2e(work, n)
+    p50, p99 = measure.quantiles(lat["bwrap"])
+    b50, b99 = measure.quantiles(lat["none"])
+    rows.append(
+        Row(
+            f"run end to end (word-count), sandboxed vs FLOOM_SANDBOX=none, p50 ({n} runs each)",
+            ms(p50),
+            ms(b50),
+            f"+{ms(p50 - b50)}",
+            f"p99 {ms(p99)} vs {ms(b99)}; one run on each in turn; aim <= 25 ms added",
+        )
+    )
+    bare = sandbox_cost.bare_start(max(n, 10))
+    p50, _ = measure.quantiles(bare["bwrap"])
+    b50, _ = measure.quantiles(bare["none"])
+    rows.append(
+        Row("  `/bin/true` confined vs plain, p50", ms(p50), ms(b50), f"+{ms(p50 - b50)}",
+            "bwrap with the run's namespaces and mounts, setpriv (as root), prlimit, sh")
+    )
+
+
 def bench_startup(sizes: Sizes, work: Path, rows: list[Row]) -> None:
     """Start-up with `run_records` records on floom/runs: cold (index read from every record),
     then a restart (index cache written at shutdown)."""
@@ -410,6 +436,7 @@ def main(argv: list[str] | None = None) -> int:
         bench_live(sizes, floom, data, rows)
         bench_runs(sizes, floom, data, rows)
         floom.stop()
+        bench_sandbox(sizes, work, rows)
         bench_startup(sizes, work, rows)
         bench_auth(args.quick, rows)
         bench_agent(args.quick, rows)

@@ -142,7 +142,11 @@ def _serve(args: argparse.Namespace) -> int:
     from floom_git.http.app import create_app
     from floom_git.services.auth import load_or_create_secret
 
-    settings = config.from_env(host=args.host, port=args.port, data_dir=args.data_dir)
+    try:
+        settings = config.from_env(host=args.host, port=args.port, data_dir=args.data_dir)
+    except ValueError as exc:  # a malformed FLOOM_* value: say which, without a traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     logs.setup(settings.log_format)
     try:
         app = create_app(settings)

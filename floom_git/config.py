@@ -55,6 +55,12 @@ class Settings:
     run_max_artifact_bytes: int = 50 * 1024 * 1024
     run_memory_mb: int = 2048
     run_file_size_mb: int = 100
+    run_max_processes: int = 512  # processes and threads of one run
+    run_scratch_mb: int = 1024  # what a run may write to its scratch dir in all
+    # Confinement (issue 12): "bwrap" (default) runs every run under bubblewrap; "none" does not.
+    sandbox: str = "bwrap"
+    bwrap_binary: str = "bwrap"
+    install_env: tuple[tuple[str, str], ...] = ()  # PIP_* and proxy settings pip installs get
     approval_ttl_seconds: float = 24 * 3600
     approval_sweep_seconds: float = 30.0
     scheduler: bool = True
@@ -105,6 +111,19 @@ def _bool(value: str) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+SANDBOXES = ("bwrap", "none")
+
+
+def _sandbox(value: str) -> str:
+    mode = value.strip().lower()
+    if mode not in SANDBOXES:
+        raise ValueError(f"FLOOM_SANDBOX must be one of {', '.join(SANDBOXES)}, not {value!r}")
+    return mode
+
+
+_INSTALL_ENV = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
+
+
 # (environment variable, Settings field, parser) for the run engine's knobs.
 _RUN_ENV: tuple[tuple[str, str, Callable[[str], object]], ...] = (
     ("WORKEROS_MAX_CONCURRENT_RUNS", "max_concurrent_runs", int),
@@ -132,6 +151,9 @@ _RUN_ENV: tuple[tuple[str, str, Callable[[str], object]], ...] = (
     ("FLOOM_PUSH_MAX_BYTES", "push_max_bytes", int),
     ("FLOOM_IMPORT_MAX_ENTRIES", "import_max_entries", int),
     ("FLOOM_IMPORT_MAX_BYTES", "import_max_bytes", int),
+    ("FLOOM_SANDBOX", "sandbox", _sandbox),
+    ("FLOOM_RUN_MAX_PROCESSES", "run_max_processes", int),
+    ("FLOOM_RUN_SCRATCH_MB", "run_scratch_mb", int),
 )
 
 
@@ -171,6 +193,8 @@ def from_env(env: Mapping[str, str] | None = None, **overrides: object) -> Setti
     for name, key, cast in _RUN_ENV:
         if env.get(name):
             values[key] = cast(env[name])
+    values["install_env"] = tuple(sorted((k, v) for k, v in env.items()
+                                         if k.startswith("PIP_") or k in _INSTALL_ENV))
     values.update({k: v for k, v in overrides.items() if v is not None})
     if "data_dir" in values:
         values["data_dir"] = Path(str(values["data_dir"])).resolve()

@@ -40,6 +40,8 @@ def test_run_bench_quick_prints_table():
         "run trigger -> process started",
         "run end to end (word-count)",
         "runs/s,",
+        "sandboxed vs FLOOM_SANDBOX=none",
+        "`/bin/true` confined vs plain",
         "start-up,",
         "agent loop overhead per step, openai",
         "agent loop overhead per step, anthropic",

@@ -1,1 +1,2 @@
-"""Background machinery: run executor and queue, scheduler, watcher; uses services."""
+"""Background machinery: run executor (confined by the sandbox) and queue, scheduler, watcher;
+uses services."""

@@ -36,6 +36,12 @@ Finished = Callable[[Workspace, RunRecord], None]
 WORKSPACE_DELETED = "workspace_deleted"
 
 
+def egress(manifest: Manifest) -> bool:
+    """`capabilities.network.egress: true` (REFERENCE §1.8): the run shares the host's network."""
+    network = (manifest.capabilities or {}).get("network")
+    return isinstance(network, dict) and network.get("egress") is True
+
+
 class RunEngine:
     """Implements services.run_records.Hooks for every workspace it is attached to. Workspaces
 are named by their internal id (`Workspace.uid`), so a run never lands in a workspace created
@@ -57,6 +63,7 @@ later under the same name."""
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def start(self) -> None:
+        await self.executor.start()
         for ws in self.manager.all():
             try:
                 await self.attach(ws)
@@ -249,6 +256,7 @@ later under the same name."""
             workdir=spool / "work", artifacts_dir=spool / ARTIFACTS, files=files,
             inputs=record.inputs, timeout=float(timeout), secrets=secrets, contexts=contexts,
             memory_mb=manifest.limits.memory_mb, extra_env={"FLOOM_WORKSPACE_ID": ws.id},
+            network=egress(manifest),
         )
 
     # -- approvals ------------------------------------------------------------------------------

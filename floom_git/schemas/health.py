@@ -1,4 +1,5 @@
-"""Bodies of GET /health/details: server checks (disk space, the remote mirror per workspace)."""
+"""Bodies of GET /health/details: server checks (disk space, the remote mirror per workspace, the
+run sandbox)."""
 
 from __future__ import annotations
 
@@ -35,9 +36,16 @@ class MirrorCheck(msgspec.Struct, kw_only=True):
     workspaces: dict[str, MirrorStatus]
 
 
+class SandboxCheck(msgspec.Struct, kw_only=True):
+    ok: bool  # runs are confined (FLOOM_SANDBOX=bwrap and bubblewrap works here)
+    mode: str  # "bwrap" or "none"
+    detail: str | None = None  # why runs fail with sandbox_unavailable, or that they are unconfined
+
+
 class HealthChecks(msgspec.Struct, kw_only=True):
     disk: DiskCheck | None = None  # server-wide: for server admins only
     mirror: MirrorCheck
+    sandbox: SandboxCheck | None = None
     repositories: RepositoriesCheck | None = None  # per workspace: main readable, locks, sync
     scheduler: SchedulerCheck | None = None
 

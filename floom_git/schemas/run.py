@@ -35,6 +35,8 @@ class Artifact(Record, kw_only=True):
     size_bytes: int
     media_type: str
     created_at: str
+    # Set when the file was not kept: "secret" (it held a secret value of the run) or "too_large".
+    artifact_withheld: str | None = None
 
 
 class Approval(Record, kw_only=True):

@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import logging
 import os
 import subprocess
+import uuid
 import zipfile
 from pathlib import Path
 
@@ -332,7 +334,7 @@ async def test_download_run_zip_and_artifacts(client, ws_path):
     rid = (await trigger(client, "artifacter"))["run_id"]
     run = await wait_run(client, rid)
     arts = {a["path"]: a for a in run["artifacts"]}
-    assert set(arts) == {"out/report.md", "out/sub/data.csv", "extra.txt"}
+    assert set(arts) == {"out/report.md", "out/sub/data.csv"}  # listed extra.txt is not under out/
     assert arts["out/report.md"]["media_type"] == "text/markdown"
     resp = await client.get(f"/api/runs/{rid}/artifacts/{arts['out/sub/data.csv']['id']}/download")
     assert resp.status == 200 and await resp.read() == b"a,b\n1,2\n"
@@ -350,7 +352,8 @@ async def test_download_run_zip_and_artifacts(client, ws_path):
 
 # -- cancellation -----------------------------------------------------------------------------------
 SLEEPER = """import json, subprocess, sys, time
-child = subprocess.Popen(["sleep", "300"])
+marker = json.load(open("inputs.json")).get("marker", "sleeper")
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)", marker])
 print(f"child {child.pid}", flush=True)
 time.sleep(300)
 """
@@ -361,20 +364,27 @@ def settings(settings):
     return settings.replace(max_concurrent_runs=1, run_kill_grace_seconds=2.0)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:  # a zombie (not yet reaped by its parent) counts as gone
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except FileNotFoundError:
-        return False
+def processes_with(marker: str) -> list[int]:
+    """Host pids of live (not zombie) processes with `marker` as an argument: a run's pids
+    are those of its own PID namespace, so the host's /proc is where to look."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            args = Path(entry.path, "cmdline").read_bytes().split(b"\0")
+            state = Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if marker.encode() in args and state != "Z":
+            found.append(int(entry.name))
+    return found
 
 
 async def test_cancel_queued_then_running_run(client):
     await make_worker(client, "sleeper", SLEEPER)
-    first = (await trigger(client, "sleeper"))["run_id"]
+    marker = f"sleeper-{uuid.uuid4().hex}"
+    first = (await trigger(client, "sleeper", {"marker": marker}))["run_id"]
     second = (await trigger(client, "sleeper"))["run_id"]
     await wait_log(client, first, "child ")
     queued = await (await client.get(f"/api/runs/{second}")).json()
@@ -385,17 +395,16 @@ async def test_cancel_queued_then_running_run(client):
     cancelled = await wait_run(client, second)
     assert cancelled["status"] == "cancelled" and cancelled["error_code"] == "cancelled_queued"
 
-    run = await (await client.get(f"/api/runs/{first}")).json()
-    child = int(next(x["message"] for x in run["logs"] if x["message"].startswith("child ")).split()[1])
+    assert processes_with(marker)
     resp = await client.post(f"/api/runs/{first}/cancel")
     assert (await resp.json())["status"] == "cancel_requested"
     run = await wait_run(client, first)
     assert run["status"] == "cancelled" and run["error_code"] == "user_cancel"
 
     async def child_gone() -> bool:
-        return not _alive(child)
+        return not processes_with(marker)
 
-    await wait_for(child_gone, "the run's child process is killed with its group")
+    await wait_for(child_gone, "the run's child process is killed with it")
     resp = await client.post(f"/api/runs/{first}/cancel")
     assert resp.status == 409
     assert (await resp.json())["detail"] == f"Run {first} is already cancelled"
@@ -564,3 +573,35 @@ async def test_restart_with_stale_index_cache_catches_up_from_git(aiohttp_client
     cache.unlink()  # no cache at all: every record is read from floom/runs
     client = await aiohttp_client(create_app(settings), headers=AUTH)
     assert (await client.get("/api/runs")).headers["X-Total-Count"] == "2"
+
+
+# -- sandbox --------------------------------------------------------------------------------------
+async def test_run_without_bubblewrap_fails_sandbox_unavailable(aiohttp_client, settings, caplog):
+    broken = settings.replace(bwrap_binary="/nonexistent/bwrap", shared_secret_role="admin")
+    with caplog.at_level(logging.ERROR, logger="floom_git.runs"):
+        client = await aiohttp_client(create_app(broken), headers=AUTH)
+    assert any("runs will fail with sandbox_unavailable" in r.getMessage() for r in caplog.records)
+    run = await wait_run(client, (await trigger(client, "word-count", {"text": "a b"}))["run_id"])
+    assert run["status"] == "failed" and run["error_code"] == "sandbox_unavailable", run
+    assert "bubblewrap is not installed" in run["error"] and "FLOOM_SANDBOX=none" in run["error"]
+    health = await (await client.get("/api/health/details")).json()
+    assert health["status"] == "degraded"
+    sandbox = health["checks"]["sandbox"]
+    assert sandbox["ok"] is False and sandbox["mode"] == "bwrap"
+    assert sandbox["detail"].startswith("runs fail with sandbox_unavailable: bubblewrap is not installed")
+
+
+async def test_health_details_shows_runs_confined(aiohttp_client, settings):
+    client = await aiohttp_client(create_app(settings.replace(shared_secret_role="admin")), headers=AUTH)
+    health = await (await client.get("/api/health/details")).json()
+    assert health["checks"]["sandbox"] == {"ok": True, "mode": "bwrap", "detail": None}
+
+
+async def test_unconfined_server_warns_at_start_up(aiohttp_client, settings, caplog):
+    with caplog.at_level(logging.WARNING, logger="floom_git.runs"):
+        client = await aiohttp_client(create_app(settings.replace(sandbox="none")), headers=AUTH)
+    assert any(r.levelno == logging.WARNING and "FLOOM_SANDBOX=none: runs are NOT confined"
+               in r.getMessage() for r in caplog.records)
+    run = await wait_run(client, (await trigger(client, "word-count", {"text": "a b"}))["run_id"])
+    assert run["status"] == "completed"
+    assert any("NOT sandboxed" in line["message"] for line in run["logs"])

@@ -1,5 +1,6 @@
-"""GET /health/details: disk space (server admins), and for each workspace the caller administers
-the remote mirror state, the repository health and the scheduler's state."""
+"""GET /health/details: disk space (server admins), whether runs are confined, and for each
+workspace the caller administers the remote mirror state, the repository health and the
+scheduler's state."""
 
 from __future__ import annotations
 
@@ -12,7 +13,13 @@ from aiohttp import web
 from floom_git.http import wire
 from floom_git.http.keys import ACTOR, MANAGER, SETTINGS
 from floom_git.http.selection import OpsScope, ops_scope
-from floom_git.schemas.health import DiskCheck, HealthChecks, HealthDetails, MirrorCheck
+from floom_git.schemas.health import (
+    DiskCheck,
+    HealthChecks,
+    HealthDetails,
+    MirrorCheck,
+    SandboxCheck,
+)
 from floom_git.schemas.repo_health import RepositoriesCheck, SchedulerCheck
 from floom_git.services import repo_health
 from floom_git.services.mirror import Mirror
@@ -49,6 +56,18 @@ def _repositories_and_scheduler(request: web.Request, scope: OpsScope
                                         settings.scheduler_tick_seconds, spaces))
 
 
+def _sandbox(request: web.Request) -> SandboxCheck:
+    from floom_git.http.handlers.runs import ENGINE
+
+    executor = request.app[ENGINE].executor
+    if executor.sandbox is None:
+        return SandboxCheck(ok=False, mode="none",
+                            detail="FLOOM_SANDBOX=none: runs are not confined")
+    problem = executor.sandbox_problem
+    detail = f"runs fail with sandbox_unavailable: {problem}" if problem else None
+    return SandboxCheck(ok=problem is None, mode="bwrap", detail=detail)
+
+
 async def details(request: web.Request) -> web.Response:
     scope = ops_scope(request, request[ACTOR])
     disk = await asyncio.to_thread(_disk, request) if scope.server_wide else None
@@ -56,12 +75,13 @@ async def details(request: web.Request) -> web.Response:
     mirror = request.app[MIRROR]
     states = {w: s for w, s in mirror.states().items() if w in scope.workspaces}
     mirror_ok = all(s.failures == 0 for s in states.values())
+    sandbox = _sandbox(request)
     checks = HealthChecks(
         disk=disk, mirror=MirrorCheck(ok=mirror_ok, enabled=mirror.enabled, workspaces=states),
-        repositories=repos, scheduler=scheduler,
+        sandbox=sandbox, repositories=repos, scheduler=scheduler,
     )
     now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-    healthy = (disk is None or disk.ok) and mirror_ok and repos.ok and scheduler.ok
+    healthy = (disk is None or disk.ok) and mirror_ok and repos.ok and scheduler.ok and sandbox.ok
     return wire.json(HealthDetails(status="ok" if healthy else "degraded", checked_at=now,
                                    checks=checks))
 
@@ -75,8 +95,8 @@ def routes() -> list:
             "/health/details",
             details,
             "ops",
-            "Disk space (server admins), and the mirror, repository and scheduler state of each "
-            "workspace you administer",
+            "Disk space (server admins), run sandbox, and the mirror, repository and scheduler "
+            "state of each workspace you administer",
             "system",
             response=HealthDetails,
         ),
