@@ -20,7 +20,7 @@ import pytest
 
 from floom_git.http.keys import MANAGER, SECRETS
 from floom_git.runtime.process import descendants
-from tests.conftest import git
+from tests.conftest import git, uid
 from tests.http.test_runs import committed, make_worker, processes_with, trigger, wait_for, wait_run
 
 SECRET_NAME = "API_KEY"
@@ -105,7 +105,7 @@ async def host(client, settings):
     """The server with a second workspace and a secret the attackers declare."""
     app = client.server.app
     await app[MANAGER].create("other")
-    app[SECRETS].set("default", SECRET_NAME, SECRET_VALUE, "test")
+    app[SECRETS].set(uid(app, "default"), SECRET_NAME, SECRET_VALUE, "test")
     return {"client": client, "data": settings.data_dir, "port": client.server.port}
 
 
@@ -309,9 +309,9 @@ while True:  # every process forks for ever, and keeps trying when refused
 """
 
 
-def _run_processes(data: Path, run_id: str) -> int | None:
+def _run_processes(data: Path, ws_uid: str, run_id: str) -> int | None:
     """How many processes the sandbox of `run_id` holds now (None: none found yet)."""
-    for pid in processes_with(f"{data}/spool/default/{run_id}/work"):
+    for pid in processes_with(f"{data}/spool/{ws_uid}/{run_id}/work"):
         try:
             if Path(f"/proc/{pid}/comm").read_text().strip() == "bwrap":
                 return len(descendants(pid))
@@ -324,12 +324,13 @@ async def test_fork_bomb_is_contained(host, settings):
     client = host["client"]
     await hostile_worker(host, "fork-bomb", PRELUDE + FORK_BOMB, extra="limits:\n  timeout_seconds: 4\n")
     rid = (await trigger(client, "fork-bomb"))["run_id"]
+    spool_uid = uid(client.server.app, "default")
     counts: list[int] = []
     while True:
         body = await (await client.get(f"/api/runs/{rid}")).json()
         if body["status"] not in ("queued", "running"):
             break
-        count = await asyncio.to_thread(_run_processes, host["data"], rid)
+        count = await asyncio.to_thread(_run_processes, host["data"], spool_uid, rid)
         if count is not None:
             counts.append(count)
         assert (await client.get("/healthz")).status == 200  # the server keeps answering
@@ -340,7 +341,7 @@ async def test_fork_bomb_is_contained(host, settings):
     # atomic, so it is only checked against a loose bound an unlimited bomb passes at once.
     assert any(line["message"] == "fork refused: EAGAIN" for line in body["logs"]), body["logs"]
     assert max(counts) < 2 * settings.run_max_processes, counts
-    assert _run_processes(host["data"], rid) is None
+    assert _run_processes(host["data"], spool_uid, rid) is None
     await unharmed(host)
 
 
@@ -468,7 +469,7 @@ async def test_control_without_sandbox_attacks_succeed(aiohttp_client, settings)
     unconfined = settings.replace(sandbox="none", shared_secret_role="admin")
     client = await aiohttp_client(create_app(unconfined), headers=AUTH)
     await client.server.app[MANAGER].create("other")
-    client.server.app[SECRETS].set("default", SECRET_NAME, SECRET_VALUE, "test")
+    client.server.app[SECRETS].set(uid(client.server.app, "default"), SECRET_NAME, SECRET_VALUE, "test")
     host = {"client": client, "data": unconfined.data_dir, "port": client.server.port}
     run = await attack(host, "control", CONNECT.replace("report(", "report(key=attempt(lambda: len("
                        "read(f'{data}/system/server.key'))), other=attempt(lambda: read(f'{data}/"
