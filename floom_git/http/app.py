@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from floom_git import dashboard
 from floom_git.config import Settings
 from floom_git.http import git_http, middleware, openapi
 from floom_git.http import metrics
@@ -54,6 +55,7 @@ def create_app(settings: Settings) -> web.Application:
     routes = list(ROUTES) + openapi.routes()
     app[middleware.SPECS] = register(app, routes)
     app[openapi.ROUTES_KEY] = routes
+    dashboard.setup(app)  # HTML pages at /, /ui/ and /docs
     app.cleanup_ctx.append(_workspaces)
     app[MIRROR] = Mirror(manager, settings)
     app.cleanup_ctx.append(_mirror)
