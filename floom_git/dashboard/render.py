@@ -36,8 +36,8 @@ STATUS_TONE = {"completed": "ok", "ready": "ok", "approved": "ok", "open": "ok",
                "paused": "muted", "archived": "muted", "cancelled": "muted", "closed": "muted"}
 
 
-def _when(value: str | None) -> dt.datetime | None:
-    if not value:
+def _when(value: Any) -> dt.datetime | None:
+    if not isinstance(value, str) or not value:
         return None
     try:
         when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -46,22 +46,22 @@ def _when(value: str | None) -> dt.datetime | None:
     return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
 
 
-def ago(value: str | None) -> str:
+def ago(value: Any) -> str:
     """'3 min ago' for an ISO timestamp (the exact time goes in a title attribute)."""
     when = _when(value)
     if when is None:
         return "—"
     seconds = int((dt.datetime.now(dt.UTC) - when).total_seconds())
-    if seconds < 0:
-        return "in the future"
+    ahead = seconds < 0
+    seconds = abs(seconds)
     for size, unit in ((86400, "d"), (3600, "h"), (60, "min")):
         if seconds >= size:
-            return f"{seconds // size} {unit} ago"
-    return "just now"
+            return f"in {seconds // size} {unit}" if ahead else f"{seconds // size} {unit} ago"
+    return "in a moment" if ahead else "just now"
 
 
-def duration(ms: int | None) -> str:
-    if ms is None:
+def duration(ms: Any) -> str:
+    if not isinstance(ms, int | float):  # absent fields arrive as Jinja's Undefined
         return "—"
     if ms < 1000:
         return f"{ms} ms"
@@ -70,8 +70,8 @@ def duration(ms: int | None) -> str:
     return f"{ms // 60_000} min {ms % 60_000 // 1000} s"
 
 
-def percent(rate: float | None) -> str:
-    return "—" if rate is None else f"{rate * 100:.0f}%"
+def percent(rate: Any) -> str:
+    return f"{rate * 100:.0f}%" if isinstance(rate, int | float) else "—"
 
 
 def pretty(value: Any) -> str:

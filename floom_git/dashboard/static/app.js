@@ -62,6 +62,8 @@
         setStatus(data.status);
         source.close();
         live.dataset.following = "done";
+        const label = document.getElementById("live-label");
+        if (label) label.remove();
         refreshSummary(live);
       }
     };
