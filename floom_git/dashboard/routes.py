@@ -13,7 +13,6 @@ from floom_git.dashboard import docs
 from floom_git.dashboard.pages import Page, wrap
 from floom_git.dashboard.render import environment
 from floom_git.dashboard.views import approvals, auth, contexts, home, issues, runs, settings, workers
-from floom_git.http.routes import PREFIXES
 
 STATIC = "/ui/static"
 PAGES_KEY = web.AppKey("dashboard_pages", list)
@@ -32,10 +31,8 @@ PAGES: list[Page] = [
     Page("POST", "/ui/logout", auth.logout, None),
     Page("GET", "/ui/account", auth.account, "user"),
     Page("POST", "/ui/account/magic-link", auth.new_magic_link, "user"),
-    Page("GET", "/ui/device", auth.device_page, "user"),
+    Page("GET", "/ui/device", auth.device_page, "user"),  # the URL `floom-git login` prints
     Page("POST", "/ui/device", auth.device_decide, "user"),
-    # the URL `floom-git login` prints (POST there is the API's approve route)
-    *(Page("GET", f"{prefix}/cli-auth/approve", auth.device_page, "user") for prefix in PREFIXES),
     # workers
     Page("GET", "/ui/workers", workers.list_workers),
     Page("GET", "/ui/new/worker", workers.new_form, "write"),

@@ -50,6 +50,12 @@ async def sign_in(client: TestClient, username: str, origin: str) -> None:
 
 
 @pytest.fixture
+async def visitor(aiohttp_client, server: TestServer) -> TestClient:
+    """A browser-like client of `server` that has not signed in."""
+    return await aiohttp_client(server)
+
+
+@pytest.fixture
 async def signed_in(aiohttp_client, server: TestServer, origin: str) -> TestClient:
     """A browser-like client signed in as ada (owner of `default`) through the sign-in form;
     its form posts carry this server's Origin, as a browser's do."""
