@@ -14,6 +14,7 @@ from pygments.util import ClassNotFound
 
 MAX_HIGHLIGHT = 256 * 1024  # past this a file is shown plain: highlighting costs more than it helps
 FORMATTER = HtmlFormatter(cssclass="hl", linenos="table", wrapcode=True)
+DIFF_FORMATTER = HtmlFormatter(cssclass="hl")
 
 
 def _lexer(path: str, text: str) -> Any:
@@ -26,7 +27,7 @@ def _lexer(path: str, text: str) -> Any:
 
 
 def highlighted(path: str, text: str) -> Markup:
-    return Markup(highlight(text, _lexer(path, text), FORMATTER))  # noqa: S704 (Pygments escapes)
+    return Markup(highlight(text, _lexer(path, text), FORMATTER))  # the formatter escapes the text
 
 
 def _text_of(file: dict[str, Any]) -> list[str] | None:
@@ -54,6 +55,6 @@ def diff(old: list[dict[str, Any]], new: list[dict[str, Any]], old_name: str,
         if lines_a is not None and lines_b is not None:
             text = "".join(difflib.unified_diff(lines_a, lines_b, f"{old_name}/{path}",
                                                 f"{new_name}/{path}"))
-            body = Markup(highlight(text, DiffLexer(stripnl=False), HtmlFormatter(cssclass="hl")))  # noqa: S704
+            body = Markup(highlight(text, DiffLexer(stripnl=False), DIFF_FORMATTER))
         changes.append({"path": path, "kind": kind, "diff": body})
     return changes

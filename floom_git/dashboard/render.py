@@ -40,7 +40,7 @@ def _when(value: Any) -> dt.datetime | None:
     if not isinstance(value, str) or not value:
         return None
     try:
-        when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        when = dt.datetime.fromisoformat(value)
     except ValueError:
         return None
     return when if when.tzinfo else when.replace(tzinfo=dt.UTC)

@@ -12,7 +12,16 @@ from aiohttp import web
 from floom_git.dashboard import docs
 from floom_git.dashboard.pages import Page, wrap
 from floom_git.dashboard.render import environment
-from floom_git.dashboard.views import approvals, auth, contexts, home, issues, runs, settings, workers
+from floom_git.dashboard.views import (
+    approvals,
+    auth,
+    contexts,
+    home,
+    issues,
+    runs,
+    settings,
+    workers,
+)
 
 STATIC = "/ui/static"
 PAGES_KEY = web.AppKey("dashboard_pages", list)

@@ -12,12 +12,11 @@ from aiohttp import web
 
 from floom_git import dashboard
 from floom_git.config import Settings
-from floom_git.http import git_http, middleware, openapi
-from floom_git.http import metrics
-from floom_git.http.keys import AUTH, IDENTITY, MANAGER, SECRETS, SETTINGS
-from floom_git.http.ratelimit import LIMITER, Limiter
+from floom_git.http import git_http, metrics, middleware, openapi
 from floom_git.http.handlers import runs as runs_handlers
 from floom_git.http.handlers.health import MIRROR
+from floom_git.http.keys import AUTH, IDENTITY, MANAGER, SECRETS, SETTINGS
+from floom_git.http.ratelimit import LIMITER, Limiter
 from floom_git.http.routes import ROUTES, register
 from floom_git.runtime.watcher import Watcher
 from floom_git.services.auth import Authenticator, load_or_create_secret

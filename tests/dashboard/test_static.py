@@ -83,9 +83,7 @@ def _imports_dashboard(path: Path) -> bool:
         if isinstance(node, ast.ImportFrom) and node.module == "floom_git":
             if any(alias.name == "dashboard" for alias in node.names):
                 return True
-        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("floom_git.dashboard"):
-            return True
-        elif isinstance(node, ast.Import) and any(a.name.startswith("floom_git.dashboard")
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("floom_git.dashboard") or isinstance(node, ast.Import) and any(a.name.startswith("floom_git.dashboard")
                                                   for a in node.names):
             return True
     return False
