@@ -139,8 +139,17 @@ def _shell(request: web.Request) -> dict[str, Any]:
             "can_admin": ws is not None and can(request, "admin")}
 
 
+def _person(request: web.Request, user_id: str | None) -> str:
+    """A user id as the user's name (ids are what run records and issue files keep)."""
+    if not user_id:
+        return "someone"
+    user = request.app[IDENTITY].store.user(user_id) if user_id.startswith("usr_") else None
+    return (user.display_name or user.username) if user is not None else user_id
+
+
 def render(request: web.Request, template: str, http_status: int = 200, **context: Any) -> web.Response:
-    context = {**_shell(request), "notice": _notice(request), "path": request.path, **context}
+    context = {**_shell(request), "notice": _notice(request), "page_path": request.path,
+               "person": lambda user_id: _person(request, user_id), **context}
     response = aiohttp_jinja2.render_template(template, request, context, status=http_status)
     response.headers.update(HEADERS)
     if NOTICE_COOKIE in request.cookies:
