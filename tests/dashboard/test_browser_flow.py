@@ -198,4 +198,12 @@ async def test_browser_sign_in_create_run_live_approve_rollback(browser, server,
         versions = await api("GET", "/api/workers/shout/versions")
         assert versions[0]["message"].startswith("rollback: restore shout to ")
 
+        # the worker page charts the runs (server-side SVG) and lists them
+        await page.goto(origin + "/ui/workers/shout")
+        assert await page.locator("svg.chart rect.bar.completed").count() == 1
+        await shot(page, "12-worker-with-runs")
+        await page.click("nav >> text=Runs")
+        assert await page.is_visible("#run-rows >> text=Post draft")
+        await shot(page, "13-runs")
+
         assert errors == [], errors
