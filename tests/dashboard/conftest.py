@@ -13,11 +13,17 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from floom_git.http.app import create_app
-from floom_git.http.keys import IDENTITY
+from floom_git.http.keys import IDENTITY, MANAGER
 
 PASSWORD = "correct horse battery staple"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def member_key(server: TestServer, ws_id: str) -> str:
+    """The key memberships are stored under: the workspace's internal id where it has one."""
+    ws = server.app[MANAGER].get(ws_id)
+    return getattr(ws, "uid", ws.id)
 
 
 def make_user(server: TestServer, username: str, role: str | None = "owner", *,
@@ -27,7 +33,7 @@ def make_user(server: TestServer, username: str, role: str | None = "owner", *,
     user = identity.users.create(username, email=f"{username}@example.com", password=PASSWORD,
                                  is_admin=admin)
     if role is not None:
-        identity.members.add("default", user.id, role)
+        identity.members.add(member_key(server, "default"), user.id, role)
     token, _ = identity.tokens.mint(user_id=user.id, kind="personal", name="test")
     return user.id, token
 

@@ -12,7 +12,7 @@ from yarl import URL
 
 from floom_git.dashboard.routes import PAGES
 from floom_git.http.keys import IDENTITY
-from tests.dashboard.conftest import PASSWORD, make_user, sign_in
+from tests.dashboard.conftest import PASSWORD, make_user, member_key, sign_in
 
 READ_PAGES = [
     ("/ui/", "Recent runs"),
@@ -178,7 +178,7 @@ async def test_workspace_switcher_selects_only_workspaces_you_belong_to(signed_i
                                 headers={"Origin": origin})
     assert resp.status == 403 and "Not a member" in await resp.text()
     ada = server.app[IDENTITY].users.find("ada")
-    server.app[IDENTITY].members.add("team", ada.id, "viewer")
+    server.app[IDENTITY].members.add(member_key(server, "team"), ada.id, "viewer")
     resp = await signed_in.post("/ui/workspaces/select", data={"workspace": "team"},
                                 headers={"Origin": origin}, allow_redirects=False)
     assert resp.status == 303 and resp.cookies["floom_workspace"].value == "team"

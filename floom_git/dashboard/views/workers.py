@@ -83,9 +83,9 @@ async def worker(request: web.Request) -> web.Response:
     points = await call(request, automation.worker_timeseries)
     recent, _ = runs.list_runs(ws, runs.RunQuery(worker_id=w["id"], limit=8))
     manifest = next((f for f in w["files"] if f["path"] == "worker.yml"), None)
+    triggers = trigger_labels(ws, w["id"])
     return render(request, "worker.html", w=w, stats=stats, chart=runs_chart(points),
-                  recent=recent, triggers=trigger_labels(ws, w["id"]),
-                  has_webhook=any(t.get("type") == "webhook" for t in w["triggers"]),
+                  recent=recent, triggers=triggers, has_webhook="webhook" in triggers,
                   manifest_html=highlighted("worker.yml", manifest["content"]) if manifest else None)
 
 
