@@ -10,13 +10,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
+from floom_git import dashboard
 from floom_git.config import Settings
-from floom_git.http import git_http, middleware, openapi
-from floom_git.http import metrics
-from floom_git.http.keys import AUTH, IDENTITY, MANAGER, SECRETS, SETTINGS
-from floom_git.http.ratelimit import LIMITER, Limiter
+from floom_git.http import git_http, metrics, middleware, openapi
 from floom_git.http.handlers import runs as runs_handlers
 from floom_git.http.handlers.health import MIRROR
+from floom_git.http.keys import AUTH, IDENTITY, MANAGER, SECRETS, SETTINGS
+from floom_git.http.ratelimit import LIMITER, Limiter
 from floom_git.http.routes import ROUTES, register
 from floom_git.runtime.watcher import Watcher
 from floom_git.services.auth import Authenticator, check_secret_strength, load_or_create_secret
@@ -59,6 +59,7 @@ def create_app(settings: Settings) -> web.Application:
     routes = list(ROUTES) + openapi.routes()
     app[middleware.SPECS] = register(app, routes)
     app[openapi.ROUTES_KEY] = routes
+    dashboard.setup(app)  # HTML pages at /, /ui/ and /docs
     app.cleanup_ctx.append(_workspaces)
     app[MIRROR] = Mirror(manager, settings)
     app.cleanup_ctx.append(_mirror)

@@ -1,9 +1,8 @@
-"""/openapi.json built from the route table and the msgspec schemas, and /docs: a self-contained
-HTML page (no CDN, works offline) listing every route with its schemas."""
+"""/openapi.json built from the route table and the msgspec schemas (the dashboard draws /docs
+from it)."""
 
 from __future__ import annotations
 
-import html
 import re
 from typing import Any
 
@@ -212,34 +211,10 @@ async def openapi_json(request: web.Request) -> web.Response:
     return web.Response(body=msgspec.json.encode(spec), content_type="application/json")
 
 
-async def docs(request: web.Request) -> web.Response:
-    spec = build_spec(request.app[ROUTES_KEY])
-    rows = []
-    for path, ops in spec["paths"].items():
-        for method, op in ops.items():
-            detail = html.escape(msgspec.json.format(msgspec.json.encode(op), indent=2).decode())
-            rows.append(f"<details><summary><code>{method.upper()} {html.escape(path)}</code> "
-                        f"{html.escape(op['summary'])}</summary><pre>{detail}</pre></details>")
-    components = msgspec.json.encode(spec["components"])
-    schemas = html.escape(msgspec.json.format(components, indent=2).decode())
-    page = (
-        "<!doctype html><html><head><meta charset='utf-8'><title>floom-git API</title>"
-        "<style>body{font-family:sans-serif;max-width:60rem;margin:2rem auto}"
-        "summary{cursor:pointer;padding:.2rem}pre{background:#f5f5f5;padding:.5rem;overflow:auto}"
-        "</style></head><body><h1>floom-git API</h1>"
-        "<p>Machine-readable spec: <a href='/openapi.json'>/openapi.json</a>. Every route is also "
-        "served under <code>/api</code>, <code>/v1</code> and <code>/api/v1</code>.</p>"
-        + "".join(rows) + f"<h2>Schemas</h2><pre>{schemas}</pre></body></html>"
-    )
-    return web.Response(text=page, content_type="text/html")
-
-
 def routes() -> list:
     from floom_git.http.routes import Route
 
     return [
         Route("GET", "/openapi.json", openapi_json, "public", "This OpenAPI document", "system",
               aliases=False),
-        Route("GET", "/docs", docs, "public", "Human-readable API reference (offline)", "system",
-              content_type="text/html", aliases=False),
     ]

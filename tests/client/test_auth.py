@@ -47,8 +47,11 @@ async def test_login_device_flow_stores_token_0600_and_logout_revokes_it(
     verification_url, code = await _read_code(proc)
     assert verification_url.startswith(url) and len(code) == 9
     browser = await _signed_in(aiohttp_client, server)
-    resp = await browser.post(verification_url.removeprefix(url), json={"user_code": code})
-    assert resp.status == 200, await resp.text()
+    # the printed URL is the dashboard's device page; approve the code with its form
+    assert verification_url == f"{url}/ui/device"
+    resp = await browser.post("/ui/device", data={"user_code": code, "decision": "approve"},
+                              headers={"Origin": url})
+    assert resp.status == 200 and "Approved" in await resp.text(), await resp.text()
     out, err = await asyncio.wait_for(proc.communicate(), DEADLINE)
     assert proc.returncode == 0, err.decode()
     assert f"Logged in to {url} as ada" in err.decode()

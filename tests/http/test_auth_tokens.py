@@ -133,7 +133,7 @@ async def test_device_flow_mints_a_token_with_the_approvers_role(anon):
     start = await _start(anon)
     assert set(start) == {"device_code", "user_code", "verification_url", "expires_in_seconds",
                           "polling_interval_seconds"}
-    assert start["expires_in_seconds"] == 600 and "/cli-auth/approve" in start["verification_url"]
+    assert start["expires_in_seconds"] == 600 and start["verification_url"].endswith("/ui/device")
     pending = await anon.post("/auth/cli-exchange", json={"device_code": start["device_code"]})
     assert pending.status == 400 and "pending" in (await pending.json())["detail"]
     resp = await anon.post("/api/cli-auth/approve", json={"user_code": start["user_code"]}, headers=member)

