@@ -76,6 +76,7 @@ class WorkerDetail(WorkerSummary, kw_only=True):
     command: str | None
     declared_secrets: list[str]
     missing_secrets: list[str]
+    missing_connections: list[str] = []  # declared connections the workspace lacks
     outputs: list[dict[str, Any]]
     triggers: list[dict[str, Any]]
     example_input: dict[str, Any] | None

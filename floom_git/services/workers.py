@@ -28,6 +28,7 @@ from floom_git.schemas.api import (
     WorkerSummary,
 )
 from floom_git.schemas.manifest import parse_manifest
+from floom_git.services import connection_files as connections
 from floom_git.services import sync
 from floom_git.services.actor import Actor
 from floom_git.services.files import decode_files, file_out
@@ -38,7 +39,7 @@ from floom_git.storage.codec import dump_yaml, load_yaml, set_top_level
 from floom_git.storage.repo import Changeset, WorkspaceRepo
 
 NOT_FOUND = "Worker not found"
-STATUSES = {"ready", "paused", "archived", "error"}
+STATUSES = {"ready", "paused", "archived", "error", "missing_connection"}
 
 
 @dataclass(frozen=True)
@@ -59,14 +60,20 @@ def entry_or_404(ws: Workspace, worker_id: str) -> WorkerEntry:
     return entry
 
 
-def _summary_fields(entry: WorkerEntry, starred: Collection[str], shape: str) -> dict[str, Any]:
+def _status(entry: WorkerEntry, missing: list[str]) -> str:
+    """A ready worker whose declared connections do not all exist cannot do its job."""
+    return "missing_connection" if missing and entry.status == "ready" else entry.status
+
+
+def _summary_fields(entry: WorkerEntry, starred: Collection[str], shape: str,
+                    missing: list[str]) -> dict[str, Any]:
     m = entry.manifest
     fields: dict[str, Any] = dict(
         id=entry.id,
         name=m.title if m else entry.id,
         description=m.effective_description if m else None,
         version=m.version if m else None,
-        status=entry.status,
+        status=_status(entry, missing),
         error=entry.error,
         visibility=m.visibility if m else "private",
         paused=bool(m and m.paused),
@@ -91,10 +98,15 @@ def list_workers(
         raise InvalidInput(f"status: must be one of {', '.join(sorted(STATUSES))}")
     needle = (query.q or "").lower()
     matched = []
+    try:
+        links = connections.entries(ws)
+    except Conflict:
+        links = []  # an invalid connections file: GET /connections names the problem
+    missing = {e.id: connections.missing_connections(ws, e.manifest, links) for e in ws.workers.all()}
     for entry in ws.workers.all():
         if entry.status == "archived" and not query.include_archived and query.status != "archived":
             continue
-        if query.status and entry.status != query.status:
+        if query.status and _status(entry, missing.get(entry.id, [])) != query.status:
             continue
         if query.starred is not None and (entry.id in starred) != query.starred:
             continue
@@ -105,7 +117,8 @@ def list_workers(
                 continue
         matched.append(entry)
     page = matched[query.offset : query.offset + query.limit]
-    return [WorkerSummary(**_summary_fields(e, starred, query.shape)) for e in page], len(matched)
+    return [WorkerSummary(**_summary_fields(e, starred, query.shape, missing.get(e.id, [])))
+            for e in page], len(matched)
 
 
 def detail(ws: Workspace, worker_id: str, secret_names: Collection[str] | None = None,
@@ -123,14 +136,16 @@ def detail(ws: Workspace, worker_id: str, secret_names: Collection[str] | None =
     m = entry.manifest
     declared = list(m.exec.secrets) if m else []
     tip = ws.repo.tip()
+    missing = connections.missing_connections(ws, m)
     return WorkerDetail(
-        **_summary_fields(entry, starred, "full"),
+        **_summary_fields(entry, starred, "full", missing),
         manifest=msgspec.to_builtins(m) if m else None,
         manifest_yaml=entry.manifest_text,
         entry=m.entry if m else None,
         command=m.command if m else None,
         declared_secrets=declared,
         missing_secrets=[s for s in declared if s not in secret_names],
+        missing_connections=missing,
         outputs=[msgspec.to_builtins(f) for f in m.exec.outputs] if m else [],
         triggers=[msgspec.to_builtins(t) for t in m.all_triggers] if m else [],
         example_input=m.example_input if m else None,
@@ -148,7 +163,8 @@ def _where_name(text: bytes) -> str | None:
     return name if isinstance(name, str) and paths.WORKER_ID_RE.match(name) else None
 
 
-async def create(ws: Workspace, actor: Actor, body: WorkerCreate, max_bytes: int) -> WorkerDetail:
+def assemble(body: WorkerCreate, max_bytes: int) -> tuple[str, dict[str, bytes]]:
+    """The worker id and complete file set a create body describes (not validated yet)."""
     files = decode_files(body.files, max_bytes)
     sources = [s for s in (body.worker_yml, body.manifest) if s is not None]
     if len(sources) > 1:
@@ -169,6 +185,15 @@ async def create(ws: Workspace, actor: Actor, body: WorkerCreate, max_bytes: int
         parse_manifest(files[paths.MANIFEST], where="worker.yml")
         raise InvalidManifest("worker.yml: `name` is required and must be a slug of 3-64 "
                               "characters (a-z, 0-9, '-') - at `$.name`")
+    return worker_id, files
+
+
+async def create(ws: Workspace, actor: Actor, body: WorkerCreate, max_bytes: int) -> WorkerDetail:
+    worker_id, files = assemble(body, max_bytes)
+    return await _create(ws, actor, worker_id, files)
+
+
+async def _create(ws: Workspace, actor: Actor, worker_id: str, files: dict[str, bytes]) -> WorkerDetail:
     validate_worker(worker_id, files)
     base = paths.worker_dir(worker_id)
 
@@ -185,7 +210,10 @@ async def replace_files(
     ws: Workspace, actor: Actor, worker_id: str, files_in: list, max_bytes: int
 ) -> WorkerDetail:
     entry_or_404(ws, worker_id)
-    files = decode_files(files_in, max_bytes)
+    return await _replace(ws, actor, worker_id, decode_files(files_in, max_bytes))
+
+
+async def _replace(ws: Workspace, actor: Actor, worker_id: str, files: dict[str, bytes]) -> WorkerDetail:
     validate_worker(worker_id, files)
     base = paths.worker_dir(worker_id)
     changes: dict[str, Any] = {base: None}
@@ -194,6 +222,15 @@ async def replace_files(
         lambda repo: Changeset(changes, f"worker {worker_id}: replace files"), actor.signature
     )
     return detail(ws, worker_id)
+
+
+async def save(ws: Workspace, actor: Actor, body: WorkerCreate, max_bytes: int) -> tuple[WorkerDetail, bool]:
+    """Create the worker the manifest names, or replace all its files when it exists (what
+    POST /workers and PUT /workers/{id}/files do); returns (detail, created)."""
+    worker_id, files = assemble(body, max_bytes)
+    if ws.workers.get(worker_id) is None:
+        return await _create(ws, actor, worker_id, files), True
+    return await _replace(ws, actor, worker_id, files), False
 
 
 async def set_field(
