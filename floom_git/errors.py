@@ -9,7 +9,8 @@
       ├── Conflict            exists already / wrong state     (409)
       ├── PayloadTooLarge     body, file or archive too big    (413)
       ├── Unprocessable       well-formed but semantically bad (422)
-      └── RateLimited         too many requests                (429)
+      ├── RateLimited         too many requests                (429)
+      └── BadGateway          an outside server failed us      (502)
 """
 
 from __future__ import annotations
@@ -63,3 +64,9 @@ class RateLimited(FloomError):
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class BadGateway(FloomError):
+    """A server this one talks to (a remote MCP server, an OAuth provider) failed or refused."""
+
+    code = "bad_gateway"

@@ -11,10 +11,11 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from floom_git.config import Settings
-from floom_git.http import git_http, middleware, openapi
+from floom_git.http import git_http, mcp_endpoint, middleware, openapi
 from floom_git.http import metrics
 from floom_git.http.keys import AUTH, IDENTITY, MANAGER, SECRETS, SETTINGS
 from floom_git.http.ratelimit import LIMITER, Limiter
+from floom_git.http.handlers import connections as connections_handlers
 from floom_git.http.handlers import runs as runs_handlers
 from floom_git.http.handlers.health import MIRROR
 from floom_git.http.routes import ROUTES, register
@@ -59,6 +60,8 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_mirror)
     app.cleanup_ctx.append(_identity)
     runs_handlers.install(app)  # run engine, scheduler, alerts (after workspaces open)
+    connections_handlers.install(app)
+    mcp_endpoint.setup(app)  # the workspace MCP server; its session manager runs from start-up
     if settings.watch:
         app.cleanup_ctx.append(_watcher)
     return app

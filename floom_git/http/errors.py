@@ -17,6 +17,7 @@ STATUS: dict[type[errors.FloomError], int] = {
     errors.PayloadTooLarge: 413,
     errors.Unprocessable: 422,
     errors.RateLimited: 429,
+    errors.BadGateway: 502,
 }
 
 
