@@ -102,6 +102,8 @@ def build_server(binding_of: BindingOf) -> Server[Any]:
         tools = list(BUILTIN_TOOLS)
         for entry in _registered(binding.ws):
             out = mcp_tools.out(binding.ws, entry)
+            if out.worker_status == "missing":
+                continue  # deleted on disk meanwhile; GET /mcp-tools shows it as missing
             tools.append(types.Tool(name=out.name, description=out.description or out.name,
                                     input_schema=out.input_schema))
         return types.ListToolsResult(tools=tools)

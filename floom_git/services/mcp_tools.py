@@ -115,6 +115,14 @@ def get(ws: Workspace, tool_id: str) -> ToolEntry:
     raise NotFound(NOT_FOUND)
 
 
+def exposing(repo: WorkspaceRepo, worker_id: str) -> list[str]:
+    """Names of the tools that run `worker_id` (none when the file does not validate)."""
+    try:
+        return [t.name for t in _read(repo).tools if t.worker_id == worker_id]
+    except Conflict:
+        return []
+
+
 def _worker_ids(repo: WorkspaceRepo) -> set[str]:
     tree = repo.entry(repo.tip(), paths.WORKERS_DIR)
     return {item.name for item in tree} if tree is not None else set()

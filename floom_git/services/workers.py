@@ -29,7 +29,7 @@ from floom_git.schemas.api import (
 )
 from floom_git.schemas.manifest import parse_manifest
 from floom_git.services import connection_files as connections
-from floom_git.services import sync
+from floom_git.services import mcp_tools, sync
 from floom_git.services.actor import Actor
 from floom_git.services.files import decode_files, file_out
 from floom_git.services.registry import WorkerEntry, validate_worker
@@ -255,9 +255,15 @@ async def set_field(
 async def delete(ws: Workspace, actor: Actor, worker_id: str) -> Deleted:
     entry_or_404(ws, worker_id)
     base = paths.worker_dir(worker_id)
-    result = await ws.writer.write(
-        lambda repo: Changeset({base: None}, f"worker: delete {worker_id}"), actor.signature
-    )
+
+    def build(repo: WorkspaceRepo) -> Changeset:
+        tools = mcp_tools.exposing(repo, worker_id)  # a push deleting it is refused alike
+        if tools:
+            raise Conflict(f"Worker {worker_id} is exposed as MCP tool {', '.join(tools)}; "
+                           "remove the tool first (DELETE /mcp-tools/{id})")
+        return Changeset({base: None}, f"worker: delete {worker_id}")
+
+    result = await ws.writer.write(build, actor.signature)
     ws.workers.reload([worker_id])
     return Deleted(deleted=True, id=worker_id, sha=result.short)
 
