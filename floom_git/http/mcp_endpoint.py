@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit
 
+import msgspec
 from aiohttp import web
 from mcp.server.context import ServerRequestContext
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
@@ -160,20 +161,36 @@ async def serve_alias(request: web.Request) -> web.StreamResponse:
     return await serve(request)
 
 
+class SseEvent(msgspec.Struct, kw_only=True):
+    """One event of an SSE answer (its data is a JSON-RPC message)."""
+
+    event: str | None = None
+    data: str | None = None
+    id: str | None = None
+    retry: int | None = None
+
+
 def routes() -> list:
     from floom_git.http.routes import Route
 
-    jsonrpc = {"type": "object", "description": "a JSON-RPC 2.0 message or batch",
+    jsonrpc = {"type": "object", "description": "a JSON-RPC 2.0 request or notification",
                "properties": {"jsonrpc": {"type": "string", "enum": ["2.0"]},
-                              "method": {"type": "string"}, "id": {}, "params": {"type": "object"}},
-               "required": ["jsonrpc"]}
-    extra = {"raw_body": ("application/json",), "body_schema": jsonrpc,
-             "errors": (405, 406, 415, 421), "error_content": "text/plain",
-             "also": {"text/event-stream": None}, "also_statuses": (202,)}
+                              "method": {"type": "string"}, "id": {"type": "integer"},
+                              "params": {"type": "object"}},
+               "required": ["jsonrpc", "method"]}
+    rpc_error = {"type": "object", "required": ["jsonrpc", "error"], "properties": {
+        "jsonrpc": {"type": "string"}, "id": {},
+        "error": {"type": "object", "required": ["code", "message"],
+                  "properties": {"code": {"type": "integer"}, "message": {"type": "string"}}}}}
+    # Refusals of the auth middleware are {"detail"}; the SDK's are JSON-RPC errors or text.
+    extra = {"body_schema": jsonrpc, "also": {"text/event-stream": SseEvent},
+             "also_statuses": (202,), "errors": (405, 406, 415, 421),
+             "error_schema": {"anyOf": [{"$ref": "#/components/schemas/Error"}, rpc_error]},
+             "error_types": ("text/plain",)}
     summary = ("The workspace as an MCP server (streamable HTTP, stateless): POST JSON-RPC with "
                "Accept: application/json, text/event-stream")
     return [
-        Route("POST", "/mcp", serve, "read", summary, "mcp", extra=extra),
+        Route("POST", "/mcp", serve, "read", summary, "mcp", response=dict[str, Any], extra=extra),
         Route("POST", "/mcp-tools/serve", serve_alias, "read", summary + " (same as /mcp)", "mcp",
-              extra=extra),
+              response=dict[str, Any], extra=extra),
     ]

@@ -122,6 +122,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
             rate_login_per_minute=0,
             webhook_rate_limit=1_000_000,
             max_concurrent_runs=1,
+            composio_webhook_signing_key="fuzz-composio-key",
         )
     )
     live.start()
