@@ -57,27 +57,30 @@ def describe(exc: BaseException, statuses: list[int] | None = None) -> str:
 
 @contextlib.asynccontextmanager
 async def open_session(ep: Endpoint) -> AsyncIterator[tuple[ClientSession, types.InitializeResult]]:
-    """An initialized session; RemoteError when connecting or initializing fails."""
+    """An initialized session; RemoteError when connecting or initializing fails. The SDK's
+    task group cancels this task when its connection fails; leaving the `async with` blocks
+    turns that into the error, so they are left before it is looked at."""
     statuses: list[int] = []
 
     async def on_response(response: httpx2.Response) -> None:
         if response.status_code >= 400:
             statuses.append(response.status_code)
 
-    stack = contextlib.AsyncExitStack()
+    opened = False
     try:
-        http = await stack.enter_async_context(egress.http_client(
-            ep.allow_private, headers=ep.headers, timeout=httpx2.Timeout(ep.timeout),
-            event_hooks={"response": [on_response]}))
-        read, write = await stack.enter_async_context(streamable_http_client(ep.url, http_client=http))
-        session = await stack.enter_async_context(ClientSession(read, write, read_timeout_seconds=ep.timeout))
-        init = await session.initialize()
-    except Exception as exc:  # noqa: BLE001 - every way of failing becomes one message
-        with contextlib.suppress(Exception):
-            await stack.aclose()
+        async with (
+            egress.http_client(ep.allow_private, headers=ep.headers, timeout=httpx2.Timeout(ep.timeout),
+                               event_hooks={"response": [on_response]}) as http,
+            streamable_http_client(ep.url, http_client=http) as (read, write),
+            ClientSession(read, write, read_timeout_seconds=ep.timeout) as session,
+        ):
+            init = await session.initialize()
+            opened = True
+            yield session, init
+    except Exception as exc:
+        if opened:
+            raise
         raise RemoteError(describe(exc, statuses)) from None
-    async with stack:
-        yield session, init
 
 
 async def list_all_tools(session: ClientSession) -> list[types.Tool]:

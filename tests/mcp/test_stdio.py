@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -16,8 +17,9 @@ from tests.conftest import add_member
 from tests.mcp.conftest import payload
 
 
-def params(client, tmp_path: Path, token: str | None, workspace: str = "default") -> StdioServerParameters:
-    env = {"FLOOM_URL": str(client.make_url("")), "HOME": str(tmp_path),
+def params(client, tmp_path: Path, token: str | None, workspace: str = "default",
+           url: str | None = None) -> StdioServerParameters:
+    env = {"FLOOM_URL": url or str(client.make_url("")), "HOME": str(tmp_path),
            "XDG_CONFIG_HOME": str(tmp_path / "config"), "PYTHONPATH": os.getcwd()}
     if token is not None:
         env["FLOOM_TOKEN"] = token
@@ -63,8 +65,8 @@ async def test_stdio_viewer_cannot_create_workers_or_trigger_runs(client, tmp_pa
                 assert refused.is_error and payload(refused)["code"] == "forbidden"
 
 
-async def _cli(client, tmp_path: Path, token: str | None) -> tuple[int, str]:
-    p = params(client, tmp_path, token)
+async def _cli(client, tmp_path: Path, token: str | None, url: str | None = None) -> tuple[int, str]:
+    p = params(client, tmp_path, token, url=url)
     proc = await asyncio.create_subprocess_exec(
         p.command, *p.args, env={**{k: v for k, v in os.environ.items() if k != "FLOOM_TOKEN"},
                                  **(p.env or {})}, stdin=asyncio.subprocess.DEVNULL,
@@ -79,3 +81,8 @@ async def test_stdio_without_token_or_with_a_bad_one_exits_with_an_error(client,
     assert code == 1 and "no token: set FLOOM_TOKEN" in err
     code, err = await _cli(client, tmp_path, "floom_not-a-real-token")
     assert code == 1 and "HTTP 401 (check FLOOM_TOKEN and the workspace)" in err
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    code, err = await _cli(client, tmp_path, "floom_any", url=closed)
+    assert code == 1 and f"cannot open the MCP session at {closed}/mcp: " in err

@@ -7,7 +7,6 @@ Progress notifications are relayed too. Nothing but MCP messages goes to stdout.
 from __future__ import annotations
 
 import argparse
-import contextlib
 from typing import Any
 
 import httpx2
@@ -62,23 +61,27 @@ async def serve_stdio(ctx: Ctx, args: argparse.Namespace) -> int:
         if response.status_code >= 400:
             statuses.append(response.status_code)
 
-    stack = contextlib.AsyncExitStack()
-    async with stack:
-        try:
-            http = await stack.enter_async_context(httpx2.AsyncClient(
-                headers=headers, timeout=httpx2.Timeout(30.0, read=3600.0),
-                event_hooks={"response": [on_response]}))
-            read, write = await stack.enter_async_context(
-                streamable_http_client(f"{target.server}/mcp", http_client=http))
-            upstream = await stack.enter_async_context(ClientSession(read, write))
+    opened = False
+    try:
+        async with (
+            httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30.0, read=3600.0),
+                               event_hooks={"response": [on_response]}) as http,
+            streamable_http_client(f"{target.server}/mcp", http_client=http) as (read, write),
+            ClientSession(read, write) as upstream,
+        ):
             init = await upstream.initialize()
-        except Exception as exc:  # noqa: BLE001 - unreachable server, refused token: one line
-            why = f"HTTP {statuses[-1]}" if statuses else _innermost(exc)
-            hint = " (check FLOOM_TOKEN and the workspace)" if statuses and statuses[-1] in (401, 403) else ""
-            raise ClientError(f"cannot open the MCP session at {target.server}/mcp: {why}{hint}") from None
-        server = relay(upstream, init.instructions)
-        async with stdio_server() as (stdin, stdout):
-            await server.run(stdin, stdout, server.create_initialization_options())
+            opened = True
+            server = relay(upstream, init.instructions)
+            async with stdio_server() as (stdin, stdout):
+                await server.run(stdin, stdout, server.create_initialization_options())
+    except Exception as exc:
+        if opened:
+            raise
+        # Unreachable server, refused token: one line. The SDK's task group cancels this task
+        # when its connection fails, so the error is only seen once the blocks are left.
+        why = f"HTTP {statuses[-1]}" if statuses else _innermost(exc)
+        hint = " (check FLOOM_TOKEN and the workspace)" if statuses and statuses[-1] in (401, 403) else ""
+        raise ClientError(f"cannot open the MCP session at {target.server}/mcp: {why}{hint}") from None
     return OK
 
 
