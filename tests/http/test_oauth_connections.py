@@ -58,7 +58,14 @@ async def sign_in(client, authorization_url: str) -> str:
     return location.path_qs
 
 
-async def test_oauth_flow_pending_to_active_then_refresh(client, anon, provider, remote_server,  # noqa: F811
+async def browser(client, path: str) -> tuple[int, dict]:
+    """A request to the same server the way a browser makes it: no API credential."""
+    async with aiohttp.ClientSession() as session:
+        async with session.get(client.make_url(path)) as resp:
+            return resp.status, await resp.json()
+
+
+async def test_oauth_flow_pending_to_active_then_refresh(client, provider, remote_server,  # noqa: F811
                                                          settings, ws_path):
     before = commit_count(ws_path)
     started = await start(client)
@@ -72,9 +79,9 @@ async def test_oauth_flow_pending_to_active_then_refresh(client, anon, provider,
     assert status["status"] == "pending"
 
     callback = await sign_in(client, started["authorization_url"])
-    resp = await anon.get(callback)  # the browser carries no API credential
-    assert resp.status == 200, await resp.text()
-    assert await resp.json() == {"connection_id": cid, "workspace_id": "default", "status": "active"}
+    status_code, done = await browser(client, callback)
+    assert status_code == 200, done
+    assert done == {"connection_id": cid, "workspace_id": "default", "status": "active"}
     assert provider.grants == ["authorization_code"]
     status = await (await client.get(f"/api/connections/{cid}/status")).json()
     assert status["status"] == "active" and status["expires_at"]
@@ -89,25 +96,24 @@ async def test_oauth_flow_pending_to_active_then_refresh(client, anon, provider,
     result = await (await client.post(f"/api/connections/{cid}/test")).json()
     assert result["ok"] is True and provider.grants.count("refresh_token") == 1  # still fresh
 
-    again = await anon.get(callback)
-    assert again.status == 400
-    assert "unknown, already used or expired sign-in" in (await again.json())["detail"]
+    status_code, again = await browser(client, callback)
+    assert status_code == 400 and "unknown, already used or expired sign-in" in again["detail"]
 
 
-async def test_oauth_refused_sign_in_and_failed_refresh_show_as_error(client, anon, provider):
+async def test_oauth_refused_sign_in_and_failed_refresh_show_as_error(client, provider):
     started = await start(client)
     callback = await sign_in(client, started["authorization_url"])
     state = callback.split("state=")[1]
-    resp = await anon.get(f"/connections/callback?state={state}&error=access_denied"
-                          "&error_description=The+user+said+no")
-    assert resp.status == 400
-    assert "the provider refused the sign-in: access_denied (The user said no)" in (await resp.json())["detail"]
+    status_code, refused = await browser(client, f"/connections/callback?state={state}"
+                                         "&error=access_denied&error_description=The+user+said+no")
+    assert status_code == 400
+    assert "the provider refused the sign-in: access_denied (The user said no)" in refused["detail"]
     status = await (await client.get(f"/api/connections/{started['connection_id']}/status")).json()
     assert status["status"] == "error"
 
     other = await client.post("/api/connections", json={"app": "fakeapp", "label": "second"})
     started = await other.json()
-    assert (await anon.get(await sign_in(client, started["authorization_url"]))).status == 200
+    assert (await browser(client, await sign_in(client, started["authorization_url"])))[0] == 200
     provider.refuse_refresh = True
     result = await (await client.post(f"/api/connections/{started['connection_id']}/test")).json()
     assert result["ok"] is False
@@ -148,6 +154,6 @@ async def test_app_without_sign_in_is_active_at_once(client):
     assert key["status"] == "missing_secret"
 
 
-async def test_callback_without_state_is_400(anon):
-    resp = await anon.get("/connections/callback?code=abc")
-    assert resp.status == 400 and "state" in (await resp.json())["detail"]
+async def test_callback_without_state_is_400(client):
+    status_code, body = await browser(client, "/connections/callback?code=abc")
+    assert status_code == 400 and body["detail"] == "state: missing from the provider's redirect"
