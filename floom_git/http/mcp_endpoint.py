@@ -29,7 +29,6 @@ from floom_git.services.workspaces import Workspace
 
 log = logging.getLogger("floom_git.mcp")
 MANAGER = web.AppKey("mcp_session_manager", StreamableHTTPSessionManager)
-HOLDER = web.AppKey("mcp_manager_task", asyncio.Task)
 STATE_KEY = "floom"
 ALL_INTERFACES = ("0.0.0.0", "::", "")
 _BACKGROUND: set[asyncio.Task[None]] = set()  # requests whose client went away, finishing
@@ -58,16 +57,35 @@ def security(cfg: Settings) -> TransportSecuritySettings:
     return TransportSecuritySettings(allowed_hosts=allowed, allowed_origins=origins)
 
 
+class _Lifetime:
+    """The task holding the session manager's run() from start-up until shutdown begins."""
+
+    task: asyncio.Task[None] | None = None
+
+    async def stop(self, app: web.Application | None = None) -> None:
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+
+
+LIFETIME = web.AppKey("mcp_lifetime", _Lifetime)
+
+
 def setup(app: web.Application) -> None:
     cfg = app[SETTINGS]
     app[MANAGER] = StreamableHTTPSessionManager(build_server(_binding), stateless=True,
                                                 security_settings=security(cfg))
+    app[LIFETIME] = _Lifetime()
     app.cleanup_ctx.append(_lifetime)
+    # Stopped when shutdown begins, not at cleanup: aiohttp waits up to 60 s for open requests
+    # in between, and a client waiting on run_worker would hold the shutdown that long.
+    app.on_shutdown.append(app[LIFETIME].stop)
 
 
 async def _lifetime(app: web.Application) -> AsyncIterator[None]:
-    """Enter the manager's run() in a task that lives from start-up to shutdown; cancelling it
-    at shutdown ends every MCP request still open."""
+    """Enter the manager's run() in a task of its own (under pytest-aiohttp a cleanup_ctx
+    generator may not hold it); cancelling that task ends every MCP request still open."""
     started = asyncio.Event()
 
     async def hold() -> None:
@@ -75,12 +93,11 @@ async def _lifetime(app: web.Application) -> AsyncIterator[None]:
             started.set()
             await asyncio.Event().wait()
 
-    task = asyncio.create_task(hold(), name="mcp-session-manager")
+    life = app[LIFETIME]
+    life.task = asyncio.create_task(hold(), name="mcp-session-manager")
     await started.wait()
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await life.stop()
 
 
 def _scope(request: web.Request, binding: Binding) -> dict[str, Any]:

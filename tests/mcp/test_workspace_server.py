@@ -4,9 +4,12 @@ as the REST routes the tools mirror (a viewer cannot create workers or trigger r
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from mcp.shared.exceptions import MCPError
 
+from floom_git.http.app import create_app
 from floom_git.schemas.tools import BUILTIN_TOOL_NAMES
 from tests.conftest import AUTH, add_member, commit_count, git
 from tests.http.test_approvals import INPUTS, PROPOSER, approvals
@@ -264,3 +267,29 @@ async def test_mcp_acts_in_the_selected_workspace(client):
     async with mcp_session(client, {**AUTH, "x-workeros-workspace": "second"}) as s:
         ids = [w["id"] for w in (await call_ok(s, "list_workers"))["workers"]]
     assert "only-default" not in ids and "word-count" in ids
+
+
+async def test_shutdown_ends_an_open_mcp_call_promptly(aiohttp_client, settings):
+    """A client waiting on run_worker must not hold the server's shutdown (aiohttp waits up to
+    60 s for open requests): the session manager stops when shutdown begins."""
+    client = await aiohttp_client(create_app(settings), headers=AUTH)
+    await make_worker(client, "sleeper", SLOW)
+    running = asyncio.Event()
+
+    async def on_progress(done, total, message):
+        if message == "status: running":
+            running.set()
+
+    async def call() -> None:
+        async with mcp_session(client, AUTH) as s:
+            await s.call_tool("run_worker", {"worker_id": "sleeper", "timeout_seconds": 600},
+                              progress_callback=on_progress)
+
+    pending = asyncio.create_task(call())
+    await asyncio.wait_for(running.wait(), 30)
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    await client.close()
+    assert loop.time() - began < 20
+    done, _ = await asyncio.wait([pending], timeout=30)
+    assert done and pending.exception() is not None  # the client saw the server go away
