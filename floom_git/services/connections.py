@@ -42,7 +42,7 @@ from floom_git.services.integrations import Catalog
 from floom_git.services.remote_mcp import Endpoint
 from floom_git.services.secrets import SecretStore
 from floom_git.services.tenancy import iso as _iso
-from floom_git.services.workspaces import Workspace
+from floom_git.services.workspaces import Workspace, WorkspaceManager
 from floom_git.storage.repo import Changeset, WorkspaceRepo
 
 
@@ -180,7 +180,7 @@ class Connections:
         status, _ = self.status(ws, entry)
         return OAuthStarted(connection_id=entry.id, status=status, authorization_url=None)
 
-    async def finish_sign_in(self, manager: Any, state: str, code: str | None, error: str | None,
+    async def finish_sign_in(self, manager: WorkspaceManager, state: str, code: str | None, error: str | None,
                              description: str | None) -> OAuthDone:
         """The provider redirected back: exchange the code and store the tokens (active), or
         record its refusal. InvalidInput for an unknown, used or expired `state`."""

@@ -293,3 +293,28 @@ async def test_shutdown_ends_an_open_mcp_call_promptly(aiohttp_client, settings)
     assert loop.time() - began < 20
     done, _ = await asyncio.wait([pending], timeout=30)
     assert done and pending.exception() is not None  # the client saw the server go away
+
+
+async def test_client_gone_mid_call_leaves_the_server_serving(client):
+    """A client that drops the connection while run_worker waits: the run goes on, the server
+    keeps answering, and no handler error is left behind."""
+    import aiohttp
+
+    await make_worker(client, "sleeper", SLOW)
+    call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+        "name": "run_worker", "arguments": {"worker_id": "sleeper", "timeout_seconds": 600},
+        "_meta": {"progressToken": "p1"}}}
+    headers = {**AUTH, "Accept": "application/json, text/event-stream",
+               "MCP-Protocol-Version": "2025-06-18"}
+    async with aiohttp.ClientSession() as http:
+        resp = await http.post(client.make_url("/mcp"), json=call, headers=headers)
+        assert resp.status == 200 and resp.content_type == "text/event-stream"
+        first = b""
+        while b"status: queued" not in first:
+            first += await resp.content.readline()
+        resp.close()
+    async with mcp_session(client, AUTH) as s:
+        assert (await call_ok(s, "list_workers"))["total"] == 3
+    runs = await (await client.get("/api/runs?worker_id=sleeper")).json()
+    assert len(runs) == 1 and runs[0]["status"] in ("queued", "running")
+    assert (await client.post(f"/api/runs/{runs[0]['id']}/cancel")).status == 200
