@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -27,7 +26,6 @@ from floom_git.http.keys import AUTH, SETTINGS
 from floom_git.mcp.server import Binding, build_server
 from floom_git.services.workspaces import Workspace
 
-log = logging.getLogger("floom_git.mcp")
 MANAGER = web.AppKey("mcp_session_manager", StreamableHTTPSessionManager)
 STATE_KEY = "floom"
 ALL_INTERFACES = ("0.0.0.0", "::", "")
