@@ -86,6 +86,12 @@ class Settings:
     # Workspace export/import bundles and share links (issue 6).
     import_max_entries: int = 5000
     import_max_bytes: int = 200 * 1024 * 1024  # uncompressed total of one bundle
+    # Connections, MCP and integrations (issue 16).
+    allow_private_mcp_urls: bool = False  # remote MCP servers / OAuth endpoints on private nets
+    mcp_call_timeout_seconds: float = 120.0  # one call to a remote MCP server
+    mcp_allowed_hosts: tuple[str, ...] = ()  # Host values /mcp accepts besides loopback and host
+    oauth_state_ttl_seconds: int = 600  # an OAuth sign-in must finish within this
+    composio_webhook_signing_key: str | None = None  # POST /composio-events answers 503 without
 
     @property
     def workspaces_dir(self) -> Path:
@@ -154,6 +160,11 @@ _RUN_ENV: tuple[tuple[str, str, Callable[[str], object]], ...] = (
     ("FLOOM_SANDBOX", "sandbox", _sandbox),
     ("FLOOM_RUN_MAX_PROCESSES", "run_max_processes", int),
     ("FLOOM_RUN_SCRATCH_MB", "run_scratch_mb", int),
+    ("WORKEROS_ALLOW_PRIVATE_MCP_URLS", "allow_private_mcp_urls", _bool),
+    ("FLOOM_MCP_CALL_TIMEOUT_SECONDS", "mcp_call_timeout_seconds", float),
+    ("FLOOM_MCP_ALLOWED_HOSTS", "mcp_allowed_hosts",
+     lambda v: tuple(h.strip() for h in v.split(",") if h.strip())),
+    ("COMPOSIO_WEBHOOK_SIGNING_KEY", "composio_webhook_signing_key", str),
 )
 
 

@@ -11,6 +11,7 @@
       ├── UnsupportedMediaType  body of the wrong Content-Type (415)
       ├── Unprocessable       well-formed but semantically bad (422)
       ├── RateLimited         too many requests                (429)
+      ├── BadGateway          an outside server failed us      (502)
       └── Unavailable         a workspace that cannot serve now (503)
 """
 
@@ -69,6 +70,12 @@ class RateLimited(FloomError):
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class BadGateway(FloomError):
+    """A server this one talks to (a remote MCP server, an OAuth provider) failed or refused."""
+
+    code = "bad_gateway"
 
 
 class Unavailable(FloomError):

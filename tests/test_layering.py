@@ -31,7 +31,8 @@ def test_http_never_imports_pygit2_or_storage_internals(path):
     assert not bad, f"{path.name} imports {bad}"
 
 
-@pytest.mark.parametrize("path", _modules("services") + _modules("storage") + _modules("schemas"),
+@pytest.mark.parametrize("path", _modules("services") + _modules("storage") + _modules("schemas")
+                         + _modules("mcp"),
                          ids=lambda p: p.relative_to(PACKAGE).as_posix())
 def test_services_and_storage_never_import_aiohttp_or_http(path):
     bad = {n for n in _imports(path) if n.split(".")[0] == "aiohttp" or n.startswith("floom_git.http")}

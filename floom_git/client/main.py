@@ -11,12 +11,12 @@ from collections.abc import Mapping
 from typing import IO
 
 from floom_git.client.api import Api
-from floom_git.client.commands import Ctx, approvals, auth, issues, runs, workers, workspaces
+from floom_git.client.commands import Ctx, approvals, auth, issues, mcp, runs, workers, workspaces
 from floom_git.client.config import Store, config_dir, resolve
 from floom_git.client.errors import ERROR, INTERRUPTED, ClientError
 from floom_git.client.output import Output
 
-MODULES = (auth, workspaces, workers, runs, approvals, issues)
+MODULES = (auth, workspaces, workers, runs, approvals, issues, mcp)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -12,7 +12,8 @@ from aiohttp import web
 
 from floom_git import dashboard
 from floom_git.config import Settings
-from floom_git.http import git_http, metrics, middleware, openapi
+from floom_git.http import git_http, mcp_endpoint, metrics, middleware, openapi
+from floom_git.http.handlers import connections as connections_handlers
 from floom_git.http.handlers import runs as runs_handlers
 from floom_git.http.handlers.health import MIRROR
 from floom_git.http.keys import AUTH, IDENTITY, MANAGER, SECRETS, SETTINGS
@@ -65,7 +66,9 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_mirror)
     app.cleanup_ctx.append(_identity)
     runs_handlers.install(app)  # run engine, scheduler, alerts (after workspaces open)
+    connections_handlers.install(app)
     _purge_on_delete(app)
+    mcp_endpoint.setup(app)  # the workspace MCP server; its session manager runs from start-up
     if settings.watch:
         app.cleanup_ctx.append(_watcher)
     return app
@@ -74,7 +77,8 @@ def create_app(settings: Settings) -> web.Application:
 def _purge_on_delete(app: web.Application) -> None:
     """What deleting a workspace removes, in this order, before its repository goes: its runs
     (queued and running ones cancelled as `workspace_deleted`, spool removed), schedules,
-    alerts, webhook secrets and receipts and rate windows, stars, share links, secrets, and its
+    alerts, webhook secrets and receipts and rate windows, stars, connection state and tokens,
+    share links, secrets, and its
     members, invites, bound tokens and sessions (with their rate-limit buckets)."""
     manager, identity, limiter = app[MANAGER], app[IDENTITY], app[LIMITER]
     shares = ShareStore(app[SETTINGS].system_dir)
@@ -93,6 +97,7 @@ def _purge_on_delete(app: web.Application) -> None:
         blocking(app[runs_handlers.ALERTS].drop),
         blocking(app[runs_handlers.WEBHOOKS].drop),
         blocking(app[runs_handlers.STARS].drop),
+        blocking(app[connections_handlers.CONNECTIONS].vault.drop_workspace),
         blocking(shares.drop_workspace),
         blocking(app[SECRETS].drop),
         blocking(members_and_tokens),

@@ -18,6 +18,7 @@ STATUS: dict[type[errors.FloomError], int] = {
     errors.UnsupportedMediaType: 415,
     errors.Unprocessable: 422,
     errors.RateLimited: 429,
+    errors.BadGateway: 502,
     errors.Unavailable: 503,
 }
 

@@ -106,6 +106,8 @@ def _request_body(r: Any, by_type: dict[Any, Any]) -> dict[str, Any] | None:
     content: dict[str, Any] = {}
     if r.body is not None:
         content["application/json"] = {"schema": by_type[r.body]}
+    elif "body_schema" in r.extra:  # a JSON body no msgspec type describes (JSON-RPC)
+        content["application/json"] = {"schema": r.extra["body_schema"]}
     raw = r.extra.get("raw_body")
     for ctype in (("application/octet-stream", "text/plain") if raw is True else raw or ()):
         media = _media(ctype, None)
@@ -128,7 +130,9 @@ def _request_body(r: Any, by_type: dict[Any, Any]) -> dict[str, Any] | None:
 
 def _responses(r: Any, by_type: dict[Any, Any]) -> dict[str, Any]:
     """The success status with every content type it may carry (`extra["also"]`: more content
-    types, each with a msgspec type or None), then the error statuses."""
+    types, each with a msgspec type or None; `extra["also_statuses"]`: more success statuses
+    without a body), then the error statuses (`extra["error_schema"]` / `["error_types"]`: the
+    bodies of a route whose errors do not all come from this server, e.g. the MCP SDK's)."""
     ok: dict[str, Any] = {"description": "OK"}
     content: dict[str, Any] = {}
     if r.response is not None:
@@ -142,10 +146,15 @@ def _responses(r: Any, by_type: dict[Any, Any]) -> dict[str, Any]:
     if r.extra.get("total_count"):
         ok["headers"] = {"X-Total-Count": {"description": "rows that match, over all pages",
                                            "schema": {"type": "integer", "minimum": 0}}}
-    err = {"description": "Error", "content": {"application/json": {"schema": by_type[Error]}}}
+    err_content = {"application/json": {"schema": r.extra.get("error_schema", by_type[Error])}}
+    for ctype in r.extra.get("error_types", ()):
+        err_content[ctype] = _media(ctype, None)
+    err = {"description": "Error", "content": err_content}
     responses: dict[str, Any] = {str(r.status): ok}
     for code in r.extra.get("also_status", ()):  # e.g. 200 for an answer that created nothing
         responses[str(code)] = ok
+    for code in r.extra.get("also_statuses", ()):  # e.g. 202 for an MCP notification
+        responses[str(code)] = {"description": "Accepted (no body)"}
     for code in error_statuses(r):
         responses[str(code)] = err
     responses["429"] = {**err, "headers": {"Retry-After": {

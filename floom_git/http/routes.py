@@ -200,6 +200,15 @@ from floom_git.http.handlers import runs as _runs  # noqa: E402
 
 ROUTES += _automation.routes() + _runs.routes()  # export.csv before /runs/{id}
 
+from floom_git.http import mcp_endpoint as _mcp_endpoint  # noqa: E402  (routes() needs Route)
+from floom_git.http.handlers import composio as _composio  # noqa: E402
+from floom_git.http.handlers import connections as _connections  # noqa: E402
+from floom_git.http.handlers import mcp_tools as _mcp_tools  # noqa: E402
+
+# /mcp-tools/serve before /mcp-tools/{id}; /connections/secrets before /connections/{id}
+ROUTES += (_mcp_endpoint.routes() + _mcp_tools.routes() + _connections.routes()
+           + _composio.routes())
+
 
 def register(app: web.Application, routes: list[Route]) -> dict[Handler, Route]:
     """Add every route under each prefix; return handler -> Route for the middleware."""

@@ -12,7 +12,9 @@ import pygit2
 from pygit2.enums import DeltaStatus, FileMode, ObjectType
 
 from floom_git.errors import FloomError
+from floom_git.schemas.connections import CONNECTIONS_FILE, check_connections_file
 from floom_git.schemas.issue import FILE_RE, parse_issue_file
+from floom_git.schemas.tools import TOOLS_FILE, check_tools_file
 from floom_git.services.registry import validate_worker
 from floom_git.storage import paths
 from floom_git.storage.repo import MAIN, WorkspaceRepo
@@ -242,6 +244,24 @@ def check_workspace_files(repo: pygit2.Repository, rev: str, changed: list[str])
             parse_issue_file(repo[blob.id].data, where=path)
         except FloomError as exc:
             problems.append(exc.message)
+    return problems + check_registries(repo, commit.tree, changed)
+
+
+def check_registries(repo: pygit2.Repository, tree: pygit2.Tree, changed: list[str]) -> list[str]:
+    """.floom/connections.yml when touched; workspace-tools.yml when it or any worker is touched
+    (each tool's worker must still exist)."""
+    def blob(path: str) -> bytes | None:
+        obj = tree[path] if path in tree else None
+        return repo[obj.id].data if obj is not None and obj.type == ObjectType.BLOB else None
+
+    problems = []
+    if CONNECTIONS_FILE in changed and (data := blob(CONNECTIONS_FILE)) is not None:
+        problems += check_connections_file(data)
+    touched_worker = any(p.startswith(paths.WORKERS_DIR + "/") for p in changed)
+    if (TOOLS_FILE in changed or touched_worker) and (data := blob(TOOLS_FILE)) is not None:
+        folder = tree[paths.WORKERS_DIR] if paths.WORKERS_DIR in tree else None
+        ids = {e.name for e in repo[folder.id]} if folder is not None and folder.type == ObjectType.TREE else set()
+        problems += check_tools_file(data, ids)
     return problems
 
 

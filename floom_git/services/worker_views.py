@@ -17,7 +17,7 @@ from floom_git.schemas.api import (
 )
 from floom_git.schemas.base import plain
 from floom_git.schemas.manifest import Manifest, Trigger
-from floom_git.services import contexts, run_stats, runs, workers
+from floom_git.services import connection_files, contexts, run_stats, runs, workers
 from floom_git.services.actor import ROLES
 from floom_git.services.files import file_out
 from floom_git.services.registry import WorkerEntry
@@ -78,19 +78,22 @@ def summary(ws: Workspace, entry: WorkerEntry, viewer: Viewer, shape: str = "ful
     last = next(iter(index.entries(entry.id)), None)
     declared = list(m.exec.secrets) if m else []
     names = () if not declared else ws.secret_names() if secret_names is None else secret_names
+    missing = connection_files.missing_connections(ws, m)
+    # a ready worker whose declared connections do not all exist cannot do its job
+    status = "missing_connection" if missing and entry.status == "ready" else entry.status
     return WorkerSummary(
         id=entry.id,
         name=m.title if m else entry.id,
         description=m.effective_description if m else None,
         long_description=m.long_description if m and shape != "list" else None,
         version=m.version if m else None,
-        status=entry.status,
+        status=status,
         error=entry.error,
         visibility=m.visibility if m else "private",
         paused=bool(m and m.paused),
         archived=bool(m and m.archived),
         archive_reason=m.archive_reason if m else None,
-        enabled=entry.status == "ready",
+        enabled=status == "ready",
         is_example=bool(m and m.is_example),
         system=bool(m and m.system_worker),
         folder=m.folder if m else None,
@@ -107,8 +110,7 @@ def summary(ws: Workspace, entry: WorkerEntry, viewer: Viewer, shape: str = "ful
         recent_stats=run_stats.recent_stats(ws, entry.id),
         connections=m.connection_slugs if m else [],
         missing_secrets=[s for s in declared if s not in names],
-        # No connection store exists yet, so every declared connection is missing.
-        missing_connections=m.connection_slugs if m else [],
+        missing_connections=missing,
         inputs=None if shape == "list" else [plain(f) for f in m.exec.inputs] if m else [],
         permissions=permissions(viewer.role),
     )

@@ -26,7 +26,7 @@ from floom_git.schemas.api import (
 )
 from floom_git.schemas.manifest import Manifest, parse_manifest
 from floom_git.schemas.run import WorkerPatch
-from floom_git.services import sync
+from floom_git.services import mcp_tools, sync
 from floom_git.services.actor import Actor
 from floom_git.services.cron import next_fire
 from floom_git.services.files import decode_files, file_out
@@ -92,9 +92,21 @@ def _where_name(text: bytes) -> str | None:
     return name if isinstance(name, str) and paths.WORKER_ID_RE.match(name) else None
 
 
+def assemble(body: WorkerCreate, max_bytes: int) -> tuple[str, dict[str, bytes]]:
+    """The worker id and complete file set of a create body (not validated yet): `files`, then
+    worker_yml (or manifest), run_py and skill_md on top. InvalidInput for bad paths or a
+    manifest given twice, InvalidManifest when it names no valid id."""
+    files = _source_files(body, max_bytes)
+    worker_id = _where_name(files[paths.MANIFEST])
+    if worker_id is None:
+        # Let the parser produce the precise message (bad YAML, missing or invalid name).
+        parse_manifest(files[paths.MANIFEST], where="worker.yml")
+        raise InvalidManifest("worker.yml: `name` is required and must be a slug of 3-64 "
+                              "characters (a-z, 0-9, '-') - at `$.name`")
+    return worker_id, files
+
+
 def _source_files(body: WorkerCreate, max_bytes: int) -> dict[str, bytes]:
-    """{path: bytes} of a create/update body: `files`, then worker_yml (or manifest), run_py and
-    skill_md on top. InvalidInput for bad paths or a manifest given twice."""
     files = decode_files(body.files, max_bytes)
     sources = [s for s in (body.worker_yml, body.manifest) if s is not None]
     if len(sources) > 1:
@@ -114,13 +126,12 @@ def _source_files(body: WorkerCreate, max_bytes: int) -> dict[str, bytes]:
 
 async def create(ws: Workspace, actor: Actor, body: WorkerCreate, max_bytes: int) -> str:
     """Create a worker from a manifest plus files in one commit; returns its id."""
-    files = _source_files(body, max_bytes)
-    worker_id = _where_name(files[paths.MANIFEST])
-    if worker_id is None:
-        # Let the parser produce the precise message (bad YAML, missing or invalid name).
-        parse_manifest(files[paths.MANIFEST], where="worker.yml")
-        raise InvalidManifest("worker.yml: `name` is required and must be a slug of 3-64 "
-                              "characters (a-z, 0-9, '-') - at `$.name`")
+    worker_id, files = assemble(body, max_bytes)
+    await _create(ws, actor, worker_id, files)
+    return worker_id
+
+
+async def _create(ws: Workspace, actor: Actor, worker_id: str, files: dict[str, bytes]) -> None:
     validate_worker(worker_id, files)
     base = paths.worker_dir(worker_id)
 
@@ -130,7 +141,17 @@ async def create(ws: Workspace, actor: Actor, body: WorkerCreate, max_bytes: int
         return Changeset({f"{base}/{p}": d for p, d in files.items()}, f"worker: create {worker_id}")
 
     await ws.writer.write(build, actor.signature)
-    return worker_id
+
+
+async def save(ws: Workspace, actor: Actor, body: WorkerCreate, max_bytes: int) -> tuple[str, bool]:
+    """Create the worker the manifest names, or replace all its files when it exists (what
+    POST /workers and PUT /workers/{id}/files do); returns (worker id, created)."""
+    worker_id, files = assemble(body, max_bytes)
+    if ws.workers.get(worker_id) is None:
+        await _create(ws, actor, worker_id, files)
+        return worker_id, True
+    await _replace(ws, actor, worker_id, files)
+    return worker_id, False
 
 
 async def update_source(
@@ -155,7 +176,10 @@ async def replace_files(
     ws: Workspace, actor: Actor, worker_id: str, files_in: list, max_bytes: int
 ) -> None:
     entry_or_404(ws, worker_id)
-    files = decode_files(files_in, max_bytes)
+    await _replace(ws, actor, worker_id, decode_files(files_in, max_bytes))
+
+
+async def _replace(ws: Workspace, actor: Actor, worker_id: str, files: dict[str, bytes]) -> None:
     validate_worker(worker_id, files)
     base = paths.worker_dir(worker_id)
     changes: dict[str, Any] = {base: None}
@@ -289,9 +313,15 @@ async def set_field(
 async def delete(ws: Workspace, actor: Actor, worker_id: str) -> Deleted:
     entry_or_404(ws, worker_id)
     base = paths.worker_dir(worker_id)
-    result = await ws.writer.write(
-        lambda repo: Changeset({base: None}, f"worker: delete {worker_id}"), actor.signature
-    )
+
+    def build(repo: WorkspaceRepo) -> Changeset:
+        tools = mcp_tools.exposing(repo, worker_id)  # a push deleting it is refused alike
+        if tools:
+            raise Conflict(f"Worker {worker_id} is exposed as MCP tool {', '.join(tools)}; "
+                           "remove the tool first (DELETE /mcp-tools/{id})")
+        return Changeset({base: None}, f"worker: delete {worker_id}")
+
+    result = await ws.writer.write(build, actor.signature)
     ws.workers.reload([worker_id])
     return Deleted(deleted=True, id=worker_id, sha=result.short)
 

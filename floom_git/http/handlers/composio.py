@@ -1,0 +1,67 @@
+"""POST /composio-events: Composio's signed trigger events start the workers whose `composio`
+trigger matches (public route; the signature is the credential). A delivery id seen before
+starts nothing new, as webhooks do."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from aiohttp import web
+
+from floom_git.errors import FloomError, InvalidInput
+from floom_git.http import wire
+from floom_git.http.handlers.automation import WORKSPACE_HEADER
+from floom_git.http.handlers.common import settings
+from floom_git.http.handlers.runs import ENGINE, WEBHOOKS
+from floom_git.http.keys import MANAGER
+from floom_git.schemas.integrations import ComposioAccepted, EventRun
+from floom_git.services import composio, runs
+
+
+async def composio_events(request: web.Request) -> web.Response:
+    cfg = settings(request)
+    if not cfg.composio_webhook_signing_key:
+        raise web.HTTPServiceUnavailable(
+            text="Composio events are not configured: set COMPOSIO_WEBHOOK_SIGNING_KEY")
+    body = await wire.read_body(request, cfg.max_json_bytes)
+    delivery = composio.verify(cfg.composio_webhook_signing_key, request.headers, body)[:200]
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        raise InvalidInput("request body: malformed JSON") from None
+    ws = request.app[MANAGER].get(request.headers.get(WORKSPACE_HEADER)
+                                  or request.query.get("workspace") or "default")
+    await request.app[ENGINE].attach(ws)
+    event = composio.parse_event(payload)
+    receipts = request.app[WEBHOOKS]
+    started: list[EventRun] = []
+    for worker_id in composio.matching_workers(ws, event):
+        key = f"composio:{delivery}"
+        earlier = receipts.seen(ws.uid, worker_id, key)
+        if earlier:
+            started.append(EventRun(worker_id=worker_id, run_id=earlier, deduped=True))
+            continue
+        try:
+            record = runs.create_run(ws, worker_id, {"event": payload}, trigger_source="composio",
+                                     trigger_ref=delivery)
+        except FloomError as exc:
+            started.append(EventRun(worker_id=worker_id, skipped=exc.message))
+            continue
+        await asyncio.to_thread(receipts.remember, ws.uid, worker_id, key, record.id)
+        started.append(EventRun(worker_id=worker_id, run_id=record.id))
+    return wire.json(ComposioAccepted(
+        status="accepted", delivery_id=delivery, event=event.slug, runs=started,
+        deduped=bool(started) and all(r.deduped for r in started)))
+
+
+def routes() -> list:
+    from floom_git.http.routes import Route
+
+    return [
+        Route("POST", "/composio-events", composio_events, "public",
+              "Signed Composio trigger events (Standard Webhooks headers webhook-id, "
+              "webhook-timestamp, webhook-signature); starts matching workers", "webhooks",
+              response=ComposioAccepted, extra={"errors": (401, 503)},
+              query=(("workspace", "string", "workspace id (default: default)"),)),
+    ]

@@ -1,0 +1,167 @@
+"""Connection routes: remote MCP servers and catalog apps (OAuth sign-in and its callback), their
+status, live test, tools, activity and secrets; the integrations catalog. `install(app)` creates
+the connections service the routes, the MCP endpoint and agent runs share."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from floom_git.http import wire
+from floom_git.http.handlers.common import actor, settings, workspace
+from floom_git.http.keys import MANAGER, SECRETS, SETTINGS
+from floom_git.schemas.connections import AppConnectionCreate, McpConnectionCreate
+from floom_git.services import connection_files
+from floom_git.services.connection_vault import ConnectionVault
+from floom_git.services.connections import Connections
+from floom_git.services.integrations import Catalog
+
+CONNECTIONS = web.AppKey("connections", Connections)
+
+
+def install(app: web.Application) -> None:
+    cfg = app[SETTINGS]
+    app[CONNECTIONS] = Connections(cfg, ConnectionVault(cfg.system_dir), Catalog(cfg.system_dir),
+                                   app[SECRETS])
+
+
+def service(request: web.Request) -> Connections:
+    return request.app[CONNECTIONS]
+
+
+def _redirect_uri(request: web.Request) -> str:
+    base = settings(request).public_url or f"{request.scheme}://{request.host}"
+    return base.rstrip("/") + "/connections/callback"
+
+
+async def list_connections(request: web.Request) -> web.Response:
+    items = await asyncio.to_thread(service(request).list, workspace(request))
+    return wire.json(items, headers={"X-Total-Count": str(len(items))})
+
+
+async def get_connection(request: web.Request) -> web.Response:
+    ws = workspace(request)
+    entry = connection_files.find(ws, request.match_info["id"])
+    return wire.json(await asyncio.to_thread(service(request).out, ws, entry))
+
+
+async def connection_status(request: web.Request) -> web.Response:
+    return wire.json(await asyncio.to_thread(service(request).status_of, workspace(request),
+                                             request.match_info["id"]))
+
+
+async def create_mcp(request: web.Request) -> web.Response:
+    body = await wire.decode(request, McpConnectionCreate, settings(request).max_json_bytes)
+    return wire.json(await service(request).add_mcp(workspace(request), actor(request), body), 201)
+
+
+async def create_app_connection(request: web.Request) -> web.Response:
+    body = await wire.decode(request, AppConnectionCreate, settings(request).max_json_bytes)
+    started = await service(request).connect_app(workspace(request), actor(request), body,
+                                                  _redirect_uri(request))
+    return wire.json(started, 201)
+
+
+async def oauth_callback(request: web.Request) -> web.Response:
+    """Where the provider sends the browser back (public: the `state` is the credential)."""
+    q = request.query
+    if not q.get("state"):
+        raise web.HTTPBadRequest(text="state: missing from the provider's redirect")
+    done = await service(request).finish_sign_in(request.app[MANAGER], q["state"], q.get("code"),
+                                                 q.get("error"), q.get("error_description"))
+    return wire.json(done)
+
+
+async def test_connection(request: web.Request) -> web.Response:
+    return wire.json(await service(request).test(workspace(request), request.match_info["id"]))
+
+
+async def connection_tools(request: web.Request) -> web.Response:
+    items = await service(request).tools(workspace(request), request.match_info["id"])
+    return wire.json(items, headers={"X-Total-Count": str(len(items))})
+
+
+async def delete_connection(request: web.Request) -> web.Response:
+    return wire.json(await service(request).delete(workspace(request), actor(request),
+                                                   request.match_info["id"]))
+
+
+async def connection_activity(request: web.Request) -> web.Response:
+    limit = wire.q_int(request, "limit", 50, 1, 200)
+    return wire.json(await asyncio.to_thread(service(request).activity, workspace(request),
+                                             request.match_info["id"], limit))
+
+
+async def connection_secrets(request: web.Request) -> web.Response:
+    return wire.json(await asyncio.to_thread(service(request).secret_overview, workspace(request)))
+
+
+# -- integrations catalog -------------------------------------------------------------------------
+async def catalog(request: web.Request) -> web.Response:
+    svc = service(request)
+    names = set(request.app[SECRETS].names(workspace(request).id))
+    page = await asyncio.to_thread(
+        svc.catalog.page, search=request.query.get("search") or None,
+        category=request.query.get("category") or None,
+        page=wire.q_int(request, "page", 1, 1, 10_000), limit=wire.q_int(request, "limit", 50, 1, 200),
+        secret_names=names)
+    return wire.json(page, headers={"X-Total-Count": str(page.total)})
+
+
+async def catalog_tools(request: web.Request) -> web.Response:
+    app = await asyncio.to_thread(service(request).catalog.get, request.match_info["slug"])
+    return wire.json(app.tools)
+
+
+def routes() -> list:
+    from floom_git.http.routes import Route
+    from floom_git.schemas import connections as s
+    from floom_git.schemas.api import Deleted
+    from floom_git.schemas.integrations import CatalogPage, CatalogTool
+
+    c, i = "connections", "integrations"
+    return [
+        Route("GET", "/connections", list_connections, "read", "List connections (X-Total-Count)", c,
+              response=list[s.ConnectionOut]),
+        Route("POST", "/connections", create_app_connection, "write",
+              "Connect an app of the catalog: OAuth apps return an authorization URL (pending "
+              "until the sign-in finishes)", c, body=s.AppConnectionCreate, response=s.OAuthStarted,
+              status=201),
+        Route("POST", "/connections/mcp", create_mcp, "admin",
+              "Register a remote MCP server (streamable HTTP; auth names a workspace secret)", c,
+              body=s.McpConnectionCreate, response=s.ConnectionOut, status=201),
+        Route("GET", "/connections/callback", oauth_callback, "public",
+              "Where the OAuth provider redirects after the sign-in (stores the tokens)", c,
+              response=s.OAuthDone, extra={"rate": "auth"},
+              query=(("state", "string", "the sign-in's state"), ("code", "string", "authorization code"),
+                     ("error", "string", "the provider's refusal"),
+                     ("error_description", "string", "its explanation"))),
+        Route("GET", "/connections/secrets", connection_secrets, "read",
+              "Secret metadata: which secrets connections use (never values)", c,
+              response=list[s.ConnectionSecret]),
+        Route("GET", "/connections/{id}", get_connection, "read", "Connection detail", c,
+              response=s.ConnectionOut),
+        Route("GET", "/connections/{id}/status", connection_status, "read",
+              "Status (pending -> active), token expiry and the last test", c,
+              response=s.ConnectionStatus),
+        Route("POST", "/connections/{id}/test", test_connection, "write",
+              "Live initialize + tools/list against the server, with latency", c,
+              response=s.ConnectionTest),
+        Route("GET", "/connections/{id}/tools", connection_tools, "read",
+              "The tools the server lists now (502 when it cannot be reached)", c,
+              response=list[s.RemoteTool], extra={"errors": (502,)}),
+        Route("GET", "/connections/{id}/activity", connection_activity, "read",
+              "Recent runs and tool calls that used the connection", c,
+              response=s.ConnectionActivity, query=(("limit", "integer", "at most 200 (default 50)"),)),
+        Route("DELETE", "/connections/{id}", delete_connection, "admin",
+              "Remove a connection and its stored tokens", c, response=Deleted),
+        Route("GET", "/integrations/catalog", catalog, "read",
+              "Browse the integrations catalog", i, response=CatalogPage,
+              query=(("page", "integer", "1-based page (default 1)"),
+                     ("limit", "integer", "page size (default 50, at most 200)"),
+                     ("search", "string", "substring of slug, name or description"),
+                     ("category", "string", "only this category"))),
+        Route("GET", "/integrations/catalog/{slug}/tools", catalog_tools, "read",
+              "An app's tools", i, response=list[CatalogTool]),
+    ]

@@ -1,0 +1,51 @@
+"""MCP tools registry routes: workers exposed as tools of the workspace MCP server, kept in
+workspace-tools.yml (one commit per change)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from floom_git.http import wire
+from floom_git.http.handlers.common import actor, settings, workspace
+from floom_git.schemas.tools import ToolCreate, ToolUpdate
+from floom_git.services import mcp_tools
+
+
+async def list_tools(request: web.Request) -> web.Response:
+    items = await asyncio.to_thread(mcp_tools.list_tools, workspace(request))
+    return wire.json(items, headers={"X-Total-Count": str(len(items))})
+
+
+async def create_tool(request: web.Request) -> web.Response:
+    body = await wire.decode(request, ToolCreate, settings(request).max_json_bytes)
+    return wire.json(await mcp_tools.create(workspace(request), actor(request), body), 201)
+
+
+async def update_tool(request: web.Request) -> web.Response:
+    body = await wire.decode(request, ToolUpdate, settings(request).max_json_bytes)
+    return wire.json(await mcp_tools.update(workspace(request), actor(request),
+                                            request.match_info["id"], body))
+
+
+async def delete_tool(request: web.Request) -> web.Response:
+    return wire.json(await mcp_tools.delete(workspace(request), actor(request), request.match_info["id"]))
+
+
+def routes() -> list:
+    from floom_git.http.routes import Route
+    from floom_git.schemas.api import Deleted
+    from floom_git.schemas.tools import ToolOut
+
+    t = "mcp"
+    return [
+        Route("GET", "/mcp-tools", list_tools, "read",
+              "Workers exposed as MCP tools (workspace-tools.yml)", t, response=list[ToolOut]),
+        Route("POST", "/mcp-tools", create_tool, "write", "Expose a worker as an MCP tool", t,
+              body=ToolCreate, response=ToolOut, status=201),
+        Route("PUT", "/mcp-tools/{id}", update_tool, "write",
+              "Change a tool's name, worker or description", t, body=ToolUpdate, response=ToolOut),
+        Route("DELETE", "/mcp-tools/{id}", delete_tool, "write", "Remove a tool", t,
+              response=Deleted),
+    ]

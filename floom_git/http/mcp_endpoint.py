@@ -1,0 +1,211 @@
+"""The workspace MCP server over streamable HTTP at /mcp and /mcp-tools/serve: one process, one
+port and one auth layer with REST and git. An aiohttp handler (behind the same auth middleware,
+perm read) turns the request into an ASGI scope whose state carries the caller, and hands it to
+the SDK's session manager (stateless: every POST stands alone, so restarts lose nothing). The
+manager's run() is held by a task of its own from start-up to shutdown (ENGINEERING-NOTES §7.6);
+the published ASGI adapter froze the server on streamed responses, so it is not used."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import msgspec
+from aiohttp import web
+from mcp.server.context import ServerRequestContext
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.server.transport_security import TransportSecuritySettings
+
+from floom_git.config import Settings
+from floom_git.http.handlers.common import actor, settings, workspace
+from floom_git.http.handlers.runs import ENGINE
+from floom_git.http.keys import AUTH, SETTINGS
+from floom_git.mcp.server import Binding, build_server
+from floom_git.services.workspaces import Workspace
+
+MANAGER = web.AppKey("mcp_session_manager", StreamableHTTPSessionManager)
+STATE_KEY = "floom"
+ALL_INTERFACES = ("0.0.0.0", "::", "")
+_BACKGROUND: set[asyncio.Task[None]] = set()  # requests whose client went away, finishing
+
+
+def _binding(ctx: ServerRequestContext[Any, Any]) -> Binding:
+    request = ctx.request
+    if request is None or STATE_KEY not in request.scope.get("state", {}):
+        raise RuntimeError("an MCP request reached the server without a caller")
+    return request.scope["state"][STATE_KEY]
+
+
+def security(cfg: Settings) -> TransportSecuritySettings:
+    """DNS-rebinding protection: the Host (and any Origin) must name this server: loopback, the
+    bound host, the public URL's host, or FLOOM_MCP_ALLOWED_HOSTS. Bound to every interface with
+    none of those set, Host is not checked (credentials are still required on every request)."""
+    hosts = ["127.0.0.1", "localhost", "[::1]", *cfg.mcp_allowed_hosts]
+    if cfg.host not in ALL_INTERFACES:
+        hosts.append(f"[{cfg.host}]" if ":" in cfg.host else cfg.host)
+    if cfg.public_url:
+        hosts.append(urlsplit(cfg.public_url).netloc)
+    if cfg.host in ALL_INTERFACES and not cfg.mcp_allowed_hosts and not cfg.public_url:
+        return TransportSecuritySettings(enable_dns_rebinding_protection=False)
+    allowed = sorted({h for host in hosts for h in (host, f"{host}:*")})
+    origins = sorted({f"{scheme}://{h}" for h in allowed for scheme in ("http", "https")})
+    return TransportSecuritySettings(allowed_hosts=allowed, allowed_origins=origins)
+
+
+class _Lifetime:
+    """The task holding the session manager's run() from start-up until shutdown begins."""
+
+    task: asyncio.Task[None] | None = None
+
+    async def stop(self, app: web.Application | None = None) -> None:
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+
+
+LIFETIME = web.AppKey("mcp_lifetime", _Lifetime)
+
+
+def setup(app: web.Application) -> None:
+    cfg = app[SETTINGS]
+    app[MANAGER] = StreamableHTTPSessionManager(build_server(_binding), stateless=True,
+                                                security_settings=security(cfg))
+    app[LIFETIME] = _Lifetime()
+    app.cleanup_ctx.append(_lifetime)
+    # Stopped when shutdown begins, not at cleanup: aiohttp waits up to 60 s for open requests
+    # in between, and a client waiting on run_worker would hold the shutdown that long.
+    app.on_shutdown.append(app[LIFETIME].stop)
+
+
+async def _lifetime(app: web.Application) -> AsyncIterator[None]:
+    """Enter the manager's run() in a task of its own (under pytest-aiohttp a cleanup_ctx
+    generator may not hold it); cancelling that task ends every MCP request still open."""
+    started = asyncio.Event()
+
+    async def hold() -> None:
+        async with app[MANAGER].run():
+            started.set()
+            await asyncio.Event().wait()
+
+    life = app[LIFETIME]
+    life.task = asyncio.create_task(hold(), name="mcp-session-manager")
+    await started.wait()
+    yield
+    await life.stop()
+
+
+def _scope(request: web.Request, binding: Binding) -> dict[str, Any]:
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    return {
+        "type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": f"{request.version.major}.{request.version.minor}",
+        "method": request.method, "scheme": request.scheme, "root_path": "",
+        "path": request.path, "raw_path": request.raw_path.split("?", 1)[0].encode("latin-1"),
+        "query_string": request.query_string.encode("latin-1"),
+        "headers": [(k.lower(), v) for k, v in request.raw_headers],
+        "client": tuple(peer[:2]) if isinstance(peer, tuple) else None,
+        "server": None, "state": {STATE_KEY: binding},
+    }
+
+
+async def serve(request: web.Request) -> web.StreamResponse:
+    """POST of one JSON-RPC message (or batch); the answer is JSON or an SSE stream."""
+    app = request.app
+    ws, caller = workspace(request), actor(request)
+    engine = app[ENGINE]
+
+    async def attach(target: Workspace) -> object:
+        return await engine.attach(target)
+
+    binding = Binding(ws=ws, authorize=lambda perm: app[AUTH].authorize(caller, ws.id, perm),
+                      settings=settings(request), attach=attach)
+    done = asyncio.Event()  # the response is complete or the client has gone
+    body_left = True
+    response: web.StreamResponse | None = None
+
+    async def receive() -> dict[str, Any]:
+        nonlocal body_left
+        if body_left:
+            chunk = await request.content.readany()
+            body_left = not request.content.at_eof()
+            return {"type": "http.request", "body": chunk, "more_body": body_left}
+        await done.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal response
+        if done.is_set():
+            return
+        try:
+            if message["type"] == "http.response.start":
+                response = web.StreamResponse(status=message["status"])
+                for key, value in message.get("headers", []):
+                    response.headers.add(key.decode("latin-1"), value.decode("latin-1"))
+                await response.prepare(request)
+            elif message["type"] == "http.response.body" and response is not None:
+                if message.get("body"):
+                    await response.write(message["body"])
+                if not message.get("more_body", False):
+                    await response.write_eof()
+                    done.set()
+        except (ConnectionError, RuntimeError):
+            done.set()  # the client went away; let the SDK finish quietly
+
+    # Shielded: aiohttp cancels a handler whose client disconnects, which would cut the SDK's
+    # request off midway and leave its transport half closed (ENGINEERING-NOTES §7.6).
+    task = asyncio.ensure_future(app[MANAGER].handle_request(_scope(request, binding), receive, send))
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        done.set()
+        _BACKGROUND.add(task)
+        task.add_done_callback(_BACKGROUND.discard)
+        raise
+    finally:
+        done.set()
+    if response is None:
+        raise web.HTTPInternalServerError(text="the MCP transport sent no response")
+    return response
+
+
+async def serve_alias(request: web.Request) -> web.StreamResponse:
+    return await serve(request)
+
+
+class SseEvent(msgspec.Struct, kw_only=True):
+    """One event of an SSE answer (its data is a JSON-RPC message)."""
+
+    event: str | None = None
+    data: str | None = None
+    id: str | None = None
+    retry: int | None = None
+
+
+def routes() -> list:
+    from floom_git.http.routes import Route
+
+    jsonrpc = {"type": "object", "description": "a JSON-RPC 2.0 request or notification",
+               "properties": {"jsonrpc": {"type": "string", "enum": ["2.0"]},
+                              "method": {"type": "string"}, "id": {"type": "integer"},
+                              "params": {"type": "object"}},
+               "required": ["jsonrpc", "method"]}
+    rpc_error = {"type": "object", "required": ["jsonrpc", "error"], "properties": {
+        "jsonrpc": {"type": "string"}, "id": {},
+        "error": {"type": "object", "required": ["code", "message"],
+                  "properties": {"code": {"type": "integer"}, "message": {"type": "string"}}}}}
+    # Refusals of the auth middleware are {"detail"}; the SDK's are JSON-RPC errors or text.
+    extra = {"body_schema": jsonrpc, "also": {"text/event-stream": SseEvent},
+             "also_statuses": (202,), "errors": (405, 406, 415, 421),
+             "error_schema": {"anyOf": [{"$ref": "#/components/schemas/Error"}, rpc_error]},
+             "error_types": ("text/plain",)}
+    summary = ("The workspace as an MCP server (streamable HTTP, stateless): POST JSON-RPC with "
+               "Accept: application/json, text/event-stream")
+    return [
+        Route("POST", "/mcp", serve, "read", summary, "mcp", response=dict[str, Any], extra=extra),
+        Route("POST", "/mcp-tools/serve", serve_alias, "read", summary + " (same as /mcp)", "mcp",
+              response=dict[str, Any], extra=extra),
+    ]

@@ -1,0 +1,167 @@
+"""A worker's connections as agent tools. Each tool of each connection the worker declares
+(filtered by the worker's and the connection's `allowed_tools`) becomes a descriptor: a name, a
+description, the JSON schema of its arguments and an async callable that calls the remote tool and
+returns its result, tagged with the connection id. `ConnectionToolset` keeps one session per
+connection open for the length of a run and records every call (the connection's activity).
+
+The descriptor has the fields of the agent loop's `Tool` (name, description, parameters, fn) plus
+`connection_id`, so the loop can take it as it is and copy the id into the run's `tool_calls`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import mcp_types as types
+
+from floom_git.errors import Conflict
+from floom_git.schemas.connections import ConnectionEntry
+from floom_git.schemas.manifest import Manifest
+from floom_git.services.connection_files import Declared, declared, entries, match
+from floom_git.services.connections import Connections
+from floom_git.services.remote_mcp import RemoteError, RemoteSession
+from floom_git.services.tenancy import iso
+from floom_git.services.workspaces import Workspace
+
+MAX_NAME = 64
+
+
+@dataclass(frozen=True)
+class ConnectionTool:
+    name: str  # unique among a run's tools: <label>__<remote tool>
+    description: str
+    parameters: dict[str, Any]  # the remote tool's input JSON schema
+    fn: Callable[[dict[str, Any]], Awaitable[Any]]
+    connection_id: str
+    remote_name: str
+
+
+class MissingConnections(Conflict):
+    """The worker declares connections the workspace does not have (run error code
+    `missing_connection`)."""
+
+    error_code = "missing_connection"
+
+    def __init__(self, missing: list[str]) -> None:
+        super().__init__(f"Missing connections: {', '.join(missing)}; add them with POST "
+                         "/connections or /connections/mcp")
+        self.missing = missing
+
+
+class ConnectionFailed(Conflict):
+    """A declared connection exists but could not be opened (run error code `connection_failed`)."""
+
+    error_code = "connection_failed"
+
+
+class ToolCallFailed(Exception):
+    """The remote tool answered with an error, or the call did not complete."""
+
+
+def tool_name(label: str, remote: str) -> str:
+    clean = re.sub(r"[^A-Za-z0-9_-]+", "_", f"{label}__{remote}")
+    return clean[:MAX_NAME]
+
+
+def result_value(result: types.CallToolResult) -> Any:
+    """What a call returns to the model: the structured result, else the text parts joined,
+    else the content parts as JSON. ToolCallFailed when the tool reported an error."""
+    texts = [c.text for c in result.content if isinstance(c, types.TextContent)]
+    if result.is_error:
+        raise ToolCallFailed("\n".join(texts) or "the tool reported an error")
+    if result.structured_content is not None:
+        return result.structured_content
+    if texts and len(texts) == len(result.content):
+        return "\n".join(texts)
+    return {"content": [c.model_dump(mode="json", exclude_none=True) for c in result.content]}
+
+
+def _allowed(entry: ConnectionEntry, want: Declared, name: str) -> bool:
+    for allowed in (entry.allowed_tools, want.allowed_tools):
+        if allowed is not None and name not in allowed:
+            return False
+    return True
+
+
+class ConnectionToolset:
+    """`async with ConnectionToolset(service, ws, manifest, run_id=...) as tools:` opens the
+    worker's connections and yields their tools; MissingConnections / ConnectionFailed when a
+    declared connection does not exist or cannot be opened."""
+
+    def __init__(self, service: Connections, ws: Workspace, manifest: Manifest, *,
+                 run_id: str | None = None, call_timeout: float | None = None) -> None:
+        self.service = service
+        self.ws = ws
+        self.manifest = manifest
+        self.run_id = run_id
+        self.call_timeout = call_timeout or service.settings.mcp_call_timeout_seconds
+        self._sessions: list[RemoteSession] = []
+
+    async def __aenter__(self) -> list[ConnectionTool]:
+        wanted = declared(self.manifest)
+        items = entries(self.ws)
+        pairs = [(want, match(items, want)) for want in wanted]
+        missing = [want.title for want, entry in pairs if entry is None]
+        if missing:
+            raise MissingConnections(missing)
+        tools: list[ConnectionTool] = []
+        try:
+            for want, entry in pairs:
+                assert entry is not None
+                tools += await self._open(want, entry, {t.name for t in tools})
+        except BaseException:
+            await self.__aexit__(None, None, None)
+            raise
+        return tools
+
+    async def _open(self, want: Declared, entry: ConnectionEntry, taken: set[str]) -> list[ConnectionTool]:
+        try:
+            remote = RemoteSession(await self.service.endpoint(self.ws, entry))
+            self._sessions.append(remote)
+            await remote.start()
+        except (Conflict, RemoteError) as exc:
+            raise ConnectionFailed(f"Connection {entry.label}: {getattr(exc, 'message', exc)}") from None
+        out = []
+        for tool in remote.tools:
+            if not _allowed(entry, want, tool.name):
+                continue
+            name = tool_name(entry.label, tool.name)
+            while name in taken:
+                name = name[:MAX_NAME - 2] + f"_{len(taken) % 10}"
+            taken.add(name)
+            out.append(ConnectionTool(
+                name=name, description=f"[{entry.label}] {tool.description or tool.name}",
+                parameters=dict(tool.input_schema), fn=self._caller(remote, entry, tool.name),
+                connection_id=entry.id, remote_name=tool.name))
+        return out
+
+    def _caller(self, remote: RemoteSession, entry: ConnectionEntry,
+                remote_name: str) -> Callable[[dict[str, Any]], Awaitable[Any]]:
+        async def call(arguments: dict[str, Any]) -> Any:
+            began = time.monotonic()
+            error: str | None = None
+            try:
+                return result_value(await remote.call(remote_name, arguments, self.call_timeout))
+            except RemoteError as exc:
+                error = exc.message
+                raise ToolCallFailed(exc.message) from None
+            except ToolCallFailed as exc:
+                error = str(exc)
+                raise
+            finally:
+                await asyncio.to_thread(self.service.vault.record_call, self.ws.uid, entry.id, {
+                    "run_id": self.run_id, "worker_id": self.manifest.name, "tool": remote_name,
+                    "ok": error is None, "at": iso(time.time()),
+                    "duration_ms": int((time.monotonic() - began) * 1000),
+                    "error": error[:300] if error else None})
+
+        return call
+
+    async def __aexit__(self, *exc: object) -> None:
+        sessions, self._sessions = self._sessions, []
+        await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
