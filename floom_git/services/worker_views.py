@@ -17,7 +17,7 @@ from floom_git.schemas.api import (
 )
 from floom_git.schemas.base import plain
 from floom_git.schemas.manifest import Manifest, Trigger
-from floom_git.services import connection_files, contexts, run_stats, runs, workers
+from floom_git.services import contexts, run_stats, runs, workers
 from floom_git.services.actor import ROLES
 from floom_git.services.files import file_out
 from floom_git.services.registry import WorkerEntry
@@ -78,9 +78,7 @@ def summary(ws: Workspace, entry: WorkerEntry, viewer: Viewer, shape: str = "ful
     last = next(iter(index.entries(entry.id)), None)
     declared = list(m.exec.secrets) if m else []
     names = () if not declared else ws.secret_names() if secret_names is None else secret_names
-    missing = connection_files.missing_connections(ws, m)
-    # a ready worker whose declared connections do not all exist cannot do its job
-    status = "missing_connection" if missing and entry.status == "ready" else entry.status
+    status, missing = workers.status_of(ws, entry)
     return WorkerSummary(
         id=entry.id,
         name=m.title if m else entry.id,

@@ -26,7 +26,7 @@ from floom_git.schemas.api import (
 )
 from floom_git.schemas.manifest import Manifest, parse_manifest
 from floom_git.schemas.run import WorkerPatch
-from floom_git.services import mcp_tools, sync
+from floom_git.services import connection_files, mcp_tools, sync
 from floom_git.services.actor import Actor
 from floom_git.services.cron import next_fire
 from floom_git.services.files import decode_files, file_out
@@ -38,7 +38,7 @@ from floom_git.storage.codec import dump_yaml, load_yaml, set_top_level
 from floom_git.storage.repo import Changeset, WorkspaceRepo
 
 NOT_FOUND = "Worker not found"
-STATUSES = {"ready", "paused", "archived", "error"}
+STATUSES = {"ready", "paused", "archived", "error", "missing_connection"}
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,13 @@ def entry_or_404(ws: Workspace, worker_id: str) -> WorkerEntry:
     return entry
 
 
+def status_of(ws: Workspace, entry: WorkerEntry, connections: list | None = None) -> tuple[str, list[str]]:
+    """(status, missing connections): a ready worker whose declared connections do not all
+    exist is `missing_connection`, since it cannot do its job."""
+    missing = connection_files.missing_connections(ws, entry.manifest, connections)
+    return ("missing_connection" if missing and entry.status == "ready" else entry.status), missing
+
+
 def list_entries(
     ws: Workspace, query: ListQuery, starred: Collection[str] = ()
 ) -> tuple[list[WorkerEntry], int]:
@@ -67,10 +74,17 @@ def list_entries(
         raise InvalidInput(f"status: must be one of {', '.join(sorted(STATUSES))}")
     needle = (query.q or "").lower()
     matched = []
+    known: list | None = None
+    if query.status in ("ready", "missing_connection"):
+        try:
+            known = connection_files.entries(ws)  # read once for the page
+        except Conflict:
+            known = []
     for entry in ws.workers.all():
         if entry.status == "archived" and not query.include_archived and query.status != "archived":
             continue
-        if query.status and entry.status != query.status:
+        if query.status and (status_of(ws, entry, known)[0] if known is not None
+                             else entry.status) != query.status:
             continue
         if query.starred is not None and (entry.id in starred) != query.starred:
             continue

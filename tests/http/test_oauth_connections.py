@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 from yarl import URL
 
-from tests.conftest import add_member, commit_count
+from tests.conftest import add_member, commit_count, uid
 from tests.fake_oauth_server import FakeAuthServer
 from tests.remote_mcp_server import remote_server  # noqa: F401  (fixture)
 
@@ -85,7 +85,7 @@ async def test_oauth_flow_pending_to_active_then_refresh(client, provider, remot
     assert provider.grants == ["authorization_code"]
     status = await (await client.get(f"/api/connections/{cid}/status")).json()
     assert status["status"] == "active" and status["expires_at"]
-    vault = (settings.system_dir / "connections" / "default.state.json").read_text()
+    vault = (settings.system_dir / "connections" / f"{uid(client.server.app, 'default')}.state.json").read_text()
     assert not any(token in vault for token in provider.issued)  # sealed at rest
 
     result = await (await client.post(f"/api/connections/{cid}/test")).json()

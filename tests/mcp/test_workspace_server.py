@@ -108,7 +108,7 @@ async def test_run_worker_waits_with_progress_notifications(client):
         assert [d for d, _ in progress] == sorted(d for d, _ in progress)  # increasing
 
         run = await call_ok(s, "get_run", {"run_id": result["run_id"]})
-        assert run["status"] == "completed" and run["trigger_source"] == "mcp" and "logs" not in run
+        assert run["status"] == "completed" and run["trigger_source"] == "mcp" and run["logs"] == []
         run = await call_ok(s, "get_run", {"run_id": result["run_id"], "include_logs": True})
         assert any(line["message"] == "counted 3 words" for line in run["logs"])
         logs = await call_ok(s, "get_run_logs", {"run_id": result["run_id"], "level": "info"})
