@@ -14,12 +14,14 @@ API write and a push both run on the file.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import msgspec
 
 from floom_git.errors import InvalidInput
+from floom_git.schemas.base import Body, Out, documented
 from floom_git.schemas.manifest import SecretName
 from floom_git.storage.codec import load_yaml
 
@@ -29,6 +31,11 @@ Label = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 AppSlug = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
 HeaderName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")]
 RemoteToolName = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+# An http(s) URL with an ASCII host name (or a bracketed IPv6 address), no credentials and no
+# spaces: check_url_shape holds a URL to exactly this, and the API documents it.
+HTTP_URL = (r"^[Hh][Tt][Tt][Pp][Ss]?://(?:[A-Za-z0-9._~-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?"
+            r"(?:[/?#][^\x00-\x20\x7f]*)?$")
+_HTTP_URL_RE = re.compile(HTTP_URL)
 Url = Annotated[str, msgspec.Meta(min_length=8, max_length=2048)]
 # Headers the HTTP client owns; a connection may not set them.
 RESERVED_HEADERS = frozenset({"host", "content-length", "content-type", "transfer-encoding",
@@ -46,6 +53,32 @@ class ConnAuth(Base, kw_only=True):
     type: Literal["bearer", "header"]
     secret: SecretName
     name: HeaderName | None = None
+
+
+def _any_case(word: str) -> str:
+    return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else c for c in word)
+
+
+# Stated in the API's schema; check_entry refuses them (whatever their case) with its message.
+SettableHeader = Annotated[HeaderName, msgspec.Meta(extra_json_schema={"not": {
+    "pattern": "^(?:" + "|".join(_any_case(h) for h in sorted(RESERVED_HEADERS)) + ")$"}})]
+
+
+class BearerAuthIn(Body, tag_field="type", tag="bearer", kw_only=True):
+    """ConnAuth as a request gives it, one struct per type so the schema says what each needs."""
+
+    secret: SecretName
+
+    def stored(self) -> ConnAuth:
+        return ConnAuth(type="bearer", secret=self.secret)
+
+
+class HeaderAuthIn(Body, tag_field="type", tag="header", kw_only=True):
+    secret: SecretName
+    name: SettableHeader
+
+    def stored(self) -> ConnAuth:
+        return ConnAuth(type="header", secret=self.secret, name=self.name)
 
 
 class ConnectionEntry(Base, kw_only=True):
@@ -67,14 +100,14 @@ class ConnectionsFile(Base, kw_only=True):
 
 
 # -- API bodies -----------------------------------------------------------------------------------
-class McpConnectionCreate(Base, kw_only=True):
+class McpConnectionCreate(Body, kw_only=True):
     label: Label
-    url: Url
-    auth: ConnAuth | None = None
+    url: Annotated[Url, documented(HTTP_URL, min_length=None)]
+    auth: BearerAuthIn | HeaderAuthIn | None = None
     allowed_tools: list[RemoteToolName] | None = None
 
 
-class AppConnectionCreate(Base, kw_only=True):
+class AppConnectionCreate(Body, kw_only=True):
     app: AppSlug
     label: Label | None = None  # default: the app's slug
     scopes: list[Annotated[str, msgspec.Meta(min_length=1, max_length=200)]] | None = None
@@ -82,13 +115,13 @@ class AppConnectionCreate(Base, kw_only=True):
 
 
 # -- API responses --------------------------------------------------------------------------------
-class ConnectionOut(msgspec.Struct, kw_only=True):
+class ConnectionOut(Out, kw_only=True):
     id: str
     label: str
     kind: str
     app: str | None
     url: str | None
-    auth: dict[str, Any] | None  # {type, secret (a name), name?}; never a value
+    auth: dict[str, Any] | None  # {type, secret (a name), name}; never a value
     allowed_tools: list[str] | None
     scopes: list[str] | None
     status: str  # active | pending | missing_secret | error
@@ -97,7 +130,7 @@ class ConnectionOut(msgspec.Struct, kw_only=True):
     created_by: str | None
 
 
-class ConnectionStatus(msgspec.Struct, kw_only=True):
+class ConnectionStatus(Out, kw_only=True):
     id: str
     status: str
     status_detail: str | None
@@ -106,14 +139,14 @@ class ConnectionStatus(msgspec.Struct, kw_only=True):
     last_test: dict[str, Any] | None = None
 
 
-class RemoteTool(msgspec.Struct, kw_only=True):
+class RemoteTool(Out, kw_only=True):
     name: str
     description: str | None
     input_schema: dict[str, Any]
     allowed: bool
 
 
-class ConnectionTest(msgspec.Struct, kw_only=True):
+class ConnectionTest(Out, kw_only=True):
     id: str
     ok: bool
     latency_ms: int
@@ -123,7 +156,7 @@ class ConnectionTest(msgspec.Struct, kw_only=True):
     tested_at: str
 
 
-class ActivityItem(msgspec.Struct, kw_only=True):
+class ActivityItem(Out, kw_only=True):
     run_id: str | None
     worker_id: str | None
     tool: str
@@ -133,27 +166,27 @@ class ActivityItem(msgspec.Struct, kw_only=True):
     error: str | None = None
 
 
-class ConnectionActivity(msgspec.Struct, kw_only=True):
+class ConnectionActivity(Out, kw_only=True):
     id: str
     runs: list[dict[str, Any]]  # {run_id, worker_id, calls, errors, last_at}, newest first
     calls: list[ActivityItem]  # the latest calls, newest first
 
 
-class ConnectionSecret(msgspec.Struct, kw_only=True):
+class ConnectionSecret(Out, kw_only=True):
     name: str
     status: str  # set | missing
     connections: list[str]  # ids of the connections that authenticate with it
     updated_at: float | None = None
 
 
-class OAuthStarted(msgspec.Struct, kw_only=True):
+class OAuthStarted(Out, kw_only=True):
     connection_id: str
     status: str  # pending (go to authorization_url), or active when the app needs no sign-in
     authorization_url: str | None
     expires_at: str | None = None
 
 
-class OAuthDone(msgspec.Struct, kw_only=True):
+class OAuthDone(Out, kw_only=True):
     connection_id: str
     workspace_id: str
     status: str
@@ -161,11 +194,15 @@ class OAuthDone(msgspec.Struct, kw_only=True):
 
 # -- checks -----------------------------------------------------------------------------------
 def check_url_shape(url: str, where: str) -> None:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidInput(f"{where}: must be an http(s) URL with a host")
-    if parts.username or parts.password:
+    """InvalidInput unless `url` matches HTTP_URL and names a host urlsplit can read."""
+    if "@" in re.split(r"[/?#]", url.split("://", 1)[-1], maxsplit=1)[0]:
         raise InvalidInput(f"{where}: credentials in the URL are not allowed; use auth with a secret")
+    try:
+        host = urlsplit(url).hostname if _HTTP_URL_RE.match(url) else None
+    except ValueError:  # a bracketed host that is no IPv6 address
+        host = None
+    if not host:
+        raise InvalidInput(f"{where}: must be an http(s) URL with a host")
 
 
 def check_entry(c: ConnectionEntry, where: str) -> None:

@@ -16,6 +16,7 @@ import msgspec
 from floom_git.config import Settings
 from floom_git.errors import BadGateway, Conflict, InvalidInput, NotFound
 from floom_git.schemas.api import Deleted
+from floom_git.schemas.base import plain
 from floom_git.schemas.connections import (
     CONNECTIONS_FILE,
     ActivityItem,
@@ -33,6 +34,7 @@ from floom_git.schemas.connections import (
     OAuthStarted,
     RemoteTool,
     check_entry,
+    check_url_shape,
 )
 from floom_git.services import egress, oauth, remote_mcp
 from floom_git.services.actor import Actor
@@ -98,7 +100,7 @@ class Connections:
             url = app.mcp_url if app is not None else None
         return ConnectionOut(
             id=entry.id, label=entry.label, kind=entry.kind, app=entry.app, url=url,
-            auth=msgspec.to_builtins(auth) if auth is not None else None,
+            auth=plain(auth) if auth is not None else None,
             allowed_tools=entry.allowed_tools, scopes=entry.scopes, status=status,
             status_detail=detail, created_at=entry.created_at, created_by=entry.created_by)
 
@@ -156,8 +158,10 @@ class Connections:
         """Register a remote MCP server; InvalidInput for a blocked URL, Conflict for a label in
         use. Its URL and auth are bound to it in the vault: a secret is only ever sent to the
         URL it was registered with through the API, whatever a push does to the file."""
+        check_url_shape(body.url, "url")
         egress.check_url(body.url, self.allow_private)
-        entry = self._new(actor, label=body.label, kind="mcp", url=body.url, auth=body.auth,
+        auth = body.auth.stored() if body.auth is not None else None
+        entry = self._new(actor, label=body.label, kind="mcp", url=body.url, auth=auth,
                           allowed_tools=body.allowed_tools)
         await self._add(ws, actor, entry)
         await asyncio.to_thread(self.vault.set_state, ws.uid, entry.id, bound=self._bound(entry))

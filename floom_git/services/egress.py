@@ -45,10 +45,14 @@ def blocked_host(host: str) -> bool:
 
 def check_url(url: str, allow_private: bool, where: str = "url") -> str:
     """The URL if it is http(s) with a host and (unless `allow_private`) not a blocked host."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname if parts.scheme in ("http", "https") else None
+    except ValueError:  # a bracketed host that is no IPv6 address
+        host = None
+    if not host:
         raise InvalidInput(f"{where}: must be an http(s) URL with a host")
-    if not allow_private and blocked_host(parts.hostname):
+    if not allow_private and blocked_host(host):
         raise InvalidInput(f"{where}: loopback, private and link-local addresses are not allowed "
                            f"({PRIVATE_HINT})")
     return url

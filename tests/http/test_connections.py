@@ -42,7 +42,7 @@ async def test_register_mcp_connection_commits_metadata_only(client, admin, ws_p
     conn = await register(client, admin, label="docs", url=remote_server.url,
                           auth={"type": "bearer", "secret": "DOCS_TOKEN"}, allowed_tools=["add", "echo"])
     assert conn["id"].startswith("conn_") and conn["status"] == "active"
-    assert conn["auth"] == {"type": "bearer", "secret": "DOCS_TOKEN"}
+    assert conn["auth"] == {"type": "bearer", "secret": "DOCS_TOKEN", "name": None}
     assert commit_count(ws_path) == before + 1
     assert git(ws_path, "log", "-1", "--format=%s").strip() == "connections: add docs (mcp)"
     text = git(ws_path, "show", "main:.floom/connections.yml")
@@ -111,16 +111,32 @@ async def test_unreachable_server_test_reports_error(client, admin):
     ({"label": "x", "url": "ftp://example.com/mcp"}, "url: must be an http(s) URL with a host"),
     ({"label": "bad label", "url": "https://example.com/mcp"}, "- at `$.label`"),
     ({"label": "x", "url": "https://example.com/mcp", "auth": {"type": "header", "secret": "K"}},
-     "a header auth needs the header `name`"),
+     "Object missing required field `name` - at `$.auth`"),
     ({"label": "x", "url": "https://example.com/mcp",
       "auth": {"type": "header", "name": "Host", "secret": "K"}}, "header Host cannot be set"),
     ({"label": "x", "url": "https://user:pw@example.com/mcp"}, "credentials in the URL are not allowed"),
+    ({"label": "x", "url": "http://[abc]/mcp"}, "url: must be an http(s) URL with a host"),
+    ({"label": "x", "url": "http://exa mple.com/mcp"}, "url: must be an http(s) URL with a host"),
+    ({"label": "x", "url": "00000000"}, "url: must be an http(s) URL with a host"),
+    ({"label": "x", "url": "https://example.com/mcp", "auth": {"type": "bearer", "secret": 5}},
+     "Expected `str`, got `int` - at `$.auth.secret`"),
 ])
 async def test_register_bad_connection_is_400_without_commit(client, admin, ws_path, body, detail):
     before = commit_count(ws_path)
     data = await register(client, admin, 400, **body)
     assert detail in data["detail"]
     assert commit_count(ws_path) == before
+
+
+async def test_register_ignores_unknown_fields(client, admin, ws_path, remote_server):  # noqa: F811
+    conn = await register(client, admin, label="docs", url=remote_server.url, note="later",
+                          auth={"type": "bearer", "secret": "DOCS_TOKEN", "scheme": "x"})
+    assert conn["auth"] == {"type": "bearer", "secret": "DOCS_TOKEN", "name": None}
+    stored = git(ws_path, "show", "main:.floom/connections.yml")
+    assert "note" not in stored and "scheme" not in stored and "name:" not in stored
+    conn = await register(client, admin, label="hdr", url=remote_server.url,
+                          auth={"type": "header", "secret": "K", "name": "X-Api-Key", "x": 1})
+    assert conn["auth"] == {"type": "header", "secret": "K", "name": "X-Api-Key"}
 
 
 async def test_register_needs_admin_and_unique_label(client, admin, remote_server):  # noqa: F811

@@ -144,14 +144,16 @@ async def test_app_with_workspace_client_secrets_starts_sign_in(client):
 
 
 async def test_app_without_sign_in_is_active_at_once(client):
-    resp = await client.post("/api/connections", json={"app": "deepwiki"})
-    assert resp.status == 201
+    resp = await client.post("/api/connections", json={"app": "deepwiki", "from": "dashboard"})
+    assert resp.status == 201  # an unknown field is ignored
     body = await resp.json()
     assert body["status"] == "active" and body["authorization_url"] is None
     detail = await (await client.get(f"/api/connections/{body['connection_id']}")).json()
     assert detail["url"] == "https://mcp.deepwiki.com/mcp" and detail["kind"] == "app"
     key = await (await client.post("/api/connections", json={"app": "stripe"})).json()
     assert key["status"] == "missing_secret"
+    resp = await client.post("/api/connections", json={"app": "stripe", "scopes": "read"})
+    assert resp.status == 400 and "- at `$.scopes`" in (await resp.json())["detail"]
 
 
 async def test_callback_without_state_is_400(client):
