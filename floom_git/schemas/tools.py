@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from floom_git.errors import InvalidInput
+from floom_git.schemas.base import Body, Out
 from floom_git.schemas.manifest import Slug
 from floom_git.storage.codec import load_yaml
 
@@ -26,6 +27,9 @@ BUILTIN_TOOL_NAMES = frozenset({
     "get_run_logs", "list_approvals", "resolve_approval", "list_contexts", "read_context",
     "list_issues", "create_issue", "comment_issue", "close_issue",
 })
+# The name an API body gives a tool: parse_tools_file refuses a built-in's, the spec says so.
+NewToolName = Annotated[ToolName, msgspec.Meta(
+    extra_json_schema={"not": {"enum": sorted(BUILTIN_TOOL_NAMES)}})]
 
 
 class ToolEntry(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, kw_only=True):
@@ -40,22 +44,22 @@ class ToolsFile(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     tools: list[ToolEntry] = []
 
 
-class ToolCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    name: ToolName
+class ToolCreate(Body, kw_only=True):
+    name: NewToolName
     worker_id: Slug
     description: ToolDescription | None = None
     id: ToolName | None = None  # default: the name
 
 
-class ToolUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+class ToolUpdate(Body, kw_only=True):
     """Fields to change; those left out keep their value."""
 
-    name: ToolName | None = None
+    name: NewToolName | None = None
     worker_id: Slug | None = None
     description: ToolDescription | None = None
 
 
-class ToolOut(msgspec.Struct, kw_only=True):
+class ToolOut(Out, kw_only=True):
     id: str
     name: str
     worker_id: str

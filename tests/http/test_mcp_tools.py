@@ -54,13 +54,22 @@ async def test_update_and_delete_tool_one_commit_each(client, ws_path):
     ({"name": "run_worker", "worker_id": "word-count"}, 400,
      "workspace-tools.yml: 'run_worker' is the name of a built-in tool - at `$.tools[0]`"),
     ({"name": "has space", "worker_id": "word-count"}, 400, "- at `$.name`"),
-    ({"name": "t1", "worker_id": "word-count", "extra": 1}, 400, "unknown field `extra`"),
+    ({"name": "t1", "worker_id": 7}, 400, "Expected `str`, got `int` - at `$.worker_id`"),
 ])
 async def test_create_tool_refused_without_commit(client, ws_path, body, status, detail):
     before = commit_count(ws_path)
     data = await add_tool(client, status=status, **body)
     assert detail in data["detail"]
     assert commit_count(ws_path) == before
+
+
+async def test_create_and_update_tool_ignore_unknown_fields(client):
+    tool = await add_tool(client, name="count_words", worker_id="word-count", extra=1)
+    assert tool["name"] == "count_words"
+    resp = await client.put("/api/mcp-tools/count_words", json={"description": "d", "later": True})
+    assert resp.status == 200 and (await resp.json())["description"] == "d"
+    resp = await client.put("/api/mcp-tools/count_words", json={"description": 3})
+    assert resp.status == 400 and "at `$.description`" in (await resp.json())["detail"]
 
 
 async def test_create_tool_duplicate_name_or_id_is_409(client):

@@ -39,13 +39,15 @@ def routes() -> list:
     from floom_git.schemas.tools import ToolOut
 
     t = "mcp"
+    worker = {"validates": "worker_id must name a worker of the workspace"}
     return [
         Route("GET", "/mcp-tools", list_tools, "read",
               "Workers exposed as MCP tools (workspace-tools.yml)", t, response=list[ToolOut]),
         Route("POST", "/mcp-tools", create_tool, "write", "Expose a worker as an MCP tool", t,
-              body=ToolCreate, response=ToolOut, status=201),
+              body=ToolCreate, response=ToolOut, status=201, extra=worker),
         Route("PUT", "/mcp-tools/{id}", update_tool, "write",
-              "Change a tool's name, worker or description", t, body=ToolUpdate, response=ToolOut),
+              "Change a tool's name, worker or description", t, body=ToolUpdate, response=ToolOut,
+              extra=worker),
         Route("DELETE", "/mcp-tools/{id}", delete_tool, "write", "Remove a tool", t,
               response=Deleted),
     ]
