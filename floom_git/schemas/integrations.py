@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from floom_git.schemas.base import Out
 from floom_git.schemas.connections import AppSlug
 from floom_git.schemas.manifest import SecretName
 
@@ -18,7 +19,10 @@ class Base(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, kw_on
     pass
 
 
-class CatalogTool(Base, kw_only=True):
+class CatalogTool(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A tool of a catalog app, as the file holds it and as the API answers it (so no
+    omit_defaults: a response keeps every field)."""
+
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
     description: Text
 
@@ -57,7 +61,7 @@ class CatalogFile(Base, kw_only=True):
     apps: list[CatalogApp] = []
 
 
-class CatalogAppOut(msgspec.Struct, kw_only=True):
+class CatalogAppOut(Out, kw_only=True):
     slug: str
     name: str
     category: str
@@ -71,7 +75,7 @@ class CatalogAppOut(msgspec.Struct, kw_only=True):
     source: str  # builtin | operator
 
 
-class CatalogPage(msgspec.Struct, kw_only=True):
+class CatalogPage(Out, kw_only=True):
     items: list[CatalogAppOut]
     total: int
     page: int
@@ -79,14 +83,14 @@ class CatalogPage(msgspec.Struct, kw_only=True):
     categories: list[str]
 
 
-class EventRun(msgspec.Struct, kw_only=True, omit_defaults=True):
+class EventRun(Out, kw_only=True):
     worker_id: str
     run_id: str | None = None
     deduped: bool = False
     skipped: str | None = None  # why no run started (e.g. a required input is missing)
 
 
-class ComposioAccepted(msgspec.Struct, kw_only=True):
+class ComposioAccepted(Out, kw_only=True):
     status: str  # accepted
     delivery_id: str
     event: str  # the trigger slug

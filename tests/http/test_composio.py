@@ -112,4 +112,5 @@ async def test_worker_missing_required_input_is_reported_not_run(client):
     await make_worker(client, "needs-input", RESULT_OK, extra=TRIGGER,
                       inputs="    - {name: city, type: string, required: true}\n")
     result = await post(client, EVENT)
-    assert result["runs"] == [{"worker_id": "needs-input", "skipped": "Missing required inputs: city"}]
+    assert result["runs"] == [{"worker_id": "needs-input", "run_id": None, "deduped": False,
+                               "skipped": "Missing required inputs: city"}]

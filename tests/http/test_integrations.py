@@ -41,6 +41,9 @@ async def test_catalog_pages_searches_and_filters(client):
     empty = await (await client.get("/api/integrations/catalog?search=zzzz")).json()
     assert empty["items"] == [] and empty["total"] == 0
     assert (await client.get("/api/integrations/catalog?page=0")).status == 400
+    assert (await client.get("/api/integrations/catalog?limit=0")).status == 400
+    capped = await (await client.get("/api/integrations/catalog?limit=5000")).json()
+    assert capped["limit"] == 200  # a larger page size is capped, as every list's is
 
 
 async def test_catalog_tools_of_an_app(client):
