@@ -79,7 +79,8 @@ def _path_schema(path: str, name: str, r: Any) -> dict[str, Any]:
 
 def _parameters(r: Any) -> list[dict[str, Any]]:
     """Path parameters with the server's rules, then query parameters: (name, type, description)
-    or (name, type, description, {JSON-schema bounds: minimum, enum, pattern, format...})."""
+    or (name, type, description, {JSON-schema bounds: minimum, enum, pattern, format...}), and
+    then True for a parameter the route cannot do without."""
     params = []
     for name in _PARAM.findall(r.path):
         param: dict[str, Any] = {"name": name, "in": "path", "required": True,
@@ -88,8 +89,10 @@ def _parameters(r: Any) -> list[dict[str, Any]]:
             param["example"] = EXAMPLES[(r.tag, name)]
         params.append(param)
     for name, kind, description, *rest in r.query:
+        required = len(rest) > 1 and rest[1] is True
         # An empty value (`?status=`) means "not given", as in an HTML form.
-        params.append({"name": name, "in": "query", "required": False, "allowEmptyValue": True,
+        params.append({"name": name, "in": "query", "required": required,
+                       "allowEmptyValue": not required,
                        "schema": {"type": kind, **(rest[0] if rest else {})},
                        "description": description})
     if r.perm not in ("public", "git"):

@@ -33,7 +33,7 @@ class Route:
     response: Any = None
     status: int = 200
     content_type: str = "application/json"
-    # (name, type, description) or (name, type, description, {JSON-schema bounds})
+    # (name, type, description), optionally then {JSON-schema bounds} and True when required
     query: tuple[tuple[Any, ...], ...] = ()
     aliases: bool = True
     extra: dict[str, Any] = field(default_factory=dict)

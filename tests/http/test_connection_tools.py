@@ -67,6 +67,8 @@ async def test_worker_connections_become_tools_that_call_the_server(client, admi
                                  "calls": 2, "errors": 1, "last_at": activity["runs"][0]["last_at"]}]
     assert [(c["tool"], c["ok"]) for c in activity["calls"]] == [("fail", False), ("add", True)]
     assert "boom" in activity["calls"][0]["error"]
+    latest = await (await client.get(f"/api/connections/{conn['id']}/activity?limit=1000")).json()
+    assert latest == activity  # a larger limit is capped at 200, as every list's is
 
 
 async def test_slow_remote_tool_times_out_as_a_tool_failure(client, admin, remote_server):  # noqa: F811

@@ -8,6 +8,7 @@ import asyncio
 
 from aiohttp import web
 
+from floom_git.errors import InvalidInput
 from floom_git.http import wire
 from floom_git.http.handlers.common import actor, settings, workspace
 from floom_git.http.keys import MANAGER, SECRETS, SETTINGS
@@ -18,6 +19,9 @@ from floom_git.services.connections import Connections
 from floom_git.services.integrations import Catalog
 
 CONNECTIONS = web.AppKey("connections", Connections)
+MAX_PAGE = 10_000
+SIGN_IN = ("state must name a sign-in still pending (not unknown, used or expired); the provider "
+           "sends code, or error for a refused sign-in")
 
 
 def install(app: web.Application) -> None:
@@ -67,7 +71,7 @@ async def oauth_callback(request: web.Request) -> web.Response:
     """Where the provider sends the browser back (public: the `state` is the credential)."""
     q = request.query
     if not q.get("state"):
-        raise web.HTTPBadRequest(text="state: missing from the provider's redirect")
+        raise InvalidInput("state: missing from the provider's redirect")
     done = await service(request).finish_sign_in(request.app[MANAGER], q["state"], q.get("code"),
                                                  q.get("error"), q.get("error_description"))
     return wire.json(done)
@@ -88,7 +92,7 @@ async def delete_connection(request: web.Request) -> web.Response:
 
 
 async def connection_activity(request: web.Request) -> web.Response:
-    limit = wire.q_int(request, "limit", 50, 1, 200)
+    limit = wire.q_limit(request, 50, 200)
     return wire.json(await asyncio.to_thread(service(request).activity, workspace(request),
                                              request.match_info["id"], limit))
 
@@ -104,7 +108,7 @@ async def catalog(request: web.Request) -> web.Response:
     page = await asyncio.to_thread(
         svc.catalog.page, search=request.query.get("search") or None,
         category=request.query.get("category") or None,
-        page=wire.q_int(request, "page", 1, 1, 10_000), limit=wire.q_int(request, "limit", 50, 1, 200),
+        page=wire.q_int(request, "page", 1, 1, MAX_PAGE), limit=wire.q_limit(request, 50, 200),
         secret_names=names)
     return wire.json(page, headers={"X-Total-Count": str(page.total)})
 
@@ -115,7 +119,7 @@ async def catalog_tools(request: web.Request) -> web.Response:
 
 
 def routes() -> list:
-    from floom_git.http.routes import Route
+    from floom_git.http.routes import Route, limit
     from floom_git.schemas import connections as s
     from floom_git.schemas.api import Deleted
     from floom_git.schemas.integrations import CatalogPage, CatalogTool
@@ -130,11 +134,14 @@ def routes() -> list:
               status=201),
         Route("POST", "/connections/mcp", create_mcp, "admin",
               "Register a remote MCP server (streamable HTTP; auth names a workspace secret)", c,
-              body=s.McpConnectionCreate, response=s.ConnectionOut, status=201),
+              body=s.McpConnectionCreate, response=s.ConnectionOut, status=201,
+              extra={"validates": "url must name a public host (no loopback, private or "
+                                  "link-local address) unless WORKEROS_ALLOW_PRIVATE_MCP_URLS is set"}),
         Route("GET", "/connections/callback", oauth_callback, "public",
               "Where the OAuth provider redirects after the sign-in (stores the tokens)", c,
-              response=s.OAuthDone, extra={"rate": "auth"},
-              query=(("state", "string", "the sign-in's state"), ("code", "string", "authorization code"),
+              response=s.OAuthDone, extra={"rate": "auth", "validates": SIGN_IN},
+              query=(("state", "string", "the sign-in's state", {"minLength": 1}, True),
+                     ("code", "string", "authorization code"),
                      ("error", "string", "the provider's refusal"),
                      ("error_description", "string", "its explanation"))),
         Route("GET", "/connections/secrets", connection_secrets, "read",
@@ -153,13 +160,13 @@ def routes() -> list:
               response=list[s.RemoteTool], extra={"errors": (502,)}),
         Route("GET", "/connections/{id}/activity", connection_activity, "read",
               "Recent runs and tool calls that used the connection", c,
-              response=s.ConnectionActivity, query=(("limit", "integer", "at most 200 (default 50)"),)),
+              response=s.ConnectionActivity, query=(limit("at most 200 (default 50)"),)),
         Route("DELETE", "/connections/{id}", delete_connection, "admin",
               "Remove a connection and its stored tokens", c, response=Deleted),
         Route("GET", "/integrations/catalog", catalog, "read",
               "Browse the integrations catalog", i, response=CatalogPage,
-              query=(("page", "integer", "1-based page (default 1)"),
-                     ("limit", "integer", "page size (default 50, at most 200)"),
+              query=(("page", "integer", "1-based page (default 1)", {"minimum": 1, "maximum": MAX_PAGE}),
+                     limit("page size (default 50, at most 200)"),
                      ("search", "string", "substring of slug, name or description"),
                      ("category", "string", "only this category"))),
         Route("GET", "/integrations/catalog/{slug}/tools", catalog_tools, "read",
