@@ -145,6 +145,10 @@ async def serve(request: web.Request) -> web.StreamResponse:
                 response = web.StreamResponse(status=message["status"])
                 for key, value in message.get("headers", []):
                     response.headers.add(key.decode("latin-1"), value.decode("latin-1"))
+                if "Content-Type" not in response.headers:
+                    # the SDK's plain refusals (Host, Origin, Content-Type) come untyped
+                    response.content_type = "text/plain"
+                    response.charset = "utf-8"
                 await response.prepare(request)
             elif message["type"] == "http.response.body" and response is not None:
                 if message.get("body"):
@@ -188,10 +192,14 @@ class SseEvent(msgspec.Struct, kw_only=True):
 def routes() -> list:
     from floom_git.http.routes import Route
 
+    # What the SDK reads: an integer or string id makes a request; without one (or with any
+    # other value) the message is a notification, answered 202; params may be null.
     jsonrpc = {"type": "object", "description": "a JSON-RPC 2.0 request or notification",
                "properties": {"jsonrpc": {"type": "string", "enum": ["2.0"]},
-                              "method": {"type": "string"}, "id": {"type": "integer"},
-                              "params": {"type": "object"}},
+                              "method": {"type": "string"},
+                              "id": {"description": "an integer or a string (a request); "
+                                                    "absent or anything else: a notification"},
+                              "params": {"type": "object", "nullable": True}},
                "required": ["jsonrpc", "method"]}
     rpc_error = {"type": "object", "required": ["jsonrpc", "error"], "properties": {
         "jsonrpc": {"type": "string"}, "id": {},

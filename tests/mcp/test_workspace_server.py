@@ -260,6 +260,17 @@ async def test_mcp_endpoint_needs_credentials_and_membership(client, anon):
     assert '"serverInfo":{"name":"floom-git"' in (await resp.text()).replace(" ", "")
 
 
+async def test_mcp_sdk_refusal_is_labelled_text(client):
+    """The SDK's own refusals (transport security) carry no Content-Type; they are text."""
+    accept = {"Accept": "application/json, text/event-stream"}
+    resp = await client.post("/mcp", data=b"{}", headers={**accept, **AUTH, "Content-Type": "text/csv"})
+    assert resp.status == 400 and resp.content_type == "text/plain"
+    assert await resp.text() == "Invalid Content-Type header"
+    resp = await client.post("/mcp", data=b"{}", headers={**accept, **AUTH, "Host": "evil.example",
+                                                           "Content-Type": "application/json"})
+    assert resp.status == 421 and resp.content_type == "text/plain"
+
+
 async def test_mcp_acts_in_the_selected_workspace(client):
     resp = await client.post("/api/workspaces", json={"id": "second"})
     assert resp.status == 201, await resp.text()
