@@ -18,7 +18,6 @@ import schemathesis
 from aiohttp import web
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
-from schemathesis.core.failures import AcceptedNegativeData
 from schemathesis.core.parameters import ParameterLocation
 from schemathesis.specs.openapi.checks import (
     allow_header_conformance,
@@ -61,13 +60,19 @@ def documented_positive_data_acceptance(ctx, response, case):  # type: ignore[no
 
 
 def text_body_negative_data_rejection(ctx, response, case):  # type: ignore[no-untyped-def]
-    """negative_data_rejection, except for a body negated into a text/* body (workspace.md,
-    context files): every text is a valid body there, so a non-string that schemathesis sends as
-    its text (`false`) violates nothing. Whether it tried one depended on earlier tests' state."""
-    data = getattr(getattr(case.meta, "phase", None), "data", None)
-    if (case.media_type or "").startswith("text/") and \
-            getattr(data, "parameter_location", None) == ParameterLocation.BODY:
-        return None
+    """negative_data_rejection, except when a text/* body (workspace.md, context files) is the only
+    negated part: the body is sent as the text of the value, and any text is a valid body there,
+    so a body "negated" to `true` arrives as the valid text "true". schemathesis makes this
+    exception for text/plain only. The coverage phase names the negated part in its phase data,
+    the fuzzing phase in the case's components: both are read."""
+    meta = case.meta
+    if meta is not None and (case.media_type or "").startswith("text/"):
+        negated = {loc for loc, info in meta.components.items() if info.mode.is_negative}
+        location = getattr(meta.phase.data, "parameter_location", None)
+        if location is not None:
+            negated.add(location)
+        if negated == {ParameterLocation.BODY}:
+            return None
     return negative_data_rejection(ctx, response, case)
 
 
@@ -197,18 +202,6 @@ for _media in (
 # document (test_get_openapi_live_spec_matches_fuzzed_spec), so this is the server's own spec.
 SPEC = openapi.build_spec(list(ROUTES) + openapi.routes())
 schema = schemathesis.openapi.from_dict(SPEC)
-
-
-@schema.hook
-def filter_failure(ctx, failure, case, response) -> bool:  # type: ignore[no-untyped-def]
-    """schemathesis knows that text/plain turns any value into valid text, but not text/markdown:
-    a body "negated" to `true` arrives as the text "true", which is valid markdown (PUT
-    /workspace). Drop exactly that false positive: a markdown body as the only negated part."""
-    meta = case.meta
-    if not isinstance(failure, AcceptedNegativeData) or case.media_type != "text/markdown" or meta is None:
-        return True
-    negated = {loc for loc, info in meta.components.items() if info.mode.is_negative}
-    return negated != {ParameterLocation.BODY}
 
 
 def _headers(case, user_token: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
