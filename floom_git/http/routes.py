@@ -1,7 +1,7 @@
 """Every route in one table. Each is served at /X, /api/X, /v1/X and /api/v1/X.
 
 `perm` is the least role a caller needs: public (no auth), read (viewer), write (member),
-admin, owner. The auth middleware enforces it; /openapi.json is generated from this table.
+admin, owner; or run (the run token of the run in the path, for remote executors). The auth middleware enforces it; /openapi.json is generated from this table.
 """
 
 from __future__ import annotations
@@ -199,6 +199,10 @@ from floom_git.http.handlers import automation as _automation  # noqa: E402  (ro
 from floom_git.http.handlers import runs as _runs  # noqa: E402
 
 ROUTES += _automation.routes() + _runs.routes()  # export.csv before /runs/{id}
+
+from floom_git.http.handlers import executor_api as _executor_api  # noqa: E402
+
+ROUTES += _executor_api.routes()
 
 
 def register(app: web.Application, routes: list[Route]) -> dict[Handler, Route]:
