@@ -64,8 +64,8 @@ exec:
     ("retry:\n  max_attempts: 2\n  delay_seconds: 5\n", (2, 5.0)),
     ("retry: {}\n", (3, 0.0)),
     ("retry:\n  max_attempts: 50\n", (10, 0.0)),
-    ("retry:\n  on: [timeout]\n", (1, 0.0)),
-    ("retry:\n  on: [executor_lost]\n  max_attempts: 4\n", (4, 0.0)),
+    ("retry:\n  \"on\": [timeout]\n", (1, 0.0)),
+    ("retry:\n  \"on\": [executor_lost]\n  max_attempts: 4\n", (4, 0.0)),
 ])
 def test_retry_policy_for_a_lost_executor(extra, expected):
     assert retry_policy(parse_manifest((YML + extra).encode(), where="worker.yml", folder="w-one")) == expected
