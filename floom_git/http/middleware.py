@@ -20,12 +20,14 @@ from floom_git.http.ratelimit import LIMITER, auth_attempt, bucket_of, client_ip
 from floom_git.http.routes import Handler, Route
 from floom_git.http.selection import selected_workspace
 from floom_git.redaction import redact_path
+from floom_git.services import freeze
 from floom_git.services.actor import Actor
 from floom_git.services.workspaces import Workspace
 
 log = logging.getLogger("floom_git.http")
 access = logging.getLogger("floom_git.access")
 REQUEST_ID = web.RequestKey("request_id", str)
+SAFE = ("GET", "HEAD", "OPTIONS")
 ROLE_FOR = {"read": "viewer", "write": "member", "admin": "admin", "owner": "owner"}
 SPECS = web.AppKey("route_specs", dict)
 WORKSPACE_HEADER = "x-workeros-workspace"
@@ -144,6 +146,8 @@ async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     ws_id = request.match_info[param] if param else selected_workspace(request, actor)
     actor = request.app[AUTH].authorize(actor, ws_id, ROLE_FOR[route.perm])
     ws = request.app[MANAGER].get(ws_id)
+    if route.perm != "read" and request.method not in SAFE and not route.extra.get("while_frozen"):
+        freeze.check_writable(ws)  # 503 + Retry-After before the body is even read
     request[ACTOR] = actor
     request[WORKSPACE] = ws
     return await handler(request)

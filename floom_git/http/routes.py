@@ -204,6 +204,10 @@ from floom_git.http.handlers import executor_api as _executor_api  # noqa: E402
 
 ROUTES += _executor_api.routes()
 
+from floom_git.http.handlers import freeze as _freeze  # noqa: E402
+
+ROUTES += _freeze.routes()
+
 
 def register(app: web.Application, routes: list[Route]) -> dict[Handler, Route]:
     """Add every route under each prefix; return handler -> Route for the middleware."""
