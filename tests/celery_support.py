@@ -70,7 +70,7 @@ class Executors:
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOOM_", "WORKEROS_"))}
         self.env.update(FLOOM_CELERY_BROKER=broker, FLOOM_EXECUTOR_KEY=key,
                         FLOOM_CELERY_QUEUE=queue, FLOOM_LOG_FORMAT="text",
-                        FLOOM_EXECUTOR_LOST_SECONDS="3")
+                        FLOOM_EXECUTOR_LOST_SECONDS="5")
         self.procs: dict[int, subprocess.Popen] = {}
         self.logs: dict[int, Path] = {}
 
@@ -123,7 +123,7 @@ def home_settings(data: Path, broker: str, key: str, queue: str, port: int,
         rate_list_per_minute=0, rate_auth_per_minute=0, rate_login_per_minute=0,
         rate_auth_fail_per_minute=0, executor="celery", celery_broker=broker,
         celery_queue=queue, executor_key=key, home_url=f"http://127.0.0.1:{port}",
-        executor_heartbeat_seconds=0.5, executor_lost_seconds=3.0, max_concurrent_runs=64)
+        executor_heartbeat_seconds=0.5, executor_lost_seconds=5.0, max_concurrent_runs=64)
     values.update(extra)
     return Settings(**values)  # type: ignore[arg-type]
 

@@ -66,18 +66,18 @@ class Control(msgspec.Struct):
     cancel: bool
 
 
-class LogLineIn(msgspec.Struct, forbid_unknown_fields=True):
+class LogLineIn(msgspec.Struct):
     level: Literal["debug", "info", "warning", "error", "critical"]
     message: str
     timestamp: str
 
 
-class LogBatch(msgspec.Struct, forbid_unknown_fields=True):
+class LogBatch(msgspec.Struct):
     first: int  # index of lines[0] in this attempt's log (a resent batch is not added twice)
     lines: list[LogLineIn]
 
 
-class ResultIn(msgspec.Struct, forbid_unknown_fields=True):
+class ResultIn(msgspec.Struct):
     status: Literal["completed", "failed", "cancelled"]
     outputs: dict[str, Any] | None = None
     error: str | None = None

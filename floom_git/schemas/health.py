@@ -56,7 +56,7 @@ class HealthDetails(msgspec.Struct, kw_only=True):
     checks: HealthChecks
 
 
-class FreezeBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+class FreezeBody(msgspec.Struct, kw_only=True):
     reason: str | None = None  # shown to refused writers
 
 
