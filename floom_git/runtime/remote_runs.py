@@ -81,7 +81,9 @@ class RemoteRuns:
         """Give the attempt to `executor` (again, if it asks twice); Conflict for any other
         delivery of it: a duplicate delivery never runs."""
         run = self._get(run_id, attempt)
-        if run.claimed_by is None and run.outcome is None and not run.cancel.is_set():
+        if run.claimed_by is None and run.cancel.is_set():
+            raise Conflict(f"Run {run_id} was cancelled before an executor took it")
+        if run.claimed_by is None:
             run.claimed_by = executor
             run.emit("info", f"Claimed by executor {executor} (attempt {attempt})")
         elif run.claimed_by != executor:

@@ -125,6 +125,7 @@ class Delivery:
         self.wake = asyncio.Event()
         self.finished = False
         self.gone = False  # the home node gave the attempt up
+        self.reporting = False  # the result is being sent (the home node may close the attempt)
 
     # -- HTTP -----------------------------------------------------------------------------------
     async def _call(self, method: str, path: str, *, body: bytes | None = None,
@@ -175,25 +176,29 @@ class Delivery:
             sender = asyncio.create_task(self._send_logs())
             job: Job | None = None
             try:
-                job, outcome = await self._run(cancel)
-            except Exception as exc:
-                log.exception("run %s failed inside the executor", t.run_id)
-                outcome = Outcome("failed", error_code="executor_error",
-                                  error=f"The executor failed: {type(exc).__name__}: {exc}"[:1000])
-            finally:
-                beat.cancel()
+                try:
+                    job, outcome = await self._run(cancel)
+                except Exception as exc:
+                    log.exception("run %s failed inside the executor", t.run_id)
+                    outcome = Outcome("failed", error_code="executor_error",
+                                      error=f"The executor failed: {type(exc).__name__}: "
+                                            f"{exc}"[:1000])
                 self.finished = True
                 self.wake.set()
-                await asyncio.gather(beat, sender, return_exceptions=True)
-            try:
-                if not self.gone:
-                    await self._report(job, outcome)
+                await sender  # every line is in before the result
+                if self.gone:
+                    return "abandoned"
+                self.reporting = True  # heartbeats go on: uploads may take a while
+                await self._report(job, outcome)
+                return outcome.status
             except HomeGone as exc:
                 log.warning("run %s: the result could not be reported: %s", t.run_id, exc)
                 return "abandoned"
             finally:
+                beat.cancel()
+                sender.cancel()
+                await asyncio.gather(beat, sender, return_exceptions=True)
                 await asyncio.to_thread(shutil.rmtree, self.folder, True)
-            return "abandoned" if self.gone else outcome.status
 
     def emit(self, level: str, message: str) -> None:
         self.pending.append(wire.LogLineIn(level=level, message=message, timestamp=iso(now())))  # type: ignore[arg-type]
@@ -231,6 +236,8 @@ class Delivery:
             try:
                 control = await self._post("/heartbeat", {}, timeout=every + 30)
             except HomeGone as exc:
+                if self.reporting:
+                    return  # the result arrived and the home node closed the attempt
                 log.warning("run %s: stopping it, the home node gave it up (%s)",
                             self.ticket.run_id, exc)
                 self.gone = True
