@@ -39,7 +39,7 @@ from floom_git.storage.repo import WorkspaceRepo
 log = logging.getLogger("floom_git.executor")
 ATTEMPT_HEADER = "x-floom-attempt"
 LOG_BATCH = 500  # lines per POST
-LOG_FLUSH_SECONDS = 0.1  # a line reaches the home node (and its SSE readers) this soon
+LOG_IDLE_SECONDS = 1.0  # the log sender's longest sleep (a line wakes it at once)
 RETRY_SECONDS = 0.5
 GONE = (401, 403, 404, 409)  # the home node does not (or no longer) hear this delivery
 _fetch_locks: dict[Path, threading.Lock] = {}
@@ -202,8 +202,7 @@ class Delivery:
 
     def emit(self, level: str, message: str) -> None:
         self.pending.append(wire.LogLineIn(level=level, message=message, timestamp=iso(now())))  # type: ignore[arg-type]
-        if len(self.pending) >= LOG_BATCH:
-            self.wake.set()
+        self.wake.set()
 
     async def _run(self, cancel: asyncio.Event) -> tuple[Job | None, Outcome]:
         t, s = self.ticket, self.settings
@@ -248,10 +247,11 @@ class Delivery:
                 await asyncio.sleep(every)  # keep reporting alive while the process stops
 
     async def _send_logs(self) -> None:
-        """Send the run's lines in order, batched, within LOG_FLUSH_SECONDS of their writing."""
+        """Send the run's lines in order as they come: a line goes out at once when the sender
+        is idle; lines written while a POST is under way go together in the next one."""
         while not self.gone:
             try:
-                await asyncio.wait_for(self.wake.wait(), LOG_FLUSH_SECONDS)
+                await asyncio.wait_for(self.wake.wait(), LOG_IDLE_SECONDS)
             except TimeoutError:
                 pass
             self.wake.clear()
