@@ -69,3 +69,39 @@ exec:
 ])
 def test_retry_policy_for_a_lost_executor(extra, expected):
     assert retry_policy(parse_manifest((YML + extra).encode(), where="worker.yml", folder="w-one")) == expected
+
+
+def test_a_celery_home_node_refuses_to_start_without_broker_or_key(tmp_path):
+    from floom_git.config import Settings
+    from floom_git.http.app import create_app
+
+    base = dict(data_dir=tmp_path / "d", secret="test-secret-0123456789", executor="celery")
+    with pytest.raises(ValueError, match="FLOOM_EXECUTOR_KEY"):
+        create_app(Settings(**base, celery_broker="redis://127.0.0.1:1/0"))
+    with pytest.raises(ValueError, match="FLOOM_CELERY_BROKER"):
+        create_app(Settings(**base, executor_key=wire.new_key()))
+
+
+def test_floom_executor_command_line(tmp_path, capsys, monkeypatch):
+    import os
+
+    from floom_git import cli
+
+    assert cli.main(["executor", "--new-key"]) == 0
+    assert len(wire.parse_key(capsys.readouterr().out.strip())) == 32
+    for name in [k for k in os.environ if k.startswith(("FLOOM_", "WORKEROS_"))]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("FLOOM_EXECUTOR_KEY", wire.new_key())
+    assert cli.main(["executor", "--data-dir", str(tmp_path)]) == 2
+    assert "FLOOM_CELERY_BROKER is not set" in capsys.readouterr().err
+
+
+def test_config_reads_the_executor_settings():
+    from floom_git import config
+
+    s = config.from_env({"FLOOM_EXECUTOR": "Celery", "FLOOM_CELERY_BROKER": "redis://r:6379/0",
+                         "FLOOM_HOME_URL": "https://a.example/", "FLOOM_EXECUTOR_LOST_SECONDS": "9"})
+    assert (s.executor, s.celery_broker, s.executor_url, s.executor_lost_seconds) == (
+        "celery", "redis://r:6379/0", "https://a.example", 9.0)
+    with pytest.raises(ValueError, match="FLOOM_EXECUTOR must be one of"):
+        config.from_env({"FLOOM_EXECUTOR": "ray"})
