@@ -16,7 +16,15 @@ from floom_git.http.handlers.executor_api import REMOTE_RUNS
 from floom_git.http.handlers.runs import ENGINE
 from floom_git.http.keys import MANAGER, SECRETS, SETTINGS
 from floom_git.runtime import remote_wire as wire
-from tests.celery_support import Executors, Redis, claimers, free_port, home_node, home_settings
+from tests.celery_support import (
+    FLOOM_GIT,
+    Executors,
+    Redis,
+    claimers,
+    free_port,
+    home_node,
+    home_settings,
+)
 from tests.conftest import git
 from tests.http.test_runs import _sse, make_worker, trigger, wait_run
 
@@ -285,3 +293,9 @@ async def test_a_killed_run_is_queued_again_when_the_worker_declares_retry(lonel
     first, second = claimers(body["logs"])
     assert first != second and second in executors.procs
     assert any("attempt 2 of 2" in line["message"] for line in body["logs"])
+
+
+def test_a_second_executor_on_the_same_data_dir_refuses_to_start(pool):
+    proc = subprocess.run([FLOOM_GIT, "executor", "--data-dir", str(pool.folder / "executor-0")],
+                          env=pool.env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "give each executor its own --data-dir" in proc.stderr
