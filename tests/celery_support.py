@@ -128,9 +128,11 @@ def home_settings(data: Path, broker: str, key: str, queue: str, port: int,
     return Settings(**values)  # type: ignore[arg-type]
 
 
-async def home_node(aiohttp_client, settings: Settings):  # type: ignore[no-untyped-def]
-    """The real server on the port its settings name, as a client sending the shared secret."""
-    port = int(settings.executor_url.rsplit(":", 1)[1])
+async def home_node(aiohttp_client, settings: Settings,  # type: ignore[no-untyped-def]
+                    port: int | None = None):
+    """The real server on `port` (default: the one its settings name), as a client sending
+    the shared secret."""
+    port = port or int(settings.executor_url.rsplit(":", 1)[1])
     server = TestServer(create_app(settings), host="127.0.0.1", port=port)
     return await aiohttp_client(server, headers=AUTH)
 

@@ -51,6 +51,7 @@ def make_app(settings: Settings) -> Any:
 
 log = logging.getLogger("floom_git.executor")
 LOCK_FILE = "executor.lock"
+RETRY_COUNTDOWN = 5  # seconds before a task whose home node was unreachable is tried again
 
 
 def run_worker(settings: Settings, name: str | None = None) -> None:
@@ -59,7 +60,7 @@ def run_worker(settings: Settings, name: str | None = None) -> None:
     the process ends them all. One executor per data dir (its cache, environments, scratch)."""
     from floom_git.runtime import remote_wire
     from floom_git.runtime.executor import reap_orphans
-    from floom_git.runtime.remote_worker import run_task
+    from floom_git.runtime.remote_worker import UNREACHABLE, run_task
 
     key = remote_wire.parse_key(settings.executor_key)
     app = make_app(settings)
@@ -74,9 +75,12 @@ def run_worker(settings: Settings, name: str | None = None) -> None:
         log.warning("killed process group %d left by a run of a stopped executor", pgid)
     shutil.rmtree(settings.spool_dir, ignore_errors=True)
 
-    @app.task(name=remote_wire.TASK, acks_late=True)
-    def run(message: Any) -> str:
-        return run_task(message, settings, key)
+    @app.task(name=remote_wire.TASK, acks_late=True, bind=True, max_retries=None)
+    def run(task: Any, message: Any) -> str:
+        status = run_task(message, settings, key)
+        if status == UNREACHABLE:  # the home node's claim window bounds the retries
+            raise task.retry(countdown=RETRY_COUNTDOWN)
+        return status
 
     concurrency = settings.executor_concurrency or os.cpu_count() or 1
     app.worker_main(["worker", "--pool=threads", f"--concurrency={concurrency}",

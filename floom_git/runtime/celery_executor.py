@@ -105,7 +105,8 @@ class CeleryExecutor:
         self.published[record.id] = wire.encode_task(wire.task_message(self.key, wire.Ticket(
             home=s.executor_url, workspace=ws.id, workspace_uid=ws.uid, run_id=record.id,
             attempt=attempt, worker_id=record.worker_id, worker_sha=record.worker_sha,
-            inputs=record.inputs, token=token, secrets=order.secrets)))
+            inputs=record.inputs, token=token, secrets=order.secrets,
+            claim_by=time.time() + s.executor_claim_seconds)))
         run = self.remote.open(record.id, attempt, emit,
                                RunStore.of(ws).spool_dir(record.id) / ARTIFACTS)
         try:

@@ -38,6 +38,7 @@ class Ticket(msgspec.Struct, forbid_unknown_fields=True):
     worker_sha: str
     inputs: dict[str, Any]
     token: str  # the run token of this attempt
+    claim_by: float  # epoch seconds: a delivery later than this is dropped (the home gave up)
     secrets: dict[str, str]  # values of the secrets the worker declares
 
 

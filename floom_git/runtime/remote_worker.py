@@ -41,7 +41,7 @@ ATTEMPT_HEADER = "x-floom-attempt"
 LOG_BATCH = 500  # lines per POST
 LOG_IDLE_SECONDS = 1.0  # the log sender's longest sleep (a line wakes it at once)
 RETRY_SECONDS = 0.5
-GONE = (401, 403, 404, 409)  # the home node does not (or no longer) hear this delivery
+UNREACHABLE = "unreachable"  # the delivery could not claim: the task is delivered again later
 _fetch_locks: dict[Path, threading.Lock] = {}
 _fetch_locks_guard = threading.Lock()
 _probe: dict[str, str | None] = {}
@@ -52,9 +52,13 @@ class HomeGone(Exception):
     """The home node refused this delivery (duplicate, ended, or unknown): stop quietly."""
 
 
+class HomeUnreachable(HomeGone):
+    """The home node did not answer (network, 429, 5xx) for lost_seconds."""
+
+
 def run_task(data: Any, settings: Settings, key: bytes) -> str:
     """The Celery task body (blocking): how the delivery ended, for the worker's own log only
-    (no result backend keeps it)."""
+    (no result backend keeps it); UNREACHABLE asks for the task to be delivered again."""
     try:
         message = wire.decode_task(data)
         ticket = wire.unseal(key, message)
@@ -130,28 +134,25 @@ class Delivery:
     # -- HTTP -----------------------------------------------------------------------------------
     async def _call(self, method: str, path: str, *, body: bytes | None = None,
                     content_type: str = "application/json", timeout: float = 30.0) -> Any:
-        """One report, retried on network errors and 5xx for up to lost_seconds; HomeGone when
-        the home node refuses this delivery."""
+        """One report, retried on network errors, 429 and 5xx for up to lost_seconds; HomeGone
+        when the home node refuses this delivery (any other 4xx)."""
         deadline = time.monotonic() + self.lost_seconds
         while True:
             try:
                 async with self.http.request(
                         method, self.base + path, data=body, headers={"Content-Type": content_type},
                         timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
-                    if resp.status in GONE:
-                        detail = (await resp.text())[:300]
-                        raise HomeGone(f"{method} {path}: {resp.status} {detail}")
-                    if resp.status < 500 and resp.status >= 400:
-                        raise HomeGone(f"{method} {path}: refused {resp.status} "
-                                       f"{(await resp.text())[:300]}")
                     if resp.status < 300:
                         return await resp.json()
+                    if resp.status != 429 and resp.status < 500:
+                        raise HomeGone(f"{method} {path}: {resp.status} "
+                                       f"{(await resp.text())[:300]}")
             except (aiohttp.ClientError, TimeoutError) as exc:
                 if time.monotonic() > deadline:
-                    raise HomeGone(f"the home node did not answer for {self.lost_seconds:g}s: "
-                                   f"{exc}") from None
+                    raise HomeUnreachable(f"the home node did not answer for "
+                                          f"{self.lost_seconds:g}s: {exc}") from None
             if time.monotonic() > deadline:
-                raise HomeGone(f"the home node kept failing for {self.lost_seconds:g}s")
+                raise HomeUnreachable(f"the home node kept failing for {self.lost_seconds:g}s")
             await asyncio.sleep(RETRY_SECONDS)
 
     async def _post(self, path: str, payload: Any, timeout: float = 30.0) -> Any:
@@ -162,9 +163,17 @@ class Delivery:
         t = self.ticket
         headers = {"Authorization": f"Bearer {t.token}", wire.EXECUTOR_HEADER: self.id,
                    ATTEMPT_HEADER: str(t.attempt)}
+        if time.time() > t.claim_by:
+            log.info("run %s attempt %d: delivered after its claim window; dropped", t.run_id,
+                     t.attempt)
+            return "expired"
         async with aiohttp.ClientSession(headers=headers) as self.http:
             try:
                 claimed = msgspec.convert(await self._post("/claim", {}), wire.Claimed)
+            except HomeUnreachable as exc:
+                log.warning("run %s attempt %d: the home node is unreachable (%s); the task "
+                            "goes back to the queue", t.run_id, t.attempt, exc)
+                return UNREACHABLE
             except HomeGone as exc:
                 log.info("run %s attempt %d: delivery %s not run (%s)", t.run_id, t.attempt,
                          self.id, exc)

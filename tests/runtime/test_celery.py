@@ -299,3 +299,29 @@ def test_a_second_executor_on_the_same_data_dir_refuses_to_start(pool):
     proc = subprocess.run([FLOOM_GIT, "executor", "--data-dir", str(pool.folder / "executor-0")],
                           env=pool.env, capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 2 and "give each executor its own --data-dir" in proc.stderr
+
+
+async def test_a_run_no_executor_can_claim_fails_executor_unavailable(aiohttp_client, tmp_path,
+                                                                      redis):
+    """The executor cannot reach the home node (a wrong FLOOM_HOME_URL): it puts the task back
+    and tries again until the ticket's claim window ends; the home node fails the run then."""
+    queue = "floom-unreachable-" + secrets.token_hex(4)
+    executors = Executors(tmp_path / "ex", redis.url, KEY, queue)
+    executors.start(1, concurrency=1)
+    try:
+        port = free_port()
+        settings = home_settings(tmp_path / "home", redis.url, KEY, queue, port,
+                                 home_url=f"http://127.0.0.1:{free_port()}",
+                                 executor_claim_seconds=4.0)
+        home = await home_node(aiohttp_client, settings, port)
+        await make_worker(home, "sleepy", SLEEPY)
+        rid = (await trigger(home, "sleepy"))["run_id"]
+        body = await wait_run(home, rid)
+        assert body["status"] == "failed" and body["error_code"] == "executor_unavailable", body
+        log = next(iter(executors.logs.values()))
+        end = time.monotonic() + 20
+        while b"unreachable" not in log.read_bytes():
+            assert time.monotonic() < end, log.read_text()[-2000:]
+            await asyncio.sleep(0.1)
+    finally:
+        executors.stop()

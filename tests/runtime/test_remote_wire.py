@@ -14,7 +14,8 @@ from floom_git.schemas.manifest import parse_manifest
 def _ticket(**over: object) -> wire.Ticket:
     values: dict = dict(home="http://home:8000", workspace="default", workspace_uid="ws.1",
                         run_id="run_aaaaaaaaaaaa", attempt=1, worker_id="w-one", worker_sha="a" * 40,
-                        inputs={"text": "hi"}, token="floomrun_tok", secrets={"API_KEY": "v4lue"})
+                        inputs={"text": "hi"}, token="floomrun_tok", secrets={"API_KEY": "v4lue"},
+                        claim_by=2e9)
     values.update(over)
     return wire.Ticket(**values)
 
