@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks import agent_loop, auth_overhead, fixtures, measure, sandbox_cost
+from benchmarks import agent_loop, auth_overhead, celery_cost, fixtures, measure, sandbox_cost
 from benchmarks.server import Server, floom_args, spawn, start_baseline, start_floom
 
 
@@ -36,6 +36,8 @@ class Sizes:
     run_clients: int = 8
     run_records: int = 100_000  # records on floom/runs for the start-up time
     sandbox_runs: int = 100  # end-to-end runs per server, sandboxed and FLOOM_SANDBOX=none
+    celery_runs: int = 200  # runs/s per executor setup (local, Celery with 1 and 2 executors)
+    celery_latency: int = 50  # sequential runs for trigger -> start per setup
 
 
 QUICK = Sizes(
@@ -54,6 +56,8 @@ QUICK = Sizes(
     run_clients=2,
     run_records=1_000,
     sandbox_runs=4,
+    celery_runs=4,
+    celery_latency=2,
 )
 
 
@@ -353,6 +357,20 @@ def bench_sandbox(sizes: Sizes, work: Path, rows: list[Row]) -> None:
     )
 
 
+def bench_celery(sizes: Sizes, work: Path, rows: list[Row]) -> None:
+    """Runs/s and trigger -> process started: local executor vs Celery with 1 and 2 executors."""
+    results = celery_cost.run(work, sizes.celery_runs, sizes.celery_latency, sizes.run_clients)
+    local = results[0]
+    for r in results:
+        rows.append(Row(
+            f"runs/s and trigger -> started p50, {r.label} ({sizes.celery_runs} runs, "
+            f"{sizes.run_clients} clients)",
+            f"{r.rate:.1f}/s", ms(r.start_p50),
+            "" if r is local else f"{r.rate / local.rate:.2f}x runs/s, "
+                                  f"+{ms(r.start_p50 - local.start_p50)} to start",
+            f"start p99 {ms(r.start_p99)}; {celery_cost.SLOTS} runs at once per executor"))
+
+
 def bench_startup(sizes: Sizes, work: Path, rows: list[Row]) -> None:
     """Start-up with `run_records` records on floom/runs: cold (index read from every record),
     then a restart (index cache written at shutdown)."""
@@ -437,6 +455,7 @@ def main(argv: list[str] | None = None) -> int:
         bench_runs(sizes, floom, data, rows)
         floom.stop()
         bench_sandbox(sizes, work, rows)
+        bench_celery(sizes, work, rows)
         bench_startup(sizes, work, rows)
         bench_auth(args.quick, rows)
         bench_agent(args.quick, rows)

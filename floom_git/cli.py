@@ -28,6 +28,16 @@ def main(argv: list[str] | None = None, *, environ: Mapping[str, str] | None = N
     serve.add_argument("--host", default=None, help="bind address (env FLOOM_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=None, help="port (env FLOOM_PORT, default 8000)")
     serve.add_argument("--data-dir", default=None, help="data directory (env FLOOM_DATA_DIR)")
+    executor = sub.add_parser("executor", help="run a Celery executor: takes runs from "
+                              "FLOOM_CELERY_BROKER and reports them to their home nodes")
+    executor.add_argument("--data-dir", default=None,
+                          help="its own cache, environments and scratch dirs (env FLOOM_DATA_DIR)")
+    executor.add_argument("--concurrency", type=int, default=None,
+                          help="runs at once (env FLOOM_EXECUTOR_CONCURRENCY, default: cores)")
+    executor.add_argument("--queue", default=None, help="Celery queue (env FLOOM_CELERY_QUEUE)")
+    executor.add_argument("--name", default=None, help="Celery node name")
+    executor.add_argument("--new-key", action="store_true",
+                          help="print a new FLOOM_EXECUTOR_KEY (for home nodes and executors) and exit")
     _identity_commands(sub)
     client.register(sub)
     args = parser.parse_args(argv)
@@ -37,6 +47,8 @@ def main(argv: list[str] | None = None, *, environ: Mapping[str, str] | None = N
                           stderr=stderr or sys.stderr)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "executor":
+        return _executor(args)
     if args.command in ("user", "token"):
         return _identity(args)
     return 2
@@ -136,6 +148,24 @@ def _identity(args: argparse.Namespace) -> int:
         return 1
     finally:
         identity.close()
+
+
+def _executor(args: argparse.Namespace) -> int:
+    from floom_git.runtime import remote_wire
+    from floom_git.runtime.celery_app import run_worker
+
+    if args.new_key:
+        print(remote_wire.new_key())
+        return 0
+    try:
+        settings = config.from_env(data_dir=args.data_dir, celery_queue=args.queue,
+                                   executor_concurrency=args.concurrency)
+        logs.setup(settings.log_format)
+        run_worker(settings, args.name)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -61,6 +61,19 @@ class Settings:
     sandbox: str = "bwrap"
     bwrap_binary: str = "bwrap"
     install_env: tuple[tuple[str, str], ...] = ()  # PIP_* and proxy settings pip installs get
+    # Where runs execute (issue 19): "local" (this process) or "celery" (Celery workers started
+    # with `floom-git executor`, fed through a Redis broker).
+    executor: str = "local"
+    celery_broker: str | None = None  # redis://host:port/db
+    celery_queue: str = "floom-runs"
+    # Shared by home nodes and executors (base64 of 32 bytes): seals each task's run token and
+    # secret values, so the broker only ever holds ciphertext.
+    executor_key: str | None = None
+    home_url: str | None = None  # how executors reach this node (default http://host:port)
+    executor_heartbeat_seconds: float = 2.0  # an executor reports at least this often
+    executor_lost_seconds: float = 20.0  # silence after which a claimed run is `executor_lost`
+    executor_claim_seconds: float = 3600.0  # a dispatched run waits this long for an executor
+    executor_concurrency: int = 0  # runs at once per `floom-git executor` (0: one per core)
     approval_ttl_seconds: float = 24 * 3600
     approval_sweep_seconds: float = 30.0
     scheduler: bool = True
@@ -109,6 +122,14 @@ class Settings:
     def envs_dir(self) -> Path:
         return self.data_dir / "envs"
 
+    @property
+    def executor_url(self) -> str:
+        """The base URL executors use to reach this node (fetch, logs, results)."""
+        if self.home_url:
+            return self.home_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://{host}:{self.port}"
+
     def replace(self, **changes: object) -> Settings:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
@@ -118,6 +139,14 @@ def _bool(value: str) -> bool:
 
 
 SANDBOXES = ("bwrap", "none")
+EXECUTORS = ("local", "celery")
+
+
+def _executor(value: str) -> str:
+    mode = value.strip().lower()
+    if mode not in EXECUTORS:
+        raise ValueError(f"FLOOM_EXECUTOR must be one of {', '.join(EXECUTORS)}, not {value!r}")
+    return mode
 
 
 def _sandbox(value: str) -> str:
@@ -165,6 +194,15 @@ _RUN_ENV: tuple[tuple[str, str, Callable[[str], object]], ...] = (
     ("FLOOM_MCP_ALLOWED_HOSTS", "mcp_allowed_hosts",
      lambda v: tuple(h.strip() for h in v.split(",") if h.strip())),
     ("COMPOSIO_WEBHOOK_SIGNING_KEY", "composio_webhook_signing_key", str),
+    ("FLOOM_EXECUTOR", "executor", _executor),
+    ("FLOOM_CELERY_BROKER", "celery_broker", str),
+    ("FLOOM_CELERY_QUEUE", "celery_queue", str),
+    ("FLOOM_EXECUTOR_KEY", "executor_key", str),
+    ("FLOOM_HOME_URL", "home_url", str),
+    ("FLOOM_EXECUTOR_HEARTBEAT_SECONDS", "executor_heartbeat_seconds", float),
+    ("FLOOM_EXECUTOR_LOST_SECONDS", "executor_lost_seconds", float),
+    ("FLOOM_EXECUTOR_CLAIM_SECONDS", "executor_claim_seconds", float),
+    ("FLOOM_EXECUTOR_CONCURRENCY", "executor_concurrency", int),
 )
 
 

@@ -79,7 +79,9 @@ class BadGateway(FloomError):
 
 
 class Unavailable(FloomError):
-    """The workspace cannot serve right now (its repository could not be recovered, or its
-    working tree cannot be brought up to date): nothing was written."""
+    """The workspace cannot serve right now (its repository could not be recovered, its
+    working tree cannot be brought up to date, or it is frozen for a move): nothing was written.
+    `retry_after` (seconds), when set, is sent as Retry-After."""
 
     code = "unavailable"
+    retry_after: int | None = None

@@ -22,6 +22,7 @@ from floom_git.http.routes import ROUTES, register
 from floom_git.runtime.watcher import Watcher
 from floom_git.services.auth import Authenticator, check_secret_strength, load_or_create_secret
 from floom_git.services.identity import Identity, Lifetimes
+from floom_git.services.identity.run_tokens import RunTokens
 from floom_git.services.mirror import Mirror
 from floom_git.services.secrets import SecretStore
 from floom_git.services.sharing import ShareStore
@@ -33,7 +34,8 @@ WATCHER = web.AppKey("watcher", Watcher)
 
 
 def create_app(settings: Settings) -> web.Application:
-    """The server; ValueError (before anything is touched) for a FLOOM_SECRET too weak to use."""
+    """The server; ValueError (before anything is touched) for a FLOOM_SECRET too weak to use,
+    or a Celery executor without its broker or key."""
     if settings.secret:
         check_secret_strength(settings.secret)
     app = web.Application(
@@ -54,7 +56,7 @@ def create_app(settings: Settings) -> web.Application:
     manager.secret_names = app[SECRETS].names
     app[LIMITER] = Limiter(settings)
     app[AUTH] = Authenticator(secret, settings.shared_secret_role, identity,
-                              workspace_uid=manager.uid_of)
+                              workspace_uid=manager.uid_of, run_tokens=RunTokens())
     git_http.setup(app)
     metrics.setup(app)  # before the workspaces open: it counts their commits
     routes = list(ROUTES) + openapi.routes()

@@ -41,7 +41,7 @@ def error_response(status: int, detail: str, headers: dict[str, str] | None = No
 
 def from_domain(exc: errors.FloomError) -> web.Response:
     headers: dict[str, str] = {}
-    if isinstance(exc, errors.RateLimited):
+    if isinstance(exc, errors.RateLimited | errors.Unavailable) and exc.retry_after is not None:
         headers["Retry-After"] = str(exc.retry_after)
     if isinstance(exc, errors.Unauthenticated):
         headers["WWW-Authenticate"] = 'Bearer realm="floom"'

@@ -13,6 +13,7 @@ from floom_git.errors import FloomError, Forbidden, NotFound, Unauthenticated, U
 from floom_git.http.errors import error_response
 from floom_git.http.keys import AUTH, MANAGER, SETTINGS
 from floom_git.http.ratelimit import auth_attempt
+from floom_git.services import freeze
 from floom_git.services.actor import Actor
 from floom_git.services.git_transport import (
     CHUNK,
@@ -93,10 +94,14 @@ def _gate(request: web.Request, service: str) -> tuple[Workspace, Actor]:
     if service == RECEIVE:
         try:
             actor = auth.authorize(actor, name, "member")
+            freeze.check_writable(ws)
         except Forbidden as exc:
             raise Refused(
                 error_response(403, f"Pushing needs write access: {exc.message}")
             ) from None
+        except freeze.WorkspaceFrozen as exc:
+            raise Refused(error_response(503, exc.message,
+                                         {"Retry-After": str(exc.retry_after)})) from None
     return ws, actor
 
 

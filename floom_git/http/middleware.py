@@ -12,7 +12,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from floom_git import logs
-from floom_git.errors import FloomError
+from floom_git.errors import FloomError, Forbidden, NotFound
 from floom_git.http.errors import error_response, from_domain
 from floom_git.http.keys import ACTOR, AUTH, MANAGER, WORKSPACE
 from floom_git.http.origin import check_cookie_write
@@ -20,11 +20,14 @@ from floom_git.http.ratelimit import LIMITER, auth_attempt, bucket_of, client_ip
 from floom_git.http.routes import Handler, Route
 from floom_git.http.selection import selected_workspace
 from floom_git.redaction import redact_path
+from floom_git.services import freeze
 from floom_git.services.actor import Actor
+from floom_git.services.workspaces import Workspace
 
 log = logging.getLogger("floom_git.http")
 access = logging.getLogger("floom_git.access")
 REQUEST_ID = web.RequestKey("request_id", str)
+SAFE = ("GET", "HEAD", "OPTIONS")
 ROLE_FOR = {"read": "viewer", "write": "member", "admin": "admin", "owner": "owner"}
 SPECS = web.AppKey("route_specs", dict)
 WORKSPACE_HEADER = "x-workeros-workspace"
@@ -102,11 +105,26 @@ def _rate_limit(request: web.Request, route: Route, actor: Actor | None) -> None
         request.app[LIMITER].hit(bucket, actor.user_id if actor is not None else client_ip(request))
 
 
+def _run_report(request: web.Request, route: Route, actor: Actor) -> Workspace:
+    """The workspace of the run a run token reports; Forbidden for anything else."""
+    if actor.auth_method != "run_token":
+        raise Forbidden("Only the executor of this run, with its run token, may call this")
+    if route.perm != "run":
+        raise Forbidden("A run token may only report its own run and fetch its workspace over git")
+    if request.match_info.get("id") != getattr(actor, "run_id", None):
+        raise Forbidden("This run token belongs to another run")
+    ws = request.app[MANAGER].by_uid(getattr(actor, "home_workspace", None))
+    if ws is None:
+        raise NotFound("Workspace not found")
+    return ws
+
+
 @web.middleware
 async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Authenticate, then authorize the route's `perm` in the workspace it acts on (the path's
     `workspace_param` or the selected workspace). perm "user" needs only a credential, and so
-    does "ops" (operational views, which scope what they show to the caller themselves).
+    does "ops" (operational views, which scope what they show to the caller themselves); perm
+    "run" needs the run token of the run in the path, and a run token serves nothing else.
     Membership is checked before existence, so a non-member learns nothing from 403 vs 404."""
     route: Route | None = request.app[SPECS].get(request.match_info.route.handler)
     if route is None or route.perm in ("public", "git"):
@@ -119,12 +137,17 @@ async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
         check_cookie_write(request, multipart=bool(route.extra.get("multipart")))
     _rate_limit(request, route, actor)
     request[ACTOR] = actor
+    if route.perm == "run" or actor.auth_method == "run_token":
+        request[WORKSPACE] = _run_report(request, route, actor)
+        return await handler(request)
     if route.perm in ("user", "ops"):
         return await handler(request)
     param = route.extra.get("workspace_param")
     ws_id = request.match_info[param] if param else selected_workspace(request, actor)
     actor = request.app[AUTH].authorize(actor, ws_id, ROLE_FOR[route.perm])
     ws = request.app[MANAGER].get(ws_id)
+    if route.perm != "read" and request.method not in SAFE and not route.extra.get("while_frozen"):
+        freeze.check_writable(ws)  # 503 + Retry-After before the body is even read
     request[ACTOR] = actor
     request[WORKSPACE] = ws
     return await handler(request)

@@ -1,7 +1,7 @@
 """Every route in one table. Each is served at /X, /api/X, /v1/X and /api/v1/X.
 
 `perm` is the least role a caller needs: public (no auth), read (viewer), write (member),
-admin, owner. The auth middleware enforces it; /openapi.json is generated from this table.
+admin, owner; or run (the run token of the run in the path, for remote executors). The auth middleware enforces it; /openapi.json is generated from this table.
 """
 
 from __future__ import annotations
@@ -208,6 +208,13 @@ from floom_git.http.handlers import mcp_tools as _mcp_tools  # noqa: E402
 # /mcp-tools/serve before /mcp-tools/{id}; /connections/secrets before /connections/{id}
 ROUTES += (_mcp_endpoint.routes() + _mcp_tools.routes() + _connections.routes()
            + _composio.routes())
+from floom_git.http.handlers import executor_api as _executor_api  # noqa: E402
+
+ROUTES += _executor_api.routes()
+
+from floom_git.http.handlers import freeze as _freeze  # noqa: E402
+
+ROUTES += _freeze.routes()
 
 
 def register(app: web.Application, routes: list[Route]) -> dict[Handler, Route]:

@@ -16,30 +16,20 @@ import logging
 import shutil
 from collections.abc import Callable
 
-from pygit2.enums import FileMode
-
 from floom_git.config import Settings
 from floom_git.errors import FloomError, NotFound
-from floom_git.runtime.executor import Executor, Job, reap_orphans
-from floom_git.schemas.manifest import Manifest
+from floom_git.runtime.executor import Executor, reap_orphans
+from floom_git.runtime.executors import LocalExecutor, RunExecutor, RunOrder
 from floom_git.schemas.run import RunRecord
 from floom_git.services import approvals, runs
 from floom_git.services.actor import SYSTEM
-from floom_git.services.run_records import ARTIFACTS, RunStore
+from floom_git.services.run_records import RunStore
 from floom_git.services.secrets import SecretStore
 from floom_git.services.workspaces import Workspace, WorkspaceManager
-from floom_git.storage import paths
 
 log = logging.getLogger("floom_git.runs")
-SKIP_PARTS = {"__pycache__", ".venv", "node_modules", "inputs"}
 Finished = Callable[[Workspace, RunRecord], None]
 WORKSPACE_DELETED = "workspace_deleted"
-
-
-def egress(manifest: Manifest) -> bool:
-    """`capabilities.network.egress: true` (REFERENCE §1.8): the run shares the host's network."""
-    network = (manifest.capabilities or {}).get("network")
-    return isinstance(network, dict) and network.get("egress") is True
 
 
 class RunEngine:
@@ -52,6 +42,8 @@ later under the same name."""
         self.manager = manager
         self.secrets = secrets
         self.executor = Executor(settings)
+        # Where runs execute (runtime/executors.py); the app swaps in Celery when configured.
+        self.backend: RunExecutor = LocalExecutor(settings, self.executor)
         self._queue: collections.deque[tuple[str, str]] = collections.deque()
         self._running: dict[str, tuple[asyncio.Task[None], asyncio.Event, str]] = {}
         self._cancel_codes: dict[str, str] = {}  # run id -> error_code of a server-side cancel
@@ -63,7 +55,7 @@ later under the same name."""
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def start(self) -> None:
-        await self.executor.start()
+        await self.backend.start()
         for ws in self.manager.all():
             try:
                 await self.attach(ws)
@@ -82,6 +74,7 @@ later under the same name."""
         await asyncio.gather(*tasks, return_exceptions=True)
         if self._sweeper is not None:
             await asyncio.gather(self._sweeper, return_exceptions=True)
+        await self.backend.stop()
         for store in list(self._stores.values()):
             await store.close()
 
@@ -211,8 +204,7 @@ later under the same name."""
                     "failed", error_code="missing_secret",
                     error=f"Secrets not set: {', '.join(missing)} (POST /api/secrets/<name>)"), manifest)
                 return
-            job = await asyncio.to_thread(self._job, ws, record, manifest, values)
-            outcome = await self.executor.run(job, emit, cancel)
+            outcome = await self.backend.execute(RunOrder(ws, record, manifest, values), emit, cancel)
             code = self._cancel_codes.pop(run_id, None)
             if code is not None and outcome.status == "cancelled":
                 outcome = runs.Outcome("cancelled", error_code=code, error="The workspace was deleted",
@@ -230,34 +222,6 @@ later under the same name."""
             self._cancel_codes.pop(run_id, None)
             if not self._stopping:
                 self._pump()
-
-    def _job(self, ws: Workspace, record: RunRecord, manifest: Manifest,
-             secrets: dict[str, str]) -> Job:
-        repo = ws.repo
-        commit = repo.resolve(record.worker_sha)
-        files: dict[str, tuple[bytes, bool]] = {}
-        for rel, blob in repo.files_at(commit, paths.worker_dir(record.worker_id)).items():
-            parts = rel.split("/")
-            if (blob.filemode == FileMode.LINK or SKIP_PARTS & set(parts[:-1])
-                    or rel.endswith((".pyc", ".pyo")) or paths.is_secret_file(rel)):
-                continue
-            files[rel] = (blob.data, blob.filemode == FileMode.BLOB_EXECUTABLE)
-        contexts: dict[str, dict[str, bytes]] = {}
-        for item in list(manifest.contexts) + list(manifest.exec.contexts):
-            name = item if isinstance(item, str) else item.get("name") if isinstance(item, dict) else None
-            if isinstance(name, str) and paths.CONTEXT_NAME_RE.match(name):
-                contexts[name] = {rel: b.data
-                                  for rel, b in repo.files_at(commit, paths.context_dir(name)).items()
-                                  if b.filemode != FileMode.LINK and not paths.is_secret_file(rel)}
-        timeout = min(manifest.limits.timeout_seconds, self.settings.max_run_timeout_seconds)
-        spool = RunStore.of(ws).spool_dir(record.id)
-        return Job(
-            run_id=record.id, worker_id=record.worker_id, command=manifest.command or "python run.py",
-            workdir=spool / "work", artifacts_dir=spool / ARTIFACTS, files=files,
-            inputs=record.inputs, timeout=float(timeout), secrets=secrets, contexts=contexts,
-            memory_mb=manifest.limits.memory_mb, extra_env={"FLOOM_WORKSPACE_ID": ws.id},
-            network=egress(manifest),
-        )
 
     # -- approvals ------------------------------------------------------------------------------
     async def _sweep_loop(self) -> None:

@@ -54,3 +54,20 @@ class HealthDetails(msgspec.Struct, kw_only=True):
     status: str  # "ok" or "degraded"
     checked_at: str
     checks: HealthChecks
+
+
+class FreezeBody(msgspec.Struct, kw_only=True):
+    reason: str | None = None  # shown to refused writers
+
+
+class FreezeStatus(msgspec.Struct, kw_only=True):
+    """GET/POST/DELETE /workspaces/{id}/freeze: whether a workspace may move now."""
+
+    workspace: str
+    frozen: bool
+    since: str | None = None
+    reason: str | None = None
+    runs_active: int = 0  # queued or running runs (a move waits for them to end)
+    mirror: MirrorStatus | None = None
+    mirrored: bool = False  # the mirror remote holds main and floom/runs as they are now
+    ready: bool = False  # frozen, no run active, fully mirrored: switch the route now

@@ -7,6 +7,8 @@ fall-through to another method. The server-generated secret lives in system/, ne
     x-floom-token / Bearer (user)   the token's user             user's membership role in W
     x-floom-token / Bearer (ws)     the workspace token          token's role, only in its W
     cookie floom_session            the session's user           user's membership role in W
+    run token (floomrun_..., Basic) one attempt of one run       viewer, only in its W, and only
+                                                                 for git fetch and its run's report
     x-floom-secret                  local-user                   member (admin if configured)
     server admin (user add --admin) that user                    owner in every workspace
 
@@ -32,6 +34,7 @@ from floom_git.services.actor import ROLES, Actor
 from floom_git.services.identity import Identity
 from floom_git.services.identity.cache import ReadCache
 from floom_git.services.identity.grants import Grant, lowest
+from floom_git.services.identity.run_tokens import RunGrant, RunTokens, looks_like_run_token
 from floom_git.services.identity.tokens import INVALID, looks_like_token
 from floom_git.storage.system_store import TokenRow, UserRow
 
@@ -82,6 +85,7 @@ class Principal(Actor):
     fixed_role: str | None = None  # workspace tokens and the shared secret carry their role
     role_cap: str | None = None  # a personal token or session minted with a lower role
     expires_at: float | None = None  # when this credential's authority ends (None: never)
+    run_id: str | None = None  # a run token: the one run it may report (auth_method run_token)
 
     def grant(self) -> Grant:
         """The limits this credential passes on to what it mints (grants.derive)."""
@@ -108,10 +112,12 @@ def _require_text(value: str, what: str = "credential") -> None:
 class Authenticator:
     def __init__(self, secret: str, shared_secret_role: str = "member",
                  identity: Identity | None = None,
-                 workspace_uid: Callable[[str], str | None] = lambda ws_id: ws_id) -> None:
+                 workspace_uid: Callable[[str], str | None] = lambda ws_id: ws_id,
+                 run_tokens: RunTokens | None = None) -> None:
         self._secret = check_secret_strength(secret).encode()
         # workspace name -> internal id (None when no such workspace is open)
         self._uid = workspace_uid
+        self.run_tokens = run_tokens
         role = shared_secret_role if shared_secret_role in ("member", "admin") else "member"
         self._actor = Principal("local-user", "local-user", "local-user@floom.local", role=role,
                                 auth_method="secret", fixed_role=role)
@@ -137,6 +143,8 @@ class Authenticator:
     def _credential(self, value: str) -> Actor:
         """A token or the shared secret (the generated secret also starts with floom_)."""
         _require_text(value)
+        if self.run_tokens is not None and looks_like_run_token(value):
+            return self._run_actor(self.run_tokens.resolve(value))
         if self.identity is not None and looks_like_token(value):
             try:
                 return self._token_actor(self.identity.tokens.resolve(value))
@@ -161,6 +169,14 @@ class Authenticator:
             raise Unauthenticated("Invalid credentials: the token's user no longer exists")
         return self._user_actor(user, "token", token_id=row.id, home_workspace=row.workspace_id,
                                 role_cap=row.role, expires_at=row.expires_at)
+
+    def _run_actor(self, found: RunGrant) -> Principal:
+        g = found.grant
+        return Principal(f"run:{found.run_id}", f"run:{found.run_id}",
+                         f"{found.run_id}@runs.floom.local", role=g.role_cap or "viewer",
+                         auth_method="run_token", home_workspace=g.workspace_id,
+                         fixed_role=g.role_cap or "viewer", expires_at=g.expires_at,
+                         run_id=found.run_id)
 
     def session_actor(self, value: str) -> Principal:
         if self.identity is None:

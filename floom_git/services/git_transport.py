@@ -22,7 +22,7 @@ from pathlib import Path
 import floom_git
 from floom_git.config import Settings
 from floom_git.errors import FloomError
-from floom_git.services import receive_wire
+from floom_git.services import freeze, receive_wire
 from floom_git.services.actor import Actor
 from floom_git.services.push import PushPolicy, unsynced_edits
 from floom_git.services.workspaces import Workspace
@@ -207,6 +207,7 @@ class GitTransport:
 
         async with ws.writer.locked():
             try:
+                freeze.check_writable(ws)
                 before, dirty = await asyncio.to_thread(_begin_push, ws)
             except FloomError as exc:  # the working tree cannot follow main right now
                 return receive_wire.refusal(spooled, [f"push rejected: {exc.message}"],

@@ -32,6 +32,7 @@ from floom_git.schemas.run import (
     RunSummary,
     TimelineEvent,
 )
+from floom_git.services import freeze
 from floom_git.services.actor import Actor
 from floom_git.services.run_records import RunStore
 from floom_git.services.workspaces import Workspace
@@ -262,6 +263,7 @@ def create_run(
     Raises NotFound (worker), Conflict (paused/archived/not committed), InvalidInput (worker in
     error, missing or bad inputs).
     """
+    freeze.check_writable(ws)
     if approval_of is None:
         _check_worker(ws, worker_id)
         manifest, sha = committed_manifest(ws, worker_id)

@@ -20,6 +20,7 @@ from pygit2.enums import ObjectType
 
 from floom_git.errors import FloomError
 from floom_git.schemas.issue import FILE_RE, parse_issue_file
+from floom_git.services import freeze
 from floom_git.services.registry import SKIP_DIRS, validate_worker, worker_files
 from floom_git.services.workspaces import Workspace
 from floom_git.storage import paths, worktree
@@ -71,6 +72,8 @@ async def reconcile(ws: Workspace, candidates: Iterable[str] | None = None) -> S
     its message; that worker's changes stay on disk, uncommitted, while other valid changes in
     the batch are committed. Secret-bearing, gitignored and symlinked files are never committed.
     """
+    if freeze.state(ws) is not None:
+        return SyncResult()  # on-disk edits stay on disk; unfreezing commits them
     wanted = None if candidates is None else {c.strip("/") for c in candidates if c.strip("/")}
     if wanted is None:
         await asyncio.to_thread(ws.workers.reload_all)

@@ -24,13 +24,13 @@ from pathlib import Path
 
 from floom_git.config import Settings
 from floom_git.errors import Conflict, FloomError, InvalidInput, NotFound, Unavailable
-from floom_git.services import mirror
+from floom_git.services import freeze, mirror
 from floom_git.services.actor import SYSTEM, Actor
 from floom_git.services.events import EventBus
 from floom_git.services.registry import WorkerRegistry
 from floom_git.storage import history, paths, private
 from floom_git.storage.codec import dump_yaml, load_yaml
-from floom_git.storage.repo import CommitResult, WorkspaceRepo
+from floom_git.storage.repo import MAIN, CommitResult, WorkspaceRepo
 from floom_git.storage.writer import Writer
 
 log = logging.getLogger("floom_git.workspaces")
@@ -188,6 +188,7 @@ class WorkspaceManager:
         ws = Workspace(ws_id, repo, Writer(repo), WorkerRegistry(repo), EventBus(), self.settings,
                        uid=uid, secret_names=lambda: self.secret_names(uid))
         ws.writer.listeners.append(ws._on_commit)
+        ws.writer.gate = lambda ref: freeze.check_writable(ws) if ref == MAIN else None
         ws.workers.reload_all()
         self._spaces[ws_id] = ws
         self._uids[uid] = ws

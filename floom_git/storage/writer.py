@@ -56,6 +56,8 @@ class Writer:
         self.released: list[Callable[[], None]] = []
         self.commits = 0
         self.batches = 0  # thread hops made by write(); commits / batches = mean group size
+        # gate(ref): raises a FloomError to refuse any commit to `ref` now (a frozen workspace).
+        self.gate: Callable[[str], None] | None = None
 
     @contextlib.asynccontextmanager
     async def locked(self) -> AsyncIterator[None]:
@@ -122,6 +124,8 @@ class Writer:
                     p.outcome = stuck  # nothing moves main while its working tree lags behind
                     continue
                 try:
+                    if self.gate is not None:
+                        self.gate(p.ref)
                     p.outcome = self._write_sync(p.build, p.author, p.ref, p.check_worktree)
                 except FloomError as exc:  # a refused write: nothing was written
                     p.outcome = exc

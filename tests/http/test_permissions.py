@@ -10,6 +10,7 @@ and an owner's session cookie used from another site. Every answer carries nosni
     owner    403     403    403     ok     401        403
     user      ok      ok     ok     ok     401        ok (the secret or a workspace token may get 403)
     ops      403     403     ok     ok     401        ok: shows only the workspaces it administers
+    run      403     403    403    403     401        403: only the run token of that run
 
     capped (owner's token capped at viewer): as viewer. expired token: 401 everywhere.
     cross_site (owner's cookie, text/plain, no Origin): GET as owner, every write 403.
@@ -84,6 +85,8 @@ def _expected(perm: str, who: str, method: str = "GET") -> str:
         # personal tokens, sessions, device approval need a stored user, not a secret or a ws
         # token; a viewer-capped token may not create workspaces
         return "ok" if who not in ("foreign_token", "secret", "capped") else "any-authenticated"
+    if perm == "run":  # a remote executor's reports: its run token only (tests/runtime/test_celery)
+        return "403"
     if perm == "ops":  # admins of some workspace see those; server-wide needs a server admin
         return "ok" if who in ("admin", "owner", "outsider", "foreign_token", "cross_site") else "403"
     if who in ("outsider", "foreign_token"):
@@ -97,7 +100,8 @@ async def test_every_route_follows_the_permission_matrix(aiohttp_client, setting
     client = await aiohttp_client(app)
     creds = (await _team(app))[who]
     routes = [r for r in app[openapi.ROUTES_KEY] if r.perm not in ("public", "git")]
-    assert {r.perm for r in routes} <= set(NEEDS) | {"user", "ops"}, "a route declares an unknown perm"
+    assert {r.perm for r in routes} <= set(NEEDS) | {"user", "ops", "run"}, \
+        "a route declares an unknown perm"
     # destructive owner routes last, so earlier checks still find the workspace
     routes.sort(key=lambda r: (r.perm == "owner", r.method == "DELETE"))
     wrong = []

@@ -15,9 +15,11 @@ from aiohttp import web
 from floom_git.errors import InvalidInput
 from floom_git.http import content, sse, wire
 from floom_git.http.handlers.common import actor, settings, workspace
-from floom_git.http.keys import MANAGER, SECRETS, SETTINGS
+from floom_git.http.handlers.executor_api import REMOTE_RUNS
+from floom_git.http.keys import AUTH, MANAGER, SECRETS, SETTINGS
 from floom_git.runtime.alerts import Notifier
 from floom_git.runtime.queue import RunEngine
+from floom_git.runtime.remote_runs import RemoteRuns
 from floom_git.runtime.scheduler import Scheduler
 from floom_git.schemas import run as schema
 from floom_git.services import approvals, runs
@@ -52,6 +54,13 @@ def install(app: web.Application) -> None:
     """Create the run engine and its companions; start and stop them with the app."""
     cfg = app[SETTINGS]
     engine = RunEngine(cfg, app[MANAGER], app[SECRETS])
+    app[REMOTE_RUNS] = RemoteRuns(cfg.run_max_artifact_bytes)
+    if cfg.executor == "celery":
+        from floom_git.runtime.celery_executor import CeleryExecutor
+
+        tokens = app[AUTH].run_tokens
+        assert tokens is not None
+        engine.backend = CeleryExecutor(cfg, app[REMOTE_RUNS], tokens)
     alerts = AlertStore(cfg.system_dir)
     notifier = Notifier(cfg, alerts)
     engine.on_finished.append(notifier.notify)

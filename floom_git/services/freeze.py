@@ -1,0 +1,90 @@
+"""Freezing a workspace for a move to another node: while frozen, every write to it (API writes,
+git push, new runs, on-disk edits) is refused with 503 and Retry-After, so that a mirror can
+catch up and the route can switch without losing an acknowledged write. Runs already running
+finish and their records are still committed. The state lives in the repository's .git/ (never
+in a commit), so a frozen workspace stays frozen across a restart."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from floom_git.errors import Unavailable
+
+if TYPE_CHECKING:
+    from floom_git.services.workspaces import Workspace
+
+FROZEN_FILE = "floom-frozen"
+RETRY_AFTER = 2  # seconds a refused writer is asked to wait
+
+
+@dataclass(frozen=True)
+class Frozen:
+    since: float
+    reason: str
+
+
+class WorkspaceFrozen(Unavailable):
+    """A write to a frozen workspace (503 with Retry-After)."""
+
+    def __init__(self, ws_id: str, state: Frozen) -> None:
+        why = f": {state.reason}" if state.reason else ""
+        super().__init__(f"Workspace {ws_id} is frozen for a move{why}; writes resume once it is "
+                         "served again (retry after a moment)")
+        self.retry_after = RETRY_AFTER
+
+
+def _path(ws: Workspace) -> str:
+    return os.path.join(ws.repo.repo.path, FROZEN_FILE)  # .git/ of the workspace
+
+
+def state(ws: Workspace) -> Frozen | None:
+    """The workspace's freeze, or None (read from .git/ once per open workspace)."""
+    cached = vars(ws).get("_frozen", False)
+    if cached is not False:
+        return cached
+    try:
+        with open(_path(ws)) as fh:
+            data = json.load(fh)
+        found: Frozen | None = Frozen(float(data["since"]), str(data.get("reason") or ""))
+    except FileNotFoundError:
+        found = None
+    except (OSError, ValueError, KeyError, TypeError):
+        found = Frozen(time.time(), "unreadable freeze file; unfreeze to clear it")  # fail closed
+    vars(ws)["_frozen"] = found
+    return found
+
+
+def check_writable(ws: Workspace) -> None:
+    """Raise WorkspaceFrozen when `ws` is frozen."""
+    found = state(ws)
+    if found is not None:
+        raise WorkspaceFrozen(ws.id, found)
+
+
+def freeze(ws: Workspace, reason: str = "") -> Frozen:
+    """Freeze `ws` (durably) and return the freeze; freezing again keeps the first one."""
+    found = state(ws)
+    if found is not None:
+        return found
+    found = Frozen(time.time(), reason.strip()[:200])
+    path = _path(ws)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as fh:
+        json.dump({"since": found.since, "reason": found.reason}, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    vars(ws)["_frozen"] = found
+    return found
+
+
+def unfreeze(ws: Workspace) -> None:
+    try:
+        os.unlink(_path(ws))
+    except FileNotFoundError:
+        pass
+    vars(ws)["_frozen"] = None
