@@ -84,11 +84,20 @@ def is_sensitive(ws: Workspace, name: str) -> bool:
     return _exists(ws, name) and _meta(_dir(ws, name), name).get("sensitive") is True
 
 
+def _size(path: Path) -> int:
+    """A file's size; 0 when it went while listing (the server's sync replaces a file by moving
+    it aside first, so a listing can name a file that is gone an instant later)."""
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
 def _summary(ws: Workspace, name: str) -> tuple[ContextSummary, list[str], dict[str, Any]]:
     folder = _dir(ws, name)
     files = _files(ws, folder)
     meta = _meta(folder, name)
-    size = sum((folder / f).stat().st_size for f in files)
+    size = sum(_size(folder / f) for f in files)
     summary = ContextSummary(
         name=name,
         description=meta.get("description") if isinstance(meta.get("description"), str) else None,
