@@ -106,23 +106,24 @@ later under the same name."""
             store.hooks = self
             self._stores[ws.uid] = store
             self._resume(ws, queued)
-            if not store.complete:
+            if store.cold:
                 task = asyncio.get_running_loop().create_task(self._load_rest(ws, store))
                 self._loading.add(task)
                 task.add_done_callback(self._loading.discard)
         return store
 
     async def _load_rest(self, ws: Workspace, store: RunStore) -> None:
-        """The records a cold start left for later: read them, recover the runs among them
+        """After a cold start: read the records it left for later, recover the runs among them
         that were running or queued, and save the index for the next start-up."""
-        try:
-            entries = await asyncio.to_thread(store.read_rest)
-        except Exception as exc:
-            log.exception("workspace %s: reading its run records failed", ws.id)
-            store.fail_rest(exc)
-            return
-        added = store.add_rest(entries)
-        self._resume(ws, runs.recover(ws, [], entries=added))
+        if not store.complete:
+            try:
+                entries = await asyncio.to_thread(store.read_rest)
+            except Exception as exc:
+                log.exception("workspace %s: reading its run records failed", ws.id)
+                store.fail_rest(exc)
+                return
+            added = store.add_rest(entries)
+            self._resume(ws, runs.recover(ws, [], entries=added))
         snapshot = store.cache_snapshot()
         if snapshot is not None:
             await asyncio.to_thread(store.write_cache, *snapshot)

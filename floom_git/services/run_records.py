@@ -136,6 +136,7 @@ class RunStore:
         self.hooks: Hooks | None = None
         self.loaded = False  # the newest days at least (load ran)
         self.complete = False  # every record of floom/runs is in the index
+        self.cold = False  # load read records from floom/runs: no index cache covered them
         self._complete = asyncio.Event()
         self._failed: BaseException | None = None
         self._rest: list[_Folder] = []  # run folders still to read, newest day first
@@ -199,6 +200,7 @@ class RunStore:
                     return self._apply_diff(cache.entries, old, tip), []
             except NotFound:
                 pass
+        self.cold = True
         folders = self._run_folders(repo, tip)
         head = 0
         while head < len(folders) and (head < HEAD_RUNS
