@@ -394,7 +394,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
     parser.add_argument("--keep", action="store_true", help="keep the temp data dir")
     parser.add_argument("--check", action="store_true",
-                        help="exit 1 when a guarded ratio is below its floor (benchmarks/floors.py)")
+                        help="exit 1 when a guarded ratio is below its floor "
+                             "(benchmarks/floors.py)")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else Sizes()
     for key, value in (("NAME", "floom-bench"), ("EMAIL", "bench@floom.local")):

@@ -3,10 +3,11 @@
 `scripts/bench --quick --check` (run by the test suite, tests/test_bench_smoke.py) measures each
 ratio below in rounds that alternate floom-git with its baseline, so load from other programs
 hits both alike, and fails when a ratio's median is below its floor by more than half the
-spread of its rounds (the noise that run shows). Every ratio reads "higher is better". The floors sit far
-under what a loaded 2-CPU machine measures (README, Performance): the guard catches a lost
-mechanism (a pre-receive hook back in its own Python process, the working-tree sync once per
-commit again, a clone no longer streamed), not a few percent, and it never fails on noise.
+spread of its rounds (the noise that run shows). Every ratio reads "higher is better". The
+floors sit far under what a 2-CPU machine measures, quiet or loaded (README, Performance): the
+guard catches a lost mechanism (the pre-receive hook back in a Python process of its own,
+commits several times dearer, a clone no longer streamed), not a few percent, and it does not
+fail on noise.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import anyio.to_thread
@@ -26,7 +26,7 @@ from watchfiles import Change, DefaultFilter, awatch
 
 from floom_git.config import Settings
 from floom_git.errors import Conflict
-from floom_git.services import sync
+from floom_git.services import registry, sync
 from floom_git.services.workspaces import Workspace, WorkspaceManager
 
 log = logging.getLogger("floom_git.watcher")
@@ -54,7 +54,8 @@ class _Stream:
         gen = awatch(*paths, recursive=recursive, watch_filter=owner.filter, stop_event=self.stop)
         self.task = asyncio.create_task(self._consume(owner, gen, handle))
 
-    async def _consume(self, owner: WorkspaceWatch, gen, handle: Handler) -> None:  # noqa: ANN001
+    async def _consume(self, owner: WorkspaceWatch, gen: AsyncIterator[Changes],
+                       handle: Handler) -> None:
         async for changes in gen:
             rest: Changes = set()
             for change, path in changes:
@@ -239,7 +240,8 @@ class WorkspaceWatch:
         self._last = asyncio.get_running_loop().time()
         self._dirty.set()
         # Shown in the API at once (an invalid manifest as status "error"), committed later.
-        await asyncio.to_thread(self.ws.workers.reload_paths, rels)
+        if registry.owners(rels):  # most batches are contexts and the like: no thread hop
+            await asyncio.to_thread(self.ws.workers.reload_paths, rels)
 
     async def _settle(self) -> None:
         loop = asyncio.get_running_loop()

@@ -169,7 +169,8 @@ async def test_push_never_overwrites_edit_saved_while_it_lands(server, clone, gi
     real = hook.with_name("pre-receive.real")
     hook.rename(real)
     edit = "# saved by a person while the push was received\n"
-    hook.write_text(f"#!/bin/sh\n'{real}' || exit $?\nprintf '%s' '{edit}' > '{ws.path}/workspace.md'\n")
+    hook.write_text(f"#!/bin/sh\n'{real}' || exit $?\n"
+                    f"printf '%s' '{edit}' > '{ws.path}/workspace.md'\n")
     hook.chmod(0o755)
     pushed = await push_steps(clone, [("write", "workspace.md", "# pushed\n", False)], git_env)
     assert git(ws.path, "rev-parse", "main").strip() == pushed

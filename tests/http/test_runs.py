@@ -566,7 +566,7 @@ async def test_restart_with_stale_index_cache_catches_up_from_git(aiohttp_client
     assert (await client.get("/api/runs")).headers["X-Total-Count"] == "2"
 
 
-# -- a cold start: no index cache, many records ------------------------------------------------------
+# -- a cold start: no index cache, many records ---------------------------------------------
 COLD = 2_500  # three days of records: 1,000, 1,000 and the newest 500
 
 
