@@ -164,7 +164,7 @@ class _StateCollector(Collector):
         runs = GaugeMetricFamily("floom_runs", "Runs by status", labels=["workspace", "status"])
         for ws in spaces:
             store = RunStore.of(ws)
-            if not store.complete:
+            if store.loaded and not store.complete:
                 continue  # a cold start is still reading its records: no series, not wrong ones
             counts = dict.fromkeys(STATUSES, 0)
             for entry in list(store.index.values()):

@@ -270,7 +270,7 @@ class WorkspaceWatch:
             self._syncing = True
             failed = True
             try:
-                result = await sync.reconcile(self.ws, None if full else batch)
+                result = await sync.reconcile(self.ws, None if full else batch, reloaded=True)
                 failed = False
                 if result.changed_again:  # saved again while we committed: another round
                     self._pending |= set(result.changed_again)
