@@ -1,6 +1,8 @@
-"""`scripts/bench [--quick]`: start the real server as a subprocess on a temp data dir, measure
-writes, reads, history, clone, push, live edits and run starts side by side with baselines, and
-print one table. Numbers vary with the machine; compare the ratios."""
+"""`scripts/bench [--quick] [--check]`: start the real server as a subprocess on a temp data dir,
+measure writes, reads, history, clone, push, live edits and run starts side by side with
+baselines, and print one table. Numbers vary with the machine; compare the ratios. `--check`
+then holds the guarded ratios against their floors (benchmarks/floors.py) and exits 1 when one
+falls below its floor by more than its rounds' spread."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import argparse
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -15,20 +18,30 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks import agent_loop, auth_overhead, celery_cost, fixtures, measure, sandbox_cost
+from benchmarks import (
+    agent_loop,
+    auth_overhead,
+    celery_cost,
+    fixtures,
+    floors,
+    measure,
+    sandbox_cost,
+)
 from benchmarks.server import Server, floom_args, spawn, start_baseline, start_floom
+
+Ratios = dict[str, list[float]]  # guarded ratio -> its value in each round (higher is better)
 
 
 @dataclass(frozen=True)
 class Sizes:
     writes: int = 400
     workers: int = 200
-    history: int = 20_000
+    history: int = 100_000
     clone_history: int = 10_000
     list_requests: int = 400
     version_requests: int = 200
-    clone_repeats: int = 3
-    pushes: int = 10
+    clone_repeats: int = 4  # one per round
+    pushes: int = 12
     edits: int = 5
     runs: int = 5
     run_latency: int = 100  # sequential runs for trigger -> start and end-to-end latency
@@ -41,14 +54,14 @@ class Sizes:
 
 
 QUICK = Sizes(
-    writes=16,
+    writes=48,
     workers=10,
     history=300,
-    clone_history=200,
+    clone_history=2_000,  # enough that a clone is not all process start-up
     list_requests=20,
     version_requests=10,
-    clone_repeats=1,
-    pushes=2,
+    clone_repeats=4,
+    pushes=8,
     edits=1,
     runs=1,
     run_latency=5,
@@ -102,20 +115,25 @@ def print_table(rows: list[Row]) -> None:
             print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
 
 
-def bench_writes(sizes: Sizes, floom: Server, baseline: Server, rows: list[Row]) -> None:
+def bench_writes(sizes: Sizes, floom: Server, baseline: Server, rows: list[Row],
+                 ratios: Ratios) -> None:
     for clients in (1, 8):
         spent = {"floom": 0.0, "baseline": 0.0}
         cpu: dict[str, float | None] = {"floom": 0.0, "baseline": 0.0}
+        rounds = ratios.setdefault(f"writes_{clients}", [])
         # Alternate in rounds so a load spike on a shared machine hits both servers alike.
         per_round = max(clients, sizes.writes // measure.ROUNDS)
         for first in range(0, sizes.writes, per_round):
             count = min(per_round, sizes.writes - first)
+            took = {}
             for name, server in (("floom", floom), ("baseline", baseline)):
                 before = measure.cpu_seconds(server.proc.pid)
-                spent[name] += measure.write_seconds(server, clients, count, f"c{clients}", first)
+                took[name] = measure.write_seconds(server, clients, count, f"c{clients}", first)
+                spent[name] += took[name]
                 after = measure.cpu_seconds(server.proc.pid)
                 used = cpu[name]
                 cpu[name] = None if None in (before, after, used) else used + after - before
+            rounds.append(took["baseline"] / took["floom"])
         ours, theirs = sizes.writes / spent["floom"], sizes.writes / spent["baseline"]
         plural = "s" if clients > 1 else ""
         rows.append(
@@ -124,7 +142,7 @@ def bench_writes(sizes: Sizes, floom: Server, baseline: Server, rows: list[Row])
                 f"{ours:.0f}/s",
                 f"{theirs:.0f}/s",
                 f"{ours / theirs:.1f}x",
-                "baseline: git add + git commit per write",
+                f"baseline: git add + git commit per write; rounds {_span(rounds)}",
             )
         )
         ours_cpu, theirs_cpu = cpu["floom"], cpu["baseline"]
@@ -138,6 +156,10 @@ def bench_writes(sizes: Sizes, floom: Server, baseline: Server, rows: list[Row])
                     "server process + its git children; steadier than wall time",
                 )
             )
+
+
+def _span(rounds: list[float]) -> str:
+    return f"{min(rounds):.1f}-{max(rounds):.1f}x" if rounds else "-"
 
 
 def bench_group_commit(sizes: Sizes, work: Path, rows: list[Row]) -> None:
@@ -203,62 +225,62 @@ def bench_reads(sizes: Sizes, floom: Server, rows: list[Row]) -> None:
             f"GET /workers/{{id}}/versions, {sizes.history} commits",
             f"p50 {ms(p50)}",
             comparison=f"p99 {ms(p99)}",
-            note="aim < 50 ms; commit-graph + Bloom filters",
+            note="aim <= 20 ms; commit-graph + Bloom filters",
         )
     )
 
 
-def bench_git(sizes: Sizes, floom: Server, data: Path, work: Path, rows: list[Row]) -> None:
+def bench_git(sizes: Sizes, floom: Server, data: Path, work: Path, rows: list[Row],
+              ratios: Ratios) -> None:
     repo = data / "workspaces" / "bench-clone"
-    file_url = f"file://{repo}"
-    local = measure.clone_seconds(file_url, sizes.clone_repeats)
     label = f"git clone, {sizes.clone_history} commits"
     if not measure.git_http_available(floom, "bench-clone"):
-        rows.append(
-            Row(
-                label,
-                "n/a",
-                f"{local:.2f} s",
-                "",
-                "file:// clone; /git/<ws>.git not served by this build",
-            )
-        )
+        rows.append(Row(label, "n/a", note="/git/<ws>.git not served by this build"))
         rows.append(Row("git push latency (with hook)", "n/a", note="needs /git/<ws>.git"))
         return
-    served = measure.clone_seconds(floom.git_url("bench-clone"), sizes.clone_repeats)
+    # Clones and pushes alternate in rounds, each against its file:// baseline.
+    served: list[float] = []
+    local: list[float] = []
+    for _ in range(sizes.clone_repeats):
+        served.append(measure.clone_seconds(floom.git_url("bench-clone"), 1))
+        local.append(measure.clone_seconds(f"file://{repo}", 1))
+        ratios.setdefault("clone", []).append(local[-1] / served[-1])
+    ours, theirs = statistics.median(served), statistics.median(local)
     rows.append(
         Row(
             label,
-            f"{served:.2f} s",
-            f"{local:.2f} s",
-            f"{served / local:.2f}x time",
-            "baseline: file:// clone; aim <= 1.2x",
+            f"{ours:.2f} s",
+            f"{theirs:.2f} s",
+            f"{ours / theirs:.2f}x time",
+            "baseline: file:// clone; aim <= 1.1x",
         )
     )
-    pushes = measure.push_latencies(floom.git_url("bench-writes"), sizes.pushes, work)
     bare = work / "push-baseline.git"
     subprocess.run(
-        [
-            "git",
-            "clone",
-            "-q",
-            "--bare",
-            f"file://{data / 'workspaces' / 'bench-writes'}",
-            str(bare),
-        ],
+        ["git", "clone", "-q", "--bare", f"file://{data / 'workspaces' / 'bench-writes'}",
+         str(bare)],
         check=True,
         capture_output=True,
     )
-    local_pushes = measure.push_latencies(f"file://{bare}", sizes.pushes, work)
+    ours_co = measure.push_checkout(floom.git_url("bench-writes"), work / "push-floom")
+    theirs_co = measure.push_checkout(f"file://{bare}", work / "push-file")
+    pushes: list[float] = []
+    local_pushes: list[float] = []
+    per_round = max(1, sizes.pushes // measure.ROUNDS)
+    for first in range(0, sizes.pushes, per_round):
+        count = min(per_round, sizes.pushes - first)
+        pushes += (mine := measure.push_latencies(ours_co, count, first))
+        local_pushes += (base := measure.push_latencies(theirs_co, count, first))
+        ratios.setdefault("push", []).append(statistics.median(base) / statistics.median(mine))
     p50, _ = measure.quantiles(pushes)
     b50, _ = measure.quantiles(local_pushes)
     rows.append(
         Row(
-            "git push latency (with hook), p50",
+            "git push latency (with validation), p50",
             ms(p50),
             ms(b50),
             f"{p50 / b50:.1f}x time",
-            "baseline: push to a file:// bare repository, no hook",
+            "baseline: push to a file:// bare repository, no hook; aim <= 3x",
         )
     )
 
@@ -372,8 +394,9 @@ def bench_celery(sizes: Sizes, work: Path, rows: list[Row]) -> None:
 
 
 def bench_startup(sizes: Sizes, work: Path, rows: list[Row]) -> None:
-    """Start-up with `run_records` records on floom/runs: cold (index read from every record),
-    then a restart (index cache written at shutdown)."""
+    """Start-up with `run_records` records on floom/runs: cold (no index cache: the newest
+    days are read before the server answers, the rest after), then a restart (index cache
+    written once everything was read)."""
     data = work / "startup-data"
     fixtures.create_workspaces(data, ["default"])
     built = time.perf_counter()
@@ -388,6 +411,8 @@ def bench_startup(sizes: Sizes, work: Path, rows: list[Row]) -> None:
             lambda label=label: spawn("floom-git", floom_args(data), work / f"start-{label}.log"),
             sizes.run_records,
         )
+        if label == "cold":
+            measure.index_saved(data, server)  # what the restart starts from
         server.stop()
         rows.append(
             Row(
@@ -395,9 +420,9 @@ def bench_startup(sizes: Sizes, work: Path, rows: list[Row]) -> None:
                 f"{healthy:.2f} s",
                 comparison=f"runs listed {listed:.2f} s",
                 note=(
-                    "spawn -> GET /runs?limit=1 X-Total-Count right; aim < 3 s"
+                    "spawn -> GET /runs?limit=1 with X-Total-Count right; aim <= 1.5 s"
                     if label == "cold"
-                    else "index cache from the last shutdown"
+                    else "index cache from the last run"
                 ),
             )
         )
@@ -420,6 +445,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scripts/bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
     parser.add_argument("--keep", action="store_true", help="keep the temp data dir")
+    parser.add_argument("--check", action="store_true",
+                        help="exit 1 when a guarded ratio is below its floor "
+                             "(benchmarks/floors.py)")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else Sizes()
     for key, value in (("NAME", "floom-bench"), ("EMAIL", "bench@floom.local")):
@@ -429,6 +457,7 @@ def main(argv: list[str] | None = None) -> int:
     data = work / "data"
     started = time.perf_counter()
     rows: list[Row] = []
+    ratios: Ratios = {}
     servers: list[Server] = []
     try:
         print(f"machine: {machine()}", flush=True)
@@ -445,12 +474,12 @@ def main(argv: list[str] | None = None) -> int:
         servers.append(floom)
         baseline = start_baseline(baseline_repo, work / "baseline.log")
         servers.append(baseline)
-        bench_writes(sizes, floom, baseline, rows)
+        bench_writes(sizes, floom, baseline, rows, ratios)
         baseline.stop()
         check_writes(data, sizes, rows)
         bench_group_commit(sizes, work, rows)
         bench_reads(sizes, floom, rows)
-        bench_git(sizes, floom, data, work, rows)
+        bench_git(sizes, floom, data, work, rows, ratios)
         bench_live(sizes, floom, data, rows)
         bench_runs(sizes, floom, data, rows)
         floom.stop()
@@ -471,7 +500,17 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print_table(rows)
     print(f"\ntotal {time.perf_counter() - started:.0f} s; machine: {machine()}")
-    return 0
+    return check(ratios) if args.check else 0
+
+
+def check(ratios: Ratios) -> int:
+    """Print the guard's verdicts; 1 when a ratio is below its floor by more than its noise."""
+    verdicts = floors.judge(ratios)
+    print("\nregression guard (benchmarks/floors.py):")
+    for v in verdicts:
+        print(f"  {'ok  ' if v.ok else 'FAIL'} {v.name}: median {v.median:.2f} +- {v.noise:.2f} "
+              f"(half the rounds' spread), floor {v.floor:.2f} - {floors.FLOORS[v.name].what}")
+    return 0 if all(v.ok for v in verdicts) else 1
 
 
 if __name__ == "__main__":

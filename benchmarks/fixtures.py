@@ -97,9 +97,9 @@ def add_history(repo: Path, commits: int, workers: int = 0, touch_every: int = 1
     git(repo, "commit-graph", "write", "--reachable", "--changed-paths")
 
 
-def _run_record(i: int, day: int) -> tuple[str, bytes]:
-    """The path and run.json of the `i`th synthetic completed word-count run (as the server
-    writes them: every RunRecord field, nulls included)."""
+def _run_record(i: int, day: int, status: str = "completed") -> tuple[str, bytes]:
+    """The path and run.json of the `i`th synthetic word-count run (as the server writes them:
+    every RunRecord field, nulls included); completed unless `status` says otherwise."""
     import json
 
     run_id = f"run_{i:012x}"
@@ -110,7 +110,7 @@ def _run_record(i: int, day: int) -> tuple[str, bytes]:
         "worker_id": "word-count",
         "worker_name": "Word count",
         "worker_sha": "0" * 40,
-        "status": "completed",
+        "status": status,
         "trigger_source": "manual",
         "trigger_ref": None,
         "created_by": None,
@@ -133,16 +133,18 @@ def _run_record(i: int, day: int) -> tuple[str, bytes]:
     return path, json.dumps(record, indent=2).encode() + b"\n"
 
 
-def add_run_records(repo: Path, records: int, per_commit: int = 1_000) -> None:
-    """Write `records` completed run records onto refs/heads/floom/runs with `git fast-import`,
-    `per_commit` runs per commit (the server groups record commits too), 1,000 runs a day."""
+def add_run_records(repo: Path, records: int, per_commit: int = 1_000,
+                    statuses: dict[int, str] | None = None) -> None:
+    """Write `records` run records onto refs/heads/floom/runs with `git fast-import`,
+    `per_commit` runs per commit (the server groups record commits too), 1,000 runs a day; run
+    `i` is completed unless `statuses` names another status for it."""
     out: list[bytes] = []
     for first in range(0, records, per_commit):
         who = b"floom <system@floom.local> %d +0000" % (BASE_TS + first)
         out.append(b"commit refs/heads/floom/runs\nauthor %s\ncommitter %s\n" % (who, who))
         out.append(_blob(b"runs: %d records" % min(per_commit, records - first)))
         for i in range(first, min(records, first + per_commit)):
-            path, data = _run_record(i, i // 1_000)
+            path, data = _run_record(i, i // 1_000, (statuses or {}).get(i, "completed"))
             out.append(b"M 100644 inline %s\n" % path.encode())
             out.append(_blob(data))
         out.append(b"\n")

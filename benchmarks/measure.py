@@ -135,13 +135,17 @@ def clone_seconds(url: str, repeats: int) -> float:
     return statistics.median(times)
 
 
-def push_latencies(url: str, pushes: int, workdir: Path) -> list[float]:
-    """Clone `url`, then commit one worker edit and `git push` it, `pushes` times."""
-    checkout = workdir / "push-checkout"
+def push_checkout(url: str, checkout: Path) -> Path:
+    """A clone of `url` to push from."""
     shutil.rmtree(checkout, ignore_errors=True)
     subprocess.run(["git", "clone", "-q", url, str(checkout)], check=True, capture_output=True)
+    return checkout
+
+
+def push_latencies(checkout: Path, pushes: int, first: int = 0) -> list[float]:
+    """Commit one worker edit in `checkout` and `git push` it, `pushes` times; seconds each."""
     out = []
-    for i in range(pushes):
+    for i in range(first, first + pushes):
         path = checkout / "workers" / "word-count" / "notes.md"
         path.write_text(f"push {i}\n")
         git(checkout, "add", "-A")
@@ -420,3 +424,12 @@ def startup_seconds(spawn: Callable[[], Server], expected: int) -> tuple[Server,
         server.stop()
         raise
     return server, healthy, listed
+
+
+def index_saved(data: Path, server: Server) -> None:
+    """Wait until the server has saved its run index (after a cold start read every record)."""
+    start = time.perf_counter()
+    while not list((data / "spool").glob("*/index.cache")):
+        if time.perf_counter() - start > 120 or server.proc.poll() is not None:
+            raise RuntimeError(f"the run index was never saved:\n{server.log_tail()}")
+        time.sleep(0.05)

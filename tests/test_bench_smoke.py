@@ -1,5 +1,7 @@
-"""scripts/bench --quick runs end to end against a real server subprocess and prints its table.
-It asserts no speed: numbers on a shared machine prove nothing in a test."""
+"""scripts/bench --quick --check runs end to end against a real server subprocess, prints its
+table, and holds the guarded ratios against their floors (benchmarks/floors.py): each ratio is
+measured side by side with its baseline in alternating rounds, and fails only when it is below
+its floor by more than half its rounds' spread, so load from other programs does not fail it."""
 
 from __future__ import annotations
 
@@ -9,14 +11,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_run_bench_quick_prints_table():
+@pytest.mark.timeout(420)
+def test_run_bench_quick_prints_table_and_holds_the_floors():
     assert os.access(ROOT / "scripts" / "bench", os.X_OK)
     # Its own session, so a timeout also ends the servers it started.
     proc = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.bench", "--quick"],
+        [sys.executable, "-m", "benchmarks.bench", "--quick", "--check"],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -24,11 +29,11 @@ def test_run_bench_quick_prints_table():
         start_new_session=True,
     )
     try:
-        out, err = proc.communicate(timeout=110)
+        out, err = proc.communicate(timeout=400)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         out, err = proc.communicate()
-    assert proc.returncode == 0, err[-3000:]
+    assert proc.returncode == 0, (out[-3000:], err[-3000:])
     for row in (
         "API writes/s, 1 client",
         "API writes/s, 8 clients",
@@ -51,3 +56,17 @@ def test_run_bench_quick_prints_table():
     ):
         assert row in out, out
     assert "| measure" in out and "machine:" in out
+    assert "regression guard" in out and "FAIL" not in out
+
+
+def test_guard_fails_a_ratio_below_its_floor_by_more_than_the_noise():
+    from benchmarks.floors import FLOORS, judge
+
+    writes, push = FLOORS["writes_8"].value, FLOORS["push"].value
+    verdicts = {v.name: v for v in judge({
+        "writes_1": [9.0, 9.5], "writes_8": [writes - 0.1, writes + 0.3],  # within the noise
+        "push": [push / 2, push / 2 + 0.01],  # steadily far under: the hook in its process
+    })}
+    assert verdicts["writes_1"].ok and verdicts["writes_8"].ok
+    assert not verdicts["push"].ok
+    assert not verdicts["clone"].ok  # not measured at all

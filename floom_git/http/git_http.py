@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
@@ -173,10 +173,18 @@ receive_pack = _rpc(RECEIVE)
 
 
 def setup(app: web.Application) -> None:
-    """Make the transport available to the handlers (call from create_app)."""
+    """Make the transport available to the handlers, and run its push validator while the app
+    runs (call from create_app)."""
     transport = GitTransport(app[SETTINGS])
     transport.ensure_hooks()
     app[TRANSPORT] = transport
+
+    async def validator(app: web.Application) -> AsyncIterator[None]:
+        await transport.start()
+        yield
+        await transport.stop()
+
+    app.cleanup_ctx.append(validator)
 
 
 def routes() -> list:

@@ -164,6 +164,8 @@ class _StateCollector(Collector):
         runs = GaugeMetricFamily("floom_runs", "Runs by status", labels=["workspace", "status"])
         for ws in spaces:
             store = RunStore.of(ws)
+            if store.loaded and not store.complete:
+                continue  # a cold start is still reading its records: no series, not wrong ones
             counts = dict.fromkeys(STATUSES, 0)
             for entry in list(store.index.values()):
                 counts[entry.status] = counts.get(entry.status, 0) + 1

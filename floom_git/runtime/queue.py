@@ -50,6 +50,7 @@ later under the same name."""
         self._attach_lock = asyncio.Lock()
         self._stores: dict[str, RunStore] = {}
         self._sweeper: asyncio.Task[None] | None = None
+        self._loading: set[asyncio.Task[None]] = set()  # cold starts reading older records
         self._stopping = False
         self.on_finished: list[Finished] = []
 
@@ -58,7 +59,7 @@ later under the same name."""
         await self.backend.start()
         for ws in self.manager.all():
             try:
-                await self.attach(ws)
+                await self._attach(ws)  # a cold start reads older records after start-up
             except Exception as exc:  # its run spool cannot be read: fence it, serve the rest
                 self.manager.fence(ws.id, exc)
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep_loop())
@@ -67,6 +68,9 @@ later under the same name."""
         self._stopping = True
         if self._sweeper is not None:
             self._sweeper.cancel()
+        for task in list(self._loading):
+            task.cancel()
+        await asyncio.gather(*self._loading, return_exceptions=True)
         self._queue.clear()
         tasks = [task for task, _, _ in self._running.values()]
         for task in tasks:
@@ -78,8 +82,15 @@ later under the same name."""
         for store in list(self._stores.values()):
             await store.close()
 
-    async def attach(self, ws: Workspace) -> RunStore:
-        """The workspace's record store, loaded and recovered on first use."""
+    async def attach(self, ws: Workspace, newest: int | None = None) -> RunStore:
+        """The workspace's record store, loaded and recovered on first use, once it holds every
+        record (with `newest`: once its `newest` newest runs and the count are final; see
+        RunStore.covers). Raises Unavailable when its records could not be read."""
+        store = await self._attach(ws)
+        await store.ready(newest)
+        return store
+
+    async def _attach(self, ws: Workspace) -> RunStore:
         store = RunStore.of(ws)
         if store.hooks is self:
             return store
@@ -94,11 +105,34 @@ later under the same name."""
             queued = runs.recover(ws, spooled)
             store.hooks = self
             self._stores[ws.uid] = store
-            for run_id in queued:
-                self.submit(ws.uid, run_id)
-            if queued:
-                log.info("workspace %s: %d queued runs resumed after restart", ws.id, len(queued))
+            self._resume(ws, queued)
+            if store.cold:
+                task = asyncio.get_running_loop().create_task(self._load_rest(ws, store))
+                self._loading.add(task)
+                task.add_done_callback(self._loading.discard)
         return store
+
+    async def _load_rest(self, ws: Workspace, store: RunStore) -> None:
+        """After a cold start: read the records it left for later, recover the runs among them
+        that were running or queued, and save the index for the next start-up."""
+        if not store.complete:
+            try:
+                entries = await asyncio.to_thread(store.read_rest)
+            except Exception as exc:
+                log.exception("workspace %s: reading its run records failed", ws.id)
+                store.fail_rest(exc)
+                return
+            added = store.add_rest(entries)
+            self._resume(ws, runs.recover(ws, [], entries=added))
+        snapshot = store.cache_snapshot()
+        if snapshot is not None:
+            await asyncio.to_thread(store.write_cache, *snapshot)
+
+    def _resume(self, ws: Workspace, queued: list[str]) -> None:
+        for run_id in queued:
+            self.submit(ws.uid, run_id)
+        if queued:
+            log.info("workspace %s: %d queued runs resumed after restart", ws.id, len(queued))
 
     async def drop_workspace(self, ws: Workspace) -> None:
         """Stop everything of a workspace being deleted (it has already left the manager): its
@@ -226,11 +260,13 @@ later under the same name."""
     # -- approvals ------------------------------------------------------------------------------
     async def _sweep_loop(self) -> None:
         while True:
-            for uid in list(self._stores):
+            for uid, store in list(self._stores.items()):
                 ws = self.manager.by_uid(uid)
                 if ws is None:  # the workspace was deleted
                     self._stores.pop(uid, None)
                     continue
+                if not store.complete:
+                    continue  # a cold start is still reading its records
                 try:
                     approvals.expire_due(ws)
                 except Exception:

@@ -1,4 +1,11 @@
-"""Live on-disk edits: one watchfiles `awatch` per workspace working tree, feeding services.sync.
+"""Live on-disk edits: per workspace, watchfiles watches the working tree's own entries (never
+.git/) and feeds services.sync.
+
+Two watches make one: the root folder, not recursively (its files, and folders that appear or
+go), and every top-level folder but .git, recursively. git writes dozens of files under .git/
+per commit; receiving their events only to drop them cost more than the commit itself. When the
+set of top-level folders changes, a new folder watch is made live before the old one stops, and
+a new folder is then walked, so what was written into it before its watch existed is found too.
 
 Each batch of events reloads the workers it touches at once; the differences from `main` are
 committed after a quiet period (later still while git holds .git/index.lock). The server's own
@@ -10,21 +17,75 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+import anyio.to_thread
 from watchfiles import Change, DefaultFilter, awatch
 
 from floom_git.config import Settings
 from floom_git.errors import Conflict
-from floom_git.services import sync
+from floom_git.services import registry, sync
 from floom_git.services.workspaces import Workspace, WorkspaceManager
 
 log = logging.getLogger("floom_git.watcher")
 
-PROBE = "floom-watch-probe"  # in .git/: touched until the watch reports it, i.e. is live
 PROBE_EVERY = 0.1
 SETTLE_MAX = 30.0  # a stale index.lock must not hold edits back forever
 RETRY_AFTER = 1.0
+THREADS_PER_WATCH = 2  # each of its two watches blocks an anyio worker thread while waiting
+
+Changes = set[tuple[Change, str]]
+Handler = Callable[[Changes], Awaitable[None]]
+
+
+class _Stream:
+    """One watchfiles watch consumed in a task. It is live once it reports its probe: a folder
+    it watches, whose metadata the watch itself touches (a folder's own `modified` event never
+    means content)."""
+
+    def __init__(self, owner: WorkspaceWatch, paths: list[Path], recursive: bool,
+                 handle: Handler) -> None:
+        self.probe = str(paths[0] if recursive else owner.git_dir)
+        self.stop = asyncio.Event()
+        self.live = asyncio.Event()
+        owner.probes.add(self.probe)
+        gen = awatch(*paths, recursive=recursive, watch_filter=owner.filter, stop_event=self.stop)
+        self.task = asyncio.create_task(self._consume(owner, gen, handle))
+
+    async def _consume(self, owner: WorkspaceWatch, gen: AsyncIterator[Changes],
+                       handle: Handler) -> None:
+        async for changes in gen:
+            rest: Changes = set()
+            for change, path in changes:
+                if change == Change.modified and path in owner.probes:
+                    if path == self.probe:
+                        self.live.set()
+                    continue
+                rest.add((change, path))
+            if rest:
+                owner.events += len(rest)
+                await handle(rest)
+
+    async def until_live(self) -> None:
+        while not self.live.is_set():
+            if self.task.done():
+                self.task.result()  # raises what ended it
+                raise RuntimeError("the file watch ended before it was live")
+            with contextlib.suppress(OSError):
+                os.utime(self.probe)
+            live = asyncio.ensure_future(self.live.wait())
+            try:
+                await asyncio.wait({self.task, live}, timeout=PROBE_EVERY,
+                                   return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                live.cancel()
+
+    async def close(self) -> None:
+        """Stop it (the watch thread sees the stop event within a step) and wait for it."""
+        self.stop.set()
+        await asyncio.gather(self.task, return_exceptions=True)
 
 
 class WorkspaceWatch:
@@ -33,11 +94,15 @@ class WorkspaceWatch:
     def __init__(self, ws: Workspace, settings: Settings) -> None:
         self.ws = ws
         self.root = ws.path.resolve()
+        self.git_dir = Path(ws.repo.repo.path).resolve()
         self.quiet = max(settings.sync_quiet_seconds, 0.0)
         self.ready = asyncio.Event()  # set once the watch is live (a test waits on it)
-        self._git_dir = Path(ws.repo.repo.path)
-        self._probe = self._git_dir.resolve() / PROBE
+        self.events = 0  # file events received; nothing under .git/ ever counts
+        self.probes: set[str] = set()  # folders whose own metadata events prove a watch live
         self._ignore = DefaultFilter(ignore_paths=[str(settings.spool_dir.resolve())])
+        self._folders: tuple[str, ...] = ()  # top-level folders the folder watch covers
+        self._folders_changed = asyncio.Event()
+        self._streams: set[_Stream] = set()
         self._pending: set[str] = set()
         self._full = True  # reconcile the whole tree once live: edits made while we were down
         self._dirty = asyncio.Event()
@@ -45,6 +110,11 @@ class WorkspaceWatch:
         self._stop = asyncio.Event()
         self._syncing = False
         self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def folders(self) -> tuple[str, ...]:
+        """The top-level folders watched recursively now (never .git)."""
+        return self._folders
 
     def start(self) -> None:
         self._tasks = [
@@ -57,59 +127,107 @@ class WorkspaceWatch:
         thread that a cancel would not stop, only orphan)."""
         self._stop.set()
         self._dirty.set()
+        for stream in list(self._streams):
+            stream.stop.set()
         watch_task, commit_task = self._tasks
         watch_task.cancel()
         if not self._syncing:
             commit_task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        with contextlib.suppress(OSError):
-            self._probe.unlink()
 
-    def _filter(self, change: Change, path: str) -> bool:
-        if path == str(self._probe):
+    def filter(self, change: Change, path: str) -> bool:
+        if path in self.probes:
             return True
         return self._ignore(change, path) and not Path(path).name.startswith(".floom-")
 
+    def _top_folders(self) -> tuple[str, ...]:
+        """The working tree's top-level folders (not .git, not links), sorted."""
+        with os.scandir(self.root) as entries:
+            return tuple(sorted(e.name for e in entries
+                                if e.name != ".git" and e.is_dir(follow_symlinks=False)))
+
     async def _watch(self) -> None:
-        restarted = False
-        while not self._stop.is_set():
-            prober = asyncio.create_task(self._probe_until_ready(restarted))
-            try:
-                async for changes in awatch(
-                    self.root, watch_filter=self._filter, stop_event=self._stop
-                ):
-                    await self._batch(changes)
-                if not self._stop.is_set():  # the watch ended by itself: never restart in a spin
-                    self.ready.clear()
-                    restarted = True
-                    await asyncio.sleep(RETRY_AFTER)
-            except Exception:
-                log.exception("workspace %s: file watch failed; restarting it", self.ws.id)
+        # Its watches wait for events in anyio worker threads: they bring their own, so that
+        # past anyio's default of 40 no watch waits for a thread (and never becomes live).
+        limiter = anyio.to_thread.current_default_thread_limiter()
+        limiter.total_tokens += THREADS_PER_WATCH
+        try:
+            restarted = False
+            while not self._stop.is_set():
+                try:
+                    await self._life(restarted)
+                except Exception:
+                    log.exception("workspace %s: file watch failed; restarting it", self.ws.id)
+                if self._stop.is_set():
+                    return
+                # A watch ended by itself or failed: events were missed while it was down.
                 self.ready.clear()
                 restarted = True
                 await asyncio.sleep(RETRY_AFTER)
-            finally:
-                prober.cancel()
+        finally:
+            limiter.total_tokens -= THREADS_PER_WATCH
 
-    async def _probe_until_ready(self, restarted: bool) -> None:
-        while not self.ready.is_set():
-            with contextlib.suppress(OSError):
-                self._probe.write_bytes(b"")
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self.ready.wait(), PROBE_EVERY)
-        with contextlib.suppress(OSError):
-            self._probe.unlink()
-        if restarted:  # events were missed while the watch was down
-            self._full = True
-            self._dirty.set()
+    def _stream(self, paths: list[Path], recursive: bool, handle: Handler) -> _Stream:
+        stream = _Stream(self, paths, recursive, handle)
+        self._streams.add(stream)
+        return stream
 
-    async def _batch(self, changes: set[tuple[Change, str]]) -> None:
+    async def _life(self, restarted: bool) -> None:
+        """Watch the root, and the top-level folders with one watch per set of them, until a
+        watch ends by itself (the caller then starts over) or everything stops."""
+        self.probes = set()
+        root = self._stream([self.root], False, self._root_batch)
+        folders: _Stream | None = None
+        try:
+            await root.until_live()
+            while not self._stop.is_set():
+                self._folders_changed.clear()
+                names = self._top_folders()
+                fresh = None
+                if names:
+                    fresh = self._stream([self.root / n for n in names], True, self._batch)
+                    await fresh.until_live()
+                if folders is not None:  # only once its successor is live: no gap
+                    await folders.close()
+                    self._streams.discard(folders)
+                appeared = set(names) - set(self._folders)
+                folders, self._folders = fresh, names
+                if restarted:
+                    self._full, restarted = True, False
+                    self._dirty.set()
+                elif appeared and self.ready.is_set():
+                    # Files may have been written into them before their watch was live.
+                    self._pending |= appeared
+                    self._last = asyncio.get_running_loop().time()
+                    self._dirty.set()
+                self.ready.set()
+                waits = [root.task, asyncio.ensure_future(self._folders_changed.wait()),
+                         asyncio.ensure_future(self._stop.wait())]
+                if folders is not None:
+                    waits.append(folders.task)
+                try:
+                    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    waits[1].cancel()
+                    waits[2].cancel()
+                for stream in (root, folders):
+                    if stream is not None and stream.task.done():
+                        stream.task.result()  # raises what ended it
+                        return
+        finally:
+            streams, self._streams = list(self._streams), set()
+            await asyncio.gather(*(s.close() for s in streams))
+
+    async def _root_batch(self, changes: Changes) -> None:
+        await self._batch(changes)
+        if any(change != Change.modified for change, _ in changes):
+            if self._top_folders() != self._folders:
+                self._folders_changed.set()
+
+    async def _batch(self, changes: Changes) -> None:
         """Record the paths of one batch; their final state is read by stat at reconcile time."""
         rels: set[str] = set()
         for _, path in changes:
-            if path == str(self._probe):
-                self.ready.set()
-                continue
             try:
                 rel = Path(path).relative_to(self.root).as_posix()
             except ValueError:
@@ -122,7 +240,8 @@ class WorkspaceWatch:
         self._last = asyncio.get_running_loop().time()
         self._dirty.set()
         # Shown in the API at once (an invalid manifest as status "error"), committed later.
-        await asyncio.to_thread(self.ws.workers.reload_paths, rels)
+        if registry.owners(rels):  # most batches are contexts and the like: no thread hop
+            await asyncio.to_thread(self.ws.workers.reload_paths, rels)
 
     async def _settle(self) -> None:
         loop = asyncio.get_running_loop()
@@ -132,7 +251,7 @@ class WorkspaceWatch:
             if wait > 0:
                 await asyncio.sleep(wait)
                 continue
-            if (self._git_dir / "index.lock").exists() and loop.time() - started < SETTLE_MAX:
+            if (self.git_dir / "index.lock").exists() and loop.time() - started < SETTLE_MAX:
                 await asyncio.sleep(max(min(self.quiet, 0.2), 0.05))
                 continue
             return
@@ -151,7 +270,7 @@ class WorkspaceWatch:
             self._syncing = True
             failed = True
             try:
-                result = await sync.reconcile(self.ws, None if full else batch)
+                result = await sync.reconcile(self.ws, None if full else batch, reloaded=True)
                 failed = False
                 if result.changed_again:  # saved again while we committed: another round
                     self._pending |= set(result.changed_again)
@@ -182,7 +301,7 @@ class Watcher:
         self._stopping: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
-        # watchfiles logs every batch at INFO (our own writes and the probe too); the sync
+        # watchfiles logs every batch at INFO (our own writes and the probes too); the sync
         # service logs what matters, the commits.
         logging.getLogger("watchfiles").setLevel(logging.WARNING)
         self._loop = asyncio.get_running_loop()

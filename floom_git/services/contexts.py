@@ -27,7 +27,7 @@ from floom_git.schemas.api import (
 from floom_git.services.actor import Actor
 from floom_git.services.files import content_type, file_out, is_text
 from floom_git.services.workspaces import Workspace
-from floom_git.storage import history, paths
+from floom_git.storage import history, paths, worktree
 from floom_git.storage.codec import dump_yaml, load_yaml
 from floom_git.storage.repo import Changeset, WorkspaceRepo
 
@@ -64,6 +64,10 @@ def _files(ws: Workspace, folder: Path) -> list[str]:
     return sorted(out)
 
 
+def _size(path: Path) -> int:
+    return path.stat().st_size
+
+
 def _meta(folder: Path, name: str) -> dict[str, Any]:
     meta_file = folder / paths.CONTEXT_META
     if not meta_file.is_file():
@@ -84,20 +88,11 @@ def is_sensitive(ws: Workspace, name: str) -> bool:
     return _exists(ws, name) and _meta(_dir(ws, name), name).get("sensitive") is True
 
 
-def _size(path: Path) -> int:
-    """A file's size; 0 when it went while listing (the server's sync replaces a file by moving
-    it aside first, so a listing can name a file that is gone an instant later)."""
-    try:
-        return path.stat().st_size
-    except FileNotFoundError:
-        return 0
-
-
 def _summary(ws: Workspace, name: str) -> tuple[ContextSummary, list[str], dict[str, Any]]:
     folder = _dir(ws, name)
     files = _files(ws, folder)
     meta = _meta(folder, name)
-    size = sum(_size(folder / f) for f in files)
+    size = sum(worktree.settled(_size, folder / f) or 0 for f in files)
     summary = ContextSummary(
         name=name,
         description=meta.get("description") if isinstance(meta.get("description"), str) else None,
@@ -124,7 +119,8 @@ def detail(ws: Workspace, name: str, path_prefix: str | None = None) -> ContextD
     summary, files, meta = _summary(ws, name)
     if path_prefix:
         files = [f for f in files if f.startswith(path_prefix)]
-    outs = [file_out(f, (folder / f).read_bytes(), with_content=False) for f in files]
+    contents = {f: worktree.settled(Path.read_bytes, folder / f) for f in files}
+    outs = [file_out(f, data, with_content=False) for f, data in contents.items() if data is not None]
     return ContextDetail(**{f: getattr(summary, f) for f in summary.__struct_fields__},
                          files=outs, metadata=meta)
 
@@ -176,9 +172,10 @@ def _file_path(ws: Workspace, name: str, path: str) -> tuple[Path, str]:
 
 def read_file(ws: Workspace, name: str, path: str) -> tuple[bytes, str]:
     full, rel = _file_path(ws, name, path)
-    if not full.is_file() or ws.repo.repo.path_is_ignored(full.relative_to(ws.path).as_posix()):
+    data = None if full.is_dir() else worktree.settled(Path.read_bytes, full)
+    if data is None or ws.repo.repo.path_is_ignored(full.relative_to(ws.path).as_posix()):
         raise NotFound(f"File not found: {rel}")
-    return full.read_bytes(), content_type(rel)
+    return data, content_type(rel)
 
 
 def file_json(path: str, data: bytes, ctype: str) -> ContextFileOut:

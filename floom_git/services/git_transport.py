@@ -1,9 +1,12 @@
 """git smart HTTP as a service: one `git upload-pack|receive-pack --stateless-rpc` process per
 request, with an explicit environment, the request body streamed in and the output streamed out.
-A push is first received into a spool file (no lock held while a client uploads, and a total
-size limit); then receive-pack runs on it under the workspace writer lock with the server-owned
-pre-receive hook, and the server catches up (working tree, index, workers, events) before the
-push's answer is sent."""
+
+A push streams into receive-pack as it arrives (no lock is held while a client uploads, and the
+body counts against a size limit). The server-owned pre-receive hook asks this process's push
+validator (services/hook_server.py) about it: the validator takes the workspace writer lock,
+checks the quarantined objects, and holds the lock until receive-pack has exited, so no other
+write moves a ref between the check and the push landing. Then the server catches up (working
+tree, index, workers, events) before the push's answer is sent."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import contextlib
 import logging
 import os
 import re
+import secrets
 import shlex
 import shutil
 import sys
@@ -19,12 +23,18 @@ from collections.abc import AsyncIterable, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import floom_git
 from floom_git.config import Settings
 from floom_git.errors import FloomError
+from floom_git.hooks import pre_receive
 from floom_git.services import freeze, receive_wire
 from floom_git.services.actor import Actor
-from floom_git.services.push import PushPolicy, unsynced_edits
+from floom_git.services.hook_server import HookRequest, HookServer
+from floom_git.services.push import (
+    PushPolicy,
+    format_rejection,
+    unsynced_edits,
+    validate_quarantined,
+)
 from floom_git.services.workspaces import Workspace
 from floom_git.storage.repo import MAIN
 
@@ -38,6 +48,8 @@ PROTOCOL_RE = re.compile(r"^[0-9a-zA-Z]+=[0-9a-zA-Z]+(:[0-9a-zA-Z]+=[0-9a-zA-Z]+
 CHUNK = 65536
 MAX_STDERR = 64 * 1024
 EVENT_PATHS = 200
+KILL_AFTER = 5.0  # seconds a git process has to end after SIGTERM (it removes its quarantine)
+HOOK_SOCKET = "pre-receive.sock"  # in the server's system folder
 
 Sink = Callable[[bytes], Awaitable[None]]
 
@@ -49,6 +61,17 @@ class PushOutcome:
     )  # ref -> (old, new)
     files: list[str] = field(default_factory=list)  # files on main the push changed
     workers: set[str] = field(default_factory=set)
+
+
+@dataclass
+class _Push:
+    """A receive-pack in flight, known to the validator by its id."""
+
+    ws: Workspace
+    actor: Actor
+    upload: receive_wire.Upload
+    exited: asyncio.Event = field(default_factory=asyncio.Event)
+    holder: asyncio.Task[PushOutcome] | None = None  # holds the writer lock once the hook asked
 
 
 def valid_protocol(value: str | None) -> str | None:
@@ -69,14 +92,25 @@ class GitTransport:
         self.home = settings.system_dir / "git-home"
         self._slots = asyncio.Semaphore(max(1, settings.git_max_processes))
         self._hooks_ready = False
+        self.hook_server = HookServer(settings.system_dir / HOOK_SOCKET, self._answer_hook)
+        self.pushes: dict[str, _Push] = {}  # pushes in flight, by the id their hook names
+
+    async def start(self) -> None:
+        """Listen for the pre-receive hook (until stop); a push meanwhile is refused."""
+        await self.hook_server.start()
+
+    async def stop(self) -> None:
+        await self.hook_server.stop()
 
     # -- setup ----------------------------------------------------------------------------
     def ensure_hooks(self) -> Path:
-        """Write the server-owned hooks folder (core.hooksPath); workspace repos carry none."""
+        """Write the server-owned hooks folder (core.hooksPath); workspace repos carry none.
+        The hook is run as a file, without site-packages (-S) or the environment's Python
+        settings (-I): it starts in milliseconds and asks this server about the push."""
         script = (
             "#!/bin/sh\n"
             "# Written by floom-git at start-up: validates every push before any ref moves.\n"
-            f"exec {shlex.quote(sys.executable)} -m floom_git.hooks.pre_receive\n"
+            f"exec {shlex.quote(sys.executable)} -S -I {shlex.quote(pre_receive.__file__)}\n"
         )
         self.hooks_dir.mkdir(parents=True, exist_ok=True)
         self.home.mkdir(parents=True, exist_ok=True)
@@ -97,8 +131,6 @@ class GitTransport:
             "GIT_CONFIG_NOSYSTEM": "1",
             "GIT_CONFIG_GLOBAL": os.devnull,
             "LC_ALL": "C",
-            # The hook imports floom_git even when the package is not installed.
-            "PYTHONPATH": str(Path(floom_git.__file__).resolve().parent.parent),
             "PYTHONDONTWRITEBYTECODE": "1",
             # Who pushed shows in the reflog; the hook may use them in messages.
             "GIT_COMMITTER_NAME": actor.name or "floom",
@@ -170,59 +202,92 @@ class GitTransport:
         body: AsyncIterable[bytes],
         sink: Sink,
     ) -> PushOutcome:
-        """POST git-receive-pack. The request is spooled to disk first, without any lock: a slow
-        pusher never stalls other writers. Then receive-pack runs on the spool under the writer
-        lock; its answer is sent once the lock is let go and the server has caught up, so when
-        `git push` returns the working tree, the workers and the events already reflect it."""
-        if not self._hooks_ready:
-            await asyncio.to_thread(self.ensure_hooks)
+        """POST git-receive-pack. The body streams into receive-pack without any lock: a slow
+        pusher never stalls other writers. The writer lock is taken when the hook asks (the
+        pack is then in) and let go once receive-pack has exited and the server has caught up;
+        the answer is sent after that, so when `git push` returns the working tree, the
+        workers and the events already reflect it."""
+        if not self._hooks_ready or not os.access(self.hooks_dir / "pre-receive", os.X_OK):
+            await asyncio.to_thread(self.ensure_hooks)  # never a push without its checks
         limit = self.settings.push_max_bytes
-        async with asyncio.timeout(self.settings.git_timeout_seconds):
-            spooled = await receive_wire.spool(body, Path(ws.repo.repo.path), limit)
-        try:
-            if spooled.too_large:
-                log.info("push to %s by %s refused: %d bytes is over %d", ws.id, actor.user_id,
-                         spooled.size, limit)
-                await sink(receive_wire.refusal(spooled, [
-                    f"push rejected: the push is larger than {limit} bytes "
-                    f"(FLOOM_PUSH_MAX_BYTES); nothing was changed on the server",
-                    "  push in smaller parts, or keep large files out of the workspace",
-                ], "push too large"))
-                return PushOutcome()
-            answer, outcome = await self._receive_locked(ws, actor, protocol, spooled)
-        finally:
-            spooled.remove()
-        await sink(answer)
-        return outcome
-
-    async def _receive_locked(self, ws: Workspace, actor: Actor, protocol: str | None,
-                              spooled: receive_wire.Spooled) -> tuple[bytes, PushOutcome]:
-        """receive-pack on a spooled request under the writer lock; its whole answer (a report
-        and a few progress lines) is kept until the server has caught up."""
+        upload = receive_wire.Upload(limit)
+        push_id = secrets.token_hex(16)
+        push = self.pushes[push_id] = _Push(ws, actor, upload)
         env = self.env(ws, actor, protocol)
+        env[pre_receive.PUSH_ENV] = push_id
+        env[pre_receive.SOCKET_ENV] = str(self.hook_server.path)
         out: list[bytes] = []
 
-        async def keep(chunk: bytes) -> None:
+        async def keep(chunk: bytes) -> None:  # a report and a few progress lines
             out.append(chunk)
 
-        async with ws.writer.locked():
-            try:
-                freeze.check_writable(ws)
-                before, dirty = await asyncio.to_thread(_begin_push, ws)
-            except FloomError as exc:  # the working tree cannot follow main right now
-                return receive_wire.refusal(spooled, [f"push rejected: {exc.message}"],
-                                            "workspace unavailable"), PushOutcome()
-            env.update(PushPolicy.for_worktree(self.settings.max_file_bytes, dirty).to_env())
-            try:
-                argv = self.argv(RECEIVE, ws)
-                code, err = await self._exchange(argv, env, spooled.path, keep)
-                if code != 0:
-                    log.info("receive-pack for %s exited %s: %s", ws.id, code, err[-500:])
-            finally:
-                # Also when it failed: refs may have moved all the same.
-                outcome = await asyncio.to_thread(_finish_push, ws, before)
-                self._announce(ws, actor, before, outcome)
-        return b"".join(out), outcome
+        try:
+            code, err = await self._exchange(self.argv(RECEIVE, ws), env, upload.stream(body),
+                                             keep)
+            if code != 0:
+                log.info("receive-pack for %s exited %s: %s", ws.id, code, err[-500:])
+        finally:
+            push.exited.set()
+            del self.pushes[push_id]
+            # Also when it failed: refs may have moved all the same.
+            outcome = await _outcome(push)
+        if upload.too_large:
+            log.info("push to %s by %s refused: %d bytes is over %d", ws.id, actor.user_id,
+                     upload.size, limit)
+            await sink(receive_wire.refusal(upload, [
+                f"push rejected: the push is larger than {limit} bytes "
+                f"(FLOOM_PUSH_MAX_BYTES); nothing was changed on the server",
+                "  push in smaller parts, or keep large files out of the workspace",
+            ], "push too large"))
+        else:
+            await sink(b"".join(out))
+        return outcome
+
+    async def _answer_hook(self, request: HookRequest) -> tuple[bool, str]:
+        """The pre-receive hook of a push asks: take the writer lock (held until the push's
+        receive-pack exits), then check the pushed objects against the refs of this moment."""
+        push = self.pushes.get(request.push_id)
+        if push is None or push.holder is not None:
+            return False, "push rejected: this server is not receiving that push\n"
+        answer: asyncio.Future[tuple[bool, str]] = asyncio.get_running_loop().create_future()
+        push.holder = asyncio.create_task(self._hold(push, request, answer))
+        return await asyncio.shield(answer)
+
+    async def _hold(self, push: _Push, request: HookRequest,
+                    answer: asyncio.Future[tuple[bool, str]]) -> PushOutcome:
+        ws = push.ws
+        try:
+            await push.upload.complete.wait()  # a request is acted on only once all of it came
+            if push.upload.failed or push.upload.too_large:
+                answer.set_result((False, "push rejected: the upload was cut short\n"))
+                return PushOutcome()
+            async with ws.writer.locked():
+                try:
+                    freeze.check_writable(ws)
+                    before, dirty = await asyncio.to_thread(_begin_push, ws)
+                except FloomError as exc:  # frozen, or the working tree cannot follow main
+                    answer.set_result((False, f"push rejected: {exc.message}\n"))
+                    return PushOutcome()
+                try:
+                    policy = PushPolicy.for_worktree(self.settings.max_file_bytes, dirty)
+                    try:
+                        problems = await asyncio.to_thread(
+                            validate_quarantined, ws.repo.repo.path, request.quarantine,
+                            request.updates, policy)
+                    except Exception as exc:  # fail closed, and say why
+                        log.exception("push to %s could not be checked", ws.id)
+                        problems = [f"the server could not check this push ({exc})"]
+                    answer.set_result((not problems,
+                                       format_rejection(problems) if problems else ""))
+                    await push.exited.wait()
+                finally:
+                    outcome = await asyncio.to_thread(_finish_push, ws, before)
+                    self._announce(ws, push.actor, before, outcome)
+                return outcome
+        finally:
+            if not answer.done():  # cancelled or failed: the hook refuses, never waits forever
+                answer.set_result((False, "push rejected: the server could not check this "
+                                          "push; nothing was changed on the server\n"))
 
     # -- process plumbing -------------------------------------------------------------------
     async def _exchange(
@@ -232,28 +297,19 @@ class GitTransport:
         body: AsyncIterable[bytes] | Path | None,
         sink: Sink,
     ) -> tuple[int, str]:
-        """Run git, feeding `body` (a stream, or a spooled file) to stdin while streaming stdout
-        to `sink`. Returns the exit code and the tail of stderr. The process is killed if the
-        client goes away, the body fails, or the time runs out."""
+        """Run git, feeding `body` to stdin while streaming stdout to `sink`. Returns the exit
+        code and the tail of stderr. The process is stopped if the client goes away, the body
+        fails, or the time runs out."""
         async with self._slots:
-            stdin_file = open(body, "rb") if isinstance(body, Path) else None  # noqa: SIM115
-            try:
-                proc = await asyncio.create_subprocess_exec(
-                    *argv,
-                    env=env,
-                    cwd=str(self.home),
-                    stdin=(stdin_file if stdin_file is not None else
-                           asyncio.subprocess.PIPE if body is not None else
-                           asyncio.subprocess.DEVNULL),
-                    stdout=asyncio.subprocess.PIPE,
-                    stderr=asyncio.subprocess.PIPE,
-                )
-            finally:
-                if stdin_file is not None:
-                    stdin_file.close()  # the child has its own copy
-            streamed = body is not None and not isinstance(body, Path)
-            feeder = (asyncio.create_task(_feed(proc, body))  # type: ignore[arg-type]
-                      if streamed else None)
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                env=env,
+                cwd=str(self.home),
+                stdin=asyncio.subprocess.PIPE if body is not None else asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            feeder = asyncio.create_task(_feed(proc, body)) if body is not None else None
             errors = asyncio.create_task(_drain(proc.stderr))
             try:
                 async with asyncio.timeout(self.settings.git_timeout_seconds):
@@ -270,7 +326,7 @@ class GitTransport:
                     if task is not None:
                         task.cancel()
                 with contextlib.suppress(BaseException):
-                    await asyncio.shield(proc.wait())
+                    await asyncio.shield(_reap(proc))
                 raise
         return code, err.decode("utf-8", "replace")
 
@@ -299,6 +355,17 @@ class GitTransport:
                 for r, (o, n) in sorted(outcome.refs.items())
             ),
         )
+
+
+async def _outcome(push: _Push) -> PushOutcome:
+    """What the push changed, once its lock holder (if its hook asked) has caught up."""
+    if push.holder is None:
+        return PushOutcome()  # no hook ran: no ref moved
+    try:
+        return await push.holder
+    except Exception:
+        log.exception("push to %s: catching up after it failed", push.ws.id)
+        return PushOutcome()
 
 
 def _snapshot(ws: Workspace) -> dict[str, str]:
@@ -342,13 +409,20 @@ def _finish_push(ws: Workspace, before: dict[str, str]) -> PushOutcome:
 
 
 async def _feed(proc: asyncio.subprocess.Process, body: AsyncIterable[bytes]) -> None:
+    """Write `body` to git's stdin. When git stops reading (it answers on stdout, e.g. with an
+    error) the rest is still read and dropped: the client reads the answer only once it has
+    sent everything."""
     assert proc.stdin is not None
+    reading = True
     try:
         async for chunk in body:
-            proc.stdin.write(chunk)
-            await proc.stdin.drain()
-    except (BrokenPipeError, ConnectionResetError):
-        return  # git stopped reading (it answers on stdout, e.g. with an error)
+            if not reading:
+                continue
+            try:
+                proc.stdin.write(chunk)
+                await proc.stdin.drain()
+            except (BrokenPipeError, ConnectionResetError):
+                reading = False
     except BaseException:
         _kill(proc)  # the client went away mid-upload: never act on half a request
         raise
@@ -368,6 +442,16 @@ async def _drain(stream: asyncio.StreamReader | None) -> bytes:
 
 
 def _kill(proc: asyncio.subprocess.Process) -> None:
+    """SIGTERM: git then removes what it was writing (a push's quarantine) on its way out."""
     if proc.returncode is None:
         with contextlib.suppress(ProcessLookupError):
+            proc.terminate()
+
+
+async def _reap(proc: asyncio.subprocess.Process) -> None:
+    try:
+        await asyncio.wait_for(proc.wait(), KILL_AFTER)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
             proc.kill()
+        await proc.wait()

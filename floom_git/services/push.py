@@ -1,10 +1,11 @@
-"""What a push must satisfy before any ref moves: pure checks over a pygit2 repository (the
-pre-receive hook opens it with the quarantined objects) and the ref updates git reports. Also the
-seam for on-disk edits that a push must never overwrite."""
+"""What a push must satisfy before any ref moves: pure checks over a pygit2 repository that sees
+the quarantined objects (opened by the push validator when the pre-receive hook asks) and the
+ref updates git reports. Also the seam for on-disk edits that a push must never overwrite."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import msgspec
@@ -21,24 +22,19 @@ from floom_git.storage.repo import MAIN, WorkspaceRepo
 
 ZERO = "0" * 40
 SERVER_OWNED = "refs/heads/floom/"
-POLICY_ENV = "FLOOM_PUSH_POLICY"
+# receive-pack's quarantine: objects/tmp_objdir-incoming-XXXXXX (objects/incoming-XXXXXX before
+# git 2.27)
+QUARANTINE_PREFIXES = ("tmp_objdir-incoming-", "incoming-")
 MAX_DIRTY_SHOWN = 200  # dirty paths handed to the hook; more than that blocks any main update
 MAX_LINES = 50  # problems printed to the pushing person
 
 
 class PushPolicy(msgspec.Struct, frozen=True):
-    """The server's settings for one push, handed to the hook through its environment."""
+    """The server's settings for one push, as of the moment its hook asks."""
 
     max_file_bytes: int
     dirty: tuple[str, ...] = ()  # uncommitted on-disk edits in the server's working tree
     dirty_truncated: bool = False
-
-    def to_env(self) -> dict[str, str]:
-        return {POLICY_ENV: msgspec.json.encode(self).decode()}
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> PushPolicy:
-        return msgspec.json.decode(env[POLICY_ENV], type=cls)
 
     @classmethod
     def for_worktree(cls, max_file_bytes: int, dirty: list[str]) -> PushPolicy:
@@ -76,6 +72,23 @@ def unsynced_edits(repo: WorkspaceRepo) -> list[str]:
     touches any of them is refused, naming the files, so they are never overwritten.
     """
     return repo.worktree_changes()
+
+
+def validate_quarantined(git_dir: str, quarantine: str, updates: str,
+                         policy: PushPolicy) -> list[str]:
+    """validate_push for a push still in receive-pack's quarantine `quarantine` (a folder of
+    `git_dir`'s objects, as the hook reports it; "" when git keeps none): a repository opened
+    for this push alone sees the pushed objects through it. Raises ValueError for a folder that
+    is no quarantine of this repository."""
+    repo = pygit2.Repository(git_dir)
+    if quarantine:
+        objects = os.path.realpath(os.path.join(git_dir, "objects"))
+        folder = os.path.realpath(quarantine)
+        if (os.path.dirname(folder) != objects
+                or not os.path.basename(folder).startswith(QUARANTINE_PREFIXES)):
+            raise ValueError(f"{quarantine} is not a quarantine of this repository")
+        repo.odb.add_disk_alternate(folder)
+    return validate_push(repo, parse_updates(updates), policy)
 
 
 def validate_push(

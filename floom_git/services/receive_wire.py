@@ -1,54 +1,55 @@
 """The receive-pack request as it arrives over smart HTTP, and a refusal in git's own report
-format: spooling the request to a file (so the writer lock is never held while a client
-uploads), reading its ref commands, and answering `remote:` lines plus one `ng` per ref."""
+format. The request is streamed into git as it arrives (the pack is written once, by git, into
+its quarantine); its first bytes name the refs it updates, its size is counted against the
+limit, and a refusal answers `remote:` lines plus one `ng` per ref."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
-from collections.abc import AsyncIterable
+import asyncio
+from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
-SPOOL_PREFIX = ".floom-push-"  # in the repository's .git; start-up removes leftovers
 HEAD_BYTES = 256 * 1024  # the commands come before the pack, in the first bytes
 
 
 @dataclass
-class Spooled:
-    """A receive-pack request body on disk (or its first bytes when it was too large)."""
+class Upload:
+    """One receive-pack request body on its way into git."""
 
-    path: Path
-    size: int = 0  # bytes received, including those past the limit that were not kept
+    limit: int
+    size: int = 0  # bytes received, including those past the limit that git never got
     too_large: bool = False
-    refs: list[str] = field(default_factory=list)
-    sideband: bool = False
+    head: bytearray = field(default_factory=bytearray)
+    # Set once the whole body has arrived; `failed` when the client went away before that.
+    complete: asyncio.Event = field(default_factory=asyncio.Event)
+    failed: bool = False
 
-    def remove(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
+    @property
+    def refs(self) -> list[str]:
+        return commands(bytes(self.head))[0]
 
+    @property
+    def sideband(self) -> bool:
+        return commands(bytes(self.head))[1]
 
-async def spool(body: AsyncIterable[bytes], folder: Path, limit: int) -> Spooled:
-    """Receive the whole body into a file in `folder`; past `limit` bytes the rest is read and
-    dropped (the client reads the refusal only once it has sent everything)."""
-    fd, name = tempfile.mkstemp(prefix=SPOOL_PREFIX, dir=folder)
-    out = Spooled(Path(name))
-    try:
-        with os.fdopen(fd, "wb") as fh:
+    async def stream(self, body: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
+        """The body as git gets it: all of it, or, past the limit, the part before it (git then
+        finds the pack cut short and refuses it). The rest is still read and dropped: the
+        client reads the answer only once it has sent everything."""
+        try:
             async for chunk in body:
-                out.size += len(chunk)
-                if out.size > limit:
-                    out.too_large = True
-                    continue
-                fh.write(chunk)
-        with out.path.open("rb") as fh:
-            out.refs, out.sideband = commands(fh.read(HEAD_BYTES))
-    except BaseException:
-        out.remove()  # a client that went away mid-upload: never act on half a request
-        raise
-    return out
+                self.size += len(chunk)
+                if len(self.head) < HEAD_BYTES:
+                    self.head += chunk[:HEAD_BYTES - len(self.head)]
+                if self.size > self.limit:
+                    self.too_large = True
+                if not self.too_large:
+                    yield chunk
+        except BaseException:
+            self.failed = True  # never act on half a request
+            raise
+        finally:
+            self.complete.set()
 
 
 def commands(head: bytes) -> tuple[list[str], bool]:
@@ -78,12 +79,12 @@ def pkt(data: bytes) -> bytes:
     return f"{len(data) + 4:04x}".encode() + data
 
 
-def refusal(spooled: Spooled, lines: list[str], reason: str) -> bytes:
+def refusal(upload: Upload, lines: list[str], reason: str) -> bytes:
     """git's answer refusing every ref of the request: `lines` as `remote:` messages, then
     `unpack <reason>` and `ng <ref> <reason>` (shown as `! [remote rejected] ... (<reason>)`)."""
     report = pkt(f"unpack {reason}\n".encode())
-    report += b"".join(pkt(f"ng {ref} {reason}\n".encode()) for ref in spooled.refs) + b"0000"
-    if not spooled.sideband:
+    report += b"".join(pkt(f"ng {ref} {reason}\n".encode()) for ref in upload.refs) + b"0000"
+    if not upload.sideband:
         return report
     out = b"".join(pkt(b"\x02" + f"{line}\n".encode()) for line in lines)
     for start in range(0, len(report), 65515):  # side-band-64k: at most 65520 bytes per packet

@@ -43,6 +43,13 @@ class WorkerEntry:
         return "ready"
 
 
+def owners(changed: Iterable[str]) -> set[str]:
+    """The ids of the workers owning any of the repository paths `changed`."""
+    ids = {p.split("/")[1] for p in changed if p.startswith("workers/") and p.count("/") >= 1}
+    ids.discard("")
+    return ids
+
+
 def worker_files(root: Path, folder: Path, repo: WorkspaceRepo | None = None) -> list[str]:
     """Files of a worker folder relative to it: no symlinks, caches, ignored or temp files."""
     out = []
@@ -135,8 +142,7 @@ class WorkerRegistry:
 
     def reload_paths(self, changed: Iterable[str]) -> set[str]:
         """Reload the workers that own any of the repository paths `changed`; returns their ids."""
-        ids = {p.split("/")[1] for p in changed if p.startswith("workers/") and p.count("/") >= 1}
-        ids.discard("")
+        ids = owners(changed)
         self.reload(ids)
         return ids
 

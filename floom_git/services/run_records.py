@@ -8,6 +8,11 @@ is rebuilt from the branch and the spool is laid over it, so a crash loses nothi
 Logs of a run live in the spool (`logs.ndjson`) until its process ends; then they, the artifacts
 and the final record are committed together. Everything here runs on the event loop except the
 git reads and commits, which go through threads and the workspace writer.
+
+Without an index cache (a first start on a copied data directory, 100,000 records: seconds of
+reading), start-up reads the newest days only (`load`), and the rest after (`read_rest`,
+`add_rest`): the server answers meanwhile, and until the rest is in, only the newest runs and
+the total count may be read (`covers`); everything else waits for `ready()`.
 """
 
 from __future__ import annotations
@@ -17,18 +22,19 @@ import bisect
 import logging
 import os
 import shutil
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import msgspec
 from pygit2.enums import DeltaStatus, ObjectType
 
-from floom_git.errors import NotFound
+from floom_git.errors import NotFound, Unavailable
 from floom_git.schemas.run import IndexEntry, LogLine, RunRecord
 from floom_git.services.actor import SYSTEM
-from floom_git.storage import paths
+from floom_git.storage import blobs, paths
 from floom_git.storage.repo import RUNS, Change, Changeset, WorkspaceRepo
 
 if TYPE_CHECKING:
@@ -40,11 +46,20 @@ RECORD = "run.json"
 LOGS = "logs.ndjson"
 ARTIFACTS = "artifacts"
 SPOOL_RECORD = "record.json"
+HEAD_RUNS = 1_000  # records of the newest days read before start-up goes on (whole days)
 APPEND_DIR = "append"  # spool/<run>/append/<name>: lines to append to runs/.../<name>
 INDEX_CACHE = "index.cache"  # spool/<ws>/index.cache: the index as of a floom/runs commit
 _decode_entry = msgspec.json.Decoder(IndexEntry)
 _decode_record = msgspec.json.Decoder(RunRecord)
 _decode_line = msgspec.json.Decoder(LogLine)
+
+
+class _Folder(NamedTuple):
+    """A run folder on floom/runs: runs/<day>/<run>, and its tree."""
+
+    day: str
+    run: str
+    tree: str
 
 
 class _IndexCache(msgspec.Struct):
@@ -119,7 +134,15 @@ class RunStore:
         self._flush_lock = asyncio.Lock()
         self._failures = 0
         self.hooks: Hooks | None = None
-        self.loaded = False
+        self.loaded = False  # the newest days at least (load ran)
+        self.complete = False  # every record of floom/runs is in the index
+        self.cold = False  # load read records from floom/runs: no index cache covered them
+        self._complete = asyncio.Event()
+        self._failed: BaseException | None = None
+        self._rest: list[_Folder] = []  # run folders still to read, newest day first
+        self._rest_ids: set[str] = set()
+        self._head_day = ""  # every record of this day and newer is in the index
+        self._cache_lock = threading.Lock()
 
     @classmethod
     def of(cls, ws: Workspace) -> RunStore:
@@ -133,9 +156,11 @@ class RunStore:
 
     # -- start-up -----------------------------------------------------------------------------
     def load(self) -> list[RunRecord]:
-        """Build the index from floom/runs and lay the spool over it (blocking; call once at
-        start-up, in a thread). Returns the spool records, which the caller re-registers."""
-        entries = self._branch_index()
+        """Build the index from floom/runs (without a cache: its newest days; see read_rest)
+        and lay the spool over it (blocking; call once at start-up, in a thread). Returns the
+        spool records, which the caller re-registers."""
+        entries, self._rest = self._branch_index()
+        self._rest_ids = {f.run for f in self._rest}
         spooled: list[RunRecord] = []
         if self.spool.is_dir():
             for child in sorted(self.spool.iterdir()):
@@ -153,28 +178,111 @@ class RunStore:
                 elif not (child / LOGS).exists() and not (child / APPEND_DIR).exists():
                     shutil.rmtree(child, ignore_errors=True)  # committed; cleanup was cut short
         self._replace_index(entries)
+        if not self._rest:
+            self._mark_complete()
         return spooled
 
-    def _branch_index(self) -> list[IndexEntry]:
-        """Index entries of every record on floom/runs: from the cache written at the last
-        shutdown plus the records changed since (a tree diff), else by reading every record."""
+    def _branch_index(self) -> tuple[list[IndexEntry], list[_Folder]]:
+        """Index entries of the records on floom/runs: from the cache written at the last
+        shutdown plus the records changed since (a tree diff), else by reading the newest days'
+        records; the other run folders are returned to read later."""
         repo = self.ws.repo
         tip = repo.tip(RUNS)
         if tip is None:
-            return []
+            return [], []
         cache = self._read_cache()
         if cache is not None and cache.tip == str(tip.id):
-            return cache.entries
+            return cache.entries, []
         if cache is not None:
             try:
                 old = repo.resolve(cache.tip)
                 if repo.is_ancestor(old, RUNS):
-                    return self._apply_diff(cache.entries, old, tip)
+                    return self._apply_diff(cache.entries, old, tip), []
             except NotFound:
                 pass
-        entries = list(self._read_branch_index(repo))
-        self.write_cache(str(tip.id), entries)
-        return entries
+        self.cold = True
+        folders = self._run_folders(repo, tip)
+        head = 0
+        while head < len(folders) and (head < HEAD_RUNS
+                                       or folders[head].day == folders[head - 1].day):
+            head += 1
+        self._head_day = folders[head - 1].day if head else ""
+        return list(self._read_records(folders[:head])), folders[head:]
+
+    def read_rest(self) -> list[IndexEntry]:
+        """The records load() left for later (blocking; in a thread)."""
+        return list(self._read_records(self._rest))
+
+    def add_rest(self, entries: list[IndexEntry]) -> list[IndexEntry]:
+        """Put the records read by read_rest into the index (on the loop), where nothing newer
+        of the same run is there already; returns those added."""
+        added = [e for e in entries if e.id not in self.index]
+        for entry in added:
+            self.index[entry.id] = entry
+        fresh = sorted(_key(e) for e in added)
+        self._keys = sorted(self._keys + fresh)  # two sorted runs: merged in linear time
+        for key in fresh:
+            self._by_worker.setdefault(self.index[key[1]].worker_id, []).append(key)
+        for keys in self._by_worker.values():
+            keys.sort()
+        self._rest, self._rest_ids = [], set()
+        self._mark_complete()
+        return added
+
+    def fail_rest(self, exc: BaseException) -> None:
+        """read_rest failed: whoever waits for the whole index gets `exc`."""
+        self._failed = exc
+        self._complete.set()
+
+    def _mark_complete(self) -> None:
+        self.complete = True
+        self._head_day = ""
+        self._complete.set()
+
+    def covers(self, newest: int) -> bool:
+        """The `newest` newest runs (and the total count) are final, though older records may
+        still be being read."""
+        if self.complete:
+            return True
+        final = len(self._keys) - bisect.bisect_left(self._keys, (self._head_day,))
+        return final >= newest
+
+    async def ready(self, newest: int | None = None) -> None:
+        """Return once the index holds every record (or, with `newest`, once covers(newest)).
+        Raises Unavailable when reading the records failed."""
+        if newest is not None and self.covers(newest):
+            return
+        await self._complete.wait()
+        if self._failed is not None:
+            raise Unavailable(f"the run records of workspace {self.ws.id} could not be read "
+                              f"({self._failed}); restart the server once it is repaired")
+
+    @staticmethod
+    def _run_folders(repo: WorkspaceRepo, tip: Any) -> list[_Folder]:
+        """Every run folder of floom/runs, newest day first."""
+        root = repo.entry(tip, RUNS_DIR)
+        if root is None or root.type != ObjectType.TREE:
+            return []
+        odb = repo.repo
+        days = sorted((d for d in odb[root.id] if d.type == ObjectType.TREE),
+                      key=lambda d: d.name, reverse=True)
+        return [_Folder(day.name, run.name, str(run.id))
+                for day in days for run in odb[day.id] if run.type == ObjectType.TREE]
+
+    def _read_records(self, folders: list[_Folder]) -> Iterator[IndexEntry]:
+        """The records of `folders`, read by `git cat-file` in its own process meanwhile
+        (storage/blobs.py): with 100,000 records that is most of a cold start."""
+        if not folders:
+            return
+        names = (f"{f.tree}:{RECORD}" for f in folders)
+        read = blobs.read_many(self.ws.repo.path, names, self.settings.git_binary)
+        for folder, data in zip(folders, read, strict=True):
+            if data is None:
+                continue  # a run folder without its record
+            try:
+                yield _decode_entry.decode(data)
+            except msgspec.DecodeError:
+                log.error("unreadable run record %s/%s/%s", RUNS_DIR, folder.day, folder.run)
 
     def _read_cache(self) -> _IndexCache | None:
         try:
@@ -192,10 +300,16 @@ class RunStore:
             entries = list(self.index.values())  # uncommitted states are in the spool too
         data = msgspec.msgpack.encode(_IndexCache(tip=tip, entries=entries or []))
         path = self.spool / INDEX_CACHE
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{INDEX_CACHE}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        with self._cache_lock:  # at shutdown and once a cold start has read everything
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{INDEX_CACHE}.tmp")
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
+
+    def cache_snapshot(self) -> tuple[str, list[IndexEntry]] | None:
+        """What write_cache would save now, taken on the loop (the index changes there)."""
+        tip = self.ws.repo.tip(RUNS)
+        return None if tip is None else (str(tip.id), list(self.index.values()))
 
     def _apply_diff(self, entries: list[IndexEntry], old: Any, new: Any) -> list[IndexEntry]:
         by_id = {e.id: e for e in entries}
@@ -213,28 +327,6 @@ class RunStore:
             except msgspec.DecodeError:
                 log.error("unreadable run record %s", path)
         return list(by_id.values())
-
-    def _read_branch_index(self, repo: WorkspaceRepo) -> Iterator[IndexEntry]:
-        tip = repo.tip(RUNS)
-        if tip is None:
-            return
-        root = repo.entry(tip, RUNS_DIR)
-        if root is None or root.type != ObjectType.TREE:
-            return
-        odb = repo.repo
-        for day in odb[root.id]:
-            if day.type != ObjectType.TREE:
-                continue
-            for run in odb[day.id]:
-                if run.type != ObjectType.TREE:
-                    continue
-                tree = odb[run.id]
-                if RECORD not in tree:
-                    continue
-                try:
-                    yield _decode_entry.decode(odb[tree[RECORD].id].data)
-                except msgspec.DecodeError:
-                    log.error("unreadable run record %s/%s/%s", RUNS_DIR, day.name, run.name)
 
     def _replace_index(self, entries: list[IndexEntry]) -> None:
         self.index = {e.id: e for e in entries}
@@ -309,7 +401,9 @@ class RunStore:
             yield self.index[key[1]]
 
     def count(self, worker_id: str | None = None) -> int:
-        return len(self._keys) if worker_id is None else len(self._by_worker.get(worker_id, []))
+        if worker_id is None:  # before the rest is read, its folders count (every one is a run)
+            return len(self._keys) + sum(1 for r in self._rest_ids if r not in self.index)
+        return len(self._by_worker.get(worker_id, []))
 
     # -- writes -----------------------------------------------------------------------------------
     def put(self, record: RunRecord, *, durable: bool = True) -> None:
@@ -485,7 +579,7 @@ class RunStore:
             await self.flush()
         except Exception:
             log.exception("final commit of run records of %s failed; the spool keeps them", self.ws.id)
-        if self.loaded:
+        if self.complete and self._failed is None:
             await asyncio.to_thread(self.write_cache)
 
 

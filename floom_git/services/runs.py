@@ -373,14 +373,16 @@ def fail(ws: Workspace, record: RunRecord, code: str, message: str) -> None:
     finish(ws, record, Outcome("failed", error=message, error_code=code), None)
 
 
-def recover(ws: Workspace, spooled: list[RunRecord]) -> list[str]:
+def recover(ws: Workspace, spooled: list[RunRecord],
+            entries: list[IndexEntry] | None = None) -> list[str]:
     """After a restart: re-register spooled records, fail runs that were running
-    (`interrupted_by_restart`) and return the ids of queued runs, oldest first."""
+    (`interrupted_by_restart`) and return the ids of queued runs, oldest first. `entries`
+    limits that to these index entries (records a cold start read after the others)."""
     s = store(ws)
     for record in spooled:
         s.put(record, durable=False)
     queued: list[tuple[str, str]] = []
-    for entry in list(s.index.values()):
+    for entry in list(s.index.values()) if entries is None else entries:
         if entry.status == "running":
             record = s.get(entry.id)
             end = now()

@@ -65,19 +65,21 @@ def message(changed: list[str]) -> str:
     return f"sync: on-disk edit to {shown}"
 
 
-async def reconcile(ws: Workspace, candidates: Iterable[str] | None = None) -> SyncResult:
+async def reconcile(ws: Workspace, candidates: Iterable[str] | None = None, *,
+                    reloaded: bool = False) -> SyncResult:
     """Commit the valid on-disk differences from `main` among `candidates` (None: the whole tree).
 
-    Workers touched are reloaded first, so an invalid manifest shows as `status: "error"` with
-    its message; that worker's changes stay on disk, uncommitted, while other valid changes in
-    the batch are committed. Secret-bearing, gitignored and symlinked files are never committed.
+    Workers touched are reloaded first (unless `reloaded`: the watcher reloads them as their
+    events arrive), so an invalid manifest shows as `status: "error"` with its message; that
+    worker's changes stay on disk, uncommitted, while other valid changes in the batch are
+    committed. Secret-bearing, gitignored and symlinked files are never committed.
     """
     if freeze.state(ws) is not None:
         return SyncResult()  # on-disk edits stay on disk; unfreezing commits them
     wanted = None if candidates is None else {c.strip("/") for c in candidates if c.strip("/")}
     if wanted is None:
         await asyncio.to_thread(ws.workers.reload_all)
-    else:
+    elif not reloaded:
         await asyncio.to_thread(ws.workers.reload_paths, wanted)
     max_bytes = ws.settings.max_file_bytes
     if wanted is not None:

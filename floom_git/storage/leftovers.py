@@ -26,7 +26,8 @@ def clear(git_dir: Path, temp_prefix: str) -> list[str]:
     found = [git_dir / name for name in LOCKS]
     found += (git_dir / "refs").rglob("*.lock")
     found += git_dir.glob("objects/??/tmp_obj*")  # libgit2's tmp_object_git2_*, git's tmp_obj_*
-    found += git_dir.glob("objects/incoming-*")  # receive-pack's quarantine
+    found += git_dir.glob("objects/incoming-*")  # receive-pack's quarantine (git < 2.27)
+    found += git_dir.glob("objects/tmp_objdir-incoming-*")  # and since
     found += git_dir.glob(temp_prefix + "*")
     removed = []
     for path in found:

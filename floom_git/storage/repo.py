@@ -4,15 +4,17 @@ Commits are built with TreeBuilder from the branch tip (no index involved), the 
 compare-and-swap, and only then are the touched paths written into the working tree and the
 on-disk index (ENGINEERING-NOTES §2.2; storage/worktree.py never overwrites a person's edit). A
 journal in .git names the commit the tree was synced to, so that step is redone after a crash or
-a failure. Every function here is blocking: callers run it off the event loop.
+a failure. Inside `grouped()` (the writer's batches) the commits on main share that journal and
+one sync at the end, each still checked against what the disk holds. Every function here is
+blocking: callers run it off the event loop.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +32,11 @@ TEMP_PREFIX = worktree.TEMP_PREFIX  # temporary files, next to the file they rep
 HEX = set("0123456789abcdef")
 
 log = logging.getLogger("floom_git.storage")
+
+# A folder of a few hundred files is a tree past libgit2's default cache limit per object (4 KiB):
+# each commit into it then read and inflated that tree again for every path lookup (measured:
+# a quarter of a commit's CPU). Trees up to 1 MiB stay in the cache (256 MiB in all, the default).
+pygit2.settings.cache_object_limit(ObjectType.TREE, 1 << 20)
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,17 @@ class CommitResult:
         return self.sha[:7] if self.sha else None
 
 
+@dataclass
+class _Group:
+    """Commits on main whose working-tree sync waits for the end of their group."""
+
+    active: bool = False
+    base: str | None = None  # the commit the working tree and index still hold
+    landed: list[str] = field(default_factory=list)  # commits made since, oldest first
+    files: set[str] = field(default_factory=set)  # every file path those commits touched
+    kept: set[str] = field(default_factory=set)  # after the sync: paths left as the disk had them
+
+
 def signature(name: str, email: str) -> pygit2.Signature:
     return pygit2.Signature(name or "floom", email or "floom@floom.local")
 
@@ -81,6 +99,7 @@ class WorkspaceRepo:
         self.path = Path(path)
         self.repo = pygit2.Repository(str(self.path))
         self._leftovers_cleared = False
+        self._group = _Group()
 
     # -- creation -------------------------------------------------------------------------
     @classmethod
@@ -174,11 +193,15 @@ class WorkspaceRepo:
         ref: str = MAIN,
         check_worktree: bool = True,
     ) -> CommitResult:
-        """Commit `changeset` on `ref`; on main also sync the working tree and index.
+        """Commit `changeset` on `ref`; on main also sync the working tree and index (inside
+        `grouped()`: at the end of the group, and the result's `unsynced` is filled in then).
 
         Raises Conflict when a touched file has uncommitted on-disk edits or the branch moved
         under us. A changeset that changes nothing returns CommitResult(sha=None).
         """
+        group = self._group
+        if group.landed and changeset.from_disk:
+            self._sync_group()  # a sync of on-disk edits compares the disk with main as it is
         parent = self.tip(ref)
         base_tree = parent.tree if parent else None
         changes = {_norm(p): v for p, v in changeset.changes.items()}
@@ -190,26 +213,62 @@ class WorkspaceRepo:
         new_tree = self.repo[new_tree_id]
         worktree_ref = ref == MAIN and not self.repo.is_bare
         files = self._expand(base_tree, new_tree, changes)
+        deferred = worktree_ref and group.active and not changeset.from_disk
         if worktree_ref and check_worktree:
             # An API write to a file a person is editing is refused (409) rather than written
             # over; an edit saved after this check is still never overwritten (worktree.sync).
-            self._check_clean(base_tree, new_tree, files, from_disk=changeset.from_disk)
-        if worktree_ref:
-            self._begin_sync(str(parent.id) if parent else None, files,
+            # What the disk should hold is what was synced last: the group's base.
+            synced, checked = base_tree, files
+            if group.landed:
+                synced = self.repo[group.base].peel(pygit2.Tree) if group.base else None
+                checked = sorted(set(files) | set(self._expand(synced, new_tree, changes)))
+            self._check_clean(synced, new_tree, checked, from_disk=changeset.from_disk)
+        if worktree_ref and not group.landed:
+            self._begin_sync(str(parent.id) if parent else None, [] if deferred else files,
                              index_only=changeset.from_disk)
         try:
             oid = self.repo.create_commit(
                 ref, author, author, changeset.message, new_tree_id, [parent.id] if parent else []
             )
         except (pygit2.GitError, OSError) as exc:
-            self._clear_journal()
+            if worktree_ref and not group.landed:
+                self._clear_journal()
             raise Conflict(f"branch {ref} moved while committing; retry ({exc})") from exc
         unsynced: list[str] = []
-        if worktree_ref:
+        if deferred:
+            if not group.landed:
+                group.base = str(parent.id) if parent else None
+            group.landed.append(str(oid))
+            group.files.update(files)
+        elif worktree_ref:
             unsynced = self._sync_landed(base_tree, new_tree, files, str(oid),
                                          write=not changeset.from_disk)
         return CommitResult(str(oid), tuple(changes), changeset.result, tuple(files),
                             tuple(unsynced))
+
+    @contextlib.contextmanager
+    def grouped(self) -> Iterator[_Group]:
+        """Commits on main made inside share one journal and one working-tree and index sync,
+        made on leaving (also when leaving by an exception). A commit still refuses a file a
+        person changed since the last sync. Afterwards the group's `kept` holds the paths the
+        disk kept as they were (a person's edit, or all of them when the sync failed)."""
+        group = self._group = _Group(active=True)
+        try:
+            yield group
+        finally:
+            self._sync_group()
+            group.active = False
+
+    def _sync_group(self) -> None:
+        group = self._group
+        if not group.landed:
+            return
+        last, base, files = group.landed[-1], group.base, sorted(group.files)
+        group.landed, group.base, group.files = [], None, set()
+        old_tree = self.repo[base].peel(pygit2.Tree) if base else None
+        new_tree = self.repo[last].peel(pygit2.Tree)
+        # Each commit's files cover what it changed, so together they cover base..last.
+        group.kept |= set(self._sync_landed(old_tree, new_tree, files, last, write=True))
 
     def _build(self, tree: pygit2.Tree | None, nested: dict) -> pygit2.Oid | None:
         tb = self.repo.TreeBuilder(tree) if tree is not None else self.repo.TreeBuilder()
@@ -307,7 +366,11 @@ class WorkspaceRepo:
         if (Path(self.repo.path) / JOURNAL).exists():
             self.recover()
         data = {"from": old_main, "files": files, "index_only": index_only}
-        _atomic_write(Path(self.repo.path) / JOURNAL, json.dumps(data).encode(), False)
+        journal = Path(self.repo.path) / JOURNAL
+        tmp = journal.with_name(TEMP_PREFIX + JOURNAL)  # the writer lock is held: one at a time
+        with open(tmp, "wb") as fh:
+            fh.write(json.dumps(data).encode())
+        os.replace(tmp, journal)
 
     def _clear_journal(self) -> None:
         try:
@@ -354,6 +417,8 @@ class WorkspaceRepo:
             ) from exc
         self._remove_temp_files(files)
         self._clear_journal()
+        self._group.landed, self._group.base = [], None  # synced just now, with the rest
+        self._group.files = set()
         return files
 
     def _remove_temp_files(self, files: list[str]) -> None:
@@ -464,22 +529,6 @@ def _nest(changes: Mapping[str, Change]) -> dict:
         else:
             node[parts[-1]] = changes[path]
     return root
-
-
-def _atomic_write(path: Path, data: bytes, executable: bool) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o755 if executable else 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def _prune_dirs(folder: Path, root: Path) -> None:

@@ -16,18 +16,21 @@ import os
 import stat
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import pygit2
 from pygit2.enums import FileMode, ObjectType
 
 from floom_git.storage import paths
 
+T = TypeVar("T")
 TEMP_PREFIX = ".floom-"  # temporary files, next to the file they replace
 ASIDE_PREFIX = TEMP_PREFIX + "aside-"  # a file taken aside for a moment: .floom-aside-<hex>-<name>
 INDEX_LOCK_WAIT = 2.0  # a person's `git status` holds .git/index.lock for a moment only
+SETTLE_WAIT = 0.002  # a file replaced by the server is away for microseconds (replace_if)
 CACHE_DIRS = {"__pycache__", ".pytest_cache", ".mypy_cache"}  # expendable, never content
 
 
@@ -362,6 +365,20 @@ def restore_aside(folder: Path) -> list[str]:
             os.rename(aside, target)
             restored.append(target.name)
     return restored
+
+
+def settled(read: Callable[[Path], T], path: Path) -> T | None:
+    """`read(path)` for a working-tree file, None when there is none. The server takes a file it
+    replaces aside for a moment (replace_if: its check cannot be made without), so a reader
+    that misses a file looks again once, shortly after, before it counts as gone."""
+    for last in (False, True):
+        try:
+            return read(path)
+        except FileNotFoundError:
+            if last:
+                return None
+            time.sleep(SETTLE_WAIT)
+    return None
 
 
 def lstat_kind(full: str) -> str:

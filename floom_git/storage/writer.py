@@ -4,7 +4,8 @@ One writer per workspace holds an asyncio.Lock (in-process) and an fcntl.flock o
 .git/floom-writer.lock (across processes) around every commit and every receive-pack.
 Writes that queue up while the lock is busy are committed together (group commit): one lock
 hold and one thread hop make a chain of commits, one per write, so every write keeps its own
-commit and message. Listeners run on the event loop after the commits land.
+commit and message, and the working tree and index follow main once per batch
+(WorkspaceRepo.grouped). Listeners run on the event loop after the commits land.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import fcntl
 import logging
 import os
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pygit2
@@ -119,21 +120,27 @@ class Writer:
         fd = _flock(self._lock_path)
         try:
             stuck = self._recover()  # a sync left unfinished by a failed write or receive-pack
-            for p in batch:
-                if stuck is not None and p.ref == MAIN:
-                    p.outcome = stuck  # nothing moves main while its working tree lags behind
-                    continue
-                try:
-                    if self.gate is not None:
-                        self.gate(p.ref)
-                    p.outcome = self._write_sync(p.build, p.author, p.ref, p.check_worktree)
-                except FloomError as exc:  # a refused write: nothing was written
-                    p.outcome = exc
-                except Exception as exc:  # a bug fails its own write, not the batch
-                    p.outcome = exc
-                    stuck = self._recover()  # leave the next write a synced working tree
+            with self.repo.grouped() as group:
+                for p in batch:
+                    if stuck is not None and p.ref == MAIN:
+                        p.outcome = stuck  # nothing moves main while its working tree lags
+                        continue
+                    try:
+                        if self.gate is not None:
+                            self.gate(p.ref)
+                        p.outcome = self._write_sync(p.build, p.author, p.ref, p.check_worktree)
+                    except FloomError as exc:  # a refused write: nothing was written
+                        p.outcome = exc
+                    except Exception as exc:  # a bug fails its own write, not the batch
+                        p.outcome = exc
+                        stuck = self._recover()  # leave the next write a synced working tree
         finally:
             _unflock(fd)
+        for p in batch:  # the batch's sync ran last: which of each write's files did it keep
+            out = p.outcome
+            if isinstance(out, CommitResult) and out.sha and p.ref == MAIN and group.kept:
+                kept = set(out.unsynced) | {f for f in out.files if f in group.kept}
+                p.outcome = replace(out, unsynced=tuple(sorted(kept)))
 
     def _recover(self) -> FloomError | None:
         try:

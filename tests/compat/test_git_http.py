@@ -14,6 +14,7 @@ import aiohttp
 import pytest
 
 from floom_git.config import Settings
+from floom_git.http.git_http import TRANSPORT
 from floom_git.http.keys import MANAGER
 from floom_git.storage.repo import RUNS, Changeset, signature
 from tests.conftest import AUTH, SECRET, WORKER_YML, add_member, git
@@ -461,16 +462,18 @@ async def test_receive_pack_client_disconnect_mid_upload_leaves_nothing(server, 
     )
     await writer.drain()
     ws = server.app[MANAGER].get("default")
-    git_dir = ws.path / ".git"
+    pushes = server.app[TRANSPORT].pushes
+    objects = ws.path / ".git" / "objects"
     loop = asyncio.get_running_loop()
     deadline = loop.time() + DEADLINE
-    while not list(git_dir.glob(".floom-push-*")):  # the upload is being received
+    while not pushes:  # the upload is streaming into receive-pack
         assert loop.time() < deadline, "the upload was never received"
         await asyncio.sleep(0.02)
     assert not ws.writer._lock.locked()  # receiving a pack holds no lock
     writer.close()
-    while list(git_dir.glob(".floom-push-*")):  # half a request is dropped, never acted on
-        assert loop.time() < deadline, "the spool of a dropped upload stayed"
+    # Half a request is dropped, never acted on: git is stopped and removes its quarantine.
+    while pushes or list(objects.glob("*incoming-*")):
+        assert loop.time() < deadline, "the dropped upload left something behind"
         await asyncio.sleep(0.02)
     result = await asyncio.wait_for(
         ws.writer.write(

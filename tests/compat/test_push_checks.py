@@ -102,7 +102,7 @@ async def test_push_over_total_size_limit_refused_with_remote_message(gitc):
     assert f"remote: push rejected: the push is larger than {MAX_PUSH} bytes" in result.err
     assert "[remote rejected] main -> main" in result.err
     assert git(gitc.ws_path, "for-each-ref") == before
-    assert not list((gitc.ws_path / ".git").glob(".floom-push-*"))  # the spool is gone
+    assert not list((gitc.ws_path / ".git" / "objects").glob("*incoming-*"))  # nothing kept
 
 
 def receive_pack_request(repo: Path, old: str, new: str, env: dict[str, str]) -> bytes:

@@ -160,15 +160,17 @@ async def test_push_folder_to_file_workspace_keeps_serving_and_restarts(server, 
 
 
 async def test_push_never_overwrites_edit_saved_while_it_lands(server, clone, git_env, settings):
-    """A person saves workspace.md after the server listed the unsynced edits and before the
-    working tree is written (a wrapper of the real pre-receive hook saves it): the push lands,
-    the person's file stays, and the next sync commits it on top."""
+    """A person saves workspace.md after the server checked the push (and listed the unsynced
+    edits) and before the working tree is written (a wrapper of the real pre-receive hook saves
+    it once the server has answered): the push lands, the person's file stays, and the next
+    sync commits it on top."""
     ws = server.app[MANAGER].get("default")
     hook = settings.system_dir / "hooks" / "pre-receive"
     real = hook.with_name("pre-receive.real")
     hook.rename(real)
     edit = "# saved by a person while the push was received\n"
-    hook.write_text(f"#!/bin/sh\nprintf '%s' '{edit}' > '{ws.path}/workspace.md'\nexec '{real}'\n")
+    hook.write_text(f"#!/bin/sh\n'{real}' || exit $?\n"
+                    f"printf '%s' '{edit}' > '{ws.path}/workspace.md'\n")
     hook.chmod(0o755)
     pushed = await push_steps(clone, [("write", "workspace.md", "# pushed\n", False)], git_env)
     assert git(ws.path, "rev-parse", "main").strip() == pushed

@@ -605,3 +605,64 @@ async def test_unconfined_server_warns_at_start_up(aiohttp_client, settings, cap
     run = await wait_run(client, (await trigger(client, "word-count", {"text": "a b"}))["run_id"])
     assert run["status"] == "completed"
     assert any("NOT sandboxed" in line["message"] for line in run["logs"])
+# -- a cold start: no index cache, many records ---------------------------------------------
+COLD = 2_500  # three days of records: 1,000, 1,000 and the newest 500
+
+
+def cold_workspace(settings, statuses: dict[int, str] | None = None):
+    from benchmarks.fixtures import add_run_records
+    from floom_git.services.workspaces import WorkspaceManager
+
+    ws = WorkspaceManager(settings).create_sync("default")
+    add_run_records(ws.path, COLD, per_commit=500, statuses=statuses)
+    return ws
+
+
+def rid(i: int) -> str:
+    return f"run_{i:012x}"  # the ids benchmarks/fixtures.py gives its records
+
+
+async def test_cold_index_reads_newest_days_first_then_recovers_the_rest(settings):
+    import itertools
+
+    from floom_git.services import runs
+    from floom_git.services.run_records import HEAD_RUNS, RunStore
+
+    ws = cold_workspace(settings, {10: "running", 11: "queued"})  # in the oldest day
+    store = RunStore.of(ws)
+    spooled = await asyncio.to_thread(store.load)
+    assert not store.complete and store.count() == COLD
+    head = 500 + 1_000  # whole days, newest first, until HEAD_RUNS
+    assert HEAD_RUNS == 1_000 and store.covers(head) and not store.covers(head + 1)
+    assert [e.id for e in itertools.islice(store.entries(), 2)] == [rid(COLD - 1), rid(COLD - 2)]
+    assert runs.recover(ws, spooled) == []  # nothing running or queued in the newest days
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(store.ready(), 0.05)  # the whole index is not there yet
+
+    added = store.add_rest(await asyncio.to_thread(store.read_rest))
+    await store.ready()
+    assert store.complete and store.count() == COLD and len(added) == COLD - head
+    assert runs.recover(ws, [], entries=added) == [rid(11)]
+    failed = store.get(rid(10))
+    assert failed.status == "failed" and failed.error_code == "interrupted_by_restart"
+    assert [e.id for e in store.entries()][-2:] == [rid(1), rid(0)]
+    await store.close()
+
+
+async def test_cold_start_lists_newest_runs_at_once_and_everything_after(aiohttp_client, settings):
+    cold_workspace(settings)
+    client = await aiohttp_client(create_app(settings), headers=AUTH)
+    resp = await client.get("/api/runs?limit=1")
+    assert resp.headers["X-Total-Count"] == str(COLD)
+    assert [r["id"] for r in await resp.json()] == [rid(COLD - 1)]
+    resp = await client.get("/api/runs?worker_id=word-count&offset=2499")  # the whole index
+    assert resp.headers["X-Total-Count"] == str(COLD)
+    assert [r["id"] for r in await resp.json()] == [rid(0)]
+    cache = settings.spool_dir / read_uid(settings.workspaces_dir / "default") / "index.cache"
+
+    async def saved() -> bool:
+        while not cache.exists():  # saved once the whole index is in, for the next start-up
+            await asyncio.sleep(0.05)
+        return True
+
+    assert await asyncio.wait_for(saved(), DEADLINE)

@@ -219,6 +219,93 @@ async def test_deleted_workspace_stops_its_watch_and_a_new_one_is_watched(live):
     await until(synced(live, "second", "sync: on-disk edit to workspace.md"), "the sync commit")
 
 
+# -- what is watched: the working tree's own entries, never .git/ --------------------------------
+
+
+def main_files(ws: Path) -> set[str]:
+    return set(git(ws, "ls-tree", "-r", "--name-only", "main").split())
+
+
+async def test_git_dir_writes_reach_no_watch(live, ws_path):
+    watch = watch_of(live, "default")
+    assert ".git" not in watch.folders and "workers" in watch.folders
+    before = watch.events
+    for i in range(40):  # objects, refs and reflogs: what every commit writes under .git/
+        sha = subprocess.run(["git", "-C", str(ws_path), "hash-object", "-w", "--stdin"],
+                             input=f"object {i}\n", capture_output=True, text=True,
+                             check=True).stdout.strip()
+        git(ws_path, "update-ref", f"refs/scratch/s{i % 4}", sha)
+    (ws_path / "workspace.md").write_text("# Marker edit\n")
+    await until(synced(live, subject="sync: on-disk edit to workspace.md"), "the marker commit")
+    assert watch.events - before <= 3  # the marker's own events only
+
+
+@pytest.mark.parametrize("shape", ["mkdir then write", "deep at once", "many folders", "moved in"])
+async def test_new_top_level_folder_written_at_once_is_committed(live, ws_path, tmp_path, shape):
+    """A folder that appears at the top level gets its own watch a moment later; what is written
+    into it meanwhile is found by walking it once that watch is live."""
+    wanted: set[str] = set()
+
+    def make() -> None:
+        if shape == "mkdir then write":
+            (ws_path / "notes").mkdir()
+            (ws_path / "notes/a.md").write_text("a\n")
+            wanted.add("notes/a.md")
+        elif shape == "deep at once":
+            _write(ws_path / "docs/deep/er/b.md", "b\n")
+            wanted.add("docs/deep/er/b.md")
+        elif shape == "many folders":
+            for i in range(12):
+                _write(ws_path / f"top{i}/sub/f{i}.md", f"{i}\n")
+                wanted.add(f"top{i}/sub/f{i}.md")
+        else:
+            outside = tmp_path / "outside"
+            _write(outside / "kept/c.md", "c\n")
+            os.rename(outside, ws_path / "moved")
+            wanted.add("moved/kept/c.md")
+
+    make()
+    await until(lambda: wanted <= main_files(ws_path), "every new file on main")
+    watch = watch_of(live, "default")
+    await until(lambda: {p.split("/")[0] for p in wanted} <= set(watch.folders),
+                "the new folders watched")
+    first = sorted(wanted)[0]
+    (ws_path / first).write_text("edited once watched\n")  # an edit, not a walk, finds this
+    await until(lambda: git(ws_path, "show", f"main:{first}") == "edited once watched\n",
+                "the later edit on main")
+    await until(lambda: git(ws_path, "--no-optional-locks", "status", "--porcelain") == "",
+                "a clean working tree")
+    assert_consistent(ws_path)
+
+
+async def test_top_level_folder_removed_and_made_again_is_watched(live, ws_path):
+    watch = watch_of(live, "default")
+    subprocess.run(["rm", "-rf", str(ws_path / "contexts")], check=True)
+    await until(lambda: not any(p.startswith("contexts/") for p in main_files(ws_path)),
+                "the deletion on main")
+    await until(lambda: "contexts" not in watch.folders, "the folder watch without it")
+    _write(ws_path / "contexts/again/x.md", "again\n")
+    await until(lambda: "contexts/again/x.md" in main_files(ws_path), "the new file on main")
+    await until(lambda: "contexts" in watch.folders, "the folder watched again")
+    (ws_path / "contexts/again/x.md").write_text("edited\n")
+    await until(lambda: git(ws_path, "show", "main:contexts/again/x.md") == "edited\n",
+                "the edit on main")
+    assert_consistent(ws_path)
+
+
+async def test_new_and_renamed_top_level_entries_are_committed(live, ws_path):
+    (ws_path / "NOTES.md").write_text("at the root\n")
+    os.rename(ws_path / "contexts", ws_path / "knowledge")
+    await until(lambda: "NOTES.md" in main_files(ws_path)
+                and "knowledge/company/about.md" in main_files(ws_path)
+                and not any(p.startswith("contexts/") for p in main_files(ws_path)),
+                "the root file and the rename on main")
+    (ws_path / "knowledge/company/about.md").write_text("renamed, then edited\n")
+    await until(lambda: git(ws_path, "show", "main:knowledge/company/about.md")
+                == "renamed, then edited\n", "the edit under the new name")
+    assert_consistent(ws_path)
+
+
 def _write(path: Path, text: str, atomic: bool = False) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     if atomic:  # how editors and many scripts save: a temp file renamed over the old one

@@ -158,3 +158,67 @@ def test_upkeep_packs_loose_objects_and_writes_bloom_commit_graph(repo):
     assert list(graphs.glob("commit-graph*")) or list(graphs.glob("commit-graphs/*"))
     git(repo.path, "fsck", "--strict")
     assert git(repo.path, "status", "--porcelain") == ""
+
+
+# -- commits grouped into one working-tree sync (the writer's batches) ----------------------------
+
+
+def test_grouped_commits_sync_worktree_and_index_once_at_the_end(repo):
+    with repo.grouped() as group:
+        first = repo.commit(Changeset({"dir/c.txt": b"c1"}, "one"), SIG)
+        second = repo.commit(Changeset({"dir/c.txt": b"c2", "a.txt": None}, "two"), SIG)
+        assert not (repo.path / "dir/c.txt").exists()  # not synced yet ...
+        assert json.loads((repo.path / ".git" / JOURNAL).read_text())["from"] != first.sha
+    assert (repo.path / "dir/c.txt").read_bytes() == b"c2"  # ... and now, once
+    assert not (repo.path / "a.txt").exists()
+    assert not (repo.path / ".git" / JOURNAL).exists()
+    assert group.kept == set() and second.unsynced == ()
+    assert commit_count(repo.path) == 3
+    assert git(repo.path, "status", "--porcelain") == ""
+
+
+def test_grouped_commit_refuses_file_edited_since_the_last_sync(repo):
+    with repo.grouped() as group:
+        repo.commit(Changeset({"a.txt": b"server 1"}, "one"), SIG)
+        (repo.path / "a.txt").write_text("person")  # the disk still held the last synced a.txt
+        with pytest.raises(Conflict, match="a.txt"):
+            repo.commit(Changeset({"a.txt": b"server 2"}, "two"), SIG)
+    assert (repo.path / "a.txt").read_text() == "person"  # never overwritten
+    assert group.kept == {"a.txt"}
+    assert git(repo.path, "show", "main:a.txt") == "server 1"
+    assert git(repo.path, "status", "--porcelain").split() == ["M", "a.txt"]
+
+
+def test_grouped_commits_turn_a_folder_into_a_file_and_back(repo):
+    with repo.grouped():
+        repo.commit(Changeset({"dir": None}, "drop the folder"), SIG)
+        repo.commit(Changeset({"dir": b"now a file\n"}, "a file"), SIG)
+    assert (repo.path / "dir").read_bytes() == b"now a file\n"
+    with repo.grouped():
+        repo.commit(Changeset({"dir": None}, "drop the file"), SIG)
+        repo.commit(Changeset({"dir/x/y.txt": b"deep\n"}, "a folder again"), SIG)
+    assert (repo.path / "dir/x/y.txt").read_bytes() == b"deep\n"
+    assert git(repo.path, "status", "--porcelain") == ""
+
+
+def test_grouped_commits_cut_short_are_synced_by_recovery(repo):
+    """A process killed inside a group: its journal names the commit the disk holds, so the
+    next process brings the working tree to main."""
+    with repo.grouped():
+        repo.commit(Changeset({"dir/c.txt": b"c"}, "one"), SIG)
+        repo.commit(Changeset({"a.txt": b"a2\n"}, "two"), SIG)
+        other = WorkspaceRepo(repo.path)  # the next process, before this one synced
+        assert sorted(other.recover()) == ["a.txt", "dir/c.txt"]
+        assert git(repo.path, "status", "--porcelain") == ""
+    assert (repo.path / "dir/c.txt").read_bytes() == b"c"
+    assert git(repo.path, "status", "--porcelain") == ""
+
+
+def test_grouped_sync_of_disk_edits_sees_the_group_synced_first(repo):
+    with repo.grouped():
+        repo.commit(Changeset({"dir/c.txt": b"c"}, "api"), SIG)
+        (repo.path / "a.txt").write_text("saved on disk\n")
+        result = repo.commit(Changeset({"a.txt": b"saved on disk\n"}, "sync", from_disk=True), SIG)
+        assert result.sha and result.unsynced == ()
+        assert (repo.path / "dir/c.txt").read_bytes() == b"c"  # synced before the disk commit
+    assert git(repo.path, "status", "--porcelain") == ""

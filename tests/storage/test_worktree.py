@@ -125,3 +125,14 @@ def test_recover_puts_back_a_file_a_killed_sync_had_taken_aside(repo):
     assert (repo.path / "a.txt").read_text() == "person\n"
     assert not list(repo.path.glob(".floom-*"))
     assert status(repo) == " M a.txt\n"
+
+
+def test_settled_reads_a_file_or_reports_it_gone(tmp_path):
+    from pathlib import Path
+
+    from floom_git.storage.worktree import settled
+
+    there = tmp_path / "there.md"
+    there.write_bytes(b"x\n")
+    assert settled(Path.read_bytes, there) == b"x\n"
+    assert settled(Path.read_bytes, tmp_path / "gone.md") is None  # looked for twice

@@ -85,8 +85,10 @@ def test_recover_removes_temporary_objects_and_quarantine(path):
     objects = path / ".git" / "objects"
     (objects / "ab").mkdir(exist_ok=True)
     (objects / "ab" / "tmp_object_git2_Xy12Zw").write_bytes(b"half an object")
-    (objects / "incoming-Ab12Cd" / "pack").mkdir(parents=True)
+    (objects / "incoming-Ab12Cd" / "pack").mkdir(parents=True)  # git before 2.27
+    (objects / "tmp_objdir-incoming-Ef34Gh" / "pack").mkdir(parents=True)  # and since
     assert "bad sha1 file" in fsck_output(path)
     WorkspaceRepo(path).recover()
     assert fsck_output(path) == ""
     assert not (objects / "incoming-Ab12Cd").exists()
+    assert not (objects / "tmp_objdir-incoming-Ef34Gh").exists()
