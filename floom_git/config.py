@@ -61,6 +61,10 @@ class Settings:
     sandbox: str = "bwrap"
     bwrap_binary: str = "bwrap"
     install_env: tuple[tuple[str, str], ...] = ()  # PIP_* and proxy settings pip installs get
+    # Agent runs and the workspace chat (issue 15).
+    agent_prices: Path | None = None  # an operator's price file over agents/prices.yml
+    agent_stall_seconds: float = 120.0  # a provider stream silent this long fails the turn
+    chat_timeout_seconds: float = 300.0  # one chat answer, tool calls included
     approval_ttl_seconds: float = 24 * 3600
     approval_sweep_seconds: float = 30.0
     scheduler: bool = True
@@ -154,6 +158,9 @@ _RUN_ENV: tuple[tuple[str, str, Callable[[str], object]], ...] = (
     ("FLOOM_SANDBOX", "sandbox", _sandbox),
     ("FLOOM_RUN_MAX_PROCESSES", "run_max_processes", int),
     ("FLOOM_RUN_SCRATCH_MB", "run_scratch_mb", int),
+    ("FLOOM_AGENT_PRICES", "agent_prices", Path),
+    ("FLOOM_AGENT_STALL_SECONDS", "agent_stall_seconds", float),
+    ("FLOOM_CHAT_TIMEOUT_SECONDS", "chat_timeout_seconds", float),
 )
 
 

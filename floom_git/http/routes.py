@@ -65,7 +65,7 @@ ROUTES: list[Route] = [
           response=list[api.WorkerSummary], extra={"total_count": True},
           query=(limit("page size (default 100, at most 500)"), OFFSET,
                  ("status", "string", "only workers in this state",
-                  {"enum": ["ready", "paused", "archived", "error"]}),
+                  {"enum": ["ready", "paused", "archived", "error", "needs_setup"]}),
                  ("starred", BOOL, "only starred (true) or unstarred (false)"),
                  ("q", "string", "substring of id, title or description"),
                  ("shape", "string", "list: inputs and long_description are null",

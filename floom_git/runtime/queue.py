@@ -20,9 +20,10 @@ from pygit2.enums import FileMode
 
 from floom_git.config import Settings
 from floom_git.errors import FloomError, NotFound
+from floom_git.runtime.agent_runs import AgentRunner
 from floom_git.runtime.executor import Executor, Job, reap_orphans
 from floom_git.schemas.manifest import Manifest
-from floom_git.schemas.run import RunRecord
+from floom_git.schemas.run import TERMINAL, RunRecord
 from floom_git.services import approvals, runs
 from floom_git.services.actor import SYSTEM
 from floom_git.services.run_records import ARTIFACTS, RunStore
@@ -52,6 +53,7 @@ later under the same name."""
         self.manager = manager
         self.secrets = secrets
         self.executor = Executor(settings)
+        self.agents = AgentRunner(settings, secrets)
         self._queue: collections.deque[tuple[str, str]] = collections.deque()
         self._running: dict[str, tuple[asyncio.Task[None], asyncio.Event, str]] = {}
         self._cancel_codes: dict[str, str] = {}  # run id -> error_code of a server-side cancel
@@ -99,6 +101,7 @@ later under the same name."""
             for pgid in await asyncio.to_thread(reap_orphans, store.spool):
                 log.warning("workspace %s: killed process group %d left by a crashed run", ws.id, pgid)
             queued = runs.recover(ws, spooled)
+            await asyncio.to_thread(self.agents.sweep, ws)
             store.hooks = self
             self._stores[ws.uid] = store
             for run_id in queued:
@@ -159,6 +162,8 @@ later under the same name."""
         ws = self.manager.by_uid(ws_id)
         if ws is None:  # deleted: nobody is notified about it any more
             return
+        if record.status in TERMINAL:
+            self.agents.forget(ws, record.id)  # an agent parked for approval never resumes now
         for listener in list(self.on_finished):
             try:
                 listener(ws, record)
@@ -195,14 +200,6 @@ later under the same name."""
 
             emit("info", f"Run started (worker {record.worker_id} at {record.worker_sha[:7]})")
             manifest, _sha = runs.committed_manifest(ws, record.worker_id, record.worker_sha)
-            if manifest.mode == "agent":
-                emit("error", "Agent-mode workers (SKILL.md) need an LLM runner, which this server "
-                              "does not have")
-                runs.finish(ws, record, runs.Outcome(
-                    "failed", error_code="agent_runner_unavailable",
-                    error="Agent-mode workers (SKILL.md) cannot run here: no agent runner is "
-                          "configured; use a script entry (run.py)"), manifest)
-                return
             declared = list(manifest.exec.secrets)
             values = await asyncio.to_thread(self.secrets.values, ws.uid, declared)
             missing = [name for name in declared if name not in values]
@@ -211,8 +208,14 @@ later under the same name."""
                     "failed", error_code="missing_secret",
                     error=f"Secrets not set: {', '.join(missing)} (POST /api/secrets/<name>)"), manifest)
                 return
-            job = await asyncio.to_thread(self._job, ws, record, manifest, values)
-            outcome = await self.executor.run(job, emit, cancel)
+            if manifest.mode == "agent":
+                agent_outcome = await self.agents.run(ws, record, manifest, values, emit, cancel)
+                if agent_outcome is None:
+                    return  # parked until a person decides (approvals.py resumes it)
+                outcome = agent_outcome
+            else:
+                job = await asyncio.to_thread(self._job, ws, record, manifest, values)
+                outcome = await self.executor.run(job, emit, cancel)
             code = self._cancel_codes.pop(run_id, None)
             if code is not None and outcome.status == "cancelled":
                 outcome = runs.Outcome("cancelled", error_code=code, error="The workspace was deleted",

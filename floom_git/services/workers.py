@@ -38,7 +38,7 @@ from floom_git.storage.codec import dump_yaml, load_yaml, set_top_level
 from floom_git.storage.repo import Changeset, WorkspaceRepo
 
 NOT_FOUND = "Worker not found"
-STATUSES = {"ready", "paused", "archived", "error"}
+STATUSES = {"ready", "paused", "archived", "error", "needs_setup"}
 
 
 @dataclass(frozen=True)
@@ -60,9 +60,11 @@ def entry_or_404(ws: Workspace, worker_id: str) -> WorkerEntry:
 
 
 def list_entries(
-    ws: Workspace, query: ListQuery, starred: Collection[str] = ()
+    ws: Workspace, query: ListQuery, starred: Collection[str] = (),
+    status_of: Callable[[WorkerEntry], str] | None = None,
 ) -> tuple[list[WorkerEntry], int]:
-    """Filtered page of workers and the total that matched (for X-Total-Count)."""
+    """Filtered page of workers and the total that matched (for X-Total-Count); `status_of`
+    gives the status people see (needs_setup for an agent that cannot run yet)."""
     if query.status is not None and query.status not in STATUSES:
         raise InvalidInput(f"status: must be one of {', '.join(sorted(STATUSES))}")
     needle = (query.q or "").lower()
@@ -70,7 +72,7 @@ def list_entries(
     for entry in ws.workers.all():
         if entry.status == "archived" and not query.include_archived and query.status != "archived":
             continue
-        if query.status and entry.status != query.status:
+        if query.status and (status_of(entry) if status_of else entry.status) != query.status:
             continue
         if query.starred is not None and (entry.id in starred) != query.starred:
             continue
