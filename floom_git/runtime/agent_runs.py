@@ -167,7 +167,6 @@ class AgentRunner:
         if transcript.pending is not None:
             transcript.decide(approval.status == "approved", reason=approval.reason,
                               decided_by=approval.decided_by)
-        RunStore.of(ws).reopen_logs(record)
         return transcript
 
     def _account(self, record: RunRecord, transcript: Transcript, redactor: Redactor) -> None:

@@ -336,7 +336,9 @@ class RunStore:
                    event: dict[str, Any] | None = None) -> LogLine | None:
         """Add a log line to a live run (spool file + memory); None once the cap is reached.
         `event` is the step an agent run's line reports (see LogLine)."""
-        lines = self._logs.setdefault(record.id, [])
+        if record.id not in self._logs:
+            self._resume_logs(record)
+        lines = self._logs[record.id]
         cap = self.settings.run_max_log_lines
         if len(lines) > cap:
             return None
@@ -355,17 +357,17 @@ class RunStore:
         self.notify(record.id)
         return line
 
-    def reopen_logs(self, record: RunRecord) -> None:
-        """Before a run that ended its process part (an agent parked for approval) logs again:
-        its lines so far, from the spool or floom/runs, so the next commit keeps them all."""
-        if record.id in self._logs:
-            return
+    def _resume_logs(self, record: RunRecord) -> None:
+        """The lines a run logged so far, before it logs again: none for a new run; for one that
+        ended its process part and goes on (an agent resumed after its approval) those in the
+        spool or on floom/runs, so the next commit keeps them all."""
         spooled = self.spool / record.id / LOGS
         if spooled.is_file():
             data = spooled.read_bytes()
         else:
             data = self.ws.repo.read_blob(self.ws.repo.tip(RUNS), f"{record_dir(record)}/{LOGS}") or b""
-            fsync_write(spooled, data)
+            if data:
+                fsync_write(spooled, data)
         self._logs[record.id] = list(_read_lines(data))
 
     def append_passing(self, record: RunRecord, event: dict[str, Any]) -> None:
