@@ -15,6 +15,7 @@ from floom_git.http import git_http, middleware, openapi
 from floom_git.http import metrics
 from floom_git.http.keys import AUTH, IDENTITY, MANAGER, SECRETS, SETTINGS
 from floom_git.http.ratelimit import LIMITER, Limiter
+from floom_git.http.handlers import chat as chat_handlers
 from floom_git.http.handlers import runs as runs_handlers
 from floom_git.http.handlers.health import MIRROR
 from floom_git.http.routes import ROUTES, register
@@ -64,6 +65,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_mirror)
     app.cleanup_ctx.append(_identity)
     runs_handlers.install(app)  # run engine, scheduler, alerts (after workspaces open)
+    chat_handlers.install(app)  # after the engine: its shutdown commits conversations first
     _purge_on_delete(app)
     if settings.watch:
         app.cleanup_ctx.append(_watcher)

@@ -200,6 +200,10 @@ from floom_git.http.handlers import runs as _runs  # noqa: E402
 
 ROUTES += _automation.routes() + _runs.routes()  # export.csv before /runs/{id}
 
+from floom_git.http.handlers import chat as _chat  # noqa: E402  (its routes() needs Route)
+
+ROUTES += _chat.routes()
+
 
 def register(app: web.Application, routes: list[Route]) -> dict[Handler, Route]:
     """Add every route under each prefix; return handler -> Route for the middleware."""

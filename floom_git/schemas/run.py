@@ -21,9 +21,10 @@ class Record(msgspec.Struct, kw_only=True):
     nulls too); unknown fields from newer servers are ignored when reading."""
 
 
-class LogLine(Record, kw_only=True, omit_defaults=True):
+class LogLine(Record, kw_only=True):
     """One line of a run's log. An agent run's steps (model turns, tool calls, retries, its
-    end) also carry the step itself as `event` (a JSON object whose `type` names it)."""
+    end) also carry the step itself as `event` (a JSON object whose `type` names it); null on
+    every other line."""
 
     seq: int
     level: str

@@ -153,7 +153,7 @@ async def test_agent_approval_resumes_the_same_run_across_a_restart(aiohttp_clie
                 if e["type"] == "status"]
     assert statuses == ["queued", "running", "pending_approval", "queued", "running", "completed"]
     # The log holds the steps before and after the approval; the record lands on floom/runs.
-    steps = [x["event"]["type"] for x in done["logs"] if "event" in x]
+    steps = [x["event"]["type"] for x in done["logs"] if x["event"]]
     assert steps == ["model_turn", "tool_call", "agent_end", "model_turn", "tool_call", "agent_end"]
     record = await committed(ws_path, rid, "completed")
     assert record["approval"]["status"] == "approved"
