@@ -7,7 +7,7 @@ rejecting queues the same run again, and its tool loop resumes with the decision
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -40,8 +40,9 @@ def _decided(record: RunRecord, decision: str, approval: Approval, **data: Any) 
                                          data=payload))
 
 
-def _resume(s: RunStore, ws: Workspace, record: RunRecord, approval: Approval, decision: str,
-            actor: Actor, reason: str | None, note: Any) -> None:
+def _resume(s: RunStore, ws: Workspace, record: RunRecord, approval: Approval,
+            decision: Literal["approved", "rejected"], actor: Actor, reason: str | None,
+            note: Any) -> None:
     """Record the decision on an agent's approval and queue its run again to go on with it."""
     approval.status = decision
     approval.decided_at, approval.decided_by = iso(now()), actor.user_id

@@ -207,7 +207,7 @@ def chat_tools(ctx: ChatContext) -> list[Tool]:
                                     IssueUpdate(status="open" if a.reopen else "closed"))
         return {"ok": True, "issue": _plain(issue)}
 
-    read = [
+    read: list[tuple[str, str, type[Args], Callable[[Any], Awaitable[Any]]]] = [
         ("list_workers", ("List the workspace's workers: id, name, status (needs_setup and error "
          "come with the reason), mode (script or agent), triggers, last run."),
          ListWorkersArgs, list_workers),
@@ -222,7 +222,7 @@ def chat_tools(ctx: ChatContext) -> list[Tool]:
          ReadContextArgs, read_context),
         ("issues_list", "The workspace's issues.", IssuesListArgs, issues_list),
     ]
-    write = [
+    write: list[tuple[str, str, type[Args], Callable[[Any], Awaitable[Any]]]] = [
         ("run_worker", ("Start a run of a worker with inputs and wait for it to end (or to wait "
          "for an approval); answers its status, outputs or error."), RunWorkerArgs, run_worker),
         ("issues_create", "Open an issue (optionally bound to a worker, context or run).",

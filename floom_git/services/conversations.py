@@ -113,7 +113,7 @@ class ConversationStore:
             raise NotFound(NOT_FOUND)
         return found
 
-    def list(self, actor: Actor, *, everyone: bool = False) -> list[Conversation]:
+    def visible_to(self, actor: Actor, *, everyone: bool = False) -> list[Conversation]:
         """The actor's conversations (every one with `everyone`, for admins), newest first."""
         mine = [c for c in self.index.values()
                 if (everyone and actor.can("admin")) or c.created_by == actor.user_id]

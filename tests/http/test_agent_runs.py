@@ -173,3 +173,26 @@ async def test_agent_run_redacts_the_provider_key_from_everything_committed(clie
     everything = git(ws_path, "show", f"floom/runs:{folder}/run.json") + git(
         ws_path, "show", f"floom/runs:{folder}/logs.ndjson")
     assert KEY not in everything and "<REDACTED:LLM_KEY>" in everything
+
+
+async def test_agent_prices_file_prices_a_local_model(aiohttp_client, settings, llm: FakeLLM,
+                                                       tmp_path):
+    prices = tmp_path / "prices.yml"
+    prices.write_text("models:\n  llama3.1: {input: 1000, output: 2000}\n")
+    client = await aiohttp_client(create_app(settings.replace(agent_prices=prices)), headers=AUTH)
+    await configure(client.server.app, llm, model="llama3.1")
+    await make_agent(client, "local")
+    llm.script(finish())
+    run = await wait_run(client, (await trigger(client, "local", {"topic": "t"}))["run_id"])
+    assert run["total_cost_usd"] == pytest.approx((12 * 1000 + 7 * 2000) / 1e6)
+    prices.write_text("models:\n  llama3.1: {input: -1, output: 0}\n")
+    with pytest.raises(ValueError, match=r"^FLOOM_AGENT_PRICES: .*prices.yml: Expected `float` >= 0"):
+        create_app(settings.replace(agent_prices=prices))
+
+
+def test_agent_prices_setting_reads_the_environment(tmp_path):
+    from floom_git import config
+
+    found = config.from_env({"FLOOM_AGENT_PRICES": str(tmp_path / "p.yml"),
+                             "FLOOM_AGENT_STALL_SECONDS": "30"})
+    assert found.agent_prices == tmp_path / "p.yml" and found.agent_stall_seconds == 30.0

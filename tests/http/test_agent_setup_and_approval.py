@@ -4,6 +4,7 @@ its run, and approving or rejecting resumes the same run's loop, also across a r
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 from pathlib import Path
@@ -25,7 +26,11 @@ async def worker(client, wid: str) -> dict:
     return await resp.json()
 
 
-async def test_agent_worker_needs_setup_until_provider_and_key_exist(client, llm: FakeLLM):
+async def test_agent_worker_needs_setup_until_provider_and_key_exist(client, llm: FakeLLM,
+                                                                     ws_path: Path):
+    # A new workspace keeps the template's commented examples of an agent: block.
+    assert "# agent: {provider: anthropic, model: claude-sonnet-4-5" in (
+        ws_path / "workspace.yml").read_text()
     brief = await worker(client, "research-brief")
     assert brief["status"] == "needs_setup" and REASON_NO_PROVIDER in brief["error"]
     assert brief["enabled"] is False
@@ -69,39 +74,33 @@ def _push(tmp_path: Path, base: str, workspace_yml: str) -> subprocess.Completed
     (clone / "workspace.yml").write_text(workspace_yml)
     git(clone, "commit", "-qam", "agent settings")
     return subprocess.run(["git", "-C", str(clone), "push", "origin", "HEAD:main"],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, check=False)
 
 
 async def test_push_bad_agent_block_is_refused_and_good_one_accepted(client, tmp_path: Path):
     base = str(client.make_url("")).rstrip("/")
     bad = "name: default\nagent: {provider: openai, model: gpt-4o, api_key_secret: lower-case}\n"
-    pushed = await _in_thread(_push, tmp_path, base, bad)
+    pushed = await asyncio.to_thread(_push, tmp_path, base, bad)
     assert pushed.returncode != 0
     assert "remote:   - workspace.yml: Expected `str` matching regex" in pushed.stderr
     assert "at `$.agent.api_key_secret`" in pushed.stderr
     good = "name: default\nagent: {provider: anthropic, model: claude-sonnet-4-5, api_key_secret: K}\n"
-    git(tmp_path / "clone", "commit", "-qam", "fixed", "--allow-empty")
     (tmp_path / "clone" / "workspace.yml").write_text(good)
     git(tmp_path / "clone", "commit", "-qam", "good settings")
-    again = await _in_thread(subprocess.run, ["git", "-C", str(tmp_path / "clone"), "push",
-                                              "origin", "HEAD:main"], capture_output=True, text=True)
+    again = await asyncio.to_thread(subprocess.run, ["git", "-C", str(tmp_path / "clone"), "push",
+                                                     "origin", "HEAD:main"], capture_output=True,
+                                    text=True, check=False)
     assert again.returncode == 0, again.stderr
     assert "the secret K named by" in (await worker(client, "research-brief"))["error"]
 
 
-async def _in_thread(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
-    import asyncio
-
-    return await asyncio.to_thread(fn, *args, **kwargs)
-
-
 async def test_push_to_conversations_branch_is_refused(client, tmp_path: Path):
     base = str(client.make_url("")).rstrip("/")
-    pushed = await _in_thread(_push, tmp_path, base, "name: default\n")
+    pushed = await asyncio.to_thread(_push, tmp_path, base, "name: default\n")
     assert pushed.returncode == 0, pushed.stderr
-    refused = await _in_thread(subprocess.run, ["git", "-C", str(tmp_path / "clone"), "push",
-                                                "origin", "HEAD:floom/conversations"],
-                               capture_output=True, text=True)
+    refused = await asyncio.to_thread(subprocess.run, ["git", "-C", str(tmp_path / "clone"),
+                                                       "push", "origin", "HEAD:floom/conversations"],
+                                      capture_output=True, text=True, check=False)
     assert refused.returncode != 0
     assert "refs/heads/floom/conversations: branch is owned by the server" in refused.stderr
 

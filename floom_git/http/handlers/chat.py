@@ -35,7 +35,8 @@ from floom_git.services.conversations import ConversationStore
 from floom_git.services.workspaces import Workspace
 
 log = logging.getLogger("floom_git.chat")
-ANSWERS = web.AppKey("chat_answers", set)  # running answers: they outlive a client gone away
+# Running answers: they outlive a client gone away, and are stopped at shutdown.
+ANSWERS: web.AppKey[set[asyncio.Task[None]]] = web.AppKey("chat_answers")
 DONE = object()
 
 
@@ -51,7 +52,8 @@ def install(app: web.Application) -> None:
 
 async def _lifetime(app: web.Application) -> AsyncIterator[None]:
     yield
-    answers = list(app[ANSWERS])
+    running: set[asyncio.Task[None]] = app[ANSWERS]
+    answers = list(running)
     for task in answers:
         task.cancel()
     await asyncio.gather(*answers, return_exceptions=True)
@@ -117,7 +119,7 @@ async def list_conversations(request: web.Request) -> web.Response:
     ws = await attached(request)
     store = await ConversationStore.of(ws).ready()
     everyone = bool(wire.q_bool(request, "all"))
-    found = store.list(actor(request), everyone=everyone)
+    found = store.visible_to(actor(request), everyone=everyone)
     limit, offset = wire.q_limit(request, 50, 500), wire.q_int(request, "offset", 0, 0)
     return wire.json([_out(c) for c in found[offset:offset + limit]],
                      headers={"X-Total-Count": str(len(found))})
