@@ -75,8 +75,8 @@ async def answer(ws: Workspace, actor: Actor, store: ConversationStore, conversa
                  policy: RetryPolicy, emit: Emit, history: list[ChatMessage]) -> ChatMessage:
     """Store `message`, answer it, store and return the answer; every step goes to `emit`."""
     redactor = Redactor({config.api_key_secret: config.api_key} if config.api_key_secret else {})
-    asked = ChatMessage(id=new_id("msg"), role="user", content=message, created_at=iso(now()),
-                        created_by=actor.user_id)
+    asked = ChatMessage(id=new_id("msg"), role="user", content=redactor.line(message),
+                        created_at=iso(now()), created_by=actor.user_id)
     store.append(conversation, asked)
     await emit({"type": "conversation", "conversation_id": conversation.id,
                 "message_id": asked.id, "title": conversation.title})

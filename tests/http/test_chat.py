@@ -12,7 +12,7 @@ import pytest
 
 from floom_git.http.app import create_app
 from tests.conftest import AUTH, add_member, git
-from tests.fakes.llm_server import FakeLLM, call, calls, error, text
+from tests.fakes.llm_server import KEY, FakeLLM, call, calls, error, text
 from tests.http.agent_helpers import configure
 from tests.http.test_runs import wait_for, wait_run
 
@@ -186,3 +186,15 @@ async def test_conversations_are_their_owners_and_admins_see_all(client, llm: Fa
     assert (await client.get(f"/api/conversations/{cid}", headers=boss)).status == 200
     unknown = await client.get("/api/conversations/conv_000000000000", headers=ann)
     assert unknown.status == 404
+
+
+async def test_chat_keeps_the_provider_key_out_of_what_it_stores_and_streams(client, ws_path,
+                                                                             llm: FakeLLM):
+    await configure(client.server.app, llm)
+    llm.script(text(f"Your key is {KEY}."))
+    frames = await ask(client, f"Is {KEY} my key?")
+    assert KEY not in json.dumps(of(frames, "message"))
+    cid = frames[0]["conversation_id"]
+    stored = await committed_conversation(ws_path, cid, 2)
+    assert [m["content"] for m in stored] == ["Is <REDACTED:LLM_KEY> my key?",
+                                              "Your key is <REDACTED:LLM_KEY>."]
