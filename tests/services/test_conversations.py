@@ -5,16 +5,19 @@ and a crash before the commit loses nothing."""
 from __future__ import annotations
 
 import json
+import subprocess
 
 import msgspec
 import pytest
 
 from floom_git.errors import NotFound
+from floom_git.http.app import create_app
 from floom_git.schemas.conversation import ChatMessage, Conversation
 from floom_git.services.actor import Actor
 from floom_git.services.conversations import ConversationStore
 from floom_git.services.workspaces import WorkspaceManager
 from tests.conftest import git
+from tests.http.test_runs import wait_for
 
 ANN = Actor("usr_ann", "ann", "ann@example.com", role="member")
 BOB = Actor("usr_bob", "bob", "bob@example.com", role="member")
@@ -91,3 +94,24 @@ async def test_conversation_store_shows_each_person_their_own(workspace):
         store.get("conv_00000000000b", ANN)
     assert store.get("conv_00000000000b", BOSS).created_by == BOB.user_id
     await store.close()
+
+
+async def test_conversations_left_in_the_spool_are_committed_at_start_up(aiohttp_client, settings,
+                                                                         workspace):
+    store = await ConversationStore(workspace).ready()
+    c = conversation("conv_00000000000c")
+    store.put(c)
+    store.append(c, message(1))
+    store.commits.cancel()  # the server dies before committing
+    client = await aiohttp_client(create_app(settings))
+
+    async def committed() -> bool:
+        try:
+            git(workspace.path, "show", "floom/conversations:conversations/conv_00000000000c/"
+                                        "messages.ndjson")
+        except subprocess.CalledProcessError:
+            return False
+        return True
+
+    await wait_for(committed, "the spooled conversation committed")
+    await client.close()

@@ -51,6 +51,10 @@ def install(app: web.Application) -> None:
 
 
 async def _lifetime(app: web.Application) -> AsyncIterator[None]:
+    for ws in app[MANAGER].all():  # conversations a crash left in the spool get committed now
+        store = ConversationStore.of(ws)
+        if store.spool.is_dir():
+            await store.ready()
     yield
     running: set[asyncio.Task[None]] = app[ANSWERS]
     answers = list(running)
