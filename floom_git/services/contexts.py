@@ -84,11 +84,24 @@ def is_sensitive(ws: Workspace, name: str) -> bool:
     return _exists(ws, name) and _meta(_dir(ws, name), name).get("sensitive") is True
 
 
+def _present(folder: Path, files: list[str]) -> dict[str, int]:
+    """Size of each listed file still there: a write replacing a file takes it aside for an
+    instant (storage/worktree.py), so a file listed a moment ago may be gone now."""
+    sizes = {}
+    for f in files:
+        try:
+            sizes[f] = (folder / f).stat().st_size
+        except FileNotFoundError:
+            continue
+    return sizes
+
+
 def _summary(ws: Workspace, name: str) -> tuple[ContextSummary, list[str], dict[str, Any]]:
     folder = _dir(ws, name)
-    files = _files(ws, folder)
+    sizes = _present(folder, _files(ws, folder))
+    files = list(sizes)
     meta = _meta(folder, name)
-    size = sum((folder / f).stat().st_size for f in files)
+    size = sum(sizes.values())
     summary = ContextSummary(
         name=name,
         description=meta.get("description") if isinstance(meta.get("description"), str) else None,
@@ -115,7 +128,12 @@ def detail(ws: Workspace, name: str, path_prefix: str | None = None) -> ContextD
     summary, files, meta = _summary(ws, name)
     if path_prefix:
         files = [f for f in files if f.startswith(path_prefix)]
-    outs = [file_out(f, (folder / f).read_bytes(), with_content=False) for f in files]
+    outs = []
+    for f in files:
+        try:
+            outs.append(file_out(f, (folder / f).read_bytes(), with_content=False))
+        except FileNotFoundError:
+            continue  # taken aside by a write this instant (see _present)
     return ContextDetail(**{f: getattr(summary, f) for f in summary.__struct_fields__},
                          files=outs, metadata=meta)
 
