@@ -74,6 +74,10 @@ class Settings:
     executor_lost_seconds: float = 20.0  # silence after which a claimed run is `executor_lost`
     executor_claim_seconds: float = 3600.0  # a dispatched run waits this long for an executor
     executor_concurrency: int = 0  # runs at once per `floom-git executor` (0: one per core)
+    # Agent runs and the workspace chat (issue 15).
+    agent_prices: Path | None = None  # an operator's price file over agents/prices.yml
+    agent_stall_seconds: float = 120.0  # a provider stream silent this long fails the turn
+    chat_timeout_seconds: float = 300.0  # one chat answer, tool calls included
     approval_ttl_seconds: float = 24 * 3600
     approval_sweep_seconds: float = 30.0
     scheduler: bool = True
@@ -203,6 +207,9 @@ _RUN_ENV: tuple[tuple[str, str, Callable[[str], object]], ...] = (
     ("FLOOM_EXECUTOR_LOST_SECONDS", "executor_lost_seconds", float),
     ("FLOOM_EXECUTOR_CLAIM_SECONDS", "executor_claim_seconds", float),
     ("FLOOM_EXECUTOR_CONCURRENCY", "executor_concurrency", int),
+    ("FLOOM_AGENT_PRICES", "agent_prices", Path),
+    ("FLOOM_AGENT_STALL_SECONDS", "agent_stall_seconds", float),
+    ("FLOOM_CHAT_TIMEOUT_SECONDS", "chat_timeout_seconds", float),
 )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -12,9 +13,18 @@ from aiohttp.test_utils import TestClient
 from floom_git.config import Settings
 from floom_git.http.app import create_app
 from floom_git.http.keys import IDENTITY, MANAGER
+from tests.fakes.llm_server import FakeLLM
 
 SECRET = "test-secret-0123456789"  # at least 16 characters, as the server demands
 AUTH = {"x-floom-secret": SECRET}
+
+
+@pytest.fixture
+async def llm() -> AsyncIterator[FakeLLM]:
+    """The fake LLM server (OpenAI and Anthropic wire protocols) on a loopback port."""
+    server = await FakeLLM().start()
+    yield server
+    await server.close()
 
 
 @pytest.fixture

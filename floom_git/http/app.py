@@ -13,6 +13,7 @@ from aiohttp import web
 from floom_git import dashboard
 from floom_git.config import Settings
 from floom_git.http import git_http, mcp_endpoint, metrics, middleware, openapi
+from floom_git.http.handlers import chat as chat_handlers
 from floom_git.http.handlers import connections as connections_handlers
 from floom_git.http.handlers import runs as runs_handlers
 from floom_git.http.handlers.health import MIRROR
@@ -69,6 +70,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_identity)
     runs_handlers.install(app)  # run engine, scheduler, alerts (after workspaces open)
     connections_handlers.install(app)
+    chat_handlers.install(app)  # after the engine: its shutdown commits conversations first
     _purge_on_delete(app)
     mcp_endpoint.setup(app)  # the workspace MCP server; its session manager runs from start-up
     if settings.watch:

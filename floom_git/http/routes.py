@@ -65,7 +65,7 @@ ROUTES: list[Route] = [
           response=list[api.WorkerSummary], extra={"total_count": True},
           query=(limit("page size (default 100, at most 500)"), OFFSET,
                  ("status", "string", "only workers in this state",
-                  {"enum": ["ready", "paused", "archived", "error"]}),
+                  {"enum": ["ready", "paused", "archived", "error", "needs_setup"]}),
                  ("starred", BOOL, "only starred (true) or unstarred (false)"),
                  ("q", "string", "substring of id, title or description"),
                  ("shape", "string", "list: inputs and long_description are null",
@@ -215,6 +215,9 @@ ROUTES += _executor_api.routes()
 from floom_git.http.handlers import freeze as _freeze  # noqa: E402
 
 ROUTES += _freeze.routes()
+from floom_git.http.handlers import chat as _chat  # noqa: E402  (its routes() needs Route)
+
+ROUTES += _chat.routes()
 
 
 def register(app: web.Application, routes: list[Route]) -> dict[Handler, Route]:

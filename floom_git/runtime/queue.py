@@ -18,9 +18,10 @@ from collections.abc import Callable
 
 from floom_git.config import Settings
 from floom_git.errors import FloomError, NotFound
+from floom_git.runtime.agent_runs import AgentRunner
 from floom_git.runtime.executor import Executor, reap_orphans
 from floom_git.runtime.executors import LocalExecutor, RunExecutor, RunOrder
-from floom_git.schemas.run import RunRecord
+from floom_git.schemas.run import TERMINAL, RunRecord
 from floom_git.services import approvals, runs
 from floom_git.services.actor import SYSTEM
 from floom_git.services.run_records import RunStore
@@ -44,6 +45,7 @@ later under the same name."""
         self.executor = Executor(settings)
         # Where runs execute (runtime/executors.py); the app swaps in Celery when configured.
         self.backend: RunExecutor = LocalExecutor(settings, self.executor)
+        self.agents = AgentRunner(settings, secrets)
         self._queue: collections.deque[tuple[str, str]] = collections.deque()
         self._running: dict[str, tuple[asyncio.Task[None], asyncio.Event, str]] = {}
         self._cancel_codes: dict[str, str] = {}  # run id -> error_code of a server-side cancel
@@ -103,6 +105,7 @@ later under the same name."""
             for pgid in await asyncio.to_thread(reap_orphans, store.spool):
                 log.warning("workspace %s: killed process group %d left by a crashed run", ws.id, pgid)
             queued = runs.recover(ws, spooled)
+            await asyncio.to_thread(self.agents.sweep, ws)
             store.hooks = self
             self._stores[ws.uid] = store
             self._resume(ws, queued)
@@ -186,6 +189,8 @@ later under the same name."""
         ws = self.manager.by_uid(ws_id)
         if ws is None:  # deleted: nobody is notified about it any more
             return
+        if record.status in TERMINAL:
+            self.agents.forget(ws, record.id)  # an agent parked for approval never resumes now
         for listener in list(self.on_finished):
             try:
                 listener(ws, record)
@@ -222,14 +227,6 @@ later under the same name."""
 
             emit("info", f"Run started (worker {record.worker_id} at {record.worker_sha[:7]})")
             manifest, _sha = runs.committed_manifest(ws, record.worker_id, record.worker_sha)
-            if manifest.mode == "agent":
-                emit("error", "Agent-mode workers (SKILL.md) need an LLM runner, which this server "
-                              "does not have")
-                runs.finish(ws, record, runs.Outcome(
-                    "failed", error_code="agent_runner_unavailable",
-                    error="Agent-mode workers (SKILL.md) cannot run here: no agent runner is "
-                          "configured; use a script entry (run.py)"), manifest)
-                return
             declared = list(manifest.exec.secrets)
             values = await asyncio.to_thread(self.secrets.values, ws.uid, declared)
             missing = [name for name in declared if name not in values]
@@ -238,7 +235,14 @@ later under the same name."""
                     "failed", error_code="missing_secret",
                     error=f"Secrets not set: {', '.join(missing)} (POST /api/secrets/<name>)"), manifest)
                 return
-            outcome = await self.backend.execute(RunOrder(ws, record, manifest, values), emit, cancel)
+            if manifest.mode == "agent":  # the loop runs here; its tools act through the services
+                agent_outcome = await self.agents.run(ws, record, manifest, values, emit, cancel)
+                if agent_outcome is None:
+                    return  # parked until a person decides (approvals.py resumes it)
+                outcome = agent_outcome
+            else:
+                outcome = await self.backend.execute(RunOrder(ws, record, manifest, values), emit,
+                                                      cancel)
             code = self._cancel_codes.pop(run_id, None)
             if code is not None and outcome.status == "cancelled":
                 outcome = runs.Outcome("cancelled", error_code=code, error="The workspace was deleted",

@@ -9,6 +9,7 @@ import msgspec
 
 from floom_git.errors import InvalidInput
 from floom_git.schemas.manifest import SecretName
+from floom_git.storage.codec import load_yaml
 
 ProviderName = Literal["openai", "anthropic"]
 Model = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^\S+$")]
@@ -40,3 +41,12 @@ def parse_agent_settings(workspace_yml: Any, *, where: str = "workspace.yml") ->
     except msgspec.ValidationError as exc:
         message = str(exc).replace("`$", "`$.agent", 1) if "`$" in str(exc) else f"{exc} - at `$.agent`"
         raise InvalidInput(f"{where}: {message}") from None
+
+
+def check_workspace_yml(data: bytes, where: str = "workspace.yml") -> None:
+    """Refuse a workspace.yml that does not parse or whose `agent:` block is invalid (pushes
+    and API writes). Raises InvalidInput naming the file and the `$.agent...` path."""
+    meta = load_yaml(data, where=where) if data.strip() else None
+    if meta is not None and not isinstance(meta, dict):
+        raise InvalidInput(f"{where}: expected a mapping at the top")
+    parse_agent_settings(meta, where=where)

@@ -22,10 +22,15 @@ class Record(msgspec.Struct, kw_only=True):
 
 
 class LogLine(Record, kw_only=True):
+    """One line of a run's log. An agent run's steps (model turns, tool calls, retries, its
+    end) also carry the step itself as `event` (a JSON object whose `type` names it); null on
+    every other line."""
+
     seq: int
     level: str
     message: str
     timestamp: str
+    event: dict[str, Any] | None = None
 
 
 class Artifact(Record, kw_only=True):
@@ -54,16 +59,33 @@ class Approval(Record, kw_only=True):
     annotation: Any = None
     edited_output: dict[str, Any] | None = None
     follow_up_run_id: str | None = None
+    # Set when an agent asked for this approval (its request_approval call): the decision
+    # resumes the same run instead of starting a follow-up run.
+    tool_call_id: str | None = None
 
 
 class ToolCall(Record, kw_only=True):
-    """One tool call of an agent run (REFERENCE §3.2); script runs have none."""
+    """One tool call of an agent run (REFERENCE §3.2, plus the model turn that asked for it,
+    why it failed and how long it took); script runs have none."""
 
     id: str
     name: str
     arguments: Any = None
     result: Any = None
     error: str | None = None
+    error_code: str | None = None
+    turn: int | None = None
+    duration_ms: int | None = None
+
+
+class AgentUsage(Record, kw_only=True):
+    """What an agent run used: the provider and model it talked to and their token counts."""
+
+    provider: str
+    model: str
+    input_tokens: int = 0
+    output_tokens: int = 0
+    turns: int = 0  # model calls
 
 
 class TimelineEvent(Record, kw_only=True):
@@ -99,6 +121,7 @@ class RunRecord(Record, kw_only=True):
     tool_calls: list[ToolCall] = []
     total_tokens: int | None = None  # model tokens of an agent run
     cost_usd: float | None = None  # what the run's model calls cost
+    agent: AgentUsage | None = None  # agent runs only
     timeline: list[TimelineEvent] = []
     seq: int = 0  # last event number used (logs and timeline share it)
 
@@ -213,6 +236,7 @@ class RunDetail(Out, kw_only=True):
     logs_stream_url: str
     total_tokens: int | None
     total_cost_usd: float | None
+    agent: AgentUsage | None
     can_replay: bool
 
 

@@ -1,15 +1,17 @@
 """Approvals (REFERENCE §3.4, decided differently where DESIGN asks for one explicit model):
 a pending approval lives in its run's record; approving completes the run and starts the
-follow-up run, rejecting fails it (`approval_rejected`), expiry fails it (`approval_expired`)."""
+follow-up run, rejecting fails it (`approval_rejected`), expiry fails it (`approval_expired`).
+An approval an agent asked for (request_approval, `tool_call_id` set) is different: approving or
+rejecting queues the same run again, and its tool loop resumes with the decision."""
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
-from floom_git.errors import Conflict, NotFound
+from floom_git.errors import Conflict, InvalidInput, NotFound
 from floom_git.schemas.run import Approval, ApproveBody, RejectBody, RunRecord, TimelineEvent
 from floom_git.services.actor import Actor
 from floom_git.services.run_records import RunStore
@@ -38,10 +40,34 @@ def _decided(record: RunRecord, decision: str, approval: Approval, **data: Any) 
                                          data=payload))
 
 
-def approve(ws: Workspace, run_id: str, body: ApproveBody, actor: Actor) -> tuple[RunRecord, RunRecord]:
+def _resume(s: RunStore, ws: Workspace, record: RunRecord, approval: Approval,
+            decision: Literal["approved", "rejected"], actor: Actor, reason: str | None,
+            note: Any) -> None:
+    """Record the decision on an agent's approval and queue its run again to go on with it."""
+    approval.status = decision
+    approval.decided_at, approval.decided_by = iso(now()), actor.user_id
+    approval.reason = reason
+    approval.annotation = note
+    _decided(record, decision, approval, reason=reason)
+    transition(record, "queued", resumes_after=approval.id)
+    s.put(record)
+    if s.hooks is not None:
+        s.hooks.submit(ws.uid, record.id)
+
+
+def approve(ws: Workspace, run_id: str, body: ApproveBody,
+            actor: Actor) -> tuple[RunRecord, RunRecord | None]:
     """Approve: start the follow-up run (decision "approved", approved_output = edited or proposed
-    outputs) and complete the original. Returns (original, follow-up). Conflict if decided."""
+    outputs) and complete the original. Returns (original, follow-up); for an agent's approval
+    the run itself resumes and there is no follow-up. Conflict if decided; InvalidInput for an
+    edited output on an agent's approval (the agent writes its own outputs)."""
     s, record, approval = _pending(ws, run_id)
+    if approval.tool_call_id is not None:
+        if body.edited_output is not None:
+            raise InvalidInput("edited_output: an agent's approval takes no edited output; give "
+                               "a reason or an annotation, the agent reads them")
+        _resume(s, ws, record, approval, "approved", actor, body.reason, body.note)
+        return record, None
     output = body.edited_output if body.edited_output is not None else (record.outputs or {})
     follow = create_run(ws, record.worker_id, trigger_source="approval", trigger_ref=approval.id,
                         actor=actor, approval_of=record, approved_output=output)
@@ -60,8 +86,12 @@ def approve(ws: Workspace, run_id: str, body: ApproveBody, actor: Actor) -> tupl
 
 
 def reject(ws: Workspace, run_id: str, body: RejectBody, actor: Actor) -> RunRecord:
-    """Reject: the run ends failed with `approval_rejected` and the reason. Conflict if decided."""
+    """Reject: the run ends failed with `approval_rejected` and the reason (an agent's run goes
+    on, told of the rejection and its reason). Conflict if decided."""
     s, record, approval = _pending(ws, run_id)
+    if approval.tool_call_id is not None:
+        _resume(s, ws, record, approval, "rejected", actor, body.why, body.note)
+        return record
     end = now()
     approval.status = "rejected"
     approval.decided_at, approval.decided_by = iso(end), actor.user_id

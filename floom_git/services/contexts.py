@@ -88,11 +88,20 @@ def is_sensitive(ws: Workspace, name: str) -> bool:
     return _exists(ws, name) and _meta(_dir(ws, name), name).get("sensitive") is True
 
 
+def _present(folder: Path, files: list[str]) -> dict[str, int]:
+    """Size of each listed file still there: a write replacing a file takes it aside for an
+    instant (storage/worktree.py), so a file listed a moment ago is looked for once more
+    before it counts as gone."""
+    sizes = {f: worktree.settled(_size, folder / f) for f in files}
+    return {f: n for f, n in sizes.items() if n is not None}
+
+
 def _summary(ws: Workspace, name: str) -> tuple[ContextSummary, list[str], dict[str, Any]]:
     folder = _dir(ws, name)
-    files = _files(ws, folder)
+    sizes = _present(folder, _files(ws, folder))
+    files = list(sizes)
     meta = _meta(folder, name)
-    size = sum(worktree.settled(_size, folder / f) or 0 for f in files)
+    size = sum(sizes.values())
     summary = ContextSummary(
         name=name,
         description=meta.get("description") if isinstance(meta.get("description"), str) else None,

@@ -13,6 +13,7 @@ import pygit2
 from pygit2.enums import DeltaStatus, FileMode, ObjectType
 
 from floom_git.errors import FloomError
+from floom_git.schemas.agent import check_workspace_yml
 from floom_git.schemas.connections import CONNECTIONS_FILE, check_connections_file
 from floom_git.schemas.issue import FILE_RE, parse_issue_file
 from floom_git.schemas.tools import TOOLS_FILE, check_tools_file
@@ -122,8 +123,8 @@ def check_refs(repo: pygit2.Repository, updates: list[RefUpdate]) -> list[str]:
             continue
         if u.ref.startswith(SERVER_OWNED):
             problems.append(
-                f"{u.ref}: branch is owned by the server (runs are recorded there); "
-                "fetch it, but push your work to main or another branch"
+                f"{u.ref}: branch is owned by the server (it records runs and conversations "
+                "there); fetch it, but push your work to main or another branch"
             )
             continue
         if u.ref == MAIN and u.new is None:
@@ -217,7 +218,7 @@ def check_new_objects(
 
 def check_workspace_files(repo: pygit2.Repository, rev: str, changed: list[str]) -> list[str]:
     """As of commit `rev`: each worker folder the push touched validates as a whole (manifest,
-    folder == name, entry file), and each touched issue file parses."""
+    folder == name, entry file), each touched issue file parses, and so does workspace.yml."""
     commit = _commit(repo, rev)
     if commit is None:
         return []
@@ -242,6 +243,8 @@ def check_workspace_files(repo: pygit2.Repository, rev: str, changed: list[str])
             validate_worker(wid, contents)
         except FloomError as exc:
             problems.append(exc.message)
+    if paths.WORKSPACE_YML in changed:
+        problems += _workspace_yml_problems(repo, commit.tree)
     for path in changed:
         folder, _, name = path.rpartition("/")
         if folder != paths.ISSUES_DIR or not (name.startswith("ISSUE-") and name.endswith(".md")):
@@ -276,6 +279,19 @@ def check_registries(repo: pygit2.Repository, tree: pygit2.Tree, changed: list[s
         ids = {e.name for e in repo[folder.id]} if folder is not None and folder.type == ObjectType.TREE else set()
         problems += check_tools_file(data, ids)
     return problems
+
+
+def _workspace_yml_problems(repo: pygit2.Repository, tree: pygit2.Tree) -> list[str]:
+    """workspace.yml must parse, and its `agent:` block (provider settings) must validate."""
+    try:
+        blob = tree[paths.WORKSPACE_YML]
+    except KeyError:
+        return []  # deleted
+    try:
+        check_workspace_yml(repo[blob.id].data)
+    except FloomError as exc:
+        return [exc.message]
+    return []
 
 
 def check_unsynced(changed: list[str], policy: PushPolicy) -> list[str]:

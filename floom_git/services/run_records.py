@@ -23,7 +23,7 @@ import logging
 import os
 import shutil
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
@@ -34,7 +34,15 @@ from pygit2.enums import DeltaStatus, ObjectType
 from floom_git.errors import NotFound, Unavailable
 from floom_git.schemas.run import IndexEntry, LogLine, RunRecord
 from floom_git.services.actor import SYSTEM
-from floom_git.storage import blobs, paths
+from floom_git.services.spool_commits import (
+    CommitTimer,
+    drop_prefix,
+    files_under,
+    fsync_append,
+    fsync_write,
+    unapplied,
+)
+from floom_git.storage import blobs
 from floom_git.storage.repo import RUNS, Change, Changeset, WorkspaceRepo
 
 if TYPE_CHECKING:
@@ -90,18 +98,6 @@ def record_dir(record: RunRecord | IndexEntry) -> str:
     return f"{RUNS_DIR}/{record.created_at[:10]}/{record.id}"
 
 
-def _fsync_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-
-
 def _key(entry: IndexEntry | RunRecord) -> tuple[str, str]:
     return (entry.created_at, entry.id)
 
@@ -125,14 +121,14 @@ class RunStore:
         self._by_worker: dict[str, list[tuple[str, str]]] = {}
         self.live: dict[str, RunRecord] = {}
         self._logs: dict[str, list[LogLine]] = {}
+        self._passing: dict[str, list[tuple[int, dict[str, Any]]]] = {}  # see append_passing
         self._log_files: dict[str, Any] = {}
         self._versions: dict[str, int] = {}
         self._dirty: set[str] = set()
         self._waiters: dict[str, asyncio.Event] = {}
-        self._timer: asyncio.TimerHandle | None = None
-        self._flush_task: asyncio.Task[None] | None = None
         self._flush_lock = asyncio.Lock()
-        self._failures = 0
+        self.commits = CommitTimer(ws.settings.run_commit_delay, self.flush, lambda: bool(self._dirty),
+                                   f"run records of workspace {ws.id}")
         self.hooks: Hooks | None = None
         self.loaded = False  # the newest days at least (load ran)
         self.complete = False  # every record of floom/runs is in the index
@@ -412,7 +408,7 @@ class RunStore:
         data = encode_record(record)
         path = self.spool / record.id / SPOOL_RECORD
         if durable:
-            _fsync_write(path, data)
+            fsync_write(path, data)
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
@@ -431,16 +427,21 @@ class RunStore:
             bisect.insort(self._by_worker.setdefault(record.worker_id, []), key)
         self.index[record.id] = entry
 
-    def append_log(self, record: RunRecord, level: str, message: str, timestamp: str) -> LogLine | None:
-        """Add a log line to a live run (spool file + memory); None once the cap is reached."""
-        lines = self._logs.setdefault(record.id, [])
+    def append_log(self, record: RunRecord, level: str, message: str, timestamp: str,
+                   event: dict[str, Any] | None = None) -> LogLine | None:
+        """Add a log line to a live run (spool file + memory); None once the cap is reached.
+        `event` is the step an agent run's line reports (see LogLine)."""
+        if record.id not in self._logs:
+            self._resume_logs(record)
+        lines = self._logs[record.id]
         cap = self.settings.run_max_log_lines
         if len(lines) > cap:
             return None
         if len(lines) == cap:
             level, message = "warning", f"log truncated: more than {cap} lines"
         record.seq += 1
-        line = LogLine(seq=record.seq, level=level, message=message, timestamp=timestamp)
+        line = LogLine(seq=record.seq, level=level, message=message, timestamp=timestamp,
+                       event=event if len(lines) < cap else None)
         lines.append(line)
         fh = self._log_files.get(record.id)
         if fh is None:
@@ -451,7 +452,34 @@ class RunStore:
         self.notify(record.id)
         return line
 
+    def _resume_logs(self, record: RunRecord) -> None:
+        """The lines a run logged so far, before it logs again: none for a new run; for one that
+        ended its process part and goes on (an agent resumed after its approval) those in the
+        spool or on floom/runs, so the next commit keeps them all."""
+        spooled = self.spool / record.id / LOGS
+        if spooled.is_file():
+            data = spooled.read_bytes()
+        else:
+            data = self.ws.repo.read_blob(self.ws.repo.tip(RUNS), f"{record_dir(record)}/{LOGS}") or b""
+            if data:
+                fsync_write(spooled, data)
+        self._logs[record.id] = list(_read_lines(data))
+
+    def append_passing(self, record: RunRecord, event: dict[str, Any]) -> None:
+        """An event for the run's live streams only (an agent's text as it arrives), numbered
+        with the logs but never stored: `drop_passing` forgets it once a log line holds it."""
+        record.seq += 1
+        self._passing.setdefault(record.id, []).append((record.seq, event))
+        self.notify(record.id)
+
+    def passing(self, run_id: str) -> list[tuple[int, dict[str, Any]]]:
+        return list(self._passing.get(run_id, ()))
+
+    def drop_passing(self, run_id: str) -> None:
+        self._passing.pop(run_id, None)
+
     def close_logs(self, run_id: str) -> None:
+        self._passing.pop(run_id, None)
         fh = self._log_files.pop(run_id, None)
         if fh is not None:
             fh.flush()
@@ -464,12 +492,7 @@ class RunStore:
     def append_line(self, run_id: str, name: str, line: bytes) -> None:
         """Append one line to runs/<date>/<run_id>/<name> (durable now, committed soon)."""
         record = self.get(run_id)
-        path = self.spool / run_id / APPEND_DIR / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "ab") as fh:
-            fh.write(line.rstrip(b"\n") + b"\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+        fsync_append(self.spool / run_id / APPEND_DIR / name, line)
         self.live.setdefault(run_id, record)
         self._versions[run_id] = self._versions.get(run_id, 0) + 1
         self._dirty.add(run_id)
@@ -494,27 +517,7 @@ class RunStore:
 
     # -- commits --------------------------------------------------------------------------------
     def _schedule(self) -> None:
-        if self._timer is not None or (self._flush_task is not None and not self._flush_task.done()):
-            return
-        loop = asyncio.get_running_loop()
-        delay = self.settings.run_commit_delay * (2 ** min(self._failures, 8))
-        self._timer = loop.call_later(delay, self._start_flush)
-
-    def _start_flush(self) -> None:
-        self._timer = None
-        self._flush_task = asyncio.get_running_loop().create_task(self._flush_logged())
-
-    async def _flush_logged(self) -> None:
-        try:
-            await self.flush()
-            self._failures = 0
-        except Exception:
-            self._failures += 1
-            log.exception("committing run records of workspace %s failed; retrying", self.ws.id)
-        finally:
-            self._flush_task = None
-            if self._dirty:
-                self._schedule()
+        self.commits.schedule()
 
     async def flush(self) -> None:
         """Commit every changed record now (one commit); then drop what the spool no longer needs."""
@@ -538,19 +541,19 @@ class RunStore:
                         logs = run_spool / LOGS
                         if logs.is_file():
                             changes[f"{base}/{LOGS}"] = logs.read_bytes()
-                        for rel, data in _files_under(run_spool / ARTIFACTS):
+                        for rel, data in files_under(run_spool / ARTIFACTS):
                             changes[f"{base}/{ARTIFACTS}/{rel}"] = data
-                    for rel, data in _files_under(run_spool / APPEND_DIR):
+                    for rel, data in files_under(run_spool / APPEND_DIR):
                         consumed[(rid, rel)] = len(data)
                         have = repo.read_blob(tip, f"{base}/{rel}") or b""
-                        fresh = _unapplied(have, data)
+                        fresh = unapplied(have, data)
                         if fresh:
                             changes[f"{base}/{rel}"] = have + fresh
                 return Changeset(changes, _message(snaps))
 
             await self.ws.writer.write(build, SYSTEM.signature, ref=RUNS, check_worktree=False)
             for (rid, rel), size in consumed.items():
-                _drop_prefix(self.spool / rid / APPEND_DIR / rel, size)  # keep lines added since
+                drop_prefix(self.spool / rid / APPEND_DIR / rel, size)  # keep lines added since
             for rid, snap in snaps.items():
                 if self._versions.get(rid) != snap.version:
                     continue
@@ -568,11 +571,7 @@ class RunStore:
                         pass
 
     async def close(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if self._flush_task is not None:
-            await asyncio.gather(self._flush_task, return_exceptions=True)
+        await self.commits.close()
         for rid in list(self._log_files):
             self.close_logs(rid)
         try:
@@ -592,41 +591,6 @@ def _message(snaps: dict[str, _Snapshot]) -> str:
         counts[snap.record.status] = counts.get(snap.record.status, 0) + 1
     detail = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
     return f"runs: record {len(snaps)} runs ({detail})"
-
-
-def _unapplied(have: bytes, pending: bytes) -> bytes:
-    """The lines of `pending` not yet at the end of `have`: a crash between a commit and the
-    spool cleanup leaves already-committed lines at the start of `pending`."""
-    lines = pending.splitlines(keepends=True)
-    for k in range(len(lines), 0, -1):
-        if have.endswith(b"".join(lines[:k])):
-            return b"".join(lines[k:])
-    return pending
-
-
-def _drop_prefix(path: Path, size: int) -> None:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return
-    if len(data) <= size:
-        path.unlink()
-    else:
-        _fsync_write(path, data[size:])
-
-
-def _files_under(folder: Path) -> Iterable[tuple[str, bytes]]:
-    if not folder.is_dir():
-        return []
-    out = []
-    for dirpath, _dirs, names in os.walk(folder):
-        for name in sorted(names):
-            full = Path(dirpath) / name
-            rel = full.relative_to(folder).as_posix()
-            # A name no commit may hold (git's path rules) would fail every later record commit.
-            if full.is_file() and not full.is_symlink() and paths.is_clean_relpath(rel):
-                out.append((rel, full.read_bytes()))
-    return out
 
 
 def _read_lines(data: bytes) -> Iterator[LogLine]:

@@ -32,7 +32,7 @@ from floom_git.schemas.run import (
     RunSummary,
     TimelineEvent,
 )
-from floom_git.services import freeze
+from floom_git.services import agent_setup, freeze
 from floom_git.services.actor import Actor
 from floom_git.services.run_records import RunStore
 from floom_git.services.workspaces import Workspace
@@ -260,8 +260,8 @@ def create_run(
 ) -> RunRecord:
     """Validate and queue a run; durable (spooled with fsync) when this returns.
 
-    Raises NotFound (worker), Conflict (paused/archived/not committed), InvalidInput (worker in
-    error, missing or bad inputs).
+    Raises NotFound (worker), Conflict (paused/archived/not committed, or an agent worker that
+    needs setup: the reason), InvalidInput (worker in error, missing or bad inputs).
     """
     freeze.check_writable(ws)
     if approval_of is None:
@@ -277,6 +277,10 @@ def create_run(
         effective = {k: v for k, v in approval_of.inputs.items() if k not in RESERVED_INPUTS}
         effective["decision"] = "approved"
         effective["approved_output"] = approved_output
+    if manifest.mode == "agent":
+        problem = agent_setup.setup_problem(ws, manifest.model)
+        if problem is not None:
+            raise Conflict(f"Worker {worker_id} needs setup: {problem}")
     record = RunRecord(
         id=new_id("run"), worker_id=worker_id, worker_name=manifest.title, worker_sha=sha,
         trigger_source=(trigger_source or "manual")[:64], trigger_ref=trigger_ref,
@@ -300,7 +304,7 @@ def start(ws: Workspace, run_id: str) -> RunRecord | None:
         return None
     if record.status != "queued":
         return None
-    record.started_at = iso(now())
+    record.started_at = record.started_at or iso(now())  # an agent run resumed after approval
     transition(record, "running")
     s.put(record)
     return record
@@ -350,16 +354,10 @@ def finish(ws: Workspace, record: RunRecord, outcome: Outcome, manifest: Manifes
         preview = asked.get("preview")
         if not isinstance(preview, str):
             preview = json.dumps(record.outputs or {}, indent=2, ensure_ascii=False)[:PREVIEW_CHARS]
-        ttl = (manifest.approvals.expires_hours * 3600 if manifest.approvals.expires_hours
-               else ws.settings.approval_ttl_seconds)
-        record.approval = Approval(
+        _await_approval(ws, record, manifest, Approval(
             id=new_id("apr"), label=str(asked.get("label") or manifest.approvals.label),
             preview=preview, preview_type=asked.get("preview_type"),
-            preview_payload=asked.get("preview_payload"), created_at=iso(end),
-            expires_at=iso(end + dt.timedelta(seconds=ttl)),
-        )
-        transition(record, "pending_approval", approval_id=record.approval.id,
-                   label=record.approval.label)
+            preview_payload=asked.get("preview_payload"), created_at=iso(end), expires_at=""))
     else:
         record.completed_at = iso(end)
         transition(record, status, error=record.error, error_code=record.error_code,
@@ -367,6 +365,30 @@ def finish(ws: Workspace, record: RunRecord, outcome: Outcome, manifest: Manifes
     s.put(record)
     if s.hooks is not None and record.ended:  # pending_approval too: approval_required alerts
         s.hooks.finished(ws.uid, record)
+
+
+def _await_approval(ws: Workspace, record: RunRecord, manifest: Manifest, approval: Approval) -> None:
+    ttl = (manifest.approvals.expires_hours * 3600 if manifest.approvals.expires_hours
+           else ws.settings.approval_ttl_seconds)
+    approval.expires_at = iso(parse_iso(approval.created_at, "created_at") + dt.timedelta(seconds=ttl))
+    record.approval = approval
+    transition(record, "pending_approval", approval_id=approval.id, label=approval.label)
+
+
+def park(ws: Workspace, record: RunRecord, manifest: Manifest, *, label: str, preview: str,
+         tool_call_id: str) -> None:
+    """An agent asked a person to approve a step (its request_approval call `tool_call_id`):
+    the run waits in pending_approval; the decision resumes this same run (approvals.py)."""
+    s = store(ws)
+    s.close_logs(record.id)
+    end = now()
+    record.duration_ms = _duration(record, end)
+    _await_approval(ws, record, manifest, Approval(
+        id=new_id("apr"), label=label, preview=preview, created_at=iso(end), expires_at="",
+        tool_call_id=tool_call_id))
+    s.put(record)
+    if s.hooks is not None:
+        s.hooks.finished(ws.uid, record)  # approval_required alerts
 
 
 def fail(ws: Workspace, record: RunRecord, code: str, message: str) -> None:
@@ -536,7 +558,8 @@ def detail(ws: Workspace, run_id: str) -> RunDetail:
         logs=lines[:DETAIL_LOG_LINES], log_count=len(lines),
         logs_truncated=len(lines) > DETAIL_LOG_LINES, logs_url=f"/api/runs/{record.id}/logs",
         logs_stream_url=f"/api/runs/{record.id}/logs/stream", total_tokens=record.total_tokens,
-        total_cost_usd=record.cost_usd, can_replay=record.status in ("completed", "failed"),
+        total_cost_usd=record.cost_usd, agent=record.agent,
+        can_replay=record.status in ("completed", "failed"),
     )
 
 
@@ -565,7 +588,8 @@ def artifact(ws: Workspace, run_id: str, artifact_id: str) -> tuple[Artifact, by
 
 
 def events_since(ws: Workspace, run_id: str, after: int) -> tuple[list[tuple[int, dict[str, Any]]], RunRecord]:
-    """The run's numbered events after `after` (status changes, logs, decisions), in order."""
+    """The run's numbered events after `after` (status changes, logs, decisions, and while an
+    agent runs the passing ones: text as it arrives, turns and tool calls starting), in order."""
     s = store(ws)
     record = s.get(run_id)
     events: list[tuple[int, dict[str, Any]]] = []
@@ -575,9 +599,14 @@ def events_since(ws: Workspace, run_id: str, after: int) -> tuple[list[tuple[int
     if record.seq > after:
         for line in s.logs(run_id):
             if line.seq > after:
-                events.append((line.seq, {"type": "log", "run_id": run_id, "seq": line.seq,
-                                          "level": line.level, "message": line.message,
-                                          "timestamp": line.timestamp}))
+                data = {"type": "log", "run_id": run_id, "seq": line.seq, "level": line.level,
+                        "message": line.message, "timestamp": line.timestamp}
+                if line.event is not None:
+                    data["event"] = line.event
+                events.append((line.seq, data))
+        for seq, passing in s.passing(run_id):
+            if seq > after:
+                events.append((seq, {**passing, "run_id": run_id}))
     events.sort(key=lambda item: item[0])
     return events, record
 

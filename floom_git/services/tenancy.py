@@ -8,6 +8,7 @@ import datetime as dt
 import re
 
 from floom_git.errors import Conflict, InvalidInput
+from floom_git.schemas.agent import check_workspace_yml
 from floom_git.schemas.identity import SecretOut, WorkspaceCreate, WorkspacePatch
 from floom_git.services.actor import Actor
 from floom_git.services.identity import Identity
@@ -102,6 +103,7 @@ async def update_workspace(manager: WorkspaceManager, ws: Workspace, actor: Acto
             data = dump_yaml({**meta, **changes})
         if data == raw:
             return None
+        check_workspace_yml(data)  # an invalid agent block is never committed through the API
         return Changeset({paths.WORKSPACE_YML: data}, f"workspace: update {' and '.join(changes)}")
 
     result = await ws.writer.write(build, actor.signature)

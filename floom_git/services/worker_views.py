@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
+from floom_git.errors import Conflict
 from floom_git.schemas.api import (
     FileOut,
     Permissions,
@@ -17,7 +18,7 @@ from floom_git.schemas.api import (
 )
 from floom_git.schemas.base import plain
 from floom_git.schemas.manifest import Manifest, Trigger
-from floom_git.services import contexts, run_stats, runs, workers
+from floom_git.services import agent_setup, connection_files, contexts, run_stats, runs, workers
 from floom_git.services.actor import ROLES
 from floom_git.services.files import file_out
 from floom_git.services.registry import WorkerEntry
@@ -71,14 +72,31 @@ def trigger_specs(m: Manifest) -> list[TriggerSpec]:
             for t in m.all_triggers]
 
 
+def status_of(ws: Workspace, entry: WorkerEntry, secret_names: Collection[str] | None = None,
+              connections: list | None = None) -> tuple[str, str | None, list[str]]:
+    """(status, error, missing connections) as people see them: the registry's, except that a
+    ready agent worker that cannot run yet (no provider configured, its key secret missing) is
+    `needs_setup`, and a ready worker whose declared connections do not all exist is
+    `missing_connection`, since it cannot do its job."""
+    m = entry.manifest
+    if entry.status == "ready" and m is not None and m.mode == "agent":
+        problem = agent_setup.setup_problem(ws, m.model, secret_names)
+        if problem is not None:
+            return "needs_setup", problem, []
+    status, missing = workers.status_of(ws, entry, connections)
+    return status, entry.error, missing
+
+
 def summary(ws: Workspace, entry: WorkerEntry, viewer: Viewer, shape: str = "full",
             secret_names: Collection[str] | None = None) -> WorkerSummary:
     m = entry.manifest
     index = runs.store(ws)
     last = next(iter(index.entries(entry.id)), None)
     declared = list(m.exec.secrets) if m else []
-    names = () if not declared else ws.secret_names() if secret_names is None else secret_names
-    status, missing = workers.status_of(ws, entry)
+    agent = m is not None and m.mode == "agent"
+    names = (() if not declared and not agent else ws.secret_names() if secret_names is None
+             else secret_names)
+    status, error, missing = status_of(ws, entry, names)
     return WorkerSummary(
         id=entry.id,
         name=m.title if m else entry.id,
@@ -86,7 +104,7 @@ def summary(ws: Workspace, entry: WorkerEntry, viewer: Viewer, shape: str = "ful
         long_description=m.long_description if m and shape != "list" else None,
         version=m.version if m else None,
         status=status,
-        error=entry.error,
+        error=error,
         visibility=m.visibility if m else "private",
         paused=bool(m and m.paused),
         archived=bool(m and m.archived),
@@ -116,8 +134,13 @@ def summary(ws: Workspace, entry: WorkerEntry, viewer: Viewer, shape: str = "ful
 
 def list_workers(ws: Workspace, query: workers.ListQuery,
                  viewer: Viewer) -> tuple[list[WorkerSummary], int]:
-    page, total = workers.list_entries(ws, query, viewer.starred)
     names = ws.secret_names()  # read once for the page
+    try:
+        known = connection_files.entries(ws)
+    except Conflict:  # a broken connections file: every declared connection is missing
+        known = []
+    page, total = workers.list_entries(ws, query, viewer.starred,
+                                       lambda entry: status_of(ws, entry, names, known)[0])
     return [summary(ws, e, viewer, query.shape, names) for e in page], total
 
 

@@ -38,7 +38,7 @@ from floom_git.storage.codec import dump_yaml, load_yaml, set_top_level
 from floom_git.storage.repo import Changeset, WorkspaceRepo
 
 NOT_FOUND = "Worker not found"
-STATUSES = {"ready", "paused", "archived", "error", "missing_connection"}
+STATUSES = {"ready", "paused", "archived", "error", "missing_connection", "needs_setup"}
 
 
 @dataclass(frozen=True)
@@ -67,24 +67,20 @@ def status_of(ws: Workspace, entry: WorkerEntry, connections: list | None = None
 
 
 def list_entries(
-    ws: Workspace, query: ListQuery, starred: Collection[str] = ()
+    ws: Workspace, query: ListQuery, starred: Collection[str] = (),
+    status_of: Callable[[WorkerEntry], str] | None = None,
 ) -> tuple[list[WorkerEntry], int]:
-    """Filtered page of workers and the total that matched (for X-Total-Count)."""
+    """Filtered page of workers and the total that matched (for X-Total-Count); `status_of`
+    gives the status people see (needs_setup for an agent that cannot run yet,
+    missing_connection for a worker whose connections are not all there)."""
     if query.status is not None and query.status not in STATUSES:
         raise InvalidInput(f"status: must be one of {', '.join(sorted(STATUSES))}")
     needle = (query.q or "").lower()
     matched = []
-    known: list | None = None
-    if query.status in ("ready", "missing_connection"):
-        try:
-            known = connection_files.entries(ws)  # read once for the page
-        except Conflict:
-            known = []
     for entry in ws.workers.all():
         if entry.status == "archived" and not query.include_archived and query.status != "archived":
             continue
-        if query.status and (status_of(ws, entry, known)[0] if known is not None
-                             else entry.status) != query.status:
+        if query.status and (status_of(entry) if status_of else entry.status) != query.status:
             continue
         if query.starred is not None and (entry.id in starred) != query.starred:
             continue

@@ -29,7 +29,7 @@ from floom_git.services.actor import SYSTEM, Actor
 from floom_git.services.events import EventBus
 from floom_git.services.registry import WorkerRegistry
 from floom_git.storage import history, paths, private
-from floom_git.storage.codec import dump_yaml, load_yaml
+from floom_git.storage.codec import dump_yaml, load_yaml, set_top_level
 from floom_git.storage.repo import MAIN, CommitResult, WorkspaceRepo
 from floom_git.storage.writer import Writer
 
@@ -125,12 +125,20 @@ def template_files(template_dir: Path, ws_id: str, meta_overrides: dict | None =
                 continue
             files[full.relative_to(template_dir).as_posix()] = full.read_bytes()
     meta = {"name": ws_id, "description": f"floom-git workspace {ws_id}"}
+    changes = {"name": ws_id, **{k: v for k, v in (meta_overrides or {}).items() if v is not None}}
     if paths.WORKSPACE_YML in files:
-        loaded = load_yaml(files[paths.WORKSPACE_YML], where=paths.WORKSPACE_YML)
+        raw = files[paths.WORKSPACE_YML]
+        loaded = load_yaml(raw, where=paths.WORKSPACE_YML)
         if isinstance(loaded, dict):
-            meta = {**loaded, "name": ws_id}
-    meta.update({k: v for k, v in (meta_overrides or {}).items() if v is not None})
-    files[paths.WORKSPACE_YML] = dump_yaml(meta)
+            try:  # edited line by line, so the template's comments (an agent: example) stay
+                text = raw.decode()
+                for key, value in changes.items():
+                    text = set_top_level(text, key, value)
+                files[paths.WORKSPACE_YML] = text.encode()
+                return files
+            except InvalidInput:
+                meta = loaded
+    files[paths.WORKSPACE_YML] = dump_yaml({**meta, **changes})
     return files
 
 

@@ -13,13 +13,6 @@ from floom_git.agents.provider import Provider
 from tests.fakes.llm_server import KEY, FakeLLM
 
 
-@pytest.fixture
-async def llm() -> AsyncIterator[FakeLLM]:
-    server = await FakeLLM().start()
-    yield server
-    await server.close()
-
-
 @pytest.fixture(params=["openai", "anthropic"])
 def protocol(request: pytest.FixtureRequest) -> str:
     return request.param

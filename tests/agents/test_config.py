@@ -91,7 +91,8 @@ def test_price_table_missing_operator_file(tmp_path: Path):
 
 def test_readme_agent_examples_resolve():
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    lines = [line.split("#")[0] for line in readme.splitlines() if line.startswith("agent: {")]
+    lines = [line.split("'")[1] for line in readme.splitlines()
+             if line.startswith("echo 'agent: {")]
     assert len(lines) == 3
     keys = {"OPENAI_API_KEY": "sk-1", "ANTHROPIC_API_KEY": "sk-2"}
     configs = [resolve_agent_config(load_yaml(line, where="README"), None, keys.get)

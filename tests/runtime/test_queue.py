@@ -73,7 +73,7 @@ async def test_record_store_spool_survives_crash_before_commit(workspace):
     store = RunStore(workspace)
     store.load()
     store.put(_record(1))  # acknowledged: on disk, not committed; then the process "dies"
-    store._timer.cancel()
+    store.commits.cancel()
     again = RunStore(workspace)
     spooled = again.load()
     assert [r.id for r in spooled] == ["run_000000000001"]

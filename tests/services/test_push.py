@@ -236,7 +236,7 @@ def test_validate_push_refuses_server_owned_refs(ws, ref, expected):
 
 def check_tail(expected: str) -> str:
     if "owned by the server" in expected:
-        return " (runs are recorded there); fetch it, but push your work to main or another branch"
+        return " (it records runs and conversations there); fetch it, but push your work to main or another branch"
     return " (refs/heads/*) and tags (refs/tags/*) can be pushed"
 
 

@@ -84,7 +84,8 @@ def routes() -> list[Any]:
         Route("PATCH", "/workspaces/{id}", workspaces_api.update_workspace, "admin",
               "Rename or describe a workspace (a workspace.yml commit)", WS, body=s.WorkspacePatch,
               response=s.WorkspaceOut,
-              extra={**ON_PATH, "validates": "give a name and/or a description"}),
+              extra={**ON_PATH, "validates": "give a name and/or a description; workspace.yml "
+                                             "(its agent block included) must stay valid"}),
         Route("DELETE", "/workspaces/{id}", workspaces_api.delete_workspace, "owner",
               "Delete a workspace and its repository (not `default`)", WS, response=Deleted,
               extra=ON_PATH),

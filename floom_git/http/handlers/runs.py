@@ -46,7 +46,8 @@ RUN_FILTERS = (  # the query of GET /runs and /runs/export.csv
     ("before_created_at", "string", "cursor: runs created before this timestamp",
      {"format": "date-time"}),
     ("before_id", "string", "cursor: with before_created_at, the id at that timestamp"))
-LOG_TYPES = ("application/x-ndjson", "application/json")  # the seed's NDJSON unless JSON is asked
+LOG_TYPES = ("application/x-ndjson", "application/json")
+LOG_FIELDS = ("seq", "level", "message", "timestamp", "event")  # a /logs/stream frame  # the seed's NDJSON unless JSON is asked
 T = TypeVar("T")
 
 
@@ -211,7 +212,7 @@ async def run_log_stream(request: web.Request) -> web.StreamResponse:
     rid = request.match_info["id"]
 
     def frames(events: list[tuple[int, dict]], record: schema.RunRecord) -> tuple[list[sse.Frame], bool]:
-        out = [sse.Frame(seq, {k: data[k] for k in ("seq", "level", "message", "timestamp")})
+        out = [sse.Frame(seq, {k: data[k] for k in LOG_FIELDS if k in data})
                for seq, data in events if data["type"] == "log"]
         if record.ended:
             out.append(sse.Frame(record.seq + 1, {"status": record.status}, event="close"))
@@ -221,15 +222,34 @@ async def run_log_stream(request: web.Request) -> web.StreamResponse:
                             settings(request).sse_keepalive_seconds)
 
 
+def _agent_part(data: dict[str, Any]) -> dict[str, Any] | None:
+    """An agent's step as an AI-SDK part: text-delta, tool-call (asked), tool-result (done)."""
+    kind = data["type"]
+    if kind == "text_delta":
+        return {"type": "text-delta", "delta": data["text"]}
+    if kind == "tool_call_start":
+        return {"type": "tool-call", "id": data["id"], "name": data["name"],
+                "arguments": data["arguments"]}
+    event = data.get("event") if kind == "log" else None
+    if event is not None and event.get("type") == "tool_call":
+        return {"type": "tool-result", **{k: event.get(k) for k in (
+            "id", "name", "result", "error", "error_code", "duration_ms")}}
+    return None
+
+
 async def run_parts(request: web.Request) -> web.StreamResponse:
-    """The run as parts: step-start (queued, running), text (log lines), finish."""
+    """The run as parts: step-start (queued, running), text (log lines), an agent's text-delta,
+    tool-call and tool-result, finish."""
     ws = await attached(request)
     rid = request.match_info["id"]
 
     def frames(events: list[tuple[int, dict]], record: schema.RunRecord) -> tuple[list[sse.Frame], bool]:
         out = []
         for seq, data in events:
-            if data["type"] == "log":
+            part = _agent_part(data)
+            if part is not None:
+                out.append(sse.Frame(seq, part))
+            elif data["type"] == "log":
                 out.append(sse.Frame(seq, {"type": "text", "text": data["message"], "level": data["level"]}))
             elif data["type"] == "status" and data["status"] in ("queued", "running"):
                 out.append(sse.Frame(seq, {"type": "step-start", "status": data["status"]}))
@@ -279,8 +299,10 @@ async def _approve(request: web.Request, ws: Workspace, rid: str) -> web.Respons
     body = await decode_optional(request, schema.ApproveBody)
     original, follow = approvals.approve(ws, rid, body, actor(request))
     assert original.approval is not None
-    return wire.json(schema.Decision(status="approved", run_id=follow.id,
-                                     approval_id=original.approval.id, follow_up_run_id=follow.id))
+    going_on = follow or original  # an agent's run itself goes on after its approval
+    return wire.json(schema.Decision(status="approved", run_id=going_on.id,
+                                     approval_id=original.approval.id,
+                                     follow_up_run_id=follow.id if follow else None))
 
 
 async def _reject(request: web.Request, ws: Workspace, rid: str) -> web.Response:
@@ -351,20 +373,23 @@ def routes() -> list:
               query=(("level", "string", "minimum level", levels),
                      limit("at most this many lines (default 1000, at most 100000)"))),
         Route("GET", "/runs/{id}/events", run_events, "read",
-              "SSE: status, log, approval_decided and close events", r,
+              "SSE: status, log, approval_decided and close events (an agent run's also "
+              "turn_start, text_delta and tool_call_start as they happen)", r,
               content_type="text/event-stream", query=resume),
         Route("GET", "/runs/{id}/logs/stream", run_log_stream, "read", "SSE: log lines", r,
               content_type="text/event-stream", query=resume),
-        Route("GET", "/runs/{id}/stream", run_parts, "read", "SSE: run parts (queued, running, output)",
+        Route("GET", "/runs/{id}/stream", run_parts, "read",
+              "SSE: run parts (step-start, text, text-delta, tool-call, tool-result, finish)",
               r, content_type="text/event-stream", query=resume),
         Route("GET", "/runs/{id}/download", download_run, "read", "The run as a ZIP", r,
               content_type="application/zip"),
         Route("GET", "/runs/{id}/artifacts/{artifact_id}/download", download_artifact, "read",
               "Download one artifact", r, content_type="application/octet-stream"),
         Route("POST", "/runs/{id}/approve", approve_run, "write",
-              "Approve a pending run (starts the follow-up run)", a, body=schema.ApproveBody,
+              "Approve a pending run (starts the follow-up run; an agent's own run resumes)", a, body=schema.ApproveBody,
               response=schema.Decision, extra=optional_body),
-        Route("POST", "/runs/{id}/reject", reject_run, "write", "Reject a pending run", a,
+        Route("POST", "/runs/{id}/reject", reject_run, "write",
+              "Reject a pending run (it fails; an agent's run resumes, told why)", a,
               body=schema.RejectBody, response=schema.Decision, extra=optional_body),
         Route("GET", "/approvals", list_approvals, "read", "List approvals (default: pending)", a,
               response=list[schema.ApprovalOut], extra={"total_count": True},

@@ -1,0 +1,160 @@
+"""The workspace agent: POST /chat streams one answer over SSE (conversation, text_delta,
+tool_call_start, tool_call, provider_retry, message, done); GET /conversations and
+/conversations/{id} read the caller's conversations from floom/conversations. `install(app)`
+finishes answers still running and commits spooled conversations at shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+from aiohttp import web
+from aiohttp_sse import sse_response
+
+from floom_git.agents.config import NeedsSetup
+from floom_git.agents.loop import Limits
+from floom_git.agents.turn import RetryPolicy
+from floom_git.errors import Conflict
+from floom_git.http import wire
+from floom_git.http.handlers.common import actor, settings
+from floom_git.http.handlers.runs import ENGINE, attached
+from floom_git.http.keys import MANAGER, SECRETS
+from floom_git.runtime import chat as chat_runtime
+from floom_git.schemas.conversation import (
+    CONVERSATION_ID,
+    ChatRequest,
+    Conversation,
+    ConversationDetail,
+    ConversationOut,
+)
+from floom_git.services import agent_setup
+from floom_git.services.conversations import ConversationStore
+from floom_git.services.workspaces import Workspace
+
+log = logging.getLogger("floom_git.chat")
+# Running answers: they outlive a client gone away, and are stopped at shutdown.
+ANSWERS: web.AppKey[set[asyncio.Task[None]]] = web.AppKey("chat_answers")
+DONE = object()
+
+
+def install(app: web.Application) -> None:
+    app[ANSWERS] = set()
+    app.cleanup_ctx.append(_lifetime)
+
+    async def forget(ws: Workspace) -> None:
+        ConversationStore.of(ws).drop()
+
+    app[MANAGER].on_delete.append(forget)
+
+
+async def _lifetime(app: web.Application) -> AsyncIterator[None]:
+    for ws in app[MANAGER].all():  # conversations a crash left in the spool get committed now
+        store = ConversationStore.of(ws)
+        if store.spool.is_dir():
+            await store.ready()
+    yield
+    running: set[asyncio.Task[None]] = app[ANSWERS]
+    answers = list(running)
+    for task in answers:
+        task.cancel()
+    await asyncio.gather(*answers, return_exceptions=True)
+    for ws in app[MANAGER].all():
+        store = vars(ws).get("_conversation_store")
+        if store is not None:
+            await store.close()
+
+
+def _out(c: Conversation) -> ConversationOut:
+    return ConversationOut(id=c.id, title=c.title, created_by=c.created_by,
+                           created_at=c.created_at, updated_at=c.updated_at,
+                           message_count=c.message_count)
+
+
+async def chat(request: web.Request) -> web.StreamResponse:
+    ws = await attached(request)
+    cfg = settings(request)
+    who = actor(request)
+    body = await wire.decode(request, ChatRequest, cfg.max_json_bytes)
+    secrets = request.app[SECRETS]
+    config = await asyncio.to_thread(agent_setup.resolve, ws, None,
+                                     lambda name: secrets.values(ws.uid, [name]).get(name))
+    if isinstance(config, NeedsSetup):
+        raise Conflict(f"The workspace agent needs setup: {config.reason}")
+    store = await ConversationStore.of(ws).ready()
+    conversation = chat_runtime.start(store, who, body.message, body.conversation_id)
+    history = await asyncio.to_thread(store.messages, conversation.id)
+    events: asyncio.Queue[Any] = asyncio.Queue()
+
+    async def run() -> None:
+        try:
+            await chat_runtime.answer(
+                ws, who, store, conversation, body.message, config=config,
+                prices=request.app[ENGINE].agents.prices,
+                limits=Limits(timeout_s=cfg.chat_timeout_seconds),
+                policy=RetryPolicy(stall_timeout=cfg.agent_stall_seconds),
+                emit=events.put, history=history)
+        except Exception as exc:
+            log.exception("chat answer in workspace %s failed", ws.id)
+            await events.put({"type": "error", "detail": f"{type(exc).__name__}: {exc}"})
+        finally:
+            await events.put(DONE)
+
+    # The answer is its own task: a client that goes away does not cut it short, so the
+    # conversation always holds both the question and the answer.
+    task = asyncio.get_running_loop().create_task(run())
+    request.app[ANSWERS].add(task)
+    task.add_done_callback(request.app[ANSWERS].discard)
+    async with sse_response(request, ping_interval=cfg.sse_keepalive_seconds,
+                            allow_all_methods=True) as resp:
+        while True:
+            item = await events.get()
+            if item is DONE:
+                item = {"type": "done", "conversation_id": conversation.id}
+            await resp.send(msgspec.json.encode(item).decode())
+            if item.get("type") == "done":
+                break
+    return resp
+
+
+async def list_conversations(request: web.Request) -> web.Response:
+    ws = await attached(request)
+    store = await ConversationStore.of(ws).ready()
+    everyone = bool(wire.q_bool(request, "all"))
+    found = store.visible_to(actor(request), everyone=everyone)
+    limit, offset = wire.q_limit(request, 50, 500), wire.q_int(request, "offset", 0, 0)
+    return wire.json([_out(c) for c in found[offset:offset + limit]],
+                     headers={"X-Total-Count": str(len(found))})
+
+
+async def get_conversation(request: web.Request) -> web.Response:
+    ws = await attached(request)
+    store = await ConversationStore.of(ws).ready()
+    conversation = store.get(request.match_info["id"], actor(request))
+    messages = await asyncio.to_thread(store.messages, conversation.id)
+    return wire.json(ConversationDetail(**{f: getattr(_out(conversation), f)
+                                           for f in ConversationOut.__struct_fields__},
+                                        messages=messages))
+
+
+def routes() -> list:
+    from floom_git.http.routes import OFFSET, Route, limit
+
+    tag = "chat"
+    return [
+        Route("POST", "/chat", chat, "read",
+              "Ask the workspace agent (SSE: conversation, text_delta, tool_call_start, tool_call, "
+              "message, done); 409 until workspace.yml configures a provider", tag,
+              body=ChatRequest, content_type="text/event-stream",
+              extra={"validates": "conversation_id must name one of your conversations"}),
+        Route("GET", "/conversations", list_conversations, "read",
+              "Your conversations with the workspace agent, newest first (admins: ?all=1 for "
+              "everyone's)", tag, response=list[ConversationOut], extra={"total_count": True},
+              query=(limit("page size (default 50, at most 500)"), OFFSET,
+                     ("all", "boolean", "every member's conversations (admins only)"))),
+        Route("GET", "/conversations/{id}", get_conversation, "read",
+              "A conversation with its messages and their tool calls", tag,
+              response=ConversationDetail, extra={"params": {"id": {"pattern": CONVERSATION_ID}}}),
+    ]

@@ -1,0 +1,56 @@
+"""Whether a workspace's agents can run: the effective agent configuration (workspace.yml `agent:`
+at the tip of main, a worker's `model:`, the key from the workspace's secrets), or why an agent
+worker or the workspace chat needs setup."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from typing import Any
+
+from floom_git.agents.config import AgentConfig, NeedsSetup, resolve_agent_config
+from floom_git.errors import InvalidInput
+from floom_git.services.workspaces import Workspace
+from floom_git.storage import paths
+from floom_git.storage.codec import load_yaml
+
+_parsed: dict[str, Any] = {}  # blob id -> parsed workspace.yml, or the InvalidInput it raised
+MAX_CACHED = 256
+
+
+def workspace_yml(ws: Workspace) -> Any:
+    """workspace.yml at the tip of main, parsed (None when absent). Raises InvalidInput."""
+    entry = ws.repo.entry(ws.repo.tip(), paths.WORKSPACE_YML)
+    if entry is None:
+        return None
+    key = str(entry.id)
+    if key not in _parsed:
+        if len(_parsed) > MAX_CACHED:
+            _parsed.clear()
+        try:
+            _parsed[key] = load_yaml(entry.data, where=paths.WORKSPACE_YML)
+        except InvalidInput as exc:
+            _parsed[key] = exc
+    value = _parsed[key]
+    if isinstance(value, InvalidInput):
+        raise value
+    return value
+
+
+def resolve(ws: Workspace, model: str | None,
+            secret: Callable[[str], str | None]) -> AgentConfig | NeedsSetup:
+    """The configuration an agent of `ws` runs with (`model`: a worker's override), or why not;
+    `secret(name)` is the value of a workspace secret or None."""
+    try:
+        meta = workspace_yml(ws)
+    except InvalidInput as exc:
+        return NeedsSetup(exc.message)
+    return resolve_agent_config(meta, model, secret)
+
+
+def setup_problem(ws: Workspace, model: str | None,
+                  secret_names: Collection[str] | None = None) -> str | None:
+    """Why an agent of `ws` cannot run now (for a worker's `error` and a trigger's 409), else
+    None. Only the names of the secrets are read, never their values."""
+    names = ws.secret_names() if secret_names is None else secret_names
+    found = resolve(ws, model, lambda name: "set" if name in names else None)
+    return found.reason if isinstance(found, NeedsSetup) else None
