@@ -46,9 +46,10 @@ class ToolCallStarted(Event, tag="tool_call_start", kw_only=True):
 
 
 class ToolCallRecord(Event, tag="tool_call", kw_only=True):
-    """A finished tool call. `error_code` is malformed_tool_call, unknown_tool, tool_error or
-    skipped when the call failed; `result` is `{"status": "pending_approval"}` while a
-    request_approval call waits for its decision."""
+    """A finished tool call. `error_code` is malformed_tool_call, unknown_tool, tool_error (or
+    a tool's own code, e.g. tool_timeout) or skipped when the call failed; `result` is
+    `{"status": "pending_approval"}` while a request_approval call waits for its decision.
+    `connection_id` names the connection whose remote tool was called."""
 
     turn: int
     id: str
@@ -58,6 +59,7 @@ class ToolCallRecord(Event, tag="tool_call", kw_only=True):
     error: str | None = None
     error_code: str | None = None
     duration_ms: int = 0
+    connection_id: str | None = None
 
 
 class ProviderRetry(Event, tag="provider_retry", kw_only=True):

@@ -18,7 +18,8 @@ How a run ends (`AgentResult.status`, `error_code`):
 - `iteration_limit` / `token_budget_exceeded`: a limit stops the next model call; the run still
   completes if its outputs are complete, else fails with that code. The tools of the last
   allowed turn do run.
-A tool that refuses a call (`tool_error`) never ends the run by itself.
+A tool that refuses a call (`tool_error`, or its own code such as a remote tool's
+`tool_timeout`) never ends the run by itself.
 """
 
 from __future__ import annotations
@@ -238,9 +239,11 @@ class _Steps:
                 self.t.pending = PendingApproval(call_id=call.id, label=result.label,
                                                  preview=result.preview)
                 control, result = result, {"status": "pending_approval"}
+            tool = self.tools.get(call.name)
             record = ToolCallRecord(turn=turn, id=call.id, name=call.name, arguments=shown,
                                     result=result, error=error, error_code=code,
-                                    duration_ms=_ms(began))
+                                    duration_ms=_ms(began),
+                                    connection_id=tool.connection_id if tool else None)
             self.t.tool_calls.append(record)
             await self.sink(record)
             if not parked:  # the decision answers a request_approval call (Transcript.decide)
@@ -268,7 +271,7 @@ class _Steps:
         except BadArguments as exc:
             return None, "malformed_tool_call", f"invalid arguments: {exc}"
         except ToolError as exc:
-            return None, "tool_error", str(exc)
+            return None, exc.code, str(exc)
         except Exception as exc:  # noqa: BLE001 - a broken tool must not take the run down
             error = f"the tool failed: {type(exc).__name__}: {exc}"
             await self.sink(AgentLog(level="error", message=f"tool {call.name}: {error}"))

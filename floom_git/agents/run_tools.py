@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -50,7 +50,10 @@ def approval_tool() -> Tool:
 
 
 def agent_run_tools(*, mounts: Mapping[str, Path], outputs: OutputSink, sink: Sink,
-                    disabled: list[str] | tuple[str, ...] = ()) -> list[Tool]:
-    """Context files, outputs, log and approval, minus the worker's `disable_tools`."""
-    tools = [*context_tools(mounts), *output_tools(outputs), log_tool(sink), approval_tool()]
+                    disabled: list[str] | tuple[str, ...] = (),
+                    extra: Sequence[Tool] = ()) -> list[Tool]:
+    """Context files, outputs, log and approval, then `extra` (the tools of the worker's
+    connections), minus the worker's `disable_tools`."""
+    tools = [*context_tools(mounts), *output_tools(outputs), log_tool(sink), approval_tool(),
+             *extra]
     return select_tools(tools, disabled)

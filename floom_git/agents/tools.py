@@ -15,7 +15,10 @@ S = TypeVar("S", bound=msgspec.Struct)
 
 
 class ToolError(Exception):
-    """The tool refused the call; the message goes back to the model as an error result."""
+    """The tool refused the call; the message goes back to the model as an error result and
+    `code` (tool_error unless a subclass says otherwise) into the call's record."""
+
+    code = "tool_error"
 
 
 class BadArguments(ToolError):
@@ -44,6 +47,7 @@ class Tool:
     description: str
     parameters: dict[str, Any]
     fn: Callable[[dict[str, Any]], Awaitable[Any]]
+    connection_id: str | None = None  # a remote tool's connection, copied into its call records
 
     @property
     def spec(self) -> ToolSpec:

@@ -70,6 +70,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_identity)
     runs_handlers.install(app)  # run engine, scheduler, alerts (after workspaces open)
     connections_handlers.install(app)
+    app[runs_handlers.ENGINE].agents.connections = app[connections_handlers.CONNECTIONS]
     chat_handlers.install(app)  # after the engine: its shutdown commits conversations first
     _purge_on_delete(app)
     mcp_endpoint.setup(app)  # the workspace MCP server; its session manager runs from start-up

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ import msgspec
 from pygit2.enums import FileMode
 
 from floom_git.agents import transcript as transcripts
-from floom_git.agents.config import NeedsSetup, make_provider
+from floom_git.agents.config import AgentConfig, NeedsSetup, make_provider
 from floom_git.agents.events import (
     AgentEnd,
     AgentLog,
@@ -44,6 +45,9 @@ from floom_git.schemas.manifest import Manifest
 from floom_git.schemas.run import AgentUsage, RunRecord, ToolCall
 from floom_git.services import agent_setup, runs
 from floom_git.services.run_records import ARTIFACTS, RunStore
+from floom_git.services.connection_files import declared
+from floom_git.services.connection_tools import ConnectionFailed, ConnectionToolset, MissingConnections
+from floom_git.services.connections import Connections
 from floom_git.services.secrets import SecretStore
 from floom_git.services.spool_commits import fsync_write
 from floom_git.services.workspaces import Workspace
@@ -67,6 +71,7 @@ class AgentRunner:
     def __init__(self, settings: Settings, secrets: SecretStore) -> None:
         self.settings = settings
         self.secrets = secrets
+        self.connections: Connections | None = None  # set by the app: workers' connections
         self.prices = load_prices(settings)  # once: a price file is read at start-up only
 
     def state_dir(self, ws: Workspace, run_id: str) -> Path:
@@ -90,8 +95,8 @@ class AgentRunner:
     async def run(self, ws: Workspace, record: RunRecord, manifest: Manifest,
                   secrets: dict[str, str], emit: LogFn, cancel: asyncio.Event) -> runs.Outcome | None:
         """Run, or resume after its approval, an agent run; the Outcome to finish it with, or
-        None when it is parked (pending_approval, already recorded). Worker and provider faults
-        become failed Outcomes; task cancellation (shutdown) propagates."""
+        None when it is parked (pending_approval, already recorded). Worker, provider and
+        connection faults become failed Outcomes; task cancellation (shutdown) propagates."""
         config = await asyncio.to_thread(
             agent_setup.resolve, ws, manifest.model,
             lambda name: self.secrets.values(ws.uid, [name]).get(name))
@@ -100,7 +105,6 @@ class AgentRunner:
         known = dict(secrets)
         if config.api_key_secret:
             known[config.api_key_secret] = config.api_key
-        redactor = Redactor(known)
         state = self.state_dir(ws, record.id)
         work = state / "work"
         transcript = await asyncio.to_thread(self._resume_point, ws, record, state)
@@ -108,26 +112,8 @@ class AgentRunner:
             return transcript
         mounts = await asyncio.to_thread(_mount_contexts, ws, record, manifest, work)
         outputs = OutputSink(manifest.exec.outputs, work, transcript.outputs if transcript else None)
-        sink = _RunSink(RunStore.of(ws), record, redactor)
-        tools = agent_run_tools(mounts=mounts, outputs=outputs, sink=sink,
-                                disabled=manifest.exec.disable_tools)
-        if transcript is None:
-            skill = await asyncio.to_thread(_skill, ws, record, manifest)
-            user = first_message(record.inputs, manifest.exec.outputs, mounts,
-                                 [t.name for t in tools])
-            transcript = Transcript.start(provider=config.provider, model=config.model,
-                                          system=skill, user=user)
-            emit("info", f"Agent: {config.provider} model {config.model}, tools "
-                         f"{', '.join(t.name for t in tools)}")
-        else:
-            emit("info", f"Resumed: the approval was {record.approval.status}"  # type: ignore[union-attr]
-                         f" by {record.approval.decided_by}")  # type: ignore[union-attr]
-        timeout = float(min(manifest.limits.timeout_seconds, self.settings.max_run_timeout_seconds))
-        limits = Limits.of(manifest.limits, timeout_s=timeout)
-        policy = RetryPolicy(stall_timeout=self.settings.agent_stall_seconds)
-        provider = make_provider(config, timeout=timeout)
-        loop = asyncio.ensure_future(run_agent(provider, transcript, tools, sink, limits=limits,
-                                               policy=policy, outputs=outputs, prices=self.prices))
+        step = _Attempt(ws, record, manifest, config, known, transcript, mounts, outputs, emit)
+        loop = asyncio.ensure_future(self._attempt(step))
         stop = asyncio.ensure_future(cancel.wait())
         try:
             await asyncio.wait({loop, stop}, return_when=asyncio.FIRST_COMPLETED)
@@ -136,12 +122,16 @@ class AgentRunner:
             if not loop.done():
                 loop.cancel()  # cancel = the loop's task cancelled (also on shutdown)
                 await asyncio.gather(loop, return_exceptions=True)
-            await provider.aclose()
-        self._account(record, transcript, redactor)
+        redactor, transcript = step.redactor, step.transcript
+        if transcript is not None:
+            self._account(record, transcript, redactor)
         if loop.cancelled():
             emit("warning", "Run cancelled; the agent was stopped")
             return runs.Outcome("cancelled", error_code="user_cancel", error="Cancelled by user")
         result = loop.result()
+        if isinstance(result, runs.Outcome):
+            return result
+        assert transcript is not None
         if result.status == "pending_approval":
             await asyncio.to_thread(fsync_write, state / TRANSCRIPT, transcripts.encode(transcript))
             asked = result.approval
@@ -150,6 +140,64 @@ class AgentRunner:
                       preview=redactor.line(asked.preview), tool_call_id=asked.call_id)
             return None
         return await self._ended(ws, record, result, work, redactor, emit)
+
+    async def _attempt(self, step: _Attempt) -> AgentResult | runs.Outcome:
+        """Open the worker's connections, then run the loop with their tools and the built-in
+        ones; the sessions are closed when it ends, however it ends. A declared connection that
+        is missing or cannot be opened fails the run before the model is called."""
+        ws, record, manifest = step.ws, step.record, step.manifest
+        toolset = self._toolset(step)
+        try:
+            remote = await toolset.__aenter__() if toolset is not None else []
+        except (MissingConnections, ConnectionFailed) as exc:
+            step.emit("error", step.redactor.line(exc.message))
+            await asyncio.to_thread(self.forget, ws, record.id)  # it ends here for good
+            return runs.Outcome("failed", error_code=exc.error_code,
+                                error=step.redactor.line(exc.message))
+        try:
+            if toolset is not None:
+                step.redactor = Redactor(step.known | toolset.sent)
+                step.emit("info", "Connections: " + ", ".join(
+                    f"{t.name} ({t.connection_id})" for t in remote) if remote
+                    else "Connections: no tools offered")
+            sink = _RunSink(RunStore.of(ws), record, step.redactor)
+            tools = agent_run_tools(mounts=step.mounts, outputs=step.outputs, sink=sink,
+                                    disabled=manifest.exec.disable_tools, extra=remote)
+            config = step.config
+            if step.transcript is None:
+                skill = await asyncio.to_thread(_skill, ws, record, manifest)
+                user = first_message(record.inputs, manifest.exec.outputs, step.mounts,
+                                     [t.name for t in tools])
+                step.transcript = Transcript.start(provider=config.provider, model=config.model,
+                                                   system=skill, user=user)
+                step.emit("info", f"Agent: {config.provider} model {config.model}, tools "
+                                  f"{', '.join(t.name for t in tools)}")
+            else:
+                step.emit("info", f"Resumed: the approval was {record.approval.status}"  # type: ignore[union-attr]
+                                  f" by {record.approval.decided_by}")  # type: ignore[union-attr]
+            timeout = float(min(manifest.limits.timeout_seconds,
+                                self.settings.max_run_timeout_seconds))
+            provider = make_provider(config, timeout=timeout)
+            try:
+                return await run_agent(
+                    provider, step.transcript, tools, sink,
+                    limits=Limits.of(manifest.limits, timeout_s=timeout),
+                    policy=RetryPolicy(stall_timeout=self.settings.agent_stall_seconds),
+                    outputs=step.outputs, prices=self.prices)
+            finally:
+                await provider.aclose()
+        finally:
+            if toolset is not None:
+                await toolset.__aexit__(None, None, None)
+
+    def _toolset(self, step: _Attempt) -> ConnectionToolset | None:
+        """The worker's connections (None when it declares none)."""
+        if not declared(step.manifest):
+            return None
+        if self.connections is None:
+            raise RuntimeError("agent runs were given no connection service")
+        return ConnectionToolset(self.connections, step.ws, step.manifest, run_id=step.record.id,
+                                 scrubber=lambda sent: Redactor(sent).value)
 
     def _resume_point(self, ws: Workspace, record: RunRecord,
                       state: Path) -> Transcript | runs.Outcome | None:
@@ -180,7 +228,8 @@ class AgentRunner:
         record.tool_calls = [ToolCall(
             id=c.id, name=c.name, arguments=redactor.value(c.arguments),
             result=redactor.value(c.result), error=redactor.value(c.error),
-            error_code=c.error_code, turn=c.turn, duration_ms=c.duration_ms)
+            error_code=c.error_code, turn=c.turn, duration_ms=c.duration_ms,
+            connection_id=c.connection_id)
             for c in transcript.tool_calls]
 
     async def _ended(self, ws: Workspace, record: RunRecord, result: AgentResult, work: Path,
@@ -193,6 +242,26 @@ class AgentRunner:
         return runs.Outcome(result.status, outputs=redactor.value(result.outputs),
                             error=redactor.value(result.error), error_code=result.error_code,
                             artifacts=kept)
+
+
+@dataclass
+class _Attempt:
+    """One go of a run's loop; `transcript` and `redactor` are read after it ends, however it
+    ends (the redactor learns the connections' credentials once they are opened)."""
+
+    ws: Workspace
+    record: RunRecord
+    manifest: Manifest
+    config: AgentConfig
+    known: dict[str, str]  # secret name -> value: the worker's and the provider key
+    transcript: Transcript | None
+    mounts: dict[str, Path]
+    outputs: OutputSink
+    emit: LogFn
+    redactor: Redactor = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.redactor = Redactor(self.known)
 
 
 class _RunSink:

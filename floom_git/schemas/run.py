@@ -66,7 +66,8 @@ class Approval(Record, kw_only=True):
 
 class ToolCall(Record, kw_only=True):
     """One tool call of an agent run (REFERENCE §3.2, plus the model turn that asked for it,
-    why it failed and how long it took); script runs have none."""
+    why it failed, how long it took and the connection of a remote tool); script runs have
+    none."""
 
     id: str
     name: str
@@ -76,6 +77,7 @@ class ToolCall(Record, kw_only=True):
     error_code: str | None = None
     turn: int | None = None
     duration_ms: int | None = None
+    connection_id: str | None = None  # the connection whose remote tool was called
 
 
 class AgentUsage(Record, kw_only=True):

@@ -1,11 +1,9 @@
 """A worker's connections as agent tools. Each tool of each connection the worker declares
-(filtered by the worker's and the connection's `allowed_tools`) becomes a descriptor: a name, a
-description, the JSON schema of its arguments and an async callable that calls the remote tool and
-returns its result, tagged with the connection id. `ConnectionToolset` keeps one session per
-connection open for the length of a run and records every call (the connection's activity).
-
-The descriptor has the fields of the agent loop's `Tool` (name, description, parameters, fn) plus
-`connection_id`, so the loop can take it as it is and copy the id into the run's `tool_calls`.
+(filtered by the worker's and the connection's `allowed_tools`) becomes an agent `Tool` named
+`<label>__<tool>` that calls the remote tool and carries the connection id (copied by the loop
+into the run's `tool_calls`). `ConnectionToolset` keeps one session per connection open for the
+length of a run, records every call (the connection's activity), and scrubs the credentials it
+sent from what comes back, so a server echoing its token never hands it to the model.
 """
 
 from __future__ import annotations
@@ -19,6 +17,7 @@ from typing import Any
 
 import mcp_types as types
 
+from floom_git.agents.tools import Tool, ToolError
 from floom_git.errors import Conflict
 from floom_git.schemas.connections import ConnectionEntry
 from floom_git.schemas.manifest import Manifest
@@ -32,13 +31,11 @@ MAX_NAME = 64
 
 
 @dataclass(frozen=True)
-class ConnectionTool:
-    name: str  # unique among a run's tools: <label>__<remote tool>
-    description: str
-    parameters: dict[str, Any]  # the remote tool's input JSON schema
-    fn: Callable[[dict[str, Any]], Awaitable[Any]]
-    connection_id: str
-    remote_name: str
+class ConnectionTool(Tool):
+    """`name` is unique among a run's tools (<label>__<remote tool>), `parameters` the remote
+    tool's input JSON schema."""
+
+    remote_name: str = ""
 
 
 class MissingConnections(Conflict):
@@ -59,8 +56,14 @@ class ConnectionFailed(Conflict):
     error_code = "connection_failed"
 
 
-class ToolCallFailed(Exception):
-    """The remote tool answered with an error, or the call did not complete."""
+class ToolCallFailed(ToolError):
+    """The remote tool answered with an error (`tool_error`), did not answer within
+    FLOOM_MCP_CALL_TIMEOUT_SECONDS (`tool_timeout`), or the session with its server failed
+    (`connection_error`). The model gets the message as an error result; the run goes on."""
+
+    def __init__(self, message: str, code: str = "tool_error") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def tool_name(label: str, remote: str) -> str:
@@ -88,18 +91,31 @@ def _allowed(entry: ConnectionEntry, want: Declared, name: str) -> bool:
     return True
 
 
+Scrub = Callable[[Any], Any]  # a JSON-like value with the credentials sent replaced
+
+
+def _keep(value: Any) -> Any:
+    return value
+
+
 class ConnectionToolset:
     """`async with ConnectionToolset(service, ws, manifest, run_id=...) as tools:` opens the
     worker's connections and yields their tools; MissingConnections / ConnectionFailed when a
-    declared connection does not exist or cannot be opened."""
+    declared connection does not exist or cannot be opened. `scrubber(sent)` (e.g. the runtime's
+    Redactor) gives what removes the credentials sent (`sent`: name -> value) from results and
+    errors before the model, the run or the connection's activity sees them."""
 
     def __init__(self, service: Connections, ws: Workspace, manifest: Manifest, *,
-                 run_id: str | None = None, call_timeout: float | None = None) -> None:
+                 run_id: str | None = None, call_timeout: float | None = None,
+                 scrubber: Callable[[dict[str, str]], Scrub] | None = None) -> None:
         self.service = service
         self.ws = ws
         self.manifest = manifest
         self.run_id = run_id
         self.call_timeout = call_timeout or service.settings.mcp_call_timeout_seconds
+        self.sent: dict[str, str] = {}  # every credential sent to a server, by a name for people
+        self._scrubber = scrubber
+        self._scrub: Scrub = _keep
         self._sessions: list[RemoteSession] = []
 
     async def __aenter__(self) -> list[ConnectionTool]:
@@ -121,11 +137,14 @@ class ConnectionToolset:
 
     async def _open(self, want: Declared, entry: ConnectionEntry, taken: set[str]) -> list[ConnectionTool]:
         try:
-            remote = RemoteSession(await self.service.endpoint(self.ws, entry))
+            endpoint = await self.service.endpoint(self.ws, entry)
+            self._learn(entry, endpoint.headers)
+            remote = RemoteSession(endpoint)
             self._sessions.append(remote)
             await remote.start()
         except (Conflict, RemoteError) as exc:
-            raise ConnectionFailed(f"Connection {entry.label}: {getattr(exc, 'message', exc)}") from None
+            message = self._scrub(str(getattr(exc, "message", exc)))
+            raise ConnectionFailed(f"Connection {entry.label}: {message}") from None
         out = []
         for tool in remote.tools:
             if not _allowed(entry, want, tool.name):
@@ -140,19 +159,36 @@ class ConnectionToolset:
                 connection_id=entry.id, remote_name=tool.name))
         return out
 
+    def _learn(self, entry: ConnectionEntry, headers: dict[str, str]) -> None:
+        """Remember the credentials about to be sent (also a bearer token on its own)."""
+        auth = self.service.auth_of(entry)
+        name = auth.secret if auth is not None else f"connection {entry.label}"
+        for header, value in headers.items():
+            self.sent[f"{name} ({header})"] = value
+            if value.startswith("Bearer "):
+                self.sent[name] = value.removeprefix("Bearer ")
+        if self._scrubber is not None:
+            self._scrub = self._scrubber(dict(self.sent))
+
     def _caller(self, remote: RemoteSession, entry: ConnectionEntry,
                 remote_name: str) -> Callable[[dict[str, Any]], Awaitable[Any]]:
         async def call(arguments: dict[str, Any]) -> Any:
             began = time.monotonic()
-            error: str | None = None
+            error: str | None = "cancelled"  # unless the call ends otherwise
             try:
-                return result_value(await remote.call(remote_name, arguments, self.call_timeout))
+                value = self._scrub(result_value(
+                    await remote.call(remote_name, arguments, self.call_timeout)))
+                error = None
+                return value
             except RemoteError as exc:
-                error = exc.message
-                raise ToolCallFailed(exc.message) from None
+                error = self._scrub(exc.message)
+                if exc.timed_out:
+                    raise ToolCallFailed(f"{remote_name} timed out after {self.call_timeout:g}s "
+                                         f"({error})", "tool_timeout") from None
+                raise ToolCallFailed(error, "connection_error") from None
             except ToolCallFailed as exc:
-                error = str(exc)
-                raise
+                error = self._scrub(str(exc))
+                raise ToolCallFailed(error) from None
             finally:
                 await asyncio.to_thread(self.service.vault.record_call, self.ws.uid, entry.id, {
                     "run_id": self.run_id, "worker_id": self.manifest.name, "tool": remote_name,

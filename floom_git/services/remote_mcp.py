@@ -16,16 +16,21 @@ import httpx2
 import mcp_types as types
 from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
 
 from floom_git.services import egress
 
+CLOSE_GRACE = 5.0  # seconds a closing session may take to say goodbye before it is cut
+
 
 class RemoteError(Exception):
-    """The server could not be reached, refused, or broke the protocol; `message` says which."""
+    """The server could not be reached, refused, broke the protocol or (`timed_out`) did not
+    answer in time; `message` says which."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, timed_out: bool = False) -> None:
         super().__init__(message)
         self.message = message
+        self.timed_out = timed_out
 
 
 @dataclass(frozen=True)
@@ -155,13 +160,21 @@ class RemoteSession:
         try:
             return await self.session.call_tool(name, arguments, read_timeout_seconds=timeout)
         except Exception as exc:  # noqa: BLE001
-            raise RemoteError(describe(exc)) from None
+            leaf = _leaf(exc)
+            timed_out = isinstance(leaf, TimeoutError | httpx2.TimeoutException) or (
+                isinstance(leaf, MCPError) and leaf.error.code == types.REQUEST_TIMEOUT)
+            raise RemoteError(describe(exc), timed_out) from None
 
     async def close(self) -> None:
+        """End the session; a server slow to hear the goodbye is left after CLOSE_GRACE."""
         self._stop.set()
         if self._task is not None:
-            with contextlib.suppress(Exception):
-                await self._task
+            if not self._ready.done():
+                self._task.cancel()  # still connecting: nothing to say goodbye to
+            await asyncio.wait({self._task}, timeout=CLOSE_GRACE)
+            if not self._task.done():
+                self._task.cancel()
+                await asyncio.gather(self._task, return_exceptions=True)
 
 
 def _ms(began: float) -> int:
