@@ -1,7 +1,8 @@
 """A real remote MCP server for the tests, built with the official SDK (MCPServer, streamable
 HTTP, stateful as most servers are) and served by uvicorn on a loopback port: tools with schemas,
-one that errors, one that is slow. It can demand a bearer token, and records the Authorization
-header of every request."""
+one that errors, one that is slow, one that echoes the caller's credential (as careless servers
+do in errors). It can demand a bearer token, and records the Authorization header of every
+request."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 import anyio
 import pytest
 import uvicorn
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from starlette.responses import PlainTextResponse
 
@@ -41,6 +42,11 @@ def build() -> MCPServer:
         """Answer after `seconds`."""
         await anyio.sleep(seconds)
         return "done"
+
+    @server.tool()
+    def whoami(ctx: Context) -> str:
+        """The Authorization header this call carried."""
+        return (ctx.headers or {}).get("authorization", "")
 
     return server
 

@@ -164,9 +164,8 @@ class ConnectionToolset:
         auth = self.service.auth_of(entry)
         name = auth.secret if auth is not None else f"connection {entry.label}"
         for header, value in headers.items():
-            self.sent[f"{name} ({header})"] = value
-            if value.startswith("Bearer "):
-                self.sent[name] = value.removeprefix("Bearer ")
+            key = name if name not in self.sent else f"{name} ({header})"
+            self.sent[key] = value.removeprefix("Bearer ")
         if self._scrubber is not None:
             self._scrub = self._scrubber(dict(self.sent))
 

@@ -67,14 +67,14 @@ async def test_test_connection_live_initialize_and_tools(client, admin, remote_s
     assert result["ok"] is True and result["error"] is None and result["latency_ms"] >= 0
     assert result["server"]["name"] == "fixture-server" and result["server"]["version"] == "9.9.9"
     tools = {t["name"]: t for t in result["tools"]}
-    assert set(tools) == {"add", "echo", "fail", "slow"}
+    assert set(tools) == {"add", "echo", "fail", "slow", "whoami"}
     assert tools["add"]["allowed"] is True and tools["echo"]["allowed"] is False
     assert tools["add"]["input_schema"]["required"] == ["a", "b"]
     assert "Bearer tok-123" in remote_server.seen_auth
     listed = await (await client.get(f"/api/connections/{conn['id']}/tools")).json()
-    assert [t["name"] for t in listed] == ["add", "echo", "fail", "slow"]
+    assert [t["name"] for t in listed] == ["add", "echo", "fail", "slow", "whoami"]
     status = await (await client.get(f"/api/connections/{conn['id']}/status")).json()
-    assert status["last_test"]["ok"] is True and status["last_test"]["tool_count"] == 4
+    assert status["last_test"]["ok"] is True and status["last_test"]["tool_count"] == 5
 
 
 async def test_wrong_or_missing_secret_shows_in_status_and_test(client, admin, remote_server):  # noqa: F811

@@ -233,7 +233,7 @@ def _agent_part(data: dict[str, Any]) -> dict[str, Any] | None:
     event = data.get("event") if kind == "log" else None
     if event is not None and event.get("type") == "tool_call":
         return {"type": "tool-result", **{k: event.get(k) for k in (
-            "id", "name", "result", "error", "error_code", "duration_ms")}}
+            "id", "name", "result", "error", "error_code", "duration_ms", "connection_id")}}
     return None
 
 
