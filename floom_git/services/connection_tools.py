@@ -120,7 +120,10 @@ class ConnectionToolset:
 
     async def __aenter__(self) -> list[ConnectionTool]:
         wanted = declared(self.manifest)
-        items = entries(self.ws)
+        try:
+            items = entries(self.ws)
+        except Conflict as exc:  # .floom/connections.yml does not validate
+            raise ConnectionFailed(exc.message) from None
         pairs = [(want, match(items, want)) for want in wanted]
         missing = [want.title for want, entry in pairs if entry is None]
         if missing:
