@@ -131,7 +131,7 @@ async def test_tools_outside_allowed_tools_are_not_offered_and_calls_to_them_are
 
 @pytest.fixture
 def quick_calls(settings):
-    return settings.replace(mcp_call_timeout_seconds=2.0)
+    return settings.replace(mcp_call_timeout_seconds=3.0)
 
 
 async def test_remote_errors_and_timeouts_are_error_results_and_the_run_goes_on(
@@ -151,9 +151,9 @@ async def test_remote_errors_and_timeouts_are_error_results_and_the_run_goes_on(
     assert codes == [("docs__fail", "tool_error", conn["id"]), ("docs__slow", "tool_timeout", conn["id"]),
                      ("docs__add", None, conn["id"]), ("finish_with_outputs", None, None)]
     assert run["tool_calls"][0]["error"].endswith("the index is down")
-    assert "timed out after 2s" in run["tool_calls"][1]["error"]
+    assert "timed out after 3s" in run["tool_calls"][1]["error"]
     assert tool_answers(llm, 1) == [f"Error: {run['tool_calls'][0]['error']}"]
-    assert tool_answers(llm, 2)[-1].startswith("Error: slow timed out after 2s")
+    assert tool_answers(llm, 2)[-1].startswith("Error: slow timed out after 3s")
     assert tool_answers(llm, 3)[-1] == '{"result": 2}'  # the same session still answers
     activity = await (await client.get(f"/api/connections/{conn['id']}/activity")).json()
     assert activity["runs"][0]["calls"] == 3 and activity["runs"][0]["errors"] == 2
@@ -225,6 +225,37 @@ async def test_cancel_during_a_remote_call_ends_the_run_promptly_and_closes_the_
     assert (run["status"], run["error_code"]) == ("cancelled", "user_cancel"), run
     assert asyncio.get_running_loop().time() - began < 30  # not the tool's 120 s
     assert held_sessions() == []
+
+
+async def test_cancel_while_a_connection_is_still_opening_ends_the_run_promptly(
+        client, admin, llm: FakeLLM):
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def silent(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)  # a server that takes the connection and never answers
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    try:
+        port = server.sockets[0].getsockname()[1]
+        await connect(client, admin, f"http://127.0.0.1:{port}/mcp")
+        await configure(client.server.app, llm)
+        await make_agent(client, "hopeful", extra=USES_DOCS.format(tools="add"))
+        rid = (await trigger(client, "hopeful", {"topic": "t"}))["run_id"]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 60
+        while not accepted:
+            assert loop.time() < deadline, "the run never tried to connect"
+            await asyncio.sleep(0.05)
+        began = loop.time()
+        await client.post(f"/api/runs/{rid}/cancel")
+        run = await wait_run(client, rid)
+        assert (run["status"], run["error_code"]) == ("cancelled", "user_cancel"), run
+        assert loop.time() - began < 30  # not the 120 s connect timeout
+        assert held_sessions() == [] and llm.requests == []
+    finally:
+        server.close()
+        for writer in accepted:
+            writer.close()
 
 
 async def test_connection_tools_work_again_after_an_approval_across_a_restart(
