@@ -18,7 +18,7 @@ DEFAULT_TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "workspace_templ
 class Settings:
     host: str = "127.0.0.1"
     environment: str = "production"  # shown by /system/info (e.g. staging, development)
-    log_format: str = "json"  # json (one object per line) or text
+    log_format: str = "auto"  # json (one object per line), text, or auto (text on a terminal)
     port: int = 8000
     data_dir: Path = Path("./floom-data")
     template_dir: Path = DEFAULT_TEMPLATE_DIR
