@@ -82,7 +82,7 @@ async def test_push_bad_agent_block_is_refused_and_good_one_accepted(client, tmp
     bad = "name: default\nagent: {provider: openai, model: gpt-4o, api_key_secret: lower-case}\n"
     pushed = await asyncio.to_thread(_push, tmp_path, base, bad)
     assert pushed.returncode != 0
-    assert "remote:   - workspace.yml: Expected `str` matching regex" in pushed.stderr
+    assert "remote:   - workspace.yml: Expected a name of 1 to 64 uppercase letters" in pushed.stderr
     assert "at `$.agent.api_key_secret`" in pushed.stderr
     good = "name: default\nagent: {provider: anthropic, model: claude-sonnet-4-5, api_key_secret: K}\n"
     (tmp_path / "clone" / "workspace.yml").write_text(good)
