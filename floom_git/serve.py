@@ -94,14 +94,17 @@ def banner(settings: Settings, *, secret_existed: bool) -> list[str]:
 def serve(settings: Settings, *, stderr: IO[str] | None = None) -> int:
     """Run the server until SIGINT/SIGTERM. Exit 1 when the port is taken, 2 for a setting
     the server refuses to start with."""
-    from floom_git.http.app import create_app
-
     out = stderr or sys.stderr
     try:
         socks = bind(settings.host, settings.port)
     except PortTaken as exc:
         print(f"error: {exc}", file=out)
         return 1
+    # Loading the server and opening the workspaces takes seconds on a busy machine: say so.
+    print(f"floom-git {__version__}: starting on port {settings.port} with data in "
+          f"{settings.data_dir} ...", file=out, flush=True)
+    from floom_git.http.app import create_app
+
     logs.setup(settings.log_format)
     existed = (settings.system_dir / SECRET_FILE).exists()
     try:

@@ -38,9 +38,9 @@ def serve_env(data: Path, port: int, **extra: str) -> dict[str, str]:
 class Server:
     """scripts/serve in its own process group, its stderr read line by line."""
 
-    def __init__(self, tmp: Path, port: int, **extra: str) -> None:
+    def __init__(self, tmp: Path, port: int, data: str = "data", **extra: str) -> None:
         self.port = port
-        self.proc = subprocess.Popen([str(SERVE)], cwd=tmp, env=serve_env(tmp / "data", port, **extra),
+        self.proc = subprocess.Popen([str(SERVE)], cwd=tmp, env=serve_env(tmp / data, port, **extra),
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                      start_new_session=True)
         self.lines: list[str] = []
