@@ -158,7 +158,7 @@ def _executor(args: argparse.Namespace) -> int:
     try:
         settings = config.from_env(data_dir=args.data_dir, celery_queue=args.queue,
                                    executor_concurrency=args.concurrency)
-        logs.setup(settings.log_format)
+        logs.setup(settings.log_format, settings.log_level)
         run_worker(settings, args.name)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)

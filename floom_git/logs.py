@@ -1,6 +1,6 @@
 """Server logging: one JSON object per line, each carrying the id of the request it belongs to
 (the same id is returned in the X-Request-ID response header), or readable text lines when the
-log goes to a terminal."""
+log goes to a terminal; one line per request only at debug level."""
 
 from __future__ import annotations
 
@@ -75,8 +75,15 @@ def resolve_format(fmt: str, stream: IO[str]) -> str:
     return fmt
 
 
-def setup(fmt: str = "auto", level: int = logging.INFO, stream: IO[str] | None = None) -> None:
-    """Configure the root logger for the server process (`fmt`: auto, json or text)."""
+LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
+          "error": logging.ERROR}
+
+
+def setup(fmt: str = "auto", level: int | str = logging.INFO, stream: IO[str] | None = None) -> None:
+    """Configure the root logger for the server process (`fmt`: auto, json or text; `level`: a
+    logging level or one of LEVELS' names)."""
+    if isinstance(level, str):
+        level = LEVELS[level]
     stream = stream or sys.stderr
     handler = logging.StreamHandler(stream)
     handler.addFilter(_RequestIdFilter())
@@ -88,3 +95,6 @@ def setup(fmt: str = "auto", level: int = logging.INFO, stream: IO[str] | None =
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # One line per request (http/middleware.py's `floom_git.access`) only at debug level.
+    logging.getLogger("floom_git.access").setLevel(logging.NOTSET if level <= logging.DEBUG
+                                                   else logging.WARNING)

@@ -105,7 +105,7 @@ def serve(settings: Settings, *, stderr: IO[str] | None = None) -> int:
           f"{settings.data_dir} ...", file=out, flush=True)
     from floom_git.http.app import create_app
 
-    logs.setup(settings.log_format)
+    logs.setup(settings.log_format, settings.log_level)
     existed = (settings.system_dir / SECRET_FILE).exists()
     try:
         app = create_app(settings)

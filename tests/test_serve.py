@@ -146,7 +146,9 @@ def test_banner_names_the_generated_secret_and_its_clone_line_works(tmp_path: Pa
     server.stop()
     assert server.proc.returncode == 0
     rest = server.proc.stderr.read().splitlines() if server.proc.stderr else []
-    assert any(json.loads(line)["msg"] == "floom-git stopped" for line in rest if line.startswith("{"))
+    records = [json.loads(line) for line in rest if line.startswith("{")]
+    assert any(r["msg"] == "floom-git stopped" for r in records)
+    assert [r for r in records if r["logger"] == "floom_git.access"] == [], "requests: debug level only"
 
     again = servers()
     assert again.banner("Secret") == f"read from {secret_file}"
@@ -192,3 +194,24 @@ def test_logs_are_text_on_a_terminal(tmp_path: Path):
     line = next(line for line in text.splitlines() if "created workspace" in line)
     assert not line.lstrip().startswith("{")
     assert " INFO  " in line and "created workspace 'default'" in line
+
+
+def test_debug_level_logs_one_line_per_request_with_tokens_redacted(tmp_path: Path, servers):
+    server = servers(FLOOM_LOG_LEVEL="debug", FLOOM_SECRET="a-secret-of-more-than-16-characters")
+    server.read_until("  Clone:")
+    base = f"http://127.0.0.1:{server.port}"
+    assert bash(f"curl -s {base}/healthz && curl -s {base}/s/fls_not-a-real-token", tmp_path).returncode == 0
+    server.stop()
+    assert server.proc.stderr is not None
+    records = [json.loads(line) for line in server.proc.stderr.read().splitlines() if line.startswith("{")]
+    access = [r["msg"] for r in records if r["logger"] == "floom_git.access"]
+    assert "GET /healthz 200" in access and "GET /s/[redacted] 404" in access, access
+    assert not any("fls_not-a-real-token" in m for m in access)
+
+
+def test_a_bad_log_level_is_one_line_and_exit_2(tmp_path: Path):
+    done = subprocess.run([str(SERVE)], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                          env=serve_env(tmp_path / "data", free_port(), FLOOM_LOG_LEVEL="loud"))
+    assert done.returncode == 2
+    assert "error: FLOOM_LOG_LEVEL must be one of debug, info, warning, error, not 'loud'" in done.stderr
+    assert not (tmp_path / "data").exists()
