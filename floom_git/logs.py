@@ -79,7 +79,8 @@ LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNI
           "error": logging.ERROR}
 
 
-def setup(fmt: str = "auto", level: int | str = logging.INFO, stream: IO[str] | None = None) -> None:
+def setup(fmt: str = "auto", level: int | str = logging.INFO,
+          stream: IO[str] | None = None) -> None:
     """Configure the root logger for the server process (`fmt`: auto, json or text; `level`: a
     logging level or one of LEVELS' names)."""
     if isinstance(level, str):

@@ -36,7 +36,8 @@ class PortTaken(Exception):
 def bind(host: str, port: int) -> list[socket.socket]:
     """Listening sockets for every address of `host` (as aiohttp would open them)."""
     try:
-        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:
         raise PortTaken(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     socks: list[socket.socket] = []

@@ -42,7 +42,8 @@ def every_schema_pattern() -> set[str]:
     for module in pkgutil.iter_modules(floom_git.schemas.__path__):
         mod = importlib.import_module(f"floom_git.schemas.{module.name}")
         structs += [v for v in vars(mod).values()
-                    if isinstance(v, type) and issubclass(v, msgspec.Struct) and v.__module__ == mod.__name__]
+                    if isinstance(v, type) and issubclass(v, msgspec.Struct)
+                    and v.__module__ == mod.__name__]
     out: set[str] = set()
     seen: set[int] = set()
     for info in mi.multi_type_info(structs):

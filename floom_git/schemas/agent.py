@@ -13,8 +13,13 @@ from floom_git.schemas.patterns import explain, matching
 from floom_git.storage.codec import load_yaml
 
 ProviderName = Literal["openai", "anthropic"]
-Model = Annotated[str, matching(r"^\S+$", "a model name without spaces (e.g. `gpt-4.1-mini`)", min_length=1, max_length=200)]
-BaseUrl = Annotated[str, matching(r"^https?://[^\s/]+(/\S*)?$", "an http:// or https:// URL without spaces (e.g. `http://localhost:11434/v1`)", max_length=2000)]
+Model = Annotated[str, matching(
+    r"^\S+$",
+    "a model name without spaces (e.g. `gpt-4.1-mini`)", min_length=1, max_length=200)]
+BaseUrl = Annotated[str, matching(
+    r"^https?://[^\s/]+(/\S*)?$",
+    "an http:// or https:// URL without spaces (e.g. `http://localhost:11434/v1`)",
+    max_length=2000)]
 
 
 class AgentSettings(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, kw_only=True):

@@ -27,10 +27,18 @@ from floom_git.schemas.patterns import explain, matching
 from floom_git.storage.codec import load_yaml
 
 CONNECTIONS_FILE = ".floom/connections.yml"
-ConnId = Annotated[str, matching(r"^conn_[0-9a-f]{12}$", "a connection id: `conn_` and 12 hex digits")]
-Label = Annotated[str, matching(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", "1 to 64 letters, digits, dots, dashes and underscores, starting with a letter or digit")]
-AppSlug = Annotated[str, matching(r"^[a-z0-9][a-z0-9_-]{0,63}$", "an app slug of 1 to 64 lowercase letters, digits, dashes and underscores (e.g. `github`)")]
-HeaderName = Annotated[str, matching(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$", "a header name of 1 to 64 letters, digits and dashes (e.g. `X-Api-Key`)")]
+ConnId = Annotated[str, matching(
+    r"^conn_[0-9a-f]{12}$",
+    "a connection id: `conn_` and 12 hex digits")]
+Label = Annotated[str, matching(
+    r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+    "1 to 64 letters, digits, dots, dashes and underscores, starting with a letter or digit")]
+AppSlug = Annotated[str, matching(
+    r"^[a-z0-9][a-z0-9_-]{0,63}$",
+    "an app slug of 1 to 64 lowercase letters, digits, dashes and underscores (e.g. `github`)")]
+HeaderName = Annotated[str, matching(
+    r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$",
+    "a header name of 1 to 64 letters, digits and dashes (e.g. `X-Api-Key`)")]
 RemoteToolName = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 # An http(s) URL with an ASCII host name (or a bracketed IPv6 address), no credentials and no
 # spaces: check_url_shape holds a URL to exactly this, and the API documents it.

@@ -50,8 +50,12 @@ class ChatMessage(Record, kw_only=True):
 
 
 class ChatRequest(Body, kw_only=True):
-    message: Annotated[str, matching(NOT_BLANK, "a message that is not blank", min_length=1, max_length=MAX_MESSAGE)]
-    conversation_id: Annotated[str, matching(CONVERSATION_ID, "a conversation id: `conv_` and 12 hex digits")] | None = None
+    message: Annotated[str, matching(
+        NOT_BLANK,
+        "a message that is not blank", min_length=1, max_length=MAX_MESSAGE)]
+    conversation_id: Annotated[str, matching(
+        CONVERSATION_ID,
+        "a conversation id: `conv_` and 12 hex digits")] | None = None
 
 
 class ConversationOut(Out, kw_only=True):

@@ -47,7 +47,9 @@ class ApiKeySpec(Base, kw_only=True):
 class CatalogApp(Base, kw_only=True):
     slug: AppSlug
     name: Text
-    category: Annotated[str, matching(r"^[a-z0-9][a-z0-9-]{0,39}$", "1 to 40 lowercase letters, digits and dashes, starting with a letter or digit")]
+    category: Annotated[str, matching(
+        r"^[a-z0-9][a-z0-9-]{0,39}$",
+        "1 to 40 lowercase letters, digits and dashes, starting with a letter or digit")]
     description: Text
     auth: Literal["oauth2", "api_key", "none"]
     homepage: HttpUrl | None = None

@@ -16,16 +16,25 @@ from floom_git.errors import InvalidManifest
 from floom_git.schemas.patterns import explain, matching
 from floom_git.storage.codec import load_yaml
 
-SECRET_NAME_WORDS = ("a name of 1 to 64 uppercase letters, digits and underscores, starting with a letter "
-                     "(e.g. `OPENAI_API_KEY`)")
-Slug = Annotated[str, matching(r"^[a-z0-9][a-z0-9-]{1,62}[a-z0-9]$",
-                                "3 to 64 lowercase letters, digits and dashes, starting and ending with a letter or digit (e.g. `word-count`)")]
-Ident = Annotated[str, matching(r"^[A-Za-z_][A-Za-z0-9_]*$", "a name of letters, digits and underscores that does not start with a digit (e.g. `min_length`)", max_length=64)]
+SECRET_NAME_WORDS = ("a name of 1 to 64 uppercase letters, digits and underscores, starting with "
+                     "a letter (e.g. `OPENAI_API_KEY`)")
+Slug = Annotated[str, matching(
+    r"^[a-z0-9][a-z0-9-]{1,62}[a-z0-9]$",
+    "3 to 64 lowercase letters, digits and dashes, starting and ending with a letter or digit "
+    "(e.g. `word-count`)")]
+Ident = Annotated[str, matching(
+    r"^[A-Za-z_][A-Za-z0-9_]*$",
+    "a name of letters, digits and underscores that does not start with a digit (e.g. "
+    "`min_length`)", max_length=64)]
 SecretName = Annotated[str, matching(r"^[A-Z][A-Z0-9_]{0,63}$", SECRET_NAME_WORDS)]
-SemVer = Annotated[str, matching(r"^\d+\.\d+\.\d+(-[A-Za-z0-9.-]+)?$", "a version MAJOR.MINOR.PATCH such as `1.0.0` (optionally `-beta.1`)")]
+SemVer = Annotated[str, matching(
+    r"^\d+\.\d+\.\d+(-[A-Za-z0-9.-]+)?$",
+    "a version MAJOR.MINOR.PATCH such as `1.0.0` (optionally `-beta.1`)")]
 Title = Annotated[str, msgspec.Meta(min_length=1, max_length=120)]
 Description = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
-Tag = Annotated[str, matching(r"^[^/\s][^/]{0,39}$", "a tag of 1 to 40 characters without `/`, not starting with a space")]
+Tag = Annotated[str, matching(
+    r"^[^/\s][^/]{0,39}$",
+    "a tag of 1 to 40 characters without `/`, not starting with a space")]
 Visibility = Literal["private", "workspace", "shared", "public"]
 FieldType = Literal["string", "text", "number", "integer", "boolean", "textarea", "select", "url",
                     "json", "date"]

@@ -14,7 +14,8 @@ _WORDS: dict[str, str] = {}
 _BY_REPR: dict[str, str] = {}  # msgspec shows a pattern as Python's repr() of it
 # msgspec: "Expected `str` matching regex '<pattern>'" [" - at `$.path`"]; the pattern may hold
 # quotes, so it runs to the last quote before the path (or the end).
-_REGEX = re.compile(r"Expected `str` matching regex (?P<repr>'.*'|\".*\")(?P<rest>( - at `[^`]*`)?)$", re.S)
+_REGEX = re.compile(r"Expected `str` matching regex (?P<repr>'.*'|\".*\")"
+                    r"(?P<rest>( - at `[^`]*`)?)$", re.S)
 
 
 def matching(pattern: str, words: str, **meta: Any) -> msgspec.Meta:

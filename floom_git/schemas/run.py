@@ -326,7 +326,9 @@ class WebhookAccepted(Out, kw_only=True):
 
 
 AlertEvent = Literal["failed", "completed", "approval_required"]
-Email = Annotated[str, matching(r"^[^@\s<>,;:\"]+@[^@\s<>,;:\"]+$", "one email address (name@host, no spaces, commas or brackets)", max_length=254)]
+Email = Annotated[str, matching(
+    r"^[^@\s<>,;:\"]+@[^@\s<>,;:\"]+$",
+    "one email address (name@host, no spaces, commas or brackets)", max_length=254)]
 
 
 class AlertCreate(Body, kw_only=True):

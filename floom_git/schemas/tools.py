@@ -20,7 +20,9 @@ from floom_git.schemas.patterns import explain, matching
 from floom_git.storage.codec import load_yaml
 
 TOOLS_FILE = "workspace-tools.yml"
-ToolName = Annotated[str, matching(r"^[A-Za-z0-9_-]{1,64}$", "a tool name of 1 to 64 letters, digits, dashes and underscores")]
+ToolName = Annotated[str, matching(
+    r"^[A-Za-z0-9_-]{1,64}$",
+    "a tool name of 1 to 64 letters, digits, dashes and underscores")]
 ToolDescription = Annotated[str, msgspec.Meta(max_length=1000)]
 # The workspace MCP server's own tools; a registered tool may not shadow one of them.
 BUILTIN_TOOL_NAMES = frozenset({

@@ -82,7 +82,8 @@ class Catalog:
         try:
             parsed = msgspec.convert({"version": 1, "apps": list(raw.values())}, CatalogFile)
         except msgspec.ValidationError as exc:
-            raise Conflict(f"system/{OPERATOR_FILE} (merged with the shipped catalog): {explain(exc)}") from None
+            raise Conflict(f"system/{OPERATOR_FILE} (merged with the shipped catalog): "
+                           f"{explain(exc)}") from None
         for app in parsed.apps:
             if app.auth == "oauth2" and app.oauth is None:
                 raise Conflict(f"integrations: app {app.slug} uses oauth2 but has no `oauth` block")

@@ -1,7 +1,8 @@
-"""Moving a workspace between two servers on one machine (docs/operations.md "Workspaces on home nodes"):
-the old node mirrors it to a remote, is frozen (writes answer 503 with Retry-After), the new node
-creates it from the mirror, the route switches. A writer that goes through the routing table and
-retries on 503 keeps writing all along; no write it saw acknowledged is missing afterwards."""
+"""Moving a workspace between two servers on one machine (docs/operations.md, "Workspaces on
+home nodes"): the old node mirrors it to a remote, is frozen (writes answer 503 with
+Retry-After), the new node creates it from the mirror, the route switches. A writer that goes
+through the routing table and retries on 503 keeps writing all along; no write it saw
+acknowledged is missing afterwards."""
 
 from __future__ import annotations
 
