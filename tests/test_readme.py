@@ -68,9 +68,10 @@ LINK = re.compile(r"\]\(([^)\s]+)\)")
 
 def _anchors(path: Path) -> set[str]:
     """GitHub's heading anchors: lower case, punctuation dropped, spaces to dashes."""
-    out = set()
+    out, fenced = set(), False
     for line in path.read_text().splitlines():
-        if line.startswith("#"):
+        fenced ^= line.startswith("```")
+        if line.startswith("#") and not fenced:
             title = line.lstrip("#").strip().lower()
             out.add(re.sub(r"[^\w\- ]", "", title).replace(" ", "-"))
     return out
