@@ -86,6 +86,8 @@ def banner(settings: Settings, *, secret_existed: bool) -> list[str]:
         f"             role: {role}",
         f'  Try:       curl -H "x-floom-secret: {value}" {base}/api/workers',
         f"  Clone:     {clone}",
+        f"  Sign in:   floom-git user add NAME --workspace default --role admin --data-dir "
+        f"{shlex.quote(str(settings.data_dir))}   (prints a password for the dashboard)",
     ]
     if settings.secret:
         lines.append("             (export FLOOM_SECRET in the shell that runs curl and git)")

@@ -19,6 +19,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVE = ROOT / "scripts" / "serve"
+FLOOM = ROOT / ".venv" / "bin" / "floom-git"
 
 
 def free_port() -> int:
@@ -62,8 +63,8 @@ class Server:
 
     def banner(self, name: str) -> str:
         """The value of one banner line (`  Clone:     ...`)."""
-        if not any(line.startswith("  Clone:") for line in self.lines):
-            self.read_until("  Clone:")
+        if not any(line.startswith("  Sign in:") for line in self.lines):  # the banner's last
+            self.read_until("  Sign in:")
         line = next(line for line in self.lines if line.startswith(f"  {name}:"))
         return line.split(":", 1)[1].strip()
 
@@ -132,6 +133,10 @@ def test_banner_names_the_generated_secret_and_its_clone_line_works(tmp_path: Pa
     assert listed.returncode == 0 and "word-count" in listed.stdout, listed
     clone = server.banner("Clone")
     assert "@" not in clone.rsplit(" ", 1)[1]
+    sign_in = server.banner("Sign in").split("   (")[0]
+    made = bash(f"{FLOOM} {sign_in.removeprefix('floom-git ').replace('NAME', 'ada')} </dev/null",
+                work, FLOOM_ARGON2_PROFILE="CHEAPEST")
+    assert made.returncode == 0 and made.stdout.startswith("password: "), made
     cloned = bash(clone, work)
     assert cloned.returncode == 0, cloned.stderr
     repo = work / "default"
