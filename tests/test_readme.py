@@ -49,8 +49,6 @@ def test_the_tutorial_runs_as_written(tmp_path: Path):
                               text=True, timeout=300)
     finally:
         server.stop()
-        if server.proc.stderr is not None:
-            server.proc.stderr.close()
     out = done.stdout
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
     assert '"outputs":{"greeting":"Bonjour, Ada!","length":13}' in out  # curl: the run's outputs

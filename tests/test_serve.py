@@ -8,10 +8,12 @@ from __future__ import annotations
 import json
 import os
 import pty
+import queue
 import select
 import signal
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -37,29 +39,47 @@ def serve_env(data: Path, port: int, **extra: str) -> dict[str, str]:
 
 
 class Server:
-    """scripts/serve in its own process group, its stderr read line by line."""
+    """scripts/serve in its own process group; a thread reads its stderr line by line (select()
+    on the pipe would miss lines already taken into the reader's buffer)."""
 
     def __init__(self, tmp: Path, port: int, data: str = "data", **extra: str) -> None:
         self.port = port
         self.proc = subprocess.Popen([str(SERVE)], cwd=tmp, env=serve_env(tmp / data, port, **extra),
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                      start_new_session=True)
-        self.lines: list[str] = []
+        self.lines: list[str] = []  # read so far by read_until
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        with self.proc.stderr:
+            for line in self.proc.stderr:
+                self._queue.put(line.rstrip("\n"))
+        self._queue.put(None)  # the process closed its stderr
 
     def read_until(self, marker: str, timeout: float = 60.0) -> list[str]:
         deadline = time.monotonic() + timeout
-        assert self.proc.stderr is not None
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([self.proc.stderr], [], [], 0.5)
-            if not ready:
-                continue
-            line = self.proc.stderr.readline()
-            if not line:  # the process ended
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = self._queue.get(timeout=left)
+            except queue.Empty:
+                break
+            if line is None:
                 raise AssertionError(f"serve ended early: {self.lines}")
-            self.lines.append(line.rstrip("\n"))
+            self.lines.append(line)
             if marker in line:
                 return self.lines
         raise AssertionError(f"no {marker!r} within {timeout}s: {self.lines}")
+
+    def rest(self) -> list[str]:
+        """The lines after those read so far, once the process has ended."""
+        self._reader.join(timeout=30)
+        out = []
+        while (line := self._queue.get_nowait()) is not None:
+            out.append(line)
+        return out
 
     def banner(self, name: str) -> str:
         """The value of one banner line (`  Clone:     ...`)."""
@@ -76,6 +96,7 @@ class Server:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
+        self._reader.join(timeout=30)
 
 
 @pytest.fixture
@@ -90,8 +111,6 @@ def servers(tmp_path: Path):
     yield start
     for server in started:
         server.stop()
-        if server.proc.stderr is not None:
-            server.proc.stderr.close()
 
 
 def bash(command: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
@@ -150,8 +169,7 @@ def test_banner_names_the_generated_secret_and_its_clone_line_works(tmp_path: Pa
     assert json.loads(server.lines[-1])["msg"].startswith("created workspace 'default'")
     server.stop()
     assert server.proc.returncode == 0
-    rest = server.proc.stderr.read().splitlines() if server.proc.stderr else []
-    records = [json.loads(line) for line in rest if line.startswith("{")]
+    records = [json.loads(line) for line in server.rest() if line.startswith("{")]
     assert any(r["msg"] == "floom-git stopped" for r in records)
     assert [r for r in records if r["logger"] == "floom_git.access"] == [], "requests: debug level only"
 
@@ -207,8 +225,7 @@ def test_debug_level_logs_one_line_per_request_with_tokens_redacted(tmp_path: Pa
     base = f"http://127.0.0.1:{server.port}"
     assert bash(f"curl -s {base}/healthz && curl -s {base}/s/fls_not-a-real-token", tmp_path).returncode == 0
     server.stop()
-    assert server.proc.stderr is not None
-    records = [json.loads(line) for line in server.proc.stderr.read().splitlines() if line.startswith("{")]
+    records = [json.loads(line) for line in server.rest() if line.startswith("{")]
     access = [r["msg"] for r in records if r["logger"] == "floom_git.access"]
     assert "GET /healthz 200" in access and "GET /s/[redacted] 404" in access, access
     assert not any("fls_not-a-real-token" in m for m in access)
