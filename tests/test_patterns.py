@@ -95,3 +95,32 @@ def test_a_bad_secret_name_is_explained_in_words():
         check_name("lower-case")
     assert info.value.message.startswith("secret name 'lower-case': expected a name of 1 to 64 uppercase")
     assert "^" not in info.value.message
+
+
+def test_enum_and_type_mistakes_in_a_manifest_say_what_is_allowed():
+    from floom_git.errors import InvalidManifest
+    from floom_git.schemas.manifest import parse_manifest
+
+    base = 'schema_version: "0.3"\nname: abc\ntitle: t\nversion: 1.0.0\nexec: {entry: run.py}\n'
+    cases = {
+        ("version: 1.0.0", "version: 1.0"):
+            "Expected a version MAJOR.MINOR.PATCH such as `1.0.0` (optionally `-beta.1`), "
+            "got `float` - at `$.version`",
+        ("exec: {entry: run.py}", "exec: {entry: run.py, inputs: [{name: a, type: strin}]}"):
+            "Invalid enum value 'strin' (allowed: boolean, date, integer, json, number, select, "
+            "string, text, textarea, url) - at `$.exec.inputs[0].type`",
+        ("title: t", "title: t\nvisibility: team"):
+            "Invalid enum value 'team' (allowed: private, public, shared, workspace) - at "
+            "`$.visibility`",
+    }
+    for (old, new), expected in cases.items():
+        with pytest.raises(InvalidManifest) as info:
+            parse_manifest(base.replace(old, new), where="w.yml")
+        assert info.value.message == f"w.yml: {expected}"
+
+
+async def test_api_bodies_name_the_allowed_enum_values(client):
+    resp = await client.patch("/api/workers/word-count", json={"visibility": "everyone"})
+    assert resp.status == 400
+    assert (await resp.json())["detail"] == ("request body: Invalid enum value 'everyone' (allowed: "
+                                             "private, public, shared, workspace) - at `$.visibility`")

@@ -256,7 +256,7 @@ def parse_manifest(data: bytes | str, *, where: str, folder: str | None = None) 
     try:
         manifest = msgspec.convert(raw, Manifest, strict=False)
     except msgspec.ValidationError as exc:
-        raise InvalidManifest(f"{where}: {explain(exc)}") from None
+        raise InvalidManifest(f"{where}: {explain(exc, Manifest)}") from None
     problems = _semantic_problems(manifest)
     if problems:
         raise InvalidManifest(f"{where}: {problems[0]}")
