@@ -45,7 +45,7 @@ def parse_agent_settings(workspace_yml: Any, *, where: str = "workspace.yml") ->
     try:
         return msgspec.convert(raw, AgentSettings, strict=True)
     except msgspec.ValidationError as exc:
-        text = explain(exc)
+        text = explain(exc, AgentSettings)
         message = text.replace("`$", "`$.agent", 1) if "`$" in text else f"{text} - at `$.agent`"
         raise InvalidInput(f"{where}: {message}") from None
 

@@ -59,7 +59,8 @@ async def test_agent_worker_with_invalid_agent_block_shows_the_problem(client):
     await write_workspace_yml(client.server.app, "name: default\nagent: {provider: gemini, model: x}\n")
     brief = await worker(client, "research-brief")
     assert brief["status"] == "needs_setup"
-    assert brief["error"] == "workspace.yml: Invalid enum value 'gemini' - at `$.agent.provider`"
+    assert brief["error"] == ("workspace.yml: Invalid enum value 'gemini' (allowed: anthropic, "
+                              "openai) - at `$.agent.provider`")
     _, admin = add_member(client.server.app, "default", "admin", "ada")
     resp = await client.patch("/api/workspaces/default", json={"description": "renamed"},
                               headers=admin)
