@@ -9,8 +9,6 @@ import sys
 from collections.abc import Mapping
 from typing import IO
 
-from aiohttp import web
-
 from floom_git import __version__, config, logs
 from floom_git.client import main as client
 
@@ -160,7 +158,7 @@ def _executor(args: argparse.Namespace) -> int:
     try:
         settings = config.from_env(data_dir=args.data_dir, celery_queue=args.queue,
                                    executor_concurrency=args.concurrency)
-        logs.setup(settings.log_format)
+        logs.setup(settings.log_format, settings.log_level)
         run_worker(settings, args.name)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -169,32 +167,11 @@ def _executor(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from floom_git.http.app import create_app
-    from floom_git.services.auth import load_or_create_secret
+    from floom_git.serve import serve
 
     try:
         settings = config.from_env(host=args.host, port=args.port, data_dir=args.data_dir)
     except ValueError as exc:  # a malformed FLOOM_* value: say which, without a traceback
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    logs.setup(settings.log_format)
-    try:
-        app = create_app(settings)
-    except ValueError as exc:  # a setting the server refuses to start with
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    base = f"http://{'localhost' if settings.host in ('127.0.0.1', '0.0.0.0') else settings.host}:{settings.port}"
-    if settings.secret:
-        how = "x-floom-secret: $FLOOM_SECRET (the value you set)"
-        secret_hint = "$FLOOM_SECRET"
-    else:
-        secret_hint = load_or_create_secret(settings.system_dir)
-        how = f"x-floom-secret: {secret_hint}  (stored in {settings.system_dir / 'shared-secret'})"
-    print(f"floom-git {__version__} serving {settings.data_dir}", file=sys.stderr)
-    print(f"  API:      {base}/api   (docs: {base}/docs)", file=sys.stderr)
-    print(f"  Auth:     {how}", file=sys.stderr)
-    print(f"  Try:      curl -H 'x-floom-secret: {secret_hint}' {base}/api/workers", file=sys.stderr)
-    print(f"  Clone:    git clone http://floom:{secret_hint}@{base.split('://', 1)[1]}/git/default.git",
-          file=sys.stderr)
-    web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)
-    return 0
+    return serve(settings)

@@ -18,7 +18,8 @@ DEFAULT_TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "workspace_templ
 class Settings:
     host: str = "127.0.0.1"
     environment: str = "production"  # shown by /system/info (e.g. staging, development)
-    log_format: str = "json"  # json (one object per line) or text
+    log_format: str = "auto"  # json (one object per line), text, or auto (text on a terminal)
+    log_level: str = "info"  # debug adds one line per request
     port: int = 8000
     data_dir: Path = Path("./floom-data")
     template_dir: Path = DEFAULT_TEMPLATE_DIR
@@ -153,6 +154,16 @@ def _executor(value: str) -> str:
     return mode
 
 
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def _log_level(value: str) -> str:
+    level = value.strip().lower()
+    if level not in LOG_LEVELS:
+        raise ValueError(f"FLOOM_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {value!r}")
+    return level
+
+
 def _sandbox(value: str) -> str:
     mode = value.strip().lower()
     if mode not in SANDBOXES:
@@ -221,6 +232,8 @@ def from_env(env: Mapping[str, str] | None = None, **overrides: object) -> Setti
         values["host"] = env["FLOOM_HOST"]
     if "FLOOM_LOG_FORMAT" in env:
         values["log_format"] = env["FLOOM_LOG_FORMAT"]
+    if env.get("FLOOM_LOG_LEVEL"):
+        values["log_level"] = _log_level(env["FLOOM_LOG_LEVEL"])
     if "FLOOM_PORT" in env:
         values["port"] = int(env["FLOOM_PORT"])
     if "FLOOM_DATA_DIR" in env:

@@ -1,5 +1,6 @@
 """Server logging: one JSON object per line, each carrying the id of the request it belongs to
-(the same id is returned in the X-Request-ID response header)."""
+(the same id is returned in the X-Request-ID response header), or readable text lines when the
+log goes to a terminal; one line per request only at debug level."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import json
 import logging
 import re
 import secrets
+import sys
+from typing import IO
 
 REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}\Z")
@@ -46,16 +49,53 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
-def setup(fmt: str = "json", level: int = logging.INFO) -> None:
-    """Configure the root logger for the server process (`fmt`: json or text)."""
-    handler = logging.StreamHandler()
+class TextFormatter(logging.Formatter):
+    """`12:00:01 INFO  runs: message  key=value (request abc)`: for a person at a terminal."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        when = dt.datetime.fromtimestamp(record.created).strftime("%H:%M:%S")
+        name = record.name.removeprefix("floom_git.")
+        line = f"{when} {record.levelname:<5} {name}: {record.getMessage()}"
+        extra = {k: v for k, v in vars(record).items() if k not in _STANDARD}
+        if extra:
+            line += "  " + " ".join(f"{k}={v}" for k, v in extra.items())
+        request_id = getattr(record, "request_id", None)
+        if request_id:
+            line += f" (request {request_id})"
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+def resolve_format(fmt: str, stream: IO[str]) -> str:
+    """`auto`: text when the log stream is a terminal, JSON otherwise (files, journald, pipes)."""
+    if fmt == "auto":
+        isatty = getattr(stream, "isatty", None)
+        return "text" if isatty is not None and isatty() else "json"
+    return fmt
+
+
+LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
+          "error": logging.ERROR}
+
+
+def setup(fmt: str = "auto", level: int | str = logging.INFO,
+          stream: IO[str] | None = None) -> None:
+    """Configure the root logger for the server process (`fmt`: auto, json or text; `level`: a
+    logging level or one of LEVELS' names)."""
+    if isinstance(level, str):
+        level = LEVELS[level]
+    stream = stream or sys.stderr
+    handler = logging.StreamHandler(stream)
     handler.addFilter(_RequestIdFilter())
-    if fmt == "text":
-        handler.setFormatter(logging.Formatter(
-            "%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s"))
+    if resolve_format(fmt, stream) == "text":
+        handler.setFormatter(TextFormatter())
     else:
         handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # One line per request (http/middleware.py's `floom_git.access`) only at debug level.
+    logging.getLogger("floom_git.access").setLevel(logging.NOTSET if level <= logging.DEBUG
+                                                   else logging.WARNING)

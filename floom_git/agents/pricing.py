@@ -12,6 +12,7 @@ import msgspec
 
 from floom_git.agents.messages import Usage
 from floom_git.errors import InvalidInput
+from floom_git.schemas.patterns import explain
 from floom_git.storage.codec import load_yaml
 
 Dollars = Annotated[float, msgspec.Meta(ge=0)]
@@ -70,4 +71,4 @@ def _parse(data: bytes, where: str) -> dict[str, Price]:
     try:
         return msgspec.convert(raw or {}, PriceFile, strict=False).models
     except msgspec.ValidationError as exc:
-        raise InvalidInput(f"{where}: {exc}") from None
+        raise InvalidInput(f"{where}: {explain(exc)}") from None

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from floom_git.agents.messages import ToolSpec
+from floom_git.schemas.patterns import explain
 
 S = TypeVar("S", bound=msgspec.Struct)
 
@@ -63,7 +64,7 @@ def struct_tool(name: str, description: str, args: type[S],
         try:
             value = msgspec.convert(raw, args, strict=False)
         except msgspec.ValidationError as exc:
-            raise BadArguments(str(exc)) from None
+            raise BadArguments(explain(exc)) from None
         return await fn(value)
 
     return Tool(name, description, object_schema(args), call)

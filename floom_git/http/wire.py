@@ -12,6 +12,7 @@ import msgspec
 from aiohttp import web
 
 from floom_git.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
+from floom_git.schemas.patterns import explain
 
 T = TypeVar("T")
 MAX_INT = 10**9
@@ -94,7 +95,7 @@ def decode_bytes(body: bytes, type_: type[T]) -> T:
         _json.loads(body, object_pairs_hook=_no_duplicates)
         return value
     except msgspec.ValidationError as exc:
-        raise InvalidInput(f"request body: {exc}") from None
+        raise InvalidInput(f"request body: {explain(exc, type_)}") from None
     except msgspec.DecodeError as exc:
         raise InvalidInput(f"request body: malformed JSON ({exc})") from None
     except UnicodeDecodeError as exc:

@@ -26,6 +26,7 @@ from floom_git import __version__
 from floom_git.config import Settings
 from floom_git.errors import Conflict, FloomError, InvalidInput
 from floom_git.mcp.tools import BUILTIN, MAX_WAIT, Call, run_and_wait
+from floom_git.schemas.patterns import explain
 from floom_git.schemas.tools import ToolEntry
 from floom_git.services import mcp_tools
 from floom_git.services.actor import Actor
@@ -128,7 +129,7 @@ def build_server(binding_of: BindingOf) -> Server[Any]:
                 try:
                     args = msgspec.convert(arguments, builtin.args, strict=False)
                 except msgspec.ValidationError as exc:
-                    raise InvalidInput(f"arguments: {exc}") from None
+                    raise InvalidInput(f"arguments: {explain(exc)}") from None
                 return _ok(await builtin.fn(call, args))
             assert registered is not None
             return await _run_registered(call, registered, arguments)

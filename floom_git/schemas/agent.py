@@ -9,11 +9,17 @@ import msgspec
 
 from floom_git.errors import InvalidInput
 from floom_git.schemas.manifest import SecretName
+from floom_git.schemas.patterns import explain, matching
 from floom_git.storage.codec import load_yaml
 
 ProviderName = Literal["openai", "anthropic"]
-Model = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^\S+$")]
-BaseUrl = Annotated[str, msgspec.Meta(pattern=r"^https?://[^\s/]+(/\S*)?$", max_length=2000)]
+Model = Annotated[str, matching(
+    r"^\S+$",
+    "a model name without spaces (e.g. `gpt-4.1-mini`)", min_length=1, max_length=200)]
+BaseUrl = Annotated[str, matching(
+    r"^https?://[^\s/]+(/\S*)?$",
+    "an http:// or https:// URL without spaces (e.g. `http://localhost:11434/v1`)",
+    max_length=2000)]
 
 
 class AgentSettings(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, kw_only=True):
@@ -39,7 +45,8 @@ def parse_agent_settings(workspace_yml: Any, *, where: str = "workspace.yml") ->
     try:
         return msgspec.convert(raw, AgentSettings, strict=True)
     except msgspec.ValidationError as exc:
-        message = str(exc).replace("`$", "`$.agent", 1) if "`$" in str(exc) else f"{exc} - at `$.agent`"
+        text = explain(exc, AgentSettings)
+        message = text.replace("`$", "`$.agent", 1) if "`$" in text else f"{text} - at `$.agent`"
         raise InvalidInput(f"{where}: {message}") from None
 
 

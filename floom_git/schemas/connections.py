@@ -23,13 +23,22 @@ import msgspec
 from floom_git.errors import InvalidInput
 from floom_git.schemas.base import Body, Out, documented
 from floom_git.schemas.manifest import SecretName
+from floom_git.schemas.patterns import explain, matching
 from floom_git.storage.codec import load_yaml
 
 CONNECTIONS_FILE = ".floom/connections.yml"
-ConnId = Annotated[str, msgspec.Meta(pattern=r"^conn_[0-9a-f]{12}$")]
-Label = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
-AppSlug = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
-HeaderName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")]
+ConnId = Annotated[str, matching(
+    r"^conn_[0-9a-f]{12}$",
+    "a connection id: `conn_` and 12 hex digits")]
+Label = Annotated[str, matching(
+    r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+    "1 to 64 letters, digits, dots, dashes and underscores, starting with a letter or digit")]
+AppSlug = Annotated[str, matching(
+    r"^[a-z0-9][a-z0-9_-]{0,63}$",
+    "an app slug of 1 to 64 lowercase letters, digits, dashes and underscores (e.g. `github`)")]
+HeaderName = Annotated[str, matching(
+    r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$",
+    "a header name of 1 to 64 letters, digits and dashes (e.g. `X-Api-Key`)")]
 RemoteToolName = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 # An http(s) URL with an ASCII host name (or a bracketed IPv6 address), no credentials and no
 # spaces: check_url_shape holds a URL to exactly this, and the API documents it.
@@ -229,7 +238,7 @@ def parse_connections_file(data: bytes, where: str = CONNECTIONS_FILE) -> Connec
     try:
         parsed = msgspec.convert(raw, ConnectionsFile)
     except msgspec.ValidationError as exc:
-        raise InvalidInput(f"{where}: {exc}") from None
+        raise InvalidInput(f"{where}: {explain(exc)}") from None
     ids: set[str] = set()
     labels: set[str] = set()
     for i, c in enumerate(parsed.connections):

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from floom_git.schemas.base import NOT_BLANK, Body, Out
+from floom_git.schemas.patterns import matching
 from floom_git.schemas.run import Record, ToolCall
 
 CONVERSATION_ID = r"^conv_[0-9a-f]{12}$"
@@ -49,8 +50,12 @@ class ChatMessage(Record, kw_only=True):
 
 
 class ChatRequest(Body, kw_only=True):
-    message: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_MESSAGE, pattern=NOT_BLANK)]
-    conversation_id: Annotated[str, msgspec.Meta(pattern=CONVERSATION_ID)] | None = None
+    message: Annotated[str, matching(
+        NOT_BLANK,
+        "a message that is not blank", min_length=1, max_length=MAX_MESSAGE)]
+    conversation_id: Annotated[str, matching(
+        CONVERSATION_ID,
+        "a conversation id: `conv_` and 12 hex digits")] | None = None
 
 
 class ConversationOut(Out, kw_only=True):

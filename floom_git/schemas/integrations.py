@@ -10,9 +10,10 @@ import msgspec
 from floom_git.schemas.base import Out
 from floom_git.schemas.connections import AppSlug
 from floom_git.schemas.manifest import SecretName
+from floom_git.schemas.patterns import matching
 
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
-HttpUrl = Annotated[str, msgspec.Meta(pattern=r"^https?://", max_length=2048)]
+HttpUrl = Annotated[str, matching(r"^https?://", "an http:// or https:// URL", max_length=2048)]
 
 
 class Base(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, kw_only=True):
@@ -46,7 +47,9 @@ class ApiKeySpec(Base, kw_only=True):
 class CatalogApp(Base, kw_only=True):
     slug: AppSlug
     name: Text
-    category: Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$")]
+    category: Annotated[str, matching(
+        r"^[a-z0-9][a-z0-9-]{0,39}$",
+        "1 to 40 lowercase letters, digits and dashes, starting with a letter or digit")]
     description: Text
     auth: Literal["oauth2", "api_key", "none"]
     homepage: HttpUrl | None = None

@@ -13,15 +13,28 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from floom_git.errors import InvalidManifest
+from floom_git.schemas.patterns import explain, matching
 from floom_git.storage.codec import load_yaml
 
-Slug = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9-]{1,62}[a-z0-9]$")]
-Ident = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)]
-SecretName = Annotated[str, msgspec.Meta(pattern=r"^[A-Z][A-Z0-9_]{0,63}$")]
-SemVer = Annotated[str, msgspec.Meta(pattern=r"^\d+\.\d+\.\d+(-[A-Za-z0-9.-]+)?$")]
+SECRET_NAME_WORDS = ("a name of 1 to 64 uppercase letters, digits and underscores, starting with "
+                     "a letter (e.g. `OPENAI_API_KEY`)")
+Slug = Annotated[str, matching(
+    r"^[a-z0-9][a-z0-9-]{1,62}[a-z0-9]$",
+    "3 to 64 lowercase letters, digits and dashes, starting and ending with a letter or digit "
+    "(e.g. `word-count`)")]
+Ident = Annotated[str, matching(
+    r"^[A-Za-z_][A-Za-z0-9_]*$",
+    "a name of letters, digits and underscores that does not start with a digit (e.g. "
+    "`min_length`)", max_length=64)]
+SecretName = Annotated[str, matching(r"^[A-Z][A-Z0-9_]{0,63}$", SECRET_NAME_WORDS)]
+SemVer = Annotated[str, matching(
+    r"^\d+\.\d+\.\d+(-[A-Za-z0-9.-]+)?$",
+    "a version MAJOR.MINOR.PATCH such as `1.0.0` (optionally `-beta.1`)")]
 Title = Annotated[str, msgspec.Meta(min_length=1, max_length=120)]
 Description = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
-Tag = Annotated[str, msgspec.Meta(pattern=r"^[^/\s][^/]{0,39}$")]
+Tag = Annotated[str, matching(
+    r"^[^/\s][^/]{0,39}$",
+    "a tag of 1 to 40 characters without `/`, not starting with a space")]
 Visibility = Literal["private", "workspace", "shared", "public"]
 FieldType = Literal["string", "text", "number", "integer", "boolean", "textarea", "select", "url",
                     "json", "date"]
@@ -105,7 +118,7 @@ class Limits(Base, kw_only=True):
 
 class Author(Base, kw_only=True):
     name: str
-    email: Annotated[str, msgspec.Meta(pattern=r"@")] | None = None
+    email: Annotated[str, matching(r"@", "an email address (with an `@`)")] | None = None
 
 
 class Manifest(Base, kw_only=True):
@@ -243,7 +256,7 @@ def parse_manifest(data: bytes | str, *, where: str, folder: str | None = None) 
     try:
         manifest = msgspec.convert(raw, Manifest, strict=False)
     except msgspec.ValidationError as exc:
-        raise InvalidManifest(f"{where}: {exc}") from None
+        raise InvalidManifest(f"{where}: {explain(exc, Manifest)}") from None
     problems = _semantic_problems(manifest)
     if problems:
         raise InvalidManifest(f"{where}: {problems[0]}")

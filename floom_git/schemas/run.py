@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from floom_git.schemas.base import Body, Out
+from floom_git.schemas.patterns import matching
 
 STATUSES = ("queued", "running", "pending_approval", "completed", "failed", "cancelled")
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
@@ -327,7 +328,9 @@ class WebhookAccepted(Out, kw_only=True):
 
 
 AlertEvent = Literal["failed", "completed", "approval_required"]
-Email = Annotated[str, msgspec.Meta(pattern=r"^[^@\s<>,;:\"]+@[^@\s<>,;:\"]+$", max_length=254)]
+Email = Annotated[str, matching(
+    r"^[^@\s<>,;:\"]+@[^@\s<>,;:\"]+$",
+    "one email address (name@host, no spaces, commas or brackets)", max_length=254)]
 
 
 class AlertCreate(Body, kw_only=True):

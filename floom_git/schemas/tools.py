@@ -16,10 +16,13 @@ import msgspec
 from floom_git.errors import InvalidInput
 from floom_git.schemas.base import Body, Out
 from floom_git.schemas.manifest import Slug
+from floom_git.schemas.patterns import explain, matching
 from floom_git.storage.codec import load_yaml
 
 TOOLS_FILE = "workspace-tools.yml"
-ToolName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+ToolName = Annotated[str, matching(
+    r"^[A-Za-z0-9_-]{1,64}$",
+    "a tool name of 1 to 64 letters, digits, dashes and underscores")]
 ToolDescription = Annotated[str, msgspec.Meta(max_length=1000)]
 # The workspace MCP server's own tools; a registered tool may not shadow one of them.
 BUILTIN_TOOL_NAMES = frozenset({
@@ -77,7 +80,7 @@ def parse_tools_file(data: bytes, where: str = TOOLS_FILE) -> ToolsFile:
     try:
         parsed = msgspec.convert(raw, ToolsFile)
     except msgspec.ValidationError as exc:
-        raise InvalidInput(f"{where}: {exc}") from None
+        raise InvalidInput(f"{where}: {explain(exc)}") from None
     ids: set[str] = set()
     names: set[str] = set()
     for i, tool in enumerate(parsed.tools):

@@ -13,6 +13,7 @@ import msgspec
 
 from floom_git.errors import Conflict, InvalidInput, NotFound
 from floom_git.schemas.integrations import CatalogApp, CatalogAppOut, CatalogFile, CatalogPage
+from floom_git.schemas.patterns import explain
 from floom_git.storage.codec import load_yaml
 
 BUILTIN_FILE = Path(__file__).resolve().parent.parent / "data" / "integrations.yml"
@@ -81,7 +82,8 @@ class Catalog:
         try:
             parsed = msgspec.convert({"version": 1, "apps": list(raw.values())}, CatalogFile)
         except msgspec.ValidationError as exc:
-            raise Conflict(f"system/{OPERATOR_FILE} (merged with the shipped catalog): {exc}") from None
+            raise Conflict(f"system/{OPERATOR_FILE} (merged with the shipped catalog): "
+                           f"{explain(exc)}") from None
         for app in parsed.apps:
             if app.auth == "oauth2" and app.oauth is None:
                 raise Conflict(f"integrations: app {app.slug} uses oauth2 but has no `oauth` block")

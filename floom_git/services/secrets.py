@@ -14,6 +14,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from floom_git.errors import InvalidInput, NotFound
+from floom_git.schemas.manifest import SECRET_NAME_WORDS
 from floom_git.storage import private
 
 NAME_RE = re.compile(r"^[A-Z][A-Z0-9_]{0,63}\Z")
@@ -37,7 +38,7 @@ def load_or_create_key(system_dir: Path, name: str = "server.key") -> bytes:
 
 def check_name(name: str) -> str:
     if not NAME_RE.match(name or ""):
-        raise InvalidInput(f"secret name '{name[:64]}' must match ^[A-Z][A-Z0-9_]{{0,63}}$")
+        raise InvalidInput(f"secret name '{name[:64]}': expected {SECRET_NAME_WORDS}")
     if name in RESERVED or name in PLATFORM:
         raise InvalidInput(f"secret name '{name}' is reserved")
     return name

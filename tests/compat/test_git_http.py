@@ -365,7 +365,8 @@ REFUSALS = {
             )
         },
         "main",
-        "workers/word-count/worker.yml: Invalid enum value 'cronn' - at `$.triggers[0].type`",
+        "workers/word-count/worker.yml: Invalid enum value 'cronn' (allowed: composio, cron, manual, schedule, scheduled, webhook) - at "
+        "`$.triggers[0].type`",
     ),
     "folder-not-name": (
         {"workers/renamed/worker.yml": manifest("word-count"), "workers/renamed/run.py": "x\n"},

@@ -59,7 +59,8 @@ async def test_agent_worker_with_invalid_agent_block_shows_the_problem(client):
     await write_workspace_yml(client.server.app, "name: default\nagent: {provider: gemini, model: x}\n")
     brief = await worker(client, "research-brief")
     assert brief["status"] == "needs_setup"
-    assert brief["error"] == "workspace.yml: Invalid enum value 'gemini' - at `$.agent.provider`"
+    assert brief["error"] == ("workspace.yml: Invalid enum value 'gemini' (allowed: anthropic, "
+                              "openai) - at `$.agent.provider`")
     _, admin = add_member(client.server.app, "default", "admin", "ada")
     resp = await client.patch("/api/workspaces/default", json={"description": "renamed"},
                               headers=admin)
@@ -82,7 +83,7 @@ async def test_push_bad_agent_block_is_refused_and_good_one_accepted(client, tmp
     bad = "name: default\nagent: {provider: openai, model: gpt-4o, api_key_secret: lower-case}\n"
     pushed = await asyncio.to_thread(_push, tmp_path, base, bad)
     assert pushed.returncode != 0
-    assert "remote:   - workspace.yml: Expected `str` matching regex" in pushed.stderr
+    assert "remote:   - workspace.yml: Expected a name of 1 to 64 uppercase letters" in pushed.stderr
     assert "at `$.agent.api_key_secret`" in pushed.stderr
     good = "name: default\nagent: {provider: anthropic, model: claude-sonnet-4-5, api_key_secret: K}\n"
     (tmp_path / "clone" / "workspace.yml").write_text(good)

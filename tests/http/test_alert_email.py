@@ -132,8 +132,9 @@ async def test_email_alert_smtp_down_is_recorded_as_failed(client, inbox):
 
 
 @pytest.mark.parametrize(("body", "detail"), [
-    ({"email_to": ["ops@example.com\r\nBcc: all@example.com"]}, "request body: Expected `str` matching"),
-    ({"email_to": ["not-an-address"]}, "request body: Expected `str` matching"),
+    ({"email_to": ["ops@example.com\r\nBcc: all@example.com"]},
+     "request body: Expected one email address"),
+    ({"email_to": ["not-an-address"]}, "request body: Expected one email address"),
     ({"on": ["failed"]}, "url: give a url, email_to, or both"),
     ({"email_to": ["ops@example.com"], "on": ["sometimes"]}, "request body: Invalid enum value"),
 ])

@@ -86,7 +86,7 @@ async def test_workspace_token_acts_only_in_its_workspace(anon):
 
 @pytest.mark.parametrize(("role", "reads", "writes"), [("viewer", 200, 403), ("member", 200, 201)])
 async def test_workspace_token_may_do_what_its_role_allows(anon, role, reads, writes):
-    """The decision (README, "Workspace tokens"): the role an admin mints decides, as for a
+    """The decision (docs/api.md, "Workspace tokens"): the role an admin mints decides, as for a
     member; the reference's read-and-run-only token is not copied, since CI pushes with these."""
     _, admin = add_member(anon.server.app, "default", "admin", "alice")
     created = await (await anon.post("/api/workspace/tokens", json={"name": "ci", "role": role},

@@ -54,7 +54,8 @@ async def test_update_and_delete_tool_one_commit_each(client, ws_path):
     ({"name": "run_worker", "worker_id": "word-count"}, 400,
      "workspace-tools.yml: 'run_worker' is the name of a built-in tool - at `$.tools[0]`"),
     ({"name": "has space", "worker_id": "word-count"}, 400, "- at `$.name`"),
-    ({"name": "t1", "worker_id": 7}, 400, "Expected `str`, got `int` - at `$.worker_id`"),
+    ({"name": "t1", "worker_id": 7}, 400, "Expected 3 to 64 lowercase letters, digits and dashes, "
+     "starting and ending with a letter or digit (e.g. `word-count`), got `int` - at `$.worker_id`"),
 ])
 async def test_create_tool_refused_without_commit(client, ws_path, body, status, detail):
     before = commit_count(ws_path)

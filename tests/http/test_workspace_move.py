@@ -1,7 +1,8 @@
-"""Moving a workspace between two servers on one machine (README "Workspaces on home nodes"):
-the old node mirrors it to a remote, is frozen (writes answer 503 with Retry-After), the new node
-creates it from the mirror, the route switches. A writer that goes through the routing table and
-retries on 503 keeps writing all along; no write it saw acknowledged is missing afterwards."""
+"""Moving a workspace between two servers on one machine (docs/operations.md, "Workspaces on
+home nodes"): the old node mirrors it to a remote, is frozen (writes answer 503 with
+Retry-After), the new node creates it from the mirror, the route switches. A writer that goes
+through the routing table and retries on 503 keeps writing all along; no write it saw
+acknowledged is missing afterwards."""
 
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ async def nodes(aiohttp_client, tmp_path):
     remote = str(mirrors / "{workspace}.git")
     old = await aiohttp_client(create_app(node_settings(tmp_path / "a", remote)))
     new = await aiohttp_client(create_app(node_settings(tmp_path / "b", remote)))
-    # An administrator on each node (identity stays per node: see the README).
+    # An administrator on each node (identity stays per node: see docs/operations.md).
     auth = {}
     for name, client in (("old", old), ("new", new)):
         auth[name] = add_member(client.server.app, "default", None, f"ops-{name}", admin=True)[1]

@@ -108,7 +108,8 @@ def test_validate_push_accepts_valid_changes(ws, changes):
     [
         (
             {"workers/hello-world/worker.yml": manifest(triggers="[{type: cronn}]")},
-            "workers/hello-world/worker.yml: Invalid enum value 'cronn' - at `$.triggers[0].type`",
+            "workers/hello-world/worker.yml: Invalid enum value 'cronn' (allowed: composio, cron, manual, schedule, scheduled, webhook) - at "
+            "`$.triggers[0].type`",
         ),
         (
             {"workers/hello-world/worker.yml": b"name: [unclosed\n"},
