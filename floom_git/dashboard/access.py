@@ -15,7 +15,7 @@ from floom_git.errors import Forbidden, Unauthenticated
 from floom_git.http import wire
 from floom_git.http.keys import ACTOR, AUTH, MANAGER, SETTINGS, WORKSPACE
 from floom_git.http.middleware import ROLE_FOR, SPECS
-from floom_git.http.routes import Handler
+from floom_git.http.route import Handler
 from floom_git.http.selection import selected_workspace
 from floom_git.services.actor import ROLES, Actor
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
 from floom_git.errors import FloomError, Forbidden, NotFound, Unauthenticated, Unavailable
 from floom_git.http.errors import error_response
-from floom_git.http.keys import AUTH, MANAGER, SETTINGS
+from floom_git.http.keys import AUTH, MANAGER, TRANSPORT
 from floom_git.http.ratelimit import auth_attempt
 from floom_git.services import freeze
 from floom_git.services.actor import Actor
@@ -20,14 +20,12 @@ from floom_git.services.git_transport import (
     RECEIVE,
     SERVICES,
     UPLOAD,
-    GitTransport,
     valid_protocol,
 )
 from floom_git.services.workspaces import Workspace
 from floom_git.storage.paths import WORKSPACE_ID_RE
 
 log = logging.getLogger("floom_git.git")
-TRANSPORT = web.AppKey("git_transport", GitTransport)
 REALM = 'Basic realm="floom-git"'
 NO_CACHE = {
     "Cache-Control": "no-cache, max-age=0, must-revalidate",
@@ -172,63 +170,3 @@ upload_pack = _rpc(UPLOAD)
 receive_pack = _rpc(RECEIVE)
 
 
-def setup(app: web.Application) -> None:
-    """Make the transport available to the handlers, and run its push validator while the app
-    runs (call from create_app)."""
-    transport = GitTransport(app[SETTINGS])
-    transport.ensure_hooks()
-    app[TRANSPORT] = transport
-
-    async def validator(app: web.Application) -> AsyncIterator[None]:
-        await transport.start()
-        yield
-        await transport.stop()
-
-    app.cleanup_ctx.append(validator)
-
-
-def routes() -> list:
-    from floom_git.http.routes import Route
-
-    out = []
-    for suffix in (".git", ""):
-        base = "/git/{ws}" + suffix
-        out += [
-            Route(
-                "GET",
-                base + "/info/refs",
-                info_refs,
-                "git",
-                "git smart HTTP: ref advertisement (?service=git-upload-pack|git-receive-pack); "
-                "HTTP Basic auth, password = API token or shared secret",
-                "git",
-                content_type="application/x-git-upload-pack-advertisement",
-                aliases=False,
-                query=(("service", "string", "which service",
-                        {"enum": ["git-upload-pack", "git-receive-pack"]}),),
-                extra={"also": {"application/x-git-receive-pack-advertisement": None}},
-            ),
-            Route(
-                "POST",
-                base + "/git-upload-pack",
-                upload_pack,
-                "git",
-                "git smart HTTP: fetch/clone (needs read access)",
-                "git",
-                content_type="application/x-git-upload-pack-result",
-                aliases=False,
-                extra={"raw_body": ("application/x-git-upload-pack-request",), "errors": (415,)},
-            ),
-            Route(
-                "POST",
-                base + "/git-receive-pack",
-                receive_pack,
-                "git",
-                "git smart HTTP: push, validated before any ref moves (needs write access)",
-                "git",
-                content_type="application/x-git-receive-pack-result",
-                aliases=False,
-                extra={"raw_body": ("application/x-git-receive-pack-request",), "errors": (415,)},
-            ),
-        ]
-    return out

@@ -1,7 +1,7 @@
 """GET /metrics: Prometheus text from one CollectorRegistry per app — requests and latency by
 route template, commits, pushes, runs by status, run queue depth, watcher lag, asyncio tasks and
 the process (memory, open fds). Samples labelled with a workspace are shown to that workspace's
-admins; the rest (server-wide) to server admins only. `setup(app)` wires it; `middleware` times
+admins; the rest (server-wide) to server admins only. create_app wires it; `middleware` times
 every request."""
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from floom_git.http.keys import ACTOR, MANAGER
+from floom_git.http.keys import ACTOR, ENGINE, MANAGER, METRICS, SPECS, WATCHER
 from floom_git.http.selection import OpsScope, ops_scope
+from floom_git.schemas.run import STATUSES
 from floom_git.services.run_records import RunStore
 from floom_git.services.workspaces import Workspace
 
@@ -122,8 +123,6 @@ class Metrics:
 
     # -- requests --------------------------------------------------------------------------------
     def route_of(self, request: web.Request) -> str:
-        from floom_git.http.middleware import SPECS
-
         match = request.match_info
         if match.http_exception is not None:
             return UNMATCHED
@@ -133,8 +132,6 @@ class Metrics:
         resource = match.route.resource
         return resource.canonical if resource is not None else UNMATCHED
 
-
-METRICS = web.AppKey("metrics", Metrics)
 
 
 class _StateCollector(Collector):
@@ -158,9 +155,6 @@ class _StateCollector(Collector):
         yield count
 
     def _runs(self, spaces: list[Workspace]) -> Iterator[GaugeMetricFamily]:
-        from floom_git.http.handlers.runs import ENGINE
-        from floom_git.schemas.run import STATUSES
-
         runs = GaugeMetricFamily("floom_runs", "Runs by status", labels=["workspace", "status"])
         for ws in spaces:
             store = RunStore.of(ws)
@@ -182,8 +176,6 @@ class _StateCollector(Collector):
             yield active
 
     def _watcher(self, spaces: list[Workspace]) -> Iterator[GaugeMetricFamily]:
-        from floom_git.http.app import WATCHER
-
         watcher = self.app.get(WATCHER)
         if watcher is None:
             return
@@ -256,28 +248,3 @@ async def metrics_handler(request: web.Request) -> web.Response:
     return web.Response(body=data, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-def setup(app: web.Application) -> None:
-    """Create the app's metrics; call from create_app before the workspaces open."""
-    metrics = Metrics(app)
-    app[METRICS] = metrics
-    app[MANAGER].on_open.append(metrics.opened)
-    app[MANAGER].on_close.append(metrics.closed)
-
-    async def ctx(app: web.Application):  # type: ignore[no-untyped-def]
-        await metrics.start()
-        yield
-        await metrics.stop()
-
-    app.cleanup_ctx.append(ctx)
-
-
-def routes() -> list:
-    from floom_git.http.routes import Route
-
-    return [
-        Route("GET", "/metrics", metrics_handler, "ops",
-              "Prometheus metrics: commits, pushes, runs by status and watcher lag of each "
-              "workspace you administer; requests and latency by route, run queue depth, asyncio "
-              "tasks, process memory and fds for server admins",
-              "system", content_type="text/plain"),
-    ]

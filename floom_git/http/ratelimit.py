@@ -18,6 +18,7 @@ from aiohttp import web
 
 from floom_git.config import Settings
 from floom_git.errors import RateLimited, Unauthenticated
+from floom_git.http.keys import LIMITER
 from floom_git.services.auth import NoCredential
 
 MAX_KEYS = 50_000
@@ -123,5 +124,3 @@ def auth_attempt(request: web.Request) -> Iterator[None]:
             limiter.hit("auth_fail", ip)
         raise
 
-
-LIMITER = web.AppKey("limiter", Limiter)

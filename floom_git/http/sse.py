@@ -14,7 +14,6 @@ from aiohttp_sse import sse_response
 
 from floom_git.errors import InvalidInput
 
-
 IDLE_ROUND = 0.05  # seconds: the least a round of a stream takes when nothing changed
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from floom_git.errors import InvalidInput, NotFound
+from floom_git.errors import InvalidInput, NotFound, PayloadTooLarge
 from floom_git.schemas.api import ChangelogEntry, Version, WorkspaceDoc
 from floom_git.services.actor import Actor
 from floom_git.services.workspaces import Workspace
@@ -27,8 +27,6 @@ async def write(ws: Workspace, actor: Actor, content: str, max_bytes: int) -> Wo
         raise InvalidInput("content: workspace instructions must not be empty")
     data = content.encode("utf-8")
     if len(data) > max_bytes:
-        from floom_git.errors import PayloadTooLarge
-
         raise PayloadTooLarge(f"content: larger than {max_bytes} bytes")
     result = await ws.writer.write(
         lambda repo: Changeset({paths.WORKSPACE_MD: data}, "workspace: update instructions"),

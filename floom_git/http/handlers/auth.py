@@ -10,9 +10,9 @@ from aiohttp import web
 
 from floom_git.errors import Forbidden, InvalidInput, NotFound
 from floom_git.http import wire
-from floom_git.http.keys import ACTOR, AUTH, IDENTITY, MANAGER, SETTINGS
+from floom_git.http.keys import ACTOR, AUTH, IDENTITY, LIMITER, MANAGER, SETTINGS
 from floom_git.http.origin import json_body, same_origin
-from floom_git.http.ratelimit import LIMITER, auth_attempt, client_ip
+from floom_git.http.ratelimit import auth_attempt, client_ip
 from floom_git.http.selection import selected_workspace
 from floom_git.schemas.identity import (
     DeviceDecision,

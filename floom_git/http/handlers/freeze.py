@@ -11,7 +11,7 @@ from aiohttp import web
 
 from floom_git.http import wire
 from floom_git.http.handlers.common import settings, workspace
-from floom_git.http.handlers.health import MIRROR
+from floom_git.http.keys import MIRROR
 from floom_git.schemas.health import FreezeBody, FreezeStatus
 from floom_git.services import freeze, sync
 from floom_git.services.actor import SYSTEM
@@ -66,20 +66,3 @@ async def delete_freeze(request: web.Request) -> web.Response:
     if settings(request).watch:
         await sync.reconcile(ws)  # on-disk edits made while frozen
     return wire.json(await _status(request, ws))
-
-
-def routes() -> list:
-    from floom_git.http.routes import Route
-
-    extra = {"workspace_param": "id", "while_frozen": True}
-    doc = "Freeze a workspace for a move: every write answers 503 with Retry-After until unfrozen"
-    return [
-        Route("GET", "/workspaces/{id}/freeze", get_freeze, "owner",
-              "Whether the workspace is frozen and ready to move (no active run, fully mirrored)",
-              "workspaces", response=FreezeStatus, extra=extra),
-        Route("POST", "/workspaces/{id}/freeze", put_freeze, "owner", doc, "workspaces",
-              body=FreezeBody, response=FreezeStatus, extra={**extra, "body_optional": True}),
-        Route("DELETE", "/workspaces/{id}/freeze", delete_freeze, "owner",
-              "Unfreeze: writes are accepted again (on-disk edits made meanwhile are committed)",
-              "workspaces", response=FreezeStatus, extra=extra),
-    ]

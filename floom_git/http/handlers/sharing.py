@@ -61,25 +61,3 @@ async def import_from_share(request: web.Request) -> web.Response:
     result = await sharing.import_from_share(request.app[MANAGER], _store(request), workspace(request),
                                              actor(request), body.token)
     return wire.json(result, 201)
-
-
-def routes() -> list:
-    from floom_git.http.routes import Route
-    from floom_git.schemas.sharing import PublicWorker, ShareImported
-
-    tag = "sharing"
-    return [
-        Route("POST", "/workers/import-from-share", import_from_share, "write",
-              "Copy a shared worker into this workspace (a taken id gets -2, -3...)", tag,
-              body=ImportFromShare, response=ShareImported, status=201),
-        Route("POST", "/workers/{id}/share-link", create_link, "write",
-              "Create a public read-only share link (the token is shown once)", tag,
-              body=ShareLinkCreate, response=ShareLink, status=201, extra={"body_optional": True}),
-        Route("DELETE", "/workers/{id}/share-link", revoke_links, "write",
-              "Revoke every share link of this worker", tag, response=ShareRevoked),
-        Route("GET", "/workers/public/{id}", public_worker, "public",
-              "Public view of a shared worker (manifest and files, no secrets)", tag,
-              response=PublicWorker, query=(("token", "string", "the share token (fls_...)"),)),
-        Route("GET", "/s/{token}", public_by_token, "public", "Resolve a share link", tag,
-              response=PublicWorker),
-    ]

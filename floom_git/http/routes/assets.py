@@ -1,56 +1,15 @@
-"""Every route in one table. Each is served at /X, /api/X, /v1/X and /api/v1/X.
-
-`perm` is the least role a caller needs: public (no auth), read (viewer), write (member),
-admin, owner; or run (the run token of the run in the path, for remote executors). The auth middleware enforces it; /openapi.json is generated from this table.
-"""
+"""Route-table entries: system info, workers, contexts and the workspace instructions."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import web
-
 from floom_git.http.handlers import contexts, system, workers, workspace
+from floom_git.http.route import BOOL, OFFSET, PAGE, Route, limit
 from floom_git.schemas import api
 from floom_git.schemas.base import NOT_BLANK
 from floom_git.schemas.run import WorkerPatch
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-PREFIXES = ("", "/api", "/v1", "/api/v1")
-
-
-@dataclass(frozen=True)
-class Route:
-    method: str
-    path: str
-    handler: Handler
-    perm: str
-    summary: str
-    tag: str
-    body: Any = None
-    response: Any = None
-    status: int = 200
-    content_type: str = "application/json"
-    # (name, type, description), optionally then {JSON-schema bounds} and True when required
-    query: tuple[tuple[Any, ...], ...] = ()
-    aliases: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-BIG = 10**9  # wire.MAX_INT: larger integers are refused
-
-
-def limit(description: str) -> tuple[str, str, str, dict[str, Any]]:
-    """The `limit` query parameter: at least 1; above the route's maximum it is capped."""
-    return ("limit", "integer", description, {"minimum": 1, "maximum": BIG})
-
-
-OFFSET = ("offset", "integer", "rows to skip", {"minimum": 0, "maximum": BIG})
-PAGE = (limit("page size (larger values are capped at the route's maximum)"), OFFSET)
-WHEN = {"format": "date-time"}  # ISO-8601 / RFC 3339
-BOOL = "boolean"
 W = "workers"
 C = "contexts"
 S = "workspace"
@@ -170,62 +129,3 @@ ROUTES: list[Route] = [
                   {"pattern": "^(worker|context|workspace_instructions)"
                               "(,(worker|context|workspace_instructions))*$"}))),
 ]
-
-
-from floom_git.http.handlers import issues as _issues  # noqa: E402  (its routes() needs Route)
-from floom_git.http.handlers import export as _export  # noqa: E402
-from floom_git.http.handlers import feedback as _feedback  # noqa: E402
-from floom_git.http.handlers import sharing as _sharing  # noqa: E402
-
-ROUTES += _issues.routes() + _sharing.routes() + _export.routes() + _feedback.routes()
-
-from floom_git.http import git_http as _git_http  # noqa: E402  (its routes() needs Route)
-
-ROUTES += _git_http.routes()
-
-from floom_git.http.handlers import access_routes as _access  # noqa: E402  (its routes() needs Route)
-
-ROUTES += _access.routes()
-
-from floom_git.http.handlers import health as _health  # noqa: E402  (its routes() needs Route)
-
-ROUTES += _health.routes()
-
-from floom_git.http import metrics as _metrics  # noqa: E402  (its routes() needs Route)
-
-ROUTES += _metrics.routes()
-
-from floom_git.http.handlers import automation as _automation  # noqa: E402  (routes() needs Route)
-from floom_git.http.handlers import runs as _runs  # noqa: E402
-
-ROUTES += _automation.routes() + _runs.routes()  # export.csv before /runs/{id}
-
-from floom_git.http import mcp_endpoint as _mcp_endpoint  # noqa: E402  (routes() needs Route)
-from floom_git.http.handlers import composio as _composio  # noqa: E402
-from floom_git.http.handlers import connections as _connections  # noqa: E402
-from floom_git.http.handlers import mcp_tools as _mcp_tools  # noqa: E402
-
-# /mcp-tools/serve before /mcp-tools/{id}; /connections/secrets before /connections/{id}
-ROUTES += (_mcp_endpoint.routes() + _mcp_tools.routes() + _connections.routes()
-           + _composio.routes())
-from floom_git.http.handlers import executor_api as _executor_api  # noqa: E402
-
-ROUTES += _executor_api.routes()
-
-from floom_git.http.handlers import freeze as _freeze  # noqa: E402
-
-ROUTES += _freeze.routes()
-from floom_git.http.handlers import chat as _chat  # noqa: E402  (its routes() needs Route)
-
-ROUTES += _chat.routes()
-
-
-def register(app: web.Application, routes: list[Route]) -> dict[Handler, Route]:
-    """Add every route under each prefix; return handler -> Route for the middleware."""
-    specs: dict[Handler, Route] = {}
-    for route in routes:
-        prefixes = PREFIXES if route.aliases else ("",)
-        for prefix in prefixes:
-            app.router.add_route(route.method, prefix + route.path, route.handler)
-        specs[route.handler] = route
-    return specs

@@ -1,5 +1,5 @@
 """The route-table entries of identity and tenancy: sign-in, tokens, the device flow, workspaces,
-members and secrets. `routes()` is appended to routes.ROUTES.
+members and secrets.
 
 `perm` "user" means any authenticated caller, without a workspace check; `extra` carries
 `workspace_param` (authorize against that path parameter instead of the selected workspace)
@@ -8,9 +8,8 @@ and `rate` (the rate-limit bucket; GET routes answering a list are in "list" by 
 
 from __future__ import annotations
 
-from typing import Any
-
 from floom_git.http.handlers import auth, members, secrets, tokens, workspaces_api
+from floom_git.http.route import Route
 from floom_git.schemas import identity as s
 from floom_git.schemas.api import Deleted
 
@@ -22,9 +21,7 @@ ON_PATH = {"workspace_param": "id"}
 PENDING_CODE = "the user code must name a device sign-in that is still pending"
 
 
-def routes() -> list[Any]:
-    from floom_git.http.routes import Route
-
+def access_routes() -> list[Route]:
     return [
         # sign-in and sessions
         Route("POST", "/auth/login", auth.login, "public",
