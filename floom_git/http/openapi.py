@@ -204,7 +204,9 @@ def build_spec(routes: list) -> dict[str, Any]:
         "openapi": "3.0.3",
         "info": {"title": "floom-git", "version": __version__,
                  "description": "Every route is also served under /api, /v1 and /api/v1. "
-                                "Errors are {\"detail\": \"...\"}."},
+                                "Errors are {\"detail\": \"...\", \"code\": \"...\"}: `code` is "
+                                "machine-readable (invalid_input, not_found, conflict, "
+                                "authorization_pending...)."},
         "paths": paths,
         "components": {
             "schemas": components,

@@ -49,7 +49,7 @@ async def _device_flow(ctx: Ctx, api: Api, name: str) -> str:
             try:
                 got = await api.post("/auth/cli-exchange", {"device_code": start["device_code"]})
             except ClientError as exc:
-                if exc.status == 400 and "pending" in exc.message:
+                if exc.reason == "authorization_pending":
                     continue
                 if exc.status == 429:
                     await asyncio.sleep(interval)

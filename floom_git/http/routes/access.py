@@ -68,7 +68,8 @@ def access_routes() -> list[Route]:
               "Exchange an approved device code for a token (once)", A, body=s.DeviceExchange,
               response=s.DeviceToken,
               extra={"rate": "poll", "errors": (403,),
-                     "validates": "400 while the code is unknown, pending, expired or used "
+                     "validates": "400 while the code is unknown, pending (code "
+                                  "authorization_pending: poll again), expired or used "
                                   "(RFC 8628 polling)"}),
         # workspaces and members
         Route("GET", "/workspaces", workspaces_api.list_workspaces, "user",

@@ -29,6 +29,13 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+class AuthorizationPending(InvalidInput):
+    """A device code nobody has approved yet: the client polls again (RFC 8628's
+    authorization_pending, as a 400)."""
+
+    code = "authorization_pending"
+
+
 class Keyed:
     """HMAC-SHA256 under the server pepper, with a label per use so digests never collide."""
 
@@ -185,6 +192,7 @@ class Devices:
         if row.expires_at < self.now():
             raise InvalidInput("device_code: expired; start the sign-in again")
         if row.status == "pending":
-            raise InvalidInput("device_code: authorization pending; approve the user code first")
+            raise AuthorizationPending("device_code: authorization pending; approve the user "
+                                       "code first")
         assert row.user_id is not None
         return row.user_id, Grant(row.role_cap, row.limit_at, row.workspace_id)
