@@ -86,11 +86,11 @@ def _identity(args: argparse.Namespace) -> int:
     import getpass
 
     from floom_git.errors import FloomError, InvalidInput
+    from floom_git.paths import check_workspace_id
     from floom_git.services.actor import ROLES
     from floom_git.services.identity import Identity
     from floom_git.services.identity.users import generate_password
     from floom_git.services.workspaces import read_uid
-    from floom_git.storage.paths import check_workspace_id
 
     settings = config.from_env(data_dir=args.data_dir)
     identity = Identity(settings.system_dir, password_profile=settings.argon2_profile)

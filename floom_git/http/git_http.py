@@ -18,6 +18,7 @@ from floom_git.errors import (
 )
 from floom_git.http.keys import AUTH, MANAGER, TRANSPORT
 from floom_git.http.ratelimit import auth_attempt
+from floom_git.paths import WORKSPACE_ID_RE
 from floom_git.services import freeze
 from floom_git.services.actor import Actor
 from floom_git.services.git_transport import (
@@ -28,7 +29,6 @@ from floom_git.services.git_transport import (
     valid_protocol,
 )
 from floom_git.services.workspaces import Workspace
-from floom_git.storage.paths import WORKSPACE_ID_RE
 
 log = logging.getLogger("floom_git.git")
 REALM = 'Basic realm="floom-git"'

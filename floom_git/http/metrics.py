@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 from prometheus_client import (
@@ -31,9 +30,6 @@ from floom_git.http.selection import OpsScope, ops_scope
 from floom_git.schemas.run import STATUSES
 from floom_git.services.run_records import RunStore
 from floom_git.services.workspaces import Workspace
-
-if TYPE_CHECKING:
-    from floom_git.storage.repo import CommitResult
 
 # Route latencies span ~1 ms reads to multi-second pushes and clones.
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -70,7 +66,7 @@ class Metrics:
     def opened(self, ws: Workspace) -> None:
         """Count the workspace's commits (writer listener) and pushes (its event bus)."""
 
-        def on_commit(result: CommitResult, ref: str) -> None:
+        def on_commit(_result: object, ref: str) -> None:
             self.commits.labels(ws.id, ref.removeprefix("refs/heads/")).inc()
 
         ws.writer.listeners.append(on_commit)

@@ -9,12 +9,11 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from floom_git import __version__
+from floom_git import __version__, paths
 from floom_git.http.keys import ROUTES_KEY
 from floom_git.http.route import Route
 from floom_git.schemas.api import Error
 from floom_git.services.secrets import PLATFORM, RESERVED
-from floom_git.storage import paths
 
 _PARAM = re.compile(r"\{(\w+)(?::[^}]*)?\}")
 TEXT = re.compile(r"^text/|\+json$|^application/(json|x-ndjson)$")

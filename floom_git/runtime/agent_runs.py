@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-from pygit2.enums import FileMode
 
+from floom_git import paths
 from floom_git.agents import transcript as transcripts
 from floom_git.agents.config import NeedsSetup, make_provider
 from floom_git.agents.events import (
@@ -47,7 +47,7 @@ from floom_git.services.run_records import ARTIFACTS, RunStore
 from floom_git.services.secrets import SecretStore
 from floom_git.services.spool_commits import fsync_write
 from floom_git.services.workspaces import Workspace
-from floom_git.storage import paths
+from floom_git.storage.git_types import FileMode
 
 STATE_DIR = "agents"  # spool/<ws uid>/agents/<run_id>/: transcript.json and work/ (outputs, contexts)
 TRANSCRIPT = "transcript.json"

@@ -7,9 +7,9 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from floom_git.codec import load_yaml
 from floom_git.errors import InvalidInput
 from floom_git.schemas.manifest import SecretName
-from floom_git.storage.codec import load_yaml
 
 ProviderName = Literal["openai", "anthropic"]
 Model = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^\S+$")]

@@ -11,10 +11,10 @@ from typing import Annotated, Any, Literal
 import msgspec
 import yaml
 
+from floom_git.codec import load_yaml
 from floom_git.errors import InvalidInput
+from floom_git.paths import ISSUES_DIR
 from floom_git.schemas.base import NOT_BLANK, Body, documented, one_line
-from floom_git.storage.codec import load_yaml
-from floom_git.storage.paths import ISSUES_DIR
 
 ID_RE = re.compile(r"^ISSUE-[0-9]{4,}\Z")
 FILE_RE = re.compile(r"^ISSUE-([0-9]+)\.md\Z")

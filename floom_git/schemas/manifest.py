@@ -12,8 +12,9 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from floom_git.codec import load_yaml
 from floom_git.errors import InvalidManifest
-from floom_git.storage.codec import load_yaml
+from floom_git.schemas.base import Strict
 
 Slug = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9-]{1,62}[a-z0-9]$")]
 Ident = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)]
@@ -27,18 +28,14 @@ FieldType = Literal["string", "text", "number", "integer", "boolean", "textarea"
                     "json", "date"]
 
 
-class Base(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, kw_only=True):
-    pass
-
-
-class Bounds(Base, kw_only=True):
+class Bounds(Strict, kw_only=True):
     minimum: float | None = None
     maximum: float | None = None
     min_length: int | None = None
     max_length: int | None = None
 
 
-class Field(Base, kw_only=True):
+class Field(Strict, kw_only=True):
     name: Ident
     kind: Literal["scalar", "file"] = "scalar"
     type: FieldType | None = None
@@ -61,7 +58,7 @@ class Field(Base, kw_only=True):
     json_required_keys: list[str] | None = None
 
 
-class Exec(Base, kw_only=True):
+class Exec(Strict, kw_only=True):
     entry: str | None = None
     command: str | None = None
     runtime: Literal["python311", "python", "node22", "node20", "bash", "skill", "none"] | None = None
@@ -74,12 +71,12 @@ class Exec(Base, kw_only=True):
     contexts: list[Any] = []
 
 
-class WebhookSpec(Base, kw_only=True):
+class WebhookSpec(Strict, kw_only=True):
     secret: bool = True
     allowed_methods: list[str] = msgspec.field(default_factory=lambda: ["POST"])
 
 
-class Trigger(Base, kw_only=True):
+class Trigger(Strict, kw_only=True):
     type: Literal["manual", "schedule", "cron", "scheduled", "webhook", "composio"] = "manual"
     cron: str | None = None
     timezone: str | None = None
@@ -89,13 +86,13 @@ class Trigger(Base, kw_only=True):
     composio: dict[str, Any] | None = None
 
 
-class Approvals(Base, kw_only=True):
+class Approvals(Strict, kw_only=True):
     required: bool = False
     label: str = "Approve action"
     expires_hours: Annotated[float, msgspec.Meta(gt=0)] | None = None
 
 
-class Limits(Base, kw_only=True):
+class Limits(Strict, kw_only=True):
     max_tool_iterations: Annotated[int, msgspec.Meta(ge=1)] = 12
     max_output_tokens: Annotated[int, msgspec.Meta(ge=1)] = 1_000_000
     max_total_tokens: Annotated[int, msgspec.Meta(ge=1)] = 1_000_000
@@ -103,12 +100,12 @@ class Limits(Base, kw_only=True):
     memory_mb: Annotated[int, msgspec.Meta(ge=16)] | None = None
 
 
-class Author(Base, kw_only=True):
+class Author(Strict, kw_only=True):
     name: str
     email: Annotated[str, msgspec.Meta(pattern=r"@")] | None = None
 
 
-class Manifest(Base, kw_only=True):
+class Manifest(Strict, kw_only=True):
     schema_version: Literal["0.3"]
     name: Slug
     title: Title

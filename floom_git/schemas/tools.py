@@ -13,10 +13,10 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from floom_git.codec import load_yaml
 from floom_git.errors import InvalidInput
 from floom_git.schemas.base import Body, Out
 from floom_git.schemas.manifest import Slug
-from floom_git.storage.codec import load_yaml
 
 TOOLS_FILE = "workspace-tools.yml"
 ToolName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")]

@@ -7,11 +7,11 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from typing import Any
 
+from floom_git import paths
 from floom_git.agents.config import AgentConfig, NeedsSetup, resolve_agent_config
+from floom_git.codec import load_yaml
 from floom_git.errors import InvalidInput
 from floom_git.services.workspaces import Workspace
-from floom_git.storage import paths
-from floom_git.storage.codec import load_yaml
 
 _parsed: dict[str, Any] = {}  # blob id -> parsed workspace.yml, or the InvalidInput it raised
 MAX_CACHED = 256

@@ -30,13 +30,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from floom_git.errors import Forbidden, Unauthenticated
+from floom_git.schemas.rows import TokenRow, UserRow
 from floom_git.services.actor import ROLES, Actor
 from floom_git.services.identity import Identity
 from floom_git.services.identity.cache import ReadCache
 from floom_git.services.identity.grants import Grant, lowest
 from floom_git.services.identity.run_tokens import RunGrant, RunTokens, looks_like_run_token
 from floom_git.services.identity.tokens import INVALID, looks_like_token
-from floom_git.storage.system_store import TokenRow, UserRow
 
 SECRET_FILE = "shared-secret"
 SESSION_COOKIE = "floom_session"

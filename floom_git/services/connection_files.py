@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import msgspec
 
+from floom_git.codec import dump_yaml
 from floom_git.errors import Conflict, InvalidInput, NotFound
 from floom_git.schemas.connections import (
     CONNECTIONS_FILE,
@@ -21,7 +22,6 @@ from floom_git.schemas.connections import (
 )
 from floom_git.schemas.manifest import Manifest
 from floom_git.services.workspaces import Workspace
-from floom_git.storage.codec import dump_yaml
 from floom_git.storage.repo import WorkspaceRepo
 
 NOT_FOUND = "Connection not found"

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from floom_git.errors import Unavailable
+from floom_git.services.actor import SYSTEM
+from floom_git.storage.repo import MAIN, RUNS
 
 if TYPE_CHECKING:
     from floom_git.services.workspaces import Workspace
@@ -88,3 +90,20 @@ def unfreeze(ws: Workspace) -> None:
     except FileNotFoundError:
         pass
     vars(ws)["_frozen"] = None
+
+
+def tips(ws: Workspace) -> dict[str, str]:
+    """The commits main and floom/runs point at: what a mirror must hold before a move."""
+    refs = {}
+    for ref in (MAIN, RUNS):
+        tip = ws.repo.tip(ref)
+        if tip is not None:
+            refs[ref] = str(tip.id)
+    return refs
+
+
+async def drain(ws: Workspace) -> None:
+    """Return once every write queued before the freeze has landed (or been refused): a no-op
+    through the writer, in order, on floom/runs (which the freeze leaves open); nothing reaches
+    main after it."""
+    await ws.writer.write(lambda repo: None, SYSTEM.signature, ref=RUNS)

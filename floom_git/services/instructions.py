@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 
+from floom_git import paths
 from floom_git.errors import InvalidInput, NotFound, PayloadTooLarge
 from floom_git.schemas.api import ChangelogEntry, Version, WorkspaceDoc
 from floom_git.services.actor import Actor
 from floom_git.services.workspaces import Workspace
-from floom_git.storage import history, paths
+from floom_git.storage import history
 from floom_git.storage.repo import Changeset, WorkspaceRepo
 
 ASSET_TYPES = ("worker", "context", "workspace_instructions")

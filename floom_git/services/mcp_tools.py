@@ -8,6 +8,8 @@ from typing import Any
 
 import msgspec
 
+from floom_git import paths
+from floom_git.codec import dump_yaml
 from floom_git.errors import Conflict, InvalidInput, NotFound
 from floom_git.schemas.api import Deleted
 from floom_git.schemas.manifest import Field, Manifest
@@ -23,8 +25,6 @@ from floom_git.schemas.tools import (
 )
 from floom_git.services.actor import Actor
 from floom_git.services.workspaces import Workspace
-from floom_git.storage import paths
-from floom_git.storage.codec import dump_yaml
 from floom_git.storage.repo import Changeset, WorkspaceRepo
 
 NOT_FOUND = "MCP tool not found"

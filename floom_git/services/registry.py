@@ -15,9 +15,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from floom_git import paths
 from floom_git.errors import FloomError, InvalidInput, InvalidManifest
 from floom_git.schemas.manifest import Manifest, parse_manifest
-from floom_git.storage import paths
 from floom_git.storage.repo import WorkspaceRepo
 
 SKIP_DIRS = {"__pycache__", ".venv", "node_modules", ".git", ".mypy_cache", ".pytest_cache"}

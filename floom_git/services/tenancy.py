@@ -7,6 +7,8 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+from floom_git import paths
+from floom_git.codec import dump_yaml, load_yaml, set_top_level
 from floom_git.errors import Conflict, InvalidInput
 from floom_git.schemas.agent import check_workspace_yml
 from floom_git.schemas.identity import SecretOut, WorkspaceCreate, WorkspacePatch
@@ -14,8 +16,6 @@ from floom_git.services.actor import Actor
 from floom_git.services.identity import Identity
 from floom_git.services.secrets import PLATFORM, SecretStore
 from floom_git.services.workspaces import Workspace, WorkspaceManager
-from floom_git.storage import paths
-from floom_git.storage.codec import dump_yaml, load_yaml, set_top_level
 from floom_git.storage.repo import Changeset, WorkspaceRepo
 
 DEFAULT = "default"

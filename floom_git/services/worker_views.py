@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
+from floom_git import paths
 from floom_git.errors import Conflict
 from floom_git.schemas.api import (
     FileOut,
@@ -23,7 +24,6 @@ from floom_git.services.actor import ROLES
 from floom_git.services.files import file_out
 from floom_git.services.registry import WorkerEntry
 from floom_git.services.workspaces import Workspace
-from floom_git.storage import paths
 
 RECENT_RUNS = 10
 SCHEDULE_KINDS = ("schedule", "cron", "scheduled")

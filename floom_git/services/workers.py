@@ -16,6 +16,8 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
+from floom_git import paths
+from floom_git.codec import dump_yaml, load_yaml, set_top_level
 from floom_git.errors import Conflict, InvalidInput, InvalidManifest, NotFound
 from floom_git.schemas.api import (
     Deleted,
@@ -33,8 +35,7 @@ from floom_git.services.files import decode_files, file_out
 from floom_git.services.registry import WorkerEntry, validate_worker
 from floom_git.services.runs import check_given
 from floom_git.services.workspaces import Workspace
-from floom_git.storage import history, paths
-from floom_git.storage.codec import dump_yaml, load_yaml, set_top_level
+from floom_git.storage import history
 from floom_git.storage.repo import Changeset, WorkspaceRepo
 
 NOT_FOUND = "Worker not found"

@@ -22,14 +22,15 @@ from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
+from floom_git import paths
+from floom_git.codec import dump_yaml, load_yaml, set_top_level
 from floom_git.config import Settings
 from floom_git.errors import Conflict, FloomError, InvalidInput, NotFound, Unavailable
 from floom_git.services import freeze, mirror
 from floom_git.services.actor import SYSTEM, Actor
 from floom_git.services.events import EventBus
 from floom_git.services.registry import WorkerRegistry
-from floom_git.storage import history, paths, private
-from floom_git.storage.codec import dump_yaml, load_yaml, set_top_level
+from floom_git.storage import history, private
 from floom_git.storage.repo import MAIN, CommitResult, WorkspaceRepo
 from floom_git.storage.writer import Writer
 

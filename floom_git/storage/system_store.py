@@ -10,9 +10,10 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from floom_git.schemas.rows import DeviceRow, MemberRow, SessionRow, TokenRow, UserRow
 
 DB_NAME = "identity.sqlite3"
 SCHEMA_VERSION = 2
@@ -90,64 +91,6 @@ ADDED_COLUMNS = {
     "sessions": ("role_cap TEXT", "workspace_id TEXT", "limit_at REAL"),
     "devices": ("role_cap TEXT", "workspace_id TEXT", "limit_at REAL"),
 }
-
-
-@dataclass(frozen=True)
-class UserRow:
-    id: str
-    username: str
-    email: str | None
-    display_name: str | None
-    password_hash: str | None
-    is_admin: bool
-    created_at: float
-
-
-@dataclass(frozen=True)
-class TokenRow:
-    id: str
-    kind: str  # personal | cli | workspace
-    name: str
-    user_id: str
-    workspace_id: str | None
-    role: str | None
-    created_at: float
-    expires_at: float | None
-    last_used_at: float | None
-    revoked_at: float | None
-
-
-@dataclass(frozen=True)
-class MemberRow:
-    workspace_id: str
-    user_id: str | None
-    email: str | None
-    role: str
-    status: str  # active | pending
-    invited_by: str | None
-    created_at: float
-    updated_at: float
-
-
-@dataclass(frozen=True)
-class DeviceRow:
-    client_name: str
-    status: str  # pending | approved | denied | exchanged
-    user_id: str | None
-    created_at: float
-    expires_at: float
-    role_cap: str | None = None  # the grant of the approving credential
-    workspace_id: str | None = None
-    limit_at: float | None = None
-
-
-@dataclass(frozen=True)
-class SessionRow:
-    user_id: str
-    expires_at: float
-    role_cap: str | None  # the grant of the credential that started the session
-    workspace_id: str | None
-    limit_at: float | None
 
 
 _TOKEN_COLS = "id, kind, name, user_id, workspace_id, role, created_at, expires_at, last_used_at, revoked_at"

@@ -24,7 +24,7 @@ from typing import TypeVar
 import pygit2
 from pygit2.enums import FileMode, ObjectType
 
-from floom_git.storage import paths
+from floom_git import paths
 
 T = TypeVar("T")
 TEMP_PREFIX = ".floom-"  # temporary files, next to the file they replace

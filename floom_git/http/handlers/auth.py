@@ -28,11 +28,11 @@ from floom_git.schemas.identity import (
     UserOut,
     WorkspaceRef,
 )
+from floom_git.schemas.rows import UserRow
 from floom_git.services.auth import SESSION_COOKIE, Principal
 from floom_git.services.identity import Identity
 from floom_git.services.identity.grants import UNLIMITED, Grant, derive
 from floom_git.services.tenancy import describe, iso
-from floom_git.storage.system_store import UserRow
 
 CLI_TOKEN_DAYS = 90
 LOGIN_IP_PEOPLE = 4

@@ -9,12 +9,12 @@ import urllib.parse
 
 from aiohttp import web
 
+from floom_git import paths
 from floom_git.errors import InvalidInput, PayloadTooLarge
 from floom_git.http import content, wire
 from floom_git.http.handlers.common import actor, settings, workspace
 from floom_git.schemas.api import ContextCreate, ContextFileIn, ContextSensitive, ContextVisibility
 from floom_git.services import contexts
-from floom_git.storage import paths
 
 FILE_TYPES = ("application/octet-stream", "application/json")  # raw unless JSON is asked for
 

@@ -6,13 +6,13 @@ import asyncio
 
 from aiohttp import web
 
+from floom_git import paths
 from floom_git.errors import NotFound
 from floom_git.http import wire
 from floom_git.http.handlers.common import actor, settings, workspace
 from floom_git.http.keys import MANAGER
 from floom_git.schemas.sharing import ImportFromShare, ShareLink, ShareLinkCreate, ShareRevoked
 from floom_git.services import sharing
-from floom_git.storage import paths
 
 
 def _store(request: web.Request) -> sharing.ShareStore:

@@ -13,9 +13,10 @@ import secrets
 import time
 
 from floom_git.errors import Forbidden, InvalidInput, Unauthenticated
+from floom_git.schemas.rows import SessionRow
 from floom_git.services.identity.cache import ReadCache
 from floom_git.services.identity.grants import UNLIMITED, Grant, earliest
-from floom_git.storage.system_store import SessionRow, SystemStore
+from floom_git.storage.system_store import SystemStore
 
 USER_CODE_ALPHABET = "BCDFGHJKLMNPQRSTVWXZ"  # no vowels (no words), no look-alikes
 MAX_MAGIC_LEN = 512
