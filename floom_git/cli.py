@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None, *, environ: Mapping[str, str] | None = N
     return 2
 
 
-def _identity_commands(sub: argparse._SubParsersAction) -> None:
+def _identity_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     user = sub.add_parser("user", help="manage local users (in <data-dir>/system)")
     users = user.add_subparsers(dest="action", required=True)
     add = users.add_parser("add", help="create a user; prints a generated password unless one is given")

@@ -34,7 +34,7 @@ CODE_OF_STATUS.update({405: "method_not_allowed", 500: "internal_error"})
 def status_for(exc: errors.FloomError) -> int:
     for cls in type(exc).__mro__:
         if cls in STATUS:
-            return STATUS[cls]  # type: ignore[index]
+            return STATUS[cls]
     return 400
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -34,7 +34,8 @@ def _binding(ctx: ServerRequestContext[Any, Any]) -> Binding:
     request = ctx.request
     if request is None or STATE_KEY not in request.scope.get("state", {}):
         raise RuntimeError("an MCP request reached the server without a caller")
-    return request.scope["state"][STATE_KEY]
+    binding: Binding = request.scope["state"][STATE_KEY]
+    return binding
 
 
 def security(cfg: Settings) -> TransportSecuritySettings:
@@ -117,7 +118,7 @@ async def serve(request: web.Request) -> web.StreamResponse:
     body_left = True
     response: web.StreamResponse | None = None
 
-    async def receive() -> dict[str, Any]:
+    async def receive() -> MutableMapping[str, Any]:
         nonlocal body_left
         if body_left:
             chunk = await request.content.readany()
@@ -126,7 +127,7 @@ async def serve(request: web.Request) -> web.StreamResponse:
         await done.wait()
         return {"type": "http.disconnect"}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         nonlocal response
         if done.is_set():
             return

@@ -187,7 +187,7 @@ class _StateCollector(Collector):
             if watch is None:
                 continue
             # asyncio's loop clock is time.monotonic() on Linux: _last is comparable.
-            paths = getattr(watch, "_pending", set())
+            paths: set[str] = getattr(watch, "_pending", set())
             last = getattr(watch, "_last", 0.0)
             pending.add_metric([ws.id], len(paths))
             lag.add_metric([ws.id], max(0.0, now - last) if paths else 0.0)
@@ -240,7 +240,7 @@ class _Scoped:
 
 async def metrics_handler(request: web.Request) -> web.Response:
     scope = ops_scope(request, request[ACTOR])
-    data = generate_latest(_Scoped(request.app[METRICS].registry, scope))  # type: ignore[arg-type]
+    data = generate_latest(_Scoped(request.app[METRICS].registry, scope))
     return web.Response(body=data, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

@@ -165,7 +165,7 @@ def _responses(r: Any, by_type: dict[Any, Any]) -> dict[str, Any]:
     return responses
 
 
-def build_spec(routes: list) -> dict[str, Any]:
+def build_spec(routes: list[Route]) -> dict[str, Any]:
     types: list[Any] = [Error]
     for r in routes:
         for t in (r.body, r.response, *r.extra.get("also", {}).values()):
@@ -173,7 +173,7 @@ def build_spec(routes: list) -> dict[str, Any]:
                 types.append(t)
     schemas, components = msgspec.json.schema_components(
         types, ref_template="#/components/schemas/{name}")
-    by_type = dict(zip(types, schemas))
+    by_type = dict(zip(types, schemas, strict=True))
     paths: dict[str, dict[str, Any]] = {}
     for r in routes:
         path = _PARAM.sub(r"{\1}", r.path)

@@ -9,7 +9,7 @@ import urllib.parse
 from typing import Any, TypeVar
 
 import msgspec
-from aiohttp import web
+from aiohttp import MultipartReader, web
 
 from floom_git.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
 
@@ -22,7 +22,7 @@ GIVEN_BODY = web.RequestKey("given_body", bytes)
 
 async def read_body(request: web.Request, limit: int) -> bytes:
     """The whole body, refusing (413) anything over `limit` bytes before reading it all."""
-    given = request.get(GIVEN_BODY)
+    given: bytes | None = request.get(GIVEN_BODY)
     if given is not None:
         if len(given) > limit:
             raise PayloadTooLarge(f"request body is larger than {limit} bytes")
@@ -65,7 +65,7 @@ async def decode_optional(request: web.Request, type_: type[T], limit: int) -> T
     return decode_bytes(raw, type_)
 
 
-async def multipart(request: web.Request) -> web.MultipartReader:
+async def multipart(request: web.Request) -> MultipartReader:
     """The reader of a multipart body; 400 when the Content-Type has no usable boundary."""
     try:
         return await request.multipart()

@@ -250,7 +250,8 @@ async def resolve_approval(call: Call, a: ResolveApprovalArgs) -> Any:
     if a.decision == "approve":
         original, follow = approvals.approve(call.ws, run_id, ApproveBody(
             edited_output=a.edited_output, annotation=a.annotation, reason=a.reason), call.actor)
-        return {"status": "approved", "run_id": original.id, "follow_up_run_id": follow.id}
+        return {"status": "approved", "run_id": original.id,
+                "follow_up_run_id": follow.id if follow is not None else None}
     record = approvals.reject(call.ws, run_id, RejectBody(reason=a.reason, annotation=a.annotation),
                               call.actor)
     return {"status": "rejected", "run_id": record.id}

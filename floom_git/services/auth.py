@@ -122,8 +122,8 @@ class Authenticator:
         self._actor = Principal("local-user", "local-user", "local-user@floom.local", role=role,
                                 auth_method="secret", fixed_role=role)
         self.identity = identity
-        self._users = ReadCache(identity.store) if identity else None
-        self._roles = ReadCache(identity.store) if identity else None
+        self._users: ReadCache[UserRow] | None = ReadCache(identity.store) if identity else None
+        self._roles: ReadCache[str] | None = ReadCache(identity.store) if identity else None
 
     def _user(self, user_id: str) -> UserRow | None:
         assert self.identity is not None and self._users is not None

@@ -23,7 +23,7 @@ from floom_git.services.archive import read_zip
 from floom_git.services.registry import validate_worker
 from floom_git.services.sharing import free_worker_id, renamed, taken_worker_ids
 from floom_git.services.workspaces import Workspace
-from floom_git.storage.git_types import Commit, ObjectType, Tree
+from floom_git.storage.git_types import Commit, Tree, entry_names
 from floom_git.storage.repo import Changeset, WorkspaceRepo
 
 BUNDLE_NAME = "workeros-workspace-template.zip"
@@ -36,7 +36,7 @@ def _folders(repo: WorkspaceRepo, tip: Commit | None, top: str) -> list[str]:
     tree = repo.entry(tip, top)
     if not isinstance(tree, Tree):
         return []
-    return sorted(item.name for item in tree if item.type == ObjectType.TREE)
+    return sorted(entry_names(tree, folders_only=True))
 
 
 # -- export ------------------------------------------------------------------------------------

@@ -45,9 +45,9 @@ def _path(ws: Workspace) -> str:
 
 def state(ws: Workspace) -> Frozen | None:
     """The workspace's freeze, or None (read from .git/ once per open workspace)."""
-    cached = vars(ws).get("_frozen", False)
+    cached: Frozen | None | bool = vars(ws).get("_frozen", False)
     if cached is not False:
-        return cached
+        return cached if isinstance(cached, Frozen) else None
     try:
         with open(_path(ws)) as fh:
             data = json.load(fh)

@@ -11,6 +11,7 @@ from floom_git.schemas.api import ChangelogEntry, Version, WorkspaceDoc
 from floom_git.services.actor import Actor
 from floom_git.services.workspaces import Workspace
 from floom_git.storage import history
+from floom_git.storage.git_types import Commit
 from floom_git.storage.repo import Changeset, WorkspaceRepo
 
 ASSET_TYPES = ("worker", "context", "workspace_instructions")
@@ -67,6 +68,7 @@ async def rollback(ws: Workspace, actor: Actor, sha: str) -> WorkspaceDoc:
 def _assets(repo: WorkspaceRepo, sha: str) -> list[tuple[str, str]]:
     """(asset_type, asset_id) pairs a commit touched, in path order."""
     commit = repo.repo[sha]
+    assert isinstance(commit, Commit)  # a version sha the caller resolved
     new = commit.tree
     old = commit.parents[0].tree if commit.parents else None
     diff = repo.repo.diff(old, new) if old is not None else new.diff_to_tree(swap=True)

@@ -38,7 +38,7 @@ from floom_git.schemas.issue import (
 )
 from floom_git.services.actor import Actor
 from floom_git.services.workspaces import Workspace
-from floom_git.storage.git_types import Commit, Tree
+from floom_git.storage.git_types import Commit, Tree, entry_names
 from floom_git.storage.repo import Changeset, WorkspaceRepo
 
 MAX_TITLE = 300
@@ -222,9 +222,7 @@ def get_issue(ws: Workspace, issue_id: str) -> IssueDetail:
 # -- writes (branch tip, under the writer lock) ------------------------------------------------
 def _tip_names(repo: WorkspaceRepo, tip: Commit | None) -> list[str]:
     folder = repo.entry(tip, ISSUES_DIR)
-    if folder is None or not isinstance(folder, Tree):
-        return []
-    return [item.name for item in folder]
+    return entry_names(folder) if isinstance(folder, Tree) else []
 
 
 def tip_issues(repo: WorkspaceRepo, tip: Commit | None) -> dict[str, tuple[dict[str, Any], str]]:

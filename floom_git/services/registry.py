@@ -75,7 +75,7 @@ def load_entry(root: Path, worker_id: str, repo: WorkspaceRepo | None = None) ->
         return None
     where = f"{paths.WORKERS_DIR}/{worker_id}/{paths.MANIFEST}"
     newest = max((folder / f).stat().st_mtime for f in files)
-    updated = dt.datetime.fromtimestamp(newest, dt.timezone.utc).isoformat()
+    updated = dt.datetime.fromtimestamp(newest, dt.UTC).isoformat()
     if paths.MANIFEST not in files:
         return WorkerEntry(worker_id, None, f"{where}: file is missing", "", files, updated)
     raw = (folder / paths.MANIFEST).read_bytes()

@@ -30,7 +30,7 @@ from floom_git.services.files import file_out
 from floom_git.services.registry import validate_worker
 from floom_git.services.workspaces import Workspace, WorkspaceManager
 from floom_git.storage import private
-from floom_git.storage.git_types import Commit, Tree
+from floom_git.storage.git_types import Commit, Tree, entry_names
 from floom_git.storage.repo import Changeset, WorkspaceRepo
 
 SHARE_FILE = "share-links.json"
@@ -128,10 +128,10 @@ def _now() -> dt.datetime:
 # -- copying a worker into a workspace ---------------------------------------------------------
 def taken_worker_ids(repo: WorkspaceRepo, tip: Commit | None, ws: Workspace) -> set[str]:
     """Worker ids in use: committed, on disk (maybe not yet synced) or in the registry."""
-    ids = set()
+    ids: set[str] = set()
     folder = repo.entry(tip, paths.WORKERS_DIR)
     if isinstance(folder, Tree):
-        ids.update(item.name for item in folder)
+        ids.update(entry_names(folder))
     disk = ws.path / paths.WORKERS_DIR
     if disk.is_dir():
         ids.update(p.name for p in disk.iterdir())

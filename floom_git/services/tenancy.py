@@ -50,9 +50,8 @@ def describe(ws: Workspace) -> tuple[str, str | None]:
         return ws.id, None
     if not isinstance(meta, dict):
         return ws.id, None
-    name = meta.get("name") if isinstance(meta.get("name"), str) else ws.id
-    desc = meta.get("description") if isinstance(meta.get("description"), str) else None
-    return name, desc
+    name, desc = meta.get("name"), meta.get("description")
+    return (name if isinstance(name, str) else ws.id), (desc if isinstance(desc, str) else None)
 
 
 async def create_workspace(manager: WorkspaceManager, identity: Identity, actor: Actor,

@@ -18,6 +18,7 @@ from floom_git.schemas.api import (
     WorkerSummary,
 )
 from floom_git.schemas.base import plain
+from floom_git.schemas.connections import ConnectionEntry
 from floom_git.schemas.manifest import Manifest, Trigger
 from floom_git.services import agent_setup, connection_files, contexts, run_stats, runs, workers
 from floom_git.services.actor import ROLES
@@ -73,7 +74,8 @@ def trigger_specs(m: Manifest) -> list[TriggerSpec]:
 
 
 def status_of(ws: Workspace, entry: WorkerEntry, secret_names: Collection[str] | None = None,
-              connections: list | None = None) -> tuple[str, str | None, list[str]]:
+              connections: list[ConnectionEntry] | None = None
+              ) -> tuple[str, str | None, list[str]]:
     """(status, error, missing connections) as people see them: the registry's, except that a
     ready agent worker that cannot run yet (no provider configured, its key secret missing) is
     `needs_setup`, and a ready worker whose declared connections do not all exist is

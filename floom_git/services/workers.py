@@ -21,11 +21,13 @@ from floom_git.codec import dump_yaml, load_yaml, set_top_level
 from floom_git.errors import Conflict, InvalidInput, InvalidManifest, NotFound
 from floom_git.schemas.api import (
     Deleted,
+    FileIn,
     ReloadResult,
     Version,
     VersionFiles,
     WorkerCreate,
 )
+from floom_git.schemas.connections import ConnectionEntry
 from floom_git.schemas.manifest import Manifest, parse_manifest
 from floom_git.schemas.run import WorkerPatch
 from floom_git.services import connection_files, mcp_tools, sync
@@ -60,7 +62,7 @@ def entry_or_404(ws: Workspace, worker_id: str) -> WorkerEntry:
     return entry
 
 
-def status_of(ws: Workspace, entry: WorkerEntry, connections: list | None = None) -> tuple[str, list[str]]:
+def status_of(ws: Workspace, entry: WorkerEntry, connections: list[ConnectionEntry] | None = None) -> tuple[str, list[str]]:
     """(status, missing connections): a ready worker whose declared connections do not all
     exist is `missing_connection`, since it cannot do its job."""
     missing = connection_files.missing_connections(ws, entry.manifest, connections)
@@ -184,7 +186,7 @@ async def update_source(
 
 
 async def replace_files(
-    ws: Workspace, actor: Actor, worker_id: str, files_in: list, max_bytes: int
+    ws: Workspace, actor: Actor, worker_id: str, files_in: list[FileIn], max_bytes: int
 ) -> None:
     entry_or_404(ws, worker_id)
     await _replace(ws, actor, worker_id, decode_files(files_in, max_bytes))

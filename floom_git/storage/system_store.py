@@ -99,7 +99,8 @@ _MEMBER_COLS = "workspace_id, user_id, email, role, status, invited_by, created_
 
 
 def _user(row: sqlite3.Row | None) -> UserRow | None:
-    return None if row is None else UserRow(*row[:5], bool(row[5]), row[6])
+    return None if row is None else UserRow(row[0], row[1], row[2], row[3], row[4], bool(row[5]),
+                                            row[6])
 
 
 class SystemStore:
@@ -273,7 +274,9 @@ class SystemStore:
                 "AND expires_at >= ?", (now, digest, now))
             if cur.rowcount != 1:
                 return None
-            return conn.execute("SELECT user_id FROM magic_links WHERE digest = ?", (digest,)).fetchone()[0]
+            user_id: str = conn.execute("SELECT user_id FROM magic_links WHERE digest = ?",
+                                        (digest,)).fetchone()[0]
+            return user_id
 
     # -- device codes ---------------------------------------------------------------------
     def add_device(self, digest: bytes, user_code_digest: bytes, client_name: str, now: float,
@@ -302,7 +305,7 @@ class SystemStore:
             if row[1] < now:
                 return "expired"
             if row[0] != "pending":
-                return row[0]
+                return str(row[0])
             conn.execute("UPDATE devices SET status = ?, user_id = ?, role_cap = ?, workspace_id = ?, "
                          "limit_at = ? WHERE user_code_digest = ?",
                          (status, user_id, role_cap, workspace_id, limit_at, user_code_digest))

@@ -14,7 +14,7 @@ from floom_git.client.errors import OK
 STATUSES = ("pending", "approved", "rejected", "expired", "cancelled", "all")
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     a = group(sub, "approvals", "list, approve and reject runs waiting for a decision")
     ls = command(a, "list", list_approvals, "approvals (default: the pending ones)")
     ls.add_argument("--status", default="pending", choices=STATUSES)

@@ -14,7 +14,7 @@ from floom_git.client.config import Target
 from floom_git.client.errors import OK, ClientError
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     login_p = command(sub, "login", login, "sign in to a server and store the token "
                       "(device flow: approve the printed code in a signed-in browser)")
     login_p.add_argument("--with-token", action="store_true",

@@ -10,7 +10,7 @@ from floom_git.client.commands import Ctx, command, group, query, seg
 from floom_git.client.errors import OK, ClientError
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     i = group(sub, "issues", "list, read, open, comment on and close workspace issues")
     ls = command(i, "list", list_issues, "issues (default: the open ones)")
     ls.add_argument("--status", default="open", choices=("open", "closed", "all"))
@@ -41,11 +41,11 @@ def _body_options(parser: argparse.ArgumentParser, *, required: bool) -> None:
 
 def _body(ctx: Ctx, args: argparse.Namespace) -> str | None:
     if args.body_file is None:
-        return args.body
+        return str(args.body) if args.body is not None else None
     if str(args.body_file) == "-":
         return ctx.stdin.read()
     try:
-        return args.body_file.read_text(encoding="utf-8")
+        return str(args.body_file.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ClientError(f"--body-file {args.body_file}: {exc.strerror}") from None
 

@@ -22,7 +22,7 @@ STOPS = ("completed", "failed", "cancelled", "pending_approval")  # no more logs
 RECONNECTS = 5
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run = command(sub, "run", run_worker, "run a worker: stream its logs, print its outputs, exit "
                   "0 completed / 3 failed / 4 cancelled / 5 waiting for approval")
     run.add_argument("worker_id", metavar="WORKER")

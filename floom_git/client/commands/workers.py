@@ -14,7 +14,7 @@ from floom_git.client.errors import ERROR, OK, ClientError
 from floom_git.client.output import size
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     w = group(sub, "workers", "list, inspect, validate, push and pull workers")
     ls = command(w, "list", list_workers, "workers of the workspace")
     ls.add_argument("--status", default=None, help="ready|paused|archived|error")

@@ -12,7 +12,7 @@ from floom_git.client.errors import OK, ClientError
 from floom_git.client.output import size
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ws = group(sub, "workspaces", "list and switch workspaces; export or import their content")
     command(ws, "list", list_workspaces, "workspaces you belong to (* = the one commands use)")
     switch = command(ws, "switch", switch_workspace, "act in this workspace from now on "

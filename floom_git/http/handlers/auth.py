@@ -108,7 +108,7 @@ async def logout(request: web.Request) -> web.Response:
     value = request.cookies.get(SESSION_COOKIE)
     if value:
         same_origin(request)
-    ended = bool(value) and await asyncio.to_thread(identity(request).sessions.end, value)
+    ended = bool(value) and await asyncio.to_thread(identity(request).sessions.end, value or "")
     response = wire.json(Done(ok=bool(ended)))
     response.del_cookie(SESSION_COOKIE, path="/")
     return response

@@ -56,9 +56,9 @@ async def lifetime(app: web.Application) -> AsyncIterator[None]:
         task.cancel()
     await asyncio.gather(*answers, return_exceptions=True)
     for ws in app[MANAGER].all():
-        store = vars(ws).get("_conversation_store")
-        if store is not None:
-            await store.close()
+        spooled: ConversationStore | None = vars(ws).get("_conversation_store")
+        if spooled is not None:
+            await spooled.close()
 
 
 def _out(c: Conversation) -> ConversationOut:

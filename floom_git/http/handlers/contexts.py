@@ -7,7 +7,7 @@ import base64
 import binascii
 import urllib.parse
 
-from aiohttp import web
+from aiohttp import MultipartReader, web
 
 from floom_git import paths
 from floom_git.errors import InvalidInput, PayloadTooLarge
@@ -102,7 +102,7 @@ async def upload(request: web.Request) -> web.Response:
         part = await reader.next()
         if part is None:
             break
-        if isinstance(part, type(reader)):
+        if isinstance(part, MultipartReader):
             raise InvalidInput("nested multipart bodies are not supported")
         if part.filename is None:
             value = (await part.read(decode=True))[:4096].decode("utf-8", errors="replace")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from aiohttp import web
+from aiohttp import MultipartReader, web
 
 from floom_git.errors import InvalidInput, PayloadTooLarge
 from floom_git.http import content, wire
@@ -27,7 +27,7 @@ async def _read_bundle(request: web.Request, limit: int) -> bytes:
         raise PayloadTooLarge(f"bundle: larger than {limit} bytes")
     reader = await wire.multipart(request)
     while (part := await reader.next()) is not None:
-        if isinstance(part, type(reader)) or part.name != "bundle":
+        if isinstance(part, MultipartReader) or part.name != "bundle":
             continue
         chunks, size = [], 0
         while chunk := await part.read_chunk(65536):

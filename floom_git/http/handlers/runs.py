@@ -146,7 +146,7 @@ async def run_events(request: web.Request) -> web.StreamResponse:
     ws = await attached(request)
     rid = request.match_info["id"]
 
-    def frames(events: list[tuple[int, dict]], record: schema.RunRecord) -> tuple[list[sse.Frame], bool]:
+    def frames(events: list[tuple[int, dict[str, Any]]], record: schema.RunRecord) -> tuple[list[sse.Frame], bool]:
         out = [sse.Frame(seq, data) for seq, data in events]
         done = record.status in schema.TERMINAL
         if done:
@@ -162,7 +162,7 @@ async def run_log_stream(request: web.Request) -> web.StreamResponse:
     ws = await attached(request)
     rid = request.match_info["id"]
 
-    def frames(events: list[tuple[int, dict]], record: schema.RunRecord) -> tuple[list[sse.Frame], bool]:
+    def frames(events: list[tuple[int, dict[str, Any]]], record: schema.RunRecord) -> tuple[list[sse.Frame], bool]:
         out = [sse.Frame(seq, {k: data[k] for k in LOG_FIELDS if k in data})
                for seq, data in events if data["type"] == "log"]
         if record.ended:
@@ -194,7 +194,7 @@ async def run_parts(request: web.Request) -> web.StreamResponse:
     ws = await attached(request)
     rid = request.match_info["id"]
 
-    def frames(events: list[tuple[int, dict]], record: schema.RunRecord) -> tuple[list[sse.Frame], bool]:
+    def frames(events: list[tuple[int, dict[str, Any]]], record: schema.RunRecord) -> tuple[list[sse.Frame], bool]:
         out = []
         for seq, data in events:
             part = _agent_part(data)

@@ -52,7 +52,7 @@ class Sessions:
         self.store = store
         self._keyed = keyed
         self.ttl = ttl_seconds
-        self._cache = ReadCache(store)
+        self._cache: ReadCache[SessionRow] = ReadCache(store)
         self.now = time.time
 
     def create(self, user_id: str, grant: Grant = UNLIMITED) -> str:

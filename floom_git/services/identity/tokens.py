@@ -33,7 +33,7 @@ class Tokens:
         self._pepper = pepper
         self._used: dict[str, float] = {}
         self._used_lock = threading.Lock()
-        self._cache = ReadCache(store)
+        self._cache: ReadCache[TokenRow] = ReadCache(store)
         self.now = time.time
 
     def digest(self, value: str) -> bytes:
