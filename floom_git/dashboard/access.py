@@ -12,8 +12,16 @@ import msgspec
 from aiohttp import web
 
 from floom_git.errors import Unauthenticated
-from floom_git.http import wire
-from floom_git.http.keys import ACTOR, AUTH, MANAGER, SPECS, WORKSPACE
+from floom_git.http.keys import (
+    ACTOR,
+    ANSWER,
+    AUTH,
+    GIVEN_BODY,
+    MANAGER,
+    SPECS,
+    TWIN,
+    WORKSPACE,
+)
 from floom_git.http.middleware import ROLE_FOR
 from floom_git.http.origin import SAFE_METHODS
 from floom_git.http.route import Handler
@@ -21,8 +29,6 @@ from floom_git.http.selection import selected_workspace
 from floom_git.services.actor import ROLES, Actor
 
 SIGN_IN = "/ui/login"
-ANSWER = web.RequestKey("dashboard_answer", web.StreamResponse)
-TWIN = web.RequestKey("dashboard_twin", web.Request)
 
 
 def viewer(request: web.Request) -> Actor | None:
@@ -90,13 +96,14 @@ async def call(request: web.Request, handler: Handler, body: Any = None, type_: 
     elif route.perm != "public" and actor is None:
         raise Unauthenticated("Sign in first")
     if inner is not request or body is not None:
-        inner[wire.GIVEN_BODY] = msgspec.json.encode({} if body is None else body)
+        inner[GIVEN_BODY] = msgspec.json.encode({} if body is None else body)
     response = await handler(inner)
     request[ANSWER] = response
     if not isinstance(response, web.Response) or response.content_type != "application/json":
         return response
     assert isinstance(response.body, bytes)
-    return msgspec.json.decode(response.body, type=type_) if type_ else msgspec.json.decode(response.body)
+    return msgspec.json.decode(response.body,
+                               type=type_) if type_ else msgspec.json.decode(response.body)
 
 
 def answer_cookies(request: web.Request, target: web.StreamResponse) -> None:

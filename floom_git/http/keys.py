@@ -68,4 +68,8 @@ ANSWERS: web.AppKey[set[asyncio.Task[None]]] = web.AppKey("chat_answers")
 ACTOR = web.RequestKey("actor", Actor)
 REQUEST_ID = web.RequestKey("request_id", str)
 WORKSPACE = web.RequestKey("workspace", Workspace)
+GIVEN_BODY = web.RequestKey("given_body", bytes)  # a body given in-process (dashboard forms)
+# the dashboard: the API's answer to a page's in-process call, and the request it was made as
+ANSWER = web.RequestKey("dashboard_answer", web.StreamResponse)
+TWIN = web.RequestKey("dashboard_twin", web.Request)
 

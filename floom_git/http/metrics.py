@@ -176,7 +176,8 @@ class _StateCollector(Collector):
         if watcher is None:
             return
         pending = GaugeMetricFamily("floom_watcher_pending_paths",
-                                    "On-disk edits seen but not yet committed", labels=["workspace"])
+                                    "On-disk edits seen but not yet committed",
+                                    labels=["workspace"])
         lag = GaugeMetricFamily(
             "floom_watcher_lag_seconds",
             "Age of the newest uncommitted on-disk edit (0 when none is waiting)",

@@ -123,7 +123,8 @@ def _request_body(r: Any, by_type: dict[Any, Any]) -> dict[str, Any] | None:
         fields = UPLOAD_FIELDS if form is True else form
         content["multipart/form-data"] = {"schema": {
             "type": "object",
-            "properties": {name: {"type": "string", **({"format": "binary"} if kind == "binary" else {})}
+            "properties": {name: {"type": "string",
+                                  **({"format": "binary"} if kind == "binary" else {})}
                            for name, kind in fields.items()},
             "required": [name for name, kind in fields.items() if kind == "binary"]}}
     if not content:

@@ -38,7 +38,8 @@ class Limiter:
             "login": settings.rate_login_per_minute,
             "auth_fail": settings.rate_auth_fail_per_minute,
             # a CLI polls the device exchange every few seconds while its user approves
-            "poll": max(60, settings.rate_auth_per_minute) if settings.rate_auth_per_minute > 0 else 0,
+            "poll": max(60,
+                        settings.rate_auth_per_minute) if settings.rate_auth_per_minute > 0 else 0,
         }
         self._buckets: dict[tuple[str, str], _Bucket] = {}
         self.clock = time.monotonic

@@ -12,12 +12,12 @@ import msgspec
 from aiohttp import MultipartReader, web
 
 from floom_git.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
+from floom_git.http.keys import GIVEN_BODY
 
 T = TypeVar("T")
 MAX_INT = 10**9
 # JSON a caller in this process hands a handler instead of the request's own body: the
 # dashboard's form views call the REST handlers this way, so both run the same rules.
-GIVEN_BODY = web.RequestKey("given_body", bytes)
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:
@@ -193,7 +193,8 @@ def q_bool(request: web.Request, name: str) -> bool | None:
     raise InvalidInput(f"{name}: expected true or false, got '{raw[:40]}'")
 
 
-def q_choice(request: web.Request, name: str, choices: tuple[str, ...], default: str | None) -> str | None:
+def q_choice(request: web.Request, name: str, choices: tuple[str, ...],
+             default: str | None) -> str | None:
     raw = request.query.get(name)
     if raw is None or raw == "":
         return default

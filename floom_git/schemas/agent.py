@@ -28,7 +28,8 @@ class AgentSettings(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=Tr
     base_url: BaseUrl | None = None
 
 
-def parse_agent_settings(workspace_yml: Any, *, where: str = "workspace.yml") -> AgentSettings | None:
+def parse_agent_settings(workspace_yml: Any, *,
+                         where: str = "workspace.yml") -> AgentSettings | None:
     """The `agent:` block of a parsed workspace.yml mapping; None when there is none.
 
     Raises InvalidInput naming `where` and the `$.agent...` path of the bad field.
@@ -39,7 +40,8 @@ def parse_agent_settings(workspace_yml: Any, *, where: str = "workspace.yml") ->
     try:
         return msgspec.convert(raw, AgentSettings, strict=True)
     except msgspec.ValidationError as exc:
-        message = str(exc).replace("`$", "`$.agent", 1) if "`$" in str(exc) else f"{exc} - at `$.agent`"
+        message = str(exc).replace("`$", "`$.agent",
+                                   1) if "`$" in str(exc) else f"{exc} - at `$.agent`"
         raise InvalidInput(f"{where}: {message}") from None
 
 

@@ -61,7 +61,8 @@ class Field(Strict, kw_only=True):
 class Exec(Strict, kw_only=True):
     entry: str | None = None
     command: str | None = None
-    runtime: Literal["python311", "python", "node22", "node20", "bash", "skill", "none"] | None = None
+    runtime: Literal["python311", "python", "node22", "node20", "bash", "skill",
+                     "none"] | None = None
     runner: str | None = None
     mode: Literal["agent", "pure-script", "hybrid"] | None = None
     disable_tools: list[str] = []
@@ -255,7 +256,8 @@ def _semantic_problems(m: Manifest) -> list[str]:
     out: list[str] = []
     # The field patterns end in `$`, which also matches before a final newline; no name,
     # secret or input may carry one.
-    named = [("$.name", m.name)] + [(f"$.exec.secrets[{i}]", s) for i, s in enumerate(m.exec.secrets)]
+    named = [("$.name", m.name)] + [(f"$.exec.secrets[{i}]", s) for i,
+                                    s in enumerate(m.exec.secrets)]
     named += [(f"$.exec.inputs[{i}].name", f.name) for i, f in enumerate(m.exec.inputs)]
     named += [(f"$.exec.outputs[{i}].name", f.name) for i, f in enumerate(m.exec.outputs)]
     for at, value in named:

@@ -93,7 +93,8 @@ def parse_tools_file(data: bytes, where: str = TOOLS_FILE) -> ToolsFile:
     return parsed
 
 
-def check_tools_file(data: bytes, worker_ids: Collection[str], where: str = TOOLS_FILE) -> list[str]:
+def check_tools_file(data: bytes, worker_ids: Collection[str],
+                     where: str = TOOLS_FILE) -> list[str]:
     """Every problem of the file as a workspace holds it: its own checks, then each tool's worker
     must exist among `worker_ids`. [] means valid (the push validator's form)."""
     try:

@@ -44,7 +44,8 @@ def _common() -> argparse.ArgumentParser:
 COMMON = _common()
 
 
-def command(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, handler: Handler, help: str,
+def command(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, handler: Handler,
+            help: str,
             **kw: Any) -> argparse.ArgumentParser:
     """A leaf command with the shared --server/--workspace/--json options."""
     parser: argparse.ArgumentParser = sub.add_parser(name, help=help, description=help,
@@ -53,7 +54,8 @@ def command(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str,
     return parser
 
 
-def group(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, help: str) -> argparse._SubParsersAction[argparse.ArgumentParser]:
+def group(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str,
+          help: str) -> argparse._SubParsersAction[argparse.ArgumentParser]:
     parser = sub.add_parser(name, help=help, description=help)
     actions: argparse._SubParsersAction[argparse.ArgumentParser] = parser.add_subparsers(
         dest=f"{name}_action", required=True, metavar="ACTION")
@@ -67,7 +69,8 @@ def seg(value: str) -> str:
 
 def query(**values: Any) -> dict[str, str]:
     """Query parameters from options, leaving out those not given (None or False)."""
-    return {k: "true" if v is True else str(v) for k, v in values.items() if v is not None and v is not False}
+    return {k: "true" if v is True else str(v) for k,
+            v in values.items() if v is not None and v is not False}
 
 
 def json_object(where: str, read: Callable[[], str]) -> dict[str, Any]:

@@ -70,9 +70,11 @@ async def approve(ctx: Ctx, args: argparse.Namespace) -> int:
                                   what=f"approval '{args.approval_id}'")
     follow_up = decision.get("follow_up_run_id") or decision.get("run_id")
     if args.wait:
-        ctx.out.note(f"approved {decision.get('approval_id')}; following run {follow_up}", style="dim")
+        ctx.out.note(f"approved {decision.get('approval_id')}; following run {follow_up}",
+                     style="dim")
         return await wait_and_report(ctx, follow_up, args.json)
-    ctx.out.done(decision, f"approved {decision.get('approval_id')}; follow-up run {follow_up} started")
+    ctx.out.done(decision,
+                 f"approved {decision.get('approval_id')}; follow-up run {follow_up} started")
     return OK
 
 

@@ -69,7 +69,8 @@ async def login(ctx: Ctx, args: argparse.Namespace) -> int:
             raise ClientError("--with-token: no token on stdin")
     else:
         async with Api(_anonymous(target)) as anon:
-            token = await _device_flow(ctx, anon, args.name or f"floom-git CLI on {socket.gethostname()}")
+            token = await _device_flow(ctx, anon,
+                                       args.name or f"floom-git CLI on {socket.gethostname()}")
     async with Api(_with_token(target, token)) as api:
         me = await api.get("/auth/me")
     user = (me.get("user") or {}).get("username") or me.get("identity")

@@ -155,7 +155,8 @@ async def me(request: web.Request) -> web.Response:
 
 # -- CLI device flow ---------------------------------------------------------------------------
 async def device_start(request: web.Request) -> web.Response:
-    body = await wire.decode(request, DeviceStart, SMALL_BODY) if request.body_exists else DeviceStart()
+    body = await wire.decode(request, DeviceStart,
+                             SMALL_BODY) if request.body_exists else DeviceStart()
     ident = identity(request)
     device_code, user_code = await asyncio.to_thread(ident.devices.start, body.client_name)
     return wire.json(DeviceOut(device_code=device_code, user_code=user_code,
@@ -167,7 +168,8 @@ async def device_start(request: web.Request) -> web.Response:
 async def _decide(request: web.Request, approve: bool) -> web.Response:
     actor = require_user(request)
     body = await wire.decode(request, DeviceDecision, SMALL_BODY)
-    await asyncio.to_thread(identity(request).devices.decide, body.user_code, actor.user_id, approve,
+    await asyncio.to_thread(identity(request).devices.decide, body.user_code, actor.user_id,
+                            approve,
                             derive(actor.grant()))
     return wire.json(Done(ok=True))
 
@@ -200,7 +202,8 @@ async def cli_exchange(request: web.Request) -> web.Response:
                                   role=grant.role_cap, workspace_id=grant.workspace_id,
                                   expires_at=grant.expires_at)
     try:
-        await asyncio.to_thread(ident.store.exchange_device, ident.devices.device_digest(body.device_code),
+        await asyncio.to_thread(ident.store.exchange_device,
+                                ident.devices.device_digest(body.device_code),
                                 row, ident.tokens.digest(value))
     except LookupError:
         raise InvalidInput("device_code: already exchanged for a token") from None

@@ -72,7 +72,8 @@ async def webhook(request: web.Request) -> web.Response:
         body = await wire.read_body(request, cfg.max_json_bytes)
         if ws is None:
             raise Unauthenticated(REFUSED)
-        store.verify(ws.uid, wid, request.query.get("token"), request.headers.get("X-Floom-Signature"),
+        store.verify(ws.uid, wid, request.query.get("token"),
+                     request.headers.get("X-Floom-Signature"),
                      body)
     if not _has_webhook(ws, wid):  # the secret checked out: the caller may learn why
         raise NotFound(f"Worker {wid} has no webhook trigger")

@@ -26,18 +26,21 @@ async def list_contexts(request: web.Request) -> web.Response:
 
 async def create_context(request: web.Request) -> web.Response:
     body = await wire.decode_optional(request, ContextCreate, 64 * 1024)
-    result = await contexts.create(workspace(request), actor(request), request.match_info["name"], body)
+    result = await contexts.create(workspace(request), actor(request), request.match_info["name"],
+                                   body)
     return wire.json(result, 201)
 
 
 async def get_context(request: web.Request) -> web.Response:
     prefix = request.query.get("path_prefix")
-    result = await asyncio.to_thread(contexts.detail, workspace(request), request.match_info["name"], prefix)
+    result = await asyncio.to_thread(contexts.detail, workspace(request),
+                                     request.match_info["name"], prefix)
     return wire.json(result)
 
 
 async def delete_context(request: web.Request) -> web.Response:
-    return wire.json(await contexts.delete(workspace(request), actor(request), request.match_info["name"]))
+    return wire.json(await contexts.delete(workspace(request), actor(request),
+                                           request.match_info["name"]))
 
 
 async def read_file(request: web.Request) -> web.Response:

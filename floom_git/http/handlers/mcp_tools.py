@@ -30,4 +30,5 @@ async def update_tool(request: web.Request) -> web.Response:
 
 
 async def delete_tool(request: web.Request) -> web.Response:
-    return wire.json(await mcp_tools.delete(workspace(request), actor(request), request.match_info["id"]))
+    return wire.json(await mcp_tools.delete(workspace(request), actor(request),
+                                            request.match_info["id"]))

@@ -45,7 +45,8 @@ async def revoke_links(request: web.Request) -> web.Response:
 
 async def public_worker(request: web.Request) -> web.Response:
     token = request.query.get("token", "")
-    view = await asyncio.to_thread(sharing.public_worker, request.app[MANAGER], _store(request), token,
+    view = await asyncio.to_thread(sharing.public_worker, request.app[MANAGER], _store(request),
+                                   token,
                                    request.match_info["id"])
     return wire.json(view)
 

@@ -44,7 +44,8 @@ async def list_versions(request: web.Request) -> web.Response:
 
 
 async def get_version(request: web.Request) -> web.Response:
-    doc = await asyncio.to_thread(instructions.version, workspace(request), request.match_info["sha"])
+    doc = await asyncio.to_thread(instructions.version, workspace(request),
+                                  request.match_info["sha"])
     return wire.json(doc)
 
 

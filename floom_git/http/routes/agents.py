@@ -1,4 +1,5 @@
-"""Route-table entries: The MCP endpoint and tools, connections and the integrations catalog, Composio events, and the workspace chat."""
+"""Route-table entries: the MCP endpoint and tools, connections and the integrations catalog,
+Composio events, and the workspace chat."""
 
 from __future__ import annotations
 
@@ -43,8 +44,10 @@ def mcp_endpoint_routes() -> list[Route]:
     summary = ("The workspace as an MCP server (streamable HTTP, stateless): POST JSON-RPC with "
                "Accept: application/json, text/event-stream")
     return [
-        Route("POST", "/mcp", mcp_endpoint.serve, "read", summary, "mcp", response=dict[str, Any], extra=extra),
-        Route("POST", "/mcp-tools/serve", mcp_endpoint.serve_alias, "read", summary + " (same as /mcp)", "mcp",
+        Route("POST", "/mcp", mcp_endpoint.serve, "read", summary, "mcp", response=dict[str, Any],
+              extra=extra),
+        Route("POST", "/mcp-tools/serve", mcp_endpoint.serve_alias, "read",
+              summary + " (same as /mcp)", "mcp",
               response=dict[str, Any], extra=extra),
     ]
 
@@ -55,7 +58,8 @@ def mcp_tools_routes() -> list[Route]:
     return [
         Route("GET", "/mcp-tools", mcp_tools.list_tools, "read",
               "Workers exposed as MCP tools (workspace-tools.yml)", t, response=list[ToolOut]),
-        Route("POST", "/mcp-tools", mcp_tools.create_tool, "write", "Expose a worker as an MCP tool", t,
+        Route("POST", "/mcp-tools", mcp_tools.create_tool, "write",
+              "Expose a worker as an MCP tool", t,
               body=ToolCreate, response=ToolOut, status=201, extra=worker),
         Route("PUT", "/mcp-tools/{id}", mcp_tools.update_tool, "write",
               "Change a tool's name, worker or description", t, body=ToolUpdate, response=ToolOut,
@@ -68,7 +72,8 @@ def mcp_tools_routes() -> list[Route]:
 def connections_routes() -> list[Route]:
     c, i = "connections", "integrations"
     return [
-        Route("GET", "/connections", connections.list_connections, "read", "List connections (X-Total-Count)", c,
+        Route("GET", "/connections", connections.list_connections, "read",
+              "List connections (X-Total-Count)", c,
               response=list[s.ConnectionOut]),
         Route("POST", "/connections", connections.create_app_connection, "write",
               "Connect an app of the catalog: OAuth apps return an authorization URL (pending "
@@ -78,7 +83,8 @@ def connections_routes() -> list[Route]:
               "Register a remote MCP server (streamable HTTP; auth names a workspace secret)", c,
               body=s.McpConnectionCreate, response=s.ConnectionOut, status=201,
               extra={"validates": "url must name a public host (no loopback, private or "
-                                  "link-local address) unless WORKEROS_ALLOW_PRIVATE_MCP_URLS is set"}),
+                                  "link-local address) unless "
+                                  "WORKEROS_ALLOW_PRIVATE_MCP_URLS is set"}),
         Route("GET", "/connections/callback", connections.oauth_callback, "public",
               "Where the OAuth provider redirects after the sign-in (stores the tokens)", c,
               response=s.OAuthDone, extra={"rate": "auth", "validates": SIGN_IN},
@@ -89,7 +95,8 @@ def connections_routes() -> list[Route]:
         Route("GET", "/connections/secrets", connections.connection_secrets, "read",
               "Secret metadata: which secrets connections use (never values)", c,
               response=list[s.ConnectionSecret]),
-        Route("GET", "/connections/{id}", connections.get_connection, "read", "Connection detail", c,
+        Route("GET", "/connections/{id}", connections.get_connection, "read", "Connection detail",
+              c,
               response=s.ConnectionOut),
         Route("GET", "/connections/{id}/status", connections.connection_status, "read",
               "Status (pending -> active), token expiry and the last test", c,
@@ -107,7 +114,8 @@ def connections_routes() -> list[Route]:
               "Remove a connection and its stored tokens", c, response=Deleted),
         Route("GET", "/integrations/catalog", connections.catalog, "read",
               "Browse the integrations catalog", i, response=CatalogPage,
-              query=(("page", "integer", "1-based page (default 1)", {"minimum": 1, "maximum": MAX_PAGE}),
+              query=(("page", "integer", "1-based page (default 1)",
+                      {"minimum": 1, "maximum": MAX_PAGE}),
                      limit("page size (default 50, at most 200)"),
                      ("search", "string", "substring of slug, name or description"),
                      ("category", "string", "only this category"))),

@@ -1,4 +1,4 @@
-"""Route-table entries: Issues, feedback on runs, share links, and workspace export/import."""
+"""Route-table entries: issues, feedback on runs, share links, and workspace export/import."""
 
 from __future__ import annotations
 
@@ -46,12 +46,14 @@ def issues_routes() -> list[Route]:
         Route("POST", "/workspace/issues", issues.create_issue, "write",
               "Create an issue (optionally bound to a worker, context or run)", tag,
               body=IssueCreate, response=IssueOut, status=201, extra={"validates": BINDING}),
-        Route("GET", "/workspace/issues/{id}", issues.get_issue, "read", "Issue detail with comments", tag,
+        Route("GET", "/workspace/issues/{id}", issues.get_issue, "read",
+              "Issue detail with comments", tag,
               response=IssueDetail),
         Route("PATCH", "/workspace/issues/{id}", issues.update_issue, "write",
               "Update title, body, status, labels or asset binding (clear_asset unbinds)", tag,
               body=IssueUpdate, response=IssueOut, extra={"validates": BINDING}),
-        Route("POST", "/workspace/issues/{id}/comments", issues.add_comment, "write", "Append a comment",
+        Route("POST", "/workspace/issues/{id}/comments", issues.add_comment, "write",
+              "Append a comment",
               tag, body=CommentCreate, response=Comment, status=201),
     ]
 
@@ -92,7 +94,8 @@ def export_routes() -> list[Route]:
 def feedback_routes() -> list[Route]:
     tag = "runs"
     return [
-        Route("GET", "/runs/{id}/feedback", feedback.list_feedback, "read", "Feedback left on a run", tag,
+        Route("GET", "/runs/{id}/feedback", feedback.list_feedback, "read",
+              "Feedback left on a run", tag,
               response=list[Feedback]),
         Route("POST", "/runs/{id}/feedback", feedback.add_feedback, "write",
               "Leave lightweight feedback (text and rating); never becomes an issue by itself", tag,

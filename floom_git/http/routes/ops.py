@@ -1,4 +1,5 @@
-"""Route-table entries: git smart HTTP, health details, metrics, the remote executors' API, and the workspace freeze."""
+"""Route-table entries: git smart HTTP, health details, metrics, the remote executors' API, and
+the workspace freeze."""
 
 from __future__ import annotations
 
