@@ -76,7 +76,7 @@ def test_agents_are_a_library_below_services(path):
     assert not bad, f"{path.name} imports {bad}"
 
 
-# -- the module graph, from the AST -----------------------------------------------------------------
+# -- the module graph, from the AST ---------------------------------------------------------------
 # Leaves: pure modules every layer may use; they import nothing of the package but each other.
 LEAVES = ("floom_git.errors", "floom_git.paths", "floom_git.codec", "floom_git.schemas")
 # Allow-lists for what part B of issue 14 reworks (the runs subsystem and the one git plumbing
@@ -232,3 +232,20 @@ def test_only_config_and_entry_points_read_the_environment():
     entry_points = {"floom_git.config", "floom_git.cli", "floom_git.hooks.pre_receive"}
     readers = {m for m, p in MODULES.items() if _reads_environment(p)}
     assert readers - entry_points == ENVIRON_PART_B
+
+
+def test_only_the_composition_root_reads_the_route_table():
+    """Handlers never import the table that lists them (floom_git/http/routes/)."""
+    readers = {m for m, deps in GRAPH.items()
+               if "floom_git.http.routes" in deps and not _under(m, "floom_git.http.routes")}
+    assert readers == {"floom_git.http.app"}
+
+
+def test_every_app_and_request_key_is_made_in_http_keys():
+    makers = set()
+    for module, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr in ("AppKey", "RequestKey")):
+                makers.add(module)
+    assert makers == {"floom_git.http.keys"}
