@@ -23,7 +23,8 @@ def main(argv: list[str] | None = None, *, environ: Mapping[str, str] | None = N
     parser.add_argument("--version", action="version", version=__version__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve = sub.add_parser("serve", help="start the HTTP server")
-    serve.add_argument("--host", default=None, help="bind address (env FLOOM_HOST, default 127.0.0.1)")
+    serve.add_argument("--host", default=None,
+                       help="bind address (env FLOOM_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=None, help="port (env FLOOM_PORT, default 8000)")
     serve.add_argument("--data-dir", default=None, help="data directory (env FLOOM_DATA_DIR)")
     executor = sub.add_parser("executor", help="run a Celery executor: takes runs from "
@@ -52,22 +53,26 @@ def main(argv: list[str] | None = None, *, environ: Mapping[str, str] | None = N
     return 2
 
 
-def _identity_commands(sub: argparse._SubParsersAction) -> None:
+def _identity_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     user = sub.add_parser("user", help="manage local users (in <data-dir>/system)")
     users = user.add_subparsers(dest="action", required=True)
-    add = users.add_parser("add", help="create a user; prints a generated password unless one is given")
+    add = users.add_parser("add",
+                           help="create a user; prints a generated password unless one is given")
     add.add_argument("username")
     add.add_argument("--email", default=None)
-    add.add_argument("--admin", action="store_true", help="server administrator: owner of every workspace")
+    add.add_argument("--admin", action="store_true",
+                     help="server administrator: owner of every workspace")
     add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
-    add.add_argument("--workspace", default=None, help="also make the user a member of this workspace")
+    add.add_argument("--workspace", default=None,
+                     help="also make the user a member of this workspace")
     add.add_argument("--role", default="member", choices=("viewer", "member", "admin", "owner"))
     users.add_parser("list", help="list users")
     token = sub.add_parser("token", help="manage API tokens")
     tokens = token.add_subparsers(dest="action", required=True)
     create = tokens.add_parser("create", help="mint a token and print it once")
     create.add_argument("--user", required=True, help="user name or email of the token's owner")
-    create.add_argument("--workspace", default=None, help="a workspace token: acts only in this workspace")
+    create.add_argument("--workspace", default=None,
+                        help="a workspace token: acts only in this workspace")
     create.add_argument("--role", default=None, choices=("viewer", "member", "admin"),
                         help="workspace token role (default member) or a cap for a personal token")
     create.add_argument("--name", default="cli")
@@ -84,11 +89,11 @@ def _identity(args: argparse.Namespace) -> int:
     import getpass
 
     from floom_git.errors import FloomError, InvalidInput
+    from floom_git.paths import check_workspace_id
     from floom_git.services.actor import ROLES
     from floom_git.services.identity import Identity
     from floom_git.services.identity.users import generate_password
     from floom_git.services.workspaces import read_uid
-    from floom_git.storage.paths import check_workspace_id
 
     settings = config.from_env(data_dir=args.data_dir)
     identity = Identity(settings.system_dir, password_profile=settings.argon2_profile)

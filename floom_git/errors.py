@@ -1,4 +1,5 @@
-"""Domain errors raised by storage and services; http/errors.py maps each class to a status.
+"""Domain errors raised by storage and services; http/errors.py maps each class to a status
+and sends `code` beside the message: {"detail": message, "code": code}.
 
     FloomError
       ├── InvalidInput        bad field, path or file content   (400)
@@ -37,7 +38,13 @@ class InvalidManifest(InvalidInput):
 
 
 class Unauthenticated(FloomError):
+    """`challenge` is the WWW-Authenticate value (default: a Bearer challenge)."""
+
     code = "unauthenticated"
+
+    def __init__(self, message: str, challenge: str | None = None) -> None:
+        super().__init__(message)
+        self.challenge = challenge
 
 
 class Forbidden(FloomError):

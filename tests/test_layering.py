@@ -1,4 +1,6 @@
-"""The import direction is http -> services -> storage -> pygit2: fail when a layer reaches past it."""
+"""The import direction is http/dashboard/mcp -> runtime -> services -> storage -> leaves
+(schemas, errors, paths, codec), with pygit2 below storage: fail when a layer reaches past it or
+when modules import each other in a circle (docs/architecture.md)."""
 
 from __future__ import annotations
 
@@ -72,3 +74,178 @@ def test_agents_are_a_library_below_services(path):
     bad = {n for n in _imports(path)
            if n.split(".")[0] in ("aiohttp", "pygit2") or n.startswith(up)}
     assert not bad, f"{path.name} imports {bad}"
+
+
+# -- the module graph, from the AST ---------------------------------------------------------------
+# Leaves: pure modules every layer may use; they import nothing of the package but each other.
+LEAVES = ("floom_git.errors", "floom_git.paths", "floom_git.codec", "floom_git.schemas")
+# Allow-lists for what part B of issue 14 reworks (the runs subsystem and the one git plumbing
+# module); shrink them as those modules change, never grow them.
+PYGIT2_PART_B = {  # pygit2 still used directly; part B moves it behind storage
+    "floom_git.services.sync", "floom_git.services.run_records",
+}
+ENVIRON_PART_B = {"floom_git.storage.history"}  # builds git's environment: part B's one git_env()
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+
+
+def _resolve(name: str) -> str | None:
+    """The package module an import names (for `from a.b import c`: a.b.c if it is a module)."""
+    while name and name not in MODULES:
+        name = name.rpartition(".")[0]
+    return name or None
+
+
+def _is_type_checking(node: ast.AST) -> bool:
+    return isinstance(node, ast.If) and (
+        (isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING")
+        or (isinstance(node.test, ast.Attribute) and node.test.attr == "TYPE_CHECKING"))
+
+
+def _runtime_imports(module: str) -> set[str]:
+    """Every module of the package `module` imports when it runs (function-local imports
+    included: they are how a cycle hides), leaving out `if TYPE_CHECKING:` blocks."""
+    path = MODULES[module]
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        for child in ast.iter_child_nodes(node):
+            if _is_type_checking(child):
+                continue
+            names: list[str] = []
+            if isinstance(child, ast.Import):
+                names = [alias.name for alias in child.names]
+            elif isinstance(child, ast.ImportFrom):
+                base = child.module or ""
+                if child.level:
+                    parts = package.split(".")[: len(package.split(".")) - child.level + 1]
+                    base = ".".join([*parts, base] if base else parts)
+                names = [base] + [f"{base}.{alias.name}" for alias in child.names]
+            for name in names:
+                target = _resolve(name) if name.startswith("floom_git") else None
+                if target is not None and target != module:
+                    found.add(target)
+            visit(child)
+
+    visit(ast.parse(path.read_text(), filename=str(path)))
+    return found
+
+
+GRAPH = {module: _runtime_imports(module) for module in MODULES}
+
+
+def _under(module: str, *prefixes: str) -> bool:
+    return any(module == p or module.startswith(p + ".") for p in prefixes)
+
+
+def _third_party(module: str) -> set[str]:
+    return {n.split(".")[0] for n in _imports(MODULES[module]) if not n.startswith("floom_git")}
+
+
+def test_no_import_cycles():
+    """Tarjan's strongly connected components over the runtime import graph: none may hold
+    more than one module (a module importing its own package counts)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles: list[list[str]] = []
+
+    def connect(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(GRAPH[v]):
+            if w not in index:
+                connect(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for module in sorted(GRAPH):
+        if module not in index:
+            connect(module)
+    assert cycles == []
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES
+                                          if _under(m, "floom_git.http", "floom_git.dashboard")))
+def test_http_and_dashboard_never_import_storage(module):
+    """What a handler needs from below comes through services (or a leaf)."""
+    bad = {m for m in GRAPH[module] if _under(m, "floom_git.storage")}
+    assert not bad, f"{module} imports {bad}"
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if _under(m, *LEAVES)))
+def test_leaves_import_only_leaves(module):
+    bad = {m for m in GRAPH[module] if not _under(m, *LEAVES) and m != "floom_git"}
+    assert not bad, f"{module} imports {bad}"
+    assert not _third_party(module) & {"aiohttp", "pygit2"}, module
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if _under(m, "floom_git.storage")))
+def test_storage_never_imports_services_runtime_or_http(module):
+    up = ("floom_git.services", "floom_git.runtime", "floom_git.http", "floom_git.dashboard",
+          "floom_git.mcp", "floom_git.agents")
+    bad = {m for m in GRAPH[module] if _under(m, *up)}
+    assert not bad, f"{module} imports {bad}"
+
+
+def test_pygit2_only_in_storage_hooks_and_the_push_policy():
+    allowed = ("floom_git.storage", "floom_git.hooks", "floom_git.services.push")
+    users = {m for m in MODULES if "pygit2" in _third_party(m) and not _under(m, *allowed)}
+    assert users == PYGIT2_PART_B, "import pygit2 only in storage/ (git_types re-exports the types)"
+
+
+def _reads_environment(path: Path) -> bool:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv", "environb"):
+            if isinstance(node.value, ast.Name) and node.value.id == "os":
+                return True
+        if isinstance(node, ast.ImportFrom) and node.module == "os":
+            if {a.name for a in node.names} & {"environ", "getenv", "environb"}:
+                return True
+    return False
+
+
+def test_only_config_and_entry_points_read_the_environment():
+    """Settings come from config.py; only the entry points (the CLI, the git hook) see the
+    process environment, and hand it on explicitly."""
+    entry_points = {"floom_git.config", "floom_git.cli", "floom_git.hooks.pre_receive"}
+    readers = {m for m, p in MODULES.items() if _reads_environment(p)}
+    assert readers - entry_points == ENVIRON_PART_B
+
+
+def test_only_the_composition_root_reads_the_route_table():
+    """Handlers never import the table that lists them (floom_git/http/routes/)."""
+    readers = {m for m, deps in GRAPH.items()
+               if "floom_git.http.routes" in deps and not _under(m, "floom_git.http.routes")}
+    assert readers == {"floom_git.http.app"}
+
+
+def test_every_app_and_request_key_is_made_in_http_keys():
+    makers = set()
+    for module, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr in ("AppKey", "RequestKey")):
+                makers.add(module)
+    assert makers == {"floom_git.http.keys"}

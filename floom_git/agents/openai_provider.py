@@ -68,7 +68,8 @@ class OpenAIProvider:
                             _merge_call(calls, tc)
                         if choice.finish_reason:
                             stop = choice.finish_reason
-        tool_calls = [ToolCall(id=c["id"] or f"call_{i}", name=c["name"], arguments="".join(c["args"]))
+        tool_calls = [ToolCall(id=c["id"] or f"call_{i}", name=c["name"],
+                               arguments="".join(c["args"]))
                       for i, c in sorted(calls.items())]
         yield TurnDone(text="".join(text), tool_calls=tool_calls, usage=usage, stop_reason=stop)
 

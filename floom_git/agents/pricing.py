@@ -11,9 +11,9 @@ from typing import Annotated
 import msgspec
 
 from floom_git.agents.messages import Usage
+from floom_git.codec import load_yaml
 from floom_git.errors import InvalidInput
 from floom_git.schemas.patterns import explain
-from floom_git.storage.codec import load_yaml
 
 Dollars = Annotated[float, msgspec.Meta(ge=0)]
 _SUFFIX = re.compile(r"-(\d{8}|\d{4}-\d{2}-\d{2}|latest)$")

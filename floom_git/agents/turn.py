@@ -56,7 +56,7 @@ async def model_turn(provider: Provider, request: ModelRequest, policy: RetryPol
 
 def _delay(exc: ProviderError, attempt: int, policy: RetryPolicy) -> float:
     if exc.retry_after is None:
-        return min(policy.backoff_base * 2 ** attempt, policy.backoff_max)
+        return float(min(policy.backoff_base * 2 ** attempt, policy.backoff_max))
     if exc.retry_after > policy.max_retry_after:
         raise ProviderError(f"{exc.message} (the provider asks to wait {exc.retry_after:g}s, "
                             f"more than the {policy.max_retry_after:g}s cap)", status=exc.status)

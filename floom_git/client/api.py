@@ -109,9 +109,10 @@ class Api:
     async def _refusal(self, resp: aiohttp.ClientResponse, what: str | None) -> ClientError:
         raw = await resp.read()
         try:
-            detail = json.loads(raw).get("detail")
+            body = json.loads(raw)
+            detail, reason = body.get("detail"), body.get("code")
         except (ValueError, AttributeError):
-            detail = None
+            detail = reason = None
         if not isinstance(detail, str):
             detail = raw.decode("utf-8", "replace").strip()[:200] or resp.reason or "no detail"
         status = resp.status
@@ -128,7 +129,8 @@ class Api:
             message = f"{detail} (rate limited; retry after {resp.headers.get('Retry-After', '?')} s)"
         else:
             message = f"{what + ': ' if what else ''}{detail} (HTTP {status})"
-        return ClientError(message, status=status)
+        return ClientError(message, status=status,
+                           reason=reason if isinstance(reason, str) else None)
 
     # -- streams and bundles ----------------------------------------------------------------------
     async def events(self, path: str, after: int = 0) -> AsyncGenerator[Event, None]:

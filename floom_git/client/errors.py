@@ -17,8 +17,10 @@ RUN_EXIT = {"completed": OK, "failed": RUN_FAILED, "cancelled": RUN_CANCELLED,
 class ClientError(Exception):
     """A failure the person can act on; `message` is printed as `error: <message>`."""
 
-    def __init__(self, message: str, code: int = ERROR, status: int | None = None) -> None:
+    def __init__(self, message: str, code: int = ERROR, status: int | None = None,
+                 reason: str | None = None) -> None:
         super().__init__(message)
         self.message = message
-        self.code = code
+        self.code = code  # the exit code
         self.status = status
+        self.reason = reason  # the server's machine-readable error code (body `code`)

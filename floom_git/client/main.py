@@ -8,7 +8,7 @@ import asyncio
 import io
 import os
 from collections.abc import Mapping
-from typing import IO
+from typing import IO, Any
 
 from floom_git.client.api import Api
 from floom_git.client.commands import Ctx, approvals, auth, issues, mcp, runs, workers, workspaces
@@ -19,14 +19,15 @@ from floom_git.client.output import Output
 MODULES = (auth, workspaces, workers, runs, approvals, issues, mcp)
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     for module in MODULES:
         module.register(sub)
 
 
-async def _dispatch(args: argparse.Namespace, ctx_parts: dict) -> int:
+async def _dispatch(args: argparse.Namespace, ctx_parts: dict[str, Any]) -> int:
     async with Api(ctx_parts["target"]) as api:
-        return await args.client_handler(Ctx(api=api, **ctx_parts), args)
+        code: int = await args.client_handler(Ctx(api=api, **ctx_parts), args)
+        return code
 
 
 def run(args: argparse.Namespace, *, environ: Mapping[str, str], stdin: IO[str], stdout: IO[str],

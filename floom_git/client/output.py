@@ -21,7 +21,8 @@ from rich.table import Table
 
 from floom_git.client.api import Progress as ProgressFn
 
-LEVEL_STYLE = {"debug": "dim", "info": "", "warning": "yellow", "error": "red", "critical": "bold red"}
+LEVEL_STYLE = {"debug": "dim", "info": "", "warning": "yellow", "error": "red",
+               "critical": "bold red"}
 STATUS_STYLE = {"completed": "green", "failed": "red", "cancelled": "yellow", "running": "cyan",
                 "queued": "dim", "pending_approval": "magenta", "ready": "green", "error": "red",
                 "paused": "yellow", "archived": "dim", "open": "green", "closed": "dim",
@@ -101,7 +102,8 @@ class Output:
         level = str(line.get("level") or "info")
         console = self.err if to_stderr else self.out
         prefix = "" if level == "info" else f"[{level}] "
-        console.print(escape(prefix + str(line.get("message", ""))), style=LEVEL_STYLE.get(level) or None)
+        console.print(escape(prefix + str(line.get("message", ""))),
+                      style=LEVEL_STYLE.get(level) or None)
 
     @contextmanager
     def progress(self, label: str) -> Iterator[ProgressFn]:

@@ -6,24 +6,29 @@ apply one set of rules."""
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import msgspec
 from aiohttp import web
 
-from floom_git.errors import Forbidden, Unauthenticated
-from floom_git.http import wire
-from floom_git.http.keys import ACTOR, AUTH, MANAGER, SETTINGS, WORKSPACE
-from floom_git.http.middleware import ROLE_FOR, SPECS
-from floom_git.http.routes import Handler
+from floom_git.errors import Unauthenticated
+from floom_git.http.keys import (
+    ACTOR,
+    ANSWER,
+    AUTH,
+    GIVEN_BODY,
+    MANAGER,
+    SPECS,
+    TWIN,
+    WORKSPACE,
+)
+from floom_git.http.middleware import ROLE_FOR
+from floom_git.http.origin import SAFE_METHODS
+from floom_git.http.route import Handler
 from floom_git.http.selection import selected_workspace
 from floom_git.services.actor import ROLES, Actor
 
 SIGN_IN = "/ui/login"
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-REFUSED = "Cross-site request refused"
-ANSWER = web.RequestKey("dashboard_answer", web.StreamResponse)
-TWIN = web.RequestKey("dashboard_twin", web.Request)
 
 
 def viewer(request: web.Request) -> Actor | None:
@@ -47,31 +52,6 @@ def can(request: web.Request, perm: str) -> bool:
     actor = request.get(ACTOR)
     role = getattr(actor, "role", None)
     return role in ROLES and ROLES.index(role) >= ROLES.index(ROLE_FOR[perm])
-
-
-def own_origins(request: web.Request) -> set[str]:
-    origins = {f"{request.scheme}://{request.host}".lower()}
-    public = request.app[SETTINGS].public_url
-    if public:
-        parts = urlsplit(public)
-        origins.add(f"{parts.scheme}://{parts.netloc}".lower())
-    return origins
-
-
-def same_origin(request: web.Request) -> None:
-    """Forbidden unless the browser says a form post comes from this server's own pages. Browsers
-    send Origin (and Sec-Fetch-Site) on every form post; another site cannot forge either, and
-    SameSite=Lax still lets sites on the same host but another port send the cookie."""
-    if request.method in SAFE_METHODS:
-        return
-    fetch_site = request.headers.get("Sec-Fetch-Site", "").lower()
-    origin = request.headers.get("Origin")
-    if fetch_site == "same-origin" and origin in (None, *own_origins(request)):
-        return
-    if origin is None or origin == "null":
-        raise Forbidden(f"{REFUSED}: a form post must come from this server's pages (no Origin)")
-    if origin.lower() not in own_origins(request) or fetch_site in ("cross-site", "same-site"):
-        raise Forbidden(f"{REFUSED}: Origin {origin[:100]} is not this server")
 
 
 def local_path(target: str | None, default: str = "/ui/") -> str:
@@ -116,13 +96,14 @@ async def call(request: web.Request, handler: Handler, body: Any = None, type_: 
     elif route.perm != "public" and actor is None:
         raise Unauthenticated("Sign in first")
     if inner is not request or body is not None:
-        inner[wire.GIVEN_BODY] = msgspec.json.encode({} if body is None else body)
+        inner[GIVEN_BODY] = msgspec.json.encode({} if body is None else body)
     response = await handler(inner)
     request[ANSWER] = response
     if not isinstance(response, web.Response) or response.content_type != "application/json":
         return response
     assert isinstance(response.body, bytes)
-    return msgspec.json.decode(response.body, type=type_) if type_ else msgspec.json.decode(response.body)
+    return msgspec.json.decode(response.body,
+                               type=type_) if type_ else msgspec.json.decode(response.body)
 
 
 def answer_cookies(request: web.Request, target: web.StreamResponse) -> None:

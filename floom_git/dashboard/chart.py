@@ -22,7 +22,7 @@ def _ticks(top: int) -> list[int]:
 def runs_chart(points: list[dict[str, Any]]) -> Markup:
     """`points`: one per day, oldest first, each {date, total, completed, failed}."""
     days = len(points) or 1
-    top = max([p["total"] for p in points] + [1])
+    top = max([int(p["total"]) for p in points] + [1])
     plot_w = WIDTH - PAD_LEFT - PAD_RIGHT
     plot_h = HEIGHT - PAD_TOP - PAD_BOTTOM
     slot = plot_w / days

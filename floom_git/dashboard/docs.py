@@ -7,7 +7,8 @@ from __future__ import annotations
 import aiohttp_jinja2
 from aiohttp import web
 
-from floom_git.http.openapi import ROUTES_KEY, build_spec
+from floom_git.http.keys import ROUTES_KEY
+from floom_git.http.openapi import build_spec
 
 # Swagger UI sets style attributes as it draws; scripts stay limited to this server's files.
 CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "

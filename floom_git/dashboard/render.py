@@ -147,7 +147,8 @@ def _person(request: web.Request, user_id: str | None) -> str:
     return (user.display_name or user.username) if user is not None else user_id
 
 
-def render(request: web.Request, template: str, http_status: int = 200, **context: Any) -> web.Response:
+def render(request: web.Request, template: str, http_status: int = 200,
+           **context: Any) -> web.Response:
     context = {**_shell(request), "notice": _notice(request), "page_path": request.path,
                "person": lambda user_id: _person(request, user_id), **context}
     response = aiohttp_jinja2.render_template(template, request, context, status=http_status)

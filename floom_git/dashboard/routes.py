@@ -22,9 +22,9 @@ from floom_git.dashboard.views import (
     settings,
     workers,
 )
+from floom_git.http.keys import PAGES_KEY
 
 STATIC = "/ui/static"
-PAGES_KEY = web.AppKey("dashboard_pages", list)
 
 PAGES: list[Page] = [
     Page("GET", "/", home.root, None),

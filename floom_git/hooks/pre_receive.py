@@ -8,10 +8,9 @@ msgspec, not even the floom_git package), and it fails closed: a server that can
 or does not answer refuses the push, saying so.
 """
 
+import _socket
 import os
 import sys
-
-import _socket
 
 PROTOCOL = b"floom-pre-receive 1"
 SOCKET_ENV = "FLOOM_HOOK_SOCKET"  # the validator's socket, in the data directory

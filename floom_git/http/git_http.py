@@ -5,14 +5,20 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from floom_git.errors import FloomError, Forbidden, NotFound, Unauthenticated, Unavailable
-from floom_git.http.errors import error_response
-from floom_git.http.keys import AUTH, MANAGER, SETTINGS
+from floom_git.errors import (
+    FloomError,
+    Forbidden,
+    NotFound,
+    Unauthenticated,
+    UnsupportedMediaType,
+)
+from floom_git.http.keys import AUTH, MANAGER, TRANSPORT
 from floom_git.http.ratelimit import auth_attempt
+from floom_git.paths import WORKSPACE_ID_RE
 from floom_git.services import freeze
 from floom_git.services.actor import Actor
 from floom_git.services.git_transport import (
@@ -20,26 +26,18 @@ from floom_git.services.git_transport import (
     RECEIVE,
     SERVICES,
     UPLOAD,
-    GitTransport,
     valid_protocol,
 )
 from floom_git.services.workspaces import Workspace
-from floom_git.storage.paths import WORKSPACE_ID_RE
 
 log = logging.getLogger("floom_git.git")
-TRANSPORT = web.AppKey("git_transport", GitTransport)
 REALM = 'Basic realm="floom-git"'
+NOT_FOUND = "Repository not found"  # also for a workspace the caller may not see
 NO_CACHE = {
     "Cache-Control": "no-cache, max-age=0, must-revalidate",
     "Pragma": "no-cache",
     "Expires": "Fri, 01 Jan 1980 00:00:00 GMT",
 }
-
-
-class Refused(Exception):
-    def __init__(self, response: web.Response) -> None:
-        super().__init__(response.status)
-        self.response = response
 
 
 def _basic_password(request: web.Request) -> str | None:
@@ -50,21 +48,14 @@ def _basic_password(request: web.Request) -> str | None:
     try:
         _, _, password = base64.b64decode(rest.strip(), validate=True).decode().partition(":")
     except (ValueError, UnicodeDecodeError):  # binascii.Error, or non-ASCII header bytes
-        raise _unauthorized("Invalid credentials: malformed Basic authorization "
-                            "(expected base64 of user:password)") from None
+        raise Unauthenticated("Invalid credentials: malformed Basic authorization "
+                              "(expected base64 of user:password)", REALM) from None
     return password
 
 
-def _unauthorized(detail: str) -> Refused:
-    return Refused(error_response(401, detail, {"WWW-Authenticate": REALM}))
-
-
-def _not_found() -> Refused:
-    return Refused(error_response(404, "Repository not found"))
-
-
 def _gate(request: web.Request, service: str) -> tuple[Workspace, Actor]:
-    """Who is asking, for which workspace; raises Refused with the answer to send.
+    """Who is asking, for which workspace; raises the FloomError to answer with (the error
+    middleware sends it, as for every route).
 
     Any user name; the password goes to the authenticator (shared secret or API token). A
     workspace that does not exist or that the caller may not see is 404 alike.
@@ -72,51 +63,37 @@ def _gate(request: web.Request, service: str) -> tuple[Workspace, Actor]:
     auth = request.app[AUTH]
     password = _basic_password(request)
     if password is None:
-        raise _unauthorized(
-            "Authentication required: use any user name and an API token or the "
-            "shared secret as the password"
-        )
+        raise Unauthenticated("Authentication required: use any user name and an API token or "
+                              "the shared secret as the password", REALM)
     try:
         with auth_attempt(request):
             actor = auth.authenticate_basic(password)
     except Unauthenticated as exc:
-        raise _unauthorized(exc.message) from None
+        raise Unauthenticated(exc.message, REALM) from None
     name = request.match_info["ws"]
     if "/" in name or ".." in name or name.startswith(".") or not WORKSPACE_ID_RE.match(name):
-        raise _not_found()
+        raise NotFound(NOT_FOUND)
     try:
         actor = auth.authorize(actor, name, "viewer")
         ws = request.app[MANAGER].get(name)
     except (NotFound, Forbidden):
-        raise _not_found() from None
-    except Unavailable as exc:  # fenced: say so to those who may see it
-        raise Refused(error_response(503, exc.message)) from None
+        raise NotFound(NOT_FOUND) from None
+    # Unavailable (fenced) goes out as it is: said to those who may see the workspace
     if service == RECEIVE:
         try:
             actor = auth.authorize(actor, name, "member")
             freeze.check_writable(ws)
         except Forbidden as exc:
-            raise Refused(
-                error_response(403, f"Pushing needs write access: {exc.message}")
-            ) from None
-        except freeze.WorkspaceFrozen as exc:
-            raise Refused(error_response(503, exc.message,
-                                         {"Retry-After": str(exc.retry_after)})) from None
+            raise Forbidden(f"Pushing needs write access: {exc.message}") from None
     return ws, actor
 
 
 async def info_refs(request: web.Request) -> web.StreamResponse:
     service = request.query.get("service") or ""
-    try:
-        ws, actor = _gate(request, service)
-    except Refused as refused:
-        return refused.response
+    ws, actor = _gate(request, service)
     if service not in SERVICES:
-        return error_response(
-            403,
-            "service: only smart HTTP is served (git-upload-pack or "
-            "git-receive-pack); dumb HTTP is not supported",
-        )
+        raise Forbidden("service: only smart HTTP is served (git-upload-pack or "
+                        "git-receive-pack); dumb HTTP is not supported")
     resp = web.StreamResponse(
         headers={"Content-Type": f"application/x-{service}-advertisement", **NO_CACHE}
     )
@@ -129,13 +106,10 @@ async def info_refs(request: web.Request) -> web.StreamResponse:
 
 def _rpc(service: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handler(request: web.Request) -> web.StreamResponse:
-        try:
-            ws, actor = _gate(request, service)
-        except Refused as refused:
-            return refused.response
+        ws, actor = _gate(request, service)
         expected = f"application/x-{service}-request"
         if request.content_type != expected:
-            return error_response(415, f"Content-Type must be {expected}")
+            raise UnsupportedMediaType(f"Content-Type must be {expected}")
         resp = web.StreamResponse(
             headers={"Content-Type": f"application/x-{service}-result", **NO_CACHE}
         )
@@ -172,63 +146,3 @@ upload_pack = _rpc(UPLOAD)
 receive_pack = _rpc(RECEIVE)
 
 
-def setup(app: web.Application) -> None:
-    """Make the transport available to the handlers, and run its push validator while the app
-    runs (call from create_app)."""
-    transport = GitTransport(app[SETTINGS])
-    transport.ensure_hooks()
-    app[TRANSPORT] = transport
-
-    async def validator(app: web.Application) -> AsyncIterator[None]:
-        await transport.start()
-        yield
-        await transport.stop()
-
-    app.cleanup_ctx.append(validator)
-
-
-def routes() -> list:
-    from floom_git.http.routes import Route
-
-    out = []
-    for suffix in (".git", ""):
-        base = "/git/{ws}" + suffix
-        out += [
-            Route(
-                "GET",
-                base + "/info/refs",
-                info_refs,
-                "git",
-                "git smart HTTP: ref advertisement (?service=git-upload-pack|git-receive-pack); "
-                "HTTP Basic auth, password = API token or shared secret",
-                "git",
-                content_type="application/x-git-upload-pack-advertisement",
-                aliases=False,
-                query=(("service", "string", "which service",
-                        {"enum": ["git-upload-pack", "git-receive-pack"]}),),
-                extra={"also": {"application/x-git-receive-pack-advertisement": None}},
-            ),
-            Route(
-                "POST",
-                base + "/git-upload-pack",
-                upload_pack,
-                "git",
-                "git smart HTTP: fetch/clone (needs read access)",
-                "git",
-                content_type="application/x-git-upload-pack-result",
-                aliases=False,
-                extra={"raw_body": ("application/x-git-upload-pack-request",), "errors": (415,)},
-            ),
-            Route(
-                "POST",
-                base + "/git-receive-pack",
-                receive_pack,
-                "git",
-                "git smart HTTP: push, validated before any ref moves (needs write access)",
-                "git",
-                content_type="application/x-git-receive-pack-result",
-                aliases=False,
-                extra={"raw_body": ("application/x-git-receive-pack-request",), "errors": (415,)},
-            ),
-        ]
-    return out

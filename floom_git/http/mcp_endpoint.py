@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,12 +21,10 @@ from mcp.server.transport_security import TransportSecuritySettings
 
 from floom_git.config import Settings
 from floom_git.http.handlers.common import actor, settings, workspace
-from floom_git.http.handlers.runs import ENGINE
-from floom_git.http.keys import AUTH, SETTINGS
+from floom_git.http.keys import AUTH, ENGINE, MCP_LIFETIME, MCP_SESSIONS
 from floom_git.mcp.server import Binding, build_server
 from floom_git.services.workspaces import Workspace
 
-MANAGER = web.AppKey("mcp_session_manager", StreamableHTTPSessionManager)
 STATE_KEY = "floom"
 ALL_INTERFACES = ("0.0.0.0", "::", "")
 _BACKGROUND: set[asyncio.Task[None]] = set()  # requests whose client went away, finishing
@@ -36,7 +34,8 @@ def _binding(ctx: ServerRequestContext[Any, Any]) -> Binding:
     request = ctx.request
     if request is None or STATE_KEY not in request.scope.get("state", {}):
         raise RuntimeError("an MCP request reached the server without a caller")
-    return request.scope["state"][STATE_KEY]
+    binding: Binding = request.scope["state"][STATE_KEY]
+    return binding
 
 
 def security(cfg: Settings) -> TransportSecuritySettings:
@@ -55,7 +54,7 @@ def security(cfg: Settings) -> TransportSecuritySettings:
     return TransportSecuritySettings(allowed_hosts=allowed, allowed_origins=origins)
 
 
-class _Lifetime:
+class Lifetime:
     """The task holding the session manager's run() from start-up until shutdown begins."""
 
     task: asyncio.Task[None] | None = None
@@ -67,31 +66,23 @@ class _Lifetime:
                 await self.task
 
 
-LIFETIME = web.AppKey("mcp_lifetime", _Lifetime)
+def sessions(cfg: Settings) -> StreamableHTTPSessionManager:
+    """The SDK's session manager serving the workspace MCP server (stateless)."""
+    return StreamableHTTPSessionManager(build_server(_binding), stateless=True,
+                                        security_settings=security(cfg))
 
 
-def setup(app: web.Application) -> None:
-    cfg = app[SETTINGS]
-    app[MANAGER] = StreamableHTTPSessionManager(build_server(_binding), stateless=True,
-                                                security_settings=security(cfg))
-    app[LIFETIME] = _Lifetime()
-    app.cleanup_ctx.append(_lifetime)
-    # Stopped when shutdown begins, not at cleanup: aiohttp waits up to 60 s for open requests
-    # in between, and a client waiting on run_worker would hold the shutdown that long.
-    app.on_shutdown.append(app[LIFETIME].stop)
-
-
-async def _lifetime(app: web.Application) -> AsyncIterator[None]:
+async def lifetime(app: web.Application) -> AsyncIterator[None]:
     """Enter the manager's run() in a task of its own (under pytest-aiohttp a cleanup_ctx
     generator may not hold it); cancelling that task ends every MCP request still open."""
     started = asyncio.Event()
 
     async def hold() -> None:
-        async with app[MANAGER].run():
+        async with app[MCP_SESSIONS].run():
             started.set()
             await asyncio.Event().wait()
 
-    life = app[LIFETIME]
+    life = app[MCP_LIFETIME]
     life.task = asyncio.create_task(hold(), name="mcp-session-manager")
     await started.wait()
     yield
@@ -127,7 +118,7 @@ async def serve(request: web.Request) -> web.StreamResponse:
     body_left = True
     response: web.StreamResponse | None = None
 
-    async def receive() -> dict[str, Any]:
+    async def receive() -> MutableMapping[str, Any]:
         nonlocal body_left
         if body_left:
             chunk = await request.content.readany()
@@ -136,7 +127,7 @@ async def serve(request: web.Request) -> web.StreamResponse:
         await done.wait()
         return {"type": "http.disconnect"}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         nonlocal response
         if done.is_set():
             return
@@ -161,7 +152,7 @@ async def serve(request: web.Request) -> web.StreamResponse:
 
     # Shielded: aiohttp cancels a handler whose client disconnects, which would cut the SDK's
     # request off midway and leave its transport half closed (ENGINEERING-NOTES §7.6).
-    task = asyncio.ensure_future(app[MANAGER].handle_request(_scope(request, binding), receive, send))
+    task = asyncio.ensure_future(app[MCP_SESSIONS].handle_request(_scope(request, binding), receive, send))
     try:
         await asyncio.shield(task)
     except asyncio.CancelledError:
@@ -187,33 +178,3 @@ class SseEvent(msgspec.Struct, kw_only=True):
     data: str | None = None
     id: str | None = None
     retry: int | None = None
-
-
-def routes() -> list:
-    from floom_git.http.routes import Route
-
-    # What the SDK reads: an integer or string id makes a request; without one (or with any
-    # other value) the message is a notification, answered 202; params may be null.
-    jsonrpc = {"type": "object", "description": "a JSON-RPC 2.0 request or notification",
-               "properties": {"jsonrpc": {"type": "string", "enum": ["2.0"]},
-                              "method": {"type": "string"},
-                              "id": {"description": "an integer or a string (a request); "
-                                                    "absent or anything else: a notification"},
-                              "params": {"type": "object", "nullable": True}},
-               "required": ["jsonrpc", "method"]}
-    rpc_error = {"type": "object", "required": ["jsonrpc", "error"], "properties": {
-        "jsonrpc": {"type": "string"}, "id": {},
-        "error": {"type": "object", "required": ["code", "message"],
-                  "properties": {"code": {"type": "integer"}, "message": {"type": "string"}}}}}
-    # Refusals of the auth middleware are {"detail"}; the SDK's are JSON-RPC errors or text.
-    extra = {"body_schema": jsonrpc, "also": {"text/event-stream": SseEvent},
-             "also_statuses": (202,), "errors": (405, 406, 415, 421),
-             "error_schema": {"anyOf": [{"$ref": "#/components/schemas/Error"}, rpc_error]},
-             "error_types": ("text/plain",)}
-    summary = ("The workspace as an MCP server (streamable HTTP, stateless): POST JSON-RPC with "
-               "Accept: application/json, text/event-stream")
-    return [
-        Route("POST", "/mcp", serve, "read", summary, "mcp", response=dict[str, Any], extra=extra),
-        Route("POST", "/mcp-tools/serve", serve_alias, "read", summary + " (same as /mcp)", "mcp",
-              response=dict[str, Any], extra=extra),
-    ]

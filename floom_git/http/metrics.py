@@ -1,7 +1,7 @@
 """GET /metrics: Prometheus text from one CollectorRegistry per app — requests and latency by
 route template, commits, pushes, runs by status, run queue depth, watcher lag, asyncio tasks and
 the process (memory, open fds). Samples labelled with a workspace are shown to that workspace's
-admins; the rest (server-wide) to server admins only. `setup(app)` wires it; `middleware` times
+admins; the rest (server-wide) to server admins only. create_app wires it; `middleware` times
 every request."""
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 from prometheus_client import (
@@ -26,13 +25,11 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from floom_git.http.keys import ACTOR, MANAGER
+from floom_git.http.keys import ACTOR, ENGINE, MANAGER, METRICS, SPECS, WATCHER
 from floom_git.http.selection import OpsScope, ops_scope
+from floom_git.schemas.run import STATUSES
 from floom_git.services.run_records import RunStore
 from floom_git.services.workspaces import Workspace
-
-if TYPE_CHECKING:
-    from floom_git.storage.repo import CommitResult
 
 # Route latencies span ~1 ms reads to multi-second pushes and clones.
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -69,7 +66,7 @@ class Metrics:
     def opened(self, ws: Workspace) -> None:
         """Count the workspace's commits (writer listener) and pushes (its event bus)."""
 
-        def on_commit(result: CommitResult, ref: str) -> None:
+        def on_commit(_result: object, ref: str) -> None:
             self.commits.labels(ws.id, ref.removeprefix("refs/heads/")).inc()
 
         ws.writer.listeners.append(on_commit)
@@ -122,8 +119,6 @@ class Metrics:
 
     # -- requests --------------------------------------------------------------------------------
     def route_of(self, request: web.Request) -> str:
-        from floom_git.http.middleware import SPECS
-
         match = request.match_info
         if match.http_exception is not None:
             return UNMATCHED
@@ -133,8 +128,6 @@ class Metrics:
         resource = match.route.resource
         return resource.canonical if resource is not None else UNMATCHED
 
-
-METRICS = web.AppKey("metrics", Metrics)
 
 
 class _StateCollector(Collector):
@@ -158,9 +151,6 @@ class _StateCollector(Collector):
         yield count
 
     def _runs(self, spaces: list[Workspace]) -> Iterator[GaugeMetricFamily]:
-        from floom_git.http.handlers.runs import ENGINE
-        from floom_git.schemas.run import STATUSES
-
         runs = GaugeMetricFamily("floom_runs", "Runs by status", labels=["workspace", "status"])
         for ws in spaces:
             store = RunStore.of(ws)
@@ -182,13 +172,12 @@ class _StateCollector(Collector):
             yield active
 
     def _watcher(self, spaces: list[Workspace]) -> Iterator[GaugeMetricFamily]:
-        from floom_git.http.app import WATCHER
-
         watcher = self.app.get(WATCHER)
         if watcher is None:
             return
         pending = GaugeMetricFamily("floom_watcher_pending_paths",
-                                    "On-disk edits seen but not yet committed", labels=["workspace"])
+                                    "On-disk edits seen but not yet committed",
+                                    labels=["workspace"])
         lag = GaugeMetricFamily(
             "floom_watcher_lag_seconds",
             "Age of the newest uncommitted on-disk edit (0 when none is waiting)",
@@ -199,7 +188,7 @@ class _StateCollector(Collector):
             if watch is None:
                 continue
             # asyncio's loop clock is time.monotonic() on Linux: _last is comparable.
-            paths = getattr(watch, "_pending", set())
+            paths: set[str] = getattr(watch, "_pending", set())
             last = getattr(watch, "_last", 0.0)
             pending.add_metric([ws.id], len(paths))
             lag.add_metric([ws.id], max(0.0, now - last) if paths else 0.0)
@@ -252,32 +241,7 @@ class _Scoped:
 
 async def metrics_handler(request: web.Request) -> web.Response:
     scope = ops_scope(request, request[ACTOR])
-    data = generate_latest(_Scoped(request.app[METRICS].registry, scope))  # type: ignore[arg-type]
+    data = generate_latest(_Scoped(request.app[METRICS].registry, scope))
     return web.Response(body=data, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-def setup(app: web.Application) -> None:
-    """Create the app's metrics; call from create_app before the workspaces open."""
-    metrics = Metrics(app)
-    app[METRICS] = metrics
-    app[MANAGER].on_open.append(metrics.opened)
-    app[MANAGER].on_close.append(metrics.closed)
-
-    async def ctx(app: web.Application):  # type: ignore[no-untyped-def]
-        await metrics.start()
-        yield
-        await metrics.stop()
-
-    app.cleanup_ctx.append(ctx)
-
-
-def routes() -> list:
-    from floom_git.http.routes import Route
-
-    return [
-        Route("GET", "/metrics", metrics_handler, "ops",
-              "Prometheus metrics: commits, pushes, runs by status and watcher lag of each "
-              "workspace you administer; requests and latency by route, run queue depth, asyncio "
-              "tasks, process memory and fds for server admins",
-              "system", content_type="text/plain"),
-    ]

@@ -14,10 +14,10 @@ from aiohttp.http_exceptions import HttpProcessingError
 from floom_git import logs
 from floom_git.errors import FloomError, Forbidden, NotFound
 from floom_git.http.errors import error_response, from_domain
-from floom_git.http.keys import ACTOR, AUTH, MANAGER, WORKSPACE
+from floom_git.http.keys import ACTOR, AUTH, LIMITER, MANAGER, REQUEST_ID, SPECS, WORKSPACE
 from floom_git.http.origin import check_cookie_write
-from floom_git.http.ratelimit import LIMITER, auth_attempt, bucket_of, client_ip
-from floom_git.http.routes import Handler, Route
+from floom_git.http.ratelimit import auth_attempt, bucket_of, client_ip
+from floom_git.http.route import Handler, Route
 from floom_git.http.selection import selected_workspace
 from floom_git.redaction import redact_path
 from floom_git.services import freeze
@@ -26,10 +26,8 @@ from floom_git.services.workspaces import Workspace
 
 log = logging.getLogger("floom_git.http")
 access = logging.getLogger("floom_git.access")
-REQUEST_ID = web.RequestKey("request_id", str)
 SAFE = ("GET", "HEAD", "OPTIONS")
 ROLE_FOR = {"read": "viewer", "write": "member", "admin": "admin", "owner": "owner"}
-SPECS = web.AppKey("route_specs", dict)
 WORKSPACE_HEADER = "x-workeros-workspace"
 WORKSPACE_COOKIE = "floom_workspace"
 

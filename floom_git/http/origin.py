@@ -33,11 +33,15 @@ def own_origins(request: web.Request) -> set[str]:
 
 
 def same_origin(request: web.Request) -> None:
-    """Forbidden unless the browser says the request comes from this server's own pages."""
+    """Forbidden unless the browser says the request comes from this server's own pages: the
+    one CSRF rule of the API and the dashboard's form posts. Browsers send Origin (and
+    Sec-Fetch-Site) on every such request and another site can forge neither; an Origin that is
+    sent must be this server's even beside Sec-Fetch-Site: same-origin (SameSite=Lax still lets
+    sites on the same host but another port send the cookie)."""
     fetch_site = request.headers.get("Sec-Fetch-Site", "").lower()
-    if fetch_site == "same-origin":
-        return
     origin = request.headers.get("Origin")
+    if fetch_site == "same-origin" and (origin is None or origin.lower() in own_origins(request)):
+        return
     if origin is None or origin == "null":
         raise Forbidden(f"{REFUSED}: a write signed in with the session cookie must send an Origin "
                         "header (or Sec-Fetch-Site: same-origin); scripts should use a token")

@@ -18,6 +18,7 @@ from aiohttp import web
 
 from floom_git.config import Settings
 from floom_git.errors import RateLimited, Unauthenticated
+from floom_git.http.keys import LIMITER
 from floom_git.services.auth import NoCredential
 
 MAX_KEYS = 50_000
@@ -37,7 +38,8 @@ class Limiter:
             "login": settings.rate_login_per_minute,
             "auth_fail": settings.rate_auth_fail_per_minute,
             # a CLI polls the device exchange every few seconds while its user approves
-            "poll": max(60, settings.rate_auth_per_minute) if settings.rate_auth_per_minute > 0 else 0,
+            "poll": max(60,
+                        settings.rate_auth_per_minute) if settings.rate_auth_per_minute > 0 else 0,
         }
         self._buckets: dict[tuple[str, str], _Bucket] = {}
         self.clock = time.monotonic
@@ -123,5 +125,3 @@ def auth_attempt(request: web.Request) -> Iterator[None]:
             limiter.hit("auth_fail", ip)
         raise
 
-
-LIMITER = web.AppKey("limiter", Limiter)

@@ -14,7 +14,6 @@ from aiohttp_sse import sse_response
 
 from floom_git.errors import InvalidInput
 
-
 IDLE_ROUND = 0.05  # seconds: the least a round of a stream takes when nothing changed
 
 
@@ -45,7 +44,8 @@ def last_event_id(request: web.Request) -> int:
     return value
 
 
-async def stream(request: web.Request, fetch: Fetch, wait: Wait, keepalive: float) -> web.StreamResponse:
+async def stream(request: web.Request, fetch: Fetch, wait: Wait,
+                 keepalive: float) -> web.StreamResponse:
     """Send frames after the client's last id until `fetch` reports done; ids never repeat."""
     after = last_event_id(request)
     frames, done, position = await fetch(after)  # before the response starts: errors stay JSON

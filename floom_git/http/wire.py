@@ -9,21 +9,21 @@ import urllib.parse
 from typing import Any, TypeVar
 
 import msgspec
-from aiohttp import web
+from aiohttp import MultipartReader, web
 
 from floom_git.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
+from floom_git.http.keys import GIVEN_BODY
 from floom_git.schemas.patterns import explain
 
 T = TypeVar("T")
 MAX_INT = 10**9
 # JSON a caller in this process hands a handler instead of the request's own body: the
 # dashboard's form views call the REST handlers this way, so both run the same rules.
-GIVEN_BODY = web.RequestKey("given_body", bytes)
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:
     """The whole body, refusing (413) anything over `limit` bytes before reading it all."""
-    given = request.get(GIVEN_BODY)
+    given: bytes | None = request.get(GIVEN_BODY)
     if given is not None:
         if len(given) > limit:
             raise PayloadTooLarge(f"request body is larger than {limit} bytes")
@@ -66,7 +66,7 @@ async def decode_optional(request: web.Request, type_: type[T], limit: int) -> T
     return decode_bytes(raw, type_)
 
 
-async def multipart(request: web.Request) -> web.MultipartReader:
+async def multipart(request: web.Request) -> MultipartReader:
     """The reader of a multipart body; 400 when the Content-Type has no usable boundary."""
     try:
         return await request.multipart()
@@ -194,7 +194,8 @@ def q_bool(request: web.Request, name: str) -> bool | None:
     raise InvalidInput(f"{name}: expected true or false, got '{raw[:40]}'")
 
 
-def q_choice(request: web.Request, name: str, choices: tuple[str, ...], default: str | None) -> str | None:
+def q_choice(request: web.Request, name: str, choices: tuple[str, ...],
+             default: str | None) -> str | None:
     raw = request.query.get(name)
     if raw is None or raw == "":
         return default

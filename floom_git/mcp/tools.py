@@ -58,7 +58,8 @@ class Args(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class ListWorkersArgs(Args, kw_only=True):
-    status: Annotated[str | None, _desc("ready, paused, archived, error or missing_connection")] = None
+    status: Annotated[str | None,
+                      _desc("ready, paused, archived, error or missing_connection")] = None
     q: Annotated[str | None, _desc("substring of id, title or description")] = None
     limit: Annotated[int, msgspec.Meta(ge=1, le=500)] = 100
     offset: Annotated[int, msgspec.Meta(ge=0)] = 0
@@ -89,7 +90,8 @@ class GetRunArgs(Args, kw_only=True):
 
 class RunLogsArgs(Args, kw_only=True):
     run_id: str
-    level: Annotated[str | None, _desc("minimum level: debug, info, warning, error, critical")] = None
+    level: Annotated[str | None,
+                     _desc("minimum level: debug, info, warning, error, critical")] = None
     limit: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 500
 
 
@@ -104,7 +106,8 @@ class ResolveApprovalArgs(Args, kw_only=True):
     decision: Literal["approve", "reject"]
     approval_id: Annotated[str | None, _desc("the approval (apr_...); or give run_id")] = None
     run_id: Annotated[str | None, _desc("the run waiting for approval; or give approval_id")] = None
-    edited_output: Annotated[dict[str, Any] | None, _desc("approve with these outputs instead")] = None
+    edited_output: Annotated[dict[str, Any] | None,
+                             _desc("approve with these outputs instead")] = None
     annotation: Any = None
     reason: str | None = None
 
@@ -115,7 +118,8 @@ class NoArgs(Args, kw_only=True):
 
 class ReadContextArgs(Args, kw_only=True):
     name: Annotated[str, _desc("the context pack")]
-    path: Annotated[str | None, _desc("a file of the pack; without it, the pack's file list")] = None
+    path: Annotated[str | None,
+                    _desc("a file of the pack; without it, the pack's file list")] = None
     path_prefix: Annotated[str | None, _desc("list only files under this prefix")] = None
 
 
@@ -137,7 +141,8 @@ class CloseIssueArgs(Args, kw_only=True):
 
 
 # -- helpers ----------------------------------------------------------------------------------
-async def _off_loop_unless_live(ws: Workspace, run_id: str, fn: Callable[..., Any], *args: Any) -> Any:
+async def _off_loop_unless_live(ws: Workspace, run_id: str, fn: Callable[..., Any],
+                                *args: Any) -> Any:
     """Reads of a finished run touch git; keep them off the event loop."""
     if run_id in RunStore.of(ws).live:
         return fn(*args)
@@ -231,7 +236,8 @@ async def get_run(call: Call, a: GetRunArgs) -> Any:
 
 async def get_run_logs(call: Call, a: RunLogsArgs) -> Any:
     await call.attach(call.ws)
-    lines = await _off_loop_unless_live(call.ws, a.run_id, runs.logs, call.ws, a.run_id, a.level, a.limit)
+    lines = await _off_loop_unless_live(call.ws, a.run_id, runs.logs, call.ws, a.run_id, a.level,
+                                        a.limit)
     return {"run_id": a.run_id, "logs": lines}
 
 
@@ -250,7 +256,8 @@ async def resolve_approval(call: Call, a: ResolveApprovalArgs) -> Any:
     if a.decision == "approve":
         original, follow = approvals.approve(call.ws, run_id, ApproveBody(
             edited_output=a.edited_output, annotation=a.annotation, reason=a.reason), call.actor)
-        return {"status": "approved", "run_id": original.id, "follow_up_run_id": follow.id}
+        return {"status": "approved", "run_id": original.id,
+                "follow_up_run_id": follow.id if follow is not None else None}
     record = approvals.reject(call.ws, run_id, RejectBody(reason=a.reason, annotation=a.annotation),
                               call.actor)
     return {"status": "rejected", "run_id": record.id}
@@ -283,7 +290,8 @@ async def create_issue(call: Call, a: IssueCreate) -> Any:
 
 
 async def comment_issue(call: Call, a: CommentIssueArgs) -> Any:
-    return await issues.comment(call.ws, call.actor, issues.check_id(a.issue_id), CommentCreate(body=a.body))
+    return await issues.comment(call.ws, call.actor, issues.check_id(a.issue_id),
+                                CommentCreate(body=a.body))
 
 
 async def close_issue(call: Call, a: CloseIssueArgs) -> Any:

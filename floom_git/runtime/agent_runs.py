@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-from pygit2.enums import FileMode
 
+from floom_git import paths
 from floom_git.agents import transcript as transcripts
 from floom_git.agents.config import AgentConfig, NeedsSetup, make_provider
 from floom_git.agents.events import (
@@ -44,14 +44,18 @@ from floom_git.runtime.redaction import Redactor
 from floom_git.schemas.manifest import Manifest
 from floom_git.schemas.run import AgentUsage, RunRecord, ToolCall
 from floom_git.services import agent_setup, runs
-from floom_git.services.run_records import ARTIFACTS, RunStore
 from floom_git.services.connection_files import declared
-from floom_git.services.connection_tools import ConnectionFailed, ConnectionToolset, MissingConnections
+from floom_git.services.connection_tools import (
+    ConnectionFailed,
+    ConnectionToolset,
+    MissingConnections,
+)
 from floom_git.services.connections import Connections
+from floom_git.services.run_records import ARTIFACTS, RunStore
 from floom_git.services.secrets import SecretStore
 from floom_git.services.spool_commits import fsync_write
 from floom_git.services.workspaces import Workspace
-from floom_git.storage import paths
+from floom_git.storage.git_types import FileMode
 
 STATE_DIR = "agents"  # spool/<ws uid>/agents/<run_id>/: transcript.json and work/ (outputs, contexts)
 TRANSCRIPT = "transcript.json"

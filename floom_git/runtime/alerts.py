@@ -23,7 +23,8 @@ from floom_git.config import Settings
 from floom_git.redaction import mask_urls_in
 from floom_git.runtime import mail
 from floom_git.schemas.run import Alert, AlertDelivery, RunRecord
-from floom_git.services.alerts import AlertStore, is_private_host
+from floom_git.services.alerts import AlertStore
+from floom_git.services.egress import blocked_address
 from floom_git.services.runs import iso, now
 from floom_git.services.workspaces import Workspace
 
@@ -125,7 +126,7 @@ class Notifier:
             return
         host = urlsplit(url).hostname or ""
         infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
-        if any(is_private_host(str(info[4][0])) for info in infos):
+        if any(blocked_address(str(info[4][0])) for info in infos):
             raise ValueError(f"{host} resolves to a private address")
 
     async def close(self) -> None:

@@ -11,11 +11,11 @@ import stat
 from collections.abc import Callable
 from pathlib import Path
 
+from floom_git import paths
 from floom_git.errors import InvalidInput
 from floom_git.runtime.redaction import Redactor
 from floom_git.schemas.run import Artifact
 from floom_git.services.runs import iso, now
-from floom_git.storage import paths
 
 OUT = "out"
 MAX_ARTIFACTS = 1000

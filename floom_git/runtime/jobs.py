@@ -7,13 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pygit2
-from pygit2.enums import FileMode
-
+from floom_git import paths
 from floom_git.config import Settings
 from floom_git.runtime.executor import Job
 from floom_git.schemas.manifest import Manifest
-from floom_git.storage import paths
+from floom_git.storage.git_types import Commit, FileMode
 from floom_git.storage.repo import WorkspaceRepo
 
 SKIP_PARTS = {"__pycache__", ".venv", "node_modules", "inputs"}
@@ -25,7 +23,7 @@ def egress(manifest: Manifest) -> bool:
     return isinstance(network, dict) and network.get("egress") is True
 
 
-def worker_files(repo: WorkspaceRepo, commit: pygit2.Commit,
+def worker_files(repo: WorkspaceRepo, commit: Commit,
                  worker_id: str) -> dict[str, tuple[bytes, bool]]:
     """The worker's files at `commit`: path -> (content, executable)."""
     files: dict[str, tuple[bytes, bool]] = {}
@@ -38,7 +36,7 @@ def worker_files(repo: WorkspaceRepo, commit: pygit2.Commit,
     return files
 
 
-def context_files(repo: WorkspaceRepo, commit: pygit2.Commit,
+def context_files(repo: WorkspaceRepo, commit: Commit,
                   manifest: Manifest) -> dict[str, dict[str, bytes]]:
     """The context packs the manifest names, at `commit`: name -> {path: content}."""
     contexts: dict[str, dict[str, bytes]] = {}

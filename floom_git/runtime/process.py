@@ -12,6 +12,7 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from floom_git.runtime.sandbox import (
     UNPRIVILEGED_PATH,
@@ -66,7 +67,7 @@ async def run(cmd: Command, sandbox: Sandbox | None, cancel: asyncio.Event) -> E
     readers = [asyncio.ensure_future(pump(proc.stdout, cmd.on_stdout)),
                asyncio.ensure_future(pump(proc.stderr, cmd.on_stderr))]
     waiter = asyncio.ensure_future(proc.wait())
-    stoppers = {asyncio.ensure_future(cancel.wait()): "cancelled"}
+    stoppers: dict[asyncio.Future[Any], str] = {asyncio.ensure_future(cancel.wait()): "cancelled"}
     if cmd.quota is not None:
         stoppers[asyncio.ensure_future(_watch(cmd.quota))] = "scratch_full"
     reason = None

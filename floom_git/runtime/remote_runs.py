@@ -13,10 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from floom_git import paths
 from floom_git.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
 from floom_git.runtime.remote_wire import LogBatch, ResultIn
 from floom_git.services.runs import Outcome
-from floom_git.storage import paths
 
 log = logging.getLogger("floom_git.runs")
 LogFn = Callable[[str, str], None]

@@ -140,7 +140,8 @@ def unseal(key: bytes, message: TaskMessage) -> Ticket:
 
 
 def encode_task(message: TaskMessage) -> dict[str, Any]:
-    return msgspec.to_builtins(message)
+    encoded: dict[str, Any] = msgspec.to_builtins(message)
+    return encoded
 
 
 def decode_task(data: Any) -> TaskMessage:

@@ -25,6 +25,7 @@ from typing import Any
 import aiohttp
 import msgspec
 
+from floom_git import paths
 from floom_git.config import Settings
 from floom_git.errors import FloomError
 from floom_git.runtime import remote_wire as wire
@@ -32,7 +33,6 @@ from floom_git.runtime.executor import Executor, Job
 from floom_git.runtime.jobs import build_job
 from floom_git.schemas.manifest import parse_manifest
 from floom_git.services.runs import Outcome, iso, now
-from floom_git.storage import paths
 from floom_git.storage.history import git_env
 from floom_git.storage.repo import WorkspaceRepo
 

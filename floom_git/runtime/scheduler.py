@@ -56,7 +56,8 @@ class Scheduler:
     def state(self, uid: str) -> dict[str, dict[str, Any]]:
         """The planned and last fires of the workspace with internal id `uid`."""
         try:
-            return json.loads(self._path(uid).read_text())
+            state: dict[str, dict[str, Any]] = json.loads(self._path(uid).read_text())
+            return state
         except (FileNotFoundError, ValueError):
             return {}
 

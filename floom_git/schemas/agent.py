@@ -7,10 +7,10 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from floom_git.codec import load_yaml
 from floom_git.errors import InvalidInput
 from floom_git.schemas.manifest import SecretName
 from floom_git.schemas.patterns import explain, matching
-from floom_git.storage.codec import load_yaml
 
 ProviderName = Literal["openai", "anthropic"]
 Model = Annotated[str, matching(
@@ -34,7 +34,8 @@ class AgentSettings(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=Tr
     base_url: BaseUrl | None = None
 
 
-def parse_agent_settings(workspace_yml: Any, *, where: str = "workspace.yml") -> AgentSettings | None:
+def parse_agent_settings(workspace_yml: Any, *,
+                         where: str = "workspace.yml") -> AgentSettings | None:
     """The `agent:` block of a parsed workspace.yml mapping; None when there is none.
 
     Raises InvalidInput naming `where` and the `$.agent...` path of the bad field.

@@ -10,7 +10,8 @@ from floom_git.schemas.run import RecentStats, RunSummary, WorkerStats
 
 
 class Error(Out, kw_only=True):
-    detail: str
+    detail: str  # what went wrong, for a person
+    code: str  # what went wrong, for a program: invalid_input, not_found, authorization_pending...
 
 
 class FileIn(Body, kw_only=True):

@@ -1,4 +1,5 @@
-"""The two base structs of every API body, and `plain` for nested structs in responses.
+"""The base structs of every API body and of every file the server reads from a repository, and
+`plain` for nested structs in responses.
 
 Two rules hold for every route (tests/http/test_shapes.py walks the route table to keep them):
 requests ignore unknown fields, as the reference's FastAPI models do and its clients rely on,
@@ -19,6 +20,11 @@ class Body(msgspec.Struct, kw_only=True):
 
 class Out(msgspec.Struct, kw_only=True):
     """A response body: every field is always present (never omit_defaults or UNSET)."""
+
+
+class Strict(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, kw_only=True):
+    """A file in the repository (worker.yml, connections.yml, a catalog entry): a misspelt key
+    is an error naming it, and defaults stay out of what the server writes back."""
 
 
 def plain(value: Any) -> Any:

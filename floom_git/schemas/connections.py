@@ -20,11 +20,11 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from floom_git.codec import load_yaml
 from floom_git.errors import InvalidInput
-from floom_git.schemas.base import Body, Out, documented
+from floom_git.schemas.base import Body, Out, Strict, documented
 from floom_git.schemas.manifest import SecretName
 from floom_git.schemas.patterns import explain, matching
-from floom_git.storage.codec import load_yaml
 
 CONNECTIONS_FILE = ".floom/connections.yml"
 ConnId = Annotated[str, matching(
@@ -51,11 +51,7 @@ RESERVED_HEADERS = frozenset({"host", "content-length", "content-type", "transfe
                               "connection", "accept", "mcp-session-id", "mcp-protocol-version"})
 
 
-class Base(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, kw_only=True):
-    pass
-
-
-class ConnAuth(Base, kw_only=True):
+class ConnAuth(Strict, kw_only=True):
     """How requests to the server authenticate: the value of workspace secret `secret`, sent as
     `Authorization: Bearer <value>` (bearer) or as header `name` (header)."""
 
@@ -90,7 +86,7 @@ class HeaderAuthIn(Body, tag_field="type", tag="header", kw_only=True):
         return ConnAuth(type="header", secret=self.secret, name=self.name)
 
 
-class ConnectionEntry(Base, kw_only=True):
+class ConnectionEntry(Strict, kw_only=True):
     id: ConnId
     label: Label
     kind: Literal["mcp", "app"]
@@ -103,7 +99,7 @@ class ConnectionEntry(Base, kw_only=True):
     created_by: str | None = None
 
 
-class ConnectionsFile(Base, kw_only=True):
+class ConnectionsFile(Strict, kw_only=True):
     version: Literal[1] = 1
     connections: list[ConnectionEntry] = []
 

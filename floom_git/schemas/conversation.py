@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-import msgspec
-
 from floom_git.schemas.base import NOT_BLANK, Body, Out
 from floom_git.schemas.patterns import matching
 from floom_git.schemas.run import Record, ToolCall

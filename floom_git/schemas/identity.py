@@ -61,7 +61,8 @@ class MagicLinkOut(Out, kw_only=True):
 # -- tokens ----------------------------------------------------------------------------------
 class TokenCreate(Body, kw_only=True):
     name: Annotated[str, documented(one_line(100))]
-    expires_days: Annotated[int, documented(None, None, None, minimum=1, maximum=3650)] | None = None
+    expires_days: Annotated[int, documented(None, None, None, minimum=1,
+                                            maximum=3650)] | None = None
     role: TokenRole | None = None  # personal: a cap below your own; workspace: the token's role
 
 
@@ -99,7 +100,8 @@ class DeviceOut(Out, kw_only=True):
 
 class DeviceDecision(Body, kw_only=True):
     # 8 letters of BCDFGHJKLMNPQRSTVWXZ, any case, anything that is not a letter or digit between
-    user_code: Annotated[str, documented(r"^(?:[\W_]*[BCDFGHJKLMNPQRSTVWXZbcdfghjklmnpqrstvwxz]){8}[\W_]*$",
+    user_code: Annotated[str,
+                         documented(r"^(?:[\W_]*[BCDFGHJKLMNPQRSTVWXZbcdfghjklmnpqrstvwxz]){8}[\W_]*$",
                                          None, None)]
 
 
@@ -145,7 +147,8 @@ class WorkspaceList(Out, kw_only=True):
 
 
 class MemberInvite(Body, kw_only=True):
-    email: Annotated[str, documented(f"^[{WS}]*[^@{WS}]{{1,64}}@[^@{WS}]{{1,255}}[{WS}]*$", 320, None)]
+    email: Annotated[str, documented(f"^[{WS}]*[^@{WS}]{{1,64}}@[^@{WS}]{{1,255}}[{WS}]*$", 320,
+                                     None)]
     role: Role = "member"
 
 

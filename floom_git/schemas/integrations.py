@@ -7,17 +7,13 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from floom_git.schemas.base import Out
+from floom_git.schemas.base import Out, Strict
 from floom_git.schemas.connections import AppSlug
 from floom_git.schemas.manifest import SecretName
 from floom_git.schemas.patterns import matching
 
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
 HttpUrl = Annotated[str, matching(r"^https?://", "an http:// or https:// URL", max_length=2048)]
-
-
-class Base(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, kw_only=True):
-    pass
 
 
 class CatalogTool(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -28,7 +24,7 @@ class CatalogTool(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     description: Text
 
 
-class OAuthSpec(Base, kw_only=True):
+class OAuthSpec(Strict, kw_only=True):
     authorize_url: HttpUrl
     token_url: HttpUrl
     scopes: list[str] = []
@@ -39,12 +35,12 @@ class OAuthSpec(Base, kw_only=True):
     client_secret: str | None = None
 
 
-class ApiKeySpec(Base, kw_only=True):
+class ApiKeySpec(Strict, kw_only=True):
     secret: SecretName  # the workspace secret holding the key, sent as a Bearer token
     header: str | None = None  # another header than Authorization, when the app wants one
 
 
-class CatalogApp(Base, kw_only=True):
+class CatalogApp(Strict, kw_only=True):
     slug: AppSlug
     name: Text
     category: Annotated[str, matching(
@@ -59,7 +55,7 @@ class CatalogApp(Base, kw_only=True):
     tools: list[CatalogTool] = []
 
 
-class CatalogFile(Base, kw_only=True):
+class CatalogFile(Strict, kw_only=True):
     version: Literal[1] = 1
     apps: list[CatalogApp] = []
 

@@ -11,10 +11,10 @@ from typing import Annotated, Any, Literal
 import msgspec
 import yaml
 
+from floom_git.codec import load_yaml
 from floom_git.errors import InvalidInput
+from floom_git.paths import ISSUES_DIR
 from floom_git.schemas.base import NOT_BLANK, Body, documented, one_line
-from floom_git.storage.codec import load_yaml
-from floom_git.storage.paths import ISSUES_DIR
 
 ID_RE = re.compile(r"^ISSUE-[0-9]{4,}\Z")
 FILE_RE = re.compile(r"^ISSUE-([0-9]+)\.md\Z")
@@ -56,7 +56,7 @@ def render(meta: dict[str, Any], body: str) -> bytes:
     ordered = {k: meta[k] for k in KEY_ORDER if meta.get(k) is not None}
     ordered.update({k: v for k, v in meta.items() if k not in KEY_ORDER and v is not None})
     front = yaml.safe_dump(ordered, sort_keys=False, allow_unicode=True, default_flow_style=False)
-    return f"---\n{front.rstrip(chr(10))}\n---\n\n{body.strip()}\n".encode("utf-8")
+    return f"---\n{front.rstrip(chr(10))}\n---\n\n{body.strip()}\n".encode()
 
 
 def parse_issue_file(data: bytes, *, where: str) -> tuple[dict[str, Any], str]:

@@ -12,9 +12,10 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from floom_git.codec import load_yaml
 from floom_git.errors import InvalidManifest
+from floom_git.schemas.base import Strict
 from floom_git.schemas.patterns import explain, matching
-from floom_git.storage.codec import load_yaml
 
 SECRET_NAME_WORDS = ("a name of 1 to 64 uppercase letters, digits and underscores, starting with "
                      "a letter (e.g. `OPENAI_API_KEY`)")
@@ -40,18 +41,14 @@ FieldType = Literal["string", "text", "number", "integer", "boolean", "textarea"
                     "json", "date"]
 
 
-class Base(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, kw_only=True):
-    pass
-
-
-class Bounds(Base, kw_only=True):
+class Bounds(Strict, kw_only=True):
     minimum: float | None = None
     maximum: float | None = None
     min_length: int | None = None
     max_length: int | None = None
 
 
-class Field(Base, kw_only=True):
+class Field(Strict, kw_only=True):
     name: Ident
     kind: Literal["scalar", "file"] = "scalar"
     type: FieldType | None = None
@@ -74,10 +71,11 @@ class Field(Base, kw_only=True):
     json_required_keys: list[str] | None = None
 
 
-class Exec(Base, kw_only=True):
+class Exec(Strict, kw_only=True):
     entry: str | None = None
     command: str | None = None
-    runtime: Literal["python311", "python", "node22", "node20", "bash", "skill", "none"] | None = None
+    runtime: Literal["python311", "python", "node22", "node20", "bash", "skill",
+                     "none"] | None = None
     runner: str | None = None
     mode: Literal["agent", "pure-script", "hybrid"] | None = None
     disable_tools: list[str] = []
@@ -87,12 +85,12 @@ class Exec(Base, kw_only=True):
     contexts: list[Any] = []
 
 
-class WebhookSpec(Base, kw_only=True):
+class WebhookSpec(Strict, kw_only=True):
     secret: bool = True
     allowed_methods: list[str] = msgspec.field(default_factory=lambda: ["POST"])
 
 
-class Trigger(Base, kw_only=True):
+class Trigger(Strict, kw_only=True):
     type: Literal["manual", "schedule", "cron", "scheduled", "webhook", "composio"] = "manual"
     cron: str | None = None
     timezone: str | None = None
@@ -102,13 +100,13 @@ class Trigger(Base, kw_only=True):
     composio: dict[str, Any] | None = None
 
 
-class Approvals(Base, kw_only=True):
+class Approvals(Strict, kw_only=True):
     required: bool = False
     label: str = "Approve action"
     expires_hours: Annotated[float, msgspec.Meta(gt=0)] | None = None
 
 
-class Limits(Base, kw_only=True):
+class Limits(Strict, kw_only=True):
     max_tool_iterations: Annotated[int, msgspec.Meta(ge=1)] = 12
     max_output_tokens: Annotated[int, msgspec.Meta(ge=1)] = 1_000_000
     max_total_tokens: Annotated[int, msgspec.Meta(ge=1)] = 1_000_000
@@ -116,12 +114,12 @@ class Limits(Base, kw_only=True):
     memory_mb: Annotated[int, msgspec.Meta(ge=16)] | None = None
 
 
-class Author(Base, kw_only=True):
+class Author(Strict, kw_only=True):
     name: str
     email: Annotated[str, matching(r"@", "an email address (with an `@`)")] | None = None
 
 
-class Manifest(Base, kw_only=True):
+class Manifest(Strict, kw_only=True):
     schema_version: Literal["0.3"]
     name: Slug
     title: Title
@@ -271,7 +269,8 @@ def _semantic_problems(m: Manifest) -> list[str]:
     out: list[str] = []
     # The field patterns end in `$`, which also matches before a final newline; no name,
     # secret or input may carry one.
-    named = [("$.name", m.name)] + [(f"$.exec.secrets[{i}]", s) for i, s in enumerate(m.exec.secrets)]
+    named = [("$.name", m.name)] + [(f"$.exec.secrets[{i}]", s) for i,
+                                    s in enumerate(m.exec.secrets)]
     named += [(f"$.exec.inputs[{i}].name", f.name) for i, f in enumerate(m.exec.inputs)]
     named += [(f"$.exec.outputs[{i}].name", f.name) for i, f in enumerate(m.exec.outputs)]
     for at, value in named:

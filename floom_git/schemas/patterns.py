@@ -52,9 +52,9 @@ def explain(exc: BaseException | str, type_: Any = None) -> str:
     if message.startswith("Invalid enum value") and isinstance(info, mi.LiteralType):
         return (message[:at.start()] + " (allowed: " + ", ".join(map(str, info.values)) + ")"
                 + message[at.start():])
-    words = _WORDS.get(info.pattern or "") if isinstance(info, mi.StrType) else None
-    if words and message.startswith("Expected `str`, got"):
-        return f"Expected {words}, got" + message[len("Expected `str`, got"):]
+    expected = _WORDS.get(info.pattern or "") if isinstance(info, mi.StrType) else None
+    if expected and message.startswith("Expected `str`, got"):
+        return f"Expected {expected}, got" + message[len("Expected `str`, got"):]
     return message
 
 

@@ -13,11 +13,11 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from floom_git.codec import load_yaml
 from floom_git.errors import InvalidInput
 from floom_git.schemas.base import Body, Out
 from floom_git.schemas.manifest import Slug
 from floom_git.schemas.patterns import explain, matching
-from floom_git.storage.codec import load_yaml
 
 TOOLS_FILE = "workspace-tools.yml"
 ToolName = Annotated[str, matching(
@@ -96,7 +96,8 @@ def parse_tools_file(data: bytes, where: str = TOOLS_FILE) -> ToolsFile:
     return parsed
 
 
-def check_tools_file(data: bytes, worker_ids: Collection[str], where: str = TOOLS_FILE) -> list[str]:
+def check_tools_file(data: bytes, worker_ids: Collection[str],
+                     where: str = TOOLS_FILE) -> list[str]:
     """Every problem of the file as a workspace holds it: its own checks, then each tool's worker
     must exist among `worker_ids`. [] means valid (the push validator's form)."""
     try:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import pygit2
-
+from floom_git.storage.git_types import Signature
 from floom_git.storage.repo import signature
 
 ROLES = ("viewer", "member", "admin", "owner")
@@ -23,7 +22,7 @@ class Actor:
         return ROLES.index(self.role) >= ROLES.index(needed)
 
     @property
-    def signature(self) -> pygit2.Signature:
+    def signature(self) -> Signature:
         return signature(self.name, self.email)
 
 

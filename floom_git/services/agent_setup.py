@@ -7,11 +7,12 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from typing import Any
 
+from floom_git import paths
 from floom_git.agents.config import AgentConfig, NeedsSetup, resolve_agent_config
+from floom_git.codec import load_yaml
 from floom_git.errors import InvalidInput
 from floom_git.services.workspaces import Workspace
-from floom_git.storage import paths
-from floom_git.storage.codec import load_yaml
+from floom_git.storage.git_types import Blob
 
 _parsed: dict[str, Any] = {}  # blob id -> parsed workspace.yml, or the InvalidInput it raised
 MAX_CACHED = 256
@@ -20,7 +21,7 @@ MAX_CACHED = 256
 def workspace_yml(ws: Workspace) -> Any:
     """workspace.yml at the tip of main, parsed (None when absent). Raises InvalidInput."""
     entry = ws.repo.entry(ws.repo.tip(), paths.WORKSPACE_YML)
-    if entry is None:
+    if not isinstance(entry, Blob):  # absent (a folder of that name is refused on push)
         return None
     key = str(entry.id)
     if key not in _parsed:

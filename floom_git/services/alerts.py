@@ -7,7 +7,6 @@ alert, so failures show in the API. Targets are shown with their credentials mas
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import json
 import secrets
 import threading
@@ -19,27 +18,17 @@ import msgspec
 from floom_git.errors import InvalidInput, NotFound
 from floom_git.redaction import mask_url
 from floom_git.schemas.run import Alert, AlertCreate, AlertDelivery
+from floom_git.services.egress import blocked_host
 from floom_git.storage import private
 
 KEEP_DELIVERIES = 20
-
-
-def is_private_host(host: str) -> bool:
-    """Loopback, private, link-local or unspecified addresses (and `localhost`)."""
-    if host.lower() in ("localhost", "localhost.localdomain") or host.lower().endswith(".localhost"):
-        return True
-    try:
-        ip = ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_unspecified or ip.is_reserved
 
 
 def check_url(url: str, allow_private: bool) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidInput("url: must be an http(s) URL with a host")
-    if not allow_private and is_private_host(parts.hostname):
+    if not allow_private and blocked_host(parts.hostname):  # the egress rule
         raise InvalidInput("url: private, loopback and link-local addresses are not allowed")
     return url
 

@@ -8,8 +8,8 @@ import io
 import stat
 import zipfile
 
+from floom_git import paths
 from floom_git.errors import InvalidInput, PayloadTooLarge
-from floom_git.storage import paths
 
 CHUNK = 64 * 1024
 # Past this many bytes an entry must not expand more than MAX_RATIO times its compressed size:

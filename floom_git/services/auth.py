@@ -30,13 +30,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from floom_git.errors import Forbidden, Unauthenticated
+from floom_git.schemas.rows import TokenRow, UserRow
 from floom_git.services.actor import ROLES, Actor
 from floom_git.services.identity import Identity
 from floom_git.services.identity.cache import ReadCache
 from floom_git.services.identity.grants import Grant, lowest
 from floom_git.services.identity.run_tokens import RunGrant, RunTokens, looks_like_run_token
 from floom_git.services.identity.tokens import INVALID, looks_like_token
-from floom_git.storage.system_store import TokenRow, UserRow
 
 SECRET_FILE = "shared-secret"
 SESSION_COOKIE = "floom_session"
@@ -122,8 +122,8 @@ class Authenticator:
         self._actor = Principal("local-user", "local-user", "local-user@floom.local", role=role,
                                 auth_method="secret", fixed_role=role)
         self.identity = identity
-        self._users = ReadCache(identity.store) if identity else None
-        self._roles = ReadCache(identity.store) if identity else None
+        self._users: ReadCache[UserRow] | None = ReadCache(identity.store) if identity else None
+        self._roles: ReadCache[str] | None = ReadCache(identity.store) if identity else None
 
     def _user(self, user_id: str) -> UserRow | None:
         assert self.identity is not None and self._users is not None

@@ -74,7 +74,7 @@ def parse_event(body: Any) -> Event:
     current shape (`metadata` + `data`) or the older flat one (`trigger_name`, `payload`)."""
     if not isinstance(body, dict):
         return Event("", None, None, body)
-    meta = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
+    meta: dict[str, Any] = body["metadata"] if isinstance(body.get("metadata"), dict) else {}
     slug = (_text(meta.get("trigger_slug")) or _text(body.get("trigger_slug"))
             or _text(body.get("trigger_name")) or _text(body.get("type")) or "")
     connection = (_text(meta.get("connected_account_id")) or _text(body.get("connection_id"))

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import msgspec
 
+from floom_git.codec import dump_yaml
 from floom_git.errors import Conflict, InvalidInput, NotFound
 from floom_git.schemas.connections import (
     CONNECTIONS_FILE,
@@ -21,7 +22,7 @@ from floom_git.schemas.connections import (
 )
 from floom_git.schemas.manifest import Manifest
 from floom_git.services.workspaces import Workspace
-from floom_git.storage.codec import dump_yaml
+from floom_git.storage.git_types import Blob
 from floom_git.storage.repo import WorkspaceRepo
 
 NOT_FOUND = "Connection not found"
@@ -33,7 +34,7 @@ def read(repo: WorkspaceRepo) -> ConnectionsFile:
     """The file at the tip of main; Conflict naming it when it does not validate (a person's
     edit on disk): every connection route says what to fix."""
     blob = repo.entry(repo.tip(), CONNECTIONS_FILE)
-    if blob is None:
+    if not isinstance(blob, Blob):  # none (or a folder of that name: validated on push)
         return ConnectionsFile()
     key = str(blob.id)
     if key not in _parsed:

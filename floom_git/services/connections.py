@@ -6,10 +6,11 @@ connection's MCP server, with live tests and tool lists."""
 from __future__ import annotations
 
 import asyncio
+import builtins
 import secrets
 import time
 from collections.abc import Collection
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -70,7 +71,7 @@ class Connections:
             return entry.auth
         app = self.catalog.apps().get(entry.app or "")
         if app is not None and app.auth == "api_key" and app.api_key is not None:
-            kind = "header" if app.api_key.header else "bearer"
+            kind: Literal["bearer", "header"] = "header" if app.api_key.header else "bearer"
             return ConnAuth(type=kind, secret=app.api_key.secret, name=app.api_key.header)
         return None
 
@@ -118,7 +119,7 @@ class Connections:
                                 expires_at=_iso(expires) if isinstance(expires, int | float) else None,
                                 last_test=state.get("last_test"))
 
-    def secret_overview(self, ws: Workspace) -> list[ConnectionSecret]:
+    def secret_overview(self, ws: Workspace) -> builtins.list[ConnectionSecret]:
         """Every secret a connection authenticates with, and every other workspace secret."""
         stored = self.secrets.names(ws.uid)
         users: dict[str, list[str]] = {name: [] for name in stored}
@@ -253,7 +254,8 @@ class Connections:
         egress.check_url(url, self.allow_private)
         return Endpoint(url, headers, self.allow_private, self.settings.mcp_call_timeout_seconds)
 
-    def _remote_tools(self, entry: ConnectionEntry, tools: list[Any]) -> list[RemoteTool]:
+    def _remote_tools(self, entry: ConnectionEntry,
+                      tools: builtins.list[Any]) -> builtins.list[RemoteTool]:
         allowed = set(entry.allowed_tools) if entry.allowed_tools is not None else None
         return [RemoteTool(name=t.name, description=t.description, input_schema=dict(t.input_schema),
                            allowed=allowed is None or t.name in allowed) for t in tools]
@@ -273,7 +275,7 @@ class Connections:
                               server=result.server, tools=self._remote_tools(entry, result.tools),
                               error=result.error, tested_at=at)
 
-    async def tools(self, ws: Workspace, conn_id: str) -> list[RemoteTool]:
+    async def tools(self, ws: Workspace, conn_id: str) -> builtins.list[RemoteTool]:
         """The tools the server lists now (each marked allowed or not); BadGateway when the
         server cannot be reached."""
         entry = find(ws, conn_id)

@@ -12,6 +12,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from floom_git import paths
+from floom_git.codec import dump_yaml, load_yaml
 from floom_git.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
 from floom_git.schemas.api import (
     ContextCreate,
@@ -27,8 +29,7 @@ from floom_git.schemas.api import (
 from floom_git.services.actor import Actor
 from floom_git.services.files import content_type, file_out, is_text
 from floom_git.services.workspaces import Workspace
-from floom_git.storage import history, paths, worktree
-from floom_git.storage.codec import dump_yaml, load_yaml
+from floom_git.storage import history, worktree
 from floom_git.storage.repo import Changeset, WorkspaceRepo
 
 NOT_FOUND = "Context not found"

@@ -111,5 +111,7 @@ def http_client(allow_private: bool, *, headers: dict[str, str] | None = None,
         ssl_context=httpx2.create_ssl_context(trust_env=False),
         network_backend=GuardedBackend(allow_private, resolve))
     client_class = kwargs.pop("client_class", httpx2.AsyncClient)
-    return client_class(transport=transport, headers=headers, timeout=timeout or DEFAULT_TIMEOUT,
-                        trust_env=False, follow_redirects=False, **kwargs)
+    client: httpx2.AsyncClient = client_class(
+        transport=transport, headers=headers, timeout=timeout or DEFAULT_TIMEOUT, trust_env=False,
+        follow_redirects=False, **kwargs)
+    return client

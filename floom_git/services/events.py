@@ -61,5 +61,5 @@ class EventBus:
         async with self._cond:
             try:
                 await asyncio.wait_for(self._cond.wait_for(lambda: self._seq > seq), timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass

@@ -12,9 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import pygit2
-from pygit2.enums import ObjectType
-
+from floom_git import paths
+from floom_git.codec import dump_json, load_yaml
 from floom_git.errors import FloomError, InvalidInput, PayloadTooLarge
 from floom_git.schemas.manifest import Manifest
 from floom_git.schemas.sharing import ImportResult, Skipped
@@ -24,8 +23,7 @@ from floom_git.services.archive import read_zip
 from floom_git.services.registry import validate_worker
 from floom_git.services.sharing import free_worker_id, renamed, taken_worker_ids
 from floom_git.services.workspaces import Workspace
-from floom_git.storage import paths
-from floom_git.storage.codec import dump_json, load_yaml
+from floom_git.storage.git_types import Commit, Tree, entry_names
 from floom_git.storage.repo import Changeset, WorkspaceRepo
 
 BUNDLE_NAME = "workeros-workspace-template.zip"
@@ -34,11 +32,11 @@ ISSUES_PREFIX = "issues"
 KNOWN_TOP = {paths.WORKERS_DIR, paths.CONTEXTS_DIR, ISSUES_PREFIX, paths.WORKSPACE_MD, SUMMARY}
 
 
-def _folders(repo: WorkspaceRepo, tip: pygit2.Commit | None, top: str) -> list[str]:
+def _folders(repo: WorkspaceRepo, tip: Commit | None, top: str) -> list[str]:
     tree = repo.entry(tip, top)
-    if not isinstance(tree, pygit2.Tree):
+    if not isinstance(tree, Tree):
         return []
-    return sorted(item.name for item in tree if item.type == ObjectType.TREE)
+    return sorted(entry_names(tree, folders_only=True))
 
 
 # -- export ------------------------------------------------------------------------------------
@@ -187,7 +185,7 @@ def parse_bundle(entries: dict[str, bytes], max_file_bytes: int,
     return bundle
 
 
-def _taken_contexts(repo: WorkspaceRepo, tip: pygit2.Commit | None, ws: Workspace) -> set[str]:
+def _taken_contexts(repo: WorkspaceRepo, tip: Commit | None, ws: Workspace) -> set[str]:
     names = set(_folders(repo, tip, paths.CONTEXTS_DIR))
     disk = ws.path / paths.CONTEXTS_DIR
     if disk.is_dir():

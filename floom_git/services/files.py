@@ -7,9 +7,9 @@ import binascii
 import mimetypes
 from collections.abc import Iterable
 
+from floom_git import paths
 from floom_git.errors import InvalidInput, PayloadTooLarge
 from floom_git.schemas.api import FileIn, FileOut
-from floom_git.storage import paths
 
 TEXT_TYPES = {"application/json", "application/yaml", "application/x-yaml", "application/xml",
               "application/javascript", "application/toml", "application/x-sh"}

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from floom_git.errors import Unavailable
+from floom_git.services.actor import SYSTEM
+from floom_git.storage.repo import MAIN, RUNS
 
 if TYPE_CHECKING:
     from floom_git.services.workspaces import Workspace
@@ -43,9 +45,9 @@ def _path(ws: Workspace) -> str:
 
 def state(ws: Workspace) -> Frozen | None:
     """The workspace's freeze, or None (read from .git/ once per open workspace)."""
-    cached = vars(ws).get("_frozen", False)
+    cached: Frozen | None | bool = vars(ws).get("_frozen", False)
     if cached is not False:
-        return cached
+        return cached if isinstance(cached, Frozen) else None
     try:
         with open(_path(ws)) as fh:
             data = json.load(fh)
@@ -88,3 +90,20 @@ def unfreeze(ws: Workspace) -> None:
     except FileNotFoundError:
         pass
     vars(ws)["_frozen"] = None
+
+
+def tips(ws: Workspace) -> dict[str, str]:
+    """The commits main and floom/runs point at: what a mirror must hold before a move."""
+    refs = {}
+    for ref in (MAIN, RUNS):
+        tip = ws.repo.tip(ref)
+        if tip is not None:
+            refs[ref] = str(tip.id)
+    return refs
+
+
+async def drain(ws: Workspace) -> None:
+    """Return once every write queued before the freeze has landed (or been refused): a no-op
+    through the writer, in order, on floom/runs (which the freeze leaves open); nothing reaches
+    main after it."""
+    await ws.writer.write(lambda repo: None, SYSTEM.signature, ref=RUNS)

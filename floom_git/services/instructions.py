@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 
-from floom_git.errors import InvalidInput, NotFound
+from floom_git import paths
+from floom_git.errors import InvalidInput, NotFound, PayloadTooLarge
 from floom_git.schemas.api import ChangelogEntry, Version, WorkspaceDoc
 from floom_git.services.actor import Actor
 from floom_git.services.workspaces import Workspace
-from floom_git.storage import history, paths
+from floom_git.storage import history
+from floom_git.storage.git_types import Commit
 from floom_git.storage.repo import Changeset, WorkspaceRepo
 
 ASSET_TYPES = ("worker", "context", "workspace_instructions")
@@ -27,8 +29,6 @@ async def write(ws: Workspace, actor: Actor, content: str, max_bytes: int) -> Wo
         raise InvalidInput("content: workspace instructions must not be empty")
     data = content.encode("utf-8")
     if len(data) > max_bytes:
-        from floom_git.errors import PayloadTooLarge
-
         raise PayloadTooLarge(f"content: larger than {max_bytes} bytes")
     result = await ws.writer.write(
         lambda repo: Changeset({paths.WORKSPACE_MD: data}, "workspace: update instructions"),
@@ -68,6 +68,7 @@ async def rollback(ws: Workspace, actor: Actor, sha: str) -> WorkspaceDoc:
 def _assets(repo: WorkspaceRepo, sha: str) -> list[tuple[str, str]]:
     """(asset_type, asset_id) pairs a commit touched, in path order."""
     commit = repo.repo[sha]
+    assert isinstance(commit, Commit)  # a version sha the caller resolved
     new = commit.tree
     old = commit.parents[0].tree if commit.parents else None
     diff = repo.repo.diff(old, new) if old is not None else new.diff_to_tree(swap=True)

@@ -11,10 +11,10 @@ from typing import Any
 
 import msgspec
 
+from floom_git.codec import load_yaml
 from floom_git.errors import Conflict, InvalidInput, NotFound
 from floom_git.schemas.integrations import CatalogApp, CatalogAppOut, CatalogFile, CatalogPage
 from floom_git.schemas.patterns import explain
-from floom_git.storage.codec import load_yaml
 
 BUILTIN_FILE = Path(__file__).resolve().parent.parent / "data" / "integrations.yml"
 OPERATOR_FILE = "integrations.yml"

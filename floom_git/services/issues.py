@@ -11,9 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pygit2
-
 from floom_git.errors import InvalidInput, NotFound, Unprocessable
+from floom_git.paths import ISSUES_DIR
 from floom_git.schemas.issue import (
     ASSET_TYPES,
     COMMENTS_RE,
@@ -39,7 +38,7 @@ from floom_git.schemas.issue import (
 )
 from floom_git.services.actor import Actor
 from floom_git.services.workspaces import Workspace
-from floom_git.storage.paths import ISSUES_DIR
+from floom_git.storage.git_types import Commit, Tree, entry_names
 from floom_git.storage.repo import Changeset, WorkspaceRepo
 
 MAX_TITLE = 300
@@ -221,14 +220,12 @@ def get_issue(ws: Workspace, issue_id: str) -> IssueDetail:
 
 
 # -- writes (branch tip, under the writer lock) ------------------------------------------------
-def _tip_names(repo: WorkspaceRepo, tip: pygit2.Commit | None) -> list[str]:
+def _tip_names(repo: WorkspaceRepo, tip: Commit | None) -> list[str]:
     folder = repo.entry(tip, ISSUES_DIR)
-    if folder is None or not isinstance(folder, pygit2.Tree):
-        return []
-    return [item.name for item in folder]
+    return entry_names(folder) if isinstance(folder, Tree) else []
 
 
-def tip_issues(repo: WorkspaceRepo, tip: pygit2.Commit | None) -> dict[str, tuple[dict[str, Any], str]]:
+def tip_issues(repo: WorkspaceRepo, tip: Commit | None) -> dict[str, tuple[dict[str, Any], str]]:
     """Every issue at `tip` that parses, by id."""
     out = {}
     for name in _tip_names(repo, tip):
@@ -243,7 +240,7 @@ def tip_issues(repo: WorkspaceRepo, tip: pygit2.Commit | None) -> dict[str, tupl
     return out
 
 
-def _load_tip(repo: WorkspaceRepo, tip: pygit2.Commit | None, issue_id: str) -> tuple[dict[str, Any], str]:
+def _load_tip(repo: WorkspaceRepo, tip: Commit | None, issue_id: str) -> tuple[dict[str, Any], str]:
     data = repo.read_blob(tip, md_path(issue_id))
     if data is None:
         raise not_found(issue_id)
@@ -253,7 +250,7 @@ def _load_tip(repo: WorkspaceRepo, tip: pygit2.Commit | None, issue_id: str) -> 
         raise Unprocessable(f"{exc.message}; fix the file before changing this issue") from None
 
 
-def taken_numbers(repo: WorkspaceRepo, tip: pygit2.Commit | None, ws: Workspace) -> set[int]:
+def taken_numbers(repo: WorkspaceRepo, tip: Commit | None, ws: Workspace) -> set[int]:
     """Issue numbers in use at `tip` or on disk (an on-disk file not yet synced still counts)."""
     names = _tip_names(repo, tip) + _disk_names(ws)
     return {_number(n) for n in names} - {0}
@@ -372,7 +369,7 @@ async def comment(ws: Workspace, actor: Actor, issue_id: str, body: CommentCreat
 
 
 # -- bundles (export / import) -------------------------------------------------------------------
-def export_files(repo: WorkspaceRepo, tip: pygit2.Commit | None) -> dict[str, bytes]:
+def export_files(repo: WorkspaceRepo, tip: Commit | None) -> dict[str, bytes]:
     """Issue files at `tip` by bare file name (ISSUE-0001.md, ISSUE-0001.comments.ndjson)."""
     out = {}
     for name in sorted(_tip_names(repo, tip)):
@@ -392,7 +389,7 @@ class Restore:
 
 def restore(
     repo: WorkspaceRepo,
-    tip: pygit2.Commit | None,
+    tip: Commit | None,
     ws: Workspace,
     files: dict[str, bytes],
     remap: Callable[[str], str | None],

@@ -8,6 +8,8 @@ from typing import Any
 
 import msgspec
 
+from floom_git import paths
+from floom_git.codec import dump_yaml
 from floom_git.errors import Conflict, InvalidInput, NotFound
 from floom_git.schemas.api import Deleted
 from floom_git.schemas.manifest import Field, Manifest
@@ -23,8 +25,7 @@ from floom_git.schemas.tools import (
 )
 from floom_git.services.actor import Actor
 from floom_git.services.workspaces import Workspace
-from floom_git.storage import paths
-from floom_git.storage.codec import dump_yaml
+from floom_git.storage.git_types import Blob, Tree, entry_names
 from floom_git.storage.repo import Changeset, WorkspaceRepo
 
 NOT_FOUND = "MCP tool not found"
@@ -76,7 +77,7 @@ def input_schema(manifest: Manifest | None) -> dict[str, Any]:
 
 def _read(repo: WorkspaceRepo) -> ToolsFile:
     blob = repo.entry(repo.tip(), TOOLS_FILE)
-    if blob is None:
+    if not isinstance(blob, Blob):  # none (or a folder of that name: validated on push)
         return ToolsFile()
     key = str(blob.id)
     if key not in _parsed:
@@ -125,7 +126,7 @@ def exposing(repo: WorkspaceRepo, worker_id: str) -> list[str]:
 
 def _worker_ids(repo: WorkspaceRepo) -> set[str]:
     tree = repo.entry(repo.tip(), paths.WORKERS_DIR)
-    return {item.name for item in tree} if tree is not None else set()
+    return set(entry_names(tree)) if isinstance(tree, Tree) else set()
 
 
 async def _write(ws: Workspace, actor: Actor, change: Any, message: str) -> ToolEntry:

@@ -8,16 +8,16 @@ never dropped and never breaking the list. Reloads are per worker folder.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import itertools
+import os
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from floom_git.errors import FloomError
+from floom_git import paths
+from floom_git.errors import FloomError, InvalidInput, InvalidManifest
 from floom_git.schemas.manifest import Manifest, parse_manifest
-from floom_git.storage import paths
 from floom_git.storage.repo import WorkspaceRepo
 
 SKIP_DIRS = {"__pycache__", ".venv", "node_modules", ".git", ".mypy_cache", ".pytest_cache"}
@@ -75,7 +75,7 @@ def load_entry(root: Path, worker_id: str, repo: WorkspaceRepo | None = None) ->
         return None
     where = f"{paths.WORKERS_DIR}/{worker_id}/{paths.MANIFEST}"
     newest = max((folder / f).stat().st_mtime for f in files)
-    updated = dt.datetime.fromtimestamp(newest, dt.timezone.utc).isoformat()
+    updated = dt.datetime.fromtimestamp(newest, dt.UTC).isoformat()
     if paths.MANIFEST not in files:
         return WorkerEntry(worker_id, None, f"{where}: file is missing", "", files, updated)
     raw = (folder / paths.MANIFEST).read_bytes()
@@ -163,8 +163,6 @@ def validate_worker(worker_id: str, files: dict[str, bytes], *, prefix: str = "w
     Raises InvalidManifest/InvalidInput naming the file: bad id, missing or invalid worker.yml,
     name != folder, missing entry file, secret-bearing files.
     """
-    from floom_git.errors import InvalidInput, InvalidManifest
-
     base = f"{prefix}/{worker_id}"
     if not paths.WORKER_ID_RE.match(worker_id):
         raise InvalidInput(

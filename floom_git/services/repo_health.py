@@ -7,8 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pygit2
-
 from floom_git.schemas.repo_health import (
     RepoCheck,
     RepositoriesCheck,
@@ -16,6 +14,7 @@ from floom_git.schemas.repo_health import (
     ScheduleState,
 )
 from floom_git.services.workspaces import Workspace
+from floom_git.storage.git_types import GitError
 from floom_git.storage.leftovers import LOCKS
 from floom_git.storage.repo import JOURNAL, MAIN, RUNS
 
@@ -37,7 +36,7 @@ def check_repo(ws: Workspace) -> RepoCheck:
         runs = repo.tip(RUNS)
         check.runs = str(runs.id)[:7] if runs is not None else None
         check.ok = True
-    except (pygit2.GitError, KeyError, ValueError, OSError) as exc:
+    except (GitError, KeyError, ValueError, OSError) as exc:
         check.error = f"{type(exc).__name__}: {exc}"
     return check
 

@@ -51,9 +51,10 @@ def add(ws: Workspace, actor: Actor, run_id: str, body: FeedbackCreate) -> Feedb
     if len(content) > MAX_CONTENT:
         raise InvalidInput(f"content: at most {MAX_CONTENT} characters")
     record = runs.get_run(ws, run_id)
-    item = {"id": f"fdbk_{secrets.token_hex(8)}", "run_id": run_id, "worker_id": record.worker_id,
-            "content": content, "rating": body.rating, "author_id": actor.user_id,
-            "author_name": actor.name, "created_at": issues.now_iso()}
+    item: dict[str, Any] = {
+        "id": f"fdbk_{secrets.token_hex(8)}", "run_id": run_id, "worker_id": record.worker_id,
+        "content": content, "rating": body.rating, "author_id": actor.user_id,
+        "author_name": actor.name, "created_at": issues.now_iso()}
     runs.add_feedback(ws, run_id, item)
     return Feedback(**item)
 

@@ -10,6 +10,7 @@ import re
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -56,10 +57,10 @@ class SecretStore:
     def _file(self, ws_id: str) -> Path:
         return self._dir / f"{ws_id}.json"
 
-    def _load(self, ws_id: str) -> dict[str, dict]:
+    def _load(self, ws_id: str) -> dict[str, dict[str, Any]]:
         return private.read_json(self._file(ws_id))
 
-    def _save(self, ws_id: str, data: dict[str, dict]) -> None:
+    def _save(self, ws_id: str, data: dict[str, dict[str, Any]]) -> None:
         private.write_json(self._file(ws_id), data)
 
     def set(self, ws_id: str, name: str, value: str, user_id: str) -> None:
@@ -90,7 +91,7 @@ class SecretStore:
         with self._lock:
             self._file(ws_id).unlink(missing_ok=True)
 
-    def names(self, ws_id: str) -> dict[str, dict]:
+    def names(self, ws_id: str) -> dict[str, dict[str, Any]]:
         """name -> metadata (no values)."""
         return {k: {"updated_by": v.get("updated_by"), "updated_at": v.get("updated_at")}
                 for k, v in self._load(ws_id).items()}

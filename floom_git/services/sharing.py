@@ -19,8 +19,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import pygit2
-
+from floom_git import paths
+from floom_git.codec import set_top_level
 from floom_git.errors import FloomError, InvalidInput, NotFound
 from floom_git.schemas.base import plain
 from floom_git.schemas.manifest import parse_manifest
@@ -29,8 +29,8 @@ from floom_git.services.actor import Actor
 from floom_git.services.files import file_out
 from floom_git.services.registry import validate_worker
 from floom_git.services.workspaces import Workspace, WorkspaceManager
-from floom_git.storage import paths, private
-from floom_git.storage.codec import set_top_level
+from floom_git.storage import private
+from floom_git.storage.git_types import Commit, Tree, entry_names
 from floom_git.storage.repo import Changeset, WorkspaceRepo
 
 SHARE_FILE = "share-links.json"
@@ -126,12 +126,12 @@ def _now() -> dt.datetime:
 
 
 # -- copying a worker into a workspace ---------------------------------------------------------
-def taken_worker_ids(repo: WorkspaceRepo, tip: pygit2.Commit | None, ws: Workspace) -> set[str]:
+def taken_worker_ids(repo: WorkspaceRepo, tip: Commit | None, ws: Workspace) -> set[str]:
     """Worker ids in use: committed, on disk (maybe not yet synced) or in the registry."""
-    ids = set()
+    ids: set[str] = set()
     folder = repo.entry(tip, paths.WORKERS_DIR)
-    if isinstance(folder, pygit2.Tree):
-        ids.update(item.name for item in folder)
+    if isinstance(folder, Tree):
+        ids.update(entry_names(folder))
     disk = ws.path / paths.WORKERS_DIR
     if disk.is_dir():
         ids.update(p.name for p in disk.iterdir())

@@ -10,7 +10,7 @@ import os
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 
-from floom_git.storage import paths
+from floom_git import paths
 
 log = logging.getLogger("floom_git.spool")
 MAX_BACKOFF_STEPS = 8

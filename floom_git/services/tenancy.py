@@ -7,6 +7,8 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+from floom_git import paths
+from floom_git.codec import dump_yaml, load_yaml, set_top_level
 from floom_git.errors import Conflict, InvalidInput
 from floom_git.schemas.agent import check_workspace_yml
 from floom_git.schemas.identity import SecretOut, WorkspaceCreate, WorkspacePatch
@@ -14,8 +16,6 @@ from floom_git.services.actor import Actor
 from floom_git.services.identity import Identity
 from floom_git.services.secrets import PLATFORM, SecretStore
 from floom_git.services.workspaces import Workspace, WorkspaceManager
-from floom_git.storage import paths
-from floom_git.storage.codec import dump_yaml, load_yaml, set_top_level
 from floom_git.storage.repo import Changeset, WorkspaceRepo
 
 DEFAULT = "default"
@@ -50,9 +50,8 @@ def describe(ws: Workspace) -> tuple[str, str | None]:
         return ws.id, None
     if not isinstance(meta, dict):
         return ws.id, None
-    name = meta.get("name") if isinstance(meta.get("name"), str) else ws.id
-    desc = meta.get("description") if isinstance(meta.get("description"), str) else None
-    return name, desc
+    name, desc = meta.get("name"), meta.get("description")
+    return (name if isinstance(name, str) else ws.id), (desc if isinstance(desc, str) else None)
 
 
 async def create_workspace(manager: WorkspaceManager, identity: Identity, actor: Actor,

@@ -13,11 +13,11 @@ from __future__ import annotations
 import collections
 import hashlib
 import hmac
-import json
 import secrets
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from floom_git.errors import RateLimited, Unauthenticated
 from floom_git.storage import private
@@ -47,13 +47,10 @@ class WebhookStore:
     def _path(self, ws_id: str, kind: str) -> Path:
         return self._dir / f"{ws_id}.{kind}.json"
 
-    def _load(self, path: Path) -> dict:
-        try:
-            return json.loads(path.read_text())
-        except (FileNotFoundError, ValueError):
-            return {}
+    def _load(self, path: Path) -> dict[str, Any]:
+        return private.read_json(path)
 
-    def _save(self, path: Path, data: dict) -> None:
+    def _save(self, path: Path, data: dict[str, Any]) -> None:
         private.write_json(path, data)
 
     # -- secrets --------------------------------------------------------------------------------

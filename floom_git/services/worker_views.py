@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
+from floom_git import paths
 from floom_git.errors import Conflict
 from floom_git.schemas.api import (
     FileOut,
@@ -17,13 +18,13 @@ from floom_git.schemas.api import (
     WorkerSummary,
 )
 from floom_git.schemas.base import plain
+from floom_git.schemas.connections import ConnectionEntry
 from floom_git.schemas.manifest import Manifest, Trigger
 from floom_git.services import agent_setup, connection_files, contexts, run_stats, runs, workers
 from floom_git.services.actor import ROLES
 from floom_git.services.files import file_out
 from floom_git.services.registry import WorkerEntry
 from floom_git.services.workspaces import Workspace
-from floom_git.storage import paths
 
 RECENT_RUNS = 10
 SCHEDULE_KINDS = ("schedule", "cron", "scheduled")
@@ -73,7 +74,8 @@ def trigger_specs(m: Manifest) -> list[TriggerSpec]:
 
 
 def status_of(ws: Workspace, entry: WorkerEntry, secret_names: Collection[str] | None = None,
-              connections: list | None = None) -> tuple[str, str | None, list[str]]:
+              connections: list[ConnectionEntry] | None = None
+              ) -> tuple[str, str | None, list[str]]:
     """(status, error, missing connections) as people see them: the registry's, except that a
     ready agent worker that cannot run yet (no provider configured, its key secret missing) is
     `needs_setup`, and a ready worker whose declared connections do not all exist is

@@ -16,14 +16,18 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
+from floom_git import paths
+from floom_git.codec import dump_yaml, load_yaml, set_top_level
 from floom_git.errors import Conflict, InvalidInput, InvalidManifest, NotFound
 from floom_git.schemas.api import (
     Deleted,
+    FileIn,
     ReloadResult,
     Version,
     VersionFiles,
     WorkerCreate,
 )
+from floom_git.schemas.connections import ConnectionEntry
 from floom_git.schemas.manifest import Manifest, parse_manifest
 from floom_git.schemas.run import WorkerPatch
 from floom_git.services import connection_files, mcp_tools, sync
@@ -33,8 +37,7 @@ from floom_git.services.files import decode_files, file_out
 from floom_git.services.registry import WorkerEntry, validate_worker
 from floom_git.services.runs import check_given
 from floom_git.services.workspaces import Workspace
-from floom_git.storage import history, paths
-from floom_git.storage.codec import dump_yaml, load_yaml, set_top_level
+from floom_git.storage import history
 from floom_git.storage.repo import Changeset, WorkspaceRepo
 
 NOT_FOUND = "Worker not found"
@@ -59,7 +62,7 @@ def entry_or_404(ws: Workspace, worker_id: str) -> WorkerEntry:
     return entry
 
 
-def status_of(ws: Workspace, entry: WorkerEntry, connections: list | None = None) -> tuple[str, list[str]]:
+def status_of(ws: Workspace, entry: WorkerEntry, connections: list[ConnectionEntry] | None = None) -> tuple[str, list[str]]:
     """(status, missing connections): a ready worker whose declared connections do not all
     exist is `missing_connection`, since it cannot do its job."""
     missing = connection_files.missing_connections(ws, entry.manifest, connections)
@@ -183,7 +186,7 @@ async def update_source(
 
 
 async def replace_files(
-    ws: Workspace, actor: Actor, worker_id: str, files_in: list, max_bytes: int
+    ws: Workspace, actor: Actor, worker_id: str, files_in: list[FileIn], max_bytes: int
 ) -> None:
     entry_or_404(ws, worker_id)
     await _replace(ws, actor, worker_id, decode_files(files_in, max_bytes))

@@ -21,15 +21,17 @@ import time
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from floom_git import paths
+from floom_git.codec import dump_yaml, load_yaml, set_top_level
 from floom_git.config import Settings
 from floom_git.errors import Conflict, FloomError, InvalidInput, NotFound, Unavailable
 from floom_git.services import freeze, mirror
 from floom_git.services.actor import SYSTEM, Actor
 from floom_git.services.events import EventBus
 from floom_git.services.registry import WorkerRegistry
-from floom_git.storage import history, paths, private
-from floom_git.storage.codec import dump_yaml, load_yaml, set_top_level
+from floom_git.storage import history, private
 from floom_git.storage.repo import MAIN, CommitResult, WorkspaceRepo
 from floom_git.storage.writer import Writer
 
@@ -77,8 +79,9 @@ class Workspace:
         data = (self.path / paths.WORKSPACE_YML)
         try:
             meta = load_yaml(data.read_bytes(), where=paths.WORKSPACE_YML)
-            if isinstance(meta, dict) and isinstance(meta.get("name"), str):
-                return meta["name"]
+            name = meta.get("name") if isinstance(meta, dict) else None
+            if isinstance(name, str):
+                return name
         except (OSError, InvalidInput):
             pass
         return self.id
@@ -113,7 +116,8 @@ def _write_uid(repo_dir: Path, uid: str) -> None:
     os.replace(tmp, path)
 
 
-def template_files(template_dir: Path, ws_id: str, meta_overrides: dict | None = None) -> dict[str, bytes]:
+def template_files(template_dir: Path, ws_id: str,
+                   meta_overrides: dict[str, Any] | None = None) -> dict[str, bytes]:
     """The files of workspace_template/, with workspace.yml naming the new workspace (plus any
     `meta_overrides`, e.g. a display name and description)."""
     files: dict[str, bytes] = {}
@@ -239,7 +243,8 @@ class WorkspaceManager:
         """The id names a workspace on this server, open or fenced."""
         return ws_id in self._spaces or ws_id in self.fenced
 
-    def create_sync(self, ws_id: str, actor: Actor = SYSTEM, meta: dict | None = None) -> Workspace:
+    def create_sync(self, ws_id: str, actor: Actor = SYSTEM,
+                    meta: dict[str, Any] | None = None) -> Workspace:
         paths.check_workspace_id(ws_id)
         target = self.settings.workspaces_dir / ws_id
         if ws_id in self._spaces or target.exists():
@@ -257,7 +262,8 @@ class WorkspaceManager:
         os.rename(tmp, target)  # a half-created workspace never appears under its id
         return self._open(ws_id)
 
-    async def create(self, ws_id: str, actor: Actor = SYSTEM, meta: dict | None = None) -> Workspace:
+    async def create(self, ws_id: str, actor: Actor = SYSTEM,
+                     meta: dict[str, Any] | None = None) -> Workspace:
         async with self._create_lock:
             return await asyncio.to_thread(self.create_sync, ws_id, actor, meta)
 

@@ -5,6 +5,7 @@ as libgit2 does in this process, and the caller decodes meanwhile."""
 
 from __future__ import annotations
 
+import io
 import subprocess
 import threading
 from collections.abc import Iterable, Iterator
@@ -22,15 +23,16 @@ def read_many(repo_path: Path, names: Iterable[str], git: str = "git") -> Iterat
     proc = subprocess.Popen(
         [git, "-C", str(repo_path), "cat-file", "--buffer", "--batch=%(objecttype) %(objectsize)"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=git_env())
-    assert proc.stdin is not None and proc.stdout is not None
+    stdin, out = proc.stdin, proc.stdout
+    assert stdin is not None and isinstance(out, io.BufferedReader)  # pipes, buffered
     count = 0
     failure: list[BaseException] = []
 
     def feed() -> None:
         try:
-            with proc.stdin:  # type: ignore[union-attr]
+            with stdin:
                 for name in names:
-                    proc.stdin.write(name.encode() + b"\n")  # type: ignore[union-attr]
+                    stdin.write(name.encode() + b"\n")
         except (BrokenPipeError, OSError) as exc:  # git stopped: its output tells why
             failure.append(exc)
 
@@ -38,7 +40,6 @@ def read_many(repo_path: Path, names: Iterable[str], git: str = "git") -> Iterat
     feeder.start()
     try:
         buf, pos = b"", 0
-        out = proc.stdout
         while True:
             end = buf.find(b"\n", pos)
             while end < 0:
@@ -72,7 +73,7 @@ def read_many(repo_path: Path, names: Iterable[str], git: str = "git") -> Iterat
         proc.wait()
         feeder.join()
         err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-        proc.stdout.close()
+        out.close()
         if proc.stderr:
             proc.stderr.close()
     if proc.returncode not in (0, -9) or (failure and not count):

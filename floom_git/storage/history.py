@@ -98,6 +98,7 @@ def restore(repo: WorkspaceRepo, sha: str, asset_path: str, message: str) -> Cha
     obj = repo.entry(commit, asset_path)
     if obj is None:
         raise Conflict(f"{asset_path} did not exist at {sha}; nothing to restore")
-    if obj.type == pygit2.enums.ObjectType.TREE:
+    if isinstance(obj, pygit2.Tree):
         return Changeset({asset_path: TreeRef(obj.id)}, message, result=commit)
+    assert isinstance(obj, pygit2.Blob)  # a path names a tree or a blob
     return Changeset({asset_path: obj.data}, message, result=commit)

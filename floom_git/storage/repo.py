@@ -148,25 +148,21 @@ class WorkspaceRepo:
 
     def read_blob(self, commit: pygit2.Commit | None, path: str) -> bytes | None:
         obj = self.entry(commit, path)
-        if obj is None or obj.type != ObjectType.BLOB:
-            return None
-        return obj.data
+        return obj.data if isinstance(obj, pygit2.Blob) else None
 
-    def walk_tree(self, tree: pygit2.Tree, prefix: str = "") -> Iterator[tuple[str, pygit2.Object]]:
+    def walk_tree(self, tree: pygit2.Tree, prefix: str = "") -> Iterator[tuple[str, pygit2.Blob]]:
         """Yield (path, blob) for every file under `tree`, paths joined to `prefix`."""
         for item in tree:
-            path = f"{prefix}/{item.name}" if prefix else item.name
-            if item.type == ObjectType.TREE:
-                yield from self.walk_tree(self.repo[item.id], path)
-            elif item.type == ObjectType.BLOB:
+            path = f"{prefix}/{item.name}" if prefix else str(item.name)
+            if isinstance(item, pygit2.Tree):
+                yield from self.walk_tree(item, path)
+            elif isinstance(item, pygit2.Blob):
                 yield path, item
 
-    def files_at(self, commit: pygit2.Commit | None, prefix: str) -> dict[str, pygit2.Object]:
+    def files_at(self, commit: pygit2.Commit | None, prefix: str) -> dict[str, pygit2.Blob]:
         """Every file under folder `prefix` at `commit`, keyed by path relative to `prefix`."""
         obj = self.entry(commit, prefix)
-        if obj is None or obj.type != ObjectType.TREE:
-            return {}
-        return dict(self.walk_tree(obj))
+        return dict(self.walk_tree(obj)) if isinstance(obj, pygit2.Tree) else {}
 
     def touched(self, commit: pygit2.Commit, path: str) -> bool:
         """True when `commit` changed `path` compared with one of its parents (or created it)."""

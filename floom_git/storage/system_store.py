@@ -10,9 +10,10 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from floom_git.schemas.rows import DeviceRow, MemberRow, SessionRow, TokenRow, UserRow
 
 DB_NAME = "identity.sqlite3"
 SCHEMA_VERSION = 2
@@ -92,71 +93,14 @@ ADDED_COLUMNS = {
 }
 
 
-@dataclass(frozen=True)
-class UserRow:
-    id: str
-    username: str
-    email: str | None
-    display_name: str | None
-    password_hash: str | None
-    is_admin: bool
-    created_at: float
-
-
-@dataclass(frozen=True)
-class TokenRow:
-    id: str
-    kind: str  # personal | cli | workspace
-    name: str
-    user_id: str
-    workspace_id: str | None
-    role: str | None
-    created_at: float
-    expires_at: float | None
-    last_used_at: float | None
-    revoked_at: float | None
-
-
-@dataclass(frozen=True)
-class MemberRow:
-    workspace_id: str
-    user_id: str | None
-    email: str | None
-    role: str
-    status: str  # active | pending
-    invited_by: str | None
-    created_at: float
-    updated_at: float
-
-
-@dataclass(frozen=True)
-class DeviceRow:
-    client_name: str
-    status: str  # pending | approved | denied | exchanged
-    user_id: str | None
-    created_at: float
-    expires_at: float
-    role_cap: str | None = None  # the grant of the approving credential
-    workspace_id: str | None = None
-    limit_at: float | None = None
-
-
-@dataclass(frozen=True)
-class SessionRow:
-    user_id: str
-    expires_at: float
-    role_cap: str | None  # the grant of the credential that started the session
-    workspace_id: str | None
-    limit_at: float | None
-
-
 _TOKEN_COLS = "id, kind, name, user_id, workspace_id, role, created_at, expires_at, last_used_at, revoked_at"
 _USER_COLS = "id, username, email, display_name, password_hash, is_admin, created_at"
 _MEMBER_COLS = "workspace_id, user_id, email, role, status, invited_by, created_at, updated_at"
 
 
 def _user(row: sqlite3.Row | None) -> UserRow | None:
-    return None if row is None else UserRow(*row[:5], bool(row[5]), row[6])
+    return None if row is None else UserRow(row[0], row[1], row[2], row[3], row[4], bool(row[5]),
+                                            row[6])
 
 
 class SystemStore:
@@ -330,7 +274,9 @@ class SystemStore:
                 "AND expires_at >= ?", (now, digest, now))
             if cur.rowcount != 1:
                 return None
-            return conn.execute("SELECT user_id FROM magic_links WHERE digest = ?", (digest,)).fetchone()[0]
+            user_id: str = conn.execute("SELECT user_id FROM magic_links WHERE digest = ?",
+                                        (digest,)).fetchone()[0]
+            return user_id
 
     # -- device codes ---------------------------------------------------------------------
     def add_device(self, digest: bytes, user_code_digest: bytes, client_name: str, now: float,
@@ -359,7 +305,7 @@ class SystemStore:
             if row[1] < now:
                 return "expired"
             if row[0] != "pending":
-                return row[0]
+                return str(row[0])
             conn.execute("UPDATE devices SET status = ?, user_id = ?, role_cap = ?, workspace_id = ?, "
                          "limit_at = ? WHERE user_code_digest = ?",
                          (status, user_id, role_cap, workspace_id, limit_at, user_code_digest))

@@ -24,7 +24,7 @@ from typing import TypeVar
 import pygit2
 from pygit2.enums import FileMode, ObjectType
 
-from floom_git.storage import paths
+from floom_git import paths
 
 T = TypeVar("T")
 TEMP_PREFIX = ".floom-"  # temporary files, next to the file they replace
@@ -53,6 +53,9 @@ class Outcome:
     # Paths where the disk holds something else than the new tree: a person's edit (or a folder
     # of theirs in the way), left alone for the watcher to commit on top.
     kept: list[str] = field(default_factory=list)
+
+
+Entries = dict[str, "Entry | None"]  # path -> the file there, or None
 
 
 def file_entry(tree: pygit2.Tree | None, path: str) -> Entry | None:
@@ -98,7 +101,7 @@ def sync(
     return out
 
 
-def _remove(disk: _Disk, wanted: list[str], before: dict, after: dict, out: Outcome,
+def _remove(disk: _Disk, wanted: list[str], before: Entries, after: Entries, out: Outcome,
             dry_run: bool) -> None:
     """Delete the files that `new` no longer has (deepest first), where the disk holds ours."""
     for path in sorted((p for p in wanted if after[p] is None), key=lambda p: -p.count("/")):
@@ -120,12 +123,13 @@ def _remove(disk: _Disk, wanted: list[str], before: dict, after: dict, out: Outc
         out.removed.append(path)
 
 
-def _write(repo: pygit2.Repository, disk: _Disk, wanted: list[str], before: dict, after: dict,
+def _write(repo: pygit2.Repository, disk: _Disk, wanted: list[str], before: Entries, after: Entries,
            out: Outcome, dry_run: bool) -> None:
     """Write the files of `new` (shallowest first) where the disk holds ours, or nothing of
     theirs."""
     for path in sorted((p for p in wanted if after[p] is not None), key=lambda p: p.count("/")):
         target = after[path]
+        assert target is not None  # the paths `new` has a file at
         if not disk.parents_free(path):
             out.kept.append(path)  # a file or link of theirs where a folder must be
             continue
@@ -146,14 +150,16 @@ def _write(repo: pygit2.Repository, disk: _Disk, wanted: list[str], before: dict
         if dry_run:
             out.written.append(path)
             continue
-        data = repo[target.oid].data
+        blob = repo[target.oid]
+        assert isinstance(blob, pygit2.Blob)  # the target tree's files are blobs
+        data = blob.data
         if disk.replace_if(path, before[path], data, target.executable):
             out.written.append(path)
         else:
             out.kept.append(path)
 
 
-def _update_index(repo: pygit2.Repository, disk: _Disk, wanted: list[str], after: dict) -> None:
+def _update_index(repo: pygit2.Repository, disk: _Disk, wanted: list[str], after: Entries) -> None:
     """The index records `new` for every path; with stat data only where the disk holds exactly
     that content, so `git status` shows a person's edit as an unstaged change."""
     index = repo.index
@@ -169,7 +175,7 @@ def _update_index(repo: pygit2.Repository, disk: _Disk, wanted: list[str], after
             index.add(path)  # stats the file; re-checked below in case it changed meanwhile
             if index[path].id == entry.oid:
                 continue
-        index.add(pygit2.IndexEntry(path, entry.oid, entry.mode))
+        index.add(pygit2.IndexEntry(path, entry.oid, FileMode(entry.mode)))
     _write_index(index, Path(repo.path))
 
 

@@ -9,8 +9,8 @@ import pytest
 from floom_git.agents.config import AgentConfig, NeedsSetup, resolve_agent_config
 from floom_git.agents.messages import Usage
 from floom_git.agents.pricing import PriceTable
+from floom_git.codec import load_yaml
 from floom_git.errors import InvalidInput
-from floom_git.storage.codec import load_yaml
 
 SECRETS = {"OPENAI_API_KEY": "sk-test", "EMPTY": ""}
 OPENAI = {"provider": "openai", "model": "gpt-4.1", "api_key_secret": "OPENAI_API_KEY"}

@@ -16,8 +16,8 @@ from floom_git.agents.pricing import PriceTable
 from floom_git.agents.prompt import first_message
 from floom_git.agents.run_tools import agent_run_tools
 from floom_git.agents.transcript import Transcript
+from floom_git.codec import load_yaml
 from floom_git.schemas.manifest import parse_manifest
-from floom_git.storage.codec import load_yaml
 from tests.agents.conftest import Recorder
 from tests.fakes.llm_server import KEY, FakeLLM, call, calls, text
 

@@ -18,8 +18,8 @@ from aiohttp.test_utils import TestServer
 
 from floom_git.cli import main
 from floom_git.http.app import create_app
-from tests.conftest import uid
 from floom_git.http.keys import IDENTITY
+from tests.conftest import uid
 
 PASSWORD = "correct horse battery staple"
 

@@ -178,7 +178,7 @@ async def test_info_refs_unknown_workspace_is_404(server, name):
     url = f"http://127.0.0.1:{server.port}/git/{name}.git/info/refs?service=git-upload-pack"
     async with aiohttp.ClientSession() as s, s.get(url, headers=basic(SECRET)) as resp:
         assert resp.status == 404
-        assert await resp.json() == {"detail": "Repository not found"}
+        assert await resp.json() == {"detail": "Repository not found", "code": "not_found"}
 
 
 async def test_clone_unknown_workspace_fails_with_not_found(gitc):
@@ -214,6 +214,24 @@ async def test_git_http_refuses_other_requests(server, method, path, headers, st
     ):
         assert resp.status == status
         assert "detail" in await resp.json()
+
+
+
+async def test_git_refusals_go_through_the_one_error_path(server):
+    """401, 403, 404 and 415 of smart HTTP carry the same {"detail", "code"} body as the API."""
+    base = f"http://127.0.0.1:{server.port}/git/default.git"
+    upload = {"Content-Type": "application/json", **basic(SECRET)}
+    cases = [("GET", "/info/refs?service=git-upload-pack", {}, 401, "unauthenticated"),
+             ("GET", "/info/refs", basic(SECRET), 403, "forbidden"),
+             ("POST", "/git-upload-pack", upload, 415, "unsupported_media_type")]
+    async with aiohttp.ClientSession() as s:
+        for method, path, headers, status, code in cases:
+            async with s.request(method, base + path, headers=headers, data=b"0000") as resp:
+                assert resp.status == status
+                body = await resp.json()
+                assert body["code"] == code and set(body) == {"detail", "code"}, body
+                if status == 401:
+                    assert resp.headers["WWW-Authenticate"] == 'Basic realm="floom-git"'
 
 
 async def test_openapi_documents_git_routes(server):

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from floom_git import paths
 from floom_git.http.keys import MANAGER, SECRETS
 from floom_git.services.actor import SYSTEM
-from floom_git.storage import paths
 from floom_git.storage.repo import Changeset, WorkspaceRepo
 from tests.fakes.llm_server import KEY, FakeLLM
 

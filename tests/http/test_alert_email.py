@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 from aiosmtpd.controller import Controller
 
-from floom_git.http.handlers.runs import NOTIFIER
+from floom_git.http.keys import NOTIFIER
 from tests.http.test_runs import make_worker, trigger, wait_for, wait_run
 from tests.http.test_runs_reports import FAILING
 

@@ -92,7 +92,8 @@ async def test_login_wrong_password_is_401(anon, username, password):
     _user_with_password(anon.server.app)
     resp = await _login(anon, username, password)
     assert resp.status == 401
-    assert await resp.json() == {"detail": "Invalid username or password"}
+    assert await resp.json() == {"detail": "Invalid username or password",
+                                  "code": "unauthenticated"}
     assert "Set-Cookie" not in resp.headers
 
 
@@ -181,7 +182,8 @@ async def test_non_member_is_403_not_a_member(anon):
     _, headers = add_member(anon.server.app, "default", None, "stranger")
     resp = await anon.get("/api/workers", headers=headers)
     assert resp.status == 403
-    assert await resp.json() == {"detail": "Not a member of the workspace"}
+    assert await resp.json() == {"detail": "Not a member of the workspace",
+                                  "code": "forbidden"}
     # the same for a workspace that does not exist: membership is checked before existence
     resp = await anon.get("/api/workers", headers={**headers, "x-workeros-workspace": "nope"})
     assert resp.status == 403

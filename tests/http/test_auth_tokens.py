@@ -31,7 +31,7 @@ async def test_create_personal_token_shows_value_once(anon):
 async def test_create_personal_token_bad_body_is_400(anon, body):
     _, headers = add_member(anon.server.app, "default", "member", "alice")
     resp = await anon.post("/auth/tokens", json=body, headers=headers)
-    assert resp.status == 400 and set(await resp.json()) == {"detail"}
+    assert resp.status == 400 and set(await resp.json()) == {"detail", "code"}
     assert len(await (await anon.get("/auth/tokens", headers=headers)).json()) == 1
 
 
@@ -136,6 +136,7 @@ async def test_device_flow_mints_a_token_with_the_approvers_role(anon):
     assert start["expires_in_seconds"] == 600 and start["verification_url"].endswith("/ui/device")
     pending = await anon.post("/auth/cli-exchange", json={"device_code": start["device_code"]})
     assert pending.status == 400 and "pending" in (await pending.json())["detail"]
+    assert (await pending.json())["code"] == "authorization_pending"  # what clients poll on
     resp = await anon.post("/api/cli-auth/approve", json={"user_code": start["user_code"]}, headers=member)
     assert resp.status == 200
     resp = await anon.post("/auth/cli-exchange", json={"device_code": start["device_code"]})
@@ -147,6 +148,7 @@ async def test_device_flow_mints_a_token_with_the_approvers_role(anon):
     assert (await anon.get("/api/workspace/tokens", headers=token)).status == 403  # not admin
     again = await anon.post("/auth/cli-exchange", json={"device_code": start["device_code"]})
     assert again.status == 400 and "already exchanged" in (await again.json())["detail"]
+    assert (await again.json())["code"] == "invalid_input"  # not pending: stop polling
     kinds = {t["kind"] for t in await (await anon.get("/auth/tokens", headers=member)).json()}
     assert kinds == {"personal", "cli"}
 

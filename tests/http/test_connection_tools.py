@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from floom_git.http.handlers.connections import CONNECTIONS
-from floom_git.http.keys import MANAGER
+from floom_git.http.keys import CONNECTIONS, MANAGER
 from floom_git.services.connection_tools import (
     ConnectionFailed,
     ConnectionToolset,

@@ -36,10 +36,9 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from floom_git.config import Settings
-from floom_git.dashboard.routes import PAGES_KEY
 from floom_git.http import openapi
 from floom_git.http.app import create_app
-from floom_git.http.keys import IDENTITY, MANAGER
+from floom_git.http.keys import IDENTITY, MANAGER, PAGES_KEY
 from floom_git.http.routes import PREFIXES, ROUTES
 
 SECRET = "fuzz-secret-0123456789"

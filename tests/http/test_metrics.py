@@ -133,7 +133,7 @@ async def test_get_metrics_reports_watcher_lag(aiohttp_client, settings, tmp_pat
 async def test_create_app_twice_keeps_registries_apart(settings, tmp_path: Path):
     first = create_app(settings)
     second = create_app(settings.replace(data_dir=tmp_path / "other"))
-    from floom_git.http.metrics import METRICS
+    from floom_git.http.keys import METRICS
 
     first[METRICS].requests.labels("GET", "/x", "200").inc()
     labels = {"method": "GET", "route": "/x", "status": "200"}

@@ -12,8 +12,8 @@ import zipfile
 import aiohttp
 import pytest
 
+from floom_git import paths
 from floom_git.errors import InvalidInput
-from floom_git.storage import paths
 from tests.conftest import AUTH, commit_count, git
 
 REFUSED = [".git", ".GIT", ".Git", ".git.", ".git ", ".git. .", ".git:alt", "git~1", "GIT~1",

@@ -113,6 +113,16 @@ def test_check_url_refuses_private_addresses(url):
     assert check_url(url, allow_private=True) == url
 
 
+
+@pytest.mark.parametrize("url", ["http://100.64.0.1/hook", "http://[::ffff:127.0.0.1]/x",
+                                 "http://[::ffff:10.0.0.1]/x", "http://0.0.0.0/", "http://224.0.0.1/"])
+def test_check_url_refuses_what_egress_refuses(url):
+    """Alerts use the egress rule: shared address space (100.64/10), IPv4-mapped private
+    addresses and multicast are no public targets either."""
+    with pytest.raises(InvalidInput, match="private, loopback and link-local"):
+        check_url(url, allow_private=False)
+
+
 async def test_delete_alert_then_404(client, receiver):
     await make_worker(client, "plain", RESULT_OK)
     alert = await (await client.post("/api/workers/plain/alerts",

@@ -36,13 +36,13 @@ async def test_every_route_requires_auth(aiohttp_client, settings, route):
     path = re.sub(r"\{(\w+)(?::[^}]*)?\}", lambda m: fill.get(m.group(1), "x1"), route.path).replace("{ws}", "default")
     resp = await client.request(route.method, path)
     assert resp.status == 401
-    assert set(await resp.json()) == {"detail"}
+    assert set(await resp.json()) == {"detail", "code"}
 
 
 async def test_unknown_workspace_is_404(client):
     resp = await client.get("/api/workers", headers={"x-workeros-workspace": "nope"})
     assert resp.status == 404
-    assert await resp.json() == {"detail": "Workspace not found"}
+    assert await resp.json() == {"detail": "Workspace not found", "code": "not_found"}
 
 
 async def test_unknown_route_and_method_are_json(client):

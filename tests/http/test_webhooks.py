@@ -120,7 +120,8 @@ async def test_webhook_probing_without_the_secret_is_one_uniform_401(client, ano
     for url in probes:
         resp = await anon.post(url, json={})
         answers.add((resp.status, await resp.text()))
-    assert answers == {(401, '{"detail":"Invalid webhook token or signature"}')}
+    assert answers == {(401, '{"detail":"Invalid webhook token or signature",'
+                             '"code":"unauthenticated"}')}
 
 
 async def test_webhook_worker_without_trigger_is_404_once_the_secret_checks_out(client, anon):

@@ -111,7 +111,7 @@ async def test_create_worker_traversal_in_file_path_is_400(client, ws_path):
 async def test_get_unknown_worker_is_404(client):
     resp = await client.get("/api/workers/nope-nope")
     assert resp.status == 404
-    assert await resp.json() == {"detail": "Worker not found"}
+    assert await resp.json() == {"detail": "Worker not found", "code": "not_found"}
 
 
 async def test_pause_resume_archive_restore_write_worker_yml(client, ws_path):

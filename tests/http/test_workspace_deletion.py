@@ -14,8 +14,7 @@ from pathlib import Path
 from aiohttp import web
 
 from floom_git.http.app import create_app
-from floom_git.http.handlers.runs import ENGINE, SCHEDULER
-from floom_git.http.keys import IDENTITY, MANAGER
+from floom_git.http.keys import ENGINE, IDENTITY, MANAGER, SCHEDULER
 from tests.conftest import git
 from tests.http.test_runs import RESULT_OK, committed, wait_for, wait_log, yml
 

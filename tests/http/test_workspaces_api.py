@@ -44,7 +44,7 @@ async def test_create_workspace_makes_creator_owner(anon, settings):
 async def test_create_workspace_bad_input_changes_nothing(anon, settings, body, status):
     _, alice = add_member(anon.server.app, "default", "member", "alice")
     resp = await anon.post("/api/workspaces", json=body, headers=alice)
-    assert resp.status == status and set(await resp.json()) == {"detail"}
+    assert resp.status == status and set(await resp.json()) == {"detail", "code"}
     assert sorted(p.name for p in settings.workspaces_dir.iterdir()) == ["default"]
 
 
@@ -243,7 +243,7 @@ async def test_secrets_are_listed_by_name_and_never_returned(anon, settings):
 async def test_set_secret_bad_input_is_refused(anon, settings, name, body, status):
     _, admin = add_member(anon.server.app, "default", "admin", "alice")
     resp = await anon.post(f"/api/secrets/{name}", json=body, headers=admin)
-    assert resp.status == status and set(await resp.json()) == {"detail"}
+    assert resp.status == status and set(await resp.json()) == {"detail", "code"}
     assert [s for s in await (await anon.get("/api/secrets", headers=admin)).json() if s["status"] == "set"] == []
 
 

@@ -12,9 +12,7 @@ import time
 
 import pytest
 
-from floom_git.http.handlers.executor_api import REMOTE_RUNS
-from floom_git.http.handlers.runs import ENGINE
-from floom_git.http.keys import MANAGER, SECRETS, SETTINGS
+from floom_git.http.keys import ENGINE, MANAGER, REMOTE_RUNS, SECRETS, SETTINGS
 from floom_git.runtime import remote_wire as wire
 from tests.celery_support import (
     FLOOM_GIT,

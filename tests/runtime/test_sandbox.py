@@ -14,11 +14,11 @@ import pytest
 from floom_git import config
 from floom_git.runtime.sandbox import (
     ROOT_RUN_UID_BASE,
+    UNPRIVILEGED_PATH,
     Bind,
     Limits,
     Sandbox,
     Spec,
-    UNPRIVILEGED_PATH,
     env_script,
     memfd_with,
 )

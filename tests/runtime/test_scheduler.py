@@ -7,7 +7,7 @@ import datetime as dt
 
 import pytest
 
-from floom_git.http.handlers.runs import SCHEDULER
+from floom_git.http.keys import SCHEDULER
 from floom_git.runtime.scheduler import next_fire
 from tests.conftest import uid
 from tests.http.test_runs import RESULT_OK, make_worker, wait_run

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from floom_git.config import Settings
-from floom_git.http.app import WATCHER, create_app
+from floom_git.http.app import create_app
+from floom_git.http.keys import WATCHER
 from floom_git.services.workspaces import WorkspaceManager
 from tests.conftest import AUTH, SECRET, commit_count, git
 

@@ -13,7 +13,7 @@ import pytest
 
 from floom_git.config import Settings
 from floom_git.http.app import create_app
-from floom_git.http.handlers.health import MIRROR
+from floom_git.http.keys import MIRROR
 from floom_git.services.mirror import redact, remote_for
 from floom_git.storage.repo import RUNS, Changeset, WorkspaceRepo, signature
 from tests.conftest import SECRET, git

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from floom_git.storage.codec import load_yaml, set_top_level
+from floom_git.codec import load_yaml, set_top_level
 
 TEXT = """name: x  # the id
 triggers:

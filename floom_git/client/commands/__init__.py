@@ -44,17 +44,22 @@ def _common() -> argparse.ArgumentParser:
 COMMON = _common()
 
 
-def command(sub: argparse._SubParsersAction, name: str, handler: Handler, help: str,
+def command(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, handler: Handler,
+            help: str,
             **kw: Any) -> argparse.ArgumentParser:
     """A leaf command with the shared --server/--workspace/--json options."""
-    parser = sub.add_parser(name, help=help, description=help, parents=[COMMON], **kw)
+    parser: argparse.ArgumentParser = sub.add_parser(name, help=help, description=help,
+                                                     parents=[COMMON], **kw)
     parser.set_defaults(client_handler=handler)
     return parser
 
 
-def group(sub: argparse._SubParsersAction, name: str, help: str) -> argparse._SubParsersAction:
+def group(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str,
+          help: str) -> argparse._SubParsersAction[argparse.ArgumentParser]:
     parser = sub.add_parser(name, help=help, description=help)
-    return parser.add_subparsers(dest=f"{name}_action", required=True, metavar="ACTION")
+    actions: argparse._SubParsersAction[argparse.ArgumentParser] = parser.add_subparsers(
+        dest=f"{name}_action", required=True, metavar="ACTION")
+    return actions
 
 
 def seg(value: str) -> str:
@@ -64,7 +69,8 @@ def seg(value: str) -> str:
 
 def query(**values: Any) -> dict[str, str]:
     """Query parameters from options, leaving out those not given (None or False)."""
-    return {k: "true" if v is True else str(v) for k, v in values.items() if v is not None and v is not False}
+    return {k: "true" if v is True else str(v) for k,
+            v in values.items() if v is not None and v is not False}
 
 
 def json_object(where: str, read: Callable[[], str]) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from floom_git.client.errors import OK
 STATUSES = ("pending", "approved", "rejected", "expired", "cancelled", "all")
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     a = group(sub, "approvals", "list, approve and reject runs waiting for a decision")
     ls = command(a, "list", list_approvals, "approvals (default: the pending ones)")
     ls.add_argument("--status", default="pending", choices=STATUSES)
@@ -70,9 +70,11 @@ async def approve(ctx: Ctx, args: argparse.Namespace) -> int:
                                   what=f"approval '{args.approval_id}'")
     follow_up = decision.get("follow_up_run_id") or decision.get("run_id")
     if args.wait:
-        ctx.out.note(f"approved {decision.get('approval_id')}; following run {follow_up}", style="dim")
+        ctx.out.note(f"approved {decision.get('approval_id')}; following run {follow_up}",
+                     style="dim")
         return await wait_and_report(ctx, follow_up, args.json)
-    ctx.out.done(decision, f"approved {decision.get('approval_id')}; follow-up run {follow_up} started")
+    ctx.out.done(decision,
+                 f"approved {decision.get('approval_id')}; follow-up run {follow_up} started")
     return OK
 
 

@@ -14,7 +14,7 @@ from floom_git.client.config import Target
 from floom_git.client.errors import OK, ClientError
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     login_p = command(sub, "login", login, "sign in to a server and store the token "
                       "(device flow: approve the printed code in a signed-in browser)")
     login_p.add_argument("--with-token", action="store_true",
@@ -49,7 +49,7 @@ async def _device_flow(ctx: Ctx, api: Api, name: str) -> str:
             try:
                 got = await api.post("/auth/cli-exchange", {"device_code": start["device_code"]})
             except ClientError as exc:
-                if exc.status == 400 and "pending" in exc.message:
+                if exc.reason == "authorization_pending":
                     continue
                 if exc.status == 429:
                     await asyncio.sleep(interval)
@@ -69,7 +69,8 @@ async def login(ctx: Ctx, args: argparse.Namespace) -> int:
             raise ClientError("--with-token: no token on stdin")
     else:
         async with Api(_anonymous(target)) as anon:
-            token = await _device_flow(ctx, anon, args.name or f"floom-git CLI on {socket.gethostname()}")
+            token = await _device_flow(ctx, anon,
+                                       args.name or f"floom-git CLI on {socket.gethostname()}")
     async with Api(_with_token(target, token)) as api:
         me = await api.get("/auth/me")
     user = (me.get("user") or {}).get("username") or me.get("identity")

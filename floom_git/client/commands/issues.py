@@ -10,7 +10,7 @@ from floom_git.client.commands import Ctx, command, group, query, seg
 from floom_git.client.errors import OK, ClientError
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     i = group(sub, "issues", "list, read, open, comment on and close workspace issues")
     ls = command(i, "list", list_issues, "issues (default: the open ones)")
     ls.add_argument("--status", default="open", choices=("open", "closed", "all"))
@@ -36,16 +36,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _body_options(parser: argparse.ArgumentParser, *, required: bool) -> None:
     body = parser.add_mutually_exclusive_group(required=required)
     body.add_argument("--body", "-m", default=None, help="markdown text")
-    body.add_argument("--body-file", type=Path, default=None, help="read the text from a file ('-': stdin)")
+    body.add_argument("--body-file", type=Path, default=None,
+                      help="read the text from a file ('-': stdin)")
 
 
 def _body(ctx: Ctx, args: argparse.Namespace) -> str | None:
     if args.body_file is None:
-        return args.body
+        return str(args.body) if args.body is not None else None
     if str(args.body_file) == "-":
         return ctx.stdin.read()
     try:
-        return args.body_file.read_text(encoding="utf-8")
+        return str(args.body_file.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ClientError(f"--body-file {args.body_file}: {exc.strerror}") from None
 
@@ -69,7 +70,8 @@ async def list_issues(ctx: Ctx, args: argparse.Namespace) -> int:
                          ("ASSET", "asset"), ("COMMENTS", "comment_count"), ("UPDATED", "updated_at")],
                   empty=f"no {'' if args.status == 'all' else args.status + ' '}issues")
     for problem in (body.get("errors") or []) if isinstance(body, dict) else []:
-        ctx.out.note(f"unreadable issue file {problem.get('path')}: {problem.get('error')}", style="yellow")
+        ctx.out.note(f"unreadable issue file {problem.get('path')}: {problem.get('error')}",
+                     style="yellow")
     return OK
 
 
@@ -80,7 +82,8 @@ async def show_issue(ctx: Ctx, args: argparse.Namespace) -> int:
         return OK
     ctx.out.text(f"{issue.get('id')}: {issue.get('title')}", style="bold")
     ctx.out.fields([("status", issue.get("status")), ("labels", issue.get("labels")),
-                    ("asset", f"{issue['asset_type']}:{issue['asset_id']}" if issue.get("asset_type") else None),
+                    ("asset",
+                     f"{issue['asset_type']}:{issue['asset_id']}" if issue.get("asset_type") else None),
                     ("opened", f"{issue.get('created_at')} by {issue.get('created_by') or '?'}")])
     if issue.get("body"):
         ctx.out.text("")
@@ -93,7 +96,8 @@ async def show_issue(ctx: Ctx, args: argparse.Namespace) -> int:
 
 
 async def create_issue(ctx: Ctx, args: argparse.Namespace) -> int:
-    body: dict[str, Any] = {"title": args.title, "body": _body(ctx, args) or "", "labels": args.label}
+    body: dict[str, Any] = {"title": args.title, "body": _body(ctx, args) or "",
+                            "labels": args.label}
     if args.worker:
         body.update(asset_type="worker", asset_id=args.worker)
     elif args.run:
@@ -113,7 +117,8 @@ async def comment_issue(ctx: Ctx, args: argparse.Namespace) -> int:
 async def close_issue(ctx: Ctx, args: argparse.Namespace) -> int:
     what = f"issue '{args.issue_id}'"
     if args.comment:
-        await ctx.api.post(f"{issue_path(args.issue_id)}/comments", {"body": args.comment}, what=what)
+        await ctx.api.post(f"{issue_path(args.issue_id)}/comments", {"body": args.comment},
+                           what=what)
     issue = await ctx.api.patch(issue_path(args.issue_id), {"status": "closed"}, what=what)
     ctx.out.done(issue, f"closed {issue.get('id')}: {issue.get('title')}")
     return OK

@@ -24,7 +24,7 @@ from floom_git.client.errors import OK, ClientError
 WORKSPACE_HEADER = "x-workeros-workspace"
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     command(sub, "mcp", serve_stdio, "serve the workspace's MCP tools over stdio (for Claude "
             "Desktop and other MCP clients); authenticates with FLOOM_TOKEN")
 
@@ -38,8 +38,8 @@ def relay(upstream: ClientSession, instructions: str | None) -> Server[Any]:
 
     async def call_tool(ctx: ServerRequestContext[Any, Any],
                         params: types.CallToolRequestParams) -> types.CallToolResult:
-        async def progress(done: float, total: float | None, message: str | None) -> None:
-            await ctx.session.report_progress(done, total, message)
+        async def progress(progress: float, total: float | None, message: str | None) -> None:
+            await ctx.session.report_progress(progress, total, message)
 
         return await upstream.call_tool(params.name, params.arguments, progress_callback=progress)
 

@@ -22,7 +22,7 @@ STOPS = ("completed", "failed", "cancelled", "pending_approval")  # no more logs
 RECONNECTS = 5
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run = command(sub, "run", run_worker, "run a worker: stream its logs, print its outputs, exit "
                   "0 completed / 3 failed / 4 cancelled / 5 waiting for approval")
     run.add_argument("worker_id", metavar="WORKER")
@@ -126,7 +126,8 @@ def report(ctx: Ctx, run: dict[str, Any]) -> None:
         ctx.out.note(f"run {rid} completed{took}", style="green")
     elif status == "failed":
         code = f"[{run.get('error_code')}] " if run.get("error_code") else ""
-        ctx.out.note(f"run {rid} failed{took}: {code}{run.get('error') or 'no error message'}", style="red")
+        ctx.out.note(f"run {rid} failed{took}: {code}{run.get('error') or 'no error message'}",
+                     style="red")
     elif status == "pending_approval":
         approval = run.get("approval") or {}
         ctx.out.note(f"run {rid} waits for approval {approval.get('id')}: {approval.get('label')}",
@@ -160,7 +161,8 @@ async def run_worker(ctx: Ctx, args: argparse.Namespace) -> int:
     wid = args.worker_id
     detail = await ctx.api.get(worker_path(wid), what=f"worker '{wid}'")
     inputs = build_inputs(ctx, args, declared_inputs(detail))
-    started = await ctx.api.post(f"{worker_path(wid)}/runs", {"inputs": inputs}, what=f"worker '{wid}'")
+    started = await ctx.api.post(f"{worker_path(wid)}/runs", {"inputs": inputs},
+                                 what=f"worker '{wid}'")
     run_id = started["run_id"]
     if args.no_wait:
         if args.json:
@@ -180,7 +182,8 @@ async def list_runs(ctx: Ctx, args: argparse.Namespace) -> int:
     if args.json:
         ctx.out.json(rows)
         return OK
-    shown = [{**r, "took": f"{r['duration_ms'] / 1000:.1f} s" if r.get("duration_ms") is not None else None}
+    shown = [{**r,
+              "took": f"{r['duration_ms'] / 1000:.1f} s" if r.get("duration_ms") is not None else None}
              for r in rows]
     ctx.out.table(shown, [("ID", "id"), ("WORKER", "worker_id"), ("STATUS", "status"),
                           ("TRIGGER", "trigger_source"), ("CREATED", "created_at"), ("TOOK", "took"),
@@ -198,7 +201,8 @@ async def show_run(ctx: Ctx, args: argparse.Namespace) -> int:
                                                "created_at", "started_at", "completed_at",
                                                "duration_ms", "error_code", "error", "worker_sha")]
                    + [("inputs", run.get("inputs") or None),
-                      ("approval", f"{approval.get('id')} ({approval.get('status')})" if approval else None),
+                      ("approval",
+                       f"{approval.get('id')} ({approval.get('status')})" if approval else None),
                       ("artifacts", [a.get("name") for a in run.get("artifacts") or []])])
     outputs = outputs_of(run)
     if outputs:
@@ -235,7 +239,8 @@ async def run_logs(ctx: Ctx, args: argparse.Namespace) -> int:
         await follow(ctx, args.run_id, emit)
         return OK
     params = query(level=args.level)
-    async with ctx.api.send("GET", f"{path}/logs", params=params, what=f"run '{args.run_id}'") as resp:
+    async with ctx.api.send("GET", f"{path}/logs", params=params,
+                            what=f"run '{args.run_id}'") as resp:
         lines = parse_logs(await resp.read())
     if args.json:
         ctx.out.json(lines)

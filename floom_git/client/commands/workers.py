@@ -14,7 +14,7 @@ from floom_git.client.errors import ERROR, OK, ClientError
 from floom_git.client.output import size
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     w = group(sub, "workers", "list, inspect, validate, push and pull workers")
     ls = command(w, "list", list_workers, "workers of the workspace")
     ls.add_argument("--status", default=None, help="ready|paused|archived|error")
@@ -88,7 +88,8 @@ async def show_worker(ctx: Ctx, args: argparse.Namespace) -> int:
         ("secrets", detail.get("declared_secrets")), ("missing secrets", detail.get("missing_secrets")),
         ("commit", detail.get("sha")),
     ])
-    files = [{"path": f.get("path"), "size": size(int(f.get("size") or 0))} for f in detail.get("files") or []]
+    files = [{"path": f.get("path"),
+              "size": size(int(f.get("size") or 0))} for f in detail.get("files") or []]
     ctx.out.text("")
     ctx.out.table(files, [("FILE", "path"), ("SIZE", "size")], empty="no files")
     return OK
@@ -148,7 +149,8 @@ async def pull_worker(ctx: Ctx, args: argparse.Namespace) -> int:
     wid = args.worker_id
     target: Path = args.path or Path(wid)
     with ctx.out.progress(f"pulling {wid}") as progress:
-        data = await ctx.api.download(f"{worker_path(wid)}/bundle.zip", progress, what=f"worker '{wid}'")
+        data = await ctx.api.download(f"{worker_path(wid)}/bundle.zip", progress,
+                                      what=f"worker '{wid}'")
     files = folder.bundle_files(data, wid)
     changed = folder.differs(target, files)
     if changed and not args.force:
@@ -160,5 +162,6 @@ async def pull_worker(ctx: Ctx, args: argparse.Namespace) -> int:
         ctx.out.note(f"deleted {rel} (not on the server)")
     ctx.out.note(f"Pulled worker {wid} into {target} ({len(files)} files, {size(len(data))})")
     if args.json:
-        ctx.out.json({"worker_id": wid, "path": str(target), "files": sorted(files), "deleted": removed})
+        ctx.out.json({"worker_id": wid, "path": str(target), "files": sorted(files),
+                      "deleted": removed})
     return OK

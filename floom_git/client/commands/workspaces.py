@@ -12,7 +12,7 @@ from floom_git.client.errors import OK, ClientError
 from floom_git.client.output import size
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ws = group(sub, "workspaces", "list and switch workspaces; export or import their content")
     command(ws, "list", list_workspaces, "workspaces you belong to (* = the one commands use)")
     switch = command(ws, "switch", switch_workspace, "act in this workspace from now on "
@@ -20,8 +20,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     switch.add_argument("workspace_id", metavar="ID")
     export = command(ws, "export", export_workspace, "download workers, contexts, workspace.md and "
                      "issues as a ZIP bundle (admin)")
-    export.add_argument("-o", "--output", default=None, help="file to write (default: <id>-export.zip)")
-    imp = command(ws, "import", import_workspace, "import a bundle into the workspace in one commit "
+    export.add_argument("-o", "--output", default=None,
+                        help="file to write (default: <id>-export.zip)")
+    imp = command(ws, "import", import_workspace,
+                  "import a bundle into the workspace in one commit "
                   "(never overwrites)")
     imp.add_argument("bundle", type=Path, help="a ZIP from `workspaces export`")
 
@@ -84,7 +86,8 @@ async def import_workspace(ctx: Ctx, args: argparse.Namespace) -> int:
     except OSError as exc:
         raise ClientError(f"{args.bundle}: {exc.strerror}") from None
     with ctx.out.progress(f"uploading {args.bundle.name}") as progress:
-        result = await ctx.api.upload("POST", "/workspace/import", data, "application/zip", progress)
+        result = await ctx.api.upload("POST", "/workspace/import", data, "application/zip",
+                                      progress)
     if args.json:
         ctx.out.json(result)
         return OK

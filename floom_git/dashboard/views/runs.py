@@ -9,11 +9,12 @@ from typing import Any
 from aiohttp import web
 
 from floom_git.dashboard import forms
-from floom_git.dashboard.access import ANSWER, call
+from floom_git.dashboard.access import call
 from floom_git.dashboard.render import redirect, render
 from floom_git.errors import FloomError
 from floom_git.http.handlers import runs as api
 from floom_git.http.handlers import workers as workers_api
+from floom_git.http.keys import ANSWER
 from floom_git.schemas.run import STATUSES, TERMINAL, RunCreate
 
 PAGE_SIZE = 50
@@ -34,7 +35,8 @@ def _choices(field: dict[str, Any]) -> list[dict[str, str]]:
     out = []
     for option in field.get("enum") or field.get("options") or []:
         if isinstance(option, dict):
-            out.append({"value": str(option.get("value")), "label": str(option.get("label") or option.get("value"))})
+            out.append({"value": str(option.get("value")),
+                        "label": str(option.get("label") or option.get("value"))})
         else:
             out.append({"value": str(option), "label": str(option)})
     return out

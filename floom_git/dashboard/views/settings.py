@@ -3,6 +3,8 @@ the page that made it, once) and secrets by name (values are write-only)."""
 
 from __future__ import annotations
 
+from typing import cast
+
 from aiohttp import web
 
 from floom_git.dashboard import forms
@@ -10,7 +12,7 @@ from floom_git.dashboard.access import call, can
 from floom_git.dashboard.render import redirect, render
 from floom_git.http.handlers import members, secrets, tokens
 from floom_git.http.handlers.common import workspace
-from floom_git.schemas.identity import MemberInvite, SecretIn, TokenCreate
+from floom_git.schemas.identity import MemberInvite, Role, SecretIn, TokenCreate
 
 
 async def _page(request: web.Request, status: int = 200, **extra: object) -> web.Response:
@@ -29,7 +31,7 @@ async def settings(request: web.Request) -> web.Response:
 async def invite(request: web.Request) -> web.StreamResponse:
     form = await forms.fields(request)
     body = MemberInvite(email=forms.text(form, "email", 320).strip(),
-                        role=form.get("role") or "member")
+                        role=cast(Role, form.get("role") or "member"))  # the API checks it
     await call(request, members.invite, body, params={"id": workspace(request).id})
     raise redirect("/ui/settings", f"Invited {body.email} as {body.role}.")
 

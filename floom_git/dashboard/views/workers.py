@@ -86,7 +86,8 @@ async def worker(request: web.Request) -> web.Response:
     triggers = trigger_labels(ws, w["id"])
     return render(request, "worker.html", w=w, stats=stats, chart=runs_chart(points),
                   recent=recent, triggers=triggers, has_webhook="webhook" in triggers,
-                  manifest_html=highlighted("worker.yml", manifest["content"]) if manifest else None)
+                  manifest_html=highlighted("worker.yml",
+                                            manifest["content"]) if manifest else None)
 
 
 async def worker_file(request: web.Request) -> web.Response:

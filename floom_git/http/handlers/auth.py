@@ -10,9 +10,9 @@ from aiohttp import web
 
 from floom_git.errors import Forbidden, InvalidInput, NotFound
 from floom_git.http import wire
-from floom_git.http.keys import ACTOR, AUTH, IDENTITY, MANAGER, SETTINGS
+from floom_git.http.keys import ACTOR, AUTH, IDENTITY, LIMITER, MANAGER, SETTINGS
 from floom_git.http.origin import json_body, same_origin
-from floom_git.http.ratelimit import LIMITER, auth_attempt, client_ip
+from floom_git.http.ratelimit import auth_attempt, client_ip
 from floom_git.http.selection import selected_workspace
 from floom_git.schemas.identity import (
     DeviceDecision,
@@ -28,11 +28,11 @@ from floom_git.schemas.identity import (
     UserOut,
     WorkspaceRef,
 )
+from floom_git.schemas.rows import UserRow
 from floom_git.services.auth import SESSION_COOKIE, Principal
 from floom_git.services.identity import Identity
 from floom_git.services.identity.grants import UNLIMITED, Grant, derive
 from floom_git.services.tenancy import describe, iso
-from floom_git.storage.system_store import UserRow
 
 CLI_TOKEN_DAYS = 90
 LOGIN_IP_PEOPLE = 4
@@ -108,7 +108,7 @@ async def logout(request: web.Request) -> web.Response:
     value = request.cookies.get(SESSION_COOKIE)
     if value:
         same_origin(request)
-    ended = bool(value) and await asyncio.to_thread(identity(request).sessions.end, value)
+    ended = bool(value) and await asyncio.to_thread(identity(request).sessions.end, value or "")
     response = wire.json(Done(ok=bool(ended)))
     response.del_cookie(SESSION_COOKIE, path="/")
     return response
@@ -155,7 +155,8 @@ async def me(request: web.Request) -> web.Response:
 
 # -- CLI device flow ---------------------------------------------------------------------------
 async def device_start(request: web.Request) -> web.Response:
-    body = await wire.decode(request, DeviceStart, SMALL_BODY) if request.body_exists else DeviceStart()
+    body = await wire.decode(request, DeviceStart,
+                             SMALL_BODY) if request.body_exists else DeviceStart()
     ident = identity(request)
     device_code, user_code = await asyncio.to_thread(ident.devices.start, body.client_name)
     return wire.json(DeviceOut(device_code=device_code, user_code=user_code,
@@ -167,7 +168,8 @@ async def device_start(request: web.Request) -> web.Response:
 async def _decide(request: web.Request, approve: bool) -> web.Response:
     actor = require_user(request)
     body = await wire.decode(request, DeviceDecision, SMALL_BODY)
-    await asyncio.to_thread(identity(request).devices.decide, body.user_code, actor.user_id, approve,
+    await asyncio.to_thread(identity(request).devices.decide, body.user_code, actor.user_id,
+                            approve,
                             derive(actor.grant()))
     return wire.json(Done(ok=True))
 
@@ -200,7 +202,8 @@ async def cli_exchange(request: web.Request) -> web.Response:
                                   role=grant.role_cap, workspace_id=grant.workspace_id,
                                   expires_at=grant.expires_at)
     try:
-        await asyncio.to_thread(ident.store.exchange_device, ident.devices.device_digest(body.device_code),
+        await asyncio.to_thread(ident.store.exchange_device,
+                                ident.devices.device_digest(body.device_code),
                                 row, ident.tokens.digest(value))
     except LookupError:
         raise InvalidInput("device_code: already exchanged for a token") from None

@@ -12,17 +12,8 @@ from aiohttp import web
 from floom_git.errors import NotFound, Unauthenticated
 from floom_git.http import content, wire
 from floom_git.http.handlers.common import settings, workspace
-from floom_git.http.handlers.runs import (
-    ALERTS,
-    CURSOR,
-    ENGINE,
-    RUN_FILTERS,
-    WEBHOOKS,
-    attached,
-    run_query,
-    webhook_url,
-)
-from floom_git.http.keys import MANAGER
+from floom_git.http.handlers.runs import attached, run_query, webhook_url
+from floom_git.http.keys import ALERTS, ENGINE, MANAGER, WEBHOOKS
 from floom_git.http.ratelimit import auth_attempt, client_ip
 from floom_git.schemas import run as schema
 from floom_git.services import approvals, run_stats, runs, workers
@@ -81,7 +72,8 @@ async def webhook(request: web.Request) -> web.Response:
         body = await wire.read_body(request, cfg.max_json_bytes)
         if ws is None:
             raise Unauthenticated(REFUSED)
-        store.verify(ws.uid, wid, request.query.get("token"), request.headers.get("X-Floom-Signature"),
+        store.verify(ws.uid, wid, request.query.get("token"),
+                     request.headers.get("X-Floom-Signature"),
                      body)
     if not _has_webhook(ws, wid):  # the secret checked out: the caller may learn why
         raise NotFound(f"Worker {wid} has no webhook trigger")
@@ -157,44 +149,3 @@ async def export_csv(request: web.Request) -> web.Response:
     query = run_query(request, max_limit=10_000, default_limit=1000)
     text = run_stats.export_csv(ws, query)
     return content.user_file(text.encode(), "text/csv", "runs.csv", charset="utf-8")
-
-
-def routes() -> list:
-    from floom_git.http.routes import OFFSET, WHEN, Route, limit
-
-    w, r, s = "workers", "runs", "system"
-    return [
-        Route("GET", "/runs/export.csv", export_csv, "read", "Export runs as CSV", r,
-              content_type="text/csv",
-              query=(limit("rows (default 1000, at most 10000)"), OFFSET) + RUN_FILTERS,
-              extra={"validates": CURSOR}),
-        Route("POST", "/webhooks/{worker_id}", webhook, "public",
-              "Start a run from a webhook (?token= or X-Floom-Signature; X-Request-ID dedups)",
-              "webhooks", response=schema.WebhookAccepted,
-              query=(("token", "string", "the worker's webhook URL token"),
-                     ("workspace", "string", "workspace id (default: default)")),
-              extra={"errors": (401,)}),
-        Route("POST", "/workers/{id}/webhook-secret/rotate", rotate_secret, "write",
-              "New webhook secret (shown once)", w, response=schema.WebhookSecret),
-        Route("GET", "/workers/{id}/alerts", list_alerts, "read", "List the worker's alerts", w,
-              response=list[schema.Alert]),
-        Route("POST", "/workers/{id}/alerts", create_alert, "write",
-              "Create an alert: a URL (signed POST; the secret is shown once) and/or email_to (SMTP), "
-              "on failed, completed or approval_required", w, body=schema.AlertCreate,
-              response=schema.Alert, status=201,
-              extra={"validates": "url must be a public http(s) URL; email_to needs FLOOM_SMTP_URL"}),
-        Route("DELETE", "/workers/{id}/alerts/{alert_id}", delete_alert, "write", "Delete an alert",
-              w, status=204),
-        Route("GET", "/workers/{id}/stats", worker_stats, "read", "Run stats of a worker", w,
-              response=schema.WorkerStats),
-        Route("GET", "/workers/{id}/runs/timeseries", worker_timeseries, "read",
-              "Daily run counts, zero-filled", w, response=list[schema.TimeseriesPoint],
-              query=(("days", "integer", "default 30", {"minimum": 1, "maximum": 90}),)),
-        Route("GET", "/workers/{id}/logs", worker_logs, "read", "Log lines across the worker's runs",
-              w, response=list[schema.WorkerLogLine],
-              query=(("level", "string", "minimum level", {"enum": list(schema.LEVELS)}),
-                     ("since", "string", "ISO-8601", WHEN),
-                     limit("at most 1000 (default 200)"))),
-        Route("GET", "/system/overview", system_overview, "read",
-              "Workspace overview: run counts, recent runs, alerts", s, response=schema.Overview),
-    ]

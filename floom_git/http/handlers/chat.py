@@ -1,6 +1,6 @@
 """The workspace agent: POST /chat streams one answer over SSE (conversation, text_delta,
 tool_call_start, tool_call, provider_retry, message, done); GET /conversations and
-/conversations/{id} read the caller's conversations from floom/conversations. `install(app)`
+/conversations/{id} read the caller's conversations from floom/conversations. `lifetime`
 finishes answers still running and commits spooled conversations at shutdown."""
 
 from __future__ import annotations
@@ -20,11 +20,10 @@ from floom_git.agents.turn import RetryPolicy
 from floom_git.errors import Conflict
 from floom_git.http import wire
 from floom_git.http.handlers.common import actor, settings
-from floom_git.http.handlers.runs import ENGINE, attached
-from floom_git.http.keys import MANAGER, SECRETS
+from floom_git.http.handlers.runs import attached
+from floom_git.http.keys import ANSWERS, ENGINE, MANAGER, SECRETS
 from floom_git.runtime import chat as chat_runtime
 from floom_git.schemas.conversation import (
-    CONVERSATION_ID,
     ChatRequest,
     Conversation,
     ConversationDetail,
@@ -35,22 +34,17 @@ from floom_git.services.conversations import ConversationStore
 from floom_git.services.workspaces import Workspace
 
 log = logging.getLogger("floom_git.chat")
-# Running answers: they outlive a client gone away, and are stopped at shutdown.
-ANSWERS: web.AppKey[set[asyncio.Task[None]]] = web.AppKey("chat_answers")
 DONE = object()
 
 
-def install(app: web.Application) -> None:
-    app[ANSWERS] = set()
-    app.cleanup_ctx.append(_lifetime)
-
-    async def forget(ws: Workspace) -> None:
-        ConversationStore.of(ws).drop()
-
-    app[MANAGER].on_delete.append(forget)
+async def forget(ws: Workspace) -> None:
+    """Drop a deleted workspace's conversation spool."""
+    ConversationStore.of(ws).drop()
 
 
-async def _lifetime(app: web.Application) -> AsyncIterator[None]:
+async def lifetime(app: web.Application) -> AsyncIterator[None]:
+    """Commit what a crash left in the spools at start-up; at shutdown stop the answers still
+    running and commit the spooled conversations (before the run engine stops)."""
     for ws in app[MANAGER].all():  # conversations a crash left in the spool get committed now
         store = ConversationStore.of(ws)
         if store.spool.is_dir():
@@ -62,9 +56,9 @@ async def _lifetime(app: web.Application) -> AsyncIterator[None]:
         task.cancel()
     await asyncio.gather(*answers, return_exceptions=True)
     for ws in app[MANAGER].all():
-        store = vars(ws).get("_conversation_store")
-        if store is not None:
-            await store.close()
+        spooled: ConversationStore | None = vars(ws).get("_conversation_store")
+        if spooled is not None:
+            await spooled.close()
 
 
 def _out(c: Conversation) -> ConversationOut:
@@ -137,24 +131,3 @@ async def get_conversation(request: web.Request) -> web.Response:
     return wire.json(ConversationDetail(**{f: getattr(_out(conversation), f)
                                            for f in ConversationOut.__struct_fields__},
                                         messages=messages))
-
-
-def routes() -> list:
-    from floom_git.http.routes import OFFSET, Route, limit
-
-    tag = "chat"
-    return [
-        Route("POST", "/chat", chat, "read",
-              "Ask the workspace agent (SSE: conversation, text_delta, tool_call_start, tool_call, "
-              "message, done); 409 until workspace.yml configures a provider", tag,
-              body=ChatRequest, content_type="text/event-stream",
-              extra={"validates": "conversation_id must name one of your conversations"}),
-        Route("GET", "/conversations", list_conversations, "read",
-              "Your conversations with the workspace agent, newest first (admins: ?all=1 for "
-              "everyone's)", tag, response=list[ConversationOut], extra={"total_count": True},
-              query=(limit("page size (default 50, at most 500)"), OFFSET,
-                     ("all", "boolean", "every member's conversations (admins only)"))),
-        Route("GET", "/conversations/{id}", get_conversation, "read",
-              "A conversation with its messages and their tool calls", tag,
-              response=ConversationDetail, extra={"params": {"id": {"pattern": CONVERSATION_ID}}}),
-    ]

@@ -13,8 +13,7 @@ from floom_git.errors import FloomError, InvalidInput
 from floom_git.http import wire
 from floom_git.http.handlers.automation import WORKSPACE_HEADER
 from floom_git.http.handlers.common import settings
-from floom_git.http.handlers.runs import ENGINE, WEBHOOKS
-from floom_git.http.keys import MANAGER
+from floom_git.http.keys import ENGINE, MANAGER, WEBHOOKS
 from floom_git.schemas.integrations import ComposioAccepted, EventRun
 from floom_git.services import composio, runs
 
@@ -53,15 +52,3 @@ async def composio_events(request: web.Request) -> web.Response:
     return wire.json(ComposioAccepted(
         status="accepted", delivery_id=delivery, event=event.slug, runs=started,
         deduped=bool(started) and all(r.deduped for r in started)))
-
-
-def routes() -> list:
-    from floom_git.http.routes import Route
-
-    return [
-        Route("POST", "/composio-events", composio_events, "public",
-              "Signed Composio trigger events (Standard Webhooks headers webhook-id, "
-              "webhook-timestamp, webhook-signature); starts matching workers", "webhooks",
-              response=ComposioAccepted, extra={"errors": (401, 503)},
-              query=(("workspace", "string", "workspace id (default: default)"),)),
-    ]

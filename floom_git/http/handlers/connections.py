@@ -1,6 +1,5 @@
 """Connection routes: remote MCP servers and catalog apps (OAuth sign-in and its callback), their
-status, live test, tools, activity and secrets; the integrations catalog. `install(app)` creates
-the connections service the routes, the MCP endpoint and agent runs share."""
+status, live test, tools, activity and secrets; the integrations catalog."""
 
 from __future__ import annotations
 
@@ -11,23 +10,14 @@ from aiohttp import web
 from floom_git.errors import InvalidInput
 from floom_git.http import wire
 from floom_git.http.handlers.common import actor, settings, workspace
-from floom_git.http.keys import MANAGER, SECRETS, SETTINGS
+from floom_git.http.keys import CONNECTIONS, MANAGER, SECRETS
 from floom_git.schemas.connections import AppConnectionCreate, McpConnectionCreate
 from floom_git.services import connection_files
-from floom_git.services.connection_vault import ConnectionVault
 from floom_git.services.connections import Connections
-from floom_git.services.integrations import Catalog
 
-CONNECTIONS = web.AppKey("connections", Connections)
 MAX_PAGE = 10_000
 SIGN_IN = ("state must name a sign-in still pending (not unknown, used or expired); the provider "
            "sends code, or error for a refused sign-in")
-
-
-def install(app: web.Application) -> None:
-    cfg = app[SETTINGS]
-    app[CONNECTIONS] = Connections(cfg, ConnectionVault(cfg.system_dir), Catalog(cfg.system_dir),
-                                   app[SECRETS])
 
 
 def service(request: web.Request) -> Connections:
@@ -116,59 +106,3 @@ async def catalog(request: web.Request) -> web.Response:
 async def catalog_tools(request: web.Request) -> web.Response:
     app = await asyncio.to_thread(service(request).catalog.get, request.match_info["slug"])
     return wire.json(app.tools)
-
-
-def routes() -> list:
-    from floom_git.http.routes import Route, limit
-    from floom_git.schemas import connections as s
-    from floom_git.schemas.api import Deleted
-    from floom_git.schemas.integrations import CatalogPage, CatalogTool
-
-    c, i = "connections", "integrations"
-    return [
-        Route("GET", "/connections", list_connections, "read", "List connections (X-Total-Count)", c,
-              response=list[s.ConnectionOut]),
-        Route("POST", "/connections", create_app_connection, "write",
-              "Connect an app of the catalog: OAuth apps return an authorization URL (pending "
-              "until the sign-in finishes)", c, body=s.AppConnectionCreate, response=s.OAuthStarted,
-              status=201),
-        Route("POST", "/connections/mcp", create_mcp, "admin",
-              "Register a remote MCP server (streamable HTTP; auth names a workspace secret)", c,
-              body=s.McpConnectionCreate, response=s.ConnectionOut, status=201,
-              extra={"validates": "url must name a public host (no loopback, private or "
-                                  "link-local address) unless WORKEROS_ALLOW_PRIVATE_MCP_URLS is set"}),
-        Route("GET", "/connections/callback", oauth_callback, "public",
-              "Where the OAuth provider redirects after the sign-in (stores the tokens)", c,
-              response=s.OAuthDone, extra={"rate": "auth", "validates": SIGN_IN},
-              query=(("state", "string", "the sign-in's state", {"minLength": 1}, True),
-                     ("code", "string", "authorization code"),
-                     ("error", "string", "the provider's refusal"),
-                     ("error_description", "string", "its explanation"))),
-        Route("GET", "/connections/secrets", connection_secrets, "read",
-              "Secret metadata: which secrets connections use (never values)", c,
-              response=list[s.ConnectionSecret]),
-        Route("GET", "/connections/{id}", get_connection, "read", "Connection detail", c,
-              response=s.ConnectionOut),
-        Route("GET", "/connections/{id}/status", connection_status, "read",
-              "Status (pending -> active), token expiry and the last test", c,
-              response=s.ConnectionStatus),
-        Route("POST", "/connections/{id}/test", test_connection, "write",
-              "Live initialize + tools/list against the server, with latency", c,
-              response=s.ConnectionTest),
-        Route("GET", "/connections/{id}/tools", connection_tools, "read",
-              "The tools the server lists now (502 when it cannot be reached)", c,
-              response=list[s.RemoteTool], extra={"errors": (502,)}),
-        Route("GET", "/connections/{id}/activity", connection_activity, "read",
-              "Recent runs and tool calls that used the connection", c,
-              response=s.ConnectionActivity, query=(limit("at most 200 (default 50)"),)),
-        Route("DELETE", "/connections/{id}", delete_connection, "admin",
-              "Remove a connection and its stored tokens", c, response=Deleted),
-        Route("GET", "/integrations/catalog", catalog, "read",
-              "Browse the integrations catalog", i, response=CatalogPage,
-              query=(("page", "integer", "1-based page (default 1)", {"minimum": 1, "maximum": MAX_PAGE}),
-                     limit("page size (default 50, at most 200)"),
-                     ("search", "string", "substring of slug, name or description"),
-                     ("category", "string", "only this category"))),
-        Route("GET", "/integrations/catalog/{slug}/tools", catalog_tools, "read",
-              "An app's tools", i, response=list[CatalogTool]),
-    ]

@@ -7,14 +7,14 @@ import base64
 import binascii
 import urllib.parse
 
-from aiohttp import web
+from aiohttp import MultipartReader, web
 
+from floom_git import paths
 from floom_git.errors import InvalidInput, PayloadTooLarge
 from floom_git.http import content, wire
 from floom_git.http.handlers.common import actor, settings, workspace
 from floom_git.schemas.api import ContextCreate, ContextFileIn, ContextSensitive, ContextVisibility
 from floom_git.services import contexts
-from floom_git.storage import paths
 
 FILE_TYPES = ("application/octet-stream", "application/json")  # raw unless JSON is asked for
 
@@ -26,18 +26,21 @@ async def list_contexts(request: web.Request) -> web.Response:
 
 async def create_context(request: web.Request) -> web.Response:
     body = await wire.decode_optional(request, ContextCreate, 64 * 1024)
-    result = await contexts.create(workspace(request), actor(request), request.match_info["name"], body)
+    result = await contexts.create(workspace(request), actor(request), request.match_info["name"],
+                                   body)
     return wire.json(result, 201)
 
 
 async def get_context(request: web.Request) -> web.Response:
     prefix = request.query.get("path_prefix")
-    result = await asyncio.to_thread(contexts.detail, workspace(request), request.match_info["name"], prefix)
+    result = await asyncio.to_thread(contexts.detail, workspace(request),
+                                     request.match_info["name"], prefix)
     return wire.json(result)
 
 
 async def delete_context(request: web.Request) -> web.Response:
-    return wire.json(await contexts.delete(workspace(request), actor(request), request.match_info["name"]))
+    return wire.json(await contexts.delete(workspace(request), actor(request),
+                                           request.match_info["name"]))
 
 
 async def read_file(request: web.Request) -> web.Response:
@@ -102,7 +105,7 @@ async def upload(request: web.Request) -> web.Response:
         part = await reader.next()
         if part is None:
             break
-        if isinstance(part, type(reader)):
+        if isinstance(part, MultipartReader):
             raise InvalidInput("nested multipart bodies are not supported")
         if part.filename is None:
             value = (await part.read(decode=True))[:4096].decode("utf-8", errors="replace")

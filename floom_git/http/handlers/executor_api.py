@@ -10,7 +10,7 @@ from aiohttp import web
 from floom_git.errors import InvalidInput
 from floom_git.http import wire
 from floom_git.http.handlers.common import settings
-from floom_git.runtime.remote_runs import RemoteRuns
+from floom_git.http.keys import REMOTE_RUNS
 from floom_git.runtime.remote_wire import (
     EXECUTOR_HEADER,
     Claimed,
@@ -19,7 +19,6 @@ from floom_git.runtime.remote_wire import (
     ResultIn,
 )
 
-REMOTE_RUNS = web.AppKey("remote_runs", RemoteRuns)
 ATTEMPT_HEADER = "x-floom-attempt"
 MAX_LOG_BATCH_BYTES = 4 * 1024 * 1024
 
@@ -72,25 +71,3 @@ async def result(request: web.Request) -> web.Response:
     body = await wire.decode(request, ResultIn, settings(request).run_max_result_bytes + 65536)
     request.app[REMOTE_RUNS].result(run_id, attempt, executor, body)
     return wire.json({"run_id": run_id, "status": body.status})
-
-
-def routes() -> list:
-    from floom_git.http.routes import Route
-
-    r = "executor"
-    base = "/runs/{id}/executor"
-    return [
-        Route("POST", f"{base}/claim", claim, "run",
-              "Claim an attempt of a run (the first delivery wins; 409 for a duplicate)", r,
-              response=Claimed),
-        Route("POST", f"{base}/heartbeat", heartbeat, "run",
-              "The executor is alive; answers (at once, or after a short hold) whether to cancel",
-              r, response=Control),
-        Route("POST", f"{base}/logs", logs, "run", "Append log lines of the run", r,
-              body=LogBatch, response=dict),
-        Route("PUT", base + "/artifacts/{path:.+}", artifact, "run",
-              "Upload one artifact of the run (raw bytes, path under out/)", r, response=dict,
-              extra={"raw_body": True}),
-        Route("POST", f"{base}/result", result, "run", "Report how the run ended", r,
-              body=ResultIn, response=dict),
-    ]

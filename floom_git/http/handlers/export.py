@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from aiohttp import web
+from aiohttp import MultipartReader, web
 
 from floom_git.errors import InvalidInput, PayloadTooLarge
 from floom_git.http import content, wire
@@ -27,7 +27,7 @@ async def _read_bundle(request: web.Request, limit: int) -> bytes:
         raise PayloadTooLarge(f"bundle: larger than {limit} bytes")
     reader = await wire.multipart(request)
     while (part := await reader.next()) is not None:
-        if isinstance(part, type(reader)) or part.name != "bundle":
+        if isinstance(part, MultipartReader) or part.name != "bundle":
             continue
         chunks, size = [], 0
         while chunk := await part.read_chunk(65536):
@@ -47,20 +47,3 @@ async def import_bundle(request: web.Request) -> web.Response:
         max_total=cfg.import_max_bytes, max_file_bytes=cfg.max_file_bytes,
     )
     return wire.json(result)
-
-
-def routes() -> list:
-    from floom_git.http.routes import Route
-    from floom_git.schemas.sharing import ImportResult
-
-    tag = "workspace"
-    return [
-        Route("GET", "/workspace/export", export_bundle, "admin",
-              "Export workers, contexts, workspace.md and issues as a ZIP bundle (no secrets)", tag,
-              content_type="application/zip"),
-        Route("POST", "/workspace/import", import_bundle, "write",
-              "Import a bundle (multipart field `bundle`) in one commit; never overwrites", tag,
-              response=ImportResult,
-              extra={"multipart": {"bundle": "binary"}, "raw_body": ("application/zip",),
-                     "validates": "the bundle must be a ZIP of a workspace (no hostile entries)"}),
-    ]

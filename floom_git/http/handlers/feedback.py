@@ -33,23 +33,3 @@ async def feedback_issue(request: web.Request) -> web.Response:
     stored = await asyncio.to_thread(run_feedback.list_feedback, ws, run_id)
     result = await run_feedback.to_issue(ws, actor(request), run_id, body, stored)
     return wire.json(result, 201 if result.created else 200)
-
-
-def routes() -> list:
-    from floom_git.http.routes import Route
-    from floom_git.schemas.issue import Feedback, FeedbackIssue
-
-    tag = "runs"
-    return [
-        Route("GET", "/runs/{id}/feedback", list_feedback, "read", "Feedback left on a run", tag,
-              response=list[Feedback]),
-        Route("POST", "/runs/{id}/feedback", add_feedback, "write",
-              "Leave lightweight feedback (text and rating); never becomes an issue by itself", tag,
-              body=FeedbackCreate, response=Feedback, status=201),
-        Route("POST", "/runs/{id}/feedback/issue", feedback_issue, "write",
-              "Turn feedback into an issue bound to the run (201; the same feedback_id again: "
-              "200 with created=false)", tag, body=FeedbackIssueCreate, response=FeedbackIssue,
-              status=201, extra={"body_optional": True, "also_status": (200,),
-                                 "validates": "feedback_text, or a feedback_id of stored "
-                                              "feedback, is needed (422 otherwise)"}),
-    ]

@@ -11,13 +11,11 @@ from aiohttp import web
 
 from floom_git.http import wire
 from floom_git.http.handlers.common import settings, workspace
-from floom_git.http.handlers.health import MIRROR
+from floom_git.http.keys import MIRROR
 from floom_git.schemas.health import FreezeBody, FreezeStatus
 from floom_git.services import freeze, sync
-from floom_git.services.actor import SYSTEM
 from floom_git.services.run_records import RunStore
 from floom_git.services.workspaces import Workspace
-from floom_git.storage.repo import MAIN, RUNS
 
 ACTIVE = ("queued", "running")
 
@@ -29,11 +27,7 @@ async def _status(request: web.Request, ws: Workspace) -> FreezeStatus:
         await store.flush()  # the records of runs that ended are committed (and so mirrored)
     active = sum(1 for r in list(store.live.values()) if r.status in ACTIVE)
     mirror = request.app[MIRROR].states().get(ws.id)
-    refs = {}
-    for ref in (MAIN, RUNS):
-        tip = ws.repo.tip(ref)
-        if tip is not None:
-            refs[ref] = str(tip.id)
+    refs = freeze.tips(ws)
     mirrored = bool(mirror is not None and mirror.enabled and not mirror.pending
                     and mirror.pushed == refs)
     since = (dt.datetime.fromtimestamp(state.since, dt.UTC).isoformat(timespec="seconds")
@@ -53,10 +47,7 @@ async def put_freeze(request: web.Request) -> web.Response:
     ws = workspace(request)
     body = await wire.decode_optional(request, FreezeBody, settings(request).max_json_bytes)
     await asyncio.to_thread(freeze.freeze, ws, body.reason or "")
-    # Every write queued before the freeze has landed (or been refused) once this no-op has
-    # gone through the writer (in order; on floom/runs, which the freeze leaves open); nothing
-    # reaches main after it.
-    await ws.writer.write(lambda repo: None, SYSTEM.signature, ref=RUNS)
+    await freeze.drain(ws)
     return wire.json(await _status(request, ws))
 
 
@@ -66,20 +57,3 @@ async def delete_freeze(request: web.Request) -> web.Response:
     if settings(request).watch:
         await sync.reconcile(ws)  # on-disk edits made while frozen
     return wire.json(await _status(request, ws))
-
-
-def routes() -> list:
-    from floom_git.http.routes import Route
-
-    extra = {"workspace_param": "id", "while_frozen": True}
-    doc = "Freeze a workspace for a move: every write answers 503 with Retry-After until unfrozen"
-    return [
-        Route("GET", "/workspaces/{id}/freeze", get_freeze, "owner",
-              "Whether the workspace is frozen and ready to move (no active run, fully mirrored)",
-              "workspaces", response=FreezeStatus, extra=extra),
-        Route("POST", "/workspaces/{id}/freeze", put_freeze, "owner", doc, "workspaces",
-              body=FreezeBody, response=FreezeStatus, extra={**extra, "body_optional": True}),
-        Route("DELETE", "/workspaces/{id}/freeze", delete_freeze, "owner",
-              "Unfreeze: writes are accepted again (on-disk edits made meanwhile are committed)",
-              "workspaces", response=FreezeStatus, extra=extra),
-    ]

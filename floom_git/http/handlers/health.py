@@ -11,7 +11,7 @@ import shutil
 from aiohttp import web
 
 from floom_git.http import wire
-from floom_git.http.keys import ACTOR, MANAGER, SETTINGS
+from floom_git.http.keys import ACTOR, ENGINE, MANAGER, MIRROR, SCHEDULER, SETTINGS
 from floom_git.http.selection import OpsScope, ops_scope
 from floom_git.schemas.health import (
     DiskCheck,
@@ -22,9 +22,7 @@ from floom_git.schemas.health import (
 )
 from floom_git.schemas.repo_health import RepositoriesCheck, SchedulerCheck
 from floom_git.services import repo_health
-from floom_git.services.mirror import Mirror
 
-MIRROR = web.AppKey("mirror", Mirror)
 GB = 1024**3
 
 
@@ -44,8 +42,6 @@ def _disk(request: web.Request) -> DiskCheck:
 
 def _repositories_and_scheduler(request: web.Request, scope: OpsScope
                                 ) -> tuple[RepositoriesCheck, SchedulerCheck]:
-    from floom_git.http.handlers.runs import SCHEDULER
-
     settings, manager = request.app[SETTINGS], request.app[MANAGER]
     spaces = [ws for ws in manager.all() if ws.id in scope.workspaces]
     # a fenced workspace has no membership to check against: server admins see it
@@ -57,8 +53,6 @@ def _repositories_and_scheduler(request: web.Request, scope: OpsScope
 
 
 def _sandbox(request: web.Request) -> SandboxCheck:
-    from floom_git.http.handlers.runs import ENGINE
-
     executor = request.app[ENGINE].executor
     if executor.sandbox is None:
         return SandboxCheck(ok=False, mode="none",
@@ -84,20 +78,3 @@ async def details(request: web.Request) -> web.Response:
     healthy = (disk is None or disk.ok) and mirror_ok and repos.ok and scheduler.ok and sandbox.ok
     return wire.json(HealthDetails(status="ok" if healthy else "degraded", checked_at=now,
                                    checks=checks))
-
-
-def routes() -> list:
-    from floom_git.http.routes import Route
-
-    return [
-        Route(
-            "GET",
-            "/health/details",
-            details,
-            "ops",
-            "Disk space (server admins), run sandbox, and the mirror, repository and scheduler "
-            "state of each workspace you administer",
-            "system",
-            response=HealthDetails,
-        ),
-    ]

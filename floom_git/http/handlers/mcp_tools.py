@@ -30,24 +30,5 @@ async def update_tool(request: web.Request) -> web.Response:
 
 
 async def delete_tool(request: web.Request) -> web.Response:
-    return wire.json(await mcp_tools.delete(workspace(request), actor(request), request.match_info["id"]))
-
-
-def routes() -> list:
-    from floom_git.http.routes import Route
-    from floom_git.schemas.api import Deleted
-    from floom_git.schemas.tools import ToolOut
-
-    t = "mcp"
-    worker = {"validates": "worker_id must name a worker of the workspace"}
-    return [
-        Route("GET", "/mcp-tools", list_tools, "read",
-              "Workers exposed as MCP tools (workspace-tools.yml)", t, response=list[ToolOut]),
-        Route("POST", "/mcp-tools", create_tool, "write", "Expose a worker as an MCP tool", t,
-              body=ToolCreate, response=ToolOut, status=201, extra=worker),
-        Route("PUT", "/mcp-tools/{id}", update_tool, "write",
-              "Change a tool's name, worker or description", t, body=ToolUpdate, response=ToolOut,
-              extra=worker),
-        Route("DELETE", "/mcp-tools/{id}", delete_tool, "write", "Remove a tool", t,
-              response=Deleted),
-    ]
+    return wire.json(await mcp_tools.delete(workspace(request), actor(request),
+                                            request.match_info["id"]))

@@ -12,8 +12,8 @@ from floom_git.http.handlers.auth import SMALL_BODY, identity
 from floom_git.http.handlers.common import actor, workspace
 from floom_git.schemas.api import Deleted
 from floom_git.schemas.identity import MemberInvite, MemberList, MemberOut, MemberRoleIn
+from floom_git.schemas.rows import MemberRow, UserRow
 from floom_git.services.tenancy import iso
-from floom_git.storage.system_store import MemberRow, UserRow
 
 
 def member_out(ws_id: str, row: MemberRow, user: UserRow | None) -> MemberOut:

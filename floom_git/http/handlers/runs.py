@@ -1,12 +1,11 @@
 """Runs and approvals routes: trigger, list, detail, cancel, logs, SSE streams, downloads,
-approve/reject. `install(app)` wires the run engine, scheduler and alert notifier into the app."""
+approve/reject."""
 
 from __future__ import annotations
 
 import asyncio
 import io
 import zipfile
-from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
 import msgspec
@@ -15,26 +14,12 @@ from aiohttp import web
 from floom_git.errors import InvalidInput
 from floom_git.http import content, sse, wire
 from floom_git.http.handlers.common import actor, settings, workspace
-from floom_git.http.handlers.executor_api import REMOTE_RUNS
-from floom_git.http.keys import AUTH, MANAGER, SECRETS, SETTINGS
-from floom_git.runtime.alerts import Notifier
-from floom_git.runtime.queue import RunEngine
-from floom_git.runtime.remote_runs import RemoteRuns
-from floom_git.runtime.scheduler import Scheduler
+from floom_git.http.keys import ENGINE
 from floom_git.schemas import run as schema
 from floom_git.services import approvals, runs
-from floom_git.services.alerts import AlertStore
 from floom_git.services.run_records import RunStore
-from floom_git.services.stars import StarStore
-from floom_git.services.webhooks import WebhookStore
 from floom_git.services.workspaces import Workspace
 
-ENGINE = web.AppKey("run_engine", RunEngine)
-SCHEDULER = web.AppKey("run_scheduler", Scheduler)
-NOTIFIER = web.AppKey("alert_notifier", Notifier)
-WEBHOOKS = web.AppKey("webhook_store", WebhookStore)
-ALERTS = web.AppKey("alert_store", AlertStore)
-STARS = web.AppKey("star_store", StarStore)
 STATUS_LIST = "(" + "|".join(schema.STATUSES) + ")"
 CURSOR = "before_id goes only with before_created_at"
 RUN_FILTERS = (  # the query of GET /runs and /runs/export.csv
@@ -49,40 +34,6 @@ RUN_FILTERS = (  # the query of GET /runs and /runs/export.csv
 LOG_TYPES = ("application/x-ndjson", "application/json")
 LOG_FIELDS = ("seq", "level", "message", "timestamp", "event")  # a /logs/stream frame  # the seed's NDJSON unless JSON is asked
 T = TypeVar("T")
-
-
-def install(app: web.Application) -> None:
-    """Create the run engine and its companions; start and stop them with the app."""
-    cfg = app[SETTINGS]
-    engine = RunEngine(cfg, app[MANAGER], app[SECRETS])
-    app[REMOTE_RUNS] = RemoteRuns(cfg.run_max_artifact_bytes)
-    if cfg.executor == "celery":
-        from floom_git.runtime.celery_executor import CeleryExecutor
-
-        tokens = app[AUTH].run_tokens
-        assert tokens is not None
-        engine.backend = CeleryExecutor(cfg, app[REMOTE_RUNS], tokens)
-    alerts = AlertStore(cfg.system_dir)
-    notifier = Notifier(cfg, alerts)
-    engine.on_finished.append(notifier.notify)
-    app[ENGINE] = engine
-    app[SCHEDULER] = Scheduler(cfg, app[MANAGER], engine)
-    app[NOTIFIER] = notifier
-    app[ALERTS] = alerts
-    app[WEBHOOKS] = WebhookStore(cfg.system_dir)
-    app[STARS] = StarStore(cfg.system_dir)
-    app.cleanup_ctx.append(_engine_ctx)
-
-
-async def _engine_ctx(app: web.Application) -> AsyncIterator[None]:
-    engine, scheduler, notifier = app[ENGINE], app[SCHEDULER], app[NOTIFIER]
-    await engine.start()
-    if app[SETTINGS].scheduler:
-        scheduler.start()
-    yield
-    await scheduler.stop()
-    await engine.stop()
-    await notifier.close()
 
 
 def webhook_url(request: web.Request, worker_id: str, token: str) -> str:
@@ -195,7 +146,7 @@ async def run_events(request: web.Request) -> web.StreamResponse:
     ws = await attached(request)
     rid = request.match_info["id"]
 
-    def frames(events: list[tuple[int, dict]], record: schema.RunRecord) -> tuple[list[sse.Frame], bool]:
+    def frames(events: list[tuple[int, dict[str, Any]]], record: schema.RunRecord) -> tuple[list[sse.Frame], bool]:
         out = [sse.Frame(seq, data) for seq, data in events]
         done = record.status in schema.TERMINAL
         if done:
@@ -211,7 +162,7 @@ async def run_log_stream(request: web.Request) -> web.StreamResponse:
     ws = await attached(request)
     rid = request.match_info["id"]
 
-    def frames(events: list[tuple[int, dict]], record: schema.RunRecord) -> tuple[list[sse.Frame], bool]:
+    def frames(events: list[tuple[int, dict[str, Any]]], record: schema.RunRecord) -> tuple[list[sse.Frame], bool]:
         out = [sse.Frame(seq, {k: data[k] for k in LOG_FIELDS if k in data})
                for seq, data in events if data["type"] == "log"]
         if record.ended:
@@ -243,7 +194,7 @@ async def run_parts(request: web.Request) -> web.StreamResponse:
     ws = await attached(request)
     rid = request.match_info["id"]
 
-    def frames(events: list[tuple[int, dict]], record: schema.RunRecord) -> tuple[list[sse.Frame], bool]:
+    def frames(events: list[tuple[int, dict[str, Any]]], record: schema.RunRecord) -> tuple[list[sse.Frame], bool]:
         out = []
         for seq, data in events:
             part = _agent_part(data)
@@ -345,64 +296,3 @@ async def list_approvals(request: web.Request) -> web.Response:
 async def count_approvals(request: web.Request) -> web.Response:
     ws = await attached(request)
     return wire.json(schema.ApprovalCount(pending=approvals.pending_count(ws)))
-
-
-def routes() -> list:
-    from floom_git.http.routes import OFFSET, PAGE, Route, limit
-
-    r, a = "runs", "approvals"
-    levels = {"enum": list(schema.LEVELS)}
-    optional_body = {"body_optional": True}  # an empty body means the defaults
-    run_filters = (limit("page size (default 50, at most 200)"), OFFSET) + RUN_FILTERS
-    resume = (("last_event_id", "integer", "resume after this event id (or Last-Event-ID)",
-               {"minimum": 0}),)
-    return [
-        Route("POST", "/workers/{id}/runs", create_run, "write", "Trigger a run", r,
-              body=schema.RunCreate, response=schema.RunCreated,
-              extra={**optional_body, "validates": "inputs must fit the worker's declared inputs"}),
-        Route("GET", "/runs", list_runs, "read", "List runs (X-Total-Count)", r,
-              response=list[schema.RunSummary], query=run_filters,
-              extra={"validates": CURSOR, "total_count": True}),
-        Route("GET", "/runs/{id}", get_run, "read", "Run detail", r, response=schema.RunDetail),
-        Route("POST", "/runs/{id}/cancel", cancel_run, "write", "Cancel a queued or running run", r,
-              response=schema.CancelResult),
-        Route("GET", "/runs/{id}/logs", run_logs, "read",
-              "Run logs: NDJSON, or a JSON array with Accept: application/json", r,
-              content_type="application/x-ndjson",
-              extra={"also": {"application/json": list[schema.LogLine]}},
-              query=(("level", "string", "minimum level", levels),
-                     limit("at most this many lines (default 1000, at most 100000)"))),
-        Route("GET", "/runs/{id}/events", run_events, "read",
-              "SSE: status, log, approval_decided and close events (an agent run's also "
-              "turn_start, text_delta and tool_call_start as they happen)", r,
-              content_type="text/event-stream", query=resume),
-        Route("GET", "/runs/{id}/logs/stream", run_log_stream, "read", "SSE: log lines", r,
-              content_type="text/event-stream", query=resume),
-        Route("GET", "/runs/{id}/stream", run_parts, "read",
-              "SSE: run parts (step-start, text, text-delta, tool-call, tool-result, finish)",
-              r, content_type="text/event-stream", query=resume),
-        Route("GET", "/runs/{id}/download", download_run, "read", "The run as a ZIP", r,
-              content_type="application/zip"),
-        Route("GET", "/runs/{id}/artifacts/{artifact_id}/download", download_artifact, "read",
-              "Download one artifact", r, content_type="application/octet-stream"),
-        Route("POST", "/runs/{id}/approve", approve_run, "write",
-              "Approve a pending run (starts the follow-up run; an agent's own run resumes)", a, body=schema.ApproveBody,
-              response=schema.Decision, extra=optional_body),
-        Route("POST", "/runs/{id}/reject", reject_run, "write",
-              "Reject a pending run (it fails; an agent's run resumes, told why)", a,
-              body=schema.RejectBody, response=schema.Decision, extra=optional_body),
-        Route("GET", "/approvals", list_approvals, "read", "List approvals (default: pending)", a,
-              response=list[schema.ApprovalOut], extra={"total_count": True},
-              query=PAGE + (("status", "string", "default pending",
-                             {"enum": ["pending", "approved", "rejected", "expired", "cancelled",
-                                       "all"]}),
-                            ("run_id", "string", "only this run's approval"))),
-        Route("GET", "/approvals/count", count_approvals, "read", "Count pending approvals", a,
-              response=schema.ApprovalCount),
-        Route("POST", "/approvals/{approval_id}/approve", approve_by_id, "write",
-              "Approve by approval id", a, body=schema.ApproveBody, response=schema.Decision,
-              extra=optional_body),
-        Route("POST", "/approvals/{approval_id}/reject", reject_by_id, "write",
-              "Reject by approval id", a, body=schema.RejectBody, response=schema.Decision,
-              extra=optional_body),
-    ]

@@ -6,13 +6,13 @@ import asyncio
 
 from aiohttp import web
 
+from floom_git import paths
 from floom_git.errors import NotFound
 from floom_git.http import wire
 from floom_git.http.handlers.common import actor, settings, workspace
 from floom_git.http.keys import MANAGER
 from floom_git.schemas.sharing import ImportFromShare, ShareLink, ShareLinkCreate, ShareRevoked
 from floom_git.services import sharing
-from floom_git.storage import paths
 
 
 def _store(request: web.Request) -> sharing.ShareStore:
@@ -45,7 +45,8 @@ async def revoke_links(request: web.Request) -> web.Response:
 
 async def public_worker(request: web.Request) -> web.Response:
     token = request.query.get("token", "")
-    view = await asyncio.to_thread(sharing.public_worker, request.app[MANAGER], _store(request), token,
+    view = await asyncio.to_thread(sharing.public_worker, request.app[MANAGER], _store(request),
+                                   token,
                                    request.match_info["id"])
     return wire.json(view)
 
@@ -61,25 +62,3 @@ async def import_from_share(request: web.Request) -> web.Response:
     result = await sharing.import_from_share(request.app[MANAGER], _store(request), workspace(request),
                                              actor(request), body.token)
     return wire.json(result, 201)
-
-
-def routes() -> list:
-    from floom_git.http.routes import Route
-    from floom_git.schemas.sharing import PublicWorker, ShareImported
-
-    tag = "sharing"
-    return [
-        Route("POST", "/workers/import-from-share", import_from_share, "write",
-              "Copy a shared worker into this workspace (a taken id gets -2, -3...)", tag,
-              body=ImportFromShare, response=ShareImported, status=201),
-        Route("POST", "/workers/{id}/share-link", create_link, "write",
-              "Create a public read-only share link (the token is shown once)", tag,
-              body=ShareLinkCreate, response=ShareLink, status=201, extra={"body_optional": True}),
-        Route("DELETE", "/workers/{id}/share-link", revoke_links, "write",
-              "Revoke every share link of this worker", tag, response=ShareRevoked),
-        Route("GET", "/workers/public/{id}", public_worker, "public",
-              "Public view of a shared worker (manifest and files, no secrets)", tag,
-              response=PublicWorker, query=(("token", "string", "the share token (fls_...)"),)),
-        Route("GET", "/s/{token}", public_by_token, "public", "Resolve a share link", tag,
-              response=PublicWorker),
-    ]

@@ -14,10 +14,10 @@ from floom_git.http.handlers.auth import SMALL_BODY, identity, require_user
 from floom_git.http.handlers.common import actor, workspace
 from floom_git.http.keys import MANAGER
 from floom_git.schemas.identity import TokenCreate, TokenCreated, TokenOut
+from floom_git.schemas.rows import TokenRow
 from floom_git.services.auth import Principal
 from floom_git.services.identity.grants import UNLIMITED, Grant, derive
 from floom_git.services.tenancy import iso
-from floom_git.storage.system_store import TokenRow
 
 PERSONAL = ("personal", "cli")
 

@@ -9,7 +9,8 @@ from aiohttp import web
 
 from floom_git.http import content, wire
 from floom_git.http.handlers.common import actor, settings
-from floom_git.http.handlers.runs import STARS, WEBHOOKS, attached, webhook_url
+from floom_git.http.handlers.runs import attached, webhook_url
+from floom_git.http.keys import STARS, WEBHOOKS
 from floom_git.schemas.api import WorkerCreate, WorkerFilesPut, WorkerVisibility
 from floom_git.schemas.run import WorkerPatch
 from floom_git.services import worker_views, workers

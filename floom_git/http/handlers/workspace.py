@@ -6,13 +6,13 @@ import asyncio
 
 from aiohttp import web
 
+from floom_git import paths
 from floom_git.errors import InvalidInput
 from floom_git.http import wire
 from floom_git.http.content import user_file
 from floom_git.http.handlers.common import actor, settings, workspace
 from floom_git.schemas.api import WorkspacePut
 from floom_git.services import instructions
-from floom_git.storage import paths
 
 
 async def get_instructions(request: web.Request) -> web.Response:
@@ -44,7 +44,8 @@ async def list_versions(request: web.Request) -> web.Response:
 
 
 async def get_version(request: web.Request) -> web.Response:
-    doc = await asyncio.to_thread(instructions.version, workspace(request), request.match_info["sha"])
+    doc = await asyncio.to_thread(instructions.version, workspace(request),
+                                  request.match_info["sha"])
     return wire.json(doc)
 
 

@@ -20,7 +20,8 @@ from floom_git.services.workspaces import Workspace
 
 def _out(ws: Workspace, role: str | None, active: bool, sha: str | None = None) -> WorkspaceOut:
     name, description = tenancy.describe(ws)
-    return WorkspaceOut(id=ws.id, name=name, description=description, role=role, active=active, sha=sha)
+    return WorkspaceOut(id=ws.id, name=name, description=description, role=role, active=active,
+                        sha=sha)
 
 
 async def list_workspaces(request: web.Request) -> web.Response:

@@ -4,6 +4,7 @@ sessions, magic links, device codes and memberships, over one SystemStore and on
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,10 +39,10 @@ class Identity:
         self.devices = Devices(self.store, keyed, lifetimes.device_code_seconds)
         self.members = Members(self.store)
 
-    def set_clock(self, now: object) -> None:
+    def set_clock(self, now: Callable[[], float]) -> None:
         """Use another clock everywhere (tests move time forward instead of sleeping)."""
         for part in (self.tokens, self.sessions, self.magic, self.devices, self.members):
-            part.now = now  # type: ignore[attr-defined]
+            part.now = now
 
     def reset_clock(self) -> None:
         self.set_clock(time.time)

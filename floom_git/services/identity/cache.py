@@ -7,22 +7,23 @@ from __future__ import annotations
 
 import time
 from collections.abc import Hashable
-from typing import Any
+from typing import Generic, TypeVar
 
 from floom_git.storage.system_store import SystemStore
 
 SECONDS = 5.0
 SIZE = 4096
+V = TypeVar("V")
 
 
-class ReadCache:
+class ReadCache(Generic[V]):
     def __init__(self, store: SystemStore, seconds: float = SECONDS, size: int = SIZE) -> None:
         self._store = store
         self._seconds = seconds
         self._size = size
-        self._entries: dict[Hashable, tuple[Any, int, float]] = {}
+        self._entries: dict[Hashable, tuple[V, int, float]] = {}
 
-    def get(self, key: Hashable) -> Any:
+    def get(self, key: Hashable) -> V | None:
         """The cached value, or None when absent, stale or invalidated by a write."""
         entry = self._entries.get(key)
         if entry is None:
@@ -33,7 +34,7 @@ class ReadCache:
             return None
         return value
 
-    def put(self, key: Hashable, value: Any) -> Any:
+    def put(self, key: Hashable, value: V) -> V:
         if len(self._entries) >= self._size:
             self._entries.clear()
         self._entries[key] = (value, self._store.generation, time.monotonic() + self._seconds)

@@ -6,9 +6,10 @@ from __future__ import annotations
 import time
 
 from floom_git.errors import Conflict, Forbidden, InvalidInput, NotFound
+from floom_git.schemas.rows import MemberRow, UserRow
 from floom_git.services.actor import ROLES
 from floom_git.services.identity.users import check_email
-from floom_git.storage.system_store import MemberRow, SystemStore, UserRow
+from floom_git.storage.system_store import SystemStore
 
 
 def check_role(role: str, field: str = "role") -> str:

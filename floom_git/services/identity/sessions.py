@@ -13,9 +13,10 @@ import secrets
 import time
 
 from floom_git.errors import Forbidden, InvalidInput, Unauthenticated
+from floom_git.schemas.rows import SessionRow
 from floom_git.services.identity.cache import ReadCache
 from floom_git.services.identity.grants import UNLIMITED, Grant, earliest
-from floom_git.storage.system_store import SessionRow, SystemStore
+from floom_git.storage.system_store import SystemStore
 
 USER_CODE_ALPHABET = "BCDFGHJKLMNPQRSTVWXZ"  # no vowels (no words), no look-alikes
 MAX_MAGIC_LEN = 512
@@ -27,6 +28,13 @@ def _b64(data: bytes) -> str:
 
 def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class AuthorizationPending(InvalidInput):
+    """A device code nobody has approved yet: the client polls again (RFC 8628's
+    authorization_pending, as a 400)."""
+
+    code = "authorization_pending"
 
 
 class Keyed:
@@ -44,7 +52,7 @@ class Sessions:
         self.store = store
         self._keyed = keyed
         self.ttl = ttl_seconds
-        self._cache = ReadCache(store)
+        self._cache: ReadCache[SessionRow] = ReadCache(store)
         self.now = time.time
 
     def create(self, user_id: str, grant: Grant = UNLIMITED) -> str:
@@ -185,6 +193,7 @@ class Devices:
         if row.expires_at < self.now():
             raise InvalidInput("device_code: expired; start the sign-in again")
         if row.status == "pending":
-            raise InvalidInput("device_code: authorization pending; approve the user code first")
+            raise AuthorizationPending("device_code: authorization pending; approve the user "
+                                       "code first")
         assert row.user_id is not None
         return row.user_id, Grant(row.role_cap, row.limit_at, row.workspace_id)

@@ -12,8 +12,9 @@ import time
 from dataclasses import replace
 
 from floom_git.errors import InvalidInput, NotFound, Unauthenticated
+from floom_git.schemas.rows import TokenRow
 from floom_git.services.identity.cache import ReadCache
-from floom_git.storage.system_store import SystemStore, TokenRow
+from floom_git.storage.system_store import SystemStore
 
 PREFIX = "floom_"
 KINDS = ("personal", "cli", "workspace")
@@ -32,7 +33,7 @@ class Tokens:
         self._pepper = pepper
         self._used: dict[str, float] = {}
         self._used_lock = threading.Lock()
-        self._cache = ReadCache(store)
+        self._cache: ReadCache[TokenRow] = ReadCache(store)
         self.now = time.time
 
     def digest(self, value: str) -> bytes:

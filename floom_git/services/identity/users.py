@@ -8,8 +8,9 @@ import sqlite3
 import time
 
 from floom_git.errors import Conflict, InvalidInput, NotFound, Unauthenticated
+from floom_git.schemas.rows import UserRow
 from floom_git.services.identity.passwords import Passwords
-from floom_git.storage.system_store import SystemStore, UserRow
+from floom_git.storage.system_store import SystemStore
 
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}\Z")
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}\Z")

@@ -1,5 +1,5 @@
 """The route-table entries of identity and tenancy: sign-in, tokens, the device flow, workspaces,
-members and secrets. `routes()` is appended to routes.ROUTES.
+members and secrets.
 
 `perm` "user" means any authenticated caller, without a workspace check; `extra` carries
 `workspace_param` (authorize against that path parameter instead of the selected workspace)
@@ -8,9 +8,8 @@ and `rate` (the rate-limit bucket; GET routes answering a list are in "list" by 
 
 from __future__ import annotations
 
-from typing import Any
-
 from floom_git.http.handlers import auth, members, secrets, tokens, workspaces_api
+from floom_git.http.route import Route
 from floom_git.schemas import identity as s
 from floom_git.schemas.api import Deleted
 
@@ -22,9 +21,7 @@ ON_PATH = {"workspace_param": "id"}
 PENDING_CODE = "the user code must name a device sign-in that is still pending"
 
 
-def routes() -> list[Any]:
-    from floom_git.http.routes import Route
-
+def access_routes() -> list[Route]:
     return [
         # sign-in and sessions
         Route("POST", "/auth/login", auth.login, "public",
@@ -41,7 +38,8 @@ def routes() -> list[Any]:
         Route("GET", "/auth/magic/{token}", auth.magic_consume, "public",
               "Use a magic link: starts a session", A, response=s.SessionOut,
               extra={"rate": "auth", "errors": (401,)}),
-        Route("GET", "/auth/me", auth.me, "user", "Who you are, the active workspace and your role", A,
+        Route("GET", "/auth/me", auth.me, "user",
+              "Who you are, the active workspace and your role", A,
               response=s.Me),
         # personal and workspace tokens
         Route("GET", "/auth/tokens", tokens.list_personal, "user", "Your personal tokens", T,
@@ -66,12 +64,14 @@ def routes() -> list[Any]:
               "Approve a device's user code as yourself", A, body=s.DeviceDecision,
               response=s.Done, extra={"rate": "auth", "validates": PENDING_CODE}),
         Route("POST", "/cli-auth/deny", auth.device_deny, "user", "Deny a device's user code", A,
-              body=s.DeviceDecision, response=s.Done, extra={"rate": "auth", "validates": PENDING_CODE}),
+              body=s.DeviceDecision, response=s.Done,
+              extra={"rate": "auth", "validates": PENDING_CODE}),
         Route("POST", "/auth/cli-exchange", auth.cli_exchange, "public",
               "Exchange an approved device code for a token (once)", A, body=s.DeviceExchange,
               response=s.DeviceToken,
               extra={"rate": "poll", "errors": (403,),
-                     "validates": "400 while the code is unknown, pending, expired or used "
+                     "validates": "400 while the code is unknown, pending (code "
+                                  "authorization_pending: poll again), expired or used "
                                   "(RFC 8628 polling)"}),
         # workspaces and members
         Route("GET", "/workspaces", workspaces_api.list_workspaces, "user",
@@ -90,9 +90,11 @@ def routes() -> list[Any]:
               "Delete a workspace and its repository (not `default`)", WS, response=Deleted,
               extra=ON_PATH),
         Route("POST", "/workspaces/{id}/select", workspaces_api.select_workspace, "read",
-              "Make this the active workspace (cookie floom_workspace)", WS, response=s.WorkspaceOut,
+              "Make this the active workspace (cookie floom_workspace)", WS,
+              response=s.WorkspaceOut,
               extra=ON_PATH),
-        Route("GET", "/workspaces/{id}/members", members.list_members, "read", "Members and invites",
+        Route("GET", "/workspaces/{id}/members", members.list_members, "read",
+              "Members and invites",
               WS, response=s.MemberList, extra=ON_PATH),
         Route("POST", "/workspaces/{id}/members/invite", members.invite, "admin",
               "Invite by email (pending until that person signs in)", WS, body=s.MemberInvite,

@@ -34,7 +34,8 @@ def load_yaml(data: bytes | str, *, where: str) -> Any:
         try:
             data = data.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise InvalidInput(f"{where}: not valid UTF-8 ({exc.reason} at byte {exc.start})")
+            raise InvalidInput(
+                f"{where}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
     try:
         depth = 0
         for event in yaml.parse(data, Loader=_Loader):
