@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from floom_git.http.app import create_app
-from floom_git.http.keys import IDENTITY, MANAGER
+from floom_git.http.keys import IDENTITY, LIMITER, MANAGER
 from tests.conftest import SECRET
 
 
@@ -41,6 +41,7 @@ async def test_probing_workspaces_without_credentials_is_one_answer(anon, method
 @pytest.fixture
 async def limited(aiohttp_client, settings):
     app = create_app(settings.replace(rate_auth_fail_per_minute=30))
+    app[LIMITER].clock = lambda: 1_000.0  # no refill while the test runs, however slow the machine
     return await aiohttp_client(app)
 
 
