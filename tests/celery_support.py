@@ -123,7 +123,10 @@ def home_settings(data: Path, broker: str, key: str, queue: str, port: int,
         rate_list_per_minute=0, rate_auth_per_minute=0, rate_login_per_minute=0,
         rate_auth_fail_per_minute=0, executor="celery", celery_broker=broker,
         celery_queue=queue, executor_key=key, home_url=f"http://127.0.0.1:{port}",
-        executor_heartbeat_seconds=0.5, executor_lost_seconds=5.0, max_concurrent_runs=64)
+        executor_heartbeat_seconds=0.5, max_concurrent_runs=64,
+        # Generous: a busy machine can hold a heartbeat back; the tests that kill an executor
+        # pass their own, shorter window.
+        executor_lost_seconds=30.0)
     values.update(extra)
     return Settings(**values)  # type: ignore[arg-type]
 

@@ -252,7 +252,7 @@ async def lonely(aiohttp_client, tmp_path, redis):
     executors = Executors(tmp_path / "ex", redis.url, KEY, queue)
     executors.start(2, concurrency=2)
     home = await home_node(aiohttp_client, home_settings(tmp_path / "home", redis.url, KEY, queue,
-                                                         free_port()))
+                                                         free_port(), executor_lost_seconds=5.0))
     yield home, executors
     executors.stop()
 
