@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 from prometheus_client import (
@@ -28,11 +27,9 @@ from prometheus_client.registry import Collector
 
 from floom_git.http.keys import ACTOR, MANAGER
 from floom_git.http.selection import OpsScope, ops_scope
+from floom_git.services.moves import Moved
 from floom_git.services.run_records import RunStore
 from floom_git.services.workspaces import Workspace
-
-if TYPE_CHECKING:
-    from floom_git.storage.repo import CommitResult
 
 # Route latencies span ~1 ms reads to multi-second pushes and clones.
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -67,12 +64,15 @@ class Metrics:
 
     # -- workspaces ------------------------------------------------------------------------------
     def opened(self, ws: Workspace) -> None:
-        """Count the workspace's commits (writer listener) and pushes (its event bus)."""
+        """Count the workspace's commits and pushes (its move pipeline) and events (its bus)."""
 
-        def on_commit(result: CommitResult, ref: str) -> None:
-            self.commits.labels(ws.id, ref.removeprefix("refs/heads/")).inc()
+        def on_moved(move: Moved) -> None:
+            if move.source == "push":
+                self.pushes.labels(ws.id).inc()
+            else:
+                self.commits.labels(ws.id, move.ref.removeprefix("refs/heads/")).inc()
 
-        ws.writer.listeners.append(on_commit)
+        ws.moves.subscribers.append(on_moved)
         loop = self._loop
         if loop is not None and not loop.is_closed():  # opened from worker threads too
             loop.call_soon_threadsafe(self._follow, ws)
@@ -103,8 +103,6 @@ class Metrics:
             events, _complete = ws.events.since(seen)
             for event in events:
                 self.events.labels(ws.id, event.type).inc()
-                if event.type == "push":
-                    self.pushes.labels(ws.id).inc()
                 seen = event.seq
 
     async def start(self) -> None:

@@ -284,7 +284,7 @@ class Mirror:
             return
         mirror = _WorkspaceMirror(ws.id, ws.path, url, self.settings)
         self._mirrors[ws.id] = mirror
-        ws.writer.released.append(mirror.wake.set)
+        ws.moves.subscribers.append(lambda _move: mirror.wake.set())
         mirror.task = asyncio.get_running_loop().create_task(mirror.run())
 
     def states(self) -> dict[str, MirrorStatus]:

@@ -22,11 +22,14 @@ from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
+import pygit2
+
 from floom_git.config import Settings
 from floom_git.errors import Conflict, FloomError, InvalidInput, NotFound, Unavailable
 from floom_git.services import freeze, mirror
 from floom_git.services.actor import SYSTEM, Actor
 from floom_git.services.events import EventBus
+from floom_git.services.moves import Moved, Moves
 from floom_git.services.registry import WorkerRegistry
 from floom_git.storage import history, paths, private
 from floom_git.storage.codec import dump_yaml, load_yaml, set_top_level
@@ -51,6 +54,7 @@ class Workspace:
     events: EventBus
     settings: Settings
     uid: str  # internal id, never reused (see the module docstring)
+    moves: Moves  # after a branch moved: reload, event, subscribers (services/moves.py)
     # Names of the secrets set for this workspace (values never leave the secret store).
     secret_names: Callable[[], Collection[str]] = lambda: ()
 
@@ -58,12 +62,15 @@ class Workspace:
     def path(self) -> Path:
         return self.repo.path
 
+    async def _landed(self, commits: list[tuple[CommitResult, str, pygit2.Signature]]) -> None:
+        """The writer's commits, into the move pipeline. A sync's commit is announced by the
+        sync itself (it also says what it left on disk)."""
+        await self.moves.landed([
+            Moved("api", r.parent, r.sha, list(r.files), author.email, ref, paths=list(r.paths))
+            for r, ref, author in commits if not (ref == MAIN and r.from_disk)
+        ])
+
     def _on_commit(self, result: CommitResult, ref: str) -> None:
-        if ref.endswith("/main"):
-            ids = self.workers.reload_paths(result.files)
-            self.events.emit(
-                "commit", sha=result.sha, ref="main", paths=list(result.paths), workers=sorted(ids)
-            )
         if self.writer.commits % COMMIT_GRAPH_EVERY == 0:
             # Packing loose objects and refreshing the commit-graph (fast path history) take
             # repository locks, so they run under the writer lock, in the background.
@@ -193,9 +200,11 @@ class WorkspaceManager:
             _write_uid(path, uid)
         repo = WorkspaceRepo(path)
         repo.recover()
-        ws = Workspace(ws_id, repo, Writer(repo), WorkerRegistry(repo), EventBus(), self.settings,
-                       uid=uid, secret_names=lambda: self.secret_names(uid))
+        workers, events = WorkerRegistry(repo), EventBus()
+        ws = Workspace(ws_id, repo, Writer(repo), workers, events, self.settings, uid=uid,
+                       moves=Moves(workers, events), secret_names=lambda: self.secret_names(uid))
         ws.writer.listeners.append(ws._on_commit)
+        ws.writer.landed = ws._landed
         ws.writer.gate = lambda ref: freeze.check_writable(ws) if ref == MAIN else None
         ws.workers.reload_all()
         self._spaces[ws_id] = ws

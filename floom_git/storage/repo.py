@@ -71,6 +71,8 @@ class CommitResult:
     # Paths where the disk does not hold the commit: an edit a person saved while it was made
     # (left alone, committed on top by the next sync), or a sync that failed and is redone.
     unsynced: tuple[str, ...] = ()
+    parent: str | None = None  # the tip the commit was made on
+    from_disk: bool = False  # the changeset was an on-disk edit being synced
 
     @property
     def short(self) -> str | None:
@@ -244,7 +246,8 @@ class WorkspaceRepo:
             unsynced = self._sync_landed(base_tree, new_tree, files, str(oid),
                                          write=not changeset.from_disk)
         return CommitResult(str(oid), tuple(changes), changeset.result, tuple(files),
-                            tuple(unsynced))
+                            tuple(unsynced), str(parent.id) if parent else None,
+                            changeset.from_disk)
 
     @contextlib.contextmanager
     def grouped(self) -> Iterator[_Group]:
