@@ -28,7 +28,6 @@ from prometheus_client.registry import Collector
 from floom_git.http.keys import ACTOR, MANAGER
 from floom_git.http.selection import OpsScope, ops_scope
 from floom_git.services.moves import Moved
-from floom_git.services.run_records import RunStore
 from floom_git.services.workspaces import Workspace
 
 # Route latencies span ~1 ms reads to multi-second pushes and clones.
@@ -161,7 +160,7 @@ class _StateCollector(Collector):
 
         runs = GaugeMetricFamily("floom_runs", "Runs by status", labels=["workspace", "status"])
         for ws in spaces:
-            store = RunStore.of(ws)
+            store = ws.runs
             if store.loaded and not store.complete:
                 continue  # a cold start is still reading its records: no series, not wrong ones
             counts = dict.fromkeys(STATUSES, 0)

@@ -19,7 +19,7 @@ import secrets
 import shutil
 import time
 from collections.abc import Awaitable, Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pygit2
@@ -31,6 +31,7 @@ from floom_git.services.actor import SYSTEM, Actor
 from floom_git.services.events import EventBus
 from floom_git.services.moves import Moved, Moves
 from floom_git.services.registry import WorkerRegistry
+from floom_git.services.run_records import RunStore
 from floom_git.storage import history, paths, private
 from floom_git.storage.codec import dump_yaml, load_yaml, set_top_level
 from floom_git.storage.repo import MAIN, CommitResult, WorkspaceRepo
@@ -57,6 +58,10 @@ class Workspace:
     moves: Moves  # after a branch moved: reload, event, subscribers (services/moves.py)
     # Names of the secrets set for this workspace (values never leave the secret store).
     secret_names: Callable[[], Collection[str]] = lambda: ()
+    runs: RunStore = field(init=False)  # its run records; made with the workspace
+
+    def __post_init__(self) -> None:
+        self.runs = RunStore(self)
 
     @property
     def path(self) -> Path:

@@ -22,9 +22,8 @@ from floom_git.runtime.queue import RunEngine
 from floom_git.runtime.remote_runs import RemoteRuns
 from floom_git.runtime.scheduler import Scheduler
 from floom_git.schemas import run as schema
-from floom_git.services import approvals, runs
+from floom_git.services import approvals, run_views, runs
 from floom_git.services.alerts import AlertStore
-from floom_git.services.run_records import RunStore
 from floom_git.services.stars import StarStore
 from floom_git.services.webhooks import WebhookStore
 from floom_git.services.workspaces import Workspace
@@ -115,14 +114,14 @@ def _iso_query(request: web.Request, name: str) -> str | None:
     return runs.iso(runs.parse_iso(raw, name)) if raw else None
 
 
-def run_query(request: web.Request, max_limit: int = 200, default_limit: int = 50) -> runs.RunQuery:
+def run_query(request: web.Request, max_limit: int = 200, default_limit: int = 50) -> run_views.RunQuery:
     before_at = _iso_query(request, "before_created_at")
     before_id = request.query.get("before_id") or None
     if before_id and not before_at:
         raise InvalidInput("before_id: pass it together with before_created_at")
-    return runs.RunQuery(
+    return run_views.RunQuery(
         worker_id=request.query.get("worker_id") or None,
-        statuses=runs.parse_statuses(request.query.get("status")),
+        statuses=run_views.parse_statuses(request.query.get("status")),
         since=_iso_query(request, "since"), until=_iso_query(request, "until"),
         before=(before_at, before_id or "") if before_at else None,
         limit=wire.q_limit(request, default_limit, max_limit),
@@ -136,13 +135,13 @@ async def list_runs(request: web.Request) -> web.Response:
     # The newest runs and the count are final before a cold start has read older records.
     plain = not (query.worker_id or query.statuses or query.since or query.until or query.before)
     await request.app[ENGINE].attach(ws, query.offset + query.limit if plain else None)
-    items, total = runs.list_runs(ws, query)
+    items, total = run_views.list_runs(ws, query)
     return wire.json(items, headers={"X-Total-Count": str(total)})
 
 
 async def _in_thread_unless_live(ws: Workspace, run_id: str, fn: Any, *args: Any) -> Any:
     """Reads of a finished run touch git; keep them off the event loop."""
-    if run_id in RunStore.of(ws).live:
+    if run_id in ws.runs.live:
         return fn(*args)
     return await asyncio.to_thread(fn, *args)
 
@@ -150,7 +149,7 @@ async def _in_thread_unless_live(ws: Workspace, run_id: str, fn: Any, *args: Any
 async def get_run(request: web.Request) -> web.Response:
     ws = await attached(request)
     rid = request.match_info["id"]
-    return wire.json(await _in_thread_unless_live(ws, rid, runs.detail, ws, rid))
+    return wire.json(await _in_thread_unless_live(ws, rid, run_views.detail, ws, rid))
 
 
 async def cancel_run(request: web.Request) -> web.Response:
@@ -164,7 +163,7 @@ async def run_logs(request: web.Request) -> web.Response:
     ws = await attached(request)
     rid = request.match_info["id"]
     lines = await _in_thread_unless_live(
-        ws, rid, runs.logs, ws, rid, request.query.get("level") or None,
+        ws, rid, run_views.logs, ws, rid, request.query.get("level") or None,
         wire.q_limit(request, 1000, 100_000))
     if wire.negotiate(request, LOG_TYPES) == "application/json":
         return wire.json(lines)
@@ -175,14 +174,14 @@ async def run_logs(request: web.Request) -> web.Response:
 # -- streams ------------------------------------------------------------------------------------
 def _fetcher(ws: Workspace, rid: str, frames_of: Any) -> sse.Fetch:
     async def fetch(after: int) -> tuple[list[sse.Frame], bool, int]:
-        events, record = await _in_thread_unless_live(ws, rid, runs.events_since, ws, rid, after)
+        events, record = await _in_thread_unless_live(ws, rid, run_views.events_since, ws, rid, after)
         return (*frames_of(events, record), record.seq)
 
     return fetch
 
 
 def _waiter(ws: Workspace, rid: str) -> sse.Wait:
-    store = RunStore.of(ws)
+    store = ws.runs
 
     async def wait(position: int, timeout: float) -> None:
         await store.wait(rid, position, timeout)
@@ -267,7 +266,7 @@ async def run_parts(request: web.Request) -> web.StreamResponse:
 # -- downloads ----------------------------------------------------------------------------------
 def _zip(ws: Workspace, rid: str) -> bytes:
     record = runs.get_run(ws, rid)
-    store = RunStore.of(ws)
+    store = ws.runs
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("run.json", msgspec.json.format(msgspec.json.encode(record), indent=2))
@@ -290,7 +289,7 @@ async def download_run(request: web.Request) -> web.Response:
 async def download_artifact(request: web.Request) -> web.Response:
     ws = await attached(request)
     rid = request.match_info["id"]
-    art, data = await asyncio.to_thread(runs.artifact, ws, rid, request.match_info["artifact_id"])
+    art, data = await asyncio.to_thread(run_views.artifact, ws, rid, request.match_info["artifact_id"])
     return content.user_file(data, art.media_type, art.name)
 
 

@@ -1,0 +1,126 @@
+"""The machinery behind server-owned branches written from a durable spool (floom/runs,
+floom/conversations): fsync'd spool files, lines appended durably and committed exactly once, and
+a timer that groups every change of a short window into one commit, retried with backoff."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
+
+from floom_git.storage import paths
+
+log = logging.getLogger("floom_git.spool")
+MAX_BACKOFF_STEPS = 8
+
+
+def fsync_write(path: Path, data: bytes) -> None:
+    """Replace `path` with `data`, durable on return (private to the server's user)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def fsync_append(path: Path, line: bytes) -> None:
+    """Append one line to `path`, durable on return."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "ab") as fh:
+        fh.write(line.rstrip(b"\n") + b"\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def unapplied(have: bytes, pending: bytes) -> bytes:
+    """The lines of `pending` not yet at the end of `have`: a crash between a commit and the
+    spool cleanup leaves already-committed lines at the start of `pending`."""
+    lines = pending.splitlines(keepends=True)
+    for k in range(len(lines), 0, -1):
+        if have.endswith(b"".join(lines[:k])):
+            return b"".join(lines[k:])
+    return pending
+
+
+def drop_prefix(path: Path, size: int) -> None:
+    """Remove the first `size` bytes of `path` (committed), keeping lines appended since."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return
+    if len(data) <= size:
+        path.unlink()
+    else:
+        fsync_write(path, data[size:])
+
+
+def files_under(folder: Path) -> Iterable[tuple[str, bytes]]:
+    """(relative path, bytes) of the regular files under `folder` that a commit may hold."""
+    if not folder.is_dir():
+        return []
+    out = []
+    for dirpath, _dirs, names in os.walk(folder):
+        for name in sorted(names):
+            full = Path(dirpath) / name
+            rel = full.relative_to(folder).as_posix()
+            # A name no commit may hold (git's path rules) would fail every later commit.
+            if full.is_file() and not full.is_symlink() and paths.is_clean_relpath(rel):
+                out.append((rel, full.read_bytes()))
+    return out
+
+
+class CommitTimer:
+    """Calls `flush` once `delay` seconds after the first change of a quiet period, so every
+    change of that window lands in one commit; again while `pending()` says changes remain, and
+    with a doubling delay after failures (the spool keeps everything meanwhile)."""
+
+    def __init__(self, delay: float, flush: Callable[[], Awaitable[None]],
+                 pending: Callable[[], bool], what: str) -> None:
+        self.delay = delay
+        self._flush = flush
+        self._pending = pending
+        self._what = what
+        self._timer: asyncio.TimerHandle | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.failures = 0
+
+    def schedule(self) -> None:
+        if self._timer is not None or (self._task is not None and not self._task.done()):
+            return
+        loop = asyncio.get_running_loop()
+        delay = self.delay * (2 ** min(self.failures, MAX_BACKOFF_STEPS))
+        self._timer = loop.call_later(delay, self._start)
+
+    def cancel(self) -> None:
+        """Forget the planned flush (what is spooled stays; a crash looks like this)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _start(self) -> None:
+        self._timer = None
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        try:
+            await self._flush()
+            self.failures = 0
+        except Exception:
+            self.failures += 1
+            log.exception("committing %s failed; retrying", self._what)
+        finally:
+            self._task = None
+            if self._pending():
+                self.schedule()
+
+    async def close(self) -> None:
+        """Stop planning flushes and wait for one that is running."""
+        self.cancel()
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
