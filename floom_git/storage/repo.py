@@ -12,6 +12,7 @@ blocking: callers run it off the event loop.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -37,6 +38,11 @@ log = logging.getLogger("floom_git.storage")
 # each commit into it then read and inflated that tree again for every path lookup (measured:
 # a quarter of a commit's CPU). Trees up to 1 MiB stay in the cache (256 MiB in all, the default).
 pygit2.settings.cache_object_limit(ObjectType.TREE, 1 << 20)
+
+
+class RefMoved(Conflict):
+    """The branch moved between reading its tip and committing on it: build again on the new
+    tip. Only this error means "retry"; a failure to write (a full disk) is never one."""
 
 
 @dataclass(frozen=True)
@@ -198,8 +204,10 @@ class WorkspaceRepo:
         """Commit `changeset` on `ref`; on main also sync the working tree and index (inside
         `grouped()`: at the end of the group, and the result's `unsynced` is filled in then).
 
-        Raises Conflict when a touched file has uncommitted on-disk edits or the branch moved
-        under us. A changeset that changes nothing returns CommitResult(sha=None).
+        Raises Conflict when a touched file has uncommitted on-disk edits, RefMoved when the
+        branch moved under us, and OSError (or pygit2.GitError) when the commit could not be
+        written, e.g. on a full disk. A changeset that changes nothing returns
+        CommitResult(sha=None).
         """
         group = self._group
         if group.landed and changeset.from_disk:
@@ -232,10 +240,15 @@ class WorkspaceRepo:
             oid = self.repo.create_commit(
                 ref, author, author, changeset.message, new_tree_id, [parent.id] if parent else []
             )
+            if oid not in self.repo:  # libgit2 can answer success for an object it failed to write
+                raise OSError(errno.EIO, f"the commit on {ref} could not be written (is the disk "
+                                         "full?); nothing was changed")
         except (pygit2.GitError, OSError) as exc:
             if worktree_ref and not group.landed:
                 self._clear_journal()
-            raise Conflict(f"branch {ref} moved while committing; retry ({exc})") from exc
+            if self._target(ref) != (str(parent.id) if parent else None):
+                raise RefMoved(f"branch {ref} moved while committing; retry ({exc})") from exc
+            raise
         unsynced: list[str] = []
         if deferred:
             if not group.landed:
@@ -478,6 +491,13 @@ class WorkspaceRepo:
             out.add(delta.old_file.path)
             out.add(delta.new_file.path)
         return sorted(out)
+
+    def _target(self, ref: str) -> str | None:
+        """Where `ref` points now, read from the repository (None: no such branch)."""
+        try:
+            return str(self.repo.references[ref].resolve().target)
+        except (KeyError, pygit2.GitError, OSError):
+            return None
 
     def _main_sha(self) -> str | None:
         tip = self.tip(MAIN)

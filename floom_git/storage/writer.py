@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pygit2
 
-from floom_git.errors import Conflict, FloomError
-from floom_git.storage.repo import MAIN, Changeset, CommitResult, WorkspaceRepo
+from floom_git.errors import FloomError
+from floom_git.storage.repo import MAIN, Changeset, CommitResult, RefMoved, WorkspaceRepo
 
 BuildFn = Callable[[WorkspaceRepo], Changeset | None]
 Listener = Callable[[CommitResult, str], None]
@@ -210,8 +210,8 @@ class Writer:
                 return CommitResult(None)
             try:
                 return self.repo.commit(changeset, author, ref=ref, check_worktree=check_worktree)
-            except Conflict as exc:
-                if "moved while committing" not in exc.message or attempt == RETRIES - 1:
+            except RefMoved:
+                if attempt == RETRIES - 1:
                     raise
         raise AssertionError("unreachable")
 
