@@ -37,6 +37,8 @@ from floom_git.services.push import (
     validate_quarantined,
 )
 from floom_git.services.workspaces import Workspace
+from floom_git.storage.atomic import atomic_write
+from floom_git.storage.git_process import git_env, pkt_line
 from floom_git.storage.repo import MAIN
 
 log = logging.getLogger("floom_git.git")
@@ -68,11 +70,6 @@ class _Push:
 def valid_protocol(value: str | None) -> str | None:
     """The Git-Protocol header if it is safe to pass on (e.g. `version=2`), else None."""
     return value if value and PROTOCOL_RE.match(value) else None
-
-
-def pkt_line(text: str) -> bytes:
-    data = text.encode()
-    return f"{len(data) + 4:04x}".encode() + data
 
 
 class GitTransport:
@@ -107,28 +104,20 @@ class GitTransport:
         self.home.mkdir(parents=True, exist_ok=True)
         hook = self.hooks_dir / "pre-receive"
         if not hook.exists() or hook.read_text() != script:
-            tmp = hook.with_name(".pre-receive.tmp")
-            tmp.write_text(script)
-            tmp.chmod(0o755)
-            os.replace(tmp, hook)
+            atomic_write(hook, script.encode(), mode=0o755, durable=False)
         self._hooks_ready = True
         return self.hooks_dir
 
     def env(self, ws: Workspace, actor: Actor, protocol: str | None) -> dict[str, str]:
         """The whole environment git runs with: nothing leaks in from the server's own."""
-        env = {
-            "PATH": os.pathsep.join([str(Path(self.git).parent), os.defpath]),
-            "HOME": str(self.home),
-            "GIT_CONFIG_NOSYSTEM": "1",
-            "GIT_CONFIG_GLOBAL": os.devnull,
-            "LC_ALL": "C",
-            "PYTHONDONTWRITEBYTECODE": "1",
+        env = git_env(
+            self.git, home=self.home,
             # Who pushed shows in the reflog; the hook may use them in messages.
-            "GIT_COMMITTER_NAME": actor.name or "floom",
-            "GIT_COMMITTER_EMAIL": actor.email or "floom@floom.local",
-            "REMOTE_USER": actor.user_id,
-            "FLOOM_WORKSPACE": ws.id,
-        }
+            GIT_COMMITTER_NAME=actor.name or "floom",
+            GIT_COMMITTER_EMAIL=actor.email or "floom@floom.local",
+            REMOTE_USER=actor.user_id,
+            FLOOM_WORKSPACE=ws.id,
+        )
         if protocol:
             env["GIT_PROTOCOL"] = protocol
         return env

@@ -33,6 +33,7 @@ from floom_git.services.moves import Moved, Moves
 from floom_git.services.registry import WorkerRegistry
 from floom_git.services.run_records import RunStore
 from floom_git.storage import history, paths, private
+from floom_git.storage.atomic import atomic_write
 from floom_git.storage.codec import dump_yaml, load_yaml, set_top_level
 from floom_git.storage.repo import MAIN, CommitResult, WorkspaceRepo
 from floom_git.storage.writer import Writer
@@ -116,13 +117,7 @@ def read_uid(repo_dir: Path) -> str | None:
 
 
 def _write_uid(repo_dir: Path, uid: str) -> None:
-    path = repo_dir / ".git" / UID_FILE
-    tmp = path.with_name(UID_FILE + ".tmp")
-    with open(tmp, "w") as fh:
-        fh.write(uid + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    atomic_write(repo_dir / ".git" / UID_FILE, (uid + "\n").encode(), mode=0o644, durable=True)
 
 
 def template_files(template_dir: Path, ws_id: str, meta_overrides: dict | None = None) -> dict[str, bytes]:

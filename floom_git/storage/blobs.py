@@ -10,7 +10,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from floom_git.storage.history import git_env
+from floom_git.storage.git_process import git_env
 
 CHUNK = 1 << 20
 
@@ -21,7 +21,7 @@ def read_many(repo_path: Path, names: Iterable[str], git: str = "git") -> Iterat
     RuntimeError when git cannot be run or fails."""
     proc = subprocess.Popen(
         [git, "-C", str(repo_path), "cat-file", "--buffer", "--batch=%(objecttype) %(objectsize)"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=git_env())
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=git_env(git))
     assert proc.stdin is not None and proc.stdout is not None
     count = 0
     failure: list[BaseException] = []

@@ -15,7 +15,6 @@ import contextlib
 import errno
 import json
 import logging
-import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ from pygit2.enums import FileMode, ObjectType
 
 from floom_git.errors import Conflict, InvalidInput, NotFound, Unavailable
 from floom_git.storage import leftovers, paths, worktree
+from floom_git.storage.atomic import atomic_write
 
 MAIN = "refs/heads/main"
 RUNS = "refs/heads/floom/runs"
@@ -382,11 +382,8 @@ class WorkspaceRepo:
         if (Path(self.repo.path) / JOURNAL).exists():
             self.recover()
         data = {"from": old_main, "files": files, "index_only": index_only}
-        journal = Path(self.repo.path) / JOURNAL
-        tmp = journal.with_name(TEMP_PREFIX + JOURNAL)  # the writer lock is held: one at a time
-        with open(tmp, "wb") as fh:
-            fh.write(json.dumps(data).encode())
-        os.replace(tmp, journal)
+        atomic_write(Path(self.repo.path) / JOURNAL, json.dumps(data).encode(), mode=0o644,
+                     durable=False)
 
     def _clear_journal(self) -> None:
         try:

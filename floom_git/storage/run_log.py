@@ -27,6 +27,7 @@ from pygit2.enums import DeltaStatus, ObjectType
 from floom_git.errors import NotFound
 from floom_git.schemas.run import IndexEntry, LogLine, RunRecord
 from floom_git.storage import blobs
+from floom_git.storage.atomic import atomic_write
 from floom_git.storage.repo import RUNS, Change, Changeset, WorkspaceRepo, signature
 from floom_git.storage.spool import (
     CommitTimer,
@@ -196,10 +197,7 @@ class RunLog:
         data = msgspec.msgpack.encode(IndexCache(tip=tip, entries=entries))
         path = self.spool / INDEX_CACHE
         with self._cache_lock:  # at shutdown and once a cold start has read everything
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{INDEX_CACHE}.tmp")
-            tmp.write_bytes(data)
-            os.replace(tmp, path)
+            atomic_write(path, data, durable=False)  # a lost cache is rebuilt from floom/runs
 
     def committed(self, entry: IndexEntry) -> RunRecord | None:
         """The record of `entry` as floom/runs holds it."""
