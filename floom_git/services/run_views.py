@@ -1,9 +1,13 @@
 """Runs as the API shows them: lists with filters and a stable cursor, a run's detail, its logs,
-artifacts and numbered events. Every view is derived from the run record (or its index entry,
-services/run_index.py); reading never writes."""
+artifacts, numbered events and ZIP. Every view is derived from the run record (or its index
+entry, services/run_index.py); reading never writes. The async functions at the end are what
+handlers await: reads that touch git run in a thread."""
 
 from __future__ import annotations
 
+import asyncio
+import io
+import zipfile
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +27,7 @@ from floom_git.schemas.run import (
     RunSummary,
 )
 from floom_git.services.run_inputs import committed_manifest
-from floom_git.services.runs import store
+from floom_git.services.runs import get_run, store
 from floom_git.services.workspaces import Workspace
 
 
@@ -181,3 +185,56 @@ def events_since(ws: Workspace, run_id: str, after: int) -> tuple[list[tuple[int
     events.sort(key=lambda item: item[0])
     return events, record
 
+
+def _archive(ws: Workspace, run_id: str) -> bytes:
+    record = get_run(ws, run_id)
+    s = store(ws)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("run.json", msgspec.json.format(msgspec.json.encode(record), indent=2))
+        zf.writestr("outputs.json",
+                    msgspec.json.format(msgspec.json.encode(record.outputs or {}), indent=2))
+        zf.writestr("logs.ndjson", b"".join(msgspec.json.encode(x) + b"\n" for x in s.logs(run_id)))
+        for a in record.artifacts:
+            data = s.read_file(run_id, f"artifacts/{a.path}")
+            if data is not None:
+                zf.writestr(f"artifacts/{a.path}", data)
+    return buf.getvalue()
+
+
+# -- for handlers: the same reads, awaited ----------------------------------------------------
+async def _off_loop(ws: Workspace, run_id: str, fn: Any, *args: Any) -> Any:
+    """Reads of a finished run touch git: in a thread. A live run's are in memory."""
+    if run_id in store(ws).live:
+        return fn(*args)
+    return await asyncio.to_thread(fn, *args)
+
+
+async def get(ws: Workspace, run_id: str) -> RunDetail:
+    """The run's detail; NotFound."""
+    result: RunDetail = await _off_loop(ws, run_id, detail, ws, run_id)
+    return result
+
+
+async def read_logs(ws: Workspace, run_id: str, level: str | None, limit: int) -> list[LogLine]:
+    """The run's log lines at `level` or above, the first `limit`; NotFound, InvalidInput."""
+    result: list[LogLine] = await _off_loop(ws, run_id, logs, ws, run_id, level, limit)
+    return result
+
+
+async def read_events(ws: Workspace, run_id: str,
+                      after: int) -> tuple[list[tuple[int, dict[str, Any]]], RunRecord]:
+    """events_since, awaited; NotFound."""
+    result: tuple[list[tuple[int, dict[str, Any]]], RunRecord] = await _off_loop(
+        ws, run_id, events_since, ws, run_id, after)
+    return result
+
+
+async def read_artifact(ws: Workspace, run_id: str, artifact_id: str) -> tuple[Artifact, bytes]:
+    """An artifact and its bytes; NotFound."""
+    return await asyncio.to_thread(artifact, ws, run_id, artifact_id)
+
+
+async def archive(ws: Workspace, run_id: str) -> bytes:
+    """The run as a ZIP: run.json, outputs.json, logs.ndjson and its artifacts; NotFound."""
+    return await asyncio.to_thread(_archive, ws, run_id)

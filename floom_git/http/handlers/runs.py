@@ -3,9 +3,6 @@ approve/reject. `install(app)` wires the run engine, scheduler and alert notifie
 
 from __future__ import annotations
 
-import asyncio
-import io
-import zipfile
 from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
@@ -139,17 +136,10 @@ async def list_runs(request: web.Request) -> web.Response:
     return wire.json(items, headers={"X-Total-Count": str(total)})
 
 
-async def _in_thread_unless_live(ws: Workspace, run_id: str, fn: Any, *args: Any) -> Any:
-    """Reads of a finished run touch git; keep them off the event loop."""
-    if run_id in ws.runs.live:
-        return fn(*args)
-    return await asyncio.to_thread(fn, *args)
-
-
 async def get_run(request: web.Request) -> web.Response:
     ws = await attached(request)
     rid = request.match_info["id"]
-    return wire.json(await _in_thread_unless_live(ws, rid, run_views.detail, ws, rid))
+    return wire.json(await run_views.get(ws, rid))
 
 
 async def cancel_run(request: web.Request) -> web.Response:
@@ -162,9 +152,8 @@ async def cancel_run(request: web.Request) -> web.Response:
 async def run_logs(request: web.Request) -> web.Response:
     ws = await attached(request)
     rid = request.match_info["id"]
-    lines = await _in_thread_unless_live(
-        ws, rid, run_views.logs, ws, rid, request.query.get("level") or None,
-        wire.q_limit(request, 1000, 100_000))
+    lines = await run_views.read_logs(ws, rid, request.query.get("level") or None,
+                                      wire.q_limit(request, 1000, 100_000))
     if wire.negotiate(request, LOG_TYPES) == "application/json":
         return wire.json(lines)
     body = b"".join(msgspec.json.encode(line) + b"\n" for line in lines)
@@ -174,7 +163,7 @@ async def run_logs(request: web.Request) -> web.Response:
 # -- streams ------------------------------------------------------------------------------------
 def _fetcher(ws: Workspace, rid: str, frames_of: Any) -> sse.Fetch:
     async def fetch(after: int) -> tuple[list[sse.Frame], bool, int]:
-        events, record = await _in_thread_unless_live(ws, rid, run_views.events_since, ws, rid, after)
+        events, record = await run_views.read_events(ws, rid, after)
         return (*frames_of(events, record), record.seq)
 
     return fetch
@@ -264,32 +253,17 @@ async def run_parts(request: web.Request) -> web.StreamResponse:
 
 
 # -- downloads ----------------------------------------------------------------------------------
-def _zip(ws: Workspace, rid: str) -> bytes:
-    record = runs.get_run(ws, rid)
-    store = ws.runs
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr("run.json", msgspec.json.format(msgspec.json.encode(record), indent=2))
-        zf.writestr("outputs.json", msgspec.json.format(msgspec.json.encode(record.outputs or {}), indent=2))
-        zf.writestr("logs.ndjson", b"".join(msgspec.json.encode(x) + b"\n" for x in store.logs(rid)))
-        for a in record.artifacts:
-            data = store.read_file(rid, f"artifacts/{a.path}")
-            if data is not None:
-                zf.writestr(f"artifacts/{a.path}", data)
-    return buf.getvalue()
-
-
 async def download_run(request: web.Request) -> web.Response:
     ws = await attached(request)
     rid = request.match_info["id"]
-    data = await asyncio.to_thread(_zip, ws, rid)
+    data = await run_views.archive(ws, rid)
     return content.user_file(data, "application/zip", f"{rid}.zip")
 
 
 async def download_artifact(request: web.Request) -> web.Response:
     ws = await attached(request)
     rid = request.match_info["id"]
-    art, data = await asyncio.to_thread(run_views.artifact, ws, rid, request.match_info["artifact_id"])
+    art, data = await run_views.read_artifact(ws, rid, request.match_info["artifact_id"])
     return content.user_file(data, art.media_type, art.name)
 
 
