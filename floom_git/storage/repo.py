@@ -1,6 +1,6 @@
 """WorkspaceRepo: one non-bare workspace repository over pygit2.
 
-Commits are built with TreeBuilder from the branch tip (no index involved), the branch moves by
+Commits (storage/changeset.py: what a commit changes and answers) are built with TreeBuilder from the branch tip (no index involved), the branch moves by
 compare-and-swap, and only then are the touched paths written into the working tree and the
 on-disk index (ENGINEERING-NOTES §2.2; storage/worktree.py never overwrites a person's edit). A
 journal in .git names the commit the tree was synced to, so that step is redone after a crash or
@@ -22,9 +22,24 @@ from pathlib import Path
 import pygit2
 from pygit2.enums import FileMode, ObjectType
 
-from floom_git.errors import Conflict, InvalidInput, NotFound, Unavailable
-from floom_git.storage import leftovers, paths, worktree
+from floom_git.errors import Conflict, NotFound, Unavailable
+from floom_git.storage import leftovers, worktree
 from floom_git.storage.atomic import atomic_write
+from floom_git.storage.changeset import (
+    REPLACE,
+    Change,
+    Changeset,
+    CommitResult,
+    RefMoved,
+    TreeRef,
+    nest,
+    norm,
+    signature,
+)
+
+# Where the types of a commit live; kept importable from here, where every writer looks.
+__all__ = ["JOURNAL", "MAIN", "RUNS", "Change", "Changeset", "CommitResult", "RefMoved",
+           "TreeRef", "WorkspaceRepo", "signature"]
 
 MAIN = "refs/heads/main"
 RUNS = "refs/heads/floom/runs"
@@ -40,51 +55,6 @@ log = logging.getLogger("floom_git.storage")
 pygit2.settings.cache_object_limit(ObjectType.TREE, 1 << 20)
 
 
-class RefMoved(Conflict):
-    """The branch moved between reading its tip and committing on it: build again on the new
-    tip. Only this error means "retry"; a failure to write (a full disk) is never one."""
-
-
-@dataclass(frozen=True)
-class TreeRef:
-    """A change value that sets a path to an existing tree (restores a whole folder)."""
-
-    oid: pygit2.Oid
-
-
-Change = bytes | TreeRef | None  # None deletes the path (file or whole folder)
-
-
-@dataclass
-class Changeset:
-    """What one commit changes, its message, and a value handed back to the caller."""
-
-    changes: dict[str, Change]
-    message: str
-    result: object = None
-    # The changes were read from the working tree (an on-disk edit being synced): the commit
-    # leaves the files alone and only points the index at them, so an edit made after they
-    # were read is never overwritten; it simply stays a difference for the next sync.
-    from_disk: bool = False
-
-
-@dataclass(frozen=True)
-class CommitResult:
-    sha: str | None  # None when the changeset changed nothing
-    paths: tuple[str, ...] = ()
-    result: object = None
-    files: tuple[str, ...] = field(default=())  # concrete file paths touched
-    # Paths where the disk does not hold the commit: an edit a person saved while it was made
-    # (left alone, committed on top by the next sync), or a sync that failed and is redone.
-    unsynced: tuple[str, ...] = ()
-    parent: str | None = None  # the tip the commit was made on
-    from_disk: bool = False  # the changeset was an on-disk edit being synced
-
-    @property
-    def short(self) -> str | None:
-        return self.sha[:7] if self.sha else None
-
-
 @dataclass
 class _Group:
     """Commits on main whose working-tree sync waits for the end of their group."""
@@ -94,10 +64,6 @@ class _Group:
     landed: list[str] = field(default_factory=list)  # commits made since, oldest first
     files: set[str] = field(default_factory=set)  # every file path those commits touched
     kept: set[str] = field(default_factory=set)  # after the sync: paths left as the disk had them
-
-
-def signature(name: str, email: str) -> pygit2.Signature:
-    return pygit2.Signature(name or "floom", email or "floom@floom.local")
 
 
 class WorkspaceRepo:
@@ -214,8 +180,8 @@ class WorkspaceRepo:
             self._sync_group()  # a sync of on-disk edits compares the disk with main as it is
         parent = self.tip(ref)
         base_tree = parent.tree if parent else None
-        changes = {_norm(p): v for p, v in changeset.changes.items()}
-        new_tree_id = self._build(base_tree, _nest(changes))
+        changes = {norm(p): v for p, v in changeset.changes.items()}
+        new_tree_id = self._build(base_tree, nest(changes))
         if new_tree_id is None:
             new_tree_id = self.repo.TreeBuilder().write()
         if parent is not None and new_tree_id == parent.tree_id:
@@ -292,9 +258,9 @@ class WorkspaceRepo:
             existing = tree[name] if tree is not None and name in tree else None
             if isinstance(value, dict):
                 sub = existing if existing is not None and existing.type == ObjectType.TREE else None
-                if value.get(_REPLACE):
+                if value.get(REPLACE):
                     sub = None
-                value = {k: v for k, v in value.items() if k is not _REPLACE}
+                value = {k: v for k, v in value.items() if k is not REPLACE}
                 sub_id = self._build(self.repo[sub.id] if sub is not None else None, value)
                 if sub_id is None:
                     if existing is not None:
@@ -513,42 +479,11 @@ class WorkspaceRepo:
         return sorted(out)
 
 
-_REPLACE = object()  # key in a nested change dict: build that folder from empty
-
-
 class _Missing:
     id = None
 
 
 _MISSING = _Missing()
-
-
-def _norm(path: str) -> str:
-    """Every path entering a commit passes git's own rules (storage/paths.py): nothing that a
-    clone would refuse to check out, or that git refuses on push, reaches a branch."""
-    path = path.strip("/")
-    if not path:
-        raise InvalidInput("empty path in changeset")
-    return paths.clean_relpath(path)
-
-
-def _nest(changes: Mapping[str, Change]) -> dict:
-    """{'a/b/c': v} -> {'a': {'b': {'c': v}}}; a folder set or deleted wins over files inside it."""
-    root: dict = {}
-    for path in sorted(changes, key=lambda p: p.count("/")):
-        parts = path.split("/")
-        node = root
-        for part in parts[:-1]:
-            nxt = node.setdefault(part, {})
-            if not isinstance(nxt, dict):  # a shallower change covers this path
-                if nxt is None:  # folder deleted, then files written into it: replace it
-                    nxt = node[part] = {_REPLACE: True}
-                else:
-                    break
-            node = nxt
-        else:
-            node[parts[-1]] = changes[path]
-    return root
 
 
 def _prune_dirs(folder: Path, root: Path) -> None:
