@@ -22,8 +22,6 @@ from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pygit2
-
 from floom_git.config import Settings
 from floom_git.errors import Conflict, FloomError, InvalidInput, NotFound, Unavailable
 from floom_git.services import freeze, mirror
@@ -68,12 +66,12 @@ class Workspace:
     def path(self) -> Path:
         return self.repo.path
 
-    async def _landed(self, commits: list[tuple[CommitResult, str, pygit2.Signature]]) -> None:
+    async def _landed(self, commits: list[tuple[CommitResult, str, str]]) -> None:
         """The writer's commits, into the move pipeline. A sync's commit is announced by the
         sync itself (it also says what it left on disk)."""
         await self.moves.landed([
-            Moved("api", r.parent, r.sha, list(r.files), author.email, ref, paths=list(r.paths))
-            for r, ref, author in commits if not (ref == MAIN and r.from_disk)
+            Moved("api", r.parent, r.sha, list(r.files), email, ref, paths=list(r.paths))
+            for r, ref, email in commits if not (ref == MAIN and r.from_disk)
         ])
 
     def _on_commit(self, result: CommitResult, ref: str) -> None:

@@ -27,8 +27,8 @@ from floom_git.storage.repo import MAIN, Changeset, CommitResult, RefMoved, Work
 
 BuildFn = Callable[[WorkspaceRepo], Changeset | None]
 Listener = Callable[[CommitResult, str], None]
-# landed([(result, ref, author), ...]): the commits of one batch, in commit order.
-Landed = Callable[[list[tuple[CommitResult, str, pygit2.Signature]]], Awaitable[None]]
+# landed([(result, ref, author email), ...]): the commits of one batch, in commit order.
+Landed = Callable[[list[tuple[CommitResult, str, str]]], Awaitable[None]]
 RETRIES = 3
 MAX_BATCH = 64  # bounds how long one thread hop holds the lock
 
@@ -170,12 +170,12 @@ class Writer:
             self._notify_released()
             self._answer(batch)
 
-    def _listen(self, batch: list[_Pending]) -> list[tuple[CommitResult, str, pygit2.Signature]]:
+    def _listen(self, batch: list[_Pending]) -> list[tuple[CommitResult, str, str]]:
         landed = []
         for p in batch:
             if isinstance(p.outcome, CommitResult) and p.outcome.sha:
                 self.commits += 1
-                landed.append((p.outcome, p.ref, p.author))
+                landed.append((p.outcome, p.ref, p.author.email))
                 for listener in list(self.listeners):
                     try:
                         listener(p.outcome, p.ref)
