@@ -26,7 +26,7 @@ def committed_manifest(ws: Workspace, worker_id: str, sha: str | None = None) ->
     key = str(blob.id)
     manifest = _manifests.get(key)
     if manifest is None:
-        manifest = parse_manifest(blob.data, where=where, folder=worker_id)
+        manifest = parse_manifest(blob.read_raw(), where=where, folder=worker_id)
         if len(_manifests) > 4096:
             _manifests.clear()
         _manifests[key] = manifest

@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
+from floom_git.config import Settings
 from floom_git.errors import NotFound
 from floom_git.schemas.run import IndexEntry, LogLine, RunRecord
 from floom_git.services.run_index import HEAD_RUNS, RunIndex
+from floom_git.storage.repo import WorkspaceRepo
 from floom_git.storage.run_log import (
     APPEND_DIR,
     ARTIFACTS,
@@ -27,9 +29,22 @@ from floom_git.storage.run_log import (
     record_dir,
 )
 from floom_git.storage.spool import CommitTimer
+from floom_git.storage.writer import Writer
 
-if TYPE_CHECKING:
-    from floom_git.services.workspaces import Workspace
+
+class Owner(Protocol):
+    """The workspace a store belongs to (services/workspaces.py's Workspace), as far as the
+    store needs it: it is made with the workspace, so it cannot import it."""
+
+    id: str
+    uid: str
+    repo: WorkspaceRepo
+    writer: Writer
+    settings: Settings
+
+    @property
+    def runs(self) -> RunStore: ...
+
 
 __all__ = ["APPEND_DIR", "ARTIFACTS", "HEAD_RUNS", "LOGS", "RECORD", "RUNS_DIR", "SPOOL_RECORD",
            "Hooks", "RunStore", "encode_record", "record_dir"]
@@ -51,7 +66,7 @@ class RunStore:
     """The run records of one workspace (index, live records, spool, commits). Every workspace
     has one, as `Workspace.runs`."""
 
-    def __init__(self, ws: Workspace) -> None:
+    def __init__(self, ws: Owner) -> None:
         self.ws = ws
         self.settings = ws.settings
         self.log = RunLog(ws.repo, ws.writer, ws.settings.spool_dir / ws.uid,  # never reused
@@ -65,7 +80,7 @@ class RunStore:
         self.hooks: Hooks | None = None  # the run engine, once it has attached this store
 
     @classmethod
-    def of(cls, ws: Workspace) -> RunStore:
+    def of(cls, ws: Owner) -> RunStore:
         """The store of `ws` (its `runs` field)."""
         return ws.runs
 

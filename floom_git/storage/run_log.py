@@ -19,9 +19,10 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import msgspec
+import pygit2
 from pygit2.enums import DeltaStatus, ObjectType
 
 from floom_git.errors import NotFound
@@ -140,10 +141,11 @@ class RunLog:
         if root is None or root.type != ObjectType.TREE:
             return []
         odb = repo.repo
-        days = sorted((d for d in odb[root.id] if d.type == ObjectType.TREE),
-                      key=lambda d: d.name, reverse=True)
-        return [Folder(day.name, run.name, str(run.id))
-                for day in days for run in odb[day.id] if run.type == ObjectType.TREE]
+        days = sorted((d for d in cast(pygit2.Tree, odb[root.id]) if d.type == ObjectType.TREE),
+                      key=lambda d: d.name or "", reverse=True)
+        return [Folder(day.name or "", run.name or "", str(run.id))
+                for day in days for run in cast(pygit2.Tree, odb[day.id])
+                if run.type == ObjectType.TREE]
 
     def read_entries(self, folders: list[Folder]) -> Iterator[IndexEntry]:
         """The records of `folders`, read by `git cat-file` in its own process meanwhile
@@ -172,7 +174,7 @@ class RunLog:
         if new is None or not repo.is_ancestor(old, RUNS):
             return None
         by_id = {e.id: e for e in entries}
-        for delta in repo.repo.diff(old.tree, new.tree).deltas:
+        for delta in old.tree.diff_to_tree(new.tree).deltas:
             path = delta.new_file.path
             if not path.endswith("/" + RECORD):
                 continue
@@ -181,7 +183,7 @@ class RunLog:
                 by_id.pop(rid, None)
                 continue
             try:
-                by_id[rid] = _decode_entry.decode(repo.repo[delta.new_file.id].data)
+                by_id[rid] = _decode_entry.decode(cast(pygit2.Blob, repo.repo[delta.new_file.id]).data)
             except msgspec.DecodeError:
                 log.error("unreadable run record %s", path)
         return list(by_id.values())
