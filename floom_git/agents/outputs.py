@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-import os
 import re
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,6 +19,7 @@ from floom_git.agents.tools import Finished, Tool, ToolError, struct_tool
 from floom_git.errors import InvalidInput
 from floom_git.schemas.fields import check_value
 from floom_git.schemas.manifest import Field
+from floom_git.storage.atomic import atomic_write
 
 MAX_FILE_BYTES = 10 * 1024 * 1024
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -104,14 +104,8 @@ def _check_file(field: Field, text: str, at: str) -> None:
 
 
 def _write(path: Path, data: bytes) -> None:
-    # fsync'd: a run parked for approval resumes with its files after a restart.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    # durable: a run parked for approval resumes with its files after a restart.
+    atomic_write(path, data, mode=0o644, durable=True)
 
 
 class WriteArgs(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -28,7 +28,7 @@ from prometheus_client.registry import Collector
 from floom_git.http.keys import ACTOR, ENGINE, MANAGER, METRICS, SPECS, WATCHER
 from floom_git.http.selection import OpsScope, ops_scope
 from floom_git.schemas.run import STATUSES
-from floom_git.services.run_records import RunStore
+from floom_git.services.moves import Moved
 from floom_git.services.workspaces import Workspace
 
 # Route latencies span ~1 ms reads to multi-second pushes and clones.
@@ -64,12 +64,15 @@ class Metrics:
 
     # -- workspaces ------------------------------------------------------------------------------
     def opened(self, ws: Workspace) -> None:
-        """Count the workspace's commits (writer listener) and pushes (its event bus)."""
+        """Count the workspace's commits and pushes (its move pipeline) and events (its bus)."""
 
-        def on_commit(_result: object, ref: str) -> None:
-            self.commits.labels(ws.id, ref.removeprefix("refs/heads/")).inc()
+        def on_moved(move: Moved) -> None:
+            if move.source == "push":
+                self.pushes.labels(ws.id).inc()
+            else:
+                self.commits.labels(ws.id, move.ref.removeprefix("refs/heads/")).inc()
 
-        ws.writer.listeners.append(on_commit)
+        ws.moves.subscribers.append(on_moved)
         loop = self._loop
         if loop is not None and not loop.is_closed():  # opened from worker threads too
             loop.call_soon_threadsafe(self._follow, ws)
@@ -100,8 +103,6 @@ class Metrics:
             events, _complete = ws.events.since(seen)
             for event in events:
                 self.events.labels(ws.id, event.type).inc()
-                if event.type == "push":
-                    self.pushes.labels(ws.id).inc()
                 seen = event.seq
 
     async def start(self) -> None:
@@ -153,7 +154,7 @@ class _StateCollector(Collector):
     def _runs(self, spaces: list[Workspace]) -> Iterator[GaugeMetricFamily]:
         runs = GaugeMetricFamily("floom_runs", "Runs by status", labels=["workspace", "status"])
         for ws in spaces:
-            store = RunStore.of(ws)
+            store = ws.runs
             if store.loaded and not store.complete:
                 continue  # a cold start is still reading its records: no series, not wrong ones
             counts = dict.fromkeys(STATUSES, 0)

@@ -18,9 +18,8 @@ from floom_git.errors import InvalidInput
 from floom_git.schemas.api import WorkerCreate as SaveWorkerArgs
 from floom_git.schemas.issue import CommentCreate, IssueCreate, IssueUpdate
 from floom_git.schemas.run import ApproveBody, RejectBody, RunRecord
-from floom_git.services import approvals, contexts, issues, runs, worker_views, workers
+from floom_git.services import approvals, contexts, issues, run_views, runs, worker_views, workers
 from floom_git.services.actor import Actor
-from floom_git.services.run_records import RunStore
 from floom_git.services.workspaces import Workspace
 
 Progress = Callable[[float, float | None, str | None], Awaitable[None]]
@@ -144,7 +143,7 @@ class CloseIssueArgs(Args, kw_only=True):
 async def _off_loop_unless_live(ws: Workspace, run_id: str, fn: Callable[..., Any],
                                 *args: Any) -> Any:
     """Reads of a finished run touch git; keep them off the event loop."""
-    if run_id in RunStore.of(ws).live:
+    if run_id in ws.runs.live:
         return fn(*args)
     return await asyncio.to_thread(fn, *args)
 
@@ -177,12 +176,12 @@ async def run_and_wait(call: Call, worker_id: str, inputs: dict[str, Any], *, wa
     record = runs.create_run(call.ws, worker_id, inputs, trigger_source="mcp", actor=call.actor)
     if not wait:
         return _result(record)
-    store = RunStore.of(call.ws)
+    store = call.ws.runs
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     seen = 0
     while True:
-        events, current = await _off_loop_unless_live(call.ws, record.id, runs.events_since,
+        events, current = await _off_loop_unless_live(call.ws, record.id, run_views.events_since,
                                                       call.ws, record.id, seen)
         for seq, event in events:
             seen = max(seen, seq)
@@ -223,21 +222,20 @@ async def run_worker(call: Call, a: RunWorkerArgs) -> Any:
 
 async def list_runs(call: Call, a: ListRunsArgs) -> Any:
     await call.attach(call.ws)
-    items, total = runs.list_runs(call.ws, runs.RunQuery(
-        worker_id=a.worker_id, statuses=runs.parse_statuses(a.status), limit=a.limit, offset=a.offset))
+    items, total = run_views.list_runs(call.ws, run_views.RunQuery(
+        worker_id=a.worker_id, statuses=run_views.parse_statuses(a.status), limit=a.limit, offset=a.offset))
     return {"runs": items, "total": total}
 
 
 async def get_run(call: Call, a: GetRunArgs) -> Any:
     await call.attach(call.ws)
-    detail = await _off_loop_unless_live(call.ws, a.run_id, runs.detail, call.ws, a.run_id)
+    detail = await _off_loop_unless_live(call.ws, a.run_id, run_views.detail, call.ws, a.run_id)
     return detail if a.include_logs else msgspec.structs.replace(detail, logs=[])
 
 
 async def get_run_logs(call: Call, a: RunLogsArgs) -> Any:
     await call.attach(call.ws)
-    lines = await _off_loop_unless_live(call.ws, a.run_id, runs.logs, call.ws, a.run_id, a.level,
-                                        a.limit)
+    lines = await _off_loop_unless_live(call.ws, a.run_id, run_views.logs, call.ws, a.run_id, a.level, a.limit)
     return {"run_id": a.run_id, "logs": lines}
 
 

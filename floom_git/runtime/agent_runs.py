@@ -53,9 +53,9 @@ from floom_git.services.connection_tools import (
 from floom_git.services.connections import Connections
 from floom_git.services.run_records import ARTIFACTS, RunStore
 from floom_git.services.secrets import SecretStore
-from floom_git.services.spool_commits import fsync_write
 from floom_git.services.workspaces import Workspace
 from floom_git.storage.git_types import FileMode
+from floom_git.storage.spool import fsync_write
 
 STATE_DIR = "agents"  # spool/<ws uid>/agents/<run_id>/: transcript.json and work/ (outputs, contexts)
 TRANSCRIPT = "transcript.json"

@@ -22,8 +22,8 @@ from floom_git.runtime.executors import LogFn, RunOrder
 from floom_git.runtime.remote_runs import RemoteRun, RemoteRuns
 from floom_git.schemas.manifest import Manifest
 from floom_git.services.identity.run_tokens import RunTokens
-from floom_git.services.run_records import ARTIFACTS, RunStore
 from floom_git.services.runs import Outcome
+from floom_git.storage.run_log import ARTIFACTS
 
 log = logging.getLogger("floom_git.runs")
 TOKEN_MARGIN = 300.0  # a run token outlives the longest possible attempt by this much
@@ -108,7 +108,7 @@ class CeleryExecutor:
             inputs=record.inputs, token=token, secrets=order.secrets,
             claim_by=time.time() + s.executor_claim_seconds)))
         run = self.remote.open(record.id, attempt, emit,
-                               RunStore.of(ws).spool_dir(record.id) / ARTIFACTS)
+                               ws.runs.spool_dir(record.id) / ARTIFACTS)
         try:
             await self.publish(record.id)
             emit("info", f"Queued for a Celery executor (queue {s.celery_queue}, attempt {attempt})")

@@ -15,9 +15,9 @@ from floom_git.runtime.executor import Executor
 from floom_git.runtime.jobs import build_job
 from floom_git.schemas.manifest import Manifest
 from floom_git.schemas.run import RunRecord
-from floom_git.services.run_records import ARTIFACTS, RunStore
 from floom_git.services.runs import Outcome
 from floom_git.services.workspaces import Workspace
+from floom_git.storage.run_log import ARTIFACTS
 
 LogFn = Callable[[str, str], None]  # (level, message): one line of the run's log
 
@@ -59,7 +59,7 @@ class LocalExecutor:
 
     async def execute(self, order: RunOrder, log: LogFn, cancel: asyncio.Event) -> Outcome:
         record, ws = order.record, order.ws
-        spool = RunStore.of(ws).spool_dir(record.id)
+        spool = ws.runs.spool_dir(record.id)
         job = await asyncio.to_thread(
             build_job, ws.repo, run_id=record.id, worker_id=record.worker_id,
             worker_sha=record.worker_sha, inputs=record.inputs, manifest=order.manifest,

@@ -22,7 +22,7 @@ from floom_git.runtime.agent_runs import AgentRunner
 from floom_git.runtime.executor import Executor, reap_orphans
 from floom_git.runtime.executors import LocalExecutor, RunExecutor, RunOrder
 from floom_git.schemas.run import TERMINAL, RunRecord
-from floom_git.services import approvals, runs
+from floom_git.services import approvals, run_inputs, runs
 from floom_git.services.actor import SYSTEM
 from floom_git.services.run_records import RunStore
 from floom_git.services.secrets import SecretStore
@@ -93,7 +93,7 @@ later under the same name."""
         return store
 
     async def _attach(self, ws: Workspace) -> RunStore:
-        store = RunStore.of(ws)
+        store = ws.runs
         if store.hooks is self:
             return store
         async with self._attach_lock:
@@ -142,7 +142,7 @@ later under the same name."""
         queued runs are cancelled and its running runs stopped, all recorded `cancelled` with
         error_code `workspace_deleted` while its repository still exists; then its record store
         is closed and its spool removed, so nothing of it runs or waits any more."""
-        store = self._stores.pop(ws.uid, None) or RunStore.of(ws)
+        store = self._stores.pop(ws.uid, None) or ws.runs
         queued = [rid for uid, rid in self._queue if uid == ws.uid]
         self._queue = collections.deque(item for item in self._queue if item[0] != ws.uid)
         for run_id in queued:
@@ -219,14 +219,14 @@ later under the same name."""
             record = runs.start(ws, run_id)
             if record is None:
                 return
-            store = RunStore.of(ws)
+            store = ws.runs
             rec = record
 
             def emit(level: str, message: str) -> None:
                 store.append_log(rec, level, message, runs.iso(runs.now()))
 
             emit("info", f"Run started (worker {record.worker_id} at {record.worker_sha[:7]})")
-            manifest, _sha = runs.committed_manifest(ws, record.worker_id, record.worker_sha)
+            manifest, _sha = run_inputs.committed_manifest(ws, record.worker_id, record.worker_sha)
             declared = list(manifest.exec.secrets)
             values = await asyncio.to_thread(self.secrets.values, ws.uid, declared)
             missing = [name for name in declared if name not in values]

@@ -33,7 +33,7 @@ from floom_git.runtime.executor import Executor, Job
 from floom_git.runtime.jobs import build_job
 from floom_git.schemas.manifest import parse_manifest
 from floom_git.services.runs import Outcome, iso, now
-from floom_git.storage.history import git_env
+from floom_git.storage.git_process import git_env
 from floom_git.storage.repo import WorkspaceRepo
 
 log = logging.getLogger("floom_git.executor")
@@ -92,15 +92,15 @@ def fetch_commit(settings: Settings, ticket: wire.Ticket) -> WorkspaceRepo:
         if not (cache / "HEAD").exists():
             cache.mkdir(parents=True, exist_ok=True)
             subprocess.run([settings.git_binary, "init", "--quiet", "--bare", str(cache)],
-                           check=True, capture_output=True, env=git_env())
+                           check=True, capture_output=True, env=git_env(settings.git_binary))
         repo = WorkspaceRepo(cache)
         if ticket.worker_sha in repo.repo:
             return repo
         url = f"{ticket.home}/git/{urllib.parse.quote(ticket.workspace)}.git"
         basic = base64.b64encode(f"run:{ticket.token}".encode()).decode()
-        env = {**git_env(), "GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_COUNT": "1",
-               "GIT_CONFIG_KEY_0": "http.extraHeader",
-               "GIT_CONFIG_VALUE_0": f"Authorization: Basic {basic}"}
+        env = git_env(settings.git_binary, GIT_CONFIG_COUNT="1",
+                      GIT_CONFIG_KEY_0="http.extraHeader",
+                      GIT_CONFIG_VALUE_0=f"Authorization: Basic {basic}")
         proc = subprocess.run(
             [settings.git_binary, "-C", str(cache), "fetch", "--quiet", "--no-tags", "--depth=1",
              url, ticket.worker_sha], capture_output=True, env=env, check=False,

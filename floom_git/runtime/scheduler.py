@@ -15,7 +15,7 @@ from typing import Any
 from floom_git.config import Settings
 from floom_git.errors import FloomError, NotFound
 from floom_git.runtime.queue import RunEngine
-from floom_git.services import runs
+from floom_git.services import run_inputs, runs
 from floom_git.services.cron import next_fire
 from floom_git.services.workspaces import Workspace, WorkspaceManager
 from floom_git.storage import private
@@ -125,8 +125,8 @@ class Scheduler:
             if e.status in ACTIVE:
                 return f"skipped: run {e.id} is still {e.status}"
         try:
-            manifest, _sha = runs.committed_manifest(ws, worker_id)
-            missing = runs.missing_required(manifest, {})
+            manifest, _sha = run_inputs.committed_manifest(ws, worker_id)
+            missing = run_inputs.missing_required(manifest, {})
             if missing:
                 return "skipped: missing required inputs: " + ", ".join(missing)
             record = runs.create_run(ws, worker_id, {}, trigger_source="schedule", trigger_ref=key)

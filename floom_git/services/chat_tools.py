@@ -16,9 +16,8 @@ import msgspec
 from floom_git.agents.tools import Tool, ToolError, struct_tool
 from floom_git.errors import FloomError
 from floom_git.schemas.issue import CommentCreate, IssueCreate, IssueUpdate
-from floom_git.services import contexts, issues, runs, worker_views, workers
+from floom_git.services import contexts, issues, run_views, runs, worker_views, workers
 from floom_git.services.actor import Actor
-from floom_git.services.run_records import RunStore
 from floom_git.services.workspaces import Workspace
 
 TRIGGER_SOURCE = "workspace-agent"  # the reference's name for runs its agent starts
@@ -122,7 +121,7 @@ def _run(record: Any) -> dict[str, Any]:
 
 async def _off_loop_unless_live(ws: Workspace, run_id: str, fn: Callable[..., Any], *args: Any) -> Any:
     """Reads of a finished run touch git: off the event loop (as the REST handlers do)."""
-    if run_id in RunStore.of(ws).live:
+    if run_id in ws.runs.live:
         return fn(*args)
     return await asyncio.to_thread(fn, *args)
 
@@ -149,7 +148,7 @@ def chat_tools(ctx: ChatContext) -> list[Tool]:
     async def run_worker(a: RunWorkerArgs) -> Any:
         record = runs.create_run(ws, a.worker_id, a.inputs, trigger_source=TRIGGER_SOURCE,
                                  actor=actor)
-        store = RunStore.of(ws)
+        store = ws.runs
         loop = asyncio.get_running_loop()
         deadline = loop.time() + a.wait_seconds
         while not record.ended and loop.time() < deadline:
@@ -158,17 +157,17 @@ def chat_tools(ctx: ChatContext) -> list[Tool]:
         return {**_run(record), "waited": not record.ended and a.wait_seconds > 0}
 
     async def list_runs(a: ListRunsArgs) -> Any:
-        items, total = runs.list_runs(ws, runs.RunQuery(
-            worker_id=a.worker_id, statuses=runs.parse_statuses(a.status), limit=a.limit))
+        items, total = run_views.list_runs(ws, run_views.RunQuery(
+            worker_id=a.worker_id, statuses=run_views.parse_statuses(a.status), limit=a.limit))
         return {"total": total, "runs": _plain(items)}
 
     async def get_run(a: RunArgs) -> Any:
-        detail = _plain(await _off_loop_unless_live(ws, a.run_id, runs.detail, ws, a.run_id))
+        detail = _plain(await _off_loop_unless_live(ws, a.run_id, run_views.detail, ws, a.run_id))
         detail["logs"] = detail["logs"][-20:]  # the rest: get_run_logs
         return detail
 
     async def get_run_logs(a: RunLogsArgs) -> Any:
-        lines = await _off_loop_unless_live(ws, a.run_id, runs.logs, ws, a.run_id, a.level, a.limit)
+        lines = await _off_loop_unless_live(ws, a.run_id, run_views.logs, ws, a.run_id, a.level, a.limit)
         return {"run_id": a.run_id, "logs": [
             {"level": x.level, "message": x.message, "timestamp": x.timestamp} for x in lines]}
 

@@ -17,15 +17,15 @@ import msgspec
 from floom_git.errors import NotFound
 from floom_git.schemas.conversation import ChatMessage, Conversation
 from floom_git.services.actor import SYSTEM, Actor
-from floom_git.services.spool_commits import (
+from floom_git.services.workspaces import Workspace
+from floom_git.storage.repo import Change, Changeset, WorkspaceRepo
+from floom_git.storage.spool import (
     CommitTimer,
     drop_prefix,
     fsync_append,
     fsync_write,
     unapplied,
 )
-from floom_git.services.workspaces import Workspace
-from floom_git.storage.repo import Change, Changeset, WorkspaceRepo
 
 log = logging.getLogger("floom_git.conversations")
 BRANCH = "refs/heads/floom/conversations"

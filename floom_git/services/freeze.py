@@ -10,10 +10,12 @@ import json
 import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from floom_git.errors import Unavailable
 from floom_git.services.actor import SYSTEM
+from floom_git.storage.atomic import atomic_write
 from floom_git.storage.repo import MAIN, RUNS
 
 if TYPE_CHECKING:
@@ -73,13 +75,8 @@ def freeze(ws: Workspace, reason: str = "") -> Frozen:
     if found is not None:
         return found
     found = Frozen(time.time(), reason.strip()[:200])
-    path = _path(ws)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as fh:
-        json.dump({"since": found.since, "reason": found.reason}, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    data = json.dumps({"since": found.since, "reason": found.reason}).encode()
+    atomic_write(Path(_path(ws)), data, mode=0o644, durable=True)
     vars(ws)["_frozen"] = found
     return found
 

@@ -29,6 +29,7 @@ from floom_git.hooks import pre_receive
 from floom_git.services import freeze, receive_wire
 from floom_git.services.actor import Actor
 from floom_git.services.hook_server import HookRequest, HookServer
+from floom_git.services.moves import Moved
 from floom_git.services.push import (
     PushPolicy,
     format_rejection,
@@ -36,6 +37,8 @@ from floom_git.services.push import (
     validate_quarantined,
 )
 from floom_git.services.workspaces import Workspace
+from floom_git.storage.atomic import atomic_write
+from floom_git.storage.git_process import git_env, pkt_line
 from floom_git.storage.repo import MAIN
 
 log = logging.getLogger("floom_git.git")
@@ -47,20 +50,10 @@ SERVICES = (UPLOAD, RECEIVE)
 PROTOCOL_RE = re.compile(r"^[0-9a-zA-Z]+=[0-9a-zA-Z]+(:[0-9a-zA-Z]+=[0-9a-zA-Z]+)*$")
 CHUNK = 65536
 MAX_STDERR = 64 * 1024
-EVENT_PATHS = 200
 KILL_AFTER = 5.0  # seconds a git process has to end after SIGTERM (it removes its quarantine)
 HOOK_SOCKET = "pre-receive.sock"  # in the server's system folder
 
 Sink = Callable[[bytes], Awaitable[None]]
-
-
-@dataclass
-class PushOutcome:
-    refs: dict[str, tuple[str | None, str | None]] = field(
-        default_factory=dict
-    )  # ref -> (old, new)
-    files: list[str] = field(default_factory=list)  # files on main the push changed
-    workers: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -71,17 +64,12 @@ class _Push:
     actor: Actor
     upload: receive_wire.Upload
     exited: asyncio.Event = field(default_factory=asyncio.Event)
-    holder: asyncio.Task[PushOutcome] | None = None  # holds the writer lock once the hook asked
+    holder: asyncio.Task[Moved] | None = None  # holds the writer lock once the hook asked
 
 
 def valid_protocol(value: str | None) -> str | None:
     """The Git-Protocol header if it is safe to pass on (e.g. `version=2`), else None."""
     return value if value and PROTOCOL_RE.match(value) else None
-
-
-def pkt_line(text: str) -> bytes:
-    data = text.encode()
-    return f"{len(data) + 4:04x}".encode() + data
 
 
 class GitTransport:
@@ -116,28 +104,20 @@ class GitTransport:
         self.home.mkdir(parents=True, exist_ok=True)
         hook = self.hooks_dir / "pre-receive"
         if not hook.exists() or hook.read_text() != script:
-            tmp = hook.with_name(".pre-receive.tmp")
-            tmp.write_text(script)
-            tmp.chmod(0o755)
-            os.replace(tmp, hook)
+            atomic_write(hook, script.encode(), mode=0o755, durable=False)
         self._hooks_ready = True
         return self.hooks_dir
 
     def env(self, ws: Workspace, actor: Actor, protocol: str | None) -> dict[str, str]:
         """The whole environment git runs with: nothing leaks in from the server's own."""
-        env = {
-            "PATH": os.pathsep.join([str(Path(self.git).parent), os.defpath]),
-            "HOME": str(self.home),
-            "GIT_CONFIG_NOSYSTEM": "1",
-            "GIT_CONFIG_GLOBAL": os.devnull,
-            "LC_ALL": "C",
-            "PYTHONDONTWRITEBYTECODE": "1",
+        env = git_env(
+            self.git, home=self.home,
             # Who pushed shows in the reflog; the hook may use them in messages.
-            "GIT_COMMITTER_NAME": actor.name or "floom",
-            "GIT_COMMITTER_EMAIL": actor.email or "floom@floom.local",
-            "REMOTE_USER": actor.user_id,
-            "FLOOM_WORKSPACE": ws.id,
-        }
+            GIT_COMMITTER_NAME=actor.name or "floom",
+            GIT_COMMITTER_EMAIL=actor.email or "floom@floom.local",
+            REMOTE_USER=actor.user_id,
+            FLOOM_WORKSPACE=ws.id,
+        )
         if protocol:
             env["GIT_PROTOCOL"] = protocol
         return env
@@ -201,7 +181,7 @@ class GitTransport:
         protocol: str | None,
         body: AsyncIterable[bytes],
         sink: Sink,
-    ) -> PushOutcome:
+    ) -> Moved:
         """POST git-receive-pack. The body streams into receive-pack without any lock: a slow
         pusher never stalls other writers. The writer lock is taken when the hook asks (the
         pack is then in) and let go once receive-pack has exited and the server has caught up;
@@ -254,20 +234,20 @@ class GitTransport:
         return await asyncio.shield(answer)
 
     async def _hold(self, push: _Push, request: HookRequest,
-                    answer: asyncio.Future[tuple[bool, str]]) -> PushOutcome:
+                    answer: asyncio.Future[tuple[bool, str]]) -> Moved:
         ws = push.ws
         try:
             await push.upload.complete.wait()  # a request is acted on only once all of it came
             if push.upload.failed or push.upload.too_large:
                 answer.set_result((False, "push rejected: the upload was cut short\n"))
-                return PushOutcome()
+                return Moved("push")
             async with ws.writer.locked():
                 try:
                     freeze.check_writable(ws)
                     before, dirty = await asyncio.to_thread(_begin_push, ws)
                 except FloomError as exc:  # frozen, or the working tree cannot follow main
                     answer.set_result((False, f"push rejected: {exc.message}\n"))
-                    return PushOutcome()
+                    return Moved("push")
                 try:
                     policy = PushPolicy.for_worktree(self.settings.max_file_bytes, dirty)
                     try:
@@ -281,8 +261,8 @@ class GitTransport:
                                        format_rejection(problems) if problems else ""))
                     await push.exited.wait()
                 finally:
-                    outcome = await asyncio.to_thread(_finish_push, ws, before)
-                    self._announce(ws, push.actor, before, outcome)
+                    refs, files = await asyncio.to_thread(_finish_push, ws, before)
+                    outcome = await self._announce(ws, push.actor, before, refs, files)
                 return outcome
         finally:
             if not answer.done():  # cancelled or failed: the hook refuses, never waits forever
@@ -330,42 +310,27 @@ class GitTransport:
                 raise
         return code, err.decode("utf-8", "replace")
 
-    def _announce(
-        self, ws: Workspace, actor: Actor, before: dict[str, str], outcome: PushOutcome
-    ) -> None:
-        if not outcome.refs:
-            return
-        old, new = outcome.refs.get(MAIN, (before.get(MAIN), before.get(MAIN)))
-        ws.events.emit(
-            "push",
-            actor=actor.user_id,
-            refs=[{"ref": r, "old": o, "new": n} for r, (o, n) in sorted(outcome.refs.items())],
-            sha=new,
-            before=old,
-            paths=outcome.files[:EVENT_PATHS],
-            paths_truncated=len(outcome.files) > EVENT_PATHS,
-            workers=sorted(outcome.workers),
-        )
-        log.info(
-            "push to %s by %s: %s",
-            ws.id,
-            actor.user_id,
-            ", ".join(
-                f"{r} {(o or '0')[:7]}..{(n or '0')[:7]}"
-                for r, (o, n) in sorted(outcome.refs.items())
-            ),
-        )
+    async def _announce(
+        self, ws: Workspace, actor: Actor, before: dict[str, str],
+        refs: dict[str, tuple[str | None, str | None]], files: list[str],
+    ) -> Moved:
+        if not refs:
+            return Moved("push")
+        old, new = refs.get(MAIN, (before.get(MAIN), before.get(MAIN)))
+        log.info("push to %s by %s: %s", ws.id, actor.user_id, ", ".join(
+            f"{r} {(o or '0')[:7]}..{(n or '0')[:7]}" for r, (o, n) in sorted(refs.items())))
+        return await ws.moves.main_moved(old, new, files, actor.user_id, "push", refs=refs)
 
 
-async def _outcome(push: _Push) -> PushOutcome:
+async def _outcome(push: _Push) -> Moved:
     """What the push changed, once its lock holder (if its hook asked) has caught up."""
     if push.holder is None:
-        return PushOutcome()  # no hook ran: no ref moved
+        return Moved("push")  # no hook ran: no ref moved
     try:
         return await push.holder
     except Exception:
         log.exception("push to %s: catching up after it failed", push.ws.id)
-        return PushOutcome()
+        return Moved("push")
 
 
 def _snapshot(ws: Workspace) -> dict[str, str]:
@@ -387,25 +352,20 @@ def _begin_push(ws: Workspace) -> tuple[dict[str, str], list[str]]:
     return before, dirty
 
 
-def _finish_push(ws: Workspace, before: dict[str, str]) -> PushOutcome:
-    """After receive-pack exits (whatever happened): which refs moved, and the working tree,
-    index and workers brought up to date with main."""
+def _finish_push(
+    ws: Workspace, before: dict[str, str]
+) -> tuple[dict[str, tuple[str | None, str | None]], list[str]]:
+    """After receive-pack exits (whatever happened): which refs moved, and the files of main it
+    changed, with the working tree and index brought up to date with main."""
     after = _snapshot(ws)
-    outcome = PushOutcome()
-    for ref in sorted(set(before) | set(after)):
-        if before.get(ref) != after.get(ref):
-            outcome.refs[ref] = (before.get(ref), after.get(ref))
+    refs = {ref: (before.get(ref), after.get(ref)) for ref in sorted(set(before) | set(after))
+            if before.get(ref) != after.get(ref)}
     try:
-        outcome.files = ws.repo.finish_ref_move(before.get(MAIN))
+        files = ws.repo.finish_ref_move(before.get(MAIN))
     except Exception:  # the push has landed; the journal repairs the tree on the next write
         log.exception("push to %s landed but the working tree could not be updated", ws.id)
-        outcome.files = ws.repo.changed_files(before.get(MAIN), after.get(MAIN))
-    if outcome.files:
-        try:
-            outcome.workers = ws.workers.reload_paths(outcome.files)
-        except Exception:  # the push landed: a reload failure must not turn it into a failure
-            log.exception("push to %s landed but its workers could not be reloaded", ws.id)
-    return outcome
+        files = ws.repo.changed_files(before.get(MAIN), after.get(MAIN))
+    return refs, files
 
 
 async def _feed(proc: asyncio.subprocess.Process, body: AsyncIterable[bytes]) -> None:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from floom_git.config import Settings
 from floom_git.redaction import mask_url, mask_urls_in
 from floom_git.schemas.health import MirrorStatus
-from floom_git.storage.history import git_env
+from floom_git.storage.git_process import git_env
 from floom_git.storage.repo import MAIN, RUNS
 
 if TYPE_CHECKING:
@@ -60,10 +60,6 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def _env() -> dict[str, str]:
-    return {**git_env(), "GIT_TERMINAL_PROMPT": "0"}  # a mirror must fail, never prompt
-
-
 def _short_error(stderr: bytes, url: str) -> str:
     lines = [ln.strip() for ln in stderr.decode(errors="replace").splitlines() if ln.strip()]
     text = " ".join(lines[-3:]) or "git failed without a message"
@@ -86,7 +82,7 @@ def clone_into(settings: Settings, ws_id: str, target: Path) -> bool:
         listing = subprocess.run(
             [git, "ls-remote", url, *REFS],
             capture_output=True,
-            env=_env(),
+            env=git_env(git),
             timeout=GIT_TIMEOUT,
             check=False,
         )
@@ -117,7 +113,7 @@ def clone_into(settings: Settings, ws_id: str, target: Path) -> bool:
     steps.append([git, "-C", str(target), "remote", "remove", "origin"])
     for cmd in steps:
         proc = subprocess.run(
-            cmd, capture_output=True, env=_env(), timeout=GIT_TIMEOUT, check=False
+            cmd, capture_output=True, env=git_env(git), timeout=GIT_TIMEOUT, check=False
         )
         if proc.returncode != 0:
             shutil.rmtree(target, ignore_errors=True)
@@ -222,7 +218,7 @@ async def _git(git: str, *args: str) -> tuple[int, bytes, bytes]:
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        env=_env(),
+        env=git_env(git),
     )
     try:
         out, err = await asyncio.wait_for(proc.communicate(), GIT_TIMEOUT)
@@ -284,7 +280,7 @@ class Mirror:
             return
         mirror = _WorkspaceMirror(ws.id, ws.path, url, self.settings)
         self._mirrors[ws.id] = mirror
-        ws.writer.released.append(mirror.wake.set)
+        ws.moves.subscribers.append(lambda _move: mirror.wake.set())
         mirror.task = asyncio.get_running_loop().create_task(mirror.run())
 
     def states(self) -> dict[str, MirrorStatus]:

@@ -12,13 +12,13 @@ import msgspec
 import pygit2
 from pygit2.enums import DeltaStatus, FileMode, ObjectType
 
+from floom_git import paths
 from floom_git.errors import FloomError
 from floom_git.schemas.agent import check_workspace_yml
 from floom_git.schemas.connections import CONNECTIONS_FILE, check_connections_file
 from floom_git.schemas.issue import FILE_RE, parse_issue_file
 from floom_git.schemas.tools import TOOLS_FILE, check_tools_file
 from floom_git.services.registry import validate_worker
-from floom_git.storage import paths
 from floom_git.storage.repo import MAIN, WorkspaceRepo
 
 ZERO = "0" * 40
@@ -96,9 +96,9 @@ def validate_push(
     repo: pygit2.Repository, updates: list[RefUpdate], policy: PushPolicy
 ) -> list[str]:
     """Every reason to refuse `updates`, each line naming the ref or file; [] means accept."""
-    problems = check_refs(repo, updates)
-    refused = {p.split(":", 1)[0] for p in problems}
-    updates = [u for u in updates if u.ref not in refused]
+    refused = check_refs(repo, updates)
+    updates = [u for u in updates if u.ref not in {p.ref for p in refused}]
+    problems = [str(p) for p in refused]
     problems += check_new_objects(repo, new_commits(repo, updates), policy.max_file_bytes)
     for update in updates:
         if not update.is_branch or update.new is None:
@@ -111,47 +111,54 @@ def validate_push(
     return _dedupe(problems)
 
 
-def check_refs(repo: pygit2.Repository, updates: list[RefUpdate]) -> list[str]:
+@dataclass(frozen=True)
+class RefProblem:
+    """Why a ref of a push may not move: which ref, and what is wrong. Refusals are decided on
+    `ref`; the text is only for the person pushing (`str()`)."""
+
+    ref: str
+    what: str
+
+    def __str__(self) -> str:
+        return f"{self.ref}: {self.what}"
+
+
+def check_refs(repo: pygit2.Repository, updates: list[RefUpdate]) -> list[RefProblem]:
     """Refs a person may not move: server-owned or unknown namespaces, main deleted or rewound,
     and refs that moved on the server since the client looked."""
     problems = []
     for u in updates:
         if not u.ref.startswith(("refs/heads/", "refs/tags/")):
-            problems.append(
-                f"{u.ref}: only branches (refs/heads/*) and tags (refs/tags/*) can be pushed"
-            )
+            problems.append(RefProblem(
+                u.ref, "only branches (refs/heads/*) and tags (refs/tags/*) can be pushed"))
             continue
         if u.ref.startswith(SERVER_OWNED):
-            problems.append(
-                f"{u.ref}: branch is owned by the server (it records runs and conversations "
-                "there); fetch it, but push your work to main or another branch"
-            )
+            problems.append(RefProblem(
+                u.ref, "branch is owned by the server (it records runs and conversations "
+                "there); fetch it, but push your work to main or another branch"))
             continue
         if u.ref == MAIN and u.new is None:
-            problems.append(f"{u.ref}: deleting main is not allowed")
+            problems.append(RefProblem(u.ref, "deleting main is not allowed"))
             continue
         current = _ref_target(repo, u.ref)
         if current != u.old:
             now = f"now at {current[:7]}" if current else "it does not exist"
-            problems.append(
-                f"{u.ref}: changed on the server while you pushed ({now}); pull and push again"
-            )
+            problems.append(RefProblem(
+                u.ref, f"changed on the server while you pushed ({now}); pull and push again"))
             continue
         if u.new is not None:
             commit = _commit(repo, u.new)
             if commit is None:
                 # Only what hangs off commits is checked (every file of every new commit), so a
                 # tag of a tree or a blob (or a tag of one) would carry content past the checks.
-                problems.append(
-                    f"{u.ref}: points to a {_kind(repo, u.new)}, not a commit; only commits "
-                    "(and annotated tags of commits) can be pushed"
-                )
+                problems.append(RefProblem(
+                    u.ref, f"points to a {_kind(repo, u.new)}, not a commit; only commits "
+                    "(and annotated tags of commits) can be pushed"))
             elif (u.is_branch and u.old is not None and u.old != u.new
                   and not repo.descendant_of(commit.id, u.old)):
-                problems.append(
-                    f"{u.ref}: non-fast-forward update (force push) is not allowed; "
-                    "pull, merge or rebase, and push again"
-                )
+                problems.append(RefProblem(
+                    u.ref, "non-fast-forward update (force push) is not allowed; "
+                    "pull, merge or rebase, and push again"))
     return problems
 
 

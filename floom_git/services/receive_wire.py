@@ -9,6 +9,8 @@ import asyncio
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass, field
 
+from floom_git.storage.git_process import pkt_line
+
 HEAD_BYTES = 256 * 1024  # the commands come before the pack, in the first bytes
 
 
@@ -75,18 +77,14 @@ def commands(head: bytes) -> tuple[list[str], bool]:
     return refs, sideband
 
 
-def pkt(data: bytes) -> bytes:
-    return f"{len(data) + 4:04x}".encode() + data
-
-
 def refusal(upload: Upload, lines: list[str], reason: str) -> bytes:
     """git's answer refusing every ref of the request: `lines` as `remote:` messages, then
     `unpack <reason>` and `ng <ref> <reason>` (shown as `! [remote rejected] ... (<reason>)`)."""
-    report = pkt(f"unpack {reason}\n".encode())
-    report += b"".join(pkt(f"ng {ref} {reason}\n".encode()) for ref in upload.refs) + b"0000"
+    report = pkt_line(f"unpack {reason}\n".encode())
+    report += b"".join(pkt_line(f"ng {ref} {reason}\n".encode()) for ref in upload.refs) + b"0000"
     if not upload.sideband:
         return report
-    out = b"".join(pkt(b"\x02" + f"{line}\n".encode()) for line in lines)
+    out = b"".join(pkt_line(b"\x02" + f"{line}\n".encode()) for line in lines)
     for start in range(0, len(report), 65515):  # side-band-64k: at most 65520 bytes per packet
-        out += pkt(b"\x01" + report[start:start + 65515])
+        out += pkt_line(b"\x01" + report[start:start + 65515])
     return out + b"0000"

@@ -102,8 +102,10 @@ class WorkerRegistry:
         self._tickets = itertools.count()
         self._applied: dict[str, int] = {}  # worker id -> ticket of the reload applied last
         self._applied_all = -1
+        self.reloads = 0  # reload calls made (the move pipeline promises one per move)
 
     def reload_all(self) -> int:
+        self.reloads += 1
         ticket = next(self._tickets)
         base = self.root / paths.WORKERS_DIR
         ids = sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
@@ -128,6 +130,7 @@ class WorkerRegistry:
         return len(fresh)
 
     def reload(self, ids: Iterable[str]) -> None:
+        self.reloads += 1
         for wid in set(ids):
             ticket = next(self._tickets)
             entry = load_entry(self.root, wid, self.repo)

@@ -16,7 +16,7 @@ from floom_git.schemas.run import (
     WorkerLogLine,
     WorkerStats,
 )
-from floom_git.services import runs
+from floom_git.services import run_views, runs
 from floom_git.services.workers import entry_or_404
 from floom_git.services.workspaces import Workspace
 
@@ -172,7 +172,7 @@ def overview(ws: Workspace, pending: int) -> Overview:
                            "detail": f"{e.error_code}: {e.error}"})
             if len(alerts) >= 20:
                 break
-    recent = [runs.summary(ws, e) for _, e in zip(range(10), store.entries(), strict=False)]
+    recent = [run_views.summary(ws, e) for _, e in zip(range(10), store.entries(), strict=False)]
     return Overview(
         workers_count=len(workers), active_workers=sum(w.status == "ready" for w in workers),
         runs_total=store.count(), runs_7d=len(last7),
@@ -182,10 +182,10 @@ def overview(ws: Workspace, pending: int) -> Overview:
     )
 
 
-def export_csv(ws: Workspace, query: runs.RunQuery) -> str:
+def export_csv(ws: Workspace, query: run_views.RunQuery) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
-    for e in runs.matching(ws, query)[query.offset:query.offset + query.limit]:
+    for e in run_views.matching(ws, query)[query.offset:query.offset + query.limit]:
         writer.writerow(["" if getattr(e, c) is None else getattr(e, c) for c in CSV_COLUMNS])
     return buf.getvalue()

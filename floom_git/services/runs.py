@@ -1,5 +1,7 @@
-"""Runs: trigger (inputs checked against the manifest of the pinned commit), read, list, cancel,
-approvals, and the state transitions the engine drives (start, finish, expire).
+"""The run state machine: create (queued), start (running), finish (completed, failed, cancelled
+or pending_approval), park, cancel and recovery after a restart; every change numbered as an
+event and durable (services/run_records.py) before it returns. Inputs are checked by
+services/run_inputs.py; what the API shows of a run is services/run_views.py's.
 
 Entry points other features use: `create_run(ws, worker_id, inputs, ...)` starts a run (the
 benchmark and the scheduler call it); `get_run(ws, run_id)` returns a record or raises NotFound;
@@ -16,31 +18,25 @@ from typing import Any
 
 import msgspec
 
+from floom_git import paths
 from floom_git.errors import Conflict, InvalidInput, NotFound
-from floom_git.schemas.manifest import Field, Manifest, parse_manifest
+from floom_git.schemas.manifest import Manifest
 from floom_git.schemas.run import (
-    STATUSES,
     TERMINAL,
     Approval,
     Artifact,
-    ArtifactOut,
     IndexEntry,
-    LogLine,
-    OutputField,
-    RunDetail,
     RunRecord,
-    RunSummary,
     TimelineEvent,
 )
 from floom_git.services import agent_setup, freeze
 from floom_git.services.actor import Actor
+from floom_git.services.run_inputs import committed_manifest, validate_inputs, with_saved
 from floom_git.services.run_records import RunStore
 from floom_git.services.workspaces import Workspace
-from floom_git.storage import paths
 
 RESERVED_INPUTS = ("decision", "approved_output")
 PREVIEW_CHARS = 2000
-_manifests: dict[str, Manifest] = {}  # blob id -> parsed manifest (blobs never change)
 
 
 def now() -> dt.datetime:
@@ -73,7 +69,7 @@ def new_id(prefix: str) -> str:
 
 
 def store(ws: Workspace) -> RunStore:
-    return RunStore.of(ws)
+    return ws.runs
 
 
 # -- for other features -----------------------------------------------------------------------
@@ -91,123 +87,6 @@ def add_feedback(ws: Workspace, run_id: str, item: dict[str, Any]) -> None:
 def list_feedback(ws: Workspace, run_id: str) -> list[dict[str, Any]]:
     data = store(ws).read_file(run_id, "feedback.ndjson") or b""
     return [json.loads(line) for line in data.splitlines() if line.strip()]
-
-
-# -- manifests and inputs ---------------------------------------------------------------------
-def committed_manifest(ws: Workspace, worker_id: str, sha: str | None = None) -> tuple[Manifest, str]:
-    """The worker's manifest at commit `sha` (default: tip of main) and that commit's full sha."""
-    commit = ws.repo.resolve(sha) if sha else ws.repo.tip()
-    where = f"{paths.worker_dir(worker_id)}/{paths.MANIFEST}"
-    blob = ws.repo.entry(commit, where)
-    if commit is None or blob is None:
-        raise Conflict(f"Worker {worker_id} is not committed yet (on-disk edits are synced after a "
-                       "short quiet period); retry in a moment")
-    key = str(blob.id)
-    manifest = _manifests.get(key)
-    if manifest is None:
-        manifest = parse_manifest(blob.data, where=where, folder=worker_id)
-        if len(_manifests) > 4096:
-            _manifests.clear()
-        _manifests[key] = manifest
-    return manifest, str(commit.id)
-
-
-def _empty(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and value.strip() == "")
-
-
-def _choices(f: Field) -> list[Any] | None:
-    raw = f.enum or f.options
-    if not raw:
-        return None
-    return [o.get("value") if isinstance(o, dict) else o for o in raw]
-
-
-def _check_value(f: Field, value: Any) -> Any:
-    at = f"inputs.{f.name}"
-    kind = f.type or "string"
-    if f.kind == "file":
-        if not isinstance(value, str):
-            raise InvalidInput(f"{at}: expected a file path or upload id (a string)")
-        return value
-    if kind in ("number", "integer"):
-        if isinstance(value, str):
-            try:
-                value = float(value) if kind == "number" else int(value)
-            except ValueError:
-                raise InvalidInput(f"{at}: expected a number, got '{value[:40]}'") from None
-            if kind == "number" and float(value).is_integer():
-                value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise InvalidInput(f"{at}: expected a number")
-        if kind == "integer" and not float(value).is_integer():
-            raise InvalidInput(f"{at}: expected an integer")
-        b = f.bounds
-        if b and b.minimum is not None and value < b.minimum:
-            raise InvalidInput(f"{at}: must be >= {b.minimum:g}")
-        if b and b.maximum is not None and value > b.maximum:
-            raise InvalidInput(f"{at}: must be <= {b.maximum:g}")
-    elif kind == "boolean":
-        if isinstance(value, str) and value.lower() in ("true", "false"):
-            value = value.lower() == "true"
-        if not isinstance(value, bool):
-            raise InvalidInput(f"{at}: expected true or false")
-    elif kind != "json":
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            value = str(value)
-        if not isinstance(value, str):
-            raise InvalidInput(f"{at}: expected a string")
-        if kind == "url" and not value.startswith(("http://", "https://")):
-            raise InvalidInput(f"{at}: expected an http(s) URL")
-        b = f.bounds
-        if b and b.min_length is not None and len(value) < b.min_length:
-            raise InvalidInput(f"{at}: must be at least {b.min_length} characters")
-        if b and b.max_length is not None and len(value) > b.max_length:
-            raise InvalidInput(f"{at}: must be at most {b.max_length} characters")
-    choices = _choices(f)
-    if choices is not None and value not in choices:
-        shown = ", ".join(str(c) for c in choices[:20])
-        raise InvalidInput(f"{at}: must be one of {shown}")
-    return value
-
-
-def validate_inputs(manifest: Manifest, given: dict[str, Any]) -> dict[str, Any]:
-    """Effective inputs: given values checked and converted, defaults filled in. Raises
-    InvalidInput `Missing required inputs: a, b` or naming the bad input."""
-    out = dict(given)
-    missing = [f.name for f in manifest.exec.inputs
-               if f.required and _empty(out.get(f.name)) and f.default is None]
-    if missing:
-        raise InvalidInput("Missing required inputs: " + ", ".join(missing))
-    for f in manifest.exec.inputs:
-        if _empty(out.get(f.name)):
-            if f.default is not None:
-                out[f.name] = f.default
-            continue
-        out[f.name] = _check_value(f, out[f.name])
-    return out
-
-
-def check_given(manifest: Manifest, values: dict[str, Any], where: str = "input_values") -> None:
-    """Check the values given for declared inputs (none is required here); InvalidInput naming
-    the first bad one."""
-    for f in manifest.exec.inputs:
-        if not _empty(values.get(f.name)):
-            try:
-                _check_value(f, values[f.name])
-            except InvalidInput as exc:
-                raise InvalidInput(exc.message.replace("inputs.", f"{where}.", 1)) from None
-
-
-def with_saved(manifest: Manifest, given: dict[str, Any] | None) -> dict[str, Any]:
-    """The inputs a run starts from: the worker's saved `input_values`, then the run's own."""
-    return {**(manifest.input_values or {}), **(given or {})}
-
-
-def missing_required(manifest: Manifest, given: dict[str, Any]) -> list[str]:
-    given = with_saved(manifest, given)
-    return [f.name for f in manifest.exec.inputs
-            if f.required and _empty(given.get(f.name)) and f.default is None]
 
 
 # -- lifecycle ----------------------------------------------------------------------------------
@@ -448,165 +327,3 @@ def cancel(ws: Workspace, run_id: str, actor: Actor, *, code: str | None = None,
     if s.hooks is not None:
         s.hooks.finished(ws.uid, record)
     return "cancelled"
-
-
-# -- reads --------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class RunQuery:
-    worker_id: str | None = None
-    statuses: tuple[str, ...] = ()
-    since: str | None = None
-    until: str | None = None
-    before: tuple[str, str] | None = None
-    limit: int = 50
-    offset: int = 0
-
-
-def parse_statuses(raw: str | None) -> tuple[str, ...]:
-    if not raw:
-        return ()
-    values = tuple(v.strip() for v in raw.split(",") if v.strip())
-    for v in values:
-        if v not in STATUSES:
-            raise InvalidInput(f"status: '{v[:40]}' is not one of {', '.join(STATUSES)}")
-    return values
-
-
-def matching(ws: Workspace, q: RunQuery) -> list[IndexEntry]:
-    """Every index entry matching `q` (filters and cursor), newest first; no paging."""
-    s = store(ws)
-    source = s.entries_before(q.before, q.worker_id) if q.before else s.entries(q.worker_id)
-    out = []
-    for e in source:
-        if q.statuses and e.status not in q.statuses:
-            continue
-        if q.until and e.created_at >= q.until:
-            continue
-        if q.since and e.created_at < q.since:
-            break
-        out.append(e)
-    return out
-
-
-def summary(ws: Workspace, e: IndexEntry) -> RunSummary:
-    hooks = store(ws).hooks
-    position = hooks.queue_position(e.id) if hooks is not None and e.status == "queued" else None
-    return RunSummary(id=e.id, worker_id=e.worker_id, worker_name=e.worker_name, status=e.status,
-                      trigger_source=e.trigger_source, created_at=e.created_at,
-                      started_at=e.started_at, completed_at=e.completed_at,
-                      duration_ms=e.duration_ms, error=e.error, error_code=e.error_code,
-                      queue_position=position)
-
-
-def list_runs(ws: Workspace, q: RunQuery) -> tuple[list[RunSummary], int]:
-    if not q.statuses and not q.since and not q.until and not q.before:
-        total = store(ws).count(q.worker_id)
-        page = []
-        for i, e in enumerate(store(ws).entries(q.worker_id)):
-            if i >= q.offset + q.limit:
-                break
-            if i >= q.offset:
-                page.append(e)
-        return [summary(ws, e) for e in page], total
-    found = matching(ws, q)
-    return [summary(ws, e) for e in found[q.offset:q.offset + q.limit]], len(found)
-
-
-DETAIL_LOG_LINES = 200  # log lines inlined in a run's detail; the rest via logs_url
-_KINDS = {"text/markdown": "markdown", "text/csv": "csv", "application/json": "json"}
-
-
-def _artifact_out(run_id: str, a: Artifact) -> ArtifactOut:
-    kind = _KINDS.get(a.media_type) or ("text" if a.media_type.startswith("text/") else
-                                        "image" if a.media_type.startswith("image/") else "file")
-    return ArtifactOut(**{f: getattr(a, f) for f in Artifact.__struct_fields__}, run_id=run_id,
-                       type=kind, relative_path=a.path,
-                       download_url=f"/api/runs/{run_id}/artifacts/{a.id}/download")
-
-
-def _output_schema(ws: Workspace, record: RunRecord) -> list[OutputField]:
-    """The worker's declared outputs at the run's commit, with this run's values."""
-    try:
-        manifest, _ = committed_manifest(ws, record.worker_id, record.worker_sha)
-    except (Conflict, InvalidInput, NotFound):
-        return []  # the commit is gone (a rewritten history) or never had a valid manifest
-    values = record.outputs or {}
-    return [OutputField(name=f.name, type=f.type or f.kind, label=f.label or f.name.replace("_", " ").title(),
-                        value=values.get(f.name))
-            for f in manifest.exec.outputs]
-
-
-def detail(ws: Workspace, run_id: str) -> RunDetail:
-    s = store(ws)
-    record = s.get(run_id)
-    position = (s.hooks.queue_position(run_id) if s.hooks is not None and record.status == "queued"
-                else None)
-    lines = s.logs(run_id)
-    return RunDetail(
-        id=record.id, worker_id=record.worker_id, worker_name=record.worker_name,
-        worker_sha=record.worker_sha[:7], status=record.status,
-        trigger_source=record.trigger_source, trigger_ref=record.trigger_ref, runner="local",
-        created_by=record.created_by, input=record.inputs, inputs=record.inputs,
-        output=record.outputs, outputs=record.outputs, output_schema=_output_schema(ws, record),
-        error=record.error, error_code=record.error_code, exit_code=record.exit_code,
-        created_at=record.created_at, started_at=record.started_at,
-        completed_at=record.completed_at, duration_ms=record.duration_ms, queue_position=position,
-        approval=record.approval, approval_trail=record.approval,
-        approval_of=record.approval_of,
-        artifacts=[_artifact_out(record.id, a) for a in record.artifacts],
-        tool_calls=record.tool_calls, transcript=[],
-        logs=lines[:DETAIL_LOG_LINES], log_count=len(lines),
-        logs_truncated=len(lines) > DETAIL_LOG_LINES, logs_url=f"/api/runs/{record.id}/logs",
-        logs_stream_url=f"/api/runs/{record.id}/logs/stream", total_tokens=record.total_tokens,
-        total_cost_usd=record.cost_usd, agent=record.agent,
-        can_replay=record.status in ("completed", "failed"),
-    )
-
-
-def logs(ws: Workspace, run_id: str, level: str | None, limit: int) -> list[LogLine]:
-    from floom_git.schemas.run import LEVELS
-
-    lines = store(ws).logs(run_id)
-    if level:
-        if level not in LEVELS:
-            raise InvalidInput(f"level: must be one of {', '.join(LEVELS)}")
-        floor = LEVELS.index(level)
-        lines = [ln for ln in lines if ln.level in LEVELS and LEVELS.index(ln.level) >= floor]
-    return lines[:limit]
-
-
-def artifact(ws: Workspace, run_id: str, artifact_id: str) -> tuple[Artifact, bytes]:
-    s = store(ws)
-    record = s.get(run_id)
-    for a in record.artifacts:
-        if a.id == artifact_id:
-            data = s.read_file(run_id, f"artifacts/{a.path}")
-            if data is None:
-                break
-            return a, data
-    raise NotFound("Artifact not found")
-
-
-def events_since(ws: Workspace, run_id: str, after: int) -> tuple[list[tuple[int, dict[str, Any]]], RunRecord]:
-    """The run's numbered events after `after` (status changes, logs, decisions, and while an
-    agent runs the passing ones: text as it arrives, turns and tool calls starting), in order."""
-    s = store(ws)
-    record = s.get(run_id)
-    events: list[tuple[int, dict[str, Any]]] = []
-    for t in record.timeline:
-        if t.seq > after:
-            events.append((t.seq, {"type": t.type, "run_id": run_id, **t.data}))
-    if record.seq > after:
-        for line in s.logs(run_id):
-            if line.seq > after:
-                data = {"type": "log", "run_id": run_id, "seq": line.seq, "level": line.level,
-                        "message": line.message, "timestamp": line.timestamp}
-                if line.event is not None:
-                    data["event"] = line.event
-                events.append((line.seq, data))
-        for seq, passing in s.passing(run_id):
-            if seq > after:
-                events.append((seq, {**passing, "run_id": run_id}))
-    events.sort(key=lambda item: item[0])
-    return events, record
-

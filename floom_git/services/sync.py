@@ -12,18 +12,19 @@ import os
 import re
 import stat
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pygit2
 from pygit2.enums import ObjectType
 
+from floom_git import paths
 from floom_git.errors import FloomError
 from floom_git.schemas.issue import FILE_RE, parse_issue_file
 from floom_git.services import freeze
+from floom_git.services.moves import Moved
 from floom_git.services.registry import SKIP_DIRS, validate_worker, worker_files
 from floom_git.services.workspaces import Workspace
-from floom_git.storage import paths, worktree
+from floom_git.storage import worktree
 from floom_git.storage.repo import Changeset, WorkspaceRepo, signature
 
 log = logging.getLogger("floom_git.sync")
@@ -31,21 +32,6 @@ log = logging.getLogger("floom_git.sync")
 SHOWN_PATHS = 3
 # Names that are never content: the server's own temp files and editors' swap/backup files.
 TRANSIENT_RE = re.compile(r"^\.floom-|\.sw.$|~$|^\.#|^\.DS_Store$|\.py[cod]$")
-
-
-@dataclass
-class SyncResult:
-    sha: str | None = None
-    committed: list[str] = field(default_factory=list)
-    # Where on-disk changes were left uncommitted, and why (a worker folder or a file path).
-    invalid: dict[str, str] = field(default_factory=dict)
-    workers: set[str] = field(default_factory=set)
-    # Committed paths whose file changed again while the commit was made: sync them again.
-    changed_again: list[str] = field(default_factory=list)
-
-    @property
-    def short(self) -> str | None:
-        return self.sha[:7] if self.sha else None
 
 
 def is_transient(rel: str) -> bool:
@@ -66,16 +52,17 @@ def message(changed: list[str]) -> str:
 
 
 async def reconcile(ws: Workspace, candidates: Iterable[str] | None = None, *,
-                    reloaded: bool = False) -> SyncResult:
+                    reloaded: bool = False) -> Moved:
     """Commit the valid on-disk differences from `main` among `candidates` (None: the whole tree).
 
     Workers touched are reloaded first (unless `reloaded`: the watcher reloads them as their
     events arrive), so an invalid manifest shows as `status: "error"` with its message; that
     worker's changes stay on disk, uncommitted, while other valid changes in the batch are
-    committed. Secret-bearing, gitignored and symlinked files are never committed.
+    committed. Secret-bearing, gitignored and symlinked files are never committed. Ends in the
+    move pipeline (source "sync"), also when it only left invalid edits on disk.
     """
     if freeze.state(ws) is not None:
-        return SyncResult()  # on-disk edits stay on disk; unfreezing commits them
+        return Moved("sync")  # on-disk edits stay on disk; unfreezing commits them
     wanted = None if candidates is None else {c.strip("/") for c in candidates if c.strip("/")}
     if wanted is None:
         await asyncio.to_thread(ws.workers.reload_all)
@@ -88,34 +75,24 @@ async def reconcile(ws: Workspace, candidates: Iterable[str] | None = None, *,
         # which plans again under the lock against the tip of that moment.
         changes, invalid = await asyncio.to_thread(plan, ws.repo, wanted, max_bytes)
         if not changes and not invalid:
-            return SyncResult()
-    out = SyncResult()
+            return Moved("sync")
+    refused: dict[str, str] = {}
 
     def build(repo: WorkspaceRepo) -> Changeset | None:
         changes, invalid = plan(repo, wanted, max_bytes)
-        out.invalid = invalid
+        refused.clear()
+        refused.update(invalid)
         if not changes:
             return None
-        out.committed = sorted(changes)
-        return Changeset(dict(changes), message(out.committed), from_disk=True)
+        return Changeset(dict(changes), message(sorted(changes)), from_disk=True)
 
     author = signature(ws.settings.sync_author_name, ws.settings.sync_author_email)
     # A from_disk commit never writes the files back, so an edit made after they were read
     # stays on disk as a difference that the next sync commits.
     result = await ws.writer.write(build, author)
-    out.sha = result.sha
-    out.changed_again = list(result.unsynced)
-    if not out.sha:
-        out.committed = []
-    out.workers = {p.split("/")[1] for p in out.committed if _worker_id(p)}
-    if out.sha or out.invalid:
-        ws.events.emit(
-            "sync",
-            sha=out.short,
-            paths=out.committed,
-            workers=sorted(out.workers),
-            invalid=dict(out.invalid),
-        )
+    out = await ws.moves.main_moved(
+        result.parent, result.sha, sorted(result.paths) if result.sha else [], author.email,
+        "sync", invalid=refused, changed_again=list(result.unsynced))
     if out.sha:
         log.info("workspace %s: %s (%s)", ws.id, message(out.committed), out.short)
     for where, why in out.invalid.items():

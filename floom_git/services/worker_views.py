@@ -20,7 +20,15 @@ from floom_git.schemas.api import (
 from floom_git.schemas.base import plain
 from floom_git.schemas.connections import ConnectionEntry
 from floom_git.schemas.manifest import Manifest, Trigger
-from floom_git.services import agent_setup, connection_files, contexts, run_stats, runs, workers
+from floom_git.services import (
+    agent_setup,
+    connection_files,
+    contexts,
+    run_stats,
+    run_views,
+    runs,
+    workers,
+)
 from floom_git.services.actor import ROLES
 from floom_git.services.files import file_out
 from floom_git.services.registry import WorkerEntry
@@ -124,7 +132,7 @@ def summary(ws: Workspace, entry: WorkerEntry, viewer: Viewer, shape: str = "ful
         runner="local",
         starred=entry.id in viewer.starred,
         updated_at=entry.updated_at,
-        last_run=runs.summary(ws, last) if last is not None else None,
+        last_run=run_views.summary(ws, last) if last is not None else None,
         recent_stats=run_stats.recent_stats(ws, entry.id),
         connections=m.connection_slugs if m else [],
         missing_secrets=[s for s in declared if s not in names],
@@ -186,7 +194,7 @@ def detail(ws: Workspace, worker_id: str, viewer: Viewer,
         example_input=m.example_input if m else None,
         input_values=dict(m.input_values or {}) if m else {},
         contexts=_contexts(ws, m) if m else [],
-        recent_runs=[runs.summary(ws, e) for _, e in
+        recent_runs=[run_views.summary(ws, e) for _, e in
                      zip(range(RECENT_RUNS), runs.store(ws).entries(entry.id), strict=False)],
         stats=run_stats.worker_stats(ws, entry.id),
         run_py_content=_text(files, script),

@@ -35,7 +35,7 @@ from floom_git.services.actor import Actor
 from floom_git.services.cron import next_fire
 from floom_git.services.files import decode_files, file_out
 from floom_git.services.registry import WorkerEntry, validate_worker
-from floom_git.services.runs import check_given
+from floom_git.services.run_inputs import check_given
 from floom_git.services.workspaces import Workspace
 from floom_git.storage import history
 from floom_git.storage.repo import Changeset, WorkspaceRepo

@@ -19,7 +19,7 @@ import secrets
 import shutil
 import time
 from collections.abc import Awaitable, Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +30,11 @@ from floom_git.errors import Conflict, FloomError, InvalidInput, NotFound, Unava
 from floom_git.services import freeze, mirror
 from floom_git.services.actor import SYSTEM, Actor
 from floom_git.services.events import EventBus
+from floom_git.services.moves import Moved, Moves
 from floom_git.services.registry import WorkerRegistry
+from floom_git.services.run_records import RunStore
 from floom_git.storage import history, private
+from floom_git.storage.atomic import atomic_write
 from floom_git.storage.repo import MAIN, CommitResult, WorkspaceRepo
 from floom_git.storage.writer import Writer
 
@@ -53,19 +56,27 @@ class Workspace:
     events: EventBus
     settings: Settings
     uid: str  # internal id, never reused (see the module docstring)
+    moves: Moves  # after a branch moved: reload, event, subscribers (services/moves.py)
     # Names of the secrets set for this workspace (values never leave the secret store).
     secret_names: Callable[[], Collection[str]] = lambda: ()
+    runs: RunStore = field(init=False)  # its run records; made with the workspace
+
+    def __post_init__(self) -> None:
+        self.runs = RunStore(self)
 
     @property
     def path(self) -> Path:
         return self.repo.path
 
+    async def _landed(self, commits: list[tuple[CommitResult, str, str]]) -> None:
+        """The writer's commits, into the move pipeline. A sync's commit is announced by the
+        sync itself (it also says what it left on disk)."""
+        await self.moves.landed([
+            Moved("api", r.parent, r.sha, list(r.files), email, ref, paths=list(r.paths))
+            for r, ref, email in commits if not (ref == MAIN and r.from_disk)
+        ])
+
     def _on_commit(self, result: CommitResult, ref: str) -> None:
-        if ref.endswith("/main"):
-            ids = self.workers.reload_paths(result.files)
-            self.events.emit(
-                "commit", sha=result.sha, ref="main", paths=list(result.paths), workers=sorted(ids)
-            )
         if self.writer.commits % COMMIT_GRAPH_EVERY == 0:
             # Packing loose objects and refreshing the commit-graph (fast path history) take
             # repository locks, so they run under the writer lock, in the background.
@@ -107,13 +118,7 @@ def read_uid(repo_dir: Path) -> str | None:
 
 
 def _write_uid(repo_dir: Path, uid: str) -> None:
-    path = repo_dir / ".git" / UID_FILE
-    tmp = path.with_name(UID_FILE + ".tmp")
-    with open(tmp, "w") as fh:
-        fh.write(uid + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    atomic_write(repo_dir / ".git" / UID_FILE, (uid + "\n").encode(), mode=0o644, durable=True)
 
 
 def template_files(template_dir: Path, ws_id: str,
@@ -197,9 +202,11 @@ class WorkspaceManager:
             _write_uid(path, uid)
         repo = WorkspaceRepo(path)
         repo.recover()
-        ws = Workspace(ws_id, repo, Writer(repo), WorkerRegistry(repo), EventBus(), self.settings,
-                       uid=uid, secret_names=lambda: self.secret_names(uid))
+        workers, events = WorkerRegistry(repo), EventBus()
+        ws = Workspace(ws_id, repo, Writer(repo), workers, events, self.settings, uid=uid,
+                       moves=Moves(workers, events), secret_names=lambda: self.secret_names(uid))
         ws.writer.listeners.append(ws._on_commit)
+        ws.writer.landed = ws._landed
         ws.writer.gate = lambda ref: freeze.check_writable(ws) if ref == MAIN else None
         ws.workers.reload_all()
         self._spaces[ws_id] = ws

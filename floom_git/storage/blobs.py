@@ -11,7 +11,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from floom_git.storage.history import git_env
+from floom_git.storage.git_process import git_env
 
 CHUNK = 1 << 20
 
@@ -22,7 +22,7 @@ def read_many(repo_path: Path, names: Iterable[str], git: str = "git") -> Iterat
     RuntimeError when git cannot be run or fails."""
     proc = subprocess.Popen(
         [git, "-C", str(repo_path), "cat-file", "--buffer", "--batch=%(objecttype) %(objectsize)"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=git_env())
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=git_env(git))
     stdin, out = proc.stdin, proc.stdout
     assert stdin is not None and isinstance(out, io.BufferedReader)  # pipes, buffered
     count = 0

@@ -3,7 +3,6 @@ changed-path Bloom filters, ENGINEERING-NOTES §2.3), version membership, and tr
 
 from __future__ import annotations
 
-import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import pygit2
 
 from floom_git.errors import Conflict, NotFound
+from floom_git.storage.git_process import git_env
 from floom_git.storage.repo import MAIN, Changeset, TreeRef, WorkspaceRepo
 
 SEP = "\x1f"
@@ -25,13 +25,6 @@ class LogEntry:
     email: str
     timestamp: str
     message: str
-
-
-def git_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-    env["GIT_CONFIG_NOSYSTEM"] = "1"
-    env.setdefault("HOME", "/tmp")
-    return env
 
 
 def log(
@@ -50,7 +43,7 @@ def log(
         f"--format={REC}%H{SEP}%an{SEP}%ae{SEP}%aI{SEP}%s", ref, "--",
         *paths,
     ]
-    proc = subprocess.run(cmd, capture_output=True, env=git_env(), check=False)
+    proc = subprocess.run(cmd, capture_output=True, env=git_env(git), check=False)
     if proc.returncode != 0:
         err = proc.stderr.decode(errors="replace")
         if "unknown revision" in err or "bad revision" in err or "does not have any commits" in err:
@@ -71,7 +64,7 @@ def upkeep(repo_path: Path, git: str = "git") -> None:
     Run under the workspace writer lock: gc takes ref and pack locks."""
     subprocess.run([git, "-C", str(repo_path), "-c", "gc.autoDetach=false", "-c",
                     "gc.writeCommitGraph=false", "gc", "--auto",
-                    "--quiet"], capture_output=True, env=git_env(), check=False)
+                    "--quiet"], capture_output=True, env=git_env(git), check=False)
     write_commit_graph(repo_path, git)
 
 
@@ -80,7 +73,7 @@ def write_commit_graph(repo_path: Path, git: str = "git") -> None:
     subprocess.run(
         [git, "-C", str(repo_path), "commit-graph", "write", "--reachable", "--changed-paths",
          "--split", "--size-multiple=4"],
-        capture_output=True, env=git_env(), check=False,
+        capture_output=True, env=git_env(git), check=False,
     )
 
 

@@ -4,10 +4,10 @@ state): read tolerantly, written atomically and durably (tmp + fsync + rename), 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from floom_git.storage.atomic import atomic_write
 
 
 def read_json(path: Path) -> dict[str, Any]:
@@ -25,18 +25,4 @@ def write_json(path: Path, data: Any) -> None:
 
 
 def write_bytes(path: Path, payload: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    atomic_write(path, payload, mode=0o600, durable=True)

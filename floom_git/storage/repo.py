@@ -1,6 +1,6 @@
 """WorkspaceRepo: one non-bare workspace repository over pygit2.
 
-Commits are built with TreeBuilder from the branch tip (no index involved), the branch moves by
+Commits (storage/changeset.py: what a commit changes and answers) are built with TreeBuilder from the branch tip (no index involved), the branch moves by
 compare-and-swap, and only then are the touched paths written into the working tree and the
 on-disk index (ENGINEERING-NOTES §2.2; storage/worktree.py never overwrites a person's edit). A
 journal in .git names the commit the tree was synced to, so that step is redone after a crash or
@@ -12,9 +12,9 @@ blocking: callers run it off the event loop.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
-import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,8 +22,24 @@ from pathlib import Path
 import pygit2
 from pygit2.enums import FileMode, ObjectType
 
-from floom_git.errors import Conflict, InvalidInput, NotFound, Unavailable
-from floom_git.storage import leftovers, paths, worktree
+from floom_git.errors import Conflict, NotFound, Unavailable
+from floom_git.storage import leftovers, worktree
+from floom_git.storage.atomic import atomic_write
+from floom_git.storage.changeset import (
+    REPLACE,
+    Change,
+    Changeset,
+    CommitResult,
+    RefMoved,
+    TreeRef,
+    nest,
+    norm,
+    signature,
+)
+
+# Where the types of a commit live; kept importable from here, where every writer looks.
+__all__ = ["JOURNAL", "MAIN", "RUNS", "Change", "Changeset", "CommitResult", "RefMoved",
+           "TreeRef", "WorkspaceRepo", "signature"]
 
 MAIN = "refs/heads/main"
 RUNS = "refs/heads/floom/runs"
@@ -39,44 +55,6 @@ log = logging.getLogger("floom_git.storage")
 pygit2.settings.cache_object_limit(ObjectType.TREE, 1 << 20)
 
 
-@dataclass(frozen=True)
-class TreeRef:
-    """A change value that sets a path to an existing tree (restores a whole folder)."""
-
-    oid: pygit2.Oid
-
-
-Change = bytes | TreeRef | None  # None deletes the path (file or whole folder)
-
-
-@dataclass
-class Changeset:
-    """What one commit changes, its message, and a value handed back to the caller."""
-
-    changes: dict[str, Change]
-    message: str
-    result: object = None
-    # The changes were read from the working tree (an on-disk edit being synced): the commit
-    # leaves the files alone and only points the index at them, so an edit made after they
-    # were read is never overwritten; it simply stays a difference for the next sync.
-    from_disk: bool = False
-
-
-@dataclass(frozen=True)
-class CommitResult:
-    sha: str | None  # None when the changeset changed nothing
-    paths: tuple[str, ...] = ()
-    result: object = None
-    files: tuple[str, ...] = field(default=())  # concrete file paths touched
-    # Paths where the disk does not hold the commit: an edit a person saved while it was made
-    # (left alone, committed on top by the next sync), or a sync that failed and is redone.
-    unsynced: tuple[str, ...] = ()
-
-    @property
-    def short(self) -> str | None:
-        return self.sha[:7] if self.sha else None
-
-
 @dataclass
 class _Group:
     """Commits on main whose working-tree sync waits for the end of their group."""
@@ -86,10 +64,6 @@ class _Group:
     landed: list[str] = field(default_factory=list)  # commits made since, oldest first
     files: set[str] = field(default_factory=set)  # every file path those commits touched
     kept: set[str] = field(default_factory=set)  # after the sync: paths left as the disk had them
-
-
-def signature(name: str, email: str) -> pygit2.Signature:
-    return pygit2.Signature(name or "floom", email or "floom@floom.local")
 
 
 class WorkspaceRepo:
@@ -192,16 +166,18 @@ class WorkspaceRepo:
         """Commit `changeset` on `ref`; on main also sync the working tree and index (inside
         `grouped()`: at the end of the group, and the result's `unsynced` is filled in then).
 
-        Raises Conflict when a touched file has uncommitted on-disk edits or the branch moved
-        under us. A changeset that changes nothing returns CommitResult(sha=None).
+        Raises Conflict when a touched file has uncommitted on-disk edits, RefMoved when the
+        branch moved under us, and OSError (or pygit2.GitError) when the commit could not be
+        written, e.g. on a full disk. A changeset that changes nothing returns
+        CommitResult(sha=None).
         """
         group = self._group
         if group.landed and changeset.from_disk:
             self._sync_group()  # a sync of on-disk edits compares the disk with main as it is
         parent = self.tip(ref)
         base_tree = parent.tree if parent else None
-        changes = {_norm(p): v for p, v in changeset.changes.items()}
-        new_tree_id = self._build(base_tree, _nest(changes))
+        changes = {norm(p): v for p, v in changeset.changes.items()}
+        new_tree_id = self._build(base_tree, nest(changes))
         if new_tree_id is None:
             new_tree_id = self.repo.TreeBuilder().write()
         if parent is not None and new_tree_id == parent.tree_id:
@@ -226,10 +202,15 @@ class WorkspaceRepo:
             oid = self.repo.create_commit(
                 ref, author, author, changeset.message, new_tree_id, [parent.id] if parent else []
             )
+            if oid not in self.repo:  # libgit2 can answer success for an object it failed to write
+                raise OSError(errno.EIO, f"the commit on {ref} could not be written (is the disk "
+                                         "full?); nothing was changed")
         except (pygit2.GitError, OSError) as exc:
             if worktree_ref and not group.landed:
                 self._clear_journal()
-            raise Conflict(f"branch {ref} moved while committing; retry ({exc})") from exc
+            if self._target(ref) != (str(parent.id) if parent else None):
+                raise RefMoved(f"branch {ref} moved while committing; retry ({exc})") from exc
+            raise
         unsynced: list[str] = []
         if deferred:
             if not group.landed:
@@ -240,7 +221,8 @@ class WorkspaceRepo:
             unsynced = self._sync_landed(base_tree, new_tree, files, str(oid),
                                          write=not changeset.from_disk)
         return CommitResult(str(oid), tuple(changes), changeset.result, tuple(files),
-                            tuple(unsynced))
+                            tuple(unsynced), str(parent.id) if parent else None,
+                            changeset.from_disk)
 
     @contextlib.contextmanager
     def grouped(self) -> Iterator[_Group]:
@@ -272,9 +254,9 @@ class WorkspaceRepo:
             existing = tree[name] if tree is not None and name in tree else None
             if isinstance(value, dict):
                 sub = existing if existing is not None and existing.type == ObjectType.TREE else None
-                if value.get(_REPLACE):
+                if value.get(REPLACE):
                     sub = None
-                value = {k: v for k, v in value.items() if k is not _REPLACE}
+                value = {k: v for k, v in value.items() if k is not REPLACE}
                 sub_id = self._build(self.repo[sub.id] if sub is not None else None, value)
                 if sub_id is None:
                     if existing is not None:
@@ -362,11 +344,8 @@ class WorkspaceRepo:
         if (Path(self.repo.path) / JOURNAL).exists():
             self.recover()
         data = {"from": old_main, "files": files, "index_only": index_only}
-        journal = Path(self.repo.path) / JOURNAL
-        tmp = journal.with_name(TEMP_PREFIX + JOURNAL)  # the writer lock is held: one at a time
-        with open(tmp, "wb") as fh:
-            fh.write(json.dumps(data).encode())
-        os.replace(tmp, journal)
+        atomic_write(Path(self.repo.path) / JOURNAL, json.dumps(data).encode(), mode=0o644,
+                     durable=False)
 
     def _clear_journal(self) -> None:
         try:
@@ -472,6 +451,13 @@ class WorkspaceRepo:
             out.add(delta.new_file.path)
         return sorted(out)
 
+    def _target(self, ref: str) -> str | None:
+        """Where `ref` points now, read from the repository (None: no such branch)."""
+        try:
+            return str(self.repo.references[ref].resolve().target)
+        except (KeyError, pygit2.GitError, OSError):
+            return None
+
     def _main_sha(self) -> str | None:
         tip = self.tip(MAIN)
         return str(tip.id) if tip is not None else None
@@ -489,42 +475,11 @@ class WorkspaceRepo:
         return sorted(out)
 
 
-_REPLACE = object()  # key in a nested change dict: build that folder from empty
-
-
 class _Missing:
     id = None
 
 
 _MISSING = _Missing()
-
-
-def _norm(path: str) -> str:
-    """Every path entering a commit passes git's own rules (storage/paths.py): nothing that a
-    clone would refuse to check out, or that git refuses on push, reaches a branch."""
-    path = path.strip("/")
-    if not path:
-        raise InvalidInput("empty path in changeset")
-    return paths.clean_relpath(path)
-
-
-def _nest(changes: Mapping[str, Change]) -> dict:
-    """{'a/b/c': v} -> {'a': {'b': {'c': v}}}; a folder set or deleted wins over files inside it."""
-    root: dict = {}
-    for path in sorted(changes, key=lambda p: p.count("/")):
-        parts = path.split("/")
-        node = root
-        for part in parts[:-1]:
-            nxt = node.setdefault(part, {})
-            if not isinstance(nxt, dict):  # a shallower change covers this path
-                if nxt is None:  # folder deleted, then files written into it: replace it
-                    nxt = node[part] = {_REPLACE: True}
-                else:
-                    break
-            node = nxt
-        else:
-            node[parts[-1]] = changes[path]
-    return root
 
 
 def _prune_dirs(folder: Path, root: Path) -> None:

@@ -5,7 +5,8 @@ One writer per workspace holds an asyncio.Lock (in-process) and an fcntl.flock o
 Writes that queue up while the lock is busy are committed together (group commit): one lock
 hold and one thread hop make a chain of commits, one per write, so every write keeps its own
 commit and message, and the working tree and index follow main once per batch
-(WorkspaceRepo.grouped). Listeners run on the event loop after the commits land.
+(WorkspaceRepo.grouped). Listeners run on the event loop after the commits land, then the
+`landed` hook (the workspace's move pipeline) is awaited, then each writer is answered.
 """
 
 from __future__ import annotations
@@ -15,17 +16,19 @@ import contextlib
 import fcntl
 import logging
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pygit2
 
-from floom_git.errors import Conflict, FloomError
-from floom_git.storage.repo import MAIN, Changeset, CommitResult, WorkspaceRepo
+from floom_git.errors import FloomError
+from floom_git.storage.repo import MAIN, Changeset, CommitResult, RefMoved, WorkspaceRepo
 
 BuildFn = Callable[[WorkspaceRepo], Changeset | None]
 Listener = Callable[[CommitResult, str], None]
+# landed([(result, ref, author email), ...]): the commits of one batch, in commit order.
+Landed = Callable[[list[tuple[CommitResult, str, str]]], Awaitable[None]]
 RETRIES = 3
 MAX_BATCH = 64  # bounds how long one thread hop holds the lock
 
@@ -52,6 +55,9 @@ class Writer:
         self._drainer: asyncio.Task[None] | None = None
         # listeners(result, ref): once per commit made through write(), in commit order.
         self.listeners: list[Listener] = []
+        # Awaited once per batch after the listeners and before any writer of the batch is
+        # answered, so an acknowledged write is already announced (workers reloaded, events).
+        self.landed: Landed | None = None
         # released(): whenever the write lock is let go; refs may have moved (any writer,
         # including a receive-pack run through run_locked).
         self.released: list[Callable[[], None]] = []
@@ -112,9 +118,11 @@ class Writer:
                     for p in batch:
                         if p.outcome is None:
                             p.outcome = exc
-                    self._finish(batch)
+                    self._listen(batch)  # shutting down: nothing more is awaited
+                    self._notify_released()
+                    self._answer(batch)
                     raise
-            self._finish(batch)
+            await self._finish(batch)
 
     def _commit_batch(self, batch: list[_Pending]) -> None:
         fd = _flock(self._lock_path)
@@ -150,17 +158,32 @@ class Writer:
             return exc
         return None
 
-    def _finish(self, batch: list[_Pending]) -> None:
-        """On the loop: run listeners in commit order, then answer each writer."""
+    async def _finish(self, batch: list[_Pending]) -> None:
+        """On the loop: run listeners in commit order, await `landed`, answer each writer."""
+        landed = self._listen(batch)
+        try:
+            if landed and self.landed is not None:
+                await self.landed(landed)
+        except Exception:  # the commits landed; announcing them must not un-acknowledge them
+            log.exception("announcing commits failed")
+        finally:
+            self._notify_released()
+            self._answer(batch)
+
+    def _listen(self, batch: list[_Pending]) -> list[tuple[CommitResult, str, str]]:
+        landed = []
         for p in batch:
             if isinstance(p.outcome, CommitResult) and p.outcome.sha:
                 self.commits += 1
+                landed.append((p.outcome, p.ref, p.author.email))
                 for listener in list(self.listeners):
                     try:
                         listener(p.outcome, p.ref)
                     except Exception:  # the commit landed; a listener must not un-acknowledge it
                         log.exception("commit listener failed for %s", p.outcome.sha)
-        self._notify_released()
+        return landed
+
+    def _answer(self, batch: list[_Pending]) -> None:
         for p in batch:
             if p.future.done():
                 continue
@@ -187,8 +210,8 @@ class Writer:
                 return CommitResult(None)
             try:
                 return self.repo.commit(changeset, author, ref=ref, check_worktree=check_worktree)
-            except Conflict as exc:
-                if "moved while committing" not in exc.message or attempt == RETRIES - 1:
+            except RefMoved:
+                if attempt == RETRIES - 1:
                     raise
         raise AssertionError("unreachable")
 

@@ -222,3 +222,43 @@ def test_grouped_sync_of_disk_edits_sees_the_group_synced_first(repo):
         assert result.sha and result.unsynced == ()
         assert (repo.path / "dir/c.txt").read_bytes() == b"c"  # synced before the disk commit
     assert git(repo.path, "status", "--porcelain") == ""
+
+
+def _objects_unwritable(repo: WorkspaceRepo) -> None:
+    """Every new object fails to be written, as on a full disk: objects packed, and each
+    fan-out folder replaced by a file (root ignores permissions, so modes would not do)."""
+    git(repo.path, "repack", "-adq")
+    objects = repo.path / ".git" / "objects"
+    for i in range(256):
+        fan = objects / f"{i:02x}"
+        if fan.is_dir():
+            fan.rmdir()  # empty once everything is packed
+        fan.write_bytes(b"")
+
+
+def test_commit_failing_to_write_is_not_reported_as_branch_moved(repo):
+    first = repo.tip()
+    repo.commit(Changeset({"a.txt": b"two\n"}, "two"), SIG)
+    tip = str(repo.tip().id)
+    _objects_unwritable(repo)
+    # The tree of the change exists already (it is the first commit's): only the commit
+    # object is new, and writing it fails.
+    with pytest.raises(OSError) as caught:
+        repo.commit(Changeset({"a.txt": b"a\n"}, "back"), SIG)
+    assert not isinstance(caught.value, Conflict)
+    assert str(repo.tip().id) == tip and first is not None
+    assert not (repo.path / ".git" / JOURNAL).exists()
+
+
+def test_writer_does_not_retry_or_answer_409_for_a_failed_write(repo):
+    repo.commit(Changeset({"a.txt": b"two\n"}, "two"), SIG)
+    _objects_unwritable(repo)
+    calls = []
+
+    def build(r: WorkspaceRepo) -> Changeset:
+        calls.append(1)
+        return Changeset({"a.txt": b"a\n"}, "back")
+
+    with pytest.raises(OSError) as caught:
+        asyncio.run(Writer(repo).write(build, SIG))
+    assert not isinstance(caught.value, Conflict) and len(calls) == 1

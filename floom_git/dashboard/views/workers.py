@@ -18,7 +18,7 @@ from floom_git.http.handlers import automation
 from floom_git.http.handlers import workers as api
 from floom_git.http.handlers.common import workspace
 from floom_git.schemas.api import WorkerCreate
-from floom_git.services import runs
+from floom_git.services import run_views
 from floom_git.services.workspaces import Workspace
 
 STARTER_YML = """schema_version: "0.3"
@@ -63,7 +63,7 @@ def trigger_labels(ws: Workspace, worker_id: str) -> list[str]:
 
 
 def _last_run(ws: Workspace, worker_id: str) -> Any:
-    page, _ = runs.list_runs(ws, runs.RunQuery(worker_id=worker_id, limit=1))
+    page, _ = run_views.list_runs(ws, run_views.RunQuery(worker_id=worker_id, limit=1))
     return page[0] if page else None
 
 
@@ -81,7 +81,7 @@ async def worker(request: web.Request) -> web.Response:
     ws = workspace(request)
     stats = await call(request, automation.worker_stats)
     points = await call(request, automation.worker_timeseries)
-    recent, _ = runs.list_runs(ws, runs.RunQuery(worker_id=w["id"], limit=8))
+    recent, _ = run_views.list_runs(ws, run_views.RunQuery(worker_id=w["id"], limit=8))
     manifest = next((f for f in w["files"] if f["path"] == "worker.yml"), None)
     triggers = trigger_labels(ws, w["id"])
     return render(request, "worker.html", w=w, stats=stats, chart=runs_chart(points),

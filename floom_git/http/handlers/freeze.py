@@ -14,7 +14,6 @@ from floom_git.http.handlers.common import settings, workspace
 from floom_git.http.keys import MIRROR
 from floom_git.schemas.health import FreezeBody, FreezeStatus
 from floom_git.services import freeze, sync
-from floom_git.services.run_records import RunStore
 from floom_git.services.workspaces import Workspace
 
 ACTIVE = ("queued", "running")
@@ -22,7 +21,7 @@ ACTIVE = ("queued", "running")
 
 async def _status(request: web.Request, ws: Workspace) -> FreezeStatus:
     state = freeze.state(ws)
-    store = RunStore.of(ws)
+    store = ws.runs
     if state is not None:
         await store.flush()  # the records of runs that ended are committed (and so mirrored)
     active = sum(1 for r in list(store.live.values()) if r.status in ACTIVE)

@@ -3,9 +3,6 @@ approve/reject."""
 
 from __future__ import annotations
 
-import asyncio
-import io
-import zipfile
 from typing import Any, TypeVar
 
 import msgspec
@@ -16,8 +13,7 @@ from floom_git.http import content, sse, wire
 from floom_git.http.handlers.common import actor, settings, workspace
 from floom_git.http.keys import ENGINE
 from floom_git.schemas import run as schema
-from floom_git.services import approvals, runs
-from floom_git.services.run_records import RunStore
+from floom_git.services import approvals, run_views, runs
 from floom_git.services.workspaces import Workspace
 
 STATUS_LIST = "(" + "|".join(schema.STATUSES) + ")"
@@ -66,14 +62,14 @@ def _iso_query(request: web.Request, name: str) -> str | None:
     return runs.iso(runs.parse_iso(raw, name)) if raw else None
 
 
-def run_query(request: web.Request, max_limit: int = 200, default_limit: int = 50) -> runs.RunQuery:
+def run_query(request: web.Request, max_limit: int = 200, default_limit: int = 50) -> run_views.RunQuery:
     before_at = _iso_query(request, "before_created_at")
     before_id = request.query.get("before_id") or None
     if before_id and not before_at:
         raise InvalidInput("before_id: pass it together with before_created_at")
-    return runs.RunQuery(
+    return run_views.RunQuery(
         worker_id=request.query.get("worker_id") or None,
-        statuses=runs.parse_statuses(request.query.get("status")),
+        statuses=run_views.parse_statuses(request.query.get("status")),
         since=_iso_query(request, "since"), until=_iso_query(request, "until"),
         before=(before_at, before_id or "") if before_at else None,
         limit=wire.q_limit(request, default_limit, max_limit),
@@ -87,21 +83,14 @@ async def list_runs(request: web.Request) -> web.Response:
     # The newest runs and the count are final before a cold start has read older records.
     plain = not (query.worker_id or query.statuses or query.since or query.until or query.before)
     await request.app[ENGINE].attach(ws, query.offset + query.limit if plain else None)
-    items, total = runs.list_runs(ws, query)
+    items, total = run_views.list_runs(ws, query)
     return wire.json(items, headers={"X-Total-Count": str(total)})
-
-
-async def _in_thread_unless_live(ws: Workspace, run_id: str, fn: Any, *args: Any) -> Any:
-    """Reads of a finished run touch git; keep them off the event loop."""
-    if run_id in RunStore.of(ws).live:
-        return fn(*args)
-    return await asyncio.to_thread(fn, *args)
 
 
 async def get_run(request: web.Request) -> web.Response:
     ws = await attached(request)
     rid = request.match_info["id"]
-    return wire.json(await _in_thread_unless_live(ws, rid, runs.detail, ws, rid))
+    return wire.json(await run_views.get(ws, rid))
 
 
 async def cancel_run(request: web.Request) -> web.Response:
@@ -114,9 +103,8 @@ async def cancel_run(request: web.Request) -> web.Response:
 async def run_logs(request: web.Request) -> web.Response:
     ws = await attached(request)
     rid = request.match_info["id"]
-    lines = await _in_thread_unless_live(
-        ws, rid, runs.logs, ws, rid, request.query.get("level") or None,
-        wire.q_limit(request, 1000, 100_000))
+    lines = await run_views.read_logs(ws, rid, request.query.get("level") or None,
+                                      wire.q_limit(request, 1000, 100_000))
     if wire.negotiate(request, LOG_TYPES) == "application/json":
         return wire.json(lines)
     body = b"".join(msgspec.json.encode(line) + b"\n" for line in lines)
@@ -126,14 +114,14 @@ async def run_logs(request: web.Request) -> web.Response:
 # -- streams ------------------------------------------------------------------------------------
 def _fetcher(ws: Workspace, rid: str, frames_of: Any) -> sse.Fetch:
     async def fetch(after: int) -> tuple[list[sse.Frame], bool, int]:
-        events, record = await _in_thread_unless_live(ws, rid, runs.events_since, ws, rid, after)
+        events, record = await run_views.read_events(ws, rid, after)
         return (*frames_of(events, record), record.seq)
 
     return fetch
 
 
 def _waiter(ws: Workspace, rid: str) -> sse.Wait:
-    store = RunStore.of(ws)
+    store = ws.runs
 
     async def wait(position: int, timeout: float) -> None:
         await store.wait(rid, position, timeout)
@@ -216,32 +204,17 @@ async def run_parts(request: web.Request) -> web.StreamResponse:
 
 
 # -- downloads ----------------------------------------------------------------------------------
-def _zip(ws: Workspace, rid: str) -> bytes:
-    record = runs.get_run(ws, rid)
-    store = RunStore.of(ws)
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr("run.json", msgspec.json.format(msgspec.json.encode(record), indent=2))
-        zf.writestr("outputs.json", msgspec.json.format(msgspec.json.encode(record.outputs or {}), indent=2))
-        zf.writestr("logs.ndjson", b"".join(msgspec.json.encode(x) + b"\n" for x in store.logs(rid)))
-        for a in record.artifacts:
-            data = store.read_file(rid, f"artifacts/{a.path}")
-            if data is not None:
-                zf.writestr(f"artifacts/{a.path}", data)
-    return buf.getvalue()
-
-
 async def download_run(request: web.Request) -> web.Response:
     ws = await attached(request)
     rid = request.match_info["id"]
-    data = await asyncio.to_thread(_zip, ws, rid)
+    data = await run_views.archive(ws, rid)
     return content.user_file(data, "application/zip", f"{rid}.zip")
 
 
 async def download_artifact(request: web.Request) -> web.Response:
     ws = await attached(request)
     rid = request.match_info["id"]
-    art, data = await asyncio.to_thread(runs.artifact, ws, rid, request.match_info["artifact_id"])
+    art, data = await run_views.read_artifact(ws, rid, request.match_info["artifact_id"])
     return content.user_file(data, art.media_type, art.name)
 
 

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 
 from floom_git import paths
+from floom_git.storage.atomic import atomic_write
 
 log = logging.getLogger("floom_git.spool")
 MAX_BACKOFF_STEPS = 8
@@ -18,15 +19,7 @@ MAX_BACKOFF_STEPS = 8
 
 def fsync_write(path: Path, data: bytes) -> None:
     """Replace `path` with `data`, durable on return (private to the server's user)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+    atomic_write(path, data, mode=0o600, durable=True)
 
 
 def fsync_append(path: Path, line: bytes) -> None:

@@ -1,0 +1,166 @@
+"""The run index of one workspace: an entry per run (status, worker, times), ordered newest
+first overall and per worker, built at start-up from floom/runs (storage/run_log.py).
+
+Without an index cache (a first start on a copied data directory, 100,000 records: seconds of
+reading), start-up reads the newest days only (`load`), and the rest after (`read_rest`,
+`add_rest`): the server answers meanwhile, and until the rest is in, only the newest runs and
+the total count may be read (`covers`); everything else waits for `ready()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+from collections.abc import Iterator
+
+from floom_git.errors import Unavailable
+from floom_git.schemas.run import IndexEntry, RunRecord
+from floom_git.storage.run_log import Folder, RunLog
+
+HEAD_RUNS = 1_000  # records of the newest days read before start-up goes on (whole days)
+
+
+def key(entry: IndexEntry | RunRecord) -> tuple[str, str]:
+    return (entry.created_at, entry.id)
+
+
+def entry_of(record: RunRecord) -> IndexEntry:
+    """The index entry of `record`: the fields of the record the index keeps."""
+    return IndexEntry(**{f: getattr(record, f) for f in IndexEntry.__struct_fields__})
+
+
+class RunIndex:
+    def __init__(self, runs: RunLog, what: str) -> None:
+        self.runs = runs
+        self.what = what  # "workspace <id>", for messages
+        self.index: dict[str, IndexEntry] = {}
+        self._keys: list[tuple[str, str]] = []
+        self._by_worker: dict[str, list[tuple[str, str]]] = {}
+        self.loaded = False  # the newest days at least (load ran)
+        self.complete = False  # every record of floom/runs is in the index
+        self.cold = False  # load read records from floom/runs: no index cache covered them
+        self._complete = asyncio.Event()
+        self._failed: BaseException | None = None
+        self._rest: list[Folder] = []  # run folders still to read, newest day first
+        self._rest_ids: set[str] = set()
+        self._head_day = ""  # every record of this day and newer is in the index
+
+    # -- start-up -----------------------------------------------------------------------------
+    def load(self) -> None:
+        """Build the index from floom/runs (without a cache: its newest days; see read_rest).
+        Blocking: once at start-up, in a thread."""
+        entries, self._rest = self._branch_index()
+        self._rest_ids = {f.run for f in self._rest}
+        self._replace(entries)
+        if not self._rest:
+            self._mark_complete()
+
+    def _branch_index(self) -> tuple[list[IndexEntry], list[Folder]]:
+        """Index entries of the records on floom/runs: from the cache written at the last
+        shutdown plus the records changed since (a tree diff), else by reading the newest days'
+        records; the other run folders are returned to read later."""
+        tip = self.runs.tip()
+        if tip is None:
+            return [], []
+        cache = self.runs.read_cache()
+        if cache is not None and cache.tip == tip:
+            return cache.entries, []
+        if cache is not None:
+            entries = self.runs.entries_since(cache.entries, cache.tip)
+            if entries is not None:
+                return entries, []
+        self.cold = True
+        folders = self.runs.folders()
+        head = 0
+        while head < len(folders) and (head < HEAD_RUNS
+                                       or folders[head].day == folders[head - 1].day):
+            head += 1
+        self._head_day = folders[head - 1].day if head else ""
+        return list(self.runs.read_entries(folders[:head])), folders[head:]
+
+    def read_rest(self) -> list[IndexEntry]:
+        """The records load() left for later (blocking; in a thread)."""
+        return list(self.runs.read_entries(self._rest))
+
+    def add_rest(self, entries: list[IndexEntry]) -> list[IndexEntry]:
+        """Put the records read by read_rest into the index (on the loop), where nothing newer
+        of the same run is there already; returns those added."""
+        added = [e for e in entries if e.id not in self.index]
+        for entry in added:
+            self.index[entry.id] = entry
+        fresh = sorted(key(e) for e in added)
+        self._keys = sorted(self._keys + fresh)  # two sorted runs: merged in linear time
+        for k in fresh:
+            self._by_worker.setdefault(self.index[k[1]].worker_id, []).append(k)
+        for keys in self._by_worker.values():
+            keys.sort()
+        self._rest, self._rest_ids = [], set()
+        self._mark_complete()
+        return added
+
+    def fail_rest(self, exc: BaseException) -> None:
+        """read_rest failed: whoever waits for the whole index gets `exc`."""
+        self._failed = exc
+        self._complete.set()
+
+    @property
+    def failed(self) -> bool:
+        return self._failed is not None
+
+    def _mark_complete(self) -> None:
+        self.complete = True
+        self._head_day = ""
+        self._complete.set()
+
+    def covers(self, newest: int) -> bool:
+        """The `newest` newest runs (and the total count) are final, though older records may
+        still be being read."""
+        if self.complete:
+            return True
+        final = len(self._keys) - bisect.bisect_left(self._keys, (self._head_day,))
+        return final >= newest
+
+    async def ready(self, newest: int | None = None) -> None:
+        """Return once the index holds every record (or, with `newest`, once covers(newest)).
+        Raises Unavailable when reading the records failed."""
+        if newest is not None and self.covers(newest):
+            return
+        await self._complete.wait()
+        if self._failed is not None:
+            raise Unavailable(f"the run records of {self.what} could not be read "
+                              f"({self._failed}); restart the server once it is repaired")
+
+    def _replace(self, entries: list[IndexEntry]) -> None:
+        self.index = {e.id: e for e in entries}
+        self._keys = sorted(key(e) for e in entries)
+        self._by_worker = {}
+        for k in self._keys:
+            self._by_worker.setdefault(self.index[k[1]].worker_id, []).append(k)
+        self.loaded = True
+
+    # -- changes and reads ----------------------------------------------------------------------
+    def add(self, record: RunRecord) -> None:
+        """Index the current state of `record`."""
+        if record.id not in self.index:
+            k = key(record)
+            bisect.insort(self._keys, k)
+            bisect.insort(self._by_worker.setdefault(record.worker_id, []), k)
+        self.index[record.id] = entry_of(record)
+
+    def entries(self, worker_id: str | None = None) -> Iterator[IndexEntry]:
+        """Index entries newest first (by created_at, then id)."""
+        keys = self._keys if worker_id is None else self._by_worker.get(worker_id, [])
+        for k in reversed(keys):
+            yield self.index[k[1]]
+
+    def entries_before(self, cursor: tuple[str, str],
+                       worker_id: str | None = None) -> Iterator[IndexEntry]:
+        keys = self._keys if worker_id is None else self._by_worker.get(worker_id, [])
+        pos = bisect.bisect_left(keys, cursor)
+        for k in reversed(keys[:pos]):
+            yield self.index[k[1]]
+
+    def count(self, worker_id: str | None = None) -> int:
+        if worker_id is None:  # before the rest is read, its folders count (every one is a run)
+            return len(self._keys) + sum(1 for r in self._rest_ids if r not in self.index)
+        return len(self._by_worker.get(worker_id, []))
