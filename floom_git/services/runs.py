@@ -29,7 +29,7 @@ from floom_git.schemas.run import (
     RunRecord,
     TimelineEvent,
 )
-from floom_git.services import agent_setup, freeze
+from floom_git.services import agent_setup, connection_files, freeze
 from floom_git.services.actor import Actor
 from floom_git.services.run_inputs import committed_manifest, validate_inputs, with_saved
 from floom_git.services.run_records import RunStore
@@ -139,8 +139,8 @@ def create_run(
 ) -> RunRecord:
     """Validate and queue a run; durable (spooled with fsync) when this returns.
 
-    Raises NotFound (worker), Conflict (paused/archived/not committed, or an agent worker that
-    needs setup: the reason), InvalidInput (worker in error, missing or bad inputs).
+    Raises NotFound (worker), Conflict (paused/archived/not committed, an agent worker that
+    needs setup, or a worker whose declared connections do not exist: the reason), InvalidInput (worker in error, missing or bad inputs).
     """
     freeze.check_writable(ws)
     if approval_of is None:
@@ -160,6 +160,10 @@ def create_run(
         problem = agent_setup.setup_problem(ws, manifest.model)
         if problem is not None:
             raise Conflict(f"Worker {worker_id} needs setup: {problem}")
+    missing = connection_files.missing_connections(ws, manifest)
+    if missing:  # its status says missing_connection: a run could only fail
+        raise Conflict(f"Worker {worker_id} is missing connections: {', '.join(missing)} "
+                       f"(connect them under /connections first)")
     record = RunRecord(
         id=new_id("run"), worker_id=worker_id, worker_name=manifest.title, worker_sha=sha,
         trigger_source=(trigger_source or "manual")[:64], trigger_ref=trigger_ref,

@@ -171,12 +171,18 @@ async def test_a_connection_that_cannot_open_fails_the_run_before_the_model_is_c
     assert llm.requests == []
 
 
-async def test_a_missing_connection_fails_the_run_as_missing_connection(client, llm: FakeLLM):
+async def test_a_worker_missing_a_connection_is_refused_at_trigger(client, llm: FakeLLM):
+    """Its status says missing_connection; a trigger answers 409 instead of queueing a run
+    that could only fail (as for an agent that needs setup)."""
     await configure(client.server.app, llm)
     await make_agent(client, "orphan", extra=USES_DOCS.format(tools="add"))
-    run = await wait_run(client, (await trigger(client, "orphan", {"topic": "t"}))["run_id"])
-    assert (run["status"], run["error_code"]) == ("failed", "missing_connection"), run
-    assert run["error"].startswith("Missing connections: mcp:docs")
+    worker = await (await client.get("/api/workers/orphan")).json()
+    assert worker["status"] == "missing_connection" and worker["missing_connections"] == ["mcp:docs"]
+    resp = await client.post("/api/workers/orphan/runs", json={"inputs": {"topic": "t"}})
+    assert resp.status == 409, await resp.text()
+    detail = (await resp.json())["detail"]
+    assert detail.startswith("Worker orphan is missing connections: mcp:docs"), detail
+    assert (await (await client.get("/api/runs?worker_id=orphan")).json()) == []
     assert llm.requests == []
 
 
