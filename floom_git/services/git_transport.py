@@ -274,7 +274,7 @@ class GitTransport:
         self,
         argv: list[str],
         env: dict[str, str],
-        body: AsyncIterable[bytes] | Path | None,
+        body: AsyncIterable[bytes] | None,
         sink: Sink,
     ) -> tuple[int, str]:
         """Run git, feeding `body` to stdin while streaming stdout to `sink`. Returns the exit

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import cast
 
 import msgspec
 import pygit2
@@ -245,7 +246,7 @@ def check_workspace_files(repo: pygit2.Repository, rev: str, changed: list[str])
         manifest = files.get(paths.MANIFEST)
         contents = {f: b"" for f in files}
         if manifest is not None:
-            contents[paths.MANIFEST] = repo[manifest].data
+            contents[paths.MANIFEST] = _blob_data(repo, manifest, paths.MANIFEST)
         try:
             validate_worker(wid, contents)
         except FloomError as exc:
@@ -264,7 +265,7 @@ def check_workspace_files(repo: pygit2.Repository, rev: str, changed: list[str])
             problems.append(f"{path}: issue files are named ISSUE-<number>.md")
             continue
         try:
-            parse_issue_file(repo[blob.id].data, where=path)
+            parse_issue_file(_blob_data(repo, blob.id, path), where=path)
         except FloomError as exc:
             problems.append(exc.message)
     return problems + check_registries(repo, commit.tree, changed)
@@ -275,7 +276,9 @@ def check_registries(repo: pygit2.Repository, tree: pygit2.Tree, changed: list[s
     (each tool's worker must still exist)."""
     def blob(path: str) -> bytes | None:
         obj = tree[path] if path in tree else None
-        return repo[obj.id].data if obj is not None and obj.type == ObjectType.BLOB else None
+        if obj is None or obj.type != ObjectType.BLOB:
+            return None
+        return cast(pygit2.Blob, repo[obj.id]).data
 
     problems = []
     if CONNECTIONS_FILE in changed and (data := blob(CONNECTIONS_FILE)) is not None:
@@ -283,7 +286,9 @@ def check_registries(repo: pygit2.Repository, tree: pygit2.Tree, changed: list[s
     touched_worker = any(p.startswith(paths.WORKERS_DIR + "/") for p in changed)
     if (TOOLS_FILE in changed or touched_worker) and (data := blob(TOOLS_FILE)) is not None:
         folder = tree[paths.WORKERS_DIR] if paths.WORKERS_DIR in tree else None
-        ids = {e.name for e in repo[folder.id]} if folder is not None and folder.type == ObjectType.TREE else set()
+        ids: set[str] = set()
+        if folder is not None and folder.type == ObjectType.TREE:  # a tree's entries all have names
+            ids = {e.name for e in cast(pygit2.Tree, repo[folder.id]) if e.name is not None}
         problems += check_tools_file(data, ids)
     return problems
 
@@ -295,7 +300,7 @@ def _workspace_yml_problems(repo: pygit2.Repository, tree: pygit2.Tree) -> list[
     except KeyError:
         return []  # deleted
     try:
-        check_workspace_yml(repo[blob.id].data)
+        check_workspace_yml(_blob_data(repo, blob.id, paths.WORKSPACE_YML))
     except FloomError as exc:
         return [exc.message]
     return []
@@ -333,9 +338,9 @@ def diff_paths(repo: pygit2.Repository, old: str | None, new: str | None) -> lis
     """File paths that differ between two commits (None: the empty tree)."""
     a = _commit(repo, old)
     b = _commit(repo, new)
-    if a is None and b is None:
-        return []
     if b is None:
+        if a is None:
+            return []
         diff = a.tree.diff_to_tree()
     elif a is None:
         diff = b.tree.diff_to_tree(swap=True)
@@ -352,16 +357,25 @@ def _files_under(repo: pygit2.Repository, tree: pygit2.Tree, folder: str) -> dic
     if obj.type != ObjectType.TREE:
         return {}
     out: dict[str, pygit2.Oid] = {}
-    stack = [("", repo[obj.id])]
+    stack = [("", cast(pygit2.Tree, repo[obj.id]))]
     while stack:
         prefix, sub = stack.pop()
         for item in sub:
             rel = f"{prefix}{item.name}"
             if item.type == ObjectType.TREE:
-                stack.append((rel + "/", repo[item.id]))
+                stack.append((rel + "/", cast(pygit2.Tree, repo[item.id])))
             else:
                 out[rel] = item.id
     return out
+
+
+def _blob_data(repo: pygit2.Repository, oid: pygit2.Oid, path: str) -> bytes:
+    """The content of the file `path`; a folder (or submodule) there is an error, which fails
+    the push closed."""
+    obj = repo[oid]
+    if not isinstance(obj, pygit2.Blob):
+        raise TypeError(f"{path}: expected a file, found a {obj.type_str}")
+    return obj.data
 
 
 def _ref_target(repo: pygit2.Repository, name: str) -> str | None:
@@ -396,7 +410,7 @@ def _kind(repo: pygit2.Repository, rev: str) -> str:
         for _ in range(64):  # a chain of tags; git itself gives up far sooner
             if obj.type != ObjectType.TAG:
                 break
-            obj = repo[obj.target]
+            obj = repo[cast(pygit2.Tag, obj).target]
         return obj.type_str
     except (KeyError, ValueError, pygit2.GitError):
         return "missing object"

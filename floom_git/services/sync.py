@@ -13,6 +13,7 @@ import re
 import stat
 from collections.abc import Iterable
 from pathlib import Path
+from typing import cast
 
 import pygit2
 from pygit2.enums import ObjectType
@@ -131,7 +132,7 @@ def plan(
             if head is not None:
                 changes[path] = None
             continue
-        if kind == "file" and head is not None and pygit2.hash(data) == head:
+        if kind == "file" and data is not None and head is not None and pygit2.hash(data) == head:
             continue
         if kind == "too-large" and head is not None and pygit2.hashfile(str(root / path)) == head:
             continue
@@ -225,7 +226,8 @@ class _Head:
         if rel not in self._dirs:
             parent, _, name = rel.rpartition("/")
             obj = self.get_in(self.folder(parent), name)
-            self._dirs[rel] = obj if obj is not None and obj.type == ObjectType.TREE else None
+            is_tree = obj is not None and obj.type == ObjectType.TREE
+            self._dirs[rel] = cast(pygit2.Tree, obj) if is_tree else None
         return self._dirs[rel]
 
     def get(self, rel: str) -> pygit2.Object | None:
@@ -248,7 +250,7 @@ def _expand(repo: WorkspaceRepo, tree: _Head, disk: _Disk, candidates: set[str])
         in_main = obj is not None and obj.type == ObjectType.TREE
         on_disk = disk.kind(rel) == "dir"
         if obj is not None and in_main:
-            out.update(p for p, _ in repo.walk_tree(repo.repo[obj.id], rel))
+            out.update(p for p, _ in repo.walk_tree(cast(pygit2.Tree, repo.repo[obj.id]), rel))
         if on_disk:
             out.update(disk.walk(rel))
         if not (in_main and on_disk):  # a file on one side at least

@@ -18,6 +18,7 @@ import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 import pygit2
 from pygit2.enums import FileMode, ObjectType
@@ -182,7 +183,7 @@ class WorkspaceRepo:
             new_tree_id = self.repo.TreeBuilder().write()
         if parent is not None and new_tree_id == parent.tree_id:
             return CommitResult(None, result=changeset.result)
-        new_tree = self.repo[new_tree_id]
+        new_tree = cast(pygit2.Tree, self.repo[new_tree_id])  # a TreeBuilder wrote it
         worktree_ref = ref == MAIN and not self.repo.is_bare
         files = self._expand(base_tree, new_tree, changes)
         deferred = worktree_ref and group.active and not changeset.from_disk
@@ -248,7 +249,7 @@ class WorkspaceRepo:
         # Each commit's files cover what it changed, so together they cover base..last.
         group.kept |= set(self._sync_landed(old_tree, new_tree, files, last, write=True))
 
-    def _build(self, tree: pygit2.Tree | None, nested: dict) -> pygit2.Oid | None:
+    def _build(self, tree: pygit2.Tree | None, nested: dict[str, Any]) -> pygit2.Oid | None:
         tb = self.repo.TreeBuilder(tree) if tree is not None else self.repo.TreeBuilder()
         for name, value in nested.items():
             existing = tree[name] if tree is not None and name in tree else None
@@ -257,7 +258,8 @@ class WorkspaceRepo:
                 if value.get(REPLACE):
                     sub = None
                 value = {k: v for k, v in value.items() if k is not REPLACE}
-                sub_id = self._build(self.repo[sub.id] if sub is not None else None, value)
+                sub_tree = cast(pygit2.Tree, self.repo[sub.id]) if sub is not None else None
+                sub_id = self._build(sub_tree, value)
                 if sub_id is None:
                     if existing is not None:
                         tb.remove(name)
@@ -267,7 +269,10 @@ class WorkspaceRepo:
                 if existing is not None:
                     tb.remove(name)
             elif isinstance(value, TreeRef):
-                if len(self.repo[value.oid]) == 0:
+                restored = self.repo[value.oid]
+                if not isinstance(restored, pygit2.Tree):
+                    raise TypeError(f"TreeRef {value.oid} names a {restored.type_str}, not a tree")
+                if len(restored) == 0:
                     if existing is not None:
                         tb.remove(name)
                 else:
@@ -300,7 +305,8 @@ class WorkspaceRepo:
                 except KeyError:
                     continue
                 if obj.type == ObjectType.TREE:
-                    out.update(p for p, _ in self.walk_tree(self.repo[obj.id], path))
+                    folder = cast(pygit2.Tree, self.repo[obj.id])
+                    out.update(p for p, _ in self.walk_tree(folder, path))
                 else:
                     out.add(path)
             if isinstance(changes[path], bytes):
@@ -437,9 +443,9 @@ class WorkspaceRepo:
             return []
         old_tree = self.repo[old].peel(pygit2.Tree) if old else None
         new_tree = self.repo[new].peel(pygit2.Tree) if new else None
-        if new_tree is None and old_tree is None:
-            return []
         if new_tree is None:
+            if old_tree is None:
+                return []
             diff = old_tree.diff_to_tree()
         elif old_tree is None:
             diff = new_tree.diff_to_tree(swap=True)
