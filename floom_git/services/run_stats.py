@@ -79,6 +79,9 @@ def recent_stats(ws: Workspace, worker_id: str, window: Window | None = None) ->
         if e.created_at < window.d14:
             break
         recent.append(e)
+    if not recent:  # most workers of a page: nothing to count
+        return RecentStats(last_run_at=last_at, runs_7d=0, success_rate_7d=None,
+                           success_rate_change_7d=None)
     stats = _recent(recent, window)
     stats.last_run_at = last_at
     return stats

@@ -4,6 +4,7 @@ Write routes answer with the same detail, so a client sees one shape everywhere.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,8 +57,10 @@ class Viewer:
     webhook_url: Callable[[str], str | None] = field(default=_no_url)
 
 
+@functools.cache
 def permissions(role: str) -> Permissions:
-    """Workers have no per-person owner here: the workspace role decides (README, permissions)."""
+    """Workers have no per-person owner here: the workspace role decides (README, permissions).
+    One value per role, shared by every response (they only encode it)."""
     rank = ROLES.index(role) if role in ROLES else -1
     writer = rank >= ROLES.index("member")
     return Permissions(is_owner=role == "owner", can_view=rank >= 0, can_edit=writer,
