@@ -27,7 +27,6 @@ from floom_git.http.keys import (
     LIMITER,
     MANAGER,
     MCP_LIFETIME,
-    MCP_SESSIONS,
     METRICS,
     MIRROR,
     NOTIFIER,
@@ -119,9 +118,8 @@ def create_app(settings: Settings) -> web.Application:
     app[ANSWERS] = set()
     app.cleanup_ctx.append(chat.lifetime)  # after the engine: its shutdown commits first
     _purge_on_delete(app)
-    # the workspace MCP server; its session manager runs from start-up
-    app[MCP_SESSIONS] = mcp_endpoint.sessions(settings)
-    app[MCP_LIFETIME] = mcp_endpoint.Lifetime()
+    # the workspace MCP server; its session manager runs from the first MCP request
+    app[MCP_LIFETIME] = mcp_endpoint.Lifetime(settings)
     app.cleanup_ctx.append(mcp_endpoint.lifetime)
     # Stopped when shutdown begins, not at cleanup: aiohttp waits up to 60 s for open requests
     # in between, and a client waiting on run_worker would hold the shutdown that long.

@@ -7,7 +7,6 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from aiohttp import web
-from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
 from floom_git.config import Settings
 from floom_git.runtime.alerts import Notifier
@@ -60,7 +59,6 @@ STARS = web.AppKey("star_store", StarStore)
 # agents: connections, the MCP endpoint, the chat's running answers (they outlive a client gone
 # away, and are stopped at shutdown)
 CONNECTIONS = web.AppKey("connections", Connections)
-MCP_SESSIONS = web.AppKey("mcp_session_manager", StreamableHTTPSessionManager)
 MCP_LIFETIME: web.AppKey[Lifetime] = web.AppKey("mcp_lifetime")
 ANSWERS: web.AppKey[set[asyncio.Task[None]]] = web.AppKey("chat_answers")
 

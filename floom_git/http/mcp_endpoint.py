@@ -2,28 +2,32 @@
 port and one auth layer with REST and git. An aiohttp handler (behind the same auth middleware,
 perm read) turns the request into an ASGI scope whose state carries the caller, and hands it to
 the SDK's session manager (stateless: every POST stands alone, so restarts lose nothing). The
-manager's run() is held by a task of its own from start-up to shutdown (ENGINEERING-NOTES §7.6);
-the published ASGI adapter froze the server on streamed responses, so it is not used."""
+manager's run() is held by a task of its own from the first MCP request to shutdown
+(ENGINEERING-NOTES §7.6): importing the SDK takes most of a second, so start-up does not; the
+published ASGI adapter froze the server on streamed responses, so it is not used."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import msgspec
 from aiohttp import web
-from mcp.server.context import ServerRequestContext
-from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
-from mcp.server.transport_security import TransportSecuritySettings
 
 from floom_git.config import Settings
 from floom_git.http.handlers.common import actor, settings, workspace
-from floom_git.http.keys import AUTH, ENGINE, MCP_LIFETIME, MCP_SESSIONS
-from floom_git.mcp.server import Binding, build_server
+from floom_git.http.keys import AUTH, ENGINE, MCP_LIFETIME
 from floom_git.services.workspaces import Workspace
+
+if TYPE_CHECKING:  # the SDK is imported on the first MCP request (see the module's docstring)
+    from mcp.server.context import ServerRequestContext
+    from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+    from mcp.server.transport_security import TransportSecuritySettings
+
+    from floom_git.mcp.server import Binding
 
 STATE_KEY = "floom"
 ALL_INTERFACES = ("0.0.0.0", "::", "")
@@ -42,6 +46,8 @@ def security(cfg: Settings) -> TransportSecuritySettings:
     """DNS-rebinding protection: the Host (and any Origin) must name this server: loopback, the
     bound host, the public URL's host, or FLOOM_MCP_ALLOWED_HOSTS. Bound to every interface with
     none of those set, Host is not checked (credentials are still required on every request)."""
+    from mcp.server.transport_security import TransportSecuritySettings
+
     hosts = ["127.0.0.1", "localhost", "[::1]", *cfg.mcp_allowed_hosts]
     if cfg.host not in ALL_INTERFACES:
         hosts.append(f"[{cfg.host}]" if ":" in cfg.host else cfg.host)
@@ -55,38 +61,58 @@ def security(cfg: Settings) -> TransportSecuritySettings:
 
 
 class Lifetime:
-    """The task holding the session manager's run() from start-up until shutdown begins."""
+    """The SDK's session manager, built on the first MCP request, and the task holding its run()
+    from then until shutdown begins."""
 
-    task: asyncio.Task[None] | None = None
+    def __init__(self, cfg: Settings) -> None:
+        self.cfg = cfg
+        self.task: asyncio.Task[None] | None = None
+        self.stopped = False
+        self._manager: StreamableHTTPSessionManager | None = None
+        self._lock = asyncio.Lock()
+
+    async def sessions(self) -> StreamableHTTPSessionManager:
+        async with self._lock:
+            if self.stopped:
+                raise web.HTTPServiceUnavailable(text="the server is shutting down")
+            if self._manager is None:
+                self._manager = await self._start()
+        return self._manager
+
+    async def _start(self) -> StreamableHTTPSessionManager:
+        from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+
+        from floom_git.mcp.server import build_server
+
+        manager = StreamableHTTPSessionManager(build_server(_binding), stateless=True,
+                                               security_settings=security(self.cfg))
+        started = asyncio.Event()
+
+        async def hold() -> None:
+            async with manager.run():
+                started.set()
+                await asyncio.Event().wait()
+
+        self.task = asyncio.create_task(hold(), name="mcp-session-manager")
+        waiting = asyncio.create_task(started.wait())
+        await asyncio.wait({self.task, waiting}, return_when=asyncio.FIRST_COMPLETED)
+        if not started.is_set():
+            waiting.cancel()
+            self.task.result()  # raises what stopped the manager from starting
+        return manager
 
     async def stop(self, app: web.Application | None = None) -> None:
+        self.stopped = True
         if self.task is not None and not self.task.done():
             self.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self.task
 
 
-def sessions(cfg: Settings) -> StreamableHTTPSessionManager:
-    """The SDK's session manager serving the workspace MCP server (stateless)."""
-    return StreamableHTTPSessionManager(build_server(_binding), stateless=True,
-                                        security_settings=security(cfg))
-
-
 async def lifetime(app: web.Application) -> AsyncIterator[None]:
-    """Enter the manager's run() in a task of its own (under pytest-aiohttp a cleanup_ctx
-    generator may not hold it); cancelling that task ends every MCP request still open."""
-    started = asyncio.Event()
-
-    async def hold() -> None:
-        async with app[MCP_SESSIONS].run():
-            started.set()
-            await asyncio.Event().wait()
-
-    life = app[MCP_LIFETIME]
-    life.task = asyncio.create_task(hold(), name="mcp-session-manager")
-    await started.wait()
+    """Stop the session manager at cleanup (when shutdown has not already)."""
     yield
-    await life.stop()
+    await app[MCP_LIFETIME].stop()
 
 
 def _scope(request: web.Request, binding: Binding) -> dict[str, Any]:
@@ -105,6 +131,8 @@ def _scope(request: web.Request, binding: Binding) -> dict[str, Any]:
 
 async def serve(request: web.Request) -> web.StreamResponse:
     """POST of one JSON-RPC message (or batch); the answer is JSON or an SSE stream."""
+    from floom_git.mcp.server import Binding
+
     app = request.app
     ws, caller = workspace(request), actor(request)
     engine = app[ENGINE]
@@ -152,7 +180,8 @@ async def serve(request: web.Request) -> web.StreamResponse:
 
     # Shielded: aiohttp cancels a handler whose client disconnects, which would cut the SDK's
     # request off midway and leave its transport half closed (ENGINEERING-NOTES §7.6).
-    task = asyncio.ensure_future(app[MCP_SESSIONS].handle_request(_scope(request, binding), receive, send))
+    sessions = await app[MCP_LIFETIME].sessions()
+    task = asyncio.ensure_future(sessions.handle_request(_scope(request, binding), receive, send))
     try:
         await asyncio.shield(task)
     except asyncio.CancelledError:

@@ -8,6 +8,7 @@ mcp entry by the connection with that label.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 import msgspec
@@ -27,12 +28,16 @@ from floom_git.storage.repo import WorkspaceRepo
 
 NOT_FOUND = "Connection not found"
 _parsed: dict[str, ConnectionsFile] = {}  # blob id -> parsed file (blobs never change)
+# How often the file was looked up at the tip: a listing reads it once per page, not once per
+# worker (tests/http/test_workers.py holds that).
+READS: Counter[str] = Counter()
 
 
 # -- the file -------------------------------------------------------------------------------------
 def read(repo: WorkspaceRepo) -> ConnectionsFile:
     """The file at the tip of main; Conflict naming it when it does not validate (a person's
     edit on disk): every connection route says what to fix."""
+    READS[CONNECTIONS_FILE] += 1
     blob = repo.entry(repo.tip(), CONNECTIONS_FILE)
     if not isinstance(blob, Blob):  # none (or a folder of that name: validated on push)
         return ConnectionsFile()

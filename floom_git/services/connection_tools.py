@@ -13,9 +13,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
-
-import mcp_types as types
+from typing import TYPE_CHECKING, Any
 
 from floom_git.agents.tools import Tool, ToolError
 from floom_git.errors import Conflict
@@ -26,6 +24,9 @@ from floom_git.services.connections import Connections
 from floom_git.services.remote_mcp import RemoteError, RemoteSession
 from floom_git.services.tenancy import iso
 from floom_git.services.workspaces import Workspace
+
+if TYPE_CHECKING:
+    import mcp_types as types
 
 MAX_NAME = 64
 
@@ -74,7 +75,9 @@ def tool_name(label: str, remote: str) -> str:
 def result_value(result: types.CallToolResult) -> Any:
     """What a call returns to the model: the structured result, else the text parts joined,
     else the content parts as JSON. ToolCallFailed when the tool reported an error."""
-    texts = [c.text for c in result.content if isinstance(c, types.TextContent)]
+    from mcp_types import TextContent  # imported with the session that produced `result`
+
+    texts = [c.text for c in result.content if isinstance(c, TextContent)]
     if result.is_error:
         raise ToolCallFailed("\n".join(texts) or "the tool reported an error")
     if result.structured_content is not None:

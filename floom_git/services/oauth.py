@@ -7,12 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
-
-from authlib.common.security import generate_token
-from authlib.integrations.base_client import OAuthError
-from authlib.integrations.httpx_client import AsyncOAuth2Client
-from authlib.oauth2.client import OAuth2Client
+from typing import TYPE_CHECKING, Any
 
 from floom_git.errors import Conflict, InvalidInput
 from floom_git.schemas.connections import ConnectionEntry, OAuthDone, OAuthStarted
@@ -22,6 +17,9 @@ from floom_git.services.connection_vault import ConnectionVault, Pending
 from floom_git.services.integrations import client_secret_names
 from floom_git.services.secrets import SecretStore
 from floom_git.services.tenancy import iso
+
+if TYPE_CHECKING:  # authlib is imported by the first sign-in, not at start-up
+    from authlib.integrations.httpx_client import AsyncOAuth2Client
 
 LEEWAY = 60  # refresh a token this many seconds before it expires
 _locks: dict[tuple[str, str], asyncio.Lock] = {}
@@ -45,6 +43,9 @@ def client_credentials(app: CatalogApp, ws_id: str, store: SecretStore) -> tuple
 def start(vault: ConnectionVault, store: SecretStore, ws_id: str, entry: ConnectionEntry,
           app: CatalogApp, redirect_uri: str, ttl: int) -> OAuthStarted:
     """The provider's authorization URL for a new sign-in (state and PKCE verifier kept)."""
+    from authlib.common.security import generate_token
+    from authlib.oauth2.client import OAuth2Client
+
     assert app.oauth is not None
     client_id, _ = client_credentials(app, ws_id, store)
     scopes = entry.scopes if entry.scopes is not None else app.oauth.scopes
@@ -62,6 +63,8 @@ def start(vault: ConnectionVault, store: SecretStore, ws_id: str, entry: Connect
 
 def _client(app: CatalogApp, client_id: str, client_secret: str, allow_private: bool,
             **kwargs: Any) -> AsyncOAuth2Client:
+    from authlib.integrations.httpx_client import AsyncOAuth2Client
+
     assert app.oauth is not None
     return egress.http_client(allow_private, client_class=AsyncOAuth2Client, client_id=client_id,
                               client_secret=client_secret,
@@ -70,6 +73,8 @@ def _client(app: CatalogApp, client_id: str, client_secret: str, allow_private: 
 
 
 def _problem(exc: Exception) -> str:
+    from authlib.integrations.base_client import OAuthError
+
     if isinstance(exc, OAuthError):
         return f"{exc.error}: {exc.description}" if exc.description else str(exc.error)
     return f"{type(exc).__name__}: {exc}"[:300]

@@ -10,15 +10,15 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx2
-import mcp_types as types
-from mcp.client.session import ClientSession
-from mcp.client.streamable_http import streamable_http_client
-from mcp.shared.exceptions import MCPError
 
 from floom_git.services import egress
+
+if TYPE_CHECKING:  # the SDK takes most of a second to import: done when a session opens
+    import mcp_types as types
+    from mcp.client.session import ClientSession
 
 CLOSE_GRACE = 5.0  # seconds a closing session may take to say goodbye before it is cut
 
@@ -65,6 +65,9 @@ async def open_session(ep: Endpoint) -> AsyncIterator[tuple[ClientSession, types
     """An initialized session; RemoteError when connecting or initializing fails. The SDK's
     task group cancels this task when its connection fails; leaving the `async with` blocks
     turns that into the error, so they are left before it is looked at."""
+    from mcp.client.session import ClientSession
+    from mcp.client.streamable_http import streamable_http_client
+
     statuses: list[int] = []
 
     async def on_response(response: httpx2.Response) -> None:
@@ -89,6 +92,8 @@ async def open_session(ep: Endpoint) -> AsyncIterator[tuple[ClientSession, types
 
 
 async def list_all_tools(session: ClientSession) -> list[types.Tool]:
+    import mcp_types as types
+
     tools: list[types.Tool] = []
     cursor: str | None = None
     for _ in range(100):  # a server that pages forever is cut off
@@ -160,6 +165,9 @@ class RemoteSession:
         try:
             return await self.session.call_tool(name, arguments, read_timeout_seconds=timeout)
         except Exception as exc:  # noqa: BLE001
+            import mcp_types as types
+            from mcp.shared.exceptions import MCPError
+
             leaf = _leaf(exc)
             timed_out = isinstance(leaf, TimeoutError | httpx2.TimeoutException) or (
                 isinstance(leaf, MCPError) and leaf.error.code == types.REQUEST_TIMEOUT)

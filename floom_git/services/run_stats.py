@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+from dataclasses import dataclass
 
 from floom_git.schemas.run import (
     LEVELS,
@@ -38,16 +39,28 @@ def _pct(values: list[int], q: float) -> int | None:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def _windows(entries: list[IndexEntry]) -> tuple[list[IndexEntry], list[IndexEntry]]:
+@dataclass(frozen=True)
+class Window:
+    """The 7- and 14-day cutoffs (ISO, like created_at), taken once for a page of workers."""
+
+    d7: str
+    d14: str
+
+    @classmethod
+    def now(cls) -> Window:
+        now = runs.now()
+        return cls(*(runs.iso(now - dt.timedelta(days=n)) for n in (7, 14)))
+
+
+def _windows(entries: list[IndexEntry],
+             window: Window) -> tuple[list[IndexEntry], list[IndexEntry]]:
     """(runs of the last 7 days, runs of the 7 days before), from newest-first entries."""
-    now = runs.now()
-    d7, d14 = (runs.iso(now - dt.timedelta(days=n)) for n in (7, 14))
-    return ([e for e in entries if e.created_at >= d7],
-            [e for e in entries if d14 <= e.created_at < d7])
+    return ([e for e in entries if e.created_at >= window.d7],
+            [e for e in entries if window.d14 <= e.created_at < window.d7])
 
 
-def _recent(all_runs: list[IndexEntry]) -> RecentStats:
-    last7, prev7 = _windows(all_runs)
+def _recent(all_runs: list[IndexEntry], window: Window) -> RecentStats:
+    last7, prev7 = _windows(all_runs, window)
     r7, rp = _rate(last7), _rate(prev7)
     return RecentStats(
         last_run_at=all_runs[0].created_at if all_runs else None, runs_7d=len(last7),
@@ -55,19 +68,21 @@ def _recent(all_runs: list[IndexEntry]) -> RecentStats:
         success_rate_change_7d=None if r7 is None or rp is None else round(r7 - rp, 4))
 
 
-def recent_stats(ws: Workspace, worker_id: str) -> RecentStats:
+def recent_stats(ws: Workspace, worker_id: str, window: Window | None = None) -> RecentStats:
     """The list item's numbers: last run time and the 7-day success rate and its change.
     Reads only the last 14 days of the worker's runs (entries are newest first)."""
-    d14 = runs.iso(runs.now() - dt.timedelta(days=14))
-    store = runs.store(ws)
+    window = Window.now() if window is None else window
     recent: list[IndexEntry] = []
     last_at = None
-    for e in store.entries(worker_id):
+    for e in runs.store(ws).entries(worker_id):
         last_at = last_at or e.created_at
-        if e.created_at < d14:
+        if e.created_at < window.d14:
             break
         recent.append(e)
-    stats = _recent(recent)
+    if not recent:  # most workers of a page: nothing to count
+        return RecentStats(last_run_at=last_at, runs_7d=0, success_rate_7d=None,
+                           success_rate_change_7d=None)
+    stats = _recent(recent, window)
     stats.last_run_at = last_at
     return stats
 
@@ -77,7 +92,7 @@ def worker_stats(ws: Workspace, worker_id: str) -> WorkerStats:
         entry_or_404(ws, worker_id)
     d30 = runs.iso(runs.now() - dt.timedelta(days=30))
     all_runs = list(runs.store(ws).entries(worker_id))
-    recent = _recent(all_runs)
+    recent = _recent(all_runs, Window.now())
     last30 = [e for e in all_runs if e.created_at >= d30]
     durations = [e.duration_ms for e in all_runs if e.duration_ms is not None and e.status == "completed"]
     failures = [e for e in all_runs if e.status == "failed"]

@@ -4,8 +4,10 @@ Write routes answer with the same detail, so a client sees one shape everywhere.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
+from typing import Any
 
 from floom_git import paths
 from floom_git.errors import Conflict
@@ -35,6 +37,9 @@ from floom_git.services.registry import WorkerEntry
 from floom_git.services.workspaces import Workspace
 
 RECENT_RUNS = 10
+MAX_CACHED = 4096
+# (id(manifest), shape) -> (the manifest, the summary fields it decides)
+_DESCRIBED: dict[tuple[int, str], tuple[Manifest, dict[str, Any]]] = {}
 SCHEDULE_KINDS = ("schedule", "cron", "scheduled")
 
 
@@ -52,8 +57,10 @@ class Viewer:
     webhook_url: Callable[[str], str | None] = field(default=_no_url)
 
 
+@functools.cache
 def permissions(role: str) -> Permissions:
-    """Workers have no per-person owner here: the workspace role decides (README, permissions)."""
+    """Workers have no per-person owner here: the workspace role decides (README, permissions).
+    One value per role, shared by every response (they only encode it)."""
     rank = ROLES.index(role) if role in ROLES else -1
     writer = rank >= ROLES.index("member")
     return Permissions(is_owner=role == "owner", can_view=rank >= 0, can_edit=writer,
@@ -81,45 +88,52 @@ def trigger_specs(m: Manifest) -> list[TriggerSpec]:
             for t in m.all_triggers]
 
 
-def status_of(ws: Workspace, entry: WorkerEntry, secret_names: Collection[str] | None = None,
-              connections: list[ConnectionEntry] | None = None
+@dataclass(frozen=True)
+class Shared:
+    """What every worker of a response is checked against, read once for it (not per worker):
+    the secrets' names, `.floom/connections.yml`, workspace.yml and the stats' time window."""
+
+    secret_names: Collection[str]
+    connections: list[ConnectionEntry]
+    meta: agent_setup.Meta
+    window: run_stats.Window
+
+    @classmethod
+    def read(cls, ws: Workspace) -> Shared:
+        try:
+            known = connection_files.entries(ws)
+        except Conflict:  # a broken connections file: every declared connection is missing
+            known = []
+        return cls(ws.secret_names(), known, agent_setup.read_meta(ws), run_stats.Window.now())
+
+
+def status_of(ws: Workspace, entry: WorkerEntry, shared: Shared | None = None
               ) -> tuple[str, str | None, list[str]]:
     """(status, error, missing connections) as people see them: the registry's, except that a
     ready agent worker that cannot run yet (no provider configured, its key secret missing) is
     `needs_setup`, and a ready worker whose declared connections do not all exist is
     `missing_connection`, since it cannot do its job."""
+    shared = Shared.read(ws) if shared is None else shared
     m = entry.manifest
     if entry.status == "ready" and m is not None and m.mode == "agent":
-        problem = agent_setup.setup_problem(ws, m.model, secret_names)
+        problem = agent_setup.setup_problem(ws, m.model, shared.secret_names, shared.meta)
         if problem is not None:
             return "needs_setup", problem, []
-    status, missing = workers.status_of(ws, entry, connections)
+    status, missing = workers.status_of(ws, entry, shared.connections)
     return status, entry.error, missing
 
 
-def summary(ws: Workspace, entry: WorkerEntry, viewer: Viewer, shape: str = "full",
-            secret_names: Collection[str] | None = None) -> WorkerSummary:
-    m = entry.manifest
-    index = runs.store(ws)
-    last = next(iter(index.entries(entry.id)), None)
-    declared = list(m.exec.secrets) if m else []
-    agent = m is not None and m.mode == "agent"
-    names = (() if not declared and not agent else ws.secret_names() if secret_names is None
-             else secret_names)
-    status, error, missing = status_of(ws, entry, names)
-    return WorkerSummary(
-        id=entry.id,
-        name=m.title if m else entry.id,
+def _described(entry_id: str, m: Manifest | None, shape: str) -> dict[str, Any]:
+    """The fields of a list item that only its manifest decides."""
+    return dict(
+        name=m.title if m else entry_id,
         description=m.effective_description if m else None,
         long_description=m.long_description if m and shape != "list" else None,
         version=m.version if m else None,
-        status=status,
-        error=error,
         visibility=m.visibility if m else "private",
         paused=bool(m and m.paused),
         archived=bool(m and m.archived),
         archive_reason=m.archive_reason if m else None,
-        enabled=status == "ready",
         is_example=bool(m and m.is_example),
         system=bool(m and m.system_worker),
         folder=m.folder if m else None,
@@ -129,29 +143,55 @@ def summary(ws: Workspace, entry: WorkerEntry, viewer: Viewer, shape: str = "ful
         triggers_spec=trigger_specs(m) if m else [],
         mode=m.mode if m else None,
         runtime=m.exec.runtime if m else None,
+        connections=m.connection_slugs if m else [],
+        inputs=None if shape == "list" else [plain(f) for f in m.exec.inputs] if m else [],
+    )
+
+
+def _manifest_fields(entry_id: str, m: Manifest | None, shape: str) -> dict[str, Any]:
+    """`_described`, kept per manifest and shape (a reload parses a new manifest): a page of
+    workers would otherwise derive them all again on every request. Responses only encode them."""
+    if m is None:
+        return _described(entry_id, m, shape)
+    key = (id(m), shape)
+    found = _DESCRIBED.get(key)
+    if found is None or found[0] is not m:
+        if len(_DESCRIBED) > MAX_CACHED:
+            _DESCRIBED.clear()
+        found = _DESCRIBED[key] = (m, _described(entry_id, m, shape))
+    return found[1]
+
+
+def summary(ws: Workspace, entry: WorkerEntry, viewer: Viewer, shape: str = "full",
+            shared: Shared | None = None) -> WorkerSummary:
+    shared = Shared.read(ws) if shared is None else shared
+    m = entry.manifest
+    last = next(iter(runs.store(ws).entries(entry.id)), None)
+    names = shared.secret_names
+    status, error, missing = status_of(ws, entry, shared)
+    return WorkerSummary(
+        **_manifest_fields(entry.id, m, shape),
+        id=entry.id,
+        status=status,
+        error=error,
+        enabled=status == "ready",
         runner="local",
         starred=entry.id in viewer.starred,
         updated_at=entry.updated_at,
         last_run=run_views.summary(ws, last) if last is not None else None,
-        recent_stats=run_stats.recent_stats(ws, entry.id),
-        connections=m.connection_slugs if m else [],
-        missing_secrets=[s for s in declared if s not in names],
+        recent_stats=run_stats.recent_stats(ws, entry.id, shared.window),
+        missing_secrets=[s for s in m.exec.secrets if s not in names] if m else [],
         missing_connections=missing,
-        inputs=None if shape == "list" else [plain(f) for f in m.exec.inputs] if m else [],
         permissions=permissions(viewer.role),
     )
 
 
 def list_workers(ws: Workspace, query: workers.ListQuery,
                  viewer: Viewer) -> tuple[list[WorkerSummary], int]:
-    names = ws.secret_names()  # read once for the page
-    try:
-        known = connection_files.entries(ws)
-    except Conflict:  # a broken connections file: every declared connection is missing
-        known = []
+    shared = Shared.read(ws)
     page, total = workers.list_entries(ws, query, viewer.starred,
-                                       lambda entry: status_of(ws, entry, names, known)[0])
-    return [summary(ws, e, viewer, query.shape, names) for e in page], total
+                                       lambda entry: status_of(ws, entry, shared)[0])
+    return [summary(ws, e, viewer, query.shape, shared) for e in page], total
 
 
 def _contexts(ws: Workspace, m: Manifest) -> list[WorkerContext]:

@@ -5,6 +5,12 @@ from __future__ import annotations
 import io
 import zipfile
 
+from floom_git import paths
+from floom_git.http.keys import MANAGER
+from floom_git.schemas.connections import CONNECTIONS_FILE
+from floom_git.services import agent_setup, connection_files
+from floom_git.services.actor import SYSTEM
+from floom_git.storage.repo import Changeset
 from tests.conftest import WORKER_YML, commit_count, git, worker_body
 
 
@@ -266,3 +272,36 @@ async def test_create_worker_secret_name_with_trailing_newline_is_400(client):
     resp = await client.post("/api/workers", json={"worker_yml": yml, "run_py": "x"})
     assert resp.status == 400
     assert "$.exec.secrets[0]" in (await resp.json())["detail"]
+
+
+async def _commit(app, rel: str, text: str) -> None:
+    """Commit one file on main as a synced on-disk edit or a push would (no API involved)."""
+    ws = app[MANAGER].get("default")
+    await ws.writer.write(lambda repo: Changeset({rel: text.encode()}, f"edit {rel}"),
+                          SYSTEM.signature)
+
+
+async def test_listing_reads_workspace_files_once_and_sees_their_edits_at_once(client):
+    for i in range(3):
+        body = worker_body(f"needs-github-{i}")
+        body["worker_yml"] += "connections:\n  - github\n"
+        assert (await client.post("/api/workers", json=body)).status == 201
+    connection_files.READS.clear()
+    agent_setup.READS.clear()
+    listed = {w["id"]: w for w in await (await client.get("/api/workers")).json()}
+    # one read of each workspace-level file per page, however many workers declare connections
+    # or are agents (the template's research-brief is one)
+    assert connection_files.READS[CONNECTIONS_FILE] == 1
+    assert agent_setup.READS[paths.WORKSPACE_YML] == 1
+    assert listed["research-brief"]["status"] == "needs_setup"
+    assert {listed[f"needs-github-{i}"]["status"] for i in range(3)} == {"missing_connection"}
+
+    await _commit(client.server.app, CONNECTIONS_FILE,
+                  "version: 1\nconnections:\n  - {id: conn_0123456789ab, label: github, "
+                  "kind: app, app: github}\n")
+    await _commit(client.server.app, paths.WORKSPACE_YML,
+                  "name: default\nagent: {provider: gemini, model: x}\n")
+    listed = {w["id"]: w for w in await (await client.get("/api/workers")).json()}
+    assert {listed[f"needs-github-{i}"]["status"] for i in range(3)} == {"ready"}
+    assert listed["needs-github-0"]["missing_connections"] == []
+    assert "Invalid enum value 'gemini'" in listed["research-brief"]["error"]

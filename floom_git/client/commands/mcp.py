@@ -7,19 +7,19 @@ Progress notifications are relayed too. Nothing but MCP messages goes to stdout.
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx2
-import mcp_types as types
-from mcp.client.session import ClientSession
-from mcp.client.streamable_http import streamable_http_client
-from mcp.server.context import ServerRequestContext
-from mcp.server.lowlevel.server import Server
-from mcp.server.stdio import stdio_server
 
 from floom_git import __version__
 from floom_git.client.commands import Ctx, command
 from floom_git.client.errors import OK, ClientError
+
+if TYPE_CHECKING:  # the SDK takes most of a second to import: only this command needs it
+    import mcp_types as types
+    from mcp.client.session import ClientSession
+    from mcp.server.context import ServerRequestContext
+    from mcp.server.lowlevel.server import Server
 
 WORKSPACE_HEADER = "x-workeros-workspace"
 
@@ -31,6 +31,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def relay(upstream: ClientSession, instructions: str | None) -> Server[Any]:
     """A stdio-side server whose tools are the upstream session's."""
+    from mcp.server.lowlevel.server import Server
 
     async def list_tools(ctx: ServerRequestContext[Any, Any],
                          params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
@@ -48,6 +49,10 @@ def relay(upstream: ClientSession, instructions: str | None) -> Server[Any]:
 
 
 async def serve_stdio(ctx: Ctx, args: argparse.Namespace) -> int:
+    from mcp.client.session import ClientSession
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp.server.stdio import stdio_server
+
     target = ctx.target
     if not target.token:
         raise ClientError("no token: set FLOOM_TOKEN (an API token of the server) or run "
