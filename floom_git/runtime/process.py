@@ -26,6 +26,7 @@ from floom_git.runtime.sandbox import (
 MAX_LINE = 16 * 1024
 READ_CHUNK = 65536
 WATCH_SECONDS = 0.5
+REAP_WAIT = 2.0  # after a kill: how long the exit may take before strays are looked for
 Emit = Callable[[str], None]
 
 
@@ -76,13 +77,13 @@ async def run(cmd: Command, sandbox: Sandbox | None, cancel: asyncio.Event) -> E
                                      return_when=asyncio.FIRST_COMPLETED)
         if waiter not in done:
             reason = next((why for task, why in stoppers.items() if task in done), "timeout")
-            await _stop(proc, waiter, sandbox is not None, cmd.grace)
+            await _stop(proc, waiter, sandbox is not None, cmd.grace, cmd.host_cwd)
     finally:
         for task in stoppers:
             task.cancel()
         if not waiter.done():  # the server is stopping: leave no process behind
             _kill(proc.pid, sandbox is not None)
-            await asyncio.shield(waiter)
+            await asyncio.shield(_reaped(proc, waiter, cmd.host_cwd))
         if sandbox is None:  # what the command left running in its group
             _kill(proc.pid, False)
         _done, pending = await asyncio.wait(readers, timeout=5)
@@ -167,7 +168,7 @@ def _kill(pid: int, confined: bool) -> None:
 
 
 async def _stop(proc: asyncio.subprocess.Process, waiter: asyncio.Future[int], confined: bool,
-                grace: float) -> None:
+                grace: float, home: Path) -> None:
     """SIGTERM to every process of the command, then SIGKILL after the grace period."""
     if confined:
         inside = _inside(proc.pid)
@@ -182,7 +183,45 @@ async def _stop(proc: asyncio.subprocess.Process, waiter: asyncio.Future[int], c
         await asyncio.wait_for(asyncio.shield(waiter), grace)
     except TimeoutError:
         _kill(proc.pid, confined)
-        await waiter
+        await _reaped(proc, waiter, home)
+
+
+async def _reaped(proc: asyncio.subprocess.Process, waiter: asyncio.Future[int],
+                  home: Path) -> None:
+    """Wait for a killed command's end. asyncio reports an exit only once the command's pipes
+    are closed, and a process that escaped the kill holds them for ever: a sandbox init orphaned
+    while bwrap was still starting it, or (unconfined) a setsid child. So: kill every process
+    working in or naming the run's folder `home`, then stop reading the pipes. Never hangs."""
+    for step in range(3):
+        done, _ = await asyncio.wait({waiter}, timeout=REAP_WAIT)
+        if done:
+            return
+        if step == 0:
+            for pid in strays(home):
+                _signal(pid, signal.SIGKILL)
+        elif step == 1:
+            transport = getattr(proc, "_transport", None)  # closing it ends wait() at once
+            if transport is not None:
+                transport.close()
+
+
+def strays(home: Path) -> list[int]:
+    """Processes (not this one) whose working directory is in `home` or whose command line
+    names it: what a run left behind."""
+    mark = str(home).encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        with contextlib.suppress(OSError):
+            cwd = os.readlink(f"/proc/{entry}/cwd").encode()
+            if cwd == mark or cwd.startswith(mark + b"/"):
+                found.append(int(entry))
+                continue
+        with contextlib.suppress(OSError):
+            if mark in Path(f"/proc/{entry}/cmdline").read_bytes():
+                found.append(int(entry))
+    return found
 
 
 def over_quota(quota: Quota) -> bool:
