@@ -189,6 +189,9 @@ later under the same name."""
         ws = self.manager.by_uid(ws_id)
         if ws is None:  # deleted: nobody is notified about it any more
             return
+        log.info("run %s of %s/%s %s: %s%s", record.id, ws.id, record.worker_id,
+                 "ended" if record.status in TERMINAL else "waits", record.status,
+                 f" ({record.error_code})" if record.error_code else "")
         if record.status in TERMINAL:
             self.agents.forget(ws, record.id)  # an agent parked for approval never resumes now
         for listener in list(self.on_finished):
@@ -226,6 +229,7 @@ later under the same name."""
                 store.append_log(rec, level, message, runs.iso(runs.now()))
 
             emit("info", f"Run started (worker {record.worker_id} at {record.worker_sha[:7]})")
+            log.info("run %s of %s/%s started", run_id, ws.id, record.worker_id)
             manifest, _sha = run_inputs.committed_manifest(ws, record.worker_id, record.worker_sha)
             declared = list(manifest.exec.secrets)
             values = await asyncio.to_thread(self.secrets.values, ws.uid, declared)

@@ -660,3 +660,15 @@ async def test_cold_start_lists_newest_runs_at_once_and_everything_after(aiohttp
         return True
 
     assert await asyncio.wait_for(saved(), DEADLINE)
+
+
+async def test_the_server_log_has_one_line_when_a_run_starts_and_one_when_it_ends(
+        aiohttp_client, settings, caplog):
+    client = await aiohttp_client(create_app(settings), headers=AUTH)
+    with caplog.at_level(logging.INFO, logger="floom_git.runs"):
+        rid = (await trigger(client, "word-count", {"text": "a b"}))["run_id"]
+        run = await wait_run(client, rid)
+    assert run["status"] == "completed"
+    mine = [r.getMessage() for r in caplog.records if rid in r.getMessage()]
+    assert mine == [f"run {rid} of default/word-count started",
+                    f"run {rid} of default/word-count ended: completed"], mine
