@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import msgspec
 
 from floom_git.codec import dump_yaml
-from floom_git.errors import Conflict, InvalidInput, NotFound
+from floom_git.errors import Conflict, NotFound
 from floom_git.schemas.connections import (
     CONNECTIONS_FILE,
     ConnectionEntry,
@@ -22,12 +22,12 @@ from floom_git.schemas.connections import (
     parse_connections_file,
 )
 from floom_git.schemas.manifest import Manifest
+from floom_git.services.tip_files import TipFile
 from floom_git.services.workspaces import Workspace
-from floom_git.storage.git_types import Blob
 from floom_git.storage.repo import WorkspaceRepo
 
 NOT_FOUND = "Connection not found"
-_parsed: dict[str, ConnectionsFile] = {}  # blob id -> parsed file (blobs never change)
+_FILE = TipFile(CONNECTIONS_FILE, parse_connections_file, ConnectionsFile)
 # How often the file was looked up at the tip: a listing reads it once per page, not once per
 # worker (tests/http/test_workers.py holds that).
 READS: Counter[str] = Counter()
@@ -38,19 +38,7 @@ def read(repo: WorkspaceRepo) -> ConnectionsFile:
     """The file at the tip of main; Conflict naming it when it does not validate (a person's
     edit on disk): every connection route says what to fix."""
     READS[CONNECTIONS_FILE] += 1
-    blob = repo.entry(repo.tip(), CONNECTIONS_FILE)
-    if not isinstance(blob, Blob):  # none (or a folder of that name: validated on push)
-        return ConnectionsFile()
-    key = str(blob.id)
-    if key not in _parsed:
-        try:
-            parsed = parse_connections_file(blob.data)
-        except InvalidInput as exc:
-            raise Conflict(f"{exc.message} (fix the file, or push a corrected one)") from None
-        if len(_parsed) > 1024:
-            _parsed.clear()
-        _parsed[key] = parsed
-    return _parsed[key]
+    return _FILE.read(repo)
 
 
 def entries(ws: Workspace) -> list[ConnectionEntry]:

@@ -24,12 +24,13 @@ from floom_git.schemas.tools import (
     parse_tools_file,
 )
 from floom_git.services.actor import Actor
+from floom_git.services.tip_files import TipFile
 from floom_git.services.workspaces import Workspace
-from floom_git.storage.git_types import Blob, Tree, entry_names
+from floom_git.storage.git_types import Tree, entry_names
 from floom_git.storage.repo import Changeset, WorkspaceRepo
 
 NOT_FOUND = "MCP tool not found"
-_parsed: dict[str, ToolsFile] = {}  # blob id -> parsed file
+_FILE = TipFile(TOOLS_FILE, parse_tools_file, ToolsFile)
 
 _TYPES = {"number": "number", "integer": "integer", "boolean": "boolean"}
 
@@ -76,19 +77,7 @@ def input_schema(manifest: Manifest | None) -> dict[str, Any]:
 
 
 def _read(repo: WorkspaceRepo) -> ToolsFile:
-    blob = repo.entry(repo.tip(), TOOLS_FILE)
-    if not isinstance(blob, Blob):  # none (or a folder of that name: validated on push)
-        return ToolsFile()
-    key = str(blob.id)
-    if key not in _parsed:
-        try:
-            parsed = parse_tools_file(blob.data)
-        except InvalidInput as exc:
-            raise Conflict(f"{exc.message} (fix the file, or push a corrected one)") from None
-        if len(_parsed) > 1024:
-            _parsed.clear()
-        _parsed[key] = parsed
-    return _parsed[key]
+    return _FILE.read(repo)
 
 
 def registered(ws: Workspace) -> list[ToolEntry]:
