@@ -1,3 +1,4 @@
-"""floom-git: a workspace server for background workers in which the workspace is a git repository."""
+"""floom-git: a workspace server for background workers in which the workspace is a git
+repository."""
 
 __version__ = "0.1.0"

@@ -35,8 +35,11 @@ def main(argv: list[str] | None = None, *, environ: Mapping[str, str] | None = N
                           help="runs at once (env FLOOM_EXECUTOR_CONCURRENCY, default: cores)")
     executor.add_argument("--queue", default=None, help="Celery queue (env FLOOM_CELERY_QUEUE)")
     executor.add_argument("--name", default=None, help="Celery node name")
-    executor.add_argument("--new-key", action="store_true",
-                          help="print a new FLOOM_EXECUTOR_KEY (for home nodes and executors) and exit")
+    executor.add_argument(
+        "--new-key",
+        action="store_true",
+        help="print a new FLOOM_EXECUTOR_KEY (for home nodes and executors) and exit",
+    )
     _identity_commands(sub)
     client.register(sub)
     args = parser.parse_args(argv)
@@ -100,12 +103,18 @@ def _identity(args: argparse.Namespace) -> int:
     try:
         if args.command == "user" and args.action == "list":
             for u in identity.users.all():
-                print(f"{u.id}\t{u.username}\t{u.email or '-'}\t{'admin' if u.is_admin else 'user'}")
+                print(
+                    f"{u.id}\t{u.username}\t{u.email or '-'}\t{'admin' if u.is_admin else 'user'}"
+                )
             return 0
         workspace = getattr(args, "workspace", None)
-        uid = read_uid(settings.workspaces_dir / check_workspace_id(workspace)) if workspace else None
+        uid = (
+            read_uid(settings.workspaces_dir / check_workspace_id(workspace)) if workspace else None
+        )
         if workspace and uid is None:
-            raise InvalidInput(f"workspace: {workspace} does not exist in {settings.workspaces_dir}")
+            raise InvalidInput(
+                f"workspace: {workspace} does not exist in {settings.workspaces_dir}"
+            )
         if args.command == "user":
             generated = None
             if args.password_stdin:
@@ -120,8 +129,11 @@ def _identity(args: argparse.Namespace) -> int:
                                          is_admin=args.admin)
             if uid:
                 identity.members.add(uid, user.id, args.role)
-            print(f"created user {user.username} ({user.id})" + (" as server admin" if args.admin else ""),
-                  file=sys.stderr)
+            print(
+                f"created user {user.username} ({user.id})"
+                + (" as server admin" if args.admin else ""),
+                file=sys.stderr,
+            )
             if generated:
                 print(f"password: {generated}")
             return 0
@@ -134,16 +146,22 @@ def _identity(args: argparse.Namespace) -> int:
             own = identity.members.role(uid, user)
             role = args.role or "member"
             if own is None or ROLES.index(own) < ROLES.index(role):
-                raise InvalidInput(f"role: {user.username} is {own or 'not a member'} in {workspace}; "
-                                   f"cannot mint a {role} token there")
+                raise InvalidInput(
+                    f"role: {user.username} is {own or 'not a member'} in {workspace}; "
+                    f"cannot mint a {role} token there"
+                )
             value, row = identity.tokens.mint(user_id=user.id, kind="workspace", name=args.name,
                                               workspace_id=uid, role=role,
                                               expires_days=args.expires_days)
         else:
             value, row = identity.tokens.mint(user_id=user.id, kind="personal", name=args.name,
                                               role=args.role, expires_days=args.expires_days)
-        print(f"token {row.id} for {user.username}" + (f" in workspace {workspace}" if workspace else "")
-              + " (shown once; store it now)", file=sys.stderr)
+        print(
+            f"token {row.id} for {user.username}"
+            + (f" in workspace {workspace}" if workspace else "")
+            + " (shown once; store it now)",
+            file=sys.stderr,
+        )
         print(value)
         return 0
     except FloomError as exc:

@@ -9,7 +9,8 @@ import re
 MASK = "***"
 _USERINFO = re.compile(r"^([a-z][a-z0-9+.-]*://)([^/@?#\s]*)@", re.IGNORECASE)
 _SECRET_QUERY = re.compile(
-    r"([?&][^=&#\s]*(?:token|key|secret|sig|pass|auth|credential)[^=&#\s]*=)[^&#\s]*", re.IGNORECASE)
+    r"([?&][^=&#\s]*(?:token|key|secret|sig|pass|auth|credential)[^=&#\s]*=)[^&#\s]*", re.IGNORECASE
+)
 _URL = re.compile(r"[a-z][a-z0-9+.-]*://[^\s'\"<>]+", re.IGNORECASE)
 # /s/<share token>, /auth/magic/<link>, under any of the /api, /v1, /api/v1 prefixes
 _TOKEN_PATH = re.compile(r"(/s/|/auth/magic/)[^/?#]+")

@@ -143,5 +143,9 @@ def output_tools(sink: OutputSink) -> list[Tool]:
 
 
 def _describe(f: Field) -> str:
-    kind = f"file {file_path(f)} ({f.media_type or 'text'})" if f.kind == "file" else (f.type or "string")
+    kind = (
+        f"file {file_path(f)} ({f.media_type or 'text'})"
+        if f.kind == "file"
+        else (f.type or "string")
+    )
     return f"{f.name}: {kind}{', required' if f.required else ''}"

@@ -44,7 +44,9 @@ class PriceTable:
             try:
                 data = extra.read_bytes()
             except OSError as exc:
-                raise InvalidInput(f"{extra}: cannot read the price file ({exc.strerror})") from None
+                raise InvalidInput(
+                    f"{extra}: cannot read the price file ({exc.strerror})"
+                ) from None
             prices.update(_parse(data, str(extra)))
         return cls(prices)
 

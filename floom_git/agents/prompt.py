@@ -23,7 +23,11 @@ def first_message(inputs: dict[str, Any], outputs: list[Field], contexts: Iterab
     if outputs:
         parts.append("Outputs to produce:")
         for f in outputs:
-            what = f"file {file_path(f)}, give its full text" if f.kind == "file" else (f.type or "string")
+            what = (
+                f"file {file_path(f)}, give its full text"
+                if f.kind == "file"
+                else (f.type or "string")
+            )
             need = "required" if f.required else "optional"
             about = f" - {f.description}" if f.description else ""
             parts.append(f"- {f.name} ({what}; {need}){about}")

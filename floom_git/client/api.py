@@ -78,7 +78,9 @@ class Api:
         except aiohttp.ClientError as exc:
             raise ClientError(f"request to {self.target.server} failed: {exc}") from None
         except TimeoutError:
-            raise ClientError(f"the server at {self.target.server} did not answer in time") from None
+            raise ClientError(
+                f"the server at {self.target.server} did not answer in time"
+            ) from None
 
     async def request(self, method: str, path: str, *, what: str | None = None, **kw: Any) -> Any:
         async with self.send(method, path, what=what, **kw) as resp:
@@ -126,7 +128,9 @@ class Api:
         elif status == 404 and what:
             message = f"{what} not found"
         elif status == 429:
-            message = f"{detail} (rate limited; retry after {resp.headers.get('Retry-After', '?')} s)"
+            message = (
+                f"{detail} (rate limited; retry after {resp.headers.get('Retry-After', '?')} s)"
+            )
         else:
             message = f"{what + ': ' if what else ''}{detail} (HTTP {status})"
         return ClientError(message, status=status,

@@ -57,7 +57,9 @@ class Store:
         except (OSError, ValueError) as exc:
             raise ClientError(f"cannot read {self.path}: {exc}") from None
         if not isinstance(data, dict) or not isinstance(data.get("servers", {}), dict):
-            raise ClientError(f"{self.path}: not a floom-git config file; remove it and log in again")
+            raise ClientError(
+                f"{self.path}: not a floom-git config file; remove it and log in again"
+            )
         data.setdefault("servers", {})
         return data
 

@@ -51,7 +51,11 @@ def runs_chart(points: list[dict[str, Any]]) -> Markup:
                        f'{p["failed"]} failed')
         parts.append(f"<g><title>{label}</title>")
         level = 0
-        for kind, count in (("completed", p["completed"]), ("failed", p["failed"]), ("other", other)):
+        for kind, count in (
+            ("completed", p["completed"]),
+            ("failed", p["failed"]),
+            ("other", other),
+        ):
             if count > 0:
                 parts.append(f'<rect class="bar {kind}" x="{x:.1f}" y="{y(level + count):.1f}" '
                              f'width="{bar:.1f}" height="{y(level) - y(level + count):.1f}"/>')

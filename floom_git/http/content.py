@@ -29,13 +29,18 @@ def disposition(content_type: str, filename: str | None = None) -> str:
         return kind
     name = filename.rsplit("/", 1)[-1]
     ascii_name = _NOT_TOKEN.sub("_", name).strip("._") or "download"
-    return f"{kind}; filename=\"{ascii_name}\"; filename*=UTF-8''{urllib.parse.quote(name, safe='')}"
+    return (
+        f"{kind}; filename=\"{ascii_name}\"; filename*=UTF-8''{urllib.parse.quote(name, safe='')}"
+    )
 
 
 def headers(content_type: str, filename: str | None = None) -> dict[str, str]:
     """The headers that keep user content of `content_type` from running in a browser."""
-    return {"Content-Security-Policy": SANDBOX, "Content-Disposition": disposition(content_type, filename),
-            "X-Content-Type-Options": "nosniff"}
+    return {
+        "Content-Security-Policy": SANDBOX,
+        "Content-Disposition": disposition(content_type, filename),
+        "X-Content-Type-Options": "nosniff",
+    }
 
 
 def user_file(body: bytes, content_type: str, filename: str | None = None,

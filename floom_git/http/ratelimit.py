@@ -77,8 +77,12 @@ class Limiter:
 
     def _prune(self, now: float) -> None:
         """Forget buckets that have refilled completely (they behave like new ones)."""
-        full = [k for k, b in self._buckets.items()
-                if b.tokens + (now - b.at) * self.per_minute.get(k[0], 60) / 60.0 >= self.per_minute.get(k[0], 60)]
+        full = [
+            k
+            for k, b in self._buckets.items()
+            if b.tokens + (now - b.at) * self.per_minute.get(k[0], 60) / 60.0
+            >= self.per_minute.get(k[0], 60)
+        ]
         for k in full:
             del self._buckets[k]
         if len(self._buckets) >= MAX_KEYS:

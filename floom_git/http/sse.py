@@ -38,7 +38,9 @@ def last_event_id(request: web.Request) -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise InvalidInput(f"last_event_id: expected an integer event id, got '{raw[:40]}'") from None
+        raise InvalidInput(
+            f"last_event_id: expected an integer event id, got '{raw[:40]}'"
+        ) from None
     if value < 0:
         raise InvalidInput("last_event_id: must be >= 0")
     return value
@@ -54,7 +56,11 @@ async def stream(request: web.Request, fetch: Fetch, wait: Wait,
             for frame in frames:
                 if frame.id is not None and frame.id <= after:
                     continue
-                data = frame.data if isinstance(frame.data, str) else msgspec.json.encode(frame.data).decode()
+                data = (
+                    frame.data
+                    if isinstance(frame.data, str)
+                    else msgspec.json.encode(frame.data).decode()
+                )
                 await resp.send(data, id=str(frame.id) if frame.id is not None else None,
                                 event=frame.event)
                 if frame.id is not None:

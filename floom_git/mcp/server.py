@@ -140,7 +140,9 @@ def build_server(binding_of: BindingOf) -> Server[Any]:
                   on_list_tools=list_tools, on_call_tool=call_tool)
 
 
-async def _run_registered(call: Call, tool: ToolEntry, arguments: dict[str, Any]) -> types.CallToolResult:
+async def _run_registered(
+    call: Call, tool: ToolEntry, arguments: dict[str, Any]
+) -> types.CallToolResult:
     """A registered worker as a tool: its run's outputs are the result."""
     entry = call.ws.workers.get(tool.worker_id)
     limit = entry.manifest.limits.timeout_seconds if entry and entry.manifest else 300

@@ -222,8 +222,15 @@ async def run_worker(call: Call, a: RunWorkerArgs) -> Any:
 
 async def list_runs(call: Call, a: ListRunsArgs) -> Any:
     await call.attach(call.ws)
-    items, total = run_views.list_runs(call.ws, run_views.RunQuery(
-        worker_id=a.worker_id, statuses=run_views.parse_statuses(a.status), limit=a.limit, offset=a.offset))
+    items, total = run_views.list_runs(
+        call.ws,
+        run_views.RunQuery(
+            worker_id=a.worker_id,
+            statuses=run_views.parse_statuses(a.status),
+            limit=a.limit,
+            offset=a.offset,
+        ),
+    )
     return {"runs": items, "total": total}
 
 
@@ -235,7 +242,9 @@ async def get_run(call: Call, a: GetRunArgs) -> Any:
 
 async def get_run_logs(call: Call, a: RunLogsArgs) -> Any:
     await call.attach(call.ws)
-    lines = await _off_loop_unless_live(call.ws, a.run_id, run_views.logs, call.ws, a.run_id, a.level, a.limit)
+    lines = await _off_loop_unless_live(
+        call.ws, a.run_id, run_views.logs, call.ws, a.run_id, a.level, a.limit
+    )
     return {"run_id": a.run_id, "logs": lines}
 
 

@@ -57,7 +57,9 @@ from floom_git.services.workspaces import Workspace
 from floom_git.storage.git_types import FileMode
 from floom_git.storage.spool import fsync_write
 
-STATE_DIR = "agents"  # spool/<ws uid>/agents/<run_id>/: transcript.json and work/ (outputs, contexts)
+STATE_DIR = (
+    "agents"  # spool/<ws uid>/agents/<run_id>/: transcript.json and work/ (outputs, contexts)
+)
 TRANSCRIPT = "transcript.json"
 PASSING = ("turn_start", "text_delta", "tool_call_start")  # shown live, never logged
 LogFn = Any  # (level, message) -> None, as the run engine gives it
@@ -96,8 +98,15 @@ class AgentRunner:
             if entry is None or entry.status not in ("pending_approval", "queued", "running"):
                 shutil.rmtree(child, ignore_errors=True)
 
-    async def run(self, ws: Workspace, record: RunRecord, manifest: Manifest,
-                  secrets: dict[str, str], emit: LogFn, cancel: asyncio.Event) -> runs.Outcome | None:
+    async def run(
+        self,
+        ws: Workspace,
+        record: RunRecord,
+        manifest: Manifest,
+        secrets: dict[str, str],
+        emit: LogFn,
+        cancel: asyncio.Event,
+    ) -> runs.Outcome | None:
         """Run, or resume after its approval, an agent run; the Outcome to finish it with, or
         None when it is parked (pending_approval, already recorded). Worker, provider and
         connection faults become failed Outcomes; task cancellation (shutdown) propagates."""
@@ -115,7 +124,9 @@ class AgentRunner:
         if isinstance(transcript, runs.Outcome):
             return transcript
         mounts = await asyncio.to_thread(_mount_contexts, ws, record, manifest, work)
-        outputs = OutputSink(manifest.exec.outputs, work, transcript.outputs if transcript else None)
+        outputs = OutputSink(
+            manifest.exec.outputs, work, transcript.outputs if transcript else None
+        )
         step = _Attempt(ws, record, manifest, config, known, transcript, mounts, outputs, emit)
         loop = asyncio.ensure_future(self._attempt(step))
         stop = asyncio.ensure_future(cancel.wait())
@@ -214,8 +225,11 @@ class AgentRunner:
         try:
             transcript = transcripts.decode((state / TRANSCRIPT).read_bytes())
         except (OSError, ValueError) as exc:
-            return runs.Outcome("failed", error_code="agent_state_lost",
-                                error=f"The agent's saved state cannot be read ({exc}); run it again")
+            return runs.Outcome(
+                "failed",
+                error_code="agent_state_lost",
+                error=f"The agent's saved state cannot be read ({exc}); run it again",
+            )
         if transcript.pending is not None:
             transcript.decide(approval.status == "approved", reason=approval.reason,
                               decided_by=approval.decided_by)

@@ -25,7 +25,9 @@ def make_app(settings: Settings) -> Any:
     try:
         from celery import Celery  # the optional extra floom-git[celery]
     except ImportError:
-        raise ValueError("FLOOM_EXECUTOR=celery needs Celery: pip install 'floom-git[celery]'") from None
+        raise ValueError(
+            "FLOOM_EXECUTOR=celery needs Celery: pip install 'floom-git[celery]'"
+        ) from None
 
     app = Celery("floom_git", broker=settings.celery_broker, set_as_current=False)
     app.conf.update(

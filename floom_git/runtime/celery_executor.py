@@ -111,7 +111,9 @@ class CeleryExecutor:
                                ws.runs.spool_dir(record.id) / ARTIFACTS)
         try:
             await self.publish(record.id)
-            emit("info", f"Queued for a Celery executor (queue {s.celery_queue}, attempt {attempt})")
+            emit(
+                "info", f"Queued for a Celery executor (queue {s.celery_queue}, attempt {attempt})"
+            )
             return await self._watch(run, cancel)
         finally:
             self.remote.close(run)
@@ -138,9 +140,12 @@ class CeleryExecutor:
                                      f"for {s.executor_lost_seconds:g}s)")
             if run.claimed_by is None and now - run.dispatched_at > s.executor_claim_seconds:
                 run.cancel.set()
-                return Outcome("failed", error_code="executor_unavailable",
-                               error=f"No executor took the run within {s.executor_claim_seconds:g}s "
-                                     f"(queue {s.celery_queue})")
+                return Outcome(
+                    "failed",
+                    error_code="executor_unavailable",
+                    error=f"No executor took the run within {s.executor_claim_seconds:g}s "
+                    f"(queue {s.celery_queue})",
+                )
             run.changed.clear()
             # Every pass blocks on an event or the clock (a set `cancel` no longer wakes it).
             waits = {asyncio.ensure_future(run.changed.wait())}

@@ -80,25 +80,48 @@ def read_result(workdir: Path, returncode: int, max_bytes: int,
                        error="result.json must hold a JSON object")
     status = data.get("status", "success")
     if status not in ("success", "error"):
-        return Outcome("failed", error_code="invalid_result_json", exit_code=returncode,
-                       error=f"result.json: status must be \"success\" or \"error\", not {status!r}"[:300])
+        return Outcome(
+            "failed",
+            error_code="invalid_result_json",
+            exit_code=returncode,
+            error=f'result.json: status must be "success" or "error", not {status!r}'[:300],
+        )
     outputs = data.get("outputs", {})
     if outputs is None:
         outputs = {}
     if not isinstance(outputs, dict):
-        return Outcome("failed", error_code="invalid_outputs_shape", exit_code=returncode,
-                       error=f"result.json: outputs must be an object, not {type(outputs).__name__}")
+        return Outcome(
+            "failed",
+            error_code="invalid_outputs_shape",
+            exit_code=returncode,
+            error=f"result.json: outputs must be an object, not {type(outputs).__name__}",
+        )
     if status == "error":
         message = data.get("error")
         if not isinstance(message, str) or not message.strip():
-            return Outcome("failed", outputs=outputs, error_code="worker_reported_error",
-                           exit_code=returncode, error="The worker reported an error without a message")
+            return Outcome(
+                "failed",
+                outputs=outputs,
+                error_code="worker_reported_error",
+                exit_code=returncode,
+                error="The worker reported an error without a message",
+            )
         code = data.get("error_code")
-        return Outcome("failed", outputs=outputs, exit_code=returncode, error=message[:4000],
-                       error_code=code if isinstance(code, str) and code else "worker_reported_error")
+        return Outcome(
+            "failed",
+            outputs=outputs,
+            exit_code=returncode,
+            error=message[:4000],
+            error_code=code if isinstance(code, str) and code else "worker_reported_error",
+        )
     if returncode != 0:
-        return Outcome("failed", outputs=outputs, error_code="execution_error", exit_code=returncode,
-                       error=_exit_message(returncode, stderr_tail))
+        return Outcome(
+            "failed",
+            outputs=outputs,
+            error_code="execution_error",
+            exit_code=returncode,
+            error=_exit_message(returncode, stderr_tail),
+        )
     decision = data.get("decision_required")
     return Outcome("completed", outputs=outputs, exit_code=returncode,
                    decision_required=decision if isinstance(decision, dict) else None)
@@ -188,7 +211,8 @@ class Executor:
 
     # -- preparation ----------------------------------------------------------------------------
     def _python_shims(self) -> Path:
-        """`python`/`python3` on unconfined runs' PATH: the base interpreter, without its packages."""
+        """`python`/`python3` on unconfined runs' PATH: the base interpreter, without its
+        packages."""
         base = Path(getattr(sys, "_base_executable", sys.executable)).resolve()
         self._shims.mkdir(parents=True, exist_ok=True)
         for name in ("python", "python3"):
@@ -223,7 +247,9 @@ class Executor:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(data)
             fixed.add("context")
-        (job.workdir / "inputs.json").write_text(json.dumps(job.inputs, indent=2, ensure_ascii=False))
+        (job.workdir / "inputs.json").write_text(
+            json.dumps(job.inputs, indent=2, ensure_ascii=False)
+        )
         fixed.add("inputs.json")
         if job.secrets:
             env_local = job.workdir / ENV_LOCAL

@@ -41,7 +41,9 @@ def context_files(repo: WorkspaceRepo, commit: Commit,
     """The context packs the manifest names, at `commit`: name -> {path: content}."""
     contexts: dict[str, dict[str, bytes]] = {}
     for item in list(manifest.contexts) + list(manifest.exec.contexts):
-        name = item if isinstance(item, str) else item.get("name") if isinstance(item, dict) else None
+        name = (
+            item if isinstance(item, str) else item.get("name") if isinstance(item, dict) else None
+        )
         if isinstance(name, str) and paths.CONTEXT_NAME_RE.match(name):
             contexts[name] = {rel: b.data
                               for rel, b in repo.files_at(commit, paths.context_dir(name)).items()

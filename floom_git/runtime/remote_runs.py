@@ -136,7 +136,9 @@ class RemoteRuns:
         kept = []
         for a in body.artifacts:
             f = run.artifacts_dir / a.path
-            if a.artifact_withheld is None and not (f.is_file() and f.stat().st_size == a.size_bytes):
+            if a.artifact_withheld is None and not (
+                f.is_file() and f.stat().st_size == a.size_bytes
+            ):
                 run.emit("warning", f"Artifact {a.path} did not arrive from the executor; left out")
                 continue
             kept.append(a)

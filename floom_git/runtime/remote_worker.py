@@ -122,7 +122,9 @@ class Delivery:
         self.ticket = ticket
         self.id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self.base = f"{ticket.home}/api/runs/{ticket.run_id}/executor"
-        self.folder = settings.spool_dir / f"{ticket.run_id}.{ticket.attempt}.{self.id.rsplit(':', 1)[1]}"
+        self.folder = (
+            settings.spool_dir / f"{ticket.run_id}.{ticket.attempt}.{self.id.rsplit(':', 1)[1]}"
+        )
         self.lost_seconds = settings.executor_lost_seconds
         self.pending: list[wire.LogLineIn] = []  # lines not sent yet
         self.sent = 0  # lines the home node has

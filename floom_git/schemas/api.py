@@ -1,5 +1,6 @@
 """API request and response bodies of workers, contexts, workspace instructions and system
-routes. Handlers decode requests into these; OpenAPI is built from them (rules in schemas/base.py)."""
+routes. Handlers decode requests into these; OpenAPI is built from them (rules in
+schemas/base.py)."""
 
 from __future__ import annotations
 

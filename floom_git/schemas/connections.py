@@ -201,7 +201,9 @@ class OAuthDone(Out, kw_only=True):
 def check_url_shape(url: str, where: str) -> None:
     """InvalidInput unless `url` matches HTTP_URL and names a host urlsplit can read."""
     if "@" in re.split(r"[/?#]", url.split("://", 1)[-1], maxsplit=1)[0]:
-        raise InvalidInput(f"{where}: credentials in the URL are not allowed; use auth with a secret")
+        raise InvalidInput(
+            f"{where}: credentials in the URL are not allowed; use auth with a secret"
+        )
     try:
         host = urlsplit(url).hostname if _HTTP_URL_RE.match(url) else None
     except ValueError:  # a bracketed host that is no IPv6 address
@@ -222,7 +224,9 @@ def check_entry(c: ConnectionEntry, where: str) -> None:
         if c.auth.type == "header" and c.auth.name is None:
             raise InvalidInput(f"a header auth needs the header `name` - at `{where}.auth`")
         if c.auth.name is not None and c.auth.name.lower() in RESERVED_HEADERS:
-            raise InvalidInput(f"header {c.auth.name} cannot be set by a connection - at `{where}.auth`")
+            raise InvalidInput(
+                f"header {c.auth.name} cannot be set by a connection - at `{where}.auth`"
+            )
 
 
 def parse_connections_file(data: bytes, where: str = CONNECTIONS_FILE) -> ConnectionsFile:

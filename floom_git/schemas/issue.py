@@ -81,7 +81,9 @@ def parse_issue_file(data: bytes, *, where: str) -> tuple[dict[str, Any], str]:
     if not isinstance(title, str) or not title.strip():
         raise InvalidInput(f"{where}: `title` must be a non-empty string - at `$.title`")
     labels = meta.get("labels", [])
-    if labels is not None and (not isinstance(labels, list) or not all(isinstance(x, str) for x in labels)):
+    if labels is not None and (
+        not isinstance(labels, list) or not all(isinstance(x, str) for x in labels)
+    ):
         raise InvalidInput(f"{where}: `labels` must be a list of strings - at `$.labels`")
     asset_type, asset_id = meta.get("asset_type"), meta.get("asset_id")
     if (asset_type is None) != (asset_id is None):
@@ -107,7 +109,11 @@ def parse_comments(data: bytes) -> list[dict[str, Any]]:
             item = json.loads(line)
         except ValueError:
             continue
-        if isinstance(item, dict) and isinstance(item.get("id"), str) and isinstance(item.get("body"), str):
+        if (
+            isinstance(item, dict)
+            and isinstance(item.get("id"), str)
+            and isinstance(item.get("body"), str)
+        ):
             out.append(item)
     return out
 

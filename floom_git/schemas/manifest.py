@@ -219,7 +219,13 @@ class Manifest(Strict, kw_only=True):
         """(name, writeable) of each declared context pack (top level and under exec), once each."""
         out: dict[str, bool] = {}
         for item in [*self.contexts, *self.exec.contexts]:
-            name = item if isinstance(item, str) else item.get("name") if isinstance(item, dict) else None
+            name = (
+                item
+                if isinstance(item, str)
+                else item.get("name")
+                if isinstance(item, dict)
+                else None
+            )
             if isinstance(name, str) and name not in out:
                 out[name] = bool(isinstance(item, dict) and item.get("writeable"))
         return list(out.items())
@@ -281,7 +287,9 @@ def _semantic_problems(m: Manifest) -> list[str]:
         if not _ENTRY_RE.match(entry) or ".." in entry.split("/"):
             out.append(f"exec.entry '{entry}' must be a relative path - at `$.exec.entry`")
         elif not entry.endswith((".md", ".py", ".sh", ".js")):
-            out.append("exec.entry must end in .md (agent) or .py/.sh/.js (script) - at `$.exec.entry`")
+            out.append(
+                "exec.entry must end in .md (agent) or .py/.sh/.js (script) - at `$.exec.entry`"
+            )
     names: set[str] = set()
     for i, f in enumerate(m.exec.inputs):
         at = f"`$.exec.inputs[{i}]`"

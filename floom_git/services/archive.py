@@ -35,7 +35,9 @@ def read_zip(
     with zf:
         infos = zf.infolist()
         if len(infos) > max_entries:
-            raise PayloadTooLarge(f"{field}: {len(infos)} entries; at most {max_entries} are allowed")
+            raise PayloadTooLarge(
+                f"{field}: {len(infos)} entries; at most {max_entries} are allowed"
+            )
         declared = sum(max(info.file_size, 0) for info in infos)
         if declared > max_total:
             raise PayloadTooLarge(f"{field}: expands to more than {max_total} bytes")
@@ -74,7 +76,9 @@ def _check_entry(info: zipfile.ZipInfo, field: str) -> str | None:
     return paths.clean_relpath(raw, field=f"{field} entry")
 
 
-def _read_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, budget: int, field: str) -> bytes:
+def _read_entry(
+    zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, budget: int, field: str
+) -> bytes:
     limit = max(RATIO_FLOOR, info.compress_size * MAX_RATIO)
     chunks = []
     size = 0
@@ -88,7 +92,8 @@ def _read_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, budget: i
                     raise PayloadTooLarge(
                         f"{field}: '{name}' expands more than {MAX_RATIO}x (a zip bomb?)")
                 chunks.append(chunk)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, OSError, EOFError) as exc:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, OSError,
+            EOFError) as exc:
         raise InvalidInput(f"{field}: '{name}' cannot be read ({exc})") from None
     except RuntimeError as exc:  # zipfile raises it for encrypted entries
         raise InvalidInput(f"{field}: '{name}' cannot be read ({exc})") from None

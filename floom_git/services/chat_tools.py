@@ -72,7 +72,9 @@ class NoArgs(Args, kw_only=True):
 
 class ReadContextArgs(Args, kw_only=True):
     name: Annotated[str, _doc("the context pack")]
-    path: Annotated[str | None, _doc("a file of the pack; without it, the list of its files")] = None
+    path: Annotated[str | None, _doc("a file of the pack; without it, the list of its files")] = (
+        None
+    )
 
 
 class IssuesListArgs(Args, kw_only=True):
@@ -119,7 +121,9 @@ def _run(record: Any) -> dict[str, Any]:
     return out
 
 
-async def _off_loop_unless_live(ws: Workspace, run_id: str, fn: Callable[..., Any], *args: Any) -> Any:
+async def _off_loop_unless_live(
+    ws: Workspace, run_id: str, fn: Callable[..., Any], *args: Any
+) -> Any:
     """Reads of a finished run touch git: off the event loop (as the REST handlers do)."""
     if run_id in ws.runs.live:
         return fn(*args)
@@ -167,7 +171,9 @@ def chat_tools(ctx: ChatContext) -> list[Tool]:
         return detail
 
     async def get_run_logs(a: RunLogsArgs) -> Any:
-        lines = await _off_loop_unless_live(ws, a.run_id, run_views.logs, ws, a.run_id, a.level, a.limit)
+        lines = await _off_loop_unless_live(
+            ws, a.run_id, run_views.logs, ws, a.run_id, a.level, a.limit
+        )
         return {"run_id": a.run_id, "logs": [
             {"level": x.level, "message": x.message, "timestamp": x.timestamp} for x in lines]}
 

@@ -141,7 +141,9 @@ class ConnectionToolset:
             raise
         return tools
 
-    async def _open(self, want: Declared, entry: ConnectionEntry, taken: set[str]) -> list[ConnectionTool]:
+    async def _open(
+        self, want: Declared, entry: ConnectionEntry, taken: set[str]
+    ) -> list[ConnectionTool]:
         try:
             endpoint = await self.service.endpoint(self.ws, entry)
             self._learn(entry, endpoint.headers)

@@ -50,7 +50,10 @@ class ConnectionVault:
     def _seal(self, aad: str, value: dict[str, Any]) -> dict[str, str]:
         nonce = os.urandom(12)
         sealed = self._aead.encrypt(nonce, json.dumps(value).encode(), aad.encode())
-        return {"nonce": base64.b64encode(nonce).decode(), "ciphertext": base64.b64encode(sealed).decode()}
+        return {
+            "nonce": base64.b64encode(nonce).decode(),
+            "ciphertext": base64.b64encode(sealed).decode(),
+        }
 
     def _open(self, aad: str, item: dict[str, str]) -> dict[str, Any] | None:
         try:
@@ -90,9 +93,14 @@ class ConnectionVault:
         expires_at = token.get("expires_at")
         with self._lock:
             data = private.read_json(self._file(ws_id))
-            data[conn_id] = {**(data.get(conn_id) or {}), "tokens": self._seal(f"{ws_id}/{conn_id}", token),
-                             "status": "active", "status_detail": None,
-                             "expires_at": expires_at, "updated_at": time.time()}
+            data[conn_id] = {
+                **(data.get(conn_id) or {}),
+                "tokens": self._seal(f"{ws_id}/{conn_id}", token),
+                "status": "active",
+                "status_detail": None,
+                "expires_at": expires_at,
+                "updated_at": time.time(),
+            }
             private.write_json(self._file(ws_id), data)
 
     def drop(self, ws_id: str, conn_id: str) -> None:
@@ -103,7 +111,11 @@ class ConnectionVault:
                 if data.pop(conn_id, None) is not None:
                     private.write_json(self._file(ws_id, kind), data)
             pending = private.read_json(self._dir / PENDING_FILE)
-            kept = {k: v for k, v in pending.items() if v.get("conn_id") != conn_id or v.get("ws_id") != ws_id}
+            kept = {
+                k: v
+                for k, v in pending.items()
+                if v.get("conn_id") != conn_id or v.get("ws_id") != ws_id
+            }
             if len(kept) != len(pending):
                 private.write_json(self._dir / PENDING_FILE, kept)
 
@@ -123,10 +135,13 @@ class ConnectionVault:
         with self._lock:
             data = {k: v for k, v in private.read_json(self._dir / PENDING_FILE).items()
                     if v.get("expires_at", 0) > now}
-            data[_digest(state)] = {"ws_id": pending.ws_id, "conn_id": pending.conn_id,
-                                    "redirect_uri": pending.redirect_uri,
-                                    "expires_at": pending.expires_at,
-                                    "verifier": self._seal(_digest(state), {"v": pending.code_verifier})}
+            data[_digest(state)] = {
+                "ws_id": pending.ws_id,
+                "conn_id": pending.conn_id,
+                "redirect_uri": pending.redirect_uri,
+                "expires_at": pending.expires_at,
+                "verifier": self._seal(_digest(state), {"v": pending.code_verifier}),
+            }
             private.write_json(self._dir / PENDING_FILE, data)
 
     def claim(self, state: str) -> Pending | None:

@@ -88,7 +88,9 @@ class Catalog:
             if app.auth == "oauth2" and app.oauth is None:
                 raise Conflict(f"integrations: app {app.slug} uses oauth2 but has no `oauth` block")
             if app.auth == "api_key" and app.api_key is None:
-                raise Conflict(f"integrations: app {app.slug} uses api_key but has no `api_key` block")
+                raise Conflict(
+                    f"integrations: app {app.slug} uses api_key but has no `api_key` block"
+                )
         self._apps = {a.slug: a for a in sorted(parsed.apps, key=lambda a: a.name.lower())}
         self._sources = {a.slug: sources.get(a.slug, "builtin") for a in parsed.apps}
         self._seen = stamp
@@ -101,11 +103,18 @@ class Catalog:
 
     def out(self, app: CatalogApp, secret_names: set[str]) -> CatalogAppOut:
         return CatalogAppOut(
-            slug=app.slug, name=app.name, category=app.category, description=app.description,
-            homepage=app.homepage, auth=app.auth, scopes=list(app.oauth.scopes) if app.oauth else [],
-            mcp_url=app.mcp_url, tool_count=len(app.tools),
+            slug=app.slug,
+            name=app.name,
+            category=app.category,
+            description=app.description,
+            homepage=app.homepage,
+            auth=app.auth,
+            scopes=list(app.oauth.scopes) if app.oauth else [],
+            mcp_url=app.mcp_url,
+            tool_count=len(app.tools),
             oauth_configured=oauth_configured(app, secret_names),
-            source=self._sources.get(app.slug, "builtin"))
+            source=self._sources.get(app.slug, "builtin"),
+        )
 
     def page(self, *, search: str | None, category: str | None, page: int, limit: int,
              secret_names: set[str]) -> CatalogPage:

@@ -102,8 +102,12 @@ async def finish(vault: ConnectionVault, store: SecretStore, pending: Pending, a
     return OAuthDone(connection_id=pending.conn_id, workspace_id=pending.ws_id, status="active")
 
 
-async def fail(vault: ConnectionVault, pending: Pending, error: str, description: str | None) -> None:
-    detail = f"the provider refused the sign-in: {error}" + (f" ({description})" if description else "")
+async def fail(
+    vault: ConnectionVault, pending: Pending, error: str, description: str | None
+) -> None:
+    detail = f"the provider refused the sign-in: {error}" + (
+        f" ({description})" if description else ""
+    )
     await asyncio.to_thread(vault.set_state, pending.ws_id, pending.conn_id, status="error",
                             status_detail=detail[:500])
     raise InvalidInput(f"Connection {pending.conn_id}: {detail[:500]}")
@@ -132,7 +136,9 @@ async def access_token(vault: ConnectionVault, store: SecretStore, ws_id: str,
                 current = dict(client.token)
         except Exception as exc:  # noqa: BLE001 - the refresh failed: the user must sign in again
             detail = f"the access token expired and could not be refreshed: {_problem(exc)}"
-            await asyncio.to_thread(vault.set_state, ws_id, entry.id, status="error", status_detail=detail)
+            await asyncio.to_thread(
+                vault.set_state, ws_id, entry.id, status="error", status_detail=detail
+            )
             raise Conflict(f"Connection {entry.label}: {detail}") from None
         if refreshed:
             await asyncio.to_thread(vault.put_tokens, ws_id, entry.id, current)

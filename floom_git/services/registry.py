@@ -82,7 +82,9 @@ def load_entry(root: Path, worker_id: str, repo: WorkspaceRepo | None = None) ->
     text = raw.decode("utf-8", errors="replace")
     try:
         # Only worker.yml's content matters here; the others need to exist, not be read.
-        manifest = validate_worker(worker_id, {f: raw if f == paths.MANIFEST else b"" for f in files})
+        manifest = validate_worker(
+            worker_id, {f: raw if f == paths.MANIFEST else b"" for f in files}
+        )
     except FloomError as exc:
         return WorkerEntry(worker_id, None, exc.message, text, files, updated)
     return WorkerEntry(worker_id, manifest, None, text, files, updated)
@@ -160,7 +162,9 @@ class WorkerRegistry:
         return len(self._entries)
 
 
-def validate_worker(worker_id: str, files: dict[str, bytes], *, prefix: str = "workers") -> Manifest:
+def validate_worker(
+    worker_id: str, files: dict[str, bytes], *, prefix: str = "workers"
+) -> Manifest:
     """Check a worker's complete file set (as a push or an API write would leave it).
 
     Raises InvalidManifest/InvalidInput naming the file: bad id, missing or invalid worker.yml,
@@ -173,7 +177,9 @@ def validate_worker(worker_id: str, files: dict[str, bytes], *, prefix: str = "w
         )
     if paths.MANIFEST not in files:
         raise InvalidManifest(f"{base}/{paths.MANIFEST}: file is missing")
-    manifest = parse_manifest(files[paths.MANIFEST], where=f"{base}/{paths.MANIFEST}", folder=worker_id)
+    manifest = parse_manifest(
+        files[paths.MANIFEST], where=f"{base}/{paths.MANIFEST}", folder=worker_id
+    )
     if manifest.entry not in files:
         raise InvalidManifest(
             f"{base}/{paths.MANIFEST}: entry file '{manifest.entry}' is missing from the worker "

@@ -77,8 +77,12 @@ async def open_session(ep: Endpoint) -> AsyncIterator[tuple[ClientSession, types
     opened = False
     try:
         async with (
-            egress.http_client(ep.allow_private, headers=ep.headers, timeout=httpx2.Timeout(ep.timeout),
-                               event_hooks={"response": [on_response]}) as http,
+            egress.http_client(
+                ep.allow_private,
+                headers=ep.headers,
+                timeout=httpx2.Timeout(ep.timeout),
+                event_hooks={"response": [on_response]},
+            ) as http,
             streamable_http_client(ep.url, http_client=http) as (read, write),
             ClientSession(read, write, read_timeout_seconds=ep.timeout) as session,
         ):
@@ -97,7 +101,9 @@ async def list_all_tools(session: ClientSession) -> list[types.Tool]:
     tools: list[types.Tool] = []
     cursor: str | None = None
     for _ in range(100):  # a server that pages forever is cut off
-        page = await session.list_tools(params=types.PaginatedRequestParams(cursor=cursor) if cursor else None)
+        page = await session.list_tools(
+            params=types.PaginatedRequestParams(cursor=cursor) if cursor else None
+        )
         tools += page.tools
         cursor = page.next_cursor
         if not cursor:
@@ -155,11 +161,15 @@ class RemoteSession:
                 await self._stop.wait()
         except Exception as exc:  # noqa: BLE001
             if not self._ready.done():
-                self._ready.set_exception(exc if isinstance(exc, RemoteError) else RemoteError(describe(exc)))
+                self._ready.set_exception(
+                    exc if isinstance(exc, RemoteError) else RemoteError(describe(exc))
+                )
         finally:
             self.session = None
 
-    async def call(self, name: str, arguments: dict[str, Any], timeout: float) -> types.CallToolResult:
+    async def call(
+        self, name: str, arguments: dict[str, Any], timeout: float
+    ) -> types.CallToolResult:
         if self.session is None:
             raise RemoteError("the session with the server has ended")
         try:

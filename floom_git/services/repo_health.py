@@ -58,7 +58,9 @@ def check_scheduler(scheduler: Any, enabled: bool, tick_seconds: float,
     states = {}
     for ws in spaces:
         planned = scheduler.state(ws.uid) if scheduler is not None else {}
-        times = [s["next_run_at"] for s in planned.values() if isinstance(s.get("next_run_at"), str)]
+        times = [
+            s["next_run_at"] for s in planned.values() if isinstance(s.get("next_run_at"), str)
+        ]
         states[ws.id] = ScheduleState(schedules=len(planned), next_run_at=min(times, default=None),
                                       errors=sum(1 for s in planned.values() if "error" in s))
     return SchedulerCheck(ok=running or not enabled, enabled=enabled, running=running,

@@ -243,7 +243,8 @@ class RunStore:
 
     # -- commits --------------------------------------------------------------------------------
     async def flush(self) -> None:
-        """Commit every changed record now (one commit); then drop what the spool no longer needs."""
+        """Commit every changed record now (one commit); then drop what the spool no longer
+        needs."""
         await self.log.flush()
 
     async def close(self) -> None:

@@ -94,7 +94,9 @@ def worker_stats(ws: Workspace, worker_id: str) -> WorkerStats:
     all_runs = list(runs.store(ws).entries(worker_id))
     recent = _recent(all_runs, Window.now())
     last30 = [e for e in all_runs if e.created_at >= d30]
-    durations = [e.duration_ms for e in all_runs if e.duration_ms is not None and e.status == "completed"]
+    durations = [
+        e.duration_ms for e in all_runs if e.duration_ms is not None and e.status == "completed"
+    ]
     failures = [e for e in all_runs if e.status == "failed"]
     counts: dict[str, int] = {}
     for e in all_runs:

@@ -1,6 +1,7 @@
 """Stars: which workers each person starred, per workspace. A star is one person's bookmark,
 not workspace content (a clone must not carry everyone's stars), so it lives in
-system/stars/<workspace uid>.json as {user_id: [worker ids]}, keyed by the workspace's internal id."""
+system/stars/<workspace uid>.json as {user_id: [worker ids]}, keyed by the workspace's internal
+id."""
 
 from __future__ import annotations
 
@@ -20,7 +21,11 @@ class StarStore:
 
     def of(self, ws_id: str, user_id: str) -> frozenset[str]:
         ids = private.read_json(self._path(ws_id)).get(user_id, [])
-        return frozenset(i for i in ids if isinstance(i, str)) if isinstance(ids, list) else frozenset()
+        return (
+            frozenset(i for i in ids if isinstance(i, str))
+            if isinstance(ids, list)
+            else frozenset()
+        )
 
     def set(self, ws_id: str, user_id: str, worker_id: str, starred: bool) -> None:
         with self._lock:
@@ -33,7 +38,8 @@ class StarStore:
             private.write_json(self._path(ws_id), data)
 
     def forget_worker(self, ws_id: str, worker_id: str) -> None:
-        """Drop a deleted worker from everyone's stars (a new worker of that id starts unstarred)."""
+        """Drop a deleted worker from everyone's stars (a new worker of that id starts
+        unstarred)."""
         with self._lock:
             data = private.read_json(self._path(ws_id))
             changed = {u: [i for i in ids if i != worker_id] for u, ids in data.items()

@@ -26,7 +26,9 @@ MAX_DESCRIPTION = 500
 def iso(ts: float | None) -> str | None:
     if ts is None:
         return None
-    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return (
+        dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    )
 
 
 def _text(value: str | None, field: str, limit: int) -> str | None:
@@ -78,7 +80,8 @@ async def create_workspace(manager: WorkspaceManager, identity: Identity, actor:
 
 async def update_workspace(manager: WorkspaceManager, ws: Workspace, actor: Actor,
                            patch: WorkspacePatch) -> str | None:
-    """Set name and/or description in workspace.yml as one commit; the short sha (None if no change)."""
+    """Set name and/or description in workspace.yml as one commit; the short sha (None if no
+    change)."""
     name = _text(patch.name, "name", MAX_NAME)
     description = _text(patch.description, "description", MAX_DESCRIPTION)
     if name is None and description is None:
@@ -98,7 +101,9 @@ async def update_workspace(manager: WorkspaceManager, ws: Workspace, actor: Acto
         except InvalidInput:  # a folded or block value: rewrite the file from its data
             meta = load_yaml(raw, where=paths.WORKSPACE_YML) if raw.strip() else {}
             if not isinstance(meta, dict):
-                raise InvalidInput(f"{paths.WORKSPACE_YML}: expected a mapping at the top") from None
+                raise InvalidInput(
+                    f"{paths.WORKSPACE_YML}: expected a mapping at the top"
+                ) from None
             data = dump_yaml({**meta, **changes})
         if data == raw:
             return None

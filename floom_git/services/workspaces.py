@@ -196,8 +196,12 @@ class WorkspaceManager:
         path = self.settings.workspaces_dir / ws_id
         uid = read_uid(path) or ws_id
         if uid in self._uids:  # a copied folder: the copy must not share the other's state
-            log.warning("workspace %s carries the internal id of workspace %s; it gets a new one "
-                        "(and none of that workspace's server-side state)", ws_id, self._uids[uid].id)
+            log.warning(
+                "workspace %s carries the internal id of workspace %s; it gets a new one "
+                "(and none of that workspace's server-side state)",
+                ws_id,
+                self._uids[uid].id,
+            )
             uid = new_uid()
             _write_uid(path, uid)
         repo = WorkspaceRepo(path)

@@ -35,8 +35,13 @@ def _common() -> argparse.ArgumentParser:
     group.add_argument("--server", metavar="URL", default=None,
                        help="server URL (env FLOOM_URL; default: the one you logged in to, "
                             "else http://localhost:8000)")
-    group.add_argument("--workspace", "-w", metavar="ID", default=None,
-                       help="workspace to act in (env FLOOM_WORKSPACE; default: `workspaces switch`)")
+    group.add_argument(
+        "--workspace",
+        "-w",
+        metavar="ID",
+        default=None,
+        help="workspace to act in (env FLOOM_WORKSPACE; default: `workspaces switch`)",
+    )
     group.add_argument("--json", action="store_true", help="print JSON (for scripts)")
     return common
 

@@ -44,9 +44,19 @@ async def list_approvals(ctx: Ctx, args: argparse.Namespace) -> int:
     if args.json:
         ctx.out.json(rows)
         return OK
-    ctx.out.table(rows, [("ID", "id"), ("RUN", "run_id"), ("WORKER", "worker_id"), ("STATUS", "status"),
-                         ("LABEL", "label"), ("PREVIEW", "preview"), ("EXPIRES", "expires_at")],
-                  empty=f"no {'' if args.status == 'all' else args.status + ' '}approvals")
+    ctx.out.table(
+        rows,
+        [
+            ("ID", "id"),
+            ("RUN", "run_id"),
+            ("WORKER", "worker_id"),
+            ("STATUS", "status"),
+            ("LABEL", "label"),
+            ("PREVIEW", "preview"),
+            ("EXPIRES", "expires_at"),
+        ],
+        empty=f"no {'' if args.status == 'all' else args.status + ' '}approvals",
+    )
     return OK
 
 

@@ -41,7 +41,9 @@ async def _device_flow(ctx: Ctx, api: Api, name: str) -> str:
     ctx.out.note("To sign in, approve this code as a signed-in user of the server:")
     ctx.out.note(f"  URL:   {url}")
     ctx.out.note(f"  Code:  {code}")
-    ctx.out.note(f"Waiting for approval (the code expires in {expires // 60} min; Ctrl-C to give up)...")
+    ctx.out.note(
+        f"Waiting for approval (the code expires in {expires // 60} min; Ctrl-C to give up)..."
+    )
     deadline = time.monotonic() + expires
     with ctx.out.err.status("waiting for approval", spinner="dots"):
         while time.monotonic() < deadline:

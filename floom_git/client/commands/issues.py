@@ -66,9 +66,19 @@ async def list_issues(ctx: Ctx, args: argparse.Namespace) -> int:
         return OK
     for row in rows:
         row["asset"] = f"{row['asset_type']}:{row['asset_id']}" if row.get("asset_type") else None
-    ctx.out.table(rows, [("ID", "id"), ("STATUS", "status"), ("TITLE", "title"), ("LABELS", "labels"),
-                         ("ASSET", "asset"), ("COMMENTS", "comment_count"), ("UPDATED", "updated_at")],
-                  empty=f"no {'' if args.status == 'all' else args.status + ' '}issues")
+    ctx.out.table(
+        rows,
+        [
+            ("ID", "id"),
+            ("STATUS", "status"),
+            ("TITLE", "title"),
+            ("LABELS", "labels"),
+            ("ASSET", "asset"),
+            ("COMMENTS", "comment_count"),
+            ("UPDATED", "updated_at"),
+        ],
+        empty=f"no {'' if args.status == 'all' else args.status + ' '}issues",
+    )
     for problem in (body.get("errors") or []) if isinstance(body, dict) else []:
         ctx.out.note(f"unreadable issue file {problem.get('path')}: {problem.get('error')}",
                      style="yellow")
@@ -81,10 +91,17 @@ async def show_issue(ctx: Ctx, args: argparse.Namespace) -> int:
         ctx.out.json(issue)
         return OK
     ctx.out.text(f"{issue.get('id')}: {issue.get('title')}", style="bold")
-    ctx.out.fields([("status", issue.get("status")), ("labels", issue.get("labels")),
-                    ("asset",
-                     f"{issue['asset_type']}:{issue['asset_id']}" if issue.get("asset_type") else None),
-                    ("opened", f"{issue.get('created_at')} by {issue.get('created_by') or '?'}")])
+    ctx.out.fields(
+        [
+            ("status", issue.get("status")),
+            ("labels", issue.get("labels")),
+            (
+                "asset",
+                f"{issue['asset_type']}:{issue['asset_id']}" if issue.get("asset_type") else None,
+            ),
+            ("opened", f"{issue.get('created_at')} by {issue.get('created_by') or '?'}"),
+        ]
+    )
     if issue.get("body"):
         ctx.out.text("")
         ctx.out.text(issue["body"])
@@ -108,8 +125,11 @@ async def create_issue(ctx: Ctx, args: argparse.Namespace) -> int:
 
 
 async def comment_issue(ctx: Ctx, args: argparse.Namespace) -> int:
-    comment = await ctx.api.post(f"{issue_path(args.issue_id)}/comments", {"body": _body(ctx, args)},
-                                 what=f"issue '{args.issue_id}'")
+    comment = await ctx.api.post(
+        f"{issue_path(args.issue_id)}/comments",
+        {"body": _body(ctx, args)},
+        what=f"issue '{args.issue_id}'",
+    )
     ctx.out.done(comment, f"commented on {args.issue_id} ({comment.get('id')})")
     return OK
 

@@ -85,8 +85,14 @@ async def serve_stdio(ctx: Ctx, args: argparse.Namespace) -> int:
         # Unreachable server, refused token: one line. The SDK's task group cancels this task
         # when its connection fails, so the error is only seen once the blocks are left.
         why = f"HTTP {statuses[-1]}" if statuses else _innermost(exc)
-        hint = " (check FLOOM_TOKEN and the workspace)" if statuses and statuses[-1] in (401, 403) else ""
-        raise ClientError(f"cannot open the MCP session at {target.server}/mcp: {why}{hint}") from None
+        hint = (
+            " (check FLOOM_TOKEN and the workspace)"
+            if statuses and statuses[-1] in (401, 403)
+            else ""
+        )
+        raise ClientError(
+            f"cannot open the MCP session at {target.server}/mcp: {why}{hint}"
+        ) from None
     return OK
 
 

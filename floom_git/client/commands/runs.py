@@ -68,7 +68,9 @@ def _coerce(key: str, raw: str, declared: dict[str, Any] | None) -> Any:
     return raw
 
 
-def build_inputs(ctx: Ctx, args: argparse.Namespace, declared: list[dict[str, Any]]) -> dict[str, Any]:
+def build_inputs(
+    ctx: Ctx, args: argparse.Namespace, declared: list[dict[str, Any]]
+) -> dict[str, Any]:
     inputs: dict[str, Any] = {}
     for path in args.input_file:
         read = ctx.stdin.read if str(path) == "-" else partial(path.read_text, encoding="utf-8")
@@ -98,7 +100,9 @@ async def follow(ctx: Ctx, run_id: str, on_log: Callable[[dict[str, Any]], None]
                     kind = data.get("type") or event.name
                     if kind == "log":
                         on_log(data)
-                    elif kind == "close" or (kind == "status" and data.get("status") == "pending_approval"):
+                    elif kind == "close" or (
+                        kind == "status" and data.get("status") == "pending_approval"
+                    ):
                         stop = str(data.get("status"))
                         break
         except ClientError as exc:
@@ -182,12 +186,28 @@ async def list_runs(ctx: Ctx, args: argparse.Namespace) -> int:
     if args.json:
         ctx.out.json(rows)
         return OK
-    shown = [{**r,
-              "took": f"{r['duration_ms'] / 1000:.1f} s" if r.get("duration_ms") is not None else None}
-             for r in rows]
-    ctx.out.table(shown, [("ID", "id"), ("WORKER", "worker_id"), ("STATUS", "status"),
-                          ("TRIGGER", "trigger_source"), ("CREATED", "created_at"), ("TOOK", "took"),
-                          ("ERROR", "error_code")], empty="no runs")
+    shown = [
+        {
+            **r,
+            "took": f"{r['duration_ms'] / 1000:.1f} s"
+            if r.get("duration_ms") is not None
+            else None,
+        }
+        for r in rows
+    ]
+    ctx.out.table(
+        shown,
+        [
+            ("ID", "id"),
+            ("WORKER", "worker_id"),
+            ("STATUS", "status"),
+            ("TRIGGER", "trigger_source"),
+            ("CREATED", "created_at"),
+            ("TOOK", "took"),
+            ("ERROR", "error_code"),
+        ],
+        empty="no runs",
+    )
     return OK
 
 

@@ -31,8 +31,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     pull = command(w, "pull", pull_worker, "download a worker's files into a local folder")
     pull.add_argument("worker_id", metavar="WORKER")
     pull.add_argument("path", nargs="?", type=Path, default=None, help="folder (default: ./WORKER)")
-    pull.add_argument("--force", action="store_true",
-                      help="overwrite local changes and delete local files the server does not have")
+    pull.add_argument(
+        "--force",
+        action="store_true",
+        help="overwrite local changes and delete local files the server does not have",
+    )
 
 
 def worker_path(worker_id: str) -> str:
@@ -46,9 +49,19 @@ async def list_workers(ctx: Ctx, args: argparse.Namespace) -> int:
     if args.json:
         ctx.out.json(rows)
         return OK
-    ctx.out.table(rows, [("ID", "id"), ("NAME", "name"), ("STATUS", "status"), ("VERSION", "version"),
-                         ("TRIGGER", "trigger_type"), ("MODE", "mode"), ("UPDATED", "updated_at")],
-                  empty="no workers yet; create one with `floom-git workers push DIR`")
+    ctx.out.table(
+        rows,
+        [
+            ("ID", "id"),
+            ("NAME", "name"),
+            ("STATUS", "status"),
+            ("VERSION", "version"),
+            ("TRIGGER", "trigger_type"),
+            ("MODE", "mode"),
+            ("UPDATED", "updated_at"),
+        ],
+        empty="no workers yet; create one with `floom-git workers push DIR`",
+    )
     return OK
 
 
@@ -76,18 +89,27 @@ async def show_worker(ctx: Ctx, args: argparse.Namespace) -> int:
     if args.json:
         ctx.out.json(detail)
         return OK
-    ctx.out.fields([
-        ("id", detail.get("id")), ("name", detail.get("name")), ("status", detail.get("status")),
-        ("error", detail.get("error")), ("description", detail.get("description")),
-        ("version", detail.get("version")), ("mode", detail.get("mode")),
-        ("runtime", detail.get("runtime")), ("entry", detail.get("entry")),
-        ("triggers", _triggers(detail.get("triggers") or [])),
-        ("visibility", detail.get("visibility")), ("paused", detail.get("paused") or None),
-        ("inputs", _inputs(declared_inputs(detail))),
-        ("outputs", [f.get("name") for f in detail.get("outputs") or []]),
-        ("secrets", detail.get("declared_secrets")), ("missing secrets", detail.get("missing_secrets")),
-        ("commit", detail.get("sha")),
-    ])
+    ctx.out.fields(
+        [
+            ("id", detail.get("id")),
+            ("name", detail.get("name")),
+            ("status", detail.get("status")),
+            ("error", detail.get("error")),
+            ("description", detail.get("description")),
+            ("version", detail.get("version")),
+            ("mode", detail.get("mode")),
+            ("runtime", detail.get("runtime")),
+            ("entry", detail.get("entry")),
+            ("triggers", _triggers(detail.get("triggers") or [])),
+            ("visibility", detail.get("visibility")),
+            ("paused", detail.get("paused") or None),
+            ("inputs", _inputs(declared_inputs(detail))),
+            ("outputs", [f.get("name") for f in detail.get("outputs") or []]),
+            ("secrets", detail.get("declared_secrets")),
+            ("missing secrets", detail.get("missing_secrets")),
+            ("commit", detail.get("sha")),
+        ]
+    )
     files = [{"path": f.get("path"),
               "size": size(int(f.get("size") or 0))} for f in detail.get("files") or []]
     ctx.out.text("")
@@ -155,8 +177,10 @@ async def pull_worker(ctx: Ctx, args: argparse.Namespace) -> int:
     changed = folder.differs(target, files)
     if changed and not args.force:
         shown = ", ".join(changed[:5]) + (" ..." if len(changed) > 5 else "")
-        raise ClientError(f"{target}: {len(changed)} local file(s) differ from the server ({shown}); "
-                          "pass --force to replace them")
+        raise ClientError(
+            f"{target}: {len(changed)} local file(s) differ from the server ({shown}); "
+            "pass --force to replace them"
+        )
     removed = folder.write(target, files)
     for rel in removed:
         ctx.out.note(f"deleted {rel} (not on the server)")

@@ -92,7 +92,9 @@ async def import_workspace(ctx: Ctx, args: argparse.Namespace) -> int:
         ctx.out.json(result)
         return OK
     ctx.out.note(f"Imported {args.bundle} ({size(len(data))})")
-    skipped = [f"{s.get('type')} {s.get('id')} ({s.get('reason')})" for s in result.get("skipped") or []]
+    skipped = [
+        f"{s.get('type')} {s.get('id')} ({s.get('reason')})" for s in result.get("skipped") or []
+    ]
     renamed = [f"{old} -> {new}" for old, new in (result.get("id_remaps") or {}).items()]
     ctx.out.fields([(label, result.get(key)) for label, key in (
         ("workers", "workers_imported"), ("contexts", "contexts_imported"),

@@ -35,8 +35,14 @@ async def login(request: web.Request) -> web.StreamResponse:
         await call(request, api.login, LoginIn(username=username,
                                                password=forms.text(form, "password", 1024)))
     except FloomError as exc:
-        return render(request, "login.html", http_status=401 if isinstance(exc, Unauthenticated) else 400,
-                      next=target, error=exc.message, username=username)
+        return render(
+            request,
+            "login.html",
+            http_status=401 if isinstance(exc, Unauthenticated) else 400,
+            next=target,
+            error=exc.message,
+            username=username,
+        )
     response = web.HTTPSeeOther(target)
     answer_cookies(request, response)
     raise response

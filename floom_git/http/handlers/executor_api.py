@@ -27,7 +27,9 @@ def _who(request: web.Request) -> tuple[str, int, str]:
     """(run id, attempt, executor) of a report; 400 naming the missing header."""
     executor = request.headers.get(EXECUTOR_HEADER, "").strip()
     if not executor or len(executor) > 200:
-        raise InvalidInput(f"{EXECUTOR_HEADER}: required (the delivery's id, at most 200 characters)")
+        raise InvalidInput(
+            f"{EXECUTOR_HEADER}: required (the delivery's id, at most 200 characters)"
+        )
     try:
         attempt = int(request.headers.get(ATTEMPT_HEADER, ""))
     except ValueError:

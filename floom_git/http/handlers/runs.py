@@ -28,7 +28,13 @@ RUN_FILTERS = (  # the query of GET /runs and /runs/export.csv
      {"format": "date-time"}),
     ("before_id", "string", "cursor: with before_created_at, the id at that timestamp"))
 LOG_TYPES = ("application/x-ndjson", "application/json")
-LOG_FIELDS = ("seq", "level", "message", "timestamp", "event")  # a /logs/stream frame  # the seed's NDJSON unless JSON is asked
+LOG_FIELDS = (
+    "seq",
+    "level",
+    "message",
+    "timestamp",
+    "event",
+)  # a /logs/stream frame  # the seed's NDJSON unless JSON is asked
 T = TypeVar("T")
 
 
@@ -62,7 +68,9 @@ def _iso_query(request: web.Request, name: str) -> str | None:
     return runs.iso(runs.parse_iso(raw, name)) if raw else None
 
 
-def run_query(request: web.Request, max_limit: int = 200, default_limit: int = 50) -> run_views.RunQuery:
+def run_query(
+    request: web.Request, max_limit: int = 200, default_limit: int = 50
+) -> run_views.RunQuery:
     before_at = _iso_query(request, "before_created_at")
     before_id = request.query.get("before_id") or None
     if before_id and not before_at:
@@ -134,11 +142,15 @@ async def run_events(request: web.Request) -> web.StreamResponse:
     ws = await attached(request)
     rid = request.match_info["id"]
 
-    def frames(events: list[tuple[int, dict[str, Any]]], record: schema.RunRecord) -> tuple[list[sse.Frame], bool]:
+    def frames(
+        events: list[tuple[int, dict[str, Any]]], record: schema.RunRecord
+    ) -> tuple[list[sse.Frame], bool]:
         out = [sse.Frame(seq, data) for seq, data in events]
         done = record.status in schema.TERMINAL
         if done:
-            out.append(sse.Frame(record.seq + 1, {"type": "close", "run_id": rid, "status": record.status}))
+            out.append(
+                sse.Frame(record.seq + 1, {"type": "close", "run_id": rid, "status": record.status})
+            )
         return out, done
 
     return await sse.stream(request, _fetcher(ws, rid, frames), _waiter(ws, rid),
@@ -150,7 +162,9 @@ async def run_log_stream(request: web.Request) -> web.StreamResponse:
     ws = await attached(request)
     rid = request.match_info["id"]
 
-    def frames(events: list[tuple[int, dict[str, Any]]], record: schema.RunRecord) -> tuple[list[sse.Frame], bool]:
+    def frames(
+        events: list[tuple[int, dict[str, Any]]], record: schema.RunRecord
+    ) -> tuple[list[sse.Frame], bool]:
         out = [sse.Frame(seq, {k: data[k] for k in LOG_FIELDS if k in data})
                for seq, data in events if data["type"] == "log"]
         if record.ended:
@@ -182,14 +196,20 @@ async def run_parts(request: web.Request) -> web.StreamResponse:
     ws = await attached(request)
     rid = request.match_info["id"]
 
-    def frames(events: list[tuple[int, dict[str, Any]]], record: schema.RunRecord) -> tuple[list[sse.Frame], bool]:
+    def frames(
+        events: list[tuple[int, dict[str, Any]]], record: schema.RunRecord
+    ) -> tuple[list[sse.Frame], bool]:
         out = []
         for seq, data in events:
             part = _agent_part(data)
             if part is not None:
                 out.append(sse.Frame(seq, part))
             elif data["type"] == "log":
-                out.append(sse.Frame(seq, {"type": "text", "text": data["message"], "level": data["level"]}))
+                out.append(
+                    sse.Frame(
+                        seq, {"type": "text", "text": data["message"], "level": data["level"]}
+                    )
+                )
             elif data["type"] == "status" and data["status"] in ("queued", "running"):
                 out.append(sse.Frame(seq, {"type": "step-start", "status": data["status"]}))
             elif data["type"] == "status":
@@ -248,12 +268,16 @@ async def reject_run(request: web.Request) -> web.Response:
 
 async def approve_by_id(request: web.Request) -> web.Response:
     ws = await attached(request)
-    return await _approve(request, ws, approvals.approval_run_id(ws, request.match_info["approval_id"]))
+    return await _approve(
+        request, ws, approvals.approval_run_id(ws, request.match_info["approval_id"])
+    )
 
 
 async def reject_by_id(request: web.Request) -> web.Response:
     ws = await attached(request)
-    return await _reject(request, ws, approvals.approval_run_id(ws, request.match_info["approval_id"]))
+    return await _reject(
+        request, ws, approvals.approval_run_id(ws, request.match_info["approval_id"])
+    )
 
 
 async def list_approvals(request: web.Request) -> web.Response:

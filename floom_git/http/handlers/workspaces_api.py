@@ -52,7 +52,9 @@ async def update_workspace(request: web.Request) -> web.Response:
     body = await wire.decode(request, WorkspacePatch, SMALL_BODY)
     ws = workspace(request)
     sha = await tenancy.update_workspace(request.app[MANAGER], ws, actor(request), body)
-    return wire.json(_out(ws, actor(request).role, selected_workspace(request, actor(request)) == ws.id, sha))
+    return wire.json(
+        _out(ws, actor(request).role, selected_workspace(request, actor(request)) == ws.id, sha)
+    )
 
 
 async def delete_workspace(request: web.Request) -> web.Response:
