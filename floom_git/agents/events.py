@@ -43,6 +43,7 @@ class ToolCallStarted(Event, tag="tool_call_start", kw_only=True):
     id: str
     name: str
     arguments: Any  # the decoded object, or the raw text when it was malformed
+    connection_id: str | None = None  # as in ToolCallRecord
 
 
 class ToolCallRecord(Event, tag="tool_call", kw_only=True):

@@ -218,7 +218,9 @@ class _Steps:
         for call in calls:
             args = decode_arguments(call)
             shown: Any = args if args is not None else call.arguments
-            await self.sink(ToolCallStarted(turn=turn, id=call.id, name=call.name, arguments=shown))
+            tool = self.tools.get(call.name)
+            await self.sink(ToolCallStarted(turn=turn, id=call.id, name=call.name, arguments=shown,
+                                            connection_id=tool.connection_id if tool else None))
             began = time.monotonic()
             result: Any
             code: str | None
@@ -239,7 +241,6 @@ class _Steps:
                 self.t.pending = PendingApproval(call_id=call.id, label=result.label,
                                                  preview=result.preview)
                 control, result = result, {"status": "pending_approval"}
-            tool = self.tools.get(call.name)
             record = ToolCallRecord(turn=turn, id=call.id, name=call.name, arguments=shown,
                                     result=result, error=error, error_code=code,
                                     duration_ms=_ms(began),

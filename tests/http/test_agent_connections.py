@@ -216,13 +216,14 @@ async def test_connection_secret_goes_only_to_its_server_and_is_redacted_everywh
 
 async def test_cancel_during_a_remote_call_ends_the_run_promptly_and_closes_the_session(
         client, admin, llm: FakeLLM, remote_server):  # noqa: F811
-    await connect(client, admin, remote_server.url)
+    conn = await connect(client, admin, remote_server.url)
     await configure(client.server.app, llm)
     await make_agent(client, "waiting", extra=USES_DOCS.format(tools="slow"))
     llm.script(call("docs__slow", {"seconds": 120}))
     rid = (await trigger(client, "waiting", {"topic": "t"}))["run_id"]
-    await sse_until(client, f"/api/runs/{rid}/events",
-                    lambda d: d["type"] == "tool_call_start" and d["name"] == "docs__slow")
+    parts = await sse_until(client, f"/api/runs/{rid}/stream",
+                            lambda d: d["type"] == "tool-call" and d["name"] == "docs__slow")
+    assert parts[-1]["connection_id"] == conn["id"]  # live, before the call's result
     assert len(held_sessions()) == 1
     began = asyncio.get_running_loop().time()
     resp = await client.post(f"/api/runs/{rid}/cancel")

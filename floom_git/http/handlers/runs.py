@@ -182,7 +182,7 @@ def _agent_part(data: dict[str, Any]) -> dict[str, Any] | None:
         return {"type": "text-delta", "delta": data["text"]}
     if kind == "tool_call_start":
         return {"type": "tool-call", "id": data["id"], "name": data["name"],
-                "arguments": data["arguments"]}
+                "arguments": data["arguments"], "connection_id": data.get("connection_id")}
     event = data.get("event") if kind == "log" else None
     if event is not None and event.get("type") == "tool_call":
         return {"type": "tool-result", **{k: event.get(k) for k in (
