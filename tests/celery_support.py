@@ -52,7 +52,8 @@ class Redis:
             except redis.ConnectionError:
                 if self.proc.poll() is not None or time.monotonic() > end:
                     raise RuntimeError("redis-server did not start (is the Debian package "
-                                       "redis-server installed? scripts/install installs it)")
+                                       "redis-server installed? scripts/install installs it)"
+                                       ) from None
                 time.sleep(0.05)
 
     def stop(self) -> None:

@@ -312,7 +312,7 @@ def zip_bomb() -> dict:
 
 
 ALIAS_BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
-    f"{c}: &{c} [{', '.join([f'*{p}'] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi")
+    f"{c}: &{c} [{', '.join([f'*{p}'] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi", strict=True)
 )
 DEEP_YAML = "name: deep-one\nx: " + "[" * 5000 + "]" * 5000 + "\n"
 DEEP_JSON = b'{"title": ' + b"[" * 5000 + b"]" * 5000 + b"}"

@@ -63,7 +63,9 @@ async def test_main_moved_by_push_announces_once(client, ws, tmp_path: Path):
     work = tmp_path / "clone"
 
     def push() -> None:
-        run = lambda *a: subprocess.run(a, cwd=work, check=True, capture_output=True)
+        def run(*a: str) -> None:
+            subprocess.run(a, cwd=work, check=True, capture_output=True)
+
         subprocess.run(["git", "clone", "-q", url, str(work)], check=True, capture_output=True)
         (work / RUN_PY).write_text("print('pushed')\n")
         run("git", "-c", "user.name=t", "-c", "user.email=t@x", "commit", "-qam", "push one")

@@ -112,7 +112,9 @@ async def test_get_metrics_counts_pushes(client, admin, tmp_path: Path):
     work = tmp_path / "clone"
 
     def push() -> None:
-        run = lambda *a: subprocess.run(a, cwd=work, check=True, capture_output=True)
+        def run(*a: str) -> None:
+            subprocess.run(a, cwd=work, check=True, capture_output=True)
+
         subprocess.run(["git", "clone", "-q", url, str(work)], check=True, capture_output=True)
         (work / "contexts" / "company" / "pushed.md").write_text("pushed\n")
         run("git", "add", "-A")
