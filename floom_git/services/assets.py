@@ -1,7 +1,6 @@
-"""Versioned assets: a worker folder, a context pack, the instructions file - anything kept at
-one path of main's tree - listed through its history and rolled back to one of its versions.
-The rules (which shas are its versions, when it is unknown, what a rollback commits or refuses)
-live here once; services/workers.py, contexts.py and instructions.py describe their asset."""
+"""Versioned assets (a worker folder, a context pack, the instructions file): their history and
+rollback, with the rules (which shas are versions, when an asset is unknown, what a rollback
+commits or refuses) written once; workers, contexts and instructions describe their asset."""
 
 from __future__ import annotations
 
