@@ -234,6 +234,20 @@ def test_only_config_and_entry_points_read_the_environment():
     assert readers - entry_points == ENVIRON_PART_B
 
 
+# Handlers still moving their blocking work into services (issue 14 part B); only shrinks.
+TO_THREAD_PART_B = {f"floom_git.http.handlers.{name}" for name in (
+    "auth", "automation", "chat", "composio", "connections", "freeze", "health", "mcp_tools",
+    "members", "secrets", "sharing", "system", "tokens")}
+
+
+def test_handlers_call_async_services_and_never_run_threads():
+    """Services are the async boundary: a handler awaits a service, which does any blocking
+    work in a thread itself."""
+    users = {m for m, p in MODULES.items()
+             if _under(m, "floom_git.http.handlers") and "to_thread" in p.read_text()}
+    assert users <= TO_THREAD_PART_B, sorted(users - TO_THREAD_PART_B)
+
+
 def test_only_the_composition_root_reads_the_route_table():
     """Handlers never import the table that lists them (floom_git/http/routes/)."""
     readers = {m for m, deps in GRAPH.items()

@@ -271,13 +271,13 @@ async def resolve_approval(call: Call, a: ResolveApprovalArgs) -> Any:
 
 
 async def list_contexts(call: Call, a: NoArgs) -> Any:
-    return {"contexts": await asyncio.to_thread(contexts.list_contexts, call.ws)}
+    return {"contexts": await contexts.list_contexts(call.ws)}
 
 
 async def read_context(call: Call, a: ReadContextArgs) -> Any:
     if a.path is None:
-        return await asyncio.to_thread(contexts.detail, call.ws, a.name, a.path_prefix)
-    data, ctype = await asyncio.to_thread(contexts.read_file, call.ws, a.name, a.path)
+        return await contexts.detail(call.ws, a.name, a.path_prefix)
+    data, ctype = await contexts.read_file(call.ws, a.name, a.path)
     try:
         return {"name": a.name, "path": a.path, "content_type": ctype, "encoding": "utf-8",
                 "content": data.decode("utf-8")}
@@ -287,8 +287,8 @@ async def read_context(call: Call, a: ReadContextArgs) -> Any:
 
 
 async def list_issues(call: Call, a: ListIssuesArgs) -> Any:
-    return await asyncio.to_thread(issues.list_issues, call.ws, status=a.status, label=a.label,
-                                   limit=a.limit, offset=a.offset)
+    return await issues.list_issues(call.ws, status=a.status, label=a.label, limit=a.limit,
+                                    offset=a.offset)
 
 
 async def create_issue(call: Call, a: IssueCreate) -> Any:

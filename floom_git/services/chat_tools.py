@@ -178,20 +178,20 @@ def chat_tools(ctx: ChatContext) -> list[Tool]:
             {"level": x.level, "message": x.message, "timestamp": x.timestamp} for x in lines]}
 
     async def list_contexts(a: NoArgs) -> Any:
-        return {"contexts": _plain(await asyncio.to_thread(contexts.list_contexts, ws))}
+        return {"contexts": _plain(await contexts.list_contexts(ws))}
 
     async def read_context(a: ReadContextArgs) -> Any:
         if a.path is None:
-            detail = await asyncio.to_thread(contexts.detail, ws, a.name)
+            detail = await contexts.detail(ws, a.name)
             return {"name": a.name, "description": detail.description,
                     "files": [{"path": f.path, "size": f.size} for f in detail.files]}
-        data, ctype = await asyncio.to_thread(contexts.read_file, ws, a.name, a.path)
+        data, ctype = await contexts.read_file(ws, a.name, a.path)
         text = data.decode("utf-8", errors="replace")
         return {"name": a.name, "path": a.path, "content_type": ctype,
                 "content": text[:MAX_TEXT], "truncated": len(text) > MAX_TEXT}
 
     async def issues_list(a: IssuesListArgs) -> Any:
-        found = await asyncio.to_thread(issues.list_issues, ws, status=a.status, label=a.label)
+        found = await issues.list_issues(ws, status=a.status, label=a.label)
         return {"ok": True, "count": found.total, "issues": _plain(found.issues)}
 
     async def issues_create(a: IssuesCreateArgs) -> Any:

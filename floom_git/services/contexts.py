@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import urllib.parse
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ from floom_git.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
 from floom_git.schemas.api import (
     ContextCreate,
     ContextDetail,
+    ContextFileIn,
     ContextFileOut,
     ContextSummary,
     Deleted,
@@ -26,10 +29,11 @@ from floom_git.schemas.api import (
     VersionFiles,
     WriteResult,
 )
+from floom_git.services import assets
 from floom_git.services.actor import Actor
-from floom_git.services.files import content_type, file_out, is_text
+from floom_git.services.files import content_type, decode_content, file_out, is_text
 from floom_git.services.workspaces import Workspace
-from floom_git.storage import history, worktree
+from floom_git.storage import worktree
 from floom_git.storage.repo import Changeset, WorkspaceRepo
 
 NOT_FOUND = "Context not found"
@@ -116,7 +120,11 @@ def _summary(ws: Workspace, name: str) -> tuple[ContextSummary, list[str], dict[
     return summary, files, meta
 
 
-def list_contexts(ws: Workspace) -> list[ContextSummary]:
+async def list_contexts(ws: Workspace) -> list[ContextSummary]:
+    return await asyncio.to_thread(_list_contexts, ws)
+
+
+def _list_contexts(ws: Workspace) -> list[ContextSummary]:
     base = ws.path / paths.CONTEXTS_DIR
     if not base.is_dir():
         return []
@@ -124,7 +132,11 @@ def list_contexts(ws: Workspace) -> list[ContextSummary]:
     return [_summary(ws, n)[0] for n in names if paths.CONTEXT_NAME_RE.match(n)]
 
 
-def detail(ws: Workspace, name: str, path_prefix: str | None = None) -> ContextDetail:
+async def detail(ws: Workspace, name: str, path_prefix: str | None = None) -> ContextDetail:
+    return await asyncio.to_thread(_detail, ws, name, path_prefix)
+
+
+def _detail(ws: Workspace, name: str, path_prefix: str | None = None) -> ContextDetail:
     folder = _require(ws, name)
     summary, files, meta = _summary(ws, name)
     if path_prefix:
@@ -159,7 +171,7 @@ async def create(ws: Workspace, actor: Actor, name: str, body: ContextCreate) ->
         return Changeset({f"{base}/{paths.CONTEXT_META}": _meta_bytes(body)}, f"context {name}: create")
 
     await ws.writer.write(build, actor.signature)
-    return detail(ws, name)
+    return await detail(ws, name)
 
 
 async def delete(ws: Workspace, actor: Actor, name: str) -> Deleted:
@@ -180,12 +192,22 @@ def _file_path(ws: Workspace, name: str, path: str) -> tuple[Path, str]:
     return full, rel
 
 
-def read_file(ws: Workspace, name: str, path: str) -> tuple[bytes, str]:
+async def read_file(ws: Workspace, name: str, path: str) -> tuple[bytes, str]:
+    """The file's bytes and content type, as on disk; NotFound naming the path."""
+    return await asyncio.to_thread(_read_file, ws, name, path)
+
+
+def _read_file(ws: Workspace, name: str, path: str) -> tuple[bytes, str]:
     full, rel = _file_path(ws, name, path)
     data = None if full.is_dir() else worktree.settled(Path.read_bytes, full)
     if data is None or ws.repo.repo.path_is_ignored(full.relative_to(ws.path).as_posix()):
         raise NotFound(f"File not found: {rel}")
     return data, content_type(rel)
+
+
+def body_bytes(body: ContextFileIn) -> bytes:
+    """The file a JSON body {content, encoding?} carries."""
+    return decode_content(body.content, body.encoding)
 
 
 def file_json(path: str, data: bytes, ctype: str) -> ContextFileOut:
@@ -204,9 +226,17 @@ def _check_write(name: str, rel: str, data: bytes, max_bytes: int) -> None:
     if paths.is_secret_file(rel):
         raise InvalidInput(f"path: '{rel}' looks like a secret-bearing file; use secrets")
     if rel == paths.CONTEXT_META:
-        meta = load_yaml(data, where=f"{paths.context_dir(name)}/{paths.CONTEXT_META}")
-        if meta is not None and not isinstance(meta, dict):
-            raise InvalidInput(f"{paths.context_dir(name)}/{paths.CONTEXT_META}: expected a mapping")
+        _check_meta(name, data)
+
+
+def _check_meta(name: str, data: bytes | None) -> None:
+    """context.yml, when there, is a YAML mapping (or empty)."""
+    if data is None:
+        return
+    where = f"{paths.context_dir(name)}/{paths.CONTEXT_META}"
+    meta = load_yaml(data, where=where)
+    if meta is not None and not isinstance(meta, dict):
+        raise InvalidInput(f"{where}: expected a mapping")
 
 
 async def put_file(
@@ -232,13 +262,39 @@ async def delete_file(ws: Workspace, actor: Actor, name: str, path: str) -> Writ
     return WriteResult(path=rel, sha=result.short, changed=result.sha is not None)
 
 
+@dataclass(frozen=True)
+class Upload:
+    """A multipart upload as read off the wire: file parts (their filename, URL-encoded, is the
+    path) and the text fields `path_prefix` and `create_if_missing`."""
+
+    parts: list[tuple[str, bytes]]
+    fields: dict[str, str]
+
+
+def _upload_files(upload: Upload, max_entries: int) -> dict[str, bytes]:
+    """The upload's files by cleaned path, `path_prefix` joined in front."""
+    if len(upload.parts) > max_entries:
+        raise PayloadTooLarge(f"upload holds more than {max_entries} files")
+    prefix = upload.fields.get("path_prefix", "").strip().strip("/")
+    files: dict[str, bytes] = {}
+    for filename, data in upload.parts:
+        name = urllib.parse.unquote(filename)
+        rel = paths.clean_relpath(f"{prefix}/{name}" if prefix else name, field="filename")
+        if rel in files:
+            raise InvalidInput(f"filename: '{rel}' is uploaded twice")
+        files[rel] = data
+    return files
+
+
 async def upload(
-    ws: Workspace, actor: Actor, name: str, files: dict[str, bytes], max_bytes: int,
-    create_if_missing: bool = False,
+    ws: Workspace, actor: Actor, name: str, upload: Upload, max_bytes: int, max_entries: int,
 ) -> UploadResult:
-    """Write many files in one commit. `files` keys are already-cleaned relative paths."""
+    """Write every file of the upload in one commit; `create_if_missing` (1/true/yes) makes the
+    pack when there is none."""
+    files = _upload_files(upload, max_entries)
     if not files:
         raise InvalidInput("files: the upload holds no files")
+    create_if_missing = upload.fields.get("create_if_missing", "").strip().lower() in ("1", "true", "yes")
     paths.check_context_name(name)
     missing = not _exists(ws, name)
     if missing and not create_if_missing:
@@ -277,38 +333,27 @@ async def set_meta(ws: Workspace, actor: Actor, name: str, key: str, value: Any)
         return Changeset({where: dump_yaml(meta)}, f"context {name}: set {key} to {shown}")
 
     await ws.writer.write(build, actor.signature)
-    return detail(ws, name)
+    return await detail(ws, name)
+
+
+def asset(ws: Workspace, name: str) -> assets.Asset:
+    """The pack as a versioned asset: its folder; a rollback must leave a readable context.yml."""
+    return assets.Asset(
+        kind="context", id=name, path=paths.context_dir(name),
+        rollback_message=f"rollback: restore context {name} to {{sha}}", unknown=NOT_FOUND,
+        exists=lambda: _exists(ws, name), check_id=paths.check_context_name,
+        check=lambda files: _check_meta(name, files.get(paths.CONTEXT_META)),
+    )
 
 
 async def versions(ws: Workspace, name: str, limit: int, offset: int) -> list[Version]:
-    if not paths.CONTEXT_NAME_RE.match(name or ""):
-        raise NotFound(NOT_FOUND)
-    entries = await asyncio.to_thread(
-        history.log, ws.path, [paths.context_dir(name)], limit=limit, skip=offset,
-        git=ws.settings.git_binary,
-    )
-    if not entries and not _exists(ws, name):
-        raise NotFound(NOT_FOUND)
-    return [Version(id=e.sha[:7], sha=e.sha[:7], message=e.message, author=e.author,
-                    email=e.email, timestamp=e.timestamp, asset_type="context", asset_id=name)
-            for e in entries]
+    return await assets.versions(ws, asset(ws, name), limit, offset)
 
 
-def version_files(ws: Workspace, name: str, sha: str) -> VersionFiles:
-    base = paths.context_dir(name)
-    commit = history.version_of(ws.repo, sha, base)
-    files = ws.repo.files_at(commit, base)
-    return VersionFiles(sha=str(commit.id)[:7],
-                        files=[file_out(p, b.data) for p, b in sorted(files.items())])
+async def version_files(ws: Workspace, name: str, sha: str) -> VersionFiles:
+    return await assets.version_files(ws, asset(ws, name), sha)
 
 
 async def rollback(ws: Workspace, actor: Actor, name: str, sha: str) -> ContextDetail:
-    paths.check_context_name(name)
-    base = paths.context_dir(name)
-
-    def build(repo: WorkspaceRepo) -> Changeset:
-        commit = history.version_of(repo, sha, base)
-        return history.restore(repo, sha, base, f"rollback: restore context {name} to {str(commit.id)[:7]}")
-
-    await ws.writer.write(build, actor.signature)
-    return detail(ws, name)
+    await assets.rollback(ws, actor, asset(ws, name), sha)
+    return await detail(ws, name)

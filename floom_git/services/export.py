@@ -40,9 +40,13 @@ def _folders(repo: WorkspaceRepo, tip: Commit | None, top: str) -> list[str]:
 
 
 # -- export ------------------------------------------------------------------------------------
-def export_zip(ws: Workspace) -> bytes:
+async def export_zip(ws: Workspace) -> bytes:
     """The bundle of main as it is now. Secret-bearing files never leave; secret values live
-    outside the repository and so are never in it. Blocking."""
+    outside the repository and so are never in it."""
+    return await asyncio.to_thread(_export_zip, ws)
+
+
+def _export_zip(ws: Workspace) -> bytes:
     repo = ws.repo
     tip = repo.tip()
     entries: dict[str, bytes] = {}

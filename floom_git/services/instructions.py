@@ -8,6 +8,7 @@ import asyncio
 from floom_git import paths
 from floom_git.errors import InvalidInput, NotFound, PayloadTooLarge
 from floom_git.schemas.api import ChangelogEntry, Version, WorkspaceDoc
+from floom_git.services import assets
 from floom_git.services.actor import Actor
 from floom_git.services.workspaces import Workspace
 from floom_git.storage import history
@@ -15,6 +16,13 @@ from floom_git.storage.git_types import Commit
 from floom_git.storage.repo import Changeset, WorkspaceRepo
 
 ASSET_TYPES = ("worker", "context", "workspace_instructions")
+
+
+async def current(ws: Workspace) -> WorkspaceDoc:
+    """The instructions as on disk, with the short sha of main's tip (None before any commit)."""
+    content = await asyncio.to_thread(read, ws)
+    tip = ws.repo.tip()
+    return WorkspaceDoc(content=content, sha=str(tip.id)[:7] if tip else None)
 
 
 def read(ws: Workspace) -> str:
@@ -37,32 +45,27 @@ async def write(ws: Workspace, actor: Actor, content: str, max_bytes: int) -> Wo
     return WorkspaceDoc(content=content, sha=result.short)
 
 
+def asset() -> assets.Asset:
+    """The instructions file as a versioned asset; it always exists (empty when missing)."""
+    return assets.Asset(kind="workspace_instructions", id="workspace", path=paths.WORKSPACE_MD,
+                        rollback_message="workspace: rollback to {sha}")
+
+
 async def versions(ws: Workspace, limit: int, offset: int) -> list[Version]:
-    entries = await asyncio.to_thread(
-        history.log, ws.path, [paths.WORKSPACE_MD], limit=limit, skip=offset,
-        git=ws.settings.git_binary,
-    )
-    return [Version(id=e.sha[:7], sha=e.sha[:7], message=e.message, author=e.author,
-                    email=e.email, timestamp=e.timestamp, asset_type="workspace_instructions",
-                    asset_id="workspace") for e in entries]
+    return await assets.versions(ws, asset(), limit, offset)
 
 
-def version(ws: Workspace, sha: str) -> WorkspaceDoc:
-    commit = history.version_of(ws.repo, sha, paths.WORKSPACE_MD)
-    data = ws.repo.read_blob(commit, paths.WORKSPACE_MD)
+async def version(ws: Workspace, sha: str) -> WorkspaceDoc:
+    short, files = await assets.contents(ws, asset(), sha)
+    data = (files or {}).get(paths.WORKSPACE_MD)
     if data is None:
         raise NotFound(f"workspace.md did not exist at {sha}")
-    return WorkspaceDoc(content=data.decode("utf-8", errors="replace"), sha=str(commit.id)[:7])
+    return WorkspaceDoc(content=data.decode("utf-8", errors="replace"), sha=short)
 
 
 async def rollback(ws: Workspace, actor: Actor, sha: str) -> WorkspaceDoc:
-    def build(repo: WorkspaceRepo) -> Changeset:
-        commit = history.version_of(repo, sha, paths.WORKSPACE_MD)
-        return history.restore(repo, sha, paths.WORKSPACE_MD,
-                               f"workspace: rollback to {str(commit.id)[:7]}")
-
-    result = await ws.writer.write(build, actor.signature)
-    return WorkspaceDoc(content=read(ws), sha=result.short)
+    short = await assets.rollback(ws, actor, asset(), sha)
+    return WorkspaceDoc(content=await asyncio.to_thread(read, ws), sha=short)
 
 
 def _assets(repo: WorkspaceRepo, sha: str) -> list[tuple[str, str]]:

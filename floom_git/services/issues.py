@@ -4,6 +4,7 @@ writer's build function, so ids never collide and concurrent edits never lose ea
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import secrets
 from collections.abc import Callable
@@ -163,7 +164,7 @@ def _number(name: str) -> int:
     return int(match.group(1)) if match else 0
 
 
-def list_issues(
+async def list_issues(
     ws: Workspace,
     *,
     status: str | None = None,
@@ -174,6 +175,12 @@ def list_issues(
     offset: int = 0,
 ) -> IssueList:
     """Issues in id order, filtered; files that do not parse are listed under `errors`."""
+    return await asyncio.to_thread(_list_issues, ws, status, label, asset_type, asset_id, limit,
+                                   offset)
+
+
+def _list_issues(ws: Workspace, status: str | None, label: str | None, asset_type: str | None,
+                 asset_id: str | None, limit: int, offset: int) -> IssueList:
     if status is not None and status not in STATUSES:
         raise InvalidInput(f"status: must be one of {', '.join(STATUSES)}")
     if asset_type is not None and asset_type not in ASSET_TYPES:
@@ -204,8 +211,12 @@ def list_issues(
     return IssueList(issues=matched[offset : offset + limit], errors=problems, total=len(matched))
 
 
-def get_issue(ws: Workspace, issue_id: str) -> IssueDetail:
+async def get_issue(ws: Workspace, issue_id: str) -> IssueDetail:
     """One issue with its comments; NotFound, or Unprocessable when its file does not parse."""
+    return await asyncio.to_thread(_get_issue, ws, issue_id)
+
+
+def _get_issue(ws: Workspace, issue_id: str) -> IssueDetail:
     check_id(issue_id)
     data = _read_disk(ws, md_path(issue_id))
     if data is None:

@@ -4,6 +4,7 @@ bound to the run (deduplicated by feedback_id, persisted as an issue front-matte
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from typing import Any
 
@@ -36,15 +37,15 @@ def _merge(lines: list[dict[str, Any]]) -> list[Feedback]:
     return [Feedback(**{k: v for k, v in row.items() if k in FIELDS}) for row in rows.values()]
 
 
-def list_feedback(ws: Workspace, run_id: str) -> list[Feedback]:
-    """The run's feedback; NotFound("Run not found"). Blocking (may read git)."""
+async def list_feedback(ws: Workspace, run_id: str) -> list[Feedback]:
+    """The run's feedback; NotFound("Run not found")."""
     runs.get_run(ws, run_id)
-    return _merge(runs.list_feedback(ws, run_id))
+    return _merge(await asyncio.to_thread(runs.list_feedback, ws, run_id))  # may read git
 
 
-def add(ws: Workspace, actor: Actor, run_id: str, body: FeedbackCreate) -> Feedback:
-    """Record feedback on a run; it never becomes an issue by itself. Call on the event loop
-    (the run store schedules its commit there)."""
+async def add(ws: Workspace, actor: Actor, run_id: str, body: FeedbackCreate) -> Feedback:
+    """Record feedback on a run; it never becomes an issue by itself. Runs on the event loop:
+    the run store schedules its commit there."""
     content = body.content.strip()
     if not content:
         raise InvalidInput("content: feedback must not be empty")
@@ -69,13 +70,14 @@ def _issue_body(text: str, rating: Any, run_id: str, worker_id: str, feedback_id
     return "\n".join(lines)
 
 
-async def to_issue(ws: Workspace, actor: Actor, run_id: str, body: FeedbackIssueCreate,
-                   stored: list[Feedback]) -> FeedbackIssue:
+async def to_issue(ws: Workspace, actor: Actor, run_id: str,
+                   body: FeedbackIssueCreate) -> FeedbackIssue:
     """Turn feedback into an issue bound to the run; the same feedback_id again returns the
-    issue made the first time (created=False). `stored` is the run's feedback (list_feedback).
+    issue made the first time (created=False).
 
     Raises NotFound for an unknown run, Unprocessable when there is no text to file.
     """
+    stored = await list_feedback(ws, run_id)
     record = runs.get_run(ws, run_id)
     fid = body.feedback_id
     row = next((f for f in stored if f.id == fid), None) if fid else None

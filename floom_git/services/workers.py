@@ -30,14 +30,15 @@ from floom_git.schemas.api import (
 from floom_git.schemas.connections import ConnectionEntry
 from floom_git.schemas.manifest import Manifest, parse_manifest
 from floom_git.schemas.run import WorkerPatch
-from floom_git.services import connection_files, mcp_tools, sync
+from floom_git.services import assets, connection_files, mcp_tools, sync
 from floom_git.services.actor import Actor
 from floom_git.services.cron import next_fire
-from floom_git.services.files import decode_files, file_out
+from floom_git.services.files import decode_files
 from floom_git.services.registry import WorkerEntry, validate_worker
 from floom_git.services.run_inputs import check_given
+from floom_git.services.stars import StarStore
+from floom_git.services.webhooks import WebhookStore
 from floom_git.services.workspaces import Workspace
-from floom_git.storage import history
 from floom_git.storage.repo import Changeset, WorkspaceRepo
 
 NOT_FOUND = "Worker not found"
@@ -323,7 +324,26 @@ async def set_field(
     await edit_manifest(ws, actor, worker_id, {key: value}, message)
 
 
-async def delete(ws: Workspace, actor: Actor, worker_id: str) -> Deleted:
+async def patch(ws: Workspace, actor: Actor, worker_id: str, body: WorkerPatch, stars: StarStore,
+                hooks: WebhookStore) -> str | None:
+    """PATCH /workers/{id}: the settings, each an edit of worker.yml, in one commit; `starred`
+    (the actor's, kept on the server); a webhook secret rotation, whose new secret is returned
+    (shown once)."""
+    entry_or_404(ws, worker_id)
+    edits, touched = patch_edits(body)
+    if touched:
+        await edit_manifest(ws, actor, worker_id, edits,
+                            f"worker {worker_id}: update {', '.join(touched)}", check=check_settings)
+    if body.starred is not None:
+        await asyncio.to_thread(stars.set, ws.uid, actor.user_id, worker_id, body.starred)
+    if not body.webhook_secret_rotate:
+        return None
+    secret, _token = await asyncio.to_thread(hooks.rotate, ws.uid, worker_id)
+    return secret
+
+
+async def delete(ws: Workspace, actor: Actor, worker_id: str, stars: StarStore | None = None) -> Deleted:
+    """Delete the worker in one commit (refused while it is an MCP tool); its stars go too."""
     entry_or_404(ws, worker_id)
     base = paths.worker_dir(worker_id)
 
@@ -336,46 +356,31 @@ async def delete(ws: Workspace, actor: Actor, worker_id: str) -> Deleted:
 
     result = await ws.writer.write(build, actor.signature)
     ws.workers.reload([worker_id])
+    if stars is not None:
+        await asyncio.to_thread(stars.forget_worker, ws.uid, worker_id)
     return Deleted(deleted=True, id=worker_id, sha=result.short)
 
 
-def _version(entry: history.LogEntry, asset_type: str, asset_id: str) -> Version:
-    return Version(id=entry.sha[:7], sha=entry.sha[:7], message=entry.message, author=entry.author,
-                   email=entry.email, timestamp=entry.timestamp, asset_type=asset_type,
-                   asset_id=asset_id)
+def asset(ws: Workspace, worker_id: str) -> assets.Asset:
+    """The worker as a versioned asset: its folder; a rollback must leave a valid worker."""
+    return assets.Asset(
+        kind="worker", id=worker_id, path=paths.worker_dir(worker_id),
+        rollback_message=f"rollback: restore {worker_id} to {{sha}}", unknown=NOT_FOUND,
+        exists=lambda: ws.workers.get(worker_id) is not None, check_id=paths.check_worker_id,
+        check=lambda files: validate_worker(worker_id, files),
+    )
 
 
 async def versions(ws: Workspace, worker_id: str, limit: int, offset: int) -> list[Version]:
-    if not paths.WORKER_ID_RE.match(worker_id):
-        raise NotFound(NOT_FOUND)
-    entries = await asyncio.to_thread(
-        history.log, ws.path, [paths.worker_dir(worker_id)], limit=limit, skip=offset,
-        git=ws.settings.git_binary,
-    )
-    if not entries and ws.workers.get(worker_id) is None:
-        raise NotFound(NOT_FOUND)
-    return [_version(e, "worker", worker_id) for e in entries]
+    return await assets.versions(ws, asset(ws, worker_id), limit, offset)
 
 
-def version_files(ws: Workspace, worker_id: str, sha: str) -> VersionFiles:
-    base = paths.worker_dir(worker_id)
-    commit = history.version_of(ws.repo, sha, base)
-    files = ws.repo.files_at(commit, base)
-    return VersionFiles(
-        sha=str(commit.id)[:7],
-        files=[file_out(p, blob.data) for p, blob in sorted(files.items())],
-    )
+async def version_files(ws: Workspace, worker_id: str, sha: str) -> VersionFiles:
+    return await assets.version_files(ws, asset(ws, worker_id), sha)
 
 
 async def rollback(ws: Workspace, actor: Actor, worker_id: str, sha: str) -> None:
-    paths.check_worker_id(worker_id)
-    base = paths.worker_dir(worker_id)
-
-    def build(repo: WorkspaceRepo) -> Changeset:
-        commit = history.version_of(repo, sha, base)
-        return history.restore(repo, sha, base, f"rollback: restore {worker_id} to {str(commit.id)[:7]}")
-
-    await ws.writer.write(build, actor.signature)
+    await assets.rollback(ws, actor, asset(ws, worker_id), sha)
     ws.workers.reload([worker_id])
 
 
@@ -386,7 +391,12 @@ def sample_input(ws: Workspace, worker_id: str) -> dict[str, Any]:
     return entry.manifest.example_input
 
 
-def bundle_zip(ws: Workspace, worker_id: str) -> bytes:
+async def bundle_zip(ws: Workspace, worker_id: str) -> bytes:
+    """The worker's files (secret-bearing ones left out) as a ZIP under `<id>/`."""
+    return await asyncio.to_thread(_bundle_zip, ws, worker_id)
+
+
+def _bundle_zip(ws: Workspace, worker_id: str) -> bytes:
     entry = entry_or_404(ws, worker_id)
     folder = ws.path / paths.worker_dir(worker_id)
     if not entry.files:

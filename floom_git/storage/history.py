@@ -1,5 +1,6 @@
 """History shared by every resource: the log of a path (git log over a commit-graph with
-changed-path Bloom filters, ENGINEERING-NOTES §2.3), version membership, and tree restore."""
+changed-path Bloom filters, ENGINEERING-NOTES §2.3), version membership, what a path held at a
+version, and restoring it."""
 
 from __future__ import annotations
 
@@ -85,12 +86,25 @@ def version_of(repo: WorkspaceRepo, sha: str, asset_path: str) -> pygit2.Commit:
     return commit
 
 
-def restore(repo: WorkspaceRepo, sha: str, asset_path: str, message: str) -> Changeset:
-    """A changeset that puts `asset_path` back exactly as it was at `sha` (later files removed)."""
-    commit = version_of(repo, sha, asset_path)
+def contents(
+    repo: WorkspaceRepo, commit: pygit2.Commit, asset_path: str
+) -> dict[str, bytes] | None:
+    """What `asset_path` held at `commit`: a folder's files by relative path, a file under its
+    own name; None when it did not exist there."""
+    obj = repo.entry(commit, asset_path)
+    if isinstance(obj, pygit2.Tree):
+        return {p: b.data for p, b in repo.walk_tree(obj)}
+    if isinstance(obj, pygit2.Blob):
+        return {asset_path.rpartition("/")[2]: obj.data}
+    return None
+
+
+def restore(repo: WorkspaceRepo, commit: pygit2.Commit, asset_path: str, message: str) -> Changeset:
+    """A changeset that puts `asset_path` back exactly as it was at `commit` (a version_of it;
+    later files removed). Conflict when it did not exist there."""
     obj = repo.entry(commit, asset_path)
     if obj is None:
-        raise Conflict(f"{asset_path} did not exist at {sha}; nothing to restore")
+        raise Conflict(f"{asset_path} did not exist at {str(commit.id)[:7]}; nothing to restore")
     if isinstance(obj, pygit2.Tree):
         return Changeset({asset_path: TreeRef(obj.id)}, message, result=commit)
     assert isinstance(obj, pygit2.Blob)  # a path names a tree or a blob

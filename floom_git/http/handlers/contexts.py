@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import binascii
-import urllib.parse
-
 from aiohttp import MultipartReader, web
 
-from floom_git import paths
 from floom_git.errors import InvalidInput, PayloadTooLarge
 from floom_git.http import content, wire
 from floom_git.http.handlers.common import actor, settings, workspace
@@ -20,7 +14,7 @@ FILE_TYPES = ("application/octet-stream", "application/json")  # raw unless JSON
 
 
 async def list_contexts(request: web.Request) -> web.Response:
-    items = await asyncio.to_thread(contexts.list_contexts, workspace(request))
+    items = await contexts.list_contexts(workspace(request))
     return wire.json(items, headers={"X-Total-Count": str(len(items))})
 
 
@@ -33,8 +27,7 @@ async def create_context(request: web.Request) -> web.Response:
 
 async def get_context(request: web.Request) -> web.Response:
     prefix = request.query.get("path_prefix")
-    result = await asyncio.to_thread(contexts.detail, workspace(request),
-                                     request.match_info["name"], prefix)
+    result = await contexts.detail(workspace(request), request.match_info["name"], prefix)
     return wire.json(result)
 
 
@@ -46,9 +39,7 @@ async def delete_context(request: web.Request) -> web.Response:
 async def read_file(request: web.Request) -> web.Response:
     """Raw bytes, or {path, content, is_binary, encoding, size} for Accept: application/json."""
     path = wire.path_param(request, "path")
-    data, ctype = await asyncio.to_thread(
-        contexts.read_file, workspace(request), request.match_info["name"], path,
-    )
+    data, ctype = await contexts.read_file(workspace(request), request.match_info["name"], path)
     if wire.negotiate(request, FILE_TYPES) == "application/json":
         return wire.json(contexts.file_json(path, data, ctype))
     textual = ctype.startswith("text/") or ctype in ("application/json", "application/yaml")
@@ -65,13 +56,7 @@ async def put_file(request: web.Request) -> web.Response:
         except InvalidInput as exc:
             raise InvalidInput(f"{exc.message} (a JSON body must be {{content, encoding?}}; send "
                                "another Content-Type to store the bytes as they are)") from None
-        if body.encoding == "base64":
-            try:
-                data = base64.b64decode(body.content, validate=True)
-            except (binascii.Error, ValueError):
-                raise InvalidInput("content: not valid base64") from None
-        else:
-            data = body.content.encode("utf-8")
+        data = contexts.body_bytes(body)
     else:
         data = raw
     result = await contexts.put_file(
@@ -90,29 +75,22 @@ async def delete_file(request: web.Request) -> web.Response:
 
 async def upload(request: web.Request) -> web.Response:
     """multipart/form-data: file parts (their filename is the path), optional `path_prefix` and
-    `create_if_missing` fields. All files land in one commit."""
+    `create_if_missing` fields. All files land in one commit (services/contexts.py: the rules)."""
     cfg = settings(request)
     if not request.content_type.startswith("multipart/"):
         raise InvalidInput("Content-Type must be multipart/form-data")
     if request.content_length is not None and request.content_length > cfg.max_upload_bytes:
         raise PayloadTooLarge(f"upload is larger than {cfg.max_upload_bytes} bytes")
     reader = await wire.multipart(request)
-    prefix = ""
-    create_if_missing = False
-    pending: list[tuple[str, bytes]] = []
+    parts: list[tuple[str, bytes]] = []
+    fields: dict[str, str] = {}
     total = 0
-    while True:
-        part = await reader.next()
-        if part is None:
-            break
+    while (part := await reader.next()) is not None:
         if isinstance(part, MultipartReader):
             raise InvalidInput("nested multipart bodies are not supported")
         if part.filename is None:
             value = (await part.read(decode=True))[:4096].decode("utf-8", errors="replace")
-            if part.name == "path_prefix":
-                prefix = value.strip().strip("/")
-            elif part.name == "create_if_missing":
-                create_if_missing = value.strip().lower() in ("1", "true", "yes")
+            fields[part.name or ""] = value
             continue
         chunks = []
         while chunk := await part.read_chunk(65536):
@@ -120,17 +98,10 @@ async def upload(request: web.Request) -> web.Response:
             if total > cfg.max_upload_bytes:
                 raise PayloadTooLarge(f"upload is larger than {cfg.max_upload_bytes} bytes")
             chunks.append(chunk)
-        if len(pending) >= cfg.max_archive_entries:
-            raise PayloadTooLarge(f"upload holds more than {cfg.max_archive_entries} files")
-        pending.append((urllib.parse.unquote(part.filename), b"".join(chunks)))
-    files: dict[str, bytes] = {}
-    for name, data in pending:
-        rel = paths.clean_relpath(f"{prefix}/{name}" if prefix else name, field="filename")
-        if rel in files:
-            raise InvalidInput(f"filename: '{rel}' is uploaded twice")
-        files[rel] = data
+        parts.append((part.filename, b"".join(chunks)))
     result = await contexts.upload(workspace(request), actor(request), request.match_info["name"],
-                                   files, cfg.max_upload_bytes, create_if_missing)
+                                   contexts.Upload(parts, fields), cfg.max_upload_bytes,
+                                   cfg.max_archive_entries)
     return wire.json(result, 201)
 
 
@@ -156,8 +127,8 @@ async def list_versions(request: web.Request) -> web.Response:
 
 
 async def version_files(request: web.Request) -> web.Response:
-    result = await asyncio.to_thread(contexts.version_files, workspace(request),
-                                     request.match_info["name"], request.match_info["sha"])
+    result = await contexts.version_files(workspace(request), request.match_info["name"],
+                                          request.match_info["sha"])
     return wire.json(result)
 
 

@@ -3,8 +3,6 @@ application/zip body)."""
 
 from __future__ import annotations
 
-import asyncio
-
 from aiohttp import MultipartReader, web
 
 from floom_git.errors import InvalidInput, PayloadTooLarge
@@ -14,7 +12,7 @@ from floom_git.services import export
 
 
 async def export_bundle(request: web.Request) -> web.Response:
-    data = await asyncio.to_thread(export.export_zip, workspace(request))
+    data = await export.export_zip(workspace(request))
     return content.user_file(data, "application/zip", export.BUNDLE_NAME)
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from aiohttp import web
 
 from floom_git.http import wire
@@ -15,14 +13,15 @@ from floom_git.services import run_feedback
 
 async def list_feedback(request: web.Request) -> web.Response:
     ws = await attached(request)
-    items = await asyncio.to_thread(run_feedback.list_feedback, ws, request.match_info["id"])
+    items = await run_feedback.list_feedback(ws, request.match_info["id"])
     return wire.json(items)
 
 
 async def add_feedback(request: web.Request) -> web.Response:
     ws = await attached(request)
     body = await wire.decode(request, FeedbackCreate, settings(request).max_json_bytes)
-    return wire.json(run_feedback.add(ws, actor(request), request.match_info["id"], body), 201)
+    item = await run_feedback.add(ws, actor(request), request.match_info["id"], body)
+    return wire.json(item, 201)
 
 
 async def feedback_issue(request: web.Request) -> web.Response:
@@ -30,6 +29,5 @@ async def feedback_issue(request: web.Request) -> web.Response:
     run_id = request.match_info["id"]
     limit = settings(request).max_json_bytes
     body = await wire.decode_optional(request, FeedbackIssueCreate, limit)
-    stored = await asyncio.to_thread(run_feedback.list_feedback, ws, run_id)
-    result = await run_feedback.to_issue(ws, actor(request), run_id, body, stored)
+    result = await run_feedback.to_issue(ws, actor(request), run_id, body)
     return wire.json(result, 201 if result.created else 200)

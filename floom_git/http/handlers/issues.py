@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from aiohttp import web
 
 from floom_git.http import wire
@@ -14,8 +12,8 @@ from floom_git.services import issues
 
 async def list_issues(request: web.Request) -> web.Response:
     q = request.query
-    result = await asyncio.to_thread(
-        issues.list_issues, workspace(request),
+    result = await issues.list_issues(
+        workspace(request),
         status=q.get("status") or None, label=q.get("label") or None,
         asset_type=q.get("asset_type") or None, asset_id=q.get("asset_id") or None,
         limit=wire.q_limit(request, 500, 5000), offset=wire.q_int(request, "offset", 0, 0),
@@ -24,7 +22,7 @@ async def list_issues(request: web.Request) -> web.Response:
 
 
 async def get_issue(request: web.Request) -> web.Response:
-    return wire.json(await asyncio.to_thread(issues.get_issue, workspace(request), request.match_info["id"]))
+    return wire.json(await issues.get_issue(workspace(request), request.match_info["id"]))
 
 
 async def create_issue(request: web.Request) -> web.Response:

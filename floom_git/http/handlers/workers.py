@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from aiohttp import web
 
 from floom_git.http import content, wire
@@ -115,26 +113,15 @@ async def patch_worker(request: web.Request) -> web.Response:
     ws = await attached(request)
     wid = request.match_info["id"]
     body = await wire.decode(request, WorkerPatch, settings(request).max_json_bytes)
-    workers.entry_or_404(ws, wid)
-    edits, touched = workers.patch_edits(body)
-    if touched:
-        await workers.edit_manifest(ws, actor(request), wid, edits,
-                                    f"worker {wid}: update {', '.join(touched)}",
-                                    check=workers.check_settings)
-    if body.starred is not None:
-        await asyncio.to_thread(request.app[STARS].set, ws.uid, actor(request).user_id, wid,
-                                body.starred)
-    secret = None
-    if body.webhook_secret_rotate:
-        secret, _token = await asyncio.to_thread(request.app[WEBHOOKS].rotate, ws.uid, wid)
+    secret = await workers.patch(ws, actor(request), wid, body, request.app[STARS],
+                                 request.app[WEBHOOKS])
     return await respond(request, ws, wid, new_webhook_secret=secret)
 
 
 async def delete_worker(request: web.Request) -> web.Response:
     ws = await attached(request)
     wid = request.match_info["id"]
-    result = await workers.delete(ws, actor(request), wid)
-    await asyncio.to_thread(request.app[STARS].forget_worker, ws.uid, wid)
+    result = await workers.delete(ws, actor(request), wid, request.app[STARS])
     return wire.json(result)
 
 
@@ -149,9 +136,7 @@ async def list_versions(request: web.Request) -> web.Response:
 
 async def version_files(request: web.Request) -> web.Response:
     ws = await attached(request)
-    result = await asyncio.to_thread(
-        workers.version_files, ws, request.match_info["id"], request.match_info["sha"]
-    )
+    result = await workers.version_files(ws, request.match_info["id"], request.match_info["sha"])
     return wire.json(result)
 
 
@@ -170,7 +155,7 @@ async def sample_input(request: web.Request) -> web.Response:
 async def bundle(request: web.Request) -> web.Response:
     ws = await attached(request)
     wid = request.match_info["id"]
-    data = await asyncio.to_thread(workers.bundle_zip, ws, wid)
+    data = await workers.bundle_zip(ws, wid)
     return content.user_file(data, "application/zip", f"{wid}.zip")
 
 

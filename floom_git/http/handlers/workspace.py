@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from aiohttp import web
 
 from floom_git import paths
@@ -16,11 +14,10 @@ from floom_git.services import instructions
 
 
 async def get_instructions(request: web.Request) -> web.Response:
-    content = await asyncio.to_thread(instructions.read, workspace(request))
+    doc = await instructions.current(workspace(request))
     if "application/json" in request.headers.get("Accept", ""):
-        tip = workspace(request).repo.tip()
-        return wire.json({"content": content, "sha": str(tip.id)[:7] if tip else None})
-    return user_file(content.encode(), "text/markdown", paths.WORKSPACE_MD, charset="utf-8")
+        return wire.json(doc)
+    return user_file(doc.content.encode(), "text/markdown", paths.WORKSPACE_MD, charset="utf-8")
 
 
 async def put_instructions(request: web.Request) -> web.Response:
@@ -44,8 +41,7 @@ async def list_versions(request: web.Request) -> web.Response:
 
 
 async def get_version(request: web.Request) -> web.Response:
-    doc = await asyncio.to_thread(instructions.version, workspace(request),
-                                  request.match_info["sha"])
+    doc = await instructions.version(workspace(request), request.match_info["sha"])
     return wire.json(doc)
 
 
