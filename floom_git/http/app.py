@@ -133,6 +133,7 @@ def _runs(app: web.Application, cfg: Settings) -> None:
     """The run engine (local, or Celery executors reporting back over the executor API), the
     scheduler, alerts on finished runs, webhook secrets and stars."""
     engine = app[ENGINE] = RunEngine(cfg, app[MANAGER], app[SECRETS])
+    app[MANAGER].run_engine = engine  # each workspace's run store reports to it
     remote = app[REMOTE_RUNS] = RemoteRuns(cfg.run_max_artifact_bytes)
     if cfg.executor == "celery":
         tokens = app[AUTH].run_tokens

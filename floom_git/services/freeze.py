@@ -31,6 +31,15 @@ class Frozen:
     reason: str
 
 
+@dataclass
+class FreezeCache:
+    """A workspace's freeze as last read from its .git/ (`Workspace.frozen`): `read` is False
+    until the first look, then `value` is the freeze or None."""
+
+    read: bool = False
+    value: Frozen | None = None
+
+
 class WorkspaceFrozen(Unavailable):
     """A write to a frozen workspace (503 with Retry-After)."""
 
@@ -47,9 +56,8 @@ def _path(ws: Workspace) -> str:
 
 def state(ws: Workspace) -> Frozen | None:
     """The workspace's freeze, or None (read from .git/ once per open workspace)."""
-    cached: Frozen | None | bool = vars(ws).get("_frozen", False)
-    if cached is not False:
-        return cached if isinstance(cached, Frozen) else None
+    if ws.frozen.read:
+        return ws.frozen.value
     try:
         with open(_path(ws)) as fh:
             data = json.load(fh)
@@ -58,7 +66,7 @@ def state(ws: Workspace) -> Frozen | None:
         found = None
     except (OSError, ValueError, KeyError, TypeError):
         found = Frozen(time.time(), "unreadable freeze file; unfreeze to clear it")  # fail closed
-    vars(ws)["_frozen"] = found
+    ws.frozen = FreezeCache(True, found)
     return found
 
 
@@ -77,7 +85,7 @@ def freeze(ws: Workspace, reason: str = "") -> Frozen:
     found = Frozen(time.time(), reason.strip()[:200])
     data = json.dumps({"since": found.since, "reason": found.reason}).encode()
     atomic_write(Path(_path(ws)), data, mode=0o644, durable=True)
-    vars(ws)["_frozen"] = found
+    ws.frozen = FreezeCache(True, found)
     return found
 
 
@@ -86,7 +94,7 @@ def unfreeze(ws: Workspace) -> None:
         os.unlink(_path(ws))
     except FileNotFoundError:
         pass
-    vars(ws)["_frozen"] = None
+    ws.frozen = FreezeCache(True, None)
 
 
 def tips(ws: Workspace) -> dict[str, str]:

@@ -19,7 +19,7 @@ import secrets
 import shutil
 import time
 from collections.abc import Awaitable, Callable, Collection
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +29,11 @@ from floom_git.config import Settings
 from floom_git.errors import Conflict, FloomError, InvalidInput, NotFound, Unavailable
 from floom_git.services import freeze, mirror
 from floom_git.services.actor import SYSTEM, Actor
+from floom_git.services.conversations import ConversationStore
 from floom_git.services.events import EventBus
 from floom_git.services.moves import Moved, Moves
 from floom_git.services.registry import WorkerRegistry
-from floom_git.services.run_records import RunStore
+from floom_git.services.run_records import Hooks, RunStore
 from floom_git.storage import history, private
 from floom_git.storage.atomic import atomic_write
 from floom_git.storage.repo import MAIN, CommitResult, WorkspaceRepo
@@ -59,10 +60,16 @@ class Workspace:
     moves: Moves  # after a branch moved: reload, event, subscribers (services/moves.py)
     # Names of the secrets set for this workspace (values never leave the secret store).
     secret_names: Callable[[], Collection[str]] = lambda: ()
+    # The run engine that dispatches this workspace's runs (None where no engine runs, as in
+    # tests of the services alone); the store uses it once the engine has attached it.
+    run_engine: InitVar[Hooks | None] = None
     runs: RunStore = field(init=False)  # its run records; made with the workspace
+    conversations: ConversationStore = field(init=False)  # its chat, on floom/conversations
+    frozen: freeze.FreezeCache = field(default_factory=freeze.FreezeCache)  # see services/freeze
 
-    def __post_init__(self) -> None:
-        self.runs = RunStore(self)
+    def __post_init__(self, run_engine: Hooks | None) -> None:
+        self.runs = RunStore(self, run_engine)
+        self.conversations = ConversationStore(self)
 
     @property
     def path(self) -> Path:
@@ -170,6 +177,9 @@ class WorkspaceManager:
         self.on_delete: list[Callable[[Workspace], Awaitable[None]]] = []
         # workspace id -> names of its secrets; wired to the secret store by the app.
         self.secret_names: Callable[[str], Collection[str]] = lambda ws_id: ()
+        # The run engine every workspace's run store reports to; wired by the app before the
+        # workspaces open (runtime/queue.py's RunEngine).
+        self.run_engine: Hooks | None = None
 
     def open_all(self) -> None:
         """Open every workspace on disk, finishing any interrupted working-tree sync."""
@@ -204,7 +214,8 @@ class WorkspaceManager:
         repo.recover()
         workers, events = WorkerRegistry(repo), EventBus()
         ws = Workspace(ws_id, repo, Writer(repo), workers, events, self.settings, uid=uid,
-                       moves=Moves(workers, events), secret_names=lambda: self.secret_names(uid))
+                       moves=Moves(workers, events), secret_names=lambda: self.secret_names(uid),
+                       run_engine=self.run_engine)
         ws.writer.listeners.append(ws._on_commit)
         ws.writer.landed = ws._landed
         ws.writer.gate = lambda ref: freeze.check_writable(ws) if ref == MAIN else None
