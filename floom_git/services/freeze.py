@@ -6,6 +6,8 @@ in a commit), so a frozen workspace stays frozen across a restart."""
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import json
 import os
 import time
@@ -14,15 +16,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from floom_git.errors import Unavailable
+from floom_git.schemas.health import FreezeStatus
 from floom_git.services.actor import SYSTEM
 from floom_git.storage.atomic import atomic_write
 from floom_git.storage.repo import MAIN, RUNS
 
 if TYPE_CHECKING:
+    from floom_git.services.mirror import Mirror
     from floom_git.services.workspaces import Workspace
 
 FROZEN_FILE = "floom-frozen"
 RETRY_AFTER = 2  # seconds a refused writer is asked to wait
+ACTIVE = ("queued", "running")
 
 
 @dataclass(frozen=True)
@@ -112,3 +117,34 @@ async def drain(ws: Workspace) -> None:
     through the writer, in order, on floom/runs (which the freeze leaves open); nothing reaches
     main after it."""
     await ws.writer.write(lambda repo: None, SYSTEM.signature, ref=RUNS)
+
+
+async def start(ws: Workspace, reason: str) -> None:
+    """Freeze `ws` (the file is written off the event loop) and wait for the writes queued
+    before it."""
+    await asyncio.to_thread(freeze, ws, reason)
+    await drain(ws)
+
+
+async def thaw(ws: Workspace) -> None:
+    await asyncio.to_thread(unfreeze, ws)
+
+
+async def status(ws: Workspace, mirror: Mirror) -> FreezeStatus:
+    """Whether `ws` is frozen and ready to move: no run active and the mirror holds every
+    commit of main and floom/runs."""
+    found = state(ws)
+    store = ws.runs
+    if found is not None:
+        await store.flush()  # the records of runs that ended are committed (and so mirrored)
+    active = sum(1 for r in list(store.live.values()) if r.status in ACTIVE)
+    mirrored_state = mirror.states().get(ws.id)
+    refs = tips(ws)
+    mirrored = bool(mirrored_state is not None and mirrored_state.enabled
+                    and not mirrored_state.pending and mirrored_state.pushed == refs)
+    since = (dt.datetime.fromtimestamp(found.since, dt.UTC).isoformat(timespec="seconds")
+             .replace("+00:00", "Z") if found else None)
+    return FreezeStatus(workspace=ws.id, frozen=found is not None, since=since,
+                        reason=found.reason if found else None, runs_active=active,
+                        mirror=mirrored_state, mirrored=mirrored,
+                        ready=found is not None and active == 0 and mirrored)
