@@ -175,11 +175,25 @@ class WorkspaceManager:
         # before its repository goes: each removes what it keeps of the workspace (its runs,
         # share links, webhook secrets, alerts, schedules, secrets, members, tokens, caches).
         self.on_delete: list[Callable[[Workspace], Awaitable[None]]] = []
+        # Then each of these is called off the event loop with the workspace's internal id: the
+        # stores in system/ that forget it (blocking file and database work).
+        self.on_delete_stored: list[Callable[[str], object]] = []
         # workspace id -> names of its secrets; wired to the secret store by the app.
         self.secret_names: Callable[[str], Collection[str]] = lambda ws_id: ()
         # The run engine every workspace's run store reports to; wired by the app before the
         # workspaces open (runtime/queue.py's RunEngine).
         self.run_engine: Hooks | None = None
+
+    async def start(self, default: str = "default") -> None:
+        """Open every workspace on disk (off the event loop), then create `default` when no
+        workspace of that name exists (fenced when it cannot be made: the rest still serve)."""
+        await asyncio.to_thread(self.open_all)
+        if not self.known(default):
+            try:
+                await self.create(default)
+                log.info("created workspace '%s' from %s", default, self.settings.template_dir)
+            except Exception as exc:  # e.g. a folder `default` that is no repository
+                self.fence(default, exc)
 
     def open_all(self) -> None:
         """Open every workspace on disk, finishing any interrupted working-tree sync."""
@@ -303,6 +317,11 @@ class WorkspaceManager:
                 await purge(ws)
             except Exception:
                 log.exception("deleting workspace %s: %r could not remove its state", ws_id, purge)
+        for forget in list(self.on_delete_stored):
+            try:
+                await asyncio.to_thread(forget, ws.uid)
+            except Exception:
+                log.exception("deleting workspace %s: %r could not remove its state", ws_id, forget)
         async with ws.writer.locked():
             for listener in list(self.on_close):
                 listener(ws)
