@@ -234,20 +234,6 @@ def test_only_config_and_entry_points_read_the_environment():
     assert readers - entry_points == ENVIRON_PART_B
 
 
-# Handlers still moving their blocking work into services (issue 14 part B); only shrinks.
-TO_THREAD_PART_B = {f"floom_git.http.handlers.{name}" for name in (
-    "auth", "automation", "chat", "composio", "connections", "freeze", "health", "mcp_tools",
-    "members", "secrets", "sharing", "system", "tokens")}
-
-
-def test_handlers_call_async_services_and_never_run_threads():
-    """Services are the async boundary: a handler awaits a service, which does any blocking
-    work in a thread itself."""
-    users = {m for m, p in MODULES.items()
-             if _under(m, "floom_git.http.handlers") and "to_thread" in p.read_text()}
-    assert users <= TO_THREAD_PART_B, sorted(users - TO_THREAD_PART_B)
-
-
 def test_only_the_composition_root_reads_the_route_table():
     """Handlers never import the table that lists them (floom_git/http/routes/)."""
     readers = {m for m, deps in GRAPH.items()
@@ -263,3 +249,39 @@ def test_every_app_and_request_key_is_made_in_http_keys():
                     and node.func.attr in ("AppKey", "RequestKey")):
                 makers.add(module)
     assert makers == {"floom_git.http.keys"}
+
+
+def _runs_threads(path: Path) -> bool:
+    """`asyncio.to_thread(...)`, `to_thread(...)` or `loop.run_in_executor(...)` in the module."""
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Call):
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+            if name in ("to_thread", "run_in_executor"):
+                return True
+    return False
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES
+                                          if _under(m, "floom_git.http", "floom_git.dashboard",
+                                                    "floom_git.mcp")))
+def test_http_never_runs_blocking_work_itself(module):
+    """Services are the async boundary: a handler awaits a service function, and the service
+    (or storage) decides what runs in a thread."""
+    assert not _runs_threads(MODULES[module]), f"{module} calls to_thread: move it into a service"
+
+
+def test_no_state_rides_on_objects_through_vars():
+    """What a workspace carries is a typed field of Workspace (the run store, the conversation
+    store, the freeze), never an attribute slipped in through vars(); and the run engine is
+    given to the run store at construction, not installed on it (`store.hooks = ...`)."""
+    found = set()
+    for module, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                    and node.func.id == "vars" and module != "floom_git.logs"):
+                found.add(f"{module}: vars()")
+            if isinstance(node, ast.Assign) and any(
+                    isinstance(t, ast.Attribute) and t.attr == "hooks" for t in node.targets):
+                found.add(f"{module}: .hooks =")
+    assert found == set()

@@ -63,7 +63,7 @@ from floom_git.services.secrets import SecretStore
 from floom_git.services.sharing import ShareStore
 from floom_git.services.stars import StarStore
 from floom_git.services.webhooks import WebhookStore
-from floom_git.services.workspaces import Workspace, WorkspaceManager
+from floom_git.services.workspaces import WorkspaceManager
 
 log = logging.getLogger("floom_git")
 USAGE_FLUSH_SECONDS = 30
@@ -133,6 +133,7 @@ def _runs(app: web.Application, cfg: Settings) -> None:
     """The run engine (local, or Celery executors reporting back over the executor API), the
     scheduler, alerts on finished runs, webhook secrets and stars."""
     engine = app[ENGINE] = RunEngine(cfg, app[MANAGER], app[SECRETS])
+    app[MANAGER].run_engine = engine  # each workspace's run store reports to it
     remote = app[REMOTE_RUNS] = RemoteRuns(cfg.run_max_artifact_bytes)
     if cfg.executor == "celery":
         tokens = app[AUTH].run_tokens
@@ -168,25 +169,19 @@ def _purge_on_delete(app: web.Application) -> None:
     manager, identity, limiter = app[MANAGER], app[IDENTITY], app[LIMITER]
     shares = ShareStore(app[SETTINGS].system_dir)
 
-    def blocking(drop: Callable[[str], object]) -> Callable[[Workspace], Awaitable[None]]:
-        async def purge(ws: Workspace) -> None:
-            await asyncio.to_thread(drop, ws.uid)
-        return purge
-
     def members_and_tokens(uid: str) -> None:
         limiter.forget(set(identity.store.drop_workspace(uid)))
 
-    manager.on_delete += [
-        chat.forget,
-        app[ENGINE].drop_workspace,
-        blocking(app[SCHEDULER].drop),
-        blocking(app[ALERTS].drop),
-        blocking(app[WEBHOOKS].drop),
-        blocking(app[STARS].drop),
-        blocking(app[CONNECTIONS].vault.drop_workspace),
-        blocking(shares.drop_workspace),
-        blocking(app[SECRETS].drop),
-        blocking(members_and_tokens),
+    manager.on_delete += [chat.forget, app[ENGINE].drop_workspace]
+    manager.on_delete_stored += [
+        app[SCHEDULER].drop,
+        app[ALERTS].drop,
+        app[WEBHOOKS].drop,
+        app[STARS].drop,
+        app[CONNECTIONS].vault.drop_workspace,
+        shares.drop_workspace,
+        app[SECRETS].drop,
+        members_and_tokens,
     ]
 
 
@@ -207,35 +202,19 @@ def _sync(start: Callable[[], None]) -> Callable[[], Awaitable[None]]:
 
 
 async def _workspaces(app: web.Application) -> AsyncIterator[None]:
-    manager = app[MANAGER]
-    await asyncio.to_thread(manager.open_all)
-    if not manager.known("default"):
-        try:
-            await manager.create("default")
-            log.info("created workspace 'default' from %s", app[SETTINGS].template_dir)
-        except Exception as exc:  # e.g. a folder `default` that is no repository: serve the rest
-            manager.fence("default", exc)
+    await app[MANAGER].start()
     yield
 
 
 async def _identity(app: web.Application) -> AsyncIterator[None]:
     """Flush tokens' last-use times now and then (requests never write), and close the store."""
     identity = app[IDENTITY]
-
-    async def flush_forever() -> None:
-        while True:
-            await asyncio.sleep(USAGE_FLUSH_SECONDS)
-            try:
-                await asyncio.to_thread(identity.tokens.flush_usage)
-            except Exception:
-                log.exception("could not record token use")
-
-    task = asyncio.create_task(flush_forever())
+    task = asyncio.create_task(identity.record_usage_every(USAGE_FLUSH_SECONDS))
     yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
-    await asyncio.to_thread(identity.close)
+    await identity.shutdown()
 
 
 async def _watcher(app: web.Application) -> AsyncIterator[None]:

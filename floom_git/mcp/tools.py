@@ -140,14 +140,6 @@ class CloseIssueArgs(Args, kw_only=True):
 
 
 # -- helpers ----------------------------------------------------------------------------------
-async def _off_loop_unless_live(ws: Workspace, run_id: str, fn: Callable[..., Any],
-                                *args: Any) -> Any:
-    """Reads of a finished run touch git; keep them off the event loop."""
-    if run_id in ws.runs.live:
-        return fn(*args)
-    return await asyncio.to_thread(fn, *args)
-
-
 def _result(record: RunRecord, **extra: Any) -> dict[str, Any]:
     out: dict[str, Any] = {"run_id": record.id, "worker_id": record.worker_id,
                            "status": record.status, "outputs": record.outputs}
@@ -181,8 +173,7 @@ async def run_and_wait(call: Call, worker_id: str, inputs: dict[str, Any], *, wa
     deadline = loop.time() + timeout
     seen = 0
     while True:
-        events, current = await _off_loop_unless_live(call.ws, record.id, run_views.events_since,
-                                                      call.ws, record.id, seen)
+        events, current = await run_views.read_events(call.ws, record.id, seen)
         for seq, event in events:
             seen = max(seen, seq)
             text = _progress_text(event)
@@ -236,15 +227,13 @@ async def list_runs(call: Call, a: ListRunsArgs) -> Any:
 
 async def get_run(call: Call, a: GetRunArgs) -> Any:
     await call.attach(call.ws)
-    detail = await _off_loop_unless_live(call.ws, a.run_id, run_views.detail, call.ws, a.run_id)
+    detail = await run_views.get(call.ws, a.run_id)
     return detail if a.include_logs else msgspec.structs.replace(detail, logs=[])
 
 
 async def get_run_logs(call: Call, a: RunLogsArgs) -> Any:
     await call.attach(call.ws)
-    lines = await _off_loop_unless_live(
-        call.ws, a.run_id, run_views.logs, call.ws, a.run_id, a.level, a.limit
-    )
+    lines = await run_views.read_logs(call.ws, a.run_id, a.level, a.limit)
     return {"run_id": a.run_id, "logs": lines}
 
 

@@ -94,19 +94,21 @@ later under the same name."""
 
     async def _attach(self, ws: Workspace) -> RunStore:
         store = ws.runs
-        if store.hooks is self:
+        if store.attached:
             return store
         async with self._attach_lock:
-            if store.hooks is self:
+            if store.attached:
                 return store
             if self.manager.by_uid(ws.uid) is not ws:
                 raise NotFound("Workspace not found")  # deleted while this request ran
+            if store.engine is not self:  # opened before the app wired the engine in
+                raise RuntimeError(f"workspace {ws.id} was opened without its run engine")
             spooled = await asyncio.to_thread(store.load)
             for pgid in await asyncio.to_thread(reap_orphans, store.spool):
                 log.warning("workspace %s: killed process group %d left by a crashed run", ws.id, pgid)
             queued = runs.recover(ws, spooled)
             await asyncio.to_thread(self.agents.sweep, ws)
-            store.hooks = self
+            store.attached = True
             self._stores[ws.uid] = store
             self._resume(ws, queued)
             if store.cold:

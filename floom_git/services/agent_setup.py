@@ -4,6 +4,7 @@ worker or the workspace chat needs setup."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ from typing import Any
 from floom_git import paths
 from floom_git.agents.config import AgentConfig, NeedsSetup, resolve_agent_config
 from floom_git.codec import load_yaml
-from floom_git.errors import InvalidInput
+from floom_git.errors import Conflict, InvalidInput
 from floom_git.services.workspaces import Workspace
 from floom_git.storage.git_types import Blob
 
@@ -67,6 +68,15 @@ def resolve(ws: Workspace, model: str | None, secret: Callable[[str], str | None
     if meta.error is not None:
         return NeedsSetup(meta.error.message)
     return resolve_agent_config(meta.value, model, secret)
+
+
+async def workspace_agent(ws: Workspace, secret: Callable[[str], str | None]) -> AgentConfig:
+    """The configuration the workspace chat runs with (read off the event loop); Conflict naming
+    what it needs when it cannot run."""
+    config = await asyncio.to_thread(resolve, ws, None, secret)
+    if isinstance(config, NeedsSetup):
+        raise Conflict(f"The workspace agent needs setup: {config.reason}")
+    return config
 
 
 def setup_problem(ws: Workspace, model: str | None,

@@ -6,6 +6,7 @@ alert, so failures show in the API. Targets are shown with their credentials mas
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import secrets
@@ -56,15 +57,23 @@ class AlertStore:
     def _save(self, ws_id: str, data: dict[str, Alert]) -> None:
         private.write_bytes(self._path(ws_id), msgspec.json.format(msgspec.json.encode(data), indent=1))
 
-    def for_worker(self, ws_id: str, worker_id: str) -> list[Alert]:
+    # The routes' calls (for_worker, create, delete) read and write the file off the event loop.
+    async def for_worker(self, ws_id: str, worker_id: str) -> list[Alert]:
         """The worker's alerts, without their secrets and with credentials in URLs masked."""
-        return [msgspec.structs.replace(shown(a), secret=None) for a in self._load(ws_id).values()
-                if a.worker_id == worker_id]
+        def read() -> list[Alert]:
+            return [msgspec.structs.replace(shown(a), secret=None)
+                    for a in self._load(ws_id).values() if a.worker_id == worker_id]
+        return await asyncio.to_thread(read)
 
-    def create(self, ws_id: str, worker_id: str, body: AlertCreate, allow_private: bool,
-               email_enabled: bool) -> Alert:
+    async def create(self, ws_id: str, worker_id: str, body: AlertCreate, allow_private: bool,
+                     email_enabled: bool) -> Alert:
         """A new alert; the response carries its signing secret (shown once). InvalidInput when
         it has no target, a bad URL, or email targets while the server has no SMTP server."""
+        return await asyncio.to_thread(self._create, ws_id, worker_id, body, allow_private,
+                                       email_enabled)
+
+    def _create(self, ws_id: str, worker_id: str, body: AlertCreate, allow_private: bool,
+                email_enabled: bool) -> Alert:
         if body.url is None and not body.email_to:
             raise InvalidInput("url: give a url, email_to, or both")
         if body.url is not None:
@@ -84,7 +93,10 @@ class AlertStore:
             self._save(ws_id, data)
         return shown(alert)
 
-    def delete(self, ws_id: str, worker_id: str, alert_id: str) -> None:
+    async def delete(self, ws_id: str, worker_id: str, alert_id: str) -> None:
+        await asyncio.to_thread(self._delete, ws_id, worker_id, alert_id)
+
+    def _delete(self, ws_id: str, worker_id: str, alert_id: str) -> None:
         with self._lock:
             data = self._load(ws_id)
             if alert_id not in data or data[alert_id].worker_id != worker_id:

@@ -37,6 +37,7 @@ from floom_git.schemas.connections import (
     check_entry,
     check_url_shape,
 )
+from floom_git.schemas.integrations import CatalogApp, CatalogPage
 from floom_git.services import egress, oauth, remote_mcp
 from floom_git.services.actor import Actor
 from floom_git.services.connection_files import NOT_FOUND, dump, entries, find, read
@@ -105,11 +106,20 @@ class Connections:
             allowed_tools=entry.allowed_tools, scopes=entry.scopes, status=status,
             status_detail=detail, created_at=entry.created_at, created_by=entry.created_by)
 
-    def list(self, ws: Workspace) -> list[ConnectionOut]:
-        names = set(self.secrets.names(ws.uid))
-        return [self.out(ws, c, names) for c in entries(ws)]
+    # The reads below are the routes' (blocking: files and the vault), run off the event loop.
+    async def list(self, ws: Workspace) -> list[ConnectionOut]:
+        def listing() -> list[ConnectionOut]:
+            names = set(self.secrets.names(ws.uid))
+            return [self.out(ws, c, names) for c in entries(ws)]
+        return await asyncio.to_thread(listing)
 
-    def status_of(self, ws: Workspace, conn_id: str) -> ConnectionStatus:
+    async def one(self, ws: Workspace, conn_id: str) -> ConnectionOut:
+        return await asyncio.to_thread(lambda: self.out(ws, find(ws, conn_id)))
+
+    async def status_of(self, ws: Workspace, conn_id: str) -> ConnectionStatus:
+        return await asyncio.to_thread(self._status_of, ws, conn_id)
+
+    def _status_of(self, ws: Workspace, conn_id: str) -> ConnectionStatus:
         entry = find(ws, conn_id)
         status, detail = self.status(ws, entry)
         state = self.vault.state(ws.uid, conn_id)
@@ -119,8 +129,11 @@ class Connections:
                                 expires_at=_iso(expires) if isinstance(expires, int | float) else None,
                                 last_test=state.get("last_test"))
 
-    def secret_overview(self, ws: Workspace) -> builtins.list[ConnectionSecret]:
+    async def secret_overview(self, ws: Workspace) -> builtins.list[ConnectionSecret]:
         """Every secret a connection authenticates with, and every other workspace secret."""
+        return await asyncio.to_thread(self._secret_overview, ws)
+
+    def _secret_overview(self, ws: Workspace) -> builtins.list[ConnectionSecret]:
         stored = self.secrets.names(ws.uid)
         users: dict[str, list[str]] = {name: [] for name in stored}
         for entry in entries(ws):
@@ -284,7 +297,10 @@ class Connections:
             raise BadGateway(f"Connection {entry.label}: could not list its tools: {result.error}")
         return self._remote_tools(entry, result.tools)
 
-    def activity(self, ws: Workspace, conn_id: str, limit: int) -> ConnectionActivity:
+    async def activity(self, ws: Workspace, conn_id: str, limit: int) -> ConnectionActivity:
+        return await asyncio.to_thread(self._activity, ws, conn_id, limit)
+
+    def _activity(self, ws: Workspace, conn_id: str, limit: int) -> ConnectionActivity:
         find(ws, conn_id)
         calls = self.vault.calls(ws.uid, conn_id)
         runs: dict[str, dict[str, Any]] = {}
@@ -298,3 +314,15 @@ class Connections:
             item["errors"] += 0 if call.get("ok") else 1
         return ConnectionActivity(id=conn_id, runs=list(runs.values())[:limit],
                                   calls=[msgspec.convert(c, ActivityItem) for c in calls[:limit]])
+
+    # -- the integrations catalog ---------------------------------------------------------------
+    async def catalog_page(self, ws: Workspace, *, search: str | None, category: str | None,
+                           page: int, limit: int) -> CatalogPage:
+        """A page of the catalog, each app saying whether the workspace holds its OAuth client."""
+        def read() -> CatalogPage:
+            return self.catalog.page(search=search, category=category, page=page, limit=limit,
+                                     secret_names=set(self.secrets.names(ws.uid)))
+        return await asyncio.to_thread(read)
+
+    async def catalog_app(self, slug: str) -> CatalogApp:
+        return await asyncio.to_thread(self.catalog.get, slug)

@@ -17,7 +17,7 @@ import msgspec
 from floom_git.errors import NotFound
 from floom_git.schemas.conversation import ChatMessage, Conversation
 from floom_git.services.actor import SYSTEM, Actor
-from floom_git.services.workspaces import Workspace
+from floom_git.services.run_records import Owner
 from floom_git.storage.repo import Change, Changeset, WorkspaceRepo
 from floom_git.storage.spool import (
     CommitTimer,
@@ -49,7 +49,10 @@ class _Snapshot:
 
 
 class ConversationStore:
-    def __init__(self, ws: Workspace) -> None:
+    """The conversations of one workspace. Every workspace has one, as `Workspace.conversations`
+    (made with it; loaded from the branch and the spool on first use)."""
+
+    def __init__(self, ws: Owner) -> None:
         self.ws = ws
         self.spool = ws.settings.spool_dir / ws.uid / ROOT
         self.index: dict[str, Conversation] = {}
@@ -60,14 +63,6 @@ class ConversationStore:
         self.loaded = False
         self.commits = CommitTimer(ws.settings.run_commit_delay, self.flush,
                                    lambda: bool(self._dirty), f"conversations of {ws.id}")
-
-    @classmethod
-    def of(cls, ws: Workspace) -> ConversationStore:
-        """The store of `ws`, created on first use (it rides on the Workspace object)."""
-        store = vars(ws).get("_conversation_store")
-        if store is None:
-            store = vars(ws)["_conversation_store"] = cls(ws)
-        return store
 
     # -- start-up -----------------------------------------------------------------------------
     async def ready(self) -> ConversationStore:
@@ -134,6 +129,10 @@ class ConversationStore:
                 except msgspec.DecodeError:
                     continue
         return out
+
+    async def read_messages(self, conversation_id: str) -> list[ChatMessage]:
+        """`messages`, read off the event loop."""
+        return await asyncio.to_thread(self.messages, conversation_id)
 
     # -- writes -------------------------------------------------------------------------------
     def put(self, conversation: Conversation) -> None:

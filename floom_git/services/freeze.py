@@ -6,6 +6,8 @@ in a commit), so a frozen workspace stays frozen across a restart."""
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import json
 import os
 import time
@@ -14,21 +16,33 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from floom_git.errors import Unavailable
+from floom_git.schemas.health import FreezeStatus
 from floom_git.services.actor import SYSTEM
 from floom_git.storage.atomic import atomic_write
 from floom_git.storage.repo import MAIN, RUNS
 
 if TYPE_CHECKING:
+    from floom_git.services.mirror import Mirror
     from floom_git.services.workspaces import Workspace
 
 FROZEN_FILE = "floom-frozen"
 RETRY_AFTER = 2  # seconds a refused writer is asked to wait
+ACTIVE = ("queued", "running")
 
 
 @dataclass(frozen=True)
 class Frozen:
     since: float
     reason: str
+
+
+@dataclass
+class FreezeCache:
+    """A workspace's freeze as last read from its .git/ (`Workspace.frozen`): `read` is False
+    until the first look, then `value` is the freeze or None."""
+
+    read: bool = False
+    value: Frozen | None = None
 
 
 class WorkspaceFrozen(Unavailable):
@@ -47,9 +61,8 @@ def _path(ws: Workspace) -> str:
 
 def state(ws: Workspace) -> Frozen | None:
     """The workspace's freeze, or None (read from .git/ once per open workspace)."""
-    cached: Frozen | None | bool = vars(ws).get("_frozen", False)
-    if cached is not False:
-        return cached if isinstance(cached, Frozen) else None
+    if ws.frozen.read:
+        return ws.frozen.value
     try:
         with open(_path(ws)) as fh:
             data = json.load(fh)
@@ -58,7 +71,7 @@ def state(ws: Workspace) -> Frozen | None:
         found = None
     except (OSError, ValueError, KeyError, TypeError):
         found = Frozen(time.time(), "unreadable freeze file; unfreeze to clear it")  # fail closed
-    vars(ws)["_frozen"] = found
+    ws.frozen = FreezeCache(True, found)
     return found
 
 
@@ -77,7 +90,7 @@ def freeze(ws: Workspace, reason: str = "") -> Frozen:
     found = Frozen(time.time(), reason.strip()[:200])
     data = json.dumps({"since": found.since, "reason": found.reason}).encode()
     atomic_write(Path(_path(ws)), data, mode=0o644, durable=True)
-    vars(ws)["_frozen"] = found
+    ws.frozen = FreezeCache(True, found)
     return found
 
 
@@ -86,7 +99,7 @@ def unfreeze(ws: Workspace) -> None:
         os.unlink(_path(ws))
     except FileNotFoundError:
         pass
-    vars(ws)["_frozen"] = None
+    ws.frozen = FreezeCache(True, None)
 
 
 def tips(ws: Workspace) -> dict[str, str]:
@@ -104,3 +117,34 @@ async def drain(ws: Workspace) -> None:
     through the writer, in order, on floom/runs (which the freeze leaves open); nothing reaches
     main after it."""
     await ws.writer.write(lambda repo: None, SYSTEM.signature, ref=RUNS)
+
+
+async def start(ws: Workspace, reason: str) -> None:
+    """Freeze `ws` (the file is written off the event loop) and wait for the writes queued
+    before it."""
+    await asyncio.to_thread(freeze, ws, reason)
+    await drain(ws)
+
+
+async def thaw(ws: Workspace) -> None:
+    await asyncio.to_thread(unfreeze, ws)
+
+
+async def status(ws: Workspace, mirror: Mirror) -> FreezeStatus:
+    """Whether `ws` is frozen and ready to move: no run active and the mirror holds every
+    commit of main and floom/runs."""
+    found = state(ws)
+    store = ws.runs
+    if found is not None:
+        await store.flush()  # the records of runs that ended are committed (and so mirrored)
+    active = sum(1 for r in list(store.live.values()) if r.status in ACTIVE)
+    mirrored_state = mirror.states().get(ws.id)
+    refs = tips(ws)
+    mirrored = bool(mirrored_state is not None and mirrored_state.enabled
+                    and not mirrored_state.pending and mirrored_state.pushed == refs)
+    since = (dt.datetime.fromtimestamp(found.since, dt.UTC).isoformat(timespec="seconds")
+             .replace("+00:00", "Z") if found else None)
+    return FreezeStatus(workspace=ws.id, frozen=found is not None, since=since,
+                        reason=found.reason if found else None, runs_active=active,
+                        mirror=mirrored_state, mirrored=mirrored,
+                        ready=found is not None and active == 0 and mirrored)

@@ -4,6 +4,7 @@ inputs give its tool."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import msgspec
@@ -94,8 +95,9 @@ def out(ws: Workspace, tool: ToolEntry) -> ToolOut:
                    worker_status=entry.status if entry is not None else "missing")
 
 
-def list_tools(ws: Workspace) -> list[ToolOut]:
-    return [out(ws, t) for t in registered(ws)]
+async def list_tools(ws: Workspace) -> list[ToolOut]:
+    """The registered tools (the file is read off the event loop)."""
+    return await asyncio.to_thread(lambda: [out(ws, t) for t in registered(ws)])
 
 
 def get(ws: Workspace, tool_id: str) -> ToolEntry:

@@ -1,22 +1,85 @@
-"""Cheap health checks for GET /health/details: each workspace repository (main and floom/runs
-readable, an unfinished working-tree sync, git lock files) and the run scheduler. No fsck: a
-full check costs seconds per repository; the crash test runs it instead."""
+"""GET /health/details, gathered: disk space, the mirror, run confinement, each workspace
+repository (main and floom/runs readable, an unfinished working-tree sync, git lock files) and
+the run scheduler. Cheap checks: no fsck (seconds per repository; the crash test runs it)."""
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
+import shutil
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
+from floom_git.config import Settings
+from floom_git.schemas.health import (
+    DiskCheck,
+    HealthChecks,
+    HealthDetails,
+    MirrorCheck,
+    SandboxCheck,
+)
 from floom_git.schemas.repo_health import (
     RepoCheck,
     RepositoriesCheck,
     SchedulerCheck,
     ScheduleState,
 )
-from floom_git.services.workspaces import Workspace
+from floom_git.services.mirror import Mirror
+from floom_git.services.workspaces import Workspace, WorkspaceManager
 from floom_git.storage.git_types import GitError
 from floom_git.storage.leftovers import LOCKS
 from floom_git.storage.repo import JOURNAL, MAIN, RUNS
+
+GB = 1024**3
+
+
+async def details(settings: Settings, manager: WorkspaceManager, mirror: Mirror, scheduler: Any,
+                  sandbox: SandboxCheck, *, workspaces: Collection[str],
+                  server_wide: bool) -> HealthDetails:
+    """Every check, for a caller who sees `workspaces` (and the disk and the fenced workspaces
+    when `server_wide`); the blocking ones run off the event loop."""
+    spaces = [ws for ws in manager.all() if ws.id in workspaces]
+    # a fenced workspace has no membership to check against: server admins see it
+    fenced = dict(manager.fenced) if server_wide else {}
+
+    def blocking() -> tuple[DiskCheck | None, RepositoriesCheck, SchedulerCheck]:
+        return (check_disk(settings) if server_wide else None,
+                check_repositories(spaces, fenced),
+                check_scheduler(scheduler, settings.scheduler and scheduler is not None,
+                                settings.scheduler_tick_seconds, spaces))
+
+    disk, repos, schedules = await asyncio.to_thread(blocking)
+    states = {w: s for w, s in mirror.states().items() if w in workspaces}
+    mirror_ok = all(s.failures == 0 for s in states.values())
+    checks = HealthChecks(
+        disk=disk, mirror=MirrorCheck(ok=mirror_ok, enabled=mirror.enabled, workspaces=states),
+        sandbox=sandbox, repositories=repos, scheduler=schedules,
+    )
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    healthy = (disk is None or disk.ok) and mirror_ok and repos.ok and schedules.ok and sandbox.ok
+    return HealthDetails(status="ok" if healthy else "degraded", checked_at=now, checks=checks)
+
+
+def check_disk(settings: Settings) -> DiskCheck:
+    """Free space where the data lives (blocking)."""
+    path = settings.data_dir if settings.data_dir.exists() else settings.data_dir.parent
+    usage = shutil.disk_usage(path)
+    free = usage.free / GB
+    return DiskCheck(ok=free >= settings.min_free_gb, path=str(settings.data_dir),
+                     free_gb=round(free, 2), total_gb=round(usage.total / GB, 2),
+                     min_free_gb=settings.min_free_gb)
+
+
+def check_sandbox(confined: bool, problem: str | None) -> SandboxCheck:
+    """Whether runs are confined (`confined`: a sandbox is configured; `problem`: why it cannot
+    run here)."""
+    if not confined:
+        return SandboxCheck(
+            ok=False, mode="none", detail="FLOOM_SANDBOX=none: runs are not confined"
+        )
+    detail = f"runs fail with sandbox_unavailable: {problem}" if problem else None
+    return SandboxCheck(ok=problem is None, mode="bwrap", detail=detail)
 
 
 def check_repo(ws: Workspace) -> RepoCheck:

@@ -2,7 +2,8 @@
 the run log, kept in step. What is durable where and when is storage/run_log.py's (the spool,
 fsync'd before a change is acknowledged, and the floom/runs committer); the index and its
 start-up are services/run_index.py's. This module ties them together for the state machine
-(services/runs.py), the run engine (`hooks`, see Hooks) and the live streams (`wait`).
+(services/runs.py), the run engine (given at construction, used once it has attached the store:
+see Hooks) and the live streams (`wait`).
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ class RunStore:
     """The run records of one workspace (index, live records, spool, commits). Every workspace
     has one, as `Workspace.runs`."""
 
-    def __init__(self, ws: Owner) -> None:
+    def __init__(self, ws: Owner, engine: Hooks | None = None) -> None:
         self.ws = ws
         self.settings = ws.settings
         self.log = RunLog(ws.repo, ws.writer, ws.settings.spool_dir / ws.uid,  # never reused
@@ -77,7 +78,14 @@ class RunStore:
         self.runs = RunIndex(self.log, f"workspace {ws.id}")
         self._passing: dict[str, list[tuple[int, dict[str, Any]]]] = {}  # see append_passing
         self._waiters: dict[str, asyncio.Event] = {}
-        self.hooks: Hooks | None = None  # the run engine, once it has attached this store
+        self.engine = engine  # the run engine (wired by the app through the manager)
+        self.attached = False  # loaded and recovered by the engine, which now dispatches its runs
+
+    @property
+    def hooks(self) -> Hooks | None:
+        """The run engine once it has attached this store; None before (runs created meanwhile
+        are recovered as queued when it attaches)."""
+        return self.engine if self.attached else None
 
     @classmethod
     def of(cls, ws: Owner) -> RunStore:

@@ -3,6 +3,7 @@ workspace overview, logs across a worker's runs, and the CSV export."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import datetime as dt
 import io
@@ -142,9 +143,15 @@ def timeseries(ws: Workspace, worker_id: str, days: int) -> list[TimeseriesPoint
     return [points[d] for d in dates]
 
 
-def worker_logs(ws: Workspace, worker_id: str, level: str | None, since: str | None,
-                limit: int) -> list[WorkerLogLine]:
-    """Log lines of the worker's runs, newest run first, until `limit` lines."""
+async def worker_logs(ws: Workspace, worker_id: str, level: str | None, since: str | None,
+                      limit: int) -> list[WorkerLogLine]:
+    """Log lines of the worker's runs, newest run first, until `limit` lines (read off the
+    event loop)."""
+    return await asyncio.to_thread(_worker_logs, ws, worker_id, level, since, limit)
+
+
+def _worker_logs(ws: Workspace, worker_id: str, level: str | None, since: str | None,
+                 limit: int) -> list[WorkerLogLine]:
     if not runs.store(ws).count(worker_id):
         entry_or_404(ws, worker_id)
         return []

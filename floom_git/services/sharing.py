@@ -172,8 +172,21 @@ def committed_files(ws: Workspace, worker_id: str) -> dict[str, bytes]:
 
 
 # -- share link use ----------------------------------------------------------------------------
-def create_link(store: ShareStore, ws: Workspace, actor: Actor, worker_id: str,
-                expires_in_days: int | None) -> tuple[str, Share]:
+async def create_link(store: ShareStore, ws: Workspace, actor: Actor, worker_id: str,
+                      expires_in_days: int | None) -> tuple[str, Share]:
+    """A new share link to a committed worker of `ws`: its token and what it shares."""
+    return await asyncio.to_thread(_create_link, store, ws, actor, worker_id, expires_in_days)
+
+
+async def revoke_links(store: ShareStore, ws: Workspace, worker_id: str) -> int:
+    """Revoke every link to the worker; how many there were. NotFound for a malformed id."""
+    if not paths.WORKER_ID_RE.match(worker_id):
+        raise NotFound("Worker not found")
+    return await asyncio.to_thread(store.revoke, ws.uid, worker_id)
+
+
+def _create_link(store: ShareStore, ws: Workspace, actor: Actor, worker_id: str,
+                 expires_in_days: int | None) -> tuple[str, Share]:
     try:
         committed_files(ws, worker_id)  # only committed workers can be shared
     except NotFound:
@@ -190,9 +203,14 @@ def _source(manager: WorkspaceManager, share: Share) -> Workspace:
     return ws
 
 
-def public_worker(manager: WorkspaceManager, store: ShareStore, token: str,
-                  worker_id: str | None = None) -> PublicWorker:
+async def public_worker(manager: WorkspaceManager, store: ShareStore, token: str,
+                        worker_id: str | None = None) -> PublicWorker:
     """The public view a token grants; `worker_id` (from the URL) must be the shared worker."""
+    return await asyncio.to_thread(_public_worker, manager, store, token, worker_id)
+
+
+def _public_worker(manager: WorkspaceManager, store: ShareStore, token: str,
+                   worker_id: str | None) -> PublicWorker:
     share = store.resolve(token)
     if worker_id is not None and worker_id != share.worker_id:
         raise NotFound(GONE)

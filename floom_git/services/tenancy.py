@@ -1,6 +1,6 @@
 """Workspaces as tenants: create (a new repository from the template; the creator becomes owner),
 rename/describe (a workspace.yml commit), delete (repository, memberships, tokens and secrets),
-and the secret overview of a workspace (names and status, never values)."""
+and the timestamps the identity routes show."""
 
 from __future__ import annotations
 
@@ -11,10 +11,9 @@ from floom_git import paths
 from floom_git.codec import dump_yaml, load_yaml, set_top_level
 from floom_git.errors import Conflict, InvalidInput
 from floom_git.schemas.agent import check_workspace_yml
-from floom_git.schemas.identity import SecretOut, WorkspaceCreate, WorkspacePatch
+from floom_git.schemas.identity import WorkspaceCreate, WorkspacePatch
 from floom_git.services.actor import Actor
 from floom_git.services.identity import Identity
-from floom_git.services.secrets import PLATFORM, SecretStore
 from floom_git.services.workspaces import Workspace, WorkspaceManager
 from floom_git.storage.repo import Changeset, WorkspaceRepo
 
@@ -122,23 +121,3 @@ async def delete_workspace(manager: WorkspaceManager, ws_id: str) -> None:
         raise Conflict("The default workspace cannot be deleted")
     manager.get(ws_id)
     await manager.delete(ws_id)
-
-
-def secret_overview(ws: Workspace, secrets: SecretStore) -> list[SecretOut]:
-    """Every secret that is set or declared by a worker: status and the workers using it."""
-    used_by: dict[str, list[str]] = {}
-    for entry in ws.workers.all():
-        if entry.manifest is not None:
-            for name in entry.manifest.exec.secrets:
-                used_by.setdefault(name, []).append(entry.id)
-    stored = secrets.names(ws.uid)
-    out = []
-    for name in sorted(set(used_by) | set(stored)):
-        if name in PLATFORM:
-            continue
-        meta = stored.get(name)
-        out.append(SecretOut(name=name, status="set" if meta is not None else "missing",
-                             used_by=sorted(used_by.get(name, [])),
-                             updated_at=iso(meta.get("updated_at")) if meta else None,
-                             updated_by=meta.get("updated_by") if meta else None))
-    return out

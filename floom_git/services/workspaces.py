@@ -19,7 +19,7 @@ import secrets
 import shutil
 import time
 from collections.abc import Awaitable, Callable, Collection
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +29,11 @@ from floom_git.config import Settings
 from floom_git.errors import Conflict, FloomError, InvalidInput, NotFound, Unavailable
 from floom_git.services import freeze, mirror
 from floom_git.services.actor import SYSTEM, Actor
+from floom_git.services.conversations import ConversationStore
 from floom_git.services.events import EventBus
 from floom_git.services.moves import Moved, Moves
 from floom_git.services.registry import WorkerRegistry
-from floom_git.services.run_records import RunStore
+from floom_git.services.run_records import Hooks, RunStore
 from floom_git.storage import history, private
 from floom_git.storage.atomic import atomic_write
 from floom_git.storage.repo import MAIN, CommitResult, WorkspaceRepo
@@ -59,10 +60,16 @@ class Workspace:
     moves: Moves  # after a branch moved: reload, event, subscribers (services/moves.py)
     # Names of the secrets set for this workspace (values never leave the secret store).
     secret_names: Callable[[], Collection[str]] = lambda: ()
+    # The run engine that dispatches this workspace's runs (None where no engine runs, as in
+    # tests of the services alone); the store uses it once the engine has attached it.
+    run_engine: InitVar[Hooks | None] = None
     runs: RunStore = field(init=False)  # its run records; made with the workspace
+    conversations: ConversationStore = field(init=False)  # its chat, on floom/conversations
+    frozen: freeze.FreezeCache = field(default_factory=freeze.FreezeCache)  # see services/freeze
 
-    def __post_init__(self) -> None:
-        self.runs = RunStore(self)
+    def __post_init__(self, run_engine: Hooks | None) -> None:
+        self.runs = RunStore(self, run_engine)
+        self.conversations = ConversationStore(self)
 
     @property
     def path(self) -> Path:
@@ -168,8 +175,25 @@ class WorkspaceManager:
         # before its repository goes: each removes what it keeps of the workspace (its runs,
         # share links, webhook secrets, alerts, schedules, secrets, members, tokens, caches).
         self.on_delete: list[Callable[[Workspace], Awaitable[None]]] = []
+        # Then each of these is called off the event loop with the workspace's internal id: the
+        # stores in system/ that forget it (blocking file and database work).
+        self.on_delete_stored: list[Callable[[str], object]] = []
         # workspace id -> names of its secrets; wired to the secret store by the app.
         self.secret_names: Callable[[str], Collection[str]] = lambda ws_id: ()
+        # The run engine every workspace's run store reports to; wired by the app before the
+        # workspaces open (runtime/queue.py's RunEngine).
+        self.run_engine: Hooks | None = None
+
+    async def start(self, default: str = "default") -> None:
+        """Open every workspace on disk (off the event loop), then create `default` when no
+        workspace of that name exists (fenced when it cannot be made: the rest still serve)."""
+        await asyncio.to_thread(self.open_all)
+        if not self.known(default):
+            try:
+                await self.create(default)
+                log.info("created workspace '%s' from %s", default, self.settings.template_dir)
+            except Exception as exc:  # e.g. a folder `default` that is no repository
+                self.fence(default, exc)
 
     def open_all(self) -> None:
         """Open every workspace on disk, finishing any interrupted working-tree sync."""
@@ -208,7 +232,8 @@ class WorkspaceManager:
         repo.recover()
         workers, events = WorkerRegistry(repo), EventBus()
         ws = Workspace(ws_id, repo, Writer(repo), workers, events, self.settings, uid=uid,
-                       moves=Moves(workers, events), secret_names=lambda: self.secret_names(uid))
+                       moves=Moves(workers, events), secret_names=lambda: self.secret_names(uid),
+                       run_engine=self.run_engine)
         ws.writer.listeners.append(ws._on_commit)
         ws.writer.landed = ws._landed
         ws.writer.gate = lambda ref: freeze.check_writable(ws) if ref == MAIN else None
@@ -296,6 +321,11 @@ class WorkspaceManager:
                 await purge(ws)
             except Exception:
                 log.exception("deleting workspace %s: %r could not remove its state", ws_id, purge)
+        for forget in list(self.on_delete_stored):
+            try:
+                await asyncio.to_thread(forget, ws.uid)
+            except Exception:
+                log.exception("deleting workspace %s: %r could not remove its state", ws_id, forget)
         async with ws.writer.locked():
             for listener in list(self.on_close):
                 listener(ws)

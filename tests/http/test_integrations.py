@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from floom_git.services.integrations import BUILTIN_FILE, Catalog
+from tests.conftest import add_member
 
 SHIPPED = {"github", "google-drive", "gmail", "slack", "linear", "notion"}
 
@@ -82,3 +83,15 @@ async def test_invalid_operator_file_is_named(client, settings, text, detail):
     (settings.system_dir / "integrations.yml").write_text(text)
     resp = await client.get("/api/integrations/catalog")
     assert resp.status == 409 and detail in (await resp.json())["detail"]
+
+
+async def test_catalog_sees_the_oauth_client_stored_in_the_workspace_secrets(client):
+    """The catalog reads the workspace's secrets under its internal id (where they are stored),
+    so an app whose client id and secret are set says so."""
+    admin = add_member(client.server.app, "default", "admin", "root")[1]
+    for name in ("GITHUB_OAUTH_CLIENT_ID", "GITHUB_OAUTH_CLIENT_SECRET"):
+        resp = await client.post(f"/api/secrets/{name}", json={"value": "x"}, headers=admin)
+        assert resp.status == 200
+    found = await (await client.get("/api/integrations/catalog?search=github")).json()
+    github = next(a for a in found["items"] if a["slug"] == "github")
+    assert github["oauth_configured"] is True

@@ -4,11 +4,9 @@ device token minted from a credential inherits its grant (grants.derive): never 
 
 from __future__ import annotations
 
-import asyncio
-
 from aiohttp import web
 
-from floom_git.errors import Forbidden, InvalidInput, NotFound
+from floom_git.errors import Forbidden
 from floom_git.http import wire
 from floom_git.http.keys import ACTOR, AUTH, IDENTITY, LIMITER, MANAGER, SETTINGS
 from floom_git.http.origin import json_body, same_origin
@@ -30,11 +28,10 @@ from floom_git.schemas.identity import (
 )
 from floom_git.schemas.rows import UserRow
 from floom_git.services.auth import SESSION_COOKIE, Principal
-from floom_git.services.identity import Identity
+from floom_git.services.identity import Identity, signin
 from floom_git.services.identity.grants import UNLIMITED, Grant, derive
 from floom_git.services.tenancy import describe, iso
 
-CLI_TOKEN_DAYS = 90
 LOGIN_IP_PEOPLE = 4
 POLL_SECONDS = 2
 SMALL_BODY = 16 * 1024
@@ -72,11 +69,11 @@ def _active(request: web.Request, actor: object) -> tuple[WorkspaceRef | None, s
     return WorkspaceRef(id=ws_id, name=describe(manager.get(ws_id))[0]), role
 
 
-def _with_session(request: web.Request, user: UserRow, grant: Grant = UNLIMITED) -> web.Response:
+async def _with_session(request: web.Request, user: UserRow, grant: Grant = UNLIMITED
+                        ) -> web.Response:
     """Start a session for `user` limited by `grant`; answer with it and set its cookie."""
     ident = identity(request)
-    expires_at = ident.sessions.expires_at(grant)
-    value = ident.sessions.create(user.id, grant)
+    value, expires_at = await signin.start_session(ident, user.id, grant)
     principal = request.app[AUTH].session_actor(value)
     workspace, role = _active(request, principal)
     body = SessionOut(user=user_out(user), expires_at=iso(expires_at) or "", workspace=workspace,
@@ -98,17 +95,17 @@ async def login(request: web.Request) -> web.Response:
     # one budget per person, whichever name or email they type, and per client IP a budget
     # of LOGIN_IP_PEOPLE people (an office signs in from one address)
     limiter.hit("login", "ip:" + client_ip(request), limiter.per_minute["login"] * LOGIN_IP_PEOPLE)
-    limiter.hit("login", "user:" + await asyncio.to_thread(ident.users.canonical_login, body.username))
+    limiter.hit("login", "user:" + await signin.canonical_login(ident, body.username))
     with auth_attempt(request):
-        user = await asyncio.to_thread(ident.users.login, body.username, body.password)
-    return _with_session(request, user)  # the password is the user's own, uncapped authority
+        user = await signin.password_login(ident, body.username, body.password)
+    return await _with_session(request, user)  # the password is the user's own, uncapped authority
 
 
 async def logout(request: web.Request) -> web.Response:
     value = request.cookies.get(SESSION_COOKIE)
     if value:
         same_origin(request)
-    ended = bool(value) and await asyncio.to_thread(identity(request).sessions.end, value or "")
+    ended = bool(value) and await signin.end_session(identity(request), value or "")
     response = wire.json(Done(ok=bool(ended)))
     response.del_cookie(SESSION_COOKIE, path="/")
     return response
@@ -120,26 +117,22 @@ async def refresh(request: web.Request) -> web.Response:
     actor = require_user(request)
     ident = identity(request)
     if actor.auth_method == "session":
-        await asyncio.to_thread(ident.sessions.end, request.cookies.get(SESSION_COOKIE, ""))
-    return _with_session(request, ident.users.get(actor.user_id), derive(actor.grant()))
+        await signin.end_session(ident, request.cookies.get(SESSION_COOKIE, ""))
+    return await _with_session(request, ident.users.get(actor.user_id), derive(actor.grant()))
 
 
 async def magic_link(request: web.Request) -> web.Response:
     actor = require_user(request)
     ident = identity(request)
-    token = await asyncio.to_thread(ident.magic.issue, actor.user_id, derive(actor.grant()))
+    token = await signin.issue_magic_link(ident, actor.user_id, derive(actor.grant()))
     return wire.json(MagicLinkOut(url=f"{base_url(request)}/auth/magic/{token}",
                                   expires_in=ident.magic.ttl))
 
 
 async def magic_consume(request: web.Request) -> web.Response:
-    ident = identity(request)
     with auth_attempt(request):
-        user_id, grant = await asyncio.to_thread(ident.magic.consume, request.match_info["token"])
-    user = ident.users.get(user_id)
-    if user.email:
-        await asyncio.to_thread(ident.store.claim_invites, user.id, user.email, ident.magic.now())
-    return _with_session(request, user, derive(grant))
+        user, grant = await signin.magic_sign_in(identity(request), request.match_info["token"])
+    return await _with_session(request, user, derive(grant))
 
 
 async def me(request: web.Request) -> web.Response:
@@ -158,7 +151,7 @@ async def device_start(request: web.Request) -> web.Response:
     body = await wire.decode(request, DeviceStart,
                              SMALL_BODY) if request.body_exists else DeviceStart()
     ident = identity(request)
-    device_code, user_code = await asyncio.to_thread(ident.devices.start, body.client_name)
+    device_code, user_code = await signin.start_device(ident, body.client_name)
     return wire.json(DeviceOut(device_code=device_code, user_code=user_code,
                                verification_url=f"{base_url(request)}/ui/device",
                                expires_in_seconds=ident.devices.ttl,
@@ -168,9 +161,8 @@ async def device_start(request: web.Request) -> web.Response:
 async def _decide(request: web.Request, approve: bool) -> web.Response:
     actor = require_user(request)
     body = await wire.decode(request, DeviceDecision, SMALL_BODY)
-    await asyncio.to_thread(identity(request).devices.decide, body.user_code, actor.user_id,
-                            approve,
-                            derive(actor.grant()))
+    await signin.decide_device(identity(request), body.user_code, actor.user_id, approve,
+                               derive(actor.grant()))
     return wire.json(Done(ok=True))
 
 
@@ -183,29 +175,9 @@ async def device_deny(request: web.Request) -> web.Response:
 
 
 async def cli_exchange(request: web.Request) -> web.Response:
-    """Trade an approved device code for a personal token of the approving user, exactly once.
-
-    The token acts as the approver and inherits the approving credential's grant (role cap,
-    workspace, expiry), so it can never do more, or for longer, than what approved it.
-    """
+    """Trade an approved device code for a personal token of the approving user, exactly once
+    (signin.exchange_device)."""
     body = await wire.decode(request, DeviceExchange, SMALL_BODY)
-    ident = identity(request)
-    user_id, approved = ident.devices.approved_user(body.device_code)
-    try:
-        user = ident.users.get(user_id)
-    except NotFound:
-        raise InvalidInput("device_code: the approving user no longer exists") from None
-    device = ident.store.device(ident.devices.device_digest(body.device_code))
-    assert device is not None
-    grant = derive(approved, expires_at=ident.tokens.now() + CLI_TOKEN_DAYS * 86400)
-    value, row = ident.tokens.new(user_id=user.id, kind="cli", name=device.client_name,
-                                  role=grant.role_cap, workspace_id=grant.workspace_id,
-                                  expires_at=grant.expires_at)
-    try:
-        await asyncio.to_thread(ident.store.exchange_device,
-                                ident.devices.device_digest(body.device_code),
-                                row, ident.tokens.digest(value))
-    except LookupError:
-        raise InvalidInput("device_code: already exchanged for a token") from None
+    value, row, user = await signin.exchange_device(identity(request), body.device_code)
     return wire.json(DeviceToken(token=value, token_id=row.id, user=user_out(user),
                                  api_base=f"{base_url(request)}/api"))

@@ -3,53 +3,28 @@ worker run stats, timeseries and logs, the system overview and the runs CSV expo
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any
-
-import msgspec
 from aiohttp import web
 
-from floom_git.errors import NotFound, Unauthenticated
+from floom_git.errors import Unauthenticated
 from floom_git.http import content, wire
 from floom_git.http.handlers.common import settings, workspace
 from floom_git.http.handlers.runs import attached, run_query, webhook_url
 from floom_git.http.keys import ALERTS, ENGINE, MANAGER, WEBHOOKS
 from floom_git.http.ratelimit import auth_attempt, client_ip
 from floom_git.schemas import run as schema
-from floom_git.services import approvals, run_stats, runs, workers
+from floom_git.services import approvals, deliveries, run_stats, runs, workers
 from floom_git.services.webhooks import REFUSED
-from floom_git.services.workspaces import Workspace
 
 WORKSPACE_HEADER = "x-workeros-workspace"  # as the auth middleware reads it
 WORKSPACE_COOKIE = "floom_workspace"
 DELIVERY_HEADERS = ("X-Request-ID", "X-Delivery-ID", "X-Floom-Delivery", "X-GitHub-Delivery")
 
 
-def _has_webhook(ws: Workspace, worker_id: str) -> bool:
-    entry = ws.workers.get(worker_id)
-    return bool(entry and entry.manifest and any(t.type == "webhook" for t in entry.manifest.all_triggers))
-
-
-async def _rotated(request: web.Request, ws: Workspace, worker_id: str) -> schema.WebhookSecret:
-    workers.entry_or_404(ws, worker_id)
-    raw, token = await asyncio.to_thread(request.app[WEBHOOKS].rotate, ws.uid, worker_id)
-    return schema.WebhookSecret(worker_id=worker_id, webhook_secret=raw, webhook_token=token,
-                                webhook_url=webhook_url(request, worker_id, token))
-
-
 async def rotate_secret(request: web.Request) -> web.Response:
-    ws = workspace(request)
-    return wire.json(await _rotated(request, ws, request.match_info["id"]))
-
-
-def _webhook_inputs(body: bytes) -> dict[str, Any]:
-    if not body.strip():
-        return {}
-    try:
-        value = msgspec.json.decode(body)
-    except msgspec.DecodeError:
-        return {"raw": body.decode("utf-8", "replace")}
-    return value if isinstance(value, dict) else {"event": value}
+    wid = request.match_info["id"]
+    raw, token = await deliveries.rotate_secret(request.app[WEBHOOKS], workspace(request), wid)
+    return wire.json(schema.WebhookSecret(worker_id=wid, webhook_secret=raw, webhook_token=token,
+                                          webhook_url=webhook_url(request, wid, token)))
 
 
 async def webhook(request: web.Request) -> web.Response:
@@ -75,19 +50,10 @@ async def webhook(request: web.Request) -> web.Response:
         store.verify(ws.uid, wid, request.query.get("token"),
                      request.headers.get("X-Floom-Signature"),
                      body)
-    if not _has_webhook(ws, wid):  # the secret checked out: the caller may learn why
-        raise NotFound(f"Worker {wid} has no webhook trigger")
+    deliveries.check_webhook(ws, wid)
     await request.app[ENGINE].attach(ws)
     delivery = next((request.headers[h] for h in DELIVERY_HEADERS if request.headers.get(h)), None)
-    if delivery:
-        earlier = store.seen(ws.uid, wid, delivery[:200])
-        if earlier:
-            return wire.json(schema.WebhookAccepted(status="queued", run_id=earlier, deduped=True))
-    record = runs.create_run(ws, wid, _webhook_inputs(body), trigger_source="webhook",
-                             trigger_ref=delivery[:200] if delivery else None)
-    if delivery:
-        await asyncio.to_thread(store.remember, ws.uid, wid, delivery[:200], record.id)
-    return wire.json(schema.WebhookAccepted(status=record.status, run_id=record.id))
+    return wire.json(await deliveries.webhook_run(store, ws, wid, body, delivery))
 
 
 # -- alerts -------------------------------------------------------------------------------------
@@ -95,7 +61,7 @@ async def list_alerts(request: web.Request) -> web.Response:
     ws = workspace(request)
     wid = request.match_info["id"]
     workers.entry_or_404(ws, wid)
-    return wire.json(await asyncio.to_thread(request.app[ALERTS].for_worker, ws.uid, wid))
+    return wire.json(await request.app[ALERTS].for_worker(ws.uid, wid))
 
 
 async def create_alert(request: web.Request) -> web.Response:
@@ -104,15 +70,15 @@ async def create_alert(request: web.Request) -> web.Response:
     workers.entry_or_404(ws, wid)
     body = await wire.decode(request, schema.AlertCreate, settings(request).max_json_bytes)
     cfg = settings(request)
-    alert = await asyncio.to_thread(request.app[ALERTS].create, ws.uid, wid, body,
-                                    cfg.alert_allow_private_urls, bool(cfg.smtp_url))
+    alert = await request.app[ALERTS].create(ws.uid, wid, body, cfg.alert_allow_private_urls,
+                                             bool(cfg.smtp_url))
     return wire.json(alert, status=201)
 
 
 async def delete_alert(request: web.Request) -> web.Response:
     ws = workspace(request)
-    await asyncio.to_thread(request.app[ALERTS].delete, ws.uid, request.match_info["id"],
-                            request.match_info["alert_id"])
+    await request.app[ALERTS].delete(ws.uid, request.match_info["id"],
+                                     request.match_info["alert_id"])
     return web.Response(status=204)
 
 
@@ -132,8 +98,8 @@ async def worker_logs(request: web.Request) -> web.Response:
     ws = await attached(request)
     level = wire.q_choice(request, "level", schema.LEVELS, None)
     since = request.query.get("since")
-    lines = await asyncio.to_thread(
-        run_stats.worker_logs, ws, request.match_info["id"], level,
+    lines = await run_stats.worker_logs(
+        ws, request.match_info["id"], level,
         runs.iso(runs.parse_iso(since, "since")) if since else None,
         wire.q_limit(request, 200, 1000))
     return wire.json(lines)

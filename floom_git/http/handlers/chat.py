@@ -14,10 +14,8 @@ import msgspec
 from aiohttp import web
 from aiohttp_sse import sse_response
 
-from floom_git.agents.config import NeedsSetup
 from floom_git.agents.loop import Limits
 from floom_git.agents.turn import RetryPolicy
-from floom_git.errors import Conflict
 from floom_git.http import wire
 from floom_git.http.handlers.common import actor, settings
 from floom_git.http.handlers.runs import attached
@@ -30,7 +28,6 @@ from floom_git.schemas.conversation import (
     ConversationOut,
 )
 from floom_git.services import agent_setup
-from floom_git.services.conversations import ConversationStore
 from floom_git.services.workspaces import Workspace
 
 log = logging.getLogger("floom_git.chat")
@@ -39,14 +36,14 @@ DONE = object()
 
 async def forget(ws: Workspace) -> None:
     """Drop a deleted workspace's conversation spool."""
-    ConversationStore.of(ws).drop()
+    ws.conversations.drop()
 
 
 async def lifetime(app: web.Application) -> AsyncIterator[None]:
     """Commit what a crash left in the spools at start-up; at shutdown stop the answers still
     running and commit the spooled conversations (before the run engine stops)."""
     for ws in app[MANAGER].all():  # conversations a crash left in the spool get committed now
-        store = ConversationStore.of(ws)
+        store = ws.conversations
         if store.spool.is_dir():
             await store.ready()
     yield
@@ -56,9 +53,7 @@ async def lifetime(app: web.Application) -> AsyncIterator[None]:
         task.cancel()
     await asyncio.gather(*answers, return_exceptions=True)
     for ws in app[MANAGER].all():
-        spooled: ConversationStore | None = vars(ws).get("_conversation_store")
-        if spooled is not None:
-            await spooled.close()
+        await ws.conversations.close()
 
 
 def _out(c: Conversation) -> ConversationOut:
@@ -73,13 +68,11 @@ async def chat(request: web.Request) -> web.StreamResponse:
     who = actor(request)
     body = await wire.decode(request, ChatRequest, cfg.max_json_bytes)
     secrets = request.app[SECRETS]
-    config = await asyncio.to_thread(agent_setup.resolve, ws, None,
-                                     lambda name: secrets.values(ws.uid, [name]).get(name))
-    if isinstance(config, NeedsSetup):
-        raise Conflict(f"The workspace agent needs setup: {config.reason}")
-    store = await ConversationStore.of(ws).ready()
+    config = await agent_setup.workspace_agent(
+        ws, lambda name: secrets.values(ws.uid, [name]).get(name))
+    store = await ws.conversations.ready()
     conversation = chat_runtime.start(store, who, body.message, body.conversation_id)
-    history = await asyncio.to_thread(store.messages, conversation.id)
+    history = await store.read_messages(conversation.id)
     events: asyncio.Queue[Any] = asyncio.Queue()
 
     async def run() -> None:
@@ -115,7 +108,7 @@ async def chat(request: web.Request) -> web.StreamResponse:
 
 async def list_conversations(request: web.Request) -> web.Response:
     ws = await attached(request)
-    store = await ConversationStore.of(ws).ready()
+    store = await ws.conversations.ready()
     everyone = bool(wire.q_bool(request, "all"))
     found = store.visible_to(actor(request), everyone=everyone)
     limit, offset = wire.q_limit(request, 50, 500), wire.q_int(request, "offset", 0, 0)
@@ -125,9 +118,9 @@ async def list_conversations(request: web.Request) -> web.Response:
 
 async def get_conversation(request: web.Request) -> web.Response:
     ws = await attached(request)
-    store = await ConversationStore.of(ws).ready()
+    store = await ws.conversations.ready()
     conversation = store.get(request.match_info["id"], actor(request))
-    messages = await asyncio.to_thread(store.messages, conversation.id)
+    messages = await store.read_messages(conversation.id)
     return wire.json(ConversationDetail(**{f: getattr(_out(conversation), f)
                                            for f in ConversationOut.__struct_fields__},
                                         messages=messages))

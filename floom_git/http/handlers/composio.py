@@ -4,18 +4,17 @@ starts nothing new, as webhooks do."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 from aiohttp import web
 
-from floom_git.errors import FloomError, InvalidInput
+from floom_git.errors import InvalidInput
 from floom_git.http import wire
 from floom_git.http.handlers.automation import WORKSPACE_HEADER
 from floom_git.http.handlers.common import settings
 from floom_git.http.keys import ENGINE, MANAGER, WEBHOOKS
-from floom_git.schemas.integrations import ComposioAccepted, EventRun
-from floom_git.services import composio, runs
+from floom_git.schemas.integrations import ComposioAccepted
+from floom_git.services import composio, deliveries
 
 
 async def composio_events(request: web.Request) -> web.Response:
@@ -32,23 +31,7 @@ async def composio_events(request: web.Request) -> web.Response:
     ws = request.app[MANAGER].get(request.headers.get(WORKSPACE_HEADER)
                                   or request.query.get("workspace") or "default")
     await request.app[ENGINE].attach(ws)
-    event = composio.parse_event(payload)
-    receipts = request.app[WEBHOOKS]
-    started: list[EventRun] = []
-    for worker_id in composio.matching_workers(ws, event):
-        key = f"composio:{delivery}"
-        earlier = receipts.seen(ws.uid, worker_id, key)
-        if earlier:
-            started.append(EventRun(worker_id=worker_id, run_id=earlier, deduped=True))
-            continue
-        try:
-            record = runs.create_run(ws, worker_id, {"event": payload}, trigger_source="composio",
-                                     trigger_ref=delivery)
-        except FloomError as exc:
-            started.append(EventRun(worker_id=worker_id, skipped=exc.message))
-            continue
-        await asyncio.to_thread(receipts.remember, ws.uid, worker_id, key, record.id)
-        started.append(EventRun(worker_id=worker_id, run_id=record.id))
+    event, started = await deliveries.composio_runs(request.app[WEBHOOKS], ws, payload, delivery)
     return wire.json(ComposioAccepted(
         status="accepted", delivery_id=delivery, event=event.slug, runs=started,
         deduped=bool(started) and all(r.deduped for r in started)))

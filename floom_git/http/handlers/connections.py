@@ -3,16 +3,13 @@ status, live test, tools, activity and secrets; the integrations catalog."""
 
 from __future__ import annotations
 
-import asyncio
-
 from aiohttp import web
 
 from floom_git.errors import InvalidInput
 from floom_git.http import wire
 from floom_git.http.handlers.common import actor, settings, workspace
-from floom_git.http.keys import CONNECTIONS, MANAGER, SECRETS
+from floom_git.http.keys import CONNECTIONS, MANAGER
 from floom_git.schemas.connections import AppConnectionCreate, McpConnectionCreate
-from floom_git.services import connection_files
 from floom_git.services.connections import Connections
 
 MAX_PAGE = 10_000
@@ -30,19 +27,16 @@ def _redirect_uri(request: web.Request) -> str:
 
 
 async def list_connections(request: web.Request) -> web.Response:
-    items = await asyncio.to_thread(service(request).list, workspace(request))
+    items = await service(request).list(workspace(request))
     return wire.json(items, headers={"X-Total-Count": str(len(items))})
 
 
 async def get_connection(request: web.Request) -> web.Response:
-    ws = workspace(request)
-    entry = connection_files.find(ws, request.match_info["id"])
-    return wire.json(await asyncio.to_thread(service(request).out, ws, entry))
+    return wire.json(await service(request).one(workspace(request), request.match_info["id"]))
 
 
 async def connection_status(request: web.Request) -> web.Response:
-    return wire.json(await asyncio.to_thread(service(request).status_of, workspace(request),
-                                             request.match_info["id"]))
+    return wire.json(await service(request).status_of(workspace(request), request.match_info["id"]))
 
 
 async def create_mcp(request: web.Request) -> web.Response:
@@ -83,26 +77,23 @@ async def delete_connection(request: web.Request) -> web.Response:
 
 async def connection_activity(request: web.Request) -> web.Response:
     limit = wire.q_limit(request, 50, 200)
-    return wire.json(await asyncio.to_thread(service(request).activity, workspace(request),
-                                             request.match_info["id"], limit))
+    return wire.json(await service(request).activity(workspace(request), request.match_info["id"],
+                                                     limit))
 
 
 async def connection_secrets(request: web.Request) -> web.Response:
-    return wire.json(await asyncio.to_thread(service(request).secret_overview, workspace(request)))
+    return wire.json(await service(request).secret_overview(workspace(request)))
 
 
 # -- integrations catalog -------------------------------------------------------------------------
 async def catalog(request: web.Request) -> web.Response:
-    svc = service(request)
-    names = set(request.app[SECRETS].names(workspace(request).id))
-    page = await asyncio.to_thread(
-        svc.catalog.page, search=request.query.get("search") or None,
+    page = await service(request).catalog_page(
+        workspace(request), search=request.query.get("search") or None,
         category=request.query.get("category") or None,
-        page=wire.q_int(request, "page", 1, 1, MAX_PAGE), limit=wire.q_limit(request, 50, 200),
-        secret_names=names)
+        page=wire.q_int(request, "page", 1, 1, MAX_PAGE), limit=wire.q_limit(request, 50, 200))
     return wire.json(page, headers={"X-Total-Count": str(page.total)})
 
 
 async def catalog_tools(request: web.Request) -> web.Response:
-    app = await asyncio.to_thread(service(request).catalog.get, request.match_info["slug"])
+    app = await service(request).catalog_app(request.match_info["slug"])
     return wire.json(app.tools)

@@ -3,8 +3,6 @@ workspace-tools.yml (one commit per change)."""
 
 from __future__ import annotations
 
-import asyncio
-
 from aiohttp import web
 
 from floom_git.http import wire
@@ -14,7 +12,7 @@ from floom_git.services import mcp_tools
 
 
 async def list_tools(request: web.Request) -> web.Response:
-    items = await asyncio.to_thread(mcp_tools.list_tools, workspace(request))
+    items = await mcp_tools.list_tools(workspace(request))
     return wire.json(items, headers={"X-Total-Count": str(len(items))})
 
 

@@ -3,8 +3,6 @@ change a role and remove. Admins manage members; only owners touch owners."""
 
 from __future__ import annotations
 
-import asyncio
-
 from aiohttp import web
 
 from floom_git.http import wire
@@ -13,6 +11,7 @@ from floom_git.http.handlers.common import actor, workspace
 from floom_git.schemas.api import Deleted
 from floom_git.schemas.identity import MemberInvite, MemberList, MemberOut, MemberRoleIn
 from floom_git.schemas.rows import MemberRow, UserRow
+from floom_git.services.identity import manage
 from floom_git.services.tenancy import iso
 
 
@@ -25,9 +24,8 @@ def member_out(ws_id: str, row: MemberRow, user: UserRow | None) -> MemberOut:
                      created_at=iso(row.created_at) or "", updated_at=iso(row.updated_at) or "")
 
 
-def _one(request: web.Request, row: MemberRow) -> MemberOut:
-    return member_out(workspace(request).id, row,
-                      identity(request).store.user(row.user_id) if row.user_id else None)
+def _one(request: web.Request, member: manage.Member) -> MemberOut:
+    return member_out(workspace(request).id, *member)
 
 
 async def list_members(request: web.Request) -> web.Response:
@@ -41,20 +39,20 @@ async def list_members(request: web.Request) -> web.Response:
 async def invite(request: web.Request) -> web.Response:
     body = await wire.decode(request, MemberInvite, SMALL_BODY)
     who = actor(request)
-    row = await asyncio.to_thread(identity(request).members.invite, workspace(request).uid,
-                                  body.email, body.role, who.user_id, who.role)
-    return wire.json(_one(request, row), 201)
+    member = await manage.invite_member(identity(request), workspace(request).uid, body.email,
+                                        body.role, who.user_id, who.role)
+    return wire.json(_one(request, member), 201)
 
 
 async def set_role(request: web.Request) -> web.Response:
     body = await wire.decode(request, MemberRoleIn, SMALL_BODY)
-    row = await asyncio.to_thread(identity(request).members.set_role, workspace(request).uid,
-                                  request.match_info["user_id"], body.role, actor(request).role)
-    return wire.json(_one(request, row))
+    member = await manage.set_member_role(identity(request), workspace(request).uid,
+                                          request.match_info["user_id"], body.role,
+                                          actor(request).role)
+    return wire.json(_one(request, member))
 
 
 async def remove(request: web.Request) -> web.Response:
     key = request.match_info["user_id"]
-    await asyncio.to_thread(identity(request).members.remove, workspace(request).uid, key,
-                            actor(request).role)
+    await manage.remove_member(identity(request), workspace(request).uid, key, actor(request).role)
     return wire.json(Deleted(deleted=True, id=key, sha=None))

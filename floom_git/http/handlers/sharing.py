@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from aiohttp import web
 
-from floom_git import paths
-from floom_git.errors import NotFound
 from floom_git.http import wire
 from floom_git.http.handlers.common import actor, settings, workspace
 from floom_git.http.keys import MANAGER
@@ -27,33 +23,27 @@ def _base_url(request: web.Request) -> str:
 async def create_link(request: web.Request) -> web.Response:
     body = await wire.decode_optional(request, ShareLinkCreate, 4096)
     wid = request.match_info["id"]
-    token, share = await asyncio.to_thread(
-        sharing.create_link, _store(request), workspace(request), actor(request), wid,
-        body.expires_in_days,
-    )
+    token, share = await sharing.create_link(_store(request), workspace(request), actor(request),
+                                             wid, body.expires_in_days)
     return wire.json(ShareLink(token=token, url=f"{_base_url(request)}/s/{token}", worker_id=wid,
                                expires_at=share.expires_at), 201)
 
 
 async def revoke_links(request: web.Request) -> web.Response:
-    wid = request.match_info["id"]
-    if not paths.WORKER_ID_RE.match(wid):
-        raise NotFound("Worker not found")
-    count = await asyncio.to_thread(_store(request).revoke, workspace(request).uid, wid)
+    count = await sharing.revoke_links(_store(request), workspace(request), request.match_info["id"])
     return wire.json(ShareRevoked(revoked=count > 0, count=count))
 
 
 async def public_worker(request: web.Request) -> web.Response:
     token = request.query.get("token", "")
-    view = await asyncio.to_thread(sharing.public_worker, request.app[MANAGER], _store(request),
-                                   token,
-                                   request.match_info["id"])
+    view = await sharing.public_worker(request.app[MANAGER], _store(request), token,
+                                       request.match_info["id"])
     return wire.json(view)
 
 
 async def public_by_token(request: web.Request) -> web.Response:
-    view = await asyncio.to_thread(sharing.public_worker, request.app[MANAGER], _store(request),
-                                   request.match_info["token"])
+    view = await sharing.public_worker(request.app[MANAGER], _store(request),
+                                       request.match_info["token"])
     return wire.json(view)
 
 

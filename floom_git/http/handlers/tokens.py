@@ -4,8 +4,6 @@ A token minted with another credential is never stronger than it (grants.derive)
 
 from __future__ import annotations
 
-import asyncio
-
 from aiohttp import web
 
 from floom_git.errors import NotFound
@@ -16,6 +14,7 @@ from floom_git.http.keys import MANAGER
 from floom_git.schemas.identity import TokenCreate, TokenCreated, TokenOut
 from floom_git.schemas.rows import TokenRow
 from floom_git.services.auth import Principal
+from floom_git.services.identity import manage
 from floom_git.services.identity.grants import UNLIMITED, Grant, derive
 from floom_git.services.tenancy import iso
 
@@ -53,9 +52,9 @@ async def create_personal(request: web.Request) -> web.Response:
     body = await wire.decode(request, TokenCreate, SMALL_BODY)
     tokens = identity(request).tokens
     grant = derive(user.grant(), role=body.role, expires_at=tokens.expiry(body.expires_days))
-    value, row = await asyncio.to_thread(
-        tokens.mint, user_id=user.user_id, kind="personal", name=body.name, role=grant.role_cap,
-        expires_at=grant.expires_at, workspace_id=grant.workspace_id)
+    value, row = await manage.mint_token(
+        identity(request), user_id=user.user_id, kind="personal", name=body.name,
+        role=grant.role_cap, expires_at=grant.expires_at, workspace_id=grant.workspace_id)
     return _created(request, value, row)
 
 
@@ -66,7 +65,7 @@ async def revoke_personal(request: web.Request) -> web.Response:
     row = tokens.store.token(token_id)
     if row is None or row.user_id != user.user_id or row.kind not in PERSONAL:
         raise NotFound("Token not found")
-    return wire.json(token_out(request, await asyncio.to_thread(tokens.revoke, token_id)))
+    return wire.json(token_out(request, await manage.revoke_token(identity(request), token_id)))
 
 
 async def list_workspace(request: web.Request) -> web.Response:
@@ -82,8 +81,8 @@ async def create_workspace(request: web.Request) -> web.Response:
     tokens = identity(request).tokens
     grant = derive(_parent(request).capped(who.role), role=body.role or "member",
                    expires_at=tokens.expiry(body.expires_days))
-    value, row = await asyncio.to_thread(
-        tokens.mint, user_id=who.user_id, kind="workspace", name=body.name,
+    value, row = await manage.mint_token(
+        identity(request), user_id=who.user_id, kind="workspace", name=body.name,
         workspace_id=workspace(request).uid, role=grant.role_cap, expires_at=grant.expires_at)
     return _created(request, value, row)
 
@@ -94,4 +93,4 @@ async def revoke_workspace(request: web.Request) -> web.Response:
     row = tokens.store.token(token_id)
     if row is None or row.kind != "workspace" or row.workspace_id != workspace(request).uid:
         raise NotFound("Token not found")
-    return wire.json(token_out(request, await asyncio.to_thread(tokens.revoke, token_id)))
+    return wire.json(token_out(request, await manage.revoke_token(identity(request), token_id)))

@@ -3,6 +3,8 @@ sessions, magic links, device codes and memberships, over one SystemStore and on
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +19,7 @@ from floom_git.services.secrets import load_or_create_key
 from floom_git.storage.system_store import SystemStore
 
 PEPPER_FILE = "token-pepper"
+log = logging.getLogger("floom_git")
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,19 @@ class Identity:
 
     def reset_clock(self) -> None:
         self.set_clock(time.time)
+
+    async def record_usage_every(self, seconds: float) -> None:
+        """Flush tokens' last-use times every `seconds`, off the event loop, until cancelled
+        (requests never write them)."""
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                await asyncio.to_thread(self.tokens.flush_usage)
+            except Exception:
+                log.exception("could not record token use")
+
+    async def shutdown(self) -> None:
+        await asyncio.to_thread(self.close)
 
     def close(self) -> None:
         self.tokens.flush_usage()
