@@ -30,12 +30,8 @@ from floom_git.services import freeze, receive_wire
 from floom_git.services.actor import Actor
 from floom_git.services.hook_server import HookRequest, HookServer
 from floom_git.services.moves import Moved
-from floom_git.services.push import (
-    PushPolicy,
-    format_rejection,
-    unsynced_edits,
-    validate_quarantined,
-)
+from floom_git.services.push import PushPolicy, unsynced_edits, validate_quarantined
+from floom_git.services.push_problems import Kind, Problem, format_rejection, refused
 from floom_git.services.workspaces import Workspace
 from floom_git.storage.atomic import atomic_write
 from floom_git.storage.git_process import git_env, pkt_line
@@ -215,8 +211,8 @@ class GitTransport:
             log.info("push to %s by %s refused: %d bytes is over %d", ws.id, actor.user_id,
                      upload.size, limit)
             await sink(receive_wire.refusal(upload, [
-                f"push rejected: the push is larger than {limit} bytes "
-                f"(FLOOM_PUSH_MAX_BYTES); nothing was changed on the server",
+                refused(f"the push is larger than {limit} bytes (FLOOM_PUSH_MAX_BYTES); "
+                        "nothing was changed on the server").rstrip("\n"),
                 "  push in smaller parts, or keep large files out of the workspace",
             ], "push too large"))
         else:
@@ -228,7 +224,7 @@ class GitTransport:
         receive-pack exits), then check the pushed objects against the refs of this moment."""
         push = self.pushes.get(request.push_id)
         if push is None or push.holder is not None:
-            return False, "push rejected: this server is not receiving that push\n"
+            return False, refused("this server is not receiving that push")
         answer: asyncio.Future[tuple[bool, str]] = asyncio.get_running_loop().create_future()
         push.holder = asyncio.create_task(self._hold(push, request, answer))
         return await asyncio.shield(answer)
@@ -239,14 +235,14 @@ class GitTransport:
         try:
             await push.upload.complete.wait()  # a request is acted on only once all of it came
             if push.upload.failed or push.upload.too_large:
-                answer.set_result((False, "push rejected: the upload was cut short\n"))
+                answer.set_result((False, refused("the upload was cut short")))
                 return Moved("push")
             async with ws.writer.locked():
                 try:
                     freeze.check_writable(ws)
                     before, dirty = await asyncio.to_thread(_begin_push, ws)
                 except FloomError as exc:  # frozen, or the working tree cannot follow main
-                    answer.set_result((False, f"push rejected: {exc.message}\n"))
+                    answer.set_result((False, refused(exc.message)))
                     return Moved("push")
                 try:
                     policy = PushPolicy.for_worktree(self.settings.max_file_bytes, dirty)
@@ -256,7 +252,8 @@ class GitTransport:
                             request.updates, policy)
                     except Exception as exc:  # fail closed, and say why
                         log.exception("push to %s could not be checked", ws.id)
-                        problems = [f"the server could not check this push ({exc})"]
+                        problems = [Problem("", Kind.UNCHECKED,
+                                            f"the server could not check this push ({exc})")]
                     answer.set_result((not problems,
                                        format_rejection(problems) if problems else ""))
                     await push.exited.wait()
@@ -266,8 +263,8 @@ class GitTransport:
                 return outcome
         finally:
             if not answer.done():  # cancelled or failed: the hook refuses, never waits forever
-                answer.set_result((False, "push rejected: the server could not check this "
-                                          "push; nothing was changed on the server\n"))
+                answer.set_result((False, refused("the server could not check this push; "
+                                                  "nothing was changed on the server")))
 
     # -- process plumbing -------------------------------------------------------------------
     async def _exchange(
