@@ -1,5 +1,6 @@
-"""git smart HTTP as a service: one `git upload-pack|receive-pack --stateless-rpc` process per
-request, with an explicit environment, the request body streamed in and the output streamed out.
+"""git smart HTTP as a service: which `git upload-pack|receive-pack --stateless-rpc` process
+runs for a request, with which environment, and what a push changed (storage/git_process.py runs
+the process, streaming the request body in and the output out).
 
 A push streams into receive-pack as it arrives (no lock is held while a client uploads, and the
 body counts against a size limit). The server-owned pre-receive hook asks this process's push
@@ -19,7 +20,7 @@ import secrets
 import shlex
 import shutil
 import sys
-from collections.abc import AsyncIterable, Awaitable, Callable
+from collections.abc import AsyncIterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,8 +34,9 @@ from floom_git.services.moves import Moved
 from floom_git.services.push import PushPolicy, unsynced_edits, validate_quarantined
 from floom_git.services.push_problems import Kind, Problem, format_rejection, refused
 from floom_git.services.workspaces import Workspace
+from floom_git.storage import git_process
 from floom_git.storage.atomic import atomic_write
-from floom_git.storage.git_process import git_env, pkt_line
+from floom_git.storage.git_process import Sink, git_env, pkt_line
 from floom_git.storage.repo import MAIN
 
 log = logging.getLogger("floom_git.git")
@@ -44,12 +46,8 @@ RECEIVE = "git-receive-pack"
 SERVICES = (UPLOAD, RECEIVE)
 # What Gitea accepts from the Git-Protocol header before handing it to git as GIT_PROTOCOL.
 PROTOCOL_RE = re.compile(r"^[0-9a-zA-Z]+=[0-9a-zA-Z]+(:[0-9a-zA-Z]+=[0-9a-zA-Z]+)*$")
-CHUNK = 65536
-MAX_STDERR = 64 * 1024
-KILL_AFTER = 5.0  # seconds a git process has to end after SIGTERM (it removes its quarantine)
+CHUNK = git_process.CHUNK  # the pieces a request body is read in
 HOOK_SOCKET = "pre-receive.sock"  # in the server's system folder
-
-Sink = Callable[[bytes], Awaitable[None]]
 
 
 @dataclass
@@ -266,46 +264,12 @@ class GitTransport:
                 answer.set_result((False, refused("the server could not check this push; "
                                                   "nothing was changed on the server")))
 
-    # -- process plumbing -------------------------------------------------------------------
-    async def _exchange(
-        self,
-        argv: list[str],
-        env: dict[str, str],
-        body: AsyncIterable[bytes] | None,
-        sink: Sink,
-    ) -> tuple[int, str]:
-        """Run git, feeding `body` to stdin while streaming stdout to `sink`. Returns the exit
-        code and the tail of stderr. The process is stopped if the client goes away, the body
-        fails, or the time runs out."""
+    async def _exchange(self, argv: list[str], env: dict[str, str],
+                        body: AsyncIterable[bytes] | None, sink: Sink) -> tuple[int, str]:
+        """One git process at a time per slot (git_max_processes), within git_timeout_seconds."""
         async with self._slots:
-            proc = await asyncio.create_subprocess_exec(
-                *argv,
-                env=env,
-                cwd=str(self.home),
-                stdin=asyncio.subprocess.PIPE if body is not None else asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-            )
-            feeder = asyncio.create_task(_feed(proc, body)) if body is not None else None
-            errors = asyncio.create_task(_drain(proc.stderr))
-            try:
-                async with asyncio.timeout(self.settings.git_timeout_seconds):
-                    assert proc.stdout is not None
-                    while chunk := await proc.stdout.read(CHUNK):
-                        await sink(chunk)
-                    if feeder is not None:
-                        await feeder
-                    code = await proc.wait()
-                    err = await errors
-            except BaseException:
-                _kill(proc)
-                for task in (feeder, errors):
-                    if task is not None:
-                        task.cancel()
-                with contextlib.suppress(BaseException):
-                    await asyncio.shield(_reap(proc))
-                raise
-        return code, err.decode("utf-8", "replace")
+            return await git_process.exchange(argv, env, cwd=self.home, body=body, sink=sink,
+                                              timeout=self.settings.git_timeout_seconds)
 
     async def _announce(
         self, ws: Workspace, actor: Actor, before: dict[str, str],
@@ -363,52 +327,3 @@ def _finish_push(
         log.exception("push to %s landed but the working tree could not be updated", ws.id)
         files = ws.repo.changed_files(before.get(MAIN), after.get(MAIN))
     return refs, files
-
-
-async def _feed(proc: asyncio.subprocess.Process, body: AsyncIterable[bytes]) -> None:
-    """Write `body` to git's stdin. When git stops reading (it answers on stdout, e.g. with an
-    error) the rest is still read and dropped: the client reads the answer only once it has
-    sent everything."""
-    assert proc.stdin is not None
-    reading = True
-    try:
-        async for chunk in body:
-            if not reading:
-                continue
-            try:
-                proc.stdin.write(chunk)
-                await proc.stdin.drain()
-            except (BrokenPipeError, ConnectionResetError):
-                reading = False
-    except BaseException:
-        _kill(proc)  # the client went away mid-upload: never act on half a request
-        raise
-    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-        proc.stdin.close()
-        await proc.stdin.wait_closed()
-
-
-async def _drain(stream: asyncio.StreamReader | None) -> bytes:
-    """Read stderr to the end (so git never blocks on it), keeping the tail."""
-    tail = b""
-    if stream is None:
-        return tail
-    while chunk := await stream.read(CHUNK):
-        tail = (tail + chunk)[-MAX_STDERR:]
-    return tail
-
-
-def _kill(proc: asyncio.subprocess.Process) -> None:
-    """SIGTERM: git then removes what it was writing (a push's quarantine) on its way out."""
-    if proc.returncode is None:
-        with contextlib.suppress(ProcessLookupError):
-            proc.terminate()
-
-
-async def _reap(proc: asyncio.subprocess.Process) -> None:
-    try:
-        await asyncio.wait_for(proc.wait(), KILL_AFTER)
-    except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        await proc.wait()
