@@ -15,10 +15,11 @@ from pygit2.enums import DeltaStatus, FileMode, ObjectType
 
 from floom_git import paths
 from floom_git.errors import FloomError
+from floom_git.paths import CONNECTIONS_FILE, TOOLS_FILE
 from floom_git.schemas.agent import check_workspace_yml
-from floom_git.schemas.connections import CONNECTIONS_FILE, check_connections_file
+from floom_git.schemas.connections import check_connections_file
 from floom_git.schemas.issue import FILE_RE, parse_issue_file
-from floom_git.schemas.tools import TOOLS_FILE, check_tools_file
+from floom_git.schemas.tools import check_tools_file
 from floom_git.services.push_problems import Kind, Problem
 from floom_git.services.registry import validate_worker
 from floom_git.storage.repo import MAIN, WorkspaceRepo
@@ -248,9 +249,12 @@ def check_workspace_files(repo: pygit2.Repository, rev: str,
         # the `agent:` block (provider settings) must validate too
         problems += _invalid(paths.WORKSPACE_YML, check_workspace_yml, data)
     for path in changed:
-        if not _is_issue_file(path) or (data := _file(repo, tree, path)) is None:
-            continue  # another file, deleted, or not a file (check_read_files_are_files)
-        if not FILE_RE.match(path.rpartition("/")[2]):
+        folder, _, name = path.rpartition("/")
+        if folder != paths.ISSUES_DIR or not paths.must_be_file(path):
+            continue
+        if (data := _file(repo, tree, path)) is None:
+            continue  # deleted, or not a file (check_read_files_are_files)
+        if not FILE_RE.match(name):
             problems.append(Problem.at(path, Kind.INVALID, "issue files are named ISSUE-<number>.md"))
             continue
         problems += _invalid(path, parse_issue_file, data, where=path)
@@ -277,23 +281,15 @@ def check_registries(repo: pygit2.Repository, tree: pygit2.Tree,
     return problems
 
 
-def read_as_file(path: str) -> bool:
-    """Paths the workspace reads as files: a folder there is refused, whatever stood there."""
-    parts = path.split("/")
-    return (path in (paths.WORKSPACE_YML, CONNECTIONS_FILE, TOOLS_FILE) or _is_issue_file(path)
-            or (len(parts) == 3 and parts[0] == paths.WORKERS_DIR and parts[2] == paths.MANIFEST))
-
-
 def check_read_files_are_files(tree: pygit2.Tree, changed: list[str]) -> list[Problem]:
     """A changed path at or under a path the workspace reads as a file (a file turned into a
     folder, or a new folder with such a name) must leave a file there, or nothing."""
     problems = []
     for where in sorted({prefix for p in changed for prefix in _prefixes(p)
-                         if read_as_file(prefix)}):
+                         if paths.must_be_file(prefix)}):
         obj = tree[where] if where in tree else None
         if obj is not None and obj.type == ObjectType.TREE:
-            problems.append(Problem.at(where, Kind.NOT_A_FILE,
-                                       "must be a file, and this push makes it a folder"))
+            problems.append(Problem.at(where, Kind.NOT_A_FILE, paths.NOT_A_FOLDER))
     return problems
 
 
@@ -368,11 +364,6 @@ def _invalid(subject: str, check: Callable[..., object], /, *args: Any,
     except FloomError as exc:
         return [Problem(subject, Kind.INVALID, exc.message)]
     return []
-
-
-def _is_issue_file(path: str) -> bool:
-    folder, _, name = path.rpartition("/")
-    return folder == paths.ISSUES_DIR and name.startswith("ISSUE-") and name.endswith(".md")
 
 
 def _prefixes(path: str) -> list[str]:
