@@ -33,7 +33,7 @@ async def push_folder_at(gitc: Git, repo: Path, path: str) -> str:
 @pytest.mark.parametrize("existing", [True, False], ids=["type-change", "new"])
 @pytest.mark.parametrize("path", [
     ".floom/issues/ISSUE-0001.md", "workspace.yml", ".floom/connections.yml",
-    "workspace-tools.yml", "workers/word-count/worker.yml",
+    "workspace-tools.yml", "workers/word-count/worker.yml", "contexts/company/context.yml",
 ])
 async def test_push_of_folder_where_a_file_is_read_names_the_path(gitc, path, existing):
     repo = await gitc.clone()
