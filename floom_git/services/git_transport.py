@@ -32,7 +32,13 @@ from floom_git.services.actor import Actor
 from floom_git.services.hook_server import HookRequest, HookServer
 from floom_git.services.moves import Moved
 from floom_git.services.push import PushPolicy, unsynced_edits, validate_quarantined
-from floom_git.services.push_problems import Kind, Problem, format_rejection, refused
+from floom_git.services.push_problems import (
+    Kind,
+    Problem,
+    format_rejection,
+    headline,
+    refused,
+)
 from floom_git.services.workspaces import Workspace
 from floom_git.storage import git_process
 from floom_git.storage.atomic import atomic_write
@@ -209,8 +215,8 @@ class GitTransport:
             log.info("push to %s by %s refused: %d bytes is over %d", ws.id, actor.user_id,
                      upload.size, limit)
             await sink(receive_wire.refusal(upload, [
-                refused(f"the push is larger than {limit} bytes (FLOOM_PUSH_MAX_BYTES); "
-                        "nothing was changed on the server").rstrip("\n"),
+                headline(f"the push is larger than {limit} bytes (FLOOM_PUSH_MAX_BYTES); "
+                         "nothing was changed on the server"),
                 "  push in smaller parts, or keep large files out of the workspace",
             ], "push too large"))
         else:

@@ -44,13 +44,19 @@ class Problem:
 
 def format_rejection(problems: list[Problem]) -> str:
     """The text the hook prints; git shows each line to the pushing person as `remote: ...`."""
-    lines = [f"{HEADLINE}: nothing was changed on the server"]
+    lines = [headline("nothing was changed on the server")]
     lines += [f"  - {p.line}" for p in problems[:MAX_LINES]]
     if len(problems) > MAX_LINES:
         lines.append(f"  ... and {len(problems) - MAX_LINES} more")
     return "\n".join(lines) + "\n"
 
 
+def headline(why: str) -> str:
+    """The first line of every refusal."""
+    return f"{HEADLINE}: {why}"
+
+
 def refused(why: str) -> str:
-    """A refusal of the whole push for one reason that is no problem of its content."""
-    return f"{HEADLINE}: {why}\n"
+    """The hook's text refusing the whole push for one reason that is no problem of its
+    content."""
+    return headline(why) + "\n"
