@@ -21,11 +21,41 @@ WORKSPACE_YML = "workspace.yml"
 ISSUES_DIR = ".floom/issues"
 MANIFEST = "worker.yml"
 CONTEXT_META = "context.yml"
+CONNECTIONS_FILE = ".floom/connections.yml"
+TOOLS_FILE = "workspace-tools.yml"
 
 MAX_PATH_LEN = 1024
 MAX_SEGMENT_LEN = 255
 # Files that carry credentials: never accepted from uploads or pushes, never exported.
 SECRET_FILE_RE = re.compile(r"(^|/)(\.env(\..*)?|[^/]*\.pem|[^/]*\.key)$", re.IGNORECASE)
+
+
+NOT_A_FOLDER = "must be a file, not a folder"
+
+
+def must_be_file(path: str) -> bool:
+    """Paths the workspace reads as files (workspace.yml, the registries, issue files, worker
+    manifests, context metadata): no door puts a folder there."""
+    parts = path.split("/")
+    if path in (WORKSPACE_YML, CONNECTIONS_FILE, TOOLS_FILE):
+        return True
+    if len(parts) == 3 and parts[0] == WORKERS_DIR and parts[2] == MANIFEST:
+        return True
+    if len(parts) == 3 and parts[0] == CONTEXTS_DIR and parts[2] == CONTEXT_META:
+        return True
+    folder, _, name = path.rpartition("/")
+    return folder == ISSUES_DIR and name.startswith("ISSUE-") and name.endswith(".md")
+
+
+def folder_refusal(path: str) -> str | None:
+    """Why no file may be at `path`: a folder above it stands where the workspace reads a file
+    (None: no such folder). The line names that folder."""
+    parts = path.split("/")
+    for i in range(1, len(parts)):
+        above = "/".join(parts[:i])
+        if must_be_file(above):
+            return f"{above}: {NOT_A_FOLDER}"
+    return None
 
 
 def is_secret_file(path: str) -> bool:

@@ -79,12 +79,6 @@ def test_agents_are_a_library_below_services(path):
 # -- the module graph, from the AST ---------------------------------------------------------------
 # Leaves: pure modules every layer may use; they import nothing of the package but each other.
 LEAVES = ("floom_git.errors", "floom_git.paths", "floom_git.codec", "floom_git.schemas")
-# Allow-lists for what part B of issue 14 reworks (the runs subsystem and the one git plumbing
-# module); shrink them as those modules change, never grow them.
-PYGIT2_PART_B = {  # pygit2 still used directly; a later step moves it behind storage
-    "floom_git.services.sync",
-}
-ENVIRON_PART_B: set[str] = set()  # storage/git_process.git_env() builds git's environment
 
 
 def _module_name(path: Path) -> str:
@@ -211,7 +205,7 @@ def test_storage_never_imports_services_runtime_or_http(module):
 def test_pygit2_only_in_storage_hooks_and_the_push_policy():
     allowed = ("floom_git.storage", "floom_git.hooks", "floom_git.services.push")
     users = {m for m in MODULES if "pygit2" in _third_party(m) and not _under(m, *allowed)}
-    assert users == PYGIT2_PART_B, "import pygit2 only in storage/ (git_types re-exports the types)"
+    assert users == set(), "import pygit2 only in storage/ (git_types re-exports the types)"
 
 
 def _reads_environment(path: Path) -> bool:
@@ -231,7 +225,7 @@ def test_only_config_and_entry_points_read_the_environment():
     process environment, and hand it on explicitly."""
     entry_points = {"floom_git.config", "floom_git.cli", "floom_git.hooks.pre_receive"}
     readers = {m for m, p in MODULES.items() if _reads_environment(p)}
-    assert readers - entry_points == ENVIRON_PART_B
+    assert readers - entry_points == set()
 
 
 def test_only_the_composition_root_reads_the_route_table():

@@ -22,11 +22,11 @@ import msgspec
 
 from floom_git.codec import load_yaml
 from floom_git.errors import InvalidInput
+from floom_git.paths import CONNECTIONS_FILE as CONNECTIONS_FILE  # its home is paths
 from floom_git.schemas.base import Body, Out, Strict, documented
 from floom_git.schemas.manifest import SecretName
 from floom_git.schemas.patterns import explain, matching
 
-CONNECTIONS_FILE = ".floom/connections.yml"
 ConnId = Annotated[str, matching(
     r"^conn_[0-9a-f]{12}$",
     "a connection id: `conn_` and 12 hex digits")]

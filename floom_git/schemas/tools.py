@@ -15,11 +15,11 @@ import msgspec
 
 from floom_git.codec import load_yaml
 from floom_git.errors import InvalidInput
+from floom_git.paths import TOOLS_FILE as TOOLS_FILE  # its home is paths
 from floom_git.schemas.base import Body, Out
 from floom_git.schemas.manifest import Slug
 from floom_git.schemas.patterns import explain, matching
 
-TOOLS_FILE = "workspace-tools.yml"
 ToolName = Annotated[str, matching(
     r"^[A-Za-z0-9_-]{1,64}$",
     "a tool name of 1 to 64 letters, digits, dashes and underscores")]

@@ -1,5 +1,6 @@
-"""git smart HTTP as a service: one `git upload-pack|receive-pack --stateless-rpc` process per
-request, with an explicit environment, the request body streamed in and the output streamed out.
+"""git smart HTTP as a service: which `git upload-pack|receive-pack --stateless-rpc` process
+runs for a request, with which environment, and what a push changed (storage/git_process.py runs
+the process, streaming the request body in and the output out).
 
 A push streams into receive-pack as it arrives (no lock is held while a client uploads, and the
 body counts against a size limit). The server-owned pre-receive hook asks this process's push
@@ -19,7 +20,7 @@ import secrets
 import shlex
 import shutil
 import sys
-from collections.abc import AsyncIterable, Awaitable, Callable
+from collections.abc import AsyncIterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,15 +31,18 @@ from floom_git.services import freeze, receive_wire
 from floom_git.services.actor import Actor
 from floom_git.services.hook_server import HookRequest, HookServer
 from floom_git.services.moves import Moved
-from floom_git.services.push import (
-    PushPolicy,
+from floom_git.services.push import PushPolicy, unsynced_edits, validate_quarantined
+from floom_git.services.push_problems import (
+    Kind,
+    Problem,
     format_rejection,
-    unsynced_edits,
-    validate_quarantined,
+    headline,
+    refused,
 )
 from floom_git.services.workspaces import Workspace
+from floom_git.storage import git_process
 from floom_git.storage.atomic import atomic_write
-from floom_git.storage.git_process import git_env, pkt_line
+from floom_git.storage.git_process import Sink, git_env, pkt_line
 from floom_git.storage.repo import MAIN
 
 log = logging.getLogger("floom_git.git")
@@ -48,12 +52,8 @@ RECEIVE = "git-receive-pack"
 SERVICES = (UPLOAD, RECEIVE)
 # What Gitea accepts from the Git-Protocol header before handing it to git as GIT_PROTOCOL.
 PROTOCOL_RE = re.compile(r"^[0-9a-zA-Z]+=[0-9a-zA-Z]+(:[0-9a-zA-Z]+=[0-9a-zA-Z]+)*$")
-CHUNK = 65536
-MAX_STDERR = 64 * 1024
-KILL_AFTER = 5.0  # seconds a git process has to end after SIGTERM (it removes its quarantine)
+CHUNK = git_process.CHUNK  # the pieces a request body is read in
 HOOK_SOCKET = "pre-receive.sock"  # in the server's system folder
-
-Sink = Callable[[bytes], Awaitable[None]]
 
 
 @dataclass
@@ -215,8 +215,8 @@ class GitTransport:
             log.info("push to %s by %s refused: %d bytes is over %d", ws.id, actor.user_id,
                      upload.size, limit)
             await sink(receive_wire.refusal(upload, [
-                f"push rejected: the push is larger than {limit} bytes "
-                f"(FLOOM_PUSH_MAX_BYTES); nothing was changed on the server",
+                headline(f"the push is larger than {limit} bytes (FLOOM_PUSH_MAX_BYTES); "
+                         "nothing was changed on the server"),
                 "  push in smaller parts, or keep large files out of the workspace",
             ], "push too large"))
         else:
@@ -228,7 +228,7 @@ class GitTransport:
         receive-pack exits), then check the pushed objects against the refs of this moment."""
         push = self.pushes.get(request.push_id)
         if push is None or push.holder is not None:
-            return False, "push rejected: this server is not receiving that push\n"
+            return False, refused("this server is not receiving that push")
         answer: asyncio.Future[tuple[bool, str]] = asyncio.get_running_loop().create_future()
         push.holder = asyncio.create_task(self._hold(push, request, answer))
         return await asyncio.shield(answer)
@@ -239,14 +239,14 @@ class GitTransport:
         try:
             await push.upload.complete.wait()  # a request is acted on only once all of it came
             if push.upload.failed or push.upload.too_large:
-                answer.set_result((False, "push rejected: the upload was cut short\n"))
+                answer.set_result((False, refused("the upload was cut short")))
                 return Moved("push")
             async with ws.writer.locked():
                 try:
                     freeze.check_writable(ws)
                     before, dirty = await asyncio.to_thread(_begin_push, ws)
                 except FloomError as exc:  # frozen, or the working tree cannot follow main
-                    answer.set_result((False, f"push rejected: {exc.message}\n"))
+                    answer.set_result((False, refused(exc.message)))
                     return Moved("push")
                 try:
                     policy = PushPolicy.for_worktree(self.settings.max_file_bytes, dirty)
@@ -256,7 +256,8 @@ class GitTransport:
                             request.updates, policy)
                     except Exception as exc:  # fail closed, and say why
                         log.exception("push to %s could not be checked", ws.id)
-                        problems = [f"the server could not check this push ({exc})"]
+                        problems = [Problem("", Kind.UNCHECKED,
+                                            f"the server could not check this push ({exc})")]
                     answer.set_result((not problems,
                                        format_rejection(problems) if problems else ""))
                     await push.exited.wait()
@@ -266,49 +267,15 @@ class GitTransport:
                 return outcome
         finally:
             if not answer.done():  # cancelled or failed: the hook refuses, never waits forever
-                answer.set_result((False, "push rejected: the server could not check this "
-                                          "push; nothing was changed on the server\n"))
+                answer.set_result((False, refused("the server could not check this push; "
+                                                  "nothing was changed on the server")))
 
-    # -- process plumbing -------------------------------------------------------------------
-    async def _exchange(
-        self,
-        argv: list[str],
-        env: dict[str, str],
-        body: AsyncIterable[bytes] | None,
-        sink: Sink,
-    ) -> tuple[int, str]:
-        """Run git, feeding `body` to stdin while streaming stdout to `sink`. Returns the exit
-        code and the tail of stderr. The process is stopped if the client goes away, the body
-        fails, or the time runs out."""
+    async def _exchange(self, argv: list[str], env: dict[str, str],
+                        body: AsyncIterable[bytes] | None, sink: Sink) -> tuple[int, str]:
+        """One git process at a time per slot (git_max_processes), within git_timeout_seconds."""
         async with self._slots:
-            proc = await asyncio.create_subprocess_exec(
-                *argv,
-                env=env,
-                cwd=str(self.home),
-                stdin=asyncio.subprocess.PIPE if body is not None else asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-            )
-            feeder = asyncio.create_task(_feed(proc, body)) if body is not None else None
-            errors = asyncio.create_task(_drain(proc.stderr))
-            try:
-                async with asyncio.timeout(self.settings.git_timeout_seconds):
-                    assert proc.stdout is not None
-                    while chunk := await proc.stdout.read(CHUNK):
-                        await sink(chunk)
-                    if feeder is not None:
-                        await feeder
-                    code = await proc.wait()
-                    err = await errors
-            except BaseException:
-                _kill(proc)
-                for task in (feeder, errors):
-                    if task is not None:
-                        task.cancel()
-                with contextlib.suppress(BaseException):
-                    await asyncio.shield(_reap(proc))
-                raise
-        return code, err.decode("utf-8", "replace")
+            return await git_process.exchange(argv, env, cwd=self.home, body=body, sink=sink,
+                                              timeout=self.settings.git_timeout_seconds)
 
     async def _announce(
         self, ws: Workspace, actor: Actor, before: dict[str, str],
@@ -366,52 +333,3 @@ def _finish_push(
         log.exception("push to %s landed but the working tree could not be updated", ws.id)
         files = ws.repo.changed_files(before.get(MAIN), after.get(MAIN))
     return refs, files
-
-
-async def _feed(proc: asyncio.subprocess.Process, body: AsyncIterable[bytes]) -> None:
-    """Write `body` to git's stdin. When git stops reading (it answers on stdout, e.g. with an
-    error) the rest is still read and dropped: the client reads the answer only once it has
-    sent everything."""
-    assert proc.stdin is not None
-    reading = True
-    try:
-        async for chunk in body:
-            if not reading:
-                continue
-            try:
-                proc.stdin.write(chunk)
-                await proc.stdin.drain()
-            except (BrokenPipeError, ConnectionResetError):
-                reading = False
-    except BaseException:
-        _kill(proc)  # the client went away mid-upload: never act on half a request
-        raise
-    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-        proc.stdin.close()
-        await proc.stdin.wait_closed()
-
-
-async def _drain(stream: asyncio.StreamReader | None) -> bytes:
-    """Read stderr to the end (so git never blocks on it), keeping the tail."""
-    tail = b""
-    if stream is None:
-        return tail
-    while chunk := await stream.read(CHUNK):
-        tail = (tail + chunk)[-MAX_STDERR:]
-    return tail
-
-
-def _kill(proc: asyncio.subprocess.Process) -> None:
-    """SIGTERM: git then removes what it was writing (a push's quarantine) on its way out."""
-    if proc.returncode is None:
-        with contextlib.suppress(ProcessLookupError):
-            proc.terminate()
-
-
-async def _reap(proc: asyncio.subprocess.Process) -> None:
-    try:
-        await asyncio.wait_for(proc.wait(), KILL_AFTER)
-    except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        await proc.wait()

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from floom_git.hooks import pre_receive
+from floom_git.services.push_problems import refused
 
 log = logging.getLogger("floom_git.git")
 
@@ -82,8 +83,8 @@ class HookServer:
                 accepted, text = await self._answer(parse(bytes(data)))
             except Exception as exc:  # fail closed, and say why
                 log.exception("pre-receive request could not be answered")
-                accepted, text = False, (f"push rejected: the server could not check this push "
-                                         f"({exc}); nothing was changed on the server\n")
+                accepted, text = False, refused(f"the server could not check this push ({exc}); "
+                                                "nothing was changed on the server")
             writer.write((b"ok\n" if accepted else b"refused\n") + text.encode())
             await writer.drain()
         except (ConnectionError, OSError):

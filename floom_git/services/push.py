@@ -5,9 +5,9 @@ ref updates git reports. Also the seam for on-disk edits that a push must never 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 import msgspec
 import pygit2
@@ -15,10 +15,12 @@ from pygit2.enums import DeltaStatus, FileMode, ObjectType
 
 from floom_git import paths
 from floom_git.errors import FloomError
+from floom_git.paths import CONNECTIONS_FILE, TOOLS_FILE
 from floom_git.schemas.agent import check_workspace_yml
-from floom_git.schemas.connections import CONNECTIONS_FILE, check_connections_file
+from floom_git.schemas.connections import check_connections_file
 from floom_git.schemas.issue import FILE_RE, parse_issue_file
-from floom_git.schemas.tools import TOOLS_FILE, check_tools_file
+from floom_git.schemas.tools import check_tools_file
+from floom_git.services.push_problems import Kind, Problem
 from floom_git.services.registry import validate_worker
 from floom_git.storage.repo import MAIN, WorkspaceRepo
 
@@ -28,7 +30,6 @@ SERVER_OWNED = "refs/heads/floom/"
 # git 2.27)
 QUARANTINE_PREFIXES = ("tmp_objdir-incoming-", "incoming-")
 MAX_DIRTY_SHOWN = 200  # dirty paths handed to the hook; more than that blocks any main update
-MAX_LINES = 50  # problems printed to the pushing person
 
 
 class PushPolicy(msgspec.Struct, frozen=True):
@@ -77,7 +78,7 @@ def unsynced_edits(repo: WorkspaceRepo) -> list[str]:
 
 
 def validate_quarantined(git_dir: str, quarantine: str, updates: str,
-                         policy: PushPolicy) -> list[str]:
+                         policy: PushPolicy) -> list[Problem]:
     """validate_push for a push still in receive-pack's quarantine `quarantine` (a folder of
     `git_dir`'s objects, as the hook reports it; "" when git keeps none): a repository opened
     for this push alone sees the pushed objects through it. Raises ValueError for a folder that
@@ -95,11 +96,11 @@ def validate_quarantined(git_dir: str, quarantine: str, updates: str,
 
 def validate_push(
     repo: pygit2.Repository, updates: list[RefUpdate], policy: PushPolicy
-) -> list[str]:
-    """Every reason to refuse `updates`, each line naming the ref or file; [] means accept."""
-    refused = check_refs(repo, updates)
-    updates = [u for u in updates if u.ref not in {p.ref for p in refused}]
-    problems = [str(p) for p in refused]
+) -> list[Problem]:
+    """Every reason to refuse `updates`, each naming the ref or file; [] means accept."""
+    problems = check_refs(repo, updates)
+    refused = {p.where for p in problems}
+    updates = [u for u in updates if u.ref not in refused]
     problems += check_new_objects(repo, new_commits(repo, updates), policy.max_file_bytes)
     for update in updates:
         if not update.is_branch or update.new is None:
@@ -109,42 +110,34 @@ def validate_push(
         problems += check_workspace_files(repo, update.new, changed)
         if update.ref == MAIN:
             problems += check_unsynced(changed, policy)
-    return _dedupe(problems)
+    return list(dict.fromkeys(problems))
 
 
-@dataclass(frozen=True)
-class RefProblem:
-    """Why a ref of a push may not move: which ref, and what is wrong. Refusals are decided on
-    `ref`; the text is only for the person pushing (`str()`)."""
-
-    ref: str
-    what: str
-
-    def __str__(self) -> str:
-        return f"{self.ref}: {self.what}"
+def _ref(ref: str, what: str) -> Problem:
+    return Problem.at(ref, Kind.REF, what)
 
 
-def check_refs(repo: pygit2.Repository, updates: list[RefUpdate]) -> list[RefProblem]:
+def check_refs(repo: pygit2.Repository, updates: list[RefUpdate]) -> list[Problem]:
     """Refs a person may not move: server-owned or unknown namespaces, main deleted or rewound,
     and refs that moved on the server since the client looked."""
     problems = []
     for u in updates:
         if not u.ref.startswith(("refs/heads/", "refs/tags/")):
-            problems.append(RefProblem(
+            problems.append(_ref(
                 u.ref, "only branches (refs/heads/*) and tags (refs/tags/*) can be pushed"))
             continue
         if u.ref.startswith(SERVER_OWNED):
-            problems.append(RefProblem(
+            problems.append(_ref(
                 u.ref, "branch is owned by the server (it records runs and conversations "
                 "there); fetch it, but push your work to main or another branch"))
             continue
         if u.ref == MAIN and u.new is None:
-            problems.append(RefProblem(u.ref, "deleting main is not allowed"))
+            problems.append(_ref(u.ref, "deleting main is not allowed"))
             continue
         current = _ref_target(repo, u.ref)
         if current != u.old:
             now = f"now at {current[:7]}" if current else "it does not exist"
-            problems.append(RefProblem(
+            problems.append(_ref(
                 u.ref, f"changed on the server while you pushed ({now}); pull and push again"))
             continue
         if u.new is not None:
@@ -152,12 +145,12 @@ def check_refs(repo: pygit2.Repository, updates: list[RefUpdate]) -> list[RefPro
             if commit is None:
                 # Only what hangs off commits is checked (every file of every new commit), so a
                 # tag of a tree or a blob (or a tag of one) would carry content past the checks.
-                problems.append(RefProblem(
+                problems.append(_ref(
                     u.ref, f"points to a {_kind(repo, u.new)}, not a commit; only commits "
                     "(and annotated tags of commits) can be pushed"))
             elif (u.is_branch and u.old is not None and u.old != u.new
                   and not repo.descendant_of(commit.id, u.old)):
-                problems.append(RefProblem(
+                problems.append(_ref(
                     u.ref, "non-fast-forward update (force push) is not allowed; "
                     "pull, merge or rebase, and push again"))
     return problems
@@ -180,11 +173,11 @@ def new_commits(repo: pygit2.Repository, updates: Iterable[RefUpdate]) -> list[p
 
 def check_new_objects(
     repo: pygit2.Repository, commits: list[pygit2.Commit], max_file_bytes: int
-) -> list[str]:
+) -> list[Problem]:
     """Files added or changed by any new commit (history included, not only the tip): paths
     git's own rules accept (the API's validator), no secret-bearing names, nothing over the size
     limit, no symlinks or submodules."""
-    problems = []
+    problems: list[Problem] = []
     sizes: dict[pygit2.Oid, int] = {}
     for commit in commits:
         parent = commit.parents[0].tree if commit.parents else None
@@ -200,37 +193,45 @@ def check_new_objects(
             path, mode = delta.new_file.path, delta.new_file.mode
             why = _path_refused(delta.new_file.raw_path, mode == FileMode.LINK)
             if why:
-                problems.append(f"{path}: {why} {where}")
+                problems.append(Problem.at(path, Kind.PATH, f"{why} {where}"))
                 continue
             if mode == FileMode.COMMIT:
-                problems.append(f"{path}: submodules are not supported {where}")
+                problems.append(Problem.at(path, Kind.SUBMODULE,
+                                           f"submodules are not supported {where}"))
                 continue
             if mode == FileMode.LINK:
-                problems.append(f"{path}: symbolic links are not supported {where}")
+                problems.append(Problem.at(path, Kind.SYMLINK,
+                                           f"symbolic links are not supported {where}"))
                 continue
             if paths.is_secret_file(path):
-                problems.append(
-                    f"{path}: secret-bearing files (.env, .env.*, *.pem, *.key) cannot be "
-                    f"pushed; store the value with the secrets API {where}"
-                )
+                problems.append(Problem.at(
+                    path, Kind.SECRET, "secret-bearing files (.env, .env.*, *.pem, *.key) cannot "
+                    f"be pushed; store the value with the secrets API {where}"))
             oid = delta.new_file.id
             if oid not in sizes:
                 sizes[oid] = repo.odb.read_header(oid)[1]
             if sizes[oid] > max_file_bytes:
                 problems.append(
-                    f"{path}: {sizes[oid]} bytes is over the {max_file_bytes}-byte "
-                    f"file size limit {where}"
+                    Problem.at(
+                        path,
+                        Kind.TOO_LARGE,
+                        f"{sizes[oid]} bytes is over the {max_file_bytes}-byte file size limit "
+                        f"{where}",
+                    )
                 )
     return problems
 
 
-def check_workspace_files(repo: pygit2.Repository, rev: str, changed: list[str]) -> list[str]:
-    """As of commit `rev`: each worker folder the push touched validates as a whole (manifest,
-    folder == name, entry file), each touched issue file parses, and so does workspace.yml."""
+def check_workspace_files(repo: pygit2.Repository, rev: str,
+                          changed: list[str]) -> list[Problem]:
+    """As of commit `rev`: every file the workspace reads is a file, each worker folder the push
+    touched validates as a whole (manifest, folder == name, entry file), each touched issue file
+    parses, and so do workspace.yml and the registries."""
     commit = _commit(repo, rev)
     if commit is None:
         return []
-    problems = []
+    tree = commit.tree
+    problems = check_read_files_are_files(tree, changed)
     workers = sorted(
         {
             p.split("/")[1]
@@ -239,99 +240,82 @@ def check_workspace_files(repo: pygit2.Repository, rev: str, changed: list[str])
         }
     )
     for wid in workers:
-        files = _files_under(repo, commit.tree, f"{paths.WORKERS_DIR}/{wid}")
+        files = _files_under(repo, tree, f"{paths.WORKERS_DIR}/{wid}")
         if not files:
             continue  # the worker was deleted
         # Only worker.yml's content matters; the other files need to exist, not be read.
-        manifest = files.get(paths.MANIFEST)
         contents = {f: b"" for f in files}
-        if manifest is not None:
-            contents[paths.MANIFEST] = _blob_data(repo, manifest, paths.MANIFEST)
-        try:
-            validate_worker(wid, contents)
-        except FloomError as exc:
-            problems.append(exc.message)
-    if paths.WORKSPACE_YML in changed:
-        problems += _workspace_yml_problems(repo, commit.tree)
+        if paths.MANIFEST in files:
+            manifest = _file(repo, tree, f"{paths.worker_dir(wid)}/{paths.MANIFEST}")
+            contents[paths.MANIFEST] = manifest or b""
+        problems += _invalid(paths.worker_dir(wid), validate_worker, wid, contents)
+    if paths.WORKSPACE_YML in changed and (
+            data := _file(repo, tree, paths.WORKSPACE_YML)) is not None:
+        # the `agent:` block (provider settings) must validate too
+        problems += _invalid(paths.WORKSPACE_YML, check_workspace_yml, data)
     for path in changed:
         folder, _, name = path.rpartition("/")
-        if folder != paths.ISSUES_DIR or not (name.startswith("ISSUE-") and name.endswith(".md")):
+        if folder != paths.ISSUES_DIR or not paths.must_be_file(path):
             continue
-        try:
-            blob = commit.tree[path]
-        except KeyError:
-            continue  # deleted
+        if (data := _file(repo, tree, path)) is None:
+            continue  # deleted, or not a file (check_read_files_are_files)
         if not FILE_RE.match(name):
-            problems.append(f"{path}: issue files are named ISSUE-<number>.md")
+            problems.append(
+                Problem.at(path, Kind.INVALID, "issue files are named ISSUE-<number>.md")
+            )
             continue
-        try:
-            parse_issue_file(_blob_data(repo, blob.id, path), where=path)
-        except FloomError as exc:
-            problems.append(exc.message)
-    return problems + check_registries(repo, commit.tree, changed)
+        problems += _invalid(path, parse_issue_file, data, where=path)
+    return problems + check_registries(repo, tree, changed)
 
 
-def check_registries(repo: pygit2.Repository, tree: pygit2.Tree, changed: list[str]) -> list[str]:
+def check_registries(repo: pygit2.Repository, tree: pygit2.Tree,
+                     changed: list[str]) -> list[Problem]:
     """.floom/connections.yml when touched; workspace-tools.yml when it or any worker is touched
     (each tool's worker must still exist)."""
-    def blob(path: str) -> bytes | None:
-        obj = tree[path] if path in tree else None
-        if obj is None or obj.type != ObjectType.BLOB:
-            return None
-        return cast(pygit2.Blob, repo[obj.id]).data
-
     problems = []
-    if CONNECTIONS_FILE in changed and (data := blob(CONNECTIONS_FILE)) is not None:
-        problems += check_connections_file(data)
+    if CONNECTIONS_FILE in changed and (data := _file(repo, tree, CONNECTIONS_FILE)) is not None:
+        problems += [Problem(CONNECTIONS_FILE, Kind.INVALID, line)
+                     for line in check_connections_file(data)]
     touched_worker = any(p.startswith(paths.WORKERS_DIR + "/") for p in changed)
-    if (TOOLS_FILE in changed or touched_worker) and (data := blob(TOOLS_FILE)) is not None:
+    if (TOOLS_FILE in changed or touched_worker) and (
+            data := _file(repo, tree, TOOLS_FILE)) is not None:
         folder = tree[paths.WORKERS_DIR] if paths.WORKERS_DIR in tree else None
         ids: set[str] = set()
         if folder is not None and folder.type == ObjectType.TREE:  # a tree's entries all have names
             ids = {e.name for e in cast(pygit2.Tree, repo[folder.id]) if e.name is not None}
-        problems += check_tools_file(data, ids)
+        problems += [Problem(TOOLS_FILE, Kind.INVALID, line)
+                     for line in check_tools_file(data, ids)]
     return problems
 
 
-def _workspace_yml_problems(repo: pygit2.Repository, tree: pygit2.Tree) -> list[str]:
-    """workspace.yml must parse, and its `agent:` block (provider settings) must validate."""
-    try:
-        blob = tree[paths.WORKSPACE_YML]
-    except KeyError:
-        return []  # deleted
-    try:
-        check_workspace_yml(_blob_data(repo, blob.id, paths.WORKSPACE_YML))
-    except FloomError as exc:
-        return [exc.message]
-    return []
+def check_read_files_are_files(tree: pygit2.Tree, changed: list[str]) -> list[Problem]:
+    """A changed path at or under a path the workspace reads as a file (a file turned into a
+    folder, or a new folder with such a name) must leave a file there, or nothing."""
+    problems = []
+    for where in sorted({prefix for p in changed for prefix in _prefixes(p)
+                         if paths.must_be_file(prefix)}):
+        obj = tree[where] if where in tree else None
+        if obj is not None and obj.type == ObjectType.TREE:
+            problems.append(Problem.at(where, Kind.NOT_A_FILE, paths.NOT_A_FOLDER))
+    return problems
 
 
-def check_unsynced(changed: list[str], policy: PushPolicy) -> list[str]:
+def check_unsynced(changed: list[str], policy: PushPolicy) -> list[Problem]:
     """A push to main may not overwrite on-disk edits the server has not committed yet."""
     if not changed:
         return []
     if policy.dirty_truncated:
-        return [
-            (
-                f"{policy.dirty[0]}: the server's working tree has more than {MAX_DIRTY_SHOWN} "
-                "uncommitted on-disk edits; wait until they are synced, pull, and push again"
-            )
-        ]
+        return [Problem.at(
+            policy.dirty[0], Kind.UNSYNCED, f"the server's working tree has more than "
+            f"{MAX_DIRTY_SHOWN} uncommitted on-disk edits; wait until they are synced, pull, "
+            "and push again")]
     hit = [d for d in policy.dirty if any(_overlaps(d, c) for c in changed)]
     return [
-        f"{d}: has uncommitted on-disk edits on the server that this push would overwrite; "
-        "wait until they are synced (or POST /workers/reload), pull, and push again"
+        Problem.at(d, Kind.UNSYNCED, "has uncommitted on-disk edits on the server that this "
+                   "push would overwrite; wait until they are synced (or POST /workers/reload), "
+                   "pull, and push again")
         for d in hit
     ]
-
-
-def format_rejection(problems: list[str]) -> str:
-    """The text the hook prints; git shows each line to the pushing person as `remote: ...`."""
-    lines = ["push rejected: nothing was changed on the server"]
-    lines += [f"  - {p}" for p in problems[:MAX_LINES]]
-    if len(problems) > MAX_LINES:
-        lines.append(f"  ... and {len(problems) - MAX_LINES} more")
-    return "\n".join(lines) + "\n"
 
 
 def diff_paths(repo: pygit2.Repository, old: str | None, new: str | None) -> list[str]:
@@ -369,13 +353,30 @@ def _files_under(repo: pygit2.Repository, tree: pygit2.Tree, folder: str) -> dic
     return out
 
 
-def _blob_data(repo: pygit2.Repository, oid: pygit2.Oid, path: str) -> bytes:
-    """The content of the file `path`; a folder (or submodule) there is an error, which fails
-    the push closed."""
-    obj = repo[oid]
-    if not isinstance(obj, pygit2.Blob):
-        raise TypeError(f"{path}: expected a file, found a {obj.type_str}")
-    return obj.data
+def _file(repo: pygit2.Repository, tree: pygit2.Tree, path: str) -> bytes | None:
+    """The content of the file at `path` in `tree`; None when there is none (deleted, or
+    something else stands there, which check_read_files_are_files and check_new_objects
+    refuse)."""
+    obj = tree[path] if path in tree else None
+    if obj is None or obj.type != ObjectType.BLOB:
+        return None
+    return cast(pygit2.Blob, repo[obj.id]).data
+
+
+def _invalid(subject: str, check: Callable[..., object], /, *args: Any,
+             **kw: Any) -> list[Problem]:
+    """Run a validator that raises FloomError; its message already names the file."""
+    try:
+        check(*args, **kw)
+    except FloomError as exc:
+        return [Problem(subject, Kind.INVALID, exc.message)]
+    return []
+
+
+def _prefixes(path: str) -> list[str]:
+    """`a/b/c` -> a, a/b, a/b/c."""
+    parts = path.split("/")
+    return ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
 
 
 def _ref_target(repo: pygit2.Repository, name: str) -> str | None:
@@ -418,7 +419,3 @@ def _kind(repo: pygit2.Repository, rev: str) -> str:
 
 def _overlaps(a: str, b: str) -> bool:
     return a == b or a.startswith(b + "/") or b.startswith(a + "/")
-
-
-def _dedupe(items: list[str]) -> list[str]:
-    return list(dict.fromkeys(items))

@@ -13,10 +13,6 @@ import re
 import stat
 from collections.abc import Iterable
 from pathlib import Path
-from typing import cast
-
-import pygit2
-from pygit2.enums import ObjectType
 
 from floom_git import paths
 from floom_git.errors import FloomError
@@ -26,6 +22,7 @@ from floom_git.services.moves import Moved
 from floom_git.services.registry import SKIP_DIRS, validate_worker, worker_files
 from floom_git.services.workspaces import Workspace
 from floom_git.storage import worktree
+from floom_git.storage.main_tree import MainTree, is_ignored
 from floom_git.storage.repo import Changeset, WorkspaceRepo, signature
 
 log = logging.getLogger("floom_git.sync")
@@ -110,37 +107,35 @@ def plan(
     the bytes committed are the bytes on disk now. Files of a worker folder are always taken
     together, so an edit held back while its manifest was invalid goes in once it is fixed.
     """
-    tip = repo.tip()
-    tree = _Head(tip.tree if tip is not None else None)
+    tree = MainTree(repo)
     root = repo.path
     disk = _Disk(root)
     if candidates is None:
-        found = set(repo.worktree_changes()) | _head_vs_main(repo, tip)
+        found = set(repo.worktree_changes()) | tree.apart_at_head()
     else:
-        found = _expand(repo, tree, disk, candidates)
+        found = _expand(tree, disk, candidates)
     for wid in {w for w in map(_worker_id, found) if w}:
-        found |= _expand(repo, tree, disk, {paths.worker_dir(wid)})
+        found |= _expand(tree, disk, {paths.worker_dir(wid)})
     changes: dict[str, bytes | None] = {}
     invalid: dict[str, str] = {}
     for path in sorted(found):
         if is_transient(path):
             continue
-        obj = tree.get(path)
-        head = obj.id if obj is not None and obj.type == ObjectType.BLOB else None
+        in_main = tree.blob_id(path) is not None
         kind, data = disk.read(path, max_bytes)
         if kind in ("missing", "dir"):
-            if head is not None:
+            if in_main:
                 changes[path] = None
             continue
-        if kind == "file" and data is not None and head is not None and pygit2.hash(data) == head:
+        if kind == "file" and data is not None and tree.holds(path, data):
             continue
-        if kind == "too-large" and head is not None and pygit2.hashfile(str(root / path)) == head:
+        if kind == "too-large" and tree.holds_file(path, root / path):
             continue
-        if head is None and repo.repo.path_is_ignored(path):
+        if not in_main and is_ignored(repo, path):
             continue
         refusal = _refusal(path, kind, data)
         if refusal:
-            invalid[path] = refusal if refusal.startswith(path) else f"{path}: {refusal}"
+            invalid[path] = refusal
             continue
         changes[path] = data
     for wid in sorted({w for w in map(_worker_id, changes) if w}):
@@ -152,40 +147,31 @@ def plan(
     return changes, invalid
 
 
-def _head_vs_main(repo: WorkspaceRepo, tip: pygit2.Commit | None) -> set[str]:
-    """Files where HEAD differs from main: status compares with HEAD, and a person may have
-    checked out another branch in the working tree."""
-    try:
-        head = repo.repo.head.peel(pygit2.Commit)
-    except (pygit2.GitError, KeyError):
-        return set()
-    if tip is None or head.tree_id == tip.tree_id:
-        return set()
-    diff = head.tree.diff_to_tree(tip.tree)
-    return {p for d in diff.deltas for p in (d.old_file.path, d.new_file.path)}
-
-
 def _refusal(path: str, kind: str, data: bytes | None) -> str | None:
-    if kind == "symlink":
-        return "symlinks are not committed"
-    if kind == "too-large":
-        return "file is over the size limit"
-    if kind == "unreadable":
-        return "file cannot be read by the server"
+    """Why the file at `path` is not committed, as a line naming it (None: commit it)."""
     if kind != "file":
-        return "not a regular file"
+        return f"{path}: {_KIND_REFUSED.get(kind, 'not a regular file')}"
     try:
         paths.clean_relpath(path)
-    except FloomError as exc:
-        return exc.message
+    except FloomError as exc:  # names the field ("path"), not the file
+        return f"{path}: {exc.message}"
     if paths.is_secret_file(path):
-        return "secret-bearing files are never committed; use secrets"
+        return f"{path}: secret-bearing files are never committed; use secrets"
+    if (folder := paths.folder_refusal(path)) is not None:
+        return folder
     if path.startswith(paths.ISSUES_DIR + "/") and FILE_RE.match(path.rsplit("/", 1)[-1]):
         try:
             parse_issue_file(data or b"", where=path)
         except FloomError as exc:
             return exc.message
     return None
+
+
+_KIND_REFUSED = {  # what disk.read found, when it is no file to commit
+    "symlink": "symlinks are not committed",
+    "too-large": "file is over the size limit",
+    "unreadable": "file cannot be read by the server",
+}
 
 
 def _worker_invalid(repo: WorkspaceRepo, wid: str) -> str | None:
@@ -215,42 +201,16 @@ def _worker_id(path: str) -> str | None:
     return None
 
 
-class _Head:
-    """Path lookups in main's tree with each folder resolved once (a storm asks for 30k paths,
-    and a path lookup from the root costs ~80 us)."""
-
-    def __init__(self, tree: pygit2.Tree | None) -> None:
-        self._dirs: dict[str, pygit2.Tree | None] = {"": tree}
-
-    def folder(self, rel: str) -> pygit2.Tree | None:
-        if rel not in self._dirs:
-            parent, _, name = rel.rpartition("/")
-            obj = self.get_in(self.folder(parent), name)
-            is_tree = obj is not None and obj.type == ObjectType.TREE
-            self._dirs[rel] = cast(pygit2.Tree, obj) if is_tree else None
-        return self._dirs[rel]
-
-    def get(self, rel: str) -> pygit2.Object | None:
-        parent, _, name = rel.rpartition("/")
-        return self.get_in(self.folder(parent), name)
-
-    @staticmethod
-    def get_in(tree: pygit2.Tree | None, name: str) -> pygit2.Object | None:
-        return tree[name] if tree is not None and name in tree else None
-
-
-def _expand(repo: WorkspaceRepo, tree: _Head, disk: _Disk, candidates: set[str]) -> set[str]:
+def _expand(tree: MainTree, disk: _Disk, candidates: set[str]) -> set[str]:
     """Candidate paths as files: a folder stands for every file under it on disk and in `main`.
 
     Walking folders on disk also catches files created before the watcher saw their folder.
     """
     out: set[str] = set()
     for rel in candidates:
-        obj = tree.get(rel)
-        in_main = obj is not None and obj.type == ObjectType.TREE
+        in_main = tree.is_folder(rel)
         on_disk = disk.kind(rel) == "dir"
-        if obj is not None and in_main:
-            out.update(p for p, _ in repo.walk_tree(cast(pygit2.Tree, repo.repo[obj.id]), rel))
+        out.update(tree.files_under(rel))
         if on_disk:
             out.update(disk.walk(rel))
         if not (in_main and on_disk):  # a file on one side at least

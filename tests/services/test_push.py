@@ -13,10 +13,12 @@ from floom_git.services.push import (
     ZERO,
     PushPolicy,
     RefUpdate,
-    format_rejection,
     parse_updates,
-    validate_push,
 )
+from floom_git.services.push import (
+    validate_push as validate_push_records,
+)
+from floom_git.services.push_problems import Kind, format_rejection
 from floom_git.storage.repo import MAIN, RUNS, Changeset, WorkspaceRepo, signature
 from tests.conftest import WORKER_YML, git
 
@@ -54,6 +56,12 @@ def commit_on(
             index.add(pygit2.IndexEntry(path, repo.create_blob(data), mode))
     tree = index.write_tree(repo)
     return str(repo.create_commit(None, SIG, SIG, "pushed", tree, [parent]))
+
+
+def validate_push(repo: pygit2.Repository, updates: list[RefUpdate],
+                  policy: PushPolicy) -> list[str]:
+    """The lines the person pushing reads, one per problem."""
+    return [p.line for p in validate_push_records(repo, updates, policy)]
 
 
 def main_sha(ws: WorkspaceRepo) -> str:
@@ -182,20 +190,23 @@ def test_validate_push_refuses_bad_files(ws, changes, expected):
 
 
 def test_validate_push_names_every_bad_file(ws):
-    problems = check(
-        ws,
-        {
-            ".env": b"A=1\n",
-            "workers/hello-world/worker.yml": b"name: 1\n",
-            "contexts/c/big.bin": b"x" * 2000,
-        },
-    )
+    new = commit_on(ws.repo, main_sha(ws), {
+        ".env": b"A=1\n",
+        "workers/hello-world/worker.yml": b"name: 1\n",
+        "contexts/c/big.bin": b"x" * 2000,
+    })
+    records = validate_push_records(ws.repo, [RefUpdate(main_sha(ws), new, MAIN)], POLICY)
+    problems = [p.line for p in records]
     assert [p.split(":")[0] for p in problems] == [
         ".env",
         "contexts/c/big.bin",
         "workers/hello-world/worker.yml",
     ]
-    text = format_rejection(problems)
+    assert [(p.where, p.kind) for p in records] == [
+        (".env", Kind.SECRET), ("contexts/c/big.bin", Kind.TOO_LARGE),
+        ("workers/hello-world", Kind.INVALID)]
+    text = format_rejection(records)
+    assert text.splitlines()[1:] == [f"  - {line}" for line in problems]
     assert text.splitlines()[0].startswith("push rejected")
     assert all(line.startswith("  - ") for line in text.splitlines()[1:])
 

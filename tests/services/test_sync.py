@@ -276,3 +276,19 @@ def test_registry_late_result_of_an_early_read_is_not_applied(tmp_path):
     release.set()
     early.join(10)
     assert workers.get("hello-world") is not None
+
+
+@pytest.mark.parametrize("folder", [".floom/issues/ISSUE-0042.md", "workspace.yml",
+                                    ".floom/connections.yml", "workers/word-count/worker.yml"])
+async def test_reconcile_never_commits_a_folder_where_a_file_is_read(ws, folder):
+    """The rule a push keeps (tests/compat/test_push_file_kinds.py): files under such a folder
+    stay uncommitted, named by the folder."""
+    before = git(ws.path, "ls-files")
+    if (ws.path / folder).is_file():
+        (ws.path / folder).unlink()
+    write(ws, f"{folder}/inside.md", "x\n")
+    result = await sync.reconcile(ws, None)
+    assert f"{folder}/inside.md" not in git(ws.path, "ls-files")
+    assert set(git(ws.path, "ls-files").splitlines()) <= set(before.splitlines())
+    assert any(why.startswith(f"{folder}: must be a file, not a folder")
+               for why in result.invalid.values()), result.invalid

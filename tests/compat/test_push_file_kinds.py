@@ -1,0 +1,58 @@
+"""A push that puts a folder where the workspace reads a file (an issue file, workspace.yml, the
+registries, a worker's manifest) is refused with a problem naming that path, whether the file
+existed before (a type change) or not; a type change anywhere else lands. Real git client."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.compat.test_git_http import Git
+from tests.conftest import git
+
+ISSUE = "---\nid: ISSUE-0001\ntitle: One\nstatus: open\n---\nbody\n"
+
+
+@pytest.fixture
+def gitc(server, git_env, tmp_path) -> Git:
+    return Git(server, git_env, tmp_path)
+
+
+async def push_folder_at(gitc: Git, repo: Path, path: str) -> str:
+    """Replace whatever is at `path` by a folder holding one file; push; git's stderr."""
+    await gitc("rm", "-q", "-r", "--ignore-unmatch", path, cwd=repo)
+    await gitc.commit(repo, {f"{path}/inside.md": "x\n"}, f"folder at {path}")
+    before = git(gitc.ws_path, "for-each-ref")
+    result = await gitc("push", "origin", "main", cwd=repo, check=False)
+    assert result.code != 0, result.err
+    assert git(gitc.ws_path, "for-each-ref") == before  # no ref moved
+    return result.err
+
+
+@pytest.mark.parametrize("existing", [True, False], ids=["type-change", "new"])
+@pytest.mark.parametrize("path", [
+    ".floom/issues/ISSUE-0001.md", "workspace.yml", ".floom/connections.yml",
+    "workspace-tools.yml", "workers/word-count/worker.yml", "contexts/company/context.yml",
+])
+async def test_push_of_folder_where_a_file_is_read_names_the_path(gitc, path, existing):
+    repo = await gitc.clone()
+    if existing and not (repo / path).exists():
+        content = ISSUE if path.endswith(".md") else "{}\n"
+        if path == ".floom/connections.yml":
+            content = "connections: []\n"
+        elif path == "workspace-tools.yml":
+            content = "tools: []\n"
+        await gitc.commit(repo, {path: content}, f"add {path}")
+        await gitc("push", "-q", "origin", "main", cwd=repo)
+    err = await push_folder_at(gitc, repo, path)
+    assert "could not check" not in err, err
+    assert f"remote:   - {path}: " in err, err
+
+
+async def test_push_type_change_of_other_paths_lands(gitc):
+    repo = await gitc.clone()
+    await gitc("rm", "-q", "workspace.md", cwd=repo)
+    await gitc.commit(repo, {"workspace.md/inner.md": "# inner\n"}, "file to folder")
+    await gitc("push", "-q", "origin", "main", cwd=repo)
+    assert git(gitc.ws_path, "show", "main:workspace.md/inner.md") == "# inner\n"
