@@ -21,9 +21,11 @@ from floom_git.services.run_records import Owner
 from floom_git.storage.repo import Change, Changeset, WorkspaceRepo
 from floom_git.storage.spool import (
     CommitTimer,
+    appended_sizes,
     drop_prefix,
     fsync_append,
     fsync_write,
+    read_prefix,
     unapplied,
 )
 
@@ -46,6 +48,7 @@ def _encode(conversation: Conversation) -> bytes:
 class _Snapshot:
     version: int
     data: bytes
+    appended: int  # bytes of spooled messages the meta counts (the commit takes no more)
 
 
 class ConversationStore:
@@ -158,7 +161,8 @@ class ConversationStore:
         """Commit every changed conversation now (one commit), then drop what the spool no
         longer needs; lines appended meanwhile stay for the next commit."""
         async with self._flush_lock:
-            snaps = {cid: _Snapshot(self._versions.get(cid, 0), _encode(self.index[cid]))
+            snaps = {cid: _Snapshot(self._versions.get(cid, 0), _encode(self.index[cid]),
+                                    appended_sizes(self.spool / cid / APPEND).get(MESSAGES, 0))
                      for cid in sorted(self._dirty) if cid in self.index}
             if not snaps:
                 return
@@ -171,8 +175,8 @@ class ConversationStore:
                     base = f"{ROOT}/{cid}"
                     changes[f"{base}/{META}"] = snap.data
                     pending = self.spool / cid / APPEND / MESSAGES
-                    if pending.is_file():
-                        data = pending.read_bytes()
+                    if snap.appended:  # what was appended after the snapshot waits
+                        data = read_prefix(pending, snap.appended)
                         consumed[cid] = len(data)
                         have = repo.read_blob(tip, f"{base}/{MESSAGES}") or b""
                         fresh = unapplied(have, data)

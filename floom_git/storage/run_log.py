@@ -32,10 +32,12 @@ from floom_git.storage.atomic import atomic_write
 from floom_git.storage.repo import RUNS, Change, Changeset, WorkspaceRepo, signature
 from floom_git.storage.spool import (
     CommitTimer,
+    appended_sizes,
     drop_prefix,
     files_under,
     fsync_append,
     fsync_write,
+    read_prefix,
     unapplied,
 )
 from floom_git.storage.writer import Writer
@@ -308,6 +310,7 @@ class RunLog:
                      for rid in sorted(self._dirty) if rid in self.live}
             ended = {rid for rid, s in snaps.items() if s.record.ended}
             spool = self.spool
+            appended = {rid: appended_sizes(spool / rid / APPEND_DIR) for rid in snaps}
             consumed: dict[tuple[str, str], int] = {}  # appended bytes this commit carries
 
             def build(repo: WorkspaceRepo) -> Changeset:
@@ -323,7 +326,8 @@ class RunLog:
                             changes[f"{base}/{LOGS}"] = logs.read_bytes()
                         for rel, data in files_under(run_spool / ARTIFACTS):
                             changes[f"{base}/{ARTIFACTS}/{rel}"] = data
-                    for rel, data in files_under(run_spool / APPEND_DIR):
+                    for rel, size in appended[rid].items():  # up to the snapshot
+                        data = read_prefix(run_spool / APPEND_DIR / rel, size)
                         consumed[(rid, rel)] = len(data)
                         have = repo.read_blob(tip, f"{base}/{rel}") or b""
                         fresh = unapplied(have, data)

@@ -53,6 +53,27 @@ def drop_prefix(path: Path, size: int) -> None:
         fsync_write(path, data[size:])
 
 
+def appended_sizes(folder: Path) -> dict[str, int]:
+    """The size now of each file appended to under `folder`. A commit takes this much when it
+    snapshots its record: lines appended later wait for the next commit, so every commit's
+    record and appended lines agree."""
+    out: dict[str, int] = {}
+    if folder.is_dir():
+        for dirpath, _dirs, names in os.walk(folder):
+            for name in names:
+                full = Path(dirpath) / name
+                rel = full.relative_to(folder).as_posix()
+                if full.is_file() and not full.is_symlink() and paths.is_clean_relpath(rel):
+                    out[rel] = full.stat().st_size
+    return out
+
+
+def read_prefix(path: Path, size: int) -> bytes:
+    """The first `size` bytes of `path` (an appended file's lines up to a snapshot)."""
+    with open(path, "rb") as fh:
+        return fh.read(size)
+
+
 def files_under(folder: Path) -> Iterable[tuple[str, bytes]]:
     """(relative path, bytes) of the regular files under `folder` that a commit may hold."""
     if not folder.is_dir():

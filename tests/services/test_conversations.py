@@ -4,8 +4,10 @@ and a crash before the commit loses nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
+import threading
 
 import msgspec
 import pytest
@@ -13,7 +15,7 @@ import pytest
 from floom_git.errors import NotFound
 from floom_git.http.app import create_app
 from floom_git.schemas.conversation import ChatMessage, Conversation
-from floom_git.services.actor import Actor
+from floom_git.services.actor import SYSTEM, Actor
 from floom_git.services.conversations import ConversationStore
 from floom_git.services.workspaces import WorkspaceManager
 from tests.conftest import git
@@ -58,6 +60,38 @@ async def test_conversation_store_groups_changes_into_one_commit(workspace):
                                                   "conv_000000000001/conversation.json"))
     assert meta["message_count"] == 2
     assert not list(store.spool.glob("*"))  # committed: the spool copy is gone
+    await store.close()
+
+
+async def test_a_message_appended_while_a_commit_is_built_waits_for_the_next_commit(workspace):
+    """Each commit's conversation.json counts exactly the messages that commit holds."""
+    store = await ConversationStore(workspace).ready()
+    c = conversation("conv_000000000005")
+    store.put(c)
+    store.append(c, message(1))
+    gate = threading.Event()
+
+    def hold(_repo):  # the writer is busy with another write...
+        gate.wait(60)
+
+    held = asyncio.create_task(workspace.writer.write(hold, SYSTEM.signature))
+    flushing = asyncio.create_task(store.flush())
+    while not store._flush_lock.locked():  # ...when the flush takes its snapshot
+        await asyncio.sleep(0)
+    store.append(c, message(2))  # appended before the commit is built
+    gate.set()
+    await held
+    await flushing
+
+    def committed() -> tuple[int, int]:
+        base = "floom/conversations:conversations/conv_000000000005"
+        meta = json.loads(git(workspace.path, "show", f"{base}/conversation.json"))
+        return meta["message_count"], len(git(workspace.path, "show",
+                                              f"{base}/messages.ndjson").splitlines())
+
+    assert committed() == (1, 1)
+    await store.flush()
+    assert committed() == (2, 2)
     await store.close()
 
 
