@@ -30,31 +30,50 @@ MAX_SEGMENT_LEN = 255
 SECRET_FILE_RE = re.compile(r"(^|/)(\.env(\..*)?|[^/]*\.pem|[^/]*\.key)$", re.IGNORECASE)
 
 
+FILE = "file"
+FOLDER = "folder"
 NOT_A_FOLDER = "must be a file, not a folder"
+NOT_A_FILE = "must be a folder, not a file"
+FLOOM_DIR = ".floom"
+
+
+def expected_kind(path: str) -> str | None:
+    """What the workspace reads at `path` (the one table every door checks): FILE for
+    workspace.yml, the registries, issue files, worker manifests and context metadata; FOLDER for
+    workers/, contexts/, .floom/, .floom/issues/ and each worker and context folder (a hidden
+    name there, such as .gitkeep, is never read as one); None where anything may stand."""
+    if path in (WORKSPACE_YML, CONNECTIONS_FILE, TOOLS_FILE):
+        return FILE
+    if path in (WORKERS_DIR, CONTEXTS_DIR, FLOOM_DIR, ISSUES_DIR):
+        return FOLDER
+    folder, _, name = path.rpartition("/")
+    if folder in (WORKERS_DIR, CONTEXTS_DIR):
+        return None if name.startswith(".") else FOLDER
+    top, _, owner = folder.partition("/")
+    if (top, name) in ((WORKERS_DIR, MANIFEST), (CONTEXTS_DIR, CONTEXT_META)) and "/" not in owner:
+        return FILE
+    if folder == ISSUES_DIR and name.startswith("ISSUE-") and name.endswith(".md"):
+        return FILE
+    return None
 
 
 def must_be_file(path: str) -> bool:
-    """Paths the workspace reads as files (workspace.yml, the registries, issue files, worker
-    manifests, context metadata): no door puts a folder there."""
-    parts = path.split("/")
-    if path in (WORKSPACE_YML, CONNECTIONS_FILE, TOOLS_FILE):
-        return True
-    if len(parts) == 3 and parts[0] == WORKERS_DIR and parts[2] == MANIFEST:
-        return True
-    if len(parts) == 3 and parts[0] == CONTEXTS_DIR and parts[2] == CONTEXT_META:
-        return True
-    folder, _, name = path.rpartition("/")
-    return folder == ISSUES_DIR and name.startswith("ISSUE-") and name.endswith(".md")
+    """Paths the workspace reads as files: no door puts a folder there."""
+    return expected_kind(path) == FILE
 
 
-def folder_refusal(path: str) -> str | None:
-    """Why no file may be at `path`: a folder above it stands where the workspace reads a file
-    (None: no such folder). The line names that folder."""
+def kind_refusal(path: str, kind: str = FILE) -> str | None:
+    """Why a `kind` (FILE or FOLDER) may not stand at `path`, as `<where>: must be ...` naming
+    the path the workspace reads otherwise: `path` itself, or a folder above it that must be a
+    file (None: it may). Every door asks this of what it would commit."""
     parts = path.split("/")
     for i in range(1, len(parts)):
         above = "/".join(parts[:i])
-        if must_be_file(above):
+        if expected_kind(above) == FILE:
             return f"{above}: {NOT_A_FOLDER}"
+    expected = expected_kind(path)
+    if expected is not None and expected != kind:
+        return f"{path}: {NOT_A_FOLDER if expected == FILE else NOT_A_FILE}"
     return None
 
 

@@ -157,7 +157,7 @@ def _refusal(path: str, kind: str, data: bytes | None) -> str | None:
         return f"{path}: {exc.message}"
     if paths.is_secret_file(path):
         return f"{path}: secret-bearing files are never committed; use secrets"
-    if (folder := paths.folder_refusal(path)) is not None:
+    if (folder := paths.kind_refusal(path)) is not None:
         return folder
     if path.startswith(paths.ISSUES_DIR + "/") and FILE_RE.match(path.rsplit("/", 1)[-1]):
         try:
