@@ -62,19 +62,27 @@ def must_be_file(path: str) -> bool:
     return expected_kind(path) == FILE
 
 
-def kind_refusal(path: str, kind: str = FILE) -> str | None:
-    """Why a `kind` (FILE or FOLDER) may not stand at `path`, as `<where>: must be ...` naming
-    the path the workspace reads otherwise: `path` itself, or a folder above it that must be a
-    file (None: it may). Every door asks this of what it would commit."""
+def misplaced(path: str, kind: str = FILE) -> tuple[str, str] | None:
+    """Where and why a `kind` (FILE or FOLDER) may not stand at `path`: (`where`, "must be ...")
+    naming the path the workspace reads as the other kind, which is `path` itself or a folder
+    above it that must be a file (None: it may stand there). Every door asks this of what it
+    would commit: the API's writes (storage/changeset.admitted), a push, the disk sync."""
     parts = path.split("/")
     for i in range(1, len(parts)):
         above = "/".join(parts[:i])
         if expected_kind(above) == FILE:
-            return f"{above}: {NOT_A_FOLDER}"
+            return above, NOT_A_FOLDER
     expected = expected_kind(path)
     if expected is not None and expected != kind:
-        return f"{path}: {NOT_A_FOLDER if expected == FILE else NOT_A_FILE}"
+        return path, NOT_A_FOLDER if expected == FILE else NOT_A_FILE
     return None
+
+
+def kind_refusal(path: str, kind: str = FILE) -> str | None:
+    """misplaced() as the line every door shows: `<where>: must be a file, not a folder` (or
+    `... a folder, not a file`)."""
+    found = misplaced(path, kind)
+    return f"{found[0]}: {found[1]}" if found else None
 
 
 def is_secret_file(path: str) -> bool:
