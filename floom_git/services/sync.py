@@ -140,7 +140,7 @@ def plan(
         changes[path] = data
     # What stood where a file or folder of the wrong kind is refused stays in main too: a
     # worker folder turned into a file is not deleted, nor is workspace.yml turned into a folder.
-    for where in {found[0] for p in invalid if (found := paths.misplaced(p)) is not None}:
+    for where in {m[0] for p in invalid if (m := paths.misplaced(p)) is not None}:
         for path in [p for p in changes if p == where or p.startswith(where + "/")]:
             del changes[path]
     for wid in sorted({w for w in map(_worker_id, changes) if w}):

@@ -81,10 +81,11 @@ def admitted(changes: Mapping[str, Change]) -> dict[str, Change]:
     (paths.kind_refusal, the rule a push and the disk sync keep too)."""
     out = {norm(p): v for p, v in changes.items()}
     for path, value in out.items():
-        if value is not None:
-            why = paths.kind_refusal(path, paths.FOLDER if isinstance(value, TreeRef) else paths.FILE)
-            if why:
-                raise InvalidInput(why)
+        if value is None:
+            continue  # a deletion leaves nothing of the wrong kind
+        why = paths.kind_refusal(path, paths.FOLDER if isinstance(value, TreeRef) else paths.FILE)
+        if why:
+            raise InvalidInput(why)
     return out
 
 
