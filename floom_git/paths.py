@@ -39,9 +39,10 @@ FLOOM_DIR = ".floom"
 
 def expected_kind(path: str) -> str | None:
     """What the workspace reads at `path` (the one table every door checks): FILE for
-    workspace.yml, the registries, issue files, worker manifests and context metadata; FOLDER for
-    workers/, contexts/, .floom/, .floom/issues/ and each worker and context folder (a hidden
-    name there, such as .gitkeep, is never read as one); None where anything may stand."""
+    workspace.yml, the registries, issue and comments files, worker manifests and context
+    metadata; FOLDER for workers/, contexts/, .floom/, .floom/issues/ and each worker and
+    context folder (a hidden name there, such as .gitkeep, is never read as one); None where
+    anything may stand."""
     if path in (WORKSPACE_YML, CONNECTIONS_FILE, TOOLS_FILE):
         return FILE
     if path in (WORKERS_DIR, CONTEXTS_DIR, FLOOM_DIR, ISSUES_DIR):
@@ -52,9 +53,16 @@ def expected_kind(path: str) -> str | None:
     top, _, owner = folder.partition("/")
     if (top, name) in ((WORKERS_DIR, MANIFEST), (CONTEXTS_DIR, CONTEXT_META)) and "/" not in owner:
         return FILE
-    if folder == ISSUES_DIR and name.startswith("ISSUE-") and name.endswith(".md"):
+    if is_issue_file(path) or (folder == ISSUES_DIR and name.startswith("ISSUE-")
+                               and name.endswith(".comments.ndjson")):
         return FILE
     return None
+
+
+def is_issue_file(path: str) -> bool:
+    """`.floom/issues/ISSUE-*.md`: what the issues list reads (and a push parses)."""
+    folder, _, name = path.rpartition("/")
+    return folder == ISSUES_DIR and name.startswith("ISSUE-") and name.endswith(".md")
 
 
 def must_be_file(path: str) -> bool:

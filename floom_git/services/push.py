@@ -254,12 +254,11 @@ def check_workspace_files(repo: pygit2.Repository, rev: str,
         # the `agent:` block (provider settings) must validate too
         problems += _invalid(paths.WORKSPACE_YML, check_workspace_yml, data)
     for path in changed:
-        folder, _, name = path.rpartition("/")
-        if folder != paths.ISSUES_DIR or not paths.must_be_file(path):
+        if not paths.is_issue_file(path):
             continue
         if (data := _file(repo, tree, path)) is None:
             continue  # deleted, or not a file (check_kinds)
-        if not FILE_RE.match(name):
+        if not FILE_RE.match(path.rpartition("/")[2]):
             problems.append(
                 Problem.at(path, Kind.INVALID, "issue files are named ISSUE-<number>.md")
             )

@@ -48,6 +48,7 @@ async def push_refused(gitc: Git, repo: Path) -> str:
 @pytest.mark.parametrize("path", [
     ".floom/issues/ISSUE-0001.md", "workspace.yml", ".floom/connections.yml",
     "workspace-tools.yml", "workers/word-count/worker.yml", "contexts/company/context.yml",
+    ".floom/issues/ISSUE-0001.comments.ndjson",
 ])
 async def test_push_of_folder_where_a_file_is_read_names_the_path(gitc, path, existing):
     repo = await gitc.clone()

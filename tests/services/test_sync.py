@@ -311,7 +311,8 @@ async def assert_refused_then_recovers(ws: Workspace, path: str, file: bool, lin
 
 @pytest.mark.parametrize("folder", [".floom/issues/ISSUE-0042.md", "workspace.yml",
                                     ".floom/connections.yml", "workers/word-count/worker.yml",
-                                    "contexts/company/context.yml", "workspace-tools.yml"])
+                                    "contexts/company/context.yml", "workspace-tools.yml",
+                                    ".floom/issues/ISSUE-0001.comments.ndjson"])
 async def test_reconcile_never_commits_a_folder_where_a_file_is_read(ws, folder):
     """The rule a push keeps (tests/compat/test_push_file_kinds.py): files under such a folder
     stay uncommitted, named by the folder."""
