@@ -30,32 +30,67 @@ MAX_SEGMENT_LEN = 255
 SECRET_FILE_RE = re.compile(r"(^|/)(\.env(\..*)?|[^/]*\.pem|[^/]*\.key)$", re.IGNORECASE)
 
 
+FILE = "file"
+FOLDER = "folder"
 NOT_A_FOLDER = "must be a file, not a folder"
+NOT_A_FILE = "must be a folder, not a file"
+FLOOM_DIR = ".floom"
 
 
-def must_be_file(path: str) -> bool:
-    """Paths the workspace reads as files (workspace.yml, the registries, issue files, worker
-    manifests, context metadata): no door puts a folder there."""
-    parts = path.split("/")
+def expected_kind(path: str) -> str | None:
+    """What the workspace reads at `path` (the one table every door checks): FILE for
+    workspace.yml, the registries, issue and comments files, worker manifests and context
+    metadata; FOLDER for workers/, contexts/, .floom/, .floom/issues/ and each worker and
+    context folder (a hidden name there, such as .gitkeep, is never read as one); None where
+    anything may stand."""
     if path in (WORKSPACE_YML, CONNECTIONS_FILE, TOOLS_FILE):
-        return True
-    if len(parts) == 3 and parts[0] == WORKERS_DIR and parts[2] == MANIFEST:
-        return True
-    if len(parts) == 3 and parts[0] == CONTEXTS_DIR and parts[2] == CONTEXT_META:
-        return True
+        return FILE
+    if path in (WORKERS_DIR, CONTEXTS_DIR, FLOOM_DIR, ISSUES_DIR):
+        return FOLDER
+    folder, _, name = path.rpartition("/")
+    if folder in (WORKERS_DIR, CONTEXTS_DIR):
+        return None if name.startswith(".") else FOLDER
+    top, _, owner = folder.partition("/")
+    if (top, name) in ((WORKERS_DIR, MANIFEST), (CONTEXTS_DIR, CONTEXT_META)) and "/" not in owner:
+        return FILE
+    if is_issue_file(path) or (folder == ISSUES_DIR and name.startswith("ISSUE-")
+                               and name.endswith(".comments.ndjson")):
+        return FILE
+    return None
+
+
+def is_issue_file(path: str) -> bool:
+    """`.floom/issues/ISSUE-*.md`: what the issues list reads (and a push parses)."""
     folder, _, name = path.rpartition("/")
     return folder == ISSUES_DIR and name.startswith("ISSUE-") and name.endswith(".md")
 
 
-def folder_refusal(path: str) -> str | None:
-    """Why no file may be at `path`: a folder above it stands where the workspace reads a file
-    (None: no such folder). The line names that folder."""
+def must_be_file(path: str) -> bool:
+    """Paths the workspace reads as files: no door puts a folder there."""
+    return expected_kind(path) == FILE
+
+
+def misplaced(path: str, kind: str = FILE) -> tuple[str, str] | None:
+    """Where and why a `kind` (FILE or FOLDER) may not stand at `path`: (`where`, "must be ...")
+    naming the path the workspace reads as the other kind, which is `path` itself or a folder
+    above it that must be a file (None: it may stand there). Every door asks this of what it
+    would commit: the API's writes (storage/changeset.admitted), a push, the disk sync."""
     parts = path.split("/")
     for i in range(1, len(parts)):
         above = "/".join(parts[:i])
-        if must_be_file(above):
-            return f"{above}: {NOT_A_FOLDER}"
+        if expected_kind(above) == FILE:
+            return above, NOT_A_FOLDER
+    expected = expected_kind(path)
+    if expected is not None and expected != kind:
+        return path, NOT_A_FOLDER if expected == FILE else NOT_A_FILE
     return None
+
+
+def kind_refusal(path: str, kind: str = FILE) -> str | None:
+    """misplaced() as the line every door shows: `<where>: must be a file, not a folder` (or
+    `... a folder, not a file`)."""
+    found = misplaced(path, kind)
+    return f"{found[0]}: {found[1]}" if found else None
 
 
 def is_secret_file(path: str) -> bool:

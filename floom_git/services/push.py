@@ -224,14 +224,14 @@ def check_new_objects(
 
 def check_workspace_files(repo: pygit2.Repository, rev: str,
                           changed: list[str]) -> list[Problem]:
-    """As of commit `rev`: every file the workspace reads is a file, each worker folder the push
-    touched validates as a whole (manifest, folder == name, entry file), each touched issue file
-    parses, and so do workspace.yml and the registries."""
+    """As of commit `rev`: every changed path has the kind (file or folder) the workspace reads
+    there, each worker folder the push touched validates as a whole (manifest, folder == name,
+    entry file), each touched issue file parses, and so do workspace.yml and the registries."""
     commit = _commit(repo, rev)
     if commit is None:
         return []
     tree = commit.tree
-    problems = check_read_files_are_files(tree, changed)
+    problems = check_kinds(tree, changed)
     workers = sorted(
         {
             p.split("/")[1]
@@ -254,12 +254,11 @@ def check_workspace_files(repo: pygit2.Repository, rev: str,
         # the `agent:` block (provider settings) must validate too
         problems += _invalid(paths.WORKSPACE_YML, check_workspace_yml, data)
     for path in changed:
-        folder, _, name = path.rpartition("/")
-        if folder != paths.ISSUES_DIR or not paths.must_be_file(path):
+        if not paths.is_issue_file(path):
             continue
         if (data := _file(repo, tree, path)) is None:
-            continue  # deleted, or not a file (check_read_files_are_files)
-        if not FILE_RE.match(name):
+            continue  # deleted, or not a file (check_kinds)
+        if not FILE_RE.match(path.rpartition("/")[2]):
             problems.append(
                 Problem.at(path, Kind.INVALID, "issue files are named ISSUE-<number>.md")
             )
@@ -288,15 +287,18 @@ def check_registries(repo: pygit2.Repository, tree: pygit2.Tree,
     return problems
 
 
-def check_read_files_are_files(tree: pygit2.Tree, changed: list[str]) -> list[Problem]:
-    """A changed path at or under a path the workspace reads as a file (a file turned into a
-    folder, or a new folder with such a name) must leave a file there, or nothing."""
+def check_kinds(tree: pygit2.Tree, changed: list[str]) -> list[Problem]:
+    """Each changed path that is a file as of `tree` stands where the workspace may read a file
+    (paths.misplaced): not under a path it reads as a file (a file turned into a folder, or a
+    new folder with such a name), nor where it reads a folder."""
     problems = []
-    for where in sorted({prefix for p in changed for prefix in _prefixes(p)
-                         if paths.must_be_file(prefix)}):
-        obj = tree[where] if where in tree else None
-        if obj is not None and obj.type == ObjectType.TREE:
-            problems.append(Problem.at(where, Kind.NOT_A_FILE, paths.NOT_A_FOLDER))
+    for path in changed:
+        obj = tree[path] if path in tree else None
+        if obj is None or obj.type != ObjectType.BLOB:
+            continue
+        if (found := paths.misplaced(path, paths.FILE)) is not None:
+            where, what = found
+            problems.append(Problem.at(where, Kind.WRONG_KIND, what))
     return problems
 
 
@@ -355,7 +357,7 @@ def _files_under(repo: pygit2.Repository, tree: pygit2.Tree, folder: str) -> dic
 
 def _file(repo: pygit2.Repository, tree: pygit2.Tree, path: str) -> bytes | None:
     """The content of the file at `path` in `tree`; None when there is none (deleted, or
-    something else stands there, which check_read_files_are_files and check_new_objects
+    something else stands there, which check_kinds and check_new_objects
     refuse)."""
     obj = tree[path] if path in tree else None
     if obj is None or obj.type != ObjectType.BLOB:
@@ -371,12 +373,6 @@ def _invalid(subject: str, check: Callable[..., object], /, *args: Any,
     except FloomError as exc:
         return [Problem(subject, Kind.INVALID, exc.message)]
     return []
-
-
-def _prefixes(path: str) -> list[str]:
-    """`a/b/c` -> a, a/b, a/b/c."""
-    parts = path.split("/")
-    return ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
 
 
 def _ref_target(repo: pygit2.Repository, name: str) -> str | None:

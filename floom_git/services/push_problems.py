@@ -18,7 +18,7 @@ class Kind(StrEnum):
     SYMLINK = "symlink"
     SECRET = "secret"  # a secret-bearing file name
     TOO_LARGE = "too_large"
-    NOT_A_FILE = "not_a_file"  # a folder where the workspace reads a file
+    WRONG_KIND = "wrong_kind"  # a folder where the workspace reads a file, or the reverse
     INVALID = "invalid"  # a file the workspace reads does not validate
     UNSYNCED = "unsynced"  # would overwrite on-disk edits the server has not committed
     UNCHECKED = "unchecked"  # the server could not check the push

@@ -138,6 +138,11 @@ def plan(
             invalid[path] = refusal
             continue
         changes[path] = data
+    # What stood where a file or folder of the wrong kind is refused stays in main too: a
+    # worker folder turned into a file is not deleted, nor is workspace.yml turned into a folder.
+    for where in {m[0] for p in invalid if (m := paths.misplaced(p)) is not None}:
+        for path in [p for p in changes if p == where or p.startswith(where + "/")]:
+            del changes[path]
     for wid in sorted({w for w in map(_worker_id, changes) if w}):
         why = _worker_invalid(repo, wid)
         if why:
@@ -157,8 +162,8 @@ def _refusal(path: str, kind: str, data: bytes | None) -> str | None:
         return f"{path}: {exc.message}"
     if paths.is_secret_file(path):
         return f"{path}: secret-bearing files are never committed; use secrets"
-    if (folder := paths.folder_refusal(path)) is not None:
-        return folder
+    if (wrong := paths.kind_refusal(path)) is not None:
+        return wrong
     if path.startswith(paths.ISSUES_DIR + "/") and FILE_RE.match(path.rsplit("/", 1)[-1]):
         try:
             parse_issue_file(data or b"", where=path)

@@ -75,6 +75,20 @@ def norm(path: str) -> str:
     return paths.clean_relpath(path)
 
 
+def admitted(changes: Mapping[str, Change]) -> dict[str, Change]:
+    """`changes` with every path through norm, refused (InvalidInput naming the path) when it
+    would put a folder where the workspace reads a file or a file where it reads a folder
+    (paths.kind_refusal, the rule a push and the disk sync keep too)."""
+    out = {norm(p): v for p, v in changes.items()}
+    for path, value in out.items():
+        if value is None:
+            continue  # a deletion leaves nothing of the wrong kind
+        why = paths.kind_refusal(path, paths.FOLDER if isinstance(value, TreeRef) else paths.FILE)
+        if why:
+            raise InvalidInput(why)
+    return out
+
+
 def nest(changes: Mapping[str, Change]) -> dict[str, Any]:
     """{'a/b/c': v} -> {'a': {'b': {'c': v}}}; a folder set or deleted wins over files inside it."""
     root: dict[str, Any] = {}

@@ -33,8 +33,8 @@ from floom_git.storage.changeset import (
     CommitResult,
     RefMoved,
     TreeRef,
+    admitted,
     nest,
-    norm,
     signature,
 )
 
@@ -177,7 +177,7 @@ class WorkspaceRepo:
             self._sync_group()  # a sync of on-disk edits compares the disk with main as it is
         parent = self.tip(ref)
         base_tree = parent.tree if parent else None
-        changes = {norm(p): v for p, v in changeset.changes.items()}
+        changes = admitted(changeset.changes)
         new_tree_id = self._build(base_tree, nest(changes))
         if new_tree_id is None:
             new_tree_id = self.repo.TreeBuilder().write()

@@ -108,7 +108,10 @@ async def push_steps(clone: Path, steps: list[Step], env: dict[str, str]) -> str
 
 
 CASES: dict[str, list[list[Step]]] = {
-    "folder-to-file": [[("rm", "contexts/company"), ("write", "contexts/company", "a file\n", False)]],
+    # (a file where the workspace reads a folder, e.g. contexts/company, is refused instead:
+    # tests/compat/test_push_file_kinds.py)
+    "folder-to-file": [[("write", "docs/company/about.md", "about\n", False)],
+                       [("rm", "docs/company"), ("write", "docs/company", "a file\n", False)]],
     "file-to-folder": [[("write", "workspace.md/inner/deep.md", "# deep\n", False)]],
     "deep-folder-to-file-and-back": [
         [("write", "prop/a/b/c/d.txt", "d\n", False), ("write", "prop/a/x.txt", "x\n", True)],
@@ -146,8 +149,9 @@ async def test_push_tree_change_syncs_worktree_exactly(server, clone, git_env, c
 async def test_push_folder_to_file_workspace_keeps_serving_and_restarts(server, clone, git_env,
                                                                         settings):
     ws = server.app[MANAGER].get("default")
-    await push_steps(clone, CASES["folder-to-file"][0], git_env)
-    assert (ws.path / "contexts/company").read_text() == "a file\n"
+    for steps in CASES["folder-to-file"]:
+        await push_steps(clone, steps, git_env)
+    assert (ws.path / "docs/company").read_text() == "a file\n"
     # Later writes of that workspace go through, and the server starts again on that data.
     result = await ws.writer.write(
         lambda r: Changeset({"workspace.md": b"# after\n"}, "after"), signature("a", "a@x"))

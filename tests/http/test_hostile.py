@@ -390,6 +390,14 @@ CASES = [
     H("worker-create-nul-file-name", "POST", "/workers", 400, "NUL",
       **as_json(js({"worker_yml": WORKER_YML.format(name="nul-name", title="x"),
                     "files": [{"path": "a\u0000/run.py", "content": "x"}]}))),
+    # a folder where the workspace reads a file (paths.expected_kind): never committed
+    H("ctx-file-put-under-context-yml", "PUT", "/contexts/notes/files/context.yml/x.md", 400,
+      "contexts/notes/context.yml: must be a file, not a folder", body=b"x"),
+    H("worker-files-under-worker-yml", "PUT", "/workers/hello-world/files", 400,
+      "workers/hello-world/worker.yml: must be a file, not a folder",
+      **as_json(js({"files": [
+          {"path": "worker.yml", "content": WORKER_YML.format(name="hello-world", title="x")},
+          {"path": "run.py", "content": "x"}, {"path": "worker.yml/x.md", "content": "x"}]}))),
     H("worker-version-sha-dotdot", "GET", "/workers/hello-world/versions/..%2f..%2fHEAD", 404,
       "not found"),
     H("worker-rollback-sha-revspec", "POST", "/workers/hello-world/rollback/HEAD~1", 404,
@@ -468,6 +476,12 @@ CASES = [
       **multipart(("file", ".git/hooks/pre-commit", b"x"))),
     H("upload-prefix-dotdot", "POST", UPLOAD, 400, "'..' segment",
       **multipart(("path_prefix", None, b"../.."), ("file", "x.md", b"x"))),
+    H("upload-under-context-yml", "POST", UPLOAD, 400,
+      "contexts/notes/context.yml: must be a file, not a folder",
+      **multipart(("file", "context.yml%2Fx.md", b"x"))),
+    H("import-folder-at-context-yml", "POST", "/workspace/import", 400,
+      "contexts/c/context.yml: must be a file, not a folder",
+      **zipped(("contexts/c/context.yml/x.md", b"x"))),
     H("upload-filename-nul", "POST", UPLOAD, 400, "NUL", **multipart(("file", "a%00b.md", b"x"))),
     H("upload-malformed-part", "POST", UPLOAD, 400, "malformed",
       body=b"--hostile\r\n\xff\xfe no header\r\n--hostile--\r\n",
@@ -754,6 +768,13 @@ def _bad_manifest(c: Clone) -> None:
     c("commit", "-qam", "break")
 
 
+def _file_for_worker_folder(c: Clone) -> None:
+    c("rm", "-q", "-r", "workers/hello-world")
+    (c.path / "workers/hello-world").write_text("not a folder\n")
+    c("add", "workers/hello-world")
+    c("commit", "-qm", "file for a worker")
+
+
 def _force(c: Clone) -> None:
     c("reset", "-q", "--hard", "HEAD~1")
     c("commit", "-q", "--allow-empty", "-m", "rewrite")
@@ -768,6 +789,8 @@ PUSHES = [
     ("secret-file", _secret_file, ("main",), "secret-bearing"),
     ("tag-of-secret-tree", _tag_of_secret_tree, ("refs/tags/sneaky",), "not a commit"),
     ("invalid-manifest", _bad_manifest, ("main",), "worker.yml"),
+    ("file-for-worker-folder", _file_for_worker_folder, ("main",),
+     "workers/hello-world: must be a folder, not a file"),
     ("force-push-main", _force, ("--force", "HEAD:main"), "non-fast-forward"),
     ("delete-main", lambda c: None, (":main",), "deleting main"),
     ("server-owned-branch", lambda c: c("commit", "-q", "--allow-empty", "-m", "x"),

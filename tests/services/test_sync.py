@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -278,17 +279,59 @@ def test_registry_late_result_of_an_early_read_is_not_applied(tmp_path):
     assert workers.get("hello-world") is not None
 
 
+def replace_on_disk(ws: Workspace, path: str, file: bool) -> None:
+    """Whatever stands at `path` on disk becomes a file (`file`) or a folder holding one."""
+    full = ws.path / path
+    if full.is_dir():
+        shutil.rmtree(full)
+    elif full.exists():
+        full.unlink()
+    write(ws, path if file else f"{path}/inside.md", "x\n")
+
+
+async def assert_refused_then_recovers(ws: Workspace, path: str, file: bool, line: str) -> None:
+    """Nothing committed (not even the deletion of what stood there), the refusal names the
+    path; once the disk is put back the workspace syncs edits again."""
+    before = git(ws.path, "log", "--format=%H", "main")
+    result = await sync.reconcile(ws, None)
+    assert result.sha is None, result.committed
+    assert git(ws.path, "log", "--format=%H", "main") == before
+    assert line in result.invalid.values(), result.invalid
+    again = await sync.reconcile(ws, [path])  # the watcher's event for that path alone
+    assert again.sha is None and line in again.invalid.values(), again.invalid
+    assert git(ws.path, "log", "--format=%H", "main") == before
+    replace_on_disk(ws, path, not file)
+    git(ws.path, "checkout", "-f", "main", "--", ".")
+    git(ws.path, "clean", "-fdq")
+    write(ws, RUN_PY, "print('after')\n")
+    result = await sync.reconcile(ws, None)
+    assert result.committed == [RUN_PY] and result.invalid == {}
+    assert_consistent(ws)
+
+
 @pytest.mark.parametrize("folder", [".floom/issues/ISSUE-0042.md", "workspace.yml",
-                                    ".floom/connections.yml", "workers/word-count/worker.yml"])
+                                    ".floom/connections.yml", "workers/word-count/worker.yml",
+                                    "contexts/company/context.yml", "workspace-tools.yml",
+                                    ".floom/issues/ISSUE-0001.comments.ndjson"])
 async def test_reconcile_never_commits_a_folder_where_a_file_is_read(ws, folder):
     """The rule a push keeps (tests/compat/test_push_file_kinds.py): files under such a folder
     stay uncommitted, named by the folder."""
-    before = git(ws.path, "ls-files")
-    if (ws.path / folder).is_file():
-        (ws.path / folder).unlink()
-    write(ws, f"{folder}/inside.md", "x\n")
+    replace_on_disk(ws, folder, file=False)
+    await assert_refused_then_recovers(ws, folder, False,
+                                       f"{folder}: must be a file, not a folder")
+
+
+@pytest.mark.parametrize("path", ["workers", "workers/word-count", "workers/brand-new", "contexts",
+                                  "contexts/company", "contexts/brand-new", ".floom",
+                                  ".floom/issues"])
+async def test_reconcile_never_commits_a_file_where_a_folder_is_read(ws, path):
+    replace_on_disk(ws, path, file=True)
+    await assert_refused_then_recovers(ws, path, True, f"{path}: must be a folder, not a file")
+
+
+async def test_reconcile_commits_hidden_files_in_workers_and_other_names(ws):
+    for rel in ("workers/.gitkeep", "notes/workers", "contexts/company/docs/context.yml/x.md"):
+        write(ws, rel, "x\n")
     result = await sync.reconcile(ws, None)
-    assert f"{folder}/inside.md" not in git(ws.path, "ls-files")
-    assert set(git(ws.path, "ls-files").splitlines()) <= set(before.splitlines())
-    assert any(why.startswith(f"{folder}: must be a file, not a folder")
-               for why in result.invalid.values()), result.invalid
+    assert result.committed == ["contexts/company/docs/context.yml/x.md", "notes/workers",
+                                "workers/.gitkeep"], result.invalid
