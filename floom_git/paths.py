@@ -40,16 +40,18 @@ FLOOM_DIR = ".floom"
 def expected_kind(path: str) -> str | None:
     """What the workspace reads at `path` (the one table every door checks): FILE for
     workspace.yml, the registries, issue and comments files, worker manifests and context
-    metadata; FOLDER for workers/, contexts/, .floom/, .floom/issues/ and each worker and
-    context folder (a hidden name there, such as .gitkeep, is never read as one); None where
-    anything may stand."""
+    metadata; FOLDER for workers/, contexts/, .floom/, .floom/issues/ and each name there that
+    the registry reads as a worker (a valid worker id) or a context pack (a valid context name;
+    a hidden name such as .gitkeep never is); None where anything may stand (workers/README.md)."""
     if path in (WORKSPACE_YML, CONNECTIONS_FILE, TOOLS_FILE):
         return FILE
     if path in (WORKERS_DIR, CONTEXTS_DIR, FLOOM_DIR, ISSUES_DIR):
         return FOLDER
     folder, _, name = path.rpartition("/")
-    if folder in (WORKERS_DIR, CONTEXTS_DIR):
-        return None if name.startswith(".") else FOLDER
+    if folder == WORKERS_DIR:
+        return FOLDER if WORKER_ID_RE.match(name) else None
+    if folder == CONTEXTS_DIR:
+        return FOLDER if CONTEXT_NAME_RE.match(name) else None
     top, _, owner = folder.partition("/")
     if (top, name) in ((WORKERS_DIR, MANIFEST), (CONTEXTS_DIR, CONTEXT_META)) and "/" not in owner:
         return FILE

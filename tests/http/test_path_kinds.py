@@ -106,7 +106,7 @@ async def test_import_of_context_yml_folder_is_400(aiohttp_client, settings, ws_
 # Every write reaches main through WorkspaceRepo.commit: the rule holds there for any
 # changeset, including the kinds no route builds today (a file where a folder is read).
 @pytest.mark.parametrize("path, where, why", [
-    ("workers/x", "workers/x", NOT_A_FILE),
+    ("workers/xyz", "workers/xyz", NOT_A_FILE),
     ("contexts/x", "contexts/x", NOT_A_FILE),
     ("workers", "workers", NOT_A_FILE),
     ("contexts", "contexts", NOT_A_FILE),
@@ -133,7 +133,8 @@ async def test_any_write_of_the_wrong_kind_is_refused_at_the_commit(client, ws_p
 
 @pytest.mark.parametrize("path", ["README.md", "notes/workers", "workers/word-count/notes.md",
                                   "contexts/company/docs/context.yml/x.md", "workers/.gitkeep",
-                                  ".floom/notes.md", "docs/workspace.yml/x.md"])
+                                  ".floom/notes.md", "docs/workspace.yml/x.md", "workers/README.md",
+                                  "contexts/.gitkeep"])
 async def test_writes_of_other_paths_land(client, ws_path, path):
     ws = client.app[MANAGER].get("default")
     result = await ws.writer.write(lambda repo: Changeset({path: b"x\n"}, f"add {path}"),
