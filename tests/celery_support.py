@@ -68,7 +68,9 @@ class Executors:
     def __init__(self, folder: Path, broker: str, key: str, queue: str) -> None:
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOOM_", "WORKEROS_"))}
+        self.env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("FLOOM_", "WORKEROS_"))
+        }
         self.env.update(FLOOM_CELERY_BROKER=broker, FLOOM_EXECUTOR_KEY=key,
                         FLOOM_CELERY_QUEUE=queue, FLOOM_LOG_FORMAT="text",
                         FLOOM_EXECUTOR_LOST_SECONDS="5")

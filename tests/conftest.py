@@ -95,5 +95,7 @@ example_input:
 """
 
 
-def worker_body(name: str = "hello-world", title: str = "Hello", run_py: str = "print('hi')\n") -> dict:
+def worker_body(
+    name: str = "hello-world", title: str = "Hello", run_py: str = "print('hi')\n"
+) -> dict:
     return {"worker_yml": WORKER_YML.format(name=name, title=title), "run_py": run_py}

@@ -36,7 +36,9 @@ class FakeAuthServer:
         if q.get("client_id") != self.client_id or q.get("response_type") != "code":
             return web.json_response({"error": "invalid_request"}, status=400)
         if q.get("code_challenge_method") != "S256" or not q.get("code_challenge"):
-            return web.json_response({"error": "invalid_request", "error_description": "PKCE"}, status=400)
+            return web.json_response(
+                {"error": "invalid_request", "error_description": "PKCE"}, status=400
+            )
         code = secrets.token_urlsafe(16)
         self.codes[code] = (q["code_challenge"], q["redirect_uri"])
         raise web.HTTPFound(f"{q['redirect_uri']}?{urlencode({'code': code, 'state': q['state']})}")
@@ -50,15 +52,24 @@ class FakeAuthServer:
 
     async def token(self, request: web.Request) -> web.Response:
         form = await request.post()
-        if form.get("client_id") != self.client_id or form.get("client_secret") != self.client_secret:
+        if (
+            form.get("client_id") != self.client_id
+            or form.get("client_secret") != self.client_secret
+        ):
             return web.json_response({"error": "invalid_client"}, status=401)
         grant = str(form.get("grant_type"))
         self.grants.append(grant)
         if grant == "authorization_code":
             challenge, redirect = self.codes.pop(str(form.get("code")), (None, None))
             verifier = str(form.get("code_verifier", ""))
-            digest = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=")
-            if challenge is None or digest.decode() != challenge or form.get("redirect_uri") != redirect:
+            digest = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(
+                b"="
+            )
+            if (
+                challenge is None
+                or digest.decode() != challenge
+                or form.get("redirect_uri") != redirect
+            ):
                 return web.json_response({"error": "invalid_grant"}, status=400)
             return self._tokens(self.expires_in)
         if grant == "refresh_token":

@@ -37,13 +37,21 @@ def test_http_never_imports_pygit2_or_storage_internals(path):
                          + _modules("mcp"),
                          ids=lambda p: p.relative_to(PACKAGE).as_posix())
 def test_services_and_storage_never_import_aiohttp_or_http(path):
-    bad = {n for n in _imports(path) if n.split(".")[0] == "aiohttp" or n.startswith("floom_git.http")}
+    bad = {
+        n for n in _imports(path) if n.split(".")[0] == "aiohttp" or n.startswith("floom_git.http")
+    }
     assert not bad, f"{path.name} imports {bad}"
 
 
-@pytest.mark.parametrize("path", _modules("storage"), ids=lambda p: p.relative_to(PACKAGE).as_posix())
+@pytest.mark.parametrize(
+    "path", _modules("storage"), ids=lambda p: p.relative_to(PACKAGE).as_posix()
+)
 def test_storage_never_imports_services(path):
-    bad = {n for n in _imports(path) if n.startswith("floom_git.services") or n.startswith("floom_git.runtime")}
+    bad = {
+        n
+        for n in _imports(path)
+        if n.startswith("floom_git.services") or n.startswith("floom_git.runtime")
+    }
     assert not bad, f"{path.name} imports {bad}"
 
 
@@ -58,7 +66,9 @@ def test_only_config_and_cli_read_the_environment():
     assert readers == [], f"only config.py/cli.py may read the environment: {readers}"
 
 
-@pytest.mark.parametrize("path", _modules("client"), ids=lambda p: p.relative_to(PACKAGE).as_posix())
+@pytest.mark.parametrize(
+    "path", _modules("client"), ids=lambda p: p.relative_to(PACKAGE).as_posix()
+)
 def test_client_talks_to_the_server_only_over_http(path):
     inner = ("floom_git.storage", "floom_git.services", "floom_git.runtime", "floom_git.http",
              "pygit2")
@@ -66,7 +76,9 @@ def test_client_talks_to_the_server_only_over_http(path):
     assert not bad, f"{path.name} imports {bad}"
 
 
-@pytest.mark.parametrize("path", _modules("agents"), ids=lambda p: p.relative_to(PACKAGE).as_posix())
+@pytest.mark.parametrize(
+    "path", _modules("agents"), ids=lambda p: p.relative_to(PACKAGE).as_posix()
+)
 def test_agents_are_a_library_below_services(path):
     """The agent runtime is called by the run engine and the chat; it never reaches up into
     them, into HTTP, or into git."""

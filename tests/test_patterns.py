@@ -69,12 +69,18 @@ def test_explain_puts_words_in_place_of_the_regex():
     assert message.startswith("Expected 3 to 64 lowercase letters, digits and dashes")
     assert message.endswith("- at `$.name`")
     unknown = "Expected `str` matching regex '^x[0-9]$' - at `$.a[0]`"
-    assert explain(unknown) == "Expected a value in the expected format (see /openapi.json) - at `$.a[0]`"
+    assert (
+        explain(unknown)
+        == "Expected a value in the expected format (see /openapi.json) - at `$.a[0]`"
+    )
 
 
 async def test_api_errors_for_common_manifest_mistakes_explain_themselves(client):
     cases = {
-        ("name: hello-world", "name: Hello_World"): ("lowercase letters, digits and dashes", "$.name"),
+        ("name: hello-world", "name: Hello_World"): (
+            "lowercase letters, digits and dashes",
+            "$.name",
+        ),
         ("version: 1.0.0", "version: v1"): ("MAJOR.MINOR.PATCH", "$.version"),
     }
     for (old, new), (words, field) in cases.items():
@@ -93,7 +99,9 @@ def test_a_bad_secret_name_is_explained_in_words():
 
     with pytest.raises(InvalidInput) as info:
         check_name("lower-case")
-    assert info.value.message.startswith("secret name 'lower-case': expected a name of 1 to 64 uppercase")
+    assert info.value.message.startswith(
+        "secret name 'lower-case': expected a name of 1 to 64 uppercase"
+    )
     assert "^" not in info.value.message
 
 
@@ -122,5 +130,7 @@ def test_enum_and_type_mistakes_in_a_manifest_say_what_is_allowed():
 async def test_api_bodies_name_the_allowed_enum_values(client):
     resp = await client.patch("/api/workers/word-count", json={"visibility": "everyone"})
     assert resp.status == 400
-    assert (await resp.json())["detail"] == ("request body: Invalid enum value 'everyone' (allowed: "
-                                             "private, public, shared, workspace) - at `$.visibility`")
+    assert (await resp.json())["detail"] == (
+        "request body: Invalid enum value 'everyone' (allowed: "
+        "private, public, shared, workspace) - at `$.visibility`"
+    )

@@ -41,10 +41,14 @@ def test_the_tutorial_runs_as_written(tmp_path: Path):
     server = Server(tmp_path, port, data="floom-data")
     try:
         server.read_until("  Clone:")
-        script = "set -euo pipefail\n" + "\n".join(blocks).replace("localhost:8000", f"localhost:{port}")
+        script = "set -euo pipefail\n" + "\n".join(blocks).replace(
+            "localhost:8000", f"localhost:{port}"
+        )
         env = {**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"),
                "GIT_TERMINAL_PROMPT": "0"}
-        env = {k: v for k, v in env.items() if k not in ("FLOOM_URL", "FLOOM_TOKEN", "FLOOM_WORKSPACE")}
+        env = {
+            k: v for k, v in env.items() if k not in ("FLOOM_URL", "FLOOM_TOKEN", "FLOOM_WORKSPACE")
+        }
         done = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True,
                               text=True, timeout=300)
     finally:
@@ -105,14 +109,26 @@ def test_the_manifest_reference_names_every_field_the_parser_accepts():
                and f"{f.encode_name}:" not in reference and f"{{{f.encode_name}" not in reference
                and f" {f.encode_name}}}" not in reference and f", {f.encode_name}" not in reference]
     assert missing == []
-    for literal in ("string", "textarea", "select", "json", "date", "python311", "webhook", "composio"):
+    for literal in (
+        "string",
+        "textarea",
+        "select",
+        "json",
+        "date",
+        "python311",
+        "webhook",
+        "composio",
+    ):
         assert f"`{literal}`" in reference
 
 
 def test_the_configuration_table_names_every_variable_the_server_reads():
     names = set()
     # config.py reads the server's settings; the client package its own three.
-    for module in [ROOT / "floom_git" / "config.py", *(ROOT / "floom_git" / "client").rglob("*.py")]:
+    for module in [
+        ROOT / "floom_git" / "config.py",
+        *(ROOT / "floom_git" / "client").rglob("*.py"),
+    ]:
         names |= set(re.findall(r'"((?:FLOOM|WORKEROS|COMPOSIO)_[A-Z0-9_]+)"', module.read_text()))
     assert "FLOOM_PORT" in names and "FLOOM_CHAT_TIMEOUT_SECONDS" in names
     table = section(README.read_text(), "Configuration")

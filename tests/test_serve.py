@@ -44,9 +44,15 @@ class Server:
 
     def __init__(self, tmp: Path, port: int, data: str = "data", **extra: str) -> None:
         self.port = port
-        self.proc = subprocess.Popen([str(SERVE)], cwd=tmp, env=serve_env(tmp / data, port, **extra),
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            [str(SERVE)],
+            cwd=tmp,
+            env=serve_env(tmp / data, port, **extra),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
         self.lines: list[str] = []  # read so far by read_until
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -171,7 +177,9 @@ def test_banner_names_the_generated_secret_and_its_clone_line_works(tmp_path: Pa
     assert server.proc.returncode == 0
     records = [json.loads(line) for line in server.rest() if line.startswith("{")]
     assert any(r["msg"] == "floom-git stopped" for r in records)
-    assert [r for r in records if r["logger"] == "floom_git.access"] == [], "requests: debug level only"
+    assert [r for r in records if r["logger"] == "floom_git.access"] == [], (
+        "requests: debug level only"
+    )
 
     again = servers()
     assert again.banner("Secret") == f"read from {secret_file}"
@@ -223,7 +231,12 @@ def test_debug_level_logs_one_line_per_request_with_tokens_redacted(tmp_path: Pa
     server = servers(FLOOM_LOG_LEVEL="debug", FLOOM_SECRET="a-secret-of-more-than-16-characters")
     server.read_until("  Clone:")
     base = f"http://127.0.0.1:{server.port}"
-    assert bash(f"curl -s {base}/healthz && curl -s {base}/s/fls_not-a-real-token", tmp_path).returncode == 0
+    assert (
+        bash(
+            f"curl -s {base}/healthz && curl -s {base}/s/fls_not-a-real-token", tmp_path
+        ).returncode
+        == 0
+    )
     server.stop()
     records = [json.loads(line) for line in server.rest() if line.startswith("{")]
     access = [r["msg"] for r in records if r["logger"] == "floom_git.access"]
@@ -235,5 +248,8 @@ def test_a_bad_log_level_is_one_line_and_exit_2(tmp_path: Path):
     done = subprocess.run([str(SERVE)], cwd=tmp_path, capture_output=True, text=True, timeout=120,
                           env=serve_env(tmp_path / "data", free_port(), FLOOM_LOG_LEVEL="loud"))
     assert done.returncode == 2
-    assert "error: FLOOM_LOG_LEVEL must be one of debug, info, warning, error, not 'loud'" in done.stderr
+    assert (
+        "error: FLOOM_LOG_LEVEL must be one of debug, info, warning, error, not 'loud'"
+        in done.stderr
+    )
     assert not (tmp_path / "data").exists()

@@ -63,7 +63,9 @@ def test_price_table_builtin_and_name_variants():
 
 def test_price_table_operator_file_extends_and_overrides(tmp_path: Path):
     extra = tmp_path / "prices.yml"
-    extra.write_text("models:\n  llama3.1: {input: 0, output: 0}\n  gpt-4o: {input: 1, output: 2}\n")
+    extra.write_text(
+        "models:\n  llama3.1: {input: 0, output: 0}\n  gpt-4o: {input: 1, output: 2}\n"
+    )
     prices = PriceTable.load(extra)
     assert prices.cost("llama3.1", Usage(input_tokens=10, output_tokens=10)) == 0.0
     assert prices.cost("gpt-4o", Usage(input_tokens=500_000, output_tokens=250_000)) == 1.0

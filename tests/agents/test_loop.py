@@ -97,7 +97,10 @@ async def test_run_agent_malformed_call_answered_then_continues(llm: FakeLLM, pr
     result = await run.start(provider, sink)
     assert result.status == "completed"
     first, second = result.tool_calls[0], result.tool_calls[1]
-    assert first.error_code == "malformed_tool_call" and first.arguments == '{"path": "context/company/ab'
+    assert (
+        first.error_code == "malformed_tool_call"
+        and first.arguments == '{"path": "context/company/ab'
+    )
     assert second.error_code == "malformed_tool_call" and "$.path" in (second.error or "")
     content, is_error = tool_results(llm, 1)[0]
     assert is_error and "not a JSON object" in content

@@ -50,7 +50,9 @@ async def test_read_file_pages_long_files(mounts):
     rest = await call(tools, "read_file", path="context/company/docs/long.txt",
                       offset=first["next_offset"])
     assert rest["content"] == "x" * 10 and "next_offset" not in rest
-    assert (await call(tools, "read_file", path="./context/company/about.md"))["content"] == "About us"
+    assert (await call(tools, "read_file", path="./context/company/about.md"))[
+        "content"
+    ] == "About us"
 
 
 @pytest.mark.parametrize("path,message", [
@@ -118,7 +120,9 @@ async def test_outputs_without_declarations_take_any_identifier(tmp_path: Path):
 
 
 def test_optional_outputs_still_need_one(tmp_path: Path):
-    optional = OutputSink([Field(name="a", type="string"), Field(name="b", type="string")], tmp_path)
+    optional = OutputSink(
+        [Field(name="a", type="string"), Field(name="b", type="string")], tmp_path
+    )
     assert optional.missing() == ["a", "b"]
     optional.values["b"] = "x"
     assert optional.missing() == []

@@ -40,7 +40,9 @@ class Cli:
     def __init__(self, env: dict[str, str]) -> None:
         self.env = env
 
-    async def __call__(self, *args: str, stdin: str = "", env: dict[str, str] | None = None) -> Result:
+    async def __call__(
+        self, *args: str, stdin: str = "", env: dict[str, str] | None = None
+    ) -> Result:
         task, _ = self.start(*args, stdin=stdin, env=env)
         return await task
 
@@ -52,7 +54,9 @@ class Cli:
 
         def call() -> int:
             try:
-                return main(list(args), environ=environ, stdin=io.StringIO(stdin), stdout=out, stderr=err)
+                return main(
+                    list(args), environ=environ, stdin=io.StringIO(stdin), stdout=out, stderr=err
+                )
             except SystemExit as exc:  # argparse refusing the command line
                 return int(exc.code or 0)
 
@@ -112,5 +116,12 @@ def cli(base_env: dict[str, str], ada: str) -> Cli:
 
 async def floom_subprocess(env: dict[str, str], *args: str) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "floom_git", *args, env={**env, "PYTHONUNBUFFERED": "1"},
-        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "floom_git",
+        *args,
+        env={**env, "PYTHONUNBUFFERED": "1"},
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )

@@ -62,7 +62,9 @@ async def test_login_device_flow_stores_token_0600_and_logout_revokes_it(
     stored = json.loads(path.read_text())
     assert stored["default_server"] == url
     token = stored["servers"][url]["token"]
-    me = await (await browser.get("/api/auth/me", headers={"Authorization": f"Bearer {token}"})).json()
+    me = await (
+        await browser.get("/api/auth/me", headers={"Authorization": f"Bearer {token}"})
+    ).json()
     assert me["user"]["username"] == "ada"
 
     # a later command, without FLOOM_TOKEN or --server, uses the stored sign-in
@@ -87,7 +89,9 @@ async def test_login_denied_exits_1(aiohttp_client, server, ada, base_env, confi
     assert (await browser.post("/api/cli-auth/deny", json={"user_code": code})).status == 200
     _, err = await asyncio.wait_for(proc.communicate(), DEADLINE)
     assert proc.returncode == 1
-    assert "error: the sign-in request was denied" in err.decode() and "Traceback" not in err.decode()
+    assert (
+        "error: the sign-in request was denied" in err.decode() and "Traceback" not in err.decode()
+    )
     assert not (config_home / "floom-git" / "config.json").exists()
 
 
@@ -100,7 +104,9 @@ async def test_login_with_token_on_stdin(anon_cli, ada, url):
 
 async def test_login_with_a_refused_token_stores_nothing(anon_cli, config_home):
     result = await anon_cli("login", "--with-token", stdin="floom_not-a-real-token\n")
-    assert result.code == 1 and "refused the token" in result.err and "floom-git login" in result.err
+    assert (
+        result.code == 1 and "refused the token" in result.err and "floom-git login" in result.err
+    )
     assert not (config_home / "floom-git" / "config.json").exists()
 
 

@@ -20,8 +20,21 @@ async def api(aiohttp_client, server):
 
 async def test_issue_lifecycle(cli, api, ws_path, tmp_path):
     (tmp_path / "body.md").write_text("Words with hyphens count as two.\n")
-    created = await cli("issues", "create", "--title", "Hyphens", "--body-file", str(tmp_path / "body.md"),
-                        "-l", "bug", "-l", "text", "--worker", "word-count", "--json")
+    created = await cli(
+        "issues",
+        "create",
+        "--title",
+        "Hyphens",
+        "--body-file",
+        str(tmp_path / "body.md"),
+        "-l",
+        "bug",
+        "-l",
+        "text",
+        "--worker",
+        "word-count",
+        "--json",
+    )
     assert created.code == 0, created.err
     issue = created.json()
     assert issue["id"] == "ISSUE-0001" and issue["labels"] == ["bug", "text"]
@@ -47,10 +60,22 @@ async def test_issue_lifecycle(cli, api, ws_path, tmp_path):
 
 
 async def test_issue_create_from_stdin_bound_to_a_run(cli):
-    result = await cli("issues", "create", "-t", "From a run", "--body-file", "-", "--run", "run_abc",
-                       "--json", stdin="seen in the logs\n")
+    result = await cli(
+        "issues",
+        "create",
+        "-t",
+        "From a run",
+        "--body-file",
+        "-",
+        "--run",
+        "run_abc",
+        "--json",
+        stdin="seen in the logs\n",
+    )
     assert result.code == 0, result.err
-    assert result.json()["body"].strip() == "seen in the logs" and result.json()["asset_type"] == "run"
+    assert (
+        result.json()["body"].strip() == "seen in the logs" and result.json()["asset_type"] == "run"
+    )
 
 
 @pytest.mark.parametrize("command", [("issues", "show", "ISSUE-0042"),

@@ -50,7 +50,10 @@ def test_workspaces_body_in_either_shape():
 
 
 def test_run_logs_body_in_either_shape():
-    lines = [{"seq": 1, "level": "info", "message": "a"}, {"seq": 2, "level": "error", "message": "b"}]
+    lines = [
+        {"seq": 1, "level": "info", "message": "a"},
+        {"seq": 2, "level": "error", "message": "b"},
+    ]
     ndjson = "".join(json.dumps(x) + "\n" for x in lines).encode()
     assert parse_logs(ndjson) == lines
     assert parse_logs(json.dumps(lines).encode()) == lines

@@ -92,7 +92,9 @@ async def test_run_inputs_from_file_and_flags_are_typed_by_the_manifest(cli, api
     (("--input-file", "missing.json"), "--input-file missing.json"),
     (("--input-file", "-"), "not valid JSON"),
 ])
-async def test_run_bad_inputs_are_refused_before_starting(cli, api, tmp_path, monkeypatch, args, message):
+async def test_run_bad_inputs_are_refused_before_starting(
+    cli, api, tmp_path, monkeypatch, args, message
+):
     monkeypatch.chdir(tmp_path)
     await make_worker(api, "echo", ECHO, inputs=TYPED)
     result = await cli("run", "echo", *args, stdin="{nope")
@@ -127,7 +129,9 @@ async def test_run_no_wait_then_runs_show_logs_and_list(cli, api):
 
     listed = await cli("runs", "list", "--worker", "word-count")
     assert listed.code == 0 and run_id in listed.out
-    assert [r["id"] for r in (await cli("runs", "list", "--json", "--status", "completed")).json()] == [run_id]
+    assert [
+        r["id"] for r in (await cli("runs", "list", "--json", "--status", "completed")).json()
+    ] == [run_id]
     as_json = await cli("run", "word-count", "-i", "text=x", "--no-wait", "--json")
     assert as_json.json()["run_id"].startswith("run_")
 
@@ -193,8 +197,17 @@ async def test_output_into_a_closed_pipe_ends_quietly(cli, api, base_env, ada, j
     await wait_run(api, run_id)
     read_end, write_end = os.pipe()
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "floom_git", "runs", "logs", run_id, *json_flag, env={**base_env, "FLOOM_TOKEN": ada},
-        stdout=write_end, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "floom_git",
+        "runs",
+        "logs",
+        run_id,
+        *json_flag,
+        env={**base_env, "FLOOM_TOKEN": ada},
+        stdout=write_end,
+        stderr=asyncio.subprocess.PIPE,
+    )
     os.close(write_end)
     with os.fdopen(read_end, "rb") as reader:  # `| head -1`: read a line, then go away
         assert (await asyncio.to_thread(reader.readline)).strip()

@@ -36,8 +36,9 @@ async def _server_files(client, worker_id: str) -> dict[str, dict]:
     return {f["path"]: f for f in (await resp.json())["files"]}
 
 
-async def test_push_creates_then_replaces_and_pull_round_trips(cli, tmp_path, aiohttp_client, server,
-                                                                ws_path):
+async def test_push_creates_then_replaces_and_pull_round_trips(
+    cli, tmp_path, aiohttp_client, server, ws_path
+):
     api = await aiohttp_client(server, headers=AUTH)
     src = make_folder(tmp_path / "greeter")
     before = commit_count(ws_path)
@@ -58,7 +59,12 @@ async def test_push_creates_then_replaces_and_pull_round_trips(cli, tmp_path, ai
     (src / "README.md").write_text("# Greeter\n")
     updated = await cli("workers", "push", str(src), "--json")
     assert updated.code == 0, updated.err
-    assert {f["path"] for f in updated.json()["files"]} == {"README.md", "data.bin", "run.py", "worker.yml"}
+    assert {f["path"] for f in updated.json()["files"]} == {
+        "README.md",
+        "data.bin",
+        "run.py",
+        "worker.yml",
+    }
     assert "worker greeter: replace files" in git(ws_path, "log", "-1", "--format=%s")
 
     dest = tmp_path / "pulled"

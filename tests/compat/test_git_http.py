@@ -383,7 +383,8 @@ REFUSALS = {
             )
         },
         "main",
-        "workers/word-count/worker.yml: Invalid enum value 'cronn' (allowed: composio, cron, manual, schedule, scheduled, webhook) - at "
+        "workers/word-count/worker.yml: Invalid enum value 'cronn' (allowed: composio, cron, "
+        "manual, schedule, scheduled, webhook) - at "
         "`$.triggers[0].type`",
     ),
     "folder-not-name": (

@@ -18,7 +18,9 @@ from tests.conftest import AUTH, SECRET, git
 DEADLINE = 20.0
 
 
-async def run_git(env: dict[str, str], *args: str, cwd: Path, check: bool = True) -> tuple[int, str]:
+async def run_git(
+    env: dict[str, str], *args: str, cwd: Path, check: bool = True
+) -> tuple[int, str]:
     proc = await asyncio.create_subprocess_exec("git", *args, cwd=str(cwd), env=env,
                                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out, err = await proc.communicate()
@@ -29,7 +31,10 @@ async def run_git(env: dict[str, str], *args: str, cwd: Path, check: bool = True
 
 async def api(server, method: str, path: str, **kw) -> tuple[int, dict]:
     url = f"http://127.0.0.1:{server.port}{path}"
-    async with aiohttp.ClientSession(headers=AUTH) as session, session.request(method, url, **kw) as resp:
+    async with (
+        aiohttp.ClientSession(headers=AUTH) as session,
+        session.request(method, url, **kw) as resp,
+    ):
         return resp.status, await resp.json()
 
 
@@ -49,7 +54,9 @@ async def _clone(server, env, tmp_path: Path) -> Path:
 
 
 async def test_push_edited_issue_shows_in_api(server, git_env, tmp_path):
-    status, _ = await api(server, "POST", "/api/workspace/issues", json={"title": "from api", "body": "b"})
+    status, _ = await api(
+        server, "POST", "/api/workspace/issues", json={"title": "from api", "body": "b"}
+    )
     assert status == 201
     repo = await _clone(server, git_env, tmp_path)
     path = repo / ".floom/issues/ISSUE-0001.md"

@@ -157,7 +157,9 @@ async def test_slow_pack_upload_lands_when_nothing_else_moved(gitc, server):
     old = git(gitc.ws_path, "rev-parse", "main").strip()
     new = await gitc.commit(repo, {"notes/slow.md": "pushed slowly\n"})
     ws = server.app[MANAGER].get("default")
-    upload = asyncio.create_task(trickle(server, receive_pack_request(repo, old, new, gitc.env), 1.5))
+    upload = asyncio.create_task(
+        trickle(server, receive_pack_request(repo, old, new, gitc.env), 1.5)
+    )
     await asyncio.sleep(0.3)
     assert not ws.writer._lock.locked()  # receiving the pack holds no lock
     answer = await upload

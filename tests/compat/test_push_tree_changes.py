@@ -19,7 +19,8 @@ from floom_git.services.workspaces import WorkspaceManager
 from floom_git.storage.repo import Changeset, signature
 from tests.conftest import SECRET, git
 
-Step = tuple  # ("write", path, text, executable) | ("rm", path) | ("mv", src, dst) | ("chmod", path, x)
+# ("write", path, text, executable) | ("rm", path) | ("mv", src, dst) | ("chmod", path, x)
+Step = tuple
 
 
 async def agit(repo: Path, *args: str, env: dict[str, str],
@@ -110,8 +111,10 @@ async def push_steps(clone: Path, steps: list[Step], env: dict[str, str]) -> str
 CASES: dict[str, list[list[Step]]] = {
     # (a file where the workspace reads a folder, e.g. contexts/company, is refused instead:
     # tests/compat/test_push_file_kinds.py)
-    "folder-to-file": [[("write", "docs/company/about.md", "about\n", False)],
-                       [("rm", "docs/company"), ("write", "docs/company", "a file\n", False)]],
+    "folder-to-file": [
+        [("write", "docs/company/about.md", "about\n", False)],
+        [("rm", "docs/company"), ("write", "docs/company", "a file\n", False)],
+    ],
     "file-to-folder": [[("write", "workspace.md/inner/deep.md", "# deep\n", False)]],
     "deep-folder-to-file-and-back": [
         [("write", "prop/a/b/c/d.txt", "d\n", False), ("write", "prop/a/x.txt", "x\n", True)],
@@ -121,7 +124,10 @@ CASES: dict[str, list[list[Step]]] = {
     ],
     "executable-bit": [
         [("chmod", "workers/word-count/run.py", True)],
-        [("chmod", "workers/word-count/run.py", False), ("write", "prop/tool.sh", "#!/bin/sh\n", True)],
+        [
+            ("chmod", "workers/word-count/run.py", False),
+            ("write", "prop/tool.sh", "#!/bin/sh\n", True),
+        ],
         [("chmod", "prop/tool.sh", False)],
     ],
     "delete-whole-trees": [[("rm", "contexts")], [("rm", "workers/research-brief")]],

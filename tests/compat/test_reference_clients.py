@@ -97,7 +97,9 @@ def python_cli(server, session) -> Client:
 def node_cli(server, session) -> Client:
     """The Node CLI uses the /api prefix and an API token in x-floom-token."""
     _, headers = add_member(server.app, "default", "member", "ada")
-    return Client(session, str(server.make_url("/api")), {**headers, "x-workeros-workspace": "default"})
+    return Client(
+        session, str(server.make_url("/api")), {**headers, "x-workeros-workspace": "default"}
+    )
 
 
 async def poll_run(cli: Client, run_id: str, deadline: float = 20.0) -> dict:
@@ -146,8 +148,12 @@ async def test_node_cli_workers_push_posts_or_puts(node_cli, settings):
 
 
 async def test_python_cli_run_of_approval_worker_prints_approval_id(python_cli):
-    await python_cli.call("POST", "/workers", json={"worker_yml": APPROVAL_YML, "run_py": APPROVAL_PY})
-    started = await python_cli.call("POST", "/workers/send-offer/runs", json={"inputs": {"to": "Ada"}})
+    await python_cli.call(
+        "POST", "/workers", json={"worker_yml": APPROVAL_YML, "run_py": APPROVAL_PY}
+    )
+    started = await python_cli.call(
+        "POST", "/workers/send-offer/runs", json={"inputs": {"to": "Ada"}}
+    )
     run = await poll_run(python_cli, started["run_id"])
     assert run["status"] == "pending_approval"
     trail = run["approval_trail"]
@@ -165,7 +171,9 @@ async def test_python_cli_run_failure_prints_error(python_cli):
 
 # -- Node CLI: workers --------------------------------------------------------------------------
 async def test_node_cli_workers_list_and_show(node_cli):
-    run = await node_cli.call("POST", "/workers/word-count/runs", json={"inputs": {"text": "a b c"}})
+    run = await node_cli.call(
+        "POST", "/workers/word-count/runs", json={"inputs": {"text": "a b c"}}
+    )
     await poll_run(node_cli, run["run_id"])
     listed = await node_cli.call("GET", "/workers?limit=50")
     item = next(w for w in listed if w["id"] == "word-count")
@@ -219,7 +227,9 @@ async def test_node_cli_runs_list_show_and_logs(node_cli):
     run = await poll_run(node_cli, started["run_id"])
     listed = await node_cli.call("GET", "/runs?worker_id=word-count&limit=20")
     assert [(r["id"], r["status"]) for r in listed] == [(run["id"], "completed")]
-    assert {"id", "worker_id", "worker_name", "status", "created_at", "duration_ms"} <= set(listed[0])
+    assert {"id", "worker_id", "worker_name", "status", "created_at", "duration_ms"} <= set(
+        listed[0]
+    )
     assert run["output"] == {"words": 3, "lines": 1, "longest": "three"}
     assert run["input"] == run["inputs"] == {"text": "one two three", "min_length": 1}
     assert run["tool_calls"] == [] and run["artifacts"] == []
@@ -234,14 +244,18 @@ async def test_node_cli_runs_list_show_and_logs(node_cli):
 
 # -- Node CLI: approvals ------------------------------------------------------------------------
 async def test_node_cli_approvals_approve_and_reject_with_comment(node_cli):
-    await node_cli.call("POST", "/workers", json={"worker_yml": APPROVAL_YML, "run_py": APPROVAL_PY})
+    await node_cli.call(
+        "POST", "/workers", json={"worker_yml": APPROVAL_YML, "run_py": APPROVAL_PY}
+    )
     first = await poll_run(node_cli, (await node_cli.call(
         "POST", "/workers/send-offer/runs", json={"inputs": {"to": "Ada"}}))["run_id"])
     second = await poll_run(node_cli, (await node_cli.call(
         "POST", "/workers/send-offer/runs", json={"inputs": {"to": "Bob"}}))["run_id"])
     pending = await node_cli.call("GET", "/approvals")
     assert {a["run_id"] for a in pending} == {first["id"], second["id"]}
-    assert all(a["worker_name"] == "Send offer" and a["label"] == "Send this offer?" for a in pending)
+    assert all(
+        a["worker_name"] == "Send offer" and a["label"] == "Send this offer?" for a in pending
+    )
     assert (await node_cli.call("GET", "/approvals/count")) == {"pending": 2}
     approved = await node_cli.call("POST", f"/runs/{first['id']}/approve",
                                    json={"comment": "looks good"})
@@ -263,7 +277,10 @@ async def test_node_cli_contexts_create_sensitive_and_read_files_as_json(node_cl
     created = await node_cli.call("POST", "/contexts/pricing",
                                   json={"sensitive": True, "category": "sales", "writeable": False})
     assert created["name"] == "pricing" and created["sensitive"] is True
-    assert "sensitive: true" in (settings.workspaces_dir / "default/contexts/pricing/context.yml").read_text()
+    assert (
+        "sensitive: true"
+        in (settings.workspaces_dir / "default/contexts/pricing/context.yml").read_text()
+    )
     await node_cli.call("PUT", "/contexts/pricing/files/plans.md", json={"content": "# Plans\n"})
     await node_cli.call("PUT", "/contexts/pricing/files/logo.bin", data=b"\x89PNG\x00\x01",
                         content_type="application/octet-stream")
@@ -272,7 +289,9 @@ async def test_node_cli_contexts_create_sensitive_and_read_files_as_json(node_cl
     text = await node_cli.call("GET", "/contexts/pricing/files/plans.md", accept="application/json")
     assert text == {"path": "plans.md", "content": "# Plans\n", "is_binary": False,
                     "encoding": "utf-8", "size": 8, "content_type": "text/markdown"}
-    binary = await node_cli.call("GET", "/contexts/pricing/files/logo.bin", accept="application/json")
+    binary = await node_cli.call(
+        "GET", "/contexts/pricing/files/logo.bin", accept="application/json"
+    )
     assert binary["is_binary"] is True and binary["encoding"] == "base64" and binary["size"] == 6
     raw = await node_cli.call("GET", "/contexts/pricing/files/plans.md")
     assert raw == b"# Plans\n"
@@ -283,7 +302,9 @@ async def test_node_cli_workspaces_list_and_select(node_cli, server, session):
     await server.app[MANAGER].create("second")
     user = server.app[IDENTITY].users.find("ada")
     server.app[IDENTITY].members.add(uid(server.app, "second"), user.id, "member")
-    cookie_cli = Client(session, node_cli.base, {"x-floom-token": node_cli.headers["x-floom-token"]})
+    cookie_cli = Client(
+        session, node_cli.base, {"x-floom-token": node_cli.headers["x-floom-token"]}
+    )
     listed = await cookie_cli.call("GET", "/workspaces")
     assert listed["active_id"] == "default"
     assert [(w["id"], w["active"]) for w in listed["workspaces"]] == [("default", True),

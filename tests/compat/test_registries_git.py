@@ -22,7 +22,9 @@ async def api_get(server, path: str) -> tuple[int, object]:
 
 async def test_push_valid_registries_is_live(gitc, server):  # noqa: F811
     repo = await gitc.clone()
-    await gitc.commit(repo, {"workspace-tools.yml": TOOLS_OK, ".floom/connections.yml": CONNECTIONS_OK})
+    await gitc.commit(
+        repo, {"workspace-tools.yml": TOOLS_OK, ".floom/connections.yml": CONNECTIONS_OK}
+    )
     await gitc("push", "-q", "origin", "main", cwd=repo)
     status, tools = await api_get(server, "/api/mcp-tools")
     assert status == 200 and [t["name"] for t in tools] == ["count_words"]  # type: ignore[union-attr]
@@ -44,11 +46,19 @@ REFUSALS = {
         "workspace-tools.yml: 'get_run' is the name of a built-in tool - at `$.tools[0]`",
     ),
     "connection-without-url": (
-        {".floom/connections.yml": CONNECTIONS_OK.replace(", url: 'https://mcp.example.com/mcp'", "")},
-        ".floom/connections.yml: an mcp connection needs `url` and no `app` - at `$.connections[0]`",
+        {
+            ".floom/connections.yml": CONNECTIONS_OK.replace(
+                ", url: 'https://mcp.example.com/mcp'", ""
+            )
+        },
+        ".floom/connections.yml: an mcp connection needs `url` and no `app` - at "
+        "`$.connections[0]`",
     ),
     "connection-duplicate-label": (
-        {".floom/connections.yml": CONNECTIONS_OK + "  - {id: conn_ba9876543210, label: docs, kind: app, app: github}\n"},
+        {
+            ".floom/connections.yml": CONNECTIONS_OK
+            + "  - {id: conn_ba9876543210, label: docs, kind: app, app: github}\n"
+        },
         ".floom/connections.yml: duplicate connection label 'docs' - at `$.connections[1]`",
     ),
 }

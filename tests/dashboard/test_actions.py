@@ -38,13 +38,19 @@ async def test_post_pause_and_resume_edit_worker_yml(signed_in, origin, api_head
     await _post(signed_in, origin, "/ui/workers/word-count/resume")
     worker = await (await signed_in.get("/api/workers/word-count", headers=api_headers)).json()
     assert worker["paused"] is False
-    versions = await (await signed_in.get("/api/workers/word-count/versions", headers=api_headers)).json()
-    assert [v["message"] for v in versions[:2]] == ["worker word-count: resume", "worker word-count: pause"]
+    versions = await (
+        await signed_in.get("/api/workers/word-count/versions", headers=api_headers)
+    ).json()
+    assert [v["message"] for v in versions[:2]] == [
+        "worker word-count: resume",
+        "worker word-count: pause",
+    ]
 
 
 async def test_post_webhook_shows_url_once_and_it_starts_runs(signed_in, origin, api_headers):
-    resp = await signed_in.post("/api/workers", json={"worker_yml": HOOKED_YML, "run_py": "print(1)\n"},
-                                headers=api_headers)
+    resp = await signed_in.post(
+        "/api/workers", json={"worker_yml": HOOKED_YML, "run_py": "print(1)\n"}, headers=api_headers
+    )
     assert resp.status == 201
     page = await (await signed_in.get("/ui/workers/hooked")).text()
     assert "New webhook URL and secret" in page and "token=" not in page.replace("token=…", "")
@@ -60,8 +66,11 @@ async def test_post_webhook_shows_url_once_and_it_starts_runs(signed_in, origin,
 
 
 async def test_post_cancel_stops_a_queued_run(signed_in, origin, api_headers):
-    made = await (await signed_in.post("/api/workers/word-count/runs", json={"inputs": {"text": "a"}},
-                                       headers=api_headers)).json()
+    made = await (
+        await signed_in.post(
+            "/api/workers/word-count/runs", json={"inputs": {"text": "a"}}, headers=api_headers
+        )
+    ).json()
     resp = await _post(signed_in, origin, f"/ui/runs/{made['run_id']}/cancel")
     text = await resp.text()
     assert resp.status == 200
@@ -84,7 +93,9 @@ async def test_post_new_context_pack_and_upload(signed_in, origin, api_headers):
     form = aiohttp.FormData()
     form.add_field("path_prefix", "team")
     form.add_field("file", b"# Hello\n", filename="hello.md", content_type="text/markdown")
-    resp = await signed_in.post("/ui/contexts/handbook/upload", data=form, headers={"Origin": origin})
+    resp = await signed_in.post(
+        "/ui/contexts/handbook/upload", data=form, headers={"Origin": origin}
+    )
     assert resp.status == 200 and "Uploaded 1 file." in await resp.text()
     detail = await (await signed_in.get("/api/contexts/handbook", headers=api_headers)).json()
     assert "team/hello.md" in [f["path"] for f in detail["files"]]
@@ -102,7 +113,9 @@ async def test_post_settings_token_secret_and_member(signed_in, origin, api_head
     resp = await signed_in.get("/api/workers", headers={"x-floom-token": token})
     assert resp.status == 401
 
-    resp = await _post(signed_in, origin, "/ui/settings/secrets", {"name": "bad name", "value": "x"})
+    resp = await _post(
+        signed_in, origin, "/ui/settings/secrets", {"name": "bad name", "value": "x"}
+    )
     assert resp.status == 400
     await _post(signed_in, origin, "/ui/settings/secrets", {"name": "API_KEY", "value": "s3cret"})
     names = {s["name"]: s["status"] for s in
@@ -110,25 +123,39 @@ async def test_post_settings_token_secret_and_member(signed_in, origin, api_head
     assert names["API_KEY"] == "set"
     assert "s3cret" not in await (await signed_in.get("/ui/settings")).text()
     await _post(signed_in, origin, "/ui/settings/secrets/API_KEY/delete")
-    names = {s["name"] for s in await (await signed_in.get("/api/secrets", headers=api_headers)).json()}
+    names = {
+        s["name"] for s in await (await signed_in.get("/api/secrets", headers=api_headers)).json()
+    }
     assert "API_KEY" not in names
 
-    await _post(signed_in, origin, "/ui/settings/invite", {"email": "lin@example.com", "role": "viewer"})
-    team = await (await signed_in.get("/api/workspaces/default/members", headers=api_headers)).json()
+    await _post(
+        signed_in, origin, "/ui/settings/invite", {"email": "lin@example.com", "role": "viewer"}
+    )
+    team = await (
+        await signed_in.get("/api/workspaces/default/members", headers=api_headers)
+    ).json()
     assert {"email": "lin@example.com", "role": "viewer", "status": "pending"}.items() <= \
         next(m for m in team["members"] if m["email"] == "lin@example.com").items()
     await _post(signed_in, origin, "/ui/settings/members/lin%40example.com/remove")
-    team = await (await signed_in.get("/api/workspaces/default/members", headers=api_headers)).json()
+    team = await (
+        await signed_in.get("/api/workspaces/default/members", headers=api_headers)
+    ).json()
     assert "lin@example.com" not in {m["email"] for m in team["members"]}
 
 
 async def test_post_device_deny_and_unknown_code(signed_in, origin):
     start = await (await signed_in.post("/api/cli-auth/devices", json={})).json()
-    resp = await _post(signed_in, origin, "/ui/device", {"user_code": start["user_code"], "decision": "deny"})
+    resp = await _post(
+        signed_in, origin, "/ui/device", {"user_code": start["user_code"], "decision": "deny"}
+    )
     assert resp.status == 200 and "Denied" in await resp.text()
-    resp = await signed_in.post("/api/auth/cli-exchange", json={"device_code": start["device_code"]})
+    resp = await signed_in.post(
+        "/api/auth/cli-exchange", json={"device_code": start["device_code"]}
+    )
     assert resp.status == 403
-    resp = await _post(signed_in, origin, "/ui/device", {"user_code": "BCDF-GHJK", "decision": "approve"})
+    resp = await _post(
+        signed_in, origin, "/ui/device", {"user_code": "BCDF-GHJK", "decision": "approve"}
+    )
     assert resp.status == 400 and "unknown code" in await resp.text()
 
 
@@ -137,7 +164,9 @@ async def test_magic_link_pasted_signs_in_once_and_sign_out_ends_session(
     body = await (await _post(signed_in, origin, "/ui/account/magic-link")).text()
     link = re.search(r'id="magic-link">([^<]+)<', body).group(1)
     api_form = re.search(r"The API form of the same link: <code>([^<]+)<", body).group(1)
-    resp = await _post(visitor, origin, "/ui/login/magic", {"link": api_form}, allow_redirects=False)
+    resp = await _post(
+        visitor, origin, "/ui/login/magic", {"link": api_form}, allow_redirects=False
+    )
     assert resp.status == 303 and resp.headers["Location"] == URL(link).path
     confirm = await visitor.get(resp.headers["Location"])
     assert confirm.status == 200 and "Sign in with a one-time link" in await confirm.text()

@@ -75,7 +75,8 @@ inputs = json.load(open("inputs.json"))
 print("shouting", inputs["text"])
 print("done shouting")
 out = {"shouted": (inputs["text"].upper() + " ") * int(inputs["times"])}
-json.dump({"status": "success", "outputs": {"shouted": out["shouted"].strip()}}, open("result.json", "w"))
+json.dump({"status": "success", "outputs": {"shouted": out["shouted"].strip()}},
+          open("result.json", "w"))
 """
 WAIT = 30_000  # ms; generous for a busy machine, never a pass condition on its own
 
@@ -91,7 +92,9 @@ class Api:
         self.http, self.origin, self.headers = http, origin, {"x-floom-token": token}
 
     async def __call__(self, method: str, path: str, **kw: Any) -> Any:
-        async with self.http.request(method, self.origin + path, headers=self.headers, **kw) as resp:
+        async with self.http.request(
+            method, self.origin + path, headers=self.headers, **kw
+        ) as resp:
             assert resp.status < 300, (method, path, resp.status, await resp.text())
             return await resp.json()
 
@@ -145,7 +148,9 @@ async def test_browser_sign_in_create_run_live_approve_rollback(browser, server,
         run_url = page.url
         assert await page.inner_text("[data-run-status]") == "queued"
         await page.evaluate("window.notReloaded = true")
-        await page.wait_for_function("() => document.getElementById('run-log').dataset.following === 'yes'")
+        await page.wait_for_function(
+            "() => document.getElementById('run-log').dataset.following === 'yes'"
+        )
         await shot(page, "06-run-queued")
 
         # free the slot: the run starts, and its log, status and outputs arrive without a reload
@@ -161,7 +166,9 @@ async def test_browser_sign_in_create_run_live_approve_rollback(browser, server,
 
         # approve a pending run with an edited output
         await api("POST", "/api/workers", json={"worker_yml": APPROVAL_YML, "run_py": APPROVAL_PY})
-        pending = await api("POST", "/api/workers/post-draft/runs", json={"inputs": {"topic": "git"}})
+        pending = await api(
+            "POST", "/api/workers/post-draft/runs", json={"inputs": {"topic": "git"}}
+        )
         for _ in range(600):
             if (await api("GET", f"/api/runs/{pending['run_id']}"))["status"] == "pending_approval":
                 break

@@ -43,7 +43,9 @@ async def test_browser_issues_contexts_settings(browser, server, origin, tmp_pat
         await page.fill("#labels", "bug, counting")
         await page.click("button:has-text('Create issue')")
         await page.wait_for_selector("h1:has-text('Word count ignores hyphens')")
-        assert await page.is_visible("text=Try <b>well-known</b>: it counts one word.")  # text, not markup
+        assert await page.is_visible(
+            "text=Try <b>well-known</b>: it counts one word."
+        )  # text, not markup
         await page.fill("#comment", "Confirmed on main.")
         await page.click("button:has-text('Comment')")
         await page.wait_for_selector(".comment:has-text('Confirmed on main.')")
@@ -102,7 +104,9 @@ async def test_browser_issues_contexts_settings(browser, server, origin, tmp_pat
 async def test_browser_device_login_magic_link_and_docs(browser, server, origin):
     make_user(server, "ada")
     async with ClientSession() as http:
-        async with http.post(origin + "/api/cli-auth/devices", json={"client_name": "laptop"}) as resp:
+        async with http.post(
+            origin + "/api/cli-auth/devices", json={"client_name": "laptop"}
+        ) as resp:
             start = await resp.json()
         page = await (await browser.new_context(viewport={"width": 1280, "height": 860})).new_page()
         await page.goto(start["verification_url"])  # signed out: sign in, then back to the code
@@ -141,7 +145,9 @@ async def test_browser_device_login_magic_link_and_docs(browser, server, origin)
         await page.goto(origin + "/docs")
         await page.wait_for_selector(".opblock-tag", timeout=60_000)
         await page.click(".opblock-tag:has-text('workers')")
-        await page.wait_for_selector(".opblock-summary-path:has-text('/workers/{id}/rollback/{sha}')")
+        await page.wait_for_selector(
+            ".opblock-summary-path:has-text('/workers/{id}/rollback/{sha}')"
+        )
         await shot(page, "33-docs")
         assert requested and all(url.startswith(origin) for url in requested), requested
 

@@ -93,7 +93,9 @@ async def test_post_login_next_off_site_goes_home(visitor, server, origin, targe
     assert resp.status == 303 and resp.headers["Location"] == "/ui/"
 
 
-async def test_get_run_page_without_javascript_shows_logs_and_outputs(signed_in, origin, api_headers):
+async def test_get_run_page_without_javascript_shows_logs_and_outputs(
+    signed_in, origin, api_headers
+):
     resp = await signed_in.post("/ui/workers/word-count/run",
                                 data={"in.text": "one two three", "in.min_length": ""},
                                 headers={"Origin": origin}, allow_redirects=False)
@@ -101,7 +103,9 @@ async def test_get_run_page_without_javascript_shows_logs_and_outputs(signed_in,
     run_path = resp.headers["Location"]
     run_id = run_path.rsplit("/", 1)[1]
     for _ in range(300):
-        status = (await (await signed_in.get(f"/api/runs/{run_id}", headers=api_headers)).json())["status"]
+        status = (await (await signed_in.get(f"/api/runs/{run_id}", headers=api_headers)).json())[
+            "status"
+        ]
         if status in ("completed", "failed"):
             break
         await asyncio.sleep(0.1)
@@ -158,8 +162,11 @@ async def test_viewer_reads_without_write_forms_and_cannot_post(aiohttp_client, 
 
 async def test_user_content_is_escaped_never_rendered(signed_in, origin, api_headers):
     hostile = '<img src=x onerror="alert(1)">'
-    resp = await signed_in.post("/ui/new/issue", data={"title": hostile, "body": "<script>x</script>"},
-                                headers={"Origin": origin})
+    resp = await signed_in.post(
+        "/ui/new/issue",
+        data={"title": hostile, "body": "<script>x</script>"},
+        headers={"Origin": origin},
+    )
     body = await resp.text()
     assert hostile not in body and "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;" in body
     assert "<script>x</script>" not in body

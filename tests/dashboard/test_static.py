@@ -73,8 +73,11 @@ def _imports(path: Path) -> set[str]:
 @pytest.mark.parametrize("path", sorted((PACKAGE / "dashboard").rglob("*.py")),
                          ids=lambda p: p.relative_to(PACKAGE).as_posix())
 def test_dashboard_never_reaches_past_handlers_and_services(path):
-    bad = {n for n in _imports(path)
-           if n.split(".")[0] == "pygit2" or n.startswith(("floom_git.storage", "floom_git.runtime"))}
+    bad = {
+        n
+        for n in _imports(path)
+        if n.split(".")[0] == "pygit2" or n.startswith(("floom_git.storage", "floom_git.runtime"))
+    }
     assert not bad, f"{path.name} imports {bad}"
 
 
@@ -83,8 +86,11 @@ def _imports_dashboard(path: Path) -> bool:
         if isinstance(node, ast.ImportFrom) and node.module == "floom_git":
             if any(alias.name == "dashboard" for alias in node.names):
                 return True
-        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("floom_git.dashboard") or isinstance(node, ast.Import) and any(a.name.startswith("floom_git.dashboard")
-                                                  for a in node.names):
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                "floom_git.dashboard"):
+            return True
+        elif isinstance(node, ast.Import) and any(
+                a.name.startswith("floom_git.dashboard") for a in node.names):
             return True
     return False
 

@@ -38,8 +38,15 @@ async def write_workspace_yml(app: web.Application, text: str, ws_id: str = "def
     await ws.writer.write(build, SYSTEM.signature)
 
 
-async def configure(app: web.Application, llm: FakeLLM, protocol: str = "openai", *,
-                    key: str | None = KEY, model: str = "gpt-4o-mini", ws_id: str = "default") -> None:
+async def configure(
+    app: web.Application,
+    llm: FakeLLM,
+    protocol: str = "openai",
+    *,
+    key: str | None = KEY,
+    model: str = "gpt-4o-mini",
+    ws_id: str = "default",
+) -> None:
     """Point workspace `ws_id` at the fake LLM speaking `protocol`, key in secret LLM_KEY."""
     await write_workspace_yml(app, (
         f"name: {ws_id}\nagent: {{provider: {protocol}, model: {model}, "

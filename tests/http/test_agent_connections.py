@@ -148,8 +148,12 @@ async def test_remote_errors_and_timeouts_are_error_results_and_the_run_goes_on(
     assert asyncio.get_running_loop().time() - began < 30  # the slow tool was not waited for
     assert run["status"] == "completed", run
     codes = [(c["name"], c["error_code"], c["connection_id"]) for c in run["tool_calls"]]
-    assert codes == [("docs__fail", "tool_error", conn["id"]), ("docs__slow", "tool_timeout", conn["id"]),
-                     ("docs__add", None, conn["id"]), ("finish_with_outputs", None, None)]
+    assert codes == [
+        ("docs__fail", "tool_error", conn["id"]),
+        ("docs__slow", "tool_timeout", conn["id"]),
+        ("docs__add", None, conn["id"]),
+        ("finish_with_outputs", None, None),
+    ]
     assert run["tool_calls"][0]["error"].endswith("the index is down")
     assert "timed out after 3s" in run["tool_calls"][1]["error"]
     assert tool_answers(llm, 1) == [f"Error: {run['tool_calls'][0]['error']}"]
@@ -177,7 +181,9 @@ async def test_a_worker_missing_a_connection_is_refused_at_trigger(client, llm: 
     await configure(client.server.app, llm)
     await make_agent(client, "orphan", extra=USES_DOCS.format(tools="add"))
     worker = await (await client.get("/api/workers/orphan")).json()
-    assert worker["status"] == "missing_connection" and worker["missing_connections"] == ["mcp:docs"]
+    assert worker["status"] == "missing_connection" and worker["missing_connections"] == [
+        "mcp:docs"
+    ]
     resp = await client.post("/api/workers/orphan/runs", json={"inputs": {"topic": "t"}})
     assert resp.status == 409, await resp.text()
     detail = (await resp.json())["detail"]
@@ -305,7 +311,9 @@ async def test_an_app_connection_of_the_catalog_gives_its_tools(client, settings
     assert resp.status == 201, await resp.text()
     conn_id = (await resp.json())["connection_id"]
     await configure(client.server.app, llm)
-    await make_agent(client, "reader", extra="connections:\n  - {app: wiki, allowed_tools: [echo]}\n")
+    await make_agent(
+        client, "reader", extra="connections:\n  - {app: wiki, allowed_tools: [echo]}\n"
+    )
     llm.script(call("wiki__echo", {"text": "hello", "upper": True}), finish())
     run = await wait_run(client, (await trigger(client, "reader", {"topic": "t"}))["run_id"])
     assert run["status"] == "completed", run

@@ -83,7 +83,10 @@ async def test_agent_run_streams_each_step_as_it_happens(client, llm: FakeLLM):
     steps = [e["event"]["type"] for e in events if e["type"] == "log" and "event" in e]
     assert steps == ["model_turn", "log", "tool_call", "model_turn", "tool_call", "agent_end"]
     parts = [f["data"] for f in await _sse(client, f"/api/runs/{rid}/stream")]
-    assert [p["name"] for p in parts if p["type"] == "tool-result"] == ["log", "finish_with_outputs"]
+    assert [p["name"] for p in parts if p["type"] == "tool-result"] == [
+        "log",
+        "finish_with_outputs",
+    ]
     assert parts[-1] == {"type": "finish", "status": "completed", "error": None,
                          "error_code": None, "outputs": {"summary": "done"}}
     logs = [f["data"] for f in await _sse(client, f"/api/runs/{rid}/logs/stream")]
@@ -106,13 +109,30 @@ async def test_agent_run_live_stream_shows_text_before_the_turn_ends(client, llm
 CASES = {
     # (script, status, error_code, tool error codes)
     "provider_error": ([error(400)], "failed", "provider_error", []),
-    "stalled_stream": ([text("Thinking about it", stall_after=1)], "failed", "provider_timeout", []),
-    "malformed_call_continues": ([call("write_output", "{not json"), finish()], "completed", None,
-                                 ["malformed_tool_call", None]),
-    "unknown_tool_continues": ([call("web_search", {"q": "x"}), finish()], "completed", None,
-                               ["unknown_tool", None]),
-    "unknown_tools_end_the_run": ([call("web_search", {})] * 4, "failed", "unknown_tool",
-                                  ["unknown_tool"] * 4),
+    "stalled_stream": (
+        [text("Thinking about it", stall_after=1)],
+        "failed",
+        "provider_timeout",
+        [],
+    ),
+    "malformed_call_continues": (
+        [call("write_output", "{not json"), finish()],
+        "completed",
+        None,
+        ["malformed_tool_call", None],
+    ),
+    "unknown_tool_continues": (
+        [call("web_search", {"q": "x"}), finish()],
+        "completed",
+        None,
+        ["unknown_tool", None],
+    ),
+    "unknown_tools_end_the_run": (
+        [call("web_search", {})] * 4,
+        "failed",
+        "unknown_tool",
+        ["unknown_tool"] * 4,
+    ),
     "retry_after_429": ([error(429, retry_after="0"), finish()], "completed", None, [None]),
     "missing_outputs": ([text("Done, I think.")] * 4, "failed", "missing_outputs", []),
 }
@@ -186,7 +206,9 @@ async def test_agent_prices_file_prices_a_local_model(aiohttp_client, settings, 
     run = await wait_run(client, (await trigger(client, "local", {"topic": "t"}))["run_id"])
     assert run["total_cost_usd"] == pytest.approx((12 * 1000 + 7 * 2000) / 1e6)
     prices.write_text("models:\n  llama3.1: {input: -1, output: 0}\n")
-    with pytest.raises(ValueError, match=r"^FLOOM_AGENT_PRICES: .*prices.yml: Expected `float` >= 0"):
+    with pytest.raises(
+        ValueError, match=r"^FLOOM_AGENT_PRICES: .*prices.yml: Expected `float` >= 0"
+    ):
         create_app(settings.replace(agent_prices=prices))
 
 

@@ -56,7 +56,9 @@ async def test_agent_worker_needs_setup_until_provider_and_key_exist(client, llm
 
 
 async def test_agent_worker_with_invalid_agent_block_shows_the_problem(client):
-    await write_workspace_yml(client.server.app, "name: default\nagent: {provider: gemini, model: x}\n")
+    await write_workspace_yml(
+        client.server.app, "name: default\nagent: {provider: gemini, model: x}\n"
+    )
     brief = await worker(client, "research-brief")
     assert brief["status"] == "needs_setup"
     assert brief["error"] == ("workspace.yml: Invalid enum value 'gemini' (allowed: anthropic, "
@@ -83,9 +85,13 @@ async def test_push_bad_agent_block_is_refused_and_good_one_accepted(client, tmp
     bad = "name: default\nagent: {provider: openai, model: gpt-4o, api_key_secret: lower-case}\n"
     pushed = await asyncio.to_thread(_push, tmp_path, base, bad)
     assert pushed.returncode != 0
-    assert "remote:   - workspace.yml: Expected a name of 1 to 64 uppercase letters" in pushed.stderr
+    assert (
+        "remote:   - workspace.yml: Expected a name of 1 to 64 uppercase letters" in pushed.stderr
+    )
     assert "at `$.agent.api_key_secret`" in pushed.stderr
-    good = "name: default\nagent: {provider: anthropic, model: claude-sonnet-4-5, api_key_secret: K}\n"
+    good = (
+        "name: default\nagent: {provider: anthropic, model: claude-sonnet-4-5, api_key_secret: K}\n"
+    )
     (tmp_path / "clone" / "workspace.yml").write_text(good)
     git(tmp_path / "clone", "commit", "-qam", "good settings")
     again = await asyncio.to_thread(subprocess.run, ["git", "-C", str(tmp_path / "clone"), "push",
@@ -99,9 +105,13 @@ async def test_push_to_conversations_branch_is_refused(client, tmp_path: Path):
     base = str(client.make_url("")).rstrip("/")
     pushed = await asyncio.to_thread(_push, tmp_path, base, "name: default\n")
     assert pushed.returncode == 0, pushed.stderr
-    refused = await asyncio.to_thread(subprocess.run, ["git", "-C", str(tmp_path / "clone"),
-                                                       "push", "origin", "HEAD:floom/conversations"],
-                                      capture_output=True, text=True, check=False)
+    refused = await asyncio.to_thread(
+        subprocess.run,
+        ["git", "-C", str(tmp_path / "clone"), "push", "origin", "HEAD:floom/conversations"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert refused.returncode != 0
     assert "refs/heads/floom/conversations: branch is owned by the server" in refused.stderr
 
@@ -125,8 +135,9 @@ async def parked_run(client, llm: FakeLLM, protocol: str = "openai") -> dict:
 
 
 @pytest.mark.parametrize("protocol", ["openai", "anthropic"])
-async def test_agent_approval_resumes_the_same_run_across_a_restart(aiohttp_client, settings,
-                                                                    llm: FakeLLM, ws_path, protocol):
+async def test_agent_approval_resumes_the_same_run_across_a_restart(
+    aiohttp_client, settings, llm: FakeLLM, ws_path, protocol
+):
     client = await aiohttp_client(create_app(settings), headers=AUTH)
     run = await parked_run(client, llm, protocol)
     rid = run["id"]
@@ -149,8 +160,11 @@ async def test_agent_approval_resumes_the_same_run_across_a_restart(aiohttp_clie
     assert done["agent"]["turns"] == 2
     messages = json.dumps(llm.requests[-1].body)
     assert "Looks right" in messages and "approved" in messages
-    statuses = [e["status"] for e in (f["data"] for f in await _sse(client, f"/api/runs/{rid}/events"))
-                if e["type"] == "status"]
+    statuses = [
+        e["status"]
+        for e in (f["data"] for f in await _sse(client, f"/api/runs/{rid}/events"))
+        if e["type"] == "status"
+    ]
     assert statuses == ["queued", "running", "pending_approval", "queued", "running", "completed"]
     # The log holds the steps before and after the approval; the record lands on floom/runs.
     steps = [x["event"]["type"] for x in done["logs"] if x["event"]]

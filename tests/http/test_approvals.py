@@ -1,5 +1,6 @@
 """Approvals: a worker with approvals.required stops in pending_approval; approve starts the
-follow-up run, reject fails the run, deciding twice is 409, approvals expire and survive restarts."""
+follow-up run, reject fails the run, deciding twice is 409, approvals expire and survive
+restarts."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ if inputs["decision"] == "approved":
     json.dump({"status": "success", "outputs": out}, open("result.json", "w"))
 else:
     json.dump({"status": "success", "outputs": {"draft": "Hello " + inputs["to"]},
-               "decision_required": {"label": "Send the email?", "preview": "Hello " + inputs["to"]}},
+               "decision_required": {"label": "Send the email?",
+                                     "preview": "Hello " + inputs["to"]}},
               open("result.json", "w"))
 """
 INPUTS = "    - {name: to, type: string, required: true}\n"
@@ -50,8 +52,10 @@ async def test_approve_run_starts_follow_up_with_edited_output(client, ws_path):
     assert run["inputs"]["decision"] == "proposed"
     assert (await (await client.get("/api/approvals/count")).json()) == {"pending": 1}
 
-    resp = await client.post(f"/api/runs/{run['id']}/approve",
-                             json={"edited_output": {"draft": "Hi Ada"}, "annotation": "friendlier"})
+    resp = await client.post(
+        f"/api/runs/{run['id']}/approve",
+        json={"edited_output": {"draft": "Hi Ada"}, "annotation": "friendlier"},
+    )
     assert resp.status == 200, await resp.text()
     decision = await resp.json()
     assert decision["status"] == "approved" and decision["approval_id"] == approval["id"]

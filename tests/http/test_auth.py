@@ -40,7 +40,9 @@ async def test_token_authenticates_in_every_header(anon, how):
     if how == "bearer":
         headers = {"Authorization": f"Bearer {value}"}
     elif how == "basic":
-        headers = {"Authorization": "Basic " + base64.b64encode(f"anyone:{value}".encode()).decode()}
+        headers = {
+            "Authorization": "Basic " + base64.b64encode(f"anyone:{value}".encode()).decode()
+        }
     elif how == "api-prefix":
         path = "/api/v1/workers"
     resp = await anon.get(path, headers=headers)

@@ -22,7 +22,11 @@ PASSWORD = "correct horse battery staple"
 
 
 def floom(settings, *args: str, stdin: str = "") -> subprocess.CompletedProcess:
-    env = {**os.environ, "FLOOM_DATA_DIR": str(settings.data_dir), "FLOOM_ARGON2_PROFILE": "CHEAPEST"}
+    env = {
+        **os.environ,
+        "FLOOM_DATA_DIR": str(settings.data_dir),
+        "FLOOM_ARGON2_PROFILE": "CHEAPEST",
+    }
     return subprocess.run([sys.executable, "-m", "floom_git", *args], input=stdin, env=env,
                           capture_output=True, text=True, timeout=60, check=False)
 
@@ -47,14 +51,18 @@ async def test_cli_user_and_token_work_against_the_server(aiohttp_server, aiohtt
     resp = await client.get("/api/auth/me", headers={"x-floom-token": token})
     me = await resp.json()
     assert (me["user"]["username"], me["role"]) == ("alice", "viewer")
-    assert (await client.post("/api/workers/reload", headers={"x-floom-token": token})).status == 403
+    assert (
+        await client.post("/api/workers/reload", headers={"x-floom-token": token})
+    ).status == 403
     login = await client.post("/auth/login", json={"username": "root", "password": generated})
     assert login.status == 200 and (await login.json())["role"] == "owner"
     login = await client.post("/auth/login", json={"username": "alice", "password": PASSWORD})
     assert login.status == 200
     listing = floom(settings, "user", "list")
     assert "alice" in listing.stdout and "root@example.com" in listing.stdout
-    token_id = (await (await client.get("/auth/tokens", headers={"x-floom-token": token})).json())[0]["id"]
+    token_id = (await (await client.get("/auth/tokens", headers={"x-floom-token": token})).json())[
+        0
+    ]["id"]
     assert floom(settings, "token", "revoke", token_id).returncode == 0
     # another process revoked it: the server's read cache lets it go within seconds
     deadline = time.monotonic() + 20
@@ -123,4 +131,6 @@ async def test_git_clone_and_push_follow_the_token_role(aiohttp_server, settings
     await run("remote", "set-url", "origin", url(member), cwd=clone)
     pushed = await run("push", "origin", "HEAD:main", cwd=clone)
     assert pushed.returncode == 0, pushed.stderr
-    assert "from-git" in git(settings.workspaces_dir / "default", "ls-tree", "--name-only", "main:workers")
+    assert "from-git" in git(
+        settings.workspaces_dir / "default", "ls-tree", "--name-only", "main:workers"
+    )

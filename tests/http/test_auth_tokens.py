@@ -12,7 +12,9 @@ from tests.conftest import SECRET, WORKER_YML, add_member, uid
 
 async def test_create_personal_token_shows_value_once(anon):
     user, headers = add_member(anon.server.app, "default", "member", "alice")
-    resp = await anon.post("/auth/tokens", json={"name": "laptop", "expires_days": 30}, headers=headers)
+    resp = await anon.post(
+        "/auth/tokens", json={"name": "laptop", "expires_days": 30}, headers=headers
+    )
     assert resp.status == 201, await resp.text()
     created = await resp.json()
     assert created["token"].startswith("floom_") and created["kind"] == "personal"
@@ -26,8 +28,16 @@ async def test_create_personal_token_shows_value_once(anon):
     assert next(t for t in listed if t["name"] == "laptop")["last_used_at"] is not None
 
 
-@pytest.mark.parametrize("body", [{}, {"name": ""}, {"name": "x", "expires_days": 0},
-                                  {"name": "x", "role": "owner"}, {"name": "x", "expires_days": "soon"}])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"name": ""},
+        {"name": "x", "expires_days": 0},
+        {"name": "x", "role": "owner"},
+        {"name": "x", "expires_days": "soon"},
+    ],
+)
 async def test_create_personal_token_bad_body_is_400(anon, body):
     _, headers = add_member(anon.server.app, "default", "member", "alice")
     resp = await anon.post("/auth/tokens", json=body, headers=headers)
@@ -93,21 +103,31 @@ async def test_workspace_token_may_do_what_its_role_allows(anon, role, reads, wr
                                      headers=admin)).json()
     token = {"x-floom-token": created["token"]}
     assert (await anon.get("/api/workers/word-count", headers=token)).status == reads
-    run = await anon.post("/api/workers/word-count/runs", json={"inputs": {"text": "a"}}, headers=token)
+    run = await anon.post(
+        "/api/workers/word-count/runs", json={"inputs": {"text": "a"}}, headers=token
+    )
     assert run.status == (200 if role == "member" else 403)
     body = {"worker_yml": WORKER_YML.format(name="ci-made", title="CI"), "run_py": "print(1)\n"}
     assert (await anon.post("/api/workers", json=body, headers=token)).status == writes
-    assert (await anon.post("/api/workers/reload", headers=token)).status == (200 if role == "member" else 403)
+    assert (await anon.post("/api/workers/reload", headers=token)).status == (
+        200 if role == "member" else 403
+    )
 
 
 async def test_workspace_token_role_is_capped_by_creator(anon):
     _, admin = add_member(anon.server.app, "default", "admin", "alice")
-    resp = await anon.post("/api/workspace/tokens", json={"name": "x", "role": "admin"}, headers=admin)
+    resp = await anon.post(
+        "/api/workspace/tokens", json={"name": "x", "role": "admin"}, headers=admin
+    )
     assert resp.status == 201
-    resp = await anon.post("/api/workspace/tokens", json={"name": "x", "role": "owner"}, headers=admin)
+    resp = await anon.post(
+        "/api/workspace/tokens", json={"name": "x", "role": "owner"}, headers=admin
+    )
     assert resp.status == 400  # owner tokens do not exist
     _, member = add_member(anon.server.app, "default", "member", "bob")
-    assert (await anon.post("/api/workspace/tokens", json={"name": "x"}, headers=member)).status == 403
+    assert (
+        await anon.post("/api/workspace/tokens", json={"name": "x"}, headers=member)
+    ).status == 403
 
 
 async def test_workspace_token_of_another_workspace_cannot_be_revoked_here(anon):
@@ -137,7 +157,9 @@ async def test_device_flow_mints_a_token_with_the_approvers_role(anon):
     pending = await anon.post("/auth/cli-exchange", json={"device_code": start["device_code"]})
     assert pending.status == 400 and "pending" in (await pending.json())["detail"]
     assert (await pending.json())["code"] == "authorization_pending"  # what clients poll on
-    resp = await anon.post("/api/cli-auth/approve", json={"user_code": start["user_code"]}, headers=member)
+    resp = await anon.post(
+        "/api/cli-auth/approve", json={"user_code": start["user_code"]}, headers=member
+    )
     assert resp.status == 200
     resp = await anon.post("/auth/cli-exchange", json={"device_code": start["device_code"]})
     assert resp.status == 200, await resp.text()
@@ -157,7 +179,9 @@ async def test_device_code_expired_is_refused(anon):
     _, member = add_member(anon.server.app, "default", "member", "alice")
     start = await _start(anon)
     anon.server.app[IDENTITY].devices.now = lambda: time.time() + 3600
-    resp = await anon.post("/api/cli-auth/approve", json={"user_code": start["user_code"]}, headers=member)
+    resp = await anon.post(
+        "/api/cli-auth/approve", json={"user_code": start["user_code"]}, headers=member
+    )
     assert resp.status == 400 and "expired" in (await resp.json())["detail"]
     resp = await anon.post("/auth/cli-exchange", json={"device_code": start["device_code"]})
     assert resp.status == 400 and "expired" in (await resp.json())["detail"]
@@ -175,7 +199,9 @@ async def test_device_code_denied_cannot_be_exchanged(anon):
 @pytest.mark.parametrize("headers,status", [({}, 401), ({"x-floom-secret": SECRET}, 403)])
 async def test_device_approval_needs_a_signed_in_user(anon, headers, status):
     start = await _start(anon)
-    resp = await anon.post("/api/cli-auth/approve", json={"user_code": start["user_code"]}, headers=headers)
+    resp = await anon.post(
+        "/api/cli-auth/approve", json={"user_code": start["user_code"]}, headers=headers
+    )
     assert resp.status == status
 
 

@@ -15,11 +15,23 @@ SANDBOX = "default-src 'none'; sandbox"
 PASSWORD = "a long passphrase"
 
 
-@pytest.mark.parametrize("path,inline", [
-    ("evil.xml", False), ("evil.html", False), ("evil.svg", False), ("evil.js", False),
-    ("notes.md", False), ("evil.xhtml", False), ("data.bin", False),
-    ("notes.txt", True), ("pic.png", True), ("pic.jpg", True), ("doc.pdf", True), ("data.json", True),
-])
+@pytest.mark.parametrize(
+    "path,inline",
+    [
+        ("evil.xml", False),
+        ("evil.html", False),
+        ("evil.svg", False),
+        ("evil.js", False),
+        ("notes.md", False),
+        ("evil.xhtml", False),
+        ("data.bin", False),
+        ("notes.txt", True),
+        ("pic.png", True),
+        ("pic.jpg", True),
+        ("doc.pdf", True),
+        ("data.json", True),
+    ],
+)
 async def test_context_file_is_served_so_it_cannot_run(client, path, inline):
     assert (await client.post("/api/contexts/notes")).status == 201
     resp = await client.put(f"/api/contexts/notes/files/{path}", data=b"<script>alert(1)</script>",
@@ -53,8 +65,13 @@ async def test_run_artifacts_logs_and_downloads_are_sandboxed(client):
         assert resp.status == 200
         assert resp.headers["Content-Security-Policy"] == SANDBOX
         assert resp.headers["Content-Disposition"].startswith(kind)
-    for url in (f"/api/runs/{rid}/download", f"/api/runs/{rid}/logs", "/api/workers/artifacter/bundle.zip",
-                "/api/workspace", "/api/runs/export.csv"):
+    for url in (
+        f"/api/runs/{rid}/download",
+        f"/api/runs/{rid}/logs",
+        "/api/workers/artifacter/bundle.zip",
+        "/api/workspace",
+        "/api/runs/export.csv",
+    ):
         resp = await client.get(url)
         assert resp.status == 200, url
         assert resp.headers["Content-Security-Policy"] == SANDBOX, url
@@ -85,7 +102,11 @@ def _origin(client) -> str:
     return f"http://{client.host}:{client.port}"
 
 
-INVITE = ("POST", "/api/workspaces/default/members/invite", b'{"email": "eve@example.com", "role": "admin"}')
+INVITE = (
+    "POST",
+    "/api/workspaces/default/members/invite",
+    b'{"email": "eve@example.com", "role": "admin"}',
+)
 MINT = ("POST", "/auth/tokens", b'{"name": "stolen"}')
 
 
@@ -99,7 +120,9 @@ MINT = ("POST", "/auth/tokens", b'{"name": "stolen"}')
     ({"Content-Type": "application/json", "Origin": "null"}, "Origin header"),
     ({"Content-Type": "application/json", "Sec-Fetch-Site": "cross-site"}, "Origin header"),
 ])
-async def test_cross_site_write_with_the_session_cookie_is_403(browser, method, path, body, headers, why):
+async def test_cross_site_write_with_the_session_cookie_is_403(
+    browser, method, path, body, headers, why
+):
     headers = {k: v.replace("ORIGIN", _origin(browser)) for k, v in headers.items()}
     resp = await browser.request(method, path, data=body, headers=headers)
     assert resp.status == 403
@@ -115,7 +138,9 @@ async def test_cross_site_write_with_the_session_cookie_is_403(browser, method, 
 @pytest.mark.parametrize("same", ["origin", "sec-fetch-site"])
 async def test_same_origin_write_with_the_session_cookie_works(browser, method, path, body, same):
     headers = {"Content-Type": "application/json"}
-    headers.update({"Origin": _origin(browser)} if same == "origin" else {"Sec-Fetch-Site": "same-origin"})
+    headers.update(
+        {"Origin": _origin(browser)} if same == "origin" else {"Sec-Fetch-Site": "same-origin"}
+    )
     resp = await browser.request(method, path, data=body, headers=headers)
     assert resp.status == 201, await resp.text()
 

@@ -61,7 +61,9 @@ async def committed_conversation(ws_path, conversation_id: str, count: int) -> l
 async def test_chat_streams_answer_and_stores_conversation(client, ws_path, llm: FakeLLM,
                                                            protocol):
     await configure(client.server.app, llm, protocol)
-    llm.script(call("list_workers", {}), text("There are two workers: research-brief and word-count."))
+    llm.script(
+        call("list_workers", {}), text("There are two workers: research-brief and word-count.")
+    )
     frames = await ask(client, "Which workers are there?")
     kinds = [f["type"] for f in frames]
     assert kinds[0] == "conversation" and kinds[-2:] == ["message", "done"]
@@ -173,7 +175,9 @@ async def test_conversations_are_their_owners_and_admins_see_all(client, llm: Fa
     _, boss = add_member(app, "default", "admin", "boss")
     llm.script(text("Hi Ann."))
     cid = (await ask(client, "I am Ann", headers=ann))[0]["conversation_id"]
-    assert [c["id"] for c in await (await client.get("/api/conversations", headers=ann)).json()] == [cid]
+    assert [
+        c["id"] for c in await (await client.get("/api/conversations", headers=ann)).json()
+    ] == [cid]
     assert await (await client.get("/api/conversations", headers=bob)).json() == []
     resp = await client.get(f"/api/conversations/{cid}", headers=bob)
     assert resp.status == 404 and (await resp.json())["detail"] == "Conversation not found"

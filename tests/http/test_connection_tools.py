@@ -62,8 +62,15 @@ async def test_worker_connections_become_tools_that_call_the_server(client, admi
         with pytest.raises(ToolCallFailed, match="boom"):
             await by_name["docs__fail"].fn({"message": "boom"})
     activity = await (await client.get(f"/api/connections/{conn['id']}/activity")).json()
-    assert activity["runs"] == [{"run_id": "run_0123456789ab", "worker_id": "agentish",
-                                 "calls": 2, "errors": 1, "last_at": activity["runs"][0]["last_at"]}]
+    assert activity["runs"] == [
+        {
+            "run_id": "run_0123456789ab",
+            "worker_id": "agentish",
+            "calls": 2,
+            "errors": 1,
+            "last_at": activity["runs"][0]["last_at"],
+        }
+    ]
     assert [(c["tool"], c["ok"]) for c in activity["calls"]] == [("fail", False), ("add", True)]
     assert "boom" in activity["calls"][0]["error"]
     latest = await (await client.get(f"/api/connections/{conn['id']}/activity?limit=1000")).json()
@@ -82,8 +89,12 @@ async def test_slow_remote_tool_times_out_as_a_tool_failure(client, admin, remot
 
 
 async def test_missing_connection_status_detail_and_toolset(client, admin, remote_server):  # noqa: F811
-    await make_worker(client, "agentish", RESULT_OK,
-                      extra=DECLARES + "  - github\n  - {app: linear, allowed_tools: [list_issues]}\n")
+    await make_worker(
+        client,
+        "agentish",
+        RESULT_OK,
+        extra=DECLARES + "  - github\n  - {app: linear, allowed_tools: [list_issues]}\n",
+    )
     detail = await (await client.get("/api/workers/agentish")).json()
     assert detail["status"] == "missing_connection"
     assert detail["missing_connections"] == ["mcp:docs", "github", "linear"]
@@ -103,8 +114,15 @@ async def test_missing_connection_status_detail_and_toolset(client, admin, remot
 
 
 async def test_declared_connection_that_cannot_open_fails_clearly(client, admin):
-    resp = await client.post("/api/connections/mcp", headers=admin, json={
-        "label": "docs", "url": "http://127.0.0.1:9/mcp", "auth": {"type": "bearer", "secret": "NOPE"}})
+    resp = await client.post(
+        "/api/connections/mcp",
+        headers=admin,
+        json={
+            "label": "docs",
+            "url": "http://127.0.0.1:9/mcp",
+            "auth": {"type": "bearer", "secret": "NOPE"},
+        },
+    )
     assert resp.status == 201
     await make_worker(client, "agentish", RESULT_OK, extra=DECLARES)
     with pytest.raises(ConnectionFailed, match="workspace secret NOPE is not set") as info:

@@ -39,8 +39,14 @@ async def set_secret(client, headers, name: str, value: str) -> None:
 async def test_register_mcp_connection_commits_metadata_only(client, admin, ws_path, remote_server):  # noqa: F811
     await set_secret(client, admin, "DOCS_TOKEN", "s3cret-value")
     before = commit_count(ws_path)
-    conn = await register(client, admin, label="docs", url=remote_server.url,
-                          auth={"type": "bearer", "secret": "DOCS_TOKEN"}, allowed_tools=["add", "echo"])
+    conn = await register(
+        client,
+        admin,
+        label="docs",
+        url=remote_server.url,
+        auth={"type": "bearer", "secret": "DOCS_TOKEN"},
+        allowed_tools=["add", "echo"],
+    )
     assert conn["id"].startswith("conn_") and conn["status"] == "active"
     assert conn["auth"] == {"type": "bearer", "secret": "DOCS_TOKEN", "name": None}
     assert commit_count(ws_path) == before + 1
@@ -107,20 +113,47 @@ async def test_unreachable_server_test_reports_error(client, admin):
     assert result["ok"] is False and "ConnectError" in result["error"]
 
 
-@pytest.mark.parametrize("body, detail", [
-    ({"label": "x", "url": "ftp://example.com/mcp"}, "url: must be an http(s) URL with a host"),
-    ({"label": "bad label", "url": "https://example.com/mcp"}, "- at `$.label`"),
-    ({"label": "x", "url": "https://example.com/mcp", "auth": {"type": "header", "secret": "K"}},
-     "Object missing required field `name` - at `$.auth`"),
-    ({"label": "x", "url": "https://example.com/mcp",
-      "auth": {"type": "header", "name": "Host", "secret": "K"}}, "header Host cannot be set"),
-    ({"label": "x", "url": "https://user:pw@example.com/mcp"}, "credentials in the URL are not allowed"),
-    ({"label": "x", "url": "http://[abc]/mcp"}, "url: must be an http(s) URL with a host"),
-    ({"label": "x", "url": "http://exa mple.com/mcp"}, "url: must be an http(s) URL with a host"),
-    ({"label": "x", "url": "00000000"}, "url: must be an http(s) URL with a host"),
-    ({"label": "x", "url": "https://example.com/mcp", "auth": {"type": "bearer", "secret": 5}},
-     "Expected `str`, got `int` - at `$.auth.secret`"),
-])
+@pytest.mark.parametrize(
+    "body, detail",
+    [
+        ({"label": "x", "url": "ftp://example.com/mcp"}, "url: must be an http(s) URL with a host"),
+        ({"label": "bad label", "url": "https://example.com/mcp"}, "- at `$.label`"),
+        (
+            {
+                "label": "x",
+                "url": "https://example.com/mcp",
+                "auth": {"type": "header", "secret": "K"},
+            },
+            "Object missing required field `name` - at `$.auth`",
+        ),
+        (
+            {
+                "label": "x",
+                "url": "https://example.com/mcp",
+                "auth": {"type": "header", "name": "Host", "secret": "K"},
+            },
+            "header Host cannot be set",
+        ),
+        (
+            {"label": "x", "url": "https://user:pw@example.com/mcp"},
+            "credentials in the URL are not allowed",
+        ),
+        ({"label": "x", "url": "http://[abc]/mcp"}, "url: must be an http(s) URL with a host"),
+        (
+            {"label": "x", "url": "http://exa mple.com/mcp"},
+            "url: must be an http(s) URL with a host",
+        ),
+        ({"label": "x", "url": "00000000"}, "url: must be an http(s) URL with a host"),
+        (
+            {
+                "label": "x",
+                "url": "https://example.com/mcp",
+                "auth": {"type": "bearer", "secret": 5},
+            },
+            "Expected `str`, got `int` - at `$.auth.secret`",
+        ),
+    ],
+)
 async def test_register_bad_connection_is_400_without_commit(client, admin, ws_path, body, detail):
     before = commit_count(ws_path)
     data = await register(client, admin, 400, **body)
@@ -160,7 +193,9 @@ async def test_delete_connection_commits_and_forgets(client, admin, ws_path, rem
     assert (await client.delete(f"/api/connections/{conn['id']}", headers=admin)).status == 404
 
 
-async def test_secret_not_sent_after_the_url_changed_outside_the_api(client, admin, ws_path, remote_server):  # noqa: F811
+async def test_secret_not_sent_after_the_url_changed_outside_the_api(
+    client, admin, ws_path, remote_server  # noqa: F811
+):
     """A push (here: an on-disk edit committed by reload) may point a connection elsewhere; its
     secret then stays home until an admin registers it again."""
     await set_secret(client, admin, "DOCS_TOKEN", "tok")
@@ -200,7 +235,10 @@ async def strict(aiohttp_client, settings):
 async def test_register_private_url_refused(strict, url):
     resp = await strict.post("/api/connections/mcp", json={"label": "x", "url": url})
     assert resp.status == 400
-    assert "loopback, private and link-local addresses are not allowed" in (await resp.json())["detail"]
+    assert (
+        "loopback, private and link-local addresses are not allowed"
+        in (await resp.json())["detail"]
+    )
 
 
 async def test_name_resolving_to_private_address_refused_at_connect(strict, remote_server):  # noqa: F811

@@ -75,7 +75,9 @@ async def test_secret_bearing_file_is_refused(client, ws_path):
 
 async def test_oversized_body_is_413(client, settings, ws_path):
     before = commit_count(ws_path)
-    resp = await client.put("/api/contexts/company/files/big.bin", data=io.BytesIO(b"x" * (settings.max_file_bytes + 1)))
+    resp = await client.put(
+        "/api/contexts/company/files/big.bin", data=io.BytesIO(b"x" * (settings.max_file_bytes + 1))
+    )
     assert resp.status == 413
     assert commit_count(ws_path) == before
 

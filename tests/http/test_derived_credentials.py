@@ -31,8 +31,14 @@ async def _parent(anon, kind: str) -> tuple[dict[str, str], str | None, float | 
     if kind == "expiring":
         value, row = tokens.mint(user_id=user, kind="personal", name="short", expires_days=1)
         return {"x-floom-token": value}, None, row.expires_at, False
-    value, row = tokens.mint(user_id=user, kind="workspace", name="ci", role="admin", expires_days=1,
-                             workspace_id=app[MANAGER].get("default").uid)
+    value, row = tokens.mint(
+        user_id=user,
+        kind="workspace",
+        name="ci",
+        role="admin",
+        expires_days=1,
+        workspace_id=app[MANAGER].get("default").uid,
+    )
     return {"x-floom-token": value}, "admin", row.expires_at, True
 
 
@@ -40,14 +46,19 @@ async def _mint(anon, how: str, parent: dict[str, str]) -> tuple[int, dict[str, 
     """Use `parent` on one minting route: (status, headers of the minted credential)."""
     if how == "personal_token":
         resp = await anon.post("/auth/tokens", json={"name": "child"}, headers=parent)
-        return resp.status, {"x-floom-token": (await resp.json())["token"]} if resp.status == 201 else None
+        return resp.status, {
+            "x-floom-token": (await resp.json())["token"]
+        } if resp.status == 201 else None
     if how == "workspace_token":
         resp = await anon.post("/api/workspace/tokens", json={"name": "child", "role": "admin"},
                                headers=parent)
         if resp.status == 403:  # asking for more than the parent has: try what it may have
-            resp = await anon.post("/api/workspace/tokens", json={"name": "child", "role": "viewer"},
-                                   headers=parent)
-        return resp.status, {"x-floom-token": (await resp.json())["token"]} if resp.status == 201 else None
+            resp = await anon.post(
+                "/api/workspace/tokens", json={"name": "child", "role": "viewer"}, headers=parent
+            )
+        return resp.status, {
+            "x-floom-token": (await resp.json())["token"]
+        } if resp.status == 201 else None
     if how == "refresh":
         resp = await anon.post("/auth/refresh", headers=parent)
         return resp.status, _cookie(resp)
@@ -64,7 +75,9 @@ async def _mint(anon, how: str, parent: dict[str, str]) -> tuple[int, dict[str, 
     if resp.status != 200:
         return resp.status, None
     resp = await anon.post("/auth/cli-exchange", json={"device_code": start["device_code"]})
-    return resp.status, {"x-floom-token": (await resp.json())["token"]} if resp.status == 200 else None
+    return resp.status, {
+        "x-floom-token": (await resp.json())["token"]
+    } if resp.status == 200 else None
 
 
 def _cookie(resp) -> dict[str, str] | None:
@@ -126,7 +139,9 @@ async def test_capped_token_cannot_mint_a_token_above_its_cap(anon):
 
 async def test_expiring_token_mints_tokens_that_expire_no_later(anon):
     parent, _cap, expires, _ = await _parent(anon, "expiring")
-    resp = await anon.post("/auth/tokens", json={"name": "long", "expires_days": 365}, headers=parent)
+    resp = await anon.post(
+        "/auth/tokens", json={"name": "long", "expires_days": 365}, headers=parent
+    )
     assert resp.status == 201
     row = anon.server.app[IDENTITY].tokens.get((await resp.json())["id"])
     assert row.expires_at is not None and row.expires_at <= expires
@@ -138,10 +153,14 @@ async def test_password_session_keeps_the_users_full_authority(anon):
     identity = anon.server.app[IDENTITY]
     user = identity.users.create("alice", email="alice@example.com", password="a long passphrase")
     identity.members.add(anon.server.app[MANAGER].get("default").uid, user.id, "admin")
-    resp = await anon.post("/auth/login", json={"username": "alice", "password": "a long passphrase"})
+    resp = await anon.post(
+        "/auth/login", json={"username": "alice", "password": "a long passphrase"}
+    )
     assert resp.status == 200
     origin = {"Origin": f"http://{anon.host}:{anon.port}"}
-    resp = await anon.post("/auth/tokens", json={"name": "laptop", "expires_days": 365}, headers=origin)
+    resp = await anon.post(
+        "/auth/tokens", json={"name": "laptop", "expires_days": 365}, headers=origin
+    )
     assert resp.status == 201, await resp.text()
     body = await resp.json()
     assert body["role"] is None

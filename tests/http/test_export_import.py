@@ -41,7 +41,9 @@ def read_zip(data: bytes) -> dict[str, bytes]:
 
 async def _import(client, data: bytes, headers: dict | None = None):
     form = aiohttp.FormData()
-    form.add_field("bundle", io.BytesIO(data), filename="bundle.zip", content_type="application/zip")
+    form.add_field(
+        "bundle", io.BytesIO(data), filename="bundle.zip", content_type="application/zip"
+    )
     return await client.post("/api/workspace/import", data=form, headers=headers)
 
 
@@ -59,19 +61,34 @@ async def _populate(client) -> None:
     resp = await client.put("/api/contexts/notes/files/a/readme.md", data=b"# notes\n",
                             headers={"Content-Type": "text/markdown"})
     assert resp.status in (200, 201), await resp.text()
-    for title, extra in (("bound", {"asset_type": "worker", "asset_id": "hello-world"}), ("loose", {})):
-        resp = await client.post("/api/workspace/issues", json={"title": title, "body": "b", **extra})
+    for title, extra in (
+        ("bound", {"asset_type": "worker", "asset_id": "hello-world"}),
+        ("loose", {}),
+    ):
+        resp = await client.post(
+            "/api/workspace/issues", json={"title": title, "body": "b", **extra}
+        )
         assert resp.status == 201
-    assert (await client.post("/api/workspace/issues/ISSUE-0001/comments", json={"body": "hi"})).status == 201
+    assert (
+        await client.post("/api/workspace/issues/ISSUE-0001/comments", json={"body": "hi"})
+    ).status == 201
 
 
 async def test_export_workspace_bundle_layout_and_summary(admin):
     await _populate(admin)
     files = read_zip(await _export(admin))
-    for name in ("workers/hello-world/worker.yml", "workers/hello-world/run.py",
-                 "workers/word-count/run.py", "contexts/notes/a/readme.md", "contexts/company/about.md",
-                 "workspace.md", "issues/ISSUE-0001.md", "issues/ISSUE-0001.comments.ndjson",
-                 "issues/ISSUE-0002.md", "workspace.json"):
+    for name in (
+        "workers/hello-world/worker.yml",
+        "workers/hello-world/run.py",
+        "workers/word-count/run.py",
+        "contexts/notes/a/readme.md",
+        "contexts/company/about.md",
+        "workspace.md",
+        "issues/ISSUE-0001.md",
+        "issues/ISSUE-0001.comments.ndjson",
+        "issues/ISSUE-0002.md",
+        "workspace.json",
+    ):
         assert name in files, name
     summary = json.loads(files["workspace.json"])
     assert summary["schema_version"] == 1 and summary["has_workspace_md"] is True
@@ -98,12 +115,16 @@ async def test_export_workspace_leaves_sensitive_context_out(admin, ws_path):
     await admin.put("/api/contexts/payroll/files/salaries.csv", data=b"ada,100\n")
     marked = await admin.patch("/api/contexts/company/sensitive", json={"sensitive": True})
     assert (await marked.json())["sensitive"] is True
-    assert git(ws_path, "log", "-1", "--format=%s").strip() == "context company: set sensitive to true"
+    assert (
+        git(ws_path, "log", "-1", "--format=%s").strip() == "context company: set sensitive to true"
+    )
     files = read_zip(await _export(admin))
     assert not [n for n in files if n.startswith(("contexts/payroll/", "contexts/company/"))]
     summary = json.loads(files["workspace.json"])
     assert summary["contexts"] == [] and summary["counts"]["contexts"] == 0
-    assert {"type": "context", "id": "payroll", "reason": "sensitive context pack"} in summary["skipped"]
+    assert {"type": "context", "id": "payroll", "reason": "sensitive context pack"} in summary[
+        "skipped"
+    ]
     unmarked = await admin.patch("/api/contexts/company/sensitive", json={"sensitive": False})
     assert (await unmarked.json())["sensitive"] is False
     assert "contexts/company/about.md" in read_zip(await _export(admin))
@@ -141,11 +162,15 @@ async def test_import_bundle_round_trip_into_second_workspace(admin, settings, w
     assert (await admin.get("/api/workers/hello-world", headers=SECOND)).status == 200
     # The same bundle again changes nothing.
     again = await (await _import(admin, bundle, SECOND)).json()
-    assert again["sha"] is None and again["workers_imported"] == [] and again["issues_imported"] == []
+    assert (
+        again["sha"] is None and again["workers_imported"] == [] and again["issues_imported"] == []
+    )
     assert commit_count(second) == before + 1
 
 
-async def test_import_bundle_into_fresh_server_keeps_everything(admin, aiohttp_client, tmp_path, settings):
+async def test_import_bundle_into_fresh_server_keeps_everything(
+    admin, aiohttp_client, tmp_path, settings
+):
     await _populate(admin)
     bundle = await _export(admin)
     fresh_settings = settings.replace(data_dir=tmp_path / "fresh", shared_secret_role="admin")
@@ -195,7 +220,9 @@ async def test_import_bundle_skips_bad_issue_files_and_secret_files(client, ws_p
     resp = await _import(client, bundle)
     assert resp.status == 200, await resp.text()
     result = await resp.json()
-    assert result["workers_imported"] == ["from-zip"] and result["issues_imported"] == ["ISSUE-0006"]
+    assert result["workers_imported"] == ["from-zip"] and result["issues_imported"] == [
+        "ISSUE-0006"
+    ]
     reasons = {s["id"]: s["reason"] for s in result["skipped"]}
     assert "UTF-8" in reasons["ISSUE-0005"]
     assert reasons["ISSUE-0007"] == "comment log without its issue"
@@ -215,27 +242,43 @@ GOOD = [("workers/ok-worker/worker.yml", WORKER_YML.format(name="ok-worker", tit
         ("workers/ok-worker/run.py", b"print(1)\n")]
 
 
-@pytest.mark.parametrize("case,entries,status,detail", [
-    ("zip-slip", [("../evil.txt", b"x")], 400, "'..'"),
-    ("nested zip-slip", [("workers/../../evil.txt", b"x")], 400, "'..'"),
-    ("absolute", [("/etc/cron.d/evil", b"x")], 400, "absolute path"),
-    ("drive letter", [("C:/evil", b"x")], 400, "absolute path"),
-    ("backslash", [("workers\\evil", b"x")], 400, "backslash"),
-    ("dot git", [("workers/ok-worker/.git/config", b"x")], 400, ".git"),
-    ("symlink", [(_symlink(), b"/etc/passwd")], 400, "symbolic link"),
-    ("duplicate", [("workspace.md", b"a"), ("workspace.md", b"b")], 400, "twice"),
-    ("bomb", [("contexts/c/zeros.txt", b"\0" * (1536 * 1024))], 413, "zip bomb"),
-    ("too large", [(f"contexts/c/r{i}.bin", os.urandom(800 * 1024)) for i in range(3)], 413,
-     "more than"),
-    ("too many entries", [(f"contexts/c/f{i}.txt", b"x") for i in range(60)], 413, "entries"),
-    ("bad manifest", GOOD + [("workers/bad-one/worker.yml", b"name: bad-one\n")], 400,
-     "bundle: workers/bad-one/worker.yml"),
-    ("manifest name mismatch", [("workers/odd-one/worker.yml", GOOD[0][1]), ("workers/odd-one/run.py", b"")],
-     400, "must equal its folder name"),
-    ("bad worker folder", [("workers/Bad_Name/worker.yml", b"x")], 400, "workers/Bad_Name"),
-])
-async def test_import_hostile_bundle_is_refused_without_commit(aiohttp_client, settings, ws_path, case,
-                                                               entries, status, detail):
+@pytest.mark.parametrize(
+    "case,entries,status,detail",
+    [
+        ("zip-slip", [("../evil.txt", b"x")], 400, "'..'"),
+        ("nested zip-slip", [("workers/../../evil.txt", b"x")], 400, "'..'"),
+        ("absolute", [("/etc/cron.d/evil", b"x")], 400, "absolute path"),
+        ("drive letter", [("C:/evil", b"x")], 400, "absolute path"),
+        ("backslash", [("workers\\evil", b"x")], 400, "backslash"),
+        ("dot git", [("workers/ok-worker/.git/config", b"x")], 400, ".git"),
+        ("symlink", [(_symlink(), b"/etc/passwd")], 400, "symbolic link"),
+        ("duplicate", [("workspace.md", b"a"), ("workspace.md", b"b")], 400, "twice"),
+        ("bomb", [("contexts/c/zeros.txt", b"\0" * (1536 * 1024))], 413, "zip bomb"),
+        (
+            "too large",
+            [(f"contexts/c/r{i}.bin", os.urandom(800 * 1024)) for i in range(3)],
+            413,
+            "more than",
+        ),
+        ("too many entries", [(f"contexts/c/f{i}.txt", b"x") for i in range(60)], 413, "entries"),
+        (
+            "bad manifest",
+            GOOD + [("workers/bad-one/worker.yml", b"name: bad-one\n")],
+            400,
+            "bundle: workers/bad-one/worker.yml",
+        ),
+        (
+            "manifest name mismatch",
+            [("workers/odd-one/worker.yml", GOOD[0][1]), ("workers/odd-one/run.py", b"")],
+            400,
+            "must equal its folder name",
+        ),
+        ("bad worker folder", [("workers/Bad_Name/worker.yml", b"x")], 400, "workers/Bad_Name"),
+    ],
+)
+async def test_import_hostile_bundle_is_refused_without_commit(
+    aiohttp_client, settings, ws_path, case, entries, status, detail
+):
     limited = settings.replace(import_max_bytes=2 * 1024 * 1024, import_max_entries=50)
     client = await aiohttp_client(create_app(limited), headers=AUTH)
     await client.get("/healthz")

@@ -43,7 +43,8 @@ from floom_git.http.routes import PREFIXES, ROUTES
 
 SECRET = "fuzz-secret-0123456789"
 CREDENTIAL_HEADERS = ("x-floom-secret", "x-floom-token", "authorization")
-# per operation (FLOOM_FUZZ_EXAMPLES to dig deeper); 122 operations take about 2 minutes on 2 busy cores
+# per operation (FLOOM_FUZZ_EXAMPLES to dig deeper); 122 operations take about 2 minutes on 2
+# busy cores
 MAX_EXAMPLES = int(os.environ.get("FLOOM_FUZZ_EXAMPLES", "15"))
 
 

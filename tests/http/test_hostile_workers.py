@@ -40,9 +40,26 @@ ENCODE_IN_WORKER = {
     "url": "urllib.parse.quote(s, safe='')",
 }
 # Every variable a run may see (executor._run_spec) plus the declared secret.
-ALLOWED_ENV = {"HOME", "TMPDIR", "LANG", "LC_ALL", "TZ", "PATH", "PYTHONUNBUFFERED",
-               "PYTHONDONTWRITEBYTECODE", "PYTHONNOUSERSITE", "FLOOM_RUN_ID", "FLOOM_WORKER_ID",
-               "FLOOM_TRACE_ID", "FLOOM_WORKSPACE_ID", "VIRTUAL_ENV", SECRET_NAME, "PWD", "SHLVL", "_"}
+ALLOWED_ENV = {
+    "HOME",
+    "TMPDIR",
+    "LANG",
+    "LC_ALL",
+    "TZ",
+    "PATH",
+    "PYTHONUNBUFFERED",
+    "PYTHONDONTWRITEBYTECODE",
+    "PYTHONNOUSERSITE",
+    "FLOOM_RUN_ID",
+    "FLOOM_WORKER_ID",
+    "FLOOM_TRACE_ID",
+    "FLOOM_WORKSPACE_ID",
+    "VIRTUAL_ENV",
+    SECRET_NAME,
+    "PWD",
+    "SHLVL",
+    "_",
+}
 
 PRELUDE = """import base64, errno, json, os, socket, subprocess, sys, time, urllib.parse
 inputs = json.load(open("inputs.json"))
@@ -54,7 +71,8 @@ def attempt(fn):
         value = fn()
     except BaseException as exc:
         return {"ok": False, "error": type(exc).__name__, "errno": getattr(exc, "errno", None)}
-    return {"ok": True, "value": value if isinstance(value, (str, int, list, type(None))) else repr(value)}
+    shown = value if isinstance(value, (str, int, list, type(None))) else repr(value)
+    return {"ok": True, "value": shown}
 
 
 def report(**outputs):
@@ -155,7 +173,9 @@ async def test_worker_cannot_read_server_environment(host):
     run = await attack(host, "read-environ", """
 parent = os.getppid()
 report(ppid=parent,
-       parent_env=attempt(lambda: sorted(k.split("=", 1)[0] for k in read(f"/proc/{parent}/environ").split("\\0") if k)),
+       parent_env=attempt(lambda: sorted(k.split("=", 1)[0]
+                                         for k in read(f"/proc/{parent}/environ").split("\\0")
+                                         if k)),
        server_env=attempt(lambda: read(f"/proc/{inputs['server_pid']}/environ")),
        pids=sorted(int(p) for p in os.listdir("/proc") if p.isdigit()))
 """)
@@ -215,7 +235,14 @@ report(usr=attempt(lambda: write(f"/usr/floom-{m}")), etc=attempt(lambda: write(
     for probe in ("usr", "etc", "root", "data", "tree", "python"):
         assert out[probe]["ok"] is False, (probe, out[probe])
     assert out["tmp"]["ok"] is True and out["scratch"]["ok"] is True  # its own scratch dir
-    for outside in ("/usr", "/etc", "/", "/tmp", str(host["data"]), os.path.realpath(sys.base_prefix)):
+    for outside in (
+        "/usr",
+        "/etc",
+        "/",
+        "/tmp",
+        str(host["data"]),
+        os.path.realpath(sys.base_prefix),
+    ):
         assert not Path(outside, f"floom-{marker}").exists()
     await unharmed(host)
 
@@ -236,7 +263,11 @@ report(server=attempt(lambda: connect("127.0.0.1", inputs["port"])),
 async def test_worker_without_egress_has_no_network(host):
     run = await attack(host, "no-egress", CONNECT)
     out = run["outputs"]
-    assert out["server"] == {"ok": False, "error": "ConnectionRefusedError", "errno": errno.ECONNREFUSED}
+    assert out["server"] == {
+        "ok": False,
+        "error": "ConnectionRefusedError",
+        "errno": errno.ECONNREFUSED,
+    }
     assert out["outside"]["ok"] is False and out["outside"]["errno"] == errno.ENETUNREACH, out
     assert out["interfaces"] == ["lo"]  # refused, not timed out: nothing to route through
     await unharmed(host)
@@ -278,7 +309,9 @@ async def test_nothing_outlives_its_run(host, how, status, code):
     marker = f"daemon-{uuid.uuid4().hex}"
     extra = "limits:\n  timeout_seconds: 3\n" if how == "timeout" else ""
     await hostile_worker(host, f"daemon-{how}", PRELUDE + DAEMON, extra=extra)
-    rid = (await trigger(client, f"daemon-{how}", {"marker": marker, "linger": how != "exit"}))["run_id"]
+    rid = (await trigger(client, f"daemon-{how}", {"marker": marker, "linger": how != "exit"}))[
+        "run_id"
+    ]
 
     async def daemons_up() -> bool:
         return len(processes_with(marker)) == 2
@@ -322,7 +355,9 @@ def _run_processes(data: Path, ws_uid: str, run_id: str) -> int | None:
 
 async def test_fork_bomb_is_contained(host, settings):
     client = host["client"]
-    await hostile_worker(host, "fork-bomb", PRELUDE + FORK_BOMB, extra="limits:\n  timeout_seconds: 4\n")
+    await hostile_worker(
+        host, "fork-bomb", PRELUDE + FORK_BOMB, extra="limits:\n  timeout_seconds: 4\n"
+    )
     rid = (await trigger(client, "fork-bomb"))["run_id"]
     spool_uid = uid(client.server.app, "default")
     counts: list[int] = []
@@ -420,10 +455,15 @@ report(done=True)
     assert arts["out/leak.txt"]["artifact_withheld"] == "secret"
     assert arts["out/env-copy.txt"]["artifact_withheld"] == "secret"
     assert arts["out/ok.txt"].get("artifact_withheld") is None
-    resp = await client.get(f"/api/runs/{run['id']}/artifacts/{arts['out/leak.txt']['id']}/download")
+    resp = await client.get(
+        f"/api/runs/{run['id']}/artifacts/{arts['out/leak.txt']['id']}/download"
+    )
     assert resp.status == 404
-    assert any(f"Artifact out/leak.txt withheld: it holds the value of secret {SECRET_NAME}" == line["message"]
-               for line in run["logs"])
+    assert any(
+        f"Artifact out/leak.txt withheld: it holds the value of secret {SECRET_NAME}"
+        == line["message"]
+        for line in run["logs"]
+    )
     repo = host["data"] / "workspaces" / "default"
     record = await committed(repo, run["id"], "completed")
     assert record["artifacts"][1]["artifact_withheld"] == "secret"
@@ -469,7 +509,9 @@ async def test_control_without_sandbox_attacks_succeed(aiohttp_client, settings)
     unconfined = settings.replace(sandbox="none", shared_secret_role="admin")
     client = await aiohttp_client(create_app(unconfined), headers=AUTH)
     await client.server.app[MANAGER].create("other")
-    client.server.app[SECRETS].set(uid(client.server.app, "default"), SECRET_NAME, SECRET_VALUE, "test")
+    client.server.app[SECRETS].set(
+        uid(client.server.app, "default"), SECRET_NAME, SECRET_VALUE, "test"
+    )
     host = {"client": client, "data": unconfined.data_dir, "port": client.server.port}
     run = await attack(host, "control", CONNECT.replace("report(", "report(key=attempt(lambda: len("
                        "read(f'{data}/system/server.key'))), other=attempt(lambda: read(f'{data}/"

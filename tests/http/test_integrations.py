@@ -65,7 +65,9 @@ async def test_operator_entries_add_and_override_without_showing_secrets(client,
         "    tools: [{name: search, description: Search the wiki.}]\n")
     body = await (await client.get("/api/integrations/catalog?limit=200")).json()
     apps = {a["slug"]: a for a in body["items"]}
-    assert apps["internal-wiki"]["source"] == "operator" and apps["internal-wiki"]["tool_count"] == 1
+    assert (
+        apps["internal-wiki"]["source"] == "operator" and apps["internal-wiki"]["tool_count"] == 1
+    )
     assert apps["github"]["oauth_configured"] is True and apps["github"]["source"] == "operator"
     assert apps["github"]["scopes"] == ["repo", "read:user"]  # merged over the shipped entry
     assert "op-secret" not in str(body) and "op-id" not in str(body)

@@ -22,8 +22,14 @@ async def _create(client, **body) -> dict:
 
 async def test_create_issue_writes_reference_file_and_commits(client, ws_path):
     before = commit_count(ws_path)
-    issue = await _create(client, body="  It fails.\n\n", asset_type="worker", asset_id="word-count",
-                          source="run_failure", labels=[" worker", "needs-attention", "", "worker"])
+    issue = await _create(
+        client,
+        body="  It fails.\n\n",
+        asset_type="worker",
+        asset_id="word-count",
+        source="run_failure",
+        labels=[" worker", "needs-attention", "", "worker"],
+    )
     assert issue["id"] == "ISSUE-0001"
     assert issue["labels"] == ["worker", "needs-attention"]
     assert issue["created_by"] == "local-user" and issue["comment_count"] == 0
@@ -71,7 +77,9 @@ async def test_list_issues_filters(client):
 
 async def test_get_issue_includes_comments(client):
     await _create(client)
-    resp = await client.post("/api/workspace/issues/ISSUE-0001/comments", json={"body": " looking "})
+    resp = await client.post(
+        "/api/workspace/issues/ISSUE-0001/comments", json={"body": " looking "}
+    )
     assert resp.status == 201
     comment = await resp.json()
     assert re.match(r"^cmt_[0-9a-f]{16}$", comment["id"]) and comment["body"] == "looking"
@@ -168,7 +176,9 @@ async def test_create_issue_after_on_disk_issue_skips_its_id(client, ws_path):
 
 async def test_list_issues_reports_unparseable_file(client, ws_path):
     await _create(client, title="good")
-    (ws_path / ISSUES / "ISSUE-0002.md").write_text("---\nid: ISSUE-0002\nstatus: done\ntitle: x\n---\n")
+    (ws_path / ISSUES / "ISSUE-0002.md").write_text(
+        "---\nid: ISSUE-0002\nstatus: done\ntitle: x\n---\n"
+    )
     resp = await client.get("/api/workspace/issues")
     assert resp.status == 200
     body = await resp.json()

@@ -22,7 +22,10 @@ async def test_create_tool_commits_workspace_tools_yml(client, ws_path):
     assert tool["id"] == "count_words" and tool["worker_status"] == "ready"
     assert tool["input_schema"]["required"] == ["text"]
     assert commit_count(ws_path) == before + 1
-    assert git(ws_path, "log", "-1", "--format=%s").strip() == "mcp-tools: add count_words (word-count)"
+    assert (
+        git(ws_path, "log", "-1", "--format=%s").strip()
+        == "mcp-tools: add count_words (word-count)"
+    )
     assert git(ws_path, "show", "main:workspace-tools.yml") == (
         "version: 1\ntools:\n- id: count_words\n  name: count_words\n  worker_id: word-count\n"
         "  description: Count the words of a text\n")
@@ -48,15 +51,29 @@ async def test_update_and_delete_tool_one_commit_each(client, ws_path):
     assert (await client.put("/api/mcp-tools/wc", json={"name": "x"})).status == 404
 
 
-@pytest.mark.parametrize("body, status, detail", [
-    ({"name": "t1", "worker_id": "no-such-worker"}, 400,
-     "workspace-tools.yml: tool 't1' names worker 'no-such-worker', which does not exist"),
-    ({"name": "run_worker", "worker_id": "word-count"}, 400,
-     "workspace-tools.yml: 'run_worker' is the name of a built-in tool - at `$.tools[0]`"),
-    ({"name": "has space", "worker_id": "word-count"}, 400, "- at `$.name`"),
-    ({"name": "t1", "worker_id": 7}, 400, "Expected 3 to 64 lowercase letters, digits and dashes, "
-     "starting and ending with a letter or digit (e.g. `word-count`), got `int` - at `$.worker_id`"),
-])
+@pytest.mark.parametrize(
+    "body, status, detail",
+    [
+        (
+            {"name": "t1", "worker_id": "no-such-worker"},
+            400,
+            "workspace-tools.yml: tool 't1' names worker 'no-such-worker', which does not exist",
+        ),
+        (
+            {"name": "run_worker", "worker_id": "word-count"},
+            400,
+            "workspace-tools.yml: 'run_worker' is the name of a built-in tool - at `$.tools[0]`",
+        ),
+        ({"name": "has space", "worker_id": "word-count"}, 400, "- at `$.name`"),
+        (
+            {"name": "t1", "worker_id": 7},
+            400,
+            "Expected 3 to 64 lowercase letters, digits and dashes, "
+            "starting and ending with a letter or digit (e.g. `word-count`), got `int` - at "
+            "`$.worker_id`",
+        ),
+    ],
+)
 async def test_create_tool_refused_without_commit(client, ws_path, body, status, detail):
     before = commit_count(ws_path)
     data = await add_tool(client, status=status, **body)
@@ -88,8 +105,10 @@ async def test_delete_worker_exposed_as_tool_is_refused(client, ws_path):
     await add_tool(client, name="count_words", worker_id="word-count")
     resp = await client.delete("/api/workers/word-count")
     assert resp.status == 409
-    assert (await resp.json())["detail"] == ("Worker word-count is exposed as MCP tool count_words; "
-                                             "remove the tool first (DELETE /mcp-tools/{id})")
+    assert (await resp.json())["detail"] == (
+        "Worker word-count is exposed as MCP tool count_words; "
+        "remove the tool first (DELETE /mcp-tools/{id})"
+    )
     assert (await client.delete("/api/mcp-tools/count_words")).status == 200
     assert (await client.delete("/api/workers/word-count")).status == 200
 

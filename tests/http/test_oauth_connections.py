@@ -85,7 +85,9 @@ async def test_oauth_flow_pending_to_active_then_refresh(client, provider, remot
     assert provider.grants == ["authorization_code"]
     status = await (await client.get(f"/api/connections/{cid}/status")).json()
     assert status["status"] == "active" and status["expires_at"]
-    vault = (settings.system_dir / "connections" / f"{uid(client.server.app, 'default')}.state.json").read_text()
+    vault = (
+        settings.system_dir / "connections" / f"{uid(client.server.app, 'default')}.state.json"
+    ).read_text()
     assert not any(token in vault for token in provider.issued)  # sealed at rest
 
     result = await (await client.post(f"/api/connections/{cid}/test")).json()
@@ -135,11 +137,18 @@ async def test_app_without_oauth_client_is_refused_before_any_commit(client, ws_
 
 async def test_app_with_workspace_client_secrets_starts_sign_in(client):
     _, admin = add_member(client.server.app, "default", "admin", "root")
-    for name, value in (("GITHUB_OAUTH_CLIENT_ID", "gh-client"), ("GITHUB_OAUTH_CLIENT_SECRET", "x")):
-        assert (await client.post(f"/api/secrets/{name}", json={"value": value}, headers=admin)).status == 200
+    for name, value in (
+        ("GITHUB_OAUTH_CLIENT_ID", "gh-client"),
+        ("GITHUB_OAUTH_CLIENT_SECRET", "x"),
+    ):
+        assert (
+            await client.post(f"/api/secrets/{name}", json={"value": value}, headers=admin)
+        ).status == 200
     started = await (await client.post("/api/connections", json={"app": "github"})).json()
     url = started["authorization_url"]
-    assert url.startswith("https://github.com/login/oauth/authorize?") and "client_id=gh-client" in url
+    assert (
+        url.startswith("https://github.com/login/oauth/authorize?") and "client_id=gh-client" in url
+    )
     assert "redirect_uri=http%3A%2F%2F127.0.0.1" in url
 
 

@@ -44,8 +44,9 @@ async def ops(aiohttp_client, settings, caplog):
         "server_admin": add_member(app, "default", None, "root", admin=True)[1],
         "secret": {"x-floom-secret": SECRET},
     }
-    value, _ = app[IDENTITY].tokens.mint(user_id="usr_ci", kind="workspace", name="ci", role="admin",
-                                         workspace_id=uid(app, "team"))
+    value, _ = app[IDENTITY].tokens.mint(
+        user_id="usr_ci", kind="workspace", name="ci", role="admin", workspace_id=uid(app, "team")
+    )
     creds["team_token"] = {"x-floom-token": value}
     return client, creds
 
@@ -82,7 +83,9 @@ async def test_health_and_metrics_show_everything_to_a_server_admin(ops):
     body = await (await client.get("/health/details", headers=creds["server_admin"])).json()
     assert body["checks"]["disk"]["path"]
     assert set(body["checks"]["repositories"]["workspaces"]) == {"default", "team", "other"}
-    names, spaces = _labels(await (await client.get("/metrics", headers=creds["server_admin"])).text())
+    names, spaces = _labels(
+        await (await client.get("/metrics", headers=creds["server_admin"])).text()
+    )
     assert spaces >= {"default", "team", "other"} and set(SERVER_WIDE) <= names
 
 

@@ -8,7 +8,7 @@ and an owner's session cookie used from another site. Every answer carries nosni
     write    403      ok     ok     ok     401        403
     admin    403     403     ok     ok     401        403
     owner    403     403    403     ok     401        403
-    user      ok      ok     ok     ok     401        ok (the secret or a workspace token may get 403)
+    user      ok      ok     ok     ok     401        ok (the secret or a ws token may get 403)
     ops      403     403     ok     ok     401        ok: shows only the workspaces it administers
     run      403     403    403    403     401        403: only the run token of that run
 
@@ -35,8 +35,15 @@ TEAM = "team"
 NEEDS = {"read": "viewer", "write": "member", "admin": "admin", "owner": "owner"}
 IDENTITIES = ("none", "viewer", "member", "admin", "owner", "secret", "outsider", "foreign_token",
               "capped", "expired", "cross_site")
-ROLE_OF = {"viewer": "viewer", "member": "member", "admin": "admin", "owner": "owner", "secret": "member",
-           "capped": "viewer", "cross_site": "owner"}
+ROLE_OF = {
+    "viewer": "viewer",
+    "member": "member",
+    "admin": "admin",
+    "owner": "owner",
+    "secret": "member",
+    "capped": "viewer",
+    "cross_site": "owner",
+}
 SAFE = ("GET", "HEAD", "OPTIONS")
 PARAMS = {"sha": "abcdef1", "path": "notes/a.md", "user_id": "usr_nobody", "name": "NOPE_NAME",
           "token": "nope", "id": "nope-id", "ws": TEAM}
@@ -88,7 +95,9 @@ def _expected(perm: str, who: str, method: str = "GET") -> str:
     if perm == "run":  # a remote executor's reports: its run token only (tests/runtime/test_celery)
         return "403"
     if perm == "ops":  # admins of some workspace see those; server-wide needs a server admin
-        return "ok" if who in ("admin", "owner", "outsider", "foreign_token", "cross_site") else "403"
+        return (
+            "ok" if who in ("admin", "owner", "outsider", "foreign_token", "cross_site") else "403"
+        )
     if who in ("outsider", "foreign_token"):
         return "not-member"
     return "ok" if ROLES.index(ROLE_OF[who]) >= ROLES.index(NEEDS[perm]) else "403"
@@ -144,7 +153,9 @@ def _basic(headers: dict[str, str]) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("who", IDENTITIES)
-@pytest.mark.parametrize("service,perm", [("git-upload-pack", "read"), ("git-receive-pack", "write")])
+@pytest.mark.parametrize(
+    "service,perm", [("git-upload-pack", "read"), ("git-receive-pack", "write")]
+)
 async def test_git_follows_the_permission_matrix(aiohttp_client, settings, who, service, perm):
     if not any(r.perm == "git" for r in create_app(settings)[openapi.ROUTES_KEY]):
         pytest.skip("git over HTTP is not wired in")

@@ -78,7 +78,9 @@ async def test_wrong_passwords_spend_the_failure_budget(aiohttp_client, settings
     for _ in range(3):
         resp = await client.post("/auth/login", json={"username": "alice", "password": "nope"})
         assert resp.status == 401
-    resp = await client.post("/auth/login", json={"username": "alice", "password": "a long passphrase"})
+    resp = await client.post(
+        "/auth/login", json={"username": "alice", "password": "a long passphrase"}
+    )
     assert resp.status == 429
 
 
@@ -94,14 +96,26 @@ async def test_tokens_in_paths_are_redacted_in_the_access_log(anon, caplog, path
     await anon.get(path)
     secret = path.rsplit("/", 1)[1]
     lines = [r for r in caplog.records if r.name == "floom_git.access"]
-    assert lines and all(secret not in r.getMessage() and secret not in str(r.__dict__) for r in lines)
+    assert lines and all(
+        secret not in r.getMessage() and secret not in str(r.__dict__) for r in lines
+    )
     assert any(logged in r.getMessage() for r in lines)
 
 
 # -- trigger_source -------------------------------------------------------------------------------
-@pytest.mark.parametrize("source,status", [(None, 200), ("manual", 200), ("api", 200),
-                                           ("cli", 200), ("webhook", 400), ("schedule", 400), ("approval", 400),
-                                           ("cron-job", 400)])
+@pytest.mark.parametrize(
+    "source,status",
+    [
+        (None, 200),
+        ("manual", 200),
+        ("api", 200),
+        ("cli", 200),
+        ("webhook", 400),
+        ("schedule", 400),
+        ("approval", 400),
+        ("cron-job", 400),
+    ],
+)
 async def test_api_callers_set_only_manual_api_or_cli_trigger_source(client, source, status):
     body = {"inputs": {"text": "a b"}}
     if source is not None:
@@ -126,8 +140,14 @@ def test_short_secret_is_refused_before_the_server_touches_anything(settings):
 def test_serve_with_a_short_secret_exits_with_a_clear_message(tmp_path):
     env = {**os.environ, "FLOOM_SECRET": "hunter2", "FLOOM_DATA_DIR": str(tmp_path / "data"),
            "FLOOM_PORT": "1"}
-    proc = subprocess.run([sys.executable, "-m", "floom_git", "serve"], env=env, capture_output=True,
-                          text=True, timeout=60, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "floom_git", "serve"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == 2
     assert "FLOOM_SECRET is 7 characters long; it must have at least 16" in proc.stderr
 

@@ -38,7 +38,9 @@ async def test_add_feedback_is_stored_with_run_and_makes_no_issue(client, ws_pat
     before = commit_count(ws_path)
     item = await _feedback(client, run_id, rating="down")
     assert item["id"].startswith("fdbk_") and item["worker_id"] == "word-count"
-    assert item["rating"] == "down" and item["author_id"] == "local-user" and item["issue_id"] is None
+    assert (
+        item["rating"] == "down" and item["author_id"] == "local-user" and item["issue_id"] is None
+    )
     listed = await (await client.get(f"/api/runs/{run_id}/feedback")).json()
     assert [f["id"] for f in listed] == [item["id"]]
     issues = await (await client.get("/api/workspace/issues")).json()
@@ -82,7 +84,11 @@ async def test_feedback_issue_from_stored_feedback_dedups(client, ws_path, run_i
 
 async def test_feedback_issue_with_adhoc_id_and_title(client, run_id):
     url = f"/api/runs/{run_id}/feedback/issue"
-    body = {"feedback_text": "Wrong longest word", "feedback_id": "fb-1", "title": "Longest word bug"}
+    body = {
+        "feedback_text": "Wrong longest word",
+        "feedback_id": "fb-1",
+        "title": "Longest word bug",
+    }
     results = await asyncio.gather(*(client.post(url, json=body) for _ in range(4)))
     payloads = [await r.json() for r in results]
     assert sorted(r.status for r in results) == [200, 200, 200, 201]
@@ -102,7 +108,9 @@ async def test_feedback_issue_with_adhoc_id_and_title(client, run_id):
     ("{run}/feedback/issue", {"feedback_id": "fdbk_unknown"}, 422, "feedback_text"),
     ("{run}/feedback/issue", {"feedback_text": "x", "title": "two\nlines"}, 400, "title"),
 ])
-async def test_bad_feedback_input_changes_nothing(client, ws_path, run_id, path, body, status, detail):
+async def test_bad_feedback_input_changes_nothing(
+    client, ws_path, run_id, path, body, status, detail
+):
     before = commit_count(ws_path)
     resp = await client.post(path.replace("{run}", f"/api/runs/{run_id}"), json=body)
     assert resp.status == status, await resp.text()

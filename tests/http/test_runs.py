@@ -112,7 +112,7 @@ async def committed(ws_path: Path, run_id: str, status: str) -> dict:
     return found
 
 
-# -- trigger and finish ---------------------------------------------------------------------------
+# -- trigger and finish ----------------------------------------------------------------------------
 async def test_create_run_template_worker_completes_with_record_in_git(client, ws_path):
     body = await trigger(client, "word-count", {"text": "the workspace is a repo"})
     assert body["status"] == "queued" and body["run_id"].startswith("run_")
@@ -166,7 +166,9 @@ async def test_create_run_converts_inputs_and_fills_defaults(client):
     spec = ("    - {name: n, type: number, required: true}\n"
             "    - {name: mode, type: select, options: [fast, slow], default: slow}\n")
     await make_worker(client, "typed-ok", RESULT_OK, inputs=spec)
-    run = await wait_run(client, (await trigger(client, "typed-ok", {"n": "7", "extra": 1}))["run_id"])
+    run = await wait_run(
+        client, (await trigger(client, "typed-ok", {"n": "7", "extra": 1}))["run_id"]
+    )
     assert run["outputs"]["echo"] == {"n": 7, "mode": "slow", "extra": 1}
 
 
@@ -197,7 +199,7 @@ async def test_create_run_unknown_worker_is_404(client):
     assert (await resp.json())["detail"] == "Worker not found"
 
 
-# -- secrets ----------------------------------------------------------------------------------------
+# -- secrets ---------------------------------------------------------------------------------------
 SHOW_ENV = """import json, os
 env = {k: os.environ.get(k) for k in ("API_KEY", "OTHER_KEY", "LEAKY_SERVER_VAR", "FLOOM_RUN_ID")}
 print("key is " + str(os.environ.get("API_KEY")))
@@ -230,7 +232,7 @@ async def test_run_missing_declared_secret_fails(client):
     assert "NOT_SET_KEY" in run["error"]
 
 
-# -- reading ----------------------------------------------------------------------------------------
+# -- reading ---------------------------------------------------------------------------------------
 async def test_list_runs_filters_paging_and_cursor(client):
     await make_worker(client, "lister", RESULT_OK)
     await make_worker(client, "crasher", "raise SystemExit(3)\n")
@@ -344,7 +346,7 @@ async def test_download_run_zip_and_artifacts(client, ws_path):
         assert json.loads(zf.read("run.json"))["id"] == rid
 
 
-# -- cancellation -----------------------------------------------------------------------------------
+# -- cancellation ----------------------------------------------------------------------------------
 SLEEPER = """import json, subprocess, sys, time
 marker = json.load(open("inputs.json")).get("marker", "sleeper")
 child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)", marker])
@@ -434,7 +436,10 @@ async def test_get_run_has_one_shape_in_every_state(client):
         {"name": "words", "type": "number", "label": "Words", "value": 1},
         {"name": "lines", "type": "number", "label": "Lines", "value": 1},
         {"name": "longest", "type": "string", "label": "Longest", "value": "a"}]
-    assert seen["pending_approval"]["approval_trail"]["id"] == seen["pending_approval"]["approval"]["id"]
+    assert (
+        seen["pending_approval"]["approval_trail"]["id"]
+        == seen["pending_approval"]["approval"]["id"]
+    )
 
 
 @pytest.mark.parametrize(("accept", "ctype"), [
@@ -445,15 +450,23 @@ async def test_get_run_has_one_shape_in_every_state(client):
 ])
 async def test_get_run_logs_negotiates_json_or_ndjson(client, accept, ctype):
     run = await wait_run(client, (await trigger(client, "word-count", {"text": "a b"}))["run_id"])
-    resp = await client.get(f"/api/runs/{run['id']}/logs", headers={"Accept": accept} if accept else {})
+    resp = await client.get(
+        f"/api/runs/{run['id']}/logs", headers={"Accept": accept} if accept else {}
+    )
     assert resp.status == 200 and resp.content_type == ctype
     text = await resp.text()
-    lines = json.loads(text) if ctype == "application/json" else [json.loads(x) for x in text.splitlines()]
+    lines = (
+        json.loads(text)
+        if ctype == "application/json"
+        else [json.loads(x) for x in text.splitlines()]
+    )
     assert lines == run["logs"] and run["log_count"] == len(lines)
 
 
-# -- live streams -----------------------------------------------------------------------------------
-async def _sse(client, path: str, headers: dict | None = None, stop_after: int | None = None) -> list[dict]:
+# -- live streams ----------------------------------------------------------------------------------
+async def _sse(
+    client, path: str, headers: dict | None = None, stop_after: int | None = None
+) -> list[dict]:
     """Read an SSE response into [{id, event, data}] (all of it, or the first `stop_after`)."""
     frames: list[dict] = []
     async with client.get(path, headers=headers or {}) as resp:
@@ -524,7 +537,7 @@ async def test_run_stream_parts_queued_running_finish(client):
     assert parts[-1]["outputs"]["words"] == 2
 
 
-# -- restart ----------------------------------------------------------------------------------------
+# -- restart ---------------------------------------------------------------------------------------
 async def test_restart_fails_running_runs_and_runs_queued_ones(aiohttp_client, settings, ws_path):
     client = await aiohttp_client(create_app(settings), headers=AUTH)
     await make_worker(client, "sleeper", SLEEPER)
@@ -569,7 +582,7 @@ async def test_restart_with_stale_index_cache_catches_up_from_git(aiohttp_client
     assert (await client.get("/api/runs")).headers["X-Total-Count"] == "2"
 
 
-# -- sandbox --------------------------------------------------------------------------------------
+# -- sandbox ---------------------------------------------------------------------------------------
 async def test_run_without_bubblewrap_fails_sandbox_unavailable(aiohttp_client, settings, caplog):
     broken = settings.replace(bwrap_binary="/nonexistent/bwrap", shared_secret_role="admin")
     with caplog.at_level(logging.ERROR, logger="floom_git.runs"):
@@ -582,11 +595,15 @@ async def test_run_without_bubblewrap_fails_sandbox_unavailable(aiohttp_client, 
     assert health["status"] == "degraded"
     sandbox = health["checks"]["sandbox"]
     assert sandbox["ok"] is False and sandbox["mode"] == "bwrap"
-    assert sandbox["detail"].startswith("runs fail with sandbox_unavailable: bubblewrap is not installed")
+    assert sandbox["detail"].startswith(
+        "runs fail with sandbox_unavailable: bubblewrap is not installed"
+    )
 
 
 async def test_health_details_shows_runs_confined(aiohttp_client, settings):
-    client = await aiohttp_client(create_app(settings.replace(shared_secret_role="admin")), headers=AUTH)
+    client = await aiohttp_client(
+        create_app(settings.replace(shared_secret_role="admin")), headers=AUTH
+    )
     health = await (await client.get("/api/health/details")).json()
     assert health["checks"]["sandbox"] == {"ok": True, "mode": "bwrap", "detail": None}
 

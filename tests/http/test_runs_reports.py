@@ -70,9 +70,13 @@ async def test_alert_on_failure_posts_signed_json_and_records_delivery(client, r
 
 
 async def test_create_email_alert_without_smtp_is_400(client):
-    resp = await client.post("/api/workers/word-count/alerts", json={"email_to": ["ops@example.com"]})
+    resp = await client.post(
+        "/api/workers/word-count/alerts", json={"email_to": ["ops@example.com"]}
+    )
     assert resp.status == 400
-    assert (await resp.json())["detail"] == "email_to: this server sends no email (set FLOOM_SMTP_URL)"
+    assert (await resp.json())[
+        "detail"
+    ] == "email_to: this server sends no email (set FLOOM_SMTP_URL)"
 
 
 async def test_alert_delivery_failure_is_retried_and_visible(client, receiver):
@@ -144,7 +148,9 @@ async def test_worker_stats_timeseries_logs_overview_and_csv(client):
     assert stats["total_runs"] == 2 and stats["runs_7d"] == 2 and stats["success_rate_7d"] == 1.0
     assert stats["counts"] == {"completed": 2} and stats["avg_duration_ms"] is not None
     flaky = await (await client.get("/api/workers/flaky/stats")).json()
-    assert flaky["error_rate"] == 1.0 and flaky["last_error"].startswith("The process exited with code 1")
+    assert flaky["error_rate"] == 1.0 and flaky["last_error"].startswith(
+        "The process exited with code 1"
+    )
 
     series = await (await client.get("/api/workers/mixed/runs/timeseries")).json()
     assert len(series) == 30 and series[-1]["total"] == 2 and series[-1]["completed"] == 2

@@ -117,7 +117,10 @@ async def test_import_from_share_into_same_workspace_suffixes_id(client, ws_path
         assert resp.status == 201, await resp.text()
         body = await resp.json()
         assert (body["worker_id"], body["source_worker_id"]) == (expected, "word-count")
-        assert git(ws_path, "log", "-1", "--format=%s").strip() == f"worker: import {expected} from share"
+        assert (
+            git(ws_path, "log", "-1", "--format=%s").strip()
+            == f"worker: import {expected} from share"
+        )
     assert commit_count(ws_path) == before + 2
     manifest = (ws_path / "workers/word-count-3/worker.yml").read_text()
     assert "name: word-count-3\n" in manifest
@@ -132,7 +135,9 @@ async def test_import_from_share_into_other_workspace_keeps_free_id(client, sett
     await client.app[MANAGER].create("second")
     assert (await client.post("/api/workers", json=worker_body())).status == 201
     link = await _share(client, "hello-world")
-    resp = await client.post("/api/workers/import-from-share", json={"token": link["token"]}, headers=SECOND)
+    resp = await client.post(
+        "/api/workers/import-from-share", json={"token": link["token"]}, headers=SECOND
+    )
     assert resp.status == 201, await resp.text()
     assert (await resp.json())["worker_id"] == "hello-world"
     resp = await client.get("/api/workers/hello-world", headers=SECOND)

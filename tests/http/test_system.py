@@ -27,13 +27,19 @@ async def test_healthz_needs_no_auth(aiohttp_client, settings):
     assert resp.status == 200
 
 
-@pytest.mark.parametrize("route", [r for r in ROUTES if r.perm not in ("public", "git")], ids=lambda r: f"{r.method} {r.path}")
+@pytest.mark.parametrize(
+    "route",
+    [r for r in ROUTES if r.perm not in ("public", "git")],
+    ids=lambda r: f"{r.method} {r.path}",
+)
 async def test_every_route_requires_auth(aiohttp_client, settings, route):
     from floom_git.http.app import create_app
 
     client = await aiohttp_client(create_app(settings))
     fill = {"id": "word-count", "name": "company", "sha": "abcdef1", "path": "about.md"}
-    path = re.sub(r"\{(\w+)(?::[^}]*)?\}", lambda m: fill.get(m.group(1), "x1"), route.path).replace("{ws}", "default")
+    path = re.sub(
+        r"\{(\w+)(?::[^}]*)?\}", lambda m: fill.get(m.group(1), "x1"), route.path
+    ).replace("{ws}", "default")
     resp = await client.request(route.method, path)
     assert resp.status == 401
     assert set(await resp.json()) == {"detail", "code"}
@@ -52,8 +58,18 @@ async def test_unknown_route_and_method_are_json(client):
     assert resp.status == 405 and "detail" in await resp.json()
 
 
-@pytest.mark.parametrize("query", ["limit=-1", "limit=abc", "offset=-5", "limit=99999999999", "starred=maybe",
-                                   "shape=weird", "status=bogus"])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "limit=-1",
+        "limit=abc",
+        "offset=-5",
+        "limit=99999999999",
+        "starred=maybe",
+        "shape=weird",
+        "status=bogus",
+    ],
+)
 async def test_bad_list_params_are_400(client, query):
     resp = await client.get(f"/api/workers?{query}")
     assert resp.status == 400
@@ -66,12 +82,16 @@ async def test_openapi_describes_every_route(client):
         path = r.path.replace("{path:.+}", "{path}")
         assert r.method.lower() in spec["paths"][path], (r.method, path)
     assert "WorkerDetail" in spec["components"]["schemas"]
-    page = await (await client.get("/docs")).text()  # the dashboard's reference page (tests/dashboard)
+    page = await (
+        await client.get("/docs")
+    ).text()  # the dashboard's reference page (tests/dashboard)
     assert "/workers/{id}/rollback/{sha}" in page and "/openapi.json" in page
 
 
 def _git_version() -> str:
-    return subprocess.run(["git", "--version"], capture_output=True, text=True, check=True).stdout.split()[2]
+    return subprocess.run(
+        ["git", "--version"], capture_output=True, text=True, check=True
+    ).stdout.split()[2]
 
 
 async def test_system_info(client):

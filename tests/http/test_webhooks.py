@@ -90,7 +90,9 @@ async def test_webhook_rotate_invalidates_old_token(client, anon):
     detail = await resp.json()
     assert detail["id"] == "hooked" and len(detail["new_webhook_secret"]) == 64
     new_token = detail["webhook_url"].rsplit("token=", 1)[1]
-    assert (await anon.post(f"/api/webhooks/hooked?token={old['webhook_token']}", json={})).status == 401
+    assert (
+        await anon.post(f"/api/webhooks/hooked?token={old['webhook_token']}", json={})
+    ).status == 401
     assert (await anon.post(f"/api/webhooks/hooked?token={new_token}", json={})).status == 200
 
 
@@ -102,7 +104,9 @@ async def test_webhook_repeated_delivery_id_is_deduplicated(client, anon):
     again = await anon.post(url, json={"n": 1}, headers=headers)
     assert again.status == 200
     assert await again.json() == {"status": "queued", "run_id": first["run_id"], "deduped": True}
-    other = await (await anon.post(url, json={"n": 2}, headers={"X-Request-ID": "delivery-43"})).json()
+    other = await (
+        await anon.post(url, json={"n": 2}, headers={"X-Request-ID": "delivery-43"})
+    ).json()
     assert other["run_id"] != first["run_id"]
     assert (await client.get("/api/runs")).headers["X-Total-Count"] == "2"
 
@@ -126,7 +130,9 @@ async def test_webhook_probing_without_the_secret_is_one_uniform_401(client, ano
 
 async def test_webhook_worker_without_trigger_is_404_once_the_secret_checks_out(client, anon):
     await make_worker(client, "manual-only", RESULT_OK)
-    token = (await (await client.post("/api/workers/manual-only/webhook-secret/rotate")).json())["webhook_token"]
+    token = (await (await client.post("/api/workers/manual-only/webhook-secret/rotate")).json())[
+        "webhook_token"
+    ]
     resp = await anon.post(f"/api/webhooks/manual-only?token={token}", json={})
     assert resp.status == 404
     assert (await resp.json())["detail"] == "Worker manual-only has no webhook trigger"
@@ -152,7 +158,9 @@ async def test_webhook_rate_limit_is_429_with_retry_after(client, anon):
 async def test_webhook_missing_required_input_is_400(client, anon):
     inputs = "    - {name: email, type: string, required: true}\n"
     await make_worker(client, "strict-hook", RESULT_OK, inputs=inputs, extra=HOOKED)
-    token = (await (await client.post("/api/workers/strict-hook/webhook-secret/rotate")).json())["webhook_token"]
+    token = (await (await client.post("/api/workers/strict-hook/webhook-secret/rotate")).json())[
+        "webhook_token"
+    ]
     resp = await anon.post(f"/api/webhooks/strict-hook?token={token}", json={"other": 1})
     assert resp.status == 400
     assert (await resp.json())["detail"] == "Missing required inputs: email"

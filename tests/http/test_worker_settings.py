@@ -47,18 +47,26 @@ async def test_patch_worker_cron_alone_edits_the_schedule(client, ws_path):
     assert back["triggers"] == ["manual"] and back["trigger_type"] == "manual"
 
 
-@pytest.mark.parametrize(("body", "detail"), [
-    ({"cron": "0 9 * * *"}, "cron: the worker has no schedule trigger"),
-    ({"trigger_type": "schedule"}, "cron: a schedule trigger needs a cron expression"),
-    ({"trigger_type": "schedule", "cron": "every day"}, "triggers[0]: invalid cron expression"),
-    ({"trigger_type": "schedule", "cron": "0 9 * * *", "timezone": "Mars/Olympus"},
-     "triggers[0]: unknown timezone"),
-    ({"input_values": {"min_length": "many"}, "enabled": False}, "input_values.min_length: expected a number"),
-    ({"trigger_type": "hourly"}, "request body: Invalid enum value 'hourly'"),
-    ({"visibility": "everyone"}, "request body: Invalid enum value 'everyone'"),
-    ({"name": ""}, "request body: Expected `str` of length >= 1"),
-    ({"input_values": ["a"]}, "request body: Expected `object | null`, got `array`"),
-])
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        ({"cron": "0 9 * * *"}, "cron: the worker has no schedule trigger"),
+        ({"trigger_type": "schedule"}, "cron: a schedule trigger needs a cron expression"),
+        ({"trigger_type": "schedule", "cron": "every day"}, "triggers[0]: invalid cron expression"),
+        (
+            {"trigger_type": "schedule", "cron": "0 9 * * *", "timezone": "Mars/Olympus"},
+            "triggers[0]: unknown timezone",
+        ),
+        (
+            {"input_values": {"min_length": "many"}, "enabled": False},
+            "input_values.min_length: expected a number",
+        ),
+        ({"trigger_type": "hourly"}, "request body: Invalid enum value 'hourly'"),
+        ({"visibility": "everyone"}, "request body: Invalid enum value 'everyone'"),
+        ({"name": ""}, "request body: Expected `str` of length >= 1"),
+        ({"input_values": ["a"]}, "request body: Expected `object | null`, got `array`"),
+    ],
+)
 async def test_patch_worker_bad_setting_is_400_without_commit(client, ws_path, body, detail):
     before = commit_count(ws_path)
     data = await patch(client, body, 400)
@@ -70,7 +78,9 @@ async def test_patch_worker_bad_setting_is_400_without_commit(client, ws_path, b
 async def test_patch_worker_enabled_pauses_and_resumes(client, ws_path):
     paused = await patch(client, {"enabled": False})
     assert paused["enabled"] is False and paused["paused"] is True and paused["status"] == "paused"
-    assert (await client.post("/api/workers/word-count/runs", json={"inputs": {"text": "x"}})).status == 409
+    assert (
+        await client.post("/api/workers/word-count/runs", json={"inputs": {"text": "x"}})
+    ).status == 409
     resumed = await patch(client, {"enabled": True})
     assert resumed["enabled"] is True and "paused" not in manifest(ws_path)
 

@@ -40,7 +40,10 @@ async def test_create_worker_commits_and_shows(client, ws_path):
     assert body["id"] == "hello-world"
     assert {f["path"] for f in body["files"]} == {"worker.yml", "run.py"}
     assert commit_count(ws_path) == before + 1
-    assert git(ws_path, "log", "-1", "--format=%s %an").strip() == "worker: create hello-world local-user"
+    assert (
+        git(ws_path, "log", "-1", "--format=%s %an").strip()
+        == "worker: create hello-world local-user"
+    )
     assert git(ws_path, "status", "--porcelain") == ""
 
 
@@ -74,7 +77,9 @@ async def test_create_worker_missing_entry_file_is_400(client):
 
 async def test_create_worker_yaml_alias_bomb_is_400(client, ws_path):
     before = commit_count(ws_path)
-    bomb = 'a: &a ["x","x"]\nb: &b [*a,*a]\nc: &c [*b,*b]\n' + WORKER_YML.format(name="bomb", title="b")
+    bomb = 'a: &a ["x","x"]\nb: &b [*a,*a]\nc: &c [*b,*b]\n' + WORKER_YML.format(
+        name="bomb", title="b"
+    )
     resp = await client.post("/api/workers", json={"worker_yml": bomb, "run_py": "x"})
     assert resp.status == 400
     assert "aliases" in (await resp.json())["detail"]
@@ -82,7 +87,9 @@ async def test_create_worker_yaml_alias_bomb_is_400(client, ws_path):
 
 
 async def test_create_worker_malformed_json_is_400(client):
-    resp = await client.post("/api/workers", data=b'{"worker_yml": ', headers={"Content-Type": "application/json"})
+    resp = await client.post(
+        "/api/workers", data=b'{"worker_yml": ', headers={"Content-Type": "application/json"}
+    )
     assert resp.status == 400
     assert "malformed JSON" in (await resp.json())["detail"]
 
@@ -100,7 +107,9 @@ async def test_create_worker_known_field_of_wrong_type_is_400(client, ws_path):
     body["run_py"] = 7
     resp = await client.post("/api/workers", json=body)
     assert resp.status == 400
-    assert (await resp.json())["detail"] == "request body: Expected `str | null`, got `int` - at `$.run_py`"
+    assert (await resp.json())[
+        "detail"
+    ] == "request body: Expected `str | null`, got `int` - at `$.run_py`"
     assert commit_count(ws_path) == before
 
 
@@ -143,7 +152,10 @@ async def test_pause_resume_archive_restore_write_worker_yml(client, ws_path):
 async def test_visibility_patch_and_bad_value(client, ws_path):
     resp = await client.patch("/api/workers/word-count/visibility", json={"visibility": "public"})
     assert (await resp.json())["visibility"] == "public"
-    assert git(ws_path, "log", "-1", "--format=%s").strip() == "worker word-count: set visibility to public"
+    assert (
+        git(ws_path, "log", "-1", "--format=%s").strip()
+        == "worker word-count: set visibility to public"
+    )
     before = commit_count(ws_path)
     resp = await client.patch("/api/workers/word-count/visibility", json={"visibility": "everyone"})
     assert resp.status == 400
@@ -159,10 +171,15 @@ async def test_noop_write_makes_no_commit(client, ws_path):
 
 
 async def test_put_files_replaces_all_files_in_one_commit(client, ws_path):
-    await client.post("/api/workers", json={**worker_body(), "files": [{"path": "lib/helper.py", "content": "x=1"}]})
+    await client.post(
+        "/api/workers",
+        json={**worker_body(), "files": [{"path": "lib/helper.py", "content": "x=1"}]},
+    )
     before = commit_count(ws_path)
-    files = [{"path": "worker.yml", "content": WORKER_YML.format(name="hello-world", title="Hello 2")},
-             {"path": "run.py", "content": "print('two')\n"}]
+    files = [
+        {"path": "worker.yml", "content": WORKER_YML.format(name="hello-world", title="Hello 2")},
+        {"path": "run.py", "content": "print('two')\n"},
+    ]
     resp = await client.put("/api/workers/hello-world/files", json={"files": files})
     assert resp.status == 200, await resp.text()
     assert (await resp.json())["name"] == "Hello 2"
@@ -174,19 +191,27 @@ async def test_put_files_replaces_all_files_in_one_commit(client, ws_path):
 async def test_versions_and_rollback_remove_later_files(client, ws_path):
     await client.post("/api/workers", json=worker_body())
     first = (await (await client.get("/api/workers/hello-world/versions")).json())[0]["sha"]
-    files = [{"path": "worker.yml", "content": WORKER_YML.format(name="hello-world", title="Hello 2")},
-             {"path": "run.py", "content": "print('two')\n"},
-             {"path": "extra.txt", "content": "later"}]
+    files = [
+        {"path": "worker.yml", "content": WORKER_YML.format(name="hello-world", title="Hello 2")},
+        {"path": "run.py", "content": "print('two')\n"},
+        {"path": "extra.txt", "content": "later"},
+    ]
     await client.put("/api/workers/hello-world/files", json={"files": files})
     versions = await (await client.get("/api/workers/hello-world/versions")).json()
-    assert [v["message"] for v in versions] == ["worker hello-world: replace files", "worker: create hello-world"]
+    assert [v["message"] for v in versions] == [
+        "worker hello-world: replace files",
+        "worker: create hello-world",
+    ]
     old = await (await client.get(f"/api/workers/hello-world/versions/{first}")).json()
     assert {f["path"] for f in old["files"]} == {"worker.yml", "run.py"}
     resp = await client.post(f"/api/workers/hello-world/rollback/{first}")
     assert resp.status == 200
     assert (await resp.json())["name"] == "Hello"
     assert not (ws_path / "workers/hello-world/extra.txt").exists()
-    assert git(ws_path, "log", "-1", "--format=%s").strip() == f"rollback: restore hello-world to {first}"
+    assert (
+        git(ws_path, "log", "-1", "--format=%s").strip()
+        == f"rollback: restore hello-world to {first}"
+    )
     assert git(ws_path, "status", "--porcelain") == ""
 
 
@@ -204,10 +229,30 @@ async def test_rollback_to_an_invalid_version_is_refused_naming_the_file(client,
     """A version the worker cannot run from (here: its entry file missing, committed by hand)
     is listed but never restored: 400 naming the file, nothing committed."""
     git(ws_path, "rm", "-q", "workers/word-count/run.py")
-    git(ws_path, "-c", "user.name=x", "-c", "user.email=x@example.com", "commit", "-q", "-m", "broken")
+    git(
+        ws_path,
+        "-c",
+        "user.name=x",
+        "-c",
+        "user.email=x@example.com",
+        "commit",
+        "-q",
+        "-m",
+        "broken",
+    )
     broken = git(ws_path, "rev-parse", "--short=7", "HEAD").strip()
     git(ws_path, "checkout", "-q", "HEAD~1", "--", "workers/word-count/run.py")
-    git(ws_path, "-c", "user.name=x", "-c", "user.email=x@example.com", "commit", "-q", "-m", "fixed")
+    git(
+        ws_path,
+        "-c",
+        "user.name=x",
+        "-c",
+        "user.email=x@example.com",
+        "commit",
+        "-q",
+        "-m",
+        "fixed",
+    )
     before = commit_count(ws_path)
     resp = await client.post(f"/api/workers/word-count/rollback/{broken}")
     assert resp.status == 400, await resp.text()
@@ -234,7 +279,9 @@ async def test_delete_worker(client, ws_path):
 
 
 async def test_sample_input_and_bundle(client):
-    assert (await (await client.get("/api/workers/word-count/sample-input")).json())["min_length"] == 1
+    assert (await (await client.get("/api/workers/word-count/sample-input")).json())[
+        "min_length"
+    ] == 1
     resp = await client.get("/api/workers/word-count/bundle.zip")
     assert resp.headers["Content-Type"] == "application/zip"
     names = zipfile.ZipFile(io.BytesIO(await resp.read())).namelist()
@@ -253,8 +300,13 @@ async def test_invalid_worker_on_disk_is_listed_with_error(client, ws_path):
 
 
 async def test_legacy_top_level_inputs_are_lifted(client):
-    yml = WORKER_YML.format(name="legacy-one", title="L").replace("exec:\n  entry: run.py\n  runtime: python311\n  inputs:", "exec:\n  entry: run.py\ninputs:")
-    yml = yml.replace("\n    - name: text\n      type: string\n      required: true", "\n  - name: text\n    type: string\n    required: true")
+    yml = WORKER_YML.format(name="legacy-one", title="L").replace(
+        "exec:\n  entry: run.py\n  runtime: python311\n  inputs:", "exec:\n  entry: run.py\ninputs:"
+    )
+    yml = yml.replace(
+        "\n    - name: text\n      type: string\n      required: true",
+        "\n  - name: text\n    type: string\n    required: true",
+    )
     resp = await client.post("/api/workers", json={"worker_yml": yml, "run_py": "x"})
     assert resp.status == 201, await resp.text()
     assert (await resp.json())["inputs"][0]["name"] == "text"
@@ -263,7 +315,9 @@ async def test_legacy_top_level_inputs_are_lifted(client):
 async def test_create_worker_duplicate_json_keys_is_400(client, ws_path):
     before = commit_count(ws_path)
     body = b'{"worker_yml": "x", "worker_yml": "y"}'
-    resp = await client.post("/api/workers", data=body, headers={"Content-Type": "application/json"})
+    resp = await client.post(
+        "/api/workers", data=body, headers={"Content-Type": "application/json"}
+    )
     assert resp.status == 400
     assert "duplicate key `worker_yml`" in (await resp.json())["detail"]
     assert commit_count(ws_path) == before
@@ -271,7 +325,9 @@ async def test_create_worker_duplicate_json_keys_is_400(client, ws_path):
 
 async def test_create_worker_deeply_nested_json_is_400(client):
     body = b'{"manifest": ' + b'{"a": ' * 50000 + b"1" + b"}" * 50000 + b"}"
-    resp = await client.post("/api/workers", data=body, headers={"Content-Type": "application/json"})
+    resp = await client.post(
+        "/api/workers", data=body, headers={"Content-Type": "application/json"}
+    )
     assert resp.status == 400
     assert "nested too deeply" in (await resp.json())["detail"]
 

@@ -76,7 +76,9 @@ async def test_delete_workspace_then_recreate_as_another_user_sees_nothing(
     await _ok(await client.post("/api/workers", json=worker, headers=alice), 201)
 
     # every kind of state the server keeps about a workspace
-    await _ok(await client.post("/api/secrets/API_KEY", json={"value": "old-tenant"}, headers=alice))
+    await _ok(
+        await client.post("/api/secrets/API_KEY", json={"value": "old-tenant"}, headers=alice)
+    )
     hook = await _ok(await client.post("/api/workers/hooked/webhook-secret/rotate", headers=alice))
     share = await _ok(await client.post("/api/workers/hooked/share-link", headers=alice), 201)
     await _ok(await client.patch("/api/workers/hooked", json={"starred": True}, headers=alice))
@@ -90,7 +92,9 @@ async def test_delete_workspace_then_recreate_as_another_user_sees_nothing(
     await app[SCHEDULER].tick()
     assert app[SCHEDULER].state(old_uid)
     for _ in range(2):  # fills the rate window of (x, hooked, this client)
-        assert (await client.post("/api/webhooks/hooked?workspace=x&token=wrong", json={})).status == 401
+        assert (
+            await client.post("/api/webhooks/hooked?workspace=x&token=wrong", json={})
+        ).status == 401
     marker = "floom-deleted-" + secrets.token_hex(6)
     running = (await _ok(await client.post("/api/workers/hooked/runs", headers=alice,
                                            json={"inputs": {"marker": marker}})))["run_id"]
@@ -112,7 +116,10 @@ async def test_delete_workspace_then_recreate_as_another_user_sees_nothing(
 
     app[MANAGER].on_delete.append(capture)
     await _ok(await client.delete("/api/workspaces/x", headers=alice))
-    assert recorded == {running: "cancelled/workspace_deleted", queued: "cancelled/workspace_deleted"}
+    assert recorded == {
+        running: "cancelled/workspace_deleted",
+        queued: "cancelled/workspace_deleted",
+    }
 
     async def stopped() -> bool:
         return not _processes_with(marker)
@@ -127,11 +134,16 @@ async def test_delete_workspace_then_recreate_as_another_user_sees_nothing(
     bob = await _user(app, "bob")
     await _ok(await client.post("/api/workspaces", json={"id": "x"}, headers=bob), 201)
     assert app[MANAGER].get("x").uid != old_uid
-    quick = {"worker_yml": yml("hooked", extra="triggers:\n  - type: webhook\n"), "run_py": RESULT_OK}
+    quick = {
+        "worker_yml": yml("hooked", extra="triggers:\n  - type: webhook\n"),
+        "run_py": RESULT_OK,
+    }
     await _ok(await client.post("/api/workers", json=quick, headers=bob), 201)
     bob_alert = await _ok(await client.post("/api/workers/hooked/alerts", headers=bob,
                                             json={"url": alert_url, "on": ["completed"]}), 201)
-    bob_hook = await _ok(await client.post("/api/workers/hooked/webhook-secret/rotate", headers=bob))
+    bob_hook = await _ok(
+        await client.post("/api/workers/hooked/webhook-secret/rotate", headers=bob)
+    )
 
     assert (await client.get(f"/s/{share['token']}")).status == 404
     old_hook = await client.post(f"/api/webhooks/hooked?workspace=x&token={hook['webhook_token']}",
@@ -145,7 +157,9 @@ async def test_delete_workspace_then_recreate_as_another_user_sees_nothing(
     assert (await client.get("/api/workers", headers=carol)).status == 403
     members = (await _ok(await client.get("/api/workspaces/x/members", headers=bob)))["members"]
     assert [m["username"] for m in members] == ["bob"]
-    assert [s for s in await _ok(await client.get("/api/secrets", headers=bob)) if s["status"] == "set"] == []
+    assert [
+        s for s in await _ok(await client.get("/api/secrets", headers=bob)) if s["status"] == "set"
+    ] == []
     assert (await client.get("/api/runs", headers=bob)).headers["X-Total-Count"] == "0"
     assert app[SCHEDULER].state(app[MANAGER].get("x").uid) == {}
 

@@ -64,9 +64,11 @@ async def test_a_workspace_moves_between_two_servers_losing_no_acknowledged_writ
         for i in range(WRITES):
             while True:
                 client, creds = route[WS]
-                resp = await client.put(f"/api/contexts/company/files/note-{i}.md",
-                                        data=f"note {i}\n".encode(),
-                                        headers={**creds, **headers, "content-type": "text/markdown"})
+                resp = await client.put(
+                    f"/api/contexts/company/files/note-{i}.md",
+                    data=f"note {i}\n".encode(),
+                    headers={**creds, **headers, "content-type": "text/markdown"},
+                )
                 if resp.status == 503:
                     refused += 1
                     assert resp.headers["Retry-After"].isdigit()
@@ -95,8 +97,11 @@ async def test_a_workspace_moves_between_two_servers_losing_no_acknowledged_writ
             break
         assert time.monotonic() < end, state
         await asyncio.sleep(0.05)
-    frozen_write = await old.put("/api/contexts/company/files/late.md", data=b"late\n",
-                                 headers={**auth["old"], **headers, "content-type": "text/markdown"})
+    frozen_write = await old.put(
+        "/api/contexts/company/files/late.md",
+        data=b"late\n",
+        headers={**auth["old"], **headers, "content-type": "text/markdown"},
+    )
     assert frozen_write.status == 503 and "frozen" in (await frozen_write.json())["detail"]
     # 3. the new node creates it from the mirror; 4. the route switches
     resp = await new.post("/api/workspaces", json={"id": WS}, headers=auth["new"])

@@ -56,8 +56,13 @@ async def test_list_workspaces_shows_only_mine(anon):
     mine = (await (await anon.get("/api/workspaces", headers=alice)).json())["workspaces"]
     assert [w["id"] for w in mine] == ["default"]
     everything = (await (await anon.get("/api/workspaces", headers=root)).json())["workspaces"]
-    assert {(w["id"], w["role"]) for w in everything} == {("default", "owner"), ("secret-project", "owner")}
-    resp = await anon.get("/api/workers", headers={**alice, "x-workeros-workspace": "secret-project"})
+    assert {(w["id"], w["role"]) for w in everything} == {
+        ("default", "owner"),
+        ("secret-project", "owner"),
+    }
+    resp = await anon.get(
+        "/api/workers", headers={**alice, "x-workeros-workspace": "secret-project"}
+    )
     assert resp.status == 403 and (await resp.json())["detail"] == "Not a member of the workspace"
 
 
@@ -71,13 +76,18 @@ async def test_patch_workspace_commits_workspace_yml(anon, settings):
     body = await resp.json()
     assert (body["name"], body["description"]) == ("Main", "Ours") and body["sha"]
     assert commit_count(repo) == before + 1
-    assert git(repo, "log", "-1", "--format=%an|%s").strip() == "alice|workspace: update name and description"
+    assert (
+        git(repo, "log", "-1", "--format=%an|%s").strip()
+        == "alice|workspace: update name and description"
+    )
     assert git(repo, "status", "--porcelain") == ""
     again = await anon.patch("/api/workspaces/default", json={"name": "Main"}, headers=admin)
     assert again.status == 200 and (await again.json())["sha"] is None
     assert commit_count(repo) == before + 1
     _, member = add_member(anon.server.app, "default", "member", "bob")
-    assert (await anon.patch("/api/workspaces/default", json={"name": "X"}, headers=member)).status == 403
+    assert (
+        await anon.patch("/api/workspaces/default", json={"name": "X"}, headers=member)
+    ).status == 403
 
 
 @pytest.mark.parametrize("body", [{}, {"name": ""}, {"name": "a\nb"}, {"nme": "x"}])
@@ -126,9 +136,13 @@ async def test_select_workspace_sets_the_active_one(anon):
     assert "floom_workspace=second" in resp.headers["Set-Cookie"]
     me = await (await anon.get("/auth/me", headers=alice)).json()
     assert me["workspace"]["id"] == "second" and me["role"] == "owner"
-    assert (await anon.patch("/api/workspaces/second", json={"name": "Second"}, headers=alice)).status == 200
+    assert (
+        await anon.patch("/api/workspaces/second", json={"name": "Second"}, headers=alice)
+    ).status == 200
     # the header still wins over the cookie
-    me = await (await anon.get("/auth/me", headers={**alice, "x-workeros-workspace": "default"})).json()
+    me = await (
+        await anon.get("/auth/me", headers={**alice, "x-workeros-workspace": "default"})
+    ).json()
     assert me["workspace"]["id"] == "default" and me["role"] == "member"
     listed = await (await anon.get("/api/workspaces", headers=alice)).json()
     assert [w["id"] for w in listed["workspaces"] if w["active"]] == ["second"]
@@ -151,24 +165,34 @@ async def test_invite_member_pending_until_sign_in(anon):
                            json={"email": "Carol@Example.com", "role": "viewer"}, headers=admin)
     assert resp.status == 201, await resp.text()
     invite = await resp.json()
-    assert (invite["status"], invite["user_id"], invite["email"]) == ("pending", None, "carol@example.com")
+    assert (invite["status"], invite["user_id"], invite["email"]) == (
+        "pending",
+        None,
+        "carol@example.com",
+    )
     dup = await anon.post("/api/workspaces/default/members/invite",
                           json={"email": "carol@example.com"}, headers=admin)
     assert dup.status == 409
     app[IDENTITY].users.create("carol", email="carol@example.com", password=PASSWORD)
     login = await anon.post("/auth/login", json={"username": "carol", "password": PASSWORD})
     assert (await login.json())["role"] == "viewer"
-    members = (await (await anon.get("/api/workspaces/default/members", headers=admin)).json())["members"]
+    members = (await (await anon.get("/api/workspaces/default/members", headers=admin)).json())[
+        "members"
+    ]
     carol = next(m for m in members if m["email"] == "carol@example.com")
     assert carol["status"] == "active" and carol["username"] == "carol"
 
 
 async def test_withdraw_pending_invite_by_email(anon):
     _, admin = add_member(anon.server.app, "default", "admin", "alice")
-    await anon.post("/api/workspaces/default/members/invite", json={"email": "d@example.com"}, headers=admin)
+    await anon.post(
+        "/api/workspaces/default/members/invite", json={"email": "d@example.com"}, headers=admin
+    )
     resp = await anon.delete("/api/workspaces/default/members/d@example.com", headers=admin)
     assert resp.status == 200
-    members = (await (await anon.get("/api/workspaces/default/members", headers=admin)).json())["members"]
+    members = (await (await anon.get("/api/workspaces/default/members", headers=admin)).json())[
+        "members"
+    ]
     assert [m["username"] for m in members] == ["alice"]
 
 
@@ -182,15 +206,18 @@ async def test_invite_member_bad_body_is_400(anon, body):
 async def test_last_owner_cannot_be_demoted_or_removed_over_http(anon):
     app = anon.server.app
     owner_id, owner = add_member(app, "default", "owner", "olivia")
-    resp = await anon.patch(f"/api/workspaces/default/members/{owner_id}/role", json={"role": "admin"},
-                            headers=owner)
+    resp = await anon.patch(
+        f"/api/workspaces/default/members/{owner_id}/role", json={"role": "admin"}, headers=owner
+    )
     assert resp.status == 409 and "last owner" in (await resp.json())["detail"]
     resp = await anon.delete(f"/api/workspaces/default/members/{owner_id}", headers=owner)
     assert resp.status == 409
     _, admin = add_member(app, "default", "admin", "alice")
     resp = await anon.delete(f"/api/workspaces/default/members/{owner_id}", headers=admin)
     assert resp.status == 403  # admins do not remove owners
-    assert (await anon.delete("/api/workspaces/default/members/usr_nobody", headers=owner)).status == 404
+    assert (
+        await anon.delete("/api/workspaces/default/members/usr_nobody", headers=owner)
+    ).status == 404
 
 
 # -- secrets -----------------------------------------------------------------------------------
@@ -206,8 +233,9 @@ def _mine(listed: list[dict]) -> list[dict]:
 async def test_secrets_are_listed_by_name_and_never_returned(anon, settings):
     app = anon.server.app
     _, admin = add_member(app, "default", "admin", "alice")
-    resp = await anon.post("/api/workers", json={"worker_yml": SECRET_WORKER, "run_py": "print(1)\n"},
-                           headers=admin)
+    resp = await anon.post(
+        "/api/workers", json={"worker_yml": SECRET_WORKER, "run_py": "print(1)\n"}, headers=admin
+    )
     assert resp.status == 201, await resp.text()
     detail = await (await anon.get("/api/workers/mailer", headers=admin)).json()
     assert detail["missing_secrets"] == ["SMTP_PASSWORD"]
@@ -220,7 +248,9 @@ async def test_secrets_are_listed_by_name_and_never_returned(anon, settings):
     assert value not in await resp.text()
     listed = _mine(await (await anon.get("/api/secrets", headers=admin)).json())
     assert listed[0]["status"] == "set" and listed[0]["updated_by"]
-    assert (await (await anon.get("/api/workers/mailer", headers=admin)).json())["missing_secrets"] == []
+    assert (await (await anon.get("/api/workers/mailer", headers=admin)).json())[
+        "missing_secrets"
+    ] == []
     paused = await anon.post("/api/workers/mailer/pause", headers=admin)
     assert (await paused.json())["missing_secrets"] == []  # write responses see the store too
     config = await (await anon.get("/api/system/platform-config", headers=admin)).json()
@@ -234,23 +264,38 @@ async def test_secrets_are_listed_by_name_and_never_returned(anon, settings):
     assert "SMTP_PASSWORD" in config["missing"] and config["all_required_set"] is False
 
 
-@pytest.mark.parametrize("name,body,status", [
-    ("lower", {"value": "v"}, 400), ("PATH", {"value": "v"}, 400), ("LD_PRELOAD", {"value": "v"}, 400),
-    ("FLOOM_SECRET", {"value": "v"}, 400), ("API_KEY", {"value": ""}, 400),
-    ("API_KEY", {"value": "a\x00b"}, 400), ("API_KEY", {"value": "x" * (32 * 1024 + 1)}, 400),
-    ("API_KEY", {"value": "x" * (200 * 1024)}, 413), ("API_KEY", {}, 400), ("API_KEY", {"value": 5}, 400),
-])
+@pytest.mark.parametrize(
+    "name,body,status",
+    [
+        ("lower", {"value": "v"}, 400),
+        ("PATH", {"value": "v"}, 400),
+        ("LD_PRELOAD", {"value": "v"}, 400),
+        ("FLOOM_SECRET", {"value": "v"}, 400),
+        ("API_KEY", {"value": ""}, 400),
+        ("API_KEY", {"value": "a\x00b"}, 400),
+        ("API_KEY", {"value": "x" * (32 * 1024 + 1)}, 400),
+        ("API_KEY", {"value": "x" * (200 * 1024)}, 413),
+        ("API_KEY", {}, 400),
+        ("API_KEY", {"value": 5}, 400),
+    ],
+)
 async def test_set_secret_bad_input_is_refused(anon, settings, name, body, status):
     _, admin = add_member(anon.server.app, "default", "admin", "alice")
     resp = await anon.post(f"/api/secrets/{name}", json=body, headers=admin)
     assert resp.status == status and set(await resp.json()) == {"detail", "code"}
-    assert [s for s in await (await anon.get("/api/secrets", headers=admin)).json() if s["status"] == "set"] == []
+    assert [
+        s
+        for s in await (await anon.get("/api/secrets", headers=admin)).json()
+        if s["status"] == "set"
+    ] == []
 
 
 async def test_secrets_need_admin(anon):
     _, member = add_member(anon.server.app, "default", "member", "bob")
     assert (await anon.get("/api/secrets", headers=member)).status == 200
-    assert (await anon.post("/api/secrets/API_KEY", json={"value": "v"}, headers=member)).status == 403
+    assert (
+        await anon.post("/api/secrets/API_KEY", json={"value": "v"}, headers=member)
+    ).status == 403
     assert (await anon.delete("/api/secrets/API_KEY", headers=member)).status == 403
 
 
@@ -262,7 +307,9 @@ async def test_no_credential_ever_reaches_a_workspace_repository(anon, settings)
     _, admin = add_member(app, "default", "admin", "alice")
     secret_value = "sk-live-0123456789abcdef"
     await anon.post("/api/secrets/API_KEY", json={"value": secret_value}, headers=admin)
-    personal = (await (await anon.post("/auth/tokens", json={"name": "p"}, headers=admin)).json())["token"]
+    personal = (await (await anon.post("/auth/tokens", json={"name": "p"}, headers=admin)).json())[
+        "token"
+    ]
     workspace = (await (await anon.post("/api/workspace/tokens", json={"name": "w"},
                                         headers=admin)).json())["token"]
     login = await anon.post("/auth/login", json={"username": "carol", "password": PASSWORD})
@@ -272,7 +319,9 @@ async def test_no_credential_ever_reaches_a_workspace_repository(anon, settings)
     await anon.patch("/api/workspaces/default", json={"description": "d"}, headers=admin)
     repo = settings.workspaces_dir / "default"
     history = git(repo, "log", "-p", "--all", "--format=%H %an %ae %s %b")
-    tree = b"".join(p.read_bytes() for p in repo.rglob("*") if p.is_file() and ".git" not in p.parts)
+    tree = b"".join(
+        p.read_bytes() for p in repo.rglob("*") if p.is_file() and ".git" not in p.parts
+    )
     for value in (secret_value, personal, workspace, PASSWORD, session, SECRET,
                   admin["x-floom-token"]):
         assert value not in history, value
@@ -292,7 +341,10 @@ async def test_list_endpoint_rate_limit_is_per_identity(aiohttp_client, settings
         assert (await client.get("/api/workers", headers=alice)).status == 200
     resp = await client.get("/api/contexts", headers=alice)
     assert resp.status == 429
-    assert int(resp.headers["Retry-After"]) >= 1 and "Too many requests" in (await resp.json())["detail"]
+    assert (
+        int(resp.headers["Retry-After"]) >= 1
+        and "Too many requests" in (await resp.json())["detail"]
+    )
     assert (await client.get("/api/workers/nope", headers=alice)).status == 404  # not a list
     assert (await client.get("/api/workers", headers=bob)).status == 200
 
@@ -302,9 +354,13 @@ async def test_login_rate_limit_per_person_whatever_they_type(aiohttp_client, se
     client = await aiohttp_client(app)
     app[IDENTITY].users.create("alice", email="alice@example.com", password=PASSWORD)
     for name in ("alice", "ALICE"):
-        resp = await client.post("/auth/login", json={"username": name, "password": "wrong-password!"})
+        resp = await client.post(
+            "/auth/login", json={"username": name, "password": "wrong-password!"}
+        )
         assert resp.status == 401
-    resp = await client.post("/auth/login", json={"username": " Alice@Example.com", "password": PASSWORD})
+    resp = await client.post(
+        "/auth/login", json={"username": " Alice@Example.com", "password": PASSWORD}
+    )
     assert resp.status == 429 and "Retry-After" in resp.headers
     resp = await client.post("/auth/login", json={"username": "bob", "password": PASSWORD})
     assert resp.status == 401
@@ -313,8 +369,10 @@ async def test_login_rate_limit_per_person_whatever_they_type(aiohttp_client, se
 async def test_login_rate_limit_per_client_ip(aiohttp_client, settings):
     """Per address the budget is four people's worth (an office shares one address)."""
     client = await aiohttp_client(create_app(settings.replace(rate_login_per_minute=2)))
-    statuses = [(await client.post("/auth/login", json={"username": f"user{i}", "password": "x"})).status
-                for i in range(9)]
+    statuses = [
+        (await client.post("/auth/login", json={"username": f"user{i}", "password": "x"})).status
+        for i in range(9)
+    ]
     assert statuses == [401] * 8 + [429]
 
 
@@ -330,7 +388,9 @@ async def test_shared_secret_lists_every_workspace(client):
     await client.app[MANAGER].create("second")
     listed = (await (await client.get("/api/workspaces")).json())["workspaces"]
     assert [(w["id"], w["role"]) for w in listed] == [("default", "member"), ("second", "member")]
-    assert (await client.get("/api/workers", headers={"x-workeros-workspace": "second"})).status == 200
+    assert (
+        await client.get("/api/workers", headers={"x-workeros-workspace": "second"})
+    ).status == 200
     assert SECRET
 
 
@@ -343,6 +403,8 @@ async def test_role_change_and_removal_apply_to_the_next_request(anon):
                      headers=owner)
     resp = await anon.get("/api/workspace/tokens", headers=bob)
     assert resp.status == 403 and "you are viewer" in (await resp.json())["detail"]
-    assert (await anon.delete(f"/api/workspaces/default/members/{bob_id}", headers=owner)).status == 200
+    assert (
+        await anon.delete(f"/api/workspaces/default/members/{bob_id}", headers=owner)
+    ).status == 200
     resp = await anon.get("/api/workers", headers=bob)
     assert resp.status == 403 and (await resp.json())["detail"] == "Not a member of the workspace"

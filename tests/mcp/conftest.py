@@ -19,7 +19,10 @@ async def mcp_session(client: TestClient, headers: dict[str, str],
                       path: str = "/mcp") -> AsyncIterator[ClientSession]:
     """An initialized MCP session with the server behind `client`, sending `headers`."""
     async with create_mcp_http_client(headers=headers) as http:
-        async with streamable_http_client(str(client.make_url(path)), http_client=http) as (read, write):
+        async with streamable_http_client(str(client.make_url(path)), http_client=http) as (
+            read,
+            write,
+        ):
             async with ClientSession(read, write) as session:
                 await session.initialize()
                 yield session

@@ -65,7 +65,9 @@ async def test_stdio_viewer_cannot_create_workers_or_trigger_runs(client, tmp_pa
                 assert refused.is_error and payload(refused)["code"] == "forbidden"
 
 
-async def _cli(client, tmp_path: Path, token: str | None, url: str | None = None) -> tuple[int, str]:
+async def _cli(
+    client, tmp_path: Path, token: str | None, url: str | None = None
+) -> tuple[int, str]:
     p = params(client, tmp_path, token, url=url)
     proc = await asyncio.create_subprocess_exec(
         p.command, *p.args, env={**{k: v for k, v in os.environ.items() if k != "FLOOM_TOKEN"},

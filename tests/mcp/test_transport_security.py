@@ -14,7 +14,9 @@ def test_loopback_server_accepts_loopback_names_only():
     sec = security(BASE)
     assert sec.enable_dns_rebinding_protection
     assert {"127.0.0.1:*", "localhost:*", "[::1]:*", "localhost"} <= set(sec.allowed_hosts)
-    assert "http://localhost:*" in sec.allowed_origins and "https://127.0.0.1:*" in sec.allowed_origins
+    assert (
+        "http://localhost:*" in sec.allowed_origins and "https://127.0.0.1:*" in sec.allowed_origins
+    )
     assert not any("evil" in h for h in sec.allowed_hosts)
 
 

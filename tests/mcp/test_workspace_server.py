@@ -191,14 +191,23 @@ async def test_issues_create_list_comment_close(client, ws_path):
         assert listed["issues"][0]["comment_count"] == 2
         assert (await call_ok(s, "list_issues", {"status": "open"}))["issues"] == []
         bad = await call_refused(s, "comment_issue", {"issue_id": "nope", "body": "x"})
-    assert bad == {"detail": "Invalid issue id: 'nope' (expected ISSUE-NNNN)", "code": "invalid_input"}
+    assert bad == {
+        "detail": "Invalid issue id: 'nope' (expected ISSUE-NNNN)",
+        "code": "invalid_input",
+    }
     detail = await (await client.get("/api/workspace/issues/ISSUE-0001")).json()
     assert [c["body"] for c in detail["comments"]] == ["Seen it.", "Fixed."]
 
 
 async def test_registered_worker_tool_schema_and_outputs(client):
-    resp = await client.post("/api/mcp-tools", json={"name": "count_words", "worker_id": "word-count",
-                                                     "description": "Count words of a text"})
+    resp = await client.post(
+        "/api/mcp-tools",
+        json={
+            "name": "count_words",
+            "worker_id": "word-count",
+            "description": "Count words of a text",
+        },
+    )
     assert resp.status == 201, await resp.text()
     await make_worker(client, "broken", "raise SystemExit(3)\n")
     resp = await client.post("/api/mcp-tools", json={"name": "broken_tool", "worker_id": "broken"})
@@ -234,8 +243,10 @@ async def test_viewer_reads_but_cannot_create_workers_or_trigger_runs(client, ro
                            ("create_issue", {"title": "nope"}),
                            ("resolve_approval", {"run_id": "run_x", "decision": "approve"})):
             refused = await call_refused(s, name, args)
-            assert refused == {"code": "forbidden",
-                               "detail": "Requires the member role in workspace default; you are viewer"}
+            assert refused == {
+                "code": "forbidden",
+                "detail": "Requires the member role in workspace default; you are viewer",
+            }
         assert (await call_ok(s, "list_runs"))["total"] == 0
     assert commit_count(ws_path) == before
     async with mcp_session(client, roles["member"]) as s:
@@ -246,8 +257,16 @@ async def test_viewer_reads_but_cannot_create_workers_or_trigger_runs(client, ro
 async def test_mcp_endpoint_needs_credentials_and_membership(client, anon):
     app = client.server.app
     _, outsider = add_member(app, "default", None, "outsider")
-    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+    init = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "t", "version": "1"},
+        },
+    }
     accept = {"Accept": "application/json, text/event-stream"}
     resp = await anon.post("/mcp", json=init, headers=accept)
     assert resp.status == 401 and "detail" in await resp.json()
@@ -263,7 +282,9 @@ async def test_mcp_endpoint_needs_credentials_and_membership(client, anon):
 async def test_mcp_sdk_refusal_is_labelled_text(client):
     """The SDK's own refusals (transport security) carry no Content-Type; they are text."""
     accept = {"Accept": "application/json, text/event-stream"}
-    resp = await client.post("/mcp", data=b"{}", headers={**accept, **AUTH, "Content-Type": "text/csv"})
+    resp = await client.post(
+        "/mcp", data=b"{}", headers={**accept, **AUTH, "Content-Type": "text/csv"}
+    )
     assert resp.status == 400 and resp.content_type == "text/plain"
     assert await resp.text() == "Invalid Content-Type header"
     resp = await client.post("/mcp", data=b"{}", headers={**accept, **AUTH, "Host": "evil.example",

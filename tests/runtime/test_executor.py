@@ -19,8 +19,15 @@ def settings(tmp_path: Path) -> Settings:
                     run_kill_grace_seconds=2.0)
 
 
-def job(settings: Settings, run_py: str, *, timeout: float = 30, files: dict[str, str] | None = None,
-        secrets: dict[str, str] | None = None, inputs: dict | None = None) -> Job:
+def job(
+    settings: Settings,
+    run_py: str,
+    *,
+    timeout: float = 30,
+    files: dict[str, str] | None = None,
+    secrets: dict[str, str] | None = None,
+    inputs: dict | None = None,
+) -> Job:
     spool = settings.spool_dir / "default" / "run_test"
     all_files = {"run.py": (run_py.encode(), False)}
     all_files.update({k: (v.encode(), False) for k, v in (files or {}).items()})
@@ -31,8 +38,9 @@ def job(settings: Settings, run_py: str, *, timeout: float = 30, files: dict[str
 
 async def execute(settings: Settings, run_py: str, **kw) -> tuple:
     logs: list[tuple[str, str]] = []
-    outcome = await Executor(settings).run(job(settings, run_py, **kw),
-                                           lambda lvl, msg: logs.append((lvl, msg)), asyncio.Event())
+    outcome = await Executor(settings).run(
+        job(settings, run_py, **kw), lambda lvl, msg: logs.append((lvl, msg)), asyncio.Event()
+    )
     return outcome, logs
 
 
@@ -62,7 +70,9 @@ async def test_run_result_contract_failure_codes(settings, run_py, code):
 
 
 async def test_run_nonzero_exit_error_names_code_and_stderr(settings):
-    outcome, logs = await execute(settings, "import sys\nprint('boom', file=sys.stderr)\nsys.exit(3)\n")
+    outcome, logs = await execute(
+        settings, "import sys\nprint('boom', file=sys.stderr)\nsys.exit(3)\n"
+    )
     assert outcome.exit_code == 3
     assert outcome.error == "The process exited with code 3: boom"
     assert ("warning", "boom") in logs
@@ -85,8 +95,9 @@ async def test_run_success_reads_inputs_and_collects_out_files(settings):
 
 
 async def test_run_timeout_kills_process_group(settings):
-    outcome, logs = await execute(settings, "import time\nprint('sleeping', flush=True)\ntime.sleep(60)\n",
-                                  timeout=1)
+    outcome, logs = await execute(
+        settings, "import time\nprint('sleeping', flush=True)\ntime.sleep(60)\n", timeout=1
+    )
     assert outcome.status == "failed" and outcome.error_code == "timeout"
     assert outcome.error == "The run exceeded its timeout of 1 seconds"
     assert any(msg.startswith("Timed out after 1s") for _, msg in logs)
@@ -102,8 +113,9 @@ async def test_run_cancel_event_stops_run(settings):
         if msg == "ready":
             cancel.set()
 
-    outcome = await ex.run(job(settings, "import time\nprint('ready', flush=True)\ntime.sleep(60)\n"),
-                           log, cancel)
+    outcome = await ex.run(
+        job(settings, "import time\nprint('ready', flush=True)\ntime.sleep(60)\n"), log, cancel
+    )
     assert outcome.status == "cancelled" and outcome.error_code == "user_cancel"
 
 
@@ -129,8 +141,10 @@ async def test_run_requirements_install_failure_is_install_failed(settings):
 
 
 async def test_run_requirements_comment_only_uses_cached_environment(settings):
-    run_py = ("import json, sys\njson.dump({'status': 'success', 'outputs': {'prefix': sys.prefix}}, "
-              "open('result.json', 'w'))\n")
+    run_py = (
+        "import json, sys\njson.dump({'status': 'success', 'outputs': {'prefix': sys.prefix}}, "
+        "open('result.json', 'w'))\n"
+    )
     reqs = {"requirements.txt": "# nothing needed yet\n"}
     first, logs1 = await execute(settings, run_py, files=reqs)
     assert first.status == "completed", first

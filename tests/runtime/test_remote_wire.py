@@ -12,10 +12,19 @@ from floom_git.schemas.manifest import parse_manifest
 
 
 def _ticket(**over: object) -> wire.Ticket:
-    values: dict = dict(home="http://home:8000", workspace="default", workspace_uid="ws.1",
-                        run_id="run_aaaaaaaaaaaa", attempt=1, worker_id="w-one", worker_sha="a" * 40,
-                        inputs={"text": "hi"}, token="floomrun_tok", secrets={"API_KEY": "v4lue"},
-                        claim_by=2e9)
+    values: dict = dict(
+        home="http://home:8000",
+        workspace="default",
+        workspace_uid="ws.1",
+        run_id="run_aaaaaaaaaaaa",
+        attempt=1,
+        worker_id="w-one",
+        worker_sha="a" * 40,
+        inputs={"text": "hi"},
+        token="floomrun_tok",
+        secrets={"API_KEY": "v4lue"},
+        claim_by=2e9,
+    )
     values.update(over)
     return wire.Ticket(**values)
 
@@ -69,7 +78,10 @@ exec:
     ("retry:\n  \"on\": [executor_lost]\n  max_attempts: 4\n", (4, 0.0)),
 ])
 def test_retry_policy_for_a_lost_executor(extra, expected):
-    assert retry_policy(parse_manifest((YML + extra).encode(), where="worker.yml", folder="w-one")) == expected
+    assert (
+        retry_policy(parse_manifest((YML + extra).encode(), where="worker.yml", folder="w-one"))
+        == expected
+    )
 
 
 def test_a_celery_home_node_refuses_to_start_without_broker_or_key(tmp_path):
@@ -100,8 +112,14 @@ def test_floom_executor_command_line(tmp_path, capsys, monkeypatch):
 def test_config_reads_the_executor_settings():
     from floom_git import config
 
-    s = config.from_env({"FLOOM_EXECUTOR": "Celery", "FLOOM_CELERY_BROKER": "redis://r:6379/0",
-                         "FLOOM_HOME_URL": "https://a.example/", "FLOOM_EXECUTOR_LOST_SECONDS": "9"})
+    s = config.from_env(
+        {
+            "FLOOM_EXECUTOR": "Celery",
+            "FLOOM_CELERY_BROKER": "redis://r:6379/0",
+            "FLOOM_HOME_URL": "https://a.example/",
+            "FLOOM_EXECUTOR_LOST_SECONDS": "9",
+        }
+    )
     assert (s.executor, s.celery_broker, s.executor_url, s.executor_lost_seconds) == (
         "celery", "redis://r:6379/0", "https://a.example", 9.0)
     with pytest.raises(ValueError, match="FLOOM_EXECUTOR must be one of"):

@@ -55,11 +55,14 @@ def dirs(tmp_path: Path) -> tuple[Path, Path]:
 @pytest.mark.parametrize("privileged", FORMS)
 def test_spec_becomes_confining_bwrap_command(dirs, privileged):
     rw, ro = dirs
-    script = ('echo "env=$SECRET_VALUE"; echo "path=$PATH"; id -u; hostname; '
-              'cat /data/data.txt; echo x > /data/new 2>/dev/null || echo ro-refused; '
-              'echo y > out.txt && echo rw-ok; ls /proc | grep -c "^[0-9]"; '
-              f'ls {rw.parent} 2>/dev/null || echo host-hidden; ls /sys 2>/dev/null || echo no-sys; '
-              'for d in / /etc /run /dev /tmp; do touch $d/x 2>/dev/null && echo "$d writable"; done; true')
+    script = (
+        'echo "env=$SECRET_VALUE"; echo "path=$PATH"; id -u; hostname; '
+        "cat /data/data.txt; echo x > /data/new 2>/dev/null || echo ro-refused; "
+        'echo y > out.txt && echo rw-ok; ls /proc | grep -c "^[0-9]"; '
+        f"ls {rw.parent} 2>/dev/null || echo host-hidden; ls /sys 2>/dev/null || echo no-sys; "
+        'for d in / /etc /run /dev /tmp; do touch $d/x 2>/dev/null && echo "$d writable"; done; '
+        "true"
+    )
     spec = Spec(argv=["/bin/sh", "-c", script], cwd="/scratch",
                 env={"SECRET_VALUE": SECRET, "PATH": "/usr/bin:/bin"},
                 limits=Limits(cpu_seconds=10, file_bytes=1 << 20, processes=32),
@@ -90,8 +93,17 @@ def test_spec_environment_reaches_only_the_command(dirs, privileged):
 
 @pytest.mark.parametrize("privileged", FORMS)
 def test_spec_network_is_opt_in(dirs, privileged):
-    probe = ["/bin/sh", "-c", "ls /sys/class/net 2>/dev/null; cat /proc/net/dev | tail -n +3 | cut -d: -f1"]
-    base = {"argv": probe, "cwd": "/", "env": {}, "limits": Limits(cpu_seconds=10, file_bytes=1 << 20)}
+    probe = [
+        "/bin/sh",
+        "-c",
+        "ls /sys/class/net 2>/dev/null; cat /proc/net/dev | tail -n +3 | cut -d: -f1",
+    ]
+    base = {
+        "argv": probe,
+        "cwd": "/",
+        "env": {},
+        "limits": Limits(cpu_seconds=10, file_bytes=1 << 20),
+    }
     closed = run(Sandbox(privileged=privileged), Spec(**base)).stdout.split()
     shared = run(Sandbox(privileged=privileged), Spec(**base, network=True)).stdout.split()
     assert closed == ["lo"]
@@ -100,16 +112,24 @@ def test_spec_network_is_opt_in(dirs, privileged):
 
 @pytest.mark.parametrize("privileged", FORMS)
 def test_spec_limits_apply_inside(dirs, privileged):
-    spec = Spec(argv=["/bin/sh", "-c", "prlimit --noheadings --output RESOURCE,SOFT --nproc --fsize --as"],
-                cwd="/", env={}, limits=Limits(cpu_seconds=10, file_bytes=4096, memory_bytes=1 << 30,
-                                               processes=17))
-    limits = dict(line.split() for line in run(Sandbox(privileged=privileged), spec).stdout.splitlines())
+    spec = Spec(
+        argv=["/bin/sh", "-c", "prlimit --noheadings --output RESOURCE,SOFT --nproc --fsize --as"],
+        cwd="/",
+        env={},
+        limits=Limits(cpu_seconds=10, file_bytes=4096, memory_bytes=1 << 30, processes=17),
+    )
+    limits = dict(
+        line.split() for line in run(Sandbox(privileged=privileged), spec).stdout.splitlines()
+    )
     assert limits == {"NPROC": "17", "FSIZE": "4096", "AS": str(1 << 30)}
 
 
 def test_probe_names_missing_bubblewrap():
     problem = Sandbox("/nonexistent/bwrap").probe()
-    assert problem == "bubblewrap is not installed (/nonexistent/bwrap not found; Debian package bubblewrap)"
+    assert (
+        problem
+        == "bubblewrap is not installed (/nonexistent/bwrap not found; Debian package bubblewrap)"
+    )
 
 
 def test_probe_succeeds_here():

@@ -57,7 +57,10 @@ async def test_tick_plans_then_fires_once_for_missed_ticks(client):
     assert len(fired) == 1 and fired[0][:2] == ("default", "daily#0")
     run = await wait_run(client, fired[0][2])
     assert run["trigger_source"] == "schedule" and run["status"] == "completed"
-    assert scheduler.state(uid(client.server.app, "default"))["daily#0"]["next_run_at"] == "2026-01-15T08:00:00.000Z"
+    assert (
+        scheduler.state(uid(client.server.app, "default"))["daily#0"]["next_run_at"]
+        == "2026-01-15T08:00:00.000Z"
+    )
     assert await scheduler.tick(at("2026-01-14T11:00:00")) == []
 
 
@@ -82,5 +85,8 @@ async def test_tick_skips_while_worker_has_active_run(client):
     rid = (await (await client.post("/api/workers/busy/runs", json={})).json())["run_id"]
     fired = await scheduler.tick(at("2026-01-11T09:00:00"))
     assert [(ws, key) for ws, key, _ in fired] == [("default", "busy#0")]
-    assert fired[0][2] in {f"skipped: run {rid} is still queued", f"skipped: run {rid} is still running"}
+    assert fired[0][2] in {
+        f"skipped: run {rid} is still queued",
+        f"skipped: run {rid} is still running",
+    }
     await client.post(f"/api/runs/{rid}/cancel")

@@ -101,7 +101,9 @@ async def test_rollback_brings_a_deleted_asset_back(ws):
     assert git(ws.path, "log", "-1", "--format=%s").strip() == \
         f"rollback: restore word-count to {created[:7]}"
     files = (ws.path / "workers/word-count").glob("**/*")
-    assert {p.relative_to(ws.path).as_posix(): p.read_bytes() for p in files if p.is_file()} == original
+    assert {
+        p.relative_to(ws.path).as_posix(): p.read_bytes() for p in files if p.is_file()
+    } == original
     assert ws.workers.get("word-count") is not None
     assert_clean(ws)
 

@@ -34,8 +34,13 @@ async def workspace(settings):
 
 
 def conversation(cid: str, owner: Actor = ANN) -> Conversation:
-    return Conversation(id=cid, title="t", created_by=owner.user_id,
-                        created_at="2026-05-01T10:00:00.000Z", updated_at="2026-05-01T10:00:00.000Z")
+    return Conversation(
+        id=cid,
+        title="t",
+        created_by=owner.user_id,
+        created_at="2026-05-01T10:00:00.000Z",
+        updated_at="2026-05-01T10:00:00.000Z",
+    )
 
 
 def message(n: int) -> ChatMessage:

@@ -74,8 +74,16 @@ def test_resolve_token_refuses_unknown_expired_and_revoked(ident):
         ident.tokens.resolve(value)
 
 
-@pytest.mark.parametrize("kwargs", [{"name": ""}, {"name": "x" * 101}, {"name": "ok", "expires_days": 0},
-                                    {"name": "ok", "expires_days": 99999}, {"name": "ok", "kind": "root"}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"name": ""},
+        {"name": "x" * 101},
+        {"name": "ok", "expires_days": 0},
+        {"name": "ok", "expires_days": 99999},
+        {"name": "ok", "kind": "root"},
+    ],
+)
 def test_mint_token_bad_fields_are_refused(ident, kwargs):
     args = {"user_id": "usr_1", "kind": "personal", **kwargs}
     with pytest.raises(InvalidInput):

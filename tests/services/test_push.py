@@ -116,7 +116,8 @@ def test_validate_push_accepts_valid_changes(ws, changes):
     [
         (
             {"workers/hello-world/worker.yml": manifest(triggers="[{type: cronn}]")},
-            "workers/hello-world/worker.yml: Invalid enum value 'cronn' (allowed: composio, cron, manual, schedule, scheduled, webhook) - at "
+            "workers/hello-world/worker.yml: Invalid enum value 'cronn' (allowed: composio, cron, "
+            "manual, schedule, scheduled, webhook) - at "
             "`$.triggers[0].type`",
         ),
         (
@@ -128,7 +129,8 @@ def test_validate_push_accepts_valid_changes(ws, changes):
                 "workers/other-name/worker.yml": manifest("hello-world"),
                 "workers/other-name/run.py": b"",
             },
-            "workers/other-name/worker.yml: name 'hello-world' must equal its folder name 'other-name'",
+            "workers/other-name/worker.yml: name 'hello-world' must equal its folder name "
+            "'other-name'",
         ),
         (
             {
@@ -248,7 +250,8 @@ def test_validate_push_refuses_server_owned_refs(ws, ref, expected):
 
 def check_tail(expected: str) -> str:
     if "owned by the server" in expected:
-        return " (it records runs and conversations there); fetch it, but push your work to main or another branch"
+        return (" (it records runs and conversations there); fetch it, but push your work to main "
+                "or another branch")
     return " (refs/heads/*) and tags (refs/tags/*) can be pushed"
 
 

@@ -250,7 +250,9 @@ def test_registry_late_result_of_an_early_read_is_not_applied(tmp_path):
     from floom_git.services.registry import WorkerRegistry
     from floom_git.storage.repo import Changeset, WorkspaceRepo, signature
 
-    repo = WorkspaceRepo.create(tmp_path / "ws", {"workspace.md": b"x"}, "init", signature("a", "a@b"))
+    repo = WorkspaceRepo.create(
+        tmp_path / "ws", {"workspace.md": b"x"}, "init", signature("a", "a@b")
+    )
     workers = WorkerRegistry(repo)
     slow_started, release = threading.Event(), threading.Event()
     real = reg.load_entry

@@ -19,7 +19,9 @@ SIG = signature("tester", "tester@example.com")
 
 @pytest.fixture
 def repo(tmp_path: Path) -> WorkspaceRepo:
-    return WorkspaceRepo.create(tmp_path / "ws", {"a.txt": b"a\n", "dir/b.txt": b"b\n"}, "init", SIG)
+    return WorkspaceRepo.create(
+        tmp_path / "ws", {"a.txt": b"a\n", "dir/b.txt": b"b\n"}, "init", SIG
+    )
 
 
 def test_create_has_one_commit_and_clean_tree(repo):
@@ -34,7 +36,10 @@ def test_commit_updates_worktree_and_index(repo):
     assert not (repo.path / "a.txt").exists()
     assert (repo.path / "dir/c.txt").read_bytes() == b"c"
     assert git(repo.path, "status", "--porcelain") == ""
-    assert git(repo.path, "log", "-1", "--format=%an <%ae> %s").strip() == "tester <tester@example.com> change"
+    assert (
+        git(repo.path, "log", "-1", "--format=%an <%ae> %s").strip()
+        == "tester <tester@example.com> change"
+    )
 
 
 def test_noop_commit_returns_none(repo):
@@ -95,13 +100,17 @@ async def test_concurrent_writers_lose_nothing(repo):
     n = 40
 
     async def write(i: int) -> str | None:
-        res = await writer.write(lambda r: Changeset({f"files/f{i}.txt": str(i).encode()}, f"w {i}"), SIG)
+        res = await writer.write(
+            lambda r: Changeset({f"files/f{i}.txt": str(i).encode()}, f"w {i}"), SIG
+        )
         return res.sha
 
     shas = await asyncio.gather(*(write(i) for i in range(n)))
     assert all(shas)
     assert commit_count(repo.path) == n + 1
-    assert sorted(p.name for p in (repo.path / "files").iterdir()) == sorted(f"f{i}.txt" for i in range(n))
+    assert sorted(p.name for p in (repo.path / "files").iterdir()) == sorted(
+        f"f{i}.txt" for i in range(n)
+    )
     assert git(repo.path, "status", "--porcelain") == ""
     git(repo.path, "fsck", "--strict")
 

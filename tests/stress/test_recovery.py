@@ -53,8 +53,16 @@ def test_recover_after_kill_mid_sync_removes_temp_files(path):
     assert (path / ".floom-keep").read_bytes() == b"tracked\n"  # tracked files stay
 
 
-@pytest.mark.parametrize("lock", ["index.lock", "refs/heads/main.lock", "refs/heads/floom/runs.lock",
-                                  "packed-refs.lock", "HEAD.lock"])
+@pytest.mark.parametrize(
+    "lock",
+    [
+        "index.lock",
+        "refs/heads/main.lock",
+        "refs/heads/floom/runs.lock",
+        "packed-refs.lock",
+        "HEAD.lock",
+    ],
+)
 async def test_write_after_kill_with_stale_lock_commits(path, lock):
     (path / ".git" / lock).parent.mkdir(parents=True, exist_ok=True)
     (path / ".git" / lock).write_bytes(b"")
