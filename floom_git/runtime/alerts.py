@@ -88,11 +88,20 @@ class Notifier:
                 break
             except Refused as exc:
                 status, error = exc.status, str(exc)
-            except (aiohttp.ClientError, OSError, TimeoutError, ValueError, smtplib.SMTPException) as exc:
+            except (aiohttp.ClientError, OSError, TimeoutError, ValueError,
+                    smtplib.SMTPException) as exc:
                 error = mask_urls_in(f"{type(exc).__name__}: {exc}")[:300]
-        delivery = AlertDelivery(run_id=record.id, event=f"run.{event}", at=iso(now()),
-                                 ok=error is None, attempts=attempts, channel=channel, target=target,
-                                 status=status, error=error)
+        delivery = AlertDelivery(
+            run_id=record.id,
+            event=f"run.{event}",
+            at=iso(now()),
+            ok=error is None,
+            attempts=attempts,
+            channel=channel,
+            target=target,
+            status=status,
+            error=error,
+        )
         if error is not None:
             log.warning("alert %s (%s) for run %s failed after %d attempts: %s", alert.id, channel,
                         record.id, attempts, error)
@@ -167,5 +176,9 @@ def _message(payload: dict[str, Any], public_url: str | None) -> tuple[str, str]
         lines += ["", f"Waiting for approval {approval['id']}: {approval['label']}",
                   f"Expires:   {approval['expires_at']}", "", approval["preview"]]
     elif payload["outputs"] is not None:
-        lines += ["", "Outputs:", json.dumps(payload["outputs"], indent=2, ensure_ascii=False)[:4000]]
+        lines += [
+            "",
+            "Outputs:",
+            json.dumps(payload["outputs"], indent=2, ensure_ascii=False)[:4000],
+        ]
     return subject, "\n".join(lines) + "\n"

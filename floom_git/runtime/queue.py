@@ -105,7 +105,9 @@ later under the same name."""
                 raise RuntimeError(f"workspace {ws.id} was opened without its run engine")
             spooled = await asyncio.to_thread(store.load)
             for pgid in await asyncio.to_thread(reap_orphans, store.spool):
-                log.warning("workspace %s: killed process group %d left by a crashed run", ws.id, pgid)
+                log.warning(
+                    "workspace %s: killed process group %d left by a crashed run", ws.id, pgid
+                )
             queued = runs.recover(ws, spooled)
             await asyncio.to_thread(self.agents.sweep, ws)
             store.attached = True
@@ -237,9 +239,16 @@ later under the same name."""
             values = await asyncio.to_thread(self.secrets.values, ws.uid, declared)
             missing = [name for name in declared if name not in values]
             if missing:
-                runs.finish(ws, record, runs.Outcome(
-                    "failed", error_code="missing_secret",
-                    error=f"Secrets not set: {', '.join(missing)} (POST /api/secrets/<name>)"), manifest)
+                runs.finish(
+                    ws,
+                    record,
+                    runs.Outcome(
+                        "failed",
+                        error_code="missing_secret",
+                        error=f"Secrets not set: {', '.join(missing)} (POST /api/secrets/<name>)",
+                    ),
+                    manifest,
+                )
                 return
             if manifest.mode == "agent":  # the loop runs here; its tools act through the services
                 agent_outcome = await self.agents.run(ws, record, manifest, values, emit, cancel)
@@ -251,15 +260,21 @@ later under the same name."""
                                                       cancel)
             code = self._cancel_codes.pop(run_id, None)
             if code is not None and outcome.status == "cancelled":
-                outcome = runs.Outcome("cancelled", error_code=code, error="The workspace was deleted",
-                                       exit_code=outcome.exit_code)
+                outcome = runs.Outcome(
+                    "cancelled",
+                    error_code=code,
+                    error="The workspace was deleted",
+                    exit_code=outcome.exit_code,
+                )
             runs.finish(ws, record, outcome, manifest)
         except asyncio.CancelledError:
             raise  # shutdown: the record stays `running`; the next start recovers it
         except Exception as exc:
             log.exception("run %s failed inside the engine", run_id)
             if ws is not None and record is not None and not record.ended:
-                message = exc.message if isinstance(exc, FloomError) else f"{type(exc).__name__}: {exc}"
+                message = (
+                    exc.message if isinstance(exc, FloomError) else f"{type(exc).__name__}: {exc}"
+                )
                 runs.fail(ws, record, "run_execution_exception", message)
         finally:
             self._running.pop(run_id, None)

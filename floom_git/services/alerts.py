@@ -55,7 +55,9 @@ class AlertStore:
         return {k: msgspec.convert(v, Alert) for k, v in raw.items()}
 
     def _save(self, ws_id: str, data: dict[str, Alert]) -> None:
-        private.write_bytes(self._path(ws_id), msgspec.json.format(msgspec.json.encode(data), indent=1))
+        private.write_bytes(
+            self._path(ws_id), msgspec.json.format(msgspec.json.encode(data), indent=1)
+        )
 
     # The routes' calls (for_worker, create, delete) read and write the file off the event loop.
     async def for_worker(self, ws_id: str, worker_id: str) -> list[Alert]:

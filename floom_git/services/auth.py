@@ -102,7 +102,8 @@ class Principal(Actor):
 
 
 def _require_text(value: str, what: str = "credential") -> None:
-    """Header bytes that are not UTF-8 arrive as lone surrogates and cannot be hashed or compared."""
+    """Header bytes that are not UTF-8 arrive as lone surrogates and cannot be hashed or
+    compared."""
     try:
         value.encode()
     except UnicodeEncodeError:
@@ -195,7 +196,9 @@ class Authenticator:
             raise Unauthenticated("Missing credentials")
         return self._credential(password)
 
-    def authenticate(self, headers: Mapping[str, str], cookies: Mapping[str, str] | None = None) -> Actor:
+    def authenticate(
+        self, headers: Mapping[str, str], cookies: Mapping[str, str] | None = None
+    ) -> Actor:
         """Resolve the caller; Unauthenticated when absent or wrong. Headers win over the cookie."""
         value = headers.get("x-floom-token")
         if value is not None:
@@ -207,9 +210,13 @@ class Authenticator:
                 return self._credential(rest.strip())
             if scheme.lower() == "basic":
                 try:
-                    _, _, password = base64.b64decode(rest.strip(), validate=True).decode().partition(":")
+                    _, _, password = (
+                        base64.b64decode(rest.strip(), validate=True).decode().partition(":")
+                    )
                 except (ValueError, UnicodeDecodeError):  # binascii.Error, non-ASCII input
-                    raise Unauthenticated("Invalid credentials: malformed Basic authorization") from None
+                    raise Unauthenticated(
+                        "Invalid credentials: malformed Basic authorization"
+                    ) from None
                 return self.authenticate_basic(password)
             raise Unauthenticated(f"Unsupported Authorization scheme {scheme[:20]!r}; use Bearer")
         value = headers.get("x-floom-secret")

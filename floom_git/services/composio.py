@@ -77,8 +77,12 @@ def parse_event(body: Any) -> Event:
     meta: dict[str, Any] = body["metadata"] if isinstance(body.get("metadata"), dict) else {}
     slug = (_text(meta.get("trigger_slug")) or _text(body.get("trigger_slug"))
             or _text(body.get("trigger_name")) or _text(body.get("type")) or "")
-    connection = (_text(meta.get("connected_account_id")) or _text(body.get("connection_id"))
-                  or _text(body.get("connectedAccountId")) or _text(body.get("connected_account_id")))
+    connection = (
+        _text(meta.get("connected_account_id"))
+        or _text(body.get("connection_id"))
+        or _text(body.get("connectedAccountId"))
+        or _text(body.get("connected_account_id"))
+    )
     trigger = _text(meta.get("trigger_id")) or _text(body.get("trigger_id"))
     data = body.get("data", body.get("payload"))
     return Event(slug, connection, trigger, data)

@@ -124,10 +124,14 @@ class Connections:
         status, detail = self.status(ws, entry)
         state = self.vault.state(ws.uid, conn_id)
         expires = state.get("expires_at")
-        return ConnectionStatus(id=conn_id, status=status, status_detail=detail,
-                                updated_at=_iso(state.get("updated_at")),
-                                expires_at=_iso(expires) if isinstance(expires, int | float) else None,
-                                last_test=state.get("last_test"))
+        return ConnectionStatus(
+            id=conn_id,
+            status=status,
+            status_detail=detail,
+            updated_at=_iso(state.get("updated_at")),
+            expires_at=_iso(expires) if isinstance(expires, int | float) else None,
+            last_test=state.get("last_test"),
+        )
 
     async def secret_overview(self, ws: Workspace) -> builtins.list[ConnectionSecret]:
         """Every secret a connection authenticates with, and every other workspace secret."""
@@ -168,7 +172,9 @@ class Connections:
     def _bound(entry: ConnectionEntry) -> dict[str, Any]:
         return {"url": entry.url, "auth": msgspec.to_builtins(entry.auth)}
 
-    async def add_mcp(self, ws: Workspace, actor: Actor, body: McpConnectionCreate) -> ConnectionOut:
+    async def add_mcp(
+        self, ws: Workspace, actor: Actor, body: McpConnectionCreate
+    ) -> ConnectionOut:
         """Register a remote MCP server; InvalidInput for a blocked URL, Conflict for a label in
         use. Its URL and auth are bound to it in the vault: a secret is only ever sent to the
         URL it was registered with through the API, whatever a push does to the file."""
@@ -193,13 +199,27 @@ class Connections:
                           scopes=body.scopes, allowed_tools=body.allowed_tools)
         await self._add(ws, actor, entry)
         if app.auth == "oauth2":
-            return await asyncio.to_thread(oauth.start, self.vault, self.secrets, ws.uid, entry, app,
-                                           redirect_uri, self.settings.oauth_state_ttl_seconds)
+            return await asyncio.to_thread(
+                oauth.start,
+                self.vault,
+                self.secrets,
+                ws.uid,
+                entry,
+                app,
+                redirect_uri,
+                self.settings.oauth_state_ttl_seconds,
+            )
         status, _ = self.status(ws, entry)
         return OAuthStarted(connection_id=entry.id, status=status, authorization_url=None)
 
-    async def finish_sign_in(self, manager: WorkspaceManager, state: str, code: str | None, error: str | None,
-                             description: str | None) -> OAuthDone:
+    async def finish_sign_in(
+        self,
+        manager: WorkspaceManager,
+        state: str,
+        code: str | None,
+        error: str | None,
+        description: str | None,
+    ) -> OAuthDone:
         """The provider redirected back: exchange the code and store the tokens (active), or
         record its refusal. InvalidInput for an unknown, used or expired `state`."""
         pending = await asyncio.to_thread(self.vault.claim, state)
@@ -214,8 +234,14 @@ class Connections:
         if ws is None:
             raise InvalidInput("state: the workspace of this sign-in no longer exists")
         entry = find(ws, pending.conn_id)
-        done = await oauth.finish(self.vault, self.secrets, pending, self.catalog.get(entry.app or ""),
-                                  code, self.allow_private)
+        done = await oauth.finish(
+            self.vault,
+            self.secrets,
+            pending,
+            self.catalog.get(entry.app or ""),
+            code,
+            self.allow_private,
+        )
         return msgspec.structs.replace(done, workspace_id=ws.id)
 
     async def delete(self, ws: Workspace, actor: Actor, conn_id: str) -> Deleted:
@@ -251,7 +277,9 @@ class Connections:
                                                  self.allow_private)
                 headers["Authorization"] = f"Bearer {token}"
         assert url is not None
-        if entry.auth is not None and self.vault.state(ws.uid, entry.id).get("bound") != self._bound(entry):
+        if entry.auth is not None and self.vault.state(ws.uid, entry.id).get(
+            "bound"
+        ) != self._bound(entry):
             raise Conflict(f"Connection {entry.label}: its URL or auth was changed outside the API "
                            "(e.g. by a push); an admin must register it again with POST "
                            "/connections/mcp before its secret is sent anywhere")
@@ -259,7 +287,9 @@ class Connections:
         if auth is not None:
             values = await asyncio.to_thread(self.secrets.values, ws.uid, [auth.secret])
             if auth.secret not in values:
-                raise Conflict(f"Connection {entry.label}: workspace secret {auth.secret} is not set")
+                raise Conflict(
+                    f"Connection {entry.label}: workspace secret {auth.secret} is not set"
+                )
             if auth.type == "bearer":
                 headers["Authorization"] = f"Bearer {values[auth.secret]}"
             else:
@@ -270,11 +300,19 @@ class Connections:
     def _remote_tools(self, entry: ConnectionEntry,
                       tools: builtins.list[Any]) -> builtins.list[RemoteTool]:
         allowed = set(entry.allowed_tools) if entry.allowed_tools is not None else None
-        return [RemoteTool(name=t.name, description=t.description, input_schema=dict(t.input_schema),
-                           allowed=allowed is None or t.name in allowed) for t in tools]
+        return [
+            RemoteTool(
+                name=t.name,
+                description=t.description,
+                input_schema=dict(t.input_schema),
+                allowed=allowed is None or t.name in allowed,
+            )
+            for t in tools
+        ]
 
     async def test(self, ws: Workspace, conn_id: str) -> ConnectionTest:
-        """A live initialize + tools/list; the outcome is also kept as the connection's last test."""
+        """A live initialize + tools/list; the outcome is also kept as the connection's last
+        test."""
         entry = find(ws, conn_id)
         try:
             result = await remote_mcp.probe(await self.endpoint(ws, entry))

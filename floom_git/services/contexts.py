@@ -46,7 +46,11 @@ def _dir(ws: Workspace, name: str) -> Path:
 
 def _exists(ws: Workspace, name: str) -> bool:
     folder = _dir(ws, name)
-    return paths.CONTEXT_NAME_RE.match(name or "") is not None and folder.is_dir() and not folder.is_symlink()
+    return (
+        paths.CONTEXT_NAME_RE.match(name or "") is not None
+        and folder.is_dir()
+        and not folder.is_symlink()
+    )
 
 
 def _require(ws: Workspace, name: str) -> Path:
@@ -78,7 +82,9 @@ def _meta(folder: Path, name: str) -> dict[str, Any]:
     if not meta_file.is_file():
         return {}
     try:
-        meta = load_yaml(meta_file.read_bytes(), where=f"{paths.context_dir(name)}/{paths.CONTEXT_META}")
+        meta = load_yaml(
+            meta_file.read_bytes(), where=f"{paths.context_dir(name)}/{paths.CONTEXT_META}"
+        )
     except InvalidInput:
         return {}
     return meta if isinstance(meta, dict) else {}
@@ -142,7 +148,9 @@ def _detail(ws: Workspace, name: str, path_prefix: str | None = None) -> Context
     if path_prefix:
         files = [f for f in files if f.startswith(path_prefix)]
     contents = {f: worktree.settled(Path.read_bytes, folder / f) for f in files}
-    outs = [file_out(f, data, with_content=False) for f, data in contents.items() if data is not None]
+    outs = [
+        file_out(f, data, with_content=False) for f, data in contents.items() if data is not None
+    ]
     return ContextDetail(**{f: getattr(summary, f) for f in summary.__struct_fields__},
                          files=outs, metadata=meta)
 
@@ -168,7 +176,9 @@ async def create(ws: Workspace, actor: Actor, name: str, body: ContextCreate) ->
     def build(repo: WorkspaceRepo) -> Changeset:
         if repo.entry(repo.tip(), base) is not None or _exists(ws, name):
             raise Conflict(f"Context {name} already exists")
-        return Changeset({f"{base}/{paths.CONTEXT_META}": _meta_bytes(body)}, f"context {name}: create")
+        return Changeset(
+            {f"{base}/{paths.CONTEXT_META}": _meta_bytes(body)}, f"context {name}: create"
+        )
 
     await ws.writer.write(build, actor.signature)
     return await detail(ws, name)
@@ -294,7 +304,11 @@ async def upload(
     files = _upload_files(upload, max_entries)
     if not files:
         raise InvalidInput("files: the upload holds no files")
-    create_if_missing = upload.fields.get("create_if_missing", "").strip().lower() in ("1", "true", "yes")
+    create_if_missing = upload.fields.get("create_if_missing", "").strip().lower() in (
+        "1",
+        "true",
+        "yes",
+    )
     paths.check_context_name(name)
     missing = not _exists(ws, name)
     if missing and not create_if_missing:

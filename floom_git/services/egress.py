@@ -71,9 +71,14 @@ class GuardedBackend(httpcore2.AsyncNetworkBackend):
         self._resolve = resolve
         self._inner = httpcore2.AnyIOBackend()
 
-    async def connect_tcp(self, host: str, port: int, timeout: float | None = None,
-                          local_address: str | None = None,
-                          socket_options: Iterable[Any] | None = None) -> httpcore2.AsyncNetworkStream:
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore2.AsyncNetworkStream:
         try:
             with anyio.fail_after(timeout):
                 addresses = await self._resolve(host, port)
@@ -87,13 +92,16 @@ class GuardedBackend(httpcore2.AsyncNetworkBackend):
         error: Exception = httpcore2.ConnectError(f"{host}: no address")
         for address in addresses:
             try:
-                return await self._inner.connect_tcp(address, port, timeout, local_address, socket_options)
+                return await self._inner.connect_tcp(
+                    address, port, timeout, local_address, socket_options
+                )
             except (httpcore2.ConnectError, httpcore2.ConnectTimeout) as exc:
                 error = exc
         raise error
 
-    async def connect_unix_socket(self, path: str, timeout: float | None = None,
-                                  socket_options: Iterable[Any] | None = None) -> httpcore2.AsyncNetworkStream:
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore2.AsyncNetworkStream:
         raise httpcore2.ConnectError("unix sockets are not reachable through connections")
 
     async def sleep(self, seconds: float) -> None:

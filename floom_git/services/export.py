@@ -57,7 +57,9 @@ def _export_zip(ws: Workspace) -> bytes:
     connections_needed: list[str] = []
     for wid in _folders(repo, tip, paths.WORKERS_DIR):
         base = paths.worker_dir(wid)
-        files = {p: b.data for p, b in repo.files_at(tip, base).items() if not paths.is_secret_file(p)}
+        files = {
+            p: b.data for p, b in repo.files_at(tip, base).items() if not paths.is_secret_file(p)
+        }
         try:
             m = validate_worker(wid, files)
         except FloomError as exc:
@@ -76,15 +78,22 @@ def _export_zip(ws: Workspace) -> bytes:
         if not paths.CONTEXT_NAME_RE.match(name):
             continue
         base = paths.context_dir(name)
-        files = {p: b.data for p, b in repo.files_at(tip, base).items() if not paths.is_secret_file(p)}
+        files = {
+            p: b.data for p, b in repo.files_at(tip, base).items() if not paths.is_secret_file(p)
+        }
         meta = _context_meta(files.get(paths.CONTEXT_META), base)
         if meta.get("sensitive") is True:  # marked to stay in this workspace (context.yml)
             skipped.append({"type": "context", "id": name, "reason": "sensitive context pack"})
             continue
         for rel, data in files.items():
             entries[f"{base}/{rel}"] = data
-        contexts.append({"name": name, "file_count": len([p for p in files if p != paths.CONTEXT_META]),
-                         "writeable": bool(meta.get("writeable", False))})
+        contexts.append(
+            {
+                "name": name,
+                "file_count": len([p for p in files if p != paths.CONTEXT_META]),
+                "writeable": bool(meta.get("writeable", False)),
+            }
+        )
     md = repo.read_blob(tip, paths.WORKSPACE_MD)
     if md is not None:
         entries[paths.WORKSPACE_MD] = md
@@ -180,7 +189,9 @@ def parse_bundle(entries: dict[str, bytes], max_file_bytes: int,
         elif name == SUMMARY:
             continue
         else:
-            bundle.skipped.append(Skipped(type="file", id=name, reason="not part of a workspace bundle"))
+            bundle.skipped.append(
+                Skipped(type="file", id=name, reason="not part of a workspace bundle")
+            )
     for wid, files in bundle.workers.items():
         try:
             bundle.manifests[wid] = validate_worker(wid, files)
@@ -219,7 +230,9 @@ async def import_bundle(ws: Workspace, actor: Actor, data: bytes, *, max_entries
             if wid in taken:
                 mine = {p: b.data for p, b in repo.files_at(tip, paths.worker_dir(wid)).items()}
                 if mine == files:
-                    skipped.append(Skipped(type="worker", id=wid, reason="an identical worker exists"))
+                    skipped.append(
+                        Skipped(type="worker", id=wid, reason="an identical worker exists")
+                    )
                     continue
                 new_id = free_worker_id(wid, taken)
                 files = renamed(files, wid, new_id)
@@ -234,7 +247,9 @@ async def import_bundle(ws: Workspace, actor: Actor, data: bytes, *, max_entries
         taken_ctx = _taken_contexts(repo, tip, ws)
         for name in sorted(bundle.contexts):
             if name in taken_ctx:
-                skipped.append(Skipped(type="context", id=name, reason="a context pack with this name exists"))
+                skipped.append(
+                    Skipped(type="context", id=name, reason="a context pack with this name exists")
+                )
                 continue
             contexts_in.append(name)
             changes.update({f"{paths.context_dir(name)}/{p}": d

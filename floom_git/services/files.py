@@ -13,11 +13,19 @@ from floom_git.schemas.api import FileIn, FileOut
 
 TEXT_TYPES = {"application/json", "application/yaml", "application/x-yaml", "application/xml",
               "application/javascript", "application/toml", "application/x-sh"}
-EXTRA_TYPES = {".md": "text/markdown", ".yml": "application/yaml", ".yaml": "application/yaml",
-               ".toml": "application/toml", ".ndjson": "application/x-ndjson", ".py": "text/x-python"}
+EXTRA_TYPES = {
+    ".md": "text/markdown",
+    ".yml": "application/yaml",
+    ".yaml": "application/yaml",
+    ".toml": "application/toml",
+    ".ndjson": "application/x-ndjson",
+    ".py": "text/x-python",
+}
 
 
-def decode_files(files: Iterable[FileIn], max_bytes: int, *, field: str = "files") -> dict[str, bytes]:
+def decode_files(
+    files: Iterable[FileIn], max_bytes: int, *, field: str = "files"
+) -> dict[str, bytes]:
     """FileIn list -> {path: bytes}; InvalidInput on bad paths, duplicates or bad base64."""
     out: dict[str, bytes] = {}
     total = 0

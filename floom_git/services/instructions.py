@@ -92,7 +92,9 @@ def _assets(repo: WorkspaceRepo, sha: str) -> list[tuple[str, str]]:
     return seen
 
 
-async def changelog(ws: Workspace, limit: int, asset_types: list[str] | None) -> list[ChangelogEntry]:
+async def changelog(
+    ws: Workspace, limit: int, asset_types: list[str] | None
+) -> list[ChangelogEntry]:
     wanted = set(asset_types or ASSET_TYPES)
     unknown = wanted - set(ASSET_TYPES)
     if unknown:

@@ -304,7 +304,9 @@ async def create(
             for meta, old_body in tip_issues(repo, tip).values():
                 if dedup(meta):
                     log = repo.read_blob(tip, comments_path(meta["id"])) or b""
-                    return Changeset({}, "", result=(to_out(meta, old_body, len(parse_comments(log))), False))
+                    return Changeset(
+                        {}, "", result=(to_out(meta, old_body, len(parse_comments(log))), False)
+                    )
         issue_id = format_id(max(taken_numbers(repo, tip, ws), default=0) + 1)
         now = now_iso()
         meta = {"id": issue_id, "status": "open", "title": title, "asset_type": asset_type,
@@ -336,7 +338,9 @@ async def update(ws: Workspace, actor: Actor, issue_id: str, body: IssueUpdate) 
     elif body.asset_type is not None or body.asset_id is not None:
         changes["asset_type"], changes["asset_id"] = clean_binding(body.asset_type, body.asset_id)
         if changes["asset_type"] is None:
-            raise InvalidInput("asset_type and asset_id must not be empty; use clear_asset to unbind")
+            raise InvalidInput(
+                "asset_type and asset_id must not be empty; use clear_asset to unbind"
+            )
 
     def build(repo: WorkspaceRepo) -> Changeset:
         tip = repo.tip()
@@ -371,8 +375,12 @@ async def comment(ws: Workspace, actor: Actor, issue_id: str, body: CommentCreat
                 "created_at": now_iso()}
         meta = {**meta, "updated_at": item["created_at"]}
         return Changeset(
-            {md_path(issue_id): render(meta, issue_body), comments_path(issue_id): log + comment_line(item)},
-            f"issues: comment on {issue_id}", result=_comment(item),
+            {
+                md_path(issue_id): render(meta, issue_body),
+                comments_path(issue_id): log + comment_line(item),
+            },
+            f"issues: comment on {issue_id}",
+            result=_comment(item),
         )
 
     result = await ws.writer.write(build, actor.signature)

@@ -151,7 +151,9 @@ async def create(ws: Workspace, actor: Actor, body: ToolCreate) -> ToolOut:
                 raise Conflict(f"An MCP tool with the {key} {getattr(tool, key)} already exists")
         return [*tools, tool], tool
 
-    return out(ws, await _write(ws, actor, change, f"mcp-tools: add {tool.name} ({tool.worker_id})"))
+    return out(
+        ws, await _write(ws, actor, change, f"mcp-tools: add {tool.name} ({tool.worker_id})")
+    )
 
 
 async def update(ws: Workspace, actor: Actor, tool_id: str, body: ToolUpdate) -> ToolOut:
@@ -161,8 +163,9 @@ async def update(ws: Workspace, actor: Actor, tool_id: str, body: ToolUpdate) ->
         current = next((t for t in tools if t.id == tool_id), None)
         if current is None:
             raise NotFound(NOT_FOUND)
-        new = msgspec.structs.replace(current, **{k: v for k, v in msgspec.structs.asdict(body).items()
-                                                  if v is not None})
+        new = msgspec.structs.replace(
+            current, **{k: v for k, v in msgspec.structs.asdict(body).items() if v is not None}
+        )
         if _exists(tools, "name", new.name, but=tool_id):
             raise Conflict(f"An MCP tool named {new.name} already exists")
         return [new if t.id == tool_id else t for t in tools], new

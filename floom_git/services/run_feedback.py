@@ -60,7 +60,9 @@ async def add(ws: Workspace, actor: Actor, run_id: str, body: FeedbackCreate) ->
     return Feedback(**item)
 
 
-def _issue_body(text: str, rating: Any, run_id: str, worker_id: str, feedback_id: str | None) -> str:
+def _issue_body(
+    text: str, rating: Any, run_id: str, worker_id: str, feedback_id: str | None
+) -> str:
     lines = [text, ""]
     if rating is not None:
         lines.append(f"- Rating: {rating}")
@@ -88,9 +90,14 @@ async def to_issue(ws: Workspace, actor: Actor, run_id: str,
     rating = row.rating if row is not None and row.rating is not None else body.rating
     first = text.splitlines()[0].strip()
     title = (body.title or "").strip() or f"Run feedback on {record.worker_id}: {first[:80]}"
-    request = IssueCreate(title=title, body=_issue_body(text, rating, run_id, record.worker_id, fid),
-                          asset_type="run", asset_id=run_id, source="run_feedback",
-                          labels=["run-feedback"])
+    request = IssueCreate(
+        title=title,
+        body=_issue_body(text, rating, run_id, record.worker_id, fid),
+        asset_type="run",
+        asset_id=run_id,
+        source="run_feedback",
+        labels=["run-feedback"],
+    )
     dedup = issues.Dedup({"feedback_id": fid, "asset_id": run_id}) if fid else None
     issue, created = await issues.create(ws, actor, request,
                                          extra={"feedback_id": fid} if fid else None, dedup=dedup)

@@ -52,7 +52,9 @@ def parse_iso(value: str, field_name: str) -> dt.datetime:
     try:
         when = dt.datetime.fromisoformat(value.strip())
     except ValueError:
-        raise InvalidInput(f"{field_name}: expected an ISO-8601 timestamp, got '{value[:40]}'") from None
+        raise InvalidInput(
+            f"{field_name}: expected an ISO-8601 timestamp, got '{value[:40]}'"
+        ) from None
     when = when if when.tzinfo else when.replace(tzinfo=dt.UTC)
     try:
         when.astimezone(dt.UTC)
@@ -95,7 +97,9 @@ def transition(record: RunRecord, status: str, **data: Any) -> None:
     record.status = status
     record.seq += 1
     payload = {"status": status, **{k: v for k, v in data.items() if v is not None}}
-    record.timeline.append(TimelineEvent(seq=record.seq, type="status", at=iso(now()), data=payload))
+    record.timeline.append(
+        TimelineEvent(seq=record.seq, type="status", at=iso(now()), data=payload)
+    )
 
 
 def _check_worker(ws: Workspace, worker_id: str) -> None:
@@ -121,8 +125,10 @@ def caller_trigger_source(value: str | None) -> str:
     if value is None:
         return "manual"
     if value not in CALLER_TRIGGERS:
-        raise InvalidInput(f"trigger_source: must be one of {', '.join(CALLER_TRIGGERS)} "
-                           "(webhook, schedule, approval and the other sources are the server's own)")
+        raise InvalidInput(
+            f"trigger_source: must be one of {', '.join(CALLER_TRIGGERS)} "
+            "(webhook, schedule, approval and the other sources are the server's own)"
+        )
     return value
 
 
@@ -140,7 +146,8 @@ def create_run(
     """Validate and queue a run; durable (spooled with fsync) when this returns.
 
     Raises NotFound (worker), Conflict (paused/archived/not committed, an agent worker that
-    needs setup, or a worker whose declared connections do not exist: the reason), InvalidInput (worker in error, missing or bad inputs).
+    needs setup, or a worker whose declared connections do not exist: the reason), InvalidInput
+    (worker in error, missing or bad inputs).
     """
     freeze.check_writable(ws)
     if approval_of is None:
@@ -250,10 +257,14 @@ def finish(ws: Workspace, record: RunRecord, outcome: Outcome, manifest: Manifes
         s.hooks.finished(ws.uid, record)
 
 
-def _await_approval(ws: Workspace, record: RunRecord, manifest: Manifest, approval: Approval) -> None:
+def _await_approval(
+    ws: Workspace, record: RunRecord, manifest: Manifest, approval: Approval
+) -> None:
     ttl = (manifest.approvals.expires_hours * 3600 if manifest.approvals.expires_hours
            else ws.settings.approval_ttl_seconds)
-    approval.expires_at = iso(parse_iso(approval.created_at, "created_at") + dt.timedelta(seconds=ttl))
+    approval.expires_at = iso(
+        parse_iso(approval.created_at, "created_at") + dt.timedelta(seconds=ttl)
+    )
     record.approval = approval
     transition(record, "pending_approval", approval_id=approval.id, label=approval.label)
 

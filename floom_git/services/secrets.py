@@ -46,7 +46,8 @@ def check_name(name: str) -> str:
 
 
 class SecretStore:
-    """Encrypted secret values per workspace, keyed by the workspace's internal id (`Workspace.uid`)."""
+    """Encrypted secret values per workspace, keyed by the workspace's internal id
+    (`Workspace.uid`)."""
 
     def __init__(self, system_dir: Path) -> None:
         self._dir = system_dir / "secrets"
@@ -104,7 +105,10 @@ class SecretStore:
             item = data.get(name)
             if item is None:
                 continue
-            plain = self._aead.decrypt(base64.b64decode(item["nonce"]),
-                                       base64.b64decode(item["ciphertext"]), f"{ws_id}/{name}".encode())
+            plain = self._aead.decrypt(
+                base64.b64decode(item["nonce"]),
+                base64.b64decode(item["ciphertext"]),
+                f"{ws_id}/{name}".encode(),
+            )
             out[name] = plain.decode()
         return out

@@ -1,5 +1,6 @@
 """Worker share links: a random `fls_` token, stored only as a SHA-256 digest in system/ with
-its workspace (internal id: a link never reaches a later workspace of the same name) and worker, gives a public read-only view of the worker's committed files and lets
+its workspace (internal id: a link never reaches a later workspace of the same name) and
+worker, gives a public read-only view of the worker's committed files and lets
 another workspace import a copy. Also the id rules for copying a worker into a workspace."""
 
 from __future__ import annotations

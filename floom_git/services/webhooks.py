@@ -93,7 +93,7 @@ class WebhookStore:
             for key in [k for k in self._hits if k[0] == ws_id]:
                 del self._hits[key]
 
-    # -- deliveries and rate ------------------------------------------------------------------------
+    # -- deliveries and rate -------------------------------------------------------------------
     def seen(self, ws_id: str, worker_id: str, delivery_id: str) -> str | None:
         """The run started by an earlier delivery with this id (within 24 h), if any."""
         item = self._load(self._path(ws_id, "deliveries")).get(f"{worker_id}/{delivery_id}")
@@ -110,7 +110,9 @@ class WebhookStore:
             data[f"{worker_id}/{delivery_id}"] = {"run_id": run_id, "at": time.time()}
             self._save(path, data)
 
-    def check_rate(self, ws_id: str, worker_id: str, client: str, limit: int, window: float) -> None:
+    def check_rate(
+        self, ws_id: str, worker_id: str, client: str, limit: int, window: float
+    ) -> None:
         """RateLimited once `limit` deliveries for (worker, client) fall within `window` seconds."""
         now = time.monotonic()
         if len(self._hits) > MAX_RATE_KEYS:  # anyone may call with made-up ids: stay bounded

@@ -63,7 +63,9 @@ def entry_or_404(ws: Workspace, worker_id: str) -> WorkerEntry:
     return entry
 
 
-def status_of(ws: Workspace, entry: WorkerEntry, connections: list[ConnectionEntry] | None = None) -> tuple[str, list[str]]:
+def status_of(
+    ws: Workspace, entry: WorkerEntry, connections: list[ConnectionEntry] | None = None
+) -> tuple[str, list[str]]:
     """(status, missing connections): a ready worker whose declared connections do not all
     exist is `missing_connection`, since it cannot do its job."""
     missing = connection_files.missing_connections(ws, entry.manifest, connections)
@@ -152,7 +154,9 @@ async def _create(ws: Workspace, actor: Actor, worker_id: str, files: dict[str, 
     def build(repo: WorkspaceRepo) -> Changeset:
         if repo.entry(repo.tip(), base) is not None or ws.workers.get(worker_id) is not None:
             raise Conflict(f"Worker {worker_id} already exists")
-        return Changeset({f"{base}/{p}": d for p, d in files.items()}, f"worker: create {worker_id}")
+        return Changeset(
+            {f"{base}/{p}": d for p, d in files.items()}, f"worker: create {worker_id}"
+        )
 
     await ws.writer.write(build, actor.signature)
 
@@ -251,7 +255,9 @@ def _triggers(raw: dict[str, Any], body: WorkerPatch) -> list[dict[str, Any]] | 
     zone = body.timezone if body.timezone is not None else body.cron_timezone
     if body.trigger_type is None and cron is None and zone is None:
         return None
-    listed = raw.get("triggers") or ([raw["trigger"]] if isinstance(raw.get("trigger"), dict) else [])
+    listed = raw.get("triggers") or (
+        [raw["trigger"]] if isinstance(raw.get("trigger"), dict) else []
+    )
     current = [dict(t) for t in listed if isinstance(t, dict)]
     at = next((i for i, t in enumerate(current) if t.get("type") in SCHEDULE_KINDS), None)
     if body.trigger_type is None:
@@ -285,9 +291,17 @@ def check_settings(manifest: Manifest) -> None:
 def patch_edits(body: WorkerPatch) -> tuple[Edit, list[str]]:
     """The worker.yml edits of PATCH /workers/{id} (a function of the committed manifest) and
     the names of the settings it touches (for the commit message)."""
-    touched = [name for name, value in (("enabled", body.enabled), ("input_values", body.input_values),
-                                        ("visibility", body.visibility), ("title", body.name),
-                                        ("description", body.description)) if value is not None]
+    touched = [
+        name
+        for name, value in (
+            ("enabled", body.enabled),
+            ("input_values", body.input_values),
+            ("visibility", body.visibility),
+            ("title", body.name),
+            ("description", body.description),
+        )
+        if value is not None
+    ]
     if any(v is not None for v in (body.trigger_type, body.cron, body.cron_expr, body.timezone,
                                    body.cron_timezone)):
         touched.append("triggers")
@@ -332,8 +346,14 @@ async def patch(ws: Workspace, actor: Actor, worker_id: str, body: WorkerPatch, 
     entry_or_404(ws, worker_id)
     edits, touched = patch_edits(body)
     if touched:
-        await edit_manifest(ws, actor, worker_id, edits,
-                            f"worker {worker_id}: update {', '.join(touched)}", check=check_settings)
+        await edit_manifest(
+            ws,
+            actor,
+            worker_id,
+            edits,
+            f"worker {worker_id}: update {', '.join(touched)}",
+            check=check_settings,
+        )
     if body.starred is not None:
         await asyncio.to_thread(stars.set, ws.uid, actor.user_id, worker_id, body.starred)
     if not body.webhook_secret_rotate:
@@ -342,7 +362,9 @@ async def patch(ws: Workspace, actor: Actor, worker_id: str, body: WorkerPatch, 
     return secret
 
 
-async def delete(ws: Workspace, actor: Actor, worker_id: str, stars: StarStore | None = None) -> Deleted:
+async def delete(
+    ws: Workspace, actor: Actor, worker_id: str, stars: StarStore | None = None
+) -> Deleted:
     """Delete the worker in one commit (refused while it is an MCP tool); its stars go too."""
     entry_or_404(ws, worker_id)
     base = paths.worker_dir(worker_id)
@@ -415,5 +437,6 @@ async def reload(ws: Workspace) -> ReloadResult:
     synced = await sync.reconcile(ws)
     errors = [e.error for e in ws.workers.all() if e.error]
     errors += [why for why in synced.invalid.values() if why not in errors]
-    return ReloadResult(status="success", workers_loaded=len(ws.workers), committed=synced.committed,
-                        errors=errors)
+    return ReloadResult(
+        status="success", workers_loaded=len(ws.workers), committed=synced.committed, errors=errors
+    )

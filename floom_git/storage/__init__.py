@@ -1,1 +1,2 @@
-"""Git and files: repositories, the serialised writer, paths, encodings and history. No HTTP here."""
+"""Git and files: repositories, the serialised writer, paths, encodings and history. No HTTP
+here."""

@@ -93,7 +93,9 @@ ADDED_COLUMNS = {
 }
 
 
-_TOKEN_COLS = "id, kind, name, user_id, workspace_id, role, created_at, expires_at, last_used_at, revoked_at"
+_TOKEN_COLS = (
+    "id, kind, name, user_id, workspace_id, role, created_at, expires_at, last_used_at, revoked_at"
+)
 _USER_COLS = "id, username, email, display_name, password_hash, is_admin, created_at"
 _MEMBER_COLS = "workspace_id, user_id, email, role, status, invited_by, created_at, updated_at"
 
@@ -137,7 +139,9 @@ class SystemStore:
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(
+                self.path, timeout=30, isolation_level=None, check_same_thread=False
+            )
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA busy_timeout=30000")
@@ -182,7 +186,9 @@ class SystemStore:
 
     def set_password_hash(self, user_id: str, password_hash: str) -> None:
         with self.transaction() as conn:
-            conn.execute("UPDATE users SET password_hash = ? WHERE id = ?", (password_hash, user_id))
+            conn.execute(
+                "UPDATE users SET password_hash = ? WHERE id = ?", (password_hash, user_id)
+            )
 
     def user(self, user_id: str) -> UserRow | None:
         return _user(self._one(f"SELECT {_USER_COLS} FROM users WHERE id = ?", (user_id,)))
@@ -193,16 +199,31 @@ class SystemStore:
                                (login, login)))
 
     def users(self) -> list[UserRow]:
-        return [u for u in map(_user, self._all(f"SELECT {_USER_COLS} FROM users ORDER BY username"))
-                if u is not None]
+        return [
+            u
+            for u in map(_user, self._all(f"SELECT {_USER_COLS} FROM users ORDER BY username"))
+            if u is not None
+        ]
 
     # -- tokens ---------------------------------------------------------------------------
     def add_token(self, token: TokenRow, digest: bytes) -> None:
         with self.transaction() as conn:
-            conn.execute(f"INSERT INTO tokens (digest, {_TOKEN_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                         (digest, token.id, token.kind, token.name, token.user_id, token.workspace_id,
-                          token.role, token.created_at, token.expires_at, token.last_used_at,
-                          token.revoked_at))
+            conn.execute(
+                f"INSERT INTO tokens (digest, {_TOKEN_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    digest,
+                    token.id,
+                    token.kind,
+                    token.name,
+                    token.user_id,
+                    token.workspace_id,
+                    token.role,
+                    token.created_at,
+                    token.expires_at,
+                    token.last_used_at,
+                    token.revoked_at,
+                ),
+            )
 
     def token_by_digest(self, digest: bytes) -> TokenRow | None:
         row = self._one(f"SELECT {_TOKEN_COLS} FROM tokens WHERE digest = ?", (digest,))
@@ -231,8 +252,10 @@ class SystemStore:
 
     def revoke_token(self, token_id: str, at: float) -> bool:
         with self.transaction() as conn:
-            cur = conn.execute("UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-                               (at, token_id))
+            cur = conn.execute(
+                "UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                (at, token_id),
+            )
             return cur.rowcount == 1
 
     def touch_tokens(self, used: dict[str, float]) -> None:
@@ -247,13 +270,18 @@ class SystemStore:
                     limit_at: float | None = None) -> None:
         with self.transaction() as conn:
             conn.execute("DELETE FROM sessions WHERE expires_at < ?", (created_at,))
-            conn.execute("INSERT INTO sessions (digest, user_id, created_at, expires_at, role_cap, "
-                         "workspace_id, limit_at) VALUES (?,?,?,?,?,?,?)",
-                         (digest, user_id, created_at, expires_at, role_cap, workspace_id, limit_at))
+            conn.execute(
+                "INSERT INTO sessions (digest, user_id, created_at, expires_at, role_cap, "
+                "workspace_id, limit_at) VALUES (?,?,?,?,?,?,?)",
+                (digest, user_id, created_at, expires_at, role_cap, workspace_id, limit_at),
+            )
 
     def session(self, digest: bytes) -> SessionRow | None:
-        row = self._one("SELECT user_id, expires_at, role_cap, workspace_id, limit_at FROM sessions "
-                        "WHERE digest = ?", (digest,))
+        row = self._one(
+            "SELECT user_id, expires_at, role_cap, workspace_id, limit_at FROM sessions "
+            "WHERE digest = ?",
+            (digest,),
+        )
         return None if row is None else SessionRow(*row)
 
     def delete_session(self, digest: bytes) -> bool:
@@ -264,7 +292,9 @@ class SystemStore:
     def add_magic_link(self, digest: bytes, user_id: str, expires_at: float, now: float) -> None:
         with self.transaction() as conn:
             conn.execute("DELETE FROM magic_links WHERE expires_at < ?", (now,))
-            conn.execute("INSERT INTO magic_links VALUES (?,?,?,NULL)", (digest, user_id, expires_at))
+            conn.execute(
+                "INSERT INTO magic_links VALUES (?,?,?,NULL)", (digest, user_id, expires_at)
+            )
 
     def use_magic_link(self, digest: bytes, now: float) -> str | None:
         """Mark the nonce used once; the user id, or None when unknown, used or expired."""
@@ -306,9 +336,11 @@ class SystemStore:
                 return "expired"
             if row[0] != "pending":
                 return str(row[0])
-            conn.execute("UPDATE devices SET status = ?, user_id = ?, role_cap = ?, workspace_id = ?, "
-                         "limit_at = ? WHERE user_code_digest = ?",
-                         (status, user_id, role_cap, workspace_id, limit_at, user_code_digest))
+            conn.execute(
+                "UPDATE devices SET status = ?, user_id = ?, role_cap = ?, workspace_id = ?, "
+                "limit_at = ? WHERE user_code_digest = ?",
+                (status, user_id, role_cap, workspace_id, limit_at, user_code_digest),
+            )
             return "ok"
 
     def exchange_device(self, digest: bytes, token: TokenRow | None, token_digest: bytes) -> None:
@@ -318,15 +350,29 @@ class SystemStore:
                                "AND status = 'approved'", (digest,))
             if cur.rowcount != 1 or token is None:
                 raise LookupError("device code is no longer approved")
-            conn.execute(f"INSERT INTO tokens (digest, {_TOKEN_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                         (token_digest, token.id, token.kind, token.name, token.user_id,
-                          token.workspace_id, token.role, token.created_at, token.expires_at,
-                          None, None))
+            conn.execute(
+                f"INSERT INTO tokens (digest, {_TOKEN_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    token_digest,
+                    token.id,
+                    token.kind,
+                    token.name,
+                    token.user_id,
+                    token.workspace_id,
+                    token.role,
+                    token.created_at,
+                    token.expires_at,
+                    None,
+                    None,
+                ),
+            )
 
     # -- memberships ----------------------------------------------------------------------
     def member(self, workspace_id: str, user_id: str) -> MemberRow | None:
-        row = self._one(f"SELECT {_MEMBER_COLS} FROM members WHERE workspace_id = ? AND user_id = ?",
-                        (workspace_id, user_id))
+        row = self._one(
+            f"SELECT {_MEMBER_COLS} FROM members WHERE workspace_id = ? AND user_id = ?",
+            (workspace_id, user_id),
+        )
         return None if row is None else MemberRow(*row)
 
     def role_of(self, workspace_id: str, user_id: str) -> str | None:
@@ -370,8 +416,11 @@ class SystemStore:
             if row is None:
                 return "unknown"
             if row[1] == "owner" and row[2] == "active" and role != "owner":
-                owners = conn.execute("SELECT COUNT(*) FROM members WHERE workspace_id = ? AND "
-                                      "role = 'owner' AND status = 'active'", (workspace_id,)).fetchone()[0]
+                owners = conn.execute(
+                    "SELECT COUNT(*) FROM members WHERE workspace_id = ? AND "
+                    "role = 'owner' AND status = 'active'",
+                    (workspace_id,),
+                ).fetchone()[0]
                 if owners <= 1:
                     return "last_owner"
             if role is None:
@@ -387,13 +436,17 @@ class SystemStore:
             rows = conn.execute("SELECT rowid, workspace_id FROM members WHERE user_id IS NULL "
                                 "AND email = ?", (email,)).fetchall()
             for rowid, ws_id in rows:
-                exists = conn.execute("SELECT 1 FROM members WHERE workspace_id = ? AND user_id = ?",
-                                      (ws_id, user_id)).fetchone()
+                exists = conn.execute(
+                    "SELECT 1 FROM members WHERE workspace_id = ? AND user_id = ?", (ws_id, user_id)
+                ).fetchone()
                 if exists:
                     conn.execute("DELETE FROM members WHERE rowid = ?", (rowid,))
                 else:
-                    conn.execute("UPDATE members SET user_id = ?, status = 'active', updated_at = ? "
-                                 "WHERE rowid = ?", (user_id, now, rowid))
+                    conn.execute(
+                        "UPDATE members SET user_id = ?, status = 'active', updated_at = ? "
+                        "WHERE rowid = ?",
+                        (user_id, now, rowid),
+                    )
             return len(rows)
 
     def drop_workspace(self, workspace_id: str) -> list[str]:

@@ -149,8 +149,10 @@ resume = _action(api.resume, "Resumed {id}.")
 
 async def rollback(request: web.Request) -> web.StreamResponse:
     w = await call(request, api.rollback)
-    raise redirect(f"/ui/workers/{w['id']}/versions",
-                   f"Restored {w['id']} as of {request.match_info['sha'][:7]} (a new version {w['sha']}).")
+    raise redirect(
+        f"/ui/workers/{w['id']}/versions",
+        f"Restored {w['id']} as of {request.match_info['sha'][:7]} (a new version {w['sha']}).",
+    )
 
 
 async def new_webhook(request: web.Request) -> web.Response:

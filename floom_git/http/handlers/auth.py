@@ -79,8 +79,15 @@ async def _with_session(request: web.Request, user: UserRow, grant: Grant = UNLI
     body = SessionOut(user=user_out(user), expires_at=iso(expires_at) or "", workspace=workspace,
                       role=role)
     response = wire.json(body)
-    response.set_cookie(SESSION_COOKIE, value, max_age=max(1, int(expires_at - ident.sessions.now())),
-                        path="/", httponly=True, samesite="Lax", secure=request.secure)
+    response.set_cookie(
+        SESSION_COOKIE,
+        value,
+        max_age=max(1, int(expires_at - ident.sessions.now())),
+        path="/",
+        httponly=True,
+        samesite="Lax",
+        secure=request.secure,
+    )
     return response
 
 

@@ -60,15 +60,22 @@ async def put_file(request: web.Request) -> web.Response:
     else:
         data = raw
     result = await contexts.put_file(
-        workspace(request), actor(request), request.match_info["name"], wire.path_param(request, "path"),
-        data, cfg.max_file_bytes,
+        workspace(request),
+        actor(request),
+        request.match_info["name"],
+        wire.path_param(request, "path"),
+        data,
+        cfg.max_file_bytes,
     )
     return wire.json(result)
 
 
 async def delete_file(request: web.Request) -> web.Response:
     result = await contexts.delete_file(
-        workspace(request), actor(request), request.match_info["name"], wire.path_param(request, "path")
+        workspace(request),
+        actor(request),
+        request.match_info["name"],
+        wire.path_param(request, "path"),
     )
     return wire.json(result)
 

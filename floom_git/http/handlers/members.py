@@ -32,8 +32,14 @@ async def list_members(request: web.Request) -> web.Response:
     ws = workspace(request)
     rows = identity(request).members.list(ws.uid)
     who = actor(request)
-    return wire.json(MemberList(workspace_id=ws.id, members=[member_out(ws.id, m, u) for m, u in rows],
-                                my_user_id=who.user_id, my_role=who.role))
+    return wire.json(
+        MemberList(
+            workspace_id=ws.id,
+            members=[member_out(ws.id, m, u) for m, u in rows],
+            my_user_id=who.user_id,
+            my_role=who.role,
+        )
+    )
 
 
 async def invite(request: web.Request) -> web.Response:

@@ -30,7 +30,9 @@ async def create_link(request: web.Request) -> web.Response:
 
 
 async def revoke_links(request: web.Request) -> web.Response:
-    count = await sharing.revoke_links(_store(request), workspace(request), request.match_info["id"])
+    count = await sharing.revoke_links(
+        _store(request), workspace(request), request.match_info["id"]
+    )
     return wire.json(ShareRevoked(revoked=count > 0, count=count))
 
 
@@ -49,6 +51,7 @@ async def public_by_token(request: web.Request) -> web.Response:
 
 async def import_from_share(request: web.Request) -> web.Response:
     body = await wire.decode(request, ImportFromShare, 4096)
-    result = await sharing.import_from_share(request.app[MANAGER], _store(request), workspace(request),
-                                             actor(request), body.token)
+    result = await sharing.import_from_share(
+        request.app[MANAGER], _store(request), workspace(request), actor(request), body.token
+    )
     return wire.json(result, 201)

@@ -31,7 +31,9 @@ async def put_instructions(request: web.Request) -> web.Response:
             content = raw.decode("utf-8")
         except UnicodeDecodeError:
             raise InvalidInput("body: workspace instructions must be UTF-8 text") from None
-    return wire.json(await instructions.write(workspace(request), actor(request), content, cfg.max_file_bytes))
+    return wire.json(
+        await instructions.write(workspace(request), actor(request), content, cfg.max_file_bytes)
+    )
 
 
 async def list_versions(request: web.Request) -> web.Response:
@@ -46,7 +48,9 @@ async def get_version(request: web.Request) -> web.Response:
 
 
 async def rollback(request: web.Request) -> web.Response:
-    return wire.json(await instructions.rollback(workspace(request), actor(request), request.match_info["sha"]))
+    return wire.json(
+        await instructions.rollback(workspace(request), actor(request), request.match_info["sha"])
+    )
 
 
 async def changelog(request: web.Request) -> web.Response:

@@ -105,7 +105,11 @@ nonce table; r, w and x are the role cap, workspace and expiry the link's sessio
         now = self.now()
         expires = int(now + self.ttl)
         fields: dict[str, object] = {"u": user_id, "n": nonce, "e": expires}
-        for key, value in (("r", grant.role_cap), ("w", grant.workspace_id), ("x", grant.expires_at)):
+        for key, value in (
+            ("r", grant.role_cap),
+            ("w", grant.workspace_id),
+            ("x", grant.expires_at),
+        ):
             if value is not None:
                 fields[key] = value
         payload = _b64(json.dumps(fields, separators=(",", ":")).encode())
@@ -162,8 +166,13 @@ class Devices:
         device_code = secrets.token_urlsafe(32)
         code = "".join(secrets.choice(USER_CODE_ALPHABET) for _ in range(8))
         now = self.now()
-        self.store.add_device(self.device_digest(device_code), self._keyed.digest("user-code", code),
-                              client_name, now, now + self.ttl)
+        self.store.add_device(
+            self.device_digest(device_code),
+            self._keyed.digest("user-code", code),
+            client_name,
+            now,
+            now + self.ttl,
+        )
         return device_code, f"{code[:4]}-{code[4:]}"
 
     def decide(self, user_code: str, user_id: str, approve: bool, grant: Grant = UNLIMITED) -> None:

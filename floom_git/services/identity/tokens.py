@@ -104,8 +104,10 @@ class Tokens:
 
     def list(self, *, user_id: str | None = None, workspace_id: str | None = None,
              kinds: tuple[str, ...] = ()) -> list[TokenRow]:
-        return [self._with_usage(r) for r in self.store.tokens(user_id=user_id,
-                                                                 workspace_id=workspace_id, kinds=kinds)]
+        return [
+            self._with_usage(r)
+            for r in self.store.tokens(user_id=user_id, workspace_id=workspace_id, kinds=kinds)
+        ]
 
     def revoke(self, token_id: str) -> TokenRow:
         row = self.get(token_id)

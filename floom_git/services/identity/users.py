@@ -60,7 +60,9 @@ class Users:
         try:
             self.store.add_user(row)
         except sqlite3.IntegrityError:
-            raise Conflict(f"username: a user named {username} or with that email already exists") from None
+            raise Conflict(
+                f"username: a user named {username} or with that email already exists"
+            ) from None
         if email:
             self.store.claim_invites(row.id, email, row.created_at)
         return row
@@ -106,4 +108,6 @@ class Users:
 
     def set_password(self, user_id: str, password: str) -> None:
         user = self.get(user_id)
-        self.store.set_password_hash(user.id, self.passwords.hash(check_password(user.username, password)))
+        self.store.set_password_hash(
+            user.id, self.passwords.hash(check_password(user.username, password))
+        )
