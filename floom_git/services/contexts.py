@@ -33,7 +33,7 @@ from floom_git.services import assets
 from floom_git.services.actor import Actor
 from floom_git.services.files import content_type, decode_content, file_out, is_text
 from floom_git.services.workspaces import Workspace
-from floom_git.storage import worktree
+from floom_git.storage import repo_info, worktree
 from floom_git.storage.repo import Changeset, WorkspaceRepo
 
 NOT_FOUND = "Context not found"
@@ -67,7 +67,7 @@ def _files(ws: Workspace, folder: Path) -> list[str]:
             full = Path(dirpath) / fname
             if full.is_symlink() or fname.startswith(".floom-"):
                 continue
-            if ws.repo.repo.path_is_ignored(full.relative_to(ws.path).as_posix()):
+            if repo_info.is_ignored(ws.repo, full.relative_to(ws.path).as_posix()):
                 continue
             out.append(full.relative_to(folder).as_posix())
     return sorted(out)
@@ -210,7 +210,7 @@ async def read_file(ws: Workspace, name: str, path: str) -> tuple[bytes, str]:
 def _read_file(ws: Workspace, name: str, path: str) -> tuple[bytes, str]:
     full, rel = _file_path(ws, name, path)
     data = None if full.is_dir() else worktree.settled(Path.read_bytes, full)
-    if data is None or ws.repo.repo.path_is_ignored(full.relative_to(ws.path).as_posix()):
+    if data is None or repo_info.is_ignored(ws.repo, full.relative_to(ws.path).as_posix()):
         raise NotFound(f"File not found: {rel}")
     return data, content_type(rel)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import io
 import zipfile
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from floom_git.services.archive import read_zip
 from floom_git.services.registry import validate_worker
 from floom_git.services.sharing import free_worker_id, renamed, taken_worker_ids
 from floom_git.services.workspaces import Workspace
+from floom_git.storage import repo_info
 from floom_git.storage.git_types import Commit, Tree, entry_names
 from floom_git.storage.repo import Changeset, WorkspaceRepo
 
@@ -216,7 +218,7 @@ async def import_bundle(ws: Workspace, actor: Actor, data: bytes, *, max_entries
     """
     entries = await asyncio.to_thread(read_zip, data, max_entries=max_entries, max_total=max_total)
     bundle = await asyncio.to_thread(parse_bundle, entries, max_file_bytes,
-                                     ws.repo.repo.path_is_ignored)
+                                     functools.partial(repo_info.is_ignored, ws.repo))
 
     def build(repo: WorkspaceRepo) -> Changeset:
         tip = repo.tip()

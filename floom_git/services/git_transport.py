@@ -12,7 +12,6 @@ tree, index, workers, events) before the push's answer is sent."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import re
@@ -40,7 +39,7 @@ from floom_git.services.push_problems import (
     refused,
 )
 from floom_git.services.workspaces import Workspace
-from floom_git.storage import git_process
+from floom_git.storage import git_process, repo_info
 from floom_git.storage.atomic import atomic_write
 from floom_git.storage.git_process import Sink, git_env, pkt_line
 from floom_git.storage.repo import MAIN
@@ -252,7 +251,7 @@ class GitTransport:
                     policy = PushPolicy.for_worktree(self.settings.max_file_bytes, dirty)
                     try:
                         problems = await asyncio.to_thread(
-                            validate_quarantined, ws.repo.repo.path, request.quarantine,
+                            validate_quarantined, repo_info.git_dir(ws.repo), request.quarantine,
                             request.updates, policy)
                     except Exception as exc:  # fail closed, and say why
                         log.exception("push to %s could not be checked", ws.id)
@@ -300,20 +299,10 @@ async def _outcome(push: _Push) -> Moved:
         return Moved("push")
 
 
-def _snapshot(ws: Workspace) -> dict[str, str]:
-    repo = ws.repo.repo
-    out = {}
-    for name in repo.references:
-        if name.startswith(("refs/heads/", "refs/tags/")):
-            with contextlib.suppress(KeyError, ValueError):
-                out[name] = str(repo.references[name].resolve().target)
-    return out
-
-
 def _begin_push(ws: Workspace) -> tuple[dict[str, str], list[str]]:
     """Under the writer lock, before receive-pack starts: refs, unsynced edits, and a journal
     so a crash between the ref move and the working-tree update is repaired at start-up."""
-    before = _snapshot(ws)
+    before = repo_info.heads_and_tags(ws.repo)
     dirty = unsynced_edits(ws.repo)
     ws.repo.begin_ref_move(before.get(MAIN))
     return before, dirty
@@ -324,7 +313,7 @@ def _finish_push(
 ) -> tuple[dict[str, tuple[str | None, str | None]], list[str]]:
     """After receive-pack exits (whatever happened): which refs moved, and the files of main it
     changed, with the working tree and index brought up to date with main."""
-    after = _snapshot(ws)
+    after = repo_info.heads_and_tags(ws.repo)
     refs = {ref: (before.get(ref), after.get(ref)) for ref in sorted(set(before) | set(after))
             if before.get(ref) != after.get(ref)}
     try:

@@ -22,8 +22,9 @@ from floom_git.services.moves import Moved
 from floom_git.services.registry import SKIP_DIRS, validate_worker, worker_files
 from floom_git.services.workspaces import Workspace
 from floom_git.storage import worktree
-from floom_git.storage.main_tree import MainTree, is_ignored
+from floom_git.storage.main_tree import MainTree
 from floom_git.storage.repo import Changeset, WorkspaceRepo, signature
+from floom_git.storage.repo_info import is_ignored
 
 log = logging.getLogger("floom_git.sync")
 

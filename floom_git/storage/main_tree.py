@@ -1,6 +1,6 @@
 """main's tree as the on-disk sync compares the working tree with it: path lookups with each
 folder resolved once, whether bytes on disk are the blob main holds (git's own hashing), the
-files HEAD has apart from main, and gitignore."""
+files HEAD has apart from main."""
 
 from __future__ import annotations
 
@@ -72,11 +72,6 @@ class MainTree:
     def _get(self, rel: str) -> pygit2.Object | None:
         parent, _, name = rel.rpartition("/")
         return _entry(self._folder(parent), name)
-
-
-def is_ignored(repo: WorkspaceRepo, rel: str) -> bool:
-    """The working tree's .gitignore rules ignore `rel`."""
-    return bool(repo.repo.path_is_ignored(rel))
 
 
 def _entry(tree: pygit2.Tree | None, name: str) -> pygit2.Object | None:

@@ -1,0 +1,29 @@
+"""What services read of a workspace repository besides its commits: where its git folder is,
+what its branches and tags point at, and what its .gitignore rules leave out."""
+
+from __future__ import annotations
+
+import contextlib
+
+from floom_git.storage.repo import WorkspaceRepo
+
+
+def git_dir(repo: WorkspaceRepo) -> str:
+    """The repository's `.git/` folder (with its trailing slash, as git reports it)."""
+    return str(repo.repo.path)
+
+
+def heads_and_tags(repo: WorkspaceRepo) -> dict[str, str]:
+    """{ref name: commit sha} of every branch and tag."""
+    refs = repo.repo.references
+    out = {}
+    for name in refs:
+        if name.startswith(("refs/heads/", "refs/tags/")):
+            with contextlib.suppress(KeyError, ValueError):
+                out[name] = str(refs[name].resolve().target)
+    return out
+
+
+def is_ignored(repo: WorkspaceRepo, rel: str) -> bool:
+    """The working tree's .gitignore rules ignore `rel`."""
+    return bool(repo.repo.path_is_ignored(rel))
