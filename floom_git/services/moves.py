@@ -11,8 +11,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from floom_git.services.events import EventBus
 from floom_git.services import registry
+from floom_git.services.events import EventBus
 from floom_git.services.registry import WorkerRegistry
 from floom_git.storage.repo import MAIN
 
