@@ -249,7 +249,7 @@ class _Disk:
 
     def kind(self, rel: str) -> str:
         """file, dir, symlink, other or missing (also when a folder above is not a folder)."""
-        if rel in self._gone or any(p in self._gone for p in _parents(rel)):
+        if self._gone and (rel in self._gone or any(p in self._gone for p in _parents(rel))):
             return "missing"
         return lstat_kind(self.full(rel))
 
