@@ -177,8 +177,10 @@ def _update_index(repo: pygit2.Repository, disk: _Disk, wanted: list[str], after
         entry = after[path]
         if entry is None:
             continue
-        if disk.kind(path) == "file" and disk.mode_is(path, entry.executable):
-            index.add(path)  # hashes and stats the file: kept only if it holds `entry`
+        if disk.matches(path, entry) and disk.mode_is(path, entry.executable):
+            # Hashed first: add() would store whatever the file holds (a person's edit, of any
+            # size) as a blob. It stats the file; re-checked below in case it changed meanwhile.
+            index.add(path)
             if index[path].id == entry.oid:
                 continue
         index.add(pygit2.IndexEntry(path, entry.oid, FileMode(entry.mode)))
