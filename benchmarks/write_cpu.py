@@ -21,7 +21,8 @@ from benchmarks.server import start_floom
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="benchmarks.write_cpu", description=__doc__)
     parser.add_argument("--writes", type=int, default=400)
-    parser.add_argument("--profile", type=Path, help="py-spy collapsed stacks of the 8-client writes")
+    parser.add_argument("--profile", type=Path,
+                        help="py-spy collapsed stacks of the 8-client writes")
     parser.add_argument("--no-writer", action="store_true", help="skip the writer-alone measure")
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="floom-write-cpu-"))
