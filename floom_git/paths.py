@@ -6,6 +6,7 @@ Raises InvalidInput naming the offending path; never touches the filesystem.
 
 from __future__ import annotations
 
+import functools
 import re
 
 from floom_git.errors import InvalidInput
@@ -173,6 +174,9 @@ def git_refuses(segment: str, *, symlink: bool = False) -> bool:
     return False
 
 
+# A pure function of its arguments, asked about the same few paths on every commit (the
+# changeset, the working-tree sync, its dry run): measured at a tenth of a commit's CPU uncached.
+@functools.lru_cache(maxsize=4096)
 def path_refusal(path: str, *, symlink: bool = False) -> str | None:
     """Why `path` may not enter a repository, phrased to follow the path, or None if it may.
 

@@ -67,10 +67,12 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         logs.REQUEST_ID.reset(token)
     if not response.prepared:
         response.headers.setdefault("X-Request-ID", request_id)
-    path = redact_path(request.path)
-    access.info("%s %s %s", request.method, path, response.status, extra={
-        "method": request.method, "path": path, "status": response.status,
-        "duration_ms": round((time.perf_counter() - started) * 1000, 2), "request_id": request_id})
+    if access.isEnabledFor(logging.INFO):  # on at debug level only; else nothing is built
+        path = redact_path(request.path)
+        access.info("%s %s %s", request.method, path, response.status, extra={
+            "method": request.method, "path": path, "status": response.status,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+            "request_id": request_id})
     return response
 
 

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from floom_git.services import registry
 from floom_git.services.events import EventBus
 from floom_git.services.registry import WorkerRegistry
 from floom_git.storage.repo import MAIN
@@ -92,7 +93,9 @@ class Moves:
 
     async def landed(self, moves: list[Moved]) -> list[Moved]:
         """Publish `moves` in order: one thread hop reloads the workers of all of them."""
-        reloads = [m for m in moves if m.ref == MAIN and m.files and m.source != "sync"]
+        # Most writes touch no worker (contexts, issues, records): they skip the thread hop.
+        reloads = [m for m in moves
+                   if m.ref == MAIN and m.source != "sync" and registry.owners(m.files)]
         touched: dict[int, frozenset[str]] = {}
         if reloads:
             def reload() -> None:

@@ -104,7 +104,7 @@ class WorkerRegistry:
         self._tickets = itertools.count()
         self._applied: dict[str, int] = {}  # worker id -> ticket of the reload applied last
         self._applied_all = -1
-        self.reloads = 0  # reload calls made (the move pipeline promises one per move)
+        self.reloads = 0  # reload calls made (the move pipeline: one per move that owns a worker)
 
     def reload_all(self) -> int:
         self.reloads += 1

@@ -93,6 +93,7 @@ class WorkspaceRepo:
         cfg["gc.writeCommitGraph"] = True
         cfg["uploadpack.allowFilter"] = True
         ws.commit(Changeset(dict(files), message), author, check_worktree=False)
+        worktree.compact_index(ws.path)
         return ws
 
     # -- reads ----------------------------------------------------------------------------
@@ -368,6 +369,7 @@ class WorkspaceRepo:
         if not self._leftovers_cleared:
             self._leftovers_cleared = True
             leftovers.clear(Path(self.repo.path), TEMP_PREFIX)
+            worktree.compact_index(self.path)
         journal = Path(self.repo.path) / JOURNAL
         if not journal.exists():
             return []

@@ -5,10 +5,14 @@ the API's clean check passed, i.e. at the moment of writing)."""
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
+import pygit2
 import pytest
 
+from floom_git.storage import worktree
 from floom_git.storage.repo import JOURNAL, Changeset, WorkspaceRepo, signature
 from tests.conftest import git
 
@@ -136,3 +140,46 @@ def test_settled_reads_a_file_or_reports_it_gone(tmp_path):
     there.write_bytes(b"x\n")
     assert settled(Path.read_bytes, there) == b"x\n"
     assert settled(Path.read_bytes, tmp_path / "gone.md") is None  # looked for twice
+
+
+def _index_version(repo: WorkspaceRepo) -> int:
+    return int.from_bytes((repo.path / ".git" / "index").read_bytes()[4:8], "big")
+
+
+def test_index_is_kept_at_version_4_which_git_reads_and_keeps(repo):
+    assert _index_version(repo) == worktree.INDEX_VERSION == 4
+    repo.commit(Changeset({"dir/new.txt": b"n\n", "a.txt": b"a2\n"}, "api"), SIG)
+    assert status(repo) == "" and _index_version(repo) == 4
+    assert "dir/new.txt" in git(repo.path, "ls-files").split()
+    (repo.path / "a.txt").write_text("person\n")
+    assert status(repo) == " M a.txt\n" and _index_version(repo) == 4
+
+
+def test_an_older_index_is_converted_when_the_server_opens_the_repository(repo):
+    git(repo.path, "update-index", "--index-version", "2")
+    assert _index_version(repo) == 2
+    reopened = WorkspaceRepo(repo.path)
+    reopened.recover()  # the first one, at start-up
+    assert _index_version(reopened) == 4 and status(reopened) == ""
+
+
+def test_new_file_written_in_the_git_dir_or_beside_its_target_on_another_file_system(repo):
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or os.stat(shm).st_dev == os.stat(repo.path).st_dev:
+        pytest.skip("needs /dev/shm on another file system")
+    scratch = Path(tempfile.mkdtemp(dir=shm))
+    try:
+        for where in (Path(repo.repo.path), scratch):  # same file system; another one
+            disk = worktree._Disk(repo.path, where)
+            name = f"dir/from-{where.name}.txt"
+            assert disk.replace_if(name, None, b"new\n", False)
+            assert (repo.path / name).read_bytes() == b"new\n"
+            old = worktree.Entry(pygit2.hash(b"new\n"), 0o100644)
+            assert disk.replace_if(name, old, b"newer\n", True)
+            assert (repo.path / name).read_bytes() == b"newer\n"
+            assert os.stat(repo.path / name).st_mode & 0o100
+            assert not [p for p in (*scratch.iterdir(), *Path(repo.repo.path).iterdir(),
+                                    *(repo.path / "dir").iterdir())
+                        if p.name.startswith(worktree.TEMP_PREFIX)]
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
