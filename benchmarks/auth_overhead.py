@@ -1,7 +1,8 @@
 """What authenticating a request with an API token costs: the real server as a subprocess, one
 client alternating an unauthenticated request (GET /healthz) and the same kind of trivial request
 behind a token (GET /api/system/info), plus the in-process cost of resolving and authorizing a
-token, set against the latency of the unauthenticated request. `python -m benchmarks.auth_overhead [--quick]`; aim: under 5 % overhead."""
+token, set against the latency of the unauthenticated request.
+`python -m benchmarks.auth_overhead [--quick]`; aim: under 5 % overhead."""
 
 from __future__ import annotations
 
@@ -67,7 +68,10 @@ async def over_http(base: str, token: str, n: int) -> dict[str, float]:
     cases = {
         "GET /healthz, no credential": (f"{base}/healthz", {}),
         "GET /api/system/info, token": (f"{base}/api/system/info", {"x-floom-token": token}),
-        "GET /api/system/info, shared secret": (f"{base}/api/system/info", {"x-floom-secret": SECRET}),
+        "GET /api/system/info, shared secret": (
+            f"{base}/api/system/info",
+            {"x-floom-secret": SECRET},
+        ),
     }
     samples: dict[str, list[float]] = {k: [] for k in cases}
     async with aiohttp.ClientSession() as session:
@@ -111,7 +115,9 @@ def run(quick: bool) -> list[tuple[str, str]]:
     plain = rates["GET /healthz, no credential"]
     rows = [(f"{name}, median", f"{lat * 1e6:.0f} µs") for name, lat in rates.items()]
     tok = rates["GET /api/system/info, token"]
-    rows.append(("token vs no credential over HTTP (upper bound)", f"{(tok / plain - 1) * 100:+.1f} %"))
+    rows.append(
+        ("token vs no credential over HTTP (upper bound)", f"{(tok / plain - 1) * 100:+.1f} %")
+    )
     share = micro / (plain * 1e6) * 100
     rows.append(("token resolve + authorize, in process",
                  f"{micro:.1f} µs = {share:.1f} % of an unauthenticated request"))

@@ -110,7 +110,8 @@ def print_table(rows: list[Row]) -> None:
     cols = ["measure", "floom", "baseline", "comparison", "note"]
     widths = [max(len(getattr(r, c)) for r in [head, *rows]) for c in cols]
     for i, row in enumerate([head, *rows]):
-        print("| " + " | ".join(getattr(row, c).ljust(w) for c, w in zip(cols, widths)) + " |")
+        cells = (getattr(row, c).ljust(w) for c, w in zip(cols, widths, strict=True))
+        print("| " + " | ".join(cells) + " |")
         if i == 0:
             print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
 
@@ -349,7 +350,8 @@ def bench_runs(sizes: Sizes, floom: Server, data: Path, rows: list[Row]) -> None
             f"runs/s, {sizes.run_clients} clients ({sizes.run_burst} runs, {os.cpu_count()} CPUs)",
             f"{r['rate']:.1f}/s",
             comparison=f"{r['committed']:.0f}/{sizes.run_burst} on floom/runs",
-            note=f"completed {r['completed']:.0f}; all committed (checked) {ms(r['commit_lag'])} after the "
+            note=f"completed {r['completed']:.0f}; all committed (checked) "
+            f"{ms(r['commit_lag'])} after the "
             f"last ended, in {r['commits']:.0f} commits",
         )
     )

@@ -67,17 +67,27 @@ class Report:
         starts = sorted(self.start_seconds) or [0.0]
         return [
             f"seed: {self.seed}",
-            (f"cycles (SIGKILL + restart): {self.cycles}, restarts killed during start-up: "
-            f"{self.startup_kills}"),
-            f"writes acknowledged: {self.writes_acknowledged}, found in history: {self.writes_found}",
-            (f"pushes accepted: {self.pushes_accepted}, found in history: {self.pushes_found} "
-             f"(non-fast-forward retries: {self.pushes_rejected})"),
-            (f"disk edits saved: {self.edits_saved}, found in history: {self.edits_found} "
-             f"(writes and pushes refused over an unsynced edit: {self.refused_over_edits})"),
+            (
+                f"cycles (SIGKILL + restart): {self.cycles}, restarts killed during start-up: "
+                f"{self.startup_kills}"
+            ),
+            f"writes acknowledged: {self.writes_acknowledged}, "
+            f"found in history: {self.writes_found}",
+            (
+                f"pushes accepted: {self.pushes_accepted}, found in history: {self.pushes_found} "
+                f"(non-fast-forward retries: {self.pushes_rejected})"
+            ),
+            (
+                f"disk edits saved: {self.edits_saved}, found in history: {self.edits_found} "
+                f"(writes and pushes refused over an unsynced edit: {self.refused_over_edits})"
+            ),
             f"runs acknowledged: {self.runs_acknowledged}; final status: "
             + ", ".join(f"{k} {v}" for k, v in sorted(self.runs_by_status.items())),
-            "recovery: " + (", ".join(f"{k} {v}" for k, v in sorted(self.recovered.items()))
-                            or "nothing was in flight"),
+            "recovery: "
+            + (
+                ", ".join(f"{k} {v}" for k, v in sorted(self.recovered.items()))
+                or "nothing was in flight"
+            ),
             f"requests or pushes cut off by a kill: {self.cut_by_kill}",
             "attempted: " + ", ".join(f"{k} {v}" for k, v in sorted(self.attempts.items())),
             f"restart to healthy: median {starts[len(starts) // 2]:.2f} s, max {starts[-1]:.2f} s",
@@ -227,8 +237,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="least seconds of load before a kill")
     parser.add_argument("--burst-max", type=float, default=Options.burst_max,
                         help="most seconds of load before a kill")
-    parser.add_argument("--writers", type=int, default=Options.writers, help="concurrent API writers")
-    parser.add_argument("--pushers", type=int, default=Options.pushers, help="concurrent git pushers")
+    parser.add_argument(
+        "--writers", type=int, default=Options.writers, help="concurrent API writers"
+    )
+    parser.add_argument(
+        "--pushers", type=int, default=Options.pushers, help="concurrent git pushers"
+    )
     parser.add_argument("--editors", type=int, default=Options.editors,
                         help="people saving files in the working trees")
     parser.add_argument("--startup-kills", type=float, default=Options.startup_kills,

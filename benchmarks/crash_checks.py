@@ -174,11 +174,16 @@ def _state(data: bytes) -> tuple[str, str | None]:
     return record["status"], approval.get("status")
 
 
-async def check_recovery(server: ServerProcess, before: dict[str, dict[str, tuple[str, str | None]]],
-                         acked_runs: dict[str, tuple[str, str]], recovered: Counter,
-                         sample: list[str]) -> list[str]:
+async def check_recovery(
+    server: ServerProcess,
+    before: dict[str, dict[str, tuple[str, str | None]]],
+    acked_runs: dict[str, tuple[str, str]],
+    recovered: Counter,
+    sample: list[str],
+) -> list[str]:
     """After a restart: what each run became compared with its state at the crash. Waits for
-    runs that were queued to run. `sample` names terminal runs to re-check (they must not change)."""
+    runs that were queued to run. `sample` names terminal runs to re-check (they must not
+    change)."""
     problems = []
     async with aiohttp.ClientSession(headers=HEADERS, timeout=CLIENT_TIMEOUT) as session:
         for rid, (ws, _worker) in acked_runs.items():

@@ -130,7 +130,9 @@ async def burst(load: Load, server: ServerProcess, kill_after: float, writers: i
     mid-flight and let each client notice."""
     stop = asyncio.Event()
     async with aiohttp.ClientSession(headers=HEADERS, timeout=CLIENT_TIMEOUT) as session:
-        tasks = [asyncio.create_task(_writer(load, server, session, i, stop)) for i in range(writers)]
+        tasks = [
+            asyncio.create_task(_writer(load, server, session, i, stop)) for i in range(writers)
+        ]
         tasks += [asyncio.create_task(_pusher(load, server, j, stop)) for j in range(pushers)]
         tasks += [asyncio.create_task(_editor(load, k, stop)) for k in range(editors)]
         tasks += [asyncio.create_task(_runner(load, server, session, stop)) for _ in range(runners)]
@@ -184,7 +186,10 @@ async def _api_write(load: Load, server: ServerProcess, session: aiohttp.ClientS
         kw = {"json": {"body": marker}, "headers": hdr}
     else:
         method, url, path = "PUT", f"{api}/workspace", "workspace.md"
-        kw = {"data": f"# Stress\n\n{marker}\n", "headers": {**hdr, "content-type": "text/markdown"}}
+        kw = {
+            "data": f"# Stress\n\n{marker}\n",
+            "headers": {**hdr, "content-type": "text/markdown"},
+        }
     async with session.request(method, url, **kw) as resp:
         body = await resp.read()
         if resp.status >= 300:
@@ -300,7 +305,10 @@ async def _editor(load: Load, k: int, stop: asyncio.Event) -> None:
         if shared and load.rng.random() < 0.3:
             ws, rel = shared.pop()
         else:
-            ws, rel = load.rng.choice(load.workspaces), f"contexts/company/stress/disk{k}/{marker}.md"
+            ws, rel = (
+                load.rng.choice(load.workspaces),
+                f"contexts/company/stress/disk{k}/{marker}.md",
+            )
         target = load.data_dir / "workspaces" / ws / rel
         try:
             target.parent.mkdir(parents=True, exist_ok=True)

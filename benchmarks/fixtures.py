@@ -1,5 +1,6 @@
 """Benchmark data: workspaces made the way the server makes them, then given a long history
-quickly with `git fast-import` (before the server starts), plus a commit-graph with Bloom filters."""
+quickly with `git fast-import` (before the server starts), plus a commit-graph with Bloom
+filters."""
 
 from __future__ import annotations
 

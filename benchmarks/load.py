@@ -83,7 +83,9 @@ class LoadReport:
             out.append(f"server RSS: {self.start.rss / MB:.1f} MB at start, "
                        f"{self.end.rss / MB:.1f} MB at end")
             out.append(f"server open fds: {self.start.fds} at start, {self.end.fds} at end")
-            out.append(f"server asyncio tasks: {self.start.tasks} at start, {self.end.tasks} at end")
+            out.append(
+                f"server asyncio tasks: {self.start.tasks} at start, {self.end.tasks} at end"
+            )
         out += [f"  error: {e}" for e in self.errors[:20]]
         return out
 
@@ -259,7 +261,9 @@ async def run(opts: Options, fd_slack: int = 8, task_slack: int = 4) -> LoadRepo
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scripts/load", description=__doc__)
-    parser.add_argument("--duration", type=float, default=Options.duration, help="seconds of traffic")
+    parser.add_argument(
+        "--duration", type=float, default=Options.duration, help="seconds of traffic"
+    )
     parser.add_argument("--quick", action="store_true", help="8 seconds of traffic")
     parser.add_argument("--readers", type=int, default=Options.readers)
     parser.add_argument("--writers", type=int, default=Options.writers)

@@ -108,7 +108,8 @@ class ServerProcess:
         self.proc.wait()
 
     def stop(self, timeout: float = 30.0) -> int | None:
-        """Graceful stop (SIGTERM, as systemd or docker send); SIGKILL if it does not end in time."""
+        """Graceful stop (SIGTERM, as systemd or docker send); SIGKILL if it does not end in
+        time."""
         if self.proc is None or self.proc.poll() is not None:
             return self.proc.returncode if self.proc else None
         self.proc.send_signal(signal.SIGTERM)

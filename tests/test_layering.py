@@ -220,6 +220,21 @@ def test_pygit2_only_in_storage_hooks_and_the_push_policy():
     assert users == set(), "import pygit2 only in storage/ (git_types re-exports the types)"
 
 
+def test_nothing_above_storage_reaches_pygit2_through_the_repo_attribute():
+    """`ws.repo.repo` is the pygit2 Repository: above storage, what a service needs of it comes
+    through a storage function (storage/repo_info.py), so pygit2 stays below."""
+    allowed = ("floom_git.storage", "floom_git.hooks", "floom_git.services.push")
+    users = set()
+    for module, path in MODULES.items():
+        if _under(module, *allowed):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if (isinstance(node, ast.Attribute) and node.attr == "repo"
+                    and isinstance(node.value, ast.Attribute) and node.value.attr == "repo"):
+                users.add(module)
+    assert users == set()
+
+
 def _reads_environment(path: Path) -> bool:
     tree = ast.parse(path.read_text(), filename=str(path))
     for node in ast.walk(tree):

@@ -94,7 +94,7 @@ class WorkspaceWatch:
     def __init__(self, ws: Workspace, settings: Settings) -> None:
         self.ws = ws
         self.root = ws.path.resolve()
-        self.git_dir = Path(ws.repo.repo.path).resolve()
+        self.git_dir = ws.git_dir.resolve()
         self.quiet = max(settings.sync_quiet_seconds, 0.0)
         self.ready = asyncio.Event()  # set once the watch is live (a test waits on it)
         self.events = 0  # file events received; nothing under .git/ ever counts

@@ -18,6 +18,7 @@ from pathlib import Path
 from floom_git import paths
 from floom_git.errors import FloomError, InvalidInput, InvalidManifest
 from floom_git.schemas.manifest import Manifest, parse_manifest
+from floom_git.storage import repo_info
 from floom_git.storage.repo import WorkspaceRepo
 
 SKIP_DIRS = {"__pycache__", ".venv", "node_modules", ".git", ".mypy_cache", ".pytest_cache"}
@@ -60,7 +61,7 @@ def worker_files(root: Path, folder: Path, repo: WorkspaceRepo | None = None) ->
             if full.is_symlink() or name.startswith(".floom-") or name.endswith((".pyc", ".pyo")):
                 continue
             rel_to_root = full.relative_to(root).as_posix()
-            if repo is not None and repo.repo.path_is_ignored(rel_to_root):
+            if repo is not None and repo_info.is_ignored(repo, rel_to_root):
                 continue
             out.append(full.relative_to(folder).as_posix())
     return sorted(out)

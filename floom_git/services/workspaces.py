@@ -34,7 +34,7 @@ from floom_git.services.events import EventBus
 from floom_git.services.moves import Moved, Moves
 from floom_git.services.registry import WorkerRegistry
 from floom_git.services.run_records import Hooks, RunStore
-from floom_git.storage import history, private
+from floom_git.storage import history, private, repo_info
 from floom_git.storage.atomic import atomic_write
 from floom_git.storage.repo import MAIN, CommitResult, WorkspaceRepo
 from floom_git.storage.writer import Writer
@@ -74,6 +74,11 @@ class Workspace:
     @property
     def path(self) -> Path:
         return self.repo.path
+
+    @property
+    def git_dir(self) -> Path:
+        """The repository's `.git/` folder."""
+        return Path(repo_info.git_dir(self.repo))
 
     async def _landed(self, commits: list[tuple[CommitResult, str, str]]) -> None:
         """The writer's commits, into the move pipeline. A sync's commit is announced by the

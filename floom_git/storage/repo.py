@@ -1,6 +1,7 @@
 """WorkspaceRepo: one non-bare workspace repository over pygit2.
 
-Commits (storage/changeset.py: what a commit changes and answers) are built with TreeBuilder from the branch tip (no index involved), the branch moves by
+Commits (storage/changeset.py: what a commit changes and answers) are built with TreeBuilder
+from the branch tip (no index involved), the branch moves by
 compare-and-swap, and only then are the touched paths written into the working tree and the
 on-disk index (ENGINEERING-NOTES §2.2; storage/worktree.py never overwrites a person's edit). A
 journal in .git names the commit the tree was synced to, so that step is redone after a crash or
@@ -104,7 +105,8 @@ class WorkspaceRepo:
             return None
 
     def resolve(self, rev: str) -> pygit2.Commit:
-        """A commit from a full sha or an unambiguous prefix (>= 4 hex digits); NotFound otherwise."""
+        """A commit from a full sha or an unambiguous prefix (>= 4 hex digits); NotFound
+        otherwise."""
         rev = (rev or "").lower()
         if not (4 <= len(rev) <= 40) or not set(rev) <= HEX:
             raise NotFound(f"Commit {rev[:40]} not found")
@@ -255,7 +257,9 @@ class WorkspaceRepo:
         for name, value in nested.items():
             existing = tree[name] if tree is not None and name in tree else None
             if isinstance(value, dict):
-                sub = existing if existing is not None and existing.type == ObjectType.TREE else None
+                sub = (
+                    existing if existing is not None and existing.type == ObjectType.TREE else None
+                )
                 if value.get(REPLACE):
                     sub = None
                 value = {k: v for k, v in value.items() if k is not REPLACE}
@@ -315,7 +319,12 @@ class WorkspaceRepo:
         return sorted(out)
 
     def _check_clean(
-        self, old: pygit2.Tree | None, new: pygit2.Tree, files: list[str], *, from_disk: bool = False
+        self,
+        old: pygit2.Tree | None,
+        new: pygit2.Tree,
+        files: list[str],
+        *,
+        from_disk: bool = False,
     ) -> None:
         """Conflict naming the files whose disk state this commit would have to leave alone: an
         edit not synced yet, or (from_disk) a file saved again since it was read."""
@@ -471,7 +480,8 @@ class WorkspaceRepo:
         return str(tip.id) if tip is not None else None
 
     def worktree_changes(self, prefix: str = "") -> list[str]:
-        """Paths under `prefix` whose working-tree state differs from HEAD (ignored files skipped)."""
+        """Paths under `prefix` whose working-tree state differs from HEAD (ignored files
+        skipped)."""
         flags = pygit2.enums.FileStatus
         out = []
         for path, status in self.repo.status(untracked_files="all").items():
