@@ -33,6 +33,7 @@ from floom_git.runtime.executor import Executor, Job
 from floom_git.runtime.jobs import build_job
 from floom_git.schemas.manifest import parse_manifest
 from floom_git.services.runs import Outcome, iso, now
+from floom_git.storage import repo_info
 from floom_git.storage.git_process import git_env
 from floom_git.storage.repo import WorkspaceRepo
 
@@ -94,7 +95,7 @@ def fetch_commit(settings: Settings, ticket: wire.Ticket) -> WorkspaceRepo:
             subprocess.run([settings.git_binary, "init", "--quiet", "--bare", str(cache)],
                            check=True, capture_output=True, env=git_env(settings.git_binary))
         repo = WorkspaceRepo(cache)
-        if ticket.worker_sha in repo.repo:
+        if repo_info.has_object(repo, ticket.worker_sha):
             return repo
         url = f"{ticket.home}/git/{urllib.parse.quote(ticket.workspace)}.git"
         basic = base64.b64encode(f"run:{ticket.token}".encode()).decode()

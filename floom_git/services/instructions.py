@@ -12,7 +12,6 @@ from floom_git.services import assets
 from floom_git.services.actor import Actor
 from floom_git.services.workspaces import Workspace
 from floom_git.storage import history
-from floom_git.storage.git_types import Commit
 from floom_git.storage.repo import Changeset, WorkspaceRepo
 
 ASSET_TYPES = ("worker", "context", "workspace_instructions")
@@ -70,25 +69,19 @@ async def rollback(ws: Workspace, actor: Actor, sha: str) -> WorkspaceDoc:
 
 def _assets(repo: WorkspaceRepo, sha: str) -> list[tuple[str, str]]:
     """(asset_type, asset_id) pairs a commit touched, in path order."""
-    commit = repo.repo[sha]
-    assert isinstance(commit, Commit)  # a version sha the caller resolved
-    new = commit.tree
-    old = commit.parents[0].tree if commit.parents else None
-    diff = repo.repo.diff(old, new) if old is not None else new.diff_to_tree(swap=True)
     seen: list[tuple[str, str]] = []
-    for delta in diff.deltas:
-        for p in {delta.old_file.path, delta.new_file.path}:
-            parts = p.split("/")
-            if parts[0] == paths.WORKERS_DIR and len(parts) > 2:
-                asset = ("worker", parts[1])
-            elif parts[0] == paths.CONTEXTS_DIR and len(parts) > 2:
-                asset = ("context", parts[1])
-            elif p == paths.WORKSPACE_MD:
-                asset = ("workspace_instructions", "workspace")
-            else:
-                continue
-            if asset not in seen:
-                seen.append(asset)
+    for p in history.changed_by(repo, sha):
+        parts = p.split("/")
+        if parts[0] == paths.WORKERS_DIR and len(parts) > 2:
+            asset = ("worker", parts[1])
+        elif parts[0] == paths.CONTEXTS_DIR and len(parts) > 2:
+            asset = ("context", parts[1])
+        elif p == paths.WORKSPACE_MD:
+            asset = ("workspace_instructions", "workspace")
+        else:
+            continue
+        if asset not in seen:
+            seen.append(asset)
     return seen
 
 

@@ -8,7 +8,6 @@ import asyncio
 import datetime as dt
 import shutil
 from collections.abc import Collection
-from pathlib import Path
 from typing import Any
 
 from floom_git.config import Settings
@@ -85,7 +84,7 @@ def check_sandbox(confined: bool, problem: str | None) -> SandboxCheck:
 def check_repo(ws: Workspace) -> RepoCheck:
     """Blocking (reads .git): call in a thread."""
     repo = ws.repo
-    git_dir = Path(repo.repo.path)
+    git_dir = ws.git_dir
     locks = [name for name in LOCKS if (git_dir / name).exists()]
     locks += sorted(p.relative_to(git_dir).as_posix() for p in (git_dir / "refs").rglob("*.lock"))
     check = RepoCheck(ok=False, sync_pending=(git_dir / JOURNAL).exists(), locks=locks)

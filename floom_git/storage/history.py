@@ -109,3 +109,11 @@ def restore(repo: WorkspaceRepo, commit: pygit2.Commit, asset_path: str, message
         return Changeset({asset_path: TreeRef(obj.id)}, message, result=commit)
     assert isinstance(obj, pygit2.Blob)  # a path names a tree or a blob
     return Changeset({asset_path: obj.data}, message, result=commit)
+
+
+def changed_by(repo: WorkspaceRepo, sha: str) -> list[str]:
+    """The files commit `sha` changed against its first parent (all of them for a root
+    commit), in path order."""
+    commit = repo.repo[sha].peel(pygit2.Commit)
+    parent = str(commit.parents[0].id) if commit.parents else None
+    return repo.changed_files(parent, str(commit.id))

@@ -1,5 +1,6 @@
 """What services read of a workspace repository besides its commits: where its git folder is,
-what its branches and tags point at, and what its .gitignore rules leave out."""
+what its branches and tags point at, which objects it has, and what its .gitignore rules
+leave out."""
 
 from __future__ import annotations
 
@@ -22,6 +23,11 @@ def heads_and_tags(repo: WorkspaceRepo) -> dict[str, str]:
             with contextlib.suppress(KeyError, ValueError):
                 out[name] = str(refs[name].resolve().target)
     return out
+
+
+def has_object(repo: WorkspaceRepo, sha: str) -> bool:
+    """The repository holds the object `sha` (a full sha)."""
+    return sha in repo.repo
 
 
 def is_ignored(repo: WorkspaceRepo, rel: str) -> bool:
