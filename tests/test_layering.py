@@ -308,3 +308,11 @@ def test_no_state_rides_on_objects_through_vars():
                     isinstance(t, ast.Attribute) and t.attr == "hooks" for t in node.targets):
                 found.add(f"{module}: .hooks =")
     assert found == set()
+
+
+def test_modules_stay_small():
+    """One noun per module (STYLE.md): none over 500 lines, and the median at most 150."""
+    sizes = {m: len(p.read_text().splitlines()) for m, p in MODULES.items()}
+    assert {m: n for m, n in sizes.items() if n > 500} == {}
+    ordered = sorted(sizes.values())
+    assert ordered[len(ordered) // 2] <= 150

@@ -22,6 +22,7 @@ from floom_git.schemas.issue import FILE_RE, parse_issue_file
 from floom_git.schemas.tools import check_tools_file
 from floom_git.services.push_problems import Kind, Problem
 from floom_git.services.registry import validate_worker
+from floom_git.storage import repo_info
 from floom_git.storage.repo import MAIN, WorkspaceRepo
 
 ZERO = "0" * 40
@@ -74,7 +75,7 @@ def unsynced_edits(repo: WorkspaceRepo) -> list[str]:
     could commit these here (with repo.commit, not writer.write) and return []. Today a push that
     touches any of them is refused, naming the files, so they are never overwritten.
     """
-    return repo.worktree_changes()
+    return repo_info.worktree_changes(repo)
 
 
 def validate_quarantined(git_dir: str, quarantine: str, updates: str,

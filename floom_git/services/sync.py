@@ -21,7 +21,7 @@ from floom_git.services import freeze
 from floom_git.services.moves import Moved
 from floom_git.services.registry import SKIP_DIRS, validate_worker, worker_files
 from floom_git.services.workspaces import Workspace
-from floom_git.storage import worktree
+from floom_git.storage import repo_info, worktree
 from floom_git.storage.main_tree import MainTree
 from floom_git.storage.repo import Changeset, WorkspaceRepo, signature
 from floom_git.storage.repo_info import is_ignored
@@ -112,7 +112,7 @@ def plan(
     root = repo.path
     disk = _Disk(root)
     if candidates is None:
-        found = set(repo.worktree_changes()) | tree.apart_at_head()
+        found = set(repo_info.worktree_changes(repo)) | tree.apart_at_head()
     else:
         found = _expand(tree, disk, candidates)
     for wid in {w for w in map(_worker_id, found) if w}:

@@ -479,20 +479,6 @@ class WorkspaceRepo:
         tip = self.tip(MAIN)
         return str(tip.id) if tip is not None else None
 
-    def worktree_changes(self, prefix: str = "") -> list[str]:
-        """Paths under `prefix` whose working-tree state differs from HEAD (ignored files
-        skipped)."""
-        flags = pygit2.enums.FileStatus
-        out = []
-        for path, status in self.repo.status(untracked_files="all").items():
-            if prefix and not (path == prefix or path.startswith(prefix.rstrip("/") + "/")):
-                continue
-            if status & flags.IGNORED or status == flags.CURRENT:
-                continue
-            out.append(path)
-        return sorted(out)
-
-
 class _Missing:
     id = None
 
