@@ -6,6 +6,7 @@ server and the `floom-git` CLI can share it safely; no plaintext credential is e
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import sqlite3
 import threading
@@ -97,6 +98,11 @@ _TOKEN_COLS = (
     "id, kind, name, user_id, workspace_id, role, created_at, expires_at, last_used_at, revoked_at"
 )
 _USER_COLS = "id, username, email, display_name, password_hash, is_admin, created_at"
+
+
+def _insert_token(conn: sqlite3.Connection, digest: bytes, token: TokenRow) -> None:
+    conn.execute(f"INSERT INTO tokens (digest, {_TOKEN_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                 (digest, *dataclasses.astuple(token)))
 _MEMBER_COLS = "workspace_id, user_id, email, role, status, invited_by, created_at, updated_at"
 
 
@@ -208,22 +214,7 @@ class SystemStore:
     # -- tokens ---------------------------------------------------------------------------
     def add_token(self, token: TokenRow, digest: bytes) -> None:
         with self.transaction() as conn:
-            conn.execute(
-                f"INSERT INTO tokens (digest, {_TOKEN_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    digest,
-                    token.id,
-                    token.kind,
-                    token.name,
-                    token.user_id,
-                    token.workspace_id,
-                    token.role,
-                    token.created_at,
-                    token.expires_at,
-                    token.last_used_at,
-                    token.revoked_at,
-                ),
-            )
+            _insert_token(conn, digest, token)
 
     def token_by_digest(self, digest: bytes) -> TokenRow | None:
         row = self._one(f"SELECT {_TOKEN_COLS} FROM tokens WHERE digest = ?", (digest,))
@@ -350,22 +341,8 @@ class SystemStore:
                                "AND status = 'approved'", (digest,))
             if cur.rowcount != 1 or token is None:
                 raise LookupError("device code is no longer approved")
-            conn.execute(
-                f"INSERT INTO tokens (digest, {_TOKEN_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    token_digest,
-                    token.id,
-                    token.kind,
-                    token.name,
-                    token.user_id,
-                    token.workspace_id,
-                    token.role,
-                    token.created_at,
-                    token.expires_at,
-                    None,
-                    None,
-                ),
-            )
+            _insert_token(conn, token_digest,
+                          dataclasses.replace(token, last_used_at=None, revoked_at=None))
 
     # -- memberships ----------------------------------------------------------------------
     def member(self, workspace_id: str, user_id: str) -> MemberRow | None:

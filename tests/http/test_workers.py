@@ -228,31 +228,15 @@ async def test_rollback_to_sha_outside_history_is_404(client, ws_path):
 async def test_rollback_to_an_invalid_version_is_refused_naming_the_file(client, ws_path):
     """A version the worker cannot run from (here: its entry file missing, committed by hand)
     is listed but never restored: 400 naming the file, nothing committed."""
+    def commit(message: str) -> None:
+        git(ws_path, "-c", "user.name=x", "-c", "user.email=x@example.com", "commit", "-q",
+            "-m", message)
+
     git(ws_path, "rm", "-q", "workers/word-count/run.py")
-    git(
-        ws_path,
-        "-c",
-        "user.name=x",
-        "-c",
-        "user.email=x@example.com",
-        "commit",
-        "-q",
-        "-m",
-        "broken",
-    )
+    commit("broken")
     broken = git(ws_path, "rev-parse", "--short=7", "HEAD").strip()
     git(ws_path, "checkout", "-q", "HEAD~1", "--", "workers/word-count/run.py")
-    git(
-        ws_path,
-        "-c",
-        "user.name=x",
-        "-c",
-        "user.email=x@example.com",
-        "commit",
-        "-q",
-        "-m",
-        "fixed",
-    )
+    commit("fixed")
     before = commit_count(ws_path)
     resp = await client.post(f"/api/workers/word-count/rollback/{broken}")
     assert resp.status == 400, await resp.text()
