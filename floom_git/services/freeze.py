@@ -1,8 +1,5 @@
-"""Freezing a workspace for a move to another node: while frozen, every write to it (API writes,
-git push, new runs, on-disk edits) is refused with 503 and Retry-After, so that a mirror can
-catch up and the route can switch without losing an acknowledged write. Runs already running
-finish and their records are still committed. The state lives in the repository's .git/ (never
-in a commit), so a frozen workspace stays frozen across a restart."""
+"""Freezing a workspace for a move to another node: while frozen, every write to it is refused
+with 503 and Retry-After; the state lives in the repository's .git/, so it survives a restart."""
 
 from __future__ import annotations
 
@@ -21,6 +18,10 @@ from floom_git.services.actor import SYSTEM
 from floom_git.storage import repo_info
 from floom_git.storage.atomic import atomic_write
 from floom_git.storage.repo import MAIN, RUNS
+
+# Why: a mirror catches up and the route switches without losing an acknowledged write. API
+# writes, git push, new runs and on-disk edits are all refused; runs already running finish and
+# their records are still committed. The state is never in a commit.
 
 if TYPE_CHECKING:
     from floom_git.services.mirror import Mirror
