@@ -48,7 +48,7 @@ async def push_refused(gitc: Git, repo: Path) -> str:
 @pytest.mark.parametrize("path", [
     ".floom/issues/ISSUE-0001.md", "workspace.yml", ".floom/connections.yml",
     "workspace-tools.yml", "workers/word-count/worker.yml", "contexts/company/context.yml",
-    ".floom/issues/ISSUE-0001.comments.ndjson",
+    ".floom/issues/ISSUE-0001.comments.ndjson", "workspace.md",
 ])
 async def test_push_of_folder_where_a_file_is_read_names_the_path(gitc, path, existing):
     repo = await gitc.clone()
@@ -67,10 +67,11 @@ async def test_push_of_folder_where_a_file_is_read_names_the_path(gitc, path, ex
 
 async def test_push_type_change_of_other_paths_lands(gitc):
     repo = await gitc.clone()
-    await gitc("rm", "-q", "workspace.md", cwd=repo)
-    await gitc.commit(repo, {"workspace.md/inner.md": "# inner\n"}, "file to folder")
+    await gitc.commit(repo, {"notes.md": "# notes\n"}, "a file")
+    await gitc("rm", "-q", "notes.md", cwd=repo)
+    await gitc.commit(repo, {"notes.md/inner.md": "# inner\n"}, "file to folder")
     await gitc("push", "-q", "origin", "main", cwd=repo)
-    assert git(gitc.ws_path, "show", "main:workspace.md/inner.md") == "# inner\n"
+    assert git(gitc.ws_path, "show", "main:notes.md/inner.md") == "# inner\n"
 
 
 @pytest.mark.parametrize("path", [

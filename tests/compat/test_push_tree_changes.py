@@ -115,7 +115,10 @@ CASES: dict[str, list[list[Step]]] = {
         [("write", "docs/company/about.md", "about\n", False)],
         [("rm", "docs/company"), ("write", "docs/company", "a file\n", False)],
     ],
-    "file-to-folder": [[("write", "workspace.md/inner/deep.md", "# deep\n", False)]],
+    "file-to-folder": [
+        [("write", "notes.md", "# notes\n", False)],
+        [("write", "notes.md/inner/deep.md", "# deep\n", False)],
+    ],
     "deep-folder-to-file-and-back": [
         [("write", "prop/a/b/c/d.txt", "d\n", False), ("write", "prop/a/x.txt", "x\n", True)],
         [("write", "prop/a", "a is a file\n", False)],

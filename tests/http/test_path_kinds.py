@@ -116,6 +116,7 @@ async def test_import_of_context_yml_folder_is_400(aiohttp_client, settings, ws_
     (".floom/issues/ISSUE-0001.comments.ndjson/x", ".floom/issues/ISSUE-0001.comments.ndjson",
      NOT_A_FOLDER),
     ("workspace.yml/x", "workspace.yml", NOT_A_FOLDER),
+    ("workspace.md/x", "workspace.md", NOT_A_FOLDER),
     (".floom/connections.yml/x", ".floom/connections.yml", NOT_A_FOLDER),
     ("workspace-tools.yml/x", "workspace-tools.yml", NOT_A_FOLDER),
 ])

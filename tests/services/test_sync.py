@@ -181,11 +181,13 @@ async def test_reconcile_symlinks_are_not_followed(ws, tmp_path):
 
 
 async def test_reconcile_file_replaced_by_folder(ws):
-    (ws.path / "workspace.md").unlink()
-    write(ws, "workspace.md/part.md", "now a folder\n")
-    result = await sync.reconcile(ws, ["workspace.md"])
-    assert result.committed == ["workspace.md", "workspace.md/part.md"]
-    assert git(ws.path, "show", "HEAD:workspace.md/part.md") == "now a folder\n"
+    write(ws, "notes.md", "a file\n")
+    await sync.reconcile(ws, ["notes.md"])
+    (ws.path / "notes.md").unlink()
+    write(ws, "notes.md/part.md", "now a folder\n")
+    result = await sync.reconcile(ws, ["notes.md"])
+    assert result.committed == ["notes.md", "notes.md/part.md"]
+    assert git(ws.path, "show", "HEAD:notes.md/part.md") == "now a folder\n"
     assert_consistent(ws)
 
 
