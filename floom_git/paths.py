@@ -41,9 +41,10 @@ FLOOM_DIR = ".floom"
 def expected_kind(path: str) -> str | None:
     """What the workspace reads at `path` (the one table every door checks): FILE for
     workspace.yml, the instructions (workspace.md), the registries, issue and comments files,
-    worker manifests and context metadata; FOLDER for workers/, contexts/, .floom/, .floom/issues/ and each name there that
-    the registry reads as a worker (a valid worker id) or a context pack (a valid context name;
-    a hidden name such as .gitkeep never is); None where anything may stand (workers/README.md)."""
+    worker manifests and context metadata; FOLDER for workers/, contexts/, .floom/,
+    .floom/issues/ and each name there that the registry reads as a worker (a valid worker id)
+    or a context pack (a valid context name; a hidden name such as .gitkeep never is); None
+    where anything may stand (workers/README.md)."""
     if path in (WORKSPACE_YML, WORKSPACE_MD, CONNECTIONS_FILE, TOOLS_FILE):
         return FILE
     if path in (WORKERS_DIR, CONTEXTS_DIR, FLOOM_DIR, ISSUES_DIR):
