@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 from floom_git.errors import Unavailable
 from floom_git.schemas.health import FreezeStatus
 from floom_git.services.actor import SYSTEM
-from floom_git.storage import repo_info
 from floom_git.storage.atomic import atomic_write
 from floom_git.storage.repo import MAIN, RUNS
 
@@ -58,7 +57,7 @@ class WorkspaceFrozen(Unavailable):
 
 
 def _path(ws: Workspace) -> str:
-    return os.path.join(repo_info.git_dir(ws.repo), FROZEN_FILE)
+    return str(ws.git_dir / FROZEN_FILE)
 
 
 def state(ws: Workspace) -> Frozen | None:

@@ -251,7 +251,7 @@ class GitTransport:
                     policy = PushPolicy.for_worktree(self.settings.max_file_bytes, dirty)
                     try:
                         problems = await asyncio.to_thread(
-                            validate_quarantined, repo_info.git_dir(ws.repo), request.quarantine,
+                            validate_quarantined, str(ws.git_dir), request.quarantine,
                             request.updates, policy)
                     except Exception as exc:  # fail closed, and say why
                         log.exception("push to %s could not be checked", ws.id)

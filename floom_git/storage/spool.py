@@ -57,15 +57,7 @@ def appended_sizes(folder: Path) -> dict[str, int]:
     """The size now of each file appended to under `folder`. A commit takes this much when it
     snapshots its record: lines appended later wait for the next commit, so every commit's
     record and appended lines agree."""
-    out: dict[str, int] = {}
-    if folder.is_dir():
-        for dirpath, _dirs, names in os.walk(folder):
-            for name in names:
-                full = Path(dirpath) / name
-                rel = full.relative_to(folder).as_posix()
-                if full.is_file() and not full.is_symlink() and paths.is_clean_relpath(rel):
-                    out[rel] = full.stat().st_size
-    return out
+    return {rel: full.stat().st_size for rel, full in _committable(folder)}
 
 
 def read_prefix(path: Path, size: int) -> bytes:
@@ -76,16 +68,20 @@ def read_prefix(path: Path, size: int) -> bytes:
 
 def files_under(folder: Path) -> Iterable[tuple[str, bytes]]:
     """(relative path, bytes) of the regular files under `folder` that a commit may hold."""
-    if not folder.is_dir():
-        return []
-    out = []
-    for dirpath, _dirs, names in os.walk(folder):
-        for name in sorted(names):
-            full = Path(dirpath) / name
-            rel = full.relative_to(folder).as_posix()
-            # A name no commit may hold (git's path rules) would fail every later commit.
-            if full.is_file() and not full.is_symlink() and paths.is_clean_relpath(rel):
-                out.append((rel, full.read_bytes()))
+    return [(rel, full.read_bytes()) for rel, full in _committable(folder)]
+
+
+def _committable(folder: Path) -> list[tuple[str, Path]]:
+    """(relative path, path) of the regular files under `folder`, in name order, that a commit
+    may hold: a name no commit may hold (git's path rules) would fail every later commit."""
+    out: list[tuple[str, Path]] = []
+    if folder.is_dir():
+        for dirpath, _dirs, names in os.walk(folder):
+            for name in sorted(names):
+                full = Path(dirpath) / name
+                rel = full.relative_to(folder).as_posix()
+                if full.is_file() and not full.is_symlink() and paths.is_clean_relpath(rel):
+                    out.append((rel, full))
     return out
 
 
