@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -25,8 +24,7 @@ import pygit2
 from pygit2.enums import FileMode, ObjectType
 
 from floom_git.errors import Conflict, NotFound, Unavailable
-from floom_git.storage import leftovers, worktree
-from floom_git.storage.atomic import atomic_write
+from floom_git.storage import journal, leftovers, worktree
 from floom_git.storage.changeset import (
     REPLACE,
     Change,
@@ -45,7 +43,7 @@ __all__ = ["JOURNAL", "MAIN", "RUNS", "Change", "Changeset", "CommitResult", "Re
 
 MAIN = "refs/heads/main"
 RUNS = "refs/heads/floom/runs"
-JOURNAL = "floom-sync.json"
+JOURNAL = journal.NAME
 TEMP_PREFIX = worktree.TEMP_PREFIX  # temporary files, next to the file they replace
 HEX = set("0123456789abcdef")
 
@@ -357,17 +355,13 @@ class WorkspaceRepo:
     def _begin_sync(self, old_main: str | None, files: list[str], *, index_only: bool) -> None:
         """Journal that main moves from `old_main` (and the working tree must follow) before it
         does. A journal left by an earlier failure is repaired first, so it is never lost."""
-        if (Path(self.repo.path) / JOURNAL).exists():
+        git_dir = Path(self.repo.path)
+        if journal.pending(git_dir):
             self.recover()
-        data = {"from": old_main, "files": files, "index_only": index_only}
-        atomic_write(Path(self.repo.path) / JOURNAL, json.dumps(data).encode(), mode=0o644,
-                     durable=False)
+        journal.write(git_dir, {"from": old_main, "files": files, "index_only": index_only})
 
     def _clear_journal(self) -> None:
-        try:
-            (Path(self.repo.path) / JOURNAL).unlink()
-        except FileNotFoundError:
-            pass
+        journal.clear(Path(self.repo.path))
 
     def recover(self) -> list[str]:
         """After a crash: finish a working-tree sync that a commit started. Returns the files.
@@ -379,13 +373,12 @@ class WorkspaceRepo:
             self._leftovers_cleared = True
             leftovers.clear(Path(self.repo.path), TEMP_PREFIX)
             worktree.compact_index(self.path)
-        journal = Path(self.repo.path) / JOURNAL
-        if not journal.exists():
+        data = journal.read(Path(self.repo.path))
+        if data is None:
             return []
         try:
-            data = json.loads(journal.read_text())
             files = [f for f in data.get("files", []) if isinstance(f, str)]
-        except (ValueError, AttributeError, TypeError):
+        except TypeError:
             data, files = {}, []
         head = self._main_sha()
         if "from" in data:

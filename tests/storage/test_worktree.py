@@ -12,7 +12,7 @@ from pathlib import Path
 import pygit2
 import pytest
 
-from floom_git.storage import worktree
+from floom_git.storage import journal, worktree
 from floom_git.storage.repo import JOURNAL, Changeset, WorkspaceRepo, signature
 from tests.conftest import git
 
@@ -94,11 +94,11 @@ def test_commit_landed_when_index_is_locked_is_acknowledged_and_repaired(repo):
     lock.write_bytes(b"")  # a person's git holds the index longer than we wait
     result = repo.commit(Changeset({"a.txt": b"server\n"}, "api"), SIG)
     assert result.sha and git(repo.path, "show", "HEAD:a.txt") == "server\n"
-    assert (Path(repo.repo.path) / JOURNAL).exists()
+    assert journal.pending(Path(repo.repo.path))
     lock.unlink()
     repo.commit(Changeset({"dir/b.txt": b"next\n"}, "next"), SIG)  # repairs the earlier one
     assert status(repo) == ""
-    assert not (Path(repo.repo.path) / JOURNAL).exists()
+    assert not journal.pending(Path(repo.repo.path))
 
 
 def test_recover_after_crash_keeps_edit_saved_meanwhile(repo):
