@@ -1,10 +1,13 @@
-"""The sync journal (.git/floom-sync.json): written before main moves, emptied once the working
+"""The sync journal (.git/floom-sync.json): written before main moves, blanked once the working
 tree and index follow. A journal that holds a record is pending: recovery finishes that sync.
 
-It is rewritten in place and cleared by emptying it, not created and removed per write (a file
-created and deleted on every API write cost ~0.3 ms). A record up to one page is written by one
-write(2) into the page cache: a killed process leaves it whole or not yet written (main has not
-moved then). A longer record (a commit naming thousands of files) is replaced atomically.
+The file is one page that is overwritten in place: the record, padded with spaces (JSON allows
+them), and a page of spaces when nothing is pending. Creating and deleting a file per write, or
+truncating one, costs ext4 a block allocation and an early write-out each time (measured
+0.2-0.5 ms per API write); an overwrite of an allocated page costs neither. A page written at
+offset 0 by one pwrite(2) lands whole in the page cache, so a killed process leaves the old
+page or the new one. A record longer than a page (a commit naming thousands of files) replaces
+the file atomically instead.
 """
 
 from __future__ import annotations
@@ -17,38 +20,32 @@ from typing import Any
 from floom_git.storage.atomic import atomic_write
 
 NAME = "floom-sync.json"
-IN_PLACE_MAX = 4096  # one page: written whole by one write(2)
+PAGE = 4096
+BLANK = b" " * PAGE
 
 
 def pending(git_dir: Path) -> bool:
     """A sync was started and not finished (the journal holds a record)."""
-    try:
-        return os.stat(git_dir / NAME).st_size > 0
-    except FileNotFoundError:
-        return False
+    return read(git_dir) is not None
 
 
 def write(git_dir: Path, record: dict[str, Any]) -> None:
     data = json.dumps(record).encode()
-    path = git_dir / NAME
-    if len(data) > IN_PLACE_MAX:
-        atomic_write(path, data, mode=0o644, durable=False)
-        return
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        if os.write(fd, data) != len(data):
-            raise OSError(f"{path}: short write")
-    finally:
-        os.close(fd)
+    _put(git_dir / NAME, data + b" " * (PAGE - len(data)) if len(data) <= PAGE else data)
+
+
+def clear(git_dir: Path) -> None:
+    if (git_dir / NAME).exists():
+        _put(git_dir / NAME, BLANK)
 
 
 def read(git_dir: Path) -> dict[str, Any] | None:
     """The pending record; None when nothing is pending; {} for one that cannot be read."""
     try:
-        text = (git_dir / NAME).read_text()
+        text = (git_dir / NAME).read_bytes().strip()
     except FileNotFoundError:
         return None
-    except (OSError, UnicodeDecodeError):
+    except OSError:
         return {}
     if not text:
         return None
@@ -59,8 +56,15 @@ def read(git_dir: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else {}
 
 
-def clear(git_dir: Path) -> None:
-    try:
-        os.truncate(git_dir / NAME, 0)
-    except FileNotFoundError:
-        pass
+def _put(path: Path, data: bytes) -> None:
+    """Overwrite the page in place; replace the whole file when either is not one page."""
+    if len(data) == PAGE:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            if os.fstat(fd).st_size <= PAGE:
+                if os.pwrite(fd, data, 0) != PAGE:
+                    raise OSError(f"{path}: short write")
+                return
+        finally:
+            os.close(fd)
+    atomic_write(path, data, mode=0o644, durable=False)

@@ -92,7 +92,6 @@ class WorkspaceRepo:
         cfg["gc.writeCommitGraph"] = True
         cfg["uploadpack.allowFilter"] = True
         ws.commit(Changeset(dict(files), message), author, check_worktree=False)
-        worktree.compact_index(ws.path)
         return ws
 
     # -- reads ----------------------------------------------------------------------------
@@ -372,7 +371,6 @@ class WorkspaceRepo:
         if not self._leftovers_cleared:
             self._leftovers_cleared = True
             leftovers.clear(Path(self.repo.path), TEMP_PREFIX)
-            worktree.compact_index(self.path)
         data = journal.read(Path(self.repo.path))
         if data is None:
             return []

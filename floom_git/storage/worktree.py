@@ -12,10 +12,9 @@ then commits it on top, so history holds the server's version and then the perso
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import stat
-import subprocess
-import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -26,18 +25,14 @@ import pygit2
 from pygit2.enums import FileMode, ObjectType
 
 from floom_git import paths
-from floom_git.storage.git_process import git_env
+from floom_git.storage import index_file
 
 T = TypeVar("T")
 TEMP_PREFIX = ".floom-"  # temporary files, next to the file they replace
 ASIDE_PREFIX = TEMP_PREFIX + "aside-"  # a file taken aside for a moment: .floom-aside-<hex>-<name>
-INDEX_LOCK_WAIT = 2.0  # a person's `git status` holds .git/index.lock for a moment only
+_NEW_FILES = itertools.count()  # names new files: .floom-new-<pid>-<n>
 SETTLE_WAIT = 0.002  # a file replaced by the server is away for microseconds (replace_if)
 CACHE_DIRS = {"__pycache__", ".pytest_cache", ".mypy_cache"}  # expendable, never content
-# The index is rewritten whole after every group of commits on main. Version 4 stores each path
-# as its difference from the one before: measured 30-40 % less CPU per rewrite of an index of
-# 800 files. git reads and keeps it; libgit2 keeps the version it read.
-INDEX_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -168,6 +163,21 @@ def _write(repo: pygit2.Repository, disk: _Disk, wanted: list[str], before: Entr
 def _update_index(repo: pygit2.Repository, disk: _Disk, wanted: list[str], after: Entries) -> None:
     """The index records `new` for every path; with stat data only where the disk holds exactly
     that content, so `git status` shows a person's edit as an unstaged change."""
+    index = index_file.load(Path(repo.path))
+    if index is None:  # a split or sparse index, or a damaged one: libgit2's way
+        _update_libgit2_index(repo, disk, wanted, after)
+        return
+    for path in wanted:
+        entry = after[path]
+        if entry is None:
+            index.remove(path)
+        else:
+            index.set(path, entry.oid.raw, entry.mode, disk.stat_if_holds(path, entry))
+    index.write(Path(disk.root))
+
+
+def _update_libgit2_index(repo: pygit2.Repository, disk: _Disk, wanted: list[str],
+                          after: Entries) -> None:
     index = repo.index
     index.read(False)
     for path in wanted:
@@ -187,24 +197,8 @@ def _update_index(repo: pygit2.Repository, disk: _Disk, wanted: list[str], after
     _write_index(index, Path(repo.path))
 
 
-def compact_index(root: Path, git: str = "git") -> None:
-    """Store the on-disk index of the working tree `root` as INDEX_VERSION (an index that
-    another program holds locked just now stays as it is: this only saves CPU)."""
-    try:
-        with (root / ".git" / "index").open("rb") as fh:
-            header = fh.read(8)
-    except OSError:
-        return
-    if header[:4] != b"DIRC" or int.from_bytes(header[4:8], "big") == INDEX_VERSION:
-        return
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        subprocess.run([git, "-C", str(root), "update-index", "--index-version",
-                        str(INDEX_VERSION)], env=git_env(git), capture_output=True, check=False,
-                       timeout=30)
-
-
 def _write_index(index: pygit2.Index, git_dir: Path) -> None:
-    deadline = time.monotonic() + INDEX_LOCK_WAIT
+    deadline = time.monotonic() + index_file.LOCK_WAIT
     while True:
         try:
             index.write()
@@ -267,6 +261,17 @@ class _Disk:
             elif kind != "missing":
                 return False
         return True
+
+    def stat_if_holds(self, rel: str, entry: Entry) -> os.stat_result | None:
+        """The file's stat data, taken before its content was found to be exactly `entry` (mode
+        included); None otherwise."""
+        try:
+            st = os.lstat(self.full(rel))
+        except OSError:
+            return None
+        if not stat.S_ISREG(st.st_mode) or bool(st.st_mode & 0o100) != entry.executable:
+            return None
+        return st if self.hash(rel) == entry.oid else None
 
     def hash(self, rel: str) -> pygit2.Oid | None:
         try:
@@ -382,15 +387,24 @@ class _Disk:
 
 def _new_file(data: bytes, executable: bool, folder: str) -> str:
     """A new temporary file in `folder` holding `data`; its path."""
-    fd, new = tempfile.mkstemp(prefix=TEMP_PREFIX + "new-", dir=folder)
+    while True:
+        new = os.path.join(folder, f"{TEMP_PREFIX}new-{os.getpid()}-{next(_NEW_FILES)}")
+        try:
+            fd = os.open(new, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            break
+        except FileExistsError:  # left by a process that had this pid
+            continue
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(new, 0o755 if executable else 0o644)
+        os.fchmod(fd, 0o755 if executable else 0o644)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(new)
         raise
+    finally:
+        os.close(fd)
     return new
 
 

@@ -142,27 +142,6 @@ def test_settled_reads_a_file_or_reports_it_gone(tmp_path):
     assert settled(Path.read_bytes, tmp_path / "gone.md") is None  # looked for twice
 
 
-def _index_version(repo: WorkspaceRepo) -> int:
-    return int.from_bytes((repo.path / ".git" / "index").read_bytes()[4:8], "big")
-
-
-def test_index_is_kept_at_version_4_which_git_reads_and_keeps(repo):
-    assert _index_version(repo) == worktree.INDEX_VERSION == 4
-    repo.commit(Changeset({"dir/new.txt": b"n\n", "a.txt": b"a2\n"}, "api"), SIG)
-    assert status(repo) == "" and _index_version(repo) == 4
-    assert "dir/new.txt" in git(repo.path, "ls-files").split()
-    (repo.path / "a.txt").write_text("person\n")
-    assert status(repo) == " M a.txt\n" and _index_version(repo) == 4
-
-
-def test_an_older_index_is_converted_when_the_server_opens_the_repository(repo):
-    git(repo.path, "update-index", "--index-version", "2")
-    assert _index_version(repo) == 2
-    reopened = WorkspaceRepo(repo.path)
-    reopened.recover()  # the first one, at start-up
-    assert _index_version(reopened) == 4 and status(reopened) == ""
-
-
 def test_new_file_written_in_the_git_dir_or_beside_its_target_on_another_file_system(repo):
     shm = Path("/dev/shm")
     if not shm.is_dir() or os.stat(shm).st_dev == os.stat(repo.path).st_dev:
