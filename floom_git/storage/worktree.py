@@ -12,7 +12,6 @@ then commits it on top, so history holds the server's version and then the perso
 from __future__ import annotations
 
 import contextlib
-import itertools
 import os
 import stat
 import time
@@ -25,12 +24,12 @@ import pygit2
 from pygit2.enums import FileMode, ObjectType
 
 from floom_git import paths
-from floom_git.storage import index_file
+from floom_git.storage import index_file, new_files
+from floom_git.storage.new_files import NewBytes
 
 T = TypeVar("T")
-TEMP_PREFIX = ".floom-"  # temporary files, next to the file they replace
+TEMP_PREFIX = new_files.TEMP_PREFIX  # temporary files, next to the file they replace
 ASIDE_PREFIX = TEMP_PREFIX + "aside-"  # a file taken aside for a moment: .floom-aside-<hex>-<name>
-_NEW_FILES = itertools.count()  # names new files: .floom-new-<pid>-<n>
 SETTLE_WAIT = 0.002  # a file replaced by the server is away for microseconds (replace_if)
 CACHE_DIRS = {"__pycache__", ".pytest_cache", ".mypy_cache"}  # expendable, never content
 
@@ -228,9 +227,9 @@ class _Disk:
 
     def __init__(self, root: Path, scratch: Path | None = None) -> None:
         self.root = str(root)
-        # Where new files are written before they are linked into place: the git dir, which
-        # the watcher never sees (a temporary file next to the target woke it up for nothing
-        # on every write). None, or a target on another file system: next to the target.
+        # Where new files are written before they are linked into place, on a system without
+        # unnamed files (storage/new_files.py): the git dir, which the watcher never sees. None,
+        # or a target on another file system: next to the target.
         self.scratch = str(scratch) if scratch is not None else None
         self._gone: set[str] = set()  # removed in a dry run
         self._folders: set[str] = set()  # parents seen as real folders in this sync
@@ -325,16 +324,17 @@ class _Disk:
         compared: ours goes in only if it was what we expected, and only by a hard link, which
         never replaces a file a person saved in that instant; theirs is put back otherwise."""
         full = self.full(rel)
-        os.makedirs(os.path.dirname(full), exist_ok=True)
-        new = _new_file(data, executable, self._temp_dir(os.path.dirname(full)))
+        folder = os.path.dirname(full)
+        os.makedirs(folder, exist_ok=True)
+        new = NewBytes(data, executable, folder, self._temp_dir(folder))
         try:
             if expected is None:
-                return _link_new(new, full)
+                return new.link(full)
             if not self.matches(rel, expected):
                 return False
             aside = _aside_name(full)
             if aside is None:  # a name too long to carry along: compare, then rename
-                os.replace(new, full)
+                new.replace(full)
                 return True
             try:
                 os.rename(full, aside)
@@ -343,12 +343,11 @@ class _Disk:
             if pygit2.hashfile(aside) != expected.oid:
                 _put_back(aside, full)  # a save landed just now: it stays
                 return False
-            placed = _link_new(new, full)  # False: they saved a new file in the gap
+            placed = new.link(full)  # False: they saved a new file in the gap
             os.unlink(aside)
             return placed
         finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(new)
+            new.close()
 
     def _temp_dir(self, folder: str) -> str:
         """Where a new file for `folder` is written: the scratch folder when it is on the same
@@ -382,43 +381,6 @@ class _Disk:
             for name in filenames + links:
                 os.unlink(os.path.join(dirpath, name))
             os.rmdir(dirpath)
-        return True
-
-
-def _new_file(data: bytes, executable: bool, folder: str) -> str:
-    """A new temporary file in `folder` holding `data`; its path."""
-    while True:
-        new = os.path.join(folder, f"{TEMP_PREFIX}new-{os.getpid()}-{next(_NEW_FILES)}")
-        try:
-            fd = os.open(new, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            break
-        except FileExistsError:  # left by a process that had this pid
-            continue
-    try:
-        os.fchmod(fd, 0o755 if executable else 0o644)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(new)
-        raise
-    finally:
-        os.close(fd)
-    return new
-
-
-def _link_new(new: str, full: str) -> bool:
-    """Create `full` from `new` only if nothing is there (a hard link never replaces)."""
-    try:
-        os.link(new, full)
-        return True
-    except FileExistsError:
-        return False
-    except OSError:  # a file system without hard links
-        if os.path.lexists(full):
-            return False
-        os.replace(new, full)
         return True
 
 

@@ -162,3 +162,21 @@ def test_new_file_written_in_the_git_dir_or_beside_its_target_on_another_file_sy
                         if p.name.startswith(worktree.TEMP_PREFIX)]
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+@pytest.mark.parametrize("unnamed", [True, False], ids=["O_TMPFILE", "named-temp"])
+def test_new_bytes_are_placed_whole_and_leave_no_temporary_name(repo, monkeypatch, unnamed):
+    if not unnamed:
+        monkeypatch.delattr(os, "O_TMPFILE", raising=False)
+    disk = worktree._Disk(repo.path, Path(repo.repo.path))
+    assert disk.replace_if("dir/n.txt", None, b"new\n", False)
+    old = worktree.Entry(pygit2.hash(b"new\n"), 0o100644)
+    assert disk.replace_if("dir/n.txt", old, b"newer\n", True)
+    assert (repo.path / "dir/n.txt").read_bytes() == b"newer\n"
+    assert os.stat(repo.path / "dir/n.txt").st_mode & 0o777 == 0o755
+    (repo.path / "dir/p.txt").write_text("person\n")  # saved before ours could go in
+    assert not disk.replace_if("dir/p.txt", None, b"server\n", False)
+    assert (repo.path / "dir/p.txt").read_text() == "person\n"
+    leftovers = [p for p in (*Path(repo.repo.path).iterdir(), *(repo.path / "dir").iterdir())
+                 if p.name.startswith(worktree.TEMP_PREFIX)]
+    assert leftovers == []
