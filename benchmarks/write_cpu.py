@@ -1,7 +1,7 @@
-"""`python -m benchmarks.write_cpu [--writes N] [--profile OUT]`: the server CPU that one
-acknowledged API write costs, 1 and 8 clients, and the writer alone: the quick before/after
-measure for write-path work. With --profile, py-spy (if installed) samples the server while
-the 8-client writes run and writes collapsed stacks to OUT."""
+"""`python -m benchmarks.write_cpu [--writes N] [--profile OUT [--profile-clients 1|8]]`: the
+server CPU that one acknowledged API write costs, 1 and 8 clients, and the writer alone: the
+quick before/after measure for write-path work. With --profile, py-spy (if installed) samples
+the server while the 8-client (or 1-client) writes run and writes collapsed stacks to OUT."""
 
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--writes", type=int, default=400)
     parser.add_argument("--profile", type=Path,
                         help="py-spy collapsed stacks of the 8-client writes")
+    parser.add_argument("--profile-clients", type=int, default=8, choices=(1, 8),
+                        help="which client count --profile samples (default 8)")
     parser.add_argument("--no-writer", action="store_true", help="skip the writer-alone measure")
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="floom-write-cpu-"))
@@ -34,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
             measure.write_seconds(server, 1, 20, "warm")
             for clients in (1, 8):
                 spy = None
-                if args.profile is not None and clients == 8:
+                if args.profile is not None and clients == args.profile_clients:
                     spy = subprocess.Popen(["py-spy", "record", "--format", "raw", "--rate", "250",
                                             "--subprocesses", "--threads", "-o", str(args.profile),
                                             "-p", str(server.proc.pid)],

@@ -26,9 +26,10 @@ from floom_git.schemas.repo_health import (
 )
 from floom_git.services.mirror import Mirror
 from floom_git.services.workspaces import Workspace, WorkspaceManager
+from floom_git.storage import journal
 from floom_git.storage.git_types import GitError
 from floom_git.storage.leftovers import LOCKS
-from floom_git.storage.repo import JOURNAL, MAIN, RUNS
+from floom_git.storage.repo import MAIN, RUNS
 
 GB = 1024**3
 
@@ -87,7 +88,7 @@ def check_repo(ws: Workspace) -> RepoCheck:
     git_dir = ws.git_dir
     locks = [name for name in LOCKS if (git_dir / name).exists()]
     locks += sorted(p.relative_to(git_dir).as_posix() for p in (git_dir / "refs").rglob("*.lock"))
-    check = RepoCheck(ok=False, sync_pending=(git_dir / JOURNAL).exists(), locks=locks)
+    check = RepoCheck(ok=False, sync_pending=journal.pending(git_dir), locks=locks)
     try:
         main = repo.tip(MAIN)
         if main is None:

@@ -1,8 +1,8 @@
 """WorkspaceRepo: one non-bare workspace repository over pygit2.
 
-Commits (storage/changeset.py: what a commit changes and answers) are built with TreeBuilder
-from the branch tip (no index involved), the branch moves by
-compare-and-swap, and only then are the touched paths written into the working tree and the
+Commits (storage/changeset.py: what a commit changes and answers) are built from the branch
+tip's trees (storage/trees.py; no index involved), the branch moves by compare-and-swap, and
+only then are the touched paths written into the working tree and the
 on-disk index (ENGINEERING-NOTES §2.2; storage/worktree.py never overwrites a person's edit). A
 journal in .git names the commit the tree was synced to, so that step is redone after a crash or
 a failure. Inside `grouped()` (the writer's batches) the commits on main share that journal and
@@ -14,21 +14,18 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 import pygit2
-from pygit2.enums import FileMode, ObjectType
+from pygit2.enums import ObjectType
 
 from floom_git.errors import Conflict, NotFound, Unavailable
-from floom_git.storage import leftovers, worktree
-from floom_git.storage.atomic import atomic_write
+from floom_git.storage import journal, leftovers, worktree
 from floom_git.storage.changeset import (
-    REPLACE,
     Change,
     Changeset,
     CommitResult,
@@ -38,6 +35,7 @@ from floom_git.storage.changeset import (
     nest,
     signature,
 )
+from floom_git.storage.trees import TreeWriter
 
 # Where the types of a commit live; kept importable from here, where every writer looks.
 __all__ = ["JOURNAL", "MAIN", "RUNS", "Change", "Changeset", "CommitResult", "RefMoved",
@@ -45,7 +43,7 @@ __all__ = ["JOURNAL", "MAIN", "RUNS", "Change", "Changeset", "CommitResult", "Re
 
 MAIN = "refs/heads/main"
 RUNS = "refs/heads/floom/runs"
-JOURNAL = "floom-sync.json"
+JOURNAL = journal.NAME
 TEMP_PREFIX = worktree.TEMP_PREFIX  # temporary files, next to the file they replace
 HEX = set("0123456789abcdef")
 
@@ -76,6 +74,7 @@ class WorkspaceRepo:
         self.repo = pygit2.Repository(str(self.path))
         self._leftovers_cleared = False
         self._group = _Group()
+        self._trees = TreeWriter(self.repo)
 
     # -- creation -------------------------------------------------------------------------
     @classmethod
@@ -94,7 +93,6 @@ class WorkspaceRepo:
         cfg["gc.writeCommitGraph"] = True
         cfg["uploadpack.allowFilter"] = True
         ws.commit(Changeset(dict(files), message), author, check_worktree=False)
-        worktree.compact_index(ws.path)
         return ws
 
     # -- reads ----------------------------------------------------------------------------
@@ -181,12 +179,12 @@ class WorkspaceRepo:
         parent = self.tip(ref)
         base_tree = parent.tree if parent else None
         changes = admitted(changeset.changes)
-        new_tree_id = self._build(base_tree, nest(changes))
+        new_tree_id = self._trees.build(base_tree.id if base_tree else None, nest(changes))
         if new_tree_id is None:
             new_tree_id = self.repo.TreeBuilder().write()
         if parent is not None and new_tree_id == parent.tree_id:
             return CommitResult(None, result=changeset.result)
-        new_tree = cast(pygit2.Tree, self.repo[new_tree_id])  # a TreeBuilder wrote it
+        new_tree = cast(pygit2.Tree, self.repo[new_tree_id])  # written as a tree just now
         worktree_ref = ref == MAIN and not self.repo.is_bare
         files = self._expand(base_tree, new_tree, changes)
         deferred = worktree_ref and group.active and not changeset.from_disk
@@ -251,45 +249,6 @@ class WorkspaceRepo:
         new_tree = self.repo[last].peel(pygit2.Tree)
         # Each commit's files cover what it changed, so together they cover base..last.
         group.kept |= set(self._sync_landed(old_tree, new_tree, files, last, write=True))
-
-    def _build(self, tree: pygit2.Tree | None, nested: dict[str, Any]) -> pygit2.Oid | None:
-        tb = self.repo.TreeBuilder(tree) if tree is not None else self.repo.TreeBuilder()
-        for name, value in nested.items():
-            existing = tree[name] if tree is not None and name in tree else None
-            if isinstance(value, dict):
-                sub = (
-                    existing if existing is not None and existing.type == ObjectType.TREE else None
-                )
-                if value.get(REPLACE):
-                    sub = None
-                value = {k: v for k, v in value.items() if k is not REPLACE}
-                sub_tree = cast(pygit2.Tree, self.repo[sub.id]) if sub is not None else None
-                sub_id = self._build(sub_tree, value)
-                if sub_id is None:
-                    if existing is not None:
-                        tb.remove(name)
-                else:
-                    tb.insert(name, sub_id, FileMode.TREE)
-            elif value is None:
-                if existing is not None:
-                    tb.remove(name)
-            elif isinstance(value, TreeRef):
-                restored = self.repo[value.oid]
-                if not isinstance(restored, pygit2.Tree):
-                    raise TypeError(f"TreeRef {value.oid} names a {restored.type_str}, not a tree")
-                if len(restored) == 0:
-                    if existing is not None:
-                        tb.remove(name)
-                else:
-                    tb.insert(name, value.oid, FileMode.TREE)
-            else:
-                mode = FileMode.BLOB
-                if existing is not None and existing.filemode == FileMode.BLOB_EXECUTABLE:
-                    mode = FileMode.BLOB_EXECUTABLE
-                tb.insert(name, self.repo.create_blob(value), mode)
-        if len(tb) == 0:
-            return None
-        return tb.write()
 
     def _expand(
         self, old: pygit2.Tree | None, new: pygit2.Tree, changes: Mapping[str, Change]
@@ -357,17 +316,13 @@ class WorkspaceRepo:
     def _begin_sync(self, old_main: str | None, files: list[str], *, index_only: bool) -> None:
         """Journal that main moves from `old_main` (and the working tree must follow) before it
         does. A journal left by an earlier failure is repaired first, so it is never lost."""
-        if (Path(self.repo.path) / JOURNAL).exists():
+        git_dir = Path(self.repo.path)
+        if journal.pending(git_dir):
             self.recover()
-        data = {"from": old_main, "files": files, "index_only": index_only}
-        atomic_write(Path(self.repo.path) / JOURNAL, json.dumps(data).encode(), mode=0o644,
-                     durable=False)
+        journal.write(git_dir, {"from": old_main, "files": files, "index_only": index_only})
 
     def _clear_journal(self) -> None:
-        try:
-            (Path(self.repo.path) / JOURNAL).unlink()
-        except FileNotFoundError:
-            pass
+        journal.clear(Path(self.repo.path))
 
     def recover(self) -> list[str]:
         """After a crash: finish a working-tree sync that a commit started. Returns the files.
@@ -378,14 +333,12 @@ class WorkspaceRepo:
         if not self._leftovers_cleared:
             self._leftovers_cleared = True
             leftovers.clear(Path(self.repo.path), TEMP_PREFIX)
-            worktree.compact_index(self.path)
-        journal = Path(self.repo.path) / JOURNAL
-        if not journal.exists():
+        data = journal.read(Path(self.repo.path))
+        if data is None:
             return []
         try:
-            data = json.loads(journal.read_text())
             files = [f for f in data.get("files", []) if isinstance(f, str)]
-        except (ValueError, AttributeError, TypeError):
+        except TypeError:
             data, files = {}, []
         head = self._main_sha()
         if "from" in data:

@@ -14,8 +14,6 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-import subprocess
-import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -26,18 +24,14 @@ import pygit2
 from pygit2.enums import FileMode, ObjectType
 
 from floom_git import paths
-from floom_git.storage.git_process import git_env
+from floom_git.storage import index_file, new_files
+from floom_git.storage.new_files import NewBytes
 
 T = TypeVar("T")
-TEMP_PREFIX = ".floom-"  # temporary files, next to the file they replace
+TEMP_PREFIX = new_files.TEMP_PREFIX  # temporary files, next to the file they replace
 ASIDE_PREFIX = TEMP_PREFIX + "aside-"  # a file taken aside for a moment: .floom-aside-<hex>-<name>
-INDEX_LOCK_WAIT = 2.0  # a person's `git status` holds .git/index.lock for a moment only
 SETTLE_WAIT = 0.002  # a file replaced by the server is away for microseconds (replace_if)
 CACHE_DIRS = {"__pycache__", ".pytest_cache", ".mypy_cache"}  # expendable, never content
-# The index is rewritten whole after every group of commits on main. Version 4 stores each path
-# as its difference from the one before: measured 30-40 % less CPU per rewrite of an index of
-# 800 files. git reads and keeps it; libgit2 keeps the version it read.
-INDEX_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -168,6 +162,21 @@ def _write(repo: pygit2.Repository, disk: _Disk, wanted: list[str], before: Entr
 def _update_index(repo: pygit2.Repository, disk: _Disk, wanted: list[str], after: Entries) -> None:
     """The index records `new` for every path; with stat data only where the disk holds exactly
     that content, so `git status` shows a person's edit as an unstaged change."""
+    index = index_file.load(Path(repo.path))
+    if index is None:  # a split or sparse index, or a damaged one: libgit2's way
+        _update_libgit2_index(repo, disk, wanted, after)
+        return
+    for path in wanted:
+        entry = after[path]
+        if entry is None:
+            index.remove(path)
+        else:
+            index.set(path, entry.oid.raw, entry.mode, disk.stat_if_holds(path, entry))
+    index.write(Path(disk.root))
+
+
+def _update_libgit2_index(repo: pygit2.Repository, disk: _Disk, wanted: list[str],
+                          after: Entries) -> None:
     index = repo.index
     index.read(False)
     for path in wanted:
@@ -187,24 +196,8 @@ def _update_index(repo: pygit2.Repository, disk: _Disk, wanted: list[str], after
     _write_index(index, Path(repo.path))
 
 
-def compact_index(root: Path, git: str = "git") -> None:
-    """Store the on-disk index of the working tree `root` as INDEX_VERSION (an index that
-    another program holds locked just now stays as it is: this only saves CPU)."""
-    try:
-        with (root / ".git" / "index").open("rb") as fh:
-            header = fh.read(8)
-    except OSError:
-        return
-    if header[:4] != b"DIRC" or int.from_bytes(header[4:8], "big") == INDEX_VERSION:
-        return
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        subprocess.run([git, "-C", str(root), "update-index", "--index-version",
-                        str(INDEX_VERSION)], env=git_env(git), capture_output=True, check=False,
-                       timeout=30)
-
-
 def _write_index(index: pygit2.Index, git_dir: Path) -> None:
-    deadline = time.monotonic() + INDEX_LOCK_WAIT
+    deadline = time.monotonic() + index_file.LOCK_WAIT
     while True:
         try:
             index.write()
@@ -234,9 +227,9 @@ class _Disk:
 
     def __init__(self, root: Path, scratch: Path | None = None) -> None:
         self.root = str(root)
-        # Where new files are written before they are linked into place: the git dir, which
-        # the watcher never sees (a temporary file next to the target woke it up for nothing
-        # on every write). None, or a target on another file system: next to the target.
+        # Where new files are written before they are linked into place, on a system without
+        # unnamed files (storage/new_files.py): the git dir, which the watcher never sees. None,
+        # or a target on another file system: next to the target.
         self.scratch = str(scratch) if scratch is not None else None
         self._gone: set[str] = set()  # removed in a dry run
         self._folders: set[str] = set()  # parents seen as real folders in this sync
@@ -267,6 +260,17 @@ class _Disk:
             elif kind != "missing":
                 return False
         return True
+
+    def stat_if_holds(self, rel: str, entry: Entry) -> os.stat_result | None:
+        """The file's stat data, taken before its content was found to be exactly `entry` (mode
+        included); None otherwise."""
+        try:
+            st = os.lstat(self.full(rel))
+        except OSError:
+            return None
+        if not stat.S_ISREG(st.st_mode) or bool(st.st_mode & 0o100) != entry.executable:
+            return None
+        return st if self.hash(rel) == entry.oid else None
 
     def hash(self, rel: str) -> pygit2.Oid | None:
         try:
@@ -320,16 +324,17 @@ class _Disk:
         compared: ours goes in only if it was what we expected, and only by a hard link, which
         never replaces a file a person saved in that instant; theirs is put back otherwise."""
         full = self.full(rel)
-        os.makedirs(os.path.dirname(full), exist_ok=True)
-        new = _new_file(data, executable, self._temp_dir(os.path.dirname(full)))
+        folder = os.path.dirname(full)
+        os.makedirs(folder, exist_ok=True)
+        new = NewBytes(data, executable, folder, self._temp_dir(folder))
         try:
             if expected is None:
-                return _link_new(new, full)
+                return new.link(full)
             if not self.matches(rel, expected):
                 return False
             aside = _aside_name(full)
             if aside is None:  # a name too long to carry along: compare, then rename
-                os.replace(new, full)
+                new.replace(full)
                 return True
             try:
                 os.rename(full, aside)
@@ -338,12 +343,11 @@ class _Disk:
             if pygit2.hashfile(aside) != expected.oid:
                 _put_back(aside, full)  # a save landed just now: it stays
                 return False
-            placed = _link_new(new, full)  # False: they saved a new file in the gap
+            placed = new.link(full)  # False: they saved a new file in the gap
             os.unlink(aside)
             return placed
         finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(new)
+            new.close()
 
     def _temp_dir(self, folder: str) -> str:
         """Where a new file for `folder` is written: the scratch folder when it is on the same
@@ -377,34 +381,6 @@ class _Disk:
             for name in filenames + links:
                 os.unlink(os.path.join(dirpath, name))
             os.rmdir(dirpath)
-        return True
-
-
-def _new_file(data: bytes, executable: bool, folder: str) -> str:
-    """A new temporary file in `folder` holding `data`; its path."""
-    fd, new = tempfile.mkstemp(prefix=TEMP_PREFIX + "new-", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(new, 0o755 if executable else 0o644)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(new)
-        raise
-    return new
-
-
-def _link_new(new: str, full: str) -> bool:
-    """Create `full` from `new` only if nothing is there (a hard link never replaces)."""
-    try:
-        os.link(new, full)
-        return True
-    except FileExistsError:
-        return False
-    except OSError:  # a file system without hard links
-        if os.path.lexists(full):
-            return False
-        os.replace(new, full)
         return True
 
 

@@ -10,6 +10,7 @@ import pygit2
 import pytest
 
 from floom_git.errors import Conflict
+from floom_git.storage import journal
 from floom_git.storage.repo import JOURNAL, Changeset, WorkspaceRepo, signature
 from floom_git.storage.writer import Writer
 from tests.conftest import commit_count, git
@@ -180,7 +181,7 @@ def test_grouped_commits_sync_worktree_and_index_once_at_the_end(repo):
         assert json.loads((repo.path / ".git" / JOURNAL).read_text())["from"] != first.sha
     assert (repo.path / "dir/c.txt").read_bytes() == b"c2"  # ... and now, once
     assert not (repo.path / "a.txt").exists()
-    assert not (repo.path / ".git" / JOURNAL).exists()
+    assert not journal.pending(repo.path / ".git")
     assert group.kept == set() and second.unsynced == ()
     assert commit_count(repo.path) == 3
     assert git(repo.path, "status", "--porcelain") == ""
@@ -256,7 +257,7 @@ def test_commit_failing_to_write_is_not_reported_as_branch_moved(repo):
         repo.commit(Changeset({"a.txt": b"a\n"}, "back"), SIG)
     assert not isinstance(caught.value, Conflict)
     assert str(repo.tip().id) == tip and first is not None
-    assert not (repo.path / ".git" / JOURNAL).exists()
+    assert not journal.pending(repo.path / ".git")
 
 
 def test_writer_does_not_retry_or_answer_409_for_a_failed_write(repo):

@@ -12,7 +12,7 @@ from pathlib import Path
 import pygit2
 import pytest
 
-from floom_git.storage import worktree
+from floom_git.storage import journal, worktree
 from floom_git.storage.repo import JOURNAL, Changeset, WorkspaceRepo, signature
 from tests.conftest import git
 
@@ -94,11 +94,11 @@ def test_commit_landed_when_index_is_locked_is_acknowledged_and_repaired(repo):
     lock.write_bytes(b"")  # a person's git holds the index longer than we wait
     result = repo.commit(Changeset({"a.txt": b"server\n"}, "api"), SIG)
     assert result.sha and git(repo.path, "show", "HEAD:a.txt") == "server\n"
-    assert (Path(repo.repo.path) / JOURNAL).exists()
+    assert journal.pending(Path(repo.repo.path))
     lock.unlink()
     repo.commit(Changeset({"dir/b.txt": b"next\n"}, "next"), SIG)  # repairs the earlier one
     assert status(repo) == ""
-    assert not (Path(repo.repo.path) / JOURNAL).exists()
+    assert not journal.pending(Path(repo.repo.path))
 
 
 def test_recover_after_crash_keeps_edit_saved_meanwhile(repo):
@@ -142,27 +142,6 @@ def test_settled_reads_a_file_or_reports_it_gone(tmp_path):
     assert settled(Path.read_bytes, tmp_path / "gone.md") is None  # looked for twice
 
 
-def _index_version(repo: WorkspaceRepo) -> int:
-    return int.from_bytes((repo.path / ".git" / "index").read_bytes()[4:8], "big")
-
-
-def test_index_is_kept_at_version_4_which_git_reads_and_keeps(repo):
-    assert _index_version(repo) == worktree.INDEX_VERSION == 4
-    repo.commit(Changeset({"dir/new.txt": b"n\n", "a.txt": b"a2\n"}, "api"), SIG)
-    assert status(repo) == "" and _index_version(repo) == 4
-    assert "dir/new.txt" in git(repo.path, "ls-files").split()
-    (repo.path / "a.txt").write_text("person\n")
-    assert status(repo) == " M a.txt\n" and _index_version(repo) == 4
-
-
-def test_an_older_index_is_converted_when_the_server_opens_the_repository(repo):
-    git(repo.path, "update-index", "--index-version", "2")
-    assert _index_version(repo) == 2
-    reopened = WorkspaceRepo(repo.path)
-    reopened.recover()  # the first one, at start-up
-    assert _index_version(reopened) == 4 and status(reopened) == ""
-
-
 def test_new_file_written_in_the_git_dir_or_beside_its_target_on_another_file_system(repo):
     shm = Path("/dev/shm")
     if not shm.is_dir() or os.stat(shm).st_dev == os.stat(repo.path).st_dev:
@@ -183,3 +162,21 @@ def test_new_file_written_in_the_git_dir_or_beside_its_target_on_another_file_sy
                         if p.name.startswith(worktree.TEMP_PREFIX)]
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+@pytest.mark.parametrize("unnamed", [True, False], ids=["O_TMPFILE", "named-temp"])
+def test_new_bytes_are_placed_whole_and_leave_no_temporary_name(repo, monkeypatch, unnamed):
+    if not unnamed:
+        monkeypatch.delattr(os, "O_TMPFILE", raising=False)
+    disk = worktree._Disk(repo.path, Path(repo.repo.path))
+    assert disk.replace_if("dir/n.txt", None, b"new\n", False)
+    old = worktree.Entry(pygit2.hash(b"new\n"), 0o100644)
+    assert disk.replace_if("dir/n.txt", old, b"newer\n", True)
+    assert (repo.path / "dir/n.txt").read_bytes() == b"newer\n"
+    assert os.stat(repo.path / "dir/n.txt").st_mode & 0o777 == 0o755
+    (repo.path / "dir/p.txt").write_text("person\n")  # saved before ours could go in
+    assert not disk.replace_if("dir/p.txt", None, b"server\n", False)
+    assert (repo.path / "dir/p.txt").read_text() == "person\n"
+    leftovers = [p for p in (*Path(repo.repo.path).iterdir(), *(repo.path / "dir").iterdir())
+                 if p.name.startswith(worktree.TEMP_PREFIX)]
+    assert leftovers == []
