@@ -4,6 +4,7 @@ version, and restoring it."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,10 +64,41 @@ def log(
 def upkeep(repo_path: Path, git: str = "git") -> None:
     """Pack loose objects when git thinks it is time, then refresh the commit-graph.
     Run under the workspace writer lock: gc takes ref and pack locks."""
-    subprocess.run([git, "-C", str(repo_path), "-c", "gc.autoDetach=false", "-c",
-                    "gc.writeCommitGraph=false", "gc", "--auto",
-                    "--quiet"], capture_output=True, env=git_env(git), check=False)
+    if gc_due(repo_path):
+        subprocess.run([git, "-C", str(repo_path), "-c", "gc.autoDetach=false", "-c",
+                        "gc.writeCommitGraph=false", "gc", "--auto",
+                        "--quiet"], capture_output=True, env=git_env(git), check=False)
     write_commit_graph(repo_path, git)
+
+
+def gc_due(repo_path: Path) -> bool:
+    """What `git gc --auto` looks at before doing anything, read without starting git (a git
+    process every 200 commits that mostly finds nothing to do): more loose objects in
+    objects/17 than gc.auto / 256 (git counts that one folder), or more packs than
+    gc.autoPackLimit. True when the settings cannot be read: git decides then."""
+    git_dir = repo_path / ".git"
+    try:
+        config = pygit2.Repository(str(repo_path)).config
+        limit = config.get_int("gc.auto") if "gc.auto" in config else 6700
+        packs = config.get_int("gc.autoPackLimit") if "gc.autoPackLimit" in config else 50
+    except (pygit2.GitError, ValueError, KeyError):
+        return True
+    if limit <= 0:
+        return False  # gc --auto is switched off
+    try:
+        loose = sum(1 for name in os.listdir(git_dir / "objects" / "17") if len(name) == 38)
+    except FileNotFoundError:
+        loose = 0
+    if loose > -(-limit // 256):
+        return True
+    if packs <= 0:
+        return False
+    try:
+        names = set(os.listdir(git_dir / "objects" / "pack"))
+    except FileNotFoundError:
+        return False
+    kept = sum(1 for n in names if n.endswith(".pack") and n[:-5] + ".keep" not in names)
+    return kept > packs
 
 
 def write_commit_graph(repo_path: Path, git: str = "git") -> None:

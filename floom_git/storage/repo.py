@@ -24,7 +24,7 @@ import pygit2
 from pygit2.enums import ObjectType
 
 from floom_git.errors import Conflict, NotFound, Unavailable
-from floom_git.storage import journal, leftovers, worktree
+from floom_git.storage import journal, leftovers, refs, worktree
 from floom_git.storage.changeset import (
     Change,
     Changeset,
@@ -200,17 +200,22 @@ class WorkspaceRepo:
         if worktree_ref and not group.landed:
             self._begin_sync(str(parent.id) if parent else None, [] if deferred else files,
                              index_only=changeset.from_disk)
+        old = str(parent.id) if parent else None
         try:
             oid = self.repo.create_commit(
-                ref, author, author, changeset.message, new_tree_id, [parent.id] if parent else []
+                None, author, author, changeset.message, new_tree_id, [parent.id] if parent else []
             )
             if oid not in self.repo:  # libgit2 can answer success for an object it failed to write
                 raise OSError(errno.EIO, f"the commit on {ref} could not be written (is the disk "
                                          "full?); nothing was changed")
-        except (pygit2.GitError, OSError) as exc:
+            refs.move(self.repo, ref, old, str(oid), author,
+                      refs.commit_message(changeset.message, initial=parent is None))
+        except (pygit2.GitError, OSError, RefMoved) as exc:
             if worktree_ref and not group.landed:
                 self._clear_journal()
-            if self._target(ref) != (str(parent.id) if parent else None):
+            if isinstance(exc, RefMoved):
+                raise
+            if refs.target(self.repo, ref) != old:
                 raise RefMoved(f"branch {ref} moved while committing; retry ({exc})") from exc
             raise
         unsynced: list[str] = []
@@ -420,13 +425,6 @@ class WorkspaceRepo:
             out.add(delta.old_file.path)
             out.add(delta.new_file.path)
         return sorted(out)
-
-    def _target(self, ref: str) -> str | None:
-        """Where `ref` points now, read from the repository (None: no such branch)."""
-        try:
-            return str(self.repo.references[ref].resolve().target)
-        except (KeyError, pygit2.GitError, OSError):
-            return None
 
     def _main_sha(self) -> str | None:
         tip = self.tip(MAIN)

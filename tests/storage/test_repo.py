@@ -170,6 +170,35 @@ def test_upkeep_packs_loose_objects_and_writes_bloom_commit_graph(repo):
     assert git(repo.path, "status", "--porcelain") == ""
 
 
+def test_upkeep_starts_git_gc_only_when_git_would_find_work(repo):
+    from floom_git.storage import history
+
+    def packs() -> int:
+        return len(list((Path(repo.repo.path) / "objects/pack").glob("*.pack")))
+
+    for i in range(40):
+        repo.commit(Changeset({f"few/f{i}.txt": str(i).encode()}, f"c{i}"), SIG)
+    assert not history.gc_due(repo.path)  # git --auto would find nothing either
+    git(repo.path, "gc", "--auto", "--quiet")
+    assert packs() == 0
+    git(repo.path, "config", "gc.auto", "1")  # one loose object in objects/17 is too many
+    (Path(repo.repo.path) / "objects/17").mkdir(exist_ok=True)
+    (Path(repo.repo.path) / "objects/17" / ("0" * 38)).write_bytes(b"")
+    (Path(repo.repo.path) / "objects/17" / ("1" * 38)).write_bytes(b"")
+    assert history.gc_due(repo.path)
+    git(repo.path, "config", "gc.auto", "0")  # switched off
+    assert not history.gc_due(repo.path)
+    git(repo.path, "config", "gc.auto", "6700")
+    git(repo.path, "config", "gc.autoPackLimit", "1")
+    for name in ("a", "b"):
+        (Path(repo.repo.path) / f"objects/pack/pack-{name * 40}.pack").write_bytes(b"")
+    assert history.gc_due(repo.path)  # two packs, one allowed
+    (Path(repo.repo.path) / f"objects/pack/pack-{'b' * 40}.keep").write_bytes(b"")
+    assert not history.gc_due(repo.path)  # a kept pack does not count
+    git(repo.path, "config", "gc.auto", "many")
+    assert history.gc_due(repo.path)  # unreadable: git decides
+
+
 # -- commits grouped into one working-tree sync (the writer's batches) ----------------------------
 
 
