@@ -36,6 +36,8 @@ def move(repo: pygit2.Repository, ref: str, old: str | None, new: str, who: pygi
          message: str) -> None:
     """Point `ref` at `new` if it still points at `old` (None: the branch does not exist yet),
     else raise RefMoved. OSError when its lock is held (a person's git) or the disk refuses."""
+    if not ref.startswith("refs/heads/"):
+        raise ValueError(f"{ref}: only a branch is moved here")  # never HEAD, a symbolic ref
     git_dir = Path(repo.path)
     path = git_dir / ref
     lock = path.with_name(path.name + ".lock")

@@ -64,6 +64,9 @@ def test_a_branch_that_moved_is_not_moved_again(repo):
     assert repo.tip().id == tip.id
     assert not (repo.path / ".git" / "refs/heads/main.lock").exists()
     assert len(reflog(repo.path, "refs/heads/main")) == 1
+    with pytest.raises(ValueError):
+        refs.move(repo.repo, "HEAD", str(tip.id), str(commit), SIG, "commit: x")
+    assert git(repo.path, "symbolic-ref", "HEAD") == "refs/heads/main\n"
 
 
 def test_a_commit_on_a_branch_a_person_moved_meanwhile_is_rebuilt_by_the_writer(repo):
