@@ -28,6 +28,7 @@ import hashlib
 import os
 import struct
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -145,7 +146,8 @@ class Index:
                 self.entries[at] = entry[:_SIZE_AT] + b"\0\0\0\0" + entry[_SIZE_AT + 4:]
 
 
-_CACHE: dict[Path, Index] = {}
+KEEP = 64  # workspaces whose index stays encoded in memory (~130 bytes per file)
+_CACHE: OrderedDict[Path, Index] = OrderedDict()
 
 
 def load(git_dir: Path) -> Index | None:
@@ -155,10 +157,10 @@ def load(git_dir: Path) -> Index | None:
     try:
         st = os.stat(path)
     except FileNotFoundError:
-        index = _CACHE[git_dir] = Index(git_dir)
-        return index
+        return _keep(Index(git_dir))
     cached = _CACHE.get(git_dir)
     if cached is not None and cached.stamp == _Stamp(st.st_ino, st.st_size, st.st_mtime_ns):
+        _CACHE.move_to_end(git_dir)
         return cached
     _CACHE.pop(git_dir, None)
     try:
@@ -171,13 +173,15 @@ def load(git_dir: Path) -> Index | None:
     if parsed is None:
         return None
     parsed.stamp = _Stamp(st.st_ino, st.st_size, st.st_mtime_ns)
-    _CACHE[git_dir] = parsed
-    return parsed
+    return _keep(parsed)
 
 
-def forget(git_dir: Path) -> None:
-    """Drop what is kept for `git_dir` (its index is read again on next use)."""
-    _CACHE.pop(git_dir, None)
+def _keep(index: Index) -> Index:
+    _CACHE[index.git_dir] = index
+    _CACHE.move_to_end(index.git_dir)
+    while len(_CACHE) > KEEP:
+        _CACHE.popitem(last=False)
+    return index
 
 
 def encode(name: bytes, oid: bytes, mode: int, st: os.stat_result | None,

@@ -1,8 +1,8 @@
 """WorkspaceRepo: one non-bare workspace repository over pygit2.
 
 Commits (storage/changeset.py: what a commit changes and answers) are built from the branch
-tip's trees (storage/trees.py; no index involved), the branch moves by compare-and-swap, and
-only then are the touched paths written into the working tree and the
+tip's trees (storage/trees.py; no index involved), the branch moves by compare-and-swap
+(storage/refs.py), and only then are the touched paths written into the working tree and the
 on-disk index (ENGINEERING-NOTES §2.2; storage/worktree.py never overwrites a person's edit). A
 journal in .git names the commit the tree was synced to, so that step is redone after a crash or
 a failure. Inside `grouped()` (the writer's batches) the commits on main share that journal and

@@ -128,3 +128,15 @@ def test_a_same_size_edit_in_the_entrys_second_is_smudged_when_the_index_moves_o
     repo.commit(Changeset({"other.txt": b"o\n"}, "api"), SIG)
     assert status(repo) == " M note.txt\n"
     assert git(repo.path, "diff", "--stat").strip().startswith("note.txt")
+
+
+def test_only_the_indexes_of_recently_written_workspaces_stay_in_memory(tmp_path, monkeypatch):
+    monkeypatch.setattr(index_file, "KEEP", 3)
+    repos = [WorkspaceRepo.create(tmp_path / f"ws{i}", {"a.txt": b"a\n"}, "init", SIG)
+             for i in range(5)]
+    for repo in repos:
+        repo.commit(Changeset({"b.txt": b"b\n"}, "api"), SIG)
+    kept = list(index_file._CACHE)
+    assert len(kept) <= 3 and kept[-1] == repos[-1].path / ".git"
+    repos[0].commit(Changeset({"c.txt": b"c\n"}, "api"), SIG)  # read again from disk, and kept
+    assert status(repos[0]) == "" and list(index_file._CACHE)[-1] == repos[0].path / ".git"
