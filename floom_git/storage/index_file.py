@@ -23,14 +23,14 @@ Blocking; one writer per git folder at a time (the workspace write lock).
 from __future__ import annotations
 
 import bisect
-import contextlib
 import hashlib
 import os
 import struct
-import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from floom_git.storage import lockfile
 
 SIGNATURE = b"DIRC"
 LOCK_WAIT = 2.0  # a person's `git status` holds .git/index.lock for a moment only
@@ -40,10 +40,6 @@ _EXTENDED = 0x4000
 _NAME_MASK = 0xFFF
 _MASK32 = 0xFFFFFFFF
 _SIZE_AT = 36  # offset of the size field in an entry
-
-
-class LockHeld(OSError):
-    """Another program holds .git/index.lock for longer than we wait."""
 
 
 @dataclass
@@ -89,29 +85,15 @@ class Index:
 
     def write(self, root: Path) -> None:
         """Replace .git/index with these entries (`root`: the working tree)."""
-        path = self.git_dir / "index"
-        lock = self.git_dir / "index.lock"
-        fd = _take_lock(lock)
         try:
-            checked = False
-            while True:
-                data = self._bytes()
-                os.ftruncate(fd, 0)
-                _allocate(fd, len(data))
-                os.pwrite(fd, data, 0)
+            with lockfile.replacing(self.git_dir / "index", wait=LOCK_WAIT) as fd:
+                lockfile.put(fd, self._bytes())
                 st = os.fstat(fd)
-                if checked or not self._leaves_racy_second(st.st_mtime_ns):
-                    break
-                self._smudge_changed(root)  # then written again, with the doubtful entries smudged
-                checked = True
-            os.close(fd)
-            fd = -1
-            os.rename(lock, path)
+                if self._leaves_racy_second(st.st_mtime_ns):
+                    self._smudge_changed(root)  # written again, the doubtful entries smudged
+                    lockfile.put(fd, self._bytes())
+                    st = os.fstat(fd)
         except BaseException:
-            if fd >= 0:
-                os.close(fd)
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(lock)
             self.stamp = None  # read it again next time
             raise
         self.stamp = _Stamp(st.st_ino, st.st_size, st.st_mtime_ns)
@@ -250,25 +232,6 @@ def parse(git_dir: Path, data: bytes) -> Index | None:
     if pos != end or index.keys != sorted(index.keys):
         return None
     return index
-
-
-def _take_lock(lock: Path) -> int:
-    deadline = time.monotonic() + LOCK_WAIT
-    while True:
-        try:
-            return os.open(lock, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
-        except FileExistsError:
-            if time.monotonic() > deadline:
-                raise LockHeld(f"{lock} is held by another program") from None
-            time.sleep(0.05)
-
-
-def _allocate(fd: int, size: int) -> None:
-    """Allocate the file's blocks before writing it: renaming a file whose blocks are not
-    allocated yet over an existing one makes ext4 start writing it out there and then
-    (auto_da_alloc), which measured 0.1-0.5 ms per index write. Only saves time."""
-    with contextlib.suppress(OSError):
-        os.posix_fallocate(fd, 0, size)
 
 
 def _stat_fields(st: os.stat_result) -> tuple[int, ...]:

@@ -2,9 +2,8 @@
 branch still points where the commit was built, rename the lock over the ref, append the
 reflog lines (the branch's, and HEAD's when HEAD names the branch).
 
-libgit2 does the same inside create_commit. Here the lock file's block is allocated before it is
-written, so renaming it over the old ref does not make ext4 write it out there and then
-(auto_da_alloc), and the commit object is known to be stored before any ref names it.
+libgit2 does the same inside create_commit. Here the lock file is allocated before it is written
+(storage/lockfile.py), and the commit object is known to be stored before any ref names it.
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ from pathlib import Path
 import pygit2
 from pygit2.enums import ReferenceType
 
+from floom_git.storage import lockfile
 from floom_git.storage.changeset import RefMoved
 
 ZERO = "0" * 40
@@ -40,26 +40,11 @@ def move(repo: pygit2.Repository, ref: str, old: str | None, new: str, who: pygi
         raise ValueError(f"{ref}: only a branch is moved here")  # never HEAD, a symbolic ref
     git_dir = Path(repo.path)
     path = git_dir / ref
-    lock = path.with_name(path.name + ".lock")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    try:
-        data = f"{new}\n".encode()
-        with contextlib.suppress(OSError):
-            os.posix_fallocate(fd, 0, len(data))
-        if os.write(fd, data) != len(data):
-            raise OSError(f"{lock}: short write")
-        os.close(fd)
-        fd = -1
+    with lockfile.replacing(path) as fd:  # LockHeld, an OSError: a person's git holds it
+        lockfile.put(fd, f"{new}\n".encode())
         if target(repo, ref) != old:
             raise RefMoved(f"branch {ref} moved while committing; retry")
-        os.rename(lock, path)
-    except BaseException:
-        if fd >= 0:
-            os.close(fd)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(lock)
-        raise
     line = _log_line(old, new, who, message)
     for name in _logs(repo, git_dir, ref):
         log = git_dir / "logs" / name

@@ -11,7 +11,7 @@ from pathlib import Path
 import pygit2
 import pytest
 
-from floom_git.storage import index_file
+from floom_git.storage import index_file, lockfile
 from floom_git.storage.repo import Changeset, WorkspaceRepo, signature
 from tests.conftest import git
 
@@ -110,7 +110,7 @@ def test_a_held_lock_fails_the_write_and_leaves_the_index_as_it_was(repo, monkey
     assert index is not None
     before = (repo.path / ".git" / "index").read_bytes()
     index.remove("a.txt")
-    with pytest.raises(index_file.LockHeld):
+    with pytest.raises(lockfile.LockHeld):
         index.write(repo.path)
     assert lock.read_bytes() == b"" and (repo.path / ".git" / "index").read_bytes() == before
     lock.unlink()
