@@ -22,7 +22,7 @@ from floom_git.schemas.issue import FILE_RE, parse_issue_file
 from floom_git.schemas.tools import check_tools_file
 from floom_git.services.push_problems import Kind, Problem
 from floom_git.services.registry import validate_worker
-from floom_git.storage import repo_info
+from floom_git.storage import refs, repo_info
 from floom_git.storage.repo import MAIN, WorkspaceRepo
 
 ZERO = "0" * 40
@@ -106,7 +106,7 @@ def validate_push(
     for update in updates:
         if not update.is_branch or update.new is None:
             continue
-        base = update.old or _ref_target(repo, MAIN)
+        base = update.old or refs.target(repo, MAIN)
         changed = diff_paths(repo, base, update.new)
         problems += check_workspace_files(repo, update.new, changed)
         if update.ref == MAIN:
@@ -135,7 +135,7 @@ def check_refs(repo: pygit2.Repository, updates: list[RefUpdate]) -> list[Proble
         if u.ref == MAIN and u.new is None:
             problems.append(_ref(u.ref, "deleting main is not allowed"))
             continue
-        current = _ref_target(repo, u.ref)
+        current = refs.target(repo, u.ref)
         if current != u.old:
             now = f"now at {current[:7]}" if current else "it does not exist"
             problems.append(_ref(
@@ -166,7 +166,7 @@ def new_commits(repo: pygit2.Repository, updates: Iterable[RefUpdate]) -> list[p
     for tip in tips[1:]:
         walker.push(tip)
     for name in repo.references:
-        target = _commit(repo, _ref_target(repo, name))
+        target = _commit(repo, refs.target(repo, name))
         if target is not None:
             walker.hide(target.id)
     return list(walker)
@@ -374,14 +374,6 @@ def _invalid(subject: str, check: Callable[..., object], /, *args: Any,
     except FloomError as exc:
         return [Problem(subject, Kind.INVALID, exc.message)]
     return []
-
-
-def _ref_target(repo: pygit2.Repository, name: str) -> str | None:
-    try:
-        ref = repo.references[name].resolve()
-    except (KeyError, pygit2.GitError):
-        return None
-    return str(ref.target)
 
 
 def _commit(repo: pygit2.Repository, rev: str | None) -> pygit2.Commit | None:

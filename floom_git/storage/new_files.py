@@ -26,13 +26,13 @@ class NewBytes:
 
     def __init__(self, data: bytes, executable: bool, folder: str, scratch: str) -> None:
         self.fd = _unnamed(data, executable, folder)
-        self.path = None if self.fd is not None else named(data, executable, scratch)
+        self.path = None if self.fd is not None else _named(data, executable, scratch)
 
     def link(self, full: str) -> bool:
         """Create `full` with these bytes only if nothing is there."""
         if self.fd is None:
             assert self.path is not None
-            return link_named(self.path, full)
+            return _link_named(self.path, full)
         try:
             _link_fd(self.fd, full)
             return True
@@ -58,7 +58,7 @@ class NewBytes:
             self.path = None
 
 
-def named(data: bytes, executable: bool, folder: str) -> str:
+def _named(data: bytes, executable: bool, folder: str) -> str:
     """A new temporary file in `folder` holding `data`; its path."""
     while True:
         new = os.path.join(folder, _temp_name())
@@ -78,7 +78,7 @@ def named(data: bytes, executable: bool, folder: str) -> str:
     return new
 
 
-def link_named(new: str, full: str) -> bool:
+def _link_named(new: str, full: str) -> bool:
     """Create `full` from `new` only if nothing is there (a hard link never replaces)."""
     try:
         os.link(new, full)
