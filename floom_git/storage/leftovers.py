@@ -1,5 +1,6 @@
 """What a process killed mid-write leaves in a repository's .git, and its removal at start-up:
-stale lock files, half-written temporary objects, the quarantine of an unfinished push."""
+stale lock files, half-written temporary objects and packs, the quarantine of an unfinished
+push."""
 
 from __future__ import annotations
 
@@ -29,6 +30,11 @@ def clear(git_dir: Path, temp_prefix: str) -> list[str]:
     found += git_dir.glob("objects/incoming-*")  # receive-pack's quarantine (git < 2.27)
     found += git_dir.glob("objects/tmp_objdir-incoming-*")  # and since
     found += git_dir.glob(temp_prefix + "*")
+    pack = git_dir / "objects" / "pack"
+    found += pack.glob(temp_prefix + "*")  # a pack named the long way (storage/packs.py)
+    found += pack.glob("tmp_*")  # git's tmp_pack_*, tmp_idx_*
+    # A pack whose index was never written was never read, nor named by any ref.
+    found += [p for p in pack.glob("pack-*.pack") if not p.with_suffix(".idx").exists()]
     removed = []
     for path in found:
         if path.is_dir() and not path.is_symlink():
