@@ -298,10 +298,12 @@ class WorkspaceRepo:
         try:
             yield group
         finally:
-            self._sync_group()
-            self._objects.clear()  # what is left belongs to refused commits: nothing names it
-            group.active = False
-            group.thread = None
+            try:
+                self._sync_group()
+            finally:
+                self._objects.clear()  # what is left belongs to refused commits
+                group.active = False
+                group.thread = None
 
     def _sync_group(self) -> None:
         """Land the group's commits, then bring main's working tree and index along."""
@@ -324,20 +326,26 @@ class WorkspaceRepo:
         moves, group.moves = group.moves, {}
         if not moves:  # objects kept so far (a commit being made) go with the next pack
             return
+        failed: dict[str, BaseException] = {}
         try:
             self._write_objects()
         except OSError as exc:
-            group.failed.update(dict.fromkeys(moves, exc))
+            failed = dict.fromkeys(moves, exc)
         for ref, move in moves.items():
-            if ref in group.failed:
+            if ref in failed:
                 continue
             try:
                 refs.move_chain(self.repo, ref, move.old, move.steps)
-            except (RefMoved, OSError) as exc:
-                group.failed[ref] = exc
-        for ref in group.failed.keys() & moves.keys():
+            except (RefMoved, OSError) as why:
+                if refs.target(self.repo, ref) == move.steps[-1][0]:  # moved; its reflog failed
+                    log.warning("%s: %s moved, but its reflog was not written: %s", self.path,
+                                ref, why)
+                    continue
+                failed[ref] = why
+        for ref in failed:
+            group.failed[ref] = failed[ref]
             group.lost.update(sha for sha, _, _ in moves[ref].steps)
-        if MAIN in group.failed and group.landed:
+        if MAIN in failed and group.landed:
             group.landed, group.base, group.files = [], None, set()
             self._clear_journal()
         self._roll_up_packs()
@@ -427,23 +435,13 @@ class WorkspaceRepo:
                 f"the working tree of {self.path.name} could not be brought up to date with "
                 f"main ({type(exc).__name__}: {exc}); writes wait until it can"
             ) from exc
-        self._remove_temp_files(files)
+        main = self.tip(MAIN)
+        leftovers.remove_temp_files(self.path, files, TEMP_PREFIX,
+                                    lambda rel: self.entry(main, rel) is not None)
         self._clear_journal()
         self._group.landed, self._group.base = [], None  # synced just now, with the rest
         self._group.files = set()
         return files
-
-    def _remove_temp_files(self, files: list[str]) -> None:
-        """Delete the untracked temporary files a sync of `files` may have left when killed."""
-        head = self.tip(MAIN)
-        for folder in sorted({(self.path / f).parent for f in files}):
-            if folder.is_symlink() or not folder.is_dir():
-                continue
-            for tmp in folder.glob(TEMP_PREFIX + "*"):
-                rel = tmp.relative_to(self.path).as_posix()
-                if tmp.is_file() and not tmp.is_symlink() and self.entry(head, rel) is None:
-                    tmp.unlink(missing_ok=True)
-            _prune_dirs(folder, self.path)
 
     # -- refs moved by another program (receive-pack) ----------------------------------------
     def begin_ref_move(self, old_main: str | None) -> None:
@@ -476,20 +474,9 @@ class WorkspaceRepo:
         tip = self.tip(MAIN)
         return str(tip.id) if tip is not None else None
 
+
 class _Missing:
     id = None
 
 
 _MISSING = _Missing()
-
-
-def _prune_dirs(folder: Path, root: Path) -> None:
-    """Remove now-empty folders from `folder` up to (not including) `root`."""
-    root = root.resolve()
-    folder = folder.resolve() if folder.exists() else folder
-    while folder != root and root in folder.parents:
-        try:
-            folder.rmdir()
-        except OSError:
-            return
-        folder = folder.parent
