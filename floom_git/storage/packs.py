@@ -31,6 +31,7 @@ TIER_FULL = 8  # packs of one size tier (sizes within 8x) that are rolled into o
 ROLL_MAX = 8 << 20  # a pack this big is not rolled again; git gc repacks it with deltas
 _IDX_MAGIC = b"\377tOc\0\0\0\2"
 _NOT_OURS: set[tuple[str, str]] = set()  # (pack folder, name) of packs with deltas
+_SIZES: dict[str, int] = {}  # "<pack folder>/<name>": size of the .pack
 
 
 def object_id(kind: int, data: bytes) -> bytes:
@@ -163,16 +164,28 @@ def roll_up(git_dir: Path) -> bool:
                 continue
             if (str(folder), base) in _NOT_OURS:
                 continue
-            try:
-                size = os.stat(folder / (base + ".pack")).st_size
-            except FileNotFoundError:
-                continue
-            if size < ROLL_MAX:
+            size = _size(folder, base)
+            if size is not None and size < ROLL_MAX:
                 tiers[size.bit_length() // 3].append(base)
         full = [bases for _, bases in sorted(tiers.items()) if len(bases) >= TIER_FULL]
         if not full or not _merge(folder, full[0]):
             return rolled
         rolled = True
+
+
+def _size(folder: Path, base: str) -> int | None:
+    """A pack's size, remembered: a pack never changes under its name (its checksum)."""
+    key = f"{folder}/{base}"
+    size = _SIZES.get(key)
+    if size is None:
+        try:
+            size = os.stat(f"{key}.pack").st_size
+        except FileNotFoundError:
+            return None
+        if len(_SIZES) >= 4096:
+            _SIZES.clear()
+        _SIZES[key] = size
+    return size
 
 
 def big(git_dir: Path) -> int:

@@ -343,3 +343,27 @@ def test_grouped_commit_repairing_a_journal_left_by_a_failure_keeps_its_objects(
     assert (repo.path / "after.txt").read_text() == "after\n"
     git(repo.path, "fsck", "--strict")
     assert git(repo.path, "status", "--porcelain") == ""
+
+
+def test_a_group_whose_first_landing_failed_still_syncs_what_lands_later(repo):
+    """A person's git holds main's lock when an on-disk edit makes the group land early: those
+    commits are lost (their writers are told), and commits made after the lock is let go land
+    and reach the disk."""
+    lock = Path(repo.repo.path) / "refs" / "heads" / "main.lock"
+    before = commit_count(repo.path)
+    with repo.grouped() as group:
+        lost = repo.commit(Changeset({"lost.txt": b"lost\n"}, "lost"), SIG)
+        lock.write_text("held by a person's git\n")
+        (repo.path / "a.txt").write_text("disk\n")
+        with pytest.raises(OSError):
+            repo.commit(Changeset({"a.txt": b"disk\n"}, "sync", from_disk=True), SIG)
+        lock.unlink()
+        later = repo.commit(Changeset({"later.txt": b"later\n"}, "later"), SIG)
+    assert lost.sha in group.lost and later.sha not in group.lost
+    assert isinstance(group.failed["refs/heads/main"], OSError)
+    assert git(repo.path, "rev-parse", "main").strip() == later.sha
+    assert commit_count(repo.path) == before + 1
+    assert (repo.path / "later.txt").read_text() == "later\n"
+    assert not (repo.path / "lost.txt").exists()
+    assert git(repo.path, "status", "--porcelain").split() == ["M", "a.txt"]  # still on disk
+    git(repo.path, "fsck", "--strict")
