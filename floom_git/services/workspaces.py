@@ -92,11 +92,13 @@ class Workspace:
         if self.writer.commits % COMMIT_GRAPH_EVERY == 0:
             # Packing loose objects and refreshing the commit-graph (fast path history) take
             # repository locks, so they run under the writer lock, in the background.
-            task = asyncio.get_running_loop().create_task(
-                self.writer.run_locked(lambda: history.upkeep(self.path, self.settings.git_binary))
-            )
+            task = asyncio.get_running_loop().create_task(self.writer.run_locked(self._upkeep))
             _UPKEEP.add(task)
             task.add_done_callback(_UPKEEP.discard)
+
+    def _upkeep(self) -> None:
+        history.upkeep(self.path, self.settings.git_binary)
+        self.repo.reopen()  # git may have removed packs the old handle knows
 
     def name(self) -> str:
         data = (self.path / paths.WORKSPACE_YML)

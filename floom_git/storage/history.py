@@ -12,6 +12,7 @@ from pathlib import Path
 import pygit2
 
 from floom_git.errors import Conflict, NotFound
+from floom_git.storage import packs
 from floom_git.storage.git_process import git_env
 from floom_git.storage.repo import MAIN, Changeset, TreeRef, WorkspaceRepo
 
@@ -62,11 +63,18 @@ def log(
 
 
 def upkeep(repo_path: Path, git: str = "git") -> None:
-    """Pack loose objects when git thinks it is time, then refresh the commit-graph.
-    Run under the workspace writer lock: gc takes ref and pack locks."""
+    """Pack loose objects when git thinks it is time, or roll the server's big undeltified packs
+    into one with deltas; then refresh the commit-graph. Run under the workspace writer lock: gc
+    and repack take ref and pack locks."""
     if gc_due(repo_path):
         subprocess.run([git, "-C", str(repo_path), "-c", "gc.autoDetach=false", "-c",
                         "gc.writeCommitGraph=false", "gc", "--auto",
+                        "--quiet"], capture_output=True, env=git_env(git), check=False)
+    elif packs.big(repo_path / ".git") >= 2:
+        # The server's packs hold no deltas (storage/packs.py) and stop being rolled at
+        # ROLL_MAX: git rolls them (and what else breaks a geometric progression of pack sizes)
+        # into one pack with deltas, as gc would loose objects.
+        subprocess.run([git, "-C", str(repo_path), "repack", "-d", "-l", "--geometric=2",
                         "--quiet"], capture_output=True, env=git_env(git), check=False)
     write_commit_graph(repo_path, git)
 

@@ -36,16 +36,28 @@ def move(repo: pygit2.Repository, ref: str, old: str | None, new: str, who: pygi
          message: str) -> None:
     """Point `ref` at `new` if it still points at `old` (None: the branch does not exist yet),
     else raise RefMoved. OSError when its lock is held (a person's git) or the disk refuses."""
+    move_chain(repo, ref, old, [(new, who, message)])
+
+
+def move_chain(repo: pygit2.Repository, ref: str, old: str | None,
+               steps: list[tuple[str, pygit2.Signature, str]]) -> None:
+    """Like move() for a chain of commits made on `ref` one after the other, each step (commit,
+    who, reflog message) a child of the one before: the ref moves once, to the last, and the
+    reflog gets one line per step, as if it had moved once per commit."""
     if not ref.startswith("refs/heads/"):
         raise ValueError(f"{ref}: only a branch is moved here")  # never HEAD, a symbolic ref
     git_dir = Path(repo.path)
     path = git_dir / ref
     path.parent.mkdir(parents=True, exist_ok=True)
     with lockfile.replacing(path) as fd:  # LockHeld, an OSError: a person's git holds it
-        lockfile.put(fd, f"{new}\n".encode())
+        lockfile.put(fd, f"{steps[-1][0]}\n".encode())
         if target(repo, ref) != old:
             raise RefMoved(f"branch {ref} moved while committing; retry")
-    line = _log_line(old, new, who, message)
+    lines = []
+    for new, who, message in steps:
+        lines.append(_log_line(old, new, who, message))
+        old = new
+    line = b"".join(lines)
     for name in _logs(repo, git_dir, ref):
         log = git_dir / "logs" / name
         log.parent.mkdir(parents=True, exist_ok=True)

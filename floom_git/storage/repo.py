@@ -1,12 +1,14 @@
 """WorkspaceRepo: one non-bare workspace repository over pygit2.
 
 Commits (storage/changeset.py: what a commit changes and answers) are built from the branch
-tip's trees (storage/trees.py; no index involved), the branch moves by compare-and-swap
-(storage/refs.py), and only then are the touched paths written into the working tree and the
-on-disk index (ENGINEERING-NOTES §2.2; storage/worktree.py never overwrites a person's edit). A
-journal in .git names the commit the tree was synced to, so that step is redone after a crash or
-a failure. Inside `grouped()` (the writer's batches) the commits on main share that journal and
-one sync at the end, each still checked against what the disk holds. Every function here is
+tip's trees (storage/trees.py; no index involved), their objects are written as one pack
+(storage/packs.py), the branch moves by compare-and-swap (storage/refs.py), and only then are
+the touched paths written into the working tree and the on-disk index (ENGINEERING-NOTES §2.2;
+storage/worktree.py never overwrites a person's edit). A journal in .git names the commit the
+tree was synced to, so that step is redone after a crash or a failure. Inside `grouped()` (the
+writer's batches) each commit is made on the one before, libgit2 reading the new objects from
+memory, and the group lands at the end: one pack, each branch moved once, one journal and one
+sync on main, each commit still checked against what the disk holds. Every function here is
 blocking: callers run it off the event loop.
 """
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +27,7 @@ import pygit2
 from pygit2.enums import ObjectType
 
 from floom_git.errors import Conflict, NotFound, Unavailable
-from floom_git.storage import journal, leftovers, refs, worktree
+from floom_git.storage import journal, leftovers, packs, refs, tree_diff, worktree
 from floom_git.storage.changeset import (
     Change,
     Changeset,
@@ -56,12 +59,25 @@ pygit2.settings.cache_object_limit(ObjectType.TREE, 1 << 20)
 
 
 @dataclass
+class _Move:
+    """Where a branch pointed before a group's first commit on it, and the group's commits on
+    it, oldest first: (sha, author, reflog message)."""
+
+    old: str | None
+    steps: list[tuple[str, pygit2.Signature, str]] = field(default_factory=list)
+
+
+@dataclass
 class _Group:
-    """Commits on main whose working-tree sync waits for the end of their group."""
+    """Commits that land at the end of their group, and main's working-tree sync."""
 
     active: bool = False
+    thread: int | None = None  # the thread committing: it sees the group's commits as tips
+    moves: dict[str, _Move] = field(default_factory=dict)  # branch moves not made yet
+    failed: dict[str, BaseException] = field(default_factory=dict)  # branches that did not land
+    lost: set[str] = field(default_factory=set)  # their commits
     base: str | None = None  # the commit the working tree and index still hold
-    landed: list[str] = field(default_factory=list)  # commits made since, oldest first
+    landed: list[str] = field(default_factory=list)  # commits on main since, oldest first
     files: set[str] = field(default_factory=set)  # every file path those commits touched
     kept: set[str] = field(default_factory=set)  # after the sync: paths left as the disk had them
 
@@ -74,7 +90,9 @@ class WorkspaceRepo:
         self.repo = pygit2.Repository(str(self.path))
         self._leftovers_cleared = False
         self._group = _Group()
-        self._trees = TreeWriter(self.repo)
+        self._objects = packs.Objects()
+        self._trees = TreeWriter(self.repo, self._objects)
+        self.repo.odb.add_backend(packs.Unwritten(self._objects), 0)  # tried last
 
     # -- creation -------------------------------------------------------------------------
     @classmethod
@@ -97,6 +115,12 @@ class WorkspaceRepo:
 
     # -- reads ----------------------------------------------------------------------------
     def tip(self, ref: str = MAIN) -> pygit2.Commit | None:
+        """The commit `ref` points at; for the thread committing a group, the group's last
+        commit on it (not landed yet; every other reader sees only what landed)."""
+        group = self._group
+        if group.moves and group.thread == threading.get_ident() and ref in group.moves:
+            sha = group.moves[ref].steps[-1][0]
+            return cast(pygit2.Commit, self.repo[sha])
         try:
             return self.repo.lookup_reference(ref).peel(pygit2.Commit)
         except (KeyError, pygit2.GitError):
@@ -128,12 +152,7 @@ class WorkspaceRepo:
 
     def walk_tree(self, tree: pygit2.Tree, prefix: str = "") -> Iterator[tuple[str, pygit2.Blob]]:
         """Yield (path, blob) for every file under `tree`, paths joined to `prefix`."""
-        for item in tree:
-            path = f"{prefix}/{item.name}" if prefix else str(item.name)
-            if isinstance(item, pygit2.Tree):
-                yield from self.walk_tree(item, path)
-            elif isinstance(item, pygit2.Blob):
-                yield path, item
+        return tree_diff.walk(tree, prefix)
 
     def files_at(self, commit: pygit2.Commit | None, prefix: str) -> dict[str, pygit2.Blob]:
         """Every file under folder `prefix` at `commit`, keyed by path relative to `prefix`."""
@@ -165,29 +184,36 @@ class WorkspaceRepo:
         ref: str = MAIN,
         check_worktree: bool = True,
     ) -> CommitResult:
-        """Commit `changeset` on `ref`; on main also sync the working tree and index (inside
-        `grouped()`: at the end of the group, and the result's `unsynced` is filled in then).
+        """Commit `changeset` on `ref`; on main also sync the working tree and index.
 
-        Raises Conflict when a touched file has uncommitted on-disk edits, RefMoved when the
-        branch moved under us, and OSError (or pygit2.GitError) when the commit could not be
-        written, e.g. on a full disk. A changeset that changes nothing returns
-        CommitResult(sha=None).
+        Inside `grouped()` (the writer's batches) the commit is made on the one before it but
+        lands with its group: one pack for the group's objects, each branch moved once, and one
+        sync, on leaving; the result's `unsynced` is filled in then, and a branch that could not
+        be moved is named in the group's `failed`. Raises Conflict when a touched file has
+        uncommitted on-disk edits, RefMoved when the branch moved under us, and OSError (or
+        pygit2.GitError) when the commit could not be written, e.g. on a full disk. A changeset
+        that changes nothing returns CommitResult(sha=None).
         """
         group = self._group
-        if group.landed and changeset.from_disk:
+        now = not group.active or changeset.from_disk
+        if group.active and changeset.from_disk:
             self._sync_group()  # a sync of on-disk edits compares the disk with main as it is
         parent = self.tip(ref)
         base_tree = parent.tree if parent else None
         changes = admitted(changeset.changes)
         new_tree_id = self._trees.build(base_tree.id if base_tree else None, nest(changes))
         if new_tree_id is None:
-            new_tree_id = self.repo.TreeBuilder().write()
+            new_tree_id = pygit2.Oid(raw=self._objects.add(ObjectType.TREE, b""))
         if parent is not None and new_tree_id == parent.tree_id:
             return CommitResult(None, result=changeset.result)
-        new_tree = cast(pygit2.Tree, self.repo[new_tree_id])  # written as a tree just now
+        parents = [parent.id] if parent else []
+        oid = pygit2.Oid(raw=self._objects.add(ObjectType.COMMIT, packs.commit_data(
+            new_tree_id, parents, author, author, changeset.message)))
+        if now:  # otherwise libgit2 reads the new objects from memory until the group lands
+            self._write_objects()
+        new_tree = cast(pygit2.Tree, self.repo[new_tree_id])
         worktree_ref = ref == MAIN and not self.repo.is_bare
-        files = self._expand(base_tree, new_tree, changes)
-        deferred = worktree_ref and group.active and not changeset.from_disk
+        files = tree_diff.expand(self.repo, base_tree, new_tree, changes)
         if worktree_ref and check_worktree:
             # An API write to a file a person is editing is refused (409) rather than written
             # over; an edit saved after this check is still never overwritten (worktree.sync).
@@ -195,23 +221,30 @@ class WorkspaceRepo:
             synced, checked = base_tree, files
             if group.landed:
                 synced = self.repo[group.base].peel(pygit2.Tree) if group.base else None
-                checked = sorted(set(files) | set(self._expand(synced, new_tree, changes)))
+                since = tree_diff.expand(self.repo, synced, new_tree, changes)
+                checked = sorted(set(files) | set(since))
             self._check_clean(synced, new_tree, checked, from_disk=changeset.from_disk)
-        if worktree_ref and not group.landed:
-            self._begin_sync(str(parent.id) if parent else None, [] if deferred else files,
-                             index_only=changeset.from_disk)
         old = str(parent.id) if parent else None
+        message = refs.commit_message(changeset.message, initial=parent is None)
+        if worktree_ref and not group.landed:
+            self._begin_sync(old, [] if not now else files, index_only=changeset.from_disk)
+        if not now:  # the group lands it (_land)
+            move = group.moves.setdefault(ref, _Move(old))
+            move.steps.append((str(oid), author, message))
+            if worktree_ref:
+                if not group.landed:
+                    group.base = old
+                group.landed.append(str(oid))
+                group.files.update(files)
+            return CommitResult(str(oid), tuple(changes), changeset.result, tuple(files), (),
+                                old, changeset.from_disk)
         try:
-            oid = self.repo.create_commit(
-                None, author, author, changeset.message, new_tree_id, [parent.id] if parent else []
-            )
-            if oid not in self.repo:  # libgit2 can answer success for an object it failed to write
-                raise OSError(errno.EIO, f"the commit on {ref} could not be written (is the disk "
-                                         "full?); nothing was changed")
-            refs.move(self.repo, ref, old, str(oid), author,
-                      refs.commit_message(changeset.message, initial=parent is None))
+            if oid not in self.repo:  # what libgit2 cannot read must never be named by a branch
+                raise OSError(errno.EIO, f"the commit on {ref} could not be read back after it "
+                                         "was written; nothing was changed")
+            refs.move(self.repo, ref, old, str(oid), author, message)
         except (pygit2.GitError, OSError, RefMoved) as exc:
-            if worktree_ref and not group.landed:
+            if worktree_ref:
                 self._clear_journal()
             if isinstance(exc, RefMoved):
                 raise
@@ -219,32 +252,62 @@ class WorkspaceRepo:
                 raise RefMoved(f"branch {ref} moved while committing; retry ({exc})") from exc
             raise
         unsynced: list[str] = []
-        if deferred:
-            if not group.landed:
-                group.base = str(parent.id) if parent else None
-            group.landed.append(str(oid))
-            group.files.update(files)
-        elif worktree_ref:
+        if worktree_ref:
             unsynced = self._sync_landed(base_tree, new_tree, files, str(oid),
                                          write=not changeset.from_disk)
+        self._roll_up_packs()
         return CommitResult(str(oid), tuple(changes), changeset.result, tuple(files),
-                            tuple(unsynced), str(parent.id) if parent else None,
-                            changeset.from_disk)
+                            tuple(unsynced), old, changeset.from_disk)
+
+    def _write_objects(self) -> None:
+        """Write the objects kept so far as one pack (two new files, not one per object). Those
+        of a commit refused after they were kept (a conflict) stay as dangling objects."""
+        try:
+            self._objects.write(Path(self.repo.path))
+        finally:
+            self._objects.clear()
+
+    def _roll_up_packs(self) -> None:
+        """Keep the number of packs small (storage/packs.py); the commits have landed, so a
+        failure here is only logged (the packs stay as they were)."""
+        try:
+            rolled = packs.roll_up(Path(self.repo.path))
+        except OSError:
+            log.exception("%s: rolling up small packs failed; they stay as they are", self.path)
+            return
+        if rolled:
+            self.reopen()
+
+    def reopen(self) -> None:
+        """A new libgit2 handle, after packs were removed (rolled up here, or repacked by git):
+        libgit2 keeps every pack it has listed, removed or not, and would go on looking into
+        them; a new handle lists only what is there now. Under the writer lock."""
+        self.repo = pygit2.Repository(str(self.path))
+        self.repo.odb.add_backend(packs.Unwritten(self._objects), 0)  # tried last
+        self._trees.repo = self.repo
 
     @contextlib.contextmanager
     def grouped(self) -> Iterator[_Group]:
-        """Commits on main made inside share one journal and one working-tree and index sync,
-        made on leaving (also when leaving by an exception). A commit still refuses a file a
-        person changed since the last sync. Afterwards the group's `kept` holds the paths the
-        disk kept as they were (a person's edit, or all of them when the sync failed)."""
-        group = self._group = _Group(active=True)
+        """Commits made inside land together on leaving (also when leaving by an exception): one
+        pack, each branch moved once to its last commit (a reflog line per commit), and on main
+        one journal and one working-tree and index sync. A commit still refuses a file a person
+        changed since the last sync. Afterwards the group's `kept` holds the paths the disk kept
+        as they were (a person's edit, or all of them when the sync failed), and `failed` the
+        branches whose commits did not land, with why."""
+        group = self._group = _Group(active=True, thread=threading.get_ident())
         try:
             yield group
         finally:
-            self._sync_group()
-            group.active = False
+            try:
+                self._sync_group()
+            finally:
+                self._objects.clear()  # what is left belongs to refused commits
+                group.active = False
+                group.thread = None
 
     def _sync_group(self) -> None:
+        """Land the group's commits, then bring main's working tree and index along."""
+        self._land()
         group = self._group
         if not group.landed:
             return
@@ -255,32 +318,37 @@ class WorkspaceRepo:
         # Each commit's files cover what it changed, so together they cover base..last.
         group.kept |= set(self._sync_landed(old_tree, new_tree, files, last, write=True))
 
-    def _expand(
-        self, old: pygit2.Tree | None, new: pygit2.Tree, changes: Mapping[str, Change]
-    ) -> list[str]:
-        """Concrete file paths whose content may differ between `old` and `new` for `changes`."""
-        out: set[str] = set()
-        for path in changes:
-            parts = path.split("/")
-            for i in range(1, len(parts)):  # a file where a folder now is (or was)
-                prefix = "/".join(parts[:i])
-                if worktree.file_entry(old, prefix) or worktree.file_entry(new, prefix):
-                    out.add(prefix)
-            for tree in (old, new):
-                if tree is None:
+    def _land(self) -> None:
+        """Write the group's objects as one pack, then move each branch by compare-and-swap to
+        its last commit. A branch that cannot be moved is named in `failed`: its commits did not
+        land (nor does main's sync journal stay)."""
+        group = self._group
+        moves, group.moves = group.moves, {}
+        if not moves:  # objects kept so far (a commit being made) go with the next pack
+            return
+        failed: dict[str, BaseException] = {}
+        try:
+            self._write_objects()
+        except OSError as exc:
+            failed = dict.fromkeys(moves, exc)
+        for ref, move in moves.items():
+            if ref in failed:
+                continue
+            try:
+                refs.move_chain(self.repo, ref, move.old, move.steps)
+            except (RefMoved, OSError) as why:
+                if refs.target(self.repo, ref) == move.steps[-1][0]:  # moved; its reflog failed
+                    log.warning("%s: %s moved, but its reflog was not written: %s", self.path,
+                                ref, why)
                     continue
-                try:
-                    obj = tree[path]
-                except KeyError:
-                    continue
-                if obj.type == ObjectType.TREE:
-                    folder = cast(pygit2.Tree, self.repo[obj.id])
-                    out.update(p for p, _ in self.walk_tree(folder, path))
-                else:
-                    out.add(path)
-            if isinstance(changes[path], bytes):
-                out.add(path)
-        return sorted(out)
+                failed[ref] = why
+        for ref in failed:
+            group.failed[ref] = failed[ref]
+            group.lost.update(sha for sha, _, _ in moves[ref].steps)
+        if MAIN in failed and group.landed:
+            group.landed, group.base, group.files = [], None, set()
+            self._clear_journal()
+        self._roll_up_packs()
 
     def _check_clean(
         self,
@@ -335,6 +403,8 @@ class WorkspaceRepo:
         The first call on a newly opened repository (start-up, before this process writes it)
         also removes what a killed process left in .git (storage/leftovers.py).
         """
+        if self._group.moves:  # a group's commits land before what they change is synced
+            self._land()
         if not self._leftovers_cleared:
             self._leftovers_cleared = True
             leftovers.clear(Path(self.repo.path), TEMP_PREFIX)
@@ -365,23 +435,13 @@ class WorkspaceRepo:
                 f"the working tree of {self.path.name} could not be brought up to date with "
                 f"main ({type(exc).__name__}: {exc}); writes wait until it can"
             ) from exc
-        self._remove_temp_files(files)
+        main = self.tip(MAIN)
+        leftovers.remove_temp_files(self.path, files, TEMP_PREFIX,
+                                    lambda rel: self.entry(main, rel) is not None)
         self._clear_journal()
         self._group.landed, self._group.base = [], None  # synced just now, with the rest
         self._group.files = set()
         return files
-
-    def _remove_temp_files(self, files: list[str]) -> None:
-        """Delete the untracked temporary files a sync of `files` may have left when killed."""
-        head = self.tip(MAIN)
-        for folder in sorted({(self.path / f).parent for f in files}):
-            if folder.is_symlink() or not folder.is_dir():
-                continue
-            for tmp in folder.glob(TEMP_PREFIX + "*"):
-                rel = tmp.relative_to(self.path).as_posix()
-                if tmp.is_file() and not tmp.is_symlink() and self.entry(head, rel) is None:
-                    tmp.unlink(missing_ok=True)
-            _prune_dirs(folder, self.path)
 
     # -- refs moved by another program (receive-pack) ----------------------------------------
     def begin_ref_move(self, old_main: str | None) -> None:
@@ -408,42 +468,15 @@ class WorkspaceRepo:
     def changed_files(self, old: str | None, new: str | None) -> list[str]:
         """File paths that differ (content, mode, added or removed) between two commits;
         None stands for the empty tree."""
-        if old == new:
-            return []
-        old_tree = self.repo[old].peel(pygit2.Tree) if old else None
-        new_tree = self.repo[new].peel(pygit2.Tree) if new else None
-        if new_tree is None:
-            if old_tree is None:
-                return []
-            diff = old_tree.diff_to_tree()
-        elif old_tree is None:
-            diff = new_tree.diff_to_tree(swap=True)
-        else:
-            diff = old_tree.diff_to_tree(new_tree)
-        out = set()
-        for delta in diff.deltas:
-            out.add(delta.old_file.path)
-            out.add(delta.new_file.path)
-        return sorted(out)
+        return tree_diff.changed_files(self.repo, old, new)
 
     def _main_sha(self) -> str | None:
         tip = self.tip(MAIN)
         return str(tip.id) if tip is not None else None
+
 
 class _Missing:
     id = None
 
 
 _MISSING = _Missing()
-
-
-def _prune_dirs(folder: Path, root: Path) -> None:
-    """Remove now-empty folders from `folder` up to (not including) `root`."""
-    root = root.resolve()
-    folder = folder.resolve() if folder.exists() else folder
-    while folder != root and root in folder.parents:
-        try:
-            folder.rmdir()
-        except OSError:
-            return
-        folder = folder.parent

@@ -4,11 +4,11 @@ A commit rewrites every tree from the root down to the files it changes. libgit2
 loads each of them entry by entry, sorts and formats them again on write: for a folder of 650
 files that was half of the tree's cost, on every commit into it. Here a tree's entries stay
 encoded, in git's order, for the trees written or read lately (most commits edit the tree the
-commit before wrote): an edit is a few list operations and a join, and the odb hashes,
-compresses and stores the bytes as before.
+commit before wrote): an edit is a few list operations and a join. New trees and blobs are
+hashed and kept for the commit's pack (storage/packs.py), which the commit writes.
 
 The names written come from checked changesets (storage/changeset.admitted) and from trees
-already in the repository; the objects they point to exist (written first, or checked).
+already in the repository; the objects they point to exist (in the same pack, or checked).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import pygit2
 from pygit2.enums import FileMode, ObjectType
 
 from floom_git.storage.changeset import REPLACE, TreeRef
+from floom_git.storage.packs import Objects
 
 KEEP = 64  # trees whose entries stay decoded (a few commits' worth of paths)
 
@@ -64,9 +65,9 @@ class _Entries:
 class TreeWriter:
     """Builds new trees of one repository from an old tree and nested changes."""
 
-    def __init__(self, repo: pygit2.Repository) -> None:
+    def __init__(self, repo: pygit2.Repository, objects: Objects) -> None:
         self.repo = repo
-        self.odb = repo.odb
+        self.objects = objects  # where new trees and blobs go until the commit's pack is written
         self._kept: OrderedDict[bytes, _Entries] = OrderedDict()
 
     def build(self, tree_id: pygit2.Oid | None, nested: dict[str, Any]) -> pygit2.Oid | None:
@@ -99,18 +100,18 @@ class TreeWriter:
                 mode = FileMode.BLOB
                 if existing is not None and existing[1] == FileMode.BLOB_EXECUTABLE:
                     mode = FileMode.BLOB_EXECUTABLE
-                entries.put(bname, mode, self.repo.create_blob(value).raw)
+                entries.put(bname, mode, self.objects.add(ObjectType.BLOB, value))
         if not entries.keys:
             return None
-        oid = self.odb.write(ObjectType.TREE, b"".join(entries.raws))
-        self._keep(oid.raw, entries)
-        return oid
+        oid = self.objects.add(ObjectType.TREE, b"".join(entries.raws))
+        self._keep(oid, entries)
+        return pygit2.Oid(raw=oid)
 
     def _entries(self, tree_id: pygit2.Oid) -> _Entries:
         """A copy of the tree's entries, to edit."""
         kept = self._kept.get(tree_id.raw)
         if kept is None:
-            kept = _parse(self.odb.read(tree_id)[1])
+            kept = _parse(self.repo.odb.read(tree_id)[1])
             self._keep(tree_id.raw, kept)
         else:
             self._kept.move_to_end(tree_id.raw)

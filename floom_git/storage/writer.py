@@ -4,9 +4,11 @@ One writer per workspace holds an asyncio.Lock (in-process) and an fcntl.flock o
 .git/floom-writer.lock (across processes) around every commit and every receive-pack.
 Writes that queue up while the lock is busy are committed together (group commit): one lock
 hold and one thread hop make a chain of commits, one per write, so every write keeps its own
-commit and message, and the working tree and index follow main once per batch
-(WorkspaceRepo.grouped). Listeners run on the event loop after the commits land, then the
-`landed` hook (the workspace's move pipeline) is awaited, then each writer is answered.
+commit and message; the chain lands as a group (WorkspaceRepo.grouped): one pack of objects,
+each branch moved once, the working tree and index synced once. When a branch moved under the
+group (another program's commit), its writes are built again on the new tip. Listeners run on
+the event loop after the commits land, then the `landed` hook (the workspace's move pipeline)
+is awaited, then each writer is answered.
 """
 
 from __future__ import annotations
@@ -127,28 +129,50 @@ class Writer:
     def _commit_batch(self, batch: list[_Pending]) -> None:
         fd = _flock(self._lock_path)
         try:
-            stuck = self._recover()  # a sync left unfinished by a failed write or receive-pack
-            with self.repo.grouped() as group:
+            for attempt in range(RETRIES):
+                moved = self._commit_group(batch)
+                if not moved:
+                    break
+                if attempt == RETRIES - 1:
+                    for p, exc in moved:
+                        p.outcome = exc
+                    break
+                batch = [p for p, _ in moved]  # built again on the branch as it is now
                 for p in batch:
-                    if stuck is not None and p.ref == MAIN:
-                        p.outcome = stuck  # nothing moves main while its working tree lags
-                        continue
-                    try:
-                        if self.gate is not None:
-                            self.gate(p.ref)
-                        p.outcome = self._write_sync(p.build, p.author, p.ref, p.check_worktree)
-                    except FloomError as exc:  # a refused write: nothing was written
-                        p.outcome = exc
-                    except Exception as exc:  # a bug fails its own write, not the batch
-                        p.outcome = exc
-                        stuck = self._recover()  # leave the next write a synced working tree
+                    p.outcome = None
         finally:
             _unflock(fd)
+
+    def _commit_group(self, batch: list[_Pending]) -> list[tuple[_Pending, BaseException]]:
+        """Commit the batch as one group; the writes whose commits did not land because their
+        branch moved meanwhile (with the error), to be built again."""
+        stuck = self._recover()  # a sync left unfinished by a failed write or receive-pack
+        with self.repo.grouped() as group:
+            for p in batch:
+                if stuck is not None and p.ref == MAIN:
+                    p.outcome = stuck  # nothing moves main while its working tree lags
+                    continue
+                try:
+                    if self.gate is not None:
+                        self.gate(p.ref)
+                    p.outcome = self._write_sync(p.build, p.author, p.ref, p.check_worktree)
+                except FloomError as exc:  # a refused write: nothing was written
+                    p.outcome = exc
+                except Exception as exc:  # a bug fails its own write, not the batch
+                    p.outcome = exc
+                    stuck = self._recover()  # leave the next write a synced working tree
+        moved: list[tuple[_Pending, BaseException]] = []
         for p in batch:  # the batch's sync ran last: which of each write's files did it keep
             out = p.outcome
-            if isinstance(out, CommitResult) and out.sha and p.ref == MAIN and group.kept:
+            if isinstance(out, CommitResult) and out.sha in group.lost:
+                why = group.failed[p.ref]
+                if isinstance(why, RefMoved):
+                    moved.append((p, why))
+                p.outcome = why
+            elif isinstance(out, CommitResult) and out.sha and p.ref == MAIN and group.kept:
                 kept = set(out.unsynced) | {f for f in out.files if f in group.kept}
                 p.outcome = replace(out, unsynced=tuple(sorted(kept)))
+        return moved
 
     def _recover(self) -> FloomError | None:
         try:

@@ -13,6 +13,7 @@ import pygit2
 import pytest
 
 from floom_git.storage.changeset import TreeRef
+from floom_git.storage.packs import Objects
 from floom_git.storage.repo import Changeset, WorkspaceRepo, signature
 from floom_git.storage.trees import TreeWriter
 from tests.conftest import git
@@ -95,11 +96,13 @@ def test_a_folder_restored_whole_and_an_emptied_folder_gone(repo):
 
 
 def test_editing_a_kept_tree_twice_from_the_same_base_gives_two_trees(repo):
-    writer = TreeWriter(repo.repo)
+    objects = Objects()
+    writer = TreeWriter(repo.repo, objects)
     base = repo.tip().tree.id
     one = writer.build(base, {"one.txt": b"1"})
     two = writer.build(base, {"two.txt": b"2"})
     assert one is not None and two is not None
+    objects.write(Path(repo.repo.path))
     assert sorted(e.name for e in repo.repo[one]) == ["README.md", "one.txt"]
     assert sorted(e.name for e in repo.repo[two]) == ["README.md", "two.txt"]
     assert writer.build(base, {"README.md": None}) is None

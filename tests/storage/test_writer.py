@@ -152,3 +152,83 @@ async def test_write_batch_mixes_branches(repo):
     assert not (repo.path / "runs").exists()  # floom/runs never touches the working tree
     assert commit_count(repo.path) == 3
     assert git(repo.path, "status", "--porcelain") == ""
+
+
+# -- a batch lands as one group: one pack, each branch moved once ---------------------------------
+
+
+def _packs(repo: WorkspaceRepo) -> set[str]:
+    return {p.name for p in (Path(repo.repo.path) / "objects" / "pack").glob("pack-*.idx")}
+
+
+async def test_a_batch_lands_as_one_pack_with_a_reflog_line_per_commit(repo):
+    writer = Writer(repo)
+    async with writer.locked():  # the writes queue up behind the lock: one batch
+        before = _packs(repo)
+        pending = [asyncio.ensure_future(writer.write(put(f"n/{i}.txt", b"%d\n" % i,
+                                                          f"note {i}"), SIG)) for i in range(5)]
+        await asyncio.sleep(0.05)
+    results = await asyncio.gather(*pending)
+    assert writer.batches == 1
+    assert len(_packs(repo) - before) == 1  # the five commits' objects, in one pack
+    reflog = git(repo.path, "reflog", "show", "--format=%H %gs", "main").splitlines()
+    expected = [f"{r.sha} commit: note {i}" for i, r in enumerate(results)]
+    assert reflog[:5] == expected[::-1]
+    head_log = git(repo.path, "reflog", "show", "--format=%H", "HEAD").splitlines()
+    assert head_log[:5] == [r.sha for r in reversed(results)]
+    assert [r.parent for r in results[1:]] == [r.sha for r in results[:-1]]
+    assert git(repo.path, "status", "--porcelain") == ""
+    git(repo.path, "fsck", "--strict")
+
+
+async def test_commits_of_a_batch_are_seen_by_its_builds_and_by_nobody_else_before_it_lands(repo):
+    writer = Writer(repo)
+    tip = str(repo.tip().id)
+    seen: list[tuple[str, str]] = []
+
+    def look(r: WorkspaceRepo) -> Changeset:
+        mine = str(r.tip().id)  # the writer's thread: the batch's last commit
+        elsewhere: list[str] = []
+        thread = __import__("threading").Thread(target=lambda: elsewhere.append(str(r.tip().id)))
+        thread.start()
+        thread.join()
+        seen.append((mine, elsewhere[0]))
+        return Changeset({"look.txt": b"looked\n"}, "look")
+
+    async with writer.locked():
+        first = asyncio.ensure_future(writer.write(put("one.txt", b"1\n"), SIG))
+        second = asyncio.ensure_future(writer.write(look, SIG))
+        await asyncio.sleep(0.05)
+    one, _ = await asyncio.gather(first, second)
+    assert seen == [(one.sha, tip)]  # other threads see main as it is on disk
+    assert git(repo.path, "show", "main:one.txt") == "1\n"
+
+
+async def test_a_branch_moved_by_someone_else_before_the_batch_lands_gets_every_write(repo):
+    """A person's commit moves main while a batch is being built: the batch cannot land on the
+    tip it was built on, so its writes are built again on the new tip; nothing is lost."""
+    writer = Writer(repo)
+    other = WorkspaceRepo(repo.path)  # another program's handle on the same repository
+    moved = []
+
+    def person_then_write(r: WorkspaceRepo) -> Changeset:
+        if not moved:
+            parent = other.repo.lookup_reference(MAIN).peel()
+            blob = other.repo.create_blob(b"person\n")
+            builder = other.repo.TreeBuilder(parent.tree)
+            builder.insert("person.txt", blob, 0o100644)
+            moved.append(other.repo.create_commit(MAIN, SIG, SIG, "person", builder.write(),
+                                                  [parent.id]))
+        return Changeset({"two.txt": b"2\n"}, "two")
+
+    async with writer.locked():
+        first = asyncio.ensure_future(writer.write(put("one.txt", b"1\n"), SIG))
+        second = asyncio.ensure_future(writer.write(person_then_write, SIG))
+        await asyncio.sleep(0.05)
+    one, two = await asyncio.gather(first, second)
+    log = git(repo.path, "log", "--format=%s", "main").splitlines()
+    assert log[:3] == ["two", "put one.txt", "person"]
+    assert one.parent == str(moved[0]) and two.parent == one.sha
+    for name in ("one.txt", "two.txt", "person.txt"):
+        assert git(repo.path, "show", f"main:{name}")
+    git(repo.path, "fsck", "--strict")
