@@ -1,5 +1,5 @@
-"""A commit's new objects stored as one pack (a .pack and its .idx) instead of one loose file
-each, and the small packs so written rolled into bigger ones, so lookups stay few.
+"""The new objects of a batch of commits stored as one pack (a .pack and its .idx) instead of
+one loose file each, and the small packs so written rolled into bigger ones, so lookups stay few.
 
 Seven loose objects per commit were seven new files, seven inodes for ext4 to find, in up to
 seven folders: a third to a half of a write's CPU (docs/performance.md). A pack of them is two
@@ -7,8 +7,9 @@ files. Every pack adds a place for libgit2 to look for an object, so packs are r
 tier (LSM style): when TIER_FULL packs of one tier exist, they are copied into one pack of a
 higher tier. Only packs without deltas are rolled (ours; a received pack with deltas is left to
 git), entry by entry and byte for byte, so nothing is compressed again; packs past ROLL_MAX are
-left to `git gc`. The formats are git's (Documentation/gitformat-pack.txt): pack version 2,
-undeltified entries, index version 2.
+left to git (history.upkeep: a geometric repack, with deltas). Until a batch lands, libgit2
+reads its objects from memory (Unwritten). The formats are git's
+(Documentation/gitformat-pack.txt): pack version 2, undeltified entries, index version 2.
 """
 
 from __future__ import annotations
