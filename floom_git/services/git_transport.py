@@ -3,13 +3,12 @@ runs for a request, with which environment, and what a push changed (storage/git
 the process, streaming the request body in and the output out).
 
 A push streams into receive-pack as it arrives (no lock is held while a client uploads, and the
-body counts against a size limit). Once all of a small one has come, the push takes the
-workspace writer lock and journals the ref move while git still unpacks and checks the pack (a
-big one does so when its hook asks); the server-owned pre-receive hook asks this process's push
-validator (services/hook_server.py), which checks the quarantined objects. The lock is held
-until receive-pack has exited, so no other write moves a ref between the check and the push
-landing. Then the server catches up (working tree, index, workers, events) before the push's
-answer is sent."""
+body counts against a size limit). Once all of it has come, the push takes the workspace writer
+lock and journals the ref move while git still unpacks and checks the pack; the server-owned
+pre-receive hook then asks this process's push validator (services/hook_server.py), which checks
+the quarantined objects. The lock is held until receive-pack has exited, so no other write moves
+a ref between the check and the push landing. Then the server catches up (working tree, index,
+workers, events) before the push's answer is sent."""
 
 from __future__ import annotations
 
@@ -56,10 +55,6 @@ SERVICES = (UPLOAD, RECEIVE)
 PROTOCOL_RE = re.compile(r"^[0-9a-zA-Z]+=[0-9a-zA-Z]+(:[0-9a-zA-Z]+=[0-9a-zA-Z]+)*$")
 CHUNK = git_process.CHUNK  # the pieces a request body is read in
 HOOK_SOCKET = "pre-receive.sock"  # in the server's system folder
-# A request up to this size takes the writer lock as soon as it is in: git unpacks and checks
-# such a pack in milliseconds, time the lock and the journal need not wait for. A larger one
-# takes it when its hook asks, so API writes go on while git indexes a big pack.
-EARLY_LOCK_BYTES = 1024 * 1024
 PERL_HOOK = Path(pre_receive.__file__).with_suffix(".pl")
 
 
@@ -270,17 +265,15 @@ class GitTransport:
         return await asyncio.shield(push.answer)
 
     async def _hold(self, push: _Push) -> Moved:
-        """A push's part under the writer lock, until receive-pack has exited and the server has
-        caught up: from the moment all of its request has come (EARLY_LOCK_BYTES), or, for a big
-        one, from when its hook asks."""
+        """A push's part under the writer lock, from the moment all of its request has come
+        (git is then unpacking and checking the pack, which the lock and the journal need not
+        wait for) until receive-pack has exited and the server has caught up."""
         ws, answer = push.ws, push.answer
         try:
             await push.upload.complete.wait()  # a request is acted on only once all of it came
             if push.upload.failed or push.upload.too_large:
                 answer.set_result((False, refused("the upload was cut short")))
                 return Moved("push")
-            if push.upload.size > EARLY_LOCK_BYTES and await push.asked is None:
-                return Moved("push")  # git refused the pack before asking: no ref moved
             async with ws.writer.locked():
                 try:
                     freeze.check_writable(ws)

@@ -17,7 +17,7 @@ import pytest
 from floom_git.config import Settings
 from floom_git.hooks import pre_receive
 from floom_git.http.git_http import TRANSPORT
-from floom_git.services.git_transport import EARLY_LOCK_BYTES, hook_script
+from floom_git.services.git_transport import hook_script
 from tests.compat.test_git_http import Git, manifest
 from tests.conftest import git
 
@@ -258,38 +258,4 @@ async def test_a_pack_git_refuses_before_the_hook_leaves_no_lock_and_no_journal(
     assert server.app[TRANSPORT].pushes == {}
     await gitc.commit(repo, {"workspace.md": "# after a refused pack\n"})
     await gitc("push", "-q", "origin", "HEAD:main", cwd=repo)  # the next push lands
-    assert git(gitc.ws_path, "status", "--porcelain") == ""
-
-
-@pytest.mark.parametrize("size, early", [(1_000, True), (EARLY_LOCK_BYTES + 100_000, False)])
-async def test_a_small_push_holds_the_lock_while_git_checks_it_a_big_one_only_once_asked(
-        gitc, server, settings, size, early):
-    """A wrapper of the real hook stops a push after git has unpacked and checked its pack and
-    before the hook asks the server: a small push already holds the writer lock there (it took
-    it, and journaled its ref move, once its request was in); a big one does not (API writes go
-    on while git indexes it). Both land."""
-    from floom_git.http.keys import MANAGER
-
-    ws = server.app[MANAGER].get("default")
-    hook = settings.system_dir / "hooks" / "pre-receive"
-    real = hook.with_name("pre-receive.real")
-    hook.rename(real)
-    asked, go = settings.data_dir / "asked", settings.data_dir / "go"
-    hook.write_text(f"#!/bin/sh\ntouch '{asked}'\n"
-                    f"while [ ! -e '{go}' ]; do sleep 0.01; done\nexec '{real}'\n")
-    hook.chmod(0o755)
-    repo = await gitc.clone()
-    sha = await gitc.commit(repo, {"contexts/company/data.bin": os.urandom(size)})
-    pushing = asyncio.create_task(gitc("push", "-q", "origin", "main", cwd=repo))
-    try:
-        while not asked.exists():
-            assert not pushing.done(), (await pushing).err
-            await asyncio.sleep(0.01)
-        held = ws.writer._lock.locked()
-    finally:
-        go.touch()  # never leave the push waiting
-    await pushing
-    assert held is early
-    assert gitc.server_main() == sha
-    assert not ws.writer._lock.locked()
     assert git(gitc.ws_path, "status", "--porcelain") == ""
