@@ -3,12 +3,11 @@ runs for a request, with which environment, and what a push changed (storage/git
 the process, streaming the request body in and the output out).
 
 A push streams into receive-pack as it arrives (no lock is held while a client uploads, and the
-body counts against a size limit). Once all of it has come, the push takes the workspace writer
-lock and journals the ref move while git still unpacks and checks the pack; the server-owned
-pre-receive hook then asks this process's push validator (services/hook_server.py), which checks
-the quarantined objects. The lock is held until receive-pack has exited, so no other write moves
-a ref between the check and the push landing. Then the server catches up (working tree, index,
-workers, events) before the push's answer is sent."""
+body counts against a size limit). The server-owned pre-receive hook asks this process's push
+validator (services/hook_server.py) about it: the validator takes the workspace writer lock,
+checks the quarantined objects, and holds the lock until receive-pack has exited, so no other
+write moves a ref between the check and the push landing. Then the server catches up (working
+tree, index, workers, events) before the push's answer is sent."""
 
 from __future__ import annotations
 
@@ -66,12 +65,7 @@ class _Push:
     actor: Actor
     upload: receive_wire.Upload
     exited: asyncio.Event = field(default_factory=asyncio.Event)
-    # The hook's request once it asks; None when receive-pack exited without running the hook
-    # (git refused the pack, or the request held no ref update).
-    asked: asyncio.Future[HookRequest | None] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future())
-    answer: asyncio.Future[tuple[bool, str]] = field(  # what the hook is told
-        default_factory=lambda: asyncio.get_running_loop().create_future())
+    holder: asyncio.Task[Moved] | None = None  # holds the writer lock once the hook asked
 
 
 def hook_script(perl: str | None) -> str:
@@ -220,6 +214,7 @@ class GitTransport:
         limit = self.settings.push_max_bytes
         upload = receive_wire.Upload(limit)
         push_id = secrets.token_hex(16)
+        push = self.pushes[push_id] = _Push(ws, actor, upload)
         env = self.env(ws, actor, protocol)
         env[pre_receive.PUSH_ENV] = push_id
         env[pre_receive.SOCKET_ENV] = str(self.hook_server.path)
@@ -228,8 +223,6 @@ class GitTransport:
         async def keep(chunk: bytes) -> None:  # a report and a few progress lines
             out.append(chunk)
 
-        push = self.pushes[push_id] = _Push(ws, actor, upload)
-        holder = asyncio.create_task(self._hold(push))
         try:
             code, err = await self._exchange(self.argv(RECEIVE, ws), env, upload.stream(body),
                                              keep)
@@ -237,12 +230,9 @@ class GitTransport:
                 log.info("receive-pack for %s exited %s: %s", ws.id, code, err[-500:])
         finally:
             push.exited.set()
-            upload.abandon()
-            if not push.asked.done():
-                push.asked.set_result(None)
             del self.pushes[push_id]
             # Also when it failed: refs may have moved all the same.
-            outcome = await _outcome(push, holder)
+            outcome = await _outcome(push)
         if upload.too_large:
             log.info("push to %s by %s refused: %d bytes is over %d", ws.id, actor.user_id,
                      upload.size, limit)
@@ -256,19 +246,18 @@ class GitTransport:
         return outcome
 
     async def _answer_hook(self, request: HookRequest) -> tuple[bool, str]:
-        """The pre-receive hook of a push asks: its push holds the writer lock (until its
-        receive-pack exits) and checks the pushed objects against the refs of this moment."""
+        """The pre-receive hook of a push asks: take the writer lock (held until the push's
+        receive-pack exits), then check the pushed objects against the refs of this moment."""
         push = self.pushes.get(request.push_id)
-        if push is None or push.asked.done():
+        if push is None or push.holder is not None:
             return False, refused("this server is not receiving that push")
-        push.asked.set_result(request)
-        return await asyncio.shield(push.answer)
+        answer: asyncio.Future[tuple[bool, str]] = asyncio.get_running_loop().create_future()
+        push.holder = asyncio.create_task(self._hold(push, request, answer))
+        return await asyncio.shield(answer)
 
-    async def _hold(self, push: _Push) -> Moved:
-        """A push's part under the writer lock, from the moment all of its request has come
-        (git is then unpacking and checking the pack, which the lock and the journal need not
-        wait for) until receive-pack has exited and the server has caught up."""
-        ws, answer = push.ws, push.answer
+    async def _hold(self, push: _Push, request: HookRequest,
+                    answer: asyncio.Future[tuple[bool, str]]) -> Moved:
+        ws = push.ws
         try:
             await push.upload.complete.wait()  # a request is acted on only once all of it came
             if push.upload.failed or push.upload.too_large:
@@ -282,9 +271,17 @@ class GitTransport:
                     answer.set_result((False, refused(exc.message)))
                     return Moved("push")
                 try:
-                    request = await push.asked
-                    if request is not None:
-                        answer.set_result(await self._check(push, request, dirty))
+                    policy = PushPolicy.for_worktree(self.settings.max_file_bytes, dirty)
+                    try:
+                        problems = await asyncio.to_thread(
+                            validate_quarantined, str(ws.git_dir), request.quarantine,
+                            request.updates, policy)
+                    except Exception as exc:  # fail closed, and say why
+                        log.exception("push to %s could not be checked", ws.id)
+                        problems = [Problem("", Kind.UNCHECKED,
+                                            f"the server could not check this push ({exc})")]
+                    answer.set_result((not problems,
+                                       format_rejection(problems) if problems else ""))
                     await push.exited.wait()
                 finally:
                     refs, files = await asyncio.to_thread(_finish_push, ws, before)
@@ -294,20 +291,6 @@ class GitTransport:
             if not answer.done():  # cancelled or failed: the hook refuses, never waits forever
                 answer.set_result((False, refused("the server could not check this push; "
                                                   "nothing was changed on the server")))
-
-    async def _check(self, push: _Push, request: HookRequest,
-                     dirty: list[str]) -> tuple[bool, str]:
-        """The verdict on the pushed objects; an error in checking refuses, saying why."""
-        policy = PushPolicy.for_worktree(self.settings.max_file_bytes, dirty)
-        try:
-            problems = await asyncio.to_thread(
-                validate_quarantined, str(push.ws.git_dir), request.quarantine, request.updates,
-                policy)
-        except Exception as exc:  # fail closed, and say why
-            log.exception("push to %s could not be checked", push.ws.id)
-            problems = [Problem("", Kind.UNCHECKED,
-                                f"the server could not check this push ({exc})")]
-        return not problems, format_rejection(problems) if problems else ""
 
     async def _exchange(self, argv: list[str], env: dict[str, str],
                         body: AsyncIterable[bytes] | None, sink: Sink) -> tuple[int, str]:
@@ -328,10 +311,12 @@ class GitTransport:
         return await ws.moves.main_moved(old, new, files, actor.user_id, "push", refs=refs)
 
 
-async def _outcome(push: _Push, holder: asyncio.Task[Moved]) -> Moved:
-    """What the push changed, once its lock holder has caught up."""
+async def _outcome(push: _Push) -> Moved:
+    """What the push changed, once its lock holder (if its hook asked) has caught up."""
+    if push.holder is None:
+        return Moved("push")  # no hook ran: no ref moved
     try:
-        return await holder
+        return await push.holder
     except Exception:
         log.exception("push to %s: catching up after it failed", push.ws.id)
         return Moved("push")

@@ -26,13 +26,6 @@ class Upload:
     complete: asyncio.Event = field(default_factory=asyncio.Event)
     failed: bool = False
 
-    def abandon(self) -> None:
-        """git is done with a request whose end never came (it was not read to the end, e.g.
-        git failed to start or timed out): whoever waits for it stops, and it is not acted on."""
-        if not self.complete.is_set():
-            self.failed = True
-            self.complete.set()
-
     @property
     def refs(self) -> list[str]:
         return commands(bytes(self.head))[0]
