@@ -230,3 +230,31 @@ def test_validator_reads_a_quarantine_named_relative_to_the_git_folder(tmp_path)
     assert [p.where for p in relative] == ["big.bin"]  # the pushed blob was read: 200 > 100
     with pytest.raises(ValueError, match="not a quarantine"):
         validate_quarantined(git_dir, "../objects-elsewhere", updates, policy)
+
+
+async def test_a_pack_git_refuses_before_the_hook_leaves_no_lock_and_no_journal(gitc, server):
+    """git refuses a pack itself (an fsck error) before any hook runs: nothing moved, no lock is
+    held and no journal is left, whichever hook the server wrote, and the next push lands."""
+    from floom_git.http.keys import MANAGER
+    from floom_git.storage import journal
+
+    repo = await gitc.clone()
+    before = git(gitc.ws_path, "for-each-ref")
+    tree = (await gitc("rev-parse", "HEAD^{tree}", cwd=repo)).out.strip()
+    head = (await gitc("rev-parse", "HEAD", cwd=repo)).out.strip()
+    broken = (f"tree {tree}\nparent {head}\nauthor Ada <ada-at-example.com 1700000000 +0000\n"
+              "committer Ada <ada@example.com> 1700000000 +0000\n\nbroken author\n")
+    (repo / "broken-commit").write_text(broken)
+    sha = (await gitc("hash-object", "-t", "commit", "-w", "--literally", "broken-commit",
+                      cwd=repo)).out.strip()
+    result = await gitc("push", "origin", f"{sha}:refs/heads/main", cwd=repo, check=False)
+    assert result.code != 0
+    assert "(unpacker error)" in result.err and "pre-receive hook" not in result.err, result.err
+    assert git(gitc.ws_path, "for-each-ref") == before
+    ws = server.app[MANAGER].get("default")
+    assert not journal.pending(ws.git_dir)
+    assert not ws.writer._lock.locked()
+    assert server.app[TRANSPORT].pushes == {}
+    await gitc.commit(repo, {"workspace.md": "# after a refused pack\n"})
+    await gitc("push", "-q", "origin", "HEAD:main", cwd=repo)  # the next push lands
+    assert git(gitc.ws_path, "status", "--porcelain") == ""
