@@ -258,3 +258,17 @@ async def test_a_pack_git_refuses_before_the_hook_leaves_no_lock_and_no_journal(
     await gitc.commit(repo, {"workspace.md": "# after a refused pack\n"})
     await gitc("push", "-q", "origin", "HEAD:main", cwd=repo)  # the next push lands
     assert git(gitc.ws_path, "status", "--porcelain") == ""
+
+
+async def test_a_push_bringing_no_object_is_checked_and_lands(gitc, server):
+    """A branch and a tag at a commit the server already has: git receives an empty pack; the
+    hook still asks, and the refs land (a server-owned branch is still refused)."""
+    repo = await gitc.clone()
+    main = gitc.server_main()
+    await gitc("push", "-q", "origin", "HEAD:refs/heads/feature", "HEAD:refs/tags/v0", cwd=repo)
+    refs = git(gitc.ws_path, "for-each-ref", "--format=%(objectname) %(refname)")
+    assert f"{main} refs/heads/feature" in refs and f"{main} refs/tags/v0" in refs
+    result = await gitc("push", "origin", "HEAD:refs/heads/floom/mine", cwd=repo, check=False)
+    assert result.code != 0
+    assert "remote:   - refs/heads/floom/mine: branch is owned by the server" in result.err
+    assert "refs/heads/floom/mine" not in git(gitc.ws_path, "for-each-ref")
