@@ -158,7 +158,8 @@ class GitTransport:
                 "receive.autogc=false",
                 # The connectivity check's negative tips: the quarantine's only alternate is
                 # this repository, whose refs --all names already, so listing them again with a
-                # `git for-each-ref` process per push adds nothing but its start-up.
+                # `git for-each-ref` process per push adds nothing but its start-up (and fewer
+                # tips could only make the check walk more, never trust more).
                 "-c",
                 "core.alternateRefsCommand=true",
             ]
