@@ -13,6 +13,7 @@ import select
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -253,3 +254,28 @@ def test_a_bad_log_level_is_one_line_and_exit_2(tmp_path: Path):
         in done.stderr
     )
     assert not (tmp_path / "data").exists()
+
+
+def test_the_served_loop_waits_for_child_processes_without_a_thread_each(tmp_path: Path):
+    """serve() has asyncio see a git process's exit on a pidfd (3.11 otherwise starts and waits
+    for a thread per child, on every push twice); exit codes still arrive. Run in a process of
+    its own: the watcher is process-wide."""
+    script = (
+        "import asyncio, sys, threading\n"
+        "from floom_git.serve import watch_children_by_pidfd\n"
+        "pidfd = watch_children_by_pidfd()\n"
+        "async def main():\n"
+        "    before = threading.active_count()\n"
+        "    procs = [await asyncio.create_subprocess_exec('sh', '-c', f'sleep 0.2; exit {i}')\n"
+        "             for i in range(5)]\n"
+        "    during = threading.active_count()\n"
+        "    print(pidfd, before, during, [await p.wait() for p in procs])\n"
+        "asyncio.run(main())\n"
+    )
+    done = subprocess.run([str(ROOT / ".venv" / "bin" / "python"), "-c", script], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    pidfd, before, during, codes = done.stdout.split(" ", 3)
+    assert pidfd == str(sys.version_info < (3, 12) and hasattr(os, "pidfd_open"))
+    assert before == during
+    assert codes.strip() == "[0, 1, 2, 3, 4]"

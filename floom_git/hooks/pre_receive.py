@@ -1,7 +1,8 @@
 """The server-owned pre-receive hook, a tiny client: git runs it (`python -S -I <this file>`) with
 the pushed objects still in quarantine, and it asks the server's push validator over the Unix
 socket named in its environment. Exit 1 refuses the whole push; what it prints reaches the
-pushing person as `remote:` lines.
+pushing person as `remote:` lines. Where perl is installed the server runs pre_receive.pl
+instead: the same client in Perl, which starts several times faster.
 
 It starts in milliseconds because it imports nothing but built-in modules (no pygit2, yaml or
 msgspec, not even the floom_git package), and it fails closed: a server that cannot be reached

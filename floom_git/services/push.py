@@ -81,13 +81,14 @@ def unsynced_edits(repo: WorkspaceRepo) -> list[str]:
 def validate_quarantined(git_dir: str, quarantine: str, updates: str,
                          policy: PushPolicy) -> list[Problem]:
     """validate_push for a push still in receive-pack's quarantine `quarantine` (a folder of
-    `git_dir`'s objects, as the hook reports it; "" when git keeps none): a repository opened
-    for this push alone sees the pushed objects through it. Raises ValueError for a folder that
-    is no quarantine of this repository."""
+    `git_dir`'s objects, as the hook reports it, relative to `git_dir` where git runs the hook or
+    absolute; "" when git keeps none): a repository opened for this push alone sees the pushed
+    objects through it. Raises ValueError for a folder that is no quarantine of this
+    repository."""
     repo = pygit2.Repository(git_dir)
     if quarantine:
         objects = os.path.realpath(os.path.join(git_dir, "objects"))
-        folder = os.path.realpath(quarantine)
+        folder = os.path.realpath(os.path.join(git_dir, quarantine))
         if (os.path.dirname(folder) != objects
                 or not os.path.basename(folder).startswith(QUARANTINE_PREFIXES)):
             raise ValueError(f"{quarantine} is not a quarantine of this repository")
