@@ -1,5 +1,5 @@
-"""The new objects of a batch of commits stored as one pack (a .pack and its .idx) instead of
-one loose file each, and the small packs so written rolled into bigger ones, so lookups stay few.
+"""A commit's new objects stored as one pack (a .pack and its .idx) instead of one loose file
+each, and the small packs so written rolled into bigger ones, so lookups stay few.
 
 Seven loose objects per commit were seven new files, seven inodes for ext4 to find, in up to
 seven folders: a third to a half of a write's CPU (docs/performance.md). A pack of them is two
@@ -7,9 +7,11 @@ files. Every pack adds a place for libgit2 to look for an object, so packs are r
 tier (LSM style): when TIER_FULL packs of one tier exist, they are copied into one pack of a
 higher tier. Only packs without deltas are rolled (ours; a received pack with deltas is left to
 git), entry by entry and byte for byte, so nothing is compressed again; packs past ROLL_MAX are
-left to git (history.upkeep: a geometric repack, with deltas). Until a batch lands, libgit2
-reads its objects from memory (Unwritten). The formats are git's
+left to git (history.upkeep: a geometric repack, with deltas). The formats are git's
 (Documentation/gitformat-pack.txt): pack version 2, undeltified entries, index version 2.
+
+Objects are never served to libgit2 from memory: pygit2 calls a Python odb backend without
+taking the GIL, which is unsafe wherever pygit2 released it (its cffi calls do).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import os
 import struct
 import zlib
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pygit2
@@ -78,13 +80,6 @@ class Objects:
     def clear(self) -> None:
         self._by_id = {}
 
-    def get(self, oid: bytes) -> tuple[int, bytes] | None:
-        """(kind, bytes) of a kept object, None if not kept."""
-        return self._by_id.get(oid)
-
-    def ids(self) -> list[bytes]:
-        return list(self._by_id)
-
     def write(self, git_dir: Path) -> str | None:
         """Write the objects kept as one pack and forget them; the pack's name (None: none
         kept). Its index is named last, so no reader sees the pack before it is whole."""
@@ -96,50 +91,6 @@ class Objects:
             entries.append((oid, _header(kind, len(data)) + zlib.compress(data, 1)))
         self._by_id = {}
         return _write(git_dir / "objects" / "pack", entries)
-
-
-class Unwritten(pygit2.OdbBackend):
-    """libgit2 reads the objects kept in an Objects (not written yet) through this backend,
-    added last to a repository's odb: commits of a group are built and checked one on top of
-    the other before their one pack is written. Nothing else is answered here."""
-
-    def __init__(self, objects: Objects) -> None:
-        super().__init__()
-        self._objects = objects
-
-    def _get(self, raw: bytes) -> tuple[int, bytes]:
-        found = self._objects.get(raw)
-        if found is None:
-            raise KeyError(raw.hex())
-        return found
-
-    def read_cb(self, oid: pygit2.Oid) -> tuple[int, bytes]:
-        return self._get(oid.raw)
-
-    def read_prefix_cb(self, oid: pygit2.Oid | str) -> tuple[int, bytes, pygit2.Oid]:
-        if isinstance(oid, str):  # the full id only: a prefix of an unwritten object is none
-            if len(oid) != 40:
-                raise KeyError(oid)
-            oid = pygit2.Oid(hex=oid)
-        kind, data = self._get(oid.raw)
-        return kind, data, oid
-
-    def read_header_cb(self, oid: pygit2.Oid) -> tuple[int, int]:
-        kind, data = self._get(oid.raw)
-        return kind, len(data)
-
-    def exists_cb(self, oid: pygit2.Oid) -> bool:
-        return self._objects.get(oid.raw) is not None
-
-    def exists_prefix_cb(self, oid: pygit2.Oid) -> pygit2.Oid:
-        self._get(oid.raw)
-        return oid
-
-    def refresh_cb(self) -> None:
-        pass
-
-    def __iter__(self) -> Iterator[pygit2.Oid]:
-        return iter([pygit2.Oid(raw=raw) for raw in self._objects.ids()])
 
 
 def roll_up(git_dir: Path) -> bool:

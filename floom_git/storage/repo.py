@@ -6,10 +6,9 @@ tip's trees (storage/trees.py; no index involved), their objects are written as 
 the touched paths written into the working tree and the on-disk index (ENGINEERING-NOTES §2.2;
 storage/worktree.py never overwrites a person's edit). A journal in .git names the commit the
 tree was synced to, so that step is redone after a crash or a failure. Inside `grouped()` (the
-writer's batches) each commit is made on the one before, libgit2 reading the new objects from
-memory, and the group lands at the end: one pack, each branch moved once, one journal and one
-sync on main, each commit still checked against what the disk holds. Every function here is
-blocking: callers run it off the event loop.
+writer's batches) each commit is made on the one before and the group lands at the end: each
+branch moved once, one journal and one sync on main, each commit still checked against what
+the disk holds. Every function here is blocking: callers run it off the event loop.
 """
 
 from __future__ import annotations
@@ -92,7 +91,6 @@ class WorkspaceRepo:
         self._group = _Group()
         self._objects = packs.Objects()
         self._trees = TreeWriter(self.repo, self._objects)
-        self.repo.odb.add_backend(packs.Unwritten(self._objects), 0)  # tried last
 
     # -- creation -------------------------------------------------------------------------
     @classmethod
@@ -187,12 +185,12 @@ class WorkspaceRepo:
         """Commit `changeset` on `ref`; on main also sync the working tree and index.
 
         Inside `grouped()` (the writer's batches) the commit is made on the one before it but
-        lands with its group: one pack for the group's objects, each branch moved once, and one
-        sync, on leaving; the result's `unsynced` is filled in then, and a branch that could not
-        be moved is named in the group's `failed`. Raises Conflict when a touched file has
-        uncommitted on-disk edits, RefMoved when the branch moved under us, and OSError (or
-        pygit2.GitError) when the commit could not be written, e.g. on a full disk. A changeset
-        that changes nothing returns CommitResult(sha=None).
+        lands with its group: each branch moved once, and one sync, on leaving; the result's
+        `unsynced` is filled in then, and a branch that could not be moved is named in the
+        group's `failed`. Raises Conflict when a touched file has uncommitted on-disk edits,
+        RefMoved when the branch moved under us, and OSError (or pygit2.GitError) when the
+        commit could not be written, e.g. on a full disk. A changeset that changes nothing
+        returns CommitResult(sha=None).
         """
         group = self._group
         now = not group.active or changeset.from_disk
@@ -209,8 +207,12 @@ class WorkspaceRepo:
         parents = [parent.id] if parent else []
         oid = pygit2.Oid(raw=self._objects.add(ObjectType.COMMIT, packs.commit_data(
             new_tree_id, parents, author, author, changeset.message)))
-        if now:  # otherwise libgit2 reads the new objects from memory until the group lands
-            self._write_objects()
+        # One pack for the commit, its trees and blobs: two new files, not one per object. A
+        # commit refused below (a conflict) stays a dangling object, as its trees did before.
+        self._write_objects()
+        if oid not in self.repo:  # what libgit2 cannot read must never be named by a branch
+            raise OSError(errno.EIO, f"the commit on {ref} could not be read back after it was "
+                                     "written; nothing was changed")
         new_tree = cast(pygit2.Tree, self.repo[new_tree_id])
         worktree_ref = ref == MAIN and not self.repo.is_bare
         files = tree_diff.expand(self.repo, base_tree, new_tree, changes)
@@ -239,9 +241,6 @@ class WorkspaceRepo:
             return CommitResult(str(oid), tuple(changes), changeset.result, tuple(files), (),
                                 old, changeset.from_disk)
         try:
-            if oid not in self.repo:  # what libgit2 cannot read must never be named by a branch
-                raise OSError(errno.EIO, f"the commit on {ref} could not be read back after it "
-                                         "was written; nothing was changed")
             refs.move(self.repo, ref, old, str(oid), author, message)
         except (pygit2.GitError, OSError, RefMoved) as exc:
             if worktree_ref:
@@ -260,8 +259,7 @@ class WorkspaceRepo:
                             tuple(unsynced), old, changeset.from_disk)
 
     def _write_objects(self) -> None:
-        """Write the objects kept so far as one pack (two new files, not one per object). Those
-        of a commit refused after they were kept (a conflict) stay as dangling objects."""
+        """Write the objects kept so far as one pack (storage/packs.py)."""
         try:
             self._objects.write(Path(self.repo.path))
         finally:
@@ -283,14 +281,13 @@ class WorkspaceRepo:
         libgit2 keeps every pack it has listed, removed or not, and would go on looking into
         them; a new handle lists only what is there now. Under the writer lock."""
         self.repo = pygit2.Repository(str(self.path))
-        self.repo.odb.add_backend(packs.Unwritten(self._objects), 0)  # tried last
         self._trees.repo = self.repo
 
     @contextlib.contextmanager
     def grouped(self) -> Iterator[_Group]:
-        """Commits made inside land together on leaving (also when leaving by an exception): one
-        pack, each branch moved once to its last commit (a reflog line per commit), and on main
-        one journal and one working-tree and index sync. A commit still refuses a file a person
+        """Commits made inside land together on leaving (also when leaving by an exception):
+        each branch moved once to its last commit (a reflog line per commit), and on main one
+        journal and one working-tree and index sync. A commit still refuses a file a person
         changed since the last sync. Afterwards the group's `kept` holds the paths the disk kept
         as they were (a person's edit, or all of them when the sync failed), and `failed` the
         branches whose commits did not land, with why."""
@@ -319,21 +316,15 @@ class WorkspaceRepo:
         group.kept |= set(self._sync_landed(old_tree, new_tree, files, last, write=True))
 
     def _land(self) -> None:
-        """Write the group's objects as one pack, then move each branch by compare-and-swap to
-        its last commit. A branch that cannot be moved is named in `failed`: its commits did not
-        land (nor does main's sync journal stay)."""
+        """Move each branch of the group by compare-and-swap to its last commit (the objects
+        are in packs already). A branch that cannot be moved is named in `failed`: its commits
+        did not land (nor does main's sync journal stay)."""
         group = self._group
         moves, group.moves = group.moves, {}
-        if not moves:  # objects kept so far (a commit being made) go with the next pack
+        if not moves:
             return
         failed: dict[str, BaseException] = {}
-        try:
-            self._write_objects()
-        except OSError as exc:
-            failed = dict.fromkeys(moves, exc)
         for ref, move in moves.items():
-            if ref in failed:
-                continue
             try:
                 refs.move_chain(self.repo, ref, move.old, move.steps)
             except (RefMoved, OSError) as why:

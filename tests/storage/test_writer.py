@@ -154,14 +154,14 @@ async def test_write_batch_mixes_branches(repo):
     assert git(repo.path, "status", "--porcelain") == ""
 
 
-# -- a batch lands as one group: one pack, each branch moved once ---------------------------------
+# -- a batch lands as one group: each branch moved once, a reflog line per commit -------------
 
 
 def _packs(repo: WorkspaceRepo) -> set[str]:
     return {p.name for p in (Path(repo.repo.path) / "objects" / "pack").glob("pack-*.idx")}
 
 
-async def test_a_batch_lands_as_one_pack_with_a_reflog_line_per_commit(repo):
+async def test_a_batch_lands_with_a_reflog_line_per_commit_and_no_loose_object(repo):
     writer = Writer(repo)
     async with writer.locked():  # the writes queue up behind the lock: one batch
         before = _packs(repo)
@@ -170,7 +170,8 @@ async def test_a_batch_lands_as_one_pack_with_a_reflog_line_per_commit(repo):
         await asyncio.sleep(0.05)
     results = await asyncio.gather(*pending)
     assert writer.batches == 1
-    assert len(_packs(repo) - before) == 1  # the five commits' objects, in one pack
+    assert _packs(repo) - before  # the commits' objects are in packs, none loose
+    assert not [p for p in (Path(repo.repo.path) / "objects").glob("??/*") if p.is_file()]
     reflog = git(repo.path, "reflog", "show", "--format=%H %gs", "main").splitlines()
     expected = [f"{r.sha} commit: note {i}" for i, r in enumerate(results)]
     assert reflog[:5] == expected[::-1]
