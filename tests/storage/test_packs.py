@@ -171,3 +171,12 @@ def test_upkeep_has_git_roll_big_undeltified_packs_into_one_with_deltas(repo, mo
         assert repo.read_blob(repo.repo[sha], "long.txt").endswith(b"\n")
     repo.commit(Changeset({"after.txt": b"after\n"}, "after"), SIG)
     fsck(repo)
+
+
+def test_the_repository_reads_objects_only_through_libgit2s_own_backends(repo):
+    """pygit2 calls a Python odb backend without taking the GIL (unsafe wherever pygit2 has
+    released it; an executor hung at its first fetch): objects reach libgit2 only as files."""
+    assert len(list(repo.repo.odb.backends)) == 2  # loose objects and packs
+    repo.commit(Changeset({"x.txt": b"x\n"}, "x"), SIG)
+    repo.reopen()
+    assert len(list(repo.repo.odb.backends)) == 2
