@@ -157,18 +157,24 @@ async def test_write_batch_mixes_branches(repo):
 # -- a batch lands as one group: each branch moved once, a reflog line per commit -------------
 
 
+async def _one_batch(writer: Writer, *builds) -> list[CommitResult]:
+    """Queue the writes while the lock is held, so they are committed as one batch."""
+    async with writer.locked():
+        pending = [asyncio.ensure_future(writer.write(build, SIG)) for build in builds]
+        for _ in range(3):  # each write needs one step of the loop to join the queue
+            await asyncio.sleep(0)
+    return list(await asyncio.gather(*pending))
+
+
 def _packs(repo: WorkspaceRepo) -> set[str]:
     return {p.name for p in (Path(repo.repo.path) / "objects" / "pack").glob("pack-*.idx")}
 
 
 async def test_a_batch_lands_with_a_reflog_line_per_commit_and_no_loose_object(repo):
     writer = Writer(repo)
-    async with writer.locked():  # the writes queue up behind the lock: one batch
-        before = _packs(repo)
-        pending = [asyncio.ensure_future(writer.write(put(f"n/{i}.txt", b"%d\n" % i,
-                                                          f"note {i}"), SIG)) for i in range(5)]
-        await asyncio.sleep(0.05)
-    results = await asyncio.gather(*pending)
+    before = _packs(repo)
+    results = await _one_batch(writer, *(put(f"n/{i}.txt", b"%d\n" % i, f"note {i}")
+                                         for i in range(5)))
     assert writer.batches == 1
     assert _packs(repo) - before  # the commits' objects are in packs, none loose
     assert not [p for p in (Path(repo.repo.path) / "objects").glob("??/*") if p.is_file()]
@@ -196,11 +202,7 @@ async def test_commits_of_a_batch_are_seen_by_its_builds_and_by_nobody_else_befo
         seen.append((mine, elsewhere[0]))
         return Changeset({"look.txt": b"looked\n"}, "look")
 
-    async with writer.locked():
-        first = asyncio.ensure_future(writer.write(put("one.txt", b"1\n"), SIG))
-        second = asyncio.ensure_future(writer.write(look, SIG))
-        await asyncio.sleep(0.05)
-    one, _ = await asyncio.gather(first, second)
+    one, _ = await _one_batch(writer, put("one.txt", b"1\n"), look)
     assert seen == [(one.sha, tip)]  # other threads see main as it is on disk
     assert git(repo.path, "show", "main:one.txt") == "1\n"
 
@@ -222,11 +224,7 @@ async def test_a_branch_moved_by_someone_else_before_the_batch_lands_gets_every_
                                                   [parent.id]))
         return Changeset({"two.txt": b"2\n"}, "two")
 
-    async with writer.locked():
-        first = asyncio.ensure_future(writer.write(put("one.txt", b"1\n"), SIG))
-        second = asyncio.ensure_future(writer.write(person_then_write, SIG))
-        await asyncio.sleep(0.05)
-    one, two = await asyncio.gather(first, second)
+    one, two = await _one_batch(writer, put("one.txt", b"1\n"), person_then_write)
     log = git(repo.path, "log", "--format=%s", "main").splitlines()
     assert log[:3] == ["two", "put one.txt", "person"]
     assert one.parent == str(moved[0]) and two.parent == one.sha
