@@ -4,11 +4,11 @@ One writer per workspace holds an asyncio.Lock (in-process) and an fcntl.flock o
 .git/floom-writer.lock (across processes) around every commit and every receive-pack.
 Writes that queue up while the lock is busy are committed together (group commit): one lock
 hold and one thread hop make a chain of commits, one per write, so every write keeps its own
-commit and message; the chain lands as a group (WorkspaceRepo.grouped): one pack of objects,
-each branch moved once, the working tree and index synced once. When a branch moved under the
-group (another program's commit), its writes are built again on the new tip. Listeners run on
-the event loop after the commits land, then the `landed` hook (the workspace's move pipeline)
-is awaited, then each writer is answered.
+commit and message (and its objects one pack); the chain lands as a group
+(WorkspaceRepo.grouped): each branch moved once, the working tree and index synced once. When
+a branch moved under the group (another program's commit), its writes are built again on the
+new tip. Listeners run on the event loop after the commits land, then the `landed` hook (the
+workspace's move pipeline) is awaited, then each writer is answered.
 """
 
 from __future__ import annotations
