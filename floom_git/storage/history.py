@@ -88,7 +88,8 @@ def gc_due(repo_path: Path) -> bool:
     try:
         config = pygit2.Repository(str(repo_path)).config
         limit = config.get_int("gc.auto") if "gc.auto" in config else 6700
-        packs = config.get_int("gc.autoPackLimit") if "gc.autoPackLimit" in config else 50
+        pack_limit = (config.get_int("gc.autoPackLimit") if "gc.autoPackLimit" in config
+                      else 50)
     except (pygit2.GitError, ValueError, KeyError):
         return True
     if limit <= 0:
@@ -99,14 +100,9 @@ def gc_due(repo_path: Path) -> bool:
         loose = 0
     if loose > -(-limit // 256):
         return True
-    if packs <= 0:
+    if pack_limit <= 0:
         return False
-    try:
-        names = set(os.listdir(git_dir / "objects" / "pack"))
-    except FileNotFoundError:
-        return False
-    kept = sum(1 for n in names if n.endswith(".pack") and n[:-5] + ".keep" not in names)
-    return kept > packs
+    return len(packs.unkept(git_dir)) > pack_limit
 
 
 def write_commit_graph(repo_path: Path, git: str = "git") -> None:

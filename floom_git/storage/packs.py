@@ -74,9 +74,6 @@ class Objects:
         self._by_id.setdefault(oid, (kind, data))
         return oid
 
-    def __len__(self) -> int:
-        return len(self._by_id)
-
     def clear(self) -> None:
         self._by_id = {}
 
@@ -140,19 +137,22 @@ def _size(folder: Path, base: str) -> int | None:
     return size
 
 
+def unkept(git_dir: Path) -> list[str]:
+    """The repository's packs (pack-<name>, no extension) that no .keep file keeps: those git's
+    gc counts and may repack."""
+    try:
+        names = set(os.listdir(git_dir / "objects" / "pack"))
+    except FileNotFoundError:
+        return []
+    return [n[:-5] for n in names
+            if n.startswith("pack-") and n.endswith(".pack") and n[:-5] + ".keep" not in names]
+
+
 def big(git_dir: Path) -> int:
     """How many packs (without a .keep) are too big to be rolled here."""
     folder = git_dir / "objects" / "pack"
-    try:
-        names = set(os.listdir(folder))
-    except FileNotFoundError:
-        return 0
-    count = 0
-    for name in names:
-        if name.startswith("pack-") and name.endswith(".pack") and name[:-5] + ".keep" not in names:
-            with contextlib.suppress(FileNotFoundError):
-                count += os.stat(folder / name).st_size >= ROLL_MAX
-    return count
+    sizes = (_size(folder, base) for base in unkept(git_dir))
+    return sum(1 for size in sizes if size is not None and size >= ROLL_MAX)
 
 
 def _merge(folder: Path, bases: list[str]) -> bool:

@@ -129,23 +129,19 @@ class Writer:
     def _commit_batch(self, batch: list[_Pending]) -> None:
         fd = _flock(self._lock_path)
         try:
-            for attempt in range(RETRIES):
+            for _ in range(RETRIES):  # the last attempt's failures keep their RefMoved
                 moved = self._commit_group(batch)
                 if not moved:
                     break
-                if attempt == RETRIES - 1:
-                    for p, exc in moved:
-                        p.outcome = exc
-                    break
-                batch = [p for p, _ in moved]  # built again on the branch as it is now
+                batch = moved  # built again on the branch as it is now
                 for p in batch:
                     p.outcome = None
         finally:
             _unflock(fd)
 
-    def _commit_group(self, batch: list[_Pending]) -> list[tuple[_Pending, BaseException]]:
+    def _commit_group(self, batch: list[_Pending]) -> list[_Pending]:
         """Commit the batch as one group; the writes whose commits did not land because their
-        branch moved meanwhile (with the error), to be built again."""
+        branch moved meanwhile (their outcome RefMoved), to be built again."""
         stuck = self._recover()  # a sync left unfinished by a failed write or receive-pack
         with self.repo.grouped() as group:
             for p in batch:
@@ -161,13 +157,13 @@ class Writer:
                 except Exception as exc:  # a bug fails its own write, not the batch
                     p.outcome = exc
                     stuck = self._recover()  # leave the next write a synced working tree
-        moved: list[tuple[_Pending, BaseException]] = []
+        moved: list[_Pending] = []
         for p in batch:  # the batch's sync ran last: which of each write's files did it keep
             out = p.outcome
             if isinstance(out, CommitResult) and out.sha in group.lost:
                 why = group.failed[p.ref]
                 if isinstance(why, RefMoved):
-                    moved.append((p, why))
+                    moved.append(p)
                 p.outcome = why
             elif isinstance(out, CommitResult) and out.sha and p.ref == MAIN and group.kept:
                 kept = set(out.unsynced) | {f for f in out.files if f in group.kept}
