@@ -70,8 +70,10 @@ class Server:
             return ""
 
 
-def spawn(name: str, args: list[str], log: Path, env: dict[str, str] | None = None) -> Server:
-    """Run `python <args> --port P`; do not wait for it."""
+def spawn(name: str, args: list[str], log: Path, env: dict[str, str] | None = None,
+          cwd: Path | None = None) -> Server:
+    """Run `python <args> --port P` in `cwd` (default: this checkout, whose floom_git it then
+    imports); do not wait for it."""
     port = free_port()
     fh = log.open("wb")
     proc = subprocess.Popen(
@@ -79,14 +81,15 @@ def spawn(name: str, args: list[str], log: Path, env: dict[str, str] | None = No
         stdout=fh,
         stderr=subprocess.STDOUT,
         env=env or server_env(),
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=cwd or Path(__file__).resolve().parent.parent,
     )
     return Server(name, proc, port, log)
 
 
-def start(name: str, args: list[str], log: Path, env: dict[str, str] | None = None) -> Server:
+def start(name: str, args: list[str], log: Path, env: dict[str, str] | None = None,
+          cwd: Path | None = None) -> Server:
     """Run `python <args> --port P` and wait until /healthz answers."""
-    server = spawn(name, args, log, env)
+    server = spawn(name, args, log, env, cwd)
     try:
         asyncio.run(_wait_ready(server))
     except BaseException:

@@ -70,3 +70,17 @@ def test_guard_fails_a_ratio_below_its_floor_by_more_than_the_noise():
     assert verdicts["writes_1"].ok and verdicts["writes_8"].ok
     assert not verdicts["push"].ok
     assert not verdicts["clone"].ok  # not measured at all
+
+
+@pytest.mark.timeout(300)
+def test_side_by_side_serves_both_trees_and_swaps_their_data_halfway():
+    """benchmarks.side_by_side (the A/B of two source trees) runs end to end: here the same tree
+    on both sides, one round per half, and prints each half's ratio."""
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.side_by_side", str(ROOT), str(ROOT), "--rounds", "1",
+         "--writes", "5"], cwd=ROOT, capture_output=True, text=True, timeout=280, check=False)
+    assert done.returncode == 0, (done.stdout[-3000:], done.stderr[-3000:])
+    ratio, old, new = done.stdout.strip().splitlines()
+    assert ratio.startswith("new/old server CPU per write, 1 client(s): median ")
+    assert "(halves " in ratio and ratio.count(", ") >= 2
+    assert old.startswith("old: CPU ") and new.startswith("new: CPU ")
