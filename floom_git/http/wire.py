@@ -96,16 +96,13 @@ def decode_bytes(body: bytes, type_: type[T]) -> T:
         return value
     except msgspec.ValidationError as exc:
         raise InvalidInput(f"request body: {explain(exc, type_)}") from None
-    except msgspec.DecodeError as exc:
-        try:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        try:  # msgspec (>= 0.23) or the duplicate-key pass found it; say where
             body.decode()
-        except UnicodeDecodeError as bad:  # msgspec >= 0.23 finds it first, with less to say
+        except UnicodeDecodeError as bad:
             raise InvalidInput(f"request body: JSON text is not valid UTF-8 ({bad.reason} at "
                                f"byte {bad.start})") from None
         raise InvalidInput(f"request body: malformed JSON ({exc})") from None
-    except UnicodeDecodeError as exc:
-        raise InvalidInput(f"request body: JSON text is not valid UTF-8 ({exc.reason} at byte "
-                           f"{exc.start})") from None
     except RecursionError:
         raise InvalidInput("request body: JSON is nested too deeply") from None
 
