@@ -45,11 +45,10 @@ def _dir(ws: Workspace, name: str) -> Path:
 
 
 def _exists(ws: Workspace, name: str) -> bool:
-    folder = _dir(ws, name)
+    # One lstat: a folder, never a symlink to one (every write checks this on the loop).
     return (
         paths.CONTEXT_NAME_RE.match(name or "") is not None
-        and folder.is_dir()
-        and not folder.is_symlink()
+        and worktree.lstat_kind(str(_dir(ws, name))) == "dir"
     )
 
 
@@ -197,7 +196,7 @@ def _file_path(ws: Workspace, name: str, path: str) -> tuple[Path, str]:
     folder = _require(ws, name)
     rel = paths.clean_relpath(path)
     full = folder / rel
-    if full.is_symlink():
+    if worktree.lstat_kind(str(full)) == "symlink":
         raise NotFound(f"File not found: {rel}")
     return full, rel
 
