@@ -23,6 +23,7 @@ from floom_git.schemas.tools import check_tools_file
 from floom_git.services.push_problems import Kind, Problem
 from floom_git.services.registry import validate_worker
 from floom_git.storage import refs, repo_info
+from floom_git.storage.handle import Handle
 from floom_git.storage.repo import MAIN, WorkspaceRepo
 
 ZERO = "0" * 40
@@ -85,7 +86,7 @@ def validate_quarantined(git_dir: str, quarantine: str, updates: str,
     absolute; "" when git keeps none): a repository opened for this push alone sees the pushed
     objects through it. Raises ValueError for a folder that is no quarantine of this
     repository."""
-    repo = pygit2.Repository(git_dir)
+    repo = Handle(git_dir)  # freed with this push, not at the next cyclic gc
     if quarantine:
         objects = os.path.realpath(os.path.join(git_dir, "objects"))
         folder = os.path.realpath(os.path.join(git_dir, quarantine))

@@ -14,6 +14,7 @@ import pygit2
 from floom_git.errors import Conflict, NotFound
 from floom_git.storage import packs
 from floom_git.storage.git_process import git_env
+from floom_git.storage.handle import Handle
 from floom_git.storage.repo import MAIN, Changeset, TreeRef, WorkspaceRepo
 
 SEP = "\x1f"
@@ -86,7 +87,7 @@ def gc_due(repo_path: Path) -> bool:
     gc.autoPackLimit. True when the settings cannot be read: git decides then."""
     git_dir = repo_path / ".git"
     try:
-        config = pygit2.Repository(str(repo_path)).config
+        config = Handle(str(repo_path)).config
         limit = config.get_int("gc.auto") if "gc.auto" in config else 6700
         pack_limit = (config.get_int("gc.autoPackLimit") if "gc.autoPackLimit" in config
                       else 50)

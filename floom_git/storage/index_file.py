@@ -30,7 +30,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from floom_git.storage import lockfile
+from floom_git.storage import lockfile, spares
 
 SIGNATURE = b"DIRC"
 LOCK_WAIT = 2.0  # a person's `git status` holds .git/index.lock for a moment only
@@ -86,7 +86,8 @@ class Index:
     def write(self, root: Path) -> None:
         """Replace .git/index with these entries (`root`: the working tree)."""
         try:
-            with lockfile.replacing(self.git_dir / "index", wait=LOCK_WAIT) as fd:
+            with lockfile.replacing(self.git_dir / "index", wait=LOCK_WAIT,
+                                   spares=spares.of(self.git_dir)) as fd:
                 lockfile.put(fd, self._bytes())
                 st = os.fstat(fd)
                 if self._leaves_racy_second(st.st_mtime_ns):

@@ -16,22 +16,30 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from floom_git.storage.spares import Spares
+from floom_git.storage.spares import fill as spares_fill
+
 
 class LockHeld(OSError):
     """Another program holds the lock for longer than we wait."""
 
 
 @contextlib.contextmanager
-def replacing(path: Path, *, wait: float = 0.0) -> Iterator[int]:
+def replacing(path: Path, *, wait: float = 0.0, spares: Spares | None = None) -> Iterator[int]:
     """Hold `path`'s lock and yield its descriptor; `path` is replaced by what was written to
     it (put()) when the block ends without an error. LockHeld when the lock stays taken for
-    `wait` seconds."""
+    `wait` seconds. With `spares` (storage/spares.py), the lock is a spare inode where one is
+    free, and the replaced file becomes one."""
     lock = path.with_name(path.name + ".lock")
-    fd = _take(lock, wait)
+    fd = _reused(lock, spares) if spares is not None else -1
+    if fd < 0:
+        fd = _take(lock, wait)
     try:
         yield fd
         os.close(fd)
         fd = -1
+        if spares is not None:
+            spares.keep(str(path))
         os.rename(lock, path)
     except BaseException:
         if fd >= 0:
@@ -43,12 +51,25 @@ def replacing(path: Path, *, wait: float = 0.0) -> Iterator[int]:
 
 def put(fd: int, data: bytes) -> None:
     """Make the locked file hold exactly `data` (its blocks allocated first)."""
-    os.ftruncate(fd, 0)
-    if data:
-        with contextlib.suppress(OSError):  # only saves time
-            os.posix_fallocate(fd, 0, len(data))
-    if os.pwrite(fd, data, 0) != len(data):
-        raise OSError("short write to a lock file")
+    spares_fill(fd, data)
+
+
+def _reused(lock: Path, spares: Spares) -> int:
+    """The lock taken with a spare inode: its descriptor, or -1 (no spare free, or the lock
+    is held: the caller takes it the usual way, waiting or failing)."""
+    taken = spares.take()
+    if taken is None:
+        return -1
+    fd, spare = taken
+    try:
+        placed = spares.place(spare, str(lock))
+    except BaseException:
+        spares.give_back(fd, spare)
+        raise
+    if not placed:
+        spares.give_back(fd, spare)
+        return -1
+    return fd
 
 
 def _take(lock: Path, wait: float) -> int:

@@ -16,7 +16,6 @@ taking the GIL, which is unsafe wherever pygit2 released it (its cffi calls do).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import struct
@@ -27,6 +26,7 @@ from pathlib import Path
 
 import pygit2
 
+from floom_git.storage import spares
 from floom_git.storage.new_files import NewBytes
 
 KINDS = {1: b"commit", 2: b"tree", 3: b"blob", 4: b"tag"}
@@ -174,12 +174,12 @@ def _merge(folder: Path, bases: list[str]) -> bool:
     if len(rolled) < 2:
         return False
     new = _write(folder, list(entries.items()))
+    spare = spares.of(folder.parent.parent)
     for base in rolled:
         if base == new:
             continue
         for ext in (".idx", ".pack"):  # the index first: nobody opens a pack without one
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(folder / (base + ext))
+            spare.remove(str(folder / (base + ext)))  # its inode kept for a later pack
     return True
 
 
@@ -240,10 +240,24 @@ def _write(folder: Path, entries: list[tuple[bytes, bytes]]) -> str:
     index += hashlib.sha1(index).digest()
     base = "pack-" + checksum.hex()
     folder.mkdir(parents=True, exist_ok=True)
+    spare = spares.of(folder.parent.parent)
     for ext, body in ((".pack", data), (".idx", index)):
+        target = str(folder / (base + ext))
+        taken = spare.take()  # an inode of a removed pack, when nobody reads it any more
+        if taken is not None:
+            fd, path = taken
+            try:
+                spares.fill(fd, body)
+            except BaseException:
+                spare.give_back(fd, path)
+                raise
+            os.close(fd)
+            if not spare.place(path, target):  # already there: the same bytes, by name
+                spare.give_back(None, path)
+            continue
         new = NewBytes(body, False, str(folder), str(folder))
         try:
-            new.link(str(folder / (base + ext)))  # already there: the same bytes, by name
+            new.link(target)  # already there: the same bytes, by name
         finally:
             new.close()
     return base

@@ -16,7 +16,7 @@ from pathlib import Path
 import pygit2
 from pygit2.enums import ReferenceType
 
-from floom_git.storage import lockfile
+from floom_git.storage import lockfile, spares
 from floom_git.storage.changeset import RefMoved
 
 ZERO = "0" * 40
@@ -49,7 +49,8 @@ def move_chain(repo: pygit2.Repository, ref: str, old: str | None,
     git_dir = Path(repo.path)
     path = git_dir / ref
     path.parent.mkdir(parents=True, exist_ok=True)
-    with lockfile.replacing(path) as fd:  # LockHeld, an OSError: a person's git holds it
+    # LockHeld, an OSError: a person's git holds it
+    with lockfile.replacing(path, spares=spares.of(git_dir)) as fd:
         lockfile.put(fd, f"{steps[-1][0]}\n".encode())
         if target(repo, ref) != old:
             raise RefMoved(f"branch {ref} moved while committing; retry")

@@ -37,6 +37,7 @@ from floom_git.storage.changeset import (
     nest,
     signature,
 )
+from floom_git.storage.handle import Handle
 from floom_git.storage.trees import TreeWriter
 
 # Where the types of a commit live; kept importable from here, where every writer looks.
@@ -86,7 +87,7 @@ class WorkspaceRepo:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self.repo = pygit2.Repository(str(self.path))
+        self.repo: pygit2.Repository = Handle(str(self.path))
         self._leftovers_cleared = False
         self._group = _Group()
         self._objects = packs.Objects()
@@ -280,7 +281,7 @@ class WorkspaceRepo:
         """A new libgit2 handle, after packs were removed (rolled up here, or repacked by git):
         libgit2 keeps every pack it has listed, removed or not, and would go on looking into
         them; a new handle lists only what is there now. Under the writer lock."""
-        self.repo = pygit2.Repository(str(self.path))
+        self.repo = Handle(str(self.path))
         self._trees.repo = self.repo
 
     @contextlib.contextmanager

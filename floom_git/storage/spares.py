@@ -1,0 +1,183 @@
+"""Spare inodes: the files a write replaces or removes in .git (a branch's old file, the old
+index, rolled-up packs) are kept aside in .git/floom-spare/ and their inodes written again for
+the next lock file or pack, instead of being freed while new ones are allocated.
+
+Every write replaces the branch and the index and adds a pack's two files, and rolling packs up
+removes as many: about four inodes freed and five allocated per write. On ext4 without a journal
+an allocation steps past every inode of the block group freed in the last minutes (the kernel's
+`recently_deleted`), so each one freed makes every later one dearer: measured as a fifth of the
+server's CPU per write on a fresh disk, more after a busy hour (docs/performance.md). A spare is
+written again only when nobody else holds it open or mapped, which the kernel tells by granting
+a write lease (a reader of an old pack or index never sees its bytes change); otherwise it is
+let go and a new file is made, as before. Where leases are refused (other file systems, other
+owners), spares are never used.
+
+The folder is private to the writer: everything here runs under the workspace's writer lock.
+git ignores the folder; nothing names its files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import itertools
+import os
+import signal
+import stat
+from pathlib import Path
+
+DIR = "floom-spare"
+KEEP = 32  # spares kept per repository
+KEEP_BYTES = 4 << 20  # and their bytes at most: past either, a removed file is freed
+# A lease broken in the instant it is held (nobody opens a spare) signals its holder: with a
+# signal ignored unless handled (SIGIO, the default, would end the process).
+_F_SETSIG = getattr(fcntl, "F_SETSIG", 10)  # 10 on Linux; Python names it from 3.12
+_LEASE_SIGNAL = signal.SIGURG
+_NAMES = itertools.count()
+_leases = hasattr(fcntl, "F_SETLEASE")  # False once the kernel refused one for good
+_BY_DIR: dict[str, Spares] = {}
+
+
+class Spares:
+    """The spare inodes of one repository."""
+
+    def __init__(self, git_dir: Path) -> None:
+        self.dir = os.path.join(git_dir, DIR)
+        self._sizes: dict[str, int] | None = None  # name -> bytes, of what is in the folder
+
+    def take(self) -> tuple[int, str] | None:
+        """An open (read-write) spare that nobody else uses, still named in the spare folder,
+        and its path; None when there is none."""
+        if not _leases:
+            return None
+        sizes = self._list()
+        while sizes:
+            name = next(iter(sizes))  # the oldest first: the likeliest to be let go of
+            del sizes[name]
+            path = os.path.join(self.dir, name)
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW)
+            except OSError:
+                continue
+            if _alone(fd):
+                return fd, path
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(path)  # in use: freed when its reader lets go
+        return None
+
+    def give_back(self, fd: int | None, path: str) -> None:
+        """A spare taken but not placed (closed here when `fd` is given)."""
+        if fd is not None:
+            os.close(fd)
+        with contextlib.suppress(OSError):
+            self._list()[os.path.basename(path)] = os.stat(path).st_size
+
+    def place(self, path: str, target: str) -> bool:
+        """Name the spare at `path` `target`, only if nothing is there (a lock is taken so);
+        False when `target` exists (the spare stays where it is)."""
+        try:
+            os.link(path, target)
+        except FileExistsError:
+            return False
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        return True
+
+    def keep(self, path: str, *, size: int | None = None) -> bool:
+        """Add the inode of `path` to the spares under a second name, so that it is not freed
+        when `path` is replaced (renamed over) or removed; False when the spares are full or
+        `path` is not there (or spares cannot be used here)."""
+        if not _leases:
+            return False
+        sizes = self._list()
+        try:
+            size = os.stat(path).st_size if size is None else size
+        except OSError:
+            return False
+        if len(sizes) >= KEEP or sum(sizes.values()) + size > KEEP_BYTES:
+            return False
+        for _ in range(3):
+            name = f"{os.getpid()}-{next(_NAMES)}"
+            try:
+                os.link(path, os.path.join(self.dir, name))
+            except FileExistsError:  # left by an earlier process of this pid
+                continue
+            except FileNotFoundError:
+                if not os.path.isdir(path) and os.path.exists(path):
+                    os.makedirs(self.dir, exist_ok=True)
+                    continue
+                return False
+            except OSError:  # no hard links here
+                return False
+            sizes[name] = size
+            return True
+        return False
+
+    def remove(self, path: str) -> None:
+        """Remove `path`, keeping its inode as a spare when there is room."""
+        try:
+            size = os.stat(path).st_size
+        except FileNotFoundError:
+            return
+        self.keep(path, size=size)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+    def _list(self) -> dict[str, int]:
+        if self._sizes is None:
+            sizes: dict[str, int] = {}
+            with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+                for entry in os.scandir(self.dir):
+                    with contextlib.suppress(OSError):
+                        sizes[entry.name] = entry.stat(follow_symlinks=False).st_size
+            self._sizes = sizes
+        return self._sizes
+
+
+def of(git_dir: Path) -> Spares:
+    """The spares of the repository at `git_dir` (one object per folder per process)."""
+    key = str(git_dir)
+    spares = _BY_DIR.get(key)
+    if spares is None:
+        if len(_BY_DIR) >= 256:
+            _BY_DIR.clear()
+        spares = _BY_DIR[key] = Spares(git_dir)
+    return spares
+
+
+def fill(fd: int, data: bytes, mode: int = 0o644) -> None:
+    """Make the file `fd` hold exactly `data`, its blocks allocated first (renaming a file whose
+    blocks are not allocated yet over another makes ext4 write it out there and then)."""
+    os.fchmod(fd, mode)
+    if data:
+        with contextlib.suppress(OSError):  # only saves time
+            os.posix_fallocate(fd, 0, len(data))
+        view = memoryview(data)
+        offset = 0
+        while offset < len(data):
+            offset += os.pwrite(fd, view[offset:], offset)
+    os.ftruncate(fd, len(data))
+
+
+def _alone(fd: int) -> bool:
+    """True when the regular file `fd` has one name and no other open file or mapping: the
+    kernel grants a write lease only then (held for this instant)."""
+    global _leases
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        return False
+    if st.st_nlink != 1 or not stat.S_ISREG(st.st_mode) or not _leases:
+        return False
+    try:
+        fcntl.fcntl(fd, _F_SETSIG, _LEASE_SIGNAL)
+        fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_WRLCK)
+    except OSError as exc:
+        if exc.errno not in (errno.EAGAIN, errno.EBUSY):  # not "in use": never again here
+            _leases = False
+        return False
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
+    return True
