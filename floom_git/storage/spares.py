@@ -150,15 +150,18 @@ def of(git_dir: Path) -> Spares:
 def fill(fd: int, data: bytes, mode: int = 0o644) -> None:
     """Make the file `fd` hold exactly `data`, its blocks allocated first (renaming a file whose
     blocks are not allocated yet over another makes ext4 write it out there and then)."""
-    os.fchmod(fd, mode)
-    if data:
+    st = os.fstat(fd)
+    if stat.S_IMODE(st.st_mode) != mode:
+        os.fchmod(fd, mode)
+    if len(data) > st.st_size:
         with contextlib.suppress(OSError):  # only saves time
-            os.posix_fallocate(fd, 0, len(data))
-        view = memoryview(data)
-        offset = 0
-        while offset < len(data):
-            offset += os.pwrite(fd, view[offset:], offset)
-    os.ftruncate(fd, len(data))
+            os.posix_fallocate(fd, st.st_size, len(data) - st.st_size)
+    view = memoryview(data)
+    offset = 0
+    while offset < len(data):
+        offset += os.pwrite(fd, view[offset:], offset)
+    if st.st_size > len(data):  # a spare that was longer (a truncation frees blocks: only then)
+        os.ftruncate(fd, len(data))
 
 
 def _alone(fd: int) -> bool:
