@@ -29,7 +29,7 @@ from pathlib import Path
 
 DIR = "floom-spare"
 KEEP = 32  # spares kept per repository
-KEEP_BYTES = 4 << 20  # and their bytes at most: past either, a removed file is freed
+KEEP_BYTES = 1 << 20  # and their bytes at most: past either, a removed file is freed
 # A lease broken in the instant it is held (nobody opens a spare) signals its holder: with a
 # signal ignored unless handled (SIGIO, the default, would end the process).
 _F_SETSIG = getattr(fcntl, "F_SETSIG", 10)  # 10 on Linux; Python names it from 3.12
@@ -58,7 +58,11 @@ class Spares:
             path = os.path.join(self.dir, name)
             try:
                 fd = os.open(path, os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW)
-            except OSError:
+            except FileNotFoundError:
+                continue
+            except OSError:  # not ours to write (a read-only pack of git's): let it go
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
                 continue
             if _alone(fd):
                 return fd, path
