@@ -9,7 +9,7 @@ import contextlib
 import dataclasses
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,7 +67,7 @@ async def run(cmd: Command, sandbox: Sandbox | None, cancel: asyncio.Event) -> E
     assert proc.stdout is not None and proc.stderr is not None
     readers = [asyncio.ensure_future(pump(proc.stdout, cmd.on_stdout)),
                asyncio.ensure_future(pump(proc.stderr, cmd.on_stderr))]
-    waiter = asyncio.ensure_future(proc.wait())
+    waiter = asyncio.ensure_future(_ended(proc, readers))
     stoppers: dict[asyncio.Future[Any], str] = {asyncio.ensure_future(cancel.wait()): "cancelled"}
     if cmd.quota is not None:
         stoppers[asyncio.ensure_future(_watch(cmd.quota))] = "scratch_full"
@@ -90,6 +90,17 @@ async def run(cmd: Command, sandbox: Sandbox | None, cancel: asyncio.Event) -> E
         for task in pending:
             task.cancel()
     return Ended(proc.returncode if proc.returncode is not None else -9, reason)
+
+
+async def _ended(proc: asyncio.subprocess.Process, readers: Sequence[asyncio.Future[None]]) -> int:
+    """The command's exit status once it has exited and its output pipes are closed: a process
+    it started may still hold them (a setsid child), and asyncio's wait() waits for the pipes
+    only when the exit was not seen yet (on 3.11 it returns at once after it was, which let a
+    quick command's escaped child be reported as the end, or be killed in the group before its
+    setsid ran)."""
+    code = await proc.wait()
+    await asyncio.wait(readers)
+    return code
 
 
 async def _start(cmd: Command, sandbox: Sandbox | None) -> asyncio.subprocess.Process:

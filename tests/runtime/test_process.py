@@ -25,6 +25,21 @@ async def test_a_setsid_child_holding_the_pipes_is_killed_and_the_run_ends(tmp_p
     assert process.strays(home) == []
 
 
+async def test_a_run_ends_when_its_output_pipes_close_not_when_its_first_process_exits(
+        tmp_path: Path):
+    home = tmp_path / "work"
+    home.mkdir()
+    spec = Spec(argv=["/bin/sh", "-c", "(sleep 0.3; echo late) & echo early"], cwd=str(home),
+                env={"PATH": "/usr/bin:/bin"}, limits=Limits(cpu_seconds=60, file_bytes=10**6))
+    lines: list[str] = []
+    cmd = process.Command(spec, home, lines.append, lines.append, timeout=30.0, grace=0.2)
+    ended = await asyncio.wait_for(process.run(cmd, None, asyncio.Event()), 60)
+    # The shell exits at once; what it started still writes to the run's output, and is waited
+    # for rather than killed with the shell's process group.
+    assert ended == process.Ended(0, None)
+    assert lines == ["early", "late"]
+
+
 async def test_strays_names_what_works_in_or_names_the_folder_and_nothing_else(tmp_path: Path):
     home = tmp_path / "run_1" / "work"
     home.mkdir(parents=True)
