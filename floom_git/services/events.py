@@ -35,8 +35,9 @@ class EventBus:
         self._seq += 1
         event = Event(self._seq, type_, data)
         self._ring.append(event)
-        if self._waiters:  # followers wait on the loop; an emit off it wakes them from there
-            loop = self._waiters[0].get_loop()
+        first = next(iter(self._waiters), None)  # (an emit off the loop races its removals)
+        if first is not None:  # followers wait on the loop; an emit off it wakes them from there
+            loop = first.get_loop()
             if asyncio._get_running_loop() is loop:
                 self._wake()
             else:
