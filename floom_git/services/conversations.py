@@ -118,12 +118,22 @@ class ConversationStore:
         return sorted(mine, key=lambda c: (c.updated_at, c.id), reverse=True)
 
     def messages(self, conversation_id: str) -> list[ChatMessage]:
-        """Committed messages followed by those still in the spool (blocking git read)."""
+        """Committed messages followed by those still in the spool (blocking git read). A flush
+        may commit the spool's lines and remove them between the two reads: the spool is read
+        again with the branch as it is then, until the branch stayed put meanwhile."""
         repo = self.ws.repo
-        data = repo.read_blob(repo.tip(BRANCH), f"{ROOT}/{conversation_id}/{MESSAGES}") or b""
         pending = self.spool / conversation_id / APPEND / MESSAGES
-        if pending.is_file():
-            data += unapplied(data, pending.read_bytes())
+        for _ in range(5):
+            tip = repo.tip(BRANCH)
+            data = repo.read_blob(tip, f"{ROOT}/{conversation_id}/{MESSAGES}") or b""
+            try:
+                spooled = pending.read_bytes()
+            except (FileNotFoundError, NotADirectoryError):  # none, or committed and dropped
+                spooled = b""
+            now = repo.tip(BRANCH)
+            if (now.id if now else None) == (tip.id if tip else None):
+                break
+        data += unapplied(data, spooled)
         out = []
         for line in data.splitlines():
             if line.strip():

@@ -8,6 +8,7 @@ import asyncio
 import json
 import subprocess
 import threading
+import time
 
 import msgspec
 import pytest
@@ -154,3 +155,44 @@ async def test_conversations_left_in_the_spool_are_committed_at_start_up(aiohttp
 
     await wait_for(committed, "the spooled conversation committed")
     await client.close()
+
+
+async def test_messages_read_while_the_spool_is_committed_are_each_shown_once(workspace):
+    """A reader in another thread never fails, nor sees a message twice, nor misses one that
+    was acknowledged before it read, while the spool's lines are committed and dropped."""
+    store = await ConversationStore(workspace).ready()
+    c = conversation("conv_000000000009")
+    store.put(c)
+    stop = threading.Event()
+    acknowledged = [0]  # messages appended (durable) so far
+    seen: list[tuple[int, list[str]]] = []
+    failures: list[BaseException] = []
+
+    def read() -> None:
+        while not stop.is_set():
+            before = acknowledged[0]
+            try:
+                seen.append((before, [m.id for m in store.messages(c.id)]))
+            except BaseException as exc:  # noqa: BLE001 - the test reports it
+                failures.append(exc)
+                return
+            time.sleep(0.0005)  # let the loop and the writer have the GIL too
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for n in range(1, 61):
+            store.append(c, message(n))
+            acknowledged[0] = n
+            if n % 3 == 0:
+                await store.flush()
+            await asyncio.sleep(0)
+    finally:
+        stop.set()
+        reader.join(30)
+    assert failures == []
+    assert len(seen) > 0
+    for before, ids in seen:
+        assert ids == [f"msg_{n:012x}" for n in range(1, len(ids) + 1)]  # once each, in order
+        assert len(ids) >= before  # nothing acknowledged before the read is missing
+    await store.close()
