@@ -32,7 +32,7 @@ KEEP = 32  # spares kept per repository
 KEEP_BYTES = 1 << 20  # and their bytes at most: past either, a removed file is freed
 # A lease broken in the instant it is held (nobody opens a spare) signals its holder: with a
 # signal ignored unless handled (SIGIO, the default, would end the process).
-_F_SETSIG = getattr(fcntl, "F_SETSIG", 10)  # 10 on Linux; Python names it from 3.12
+_F_SETSIG = getattr(fcntl, "F_SETSIG", 10)  # Linux only, as leases are
 _LEASE_SIGNAL = signal.SIGURG
 _NAMES = itertools.count()
 _leases = hasattr(fcntl, "F_SETLEASE")  # False once the kernel refused one for good
