@@ -22,6 +22,7 @@ from floom_git.storage.repo import Change, Changeset, WorkspaceRepo
 from floom_git.storage.spool import (
     CommitTimer,
     appended_sizes,
+    committed_and_spooled,
     drop_prefix,
     fsync_append,
     fsync_write,
@@ -118,22 +119,9 @@ class ConversationStore:
         return sorted(mine, key=lambda c: (c.updated_at, c.id), reverse=True)
 
     def messages(self, conversation_id: str) -> list[ChatMessage]:
-        """Committed messages followed by those still in the spool (blocking git read). A flush
-        may commit the spool's lines and remove them between the two reads: the spool is read
-        again with the branch as it is then, until the branch stayed put meanwhile."""
-        repo = self.ws.repo
-        pending = self.spool / conversation_id / APPEND / MESSAGES
-        for _ in range(5):
-            tip = repo.tip(BRANCH)
-            data = repo.read_blob(tip, f"{ROOT}/{conversation_id}/{MESSAGES}") or b""
-            try:
-                spooled = pending.read_bytes()
-            except (FileNotFoundError, NotADirectoryError):  # none, or committed and dropped
-                spooled = b""
-            now = repo.tip(BRANCH)
-            if (now.id if now else None) == (tip.id if tip else None):
-                break
-        data += unapplied(data, spooled)
+        """Committed messages followed by those still in the spool (blocking git read)."""
+        data = committed_and_spooled(self.ws.repo, BRANCH, f"{ROOT}/{conversation_id}/{MESSAGES}",
+                                     self.spool / conversation_id / APPEND / MESSAGES) or b""
         out = []
         for line in data.splitlines():
             if line.strip():

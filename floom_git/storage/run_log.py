@@ -33,10 +33,12 @@ from floom_git.storage.repo import RUNS, Change, Changeset, WorkspaceRepo, signa
 from floom_git.storage.spool import (
     CommitTimer,
     appended_sizes,
+    committed_and_spooled,
     drop_prefix,
     files_under,
     fsync_append,
     fsync_write,
+    read_if_there,
     read_prefix,
     unapplied,
 )
@@ -213,22 +215,21 @@ class RunLog:
     def logs(self, record: RunRecord) -> list[LogLine]:
         if record.id in self._logs:
             return list(self._logs[record.id])
-        spooled = self.spool / record.id / LOGS
-        if spooled.is_file():
-            return list(_read_lines(spooled.read_bytes()))
+        # The spool's copy while there (a flush that committed it may remove it: then the
+        # commit, which landed first, holds it).
+        spooled = read_if_there(self.spool / record.id / LOGS)
+        if spooled is not None:
+            return list(_read_lines(spooled))
         data = self.repo.read_blob(self.repo.tip(RUNS), f"{record_dir(record)}/{LOGS}")
         return list(_read_lines(data or b""))
 
     def read_file(self, record: RunRecord, rel: str) -> bytes | None:
         """A file of the run's folder (e.g. artifacts/x.md), from the spool if still there."""
-        spooled = self.spool / record.id / rel
-        if spooled.is_file():
-            return spooled.read_bytes()
-        data = self.repo.read_blob(self.repo.tip(RUNS), f"{record_dir(record)}/{rel}")
-        pending = self.spool / record.id / APPEND_DIR / rel
-        if pending.is_file():
-            data = (data or b"") + pending.read_bytes()
-        return data
+        spooled = read_if_there(self.spool / record.id / rel)
+        if spooled is not None:
+            return spooled
+        return committed_and_spooled(self.repo, RUNS, f"{record_dir(record)}/{rel}",
+                                     self.spool / record.id / APPEND_DIR / rel)
 
     # -- writes ---------------------------------------------------------------------------------
     def put(self, record: RunRecord, *, durable: bool = True) -> None:

@@ -9,9 +9,13 @@ import logging
 import os
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from floom_git import paths
 from floom_git.storage.atomic import atomic_write
+
+if TYPE_CHECKING:
+    from floom_git.storage.repo import WorkspaceRepo
 
 log = logging.getLogger("floom_git.spool")
 MAX_BACKOFF_STEPS = 8
@@ -39,6 +43,39 @@ def unapplied(have: bytes, pending: bytes) -> bytes:
         if have.endswith(b"".join(lines[:k])):
             return b"".join(lines[k:])
     return pending
+
+
+def committed_and_spooled(repo: WorkspaceRepo, ref: str, path: str, pending: Path,
+                          ) -> bytes | None:
+    """`path` as `ref` holds it, followed by the lines appended at `pending` that no commit
+    holds yet; None when neither exists. A flush may commit the spooled lines and drop them
+    between the two reads (the file then missing, or missing its committed start): both are
+    read again until `ref` stayed put across them, and lines the commit holds are not added
+    twice."""
+    data: bytes | None = None
+    spooled: bytes | None = None
+    for _ in range(5):
+        tip = repo.tip(ref)
+        data = repo.read_blob(tip, path)
+        try:
+            spooled = pending.read_bytes()
+        except (FileNotFoundError, NotADirectoryError):  # none, or committed and dropped
+            spooled = None
+        now = repo.tip(ref)
+        if (now.id if now else None) == (tip.id if tip else None):
+            break
+    if spooled is None:
+        return data
+    return (data or b"") + unapplied(data or b"", spooled)
+
+
+def read_if_there(path: Path) -> bytes | None:
+    """The bytes of a spool file, or None when it is not there (any more: a flush that
+    committed it may remove it at any moment, so it is read, not tested first)."""
+    try:
+        return path.read_bytes()
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return None
 
 
 def drop_prefix(path: Path, size: int) -> None:
