@@ -10,6 +10,8 @@ for, so the handle goes with its last user.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pygit2
 from pygit2.branches import Branches
 from pygit2.references import References
@@ -17,38 +19,15 @@ from pygit2.remotes import RemoteCollection
 from pygit2.submodules import SubmoduleCollection
 
 
+def _made_when_asked(kind: type) -> Any:
+    """A collection made anew on each use; pygit2's own set-up assigns it, which is let pass."""
+    return property(lambda repo: kind(repo), lambda repo, _value: None)
+
+
 class Handle(pygit2.Repository):
-    """pygit2.Repository without the cycle; pygit2's own set-up assigns the four collections,
-    which is let pass."""
+    """pygit2.Repository without the cycle."""
 
-    @property
-    def references(self) -> References:
-        return References(self)
-
-    @references.setter
-    def references(self, _: object) -> None:
-        pass
-
-    @property
-    def branches(self) -> Branches:
-        return Branches(self)
-
-    @branches.setter
-    def branches(self, _: object) -> None:
-        pass
-
-    @property
-    def remotes(self) -> RemoteCollection:
-        return RemoteCollection(self)
-
-    @remotes.setter
-    def remotes(self, _: object) -> None:
-        pass
-
-    @property
-    def submodules(self) -> SubmoduleCollection:
-        return SubmoduleCollection(self)
-
-    @submodules.setter
-    def submodules(self, _: object) -> None:
-        pass
+    branches: Branches = _made_when_asked(Branches)
+    references: References = _made_when_asked(References)
+    remotes: RemoteCollection = _made_when_asked(RemoteCollection)
+    submodules: SubmoduleCollection = _made_when_asked(SubmoduleCollection)

@@ -243,17 +243,7 @@ def _write(folder: Path, entries: list[tuple[bytes, bytes]]) -> str:
     spare = spares.of(folder.parent.parent)
     for ext, body in ((".pack", data), (".idx", index)):
         target = str(folder / (base + ext))
-        taken = spare.take()  # an inode of a removed pack, when nobody reads it any more
-        if taken is not None:
-            fd, path = taken
-            try:
-                spares.fill(fd, body)
-            except BaseException:
-                spare.give_back(fd, path)
-                raise
-            os.close(fd)
-            if not spare.place(path, target):  # already there: the same bytes, by name
-                spare.give_back(None, path)
+        if spare.create(target, body):  # an inode of a removed pack nobody reads any more
             continue
         new = NewBytes(body, False, str(folder), str(folder))
         try:

@@ -89,6 +89,24 @@ class Spares:
             os.unlink(path)
         return True
 
+    def create(self, target: str, data: bytes) -> bool:
+        """Create `target` holding `data` in a spare, written before it is named, so that no
+        reader sees it half written; False when no spare is free (nothing was done). When
+        `target` exists already (a pack: the same bytes by name), the spare stays a spare."""
+        taken = self.take()
+        if taken is None:
+            return False
+        fd, path = taken
+        try:
+            fill(fd, data)
+        except BaseException:
+            self.give_back(fd, path)
+            raise
+        os.close(fd)
+        if not self.place(path, target):
+            self.give_back(None, path)
+        return True
+
     def keep(self, path: str, *, size: int | None = None) -> bool:
         """Add the inode of `path` to the spares under a second name, so that it is not freed
         when `path` is replaced (renamed over) or removed; False when the spares are full or

@@ -11,14 +11,19 @@ from floom_git.runtime import process
 from floom_git.runtime.sandbox import Limits, Spec
 
 
+async def run_shell(home: Path, script: str, timeout: float) -> tuple[process.Ended, list[str]]:
+    """Run `script` with sh, unconfined, in `home`; how it ended and its output lines."""
+    home.mkdir()
+    spec = Spec(argv=["/bin/sh", "-c", script], cwd=str(home), env={"PATH": "/usr/bin:/bin"},
+                limits=Limits(cpu_seconds=60, file_bytes=10**6))
+    lines: list[str] = []
+    cmd = process.Command(spec, home, lines.append, lines.append, timeout=timeout, grace=0.2)
+    return await asyncio.wait_for(process.run(cmd, None, asyncio.Event()), 60), lines
+
+
 async def test_a_setsid_child_holding_the_pipes_is_killed_and_the_run_ends(tmp_path: Path):
     home = tmp_path / "work"
-    home.mkdir()
-    spec = Spec(argv=["/bin/sh", "-c", "setsid sleep 300 & echo started"], cwd=str(home),
-                env={"PATH": "/usr/bin:/bin"}, limits=Limits(cpu_seconds=60, file_bytes=10**6))
-    lines: list[str] = []
-    cmd = process.Command(spec, home, lines.append, lines.append, timeout=1.0, grace=0.2)
-    ended = await asyncio.wait_for(process.run(cmd, None, asyncio.Event()), 60)
+    ended, lines = await run_shell(home, "setsid sleep 300 & echo started", timeout=1.0)
     # The shell exited at once, but its escaped child kept the pipes open until it was killed.
     assert ended.reason == "timeout"
     assert "started" in lines
@@ -27,13 +32,8 @@ async def test_a_setsid_child_holding_the_pipes_is_killed_and_the_run_ends(tmp_p
 
 async def test_a_run_ends_when_its_output_pipes_close_not_when_its_first_process_exits(
         tmp_path: Path):
-    home = tmp_path / "work"
-    home.mkdir()
-    spec = Spec(argv=["/bin/sh", "-c", "(sleep 0.3; echo late) & echo early"], cwd=str(home),
-                env={"PATH": "/usr/bin:/bin"}, limits=Limits(cpu_seconds=60, file_bytes=10**6))
-    lines: list[str] = []
-    cmd = process.Command(spec, home, lines.append, lines.append, timeout=30.0, grace=0.2)
-    ended = await asyncio.wait_for(process.run(cmd, None, asyncio.Event()), 60)
+    ended, lines = await run_shell(tmp_path / "work", "(sleep 0.3; echo late) & echo early",
+                                   timeout=30.0)
     # The shell exits at once; what it started still writes to the run's output, and is waited
     # for rather than killed with the shell's process group.
     assert ended == process.Ended(0, None)
