@@ -138,7 +138,7 @@ class WorkspaceWatch:
     def filter(self, change: Change, path: str) -> bool:
         if path in self.probes:
             return True
-        return self._ignore(change, path) and not Path(path).name.startswith(".floom-")
+        return self._ignore(change, path) and not os.path.basename(path).startswith(".floom-")
 
     def _top_folders(self) -> tuple[str, ...]:
         """The working tree's top-level folders (not .git, not links), sorted."""
@@ -227,12 +227,12 @@ class WorkspaceWatch:
     async def _batch(self, changes: Changes) -> None:
         """Record the paths of one batch; their final state is read by stat at reconcile time."""
         rels: set[str] = set()
+        prefix = f"{self.root}/"  # watchfiles names paths under the folders it was given
         for _, path in changes:
-            try:
-                rel = Path(path).relative_to(self.root).as_posix()
-            except ValueError:
+            if not path.startswith(prefix):
                 continue
-            if rel != "." and not sync.is_transient(rel):
+            rel = path[len(prefix):].rstrip("/")
+            if rel and not sync.is_transient(rel):
                 rels.add(rel)
         if not rels:
             return

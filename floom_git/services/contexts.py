@@ -48,7 +48,7 @@ def _exists(ws: Workspace, name: str) -> bool:
     # One lstat: a folder, never a symlink to one (every write checks this on the loop).
     return (
         paths.CONTEXT_NAME_RE.match(name or "") is not None
-        and worktree.lstat_kind(str(_dir(ws, name))) == "dir"
+        and worktree.lstat_kind(f"{ws.path}/{paths.context_dir(name)}") == "dir"
     )
 
 
@@ -193,10 +193,18 @@ async def delete(ws: Workspace, actor: Actor, name: str) -> Deleted:
 
 
 def _file_path(ws: Workspace, name: str, path: str) -> tuple[Path, str]:
-    folder = _require(ws, name)
+    full, rel = _file_at(ws, name, path)
+    return Path(full), rel
+
+
+def _file_at(ws: Workspace, name: str, path: str) -> tuple[str, str]:
+    """The file's path on disk and in the context; NotFound for no context or a link there
+    (strings: every write asks this on the loop)."""
+    if not _exists(ws, name):
+        raise NotFound(NOT_FOUND)
     rel = paths.clean_relpath(path)
-    full = folder / rel
-    if worktree.lstat_kind(str(full)) == "symlink":
+    full = f"{ws.path}/{paths.context_dir(name)}/{rel}"
+    if worktree.lstat_kind(full) == "symlink":
         raise NotFound(f"File not found: {rel}")
     return full, rel
 
@@ -251,7 +259,7 @@ def _check_meta(name: str, data: bytes | None) -> None:
 async def put_file(
     ws: Workspace, actor: Actor, name: str, path: str, data: bytes, max_bytes: int
 ) -> WriteResult:
-    _, rel = _file_path(ws, name, path)
+    _, rel = _file_at(ws, name, path)
     _check_write(name, rel, data, max_bytes)
     full = f"{paths.context_dir(name)}/{rel}"
     result = await ws.writer.write(

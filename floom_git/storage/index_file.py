@@ -87,7 +87,8 @@ class Index:
         """Replace .git/index with these entries (`root`: the working tree)."""
         try:
             with lockfile.replacing(self.git_dir / "index", wait=LOCK_WAIT,
-                                   spares=spares.of(self.git_dir)) as fd:
+                                   spares=spares.of(self.git_dir),
+                                   size=self.stamp.size if self.stamp else 0) as fd:
                 lockfile.put(fd, self._bytes())
                 st = os.fstat(fd)
                 if self._leaves_racy_second(st.st_mtime_ns):

@@ -25,13 +25,14 @@ class LockHeld(OSError):
 
 
 @contextlib.contextmanager
-def replacing(path: Path, *, wait: float = 0.0, spares: Spares | None = None) -> Iterator[int]:
+def replacing(path: Path, *, wait: float = 0.0, spares: Spares | None = None,
+              size: int = 0) -> Iterator[int]:
     """Hold `path`'s lock and yield its descriptor; `path` is replaced by what was written to
     it (put()) when the block ends without an error. LockHeld when the lock stays taken for
     `wait` seconds. With `spares` (storage/spares.py), the lock is a spare inode where one is
-    free, and the replaced file becomes one."""
+    free (the one nearest `size`, the bytes expected), and the replaced file becomes one."""
     lock = path.with_name(path.name + ".lock")
-    fd = _reused(lock, spares) if spares is not None else -1
+    fd = _reused(lock, spares, size) if spares is not None else -1
     if fd < 0:
         fd = _take(lock, wait)
     try:
@@ -54,10 +55,10 @@ def put(fd: int, data: bytes) -> None:
     spares_fill(fd, data)
 
 
-def _reused(lock: Path, spares: Spares) -> int:
+def _reused(lock: Path, spares: Spares, size: int) -> int:
     """The lock taken with a spare inode: its descriptor, or -1 (no spare free, or the lock
     is held: the caller takes it the usual way, waiting or failing)."""
-    taken = spares.take()
+    taken = spares.take(size)
     if taken is None:
         return -1
     fd, spare = taken

@@ -22,6 +22,7 @@ import struct
 import zlib
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pygit2
@@ -94,9 +95,16 @@ def roll_up(git_dir: Path) -> bool:
     """Roll a full tier of small packs into one (repeatedly); True when packs were removed.
 
     Run where nothing else rolls packs of this repository (under the writer lock). A reader
-    that listed a removed pack finds its objects in the new one, which exists first.
+    that listed a removed pack finds its objects in the new one, which exists first. The folder
+    is listed only when the packs counted at the last listing and written here since could
+    fill a tier, or every RELIST calls (packs that git or a push added meanwhile).
     """
     folder = git_dir / "objects" / "pack"
+    key = str(folder)
+    counted = _COUNTED.get(key)
+    if counted is not None and counted.calls < RELIST and max(counted.tiers) < TIER_FULL:
+        counted.calls += 1
+        return False
     rolled = False
     while True:
         tiers: defaultdict[int, list[str]] = defaultdict(list)
@@ -111,15 +119,41 @@ def roll_up(git_dir: Path) -> bool:
             base = name[:-4]
             if base + ".keep" in present or base + ".pack" not in present:
                 continue
-            if (str(folder), base) in _NOT_OURS:
+            if (key, base) in _NOT_OURS:
                 continue
             size = _size(folder, base)
             if size is not None and size < ROLL_MAX:
-                tiers[size.bit_length() // 3].append(base)
+                tiers[_tier(size)].append(base)
         full = [bases for _, bases in sorted(tiers.items()) if len(bases) >= TIER_FULL]
         if not full or not _merge(folder, full[0]):
+            if len(_COUNTED) >= 4096:
+                _COUNTED.clear()
+            _COUNTED[key] = _Counted([len(tiers.get(t, ())) for t in range(_TIERS)])
             return rolled
         rolled = True
+
+
+@dataclass
+class _Counted:
+    """A pack folder's small packs per tier: at its last listing, and written here since."""
+
+    tiers: list[int]
+    calls: int = 0  # roll-ups answered from the counts since the listing
+
+
+RELIST = 64
+_TIERS = ROLL_MAX.bit_length() // 3 + 1
+_COUNTED: dict[str, _Counted] = {}
+
+
+def _tier(size: int) -> int:
+    return size.bit_length() // 3
+
+
+def _written(folder: str, size: int) -> None:
+    counted = _COUNTED.get(folder)
+    if counted is not None and size < ROLL_MAX:
+        counted.tiers[_tier(size)] += 1
 
 
 def _size(folder: Path, base: str) -> int | None:
@@ -250,6 +284,7 @@ def _write(folder: Path, entries: list[tuple[bytes, bytes]]) -> str:
             new.link(target)  # already there: the same bytes, by name
         finally:
             new.close()
+    _written(str(folder), len(data))
     return base
 
 

@@ -50,8 +50,9 @@ def move_chain(repo: pygit2.Repository, ref: str, old: str | None,
     path = git_dir / ref
     path.parent.mkdir(parents=True, exist_ok=True)
     # LockHeld, an OSError: a person's git holds it
-    with lockfile.replacing(path, spares=spares.of(git_dir)) as fd:
-        lockfile.put(fd, f"{steps[-1][0]}\n".encode())
+    data = f"{steps[-1][0]}\n".encode()
+    with lockfile.replacing(path, spares=spares.of(git_dir), size=len(data)) as fd:
+        lockfile.put(fd, data)
         if target(repo, ref) != old:
             raise RefMoved(f"branch {ref} moved while committing; retry")
     lines = []
@@ -60,13 +61,7 @@ def move_chain(repo: pygit2.Repository, ref: str, old: str | None,
         old = new
     line = b"".join(lines)
     for name in _logs(repo, git_dir, ref):
-        log = git_dir / "logs" / name
-        log.parent.mkdir(parents=True, exist_ok=True)
-        out = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(out, line)
-        finally:
-            os.close(out)
+        _append(os.path.join(repo.path, "logs", name), line)
 
 
 def commit_message(message: str, *, initial: bool) -> str:
@@ -95,6 +90,20 @@ def _logs(repo: pygit2.Repository, git_dir: Path, ref: str) -> list[str]:
         if head.type == ReferenceType.SYMBOLIC and head.target == ref:
             names.append("HEAD")
     return names
+
+
+def _append(path: str, line: bytes) -> None:
+    """Append to a reflog, making it and its folders when missing."""
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+    try:
+        out = os.open(path, flags, 0o644)
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        out = os.open(path, flags, 0o644)
+    try:
+        os.write(out, line)
+    finally:
+        os.close(out)
 
 
 def _log_line(old: str | None, new: str, who: pygit2.Signature, message: str) -> bytes:

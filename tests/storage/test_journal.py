@@ -13,6 +13,8 @@ SIG = signature("tester", "tester@example.com")
 
 def test_an_emptied_journal_is_not_pending(tmp_path: Path) -> None:
     assert not journal.pending(tmp_path) and journal.read(tmp_path) is None
+    journal.clear(tmp_path)  # nothing to clear: no file is made
+    assert not (tmp_path / journal.NAME).exists()
     journal.write(tmp_path, {"from": None, "files": ["a.txt"]})
     assert journal.pending(tmp_path)
     assert journal.read(tmp_path) == {"from": None, "files": ["a.txt"]}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -180,3 +181,35 @@ def test_the_repository_reads_objects_only_through_libgit2s_own_backends(repo):
     repo.commit(Changeset({"x.txt": b"x\n"}, "x"), SIG)
     repo.reopen()
     assert len(list(repo.repo.odb.backends)) == 2
+
+
+def test_packs_another_program_adds_are_rolled_up_within_relist_calls(tmp_path):
+    git_dir = Path(pygit2.init_repository(str(tmp_path / "r")).path)
+    folder = git_dir / "objects" / "pack"
+    assert not packs.roll_up(git_dir)  # counted: nothing to roll
+    other = Path(pygit2.init_repository(str(tmp_path / "other")).path)
+    for i in range(packs.TIER_FULL):  # written by "another program": not counted here
+        objects = packs.Objects()
+        objects.add(3, b"blob %d\n" % i)
+        name = objects.write(other)
+        for ext in (".pack", ".idx"):
+            shutil.copy(other / "objects" / "pack" / f"{name}{ext}", folder)
+    assert len(list(folder.glob("*.idx"))) == packs.TIER_FULL
+    assert any(packs.roll_up(git_dir) for _ in range(packs.RELIST + 1))
+    assert len(list(folder.glob("*.idx"))) == 1
+    repo = pygit2.Repository(str(git_dir))
+    assert all(packs.object_id(3, b"blob %d\n" % i).hex() in repo for i in range(packs.TIER_FULL))
+
+
+def test_own_packs_fill_a_tier_and_are_rolled_up_at_once(tmp_path):
+    git_dir = Path(pygit2.init_repository(str(tmp_path / "r")).path)
+    assert not packs.roll_up(git_dir)
+    for i in range(packs.TIER_FULL - 1):
+        objects = packs.Objects()
+        objects.add(3, b"blob %d\n" % i)
+        objects.write(git_dir)
+        assert not packs.roll_up(git_dir)
+    objects = packs.Objects()
+    objects.add(3, b"last blob\n")
+    objects.write(git_dir)
+    assert packs.roll_up(git_dir)  # the counts say the tier is full: listed and rolled now

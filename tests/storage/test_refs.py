@@ -3,6 +3,7 @@ and git write it."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pygit2
@@ -86,3 +87,12 @@ def test_a_lock_held_by_a_persons_git_fails_the_move_and_stays(repo):
     lock.unlink()
     assert repo.commit(Changeset({"b.txt": b"b"}, "b"), SIG).sha
     assert git(repo.path, "status", "--porcelain") == ""
+
+
+def test_a_missing_reflog_folder_is_made_again(repo):
+    shutil.rmtree(repo.path / ".git" / "logs")
+    result = repo.commit(Changeset({"b.txt": b"b"}, "context x: update b.txt"), SIG)
+    assert reflog(repo.path, "refs/heads/main")[-1].split(" ")[1] == result.sha
+    assert reflog(repo.path, "HEAD") == reflog(repo.path, "refs/heads/main")
+    assert git(repo.path, "reflog", "show", "--format=%gs", "main") == \
+        "commit: context x: update b.txt\n"

@@ -154,3 +154,25 @@ def test_a_handle_let_go_is_freed_at_once_and_maps_no_removed_pack(tmp_path: Pat
         gc.enable()
     assert list(repo.repo.branches.local) == ["main"]
     assert repo.repo.references["refs/heads/main"].target == repo.tip().id
+
+
+def test_a_new_file_takes_the_spare_nearest_its_size_in_blocks(tmp_path: Path) -> None:
+    pool = spares.Spares(tmp_path)
+    sizes = {"big": 40_000, "page": 4_000, "tiny": 41}
+    inodes = {}
+    for name, size in sizes.items():
+        path = tmp_path / name
+        path.write_bytes(b"x" * size)
+        inodes[name] = path.stat().st_ino
+        pool.remove(str(path))  # kept as a spare, oldest first: big, page, tiny
+    pack = tmp_path / "pack"
+    assert pool.create(str(pack), b"p" * 3_000)  # one block: the page-sized spare, not the oldest
+    assert pack.stat().st_ino == inodes["page"] and pack.read_bytes() == b"p" * 3_000
+    lock = tmp_path / "main"
+    lock.write_bytes(b"old\n")
+    with lockfile.replacing(lock, spares=pool, size=41) as fd:
+        lockfile.put(fd, b"a" * 40 + b"\n")
+    assert lock.stat().st_ino == inodes["tiny"]
+    big = tmp_path / "merged"
+    assert pool.create(str(big), b"m" * 36_000)
+    assert big.stat().st_ino == inodes["big"] and big.read_bytes() == b"m" * 36_000
