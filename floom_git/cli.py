@@ -10,7 +10,10 @@ from collections.abc import Mapping
 from typing import IO
 
 from floom_git import __version__, config, logs
-from floom_git.client import main as client
+
+# The server's own commands: for these the client's commands are not registered, so a server
+# starts without importing the client (a sixth of its start-up before it listens).
+SERVER_COMMANDS = frozenset({"serve", "executor", "user", "token"})
 
 
 def main(argv: list[str] | None = None, *, environ: Mapping[str, str] | None = None,
@@ -41,9 +44,15 @@ def main(argv: list[str] | None = None, *, environ: Mapping[str, str] | None = N
         help="print a new FLOOM_EXECUTOR_KEY (for home nodes and executors) and exit",
     )
     _identity_commands(sub)
-    client.register(sub)
+    words = sys.argv[1:] if argv is None else argv
+    if not words or words[0] not in SERVER_COMMANDS:
+        from floom_git.client import main as client
+
+        client.register(sub)
     args = parser.parse_args(argv)
     if getattr(args, "client_handler", None) is not None:
+        from floom_git.client import main as client
+
         return client.run(args, environ=os.environ if environ is None else environ,
                           stdin=stdin or sys.stdin, stdout=stdout or sys.stdout,
                           stderr=stderr or sys.stderr)

@@ -279,3 +279,23 @@ def test_the_served_loop_waits_for_child_processes_without_a_thread_each(tmp_pat
     assert pidfd == str(sys.version_info < (3, 12) and hasattr(os, "pidfd_open"))
     assert before == during
     assert codes.strip() == "[0, 1, 2, 3, 4]"
+
+
+def test_the_server_commands_do_not_import_the_command_line_client():
+    # The client's commands are registered only for its own command lines: a server's start-up
+    # does not pay for importing them; `floom-git --help` still lists them.
+    script = (
+        "import sys\n"
+        "from floom_git import cli\n"
+        "try:\n"
+        "    cli.main(['serve', '--port', 'not-a-number'])\n"
+        "except SystemExit as exc:\n"
+        "    assert exc.code == 2, exc.code\n"
+        "assert 'floom_git.client.main' not in sys.modules, 'the client was imported'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    listed = subprocess.run([sys.executable, "-m", "floom_git", "--help"], capture_output=True,
+                            text=True, timeout=60)
+    assert listed.returncode == 0 and " login " in listed.stdout and " serve " in listed.stdout
