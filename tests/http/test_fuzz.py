@@ -279,3 +279,25 @@ def test_list_routes_every_route_is_in_spec(server: LiveServer) -> None:
     stray = [(m, p) for m, p in pages if not (p.startswith("/ui/") or p in ("/", "/docs"))]
     assert not stray, f"dashboard pages outside /ui/: {stray}"
     assert not pages & documented, "a dashboard page shadows an API route"
+
+
+def test_a_file_of_its_own_type_and_an_empty_put_conform_to_the_spec(server: LiveServer) -> None:
+    # Found by the fuzz when the operations ran in another order: a context file is served as
+    # its own type (text/markdown here), and a PUT without a body stores an empty file.
+    headers = {"x-floom-secret": SECRET}
+    made = requests.post(f"{server.url}/contexts/typed-files", json={}, headers=headers,
+                         timeout=60)
+    assert made.status_code in (200, 201), made.text
+    files = schema["/contexts/{name}/files/{path}"]
+    checks = [not_a_server_error, status_code_conformance, content_type_conformance,
+              response_schema_conformance]
+    empty = files["PUT"].Case(path_parameters={"name": "typed-files", "path": "empty.md"})
+    answer = empty.call_and_validate(base_url=server.url, headers=headers, checks=checks)
+    assert answer.status_code == 200 and answer.json()["size"] == 0
+    written = requests.put(f"{server.url}/contexts/typed-files/files/notes.md", data=b"# notes\n",
+                           headers={**headers, "content-type": "text/markdown"}, timeout=60)
+    assert written.status_code == 200, written.text
+    read = files["GET"].Case(path_parameters={"name": "typed-files", "path": "notes.md"})
+    answer = read.call_and_validate(base_url=server.url, headers=headers, checks=checks)
+    assert answer.headers["content-type"][0].startswith("text/markdown")
+    assert answer.content == b"# notes\n"

@@ -109,13 +109,14 @@ ROUTES: list[Route] = [
           "Restore the context as of a version (a new commit)", C, response=api.ContextDetail),
     Route("GET", "/contexts/{name}/files/{path:.+}", contexts.read_file, "read",
           "Read a file: raw bytes, or {path, content, is_binary, encoding, size} with "
-          "Accept: application/json", C, content_type="application/octet-stream",
+          "Accept: application/json", C, content_type="*/*",  # the file's own type
           extra={"also": {"application/json": api.ContextFileOut}}),
     Route("PUT", "/contexts/{name}/files/{path:.+}", contexts.put_file, "write",
           "Create or update a file (raw body, or JSON {content, encoding})", C,
           body=api.ContextFileIn, response=api.WriteResult,
-          extra={"raw_body": True, "validates": "the path must be a clean relative path and "
-                                                "base64 content must decode"}),
+          extra={"raw_body": True, "body_optional": True,  # no body: an empty file
+                 "validates": "the path must be a clean relative path and base64 content "
+                              "must decode"}),
     Route("DELETE", "/contexts/{name}/files/{path:.+}", contexts.delete_file, "write",
           "Delete a file", C,
           response=api.WriteResult),

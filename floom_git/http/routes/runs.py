@@ -90,7 +90,7 @@ def runs_routes() -> list[Route]:
         Route("GET", "/runs/{id}/download", runs.download_run, "read", "The run as a ZIP", r,
               content_type="application/zip"),
         Route("GET", "/runs/{id}/artifacts/{artifact_id}/download", runs.download_artifact, "read",
-              "Download one artifact", r, content_type="application/octet-stream"),
+              "Download one artifact", r, content_type="*/*"),  # the artifact's own type
         Route("POST", "/runs/{id}/approve", runs.approve_run, "write",
               "Approve a pending run (starts the follow-up run; an agent's own run resumes)", a,
               body=schema.ApproveBody,
