@@ -41,14 +41,19 @@ SKIP = {"__pycache__", ".venv", "node_modules"}
 
 
 def _dir(ws: Workspace, name: str) -> Path:
-    return ws.path / paths.context_dir(name)
+    return Path(_folder(ws, name))
+
+
+def _folder(ws: Workspace, name: str) -> str:
+    """The context's folder on disk, as a string (every write asks on the loop)."""
+    return f"{ws.path}/{paths.context_dir(name)}"
 
 
 def _exists(ws: Workspace, name: str) -> bool:
     # One lstat: a folder, never a symlink to one (every write checks this on the loop).
     return (
         paths.CONTEXT_NAME_RE.match(name or "") is not None
-        and worktree.lstat_kind(f"{ws.path}/{paths.context_dir(name)}") == "dir"
+        and worktree.lstat_kind(_folder(ws, name)) == "dir"
     )
 
 
@@ -198,12 +203,11 @@ def _file_path(ws: Workspace, name: str, path: str) -> tuple[Path, str]:
 
 
 def _file_at(ws: Workspace, name: str, path: str) -> tuple[str, str]:
-    """The file's path on disk and in the context; NotFound for no context or a link there
-    (strings: every write asks this on the loop)."""
+    """The file's path on disk and in the context; NotFound for no context or a link there."""
     if not _exists(ws, name):
         raise NotFound(NOT_FOUND)
     rel = paths.clean_relpath(path)
-    full = f"{ws.path}/{paths.context_dir(name)}/{rel}"
+    full = f"{_folder(ws, name)}/{rel}"
     if worktree.lstat_kind(full) == "symlink":
         raise NotFound(f"File not found: {rel}")
     return full, rel

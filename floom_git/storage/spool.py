@@ -57,10 +57,7 @@ def committed_and_spooled(repo: WorkspaceRepo, ref: str, path: str, pending: Pat
     for _ in range(5):
         tip = repo.tip(ref)
         data = repo.read_blob(tip, path)
-        try:
-            spooled = pending.read_bytes()
-        except (FileNotFoundError, NotADirectoryError):  # none, or committed and dropped
-            spooled = None
+        spooled = read_if_there(pending)  # None: none, or committed and dropped
         now = repo.tip(ref)
         if (now.id if now else None) == (tip.id if tip else None):
             break
