@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 from floom_git.errors import Unavailable
 from floom_git.schemas.run import IndexEntry, RunRecord
-from floom_git.storage.run_log import Folder, RunLog
+from floom_git.storage.run_log import Day, RunLog
 
 HEAD_RUNS = 1_000  # records of the newest days read before start-up goes on (whole days)
 
@@ -41,24 +41,28 @@ class RunIndex:
         self.cold = False  # load read records from floom/runs: no index cache covered them
         self._complete = asyncio.Event()
         self._failed: BaseException | None = None
-        self._rest: list[Folder] = []  # run folders still to read, newest day first
-        self._rest_ids: set[str] = set()
+        self._rest: list[Day] = []  # day folders still to read, newest first
+        self._rest_days: dict[str, Day] = {}
+        self._rest_runs = 0  # the runs they hold
+        self._rest_indexed = 0  # of those, the runs the index holds already (counted once)
         self._head_day = ""  # every record of this day and newer is in the index
 
     # -- start-up -----------------------------------------------------------------------------
     def load(self) -> None:
         """Build the index from floom/runs (without a cache: its newest days; see read_rest).
         Blocking: once at start-up, in a thread."""
-        entries, self._rest = self._branch_index()
-        self._rest_ids = {f.run for f in self._rest}
+        entries, rest = self._branch_index()
         self._replace(entries)
+        self._rest, self._rest_days = rest, {day.name: day for day in rest}
+        self._rest_runs, self._rest_indexed = sum(day.runs for day in rest), 0
         if not self._rest:
             self._mark_complete()
 
-    def _branch_index(self) -> tuple[list[IndexEntry], list[Folder]]:
+    def _branch_index(self) -> tuple[list[IndexEntry], list[Day]]:
         """Index entries of the records on floom/runs: from the cache written at the last
         shutdown plus the records changed since (a tree diff), else by reading the newest days'
-        records; the other run folders are returned to read later."""
+        records; the other day folders are returned to read later (listing their 100,000 run
+        folders took a third of a cold start)."""
         tip = self.runs.tip()
         if tip is None:
             return [], []
@@ -70,17 +74,17 @@ class RunIndex:
             if entries is not None:
                 return entries, []
         self.cold = True
-        folders = self.runs.folders()
-        head = 0
-        while head < len(folders) and (head < HEAD_RUNS
-                                       or folders[head].day == folders[head - 1].day):
+        days = self.runs.days()
+        head = runs = 0
+        while head < len(days) and runs < HEAD_RUNS:
+            runs += days[head].runs
             head += 1
-        self._head_day = folders[head - 1].day if head else ""
-        return list(self.runs.read_entries(folders[:head])), folders[head:]
+        self._head_day = days[head - 1].name if head else ""
+        return list(self.runs.read_entries(self.runs.folders(days[:head]))), days[head:]
 
     def read_rest(self) -> list[IndexEntry]:
         """The records load() left for later (blocking; in a thread)."""
-        return list(self.runs.read_entries(self._rest))
+        return list(self.runs.read_entries(self.runs.folders(self._rest)))
 
     def add_rest(self, entries: list[IndexEntry]) -> list[IndexEntry]:
         """Put the records read by read_rest into the index (on the loop), where nothing newer
@@ -94,7 +98,7 @@ class RunIndex:
             self._by_worker.setdefault(self.index[k[1]].worker_id, []).append(k)
         for keys in self._by_worker.values():
             keys.sort()
-        self._rest, self._rest_ids = [], set()
+        self._rest, self._rest_days, self._rest_runs, self._rest_indexed = [], {}, 0, 0
         self._mark_complete()
         return added
 
@@ -142,10 +146,18 @@ class RunIndex:
     def add(self, record: RunRecord) -> None:
         """Index the current state of `record`."""
         if record.id not in self.index:
+            if self._rest and self._in_rest(record):
+                self._rest_indexed += 1
             k = key(record)
             bisect.insort(self._keys, k)
             bisect.insort(self._by_worker.setdefault(record.worker_id, []), k)
         self.index[record.id] = entry_of(record)
+
+    def _in_rest(self, record: RunRecord) -> bool:
+        """Whether the day folders left to read hold `record`'s run (its folder's day is the day
+        it was created: run_log.record_dir)."""
+        day = self._rest_days.get(record.created_at[:10])
+        return day is not None and self.runs.holds(day, record.id)
 
     def entries(self, worker_id: str | None = None) -> Iterator[IndexEntry]:
         """Index entries newest first (by created_at, then id)."""
@@ -161,6 +173,6 @@ class RunIndex:
             yield self.index[k[1]]
 
     def count(self, worker_id: str | None = None) -> int:
-        if worker_id is None:  # before the rest is read, its folders count (every one is a run)
-            return len(self._keys) + sum(1 for r in self._rest_ids if r not in self.index)
+        if worker_id is None:  # before the rest is read, its runs count (once each)
+            return len(self._keys) + self._rest_runs - self._rest_indexed
         return len(self._by_worker.get(worker_id, []))

@@ -58,6 +58,14 @@ _decode_record = msgspec.json.Decoder(RunRecord)
 _decode_line = msgspec.json.Decoder(LogLine)
 
 
+class Day(NamedTuple):
+    """A day folder on floom/runs: runs/<day>, its tree, and how many runs it holds."""
+
+    name: str
+    tree: str
+    runs: int
+
+
 class Folder(NamedTuple):
     """A run folder on floom/runs: runs/<day>/<run>, and its tree."""
 
@@ -137,8 +145,10 @@ class RunLog:
         commit = self.repo.tip(RUNS)
         return None if commit is None else str(commit.id)
 
-    def folders(self) -> list[Folder]:
-        """Every run folder of floom/runs, newest day first."""
+    def days(self) -> list[Day]:
+        """Every day folder of floom/runs, newest first, with how many runs it holds: its
+        entries, read without listing them (each is a run folder: the branch is the server's
+        own, push.SERVER_OWNED)."""
         repo = self.repo
         tip = repo.tip(RUNS)
         root = repo.entry(tip, RUNS_DIR) if tip is not None else None
@@ -147,9 +157,19 @@ class RunLog:
         odb = repo.repo
         days = sorted((d for d in cast(pygit2.Tree, odb[root.id]) if d.type == ObjectType.TREE),
                       key=lambda d: d.name or "", reverse=True)
-        return [Folder(day.name or "", run.name or "", str(run.id))
-                for day in days for run in cast(pygit2.Tree, odb[day.id])
+        return [Day(day.name or "", str(day.id), len(cast(pygit2.Tree, odb[day.id])))
+                for day in days]
+
+    def folders(self, days: list[Day]) -> list[Folder]:
+        """The run folders of `days`, in their order."""
+        odb = self.repo.repo
+        return [Folder(day.name, run.name or "", str(run.id))
+                for day in days for run in cast(pygit2.Tree, odb[day.tree])
                 if run.type == ObjectType.TREE]
+
+    def holds(self, day: Day, run_id: str) -> bool:
+        """Whether `day` (as listed by days()) has a folder for run `run_id`."""
+        return run_id in cast(pygit2.Tree, self.repo.repo[day.tree])
 
     def read_entries(self, folders: list[Folder]) -> Iterator[IndexEntry]:
         """The records of `folders`, read by `git cat-file` in its own process meanwhile
