@@ -4,6 +4,7 @@ floom_git/client/): the command line; the only reader of argv."""
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 from collections.abc import Mapping
@@ -199,6 +200,9 @@ def _executor(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    # The cyclic GC kept scanning the objects the server's modules make while they were being
+    # made (a tenth of a start-up); serve() freezes them and turns it back on.
+    gc.disable()
     from floom_git.serve import serve
 
     try:

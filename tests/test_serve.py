@@ -299,3 +299,45 @@ def test_the_server_commands_do_not_import_the_command_line_client():
     listed = subprocess.run([sys.executable, "-m", "floom_git", "--help"], capture_output=True,
                             text=True, timeout=60)
     assert listed.returncode == 0 and " login " in listed.stdout and " serve " in listed.stdout
+
+
+def test_a_started_server_has_not_imported_the_outbound_http_clients(tmp_path):
+    # httpx2 and httpcore2 (a tenth of a second to import), the MCP SDK and authlib come with
+    # the first connection test, sign-in or MCP request, not with every start-up.
+    script = (
+        "import asyncio, sys\n"
+        "from aiohttp import web\n"
+        "from floom_git import config\n"
+        "from floom_git.http.app import create_app\n"
+        "async def main():\n"
+        f"    app = create_app(config.from_env(data_dir={str(tmp_path)!r}, watch=True))\n"
+        "    runner = web.AppRunner(app)\n"
+        "    await runner.setup()\n"
+        "    await runner.cleanup()\n"
+        "asyncio.run(main())\n"
+        "late = {'httpx2', 'httpcore2', 'mcp', 'authlib'} & {m.split('.')[0] for m in sys.modules}\n"
+        "assert not late, late\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "workspaces" / "default" / ".git").is_dir()  # it did start
+
+
+def test_serve_runs_the_app_with_the_cyclic_gc_on_and_start_up_objects_frozen(tmp_path):
+    # cli turns the GC off while the server's modules and app are made; serve() freezes what
+    # exists then and turns it on again before the app runs.
+    script = (
+        "import gc, sys\n"
+        "from aiohttp import web\n"
+        "seen = []\n"
+        "web.run_app = lambda app, **kw: seen.append((gc.isenabled(), gc.get_freeze_count() > 0,"
+        " sys.getswitchinterval()))\n"
+        "from floom_git import cli\n"
+        "assert cli.main(['serve', '--port', '0', '--data-dir', sys.argv[1]]) == 0\n"
+        "print(seen)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[(True, True, 0.0005)]"

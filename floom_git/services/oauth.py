@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 from floom_git.errors import Conflict, InvalidInput
 from floom_git.schemas.connections import ConnectionEntry, OAuthDone, OAuthStarted
 from floom_git.schemas.integrations import CatalogApp
-from floom_git.services import egress
 from floom_git.services.connection_vault import ConnectionVault, Pending
 from floom_git.services.integrations import client_secret_names
 from floom_git.services.secrets import SecretStore
@@ -65,11 +64,14 @@ def _client(app: CatalogApp, client_id: str, client_secret: str, allow_private: 
             **kwargs: Any) -> AsyncOAuth2Client:
     from authlib.integrations.httpx_client import AsyncOAuth2Client
 
+    from floom_git.services import egress_client
+
     assert app.oauth is not None
-    return egress.http_client(allow_private, client_class=AsyncOAuth2Client, client_id=client_id,
-                              client_secret=client_secret,
-                              token_endpoint_auth_method=app.oauth.token_auth,
-                              token_endpoint=app.oauth.token_url, leeway=LEEWAY, **kwargs)
+    return egress_client.http_client(allow_private, client_class=AsyncOAuth2Client,
+                                     client_id=client_id, client_secret=client_secret,
+                                     token_endpoint_auth_method=app.oauth.token_auth,
+                                     token_endpoint=app.oauth.token_url, leeway=LEEWAY,
+                                     **kwargs)
 
 
 def _problem(exc: Exception) -> str:

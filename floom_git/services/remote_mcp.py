@@ -12,11 +12,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import httpx2
-
-from floom_git.services import egress
-
-if TYPE_CHECKING:  # the SDK takes most of a second to import: done when a session opens
+if TYPE_CHECKING:  # the SDK and httpx2 take most of a second to import: done when a session opens
+    import httpx2
     import mcp_types as types
     from mcp.client.session import ClientSession
 
@@ -47,6 +44,12 @@ def _leaf(exc: BaseException) -> BaseException:
     return exc
 
 
+def _timed_out(exc: BaseException) -> bool:
+    import httpx2  # imported already: only a session's errors come here
+
+    return isinstance(exc, TimeoutError | httpx2.TimeoutException)
+
+
 def describe(exc: BaseException, statuses: list[int] | None = None) -> str:
     """One line for a person: the HTTP status the server answered with, or the innermost error."""
     leaf = _leaf(exc)
@@ -54,7 +57,7 @@ def describe(exc: BaseException, statuses: list[int] | None = None) -> str:
         hint = {401: " (check the connection's secret)", 403: " (the credential lacks access)",
                 404: " (check the URL)"}.get(statuses[-1], "")
         return f"the server answered HTTP {statuses[-1]}{hint}"
-    if isinstance(leaf, TimeoutError | httpx2.TimeoutException):
+    if _timed_out(leaf):
         return "the server did not answer in time"
     text = getattr(leaf, "message", None) or str(leaf) or type(leaf).__name__
     return f"{type(leaf).__name__}: {text}"[:500]
@@ -65,8 +68,11 @@ async def open_session(ep: Endpoint) -> AsyncIterator[tuple[ClientSession, types
     """An initialized session; RemoteError when connecting or initializing fails. The SDK's
     task group cancels this task when its connection fails; leaving the `async with` blocks
     turns that into the error, so they are left before it is looked at."""
+    import httpx2
     from mcp.client.session import ClientSession
     from mcp.client.streamable_http import streamable_http_client
+
+    from floom_git.services import egress_client
 
     statuses: list[int] = []
 
@@ -77,7 +83,7 @@ async def open_session(ep: Endpoint) -> AsyncIterator[tuple[ClientSession, types
     opened = False
     try:
         async with (
-            egress.http_client(
+            egress_client.http_client(
                 ep.allow_private,
                 headers=ep.headers,
                 timeout=httpx2.Timeout(ep.timeout),
@@ -179,7 +185,7 @@ class RemoteSession:
             from mcp.shared.exceptions import MCPError
 
             leaf = _leaf(exc)
-            timed_out = isinstance(leaf, TimeoutError | httpx2.TimeoutException) or (
+            timed_out = _timed_out(leaf) or (
                 isinstance(leaf, MCPError) and leaf.error.code == types.REQUEST_TIMEOUT)
             raise RemoteError(describe(exc), timed_out) from None
 

@@ -8,7 +8,7 @@ import pytest
 from aiohttp import web
 
 from floom_git.errors import InvalidInput
-from floom_git.services import egress
+from floom_git.services import egress, egress_client
 
 
 @pytest.mark.parametrize("address, blocked", [
@@ -54,11 +54,11 @@ async def test_transport_refuses_a_name_that_resolves_to_loopback(aiohttp_server
 
     url = f"http://mcp.example.com:{server.port}/"
     egress.check_url(url, allow_private=False)  # a name: nothing to refuse yet
-    async with egress.http_client(False, resolve=rebinding) as http:
+    async with egress_client.http_client(False, resolve=rebinding) as http:
         with pytest.raises(Exception, match="mcp.example.com resolves to a non-public address"):
             await http.get(url)
     assert hits == []
-    async with egress.http_client(True, resolve=rebinding) as http:
+    async with egress_client.http_client(True, resolve=rebinding) as http:
         resp = await http.get(url)  # allowed: connects to the address it checked
     assert resp.text == "ok" and hits == ["/"]
 
@@ -72,6 +72,6 @@ async def test_transport_ignores_proxy_environment(monkeypatch, aiohttp_server):
     server = await aiohttp_server(app)
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
     monkeypatch.setenv("ALL_PROXY", "http://127.0.0.1:9")
-    async with egress.http_client(True) as http:
+    async with egress_client.http_client(True) as http:
         resp = await http.get(f"http://127.0.0.1:{server.port}/")
     assert resp.text == "direct"
