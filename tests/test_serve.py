@@ -315,7 +315,8 @@ def test_a_started_server_has_not_imported_the_outbound_http_clients(tmp_path):
         "    await runner.setup()\n"
         "    await runner.cleanup()\n"
         "asyncio.run(main())\n"
-        "late = {'httpx2', 'httpcore2', 'mcp', 'authlib'} & {m.split('.')[0] for m in sys.modules}\n"
+        "loaded = {m.split('.')[0] for m in sys.modules}\n"
+        "late = {'httpx2', 'httpcore2', 'mcp', 'authlib'} & loaded\n"
         "assert not late, late\n"
     )
     done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], cwd=ROOT,
