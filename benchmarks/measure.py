@@ -92,13 +92,22 @@ def gets_per_second(server: Server, path: str, n_clients: int, total: int) -> fl
     return total / asyncio.run(_clients(n_clients, total, one))
 
 
-def get_latencies(server: Server, path: str, total: int) -> list[float]:
-    """Sequential GETs of `path`; seconds per request."""
+def get_latencies(server: Server, path: str, total: int,
+                  write_before: str | None = None) -> list[float]:
+    """Sequential GETs of `path`; seconds per request. With `write_before` (a workspace), each
+    GET comes after a context file PUT there (not timed)."""
 
     async def run() -> list[float]:
         out = []
         async with aiohttp.ClientSession(headers=HEADERS) as session:
-            for _ in range(total):
+            for i in range(total):
+                if write_before is not None:
+                    url = f"{server.base}/api/contexts/company/files/between/f{i:05d}.md"
+                    headers = {"x-workeros-workspace": write_before,
+                               "content-type": "text/markdown"}
+                    async with session.put(url, data=b"# between reads\n", headers=headers) as w:
+                        if w.status != 200:
+                            raise RuntimeError(f"PUT {url}: {w.status} {await w.text()}")
                 start = time.perf_counter()
                 async with session.get(server.base + path) as resp:
                     await resp.read()

@@ -39,6 +39,7 @@ def test_run_bench_quick_prints_table_and_holds_the_floors():
         "API writes/s, 8 clients",
         "GET /workers,",
         "GET /workers/{id}/versions",
+        "a write before each read",
         "git clone,",
         "on-disk edit",
         "run start latency",

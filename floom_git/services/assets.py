@@ -53,8 +53,7 @@ async def versions(ws: Workspace, asset: Asset, limit: int, offset: int) -> list
     _known(asset)
 
     def collect() -> list[history.LogEntry]:
-        entries = history.log(ws.path, [asset.path], limit=limit, skip=offset,
-                              git=ws.settings.git_binary)
+        entries = ws.logs.log([asset.path], limit=limit, skip=offset)
         if not entries and not asset.exists():
             raise NotFound(asset.unknown)
         return entries

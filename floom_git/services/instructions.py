@@ -96,8 +96,7 @@ async def changelog(
                "workspace_instructions": paths.WORKSPACE_MD}
 
     def collect() -> list[ChangelogEntry]:
-        entries = history.log(ws.path, [watched[t] for t in sorted(wanted)], limit=limit,
-                              git=ws.settings.git_binary)
+        entries = ws.logs.log([watched[t] for t in sorted(wanted)], limit=limit)
         out = []
         for e in entries:
             for kind, asset_id in _assets(ws.repo, e.sha):

@@ -65,11 +65,13 @@ class Workspace:
     run_engine: InitVar[Hooks | None] = None
     runs: RunStore = field(init=False)  # its run records; made with the workspace
     conversations: ConversationStore = field(init=False)  # its chat, on floom/conversations
+    logs: history.PathLogs = field(init=False)  # the log of paths on main (versions)
     frozen: freeze.FreezeCache = field(default_factory=freeze.FreezeCache)  # see services/freeze
 
     def __post_init__(self, run_engine: Hooks | None) -> None:
         self.runs = RunStore(self, run_engine)
         self.conversations = ConversationStore(self)
+        self.logs = history.PathLogs(self.repo, self.settings.git_binary)
 
     @property
     def path(self) -> Path:

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import pygit2
 
@@ -61,6 +64,75 @@ def log(
         sha, name, email, ts, msg = rec.split(SEP, 4)
         out.append(LogEntry(sha, name, email, ts, msg))
     return out
+
+
+KEPT = 100  # log entries kept per set of paths: the first two pages at the default limit (50)
+KEPT_LOGS = 64  # sets of paths kept per workspace, the least recently read let go first
+FORWARD = 256  # commits main may have moved since a kept log was read, for it to be extended
+
+
+@dataclass(frozen=True)
+class _Kept:
+    tip: str  # the commit of main the log was read at
+    entries: list[LogEntry]  # its first KEPT entries, newest first (all of them, if fewer)
+
+
+class PathLogs:
+    """The log of paths on main (a worker's versions, the changelog) for one workspace, kept as
+    last read and brought up to main's tip by reading only the commits since: the log of a path
+    at a given commit never changes, and when main moved forward through single-parent commits
+    the log at the new tip is the log of those commits followed by the old one. Anything else
+    (merges, a branch moved elsewhere, more than FORWARD commits, a page past KEPT entries) reads
+    the whole walk again: at 100,000 commits that walk is most of 20 ms."""
+
+    def __init__(self, repo: WorkspaceRepo, git: str = "git") -> None:
+        self._repo = repo
+        self._git = git
+        self._kept: OrderedDict[tuple[str, ...], _Kept] = OrderedDict()
+        self._lock = threading.Lock()  # reads run in threads of their own
+
+    def log(self, paths: list[str], *, limit: int = 100, skip: int = 0) -> list[LogEntry]:
+        """What log(path, paths, limit=, skip=) answers at main's tip (blocking)."""
+        limit, skip = max(1, min(limit, MAX_LIMIT)), max(0, skip)
+        tip_commit = self._repo.tip(MAIN)
+        if tip_commit is None:
+            return []
+        tip = str(tip_commit.id)
+        if skip + limit > KEPT:
+            return log(self._repo.path, paths, limit=limit, skip=skip, ref=tip, git=self._git)
+        key = tuple(paths)
+        with self._lock:
+            kept = self._kept.get(key)
+        if kept is not None and kept.tip != tip:
+            kept = self._forward(kept, tip, paths)
+        if kept is None:
+            entries = log(self._repo.path, paths, limit=KEPT, ref=tip, git=self._git)
+            kept = _Kept(tip, entries)
+        with self._lock:
+            self._kept[key] = kept
+            self._kept.move_to_end(key)
+            while len(self._kept) > KEPT_LOGS:
+                self._kept.popitem(last=False)
+        return kept.entries[skip:skip + limit]
+
+    def _forward(self, kept: _Kept, tip: str, paths: list[str]) -> _Kept | None:
+        """`kept` at `tip`, when main reached `tip` from `kept.tip` through at most FORWARD
+        single-parent commits; None otherwise."""
+        odb = self._repo.repo
+        commit = odb[tip]
+        for _ in range(FORWARD):
+            parents = cast(pygit2.Commit, commit).parent_ids
+            if len(parents) != 1:
+                return None
+            if str(parents[0]) == kept.tip:
+                break
+            commit = odb[parents[0]]
+        else:
+            return None
+        since = log(self._repo.path, paths, limit=MAX_LIMIT, ref=f"{kept.tip}..{tip}",
+                    git=self._git)
+        entries = since + kept.entries
+        return _Kept(tip, entries[:KEPT])
 
 
 def upkeep(repo_path: Path, git: str = "git") -> None:
