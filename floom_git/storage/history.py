@@ -15,6 +15,7 @@ from typing import cast
 import pygit2
 
 from floom_git.errors import Conflict, NotFound
+from floom_git.paths import is_clean_relpath
 from floom_git.storage import packs
 from floom_git.storage.git_process import git_env
 from floom_git.storage.handle import Handle
@@ -117,22 +118,46 @@ class PathLogs:
 
     def _forward(self, kept: _Kept, tip: str, paths: list[str]) -> _Kept | None:
         """`kept` at `tip`, when main reached `tip` from `kept.tip` through at most FORWARD
-        single-parent commits; None otherwise."""
+        single-parent commits; None otherwise. When none of them changed `paths` (compared
+        in the trees here), no git process is started."""
         odb = self._repo.repo
-        commit = odb[tip]
+        commit = cast(pygit2.Commit, odb[tip])
+        changed = not paths or not all(map(_literal, paths))  # git matches those itself
         for _ in range(FORWARD):
-            parents = cast(pygit2.Commit, commit).parent_ids
-            if len(parents) != 1:
+            if len(commit.parent_ids) != 1:
                 return None
-            if str(parents[0]) == kept.tip:
+            parent = cast(pygit2.Commit, odb[commit.parent_ids[0]])
+            changed = changed or _changes(parent.tree, commit.tree, paths)
+            if str(parent.id) == kept.tip:
                 break
-            commit = odb[parents[0]]
+            commit = parent
         else:
             return None
+        if not changed:
+            return _Kept(tip, kept.entries)
         since = log(self._repo.path, paths, limit=MAX_LIMIT, ref=f"{kept.tip}..{tip}",
                     git=self._git)
-        entries = since + kept.entries
-        return _Kept(tip, entries[:KEPT])
+        return _Kept(tip, (since + kept.entries)[:KEPT])
+
+
+def _literal(path: str) -> bool:
+    """A path git's pathspec matching reads as itself and what is under it (no magic, no glob
+    characters), which a tree lookup answers alike."""
+    return is_clean_relpath(path) and not set(path) & set("*?[:")
+
+
+def _changes(old: pygit2.Tree, new: pygit2.Tree, paths: list[str]) -> bool:
+    """Whether a path of `paths` (a file or a folder) differs between the two trees: what
+    `git log -- paths` shows a single-parent commit for."""
+    return any(_at(old, p) != _at(new, p) for p in paths)
+
+
+def _at(tree: pygit2.Tree, path: str) -> tuple[str, int] | None:
+    try:
+        entry = tree[path]
+    except KeyError:
+        return None
+    return str(entry.id), entry.filemode
 
 
 def upkeep(repo_path: Path, git: str = "git") -> None:

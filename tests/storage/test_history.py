@@ -1,6 +1,6 @@
 """history.PathLogs against git log itself: whatever main does (commits, merges, moving back, a
 long way forward), the kept logs answer what a fresh `git log` answers; after commits on top,
-only those commits are read."""
+only those commits are read, and git only when one of them changed the paths."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from floom_git.storage.repo import Changeset, WorkspaceRepo, signature
 from tests.conftest import git
 
 SIG = signature("tester", "tester@example.com")
-PATHS = (["a.txt"], ["b.txt"], ["c.txt"], ["a.txt", "dir"], ["dir"], [])
+PATHS = (["a.txt"], ["b.txt"], ["c.txt"], ["a.txt", "dir"], ["dir"], ["dir/x.txt"], [],
+         ["*.txt"])
 PAGES = ((1, 0), (50, 0), (50, 50), (10, 90), (100, 0), (60, 60), (500, 0), (5, 400))
 
 
@@ -113,3 +114,10 @@ def test_after_commits_on_top_only_those_commits_are_read(repo, reads):
     assert reads == [first, f"{first}..{tip}"]
     logs.log(["a.txt"], limit=50, skip=60)  # past what is kept: git log for that page
     assert reads[-1] == tip and len(reads) == 3
+    commit(repo, 8, "b.txt")  # commits elsewhere: the tree tells, no git process
+    commit(repo, 9, "dir/a.txt")
+    assert [e.message for e in logs.log(["a.txt"], limit=1)] == ["change 7: ('a.txt',)"]
+    assert len(reads) == 3
+    commit(repo, 10, "a.txt")
+    assert [e.message for e in logs.log(["a.txt"], limit=1)] == ["change 10: ('a.txt',)"]
+    assert len(reads) == 4
