@@ -293,9 +293,7 @@ def test_the_server_commands_do_not_import_the_command_line_client():
         "    assert exc.code == 2, exc.code\n"
         "assert 'floom_git.client.main' not in sys.modules, 'the client was imported'\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=60)
-    assert done.returncode == 0, done.stderr
+    python(script)
     listed = subprocess.run([sys.executable, "-m", "floom_git", "--help"], capture_output=True,
                             text=True, timeout=60)
     assert listed.returncode == 0 and " login " in listed.stdout and " serve " in listed.stdout
@@ -319,9 +317,7 @@ def test_a_started_server_has_not_imported_the_outbound_http_clients(tmp_path):
         "late = {'httpx2', 'httpcore2', 'mcp', 'authlib'} & loaded\n"
         "assert not late, late\n"
     )
-    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120, check=False)
-    assert done.returncode == 0, done.stderr
+    python(script)
     assert (tmp_path / "workspaces" / "default" / ".git").is_dir()  # it did start
 
 
@@ -338,7 +334,12 @@ def test_serve_runs_the_app_with_the_cyclic_gc_on_and_start_up_objects_frozen(tm
         "assert cli.main(['serve', '--port', '0', '--data-dir', sys.argv[1]]) == 0\n"
         "print(seen)\n"
     )
-    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120, check=False)
+    assert python(script, str(tmp_path)) == "[(True, True, 0.0005)]"
+
+
+def python(script: str, *args: str) -> str:
+    """Run `script` in a fresh interpreter from the checkout; its stdout (it must succeed)."""
+    done = subprocess.run([sys.executable, "-c", script, *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "[(True, True, 0.0005)]"
+    return done.stdout.strip()
