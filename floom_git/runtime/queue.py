@@ -113,25 +113,25 @@ later under the same name."""
             store.attached = True
             self._stores[ws.uid] = store
             self._resume(ws, queued)
-            if store.cold:
+            if not store.complete:
                 task = asyncio.get_running_loop().create_task(self._load_rest(ws, store))
                 self._loading.add(task)
                 task.add_done_callback(self._loading.discard)
         return store
 
     async def _load_rest(self, ws: Workspace, store: RunStore) -> None:
-        """After a cold start: read the records it left for later, recover the runs among them
-        that were running or queued, and save the index for the next start-up."""
-        if not store.complete:
-            try:
-                entries = await asyncio.to_thread(store.read_rest)
-            except Exception as exc:
-                log.exception("workspace %s: reading its run records failed", ws.id)
-                store.fail_rest(exc)
-                return
-            added = store.add_rest(entries)
-            self._resume(ws, runs.recover(ws, [], entries=added))
-        snapshot = store.cache_snapshot()
+        """After start-up: read the records it left for later, recover the runs among them that
+        were running or queued, and save the index for the next start-up when they came from
+        floom/runs (no cache covered them)."""
+        try:
+            entries = await asyncio.to_thread(store.read_rest)
+        except Exception as exc:
+            log.exception("workspace %s: reading its run records failed", ws.id)
+            store.fail_rest(exc)
+            return
+        added = store.add_rest(entries)
+        self._resume(ws, runs.recover(ws, [], entries=added))
+        snapshot = store.cache_snapshot() if store.cold else None
         if snapshot is not None:
             await asyncio.to_thread(store.write_cache, *snapshot)
 

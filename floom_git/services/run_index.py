@@ -1,22 +1,26 @@
 """The run index of one workspace: an entry per run (status, worker, times), ordered newest
 first overall and per worker, built at start-up from floom/runs (storage/run_log.py).
 
-Without an index cache (a first start on a copied data directory, 100,000 records: seconds of
-reading), start-up reads the newest days only (`load`), and the rest after (`read_rest`,
-`add_rest`): the server answers meanwhile, and until the rest is in, only the newest runs and
-the total count may be read (`covers`); everything else waits for `ready()`.
+Start-up reads the newest days' records from floom/runs (`load`), and the rest after
+(`read_rest`, `add_rest`): from the index cache saved at the last shutdown, brought up to the
+branch by a tree diff, or without one (a first start on a copied data directory, 100,000
+records: seconds of reading) from floom/runs. The server answers meanwhile, and until the rest
+is in, only the newest runs and the total count may be read (`covers`); everything else waits
+for `ready()`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import bisect
+import logging
 from collections.abc import Iterator
 
 from floom_git.errors import Unavailable
 from floom_git.schemas.run import IndexEntry, RunRecord
 from floom_git.storage.run_log import Day, RunLog
 
+log = logging.getLogger("floom_git.runs")
 HEAD_RUNS = 1_000  # records of the newest days read before start-up goes on (whole days)
 
 
@@ -38,7 +42,7 @@ class RunIndex:
         self._by_worker: dict[str, list[tuple[str, str]]] = {}
         self.loaded = False  # the newest days at least (load ran)
         self.complete = False  # every record of floom/runs is in the index
-        self.cold = False  # load read records from floom/runs: no index cache covered them
+        self.cold = False  # the rest was read from floom/runs: no index cache covered it
         self._complete = asyncio.Event()
         self._failed: BaseException | None = None
         self._rest: list[Day] = []  # day folders still to read, newest first
@@ -59,21 +63,9 @@ class RunIndex:
             self._mark_complete()
 
     def _branch_index(self) -> tuple[list[IndexEntry], list[Day]]:
-        """Index entries of the records on floom/runs: from the cache written at the last
-        shutdown plus the records changed since (a tree diff), else by reading the newest days'
-        records; the other day folders are returned to read later (listing their 100,000 run
-        folders took a third of a cold start)."""
-        tip = self.runs.tip()
-        if tip is None:
-            return [], []
-        cache = self.runs.read_cache()
-        if cache is not None and cache.tip == tip:
-            return cache.entries, []
-        if cache is not None:
-            entries = self.runs.entries_since(cache.entries, cache.tip)
-            if entries is not None:
-                return entries, []
-        self.cold = True
+        """The newest days' records (whole days, HEAD_RUNS at least), read from floom/runs, and
+        the other day folders, whose records read_rest reads after start-up. (Decoding a cache
+        of 100,000 records and indexing them took longer than a start without one.)"""
         days = self.runs.days()
         head = runs = 0
         while head < len(days) and runs < HEAD_RUNS:
@@ -83,7 +75,19 @@ class RunIndex:
         return list(self.runs.read_entries(self.runs.folders(days[:head]))), days[head:]
 
     def read_rest(self) -> list[IndexEntry]:
-        """The records load() left for later (blocking; in a thread)."""
+        """The records load() left for later (blocking; in a thread): those of the index cache
+        in the older days, the cache brought up to floom/runs by a tree diff, when it has as
+        many as those days hold; else read from floom/runs (`cold`: the cache is saved once
+        they are in)."""
+        cache = self.runs.read_cache()
+        entries = None if cache is None else self.runs.entries_since(cache.entries, cache.tip)
+        if entries is not None:
+            rest = [e for e in entries if e.created_at[:10] in self._rest_days]
+            if len(rest) == self._rest_runs:
+                return rest
+            log.warning("%s: the run index cache does not match floom/runs; reading the "
+                        "records instead", self.what)
+        self.cold = True
         return list(self.runs.read_entries(self.runs.folders(self._rest)))
 
     def add_rest(self, entries: list[IndexEntry]) -> list[IndexEntry]:

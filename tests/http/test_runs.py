@@ -674,6 +674,69 @@ async def test_cold_index_reads_newest_days_first_then_recovers_the_rest(setting
     await store.close()
 
 
+async def test_a_restart_reads_the_older_days_from_the_index_cache(settings, monkeypatch, caplog):
+    import msgspec
+
+    from floom_git.services.run_records import RunStore
+    from floom_git.storage.run_log import IndexCache, RunLog
+
+    ws = cold_workspace(settings)
+    first = RunStore.of(ws)
+    await asyncio.to_thread(first.load)
+    first.add_rest(await asyncio.to_thread(first.read_rest))
+    assert first.cold  # no cache: the older days came from floom/runs
+    await asyncio.to_thread(first.write_cache)
+    want = [(e.id, e.status) for e in first.entries()]
+    await first.close()
+
+    read: list[str] = []  # run folders read from floom/runs (the real reader runs)
+    real = RunLog.read_entries
+
+    def spied(self, folders):
+        read.extend(f.run for f in folders)
+        return real(self, folders)
+
+    monkeypatch.setattr(RunLog, "read_entries", spied)
+
+    async def restart() -> RunStore:
+        store = RunStore(ws, None)
+        await asyncio.to_thread(store.load)
+        assert store.count() == COLD and not store.complete
+        store.add_rest(await asyncio.to_thread(store.read_rest))
+        assert store.count() == COLD and [(e.id, e.status) for e in store.entries()] == want
+        return store
+
+    again = await restart()
+    assert len(read) == 500 + 1_000 and not again.cold  # the newest days only: the rest cached
+    await again.close()
+    # A record of the oldest day changed on floom/runs after the cache was saved: the cache is
+    # brought up to the branch by a tree diff.
+    from benchmarks.fixtures import _run_record
+
+    path, data = _run_record(3, 0, "failed")
+    stream = (b"commit refs/heads/floom/runs\ncommitter floom <f@x> 1700000000 +0000\n"
+              b"data 4\nedit\nfrom refs/heads/floom/runs^0\n"
+              b"M 100644 inline %s\ndata %d\n%s\n\n" % (path.encode(), len(data), data))
+    subprocess.run(["git", "-C", str(ws.path), "fast-import", "--quiet"], input=stream,
+                   check=True, capture_output=True)
+    want = [(i, "failed" if i == rid(3) else s) for i, s in want]
+    read.clear()
+    again = await restart()
+    assert len(read) == 500 + 1_000 and not again.cold
+    await again.close()
+    # A cache that does not hold what the older days hold is not used for them.
+    cache = settings.spool_dir / ws.uid / "index.cache"
+    kept = msgspec.msgpack.decode(cache.read_bytes(), type=IndexCache)
+    less = [e for e in kept.entries if e.id != rid(0)]  # a run of the oldest day
+    cache.write_bytes(msgspec.msgpack.encode(IndexCache(kept.tip, less)))
+    read.clear()
+    with caplog.at_level(logging.WARNING, logger="floom_git.runs"):
+        again = await restart()
+    assert len(read) == COLD and again.cold
+    assert any("does not match floom/runs" in r.getMessage() for r in caplog.records)
+    await again.close()
+
+
 async def test_cold_start_lists_newest_runs_at_once_and_everything_after(aiohttp_client, settings):
     cold_workspace(settings)
     client = await aiohttp_client(create_app(settings), headers=AUTH)
