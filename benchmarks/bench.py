@@ -426,7 +426,7 @@ def bench_startup(sizes: Sizes, work: Path, rows: list[Row]) -> None:
             sizes.run_records,
         )
         if label == "cold":
-            measure.index_saved(data, server)  # what the restart starts from
+            measure.index_saved(data, server, sizes.run_records)  # what the restart starts from
         server.stop()
         rows.append(
             Row(

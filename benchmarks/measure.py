@@ -435,10 +435,19 @@ def startup_seconds(spawn: Callable[[], Server], expected: int) -> tuple[Server,
     return server, healthy, listed
 
 
-def index_saved(data: Path, server: Server) -> None:
-    """Wait until the server has saved its run index (after a cold start read every record)."""
-    start = time.perf_counter()
-    while not list((data / "spool").glob("*/index.cache")):
-        if time.perf_counter() - start > 120 or server.proc.poll() is not None:
-            raise RuntimeError(f"the run index was never saved:\n{server.log_tail()}")
-        time.sleep(0.05)
+def index_saved(data: Path, server: Server, records: int) -> None:
+    """Stop `server` once its run index holds all `records` (a page that needs every one), and
+    check it saved the index cache (after a start that read records from floom/runs, or at
+    shutdown): what a restart starts from."""
+
+    async def whole() -> None:
+        async with aiohttp.ClientSession(headers=HEADERS) as session:
+            url = f"{server.base}/api/runs?worker_id=word-count&offset={records - 1}"
+            async with session.get(url) as resp:  # answers once every record is in
+                if resp.status != 200 or len(await resp.json()) != 1:
+                    raise RuntimeError(f"GET {url}: {resp.status} {await resp.text()}")
+
+    asyncio.run(whole())
+    server.stop()
+    if not list((data / "spool").glob("*/index.cache")):
+        raise RuntimeError(f"the run index was never saved:\n{server.log_tail()}")
