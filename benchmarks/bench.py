@@ -409,8 +409,8 @@ def bench_celery(sizes: Sizes, work: Path, rows: list[Row]) -> None:
 
 def bench_startup(sizes: Sizes, work: Path, rows: list[Row]) -> None:
     """Start-up with `run_records` records on floom/runs: cold (no index cache: the newest
-    days are read before the server answers, the rest after), then a restart (index cache
-    written once everything was read)."""
+    days are read before the server answers, the rest after), then a restart (the newest days
+    again, the rest from the index cache saved at the first one's shutdown)."""
     data = work / "startup-data"
     fixtures.create_workspaces(data, ["default"])
     built = time.perf_counter()
@@ -425,9 +425,11 @@ def bench_startup(sizes: Sizes, work: Path, rows: list[Row]) -> None:
             lambda label=label: spawn("floom-git", floom_args(data), work / f"start-{label}.log"),
             sizes.run_records,
         )
-        if label == "cold":
-            measure.index_saved(data, server, sizes.run_records)  # what the restart starts from
-        server.stop()
+        try:
+            if label == "cold":
+                measure.index_saved(data, server, sizes.run_records)  # the restart's cache
+        finally:
+            server.stop()  # also when the cache was not saved: no server outlives the bench
         rows.append(
             Row(
                 f"start-up, {count} run records ({label}): /healthz",
