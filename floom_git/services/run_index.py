@@ -53,7 +53,7 @@ class RunIndex:
 
     # -- start-up -----------------------------------------------------------------------------
     def load(self) -> None:
-        """Build the index from floom/runs (without a cache: its newest days; see read_rest).
+        """Build the index of the newest days from floom/runs (the rest: see read_rest).
         Blocking: once at start-up, in a thread."""
         entries, rest = self._branch_index()
         self._replace(entries)

@@ -123,7 +123,7 @@ class RunStore:
 
     # -- start-up -----------------------------------------------------------------------------
     def load(self) -> list[RunRecord]:
-        """Build the index from floom/runs (without a cache: its newest days; see read_rest)
+        """Build the index of the newest days from floom/runs (the rest: see read_rest)
         and lay the spool over it (blocking; call once at start-up, in a thread). Returns the
         spool records, which the caller re-registers."""
         self.runs.load()
