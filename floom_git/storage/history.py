@@ -84,7 +84,8 @@ class PathLogs:
     at a given commit never changes, and when main moved forward through single-parent commits
     the log at the new tip is the log of those commits followed by the old one. Anything else
     (merges, a branch moved elsewhere, more than FORWARD commits, a page past KEPT entries) reads
-    the whole walk again: at 100,000 commits that walk is most of 20 ms."""
+    the whole walk again: at 100,000 commits, 20-70 ms for a path changed every 100 commits, and
+    a few hundred for one with a single version at the start (git walks all of it)."""
 
     def __init__(self, repo: WorkspaceRepo, git: str = "git") -> None:
         self._repo = repo
