@@ -45,8 +45,7 @@ class RunIndex:
         self.cold = False  # the rest was read from floom/runs: no index cache covered it
         self._complete = asyncio.Event()
         self._failed: BaseException | None = None
-        self._rest: list[Day] = []  # day folders still to read, newest first
-        self._rest_days: dict[str, Day] = {}
+        self._rest_days: dict[str, Day] = {}  # day folders still to read, newest first
         self._rest_runs = 0  # the runs they hold
         self._rest_indexed = 0  # of those, the runs the index holds already (counted once)
         self._head_day = ""  # every record of this day and newer is in the index
@@ -57,9 +56,9 @@ class RunIndex:
         Blocking: once at start-up, in a thread."""
         entries, rest = self._branch_index()
         self._replace(entries)
-        self._rest, self._rest_days = rest, {day.name: day for day in rest}
+        self._rest_days = {day.name: day for day in rest}
         self._rest_runs, self._rest_indexed = sum(day.runs for day in rest), 0
-        if not self._rest:
+        if not rest:
             self._mark_complete()
 
     def _branch_index(self) -> tuple[list[IndexEntry], list[Day]]:
@@ -88,7 +87,7 @@ class RunIndex:
             log.warning("%s: the run index cache does not match floom/runs; reading the "
                         "records instead", self.what)
         self.cold = True
-        return list(self.runs.read_entries(self.runs.folders(self._rest)))
+        return list(self.runs.read_entries(self.runs.folders(list(self._rest_days.values()))))
 
     def add_rest(self, entries: list[IndexEntry]) -> list[IndexEntry]:
         """Put the records read by read_rest into the index (on the loop), where nothing newer
@@ -102,7 +101,7 @@ class RunIndex:
             self._by_worker.setdefault(self.index[k[1]].worker_id, []).append(k)
         for keys in self._by_worker.values():
             keys.sort()
-        self._rest, self._rest_days, self._rest_runs, self._rest_indexed = [], {}, 0, 0
+        self._rest_days, self._rest_runs, self._rest_indexed = {}, 0, 0
         self._mark_complete()
         return added
 
@@ -150,7 +149,7 @@ class RunIndex:
     def add(self, record: RunRecord) -> None:
         """Index the current state of `record`."""
         if record.id not in self.index:
-            if self._rest and self._in_rest(record):
+            if self._rest_days and self._in_rest(record):
                 self._rest_indexed += 1
             k = key(record)
             bisect.insort(self._keys, k)

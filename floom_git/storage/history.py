@@ -121,14 +121,15 @@ class PathLogs:
         """`kept` at `tip`, when main reached `tip` from `kept.tip` through at most FORWARD
         single-parent commits; None otherwise. When none of them changed `paths` (compared
         in the trees here), no git process is started."""
-        odb = self._repo.repo
+        odb, entry = self._repo.repo, self._repo.entry
         commit = cast(pygit2.Commit, odb[tip])
         changed = not paths or not all(map(_literal, paths))  # git matches those itself
         for _ in range(FORWARD):
             if len(commit.parent_ids) != 1:
                 return None
             parent = cast(pygit2.Commit, odb[commit.parent_ids[0]])
-            changed = changed or _changes(parent.tree, commit.tree, paths)
+            changed = changed or any(  # a file or a folder: what `git log -- paths` shows
+                _at(entry(parent, p)) != _at(entry(commit, p)) for p in paths)
             if str(parent.id) == kept.tip:
                 break
             commit = parent
@@ -147,18 +148,9 @@ def _literal(path: str) -> bool:
     return is_clean_relpath(path) and not set(path) & set("*?[:")
 
 
-def _changes(old: pygit2.Tree, new: pygit2.Tree, paths: list[str]) -> bool:
-    """Whether a path of `paths` (a file or a folder) differs between the two trees: what
-    `git log -- paths` shows a single-parent commit for."""
-    return any(_at(old, p) != _at(new, p) for p in paths)
-
-
-def _at(tree: pygit2.Tree, path: str) -> tuple[str, int] | None:
-    try:
-        entry = tree[path]
-    except KeyError:
-        return None
-    return str(entry.id), entry.filemode
+def _at(entry: pygit2.Object | None) -> tuple[str, int] | None:
+    """What git compares of a tree entry: its object and mode."""
+    return None if entry is None else (str(entry.id), entry.filemode)
 
 
 def upkeep(repo_path: Path, git: str = "git") -> None:
