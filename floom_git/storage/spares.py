@@ -8,9 +8,9 @@ an allocation steps past every inode of the block group freed in the last minute
 `recently_deleted`), so each one freed makes every later one dearer: measured as a fifth of the
 server's CPU per write on a fresh disk, more after a busy hour (docs/performance.md). A spare is
 written again only when nobody else holds it open or mapped, which the kernel tells by granting
-a write lease (a reader of an old pack or index never sees its bytes change); otherwise it is
-let go and a new file is made, as before. Where leases are refused (other file systems, other
-owners), spares are never used.
+a write lease (a reader of an old pack or index never sees its bytes change); otherwise it stays
+a spare for a later write (it is let go only when held for long) and a new file is made for
+this one. Where leases are refused (other file systems, other owners), spares are never used.
 
 The folder is private to the writer: everything here runs under the workspace's writer lock.
 git ignores the folder; nothing names its files.
@@ -19,6 +19,7 @@ git ignores the folder; nothing names its files.
 from __future__ import annotations
 
 import contextlib
+import enum
 import errno
 import fcntl
 import itertools
@@ -31,6 +32,7 @@ DIR = "floom-spare"
 KEEP = 32  # spares kept per repository
 KEEP_BYTES = 1 << 20  # and their bytes at most: past either, a removed file is freed
 LOOK = 8  # how many of the oldest spares a new file picks the nearest in size from
+HELD_TRIES = 16  # takes that find a spare held before it is let go
 BLOCK = 4096
 # A lease broken in the instant it is held (nobody opens a spare) signals its holder: with a
 # signal ignored unless handled (SIGIO, the default, would end the process).
@@ -47,33 +49,55 @@ class Spares:
     def __init__(self, git_dir: Path) -> None:
         self.dir = os.path.join(git_dir, DIR)
         self._sizes: dict[str, int] | None = None  # name -> bytes, of what is in the folder
+        self._held: dict[str, int] = {}  # name -> takes that found the spare held
 
     def take(self, size: int = 0) -> tuple[int, str] | None:
         """An open (read-write) spare that nobody else uses, still named in the spare folder,
         and its path; None when there is none. Of the oldest few (the likeliest to be let go
         of), the one nearest `size` in blocks: making a file shorter by whole blocks frees them
-        and waits for their write-out (measured at 0.5 ms), longer allocates them."""
+        and waits for their write-out (measured at 0.5 ms), longer allocates them.
+
+        A spare still held (a pack a roll-up removed a moment ago, which this process's libgit2
+        handle maps until it is opened again; an old index a person's git reads) stays a spare,
+        behind the others, and is tried again later: letting it go freed its inode, and every
+        inode freed makes each later allocation dearer (above), while a new one was made in its
+        place. One held through HELD_TRIES takes is let go."""
         if not _leases:
             return None
         sizes = self._list()
-        while sizes:
-            name = _nearest(sizes, size)
-            del sizes[name]
-            path = os.path.join(self.dir, name)
-            try:
-                fd = os.open(path, os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW)
-            except FileNotFoundError:
-                continue
-            except OSError:  # not ours to write (a read-only pack of git's): let it go
-                with contextlib.suppress(OSError):
-                    os.unlink(path)
-                continue
-            if _alone(fd):
-                return fd, path
-            os.close(fd)
-            with contextlib.suppress(OSError):
-                os.unlink(path)  # in use: freed when its reader lets go
+        held: dict[str, int] = {}
+        try:
+            while sizes and len(held) < LOOK:
+                name = _nearest(sizes, size)
+                have = sizes.pop(name)
+                path = os.path.join(self.dir, name)
+                try:
+                    fd = os.open(path, os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW)
+                except FileNotFoundError:
+                    self._held.pop(name, None)
+                    continue
+                except OSError:  # not ours to write (a read-only pack of git's): let it go
+                    self._let_go(path)
+                    continue
+                state = _state(fd)
+                if state is _State.ALONE:
+                    self._held.pop(name, None)
+                    return fd, path
+                os.close(fd)
+                tries = self._held.get(name, 0) + 1
+                if state is _State.HELD and tries < HELD_TRIES:
+                    self._held[name] = tries
+                    held[name] = have
+                else:
+                    self._held.pop(name, None)
+                    self._let_go(path)  # in use for long, or not a lone file: freed when let go
+        finally:
+            sizes.update(held)  # after the others: the oldest are tried first
         return None
+
+    def _let_go(self, path: str) -> None:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
 
     def give_back(self, fd: int | None, path: str) -> None:
         """A spare taken but not placed (closed here when `fd` is given)."""
@@ -203,23 +227,30 @@ def fill(fd: int, data: bytes, mode: int = 0o644) -> None:
         os.ftruncate(fd, len(data))
 
 
-def _alone(fd: int) -> bool:
-    """True when the regular file `fd` has one name and no other open file or mapping: the
-    kernel grants a write lease only then (held for this instant)."""
+class _State(enum.Enum):
+    ALONE = "alone"  # one name, nobody else has it open or mapped: ours to write
+    HELD = "held"  # open or mapped by someone (the kernel refused the lease for that)
+    UNFIT = "unfit"  # another name, not a regular file, or leases refused here for good
+
+
+def _state(fd: int) -> _State:
+    """Whether the file `fd` has one name and no other open file or mapping: the kernel
+    grants a write lease only then (held for this instant)."""
     global _leases
     try:
         st = os.fstat(fd)
     except OSError:
-        return False
+        return _State.UNFIT
     if st.st_nlink != 1 or not stat.S_ISREG(st.st_mode) or not _leases:
-        return False
+        return _State.UNFIT
     try:
         fcntl.fcntl(fd, _F_SETSIG, _LEASE_SIGNAL)
         fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_WRLCK)
     except OSError as exc:
-        if exc.errno not in (errno.EAGAIN, errno.EBUSY):  # not "in use": never again here
-            _leases = False
-        return False
+        if exc.errno in (errno.EAGAIN, errno.EBUSY):
+            return _State.HELD
+        _leases = False  # not "in use": never again here
+        return _State.UNFIT
     with contextlib.suppress(OSError):
         fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
-    return True
+    return _State.ALONE

@@ -72,6 +72,45 @@ def test_a_file_another_process_has_mapped_is_never_written_again(tmp_path: Path
     assert target.read_bytes() == b"new 5\n"
 
 
+def test_a_spare_someone_holds_stays_a_spare_and_is_written_once_let_go(tmp_path: Path) -> None:
+    pool = spares.Spares(tmp_path)
+    target = tmp_path / "index"
+    target.write_bytes(b"what the reader mapped\n")
+    reader = subprocess.Popen([sys.executable, "-c", READER, str(target)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert reader.stdout is not None and reader.stdout.readline() == "mapped\n"
+        mapped = target.stat().st_ino
+        for i in range(4):  # each take finds it held: it stays a spare, not freed
+            with lockfile.replacing(target, spares=pool) as fd:
+                lockfile.put(fd, b"new %d\n" % i)
+            assert target.stat().st_ino != mapped and mapped in spare_inodes(tmp_path)
+        out, _ = reader.communicate("go\n", timeout=30)
+    finally:
+        reader.kill()
+    assert out == "what the reader mapped\n"
+    written = set()
+    for i in range(4):  # let go of: its inode is written again
+        with lockfile.replacing(target, spares=pool) as fd:
+            lockfile.put(fd, b"later %d\n" % i)
+        written.add(target.stat().st_ino)
+    assert mapped in written and target.read_bytes() == b"later 3\n"
+
+
+def test_a_spare_held_for_long_is_let_go(tmp_path: Path) -> None:
+    pool = spares.Spares(tmp_path)
+    held = tmp_path / "old-pack"
+    held.write_bytes(b"mapped for good\n")
+    with open(held, "rb") as reader:  # an open file: the kernel refuses the lease
+        pool.remove(str(held))
+        for _ in range(spares.HELD_TRIES - 1):
+            assert pool.take() is None
+        assert len(spare_inodes(tmp_path)) == 1  # still a spare, tried again each time
+        assert pool.take() is None
+        assert spare_inodes(tmp_path) == set()  # let go: freed when its reader closes it
+        assert reader.read() == b"mapped for good\n"
+
+
 def test_a_held_lock_is_not_taken_with_a_spare_and_the_spare_stays(tmp_path: Path) -> None:
     pool = spares.Spares(tmp_path)
     target = tmp_path / "main"
