@@ -60,6 +60,27 @@ def test_a_commit_is_one_pack_that_git_verifies(repo):
     fsck(repo)
 
 
+def test_a_big_tree_is_stored_uncompressed_and_git_reads_it(repo):
+    files = {f"big/file-{i:04d}.md": b"# note %d\n\nsome prose to compress, " % i * 20
+             for i in range(200)}
+    repo.commit(Changeset(files, "a folder of 200 files"), SIG)
+    big = git(repo.path, "rev-parse", "main:big").strip()
+    (name,) = pack_names(repo) - {n for n in pack_names(repo) if big not in
+                                  git(repo.path, "verify-pack", "-v",
+                                      str(pack_dir(repo) / f"{n}.idx"))}
+    listing = git(repo.path, "verify-pack", "-v", str(pack_dir(repo) / f"{name}.idx"))
+    rows = {cols[0]: cols for cols in (line.split() for line in listing.splitlines())
+            if len(cols) >= 5 and len(cols[0]) == 40}
+    size, in_pack = int(rows[big][2]), int(rows[big][3])
+    assert size > packs.STORED_TREE and in_pack > size  # stored: its bytes and zlib's framing
+    blob = git(repo.path, "rev-parse", "main:big/file-0007.md").strip()
+    assert int(rows[blob][3]) < int(rows[blob][2])  # a file's bytes are still compressed
+    assert len(git(repo.path, "ls-tree", "main:big").splitlines()) == 200
+    assert git(repo.path, "cat-file", "-p", "main:big/file-0007.md").startswith("# note 7\n")
+    assert repo.read_blob(repo.tip(), "big/file-0199.md") == files["big/file-0199.md"]
+    fsck(repo)
+
+
 @pytest.mark.parametrize("name,email,offset", [
     ("tester", "tester@example.com", 0),
     ("Zoë Ångström", "zoe@例え.jp", 330),
