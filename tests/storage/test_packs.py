@@ -65,10 +65,9 @@ def test_a_big_tree_is_stored_uncompressed_and_git_reads_it(repo):
              for i in range(200)}
     repo.commit(Changeset(files, "a folder of 200 files"), SIG)
     big = git(repo.path, "rev-parse", "main:big").strip()
-    (name,) = pack_names(repo) - {n for n in pack_names(repo) if big not in
-                                  git(repo.path, "verify-pack", "-v",
-                                      str(pack_dir(repo) / f"{n}.idx"))}
-    listing = git(repo.path, "verify-pack", "-v", str(pack_dir(repo) / f"{name}.idx"))
+    listings = (git(repo.path, "verify-pack", "-v", str(idx))
+                for idx in pack_dir(repo).glob("pack-*.idx"))
+    listing = next(out for out in listings if big in out)  # the commit's pack
     rows = {cols[0]: cols for cols in (line.split() for line in listing.splitlines())
             if len(cols) >= 5 and len(cols[0]) == 40}
     size, in_pack = int(rows[big][2]), int(rows[big][3])
