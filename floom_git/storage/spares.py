@@ -77,7 +77,7 @@ class Spares:
                     self._held.pop(name, None)
                     continue
                 except OSError:  # not ours to write (a read-only pack of git's): let it go
-                    self._let_go(path)
+                    self._let_go(name)
                     continue
                 state = _state(fd)
                 if state is _State.ALONE:
@@ -89,15 +89,15 @@ class Spares:
                     self._held[name] = tries
                     held[name] = have
                 else:
-                    self._held.pop(name, None)
-                    self._let_go(path)  # in use for long, or not a lone file: freed when let go
+                    self._let_go(name)  # in use for long, or not a lone file: freed when let go
         finally:
             sizes.update(held)  # after the others: the oldest are tried first
         return None
 
-    def _let_go(self, path: str) -> None:
+    def _let_go(self, name: str) -> None:
+        self._held.pop(name, None)
         with contextlib.suppress(OSError):
-            os.unlink(path)
+            os.unlink(os.path.join(self.dir, name))
 
     def give_back(self, fd: int | None, path: str) -> None:
         """A spare taken but not placed (closed here when `fd` is given)."""
