@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pygit2
+from pygit2.enums import ObjectType
 
 from floom_git.storage import spares
 from floom_git.storage.new_files import NewBytes
@@ -93,7 +94,7 @@ class Objects:
         for oid, (kind, data) in self._by_id.items():
             # Level 1, as git and libgit2 compress loose objects (core.looseCompression); a big
             # tree is stored (level 0, see STORED_TREE).
-            level = 0 if kind == 2 and len(data) > STORED_TREE else 1
+            level = 0 if kind == ObjectType.TREE and len(data) > STORED_TREE else 1
             entries.append((oid, _header(kind, len(data)) + zlib.compress(data, level)))
         self._by_id = {}
         return _write(git_dir / "objects" / "pack", entries)
