@@ -20,7 +20,7 @@ from tests.conftest import SECRET, add_member, git
 from tests.http.test_runs import RESULT_OK, yml
 
 WS = "team"
-WRITES = 60
+AFTER_MOVE = 10  # writes the writer still makes once the route points at the new node
 
 
 def node_settings(data, remote: str) -> Settings:
@@ -59,9 +59,12 @@ async def test_a_workspace_moves_between_two_servers_losing_no_acknowledged_writ
     # A run before the move: its record must travel with the workspace (floom/runs).
     await make_worker_as(old, "echo", {**auth["old"], **headers})
 
+    # The writer runs until it has written AFTER_MOVE times on the new node, however fast the
+    # writes are; the route switches only after it has seen a 503 (no timing in the test).
     async def writer() -> None:
         nonlocal refused
-        for i in range(WRITES):
+        i = on_new = 0
+        while on_new < AFTER_MOVE:
             while True:
                 client, creds = route[WS]
                 resp = await client.put(
@@ -76,7 +79,9 @@ async def test_a_workspace_moves_between_two_servers_losing_no_acknowledged_writ
                     continue
                 assert resp.status == 200, await resp.text()
                 acknowledged.append(i)
+                on_new += client is new
                 break
+            i += 1
 
     writing = asyncio.create_task(writer())
     while len(acknowledged) < 10:
@@ -106,10 +111,16 @@ async def test_a_workspace_moves_between_two_servers_losing_no_acknowledged_writ
     # 3. the new node creates it from the mirror; 4. the route switches
     resp = await new.post("/api/workspaces", json={"id": WS}, headers=auth["new"])
     assert resp.status == 201, await resp.text()
+    end = time.monotonic() + 30
+    while not refused:  # the writer, still routed to the old node, is refused there
+        assert time.monotonic() < end and not writing.done()
+        await asyncio.sleep(0.01)
     route[WS] = (new, auth["new"])
     await asyncio.wait_for(writing, 60)
 
-    assert sorted(acknowledged) == list(range(WRITES)) and refused > 0
+    # Every write the writer saw acknowledged, in order, none skipped: AFTER_MOVE on the new
+    # node after at least one refusal on the old.
+    assert acknowledged == list(range(len(acknowledged))) and refused > 0
     moved = new.server.app[MANAGER].get(WS).path
     for i in acknowledged:
         assert git(moved, "show", f"main:contexts/company/note-{i}.md") == f"note {i}\n"
