@@ -83,7 +83,7 @@ class Row:
     note: str = ""
 
 
-def machine() -> str:
+def machine(data_on: str) -> str:
     cpu = "unknown CPU"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -97,7 +97,8 @@ def machine() -> str:
     ).stdout.strip()
     return (
         f"{os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}, {gitv}, "
-        f"{platform.system()} {platform.release()}, load average {os.getloadavg()[0]:.1f}"
+        f"{platform.system()} {platform.release()}, data on {data_on}, "
+        f"load average {os.getloadavg()[0]:.1f}"
     )
 
 
@@ -471,12 +472,13 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault(f"GIT_COMMITTER_{key}", value)
     work = Path(tempfile.mkdtemp(prefix="floom-bench-"))
     data = work / "data"
+    data_on = measure.filesystem(work)
     started = time.perf_counter()
     rows: list[Row] = []
     ratios: Ratios = {}
     servers: list[Server] = []
     try:
-        print(f"machine: {machine()}", flush=True)
+        print(f"machine: {machine(data_on)}", flush=True)
         print(f"preparing data in {work} ...", flush=True)
         fixtures.create_workspaces(data, ["default", "bench-writes", "bench-clone"])
         fixtures.add_history(data / "workspaces" / "default", sizes.history, sizes.workers)
@@ -515,7 +517,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(work, ignore_errors=True)
     print()
     print_table(rows)
-    print(f"\ntotal {time.perf_counter() - started:.0f} s; machine: {machine()}")
+    print(f"\ntotal {time.perf_counter() - started:.0f} s; machine: {machine(data_on)}")
     return check(ratios) if args.check else 0
 
 

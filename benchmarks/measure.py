@@ -54,6 +54,35 @@ async def _clients(
         await asyncio.gather(*(s.close() for s in sessions))
 
 
+def filesystem(path: Path) -> str:
+    """What holds `path`, e.g. "ext4 without a journal (vda)". It moves a write's CPU: on ext4
+    without a journal, allocating an inode steps past every inode freed nearby in the last
+    minutes (measured 2.2 against 2.8-3.6 ms per write on one VM, same code)."""
+    dev = os.stat(path).st_dev
+    wanted = f"{os.major(dev)}:{os.minor(dev)}"
+    kind = "unknown file system"
+    try:
+        for line in Path("/proc/self/mountinfo").read_text().splitlines():
+            fields = line.split()
+            if fields[2] == wanted and " - " in line:
+                kind = line.split(" - ", 1)[1].split()[0]
+                break
+        name = os.path.basename(os.readlink(f"/sys/dev/block/{wanted}"))
+    except OSError:
+        return kind
+    if kind in ("ext3", "ext4"):
+        journal = any(entry.startswith(f"{name}-") for entry in _listdir("/proc/fs/jbd2"))
+        return f"{kind} {'with' if journal else 'without'} a journal ({name})"
+    return f"{kind} ({name})"
+
+
+def _listdir(folder: str) -> list[str]:
+    try:
+        return os.listdir(folder)
+    except OSError:
+        return []
+
+
 def cpu_seconds(pid: int) -> float | None:
     """CPU time (user + system) used so far by process `pid` and its waited-for children (its git
     subprocesses); None where /proc is missing. On a shared machine CPU per operation is far

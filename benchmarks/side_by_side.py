@@ -76,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault(f"GIT_AUTHOR_{key}", value)
         os.environ.setdefault(f"GIT_COMMITTER_{key}", value)
     trees = (args.old.resolve(), args.new.resolve())
+    print(f"data on {measure.filesystem(Path(tempfile.gettempdir()))}", flush=True)
     halves = measure_pair(trees, args.clients, args.rounds, args.writes)
     rows = [row for half in halves for row in half]
     cpu = [new / old for old, _, new, _ in rows]

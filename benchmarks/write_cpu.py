@@ -29,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="floom-write-cpu-"))
     data = work / "data"
+    print(f"data on {measure.filesystem(work)}", flush=True)
     try:
         fixtures.create_workspaces(data, ["bench-writes"])
         server = start_floom(data, work / "floom.log")

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks import measure
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -56,7 +58,7 @@ def test_run_bench_quick_prints_table_and_holds_the_floors():
         "agent loop overhead per step, anthropic",
     ):
         assert row in out, out
-    assert "| measure" in out and "machine:" in out
+    assert "| measure" in out and "machine:" in out and ", data on " in out
     assert "regression guard" in out and "FAIL" not in out
 
 
@@ -81,7 +83,19 @@ def test_side_by_side_serves_both_trees_and_swaps_their_data_halfway():
         [sys.executable, "-m", "benchmarks.side_by_side", str(ROOT), str(ROOT), "--rounds", "1",
          "--writes", "5"], cwd=ROOT, capture_output=True, text=True, timeout=280, check=False)
     assert done.returncode == 0, (done.stdout[-3000:], done.stderr[-3000:])
-    ratio, old, new = done.stdout.strip().splitlines()
+    data_on, ratio, old, new = done.stdout.strip().splitlines()
+    assert data_on.startswith("data on ")
     assert ratio.startswith("new/old server CPU per write, 1 client(s): median ")
     assert "(halves " in ratio and ratio.count(", ") >= 2
     assert old.startswith("old: CPU ") and new.startswith("new: CPU ")
+
+
+def test_the_bench_names_the_file_system_under_its_data(tmp_path):
+    """A write's CPU depends on it (ext4 without a journal: benchmarks/measure.py)."""
+    kind = measure.filesystem(tmp_path)
+    assert kind != "unknown file system"
+    assert f" - {kind.split()[0]} " in Path("/proc/self/mountinfo").read_text()
+    if kind.startswith(("ext3", "ext4")):
+        assert " a journal (" in kind, kind
+    if Path("/dev/shm").is_dir():
+        assert measure.filesystem(Path("/dev/shm")).startswith("tmpfs")
