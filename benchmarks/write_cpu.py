@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         fixtures.create_workspaces(data, ["bench-writes"])
         server = start_floom(data, work / "floom.log")
         try:
-            measure.write_seconds(server, 1, 20, "warm")
+            measure.warm_and_quiet(server)
             for clients in (1, 8):
                 spy = None
                 if args.profile is not None and clients == args.profile_clients:
