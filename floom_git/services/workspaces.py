@@ -34,7 +34,7 @@ from floom_git.services.events import EventBus
 from floom_git.services.moves import Moved, Moves
 from floom_git.services.registry import WorkerRegistry
 from floom_git.services.run_records import Hooks, RunStore
-from floom_git.storage import history, private, repo_info
+from floom_git.storage import block_groups, history, private, repo_info
 from floom_git.storage.atomic import atomic_write
 from floom_git.storage.repo import MAIN, CommitResult, WorkspaceRepo
 from floom_git.storage.writer import Writer
@@ -206,8 +206,7 @@ class WorkspaceManager:
 
     def open_all(self) -> None:
         """Open every workspace on disk, finishing any interrupted working-tree sync."""
-        root = self.settings.workspaces_dir
-        root.mkdir(parents=True, exist_ok=True)
+        root = self._root()
         for child in sorted(root.iterdir()):
             if child.name.startswith((".creating-", ".deleting-")):
                 shutil.rmtree(child, ignore_errors=True)  # a create or delete that crashed midway
@@ -216,6 +215,14 @@ class WorkspaceManager:
                     self._open(child.name)
                 except Exception as exc:  # one workspace's contents never stop the server
                     self.fence(child.name, exc)
+
+    def _root(self) -> Path:
+        """The workspaces folder, made when missing; each workspace made in it gets a block
+        group of its own where the file system can tell (storage/block_groups.py)."""
+        root = self.settings.workspaces_dir
+        root.mkdir(parents=True, exist_ok=True)
+        block_groups.mark_top(root)
+        return root
 
     def fence(self, ws_id: str, exc: BaseException) -> None:
         """Take workspace `ws_id` out of service: its routes answer 503 naming `exc`."""
@@ -294,7 +301,7 @@ class WorkspaceManager:
         target = self.settings.workspaces_dir / ws_id
         if ws_id in self._spaces or target.exists():
             raise Conflict(f"Workspace {ws_id} already exists")
-        tmp = self.settings.workspaces_dir / f".creating-{ws_id}-{os.getpid()}"
+        tmp = self._root() / f".creating-{ws_id}-{os.getpid()}"
         files = template_files(self.settings.template_dir, ws_id, meta)
         reused = ws_id in private.read_json(self.settings.system_dir / DELETED_FILE)
         if reused and mirror.remote_for(self.settings.git_remote, ws_id):
