@@ -19,8 +19,9 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
+import threading
 import zlib
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,7 @@ _IDX_MAGIC = b"\377tOc\0\0\0\2"
 STORED_TREE = 4096
 _NOT_OURS: set[tuple[str, str]] = set()  # (pack folder, name) of packs with deltas
 _SIZES: dict[str, int] = {}  # "<pack folder>/<name>": size of the .pack
+WRITTEN_BYTES = 4 << 20  # the entries of packs written lately, kept for their roll-up
 
 
 def object_id(kind: int, data: bytes) -> bytes:
@@ -204,25 +206,28 @@ def _merge(folder: Path, bases: list[str]) -> bool:
     entries: dict[bytes, bytes] = {}
     rolled = []
     for base in sorted(bases):
-        try:
-            found = _entries(folder, base)
-        except FileNotFoundError:
-            continue
+        found = _WRITTEN.take(f"{folder}/{base}")
+        if found is None:
+            try:
+                found = _entries(folder, base)
+            except FileNotFoundError:
+                continue
         if found is None:
             _NOT_OURS.add((str(folder), base))
             continue
         for oid, raw in found:
             entries.setdefault(oid, raw)
-        rolled.append(base)
+        rolled.append((base, len(found)))
     if len(rolled) < 2:
         return False
-    new = _write(folder, list(entries.items()))
+    new = _write(folder, list(entries.items()), remember=False)
     spare = spares.of(folder.parent.parent)
-    for base in rolled:
+    for base, count in rolled:
         if base == new:
             continue
-        for ext in (".idx", ".pack"):  # the index first: nobody opens a pack without one
-            spare.remove(str(folder / (base + ext)))  # its inode kept for a later pack
+        # The index first: nobody opens a pack without one. Each inode is kept for a later pack.
+        spare.remove(str(folder / (base + ".idx")), size=_idx_size(count))
+        spare.remove(str(folder / (base + ".pack")), size=_SIZES.get(f"{folder}/{base}"))
     return True
 
 
@@ -252,8 +257,9 @@ def _entries(folder: Path, base: str) -> list[tuple[bytes, bytes]] | None:
     return out
 
 
-def _write(folder: Path, entries: list[tuple[bytes, bytes]]) -> str:
-    """Write a pack of (id, raw entry) and its index; the pack's name, pack-<checksum>."""
+def _write(folder: Path, entries: list[tuple[bytes, bytes]], *, remember: bool = True) -> str:
+    """Write a pack of (id, raw entry) and its index; the pack's name, pack-<checksum>. With
+    `remember`, its entries are kept for the roll-up that will copy them (_Written)."""
     parts = [b"PACK", struct.pack(">II", 2, len(entries))]
     table = []
     offset = 12
@@ -294,7 +300,48 @@ def _write(folder: Path, entries: list[tuple[bytes, bytes]]) -> str:
         finally:
             new.close()
     _written(str(folder), len(data))
+    if remember and len(data) < ROLL_MAX:
+        _WRITTEN.put(f"{folder}/{base}", entries, len(data))
     return base
+
+
+def _idx_size(count: int) -> int:
+    """The size of a version-2 index of `count` objects with 32-bit offsets (as written here)."""
+    return 1032 + 28 * count + 40
+
+
+class _Written:
+    """The entries of the packs written lately ("<pack folder>/<name>": entries), newest last,
+    within WRITTEN_BYTES: a roll-up copies them without reading the pack and its index back
+    (they are what was written, and a pack's name is its checksum). Writers of different
+    workspaces share it from their threads."""
+
+    def __init__(self) -> None:
+        self._packs: OrderedDict[str, tuple[list[tuple[bytes, bytes]], int]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def put(self, key: str, entries: list[tuple[bytes, bytes]], size: int) -> None:
+        with self._lock:
+            self._drop(key)
+            self._packs[key] = (entries, size)
+            self._bytes += size
+            while self._bytes > WRITTEN_BYTES:
+                self._drop(next(iter(self._packs)))
+
+    def take(self, key: str) -> list[tuple[bytes, bytes]] | None:
+        with self._lock:
+            kept = self._packs.get(key)
+            self._drop(key)
+        return kept[0] if kept is not None else None
+
+    def _drop(self, key: str) -> None:
+        kept = self._packs.pop(key, None)
+        if kept is not None:
+            self._bytes -= kept[1]
+
+
+_WRITTEN = _Written()
 
 
 def _header(kind: int, size: int) -> bytes:

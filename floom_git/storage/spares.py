@@ -24,8 +24,10 @@ import errno
 import fcntl
 import itertools
 import os
+import secrets
 import signal
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 DIR = "floom-spare"
@@ -39,6 +41,7 @@ BLOCK = 4096
 _F_SETSIG = getattr(fcntl, "F_SETSIG", 10)  # Linux only, as leases are
 _LEASE_SIGNAL = signal.SIGURG
 _NAMES = itertools.count()
+_RUN = secrets.token_hex(4)  # this process's spares, apart from an earlier one with its pid
 _leases = hasattr(fcntl, "F_SETLEASE")  # False once the kernel refused one for good
 _BY_DIR: dict[str, Spares] = {}
 
@@ -139,6 +142,19 @@ class Spares:
         """Add the inode of `path` to the spares under a second name, so that it is not freed
         when `path` is replaced (renamed over) or removed; False when the spares are full or
         `path` is not there (or spares cannot be used here)."""
+        return self._adopt(path, size, os.link)
+
+    def remove(self, path: str, *, size: int | None = None) -> None:
+        """Remove `path`, keeping its inode as a spare when there is room: one rename into the
+        spare folder (`size`, its size in bytes, when known, saves a stat)."""
+        if not self._adopt(path, size, os.rename):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+
+    def _adopt(self, path: str, size: int | None,
+               name_it: Callable[[str, str], None]) -> bool:
+        """Name the inode of `path` in the spare folder with `name_it` (link: `path` stays;
+        rename: it goes); False when there is no room or it could not be."""
         if not _leases:
             return False
         sizes = self._list()
@@ -149,31 +165,21 @@ class Spares:
         if len(sizes) >= KEEP or sum(sizes.values()) + size > KEEP_BYTES:
             return False
         for _ in range(3):
-            name = f"{os.getpid()}-{next(_NAMES)}"
+            name = f"{os.getpid()}-{_RUN}-{next(_NAMES)}"  # never a name a spare has
             try:
-                os.link(path, os.path.join(self.dir, name))
-            except FileExistsError:  # left by an earlier process of this pid
+                name_it(path, os.path.join(self.dir, name))
+            except FileExistsError:
                 continue
             except FileNotFoundError:
                 if not os.path.isdir(path) and os.path.exists(path):
                     os.makedirs(self.dir, exist_ok=True)
                     continue
                 return False
-            except OSError:  # no hard links here
+            except OSError:  # no hard links here, or not a file
                 return False
             sizes[name] = size
             return True
         return False
-
-    def remove(self, path: str) -> None:
-        """Remove `path`, keeping its inode as a spare when there is room."""
-        try:
-            size = os.stat(path).st_size
-        except FileNotFoundError:
-            return
-        self.keep(path, size=size)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
 
     def _list(self) -> dict[str, int]:
         if self._sizes is None:

@@ -233,3 +233,36 @@ def test_own_packs_fill_a_tier_and_are_rolled_up_at_once(tmp_path):
     objects.add(3, b"last blob\n")
     objects.write(git_dir)
     assert packs.roll_up(git_dir)  # the counts say the tier is full: listed and rolled now
+
+
+def test_a_roll_up_of_packs_written_here_copies_what_it_remembers_byte_for_byte(tmp_path):
+    """A roll-up takes the entries of packs this process wrote from memory (no read back); the
+    pack it makes is the very one a roll-up reading them from disk makes."""
+    made = {}
+    for how in ("remembered", "read back"):
+        git_dir = Path(pygit2.init_repository(str(tmp_path / how)).path)
+        for i in range(packs.TIER_FULL):
+            objects = packs.Objects()
+            objects.add(3, b"blob %d\n" % i)
+            objects.add(2, b"100644 f\0" + packs.object_id(3, b"blob %d\n" % i))
+            name = objects.write(git_dir)
+            if how == "read back":
+                assert packs._WRITTEN.take(f"{git_dir / 'objects' / 'pack'}/{name}") is not None
+        assert packs.roll_up(git_dir)
+        (made[how],) = [p.name for p in (git_dir / "objects" / "pack").glob("*.pack")]
+        assert "error" not in git(git_dir, "verify-pack", "-v", *[
+            str(p) for p in (git_dir / "objects" / "pack").glob("*.idx")])
+    assert made["remembered"] == made["read back"]
+
+
+def test_remembered_packs_stay_within_their_bytes(tmp_path, monkeypatch):
+    monkeypatch.setattr(packs, "WRITTEN_BYTES", 3000)
+    git_dir = Path(pygit2.init_repository(str(tmp_path / "r")).path)
+    folder = git_dir / "objects" / "pack"
+    names = []
+    for i in range(6):
+        objects = packs.Objects()
+        objects.add(3, os.urandom(900))  # about 920 bytes a pack: three fit
+        names.append(objects.write(git_dir))
+    kept = [n for n in names if packs._WRITTEN.take(f"{folder}/{n}") is not None]
+    assert kept == names[-3:]  # the newest, which the next roll-up takes

@@ -6,6 +6,7 @@ not keep removed packs mapped."""
 from __future__ import annotations
 
 import gc
+import os
 import subprocess
 import sys
 import weakref
@@ -198,3 +199,21 @@ def test_a_new_file_takes_the_spare_nearest_its_size_in_blocks(tmp_path: Path) -
     big = tmp_path / "merged"
     assert pool.create(str(big), b"m" * 36_000)
     assert big.stat().st_ino == inodes["big"] and big.read_bytes() == b"m" * 36_000
+
+
+def test_a_removed_file_is_renamed_into_the_spares_and_never_takes_an_older_spares_name(
+    tmp_path: Path,
+) -> None:
+    pool = spares.Spares(tmp_path)
+    folder = tmp_path / spares.DIR
+    folder.mkdir()
+    earlier = folder / f"{os.getpid()}-0"  # a spare an earlier process of this pid left
+    earlier.write_bytes(b"earlier")
+    pack = tmp_path / "pack-1.pack"
+    pack.write_bytes(b"p" * 100)
+    inode = pack.stat().st_ino
+    pool.remove(str(pack), size=100)  # the size known: no stat needed
+    assert not pack.exists()
+    assert earlier.read_bytes() == b"earlier"
+    assert inode in spare_inodes(tmp_path)
+    assert pool.take(100) is not None  # and it is taken again for a new file
