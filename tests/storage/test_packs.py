@@ -260,7 +260,7 @@ def test_remembered_packs_stay_within_their_bytes(tmp_path, monkeypatch):
     git_dir = Path(pygit2.init_repository(str(tmp_path / "r")).path)
     folder = git_dir / "objects" / "pack"
     names = []
-    for i in range(6):
+    for _ in range(6):
         objects = packs.Objects()
         objects.add(3, os.urandom(900))  # about 920 bytes a pack: three fit
         names.append(objects.write(git_dir))
