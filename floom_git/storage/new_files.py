@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+from collections.abc import Callable
 
 TEMP_PREFIX = ".floom-"
 _NAMES = itertools.count()  # names of temporary files: .floom-new-<pid>-<n>
@@ -24,9 +25,12 @@ class NewBytes:
     """`data` in a file of its own, ready to be linked into place; close() drops what was not
     placed."""
 
-    def __init__(self, data: bytes, executable: bool, folder: str, scratch: str) -> None:
+    def __init__(self, data: bytes, executable: bool, folder: str,
+                 scratch: Callable[[], str]) -> None:
+        """`scratch()` names the folder of a named temporary file, asked only where unnamed
+        files cannot be made."""
         self.fd = _unnamed(data, executable, folder)
-        self.path = None if self.fd is not None else _named(data, executable, scratch)
+        self.path = None if self.fd is not None else _named(data, executable, scratch())
 
     def link(self, full: str) -> bool:
         """Create `full` with these bytes only if nothing is there."""
@@ -104,7 +108,7 @@ def _link_fd(fd: int, full: str) -> None:
 
 def _unnamed(data: bytes, executable: bool, folder: str) -> int | None:
     flag = getattr(os, "O_TMPFILE", None)
-    if flag is None or not os.path.isdir(_PROC_FD):
+    if flag is None or not _proc_fd():
         return None
     try:
         fd = os.open(folder, flag | os.O_WRONLY, 0o600)
@@ -116,6 +120,15 @@ def _unnamed(data: bytes, executable: bool, folder: str) -> int | None:
         os.close(fd)
         raise
     return fd
+
+
+_HAS_PROC_FD: list[bool] = []  # whether /proc/self/fd is there, once looked at
+
+
+def _proc_fd() -> bool:
+    if not _HAS_PROC_FD:
+        _HAS_PROC_FD.append(os.path.isdir(_PROC_FD))
+    return _HAS_PROC_FD[0]
 
 
 def _fill(fd: int, data: bytes, executable: bool) -> None:

@@ -294,7 +294,7 @@ def _write(folder: Path, entries: list[tuple[bytes, bytes]], *, remember: bool =
         target = str(folder / (base + ext))
         if spare.create(target, body):  # an inode of a removed pack nobody reads any more
             continue
-        new = NewBytes(body, False, str(folder), str(folder))
+        new = NewBytes(body, False, str(folder), lambda: str(folder))
         try:
             new.link(target)  # already there: the same bytes, by name
         finally:

@@ -325,8 +325,10 @@ class _Disk:
         never replaces a file a person saved in that instant; theirs is put back otherwise."""
         full = self.full(rel)
         folder = os.path.dirname(full)
-        os.makedirs(folder, exist_ok=True)
-        new = NewBytes(data, executable, folder, self._temp_dir(folder))
+        parent = rel.rpartition("/")[0]
+        if parent and parent not in self._folders:  # not seen as a real folder just now
+            os.makedirs(folder, exist_ok=True)
+        new = NewBytes(data, executable, folder, lambda: self._temp_dir(folder))
         try:
             if expected is None:
                 return new.link(full)
