@@ -12,6 +12,7 @@ git folder, which the watcher never sees) or beside the target.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import os
 from collections.abc import Callable
@@ -122,13 +123,10 @@ def _unnamed(data: bytes, executable: bool, folder: str) -> int | None:
     return fd
 
 
-_HAS_PROC_FD: list[bool] = []  # whether /proc/self/fd is there, once looked at
-
-
+@functools.cache
 def _proc_fd() -> bool:
-    if not _HAS_PROC_FD:
-        _HAS_PROC_FD.append(os.path.isdir(_PROC_FD))
-    return _HAS_PROC_FD[0]
+    """/proc/self/fd is there (looked at once)."""
+    return os.path.isdir(_PROC_FD)
 
 
 def _fill(fd: int, data: bytes, executable: bool) -> None:
