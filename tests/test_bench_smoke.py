@@ -39,6 +39,7 @@ def test_run_bench_quick_prints_table_and_holds_the_floors():
     for row in (
         "API writes/s, 1 client",
         "API writes/s, 8 clients",
+        "creating a file where each writes",
         "GET /workers,",
         "GET /workers/{id}/versions",
         "a write before each read",
@@ -99,3 +100,13 @@ def test_the_bench_names_the_file_system_under_its_data(tmp_path):
         assert " a journal (" in kind, kind
     if Path("/dev/shm").is_dir():
         assert measure.filesystem(Path("/dev/shm")).startswith("tmpfs")
+
+
+def test_the_bench_times_creating_a_file_where_each_server_writes(tmp_path):
+    """The files stay (removing them would make the next creations there dearer)."""
+    took = measure.file_creation_us(tmp_path / "probe", n=16)
+    assert 0 < took < 1_000_000
+    assert sorted(p.name for p in (tmp_path / "probe").iterdir()) == sorted(
+        f"f{i}" for i in range(16))
+    with pytest.raises(FileExistsError):  # a new folder each time: never one with holes
+        measure.file_creation_us(tmp_path / "probe", n=1)
