@@ -17,6 +17,7 @@ import os
 import shutil
 import statistics
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 from benchmarks import fixtures, measure, server
@@ -78,18 +79,33 @@ def main(argv: list[str] | None = None) -> int:
     trees = (args.old.resolve(), args.new.resolve())
     print(f"data on {measure.filesystem(Path(tempfile.gettempdir()))}", flush=True)
     halves = measure_pair(trees, args.clients, args.rounds, args.writes)
-    rows = [row for half in halves for row in half]
-    cpu = [new / old for old, _, new, _ in rows]
-    wall = [new / old for _, old, _, new in rows]
-    each = ", ".join(f"{statistics.median(new / old for old, _, new, _ in half):.3f}"
-                     for half in halves)
-    print(f"new/old server CPU per write, {args.clients} client(s): median "
-          f"{statistics.median(cpu):.3f} (halves {each}); time per write: median "
-          f"{statistics.median(wall):.3f}")
-    for name, at in (("old", 0), ("new", 2)):
-        print(f"{name}: CPU {statistics.median(r[at] for r in rows):.2f} ms, time "
-              f"{statistics.median(r[at + 1] for r in rows):.2f} ms per write (medians)")
+    for line in report(halves, args.clients):
+        print(line)
     return 0
+
+
+def report(halves: list[list[tuple[float, float, float, float]]], clients: int) -> list[str]:
+    """The lines printed: new/old medians over all rounds and per half, then each side's. CPU
+    is counted in clock ticks (10 ms): a round too short to show any on the old side has no
+    CPU ratio, and a median of none is "n/a", never a division by zero."""
+    rows = [row for half in halves for row in half]
+    each = ", ".join(_median(_ratio(new, old) for old, _, new, _ in half) for half in halves)
+    lines = [f"new/old server CPU per write, {clients} client(s): median "
+             f"{_median(_ratio(new, old) for old, _, new, _ in rows)} (halves {each}); time "
+             f"per write: median {_median(_ratio(new, old) for _, old, _, new in rows)}"]
+    for name, at in (("old", 0), ("new", 2)):
+        lines.append(f"{name}: CPU {statistics.median(r[at] for r in rows):.2f} ms, time "
+                     f"{statistics.median(r[at + 1] for r in rows):.2f} ms per write (medians)")
+    return lines
+
+
+def _ratio(new: float, old: float) -> float | None:
+    return new / old if old > 0 else None
+
+
+def _median(values: Iterable[float | None]) -> str:
+    known = [v for v in values if v is not None]
+    return f"{statistics.median(known):.3f}" if known else "n/a"
 
 
 if __name__ == "__main__":

@@ -110,3 +110,19 @@ def test_the_bench_times_creating_a_file_where_each_server_writes(tmp_path):
         f"f{i}" for i in range(16))
     with pytest.raises(FileExistsError):  # a new folder each time: never one with holes
         measure.file_creation_us(tmp_path / "probe", n=1)
+
+
+def test_side_by_side_reports_rounds_too_short_to_show_cpu_as_n_a():
+    """CPU comes in 10 ms clock ticks: a round of a few fast writes can show none. The report
+    says n/a for what it cannot tell, and still gives the rest (no division by zero)."""
+    from benchmarks.side_by_side import report
+
+    quiet = [[(0.0, 2.0, 0.0, 2.0), (0.0, 2.1, 2.0, 2.1)]] * 2
+    lines = report(quiet, 1)
+    assert lines[0] == ("new/old server CPU per write, 1 client(s): median n/a (halves n/a, "
+                        "n/a); time per write: median 1.000")
+    some = [[(0.0, 2.0, 2.0, 2.0), (2.0, 2.0, 1.0, 2.0)], [(4.0, 2.0, 2.0, 2.0)]]
+    assert report(some, 8)[0].startswith(
+        "new/old server CPU per write, 8 client(s): median 0.500 (halves 0.500, 0.500)")
+    assert report(some, 8)[1:] == ["old: CPU 2.00 ms, time 2.00 ms per write (medians)",
+                                   "new: CPU 2.00 ms, time 2.00 ms per write (medians)"]
