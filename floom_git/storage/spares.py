@@ -255,6 +255,8 @@ def _state(fd: int) -> _State:
     except OSError as exc:
         if exc.errno in (errno.EAGAIN, errno.EBUSY):
             return _State.HELD
+        if exc.errno in (errno.EACCES, errno.EPERM):  # another owner's file: this one only
+            return _State.UNFIT
         _leases = False  # not "in use": never again here
         return _State.UNFIT
     with contextlib.suppress(OSError):

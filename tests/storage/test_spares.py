@@ -6,9 +6,11 @@ not keep removed packs mapped."""
 from __future__ import annotations
 
 import gc
+import shutil
 import os
 import subprocess
 import sys
+import tempfile
 import weakref
 from pathlib import Path
 
@@ -217,3 +219,40 @@ def test_a_removed_file_is_renamed_into_the_spares_and_never_takes_an_older_spar
     assert earlier.read_bytes() == b"earlier"
     assert inode in spare_inodes(tmp_path)
     assert pool.take(100) is not None  # and it is taken again for a new file
+
+
+OTHER_OWNER = """
+import os, sys
+from floom_git.storage import spares
+os.setgid(65534)
+os.setuid(65534)  # a server that is not root: leases only on its own files
+pool = spares.Spares(sys.argv[1])
+taken = pool.take(10)
+print(spares._leases, taken is not None and os.path.basename(taken[1]))
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run a process as another user")
+def test_a_spare_another_user_owns_is_let_go_and_leases_stay_on(tmp_path: Path) -> None:
+    """A file of another owner (an index a person's git wrote, group-writable) is refused a
+    lease with EACCES: that one spare is let go, and spares stay in use for the rest."""
+    git_dir = Path(tempfile.mkdtemp())  # not under pytest's private folder: `nobody` walks it
+    try:
+        folder = git_dir / spares.DIR
+        folder.mkdir()
+        for where in (git_dir, folder):
+            where.chmod(0o777)
+        theirs = folder / "theirs"  # root's, writable by all; nearest the size asked
+        theirs.write_bytes(b"x" * 10)
+        theirs.chmod(0o666)
+        ours = folder / "ours"
+        ours.write_bytes(b"y" * 9000)
+        os.chown(ours, 65534, 65534)
+        done = subprocess.run([sys.executable, "-c", OTHER_OWNER, str(git_dir)],
+                              capture_output=True, text=True, check=False,
+                              cwd=Path(__file__).parents[2])
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.split() == ["True", "ours"]
+        assert not theirs.exists()  # let go: never written by a process that does not own it
+    finally:
+        shutil.rmtree(git_dir, ignore_errors=True)
