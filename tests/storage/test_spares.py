@@ -6,8 +6,8 @@ not keep removed packs mapped."""
 from __future__ import annotations
 
 import gc
-import shutil
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
