@@ -32,15 +32,6 @@ _GENERIC = sys.platform == "linux" and os.uname().machine in ("x86_64", "aarch64
 
 def mark_top(folder: Path) -> bool:
     """Set the TOPDIR flag on `folder` (kept when it is set); False where it cannot be."""
-    return _topdir(folder, set_it=True)
-
-
-def is_top(folder: Path) -> bool:
-    """`folder` carries the TOPDIR flag."""
-    return _topdir(folder, set_it=False)
-
-
-def _topdir(folder: Path, *, set_it: bool) -> bool:
     if not _GENERIC:
         return False
     try:
@@ -50,10 +41,9 @@ def _topdir(folder: Path, *, set_it: bool) -> bool:
     try:
         flags = array.array("i", [0, 0])  # room for a long, whichever the kernel writes
         fcntl.ioctl(fd, FS_IOC_GETFLAGS, flags)
-        if flags[0] & FS_TOPDIR_FL or not set_it:
-            return bool(flags[0] & FS_TOPDIR_FL)
-        flags[0] |= FS_TOPDIR_FL
-        fcntl.ioctl(fd, FS_IOC_SETFLAGS, flags)
+        if not flags[0] & FS_TOPDIR_FL:
+            flags[0] |= FS_TOPDIR_FL
+            fcntl.ioctl(fd, FS_IOC_SETFLAGS, flags)
         return True
     except OSError:  # not supported here (tmpfs, xfs, ...), or not ours to flag
         return False
